@@ -1,0 +1,88 @@
+"""Text classifiers: the weight-sharing supernet and the retrained child.
+
+Both are a :class:`TextClassifier`: frozen word embeddings -> stem -> functional encoder ->
+masked max-pool over time -> linear classifier. They differ only in how the encoder keys its op
+modules (see :mod:`src.models.encoder`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from src.models.encoder import CHILD, FunctionalEncoder, child_op_keys, supernet_op_keys
+from src.models.ops import zero_padded
+from src.space import Architecture, FunctionalSpace
+
+
+class Stem(nn.Module):
+    """Embedding (B, T, E) -> LayerNorm -> 1x1 conv to D -> zero pads -> ReLU -> dropout (B, T, D)."""
+
+    def __init__(self, emb_dim: int, dim: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(emb_dim)
+        self.proj = nn.Linear(emb_dim, dim)  # a kernel-1 conv over time, in (B, T, *) layout
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.dropout(torch.relu(zero_padded(self.proj(self.norm(emb)), mask)))
+
+
+class TextClassifier(nn.Module):
+    """Token ids (B, T) + mask (B, T) [+ architecture] -> logits (B, C).
+
+    Build with :meth:`supernet` or :meth:`child`. ``embeddings`` (V, E) are frozen unless
+    ``freeze_embeddings=False``; row 0 is the padding token.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, num_classes: int, encoder: FunctionalEncoder, dropout: float,
+                 freeze_embeddings: bool = True, arch: Architecture | None = None):
+        super().__init__()
+        self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=freeze_embeddings, padding_idx=0)
+        self.stem = Stem(embeddings.shape[1], encoder.dim, dropout)
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.dim, num_classes)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.02)
+        nn.init.zeros_(self.classifier.bias)
+        self.arch = arch
+
+    @classmethod
+    def supernet(cls, embeddings: torch.Tensor, num_classes: int, space: FunctionalSpace, dim: int = 64,
+                 heads: int = 8, dropout: float = 0.1, attn_dropout: float = 0.1, sharing: str = "full",
+                 freeze_embeddings: bool = True) -> "TextClassifier":
+        """Every module any architecture of ``space`` can use, keyed by ``sharing`` mode."""
+        encoder = FunctionalEncoder(dim, heads, space.num_layers, dropout, attn_dropout, sharing,
+                                    supernet_op_keys(space, sharing), range(space.num_layers))
+        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings)
+
+    @classmethod
+    def child(cls, embeddings: torch.Tensor, num_classes: int, arch: Architecture, dim: int = 256, heads: int = 8,
+              dropout: float = 0.1, attn_dropout: float = 0.1, freeze_embeddings: bool = True) -> "TextClassifier":
+        """A stand-alone model of ``arch``: its own module for every op application."""
+        attn_layers = [i for i, layer in enumerate(arch) if layer.kind == "attn"]
+        encoder = FunctionalEncoder(dim, heads, len(arch), dropout, attn_dropout, CHILD, child_op_keys(arch),
+                                    attn_layers)
+        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings, arch=arch)
+
+    def features(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The stem output (B, T, D); architecture-independent, so computable once per batch."""
+        return self.stem(self.embedding(tokens), mask)
+
+    def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked max-pool over time of the last node (B, T, D) -> logits (B, C)."""
+        pooled = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return self.classifier(pooled)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
+        arch = arch if arch is not None else self.arch
+        if arch is None:
+            raise ValueError("a supernet needs an architecture to run")
+        return self.head(self.encoder(self.features(tokens, mask), mask, arch), mask)
+
+    def used_parameters(self, arch: Architecture | None = None) -> dict[str, nn.Parameter]:
+        """``{name: parameter}`` of every trainable parameter ``arch`` uses (stem, ops, norms, classifier)."""
+        arch = arch if arch is not None else self.arch
+        out = {f"encoder.{k}": p for k, p in self.encoder.used_parameters(arch).items()}
+        for prefix, module in (("embedding", self.embedding), ("stem", self.stem), ("classifier", self.classifier)):
+            out.update({f"{prefix}.{n}": p for n, p in module.named_parameters()})
+        return {k: p for k, p in out.items() if p.requires_grad}

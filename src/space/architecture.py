@@ -1,0 +1,204 @@
+"""The architecture value: an immutable, hashable, serialisable list of functional layers.
+
+Node 0 is the stem output; layer ``i`` (0-based) reads earlier nodes and writes node ``i + 1``;
+the model output is the last node. A layer applies three searched ops to earlier nodes:
+
+* ``kind == "attn"``: Q = ``q_op(x[q_src])``, K = ``k_op(x[k_src])``, V = ``v_op(x[v_src])``,
+  then multi-head attention without learned projections.
+* ``kind == "add"``: ``q_op(x[q_src]) + k_op(x[k_src])``; the ``q`` slot is addend 1, the
+  ``k`` slot addend 2, and ``v_src``/``v_op`` are ``None``.
+
+Under the design priors (the paper's regularised space) ``q_src == i`` and ``k_src == v_src``;
+:class:`~src.space.space.FunctionalSpace` checks those rules, this module only holds values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from src.utils.errors import AutoAttendError, InvalidArchitectureError
+
+LAYER_KINDS = ("add", "attn")
+ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
+SLOTS = ("q", "k", "v")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One functional layer. See the module docstring for the meaning of each field."""
+
+    kind: str
+    q_src: int
+    q_op: str
+    k_src: int
+    k_op: str
+    v_src: int | None = None
+    v_op: str | None = None
+
+    @property
+    def prev(self) -> int:
+        """The second source node (the authors' ``prev``): K/V source, or addend 2's source."""
+        return self.k_src
+
+    def edges(self) -> list[tuple[str, int, str, str]]:
+        """``(slot, source node, op, role)`` for each op this layer applies, in slot order.
+
+        Roles are the *target context* of context-aware sharing: ``addend`` for both addends of
+        an ``add`` layer (they play the same role), ``q``/``k``/``v`` in an ``attn`` layer.
+        """
+        roles = ROLES[self.kind]
+        out = [("q", self.q_src, self.q_op, roles[0]), ("k", self.k_src, self.k_op, roles[1])]
+        if self.kind == "attn":
+            out.append(("v", self.v_src, self.v_op, roles[2]))
+        return out
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An ordered tuple of :class:`Layer`; hashable, so usable as a dict key or set member."""
+
+    layers: tuple[Layer, ...]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def node_kind(self, node: int) -> str | None:
+        """The kind of the layer that produced ``node``; ``None`` for the stem (node 0)."""
+        return None if node == 0 else self.layers[node - 1].kind
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain ``{"layers": [{...}, ...]}`` dict; ``None`` fields are left out."""
+        return {"layers": [{k: v for k, v in asdict(l).items() if v is not None} for l in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "architecture") -> "Architecture":
+        """Inverse of :meth:`to_dict`; also accepts the authors' list-of-5-tuples.
+
+        Raises :class:`InvalidArchitectureError` naming the layer and field on malformed input
+        (structure only; search-space rules are checked by ``FunctionalSpace.validate``).
+        """
+        if isinstance(data, list):
+            return from_authors(data)
+        if not isinstance(data, dict) or "layers" not in data:
+            raise InvalidArchitectureError(f"{source}: expected a mapping with a 'layers' list")
+        if not isinstance(data["layers"], list) or not data["layers"]:
+            raise InvalidArchitectureError(f"{source}: 'layers' must be a non-empty list")
+        layers = []
+        for i, raw in enumerate(data["layers"]):
+            if not isinstance(raw, dict):
+                raise InvalidArchitectureError(f"{source}: expected a mapping", layer=i)
+            unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
+            if unknown:
+                raise InvalidArchitectureError(f"{source}: unknown key", layer=i, field=sorted(unknown)[0])
+            kind = raw.get("kind")
+            if kind not in LAYER_KINDS:
+                raise InvalidArchitectureError(f"{source}: expected one of {LAYER_KINDS}, got {kind!r}", i, "kind")
+            required = ["q_src", "q_op", "k_src", "k_op"] + (["v_src", "v_op"] if kind == "attn" else [])
+            for key in required:
+                if key not in raw:
+                    raise InvalidArchitectureError(f"{source}: missing", layer=i, field=key)
+            for key in ("q_src", "k_src", "v_src"):
+                if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)):
+                    raise InvalidArchitectureError(f"{source}: expected an integer node index, got {raw[key]!r}", i, key)
+            for key in ("q_op", "k_op", "v_op"):
+                if key in raw and not isinstance(raw[key], str):
+                    raise InvalidArchitectureError(f"{source}: expected an op name, got {raw[key]!r}", i, key)
+            if kind == "add" and (raw.get("v_src") is not None or raw.get("v_op") is not None):
+                raise InvalidArchitectureError(f"{source}: an 'add' layer has no V", layer=i, field="v_op")
+            layers.append(Layer(kind=kind, q_src=raw["q_src"], q_op=raw["q_op"], k_src=raw["k_src"],
+                                k_op=raw["k_op"], v_src=raw.get("v_src"), v_op=raw.get("v_op")))
+        return cls(tuple(layers))
+
+    def to_json(self) -> str:
+        """Compact one-line JSON (used in ``population.jsonl``)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Architecture":
+        return cls.from_dict(json.loads(text))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "architecture") -> "Architecture":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise AutoAttendError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if isinstance(data, dict) and "arch" in data and "layers" not in data:
+            data = data["arch"]
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Architecture":
+        """Read a ``.yaml``/``.yml``/``.json`` architecture file (our format or the authors')."""
+        path = Path(path)
+        if not path.is_file():
+            raise AutoAttendError(f"architecture file not found: {path}")
+        return cls.from_yaml(path.read_text(), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        from src.utils.io import atomic_write_text
+
+        atomic_write_text(path, self.to_json() if str(path).endswith(".json") else self.to_yaml())
+
+    def __str__(self) -> str:
+        return " | ".join(
+            f"{l.kind}(q={l.q_op}@{l.q_src}, k={l.k_op}@{l.k_src}"
+            + (f", v={l.v_op}@{l.v_src})" if l.kind == "attn" else ")")
+            for l in self.layers
+        )
+
+
+# The authors' op indices (THUMNLab/AutoAttend, model/ops.py PRIMITIVES order).
+AUTHORS_OPS = ("zero", "identity", "conv1", "conv3", "maxpool3", "gru")
+AUTHORS_KINDS = ("add", "attn")
+
+
+def from_authors(rows: Iterable[Any]) -> Architecture:
+    """Import the authors' format: a list of ``[o1, prev, o2, o3, kind]`` per layer.
+
+    ``kind`` is 0 (add) or 1 (attn); ops are indices into :data:`AUTHORS_OPS`; ``o3`` is -1 in
+    add layers. Q/addend 1 is read from the preceding node, K/V/addend 2 from ``prev``.
+    """
+    layers = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)) or len(row) != 5 or not all(isinstance(v, int) for v in row):
+            raise InvalidArchitectureError(f"expected [o1, prev, o2, o3, kind] integers, got {row!r}", layer=i)
+        o1, prev, o2, o3, kind = row
+        if kind not in (0, 1):
+            raise InvalidArchitectureError(f"kind must be 0 (add) or 1 (attn), got {kind}", i, "kind")
+        for name, op in (("o1", o1), ("o2", o2)) + ((("o3", o3),) if kind == 1 else ()):
+            if not 0 <= op < len(AUTHORS_OPS):
+                raise InvalidArchitectureError(f"op index must be in 0..{len(AUTHORS_OPS) - 1}, got {op}", i, name)
+        if kind == 0:
+            layers.append(Layer("add", i, AUTHORS_OPS[o1], prev, AUTHORS_OPS[o2]))
+        else:
+            layers.append(Layer("attn", i, AUTHORS_OPS[o1], prev, AUTHORS_OPS[o2], prev, AUTHORS_OPS[o3]))
+    if not layers:
+        raise InvalidArchitectureError("empty layer list")
+    return Architecture(tuple(layers))
+
+
+def to_authors(arch: Architecture) -> list[list[int]]:
+    """Export to the authors' format; only for architectures that satisfy the source priors."""
+    rows = []
+    for i, l in enumerate(arch):
+        if l.q_src != i or (l.kind == "attn" and l.v_src != l.k_src):
+            raise InvalidArchitectureError("the authors' format needs q_src == i and v_src == k_src", i, "q_src")
+        o3 = AUTHORS_OPS.index(l.v_op) if l.kind == "attn" else -1
+        rows.append([AUTHORS_OPS.index(l.q_op), l.k_src, AUTHORS_OPS.index(l.k_op), o3, AUTHORS_KINDS.index(l.kind)])
+    return rows

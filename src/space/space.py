@@ -1,0 +1,217 @@
+"""The functional-layer search space: validity, sampling, mutation, size, reachable contexts.
+
+Pure Python (no torch): strategies and tests use it without building a model. The same class
+serves any op set (text ops here; graph ops reuse it with another ``ops`` tuple).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from src.space.architecture import LAYER_KINDS, Architecture, Layer
+from src.utils.errors import InvalidArchitectureError
+
+TEXT_OPS = ("zero", "identity", "conv1", "conv3", "maxpool3", "gru")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where an op is applied: the key material of context-aware parameter sharing.
+
+    ``src``: source node; ``layer``: 0-based layer index (target node ``layer + 1``);
+    ``src_kind``: kind of the layer that produced ``src`` (``None`` for the stem);
+    ``role``: ``addend``, ``q``, ``k`` or ``v``.
+    """
+
+    src: int
+    layer: int
+    op: str
+    src_kind: str | None
+    role: str
+
+
+class FunctionalSpace:
+    """``num_layers`` functional layers over ``ops``, with or without the design priors.
+
+    Priors (``priors=True``, the paper's regularised space):
+      1. Q / addend 1 comes from the directly preceding node (``q_src == i``);
+      2. K and V come from the same node (``v_src == k_src``);
+      3. ``zero`` is allowed only as addend 2 of an ``add`` layer.
+    Without priors every source is any earlier node and ``zero`` is allowed on every edge.
+    """
+
+    def __init__(self, num_layers: int, ops: Sequence[str] = TEXT_OPS, priors: bool = True,
+                 kinds: Sequence[str] = LAYER_KINDS, zero_op: str = "zero"):
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        unknown = set(kinds) - set(LAYER_KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {LAYER_KINDS}, got {list(kinds)}")
+        self.num_layers = num_layers
+        self.ops = tuple(ops)
+        self.priors = priors
+        self.kinds = tuple(kinds)
+        self.zero_op = zero_op
+        self.nonzero_ops = tuple(o for o in self.ops if o != zero_op)
+
+    def __repr__(self) -> str:
+        return (f"FunctionalSpace(num_layers={self.num_layers}, ops={self.ops}, priors={self.priors}, "
+                f"kinds={self.kinds})")
+
+    # ---- which choices each decision has --------------------------------------------------
+    def _q_sources(self, i: int) -> range:
+        return range(i, i + 1) if self.priors else range(i + 1)
+
+    def _op_choices(self, kind: str, slot: str) -> tuple[str, ...]:
+        if not self.priors or (kind == "add" and slot == "k"):
+            return self.ops
+        return self.nonzero_ops
+
+    # ---- validity -------------------------------------------------------------------------
+    def validate(self, arch: Architecture) -> Architecture:
+        """Return ``arch`` if it lies in this space, else raise naming the layer and field."""
+        if len(arch) != self.num_layers:
+            raise InvalidArchitectureError(f"expected {self.num_layers} layers, got {len(arch)}", field="layers")
+        for i, layer in enumerate(arch):
+            if layer.kind not in self.kinds:
+                raise InvalidArchitectureError(f"kind {layer.kind!r} not in {self.kinds}", i, "kind")
+            slots = [("q", layer.q_src, layer.q_op), ("k", layer.k_src, layer.k_op)]
+            if layer.kind == "attn":
+                slots.append(("v", layer.v_src, layer.v_op))
+            elif layer.v_src is not None or layer.v_op is not None:
+                raise InvalidArchitectureError("an 'add' layer has no V", i, "v_op")
+            for slot, src, op in slots:
+                if src is None or not 0 <= src <= i:
+                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {src}", i, f"{slot}_src")
+                if op not in self.ops:
+                    raise InvalidArchitectureError(f"unknown op {op!r}; expected one of {self.ops}", i, f"{slot}_op")
+            if self.priors:
+                if layer.q_src != i:
+                    raise InvalidArchitectureError(f"prior 1: Q/addend 1 must come from node {i}, got {layer.q_src}",
+                                                   i, "q_src")
+                if layer.kind == "attn" and layer.v_src != layer.k_src:
+                    raise InvalidArchitectureError(f"prior 2: K and V must share a source, got k_src={layer.k_src} "
+                                                   f"v_src={layer.v_src}", i, "v_src")
+                for slot, _, op in slots:
+                    if op not in self._op_choices(layer.kind, slot):
+                        raise InvalidArchitectureError(f"prior 3: '{self.zero_op}' is not allowed here", i, f"{slot}_op")
+        return arch
+
+    def is_valid(self, arch: Architecture) -> bool:
+        try:
+            self.validate(arch)
+        except InvalidArchitectureError:
+            return False
+        return True
+
+    # ---- sampling and mutation ------------------------------------------------------------
+    def sample_layer(self, i: int, rng: random.Random, kind: str | None = None) -> Layer:
+        """Draw layer ``i`` with every decision uniform (``kind`` fixed when given)."""
+        kind = kind or rng.choice(self.kinds)
+        q_src = rng.choice(self._q_sources(i))
+        q_op = rng.choice(self._op_choices(kind, "q"))
+        k_src = rng.randrange(i + 1)
+        k_op = rng.choice(self._op_choices(kind, "k"))
+        if kind == "add":
+            return Layer(kind, q_src, q_op, k_src, k_op)
+        v_src = k_src if self.priors else rng.randrange(i + 1)
+        v_op = rng.choice(self._op_choices(kind, "v"))
+        return Layer(kind, q_src, q_op, k_src, k_op, v_src, v_op)
+
+    def sample(self, rng: random.Random) -> Architecture:
+        """Per-decision uniform sampling; always valid."""
+        return Architecture(tuple(self.sample_layer(i, rng) for i in range(self.num_layers)))
+
+    def sample_distinct(self, n: int, rng: random.Random, exclude: set[Architecture] | None = None,
+                        max_tries: int = 10_000) -> list[Architecture]:
+        """``n`` distinct samples not in ``exclude``."""
+        seen = set(exclude or ())
+        out: list[Architecture] = []
+        tries = 0
+        while len(out) < n:
+            tries += 1
+            if tries > max_tries * max(n, 1):
+                raise RuntimeError(f"could not draw {n} distinct architectures from {self!r}")
+            arch = self.sample(rng)
+            if arch not in seen:
+                seen.add(arch)
+                out.append(arch)
+        return out
+
+    def mutate(self, arch: Architecture, rng: random.Random, rate: float = 0.05,
+               max_tries: int = 10_000) -> Architecture:
+        """The protocol's mutation: every decision re-drawn with probability ``rate``.
+
+        Flipping a layer's ``kind`` re-draws that whole layer. The child is valid and differs
+        from the parent (re-drawn until it does).
+        """
+        for _ in range(max_tries):
+            layers = []
+            for i, layer in enumerate(arch):
+                if len(self.kinds) > 1 and rng.random() < rate:
+                    flipped = next(k for k in self.kinds if k != layer.kind)
+                    layers.append(self.sample_layer(i, rng, kind=flipped))
+                    continue
+                q_src = rng.choice(self._q_sources(i)) if rng.random() < rate else layer.q_src
+                q_op = rng.choice(self._op_choices(layer.kind, "q")) if rng.random() < rate else layer.q_op
+                k_src = rng.randrange(i + 1) if rng.random() < rate else layer.k_src
+                k_op = rng.choice(self._op_choices(layer.kind, "k")) if rng.random() < rate else layer.k_op
+                if layer.kind == "add":
+                    layers.append(Layer("add", q_src, q_op, k_src, k_op))
+                    continue
+                if self.priors:
+                    v_src = k_src
+                else:
+                    v_src = rng.randrange(i + 1) if rng.random() < rate else layer.v_src
+                v_op = rng.choice(self._op_choices("attn", "v")) if rng.random() < rate else layer.v_op
+                layers.append(Layer("attn", q_src, q_op, k_src, k_op, v_src, v_op))
+            child = Architecture(tuple(layers))
+            if child != arch:
+                return child
+        raise RuntimeError(f"mutation produced no new architecture in {max_tries} tries (rate={rate})")
+
+    # ---- size -----------------------------------------------------------------------------
+    def layer_choices(self, i: int) -> int:
+        """Number of distinct settings of layer ``i``."""
+        n = 0
+        for kind in self.kinds:
+            sources = (i + 1) * len(self._q_sources(i)) * (1 if (self.priors or kind == "add") else i + 1)
+            ops = len(self._op_choices(kind, "q")) * len(self._op_choices(kind, "k"))
+            if kind == "attn":
+                ops *= len(self._op_choices(kind, "v"))
+            n += sources * ops
+        return n
+
+    def size(self) -> int:
+        """Exact number of architectures (a Python int; ~2e76 for the paper's 24 layers)."""
+        return math.prod(self.layer_choices(i) for i in range(self.num_layers))
+
+    # ---- contexts (what the supernet must hold) -------------------------------------------
+    def source_kinds(self, src: int) -> tuple[str | None, ...]:
+        return (None,) if src == 0 else self.kinds
+
+    def contexts(self) -> Iterator[Context]:
+        """Every context any architecture of the space can apply an op in (with repeats)."""
+        for i in range(self.num_layers):
+            for kind in self.kinds:
+                roles = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}[kind]
+                slots = [("q", self._q_sources(i), roles[0]), ("k", range(i + 1), roles[1])]
+                if kind == "attn":
+                    slots.append(("v", range(i + 1), roles[2]))
+                for slot, sources, role in slots:
+                    for src in sources:
+                        for op in self._op_choices(kind, slot):
+                            for src_kind in self.source_kinds(src):
+                                yield Context(src, i, op, src_kind, role)
+
+
+def arch_contexts(arch: Architecture) -> list[tuple[int, str, Context]]:
+    """``(layer index, slot, context)`` for every op application of ``arch``, in forward order."""
+    out = []
+    for i, layer in enumerate(arch):
+        for slot, src, op, role in layer.edges():
+            out.append((i, slot, Context(src, i, op, arch.node_kind(src), role)))
+    return out
