@@ -1,0 +1,122 @@
+"""LightningModules: the weight-sharing supernet and the fixed-architecture child."""
+
+from __future__ import annotations
+
+import random
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.models.text import TextClassifier
+from src.space import Architecture, FunctionalSpace
+
+
+class SupernetModule(pl.LightningModule):
+    """Trains a supernet with ``archs_per_step`` distinct architectures per mini-batch.
+
+    Each step (the authors' protocol): sample k distinct architectures uniformly, back-propagate
+    each one's cross-entropy on the same batch (gradients summed), clip the global norm once,
+    take one Adam step with learning rate ``lr / k``. Parameters no sampled architecture used get
+    no gradient (``None``) and are left untouched by Adam.
+
+    Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
+    """
+
+    def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
+                 clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "space"])
+        self.model = model
+        self.space = space
+        self.automatic_optimization = False
+        self.rng = random.Random(seed)
+        self.monitor = space.sample_distinct(monitor_archs, random.Random(seed + 1)) if monitor_archs else []
+        self.val_acc = torch.nn.ModuleList(
+            [MulticlassAccuracy(model.classifier.out_features, average="micro") for _ in self.monitor])
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.hparams.lr / self.hparams.archs_per_step,
+                                weight_decay=self.hparams.weight_decay)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt = self.optimizers()
+        opt.zero_grad()
+        archs = self.space.sample_distinct(self.hparams.archs_per_step, self.rng)
+        total = torch.zeros((), device=self.device)
+        for arch in archs:
+            loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"], arch), batch["labels"])
+            self.manual_backward(loss)
+            total += loss.detach()
+        self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
+        opt.step()
+        mean = total / len(archs)
+        self.log("train/loss", mean, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        return mean
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        for arch, metric in zip(self.monitor, self.val_acc):
+            metric.update(self.model(batch["tokens"], batch["mask"], arch), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.monitor:
+            accs = torch.stack([m.compute() for m in self.val_acc])
+            self.log("val/acc_mean", accs.mean(), prog_bar=True)
+            for m in self.val_acc:
+                m.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["arch_rng_state"] = self.rng.getstate()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "arch_rng_state" in checkpoint:
+            self.rng.setstate(checkpoint["arch_rng_state"])
+
+
+class ChildModule(pl.LightningModule):
+    """Trains one architecture from scratch; evaluates validation and test together.
+
+    Dataloader 0 of validation is the validation split, dataloader 1 the test split. Every
+    evaluation appends ``{"step", "val_acc", "test_acc"}`` to :attr:`history`, so the test
+    accuracy at the best validation point can be read off afterwards (:meth:`selected`).
+    """
+
+    def __init__(self, model: TextClassifier, lr: float = 5e-4, weight_decay: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        n = model.classifier.out_features
+        self.metrics = torch.nn.ModuleList([MulticlassAccuracy(n, average="micro") for _ in range(2)])
+        self.history: list[dict] = []
+
+    @property
+    def arch(self) -> Architecture:
+        return self.model.arch
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"]), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.metrics[dataloader_idx].update(self.model(batch["tokens"], batch["mask"]), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        val, test = (m.compute().item() for m in self.metrics)
+        for m in self.metrics:
+            m.reset()
+        if not self.trainer.sanity_checking:
+            self.history.append({"step": int(self.global_step), "val_acc": val, "test_acc": test})
+        self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True, add_dataloader_idx=False)
+
+    def selected(self) -> dict:
+        """The evaluation with the highest validation accuracy (earliest on ties)."""
+        if not self.history:
+            raise RuntimeError("the child was never evaluated")
+        return max(self.history, key=lambda h: (h["val_acc"], -h["step"]))

@@ -1,0 +1,146 @@
+"""Pieces the search and retrain pipelines share: config -> space, data, trainer, architecture."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Subset
+
+from src.data.text import pad_collate
+from src.space import Architecture, FunctionalSpace
+from src.utils.errors import AutoAttendError
+
+log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
+
+
+def require_task(cfg: DictConfig) -> None:
+    """Fail with the list of tasks when no ``+task=...`` was given."""
+    if "task" not in cfg or cfg.task is None:
+        tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+        raise AutoAttendError(f"no task selected: add +task=<name> to the command (available: {', '.join(tasks)})")
+
+
+def setup_hardware(cfg: DictConfig) -> None:
+    """Thread count and float32 matmul precision from the ``hardware`` group."""
+    if cfg.hardware.get("threads"):
+        torch.set_num_threads(int(cfg.hardware.threads))
+    if cfg.hardware.get("matmul_precision"):
+        torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    """The device the estimator runs on, consistent with the Trainer's accelerator."""
+    acc = cfg.hardware.accelerator
+    if acc == "gpu" or (acc == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise AutoAttendError("hardware=gpu but torch sees no CUDA device (use hardware=cpu or hardware=auto)")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def build_space(space_cfg: DictConfig) -> FunctionalSpace:
+    return FunctionalSpace(num_layers=int(space_cfg.num_layers), ops=tuple(space_cfg.ops),
+                           priors=bool(space_cfg.priors), kinds=tuple(space_cfg.kinds))
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """The task's DataModule with the run's data settings; ``setup()`` already called."""
+    dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
+                     train_level=cfg.data.train_level, max_len=cfg.data.max_len,
+                     glove_path=cfg.data.glove_path, embedding_source=cfg.data.embedding_source,
+                     num_workers=cfg.hardware.num_workers, seed=cfg.seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int | None = None,
+                num_workers: int = 0) -> DataLoader:
+    """A padded-batch loader; ``subset`` keeps a seeded random subset of that many examples."""
+    if subset is not None and subset < len(dataset):
+        g = torch.Generator().manual_seed(seed)
+        dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[:subset].tolist())
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=pad_collate,
+                      generator=generator, num_workers=num_workers)
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, name: str, **kwargs) -> pl.Trainer:
+    """A Trainer whose logs and checkpoints live in ``run_dir/name``."""
+    interactive = sys.stdout.isatty() and cfg.hardware.get("progress", True)
+    return pl.Trainer(
+        default_root_dir=str(run_dir / name),
+        logger=CSVLogger(str(run_dir), name=name, version=""),
+        accelerator=cfg.hardware.accelerator,
+        devices=cfg.hardware.devices,
+        precision=cfg.hardware.precision,
+        callbacks=([RichProgressBar()] if interactive else []) + kwargs.pop("callbacks", []),
+        enable_progress_bar=bool(interactive),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
+def resolve_arch(spec: str) -> Architecture:
+    """An architecture from a file path or a built-in name (``src/space/archs/<name>.yaml``)."""
+    if spec is None:
+        raise AutoAttendError("no architecture given: add arch=<name or path> (built-ins: "
+                              + ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))) + ")")
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        return Architecture.load(path)
+    builtin = ARCH_DIR / f"{spec}.yaml"
+    if builtin.is_file():
+        return Architecture.load(builtin)
+    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
+    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name (built-ins: {names})")
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The Hydra run directory (Hydra 1.3 does not chdir, so everything is written under it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+class Timer:
+    """Wall-clock seconds per named stage, for the run summary."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = round(time.perf_counter() - self.t0, 1)
+
+        return _Stage()
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def env_summary() -> dict:
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "cpu_count": os.cpu_count()}

@@ -1,0 +1,179 @@
+"""The three stages of an AutoAttend run, each resumable from what it left in the run directory.
+
+Run directory layout::
+
+    supernet/   last.ckpt (Lightning checkpoint), metrics.csv, DONE once training finished
+    search/     population.jsonl (every candidate and its score), state.json (strategy state),
+                topk.yaml, best_arch.yaml
+    retrain/    seed_<s>/metrics.csv, seed_<s>.json per finished seed, results.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from src.estimator import SupernetEstimator
+from src.lit.modules import ChildModule, SupernetModule
+from src.models.text import TextClassifier
+from src.pipeline.common import device_of, make_loader, make_trainer
+from src.space import Architecture, FunctionalSpace
+from src.strategies import build_strategy
+from src.utils.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SELECTION_RULE = ("test accuracy at the evaluation with the highest validation accuracy (earliest on ties); "
+                  "validation and test are evaluated together every retrain.eval_every optimizer steps")
+
+
+def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> TextClassifier:
+    s = cfg.supernet
+    return TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=s.dim, heads=s.heads,
+                                   dropout=s.dropout, attn_dropout=s.attn_dropout, sharing=cfg.space.sharing,
+                                   freeze_embeddings=cfg.data.freeze_embeddings)
+
+
+def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> TextClassifier:
+    """Train (or resume, or reload) the supernet; returns the trained model."""
+    s = cfg.supernet
+    out = run_dir / "supernet"
+    torch.manual_seed(cfg.seed)
+    model = build_supernet(cfg, dm, space)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s", len(model.encoder.ops),
+             n_params / 1e6, cfg.space.sharing)
+    module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
+                            weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs)
+    ckpt = out / "last.ckpt"
+    if (out / "DONE").exists() and ckpt.exists():
+        log.info("supernet already trained in %s: reloading", ckpt)
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        return model
+    train = make_loader(dm.train_set, s.batch_size, True, cfg.seed, s.train_subset, cfg.hardware.num_workers)
+    val = make_loader(dm.val_set, cfg.strategy.eval_batch_size, False, cfg.seed, None, cfg.hardware.num_workers)
+    trainer = make_trainer(cfg, run_dir, "supernet", max_epochs=s.epochs, max_steps=s.max_steps,
+                           callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+                           enable_checkpointing=True, limit_val_batches=s.limit_val_batches)
+    trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
+    return model
+
+
+def _write_population(path: Path, history: list[tuple[Architecture, float]]) -> None:
+    lines = [json.dumps({"index": i, "score": s, "arch": a.to_dict()}, separators=(",", ":"))
+             for i, (a, s) in enumerate(history)]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, run_dir: Path) -> tuple[Architecture, float]:
+    """Score candidates with the shared weights; writes the search/ folder; returns the best."""
+    c = cfg.strategy
+    out = run_dir / "search"
+    out.mkdir(parents=True, exist_ok=True)
+    device = device_of(cfg)
+    model.to(device)
+    val = make_loader(dm.val_set, c.eval_batch_size, False, cfg.seed, c.val_subset)
+    estimator = SupernetEstimator(model, val, device)
+    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
+                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
+    state_path = out / "state.json"
+    if state_path.exists():
+        strategy.load_state_dict(json.loads(state_path.read_text()))
+        log.info("search: resuming with %d candidates already scored", len(strategy.history))
+    # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
+    # state (an interrupted run) are dropped rather than duplicated.
+    _write_population(out / "population.jsonl", strategy.history)
+    log.info("search: %s over %d candidates, scoring on %d validation examples", c.name, strategy.budget,
+             estimator.num_examples)
+
+    columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not cfg.hardware.get("progress", True), transient=False) as progress, \
+            open(out / "population.jsonl", "a") as pop:
+        task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history),
+                                 best=max([s for _, s in strategy.history], default=float("nan")))
+        while batch := strategy.ask():
+            for n, arch in enumerate(batch, 1):
+                score = estimator(arch)
+                strategy.tell(arch, score)
+                pop.write(json.dumps({"index": len(strategy.history) - 1, "score": score, "arch": arch.to_dict()},
+                                     separators=(",", ":")) + "\n")
+                pop.flush()
+                progress.update(task, advance=1, best=strategy.best()[1])
+                if n % c.save_every == 0 or n == len(batch):
+                    atomic_write_json(state_path, strategy.state_dict())
+    ranked = strategy.ranked(c.topk)
+    atomic_write_text(out / "topk.yaml", yaml.safe_dump(
+        [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(ranked)], sort_keys=False))
+    best, score = ranked[0]
+    atomic_write_text(out / "best_arch.yaml", yaml.safe_dump(
+        {"val_acc_supernet": score, **best.to_dict()}, sort_keys=False))
+    log.info("search: best supernet validation accuracy %.4f", score)
+    return best, score
+
+
+def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
+    """Train ``arch`` from scratch for ``retrain.seeds`` seeds; writes retrain/results.json."""
+    r = cfg.retrain
+    out = run_dir / "retrain"
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [cfg.seed + i for i in range(r.seeds)]
+    per_seed = []
+    for seed in seeds:
+        seed_file = out / f"seed_{seed}.json"
+        if seed_file.exists():
+            per_seed.append(json.loads(seed_file.read_text()))
+            log.info("retrain: seed %d already done (test %.4f)", seed, per_seed[-1]["test_acc"])
+            continue
+        pl.seed_everything(seed, workers=True, verbose=False)
+        model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
+                                     dropout=r.dropout, attn_dropout=r.attn_dropout,
+                                     freeze_embeddings=cfg.data.freeze_embeddings)
+        module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
+        train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
+        evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
+                 for split in (dm.val_set, dm.test_set)]
+        total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
+        trainer = make_trainer(cfg, out, f"seed_{seed}", max_epochs=r.epochs, max_steps=r.max_steps,
+                               gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
+                               check_val_every_n_epoch=None, enable_checkpointing=False)
+        trainer.fit(module, train, evals)
+        chosen = module.selected()
+        result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
+                  "step": chosen["step"], "history": module.history}
+        atomic_write_json(seed_file, result)
+        per_seed.append(result)
+        log.info("retrain: seed %d -> val %.4f test %.4f (step %d)", seed, result["val_acc"], result["test_acc"],
+                 result["step"])
+    tests = [s["test_acc"] for s in per_seed]
+    vals = [s["val_acc"] for s in per_seed]
+    results = {
+        "arch": arch.to_dict(),
+        "test_acc_mean": statistics.fmean(tests),
+        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "val_acc_mean": statistics.fmean(vals),
+        "std_definition": "sample standard deviation over seeds (n-1); 0 for one seed",
+        "seeds": seeds,
+        "per_seed": [{k: v for k, v in s.items() if k != "history"} for s in per_seed],
+        "selection_rule": SELECTION_RULE,
+        "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
+                     "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": cfg.data.train_level,
+                     "train_examples": len(dm.train_set) if r.train_subset is None else min(r.train_subset, len(dm.train_set)),
+                     "val_examples": len(dm.val_set), "test_examples": len(dm.test_set)},
+    }
+    if math.isnan(results["test_acc_mean"]):
+        raise RuntimeError("retrain produced no test accuracy")
+    atomic_write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,15 @@
+"""Entry point: ``python -m src.retrain +task=sst5 arch=published_sst5`` (or ``arch=path/to/arch.yaml``)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.pipeline.run import entry, run_retrain
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
+def main(cfg: DictConfig) -> None:
+    entry(run_retrain, cfg)
+
+
+if __name__ == "__main__":
+    main()

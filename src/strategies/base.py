@@ -1,0 +1,111 @@
+"""Search strategies: pure logic over (search space, score function).
+
+A strategy proposes candidates with :meth:`SearchStrategy.ask` and learns their scores through
+:meth:`SearchStrategy.tell`. It owns a seeded :class:`random.Random`, and
+:meth:`state_dict`/:meth:`load_state_dict` capture everything (RNG, history, pending candidates)
+as JSON-serialisable data, so a search stopped after any ``tell`` resumes exactly where it was.
+It never touches torch or Lightning; scoring is the estimator's job.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Callable
+
+from src.space import Architecture, FunctionalSpace
+
+ScoreFn = Callable[[Architecture], float]
+
+
+def _rng_state_to_json(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_state_from_json(data: list) -> tuple:
+    version, internal, gauss = data
+    return (version, tuple(internal), gauss)
+
+
+class SearchStrategy(ABC):
+    """Base class: bookkeeping of scored candidates, pending batch, RNG and resume."""
+
+    name = "base"
+
+    def __init__(self, space: FunctionalSpace, seed: int = 0):
+        self.space = space
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.history: list[tuple[Architecture, float]] = []
+        self.scores: dict[Architecture, float] = {}
+        self.pending: list[Architecture] = []
+        self.stage = 0
+
+    @abstractmethod
+    def _propose(self) -> list[Architecture]:
+        """The next batch of new candidates for stage ``self.stage``; [] when the search is over."""
+
+    @property
+    @abstractmethod
+    def budget(self) -> int:
+        """Total number of candidates this strategy scores."""
+
+    # ---- protocol -------------------------------------------------------------------------
+    def ask(self) -> list[Architecture]:
+        """Candidates still to score (the unfinished batch, or a new one); [] when done."""
+        if not self.pending:
+            self.pending = self._propose()
+            if self.pending:
+                self.stage += 1
+        return list(self.pending)
+
+    def tell(self, arch: Architecture, score: float) -> None:
+        """Record the score of a candidate returned by :meth:`ask`."""
+        if arch not in self.pending:
+            raise ValueError("tell() got an architecture that ask() did not propose")
+        self.pending.remove(arch)
+        self.history.append((arch, float(score)))
+        self.scores[arch] = float(score)
+
+    @property
+    def done(self) -> bool:
+        return not self.ask()
+
+    def ranked(self, k: int | None = None) -> list[tuple[Architecture, float]]:
+        """Scored candidates, best first; ties keep evaluation order."""
+        order = sorted(range(len(self.history)), key=lambda i: (-self.history[i][1], i))
+        return [self.history[i] for i in order[:k]]
+
+    def best(self) -> tuple[Architecture, float]:
+        return self.ranked(1)[0]
+
+    def run(self, score_fn: ScoreFn, on_result: Callable[[Architecture, float], None] | None = None) -> None:
+        """Ask, score and tell until done; ``on_result`` sees each scored candidate."""
+        while batch := self.ask():
+            for arch in batch:
+                score = score_fn(arch)
+                self.tell(arch, score)
+                if on_result is not None:
+                    on_result(arch, score)
+
+    # ---- resume ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "stage": self.stage,
+            "rng": _rng_state_to_json(self.rng.getstate()),
+            "history": [[a.to_dict(), s] for a, s in self.history],
+            "pending": [a.to_dict() for a in self.pending],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("name") != self.name:
+            raise ValueError(f"state is for strategy {state.get('name')!r}, not {self.name!r}")
+        self.seed = state["seed"]
+        self.stage = state["stage"]
+        self.rng.setstate(_rng_state_from_json(state["rng"]))
+        self.history = [(Architecture.from_dict(a), float(s)) for a, s in state["history"]]
+        self.scores = dict(self.history)
+        self.pending = [Architecture.from_dict(a) for a in state["pending"]]

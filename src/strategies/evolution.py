@@ -1,0 +1,84 @@
+"""The paper's evolutionary search and random search at the same evaluation budget."""
+
+from __future__ import annotations
+
+from src.space import Architecture, FunctionalSpace
+from src.strategies.base import SearchStrategy
+
+
+class Evolution(SearchStrategy):
+    """``population`` distinct random candidates, then ``rounds`` rounds in which each of the
+    current top ``parents`` (over everything scored so far) yields one mutated child.
+
+    Children are valid, differ from their parent and from every candidate proposed before (no
+    candidate is scored twice). Paper: 500 + 5 x 100 = 1,000 evaluations, mutation rate 0.05.
+    """
+
+    name = "evolution"
+
+    def __init__(self, space: FunctionalSpace, seed: int = 0, population: int = 500, rounds: int = 5,
+                 parents: int = 100, mutation_rate: float = 0.05, max_tries: int = 1000):
+        super().__init__(space, seed)
+        if population < 1 or parents < 1 or rounds < 0:
+            raise ValueError("population and parents must be >= 1, rounds >= 0")
+        self.population, self.rounds, self.parents = population, rounds, parents
+        self.mutation_rate = mutation_rate
+        self.max_tries = max_tries
+
+    @property
+    def budget(self) -> int:
+        return self.population + self.rounds * min(self.parents, self.population)
+
+    def _seen(self) -> set[Architecture]:
+        return set(self.scores) | set(self.pending)
+
+    def _propose(self) -> list[Architecture]:
+        if self.stage == 0:
+            return self.space.sample_distinct(self.population, self.rng)
+        if self.stage > self.rounds:
+            return []
+        seen = self._seen()
+        children = []
+        for parent, _ in self.ranked(self.parents):
+            for _ in range(self.max_tries):
+                child = self.space.mutate(parent, self.rng, self.mutation_rate)
+                if child not in seen:
+                    break
+            else:
+                raise RuntimeError(f"no unseen mutation of a parent after {self.max_tries} tries")
+            seen.add(child)
+            children.append(child)
+        return children
+
+
+class RandomSearch(SearchStrategy):
+    """Uniform random search: ``budget`` distinct candidates, proposed in batches of ``batch``."""
+
+    name = "random"
+
+    def __init__(self, space: FunctionalSpace, seed: int = 0, budget: int = 1000, batch: int = 100):
+        super().__init__(space, seed)
+        self._budget, self.batch = budget, batch
+
+    @property
+    def budget(self) -> int:
+        return self._budget
+
+    def _propose(self) -> list[Architecture]:
+        left = self._budget - len(self.history) - len(self.pending)
+        if left <= 0:
+            return []
+        return self.space.sample_distinct(min(self.batch, left), self.rng, exclude=set(self.scores))
+
+
+def build_strategy(name: str, space: FunctionalSpace, seed: int, **kwargs) -> SearchStrategy:
+    """Strategy by config name (``evolution`` or ``random``); a random search gets the budget
+    of the evolution with the same settings unless ``budget`` is given."""
+    if name == "evolution":
+        keys = ("population", "rounds", "parents", "mutation_rate")
+        return Evolution(space, seed, **{k: kwargs[k] for k in keys if k in kwargs})
+    if name == "random":
+        budget = kwargs.get("budget") or Evolution(space, seed, **{
+            k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
+        return RandomSearch(space, seed, budget=budget, batch=kwargs.get("batch", 100))
+    raise ValueError(f"unknown strategy {name!r}; expected 'evolution' or 'random'")

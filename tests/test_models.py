@@ -1,0 +1,272 @@
+"""Ops, attention kernel, padding masks, context-aware sharing and supernet steps."""
+
+import math
+import random
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from src.lit.modules import SupernetModule
+from src.models.encoder import SHARING_MODES, sharing_key
+from src.models.ops import masked_attention
+from src.models.text import TextClassifier
+from src.space import Architecture, Context, FunctionalSpace, Layer
+
+VOCAB, EMB, CLASSES = 50, 12, 3
+
+
+def embeddings(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(VOCAB, EMB, generator=g)
+    e[0] = 0
+    return e
+
+
+def batch(b=6, t=11, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    lengths[0] = t
+    mask = torch.arange(t)[None, :] < lengths[:, None]
+    tokens = torch.randint(2, VOCAB, (b, t), generator=g).masked_fill(~mask, 0)
+    return tokens, mask
+
+
+def supernet(space, sharing="full", dim=16, heads=2, seed=0):
+    torch.manual_seed(seed)
+    return TextClassifier.supernet(embeddings(), CLASSES, space, dim=dim, heads=heads, sharing=sharing)
+
+
+def test_masked_attention_matches_reference():
+    torch.manual_seed(0)
+    b, t, d, h = 3, 7, 8, 2
+    q, k, v = (torch.randn(b, t, d) for _ in range(3))
+    mask = torch.ones(b, t, dtype=torch.bool)
+    mask[1, 4:] = False
+    out = masked_attention(q, k, v, mask, h)
+    qh, kh, vh = (x.view(b, t, h, d // h).transpose(1, 2) for x in (q, k, v))
+    scores = qh @ kh.transpose(-1, -2) / math.sqrt(d // h)
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    ref = (scores.softmax(-1) @ vh).transpose(1, 2).reshape(b, t, d)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_attention_ignores_padded_keys():
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 6, 8) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    k2, v2 = k.clone(), v.clone()
+    k2[0, 3:] += 100.0
+    v2[0, 3:] -= 50.0
+    a = masked_attention(q, k, v, mask, 2)
+    b = masked_attention(q, k2, v2, mask, 2)
+    assert torch.allclose(a[0, :3], b[0, :3], atol=1e-5)
+
+
+@pytest.mark.parametrize("priors", [True, False])
+@pytest.mark.parametrize("ops", [("zero", "identity", "conv1", "conv3", "maxpool3", "gru"), ("conv3", "maxpool3"),
+                                 ("gru",)])
+def test_logits_ignore_padded_tokens_and_padding_length(priors, ops):
+    space = FunctionalSpace(5, ops=ops, priors=priors, zero_op="zero")
+    model = supernet(space).eval()
+    rng = random.Random(0)
+    tokens, mask = batch()
+    for _ in range(6):
+        arch = space.sample(rng)
+        ref = model(tokens, mask, arch)
+        # other padded token ids
+        noisy = tokens.masked_fill(~mask, 7)
+        assert torch.equal(model(noisy, mask, arch), ref)
+        # five more padded positions
+        longer = torch.cat([tokens, torch.full((tokens.shape[0], 5), 9)], 1)
+        longer_mask = torch.cat([mask, torch.zeros(mask.shape[0], 5, dtype=torch.bool)], 1)
+        assert torch.allclose(model(longer, longer_mask, arch), ref, atol=1e-5)
+        # each row alone (no padding at all) gives the same logits as in the batch
+        for row in (0, 1):
+            n = int(mask[row].sum())
+            alone = model(tokens[row:row + 1, :n], mask[row:row + 1, :n], arch)
+            assert torch.allclose(alone, ref[row:row + 1], atol=1e-5)
+
+
+def test_child_logits_ignore_padding():
+    arch = FunctionalSpace(4).sample(random.Random(3))
+    torch.manual_seed(0)
+    child = TextClassifier.child(embeddings(), CLASSES, arch, dim=16, heads=2).eval()
+    tokens, mask = batch()
+    assert torch.equal(child(tokens.masked_fill(~mask, 5), mask), child(tokens, mask))
+
+
+def ctx(src, layer, op, src_kind, role):
+    return Context(src, layer, op, src_kind, role)
+
+
+@pytest.mark.parametrize("mode, same_kv, same_across_src_kind, same_across_role", [
+    ("full", False, False, False),
+    ("source", True, False, True),
+    ("target", False, True, False),
+    ("none", True, True, True),
+])
+def test_sharing_keys_per_mode(mode, same_kv, same_across_src_kind, same_across_role):
+    k = ctx(1, 2, "conv1", "attn", "k")
+    v = ctx(1, 2, "conv1", "attn", "v")
+    assert (sharing_key(k, mode) == sharing_key(v, mode)) == same_kv
+    from_add = ctx(1, 2, "conv1", "add", "k")
+    assert (sharing_key(k, mode) == sharing_key(from_add, mode)) == same_across_src_kind
+    addend = ctx(1, 2, "conv1", "attn", "addend")
+    assert (sharing_key(k, mode) == sharing_key(addend, mode)) == same_across_role
+    # different edges or ops never share
+    assert sharing_key(k, mode) != sharing_key(ctx(0, 2, "conv1", None, "k"), mode)
+    assert sharing_key(k, mode) != sharing_key(ctx(1, 2, "conv3", "attn", "k"), mode)
+
+
+def _module_of(model, arch, layer, slot):
+    return next(key for i, s, _, key in model.encoder.keys_for(arch) if i == layer and s == slot)
+
+
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_supernet_modules_shared_as_the_mode_says(mode):
+    space = FunctionalSpace(3)
+    model = supernet(space, mode)
+    # layer 2 reads node 2; node 2 is made by an attn layer in A/C and by an add layer in B
+    l0 = Layer("add", 0, "conv1", 0, "identity")
+    a = Architecture((l0, Layer("attn", 1, "identity", 0, "identity", 0, "identity"),
+                      Layer("attn", 2, "identity", 2, "conv3", 2, "conv3")))
+    b = Architecture((l0, Layer("add", 1, "identity", 0, "identity"),
+                      Layer("attn", 2, "identity", 2, "conv3", 2, "conv3")))
+    c = Architecture((l0, Layer("attn", 1, "identity", 0, "identity", 0, "identity"),
+                      Layer("add", 2, "identity", 2, "conv3")))
+    k_a, v_a = _module_of(model, a, 2, "k"), _module_of(model, a, 2, "v")
+    k_b, add_c = _module_of(model, b, 2, "k"), _module_of(model, c, 2, "k")
+    ops = model.encoder.ops
+    assert (ops[k_a] is ops[v_a]) == (mode in ("none", "source"))
+    assert (ops[k_a] is ops[k_b]) == (mode in ("none", "target"))
+    assert (ops[k_a] is ops[add_c]) == (mode in ("none", "source"))
+    # the stem output has no source context: every mode shares across kinds of the (absent) producer
+    assert _module_of(model, a, 0, "q") == _module_of(model, b, 0, "q")
+
+
+@pytest.mark.parametrize("priors", [True, False])
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_supernet_holds_exactly_the_reachable_modules(mode, priors):
+    space = FunctionalSpace(4, priors=priors)
+    model = supernet(space, mode)
+    used = set()
+    rng = random.Random(0)
+    for _ in range(3000):
+        used |= model.encoder.used_module_keys(space.sample(rng))
+    assert used == set(model.encoder.ops.keys())
+
+
+def test_full_context_builds_fewer_modules_than_all_contexts():
+    # Q is read only from the preceding node under prior 1, so Q modules on other edges are never built
+    space = FunctionalSpace(24)
+    model_keys = {sharing_key(c, "full") for c in space.contexts() if c.op not in ("zero", "identity")}
+    all_keys = 300 * 4 * 4 * 2 - 24 * 4 * 4  # edges x weighted ops x roles x source kinds, stem has one kind
+    assert len(model_keys) < all_keys
+
+
+def test_child_has_its_own_module_per_op_application():
+    arch = Architecture((Layer("add", 0, "conv1", 0, "conv1"), Layer("attn", 1, "gru", 0, "gru", 0, "gru")))
+    child = TextClassifier.child(embeddings(), CLASSES, arch, dim=8, heads=2)
+    assert len(child.encoder.ops) == 5
+    assert set(child.encoder.attn_norms.keys()) == {"1"}
+
+
+def _adam_step(model, arch, tokens, mask, labels):
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(tokens, mask, arch), labels).backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_step_on_one_arch_leaves_unused_parameters_bit_identical(mode):
+    space = FunctionalSpace(4)
+    model = supernet(space, mode)
+    arch = space.sample(random.Random(7))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    used = {id(p) for p in model.used_parameters(arch).values()}
+    tokens, mask = batch()
+    _adam_step(model, arch, tokens, mask, torch.tensor([0, 1, 2, 0, 1, 2]))
+    changed = unchanged = 0
+    for name, p in model.named_parameters():
+        if id(p) in used:
+            changed += not torch.equal(p, before[name])
+        else:
+            assert torch.equal(p, before[name]), f"{name} changed but {arch} does not use it"
+            unchanged += 1
+    assert changed > 0 and unchanged > 0
+
+
+def test_used_parameters_are_exactly_those_with_gradients():
+    space = FunctionalSpace(4)
+    model = supernet(space, "full")
+    arch = space.sample(random.Random(8))
+    tokens, mask = batch()
+    torch.nn.functional.cross_entropy(model(tokens, mask, arch), torch.zeros(6, dtype=torch.long)).backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == set(model.used_parameters(arch))
+
+
+def _tiny_loader(n=24, t=9, seed=0):
+    tokens, mask = batch(n, t, seed)
+    labels = (tokens[:, 0] % CLASSES).long()
+    rows = [{"tokens": tokens[i], "mask": mask[i], "labels": labels[i]} for i in range(n)]
+    collate = lambda items: {k: torch.stack([it[k] for it in items]) for k in items[0]}  # noqa: E731
+    return DataLoader(rows, batch_size=n, collate_fn=collate)
+
+
+def test_supernet_module_step_samples_distinct_archs_and_touches_only_their_weights(tmp_path):
+    space = FunctionalSpace(4)
+    model = supernet(space, "full")
+    module = SupernetModule(model, space, archs_per_step=3, lr=0.3, clip=5.0, seed=11, monitor_archs=0)
+    archs = space.sample_distinct(3, random.Random(11))  # what the module's seeded RNG draws first
+    assert len(set(archs)) == 3
+    used = set()
+    for a in archs:
+        used |= {id(p) for p in model.used_parameters(a).values()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, _tiny_loader())
+    n_changed = 0
+    for name, p in model.named_parameters():
+        if id(p) in used:
+            n_changed += not torch.equal(p, before[name])
+        else:
+            assert torch.equal(p, before[name]), name
+    assert n_changed > 0
+    assert module.rng.getstate() == _rng_after(space, 11, 3)
+
+
+def _rng_after(space, seed, k):
+    rng = random.Random(seed)
+    space.sample_distinct(k, rng)
+    return rng.getstate()
+
+
+def test_supernet_training_lowers_loss():
+    space = FunctionalSpace(3)
+    model = supernet(space, "full", dim=16)
+    tokens, mask = batch(32, 9, seed=3)
+    labels = torch.arange(32) % CLASSES
+    tokens[:, 0] = 2 + labels  # a class-specific token: learnable through the max-pool readout
+    tokens = tokens.masked_fill((tokens < 2 + CLASSES) & (torch.arange(9) > 0), 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rng = random.Random(0)
+    fixed = space.sample_distinct(4, random.Random(99))
+
+    def loss_on_fixed():
+        model.eval()
+        with torch.no_grad():
+            return sum(torch.nn.functional.cross_entropy(model(tokens, mask, a), labels).item() for a in fixed)
+
+    start = loss_on_fixed()
+    model.train()
+    for _ in range(80):
+        opt.zero_grad()
+        for a in space.sample_distinct(4, rng):
+            torch.nn.functional.cross_entropy(model(tokens, mask, a), labels).backward()
+        opt.step()
+    assert loss_on_fixed() < 0.7 * start

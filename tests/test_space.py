@@ -1,0 +1,157 @@
+"""Search space: validity, sampling, mutation, size, serialisation, the authors' format."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.space import Architecture, FunctionalSpace, Layer, from_authors, to_authors
+from src.utils.errors import InvalidArchitectureError
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "space" / "archs" / "published_sst5.yaml"
+
+
+def test_size_matches_design_note():
+    # per layer (i + 1) * (5 * 6 + 5 * 5 * 5): about 2e76 for 24 layers
+    space = FunctionalSpace(24)
+    expected = 1
+    for i in range(24):
+        expected *= (i + 1) * (5 * 6 + 5 * 5 * 5)
+    assert space.size() == expected
+    assert 1e76 < space.size() < 3e76
+
+
+def test_size_counts_every_architecture_of_a_tiny_space():
+    for priors in (True, False):
+        space = FunctionalSpace(2, ops=("zero", "identity", "conv1") if priors else ("zero", "conv1"), priors=priors)
+        rng = random.Random(0)
+        seen = {space.sample(rng) for _ in range(60_000)}
+        assert len(seen) == space.size()
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_samples_are_valid_and_cover_the_choices(priors):
+    space = FunctionalSpace(6, priors=priors)
+    rng = random.Random(1)
+    archs = [space.sample(rng) for _ in range(500)]
+    for a in archs:
+        space.validate(a)
+    last = [a[5] for a in archs]
+    assert {l.kind for l in last} == {"add", "attn"}
+    assert {l.k_src for l in last} == set(range(6))
+    q_ops = {l.q_op for l in last}
+    assert ("zero" in q_ops) == (not priors)
+    if priors:
+        assert all(l.q_src == 5 for l in last)
+        assert all(l.v_src == l.k_src for l in last if l.kind == "attn")
+    else:
+        assert {l.q_src for l in last} == set(range(6))
+        assert any(l.v_src != l.k_src for l in last if l.kind == "attn")
+
+
+@pytest.mark.parametrize("layer, field", [
+    (Layer("add", 1, "conv1", 0, "zero"), None),  # valid: zero as addend 2
+    (Layer("add", 0, "conv1", 0, "zero"), "q_src"),  # prior 1
+    (Layer("add", 1, "zero", 0, "conv1"), "q_op"),  # prior 3
+    (Layer("attn", 1, "conv1", 0, "zero", 0, "gru"), "k_op"),  # prior 3
+    (Layer("attn", 1, "conv1", 0, "gru", 1, "gru"), "v_src"),  # prior 2
+    (Layer("attn", 1, "conv1", 2, "gru", 2, "gru"), "k_src"),  # future node
+    (Layer("add", 1, "conv5", 0, "gru"), "q_op"),  # unknown op
+    (Layer("add", 1, "conv1", 0, "gru", 0, "gru"), "v_op"),  # add layers have no V
+    (Layer("mix", 1, "conv1", 0, "gru"), "kind"),
+])
+def test_validate_names_layer_and_field(layer, field):
+    space = FunctionalSpace(2)
+    arch = Architecture((Layer("add", 0, "conv3", 0, "identity"), layer))
+    if field is None:
+        space.validate(arch)
+        return
+    with pytest.raises(InvalidArchitectureError) as err:
+        space.validate(arch)
+    assert err.value.layer == 1 and err.value.field == field
+    assert "layer 1" in str(err.value) and field in str(err.value)
+
+
+def test_priors_off_accepts_what_priors_reject():
+    arch = Architecture((Layer("add", 0, "zero", 0, "conv1"), Layer("attn", 0, "zero", 1, "gru", 0, "zero")))
+    FunctionalSpace(2, priors=False).validate(arch)
+    assert not FunctionalSpace(2, priors=True).is_valid(arch)
+
+
+def test_mutation_rate_and_kind_flip():
+    space = FunctionalSpace(24)
+    rng = random.Random(2)
+    parent = space.sample(rng)
+    changed_layers, flips = [], 0
+    for _ in range(300):
+        child = space.mutate(parent, rng, rate=0.05)
+        space.validate(child)
+        assert child != parent
+        diff = [i for i in range(24) if child[i] != parent[i]]
+        changed_layers.append(len(diff))
+        flips += sum(child[i].kind != parent[i].kind for i in diff)
+    # ~5 decisions per layer at rate 0.05: most children change only a few layers
+    assert 1 <= sum(changed_layers) / len(changed_layers) < 6
+    assert flips > 0
+
+
+def test_mutation_at_rate_one_redraws_every_layer_kind():
+    space = FunctionalSpace(5)
+    rng = random.Random(3)
+    parent = space.sample(rng)
+    child = space.mutate(parent, rng, rate=1.0)
+    assert all(c.kind != p.kind for c, p in zip(child, parent))
+
+
+def test_yaml_and_json_round_trip():
+    space = FunctionalSpace(8, priors=False)
+    rng = random.Random(4)
+    for _ in range(20):
+        a = space.sample(rng)
+        assert Architecture.from_yaml(a.to_yaml()) == a
+        assert Architecture.from_json(a.to_json()) == a
+        assert hash(Architecture.from_json(a.to_json())) == hash(a)
+
+
+def test_save_and_load(tmp_path):
+    a = FunctionalSpace(4).sample(random.Random(5))
+    a.save(tmp_path / "a.yaml")
+    a.save(tmp_path / "a.json")
+    assert Architecture.load(tmp_path / "a.yaml") == a
+    assert Architecture.load(tmp_path / "a.json") == a
+    json.loads((tmp_path / "a.json").read_text())
+
+
+@pytest.mark.parametrize("text, field", [
+    ("layers: [{kind: add, q_src: 0, q_op: conv1}]", "k_src"),
+    ("layers: [{kind: add, q_src: zero, q_op: conv1, k_src: 0, k_op: gru}]", "q_src"),
+    ("layers: [{kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: gru, colour: red}]", "colour"),
+    ("layers: [{kind: sum, q_src: 0, q_op: conv1, k_src: 0, k_op: gru}]", "kind"),
+])
+def test_malformed_files_name_layer_and_field(text, field):
+    with pytest.raises(InvalidArchitectureError, match=f"layer 0.*{field}"):
+        Architecture.from_yaml(text, source="x.yaml")
+
+
+def test_published_sst5_import():
+    rows = yaml.safe_load(PUBLISHED.read_text())["arch"]
+    arch = from_authors(rows)
+    assert len(arch) == 24
+    assert arch[0] == Layer("add", 0, "maxpool3", 0, "identity")
+    assert arch[2] == Layer("attn", 2, "identity", 0, "conv3", 0, "identity")
+    assert arch[5] == Layer("attn", 5, "conv1", 5, "identity", 5, "conv3")
+    assert to_authors(arch) == rows
+    assert Architecture.load(PUBLISHED) == arch
+    # it uses `zero` as Q / addend 1, which prior 3 forbids, but keeps priors 1 and 2
+    FunctionalSpace(24, priors=False).validate(arch)
+    with pytest.raises(InvalidArchitectureError, match="prior 3"):
+        FunctionalSpace(24, priors=True).validate(arch)
+
+
+def test_authors_format_errors():
+    with pytest.raises(InvalidArchitectureError, match="layer 1.*o2"):
+        from_authors([[1, 0, 2, -1, 0], [1, 0, 9, -1, 0]])
+    with pytest.raises(InvalidArchitectureError, match="layer 0.*kind"):
+        from_authors([[1, 0, 2, -1, 3]])
