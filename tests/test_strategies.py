@@ -1,0 +1,106 @@
+"""Search strategies on a dummy score: improvement, planted optimum, determinism, resume."""
+
+import json
+import random
+
+import pytest
+
+from src.space import FunctionalSpace
+from src.strategies import Evolution, RandomSearch, build_strategy
+
+
+def planted(space, seed=123):
+    target = space.sample(random.Random(seed))
+
+    def score(arch):
+        return sum((l.kind == t.kind) + (l.k_src == t.k_src) + (l.q_op == t.q_op) + (l.k_op == t.k_op)
+                   + (l.v_op == t.v_op) for l, t in zip(arch, target)) / (5 * len(target))
+
+    return target, score
+
+
+def test_evolution_finds_a_planted_optimum():
+    space = FunctionalSpace(2, ops=("zero", "identity", "conv1", "conv3"))
+    target, score = planted(space)
+    evo = Evolution(space, seed=0, population=40, rounds=60, parents=10, mutation_rate=0.3)
+    evo.run(score)
+    assert evo.best() == (target, 1.0)
+
+
+def test_evolution_beats_random_search_at_the_same_budget():
+    space = FunctionalSpace(6)
+    wins = 0
+    for seed in range(5):
+        _, score = planted(space, seed=100 + seed)
+        evo = Evolution(space, seed=seed, population=50, rounds=20, parents=10, mutation_rate=0.1)
+        evo.run(score)
+        rnd = RandomSearch(space, seed=seed, budget=evo.budget)
+        rnd.run(score)
+        assert len(rnd.history) == len(evo.history) == evo.budget
+        wins += evo.best()[1] > rnd.best()[1]
+    assert wins >= 4
+
+
+def test_evolution_protocol_counts_and_no_duplicates():
+    space = FunctionalSpace(24)
+    _, score = planted(space)
+    evo = Evolution(space, seed=1)  # the paper's 500 + 5 x 100
+    evo.run(score)
+    archs = [a for a, _ in evo.history]
+    assert len(archs) == evo.budget == 1000
+    assert len(set(archs)) == 1000
+    for a in archs:
+        space.validate(a)
+    # each round's children are mutations of the top 100 so far: they are no worse on average than random
+    assert sum(s for _, s in evo.history[-100:]) / 100 > sum(s for _, s in evo.history[:500]) / 500
+
+
+def test_same_seed_same_search_other_seed_other_search():
+    space = FunctionalSpace(5)
+    _, score = planted(space)
+    runs = []
+    for seed in (3, 3, 4):
+        evo = Evolution(space, seed=seed, population=30, rounds=3, parents=5)
+        evo.run(score)
+        runs.append(evo.history)
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("name", ["evolution", "random"])
+def test_resume_continues_exactly_where_it_stopped(name):
+    space = FunctionalSpace(5)
+    _, score = planted(space)
+    kwargs = dict(population=20, rounds=4, parents=6, mutation_rate=0.1)
+    full = build_strategy(name, space, 7, **kwargs)
+    full.run(score)
+
+    first = build_strategy(name, space, 7, **kwargs)
+    stop_after = 33  # in the middle of a mutation round
+    n = 0
+    while n < stop_after:
+        arch = first.ask()[0]
+        first.tell(arch, score(arch))
+        n += 1
+    saved = json.loads(json.dumps(first.state_dict()))  # through JSON, as the run directory stores it
+
+    resumed = build_strategy(name, space, 7, **kwargs)
+    resumed.load_state_dict(saved)
+    assert len(resumed.history) == stop_after
+    resumed.run(score)
+    assert resumed.history == full.history
+
+
+def test_tell_rejects_unknown_candidates_and_state_of_other_strategy():
+    space = FunctionalSpace(3)
+    evo = Evolution(space, population=4, rounds=1, parents=2)
+    evo.ask()
+    with pytest.raises(ValueError):
+        evo.tell(space.sample(random.Random(999)), 0.5)
+    with pytest.raises(ValueError):
+        RandomSearch(space).load_state_dict(evo.state_dict())
+
+
+def test_random_search_gets_evolution_budget_by_default():
+    space = FunctionalSpace(3)
+    assert build_strategy("random", space, 0, population=50, rounds=2, parents=10).budget == 70
