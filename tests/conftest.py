@@ -1,0 +1,35 @@
+"""Shared fixtures: the real Hydra config, composed and shrunk for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` with ``overrides`` exactly as the command line would."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path):
+    """A ``budget=smoke`` search config whose data, cache and outputs live in ``tmp_path``."""
+
+    def make(task: str = "sst2", name: str = "search", extra: list[str] | None = None,
+             data_dir: Path | None = None) -> DictConfig:
+        cfg = compose_config(name, [f"+task={task}", "budget=smoke", "hardware=cpu"] + (extra or []))
+        with open_dict(cfg):
+            cfg.paths.data_dir = str(data_dir or tmp_path / "data")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+            cfg.paths.output_dir = str(tmp_path / "out")
+        return cfg
+
+    return make

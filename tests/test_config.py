@@ -1,0 +1,69 @@
+"""Every config group composes and resolves; budgets and overrides land where expected."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, compose_config
+
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("entry", ["search", "retrain"])
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes_and_resolves(entry, group, option):
+    primary = OmegaConf.to_container(OmegaConf.load(CONF / f"{entry}.yaml"))
+    in_defaults = any(isinstance(d, dict) and group in d for d in primary["defaults"])
+    if group != "task" and not in_defaults:
+        pytest.skip(f"{entry} does not use the {group} group")
+    override = f"+task={option}" if group == "task" else f"{group}={option}"
+    extra = [] if group == "task" else ["+task=sst5"]
+    cfg = compose_config(entry, [override] + extra)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert container["task"]["name"] in options("task")
+
+
+def test_paper_budget_is_the_protocol():
+    cfg = compose_config("search", ["+task=sst5"])
+    assert (cfg.space.num_layers, cfg.space.sharing, cfg.space.priors) == (24, "full", True)
+    assert (cfg.supernet.dim, cfg.supernet.heads, cfg.supernet.archs_per_step, cfg.supernet.epochs) == (64, 8, 16, 10)
+    assert (cfg.supernet.batch_size, cfg.supernet.lr, cfg.supernet.clip) == (128, 5e-4, 5.0)
+    assert (cfg.strategy.population, cfg.strategy.rounds, cfg.strategy.parents) == (500, 5, 100)
+    assert cfg.strategy.mutation_rate == 0.05
+    assert (cfg.retrain.dim, cfg.retrain.seeds, cfg.retrain.epochs, cfg.retrain.clip) == (256, 5, 10, 1.0)
+    assert cfg.data.train_level == "phrase" and cfg.data.max_len == 64
+
+
+def test_budget_and_command_line_overrides():
+    smoke = compose_config("search", ["+task=sst2", "budget=smoke"])
+    assert smoke.space.num_layers < 24 and smoke.strategy.population < 500
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke", "space.sharing=none", "space.priors=false"])
+    assert cfg.space.sharing == "none" and cfg.space.priors is False
+    quick = compose_config("search", ["+task=sst2", "budget=quick"])
+    assert quick.retrain.seeds >= 1
+
+
+def test_data_dir_defaults_to_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOATTEND_DATA_DIR", str(tmp_path))
+    cfg = compose_config("search", ["+task=sst2"])
+    assert cfg.paths.data_dir == str(tmp_path)
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR")
+    assert compose_config("search", ["+task=sst2"]).paths.data_dir == "./data"
+
+
+def test_retrain_accepts_a_path_as_arch():
+    cfg = compose_config("retrain", ["+task=sst2", "arch=/tmp/x/best_arch.yaml"])
+    assert cfg.arch == "/tmp/x/best_arch.yaml"
+    assert compose_config("retrain", ["+task=sst5", "arch=published_sst5"]).arch == "published_sst5"
+
+
+def test_task_is_not_named_in_the_defaults():
+    # `+task=...` only works if the defaults list does not name `task`
+    for entry in ("search", "retrain"):
+        defaults = OmegaConf.to_container(OmegaConf.load(Path(CONF) / f"{entry}.yaml"))["defaults"]
+        assert not any(isinstance(d, dict) and "task" in d for d in defaults)
