@@ -1,0 +1,192 @@
+"""End to end through the real command line: search, resume, retrain, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.space import Architecture, FunctionalSpace
+from tests.helpers import real_data_dir, write_tiny_sst
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None, timeout: int = 300):
+    env = {**os.environ, "AUTOATTEND_DATA_DIR": str(data_dir), "AUTOATTEND_CACHE_DIR": str(tmp / "cache"),
+           "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    argv = [sys.executable, "-m", module, *args]
+    if run_dir is not None:
+        argv.append(f"hydra.run.dir={run_dir}")
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_population(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "search" / "population.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_sst(root, n_train=300, n_dev=60, n_test=60)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tiny_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    run_dir = tmp / "run"
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=tiny_data, tmp=tmp,
+               run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, run_dir, proc
+
+
+def test_smoke_search_writes_every_result(smoke_run):
+    _, run_dir, proc = smoke_run
+    assert f"run dir: {run_dir}" in proc.stdout
+    assert "summary: best supernet val acc" in proc.stdout and "retrained test acc" in proc.stdout
+    assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
+    population = read_population(run_dir)
+    assert len(population) == 6 + 2 * 3  # smoke: 6 random + 2 rounds x 3 parents
+    archs = [Architecture.from_dict(p["arch"]) for p in population]
+    assert len(set(archs)) == len(archs)
+    space = FunctionalSpace(3)
+    for a in archs:
+        space.validate(a)
+    best = Architecture.load(run_dir / "search" / "best_arch.yaml")
+    top = max(population, key=lambda p: (p["score"], -p["index"]))
+    assert best == Architecture.from_dict(top["arch"])
+    topk = yaml.safe_load((run_dir / "search" / "topk.yaml").read_text())
+    assert [t["val_acc"] for t in topk] == sorted((p["score"] for p in population), reverse=True)[:3]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert {"test_acc_mean", "test_acc_std", "per_seed", "selection_rule"} <= set(results)
+    assert len(results["per_seed"]) == 2 and 0.0 <= results["test_acc_mean"] <= 1.0
+    for seed in results["per_seed"]:
+        history = json.loads((run_dir / "retrain" / f"seed_{seed['seed']}.json").read_text())["history"]
+        best_val = max(h["val_acc"] for h in history)
+        assert seed["val_acc"] == best_val
+        assert seed["test_acc"] == next(h["test_acc"] for h in history if h["val_acc"] == best_val)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["retrain"]["test_acc_mean"] == results["test_acc_mean"]
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+
+
+def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_data):
+    tmp, run_dir, _ = smoke_run
+    before = json.loads((run_dir / "retrain" / "results.json").read_text())
+    population = read_population(run_dir)
+    (run_dir / "retrain" / "seed_1.json").unlink()
+    (run_dir / "retrain" / "results.json").unlink()
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=tiny_data, tmp=tmp,
+               run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run_dir / "search.log").read_text()
+    assert "supernet already trained" in log
+    assert "resuming with 12 candidates already scored" in log
+    assert "seed 0 already done" in log
+    assert read_population(run_dir) == population
+    after = json.loads((run_dir / "retrain" / "results.json").read_text())
+    # seed 1 was retrained from scratch with the same seed: the same numbers come back
+    assert after["per_seed"] == before["per_seed"]
+
+
+def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data):
+    tmp, run_dir, _ = smoke_run
+    out = tmp / "retrain_run"
+    proc = cli("src.retrain", "+task=sst2", f"arch={run_dir / 'search' / 'best_arch.yaml'}", "budget=smoke",
+               "hardware=cpu", "retrain.seeds=1", data_dir=tiny_data, tmp=tmp, run_dir=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "retrain" / "results.json").read_text())
+    assert results["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()
+    assert "test acc" in proc.stdout
+
+
+def test_retrain_published_architecture_builds(tiny_data, tmp_path):
+    proc = cli("src.retrain", "+task=sst5", "arch=published_sst5", "budget=smoke", "hardware=cpu",
+               "retrain.seeds=1", "retrain.max_steps=2", "retrain.eval_every=2", data_dir=tiny_data, tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "r" / "retrain" / "results.json").read_text())
+    assert len(results["arch"]["layers"]) == 24
+
+
+# ---- bad input: one clear line, non-zero exit, no result files --------------------------------
+
+def _assert_clean_failure(proc, run_dir: Path, *needles: str):
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    assert err, "nothing on stderr"
+    text = proc.stderr
+    for needle in needles:
+        assert needle in text, text[-2000:]
+    assert "Traceback" not in text
+    for result in ("summary.json", "retrain/results.json", "search/best_arch.yaml"):
+        assert not (run_dir / result).exists()
+
+
+def test_unknown_task(tiny_data, tmp_path):
+    proc = cli("src.search", "+task=imdb", data_dir=tiny_data, tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "task/imdb", "sst2")
+
+
+def test_no_task(tiny_data, tmp_path):
+    proc = cli("src.search", data_dir=tiny_data, tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error: no task selected", "+task=")
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("content, needles", [
+    ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: conv7}\n", ["layer 0", "k_op", "conv7"]),
+    ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 3, k_op: gru}\n", ["layer 0", "k_src"]),
+    ("layers: [{kind: add, q_src: 0", ["not valid YAML"]),
+])
+def test_invalid_architecture_file(tiny_data, tmp_path, content, needles):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    proc = cli("src.retrain", "+task=sst2", f"arch={bad}", "budget=smoke", data_dir=tiny_data, tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error:", *needles)
+    assert proc.returncode == 2
+
+
+def test_unknown_builtin_architecture(tiny_data, tmp_path):
+    proc = cli("src.retrain", "+task=sst2", "arch=nonexistent", data_dir=tiny_data, tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "arch=nonexistent", "published_sst5")
+
+
+def test_missing_data(tmp_path):
+    proc = cli("src.search", "+task=sst5", "budget=smoke", data_dir=tmp_path / "nowhere", tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error:", str(tmp_path / "nowhere"), "SetFit/sst5")
+    assert proc.returncode == 2
+
+
+def test_wrong_embedding_file_format(tiny_data, tmp_path):
+    bad = tmp_path / "vectors.txt"
+    bad.write_text("good 0.1 0.2 0.3\nbad 0.1 zero 0.3\n")
+    proc = cli("src.search", "+task=sst2", "budget=smoke", f"data.glove_path={bad}", data_dir=tiny_data,
+               tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error:", str(bad), "line 2")
+    assert proc.returncode == 2
+
+
+# ---- the real SST files ----------------------------------------------------------------------
+
+def test_smoke_search_on_real_sst(tmp_path):
+    data = real_data_dir()
+    if data is None or not (data / "sst" / "trees" / "train.txt").exists():
+        pytest.skip("real SST trees not found (set AUTOATTEND_DATA_DIR or put them in ../shared/data/sst/trees)")
+    run_dir = tmp_path / "run"
+    proc = cli("src.search", "+task=sst5", "budget=smoke", "hardware=cpu", data_dir=data, tmp=tmp_path,
+               run_dir=run_dir, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert results["protocol"]["val_examples"] == 1101 and results["protocol"]["test_examples"] == 2210
+    assert 0.0 < results["test_acc_mean"] <= 1.0
