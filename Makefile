@@ -8,11 +8,12 @@ BUDGET ?= quick
 ARGS   ?=
 export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),./data)
 
-.PHONY: help install search retrain retrain-published test test-full clean
+.PHONY: help install search retrain bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
 	@echo "make retrain TASK=sst5 ARCH=published_sst5 [BUDGET=quick]"
+	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "make test        fast tests (< 10 min on 2 cores)"
 	@echo "make test-full   also the slow end-to-end runs on the real SST files"
 
@@ -30,6 +31,9 @@ search: $(PY)
 ARCH ?= published_sst5
 retrain: $(PY)
 	$(PY) -m src.retrain +task=$(TASK) arch=$(ARCH) budget=$(BUDGET) $(ARGS)
+
+bench: $(PY)
+	$(PY) -m src.bench $(ARGS)
 
 test: $(PY)
 	$(PY) -m pytest -q -m "not slow"

@@ -190,3 +190,16 @@ def test_smoke_search_on_real_sst(tmp_path):
     results = json.loads((run_dir / "retrain" / "results.json").read_text())
     assert results["protocol"]["val_examples"] == 1101 and results["protocol"]["test_examples"] == 2210
     assert 0.0 < results["test_acc_mean"] <= 1.0
+
+
+def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = cli("src.search", "-m", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=1,2", "retrain.seeds=1",
+               f"hydra.sweep.dir={sweep}", data_dir=tiny_data, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.parent for p in sweep.glob("*/retrain/results.json"))
+    assert len(runs) == 2
+    seeds = [json.loads((r / "retrain" / "results.json").read_text())["seeds"] for r in runs]
+    assert sorted(seeds) == [[1], [2]]
+    populations = [read_population(r) for r in runs]
+    assert populations[0] != populations[1]  # a different seed searches differently
