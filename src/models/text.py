@@ -33,11 +33,22 @@ class TextClassifier(nn.Module):
 
     Build with :meth:`supernet` or :meth:`child`. ``embeddings`` (V, E) are frozen unless
     ``freeze_embeddings=False``; row 0 is the padding token.
+
+    ``window=None`` (default): the whole sequence is encoded at once (callers truncate it).
+    ``window=W``: a sequence longer than W is cut into windows of W tokens every ``stride`` tokens;
+    stem, encoder and masked max-pool run on each window and the window maxima are max-pooled.
+    A window is used only when it holds tokens the previous one does not (empty windows, and the
+    tail windows a longer batch adds, are ignored), so logits do not depend on batch padding.
     """
 
     def __init__(self, embeddings: torch.Tensor, num_classes: int, encoder: FunctionalEncoder, dropout: float,
-                 freeze_embeddings: bool = True, arch: Architecture | None = None):
+                 freeze_embeddings: bool = True, arch: Architecture | None = None, window: int | None = None,
+                 stride: int = 32):
         super().__init__()
+        if window is not None and not 1 <= int(stride) <= int(window):
+            raise ValueError(f"sliding windows need 1 <= stride <= window; got window={window}, stride={stride}")
+        self.window = None if window is None else int(window)
+        self.stride = int(stride)
         self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=freeze_embeddings, padding_idx=0)
         self.stem = Stem(embeddings.shape[1], encoder.dim, dropout)
         self.encoder = encoder
@@ -49,20 +60,22 @@ class TextClassifier(nn.Module):
     @classmethod
     def supernet(cls, embeddings: torch.Tensor, num_classes: int, space: FunctionalSpace, dim: int = 64,
                  heads: int = 8, dropout: float = 0.1, attn_dropout: float = 0.1, sharing: str = "full",
-                 freeze_embeddings: bool = True) -> "TextClassifier":
+                 freeze_embeddings: bool = True, window: int | None = None, stride: int = 32) -> "TextClassifier":
         """Every module any architecture of ``space`` can use, keyed by ``sharing`` mode."""
         encoder = FunctionalEncoder(dim, heads, space.num_layers, dropout, attn_dropout, sharing,
                                     supernet_op_keys(space, sharing), range(space.num_layers))
-        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings)
+        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings, window=window, stride=stride)
 
     @classmethod
     def child(cls, embeddings: torch.Tensor, num_classes: int, arch: Architecture, dim: int = 256, heads: int = 8,
-              dropout: float = 0.1, attn_dropout: float = 0.1, freeze_embeddings: bool = True) -> "TextClassifier":
+              dropout: float = 0.1, attn_dropout: float = 0.1, freeze_embeddings: bool = True,
+              window: int | None = None, stride: int = 32) -> "TextClassifier":
         """A stand-alone model of ``arch``: its own module for every op application."""
         attn_layers = [i for i, layer in enumerate(arch) if layer.kind == "attn"]
         encoder = FunctionalEncoder(dim, heads, len(arch), dropout, attn_dropout, CHILD, child_op_keys(arch),
                                     attn_layers)
-        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings, arch=arch)
+        return cls(embeddings, num_classes, encoder, dropout, freeze_embeddings, arch=arch, window=window,
+                   stride=stride)
 
     def features(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The stem output (B, T, D); architecture-independent, so computable once per batch."""
@@ -77,7 +90,35 @@ class TextClassifier(nn.Module):
         arch = arch if arch is not None else self.arch
         if arch is None:
             raise ValueError("a supernet needs an architecture to run")
+        if self.window is not None and tokens.shape[1] > self.window:
+            return self.classifier(self.window_pool(tokens, mask, arch))
         return self.head(self.encoder(self.features(tokens, mask), mask, arch), mask)
+
+    def window_pool(self, tokens: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Sliding-window encoding of tokens (B, T) / mask (B, T), T > window -> pooled features (B, D).
+
+        Window k covers positions [k * stride, k * stride + window). Window 0 is always used; window
+        k > 0 only when it starts before ``length - (window - stride)``, i.e. when it reaches tokens
+        window k - 1 does not. That depends on the sequence's own length only, never on T.
+        """
+        w, s = self.window, self.stride
+        batch, length = tokens.shape
+        n_win = -(-(length - w) // s) + 1
+        pad = (n_win - 1) * s + w - length
+        tokens = nn.functional.pad(tokens, (0, pad), value=0)
+        mask = nn.functional.pad(mask, (0, pad), value=False)
+        win_tokens = tokens.unfold(1, w, s)  # (B, n_win, w)
+        win_mask = mask.unfold(1, w, s)
+        starts = torch.arange(n_win, device=tokens.device) * s
+        lengths = mask.sum(dim=1, keepdim=True)
+        used = (starts == 0).unsqueeze(0) | (starts.unsqueeze(0) < lengths - (w - s))  # (B, n_win)
+        used &= win_mask.any(dim=-1)
+        flat_tokens, flat_mask = win_tokens[used], win_mask[used]  # (N, w): only the windows that count
+        h = self.encoder(self.features(flat_tokens, flat_mask), flat_mask, arch)
+        pooled = h.masked_fill(~flat_mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (N, D)
+        per_window = pooled.new_full((batch, n_win, pooled.shape[-1]), float("-inf"))
+        per_window[used] = pooled
+        return per_window.amax(dim=1)
 
     def used_parameters(self, arch: Architecture | None = None) -> dict[str, nn.Parameter]:
         """``{name: parameter}`` of every trainable parameter ``arch`` uses (stem, ops, norms, classifier)."""

@@ -32,10 +32,21 @@ def require_task(cfg: DictConfig) -> None:
         raise AutoAttendError(f"no task selected: add +task=<name> to the command (available: {', '.join(tasks)})")
 
 
+def task_family(cfg: DictConfig) -> str:
+    """``text`` (the default) or ``graph``, from the task's ``family`` key."""
+    return str(cfg.task.get("family", "text"))
+
+
 def setup_hardware(cfg: DictConfig) -> None:
-    """Thread count and float32 matmul precision from the ``hardware`` group."""
-    if cfg.hardware.get("threads"):
-        torch.set_num_threads(int(cfg.hardware.threads))
+    """Thread count and float32 matmul precision from the ``hardware`` group.
+
+    Graph tasks default to ``graph.threads`` when ``hardware.threads`` is unset.
+    """
+    threads = cfg.hardware.get("threads")
+    if not threads and task_family(cfg) == "graph":
+        threads = cfg.graph.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
     if cfg.hardware.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
 
@@ -57,6 +68,10 @@ def build_space(space_cfg: DictConfig) -> FunctionalSpace:
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     """The task's DataModule with the run's data settings; ``setup()`` already called."""
+    if task_family(cfg) == "graph":
+        dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir, seed=cfg.seed)
+        dm.setup("fit")
+        return dm
     dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
                      train_level=cfg.data.train_level, max_len=cfg.data.max_len,
                      glove_path=cfg.data.glove_path, embedding_source=cfg.data.embedding_source,

@@ -9,9 +9,9 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from src.pipeline import graph_stages, stages
 from src.pipeline.common import (Timer, build_datamodule, build_space, env_summary, require_task, resolve_arch,
-                                 run_dir_of, setup_hardware)
-from src.pipeline.stages import retrain, search, train_supernet
+                                 run_dir_of, setup_hardware, task_family)
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -30,31 +30,48 @@ def _quiet_lightning() -> None:
 
 
 def run_search(cfg: DictConfig) -> dict:
-    """Supernet training, architecture search and retraining of the best candidate."""
+    """Supernet training, architecture search and retraining of the best candidate.
+
+    Graph tasks (``task.family: graph``) run the same three stages from
+    :mod:`src.pipeline.graph_stages`, then retrain ``graph.baselines`` in the same run.
+    """
     require_task(cfg)
     setup_hardware(cfg)
     run_dir = run_dir_of(cfg)
     timer = Timer()
-    space = build_space(cfg.space)
+    graph = task_family(cfg) == "graph"
+    st = graph_stages if graph else stages
+    space = graph_stages.build_space(cfg) if graph else build_space(cfg.space)
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
     with timer("data"):
         dm = build_datamodule(cfg)
     with timer("supernet"):
-        model = train_supernet(cfg, dm, space, run_dir)
+        model = st.train_supernet(cfg, dm, space, run_dir)
     with timer("search"):
-        best, best_score = search(cfg, model, dm, space, run_dir)
+        best, best_score = st.search(cfg, model, dm, space, run_dir)
     del model
+    seeds = cfg.graph.retrain.seeds if graph else cfg.retrain.seeds
     with timer("retrain"):
-        results = retrain(cfg, best, dm, run_dir) if cfg.retrain.seeds > 0 else None
+        results = st.retrain(cfg, best, dm, run_dir) if seeds > 0 else None
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "best_val_acc_supernet": best_score,
                "retrain": None if results is None else {k: results[k] for k in (
                    "test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule")},
                "seconds": timer.seconds, "machine": env_summary()}
-    atomic_write_json(run_dir / "summary.json", summary)
     line = f"best supernet val acc {best_score:.4f}"
     if results is not None:
         line += (f" | retrained test acc {100 * results['test_acc_mean']:.2f} +- {100 * results['test_acc_std']:.2f}"
                  f" over {len(results['seeds'])} seed(s)")
+    if graph:
+        summary["metric"] = "micro_f1" if dm.multilabel else "accuracy"
+        if results is not None:
+            summary["retrain"]["hparams"] = results["hparams"]
+        if seeds > 0 and cfg.graph.get("baselines"):
+            with timer("baselines"):
+                summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
+            summary["seconds"] = timer.seconds
+            line += "".join(f" | {name} {100 * b['test_acc_mean']:.2f} +- {100 * b['test_acc_std']:.2f}"
+                            for name, b in summary["baselines"].items())
+    atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer)
     return summary
 
@@ -66,12 +83,18 @@ def run_retrain(cfg: DictConfig) -> dict:
     run_dir = run_dir_of(cfg)
     timer = Timer()
     arch = resolve_arch(cfg.arch)
+    graph = task_family(cfg) == "graph"
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
-    FunctionalSpace(len(arch), ops=tuple(cfg.space.ops), priors=False, kinds=tuple(cfg.space.kinds)).validate(arch)
+    if graph:
+        graph_stages.retrain_space(cfg, len(arch)).validate(arch)
+        hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name)
+    else:
+        FunctionalSpace(len(arch), ops=tuple(cfg.space.ops), priors=False, kinds=tuple(cfg.space.kinds)).validate(arch)
     with timer("data"):
         dm = build_datamodule(cfg)
     with timer("retrain"):
-        results = retrain(cfg, arch, dm, run_dir)
+        results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
+                                                                                                      run_dir)
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
                "retrain": {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds",
                                                    "selection_rule")},

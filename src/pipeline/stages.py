@@ -37,11 +37,21 @@ SELECTION_RULE = ("test accuracy at the evaluation with the highest validation a
                   "validation and test are evaluated together every retrain.eval_every optimizer steps")
 
 
+def window_args(cfg: DictConfig) -> dict:
+    """Sliding-window settings of the text model (``data.window`` null = plain truncation)."""
+    return {"window": cfg.data.get("window"), "stride": cfg.data.get("stride", 32)}
+
+
+def subset_or_task_default(value: int | None, cfg: DictConfig, task_key: str) -> int | None:
+    """A budget's explicit subset size, else the task preset's (large corpora), else None (all)."""
+    return value if value is not None else cfg.task.get(task_key)
+
+
 def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> TextClassifier:
     s = cfg.supernet
     return TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=s.dim, heads=s.heads,
                                    dropout=s.dropout, attn_dropout=s.attn_dropout, sharing=cfg.space.sharing,
-                                   freeze_embeddings=cfg.data.freeze_embeddings)
+                                   freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
 
 
 def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> TextClassifier:
@@ -61,7 +71,8 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
         return model
-    train = make_loader(dm.train_set, s.batch_size, True, cfg.seed, s.train_subset, cfg.hardware.num_workers)
+    train = make_loader(dm.train_set, s.batch_size, True, cfg.seed,
+                        subset_or_task_default(s.train_subset, cfg, "supernet_train_subset"), cfg.hardware.num_workers)
     val = make_loader(dm.val_set, cfg.strategy.eval_batch_size, False, cfg.seed, None, cfg.hardware.num_workers)
     trainer = make_trainer(cfg, run_dir, "supernet", max_epochs=s.epochs, max_steps=s.max_steps,
                            callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
@@ -84,7 +95,8 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     out.mkdir(parents=True, exist_ok=True)
     device = device_of(cfg)
     model.to(device)
-    val = make_loader(dm.val_set, c.eval_batch_size, False, cfg.seed, c.val_subset)
+    val = make_loader(dm.val_set, c.eval_batch_size, False, cfg.seed,
+                      subset_or_task_default(c.val_subset, cfg, "search_val_subset"))
     estimator = SupernetEstimator(model, val, device)
     strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
                               parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
@@ -140,7 +152,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         pl.seed_everything(seed, workers=True, verbose=False)
         model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
                                      dropout=r.dropout, attn_dropout=r.attn_dropout,
-                                     freeze_embeddings=cfg.data.freeze_embeddings)
+                                     freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
         module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
         train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
         evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)

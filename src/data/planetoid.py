@@ -1,0 +1,210 @@
+"""Node-classification data: the shared graph DataModule and the Planetoid citation graphs.
+
+Every batch is a dict of tensors on one (possibly merged) graph:
+
+* ``x`` (N, F) float features (a sparse COO tensor for Planetoid's bag-of-words features);
+* ``edge_index`` (2, E) long, messages flow ``edge_index[0] -> edge_index[1]``;
+* ``y`` (N,) long class ids, or (N, C) float 0/1 targets for a multi-label task;
+* ``train_mask``, ``val_mask``, ``test_mask`` (N,) bool: which nodes each split scores.
+
+Planetoid (Cora, CiteSeer, PubMed) is transductive: one graph, the public split (20 labels per
+class, 500 validation, 1,000 test nodes), row-normalised features. Raw files are read from
+``<data_dir>/planetoid/<Name>/raw/`` when present -- copied first to the writable cache, since
+PyG processes next to the raw folder -- and downloaded by PyG into the cache otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from src.utils.errors import AutoAttendError, DataNotFoundError
+
+log = logging.getLogger(__name__)
+
+PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+def check_graph(batch: dict, source: str, multilabel: bool) -> None:
+    """Raise one clear line when a graph cannot be used for node classification."""
+    x, y, edge_index = batch["x"], batch["y"], batch["edge_index"]
+    n = x.size(0)
+    if y.size(0) != n:
+        raise AutoAttendError(f"{source}: feature/label size mismatch: {n} feature rows but {y.size(0)} labels")
+    for split in ("train_mask", "val_mask", "test_mask"):
+        if batch[split].size(0) != n:
+            raise AutoAttendError(f"{source}: {split} has {batch[split].size(0)} entries for {n} nodes")
+    if edge_index.numel() == 0:
+        raise AutoAttendError(f"{source}: the graph has no edges; node classification needs a graph with edges")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise AutoAttendError(f"{source}: edge_index must be (2, E), got {tuple(edge_index.shape)}")
+    if int(edge_index.min()) < 0 or int(edge_index.max()) >= n:
+        raise AutoAttendError(f"{source}: edge_index refers to node {int(edge_index.max())} but there are {n} nodes")
+    if multilabel and y.dim() != 2:
+        raise AutoAttendError(f"{source}: a multi-label task needs (N, C) 0/1 targets, got shape {tuple(y.shape)}")
+
+
+def data_to_batch(data, train: bool = False, val: bool = False, test: bool = False, sparse_x: bool = False) -> dict:
+    """A PyG ``Data``/``Batch`` -> the batch dict; masks from ``data`` or all True/False per flag."""
+    n = data.num_nodes
+    masks = {}
+    for split, flag in (("train_mask", train), ("val_mask", val), ("test_mask", test)):
+        mask = getattr(data, split, None)
+        masks[split] = mask.bool() if mask is not None else torch.full((n,), flag, dtype=torch.bool)
+    x = data.x.float()
+    return {"x": x.to_sparse_coo().coalesce() if sparse_x else x, "edge_index": data.edge_index.long(),
+            "y": data.y, **masks}
+
+
+def collate_graphs(graphs: list) -> dict:
+    """Merge graphs into one disjoint graph (PyG ``Batch``) -> batch dict (train/val/test flags kept)."""
+    from torch_geometric.data import Batch
+
+    return data_to_batch(Batch.from_data_list(graphs))
+
+
+class RepeatDataset(Dataset):
+    """The same full-graph batch ``times`` times: one epoch of ``times`` full-batch steps."""
+
+    def __init__(self, batch: dict, times: int):
+        self.batch, self.times = batch, max(1, int(times))
+
+    def __len__(self) -> int:
+        return self.times
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batch
+
+
+class ListDataset(Dataset):
+    """Fixed, already-built batches."""
+
+    def __init__(self, batches: list[dict]):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batches[i]
+
+
+class GraphDataModule(pl.LightningDataModule, ABC):
+    """Base of the graph DataModules: loaders and the properties the pipeline reads.
+
+    :meth:`load` sets ``num_features``, ``num_classes``, ``eval_batches`` (batch dicts holding
+    every validation and test node) and either ``graph`` (one full-graph batch, transductive) or
+    ``train_graphs`` (PyG ``Data`` objects merged ``batch_size`` at a time, inductive).
+    """
+
+    multilabel = False
+    metric = "accuracy"
+
+    def __init__(self, data_dir: str = "./data", cache_dir: str = "./.cache/autoattend", seed: int = 0,
+                 download: bool = True, batch_size: int = 1, **_ignored):
+        super().__init__()
+        self.data_dir, self.cache_dir = Path(data_dir).expanduser(), Path(cache_dir).expanduser()
+        self.seed, self.download, self.batch_size = seed, download, batch_size
+        self.num_features = self.num_classes = 0
+        self.graph: dict | None = None
+        self.train_graphs: list = []
+        self.eval_batches: list[dict] = []
+        self._loaded = False
+
+    @abstractmethod
+    def load(self) -> None:
+        """Read the data (see the class docstring for what it must set)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def split_batches(self, split: str) -> list[dict]:
+        """The evaluation batches holding nodes of ``split`` (``val`` or ``test``)."""
+        return [b for b in self.eval_batches if b[f"{split}_mask"].any()]
+
+    def train_loader(self, steps_per_epoch: int = 1, seed: int = 0) -> DataLoader:
+        """Transductive: ``steps_per_epoch`` full-graph steps per epoch. Inductive: every training
+        graph once per epoch, ``batch_size`` graphs merged per step, shuffled with ``seed``."""
+        if self.graph is not None:
+            return DataLoader(RepeatDataset(self.graph, steps_per_epoch), batch_size=None, shuffle=False)
+        return DataLoader(self.train_graphs, batch_size=self.batch_size, shuffle=True, collate_fn=collate_graphs,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def eval_loader(self) -> DataLoader:
+        """Every validation and test batch, in a fixed order."""
+        return DataLoader(ListDataset(self.eval_batches), batch_size=None, shuffle=False)
+
+
+class PlanetoidDataModule(GraphDataModule):
+    """Cora / CiteSeer / PubMed, public split, row-normalised features (transductive, one graph)."""
+
+    def __init__(self, name: str = "cora", **kwargs):
+        super().__init__(**kwargs)
+        if name.lower() not in PLANETOID_NAMES:
+            raise AutoAttendError(f"task.datamodule.name: unknown Planetoid set {name!r}; "
+                                  f"expected one of {sorted(PLANETOID_NAMES)}")
+        self.name = PLANETOID_NAMES[name.lower()]
+
+    def _root(self) -> Path:
+        """The PyG root in the cache, with the raw files copied in when the data dir has them."""
+        src = self.data_dir / "planetoid" / self.name / "raw"
+        files = [src / f"ind.{self.name.lower()}.{f}" for f in PLANETOID_FILES]
+        present = [f for f in files if f.is_file()]
+        if present and len(present) < len(files):
+            missing = sorted({f.name for f in files} - {f.name for f in present})
+            raise DataNotFoundError(f"{src}: incomplete Planetoid files, missing {', '.join(missing)}")
+        if not present:
+            if not self.download:
+                raise DataNotFoundError(f"{self.name}: no Planetoid files in {src} and downloading is off "
+                                        f"(task.datamodule.download=false)")
+            return self.cache_dir / "planetoid" / "download"
+        # keyed by the raw files' sizes and times, so a changed source never reuses a stale cache
+        stamp = hashlib.sha1("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+                             .encode()).hexdigest()[:12]
+        root = self.cache_dir / "planetoid" / stamp
+        raw = root / self.name / "raw"
+        if not all((raw / f.name).is_file() for f in files):
+            raw.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                shutil.copyfile(f, raw / f.name)
+        return root
+
+    def load(self) -> None:
+        from torch_geometric.datasets import Planetoid
+
+        root = self._root()
+        from_files = root.name != "download"
+        try:
+            dataset = Planetoid(str(root), self.name, split="public")
+        except AutoAttendError:
+            raise
+        except Exception as exc:  # PyG raises whatever its reader or downloader hit
+            where = f"the Planetoid files copied from {self.data_dir / 'planetoid' / self.name / 'raw'}" if from_files \
+                else f"{self.name}: no files in {self.data_dir / 'planetoid' / self.name / 'raw'}, and the download"
+            raise (AutoAttendError if from_files else DataNotFoundError)(
+                f"{where} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        data = dataset[0]
+        if data.x.size(0) != data.y.size(0):
+            raise AutoAttendError(f"{self.name}: feature/label size mismatch: {data.x.size(0)} feature rows but "
+                                  f"{data.y.size(0)} labels")
+        # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1
+        data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1.0)
+        self.num_features = data.x.size(1)
+        self.num_classes = int(data.y.max()) + 1
+        batch = data_to_batch(data, sparse_x=True)
+        check_graph(batch, f"{self.name} ({root})", multilabel=False)
+        self.graph = batch
+        self.eval_batches = [batch]
+        log.info("%s: %d nodes, %d edges, %d features, %d classes, split %d / %d / %d", self.name, data.num_nodes,
+                 data.edge_index.size(1), self.num_features, self.num_classes, int(batch["train_mask"].sum()),
+                 int(batch["val_mask"].sum()), int(batch["test_mask"].sum()))

@@ -1,0 +1,105 @@
+"""Reading, cleaning and tokenising the Zhang et al. (2015) text-classification CSV files.
+
+The format (AG News, DBpedia, Yelp, Yahoo Answers, Amazon): no header, every field quoted, quotes
+inside a field doubled (``""``), the label first and counted from 1, then one to three text fields
+(``"label","title","text"``; Yelp ``"label","text"``; Yahoo ``"label","title","content","answer"``).
+Line breaks inside a field are written as a literal backslash-n (``\\n``); AG News also has bare
+backslashes where its crawler dropped a line break, and HTML-escaped characters (`` #36;`` = ``$``).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from src.utils.errors import AutoAttendError
+
+# Long reviews exceed csv's default 128 KiB field limit only in broken files, but never fail on them.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+# Words (letters/digits/underscore), English clitics split off as PTB and GloVe do ("do n't",
+# "it 's"), and every other non-space character as its own token.
+TOKEN_RE = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|[^\w\s]", re.IGNORECASE)
+_NUMERIC_ENTITY = re.compile(r"(?<![&\w])#(\d{1,6});")
+
+
+def clean_field(text: str) -> str:
+    """Undo the escapes of the Zhang CSVs: literal ``\\n`` and stray backslashes become spaces,
+    ``\\"`` a quote, ``#36;`` / ``&amp;``-style entities their character."""
+    if "\\" in text:
+        text = text.replace("\\n", " ").replace('\\"', '"').replace("\\", " ")
+    if "#" in text:
+        text = _NUMERIC_ENTITY.sub(lambda m: chr(int(m.group(1))) if int(m.group(1)) < 0x110000 else " ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return text
+
+
+def join_fields(fields: list[str]) -> str:
+    """Title, body (and answer) joined with a space, as Zhang et al. do; each field cleaned."""
+    return " ".join(clean_field(f) for f in fields)
+
+
+def tokenize(text: str, lowercase: bool = False) -> list[str]:
+    """Word tokens of ``text`` (see ``TOKEN_RE``); lower-cased when ``lowercase``."""
+    return TOKEN_RE.findall(text.lower() if lowercase else text)
+
+
+def _decoded_lines(path: Path) -> Iterator[str]:
+    """The file's lines as text; undecodable bytes raise an error naming the physical line."""
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise AutoAttendError(
+                    f"{path}, line {lineno}: bytes not valid UTF-8 at byte {err.start} of the line "
+                    f"({raw[err.start:err.start + 4]!r}); expected a UTF-8 CSV file"
+                ) from None
+
+
+def count_fields(path: Path) -> int:
+    """Number of fields in the first record of ``path`` (label included)."""
+    for row in csv.reader(_decoded_lines(path), strict=True):
+        return len(row)
+    raise AutoAttendError(f"{path}: the file is empty; expected CSV rows \"label\",\"text field\",...")
+
+
+def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1,
+              header: bool = False) -> Iterator[dict]:
+    """Validated records of one CSV file: ``{"label": int in 0..num_classes-1, "text": str}``.
+
+    ``num_fields`` counts the label. Any malformed record raises one-line ``AutoAttendError``
+    naming the file, the record (row) number and the physical line, and what was expected.
+    """
+    expected = f"{num_fields} fields (label, then {num_fields - 1} text field{'s' if num_fields > 2 else ''})"
+    lo, hi = label_base, label_base + num_classes - 1
+    reader = csv.reader(_decoded_lines(path), strict=True)
+    row_no = 0
+    try:
+        for row in reader:
+            row_no += 1
+            if header and row_no == 1:
+                continue
+            where = f"{path}, row {row_no} (line {reader.line_num})"
+            if len(row) != num_fields:
+                raise AutoAttendError(f"{where}: found {len(row)} fields, expected {expected}")
+            try:
+                label = int(row[0])
+            except ValueError:
+                raise AutoAttendError(
+                    f"{where}: label {row[0][:40]!r} is not an integer; expected {lo}..{hi} "
+                    f"(a header row? set header=true)"
+                ) from None
+            if not lo <= label <= hi:
+                raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes})")
+            yield {"label": label - label_base, "text": join_fields(row[1:])}
+    except csv.Error as err:
+        raise AutoAttendError(f"{path}, row {row_no + 1} (line {reader.line_num}): malformed CSV ({err}); "
+                              f"expected quoted fields with doubled inner quotes") from None
+    if row_no - int(header) <= 0:
+        raise AutoAttendError(f"{path}: the file is empty (no data rows); expected CSV rows of {expected}")

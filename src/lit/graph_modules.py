@@ -1,0 +1,159 @@
+"""LightningModules for node classification: the single-path graph supernet and the graph child.
+
+Batches are the dicts of :mod:`src.data.planetoid` (``x``, ``edge_index``, ``y`` and the three
+split masks). Single-label tasks use cross-entropy and accuracy, multi-label tasks (PPI) BCE on
+logits and micro-F1 (torchmetrics).
+"""
+
+from __future__ import annotations
+
+import random
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy, MultilabelF1Score
+
+from src.models.graph import GraphNet
+from src.space import Architecture, FunctionalSpace
+
+
+def node_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """Loss over the nodes in ``mask``: logits (N, C), y (N,) or (N, C), mask (N,) bool."""
+    if multilabel:
+        return F.binary_cross_entropy_with_logits(logits[mask], y[mask])
+    return F.cross_entropy(logits[mask], y[mask])
+
+
+def node_metric(num_classes: int, multilabel: bool) -> Metric:
+    """Accuracy (single-label) or micro-F1 (multi-label) over nodes."""
+    if multilabel:
+        return MultilabelF1Score(num_labels=num_classes, average="micro")
+    return MulticlassAccuracy(num_classes, average="micro")
+
+
+def graph_score_batch(multilabel: bool):
+    """A :class:`~src.estimator.SupernetEstimator` scorer over a batch's ``val_mask`` nodes.
+
+    Single-label: (correct, count) -> accuracy. Multi-label: (2 TP, 2 TP + FP + FN) summed over
+    batches is exactly the pooled micro-F1.
+    """
+
+    def score(model: GraphNet, batch: dict, arch: Architecture) -> tuple[float, int]:
+        logits = model(batch["x"], batch["edge_index"], arch)
+        m = batch["val_mask"]
+        if multilabel:
+            pred, y = logits[m] > 0, batch["y"][m] > 0.5
+            tp = (pred & y).sum().item()
+            return 2 * tp, 2 * tp + (pred & ~y).sum().item() + (~pred & y).sum().item()
+        return (logits[m].argmax(-1) == batch["y"][m]).sum().item(), int(m.sum())
+
+    return score
+
+
+class GraphSupernetModule(pl.LightningModule):
+    """Single-path supernet training: each step samples ``archs_per_step`` distinct architectures
+    uniformly (1: AutoGL's protocol), back-propagates each one's loss on the training nodes of the
+    batch, optionally clips, and takes one Adam step at ``lr / archs_per_step``. Parameters no
+    sampled architecture used get no gradient and are left untouched (also by weight decay).
+
+    Validation logs the mean score of ``monitor_archs`` fixed random architectures.
+    """
+
+    def __init__(self, model: GraphNet, space: FunctionalSpace, multilabel: bool = False, archs_per_step: int = 1,
+                 lr: float = 5e-3, weight_decay: float = 5e-4, clip: float | None = None, seed: int = 0,
+                 monitor_archs: int = 4):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "space"])
+        self.model, self.space = model, space
+        self.automatic_optimization = False
+        self.rng = random.Random(seed)
+        self.monitor = space.sample_distinct(monitor_archs, random.Random(seed + 1)) if monitor_archs else []
+        self.val_metrics = torch.nn.ModuleList([node_metric(model.num_classes, multilabel) for _ in self.monitor])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr / self.hparams.archs_per_step,
+                                weight_decay=self.hparams.weight_decay)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt = self.optimizers()
+        opt.zero_grad()
+        archs = self.space.sample_distinct(self.hparams.archs_per_step, self.rng)
+        total = torch.zeros((), device=self.device)
+        for arch in archs:
+            logits = self.model(batch["x"], batch["edge_index"], arch)
+            loss = node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel)
+            self.manual_backward(loss)
+            total += loss.detach()
+        if self.hparams.clip:
+            self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
+        opt.step()
+        mean = total / len(archs)
+        self.log("train/loss", mean, prog_bar=True, on_step=False, on_epoch=True, batch_size=1)
+        return mean
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        m = batch["val_mask"]
+        if not m.any():
+            return
+        for arch, metric in zip(self.monitor, self.val_metrics):
+            metric.update(self.model(batch["x"], batch["edge_index"], arch)[m], batch["y"][m].long())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.monitor:
+            self.log("val/score_mean", torch.stack([m.compute() for m in self.val_metrics]).mean(), prog_bar=True)
+            for m in self.val_metrics:
+                m.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["arch_rng_state"] = self.rng.getstate()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "arch_rng_state" in checkpoint:
+            self.rng.setstate(checkpoint["arch_rng_state"])
+
+
+class GraphChildModule(pl.LightningModule):
+    """Trains one architecture from scratch; every evaluation scores validation and test together.
+
+    Each evaluation appends ``{"step", "val_acc", "test_acc"}`` (accuracy, or micro-F1 for a
+    multi-label task: the keys match the text results) to :attr:`history`; :meth:`selected` is the
+    evaluation with the best validation score (earliest on ties).
+    """
+
+    def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.metrics = torch.nn.ModuleDict({s: node_metric(model.num_classes, multilabel) for s in ("val", "test")})
+        self.history: list[dict] = []
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["x"], batch["edge_index"])
+        loss = node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=1)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self.model(batch["x"], batch["edge_index"])
+        for split in ("val", "test"):
+            m = batch[f"{split}_mask"]
+            if m.any():
+                self.metrics[split].update(logits[m], batch["y"][m].long())
+
+    def on_validation_epoch_end(self) -> None:
+        val, test = (self.metrics[s].compute().item() for s in ("val", "test"))
+        for m in self.metrics.values():
+            m.reset()
+        self.history.append({"step": int(self.global_step), "val_acc": val, "test_acc": test})
+        self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True)
+
+    def selected(self) -> dict:
+        """The evaluation with the highest validation score (earliest on ties)."""
+        if not self.history:
+            raise RuntimeError("the child was never evaluated")
+        return max(self.history, key=lambda h: (h["val_acc"], -h["step"]))

@@ -1,0 +1,328 @@
+"""Graph AutoAttend: message-passing ops, edge-softmax attention, supernet and child node classifiers.
+
+Layout: ``x`` (N, F) node features, ``edge_index`` (2, E) long with rows (source j, target i),
+messages flow j -> i. Logits are (N, C).
+
+Dimensions. Node 0 is either the raw features (F wide, no stem) or a linear stem's output
+``Linear(dropout(x))`` (F -> hidden, no bias, no activation). Every op maps its source's width to
+the target's (hidden). The supernet always has the stem: every op is then hidden -> hidden,
+``identity`` is possible on every edge, and sparse bag-of-words features are multiplied once per
+step instead of once per op reading node 0. A retrained child has no stem (``stem="auto"``)
+when every op reading node 0 starts with a linear map of the features (gcn, gat*, linear, zero):
+a stem would only factorise that op's first weight into two, which measurably hurts (GCN on
+Cora, 3 seeds: 82.4 without, 80.0 with); it keeps the stem when node 0 is read by ``identity``
+or by an op that aggregates the F-wide features before its weight (sage, sgc, cheb, arma), which
+would otherwise need dense F-wide message passing. Ops reading the stem skip their input dropout
+(the stem already dropped the features). The last node feeds the readout:
+``linear`` (dropout -> Linear(hidden, C), the searched models) or ``last`` (the last layer's ops
+map straight to C and no activation follows: the GCN/GAT papers' output layer).
+
+Layer semantics (the text layer, over a graph):
+
+* ``add``: ``act(o1(x_i) + o2(x_prev))``;
+* ``attn``: Q = ``o1(x_i)``, K = ``o2(x_prev)``, V = ``o3(x_prev)``; for every edge j -> i and
+  head h, ``alpha = softmax_j(<K_j^h, Q_i^h> / sqrt(d_h))`` over the in-neighbours of i (self
+  loops added), output ``act(sum_j alpha V_j^h)``, heads concatenated; no learned projection.
+
+Every op with weights that reads a hidden node drops its input (``dropout``) before the
+convolution, as GCN and GAT do.
+
+Module keying is the text encoder's (:func:`src.models.encoder.sharing_key` for the supernet,
+:data:`src.models.encoder.CHILD` per op application for a child), so the four context-aware
+sharing modes mean exactly what they mean for text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePassing, SAGEConv, SGConv
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
+
+from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
+from src.space import Architecture, FunctionalSpace, arch_contexts
+from src.utils.errors import AutoAttendError
+
+GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma",
+             "cheb", "sgc")
+# ops that multiply the features by a weight before any message passing: they take sparse F-wide input
+LINEAR_FIRST = ("gcn", "gat1", "gat2", "gat4", "gat8", "gat16", "linear")
+GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}
+READOUTS = ("linear", "last")
+
+
+def any_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout for dense or sparse COO ``x`` (N, F); sparse: on the stored values only (same
+    distribution as dense dropout of a tensor that is mostly zeros, far cheaper)."""
+    if not x.is_sparse:
+        return F.dropout(x, p, training)
+    if not training or p == 0.0:
+        return x
+    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, training), x.shape,
+                                   is_coalesced=x.is_coalesced(), check_invariants=False)
+
+
+class Stem(nn.Module):
+    """Features (N, F), dense or sparse COO -> dropout -> Linear(F, hidden, no bias) -> node 0 (N, hidden)."""
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, hidden, bias=False)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = any_dropout(x, self.p, self.training)
+        return torch.sparse.mm(x, self.proj.weight.t()) if x.is_sparse else self.proj(x)
+
+
+def child_needs_stem(arch: Architecture) -> bool:
+    """``stem="auto"``: whether some op reading node 0 cannot take the raw (sparse) features directly."""
+    return any(ctx.src == 0 and ctx.op not in LINEAR_FIRST + ("zero",) for _, _, ctx in arch_contexts(arch))
+
+
+class GraphOp(nn.Module):
+    """Dropout on the input, then one message-passing (or linear) layer: (N, in) -> (N, out).
+
+    Sparse input (raw features at node 0 of a stem-free child) goes straight into the ops that
+    start with a linear map (:data:`LINEAR_FIRST`) and is densified for the others.
+    """
+
+    def __init__(self, op: str, in_dim: int, out_dim: int, dropout: float, attn_dropout: float, sgc_k: int = 2):
+        super().__init__()
+        self.op = op
+        self.dropout = nn.Dropout(dropout)
+        self.uses_edges = op != "linear"
+        if op == "gcn":
+            self.conv = GCNConv(in_dim, out_dim)
+        elif op == "sage":
+            self.conv = SAGEConv(in_dim, out_dim, aggr="mean")
+        elif op in GAT_HEADS:
+            heads = GAT_HEADS[op]
+            if out_dim % heads:
+                raise AutoAttendError(f"op {op}: output width {out_dim} is not divisible by its {heads} heads")
+            self.conv = GATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
+        elif op == "linear":
+            self.conv = nn.Linear(in_dim, out_dim)
+        elif op == "arma":
+            self.conv = ARMAConv(in_dim, out_dim, num_stacks=1, num_layers=1)
+            # PyG builds the recursion weight even for one ARMA layer, which never uses it
+            self.conv.weight.requires_grad_(False)
+        elif op == "cheb":
+            self.conv = ChebConv(in_dim, out_dim, K=2)
+        elif op == "sgc":
+            self.conv = SGConv(in_dim, out_dim, K=sgc_k)
+        else:
+            raise AutoAttendError(f"unknown graph op {op!r}; expected one of {GRAPH_OPS}")
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, in) dense or sparse COO, ``edge_index`` (2, E) -> (N, out)."""
+        x = any_dropout(x, self.dropout.p, self.training)
+        if x.is_sparse and self.op not in LINEAR_FIRST:
+            x = x.to_dense()
+        return self.conv(x, edge_index) if self.uses_edges else self.conv(x)
+
+
+class EdgeSoftmaxAttention(MessagePassing):
+    """Multi-head dot-product attention restricted to edges, with no learned projections.
+
+    For edge j -> i and head h: ``score = <K_j^h, Q_i^h> / sqrt(d_h)``, softmax over the
+    in-neighbours of i (and i itself: self loops are added so no node is left without input),
+    dropout on the weights, output ``sum_j alpha V_j^h``; heads are channel slices.
+    """
+
+    def __init__(self, heads: int, attn_dropout: float = 0.0):
+        super().__init__(aggr="add", node_dim=0)
+        self.heads = heads
+        self.attn_dropout = attn_dropout
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``q``, ``k``, ``v`` (N, D), ``edge_index`` (2, E) -> (N, D)."""
+        n, d = q.shape
+        if d % self.heads:
+            raise AutoAttendError(f"attention width {d} is not divisible by {self.heads} heads")
+        edge_index, _ = remove_self_loops(edge_index)
+        edge_index, _ = add_self_loops(edge_index, num_nodes=n)
+        dh = d // self.heads
+        out = self.propagate(edge_index, q=q.view(n, self.heads, dh), k=k.view(n, self.heads, dh),
+                             v=v.view(n, self.heads, dh), size=(n, n))
+        return out.reshape(n, d)
+
+    def message(self, q_i: torch.Tensor, k_j: torch.Tensor, v_j: torch.Tensor, index: torch.Tensor,
+                ptr: torch.Tensor | None, size_i: int | None) -> torch.Tensor:
+        """Per edge: q_i, k_j, v_j (E, H, d_h) -> alpha * v_j (E, H, d_h)."""
+        score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
+        alpha = softmax(score, index, ptr, size_i)
+        alpha = F.dropout(alpha, p=self.attn_dropout, training=self.training)
+        return v_j * alpha.unsqueeze(-1)
+
+
+def layer_widths(num_layers: int, in_dim: int, hidden: int, num_classes: int, readout: str, stem: bool) -> list[int]:
+    """Width of every node 0..L: F (no stem) or hidden, then hidden, the last one C under the ``last`` readout."""
+    if readout not in READOUTS:
+        raise AutoAttendError(f"readout must be one of {READOUTS}, got {readout!r}")
+    widths = [hidden if stem else in_dim] + [hidden] * num_layers
+    if readout == "last":
+        widths[-1] = num_classes
+    return widths
+
+
+class GraphEncoder(nn.Module):
+    """Runs an :class:`Architecture` over node features.
+
+    Args:
+        widths: width of each node 0..L (see :func:`layer_widths`). heads: heads of ``attn`` layers.
+        dropout: input dropout of every op with weights that reads a hidden node (node 0 is the
+        stem's output, already dropped). attn_dropout: dropout on attention weights.
+        act: activation after every layer (not after the last one under the ``last`` readout).
+        keying: a sharing mode (supernet) or ``"child"``.
+        op_keys: ``{module key: (op, source node)}`` for every op module to build.
+        final_act: whether the last layer is followed by ``act``.
+        stem: whether node 0 is a stem's output (its readers then skip their input dropout).
+    """
+
+    def __init__(self, widths: list[int], heads: int, dropout: float, attn_dropout: float, act: str, keying: str,
+                 op_keys: dict[str, tuple[str, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True):
+        super().__init__()
+        if act not in ACTIVATIONS:
+            raise AutoAttendError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        self.widths, self.num_layers, self.heads = widths, len(widths) - 1, heads
+        self.keying, self.act_name, self.final_act = keying, act, final_act
+        self.act = ACTIVATIONS[act]
+        self.ops = nn.ModuleDict()
+        for key, (op, src) in sorted(op_keys.items()):
+            target = self._target_of(key)
+            self.ops[key] = GraphOp(op, widths[src], widths[target], 0.0 if src == 0 and stem else dropout,
+                                    attn_dropout, sgc_k)
+        self.attention = EdgeSoftmaxAttention(heads, attn_dropout)
+
+    @staticmethod
+    def _target_of(key: str) -> int:
+        # supernet keys start "<src>-<target>-"; child keys "L<layer>-"
+        if key.startswith("L"):
+            return int(key[1:].split("-")[0]) + 1
+        return int(key.split("-")[1])
+
+    def keys_for(self, arch: Architecture) -> list[tuple[int, str, int, str, str]]:
+        """``(layer, slot, source node, op, module key)`` for each op application of ``arch``."""
+        return [(i, slot, ctx.src, ctx.op, module_key(i, slot, ctx, self.keying)) for i, slot, ctx in arch_contexts(arch)]
+
+    def used_module_keys(self, arch: Architecture) -> set[str]:
+        return {key for *_, key in self.keys_for(arch) if key in self.ops}
+
+    def used_parameters(self, arch: Architecture) -> dict[str, nn.Parameter]:
+        """``{qualified name: parameter}`` of every op module ``arch`` uses."""
+        return {f"ops.{key}.{name}": p for key in self.used_module_keys(arch)
+                for name, p in self.ops[key].named_parameters() if p.requires_grad}
+
+    def _apply_op(self, op: str, key: str, x: torch.Tensor, edge_index: torch.Tensor, width: int) -> torch.Tensor | None:
+        if op == "zero":
+            return None
+        if op == "identity":
+            if x.size(-1) != width:
+                raise AutoAttendError(f"identity cannot map width {x.size(-1)} to {width}")
+            return x
+        if key not in self.ops:
+            raise AutoAttendError(f"no module for op {op!r} (key {key}); the architecture is outside this model's space")
+        return self.ops[key](x, edge_index)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """``x`` (N, widths[0]) node 0, ``edge_index`` (2, E) -> last node (N, widths[-1])."""
+        if len(arch) != self.num_layers:
+            raise AutoAttendError(f"architecture has {len(arch)} layers, the model has {self.num_layers}")
+        per_layer: list[dict[str, tuple[int, str, str]]] = [{} for _ in arch]
+        for i, slot, src, op, key in self.keys_for(arch):
+            per_layer[i][slot] = (src, op, key)
+        nodes = [x]
+        for i, layer in enumerate(arch):
+            width = self.widths[i + 1]
+            outs = {slot: self._apply_op(op, key, nodes[src], edge_index, width)
+                    for slot, (src, op, key) in per_layer[i].items()}
+            if layer.kind == "add":
+                parts = [t for t in (outs["q"], outs["k"]) if t is not None]
+                h = sum(parts[1:], parts[0]) if parts else x.new_zeros(x.size(0), width)
+            else:
+                q, k, v = (outs[s] if outs[s] is not None else x.new_zeros(x.size(0), width) for s in "qkv")
+                h = self.attention(q, k, v, edge_index)
+            if i < self.num_layers - 1 or self.final_act:
+                h = self.act(h)
+            nodes.append(h)
+        return nodes[-1]
+
+
+def graph_supernet_op_keys(space: FunctionalSpace, mode: str) -> dict[str, tuple[str, int]]:
+    """``{module key: (op, source node)}`` for every reachable context of ``space`` under ``mode``."""
+    return {sharing_key(ctx, mode): (ctx.op, ctx.src) for ctx in space.contexts() if build_op_has_weights(ctx.op)}
+
+
+def graph_child_op_keys(arch: Architecture) -> dict[str, tuple[str, int]]:
+    """``{module key: (op, source node)}``: one module per op application of ``arch``."""
+    return {module_key(i, slot, ctx, CHILD): (ctx.op, ctx.src) for i, slot, ctx in arch_contexts(arch)
+            if build_op_has_weights(ctx.op)}
+
+
+class GraphNet(nn.Module):
+    """Node features (N, F) + edges (2, E) [+ architecture] -> logits (N, C).
+
+    Build with :meth:`supernet` (every module of a space, keyed by a sharing mode) or
+    :meth:`child` (one architecture, its own module per op application).
+    """
+
+    def __init__(self, in_dim: int, encoder: GraphEncoder, num_classes: int, dropout: float, readout: str,
+                 arch: Architecture | None = None, stem: bool = True):
+        super().__init__()
+        self.stem = Stem(in_dim, encoder.widths[0], dropout) if stem else None
+        self.encoder = encoder
+        self.num_classes = num_classes
+        self.readout = readout
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.widths[-1], num_classes) if readout == "linear" else None
+        self.arch = arch
+
+    @classmethod
+    def supernet(cls, in_dim: int, num_classes: int, space: FunctionalSpace, hidden: int = 64, heads: int = 8,
+                 dropout: float = 0.7, attn_dropout: float = 0.0, act: str = "tanh", sharing: str = "full",
+                 sgc_k: int = 2) -> "GraphNet":
+        widths = layer_widths(space.num_layers, in_dim, hidden, num_classes, "linear", stem=True)
+        encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, sharing,
+                               graph_supernet_op_keys(space, sharing), sgc_k)
+        return cls(in_dim, encoder, num_classes, dropout, "linear")
+
+    @classmethod
+    def child(cls, in_dim: int, num_classes: int, arch: Architecture, hidden: int = 64, heads: int = 8,
+              dropout: float = 0.5, attn_dropout: float = 0.0, act: str = "tanh", readout: str = "linear",
+              sgc_k: int = 2, stem: str = "auto") -> "GraphNet":
+        """One module per op application; ``stem``: ``auto`` (see the module docstring), ``linear`` or ``none``."""
+        if stem not in ("auto", "linear", "none"):
+            raise AutoAttendError(f"stem must be auto, linear or none, got {stem!r}")
+        use_stem = child_needs_stem(arch) if stem == "auto" else stem == "linear"
+        widths = layer_widths(len(arch), in_dim, hidden, num_classes, readout, use_stem)
+        for i, slot, ctx in arch_contexts(arch):
+            if ctx.op == "identity" and widths[ctx.src] != widths[i + 1]:
+                raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
+                                      f"{widths[ctx.src]}) to width {widths[i + 1]}")
+        encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, CHILD, graph_child_op_keys(arch), sgc_k,
+                               final_act=readout == "linear", stem=use_stem)
+        return cls(in_dim, encoder, num_classes, dropout, readout, arch, stem=use_stem)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
+        """``x`` (N, F), ``edge_index`` (2, E) -> logits (N, C); a child ignores ``arch``."""
+        arch = arch if arch is not None else self.arch
+        if arch is None:
+            raise ValueError("a supernet needs an architecture")
+        h = self.encoder(self.stem(x) if self.stem is not None else x, edge_index, arch)
+        return self.classifier(self.dropout(h)) if self.classifier is not None else h
+
+    def used_parameters(self, arch: Architecture | None = None) -> dict[str, nn.Parameter]:
+        """Parameters ``arch`` (default: the child's own) uses: its op modules, the stem and the classifier."""
+        arch = arch if arch is not None else self.arch
+        out = {f"stem.{k}": p for k, p in self.stem.named_parameters()} if self.stem is not None else {}
+        out.update({f"encoder.{k}": p for k, p in self.encoder.used_parameters(arch).items()})
+        if self.classifier is not None:
+            out.update({f"classifier.{k}": p for k, p in self.classifier.named_parameters()})
+        return out

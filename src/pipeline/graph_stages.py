@@ -1,0 +1,268 @@
+"""The stages of a graph AutoAttend run (node classification), resumable like the text stages.
+
+Same run directory layout and result files as :mod:`src.pipeline.stages`::
+
+    supernet/   last.ckpt, metrics.csv, DONE
+    search/     population.jsonl, state.json, topk.yaml, best_arch.yaml
+    retrain/    hpo.json (random hyper-parameter search on validation), seed_<s>.json, results.json
+    baselines/<name>/   the hand-designed models (arch=gcn, arch=gat), same files as retrain/
+
+Settings live in the ``graph`` config node (conf/graph/default.yaml): ``graph.space``,
+``graph.supernet``, ``graph.retrain``, ``graph.hpo``, ``graph.baselines``; the search strategy is
+the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to both families.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import statistics
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from src.estimator import SupernetEstimator
+from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
+from src.models.graph import GraphNet
+from src.pipeline.common import ARCH_DIR, device_of, make_trainer, resolve_arch
+from src.pipeline.stages import _write_population
+from src.space import Architecture, FunctionalSpace
+from src.strategies import build_strategy
+from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SELECTION_RULE = ("test score at the evaluation with the highest validation score (earliest on ties); "
+                  "validation and test are evaluated together every graph.retrain.eval_every epochs")
+CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "act", "readout", "stem", "sgc_k", "lr", "weight_decay",
+              "epochs")
+
+
+def build_space(cfg: DictConfig) -> FunctionalSpace:
+    """The graph search space of ``graph.space``."""
+    s = cfg.graph.space
+    return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
+                           kinds=tuple(s.kinds))
+
+
+def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
+    """What a retrained architecture must lie in: the graph ops, any sources (priors only shape the search)."""
+    s = cfg.graph.space
+    return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
+
+
+def _score_name(dm) -> str:
+    return "micro_f1" if dm.multilabel else "accuracy"
+
+
+# ---- supernet --------------------------------------------------------------------------------
+def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> GraphNet:
+    s = cfg.graph.supernet
+    return GraphNet.supernet(dm.num_features, dm.num_classes, space, hidden=s.hidden, heads=s.heads,
+                             dropout=s.dropout, attn_dropout=s.attn_dropout, act=s.act,
+                             sharing=cfg.graph.space.sharing, sgc_k=s.sgc_k)
+
+
+def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> GraphNet:
+    """Single-path supernet training for ``graph.supernet.steps`` steps (or resume / reload)."""
+    s = cfg.graph.supernet
+    out = run_dir / "supernet"
+    torch.manual_seed(cfg.seed)
+    model = build_supernet(cfg, dm, space)
+    log.info("graph supernet: %d op modules, %.2f M parameters, sharing=%s", len(model.encoder.ops),
+             sum(p.numel() for p in model.parameters()) / 1e6, cfg.graph.space.sharing)
+    module = GraphSupernetModule(model, space, multilabel=dm.multilabel, archs_per_step=s.archs_per_step, lr=s.lr,
+                                 weight_decay=s.weight_decay, clip=s.clip, seed=cfg.seed,
+                                 monitor_archs=s.monitor_archs)
+    ckpt = out / "last.ckpt"
+    if (out / "DONE").exists() and ckpt.exists():
+        log.info("supernet already trained in %s: reloading", ckpt)
+        module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
+        return model
+    train = dm.train_loader(steps_per_epoch=s.steps_per_epoch, seed=cfg.seed)
+    trainer = make_trainer(cfg, run_dir, "supernet", max_steps=int(s.steps), max_epochs=-1,
+                           callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+                           enable_checkpointing=True, limit_val_batches=1.0 if s.monitor_archs else 0,
+                           log_every_n_steps=1)
+    trainer.fit(module, train, dm.eval_loader(), ckpt_path=str(ckpt) if ckpt.exists() else None)
+    atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
+    return model
+
+
+# ---- search ----------------------------------------------------------------------------------
+def search(cfg: DictConfig, model: GraphNet, dm, space: FunctionalSpace, run_dir: Path) -> tuple[Architecture, float]:
+    """Score candidates on the validation nodes with the shared weights; writes search/; returns the best."""
+    c = cfg.strategy
+    out = run_dir / "search"
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(device_of(cfg))
+    estimator = SupernetEstimator(model, dm.split_batches("val"), device_of(cfg),
+                                  score_batch=graph_score_batch(dm.multilabel))
+    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
+                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
+    state_path = out / "state.json"
+    if state_path.exists():
+        strategy.load_state_dict(json.loads(state_path.read_text()))
+        log.info("search: resuming with %d candidates already scored", len(strategy.history))
+    # rewritten from the saved state, so candidates scored after it (an interrupted run) are not duplicated
+    _write_population(out / "population.jsonl", strategy.history)
+    log.info("search: %s over %d candidates, %s on the validation nodes", c.name, strategy.budget, _score_name(dm))
+    with open(out / "population.jsonl", "a") as pop:
+        while batch := strategy.ask():
+            for n, arch in enumerate(batch, 1):
+                score = estimator(arch)
+                strategy.tell(arch, score)
+                pop.write(json.dumps({"index": len(strategy.history) - 1, "score": score, "arch": arch.to_dict()},
+                                     separators=(",", ":")) + "\n")
+                if n % c.save_every == 0 or n == len(batch):
+                    pop.flush()
+                    atomic_write_json(state_path, strategy.state_dict())
+            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, strategy.best()[1])
+    ranked = strategy.ranked(c.topk)
+    atomic_write_text(out / "topk.yaml", yaml.safe_dump(
+        [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(ranked)], sort_keys=False))
+    best, score = ranked[0]
+    atomic_write_text(out / "best_arch.yaml", yaml.safe_dump({"val_acc_supernet": score, **best.to_dict()},
+                                                             sort_keys=False))
+    log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), score, best)
+    return best, score
+
+
+# ---- retraining ------------------------------------------------------------------------------
+def arch_hparams(spec: str, task: str) -> dict | None:
+    """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
+    ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
+    path = Path(str(spec)).expanduser()
+    path = path if path.is_file() else ARCH_DIR / f"{spec}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(data, dict) or "hparams" not in data:
+        return None
+    hp = dict(data["hparams"] or {})
+    hp.update((data.get("task_hparams") or {}).get(task) or {})
+    unknown = set(hp) - set(CHILD_KEYS)
+    if unknown:
+        raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
+    return hp
+
+
+def _child_settings(cfg: DictConfig, hparams: dict | None) -> dict:
+    r = OmegaConf.to_container(cfg.graph.retrain, resolve=True)
+    hp = {k: r[k] for k in CHILD_KEYS}
+    hp.update(hparams or {})
+    return hp
+
+
+def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out: Path, name: str) -> GraphChildModule:
+    """Train ``arch`` from scratch with settings ``hp``; returns the module (its ``history``)."""
+    r = cfg.graph.retrain
+    pl.seed_everything(seed, workers=True, verbose=False)
+    model = GraphNet.child(dm.num_features, dm.num_classes, arch, hidden=hp["hidden"], heads=hp["heads"],
+                           dropout=hp["dropout"], attn_dropout=hp["attn_dropout"], act=hp["act"],
+                           readout=hp["readout"], sgc_k=hp["sgc_k"], stem=hp["stem"])
+    module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
+    every = max(1, min(int(r.eval_every), epochs))
+    if dm.graph is not None:  # one full-graph step per epoch: evaluate every `every` steps
+        train, kwargs = dm.train_loader(steps_per_epoch=every), {"max_epochs": math.ceil(epochs / every)}
+    else:
+        train, kwargs = dm.train_loader(seed=seed), {"max_epochs": epochs, "check_val_every_n_epoch": every}
+    trainer = make_trainer(cfg, out, name, enable_checkpointing=False, log_every_n_steps=1, **kwargs)
+    trainer.fit(module, train, dm.eval_loader())
+    return module
+
+
+def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[dict]]:
+    """Random search over ``graph.hpo.space`` on the validation split (trial 0: the defaults).
+
+    Each trial trains one seed (``seed + 1000 + trial``, never a reported seed) and is scored by
+    its best validation score; the best trial's settings (earliest on ties) are returned.
+    """
+    h = cfg.graph.hpo
+    base = _child_settings(cfg, None)
+    path = out / "hpo.json"
+    done = json.loads(path.read_text())["trials"] if path.exists() else []
+    rng = random.Random(cfg.seed)
+    grid = OmegaConf.to_container(h.space, resolve=True)
+    settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
+    trials = list(done[:len(settings)])
+    for t in range(len(trials), len(settings)):
+        module = fit_child(cfg, arch, dm, settings[t], cfg.seed + 1000 + t, out / "hpo", f"trial_{t}")
+        best = module.selected()
+        trials.append({"trial": t, "hparams": settings[t], "val_acc": best["val_acc"], "step": best["step"]})
+        atomic_write_json(path, {"trials": trials})
+        log.info("hpo: trial %d %s -> val %.4f", t, {k: settings[t][k] for k in grid}, best["val_acc"])
+    chosen = max(trials, key=lambda tr: (tr["val_acc"], -tr["trial"]))
+    atomic_write_json(path, {"trials": trials, "chosen": chosen})
+    return chosen["hparams"], trials
+
+
+def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dict | None = None,
+            folder: str = "retrain") -> dict:
+    """Train ``arch`` from scratch for ``graph.retrain.seeds`` seeds; writes ``<folder>/results.json``.
+
+    ``hparams`` (a hand-designed architecture's published settings) skip the HPO; otherwise
+    ``graph.hpo.trials`` > 0 picks the settings on the validation split first.
+    """
+    r = cfg.graph.retrain
+    out = run_dir / folder
+    out.mkdir(parents=True, exist_ok=True)
+    trials: list[dict] = []
+    if hparams is None and cfg.graph.hpo.trials > 0:
+        hp, trials = hpo(cfg, arch, dm, out)
+        source = f"random search over graph.hpo.space ({len(trials)} trials on the validation split)"
+    else:
+        hp = _child_settings(cfg, hparams)
+        source = "the architecture file's hparams" if hparams is not None else "graph.retrain"
+    log.info("%s: settings %s (from %s)", folder, hp, source)
+    seeds = [cfg.seed + i for i in range(int(r.seeds))]
+    per_seed = []
+    for seed in seeds:
+        seed_file = out / f"seed_{seed}.json"
+        if seed_file.exists():
+            per_seed.append(json.loads(seed_file.read_text()))
+            continue
+        module = fit_child(cfg, arch, dm, hp, seed, out, f"seed_{seed}")
+        chosen = module.selected()
+        result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
+                  "step": chosen["step"], "history": module.history}
+        atomic_write_json(seed_file, result)
+        per_seed.append(result)
+        log.info("%s: seed %d -> val %.4f test %.4f (step %d)", folder, seed, result["val_acc"], result["test_acc"],
+                 result["step"])
+    tests, vals = [s["test_acc"] for s in per_seed], [s["val_acc"] for s in per_seed]
+    results = {
+        "arch": arch.to_dict(),
+        "test_acc_mean": statistics.fmean(tests),
+        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "val_acc_mean": statistics.fmean(vals),
+        "std_definition": "sample standard deviation over seeds (n-1); 0 for one seed",
+        "seeds": seeds,
+        "per_seed": [{k: v for k, v in s.items() if k != "history"} for s in per_seed],
+        "selection_rule": SELECTION_RULE,
+        "metric": _score_name(dm),
+        "hparams": hp,
+        "hparams_source": source,
+        "hpo_trials": trials,
+        "protocol": {**hp, "epoch_cap": r.epoch_cap, "eval_every": r.eval_every, "task": cfg.task.name,
+                     "num_features": dm.num_features, "num_classes": dm.num_classes},
+    }
+    atomic_write_json(out / "results.json", results)
+    return results
+
+
+def baselines(cfg: DictConfig, dm, run_dir: Path) -> dict:
+    """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds."""
+    out = {}
+    for name in cfg.graph.get("baselines") or []:
+        arch = resolve_arch(name)
+        retrain_space(cfg, len(arch)).validate(arch)
+        res = retrain(cfg, arch, dm, run_dir, hparams=arch_hparams(name, cfg.task.name), folder=f"baselines/{name}")
+        out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}
+    return out

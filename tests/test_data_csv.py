@@ -1,0 +1,356 @@
+"""The CSV / hub document-classification DataModule: the Zhang et al. format, validation split,
+caches, bad input, the hub path (mocked) and the real AG News test rows."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.bench_data import write_zhang_csv
+from src.data import csv_text
+from src.data.arrow_split import TokenIdSplit
+from src.data.csv_text import CSVTextDataModule
+from src.data.text import PAD, UNK, UNK_ID, pad_collate
+from src.data.zhang_csv import clean_field, read_rows, tokenize
+from src.utils.errors import AutoAttendError, DataNotFoundError
+from tests.helpers import real_data_dir
+
+
+def _dm(path: Path | None, cache: Path, num_classes: int = 4, **kwargs) -> CSVTextDataModule:
+    kwargs.setdefault("embedding_source", "random")
+    kwargs.setdefault("progress", False)
+    return CSVTextDataModule(data_dir=str(path or cache), cache_dir=str(cache), path=None if path is None else str(path),
+                             num_classes=num_classes, **kwargs)
+
+
+def _ready(dm: CSVTextDataModule) -> CSVTextDataModule:
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def _words(dm: CSVTextDataModule, ids: torch.Tensor) -> list[str]:
+    return [dm.vocab[i] for i in ids.tolist()]
+
+
+def _cache_entries(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+# ------------------------------------------------------------------------------------ format
+
+
+def test_clean_field_undoes_the_format_escapes():
+    assert clean_field("line one\\nline two") == "line one line two"
+    assert clean_field('he said \\"no\\"') == 'he said "no"'
+    assert clean_field("a second\\team") == "a second team"  # AG News: bare backslash for a line break
+    assert clean_field("the  #36;10 million") == "the  $10 million"
+    assert clean_field("Ben #39;s &lt;b&gt;bold&lt;/b&gt; AT&T") == "Ben 's <b>bold</b> AT&T"
+
+
+def test_tokenize_words_clitics_and_punctuation():
+    assert tokenize("Don't stop, it's $10.5!") == ["Do", "n't", "stop", ",", "it", "'s", "$", "10", ".", "5", "!"]
+    assert tokenize("'quoted' WORDS", lowercase=True) == ["'", "quoted", "'", "words"]
+    assert tokenize("   ") == []
+
+
+def test_read_rows_exact_zhang_format(tmp_path):
+    path = tmp_path / "train.csv"
+    # Every field quoted, inner quotes doubled, commas inside fields, literal \n, an empty title.
+    path.write_bytes(
+        b'"3","Fears for T N pension","Unions say ""we are disappointed"", after talks\\nwith firm."\n'
+        b'"1","","No title, body only"\r\n'
+        b'"4","Caf\xc3\xa9 opens","Multi\nline field, quoted"\n'
+    )
+    rows = list(read_rows(path, num_fields=3, num_classes=4))
+    assert rows == [
+        {"label": 2, "text": 'Fears for T N pension Unions say "we are disappointed", after talks with firm.'},
+        {"label": 0, "text": " No title, body only"},
+        {"label": 3, "text": "Café opens Multi\nline field, quoted"},
+    ]
+
+
+def test_read_rows_yahoo_three_text_fields(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text('"10","Why is the sky blue?","","Rayleigh scattering\\nof light."\n'
+                    '"1","Title","Content, with comma","Answer ""quoted"""\n', encoding="utf-8")
+    rows = list(read_rows(path, num_fields=4, num_classes=10))
+    assert rows[0] == {"label": 9, "text": "Why is the sky blue?  Rayleigh scattering of light."}
+    assert rows[1] == {"label": 0, "text": 'Title Content, with comma Answer "quoted"'}
+
+
+@pytest.mark.parametrize(("content", "needles"), [
+    (b'"1","a","b"\n"2","c"\n', ["row 2 (line 2)", "found 2 fields, expected 3 fields"]),
+    (b'"1","a","b"\n"2","c","d"\n"3","x","y","z"\n', ["row 3 (line 3)", "found 4 fields"]),
+    (b'"1","a","b"\n"5","c","d"\n', ["row 2", "label 5 outside 1..4", "num_classes=4"]),
+    (b'"0","a","b"\n', ["row 1", "label 0 outside 1..4"]),
+    (b'"label","title","text"\n', ["row 1", "label 'label' is not an integer", "header"]),
+    (b"", ["the file is empty"]),
+    (b'"1","a","b"\n"2","caf\xe9","d"\n', ["line 2", "not valid UTF-8"]),
+    (b'"1","a","b"\n"2","unclosed,"d"\n', ["row 2", "malformed CSV"]),
+])
+def test_bad_csv_one_line_error_and_no_cache_left(tmp_path, content, needles):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_zhang_csv(data / "test.csv", 8, num_classes=4, text_fields=2)
+    (data / "train.csv").write_bytes(content)
+    dm = _dm(data, cache, text_fields=2)
+    with pytest.raises(AutoAttendError) as info:
+        _ready(dm)
+    message = str(info.value)
+    assert "\n" not in message and str(data / "train.csv") in message
+    for needle in needles:
+        assert needle in message, message
+    # Nothing half-built is left for a later run to pick up.
+    assert _cache_entries(cache) == []
+    write_zhang_csv(data / "train.csv", 40, num_classes=4, text_fields=2)
+    fixed = _ready(_dm(data, cache, text_fields=2))
+    assert len(fixed.train_set) + len(fixed.val_set) == 40
+
+
+def test_error_in_test_file_names_it_and_cleans_up(tmp_path):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_zhang_csv(data / "train.csv", 30, num_classes=4, text_fields=2)
+    (data / "test.csv").write_text('"1","a","b"\n"2","c","d"\n"9","e","f"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"test\.csv, row 3 \(line 3\): label 9 outside 1\.\.4"):
+        _ready(_dm(data, cache))
+    assert _cache_entries(cache) == []
+
+
+def test_stale_build_folder_of_a_dead_process_is_removed(tmp_path):
+    cache = tmp_path / "cache"
+    stale = cache / f"{csv_text.TMP_PREFIX}999999999-x-tok-abc"
+    stale.mkdir(parents=True)
+    (stale / "train.arrow").write_bytes(b"half")
+    data = tmp_path / "data"
+    write_zhang_csv(data / "train.csv", 20, text_fields=2)
+    write_zhang_csv(data / "test.csv", 5, text_fields=2)
+    _ready(_dm(data, cache, name="t"))
+    assert not stale.exists()
+    assert [e.split("-")[1] for e in _cache_entries(cache)] == ["ids", "tok"]
+
+
+# ------------------------------------------------------------------------------------ DataModule
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    data = tmp_path / "data"
+    write_zhang_csv(data / "train.csv", 200, num_classes=4, text_fields=2, seed=0)
+    write_zhang_csv(data / "test.csv", 40, num_classes=4, text_fields=2, seed=1)
+    return data
+
+
+def test_datamodule_splits_items_and_labels(corpus, tmp_path):
+    dm = _ready(_dm(corpus, tmp_path / "cache", max_len=16, val_fraction=0.1))
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (180, 20, 40)
+    assert dm.num_classes == 4
+    assert dm.embeddings.shape == (len(dm.vocab), 300) and dm.embeddings.dtype == torch.float32
+    assert dm.vocab[0] == PAD and dm.vocab[1] == UNK
+    for split in (dm.train_set, dm.val_set, dm.test_set):
+        assert int(split.labels.min()) == 0 and int(split.labels.max()) == 3
+        assert int(split.lengths.min()) >= 1 and int(split.lengths.max()) <= 16
+    ids, label = dm.test_set[0]
+    assert ids.dtype == torch.long and ids.dim() == 1 and isinstance(label, int) and label == 0
+    # The literal \n of the format is a space, the doubled quotes one quote.
+    assert "\\" not in " ".join(_words(dm, ids)) and '"' in _words(dm, ids)
+    batch = pad_collate([dm.train_set[i] for i in range(5)])
+    assert batch["tokens"].shape[0] == 5 and batch["mask"].dtype == torch.bool
+    stats = dm.stats
+    assert stats["train"] == 180 and stats["val"] == 20 and stats["test"] == 40 and stats["train_total"] == 200
+    assert stats["val_split"]["source"] == "carved from train" and stats["val_split"]["size"] == 20
+    assert stats["token_lengths"]["train"]["docs"] == 200
+    loader = dm.train_dataloader()
+    assert next(iter(loader))["labels"].shape[0] == 128
+
+
+def test_validation_split_is_seeded_stable_and_independent_of_run_seed(corpus, tmp_path):
+    a = _ready(_dm(corpus, tmp_path / "c1", val_fraction=0.1, seed=0))
+    b = _ready(_dm(corpus, tmp_path / "c2", val_fraction=0.1, seed=5))
+    other = _ready(_dm(corpus, tmp_path / "c3", val_fraction=0.1, val_seed=1))
+    val = [_words(a, a.val_set[i][0]) for i in range(len(a.val_set))]
+    assert val == [_words(b, b.val_set[i][0]) for i in range(len(b.val_set))]
+    assert a.stats["val_split"]["rows_sha256"] == b.stats["val_split"]["rows_sha256"]
+    assert a.stats["val_split"]["rows_sha256"] != other.stats["val_split"]["rows_sha256"]
+    # Train and validation are disjoint and together the whole train file.
+    rows = set(a.val_rows(200).tolist())
+    assert len(rows) == 20 and rows <= set(range(200))
+
+
+def test_valid_csv_is_used_when_present(corpus, tmp_path):
+    write_zhang_csv(corpus / "valid.csv", 12, num_classes=4, text_fields=2, seed=2)
+    dm = _ready(_dm(corpus, tmp_path / "cache"))
+    assert (len(dm.train_set), len(dm.val_set)) == (200, 12)
+    assert dm.stats["val_split"] == {"source": "valid.csv", "size": 12}
+
+
+def test_vocabulary_cap_and_min_freq(corpus, tmp_path):
+    capped = _ready(_dm(corpus, tmp_path / "cache", max_vocab=20))
+    assert len(capped.vocab) == 20
+    full = _ready(_dm(corpus, tmp_path / "cache"))
+    # The cap keeps the most frequent words: every kept word is in the full vocabulary's top.
+    assert capped.vocab.to_list() == full.vocab.to_list()[:20]
+    frequent = _ready(_dm(corpus, tmp_path / "cache", min_freq=5))
+    assert 2 < len(frequent.vocab) < len(full.vocab)
+    # Out-of-vocabulary words become <unk>.
+    assert any(UNK_ID in capped.train_set[i][0].tolist() for i in range(10))
+
+
+def test_cache_is_reused_and_stage_one_survives_a_new_max_len(corpus, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = _ready(_dm(corpus, cache, max_len=16))
+
+    def boom(*args, **kwargs):
+        raise AssertionError("rebuilt a cache that should have been re-used")
+
+    monkeypatch.setattr(CSVTextDataModule, "_build_tokens", boom)
+    monkeypatch.setattr(CSVTextDataModule, "_build_ids", boom)
+    again = _ready(_dm(corpus, cache, max_len=16))
+    assert again.stats["cache_path"] == first.stats["cache_path"]
+    assert [again.train_set[i][0].tolist() for i in range(5)] == [first.train_set[i][0].tolist() for i in range(5)]
+    assert torch.equal(again.embeddings, first.embeddings)
+    # A new max_len re-uses the tokenised stage and only redoes the ids.
+    monkeypatch.undo()
+    monkeypatch.setattr(CSVTextDataModule, "_build_tokens", boom)
+    longer = _ready(_dm(corpus, cache, max_len=64))
+    assert int(longer.train_set.lengths.max()) > 16
+    # Changing the source file invalidates both stages.
+    write_zhang_csv(corpus / "train.csv", 100, num_classes=4, text_fields=2, seed=9)
+    with pytest.raises(AssertionError, match="rebuilt"):
+        _ready(_dm(corpus, cache, max_len=16))
+
+
+def test_token_id_split_pickles_by_path(corpus, tmp_path):
+    dm = _ready(_dm(corpus, tmp_path / "cache"))
+    clone = pickle.loads(pickle.dumps(dm.test_set))
+    assert isinstance(clone, TokenIdSplit) and len(clone) == len(dm.test_set)
+    assert clone[-1][0].tolist() == dm.test_set[len(dm.test_set) - 1][0].tolist()
+    assert len(pickle.dumps(dm.train_set)) < 2000
+    with pytest.raises(IndexError):
+        dm.test_set[len(dm.test_set)]
+
+
+def test_settings_and_missing_data_errors(tmp_path):
+    with pytest.raises(AutoAttendError, match="num_classes is not set"):
+        CSVTextDataModule(data_dir=str(tmp_path), path=str(tmp_path), num_classes=None)
+    with pytest.raises(AutoAttendError, match="task.path"):
+        CSVTextDataModule(data_dir=str(tmp_path), num_classes=3)
+    with pytest.raises(AutoAttendError, match="val_fraction"):
+        _dm(tmp_path, tmp_path, val_fraction=1.5)
+    missing = _dm(tmp_path / "nowhere", tmp_path / "cache", name="agnews")
+    with pytest.raises(DataNotFoundError) as info:
+        _ready(missing)
+    message = str(info.value)
+    assert str(tmp_path / "nowhere" / "train.csv") in message and "no task.hub_name" in message
+    assert _cache_entries(tmp_path / "cache") == []
+
+
+# ------------------------------------------------------------------------------------ hub
+
+
+def _fake_yahoo():
+    import datasets
+
+    def split(n, offset):
+        return datasets.Dataset.from_dict({
+            "id": list(range(n)),
+            "topic": [(i + offset) % 10 for i in range(n)],
+            "question_title": [f"Question {i} about science?" for i in range(n)],
+            "question_content": ["" if i % 3 else "Some content\\nhere" for i in range(n)],
+            "best_answer": [f"Answer {i}, quoted \"yes\"" for i in range(n)],
+        })
+
+    return datasets.DatasetDict({"train": split(40, 0), "test": split(10, 3)})
+
+
+def test_hub_path_with_mocked_dataset_and_column_mapping(tmp_path, monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load(name, config=None, *args, **kwargs):
+        calls.append((name, config))
+        return _fake_yahoo()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    kwargs = dict(num_classes=10, name="yahoo", hub_name="community-datasets/yahoo_answers_topics",
+                  hub_label_column="topic", hub_text_columns=["question_title", "question_content", "best_answer"])
+    dm = _ready(_dm(tmp_path / "no_csv", tmp_path / "cache", **kwargs))
+    assert calls == [("community-datasets/yahoo_answers_topics", None)]
+    assert dm.stats["origin"] == "hub:community-datasets/yahoo_answers_topics"
+    assert len(dm.train_set) + len(dm.val_set) == 40 and len(dm.test_set) == 10
+    assert _words(dm, dm.test_set[0][0]) == ["Question", "0", "about", "science", "?", "Some", "content", "here",
+                                             "Answer", "0", ",", "quoted", '"', "yes", '"']
+    assert dm.test_set[0][1] == 3 and int(dm.test_set.labels.max()) == 9
+    # Cached: a second run does not touch the hub.
+    calls.clear()
+    _ready(_dm(tmp_path / "no_csv", tmp_path / "cache", **kwargs))
+    assert calls == []
+
+    bad = dict(kwargs, num_classes=5)
+    with pytest.raises(AutoAttendError, match=r"split 'train', row 5: column 'topic' has value 5; expected 0\.\.4"):
+        _ready(_dm(tmp_path / "no_csv", tmp_path / "cache2", **bad))
+    assert _cache_entries(tmp_path / "cache2") == []
+    wrong = dict(kwargs, hub_text_columns=["title"])
+    with pytest.raises(AutoAttendError, match="has no column 'title'.*hub_text_columns"):
+        _ready(_dm(tmp_path / "no_csv", tmp_path / "cache3", **wrong))
+
+
+def test_unreachable_hub_names_files_and_dataset(tmp_path, monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    dm = _dm(tmp_path / "ag_news_csv", tmp_path / "cache", name="agnews", hub_name="fancyzhx/ag_news")
+    with pytest.raises(DataNotFoundError) as info:
+        _ready(dm)
+    message = str(info.value)
+    assert "fancyzhx/ag_news" in message and "unreachable" in message and "\n" not in message
+    assert str(tmp_path / "ag_news_csv" / "train.csv") in message
+
+
+# ------------------------------------------------------------------------------------ real data
+
+REAL = real_data_dir("ag_news_csv/test.csv")
+needs_real = pytest.mark.skipif(
+    REAL is None, reason="real AG News test.csv not found (set AUTOATTEND_DATA_DIR to a folder holding "
+                         "ag_news_csv/test.csv)")
+
+
+@needs_real
+def test_real_ag_news_rows_through_the_reader():
+    rows = list(read_rows(REAL / "ag_news_csv" / "test.csv", num_fields=3, num_classes=4))
+    assert len(rows) == 7600
+    counts = torch.bincount(torch.tensor([r["label"] for r in rows]), minlength=4)
+    assert counts.tolist() == [1900, 1900, 1900, 1900]
+    assert rows[0]["label"] == 2 and rows[0]["text"].startswith("Fears for T N pension after talks Unions")
+    assert not any("\\" in r["text"] for r in rows)
+
+
+@needs_real
+def test_real_ag_news_through_the_datamodule(tmp_path):
+    # Only the test file is on these machines: it stands in for train.csv too.
+    folder = tmp_path / "ag_news_csv"
+    folder.mkdir()
+    for name in ("train.csv", "test.csv"):
+        (folder / name).symlink_to(REAL / "ag_news_csv" / "test.csv")
+    dm = _ready(_dm(folder, tmp_path / "cache", name="agnews", text_fields=2, max_len=128))
+    assert len(dm.train_set) + len(dm.val_set) == 7600 and len(dm.val_set) == 380 and len(dm.test_set) == 7600
+    assert set(dm.test_set.labels.unique().tolist()) == {0, 1, 2, 3}
+    assert dm.stats["token_lengths"]["test"]["p99"] <= 128
+    words = _words(dm, dm.test_set[1][0])
+    assert words[:4] == ["The", "Race", "is", "On"] and "$" in words  # " #36;10 million"
+
+
+def test_generated_csv_matches_the_exact_format(tmp_path):
+    path = write_zhang_csv(tmp_path / "x.csv", 5, num_classes=3, text_fields=3, seed=4)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and all(line.startswith('"') and line.endswith('"') for line in lines)
+    assert '""hello, there""' in lines[0] and "\\n" in lines[0]
+    assert [r["label"] for r in read_rows(path, 4, 3)] == [0, 1, 2, 0, 1]
+    shutil.rmtree(tmp_path)

@@ -1,0 +1,210 @@
+"""Graph ops, both layer kinds, edge-softmax attention and context-aware sharing for graphs."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from src.lit.graph_modules import GraphSupernetModule, graph_score_batch
+from src.models.encoder import SHARING_MODES, sharing_key
+from src.models.graph import GRAPH_OPS, EdgeSoftmaxAttention, GraphNet, graph_supernet_op_keys
+from src.space import Architecture, FunctionalSpace, Layer
+from src.utils.errors import AutoAttendError
+
+WEIGHTED = [o for o in GRAPH_OPS if o not in ("zero", "identity")]
+HOPS = {"sgc": 2}  # receptive field of one op (SGC propagates K=2 times; Chebyshev K=2 is 1 hop)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny graphs: one intra-op thread (a second one only adds contention on shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def path_graph(n: int, components: int = 1) -> torch.Tensor:
+    """Undirected paths 0-1-...-(n-1), ``components`` disjoint copies: edge_index (2, E)."""
+    edges = []
+    for c in range(components):
+        base = c * n
+        for i in range(n - 1):
+            edges += [(base + i, base + i + 1), (base + i + 1, base + i)]
+    return torch.tensor(edges, dtype=torch.long).t().contiguous()
+
+
+def one_layer(kind: str, op: str) -> Architecture:
+    if kind == "add":
+        return Architecture((Layer("add", 0, op, 0, "zero"),))
+    return Architecture((Layer("attn", 0, "linear", 0, op, 0, op),))
+
+
+def child(arch: Architecture, in_dim: int = 5, classes: int = 3, **kw) -> GraphNet:
+    torch.manual_seed(0)
+    return GraphNet.child(in_dim, classes, arch, hidden=16, heads=4, dropout=0.0, **kw).eval()
+
+
+@pytest.mark.parametrize("kind", ["add", "attn"])
+@pytest.mark.parametrize("op", WEIGHTED + ["identity"])
+def test_every_op_and_kind_shapes_gradients_and_receptive_field(op, kind):
+    n = 8
+    edge_index = path_graph(n, components=2)
+    x = torch.rand(2 * n, 5)
+    model = child(one_layer(kind, op))
+    out = model(x, edge_index)
+    assert out.shape == (2 * n, 3) and torch.isfinite(out).all()
+    model.train()
+    model(x, edge_index).sum().backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None and torch.isfinite(p.grad).all()) == p.requires_grad, name
+    model.eval()
+    v = 0
+    op_hops = 0 if op in ("linear", "identity") else HOPS.get(op, 1)
+    hops = op_hops + (1 if kind == "attn" else 0)  # attention adds one hop over the in-neighbours
+    with torch.no_grad():
+        base = model(x, edge_index)
+        for u in range(1, n):
+            x2 = x.clone()
+            x2[u] += 1.0
+            changed = not torch.allclose(model(x2, edge_index)[v], base[v], atol=1e-6)
+            assert changed == (u <= hops), f"node {u} at distance {u}: changed={changed}, receptive field {hops}"
+        x2 = x.clone()
+        x2[n:] += 5.0  # the other component: never connected to v
+        assert torch.allclose(model(x2, edge_index)[:n], base[:n], atol=1e-6)
+
+
+def test_edge_softmax_attention_matches_dense_reference():
+    torch.manual_seed(0)
+    n, d, heads = 6, 8, 2
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 5, 0, 3]])
+    q, k, v = (torch.randn(n, d) for _ in range(3))
+    out = EdgeSoftmaxAttention(heads)(q, k, v, edge_index)
+    adj = torch.eye(n, dtype=torch.bool)
+    adj[edge_index[1], edge_index[0]] = True  # row i attends to its in-neighbours j (and itself)
+    dh = d // heads
+    ref = []
+    for h in range(heads):
+        sl = slice(h * dh, (h + 1) * dh)
+        scores = (q[:, sl] @ k[:, sl].t()) / math.sqrt(dh)
+        ref.append(torch.softmax(scores.masked_fill(~adj, float("-inf")), -1) @ v[:, sl])
+    assert torch.allclose(out, torch.cat(ref, -1), atol=1e-5)
+
+
+def test_attention_respects_edge_direction():
+    edge_index = torch.tensor([[0], [1]])  # only 0 -> 1
+    q, k, v = (torch.randn(2, 4) for _ in range(3))
+    att = EdgeSoftmaxAttention(2)
+    v2 = v.clone()
+    v2[1] += 3.0
+    assert torch.allclose(att(q, k, v, edge_index)[0], att(q, k, v2, edge_index)[0])  # 1 never sends to 0
+    v3 = v.clone()
+    v3[0] += 3.0
+    assert not torch.allclose(att(q, k, v, edge_index)[1], att(q, k, v3, edge_index)[1])
+
+
+def test_gat_heads_must_divide_the_width_and_identity_needs_equal_widths():
+    arch = Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("add", 1, "gat8", 1, "zero")))
+    with pytest.raises(AutoAttendError, match="not divisible by its 8 heads"):
+        GraphNet.child(5, 3, arch, hidden=16, readout="last")
+    with pytest.raises(AutoAttendError, match="identity cannot map"):
+        GraphNet.child(5, 3, Architecture((Layer("add", 0, "identity", 0, "zero"),)), hidden=16, readout="last")
+
+
+# ---- context-aware sharing --------------------------------------------------------------------
+SPACE = FunctionalSpace(2, GRAPH_OPS)
+ATTN_SAME_OP = Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("attn", 1, "gcn", 1, "gcn", 1, "gcn")))
+ADD_FIRST = Architecture((Layer("add", 0, "gat4", 0, "zero"), Layer("add", 1, "sage", 1, "gcn")))
+ATTN_FIRST = Architecture((Layer("attn", 0, "linear", 0, "linear", 0, "linear"), Layer("add", 1, "sage", 1, "gcn")))
+ADD_SAGE = Architecture((Layer("add", 0, "gat4", 0, "zero"), Layer("add", 1, "sage", 0, "zero")))
+ATTN_SAGE = Architecture((Layer("add", 0, "gat4", 0, "zero"), Layer("attn", 1, "sage", 0, "linear", 0, "linear")))
+
+
+def keys(model: GraphNet, arch: Architecture) -> dict[tuple[int, str], str]:
+    return {(i, slot): key for i, slot, _, _, key in model.encoder.keys_for(arch)}
+
+
+@pytest.mark.parametrize("mode, kv_shared, across_src_kind, across_role", [
+    ("full", False, False, False), ("source", True, False, True), ("target", False, True, False),
+    ("none", True, True, True)])
+def test_graph_sharing_per_mode(mode, kv_shared, across_src_kind, across_role):
+    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, sharing=mode)
+    # K and V of one attn layer, same op and source: one module only when the role is not keyed
+    k = keys(model, ATTN_SAME_OP)
+    assert (k[(1, "k")] == k[(1, "v")]) == kv_shared
+    # gcn on edge 1 -> 2 as addend 2, after an add layer vs after an attn layer (source context)
+    assert (keys(model, ADD_FIRST)[(1, "k")] == keys(model, ATTN_FIRST)[(1, "k")]) == across_src_kind
+    # sage on edge 1 -> 2 as addend 1 vs as Q (target context), same source kind
+    assert (keys(model, ADD_SAGE)[(1, "q")] == keys(model, ATTN_SAGE)[(1, "q")]) == across_role
+    # and the module really is the same object when the keys agree
+    a, b = keys(model, ADD_SAGE)[(1, "q")], keys(model, ATTN_SAGE)[(1, "q")]
+    assert (model.encoder.ops[a] is model.encoder.ops[b]) == across_role
+
+
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_graph_supernet_holds_exactly_the_reachable_modules(mode):
+    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, sharing=mode)
+    expected = {sharing_key(c, mode) for c in SPACE.contexts() if c.op not in ("zero", "identity")}
+    assert set(model.encoder.ops) == expected == set(graph_supernet_op_keys(SPACE, mode))
+    rng = random.Random(0)
+    for _ in range(50):
+        arch = SPACE.sample(rng)
+        assert model.encoder.used_module_keys(arch) <= set(model.encoder.ops)
+
+
+def test_full_sharing_builds_the_most_modules_and_none_the_fewest():
+    counts = {m: len(GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, sharing=m).encoder.ops) for m in SHARING_MODES}
+    assert counts["full"] > counts["source"] > counts["none"] and counts["full"] > counts["target"] > counts["none"]
+
+
+def test_child_has_its_own_module_per_op_application():
+    model = GraphNet.child(5, 3, ATTN_SAME_OP, hidden=16, heads=4)
+    assert set(model.encoder.ops) == {"L0-q-gcn", "L1-q-gcn", "L1-k-gcn", "L1-v-gcn"}
+    assert len({id(m) for m in model.encoder.ops.values()}) == 4
+
+
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_adam_step_on_one_arch_leaves_unused_parameters_bit_identical(mode):
+    torch.manual_seed(0)
+    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, sharing=mode, dropout=0.0)
+    x, edge_index, y = torch.rand(16, 5), path_graph(8, 2), torch.randint(0, 3, (16,))
+    arch = ATTN_FIRST
+    used = {id(p) for p in model.used_parameters(arch).values()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=0.1, weight_decay=5e-4)
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(x, edge_index, arch), y).backward()
+    with_grad = {id(p) for p in model.parameters() if p.grad is not None}
+    assert all(p.requires_grad for p in model.used_parameters(arch).values())
+    assert with_grad == used
+    opt.step()
+    for n, p in model.named_parameters():
+        if id(p) in used:
+            assert not torch.equal(p, before[n]), n
+        else:
+            assert torch.equal(p, before[n]), n
+
+
+def test_supernet_module_single_path_step_and_scorer():
+    torch.manual_seed(0)
+    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, dropout=0.0)
+    n = 16
+    batch = {"x": torch.rand(n, 5), "edge_index": path_graph(8, 2), "y": torch.randint(0, 3, (n,)),
+             "train_mask": torch.ones(n, dtype=torch.bool), "val_mask": torch.arange(n) < 6,
+             "test_mask": torch.zeros(n, dtype=torch.bool)}
+    module = GraphSupernetModule(model, SPACE, archs_per_step=1, lr=0.01, monitor_archs=0)
+    correct, count = graph_score_batch(False)(model.eval(), batch, ATTN_FIRST)
+    assert count == 6 and 0 <= correct <= 6
+    # multi-label scorer: (2 TP, 2 TP + FP + FN) -> micro-F1 of a perfect prediction is 1
+    y = (torch.rand(n, 4) > 0.5).float()
+
+    class Perfect(torch.nn.Module):
+        def forward(self, x, edge_index, arch):
+            return y * 2 - 1
+
+    num, den = graph_score_batch(True)(Perfect(), {**batch, "y": y}, ATTN_FIRST)
+    assert num == den > 0
+    assert module.configure_optimizers().param_groups[0]["lr"] == 0.01
