@@ -126,6 +126,12 @@ def _assert_clean_failure(proc, run_dir: Path, *needles: str):
     for needle in needles:
         assert needle in text, text[-2000:]
     assert "Traceback" not in text
+    for line in err:
+        if line.startswith("error: "):
+            message = line[len("error: "):]
+            console = (proc.stdout + proc.stderr).splitlines()
+            repeats = [other for other in console if message in other]
+            assert len(repeats) == 1, f"the error is repeated on the console: {repeats}"
     for result in ("summary.json", "retrain/results.json", "search/best_arch.yaml"):
         assert not (run_dir / result).exists()
 

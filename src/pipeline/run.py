@@ -111,12 +111,20 @@ def _finish(run_dir, line: str, timer: Timer) -> None:
     print(f"summary: {line} | {total:.0f} s ({', '.join(f'{k} {v:.0f}s' for k, v in timer.seconds.items())})")
 
 
+def _log_to_files_only(message: str) -> None:
+    """Record ``message`` in the run's log file without repeating it on the console."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2."""
     _quiet_lightning()
     try:
         return fn(cfg)
     except AutoAttendError as exc:
-        log.error("%s", exc)
+        _log_to_files_only(f"error: {exc}")
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
