@@ -76,3 +76,118 @@ def real_data_dir(*required: str) -> Path | None:
     if not path.is_dir() or not all((path / rel).exists() for rel in required):
         return None
     return path
+
+
+# ---- graphs ----------------------------------------------------------------------------------
+
+def _tiny_graph(num_nodes: int, num_classes: int, num_features: int, rng, words_per_class: int = 6):
+    """Class ids, binary bag-of-words features (3 words of the node's class + 2 random ones) and a
+    homophilous undirected edge list (each node links to 2 nodes, of its class 80 % of the time)."""
+    import numpy as np
+
+    labels = np.array([i % num_classes for i in range(num_nodes)])
+    rng.shuffle(labels)
+    feats = np.zeros((num_nodes, num_features), dtype=np.float32)
+    for i, c in enumerate(labels):
+        own = rng.choice(np.arange(c * words_per_class, (c + 1) * words_per_class), min(3, words_per_class),
+                         replace=False)
+        feats[i, own] = 1.0
+        feats[i, rng.choice(num_features, 2, replace=False)] = 1.0
+    by_class = {c: np.flatnonzero(labels == c) for c in range(num_classes)}
+    edges = set()
+    for i, c in enumerate(labels):
+        for _ in range(2):
+            j = int(rng.choice(by_class[c])) if rng.random() < 0.8 else int(rng.integers(num_nodes))
+            if j != i:
+                edges.add((min(i, j), max(i, j)))
+    return labels, feats, sorted(edges)
+
+
+def write_tiny_planetoid(root: Path, name: str = "cora", num_classes: int = 3, train_per_class: int = 5,
+                         num_test: int = 60, num_unlabelled: int = 25, num_features: int = 24, edges: bool = True,
+                         extra_label_rows: int = 0, seed: int = 0) -> Path:
+    """Write ``root/planetoid/<Name>/raw/ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}`` in the
+    Planetoid format (pickled scipy CSR features, one-hot numpy labels, adjacency dict, test ids).
+
+    Node order as in the real files: the labelled training nodes, then 500 validation nodes (the
+    reader takes the 500 nodes after the training ones), then unlabelled ones, then the test nodes
+    (``tx``/``ty``, their ids in ``test.index`` in shuffled order). ``edges=False`` writes an
+    adjacency with no edges; ``extra_label_rows`` appends rows to ``ally`` (a feature/label size
+    mismatch). Returns ``root`` (pass it as ``paths.data_dir``).
+    """
+    import pickle
+    from collections import defaultdict
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    num_train = num_classes * train_per_class
+    num_all = num_train + 500 + num_unlabelled
+    n = num_all + num_test
+    labels, feats, edge_list = _tiny_graph(n, num_classes, num_features, rng)
+    # the training nodes: exactly train_per_class of each class
+    order = np.concatenate([np.flatnonzero(labels == c)[:train_per_class] for c in range(num_classes)])
+    rest = np.setdiff1d(np.arange(n), order)
+    perm = np.concatenate([order, rest])
+    inverse = np.empty(n, dtype=int)
+    inverse[perm] = np.arange(n)
+    labels, feats = labels[perm], feats[perm]
+    edge_list = [(int(inverse[i]), int(inverse[j])) for i, j in edge_list]
+    onehot = np.eye(num_classes, dtype=np.int64)[labels]
+    test_ids = np.arange(num_all, n)
+    shuffled = rng.permutation(test_ids)
+    files = {
+        "x": sp.csr_matrix(feats[:num_train]), "y": onehot[:num_train],
+        "allx": sp.csr_matrix(feats[:num_all]),
+        "ally": np.concatenate([onehot[:num_all], onehot[:extra_label_rows]]) if extra_label_rows else onehot[:num_all],
+        "tx": sp.csr_matrix(feats[shuffled]), "ty": onehot[shuffled],
+    }
+    graph = defaultdict(list)
+    for i in range(n):
+        graph[i] = []
+    if edges:
+        for i, j in edge_list:
+            graph[i].append(j)
+            graph[j].append(i)
+    raw = Path(root) / "planetoid" / {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}[name] / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for key, value in {**files, "graph": graph}.items():
+        with open(raw / f"ind.{name}.{key}", "wb") as f:
+            pickle.dump(value, f, protocol=2)
+    # test.index lists each test node's id in the order of the tx/ty rows
+    (raw / f"ind.{name}.test.index").write_text("".join(f"{i}\n" for i in shuffled))
+    return Path(root)
+
+
+def write_tiny_ppi(root: Path, graphs: tuple[int, int, int] = (2, 1, 1), nodes_per_graph: int = 30,
+                   num_features: int = 8, num_labels: int = 5, seed: int = 0) -> Path:
+    """Write ``root/ppi/raw/{train,valid,test}_{graph.json,feats.npy,graph_id.npy,labels.npy}`` in the
+    GraphSAGE PPI format: a node-link JSON graph per split (node ids 0..n-1 matching the rows of the
+    .npy files), float features, one graph id per node, 0/1 multi-label targets. Labels 0..C-1 are
+    the node's class one-hot, so they are learnable from the features. Returns ``root``."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / "ppi" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    gid = 1
+    for split, count in zip(("train", "valid", "test"), graphs):
+        feats, labels, ids, links = [], [], [], []
+        for _ in range(count):
+            y, x, e = _tiny_graph(nodes_per_graph, num_labels, num_features, rng, words_per_class=1)
+            offset = len(ids)
+            feats.append(x)
+            labels.append(np.eye(num_labels, dtype=np.float32)[y])
+            ids += [gid] * nodes_per_graph
+            links += [{"source": offset + i, "target": offset + j} for i, j in e]
+            gid += 1
+        nodes = [{"id": i, "test": split == "test", "val": split == "valid"} for i in range(len(ids))]
+        (raw / f"{split}_graph.json").write_text(json.dumps(
+            {"directed": False, "multigraph": False, "graph": {}, "nodes": nodes, "links": links}))
+        np.save(raw / f"{split}_feats.npy", np.concatenate(feats))
+        np.save(raw / f"{split}_labels.npy", np.concatenate(labels))
+        np.save(raw / f"{split}_graph_id.npy", np.array(ids, dtype=np.int64))
+    return Path(root)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import random
 
+import lightning.pytorch as pl
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from src.lit.graph_modules import GraphSupernetModule, graph_score_batch
+from src.data.planetoid import ListDataset, RepeatDataset
+from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch, selection_key
 from src.models.encoder import SHARING_MODES, sharing_key
-from src.models.graph import GRAPH_OPS, EdgeSoftmaxAttention, GraphNet, graph_supernet_op_keys
+from src.models.graph import GRAPH_OPS, EdgeSoftmaxAttention, GraphNet, graph_supernet_op_keys, sparse_linear
 from src.space import Architecture, FunctionalSpace, Layer
 from src.utils.errors import AutoAttendError
 
@@ -208,3 +211,119 @@ def test_supernet_module_single_path_step_and_scorer():
     num, den = graph_score_batch(True)(Perfect(), {**batch, "y": y}, ATTN_FIRST)
     assert num == den > 0
     assert module.configure_optimizers().param_groups[0]["lr"] == 0.01
+
+
+# ---- fast paths equal the straightforward ones ----------------------------------------------
+
+def _sparse_features(n: int, f: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    dense = (torch.rand(n, f, generator=g) < 0.2).float() * torch.rand(n, f, generator=g)
+    return dense, dense.to_sparse_coo().coalesce()
+
+
+def test_sparse_linear_matches_dense_in_values_and_gradients():
+    dense, sparse = _sparse_features(40, 25)
+    torch.manual_seed(0)
+    w, b = torch.randn(7, 25, requires_grad=True), torch.randn(7, requires_grad=True)
+    g = torch.randn(40, 7)
+    out = sparse_linear(sparse, w, b)
+    out.backward(g)
+    grads = w.grad.clone(), b.grad.clone()
+    w.grad = b.grad = None
+    ref = torch.nn.functional.linear(dense, w, b)
+    ref.backward(g)
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert torch.allclose(grads[0], w.grad, atol=1e-6) and torch.allclose(grads[1], b.grad, atol=1e-6)
+    # a different pattern of the same size is not confused with the cached one
+    dense2, sparse2 = _sparse_features(40, 25, seed=1)
+    assert torch.allclose(sparse_linear(sparse2, w), dense2 @ w.t(), atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["gcn", "gat4", "linear"])
+def test_linear_first_ops_take_sparse_features_like_dense_ones(op):
+    dense, sparse = _sparse_features(16, 5)
+    edge_index = path_graph(8, 2)
+    model = child(Architecture((Layer("add", 0, op, 0, "zero"),)))
+    assert model.stem is None  # linear-first ops read the raw features
+    out_sparse = model(sparse, edge_index)
+    out_sparse.sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    out_dense = model(dense, edge_index)
+    out_dense.sum().backward()
+    assert torch.allclose(out_sparse, out_dense, atol=1e-5)
+    assert grads and all(torch.allclose(grads[n], p.grad, atol=1e-5) for n, p in model.named_parameters() if n in grads)
+
+
+def test_gcn_normalisation_cache_follows_the_graph():
+    x = torch.rand(16, 5)
+    model = child(Architecture((Layer("add", 0, "gcn", 0, "zero"),)))
+    first, other = path_graph(8, 2), path_graph(16, 1)
+    a = model(x, first)
+    b = model(x, other)  # another graph: the cached normalisation must not be reused
+    fresh = child(Architecture((Layer("add", 0, "gcn", 0, "zero"),)))
+    assert torch.allclose(b, fresh(x, other), atol=1e-6) and not torch.allclose(a, b)
+    assert torch.allclose(model(x, first), fresh(x, first), atol=1e-6)
+
+
+def _tiny_batch(n: int = 24) -> dict:
+    dense, sparse = _sparse_features(n, 5, seed=3)
+    g = torch.Generator().manual_seed(4)
+    return {"x": sparse, "edge_index": path_graph(n // 2, 2), "y": torch.randint(0, 3, (n,), generator=g),
+            "train_mask": torch.arange(n) % 3 == 0, "val_mask": torch.arange(n) % 3 == 1,
+            "test_mask": torch.arange(n) % 3 == 2}
+
+
+def _child_module(arch: Architecture) -> GraphChildModule:
+    torch.manual_seed(0)
+    model = GraphNet.child(5, 3, arch, hidden=16, heads=4, dropout=0.5, attn_dropout=0.3, act="elu")
+    return GraphChildModule(model, lr=0.01, weight_decay=5e-4)
+
+
+@pytest.mark.parametrize("arch", [ATTN_FIRST, Architecture((Layer("add", 0, "gat4", 0, "zero"),
+                                                            Layer("add", 1, "gcn", 0, "sage")))])
+def test_plain_full_batch_loop_equals_the_trainer(arch, tmp_path):
+    """GraphChildModule.fit_full_batch (the pipeline's path) gives the Trainer's history exactly:
+    same steps, same dropout draws, same validation and test scores."""
+    batch = _tiny_batch()
+    torch.manual_seed(123)
+    fast = _child_module(arch)
+    torch.manual_seed(7)
+    fast.fit_full_batch(batch, epochs=12, eval_every=3)
+    torch.manual_seed(123)
+    slow = _child_module(arch)
+    torch.manual_seed(7)
+    trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+                         default_root_dir=str(tmp_path))
+    # own generators: a DataLoader iterator otherwise draws its base seed from the global RNG
+    # (the only difference between the paths: the same dropout distribution, other draws)
+    trainer.fit(slow, DataLoader(RepeatDataset(batch, 3), batch_size=None, generator=torch.Generator()),
+                DataLoader(ListDataset([batch]), batch_size=None, generator=torch.Generator()))
+    assert [h["step"] for h in fast.history] == [3, 6, 9, 12]
+    assert fast.history == slow.history
+    for p, q in zip(fast.model.parameters(), slow.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_early_stopping_keeps_the_selected_evaluation():
+    batch = _tiny_batch()
+    full = _child_module(ATTN_FIRST)
+    torch.manual_seed(7)
+    full.fit_full_batch(batch, epochs=60)
+    stopped = _child_module(ATTN_FIRST)
+    torch.manual_seed(7)
+    stopped.fit_full_batch(batch, epochs=60, patience=5)
+    best = stopped.selected()
+    assert stopped.history == full.history[:len(stopped.history)]
+    assert stopped.history[-1]["step"] == min(60, best["step"] + 5)
+    # nothing in the first `step + patience` evaluations beats what was selected
+    assert max(full.history[:best["step"] + 5], key=selection_key) == best
+
+
+def test_selection_breaks_accuracy_ties_by_validation_loss():
+    history = [{"step": 1, "val_loss": 0.9, "val_acc": 0.8, "test_acc": 0.1},
+               {"step": 2, "val_loss": 0.5, "val_acc": 0.8, "test_acc": 0.2},
+               {"step": 3, "val_loss": 0.4, "val_acc": 0.7, "test_acc": 0.3},
+               {"step": 4, "val_loss": 0.5, "val_acc": 0.8, "test_acc": 0.4}]
+    assert max(history, key=selection_key)["step"] == 2

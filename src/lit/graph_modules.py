@@ -52,6 +52,12 @@ def graph_score_batch(multilabel: bool):
     return score
 
 
+def selection_key(h: dict) -> tuple:
+    """Order of evaluations for model selection: highest validation score, ties (frequent with
+    500 validation nodes) broken by the lower validation loss when recorded, then the earlier step."""
+    return h["val_acc"], -h.get("val_loss", 0.0), -h["step"]
+
+
 class GraphSupernetModule(pl.LightningModule):
     """Single-path supernet training: each step samples ``archs_per_step`` distinct architectures
     uniformly (1: AutoGL's protocol), back-propagates each one's loss on the training nodes of the
@@ -117,9 +123,11 @@ class GraphSupernetModule(pl.LightningModule):
 class GraphChildModule(pl.LightningModule):
     """Trains one architecture from scratch; every evaluation scores validation and test together.
 
-    Each evaluation appends ``{"step", "val_acc", "test_acc"}`` (accuracy, or micro-F1 for a
-    multi-label task: the keys match the text results) to :attr:`history`; :meth:`selected` is the
-    evaluation with the best validation score (earliest on ties).
+    Each evaluation appends ``{"step", "val_loss", "val_acc", "test_acc"}`` (accuracy, or micro-F1
+    for a multi-label task, which records no ``val_loss``: the score keys match the text results)
+    to :attr:`history`; :meth:`selected` is the evaluation with the best validation score (ties:
+    lower validation loss, then earlier). Full-graph tasks train with :meth:`fit_full_batch`,
+    mini-batches of graphs (PPI) through a Trainer.
     """
 
     def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4):
@@ -128,6 +136,7 @@ class GraphChildModule(pl.LightningModule):
         self.model = model
         self.metrics = torch.nn.ModuleDict({s: node_metric(model.num_classes, multilabel) for s in ("val", "test")})
         self.history: list[dict] = []
+        self._val_loss: float | None = None
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -140,6 +149,8 @@ class GraphChildModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self.model(batch["x"], batch["edge_index"])
+        if not self.hparams.multilabel and batch["val_mask"].any():  # one full-graph batch: its loss is the epoch's
+            self._val_loss = node_loss(logits, batch["y"], batch["val_mask"], False).item()
         for split in ("val", "test"):
             m = batch[f"{split}_mask"]
             if m.any():
@@ -149,11 +160,63 @@ class GraphChildModule(pl.LightningModule):
         val, test = (self.metrics[s].compute().item() for s in ("val", "test"))
         for m in self.metrics.values():
             m.reset()
-        self.history.append({"step": int(self.global_step), "val_acc": val, "test_acc": test})
+        entry = {"step": int(self.global_step)}
+        if self._val_loss is not None:
+            entry["val_loss"] = self._val_loss
+            self._val_loss = None
+        self.history.append({**entry, "val_acc": val, "test_acc": test})
         self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True)
 
+    @torch.no_grad()
+    def evaluate(self, batch: dict) -> dict:
+        """One no-grad, eval-mode forward scoring validation and test together:
+        ``{"val_loss" (single-label only), "val_acc", "test_acc"}``."""
+        was_training = self.model.training
+        self.model.eval()
+        logits = self.model(batch["x"], batch["edge_index"])
+        out = {}
+        if not self.hparams.multilabel and batch["val_mask"].any():
+            out["val_loss"] = node_loss(logits, batch["y"], batch["val_mask"], False).item()
+        for split in ("val", "test"):
+            m = batch[f"{split}_mask"]
+            metric = self.metrics[split]
+            if m.any():
+                metric.update(logits[m], batch["y"][m].long())
+            out[f"{split}_acc"] = metric.compute().item()
+            metric.reset()
+        self.model.train(was_training)
+        return out
+
+    def fit_full_batch(self, batch: dict, epochs: int, eval_every: int = 1, patience: int | None = None) -> list[dict]:
+        """Train on one full graph without a Trainer: ``epochs`` full-batch Adam steps, evaluating
+        validation and test after every ``eval_every``-th step (and the last one). ``patience``:
+        stop once ``patience`` steps have passed since the evaluation :meth:`selected` would pick
+        (the GAT paper's early stopping; ``None``: run every epoch).
+
+        The same optimisation as ``Trainer.fit`` with one step per epoch and validation every
+        ``eval_every`` epochs (same optimiser, same dropout draws, same ``history``; the Trainer's
+        DataLoaders must have their own generators, else each epoch's iterator takes a seed from
+        the global RNG), minus the Trainer's per-step bookkeeping, which costs more than the step
+        itself on small graphs (tests/test_graph_models.py checks both paths give the same history).
+        """
+        opt = self.configure_optimizers()
+        self.model.train()
+        for step in range(1, int(epochs) + 1):
+            opt.zero_grad()
+            logits = self.model(batch["x"], batch["edge_index"])
+            node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel).backward()
+            opt.step()
+            if step % eval_every == 0 or step == epochs:
+                scores = self.evaluate(batch)
+                self.history.append({"step": step, **{k: scores[k] for k in ("val_loss", "val_acc", "test_acc")
+                                                      if k in scores}})
+                if patience is not None and step - self.selected()["step"] >= patience:
+                    break
+        return self.history
+
     def selected(self) -> dict:
-        """The evaluation with the highest validation score (earliest on ties)."""
+        """The evaluation :func:`selection_key` ranks first (highest validation score, then lowest
+        validation loss, then earliest)."""
         if not self.history:
             raise RuntimeError("the child was never evaluated")
-        return max(self.history, key=lambda h: (h["val_acc"], -h["step"]))
+        return max(self.history, key=selection_key)

@@ -27,6 +27,11 @@ Layer semantics (the text layer, over a graph):
 Every op with weights that reads a hidden node drops its input (``dropout``) before the
 convolution, as GCN and GAT do.
 
+Speed on one CPU thread (Cora): sparse features go through :func:`sparse_linear` (CSR products for
+the forward pass and for the weight gradient, 3x cheaper than autograd through a COO product),
+GCN's normalisation is computed once per graph, and dropout masks come from ``torch.rand``
+(:func:`fast_dropout`); tests/test_graph_models.py checks each against the straightforward path.
+
 Module keying is the text encoder's (:func:`src.models.encoder.sharing_key` for the supernet,
 :data:`src.models.encoder.CHILD` per op application for a child), so the four context-aware
 sharing modes mean exactly what they mean for text.
@@ -35,12 +40,14 @@ sharing modes mean exactly what they mean for text.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePassing, SAGEConv, SGConv
+from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
@@ -57,15 +64,97 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 READOUTS = ("linear", "last")
 
 
-def any_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout for dense or sparse COO ``x`` (N, F); sparse: on the stored values only (same
-    distribution as dense dropout of a tensor that is mostly zeros, far cheaper)."""
-    if not x.is_sparse:
-        return F.dropout(x, p, training)
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with a mask from ``torch.rand`` (``x * (U >= p) / (1 - p)``): the distribution of
+    ``F.dropout``, about twice as fast on one CPU thread, where ``bernoulli_`` is slow."""
     if not training or p == 0.0:
         return x
-    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, training), x.shape,
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+def any_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """:func:`fast_dropout` for dense or sparse COO ``x`` (N, F); sparse: on the stored values only
+    (same distribution as dense dropout of a tensor that is mostly zeros, far cheaper)."""
+    if not x.is_sparse:
+        return fast_dropout(x, p, training)
+    if not training or p == 0.0:
+        return x
+    return torch.sparse_coo_tensor(x.indices(), fast_dropout(x.values(), p, training), x.shape,
                                    is_coalesced=x.is_coalesced(), check_invariants=False)
+
+
+class _CsrPair:
+    """A sparse (N, F) pattern as CSR, plus the CSR of its transpose and the permutation taking the
+    COO (row-major) values to the transpose's order."""
+
+    def __init__(self, indices: torch.Tensor, shape: tuple[int, int]):
+        self.indices = indices  # held, so the storage (and the cache key's pointer) cannot be reused
+        self.shape = shape
+        row, col = indices[0], indices[1]
+        self.crow = torch._convert_indices_from_coo_to_csr(row, shape[0])
+        self.col = col.contiguous()
+        self.perm = torch.argsort(col * shape[0] + row)
+        self.crow_t = torch._convert_indices_from_coo_to_csr(col[self.perm], shape[1])
+        self.col_t = row[self.perm].contiguous()
+
+
+_CSR_CACHE: dict[tuple, _CsrPair] = {}
+
+
+def _csr_pair(x: torch.Tensor) -> _CsrPair:
+    """The (cached) CSR structure of a coalesced COO ``x``, keyed by its index storage."""
+    idx = x.indices()
+    key = (idx.data_ptr(), idx.device, x._nnz(), tuple(x.shape))
+    pair = _CSR_CACHE.get(key)
+    if pair is None:
+        if len(_CSR_CACHE) >= 8:
+            _CSR_CACHE.pop(next(iter(_CSR_CACHE)))
+        pair = _CSR_CACHE[key] = _CsrPair(idx, tuple(x.shape))
+    return pair
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``A @ W`` for a constant sparse ``A`` (N, F) given by its values, ``W`` (F, H); the gradient of
+    ``W`` is ``A^T @ grad`` through the transpose's CSR (far cheaper than autograd through a COO mm)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, weight: torch.Tensor, pair: _CsrPair) -> torch.Tensor:
+        ctx.pair = pair
+        ctx.save_for_backward(values)
+        a = torch.sparse_csr_tensor(pair.crow, pair.col, values, pair.shape, check_invariants=False)
+        return a @ weight
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (values,) = ctx.saved_tensors
+        pair = ctx.pair
+        if not ctx.needs_input_grad[1]:
+            return None, None, None
+        a_t = torch.sparse_csr_tensor(pair.crow_t, pair.col_t, values[pair.perm], pair.shape[::-1],
+                                      check_invariants=False)
+        return None, a_t @ grad.contiguous(), None
+
+
+def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for sparse COO features ``x`` (N, F) (no gradient w.r.t. ``x``), weight (H, F)."""
+    if x.values().requires_grad:
+        raise ValueError("sparse_linear: sparse features must not require a gradient")
+    if not x.is_coalesced():
+        x = x.coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        out = _SparseMatmul.apply(x.values(), weight.t(), _csr_pair(x))
+    return out if bias is None else out + bias
+
+
+class SparseInputLinear(PygLinear):
+    """PyG's ``Linear`` that also takes sparse COO input (through :func:`sparse_linear`); the first
+    map of GCNConv and GATConv is switched to it so raw bag-of-words features stay sparse."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sparse_linear(x, self.weight, self.bias) if x.is_sparse else super().forward(x)
 
 
 class Stem(nn.Module):
@@ -78,7 +167,7 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = any_dropout(x, self.p, self.training)
-        return torch.sparse.mm(x, self.proj.weight.t()) if x.is_sparse else self.proj(x)
+        return sparse_linear(x, self.proj.weight) if x.is_sparse else self.proj(x)
 
 
 def child_needs_stem(arch: Architecture) -> bool:
@@ -98,8 +187,10 @@ class GraphOp(nn.Module):
         self.op = op
         self.dropout = nn.Dropout(dropout)
         self.uses_edges = op != "linear"
+        self._graph: torch.Tensor | None = None  # the edge_index a cached normalisation belongs to
         if op == "gcn":
-            self.conv = GCNConv(in_dim, out_dim)
+            # cached: the symmetric normalisation is computed once per graph (see forward)
+            self.conv = GCNConv(in_dim, out_dim, cached=True)
         elif op == "sage":
             self.conv = SAGEConv(in_dim, out_dim, aggr="mean")
         elif op in GAT_HEADS:
@@ -119,13 +210,22 @@ class GraphOp(nn.Module):
             self.conv = SGConv(in_dim, out_dim, K=sgc_k)
         else:
             raise AutoAttendError(f"unknown graph op {op!r}; expected one of {GRAPH_OPS}")
+        if op in LINEAR_FIRST and op != "linear":
+            # same parameters and initialisation; only sparse input takes the CSR path
+            self.conv.lin.__class__ = SparseInputLinear
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``x`` (N, in) dense or sparse COO, ``edge_index`` (2, E) -> (N, out)."""
         x = any_dropout(x, self.dropout.p, self.training)
         if x.is_sparse and self.op not in LINEAR_FIRST:
             x = x.to_dense()
-        return self.conv(x, edge_index) if self.uses_edges else self.conv(x)
+        if not self.uses_edges:
+            return sparse_linear(x, self.conv.weight, self.conv.bias) if x.is_sparse else self.conv(x)
+        if self.op == "gcn" and edge_index is not self._graph:
+            # a new graph (another mini-batch): drop GCNConv's cached normalisation
+            self.conv._cached_edge_index = None
+            self._graph = edge_index
+        return self.conv(x, edge_index)
 
 
 class EdgeSoftmaxAttention(MessagePassing):
@@ -158,7 +258,7 @@ class EdgeSoftmaxAttention(MessagePassing):
         """Per edge: q_i, k_j, v_j (E, H, d_h) -> alpha * v_j (E, H, d_h)."""
         score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
         alpha = softmax(score, index, ptr, size_i)
-        alpha = F.dropout(alpha, p=self.attn_dropout, training=self.training)
+        alpha = fast_dropout(alpha, self.attn_dropout, self.training)
         return v_j * alpha.unsqueeze(-1)
 
 
@@ -316,7 +416,7 @@ class GraphNet(nn.Module):
         if arch is None:
             raise ValueError("a supernet needs an architecture")
         h = self.encoder(self.stem(x) if self.stem is not None else x, edge_index, arch)
-        return self.classifier(self.dropout(h)) if self.classifier is not None else h
+        return self.classifier(any_dropout(h, self.dropout.p, self.training)) if self.classifier is not None else h
 
     def used_parameters(self, arch: Architecture | None = None) -> dict[str, nn.Parameter]:
         """Parameters ``arch`` (default: the child's own) uses: its op modules, the stem and the classifier."""

@@ -1,0 +1,171 @@
+"""Graph DataModules on files in the real formats: a Planetoid fixture and small PPI files written
+by the tests and read by the real readers offline, plus the real Cora files when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.planetoid import PLANETOID_FILES, PlanetoidDataModule, check_graph
+from src.data.ppi import PPIDataModule
+from src.utils.errors import AutoAttendError, DataNotFoundError
+from tests.helpers import real_data_dir, write_tiny_planetoid, write_tiny_ppi
+
+
+@pytest.fixture(scope="module")
+def tiny_planetoid(tmp_path_factory):
+    return write_tiny_planetoid(tmp_path_factory.mktemp("planetoid"))
+
+
+def _files(root, name="cora"):
+    folder = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}[name]
+    return {f: (root / "planetoid" / folder / "raw" / f"ind.{name}.{f}") for f in PLANETOID_FILES}
+
+
+def test_planetoid_fixture_through_the_real_reader(tiny_planetoid, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in (tiny_planetoid / "planetoid").rglob("*")}
+    dm = PlanetoidDataModule("cora", data_dir=str(tiny_planetoid), cache_dir=str(tmp_path / "cache"), download=False)
+    dm.setup()
+    g = dm.graph
+    n = 15 + 500 + 25 + 60
+    assert (dm.num_features, dm.num_classes) == (24, 3)
+    assert g["x"].is_sparse and tuple(g["x"].shape) == (n, 24)
+    assert [int(g[m].sum()) for m in ("train_mask", "val_mask", "test_mask")] == [15, 500, 60]
+    assert torch.bincount(g["y"][g["train_mask"]]).tolist() == [5, 5, 5]  # 5 labels per class
+    assert g["test_mask"][540:].all() and not g["test_mask"][:540].any()
+    # row-normalised features: every non-empty row sums to 1
+    sums = torch.sparse.sum(g["x"], 1).to_dense()
+    assert torch.allclose(sums[sums > 0], torch.ones(int((sums > 0).sum())))
+    # undirected edges, inside the node range
+    ei = g["edge_index"]
+    assert ei.size(1) > n and int(ei.max()) < n
+    assert set(map(tuple, ei.t().tolist())) == set(map(tuple, ei.flip(0).t().tolist()))
+    # the test rows were put back at their nodes: a node's features carry its class's words
+    dense = g["x"].to_dense()
+    own = torch.stack([dense[i, 6 * int(g["y"][i]):6 * int(g["y"][i]) + 6].gt(0).sum() for i in range(n)])
+    assert bool((own >= 3).all())
+    # the data directory is read only; processing happened in the cache
+    assert {p: p.stat().st_mtime_ns for p in (tiny_planetoid / "planetoid").rglob("*")} == before
+    assert list((tmp_path / "cache" / "planetoid").rglob("processed"))
+    assert dm.split_batches("val") == [g] and dm.split_batches("test") == [g]
+
+
+def test_planetoid_incomplete_files(tmp_path):
+    root = write_tiny_planetoid(tmp_path / "d")
+    _files(root)["ty"].unlink()
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataNotFoundError, match="missing ind.cora.ty"):
+        dm.setup()
+
+
+def test_planetoid_missing_with_download_off(tmp_path):
+    dm = PlanetoidDataModule("citeseer", data_dir=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "c"),
+                             download=False)
+    with pytest.raises(DataNotFoundError, match="no Planetoid files .* downloading is off"):
+        dm.setup()
+
+
+def test_planetoid_without_edges(tmp_path):
+    root = write_tiny_planetoid(tmp_path / "d", edges=False)
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
+    with pytest.raises(AutoAttendError, match="no edges"):
+        dm.setup()
+
+
+def test_planetoid_feature_label_mismatch(tmp_path):
+    root = write_tiny_planetoid(tmp_path / "d", extra_label_rows=3)
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
+    with pytest.raises(AutoAttendError, match="feature/label size mismatch"):
+        dm.setup()
+
+
+def test_unknown_planetoid_name():
+    with pytest.raises(AutoAttendError, match="unknown Planetoid set 'coraa'"):
+        PlanetoidDataModule("coraa")
+
+
+def test_check_graph_catches_bad_batches():
+    base = {"x": torch.rand(4, 3), "y": torch.zeros(4, dtype=torch.long), "edge_index": torch.tensor([[0, 1], [1, 2]]),
+            **{m: torch.ones(4, dtype=torch.bool) for m in ("train_mask", "val_mask", "test_mask")}}
+    check_graph(base, "ok", multilabel=False)
+    cases = [({"y": torch.zeros(5, dtype=torch.long)}, "feature/label size mismatch"),
+             ({"edge_index": torch.zeros(2, 0, dtype=torch.long)}, "no edges"),
+             ({"edge_index": torch.tensor([[0, 4], [1, 2]])}, "refers to node 4"),
+             ({"val_mask": torch.ones(3, dtype=torch.bool)}, "val_mask has 3 entries"),
+             ({}, "multi-label task needs")]
+    for change, message in cases:
+        with pytest.raises(AutoAttendError, match=message):
+            check_graph({**base, **change}, "bad", multilabel=not change)
+
+
+# ---- PPI ------------------------------------------------------------------------------------
+
+def test_ppi_files_through_the_real_reader(tmp_path):
+    root = write_tiny_ppi(tmp_path / "d", graphs=(3, 1, 2))
+    dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False, batch_size=2)
+    dm.setup()
+    assert (dm.num_features, dm.num_classes, dm.multilabel) == (8, 5, True)
+    assert len(dm.train_graphs) == 3 and dm.graph is None
+    val, test = dm.eval_batches
+    assert val["x"].shape == (30, 8) and test["x"].shape == (60, 8)
+    assert val["val_mask"].all() and not val["test_mask"].any() and test["test_mask"].all()
+    assert test["y"].dtype == torch.float32 and test["y"].shape == (60, 5)
+    # labels are the one-hot classes the writer drew: every node has exactly one
+    assert torch.equal(test["y"].sum(1), torch.ones(60))
+    # the two test graphs are merged as disjoint graphs: no edge crosses node 30
+    ei = test["edge_index"]
+    assert bool(((ei[0] < 30) == (ei[1] < 30)).all())
+    batches = list(dm.train_loader(seed=0))
+    assert [b["x"].size(0) for b in batches] == [60, 30] and all(b["train_mask"].all() for b in batches)
+    raw = tmp_path / "d" / "ppi" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{s}_{f}" for s in ("train", "valid", "test")
+                                                          for f in ("feats.npy", "graph_id.npy", "graph.json",
+                                                                    "labels.npy"))
+
+
+def test_ppi_incomplete_and_missing(tmp_path):
+    root = write_tiny_ppi(tmp_path / "d")
+    (root / "ppi" / "raw" / "valid_labels.npy").unlink()
+    with pytest.raises(DataNotFoundError, match="missing valid_labels.npy"):
+        PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c")).setup()
+    with pytest.raises(DataNotFoundError, match="downloading is off"):
+        PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(tmp_path / "c"), download=False).setup()
+
+
+def test_ppi_feature_label_mismatch(tmp_path):
+    root = write_tiny_ppi(tmp_path / "d")
+    labels = root / "ppi" / "raw" / "test_labels.npy"
+    y = np.load(labels)
+    np.save(labels, y[:-4])
+    dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c"), download=False)
+    with pytest.raises(AutoAttendError, match="mismatch|failed"):
+        dm.setup()
+
+
+# ---- the real Cora files ---------------------------------------------------------------------
+
+def test_real_cora(tmp_path):
+    data = real_data_dir("planetoid/Cora/raw/ind.cora.graph")
+    if data is None:
+        pytest.skip("real Cora files not found (set AUTOATTEND_DATA_DIR or put them in "
+                    "../shared/data/planetoid/Cora/raw)")
+    dm = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(tmp_path / "cache"), download=False)
+    dm.setup()
+    g = dm.graph
+    assert (g["x"].size(0), dm.num_features, dm.num_classes) == (2708, 1433, 7)
+    assert g["edge_index"].size(1) == 10556
+    assert [int(g[m].sum()) for m in ("train_mask", "val_mask", "test_mask")] == [140, 500, 1000]
+    assert torch.bincount(g["y"][g["train_mask"]]).tolist() == [20] * 7
+
+
+def test_bench_graph_figures_on_the_fixture(tiny_planetoid, tmp_path):
+    """``make bench``'s graph figures: medians of >= 5 reps, peak memory, the supernet's size."""
+    from src.bench_graph import graph_figures
+
+    figures = graph_figures(str(tiny_planetoid), reps=2, warmup=1, cache_dir=str(tmp_path / "cache"))
+    assert figures["graph_config"]["reps"] == 5  # never fewer than 5 timed reps
+    assert figures["graph_supernet_step_s"] > 0 and figures["graph_candidate_score_s"] > 0
+    assert figures["graph_supernet_peak_rss_mb"] > 0 and figures["graph_supernet_modules"] == 165
+    missing = graph_figures(str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "c2"), download=False)
+    assert missing["graph_supernet_step_s"] is None and "Cora unavailable" in missing["graph_note"]

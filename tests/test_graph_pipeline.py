@@ -1,0 +1,175 @@
+"""The graph half end to end through the real command line, on a Planetoid fixture written by the
+tests (offline), plus bad input: one ``error:`` line, a non-zero exit and no result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.lit.graph_modules import selection_key
+from src.space import Architecture, FunctionalSpace
+from tests.helpers import write_tiny_planetoid, write_tiny_ppi
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb",
+             "sgc")
+RESULT_FILES = ("summary.json", "retrain/results.json", "search/best_arch.yaml", "search/population.jsonl",
+                "supernet/DONE")
+
+
+def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path, timeout: int = 300):
+    """``python -m <module> <args> paths.data_dir=<data_dir> hydra.run.dir=<run_dir>``, offline."""
+    env = {**os.environ, "AUTOATTEND_CACHE_DIR": str(tmp / "cache"), "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("AUTOATTEND_DATA_DIR", None)
+    argv = [sys.executable, "-m", module, *args, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def compose(config: str, *overrides: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name=config, overrides=list(overrides))
+
+
+def assert_clean_failure(returncode: int, stderr: str, run_dir: Path, *needles: str) -> None:
+    assert returncode == 2
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in stderr
+    for result in RESULT_FILES:
+        assert not (run_dir / result).exists(), result
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory) -> Path:
+    return write_tiny_planetoid(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(fixture_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    run_dir = tmp / "run"
+    proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", data_dir=fixture_data, tmp=tmp,
+               run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, run_dir, proc
+
+
+def test_smoke_graph_search_writes_every_result(smoke_run):
+    _, run_dir, proc = smoke_run
+    assert f"run dir: {run_dir}" in proc.stdout and "| gcn " in proc.stdout
+    assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
+    population = [json.loads(line) for line in (run_dir / "search" / "population.jsonl").read_text().splitlines()]
+    assert len(population) == 6 + 2 * 3  # smoke: 6 random + 2 rounds x 3 parents
+    archs = [Architecture.from_dict(p["arch"]) for p in population]
+    assert len(set(archs)) == len(archs)
+    space = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn"))
+    for a in archs:
+        space.validate(a)
+    best = Architecture.load(run_dir / "search" / "best_arch.yaml")
+    assert best == Architecture.from_dict(max(population, key=lambda p: (p["score"], -p["index"]))["arch"])
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert {"test_acc_mean", "test_acc_std", "per_seed", "selection_rule", "hparams", "hpo_trials"} <= set(results)
+    assert results["arch"] == best.to_dict() and results["metric"] == "accuracy"
+    assert len(results["per_seed"]) == 2 and len(results["hpo_trials"]) == 2
+    assert 0.0 <= results["test_acc_mean"] <= 1.0 and results["test_acc_std"] >= 0.0
+    for seed in results["per_seed"]:  # test at the best validation evaluation
+        history = json.loads((run_dir / "retrain" / f"seed_{seed['seed']}.json").read_text())["history"]
+        chosen = max(history, key=selection_key)
+        assert (seed["val_acc"], seed["test_acc"], seed["step"]) == (chosen["val_acc"], chosen["test_acc"],
+                                                                     chosen["step"])
+        assert history[-1]["step"] <= 10  # smoke caps every child at 10 epochs
+    hpo = json.loads((run_dir / "retrain" / "hpo.json").read_text())
+    assert hpo["chosen"]["hparams"] == results["hparams"]
+    gcn = json.loads((run_dir / "baselines" / "gcn" / "results.json").read_text())
+    assert gcn["hparams"]["hidden"] == 16 and gcn["hparams"]["readout"] == "last" and gcn["hpo_trials"] == []
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["retrain"]["test_acc_mean"] == results["test_acc_mean"]
+    assert summary["baselines"]["gcn"]["test_acc_mean"] == gcn["test_acc_mean"]
+    assert summary["metric"] == "accuracy" and set(summary["seconds"]) >= {"supernet", "search", "retrain",
+                                                                            "baselines"}
+
+
+def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
+    run_dir = tmp_path / "r"
+    proc = cli("src.retrain", "+task=cora", "arch=gat", "budget=smoke", "hardware=cpu", data_dir=fixture_data,
+               tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gat: test acc" in proc.stdout
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    gat = yaml.safe_load((ROOT / "src" / "space" / "archs" / "gat.yaml").read_text())
+    assert results["arch"] == gat["arch"]
+    assert {k: results["hparams"][k] for k in gat["hparams"]} == gat["hparams"]  # the paper's settings
+    assert results["hparams_source"] == "the architecture file's hparams" and results["hpo_trials"] == []
+    assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2
+
+
+def test_ppi_smoke_search_inductive_multilabel(tmp_path):
+    """PPI files in the real format: mini-batches of graphs through the Trainer, micro-F1."""
+    data = write_tiny_ppi(tmp_path / "d")
+    run_dir = tmp_path / "r"
+    proc = cli("src.search", "+task=ppi", "budget=smoke", "hardware=cpu", data_dir=data, tmp=tmp_path,
+               run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert results["metric"] == "micro_f1" and results["protocol"]["num_classes"] == 5
+    assert all(0.0 <= s["test_acc"] <= 1.0 for s in results["per_seed"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metric"] == "micro_f1" and "gcn" in summary["baselines"]
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+def test_missing_dataset_without_network(tmp_path):
+    """No files and no reachable download site (these machines): one line, exit 2, nothing written."""
+    run_dir = tmp_path / "r"
+    proc = cli("src.search", "+task=citeseer", "budget=smoke", data_dir=tmp_path / "nowhere", tmp=tmp_path,
+               run_dir=run_dir)
+    assert_clean_failure(proc.returncode, proc.stderr, run_dir, "CiteSeer", str(tmp_path / "nowhere"))
+
+
+def _run_in_process(capsys, tmp_path, config: str, *overrides: str) -> tuple[int, str]:
+    from src.pipeline.run import entry, run_retrain, run_search
+
+    cfg = compose(config, "+task=cora", "budget=smoke", "hardware=cpu", f"paths.output_dir={tmp_path / 'r'}",
+                  f"paths.cache_dir={tmp_path / 'cache'}", *overrides)
+    with pytest.raises(SystemExit) as exc:
+        entry(run_search if config == "search" else run_retrain, cfg)
+    return exc.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", ["search", "retrain"])
+def test_graph_without_edges(capsys, tmp_path, config):
+    data = write_tiny_planetoid(tmp_path / "d", edges=False)
+    code, err = _run_in_process(capsys, tmp_path, config, f"paths.data_dir={data}",
+                                *(["arch=gcn"] if config == "retrain" else []))
+    assert_clean_failure(code, err, tmp_path / "r", "no edges")
+
+
+def test_feature_label_size_mismatch(capsys, tmp_path):
+    data = write_tiny_planetoid(tmp_path / "d", extra_label_rows=2)
+    code, err = _run_in_process(capsys, tmp_path, "search", f"paths.data_dir={data}")
+    assert_clean_failure(code, err, tmp_path / "r", "feature/label size mismatch", "602 labels")
+
+
+@pytest.mark.parametrize("content, needles", [
+    ("layers:\n  - {kind: add, q_src: 0, q_op: gcnn, k_src: 0, k_op: zero}\n", ["layer 0", "q_op", "'gcnn'"]),
+    # a text op in a graph architecture
+    ("layers:\n  - {kind: add, q_src: 0, q_op: gcn, k_src: 0, k_op: conv3}\n", ["layer 0", "k_op", "'conv3'"]),
+])
+def test_unknown_op_in_architecture_file(capsys, tmp_path, fixture_data, content, needles):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    code, err = _run_in_process(capsys, tmp_path, "retrain", f"paths.data_dir={fixture_data}", f"arch={bad}")
+    assert_clean_failure(code, err, tmp_path / "r", "error: invalid architecture", *needles)
