@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from src.estimator import SupernetEstimator
+from src.lit.modules import backward_archs
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
@@ -118,8 +119,8 @@ def text_figures(cfg: DictConfig) -> dict:
 
     def supernet_step():
         opt.zero_grad()
-        for arch in space.sample_distinct(b.archs_per_step, rng):
-            F.cross_entropy(model(train_batch["tokens"], train_batch["mask"], arch), train_batch["labels"]).backward()
+        backward_archs(model, train_batch["tokens"], train_batch["mask"], train_batch["labels"],
+                       space.sample_distinct(b.archs_per_step, rng))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 
@@ -133,7 +134,7 @@ def text_figures(cfg: DictConfig) -> dict:
     log.info("supernet step: median %.2f s over %d reps", figures["supernet_step_s"], b.reps)
 
     val = make_loader(dm.val_set, b.eval_batch_size, False, cfg.seed)
-    estimator = SupernetEstimator(model, val, device)
+    estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size", 128))
     candidates = iter(space.sample_distinct(b.reps + b.warmup, random.Random(cfg.seed + 1)))
     times = _timed(lambda: estimator(next(candidates)), b.reps, b.warmup, device)
     figures["candidate_score_s"] = round(statistics.median(times), 3)

@@ -1,4 +1,15 @@
-"""Candidate scoring with the supernet's shared weights (eval mode, no gradients)."""
+"""Candidate scoring with the supernet's shared weights (eval mode, no gradients).
+
+Two paths give the same scores:
+
+* the plain path runs ``score_batch(model, batch, arch)`` on the batches as given;
+* the fast path (text accuracy, the default scorer) re-batches the examples once by length, so a
+  batch is padded only to the longest sentence of its own length bucket, and computes the
+  architecture-independent stem output of each bucket once, reusing it for every candidate
+  until the stem's weights change. Logits do not depend on how much padding a batch carries
+  (tested in ``tests/test_models.py``), so the per-example predictions, and therefore the
+  accuracies, are those of the plain path; ``tests/test_models.py`` checks the scores are equal.
+"""
 
 from __future__ import annotations
 
@@ -19,36 +30,113 @@ def accuracy_on_batch(model: nn.Module, batch: dict, arch: Architecture) -> tupl
     return (logits.argmax(-1) == batch["labels"]).sum().item(), len(batch["labels"])
 
 
+def length_buckets(batches: list[dict], bucket_size: int) -> list[dict]:
+    """Right-padded text batches -> batches of ``bucket_size`` examples sorted by length.
+
+    Each output batch is trimmed to its own longest sequence. ``mask`` must be a prefix mask
+    (True at the first ``length`` positions), as :func:`src.data.text.pad_collate` makes it.
+    """
+    tokens, lengths, labels = [], [], []
+    for b in batches:
+        n = b["mask"].sum(1)
+        if not torch.equal(b["mask"], torch.arange(b["mask"].shape[1], device=n.device)[None, :] < n[:, None]):
+            raise ValueError("length bucketing needs right-padded batches (prefix masks)")
+        tokens.extend(row[:k] for row, k in zip(b["tokens"], n.tolist()))
+        lengths.append(n)
+        labels.append(b["labels"])
+    lengths_t, labels_t = torch.cat(lengths), torch.cat(labels)
+    order = torch.argsort(lengths_t, descending=True, stable=True)
+    out = []
+    for start in range(0, len(order), bucket_size):
+        idx = order[start:start + bucket_size]
+        tok = nn.utils.rnn.pad_sequence([tokens[i] for i in idx.tolist()], batch_first=True, padding_value=0)
+        mask = torch.arange(tok.shape[1], device=tok.device)[None, :] < lengths_t[idx][:, None]
+        out.append({"tokens": tok, "mask": mask, "labels": labels_t[idx]})
+    return out
+
+
 class SupernetEstimator:
     """Scores an architecture on fixed batches with the supernet's weights.
 
     ``batches`` (dicts of tensors) are moved to ``device`` once, so scoring 1,000 candidates
     does not re-collate 1,000 times. ``score_batch`` turns one batch into (numerator, count);
     the score is sum(numerators) / sum(counts) -- accuracy for the default text scorer. Other
-    tasks (graphs, multi-label) pass their own ``score_batch``.
+    tasks (graphs, multi-label) pass their own ``score_batch`` and take the plain path.
+
+    With the default scorer and a text model (one with ``features``/``head``), ``fast=True``
+    re-batches by length into batches of ``bucket_size`` examples and caches each batch's stem
+    output across candidates (recomputed whenever a stem or embedding weight changes).
     """
 
     def __init__(self, model: nn.Module, batches: Iterable[dict], device: torch.device | str = "cpu",
-                 score_batch: ScoreBatch = accuracy_on_batch):
+                 score_batch: ScoreBatch = accuracy_on_batch, *, fast: bool = True, bucket_size: int = 128):
         self.model = model
         self.device = torch.device(device)
         self.batches = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
         self.score_batch = score_batch
         if not self.batches:
             raise ValueError("the estimator got no validation batches")
+        self.fast = (fast and score_batch is accuracy_on_batch and hasattr(model, "features")
+                     and hasattr(model, "head") and all({"tokens", "mask", "labels"} <= b.keys() for b in self.batches))
+        self.fast_batches = length_buckets(self.batches, bucket_size) if self.fast else []
+        self._stem_key: tuple | None = None
+        self._stem_cache: list[torch.Tensor | None] = []
 
     @property
     def num_examples(self) -> int:
         return sum(len(b["labels"]) for b in self.batches if "labels" in b)
 
+    def _stem_state(self) -> tuple:
+        params = list(self.model.embedding.parameters()) + list(self.model.stem.parameters())
+        return tuple((id(p), p.data_ptr(), p._version) for p in params)
+
+    def _features(self, i: int, b: dict) -> torch.Tensor | None:
+        """Stem output of fast batch ``i``, cached; None where the model windows this batch."""
+        window = getattr(self.model, "window", None)
+        if window is not None and b["tokens"].shape[1] > window:
+            return None
+        key = self._stem_state()
+        if key != self._stem_key:
+            self._stem_key, self._stem_cache = key, [None] * len(self.fast_batches)
+        if self._stem_cache[i] is None:
+            self._stem_cache[i] = self.model.features(b["tokens"], b["mask"])
+        return self._stem_cache[i]
+
     @torch.inference_mode()
     def __call__(self, arch: Architecture) -> float:
         was_training = self.model.training
         self.model.eval()
+        try:
+            return self._fast(arch) if self.fast else self._plain(arch)
+        finally:
+            self.model.train(was_training)
+
+    def plain(self, arch: Architecture) -> float:
+        """The straightforward score: ``score_batch`` on the batches as given (for tests)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                return self._plain(arch)
+        finally:
+            self.model.train(was_training)
+
+    def _plain(self, arch: Architecture) -> float:
         total, count = 0.0, 0
         for b in self.batches:
             num, n = self.score_batch(self.model, b, arch)
             total += num
             count += n
-        self.model.train(was_training)
         return total / count
+
+    def _fast(self, arch: Architecture) -> float:
+        correct, count = 0, 0
+        for i, b in enumerate(self.fast_batches):
+            h = self._features(i, b)
+            if h is None:
+                logits = self.model(b["tokens"], b["mask"], arch)
+            else:
+                logits = self.model.head(self.model.encoder(h, b["mask"], arch), b["mask"])
+            correct += int((logits.argmax(-1) == b["labels"]).sum())
+            count += len(b["labels"])
+        return correct / count

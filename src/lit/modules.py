@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
@@ -11,6 +12,36 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
+
+
+def backward_archs(model: TextClassifier, tokens: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                   archs: list[Architecture], backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Back-propagate each architecture's cross-entropy on one batch (gradients summed); returns the loss sum.
+
+    The same gradients as ``backward(cross_entropy(model(tokens, mask, arch), labels))`` for each
+    arch in turn, but the deterministic part of the stem (embedding, norm, projection, ReLU) runs
+    once per batch: every architecture reads a detached copy, draws its own stem dropout (in the
+    order the plain path draws it), and the summed gradient of that copy is back-propagated through
+    the stem once at the end. ``tests/test_models.py`` checks the gradients against the plain path.
+    """
+    backward = backward or (lambda loss: loss.backward())
+    total = torch.zeros((), device=tokens.device)
+    if not model.shares_stem(tokens):
+        for arch in archs:
+            loss = F.cross_entropy(model(tokens, mask, arch), labels)
+            backward(loss)
+            total += loss.detach()
+        return total
+    base = model.stem_base(tokens, mask)
+    leaf = base.detach().requires_grad_(base.requires_grad)
+    for arch in archs:
+        loss = F.cross_entropy(model.forward_from_stem(leaf, mask, arch), labels)
+        backward(loss)
+        total += loss.detach()
+    if leaf.grad is not None:
+        # leaf.grad already carries any loss scaling the backward applied
+        torch.autograd.backward(base, leaf.grad)
+    return total
 
 
 class SupernetModule(pl.LightningModule):
@@ -45,11 +76,8 @@ class SupernetModule(pl.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         archs = self.space.sample_distinct(self.hparams.archs_per_step, self.rng)
-        total = torch.zeros((), device=self.device)
-        for arch in archs:
-            loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"], arch), batch["labels"])
-            self.manual_backward(loss)
-            total += loss.detach()
+        total = backward_archs(self.model, batch["tokens"], batch["mask"], batch["labels"], archs,
+                               self.manual_backward)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
         mean = total / len(archs)

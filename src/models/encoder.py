@@ -17,7 +17,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from src.models.ops import apply_op, build_op, masked_attention, zero_padded
+from src.models.ops import apply_op, attention_bias, build_op, masked_attention, zero_padded
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -102,6 +102,7 @@ class FunctionalEncoder(nn.Module):
         for i, slot, op, key in self.keys_for(arch):
             per_layer[i].append((slot, op, key))
         nodes = [x]
+        bias = attention_bias(mask) if self.training and any(layer.kind == "attn" for layer in arch) else None
         for i, layer in enumerate(arch):
             outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
                                    nodes[getattr(layer, f"{slot}_src")], mask)
@@ -112,7 +113,7 @@ class FunctionalEncoder(nn.Module):
             else:
                 q, k, v = (outs[s] if outs[s] is not None else torch.zeros_like(x) for s in ("q", "k", "v"))
                 p = self.attn_dropout if self.training else 0.0
-                h = masked_attention(q, k, v, mask, self.heads, p)
+                h = masked_attention(q, k, v, mask, self.heads, p, bias)
                 h = zero_padded(self.attn_norms[str(i)](self.dropout(h)), mask)
             nodes.append(h)
         return nodes[-1]

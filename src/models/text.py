@@ -25,7 +25,11 @@ class Stem(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.dropout(torch.relu(zero_padded(self.proj(self.norm(emb)), mask)))
+        return self.dropout(self.pre_dropout(emb, mask))
+
+    def pre_dropout(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Everything but the dropout: deterministic, so one computation serves many architectures."""
+        return torch.relu(zero_padded(self.proj(self.norm(emb)), mask))
 
 
 class TextClassifier(nn.Module):
@@ -80,6 +84,19 @@ class TextClassifier(nn.Module):
     def features(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The stem output (B, T, D); architecture-independent, so computable once per batch."""
         return self.stem(self.embedding(tokens), mask)
+
+    def shares_stem(self, tokens: torch.Tensor) -> bool:
+        """Whether :meth:`stem_base` / :meth:`forward_from_stem` apply (no sliding windows needed)."""
+        return self.window is None or tokens.shape[1] <= self.window
+
+    def stem_base(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The stem output before its dropout (B, T, D): identical for every architecture of a batch."""
+        return self.stem.pre_dropout(self.embedding(tokens), mask)
+
+    def forward_from_stem(self, base: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Logits from :meth:`stem_base`'s output: the stem dropout (a fresh draw, in the same order
+        as :meth:`forward` draws it), encoder and head. Same result as ``forward(tokens, mask, arch)``."""
+        return self.head(self.encoder(self.stem.dropout(base), mask, arch), mask)
 
     def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked max-pool over time of the last node (B, T, D) -> logits (B, C)."""
