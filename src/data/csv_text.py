@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from src.data.arrow_split import TokenIdSplit, read_arrow_table
-from src.data.embeddings import EMBEDDING_SOURCES, _import_kumo, load_word_vectors
+from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -57,6 +57,18 @@ COUNT_ROWS = 100_000
 
 def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Re-raise a user error that ``datasets`` wrapped (in a generator or ``map``) as itself."""
+    try:
+        yield
+    except Exception as err:
+        user = _root_error(err)
+        if user is None:
+            raise
+        raise AutoAttendError(str(user)) from None
 
 
 def _root_error(err: BaseException) -> AutoAttendError | None:
@@ -289,17 +301,8 @@ class CSVTextDataModule(pl.LightningDataModule):
                 "max_len": self.max_len, "val_fraction": self.val_fraction, "val_seed": self.val_seed}
 
     def _emb_key(self) -> dict:
-        glove = None
-        if self.glove_path:
-            gp = Path(self.glove_path).expanduser().resolve()
-            glove = {"path": str(gp)}
-            if gp.is_file():
-                glove.update(size=gp.stat().st_size, mtime_ns=gp.stat().st_mtime_ns)
-        # "auto" resolves differently depending on whether the package is installed.
-        resolved = self.embedding_source
-        if not self.glove_path and resolved == "auto":
-            resolved = "auto:kumo" if _import_kumo() is not None else "auto:random"
-        return {"ids": _digest(self._ids_key()), "glove": glove, "embedding_source": resolved, "seed": self.seed}
+        return {"ids": _digest(self._ids_key()), **word_vectors_key(self.glove_path, self.embedding_source),
+                "seed": self.seed}
 
     @property
     def tok_dir(self) -> Path:
@@ -328,16 +331,11 @@ class CSVTextDataModule(pl.LightningDataModule):
         raw = {}
         for role, path in files.items():
             log.info("%s: reading %s", self.name, path)
-            try:
+            with _user_errors():
                 raw[role] = datasets.Dataset.from_generator(
                     read_rows, features=features, cache_dir=str(tmp / "raw" / role), split="train",
                     gen_kwargs={"path": path, "num_fields": num_fields, "num_classes": self.num_classes,
                                 "label_base": self.label_base, "header": self.header})
-            except Exception as err:
-                user = _root_error(err)
-                if user is None:
-                    raise
-                raise AutoAttendError(str(user)) from None
         return raw
 
     def _raw_from_hub(self, tmp: Path) -> dict:
@@ -371,7 +369,7 @@ class CSVTextDataModule(pl.LightningDataModule):
                     f"hub dataset '{self.hub_name}' split '{hub_split}' has no column '{missing[0]}' "
                     f"(columns: {', '.join(table.column_names)}); set task.hub_label_column / "
                     f"task.hub_text_columns")
-            try:
+            with _user_errors():
                 raw[role] = table.map(
                     _hub_batch, batched=True, with_indices=True, remove_columns=table.column_names,
                     fn_kwargs={"label_column": self.hub_label_column, "text_columns": self.hub_text_columns,
@@ -379,11 +377,6 @@ class CSVTextDataModule(pl.LightningDataModule):
                                "where": f"hub dataset '{self.hub_name}' split '{hub_split}'"},
                     cache_file_name=str(tmp / f"raw-{role}.arrow"), new_fingerprint=f"raw-{role}",
                     desc=f"{self.name}: {hub_split} columns")
-            except Exception as err:
-                user = _root_error(err)
-                if user is None:
-                    raise
-                raise AutoAttendError(str(user)) from None
         return raw
 
     def _build_tokens(self, final: Path) -> None:

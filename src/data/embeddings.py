@@ -31,6 +31,21 @@ def _import_kumo() -> ModuleType | None:
         return None
 
 
+def word_vectors_key(glove_path: str | None, embedding_source: str) -> dict:
+    """What the word vectors depend on, for cache keys: the GloVe file's identity (path, size,
+    mtime) and the source, with ``auto`` resolved (it depends on whether the package is installed)."""
+    glove = None
+    if glove_path:
+        gp = Path(glove_path).expanduser().resolve()
+        glove = {"path": str(gp)}
+        if gp.is_file():
+            glove.update(size=gp.stat().st_size, mtime_ns=gp.stat().st_mtime_ns)
+    resolved = embedding_source
+    if not glove_path and resolved == "auto":
+        resolved = "auto:kumo" if _import_kumo() is not None else "auto:random"
+    return {"glove": glove, "embedding_source": resolved}
+
+
 def _candidates(vocab: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
     """Exact-word -> row, and lower-cased word -> rows (for the case-insensitive fallback)."""
     exact = {word: row for row, word in enumerate(vocab) if row >= 2}

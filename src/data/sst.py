@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from src.data.embeddings import EMBEDDING_SOURCES, _import_kumo, load_word_vectors
+from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
 from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary, pad_collate
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -123,24 +123,13 @@ class SSTDataModule(pl.LightningDataModule):
             }
         else:
             source = {"hub": self.hub_name}
-        glove = None
-        if self.glove_path:
-            gp = Path(self.glove_path).expanduser().resolve()
-            glove = {"path": str(gp)}
-            if gp.is_file():
-                glove.update(size=gp.stat().st_size, mtime_ns=gp.stat().st_mtime_ns)
-        # "auto" resolves differently depending on whether the package is installed.
-        resolved = self.embedding_source
-        if not self.glove_path and resolved == "auto":
-            resolved = "auto:kumo" if _import_kumo() is not None else "auto:random"
         return {
             "version": CACHE_VERSION,
             "source": source,
             "num_classes": self.num_classes,
             "train_level": self.train_level,
             "max_len": self.max_len,
-            "glove": glove,
-            "embedding_source": resolved,
+            **word_vectors_key(self.glove_path, self.embedding_source),
             "seed": self.seed,
         }
 

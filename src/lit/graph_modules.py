@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MultilabelF1Score
 
+from src.lit.modules import ArchRngCheckpoint
 from src.models.graph import GraphNet
 from src.space import Architecture, FunctionalSpace
 
@@ -58,7 +59,7 @@ def selection_key(h: dict) -> tuple:
     return h["val_acc"], -h.get("val_loss", 0.0), -h["step"]
 
 
-class GraphSupernetModule(pl.LightningModule):
+class GraphSupernetModule(ArchRngCheckpoint, pl.LightningModule):
     """Single-path supernet training: each step samples ``archs_per_step`` distinct architectures
     uniformly (1: AutoGL's protocol), back-propagates each one's loss on the training nodes of the
     batch, optionally clips, and takes one Adam step at ``lr / archs_per_step``. Parameters no
@@ -111,13 +112,6 @@ class GraphSupernetModule(pl.LightningModule):
             self.log("val/score_mean", torch.stack([m.compute() for m in self.val_metrics]).mean(), prog_bar=True)
             for m in self.val_metrics:
                 m.reset()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["arch_rng_state"] = self.rng.getstate()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "arch_rng_state" in checkpoint:
-            self.rng.setstate(checkpoint["arch_rng_state"])
 
 
 class GraphChildModule(pl.LightningModule):

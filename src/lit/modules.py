@@ -44,7 +44,19 @@ def backward_archs(model: TextClassifier, tokens: torch.Tensor, mask: torch.Tens
     return total
 
 
-class SupernetModule(pl.LightningModule):
+class ArchRngCheckpoint:
+    """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) travels with the
+    checkpoint, so a resumed run samples the architectures an uninterrupted one would."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["arch_rng_state"] = self.rng.getstate()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "arch_rng_state" in checkpoint:
+            self.rng.setstate(checkpoint["arch_rng_state"])
+
+
+class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     """Trains a supernet with ``archs_per_step`` distinct architectures per mini-batch.
 
     Each step (the authors' protocol): sample k distinct architectures uniformly, back-propagate
@@ -94,13 +106,6 @@ class SupernetModule(pl.LightningModule):
             self.log("val/acc_mean", accs.mean(), prog_bar=True)
             for m in self.val_acc:
                 m.reset()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["arch_rng_state"] = self.rng.getstate()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "arch_rng_state" in checkpoint:
-            self.rng.setstate(checkpoint["arch_rng_state"])
 
 
 class ChildModule(pl.LightningModule):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import statistics
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -30,7 +29,7 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.pipeline.common import ARCH_DIR, device_of, make_trainer, resolve_arch
-from src.pipeline.stages import _write_population
+from src.pipeline.stages import _write_population, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.strategies import build_strategy
 from src.utils.errors import AutoAttendError
@@ -241,16 +240,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
         per_seed.append(result)
         log.info("%s: seed %d -> val %.4f test %.4f (step %d)", folder, seed, result["val_acc"], result["test_acc"],
                  result["step"])
-    tests, vals = [s["test_acc"] for s in per_seed], [s["val_acc"] for s in per_seed]
     results = {
-        "arch": arch.to_dict(),
-        "test_acc_mean": statistics.fmean(tests),
-        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-        "val_acc_mean": statistics.fmean(vals),
-        "std_definition": "sample standard deviation over seeds (n-1); 0 for one seed",
-        "seeds": seeds,
-        "per_seed": [{k: v for k, v in s.items() if k != "history"} for s in per_seed],
-        "selection_rule": SELECTION_RULE,
+        **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "metric": _score_name(dm),
         "hparams": hp,
         "hparams_source": source,

@@ -136,6 +136,22 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     return best, score
 
 
+def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], selection_rule: str) -> dict:
+    """The common part of ``retrain/results.json``: mean and sample std of the per-seed selected
+    test / validation scores, the per-seed results without their histories, and the rule."""
+    tests, vals = [s["test_acc"] for s in per_seed], [s["val_acc"] for s in per_seed]
+    return {
+        "arch": arch.to_dict(),
+        "test_acc_mean": statistics.fmean(tests),
+        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "val_acc_mean": statistics.fmean(vals),
+        "std_definition": "sample standard deviation over seeds (n-1); 0 for one seed",
+        "seeds": seeds,
+        "per_seed": [{k: v for k, v in s.items() if k != "history"} for s in per_seed],
+        "selection_rule": selection_rule,
+    }
+
+
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     """Train ``arch`` from scratch for ``retrain.seeds`` seeds; writes retrain/results.json."""
     r = cfg.retrain
@@ -169,17 +185,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         per_seed.append(result)
         log.info("retrain: seed %d -> val %.4f test %.4f (step %d)", seed, result["val_acc"], result["test_acc"],
                  result["step"])
-    tests = [s["test_acc"] for s in per_seed]
-    vals = [s["val_acc"] for s in per_seed]
     results = {
-        "arch": arch.to_dict(),
-        "test_acc_mean": statistics.fmean(tests),
-        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-        "val_acc_mean": statistics.fmean(vals),
-        "std_definition": "sample standard deviation over seeds (n-1); 0 for one seed",
-        "seeds": seeds,
-        "per_seed": [{k: v for k, v in s.items() if k != "history"} for s in per_seed],
-        "selection_rule": SELECTION_RULE,
+        **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
                      "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": cfg.data.train_level,
                      "train_examples": len(dm.train_set) if r.train_subset is None else min(r.train_subset, len(dm.train_set)),
