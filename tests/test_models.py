@@ -412,8 +412,8 @@ def test_conv_op_matches_a_plain_conv1d(kernel):
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_training_attention_matches_sdpa_including_dropout_draws():
-    from src.models.ops import attention_bias
+def test_training_attention_matches_sdpa_and_the_written_out_dropout():
+    from src.models.ops import attention_bias, fast_dropout
 
     torch.manual_seed(0)
     b, t, d, h = 4, 9, 16, 4
@@ -421,23 +421,57 @@ def test_training_attention_matches_sdpa_including_dropout_draws():
     mask = torch.arange(t)[None, :] < lengths[:, None]
     q, k, v = (torch.randn(b, t, d, requires_grad=True) for _ in range(3))
 
-    def sdpa():
-        heads = [x.view(b, t, h, d // h).transpose(1, 2) for x in (q, k, v)]
-        out = torch.nn.functional.scaled_dot_product_attention(*heads, attn_mask=mask[:, None, None, :], dropout_p=0.3)
+    def heads(x):
+        return x.view(b, t, h, d // h).transpose(1, 2)
+
+    def sdpa():  # no dropout: PyTorch's kernel is the reference
+        out = torch.nn.functional.scaled_dot_product_attention(*map(heads, (q, k, v)), attn_mask=mask[:, None, None, :])
         return out.transpose(1, 2).reshape(b, t, d)
 
-    for fn in (lambda: masked_attention(q, k, v, mask, h, 0.3), lambda: masked_attention(q, k, v, mask, h, 0.3,
-                                                                                        attention_bias(mask))):
-        torch.manual_seed(7)
-        ref = sdpa()
-        g_ref = torch.autograd.grad(ref[mask].sum(), [q, k, v])
-        torch.manual_seed(7)
-        out = fn()
-        g_out = torch.autograd.grad(out[mask].sum(), [q, k, v])
-        assert torch.allclose(out[mask], ref[mask], atol=1e-5)
-        for a, c in zip(g_out, g_ref):
-            assert torch.allclose(a, c, atol=1e-5)
+    def written_out(p):  # dropout: the straightforward math with the same draws
+        scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(d // h)
+        weights = scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)
+        return (fast_dropout(weights, p) @ heads(v)).transpose(1, 2).reshape(b, t, d)
+
+    for p, reference in ((0.0, sdpa), (0.3, lambda: written_out(0.3))):
+        for fn in (lambda: masked_attention(q, k, v, mask, h, p),
+                   lambda: masked_attention(q, k, v, mask, h, p, attention_bias(mask))):
+            torch.manual_seed(7)
+            ref = reference()
+            g_ref = torch.autograd.grad(ref[mask].sum(), [q, k, v])
+            torch.manual_seed(7)
+            out = fn()
+            g_out = torch.autograd.grad(out[mask].sum(), [q, k, v])
+            assert torch.allclose(out[mask], ref[mask], atol=1e-5)
+            for a, c in zip(g_out, g_ref):
+                assert torch.allclose(a, c, atol=1e-5)
     # the scoring path (no autograd, no dropout) is the fused kernel: same values as the written-out path
     with torch.no_grad():
         fused = masked_attention(q, k, v, mask, h)
     assert torch.allclose(fused[mask], masked_attention(q, k, v, mask, h)[mask], atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_fast_dropout_has_the_distribution_of_f_dropout(p):
+    """fast_dropout draws its mask differently from F.dropout (torch.rand instead of bernoulli_):
+    the keep rate is 1 - p (within 5 sigma over 10^6 elements), kept elements are scaled by
+    1 / (1 - p), the rest are exactly 0, the gradient is the same mask times the scale, and
+    both are the identity in eval mode."""
+    from src.models.ops import Dropout, fast_dropout
+
+    torch.manual_seed(0)
+    n = 1_000_000
+    x = (torch.rand(n) + 0.5).requires_grad_()
+    y = fast_dropout(x, p)
+    kept = y != 0
+    rate = kept.double().mean().item()
+    assert abs(rate - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    assert torch.allclose(y[kept], x[kept] / (1 - p))
+    (g,) = torch.autograd.grad(y.sum(), [x])
+    assert torch.equal(g, kept.float() / (1 - p))
+    # the reference: F.dropout's keep rate on the same size agrees with ours within sampling error
+    ref_rate = (torch.nn.functional.dropout(x.detach(), p) != 0).double().mean().item()
+    assert abs(rate - ref_rate) < 7 * math.sqrt(p * (1 - p) / n)
+    module = Dropout(p)
+    assert module.p == p and torch.equal(module.eval()(x), x) and torch.equal(fast_dropout(x, p, False), x)
+    assert torch.equal(fast_dropout(x, 0.0), x) and not fast_dropout(x, 1.0).any()

@@ -17,7 +17,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from src.models.ops import apply_op, attention_bias, build_op, masked_attention, zero_padded
+from src.models.ops import Dropout, apply_op, attention_bias, build_op, masked_attention, zero_padded
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -70,7 +70,7 @@ class FunctionalEncoder(nn.Module):
         self.dim, self.heads, self.num_layers = dim, heads, num_layers
         self.keying = keying
         self.attn_dropout = attn_dropout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ops = nn.ModuleDict({key: build_op(op, dim, dropout) for key, op in sorted(op_keys.items())})
         self.attn_norms = nn.ModuleDict({str(i): nn.LayerNorm(dim) for i in sorted(set(attn_layers))})
 

@@ -30,7 +30,7 @@ convolution, as GCN and GAT do.
 Speed on one CPU thread (Cora): sparse features go through :func:`sparse_linear` (CSR products for
 the forward pass and for the weight gradient, 3x cheaper than autograd through a COO product),
 GCN's normalisation is computed once per graph, and dropout masks come from ``torch.rand``
-(:func:`fast_dropout`); tests/test_graph_models.py checks each against the straightforward path.
+(:func:`src.models.ops.fast_dropout`); the tests check each against the straightforward path.
 
 Module keying is the text encoder's (:func:`src.models.encoder.sharing_key` for the supernet,
 :data:`src.models.encoder.CHILD` per op application for a child), so the four context-aware
@@ -50,6 +50,7 @@ from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePass
 from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
+from src.models.ops import fast_dropout
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
 from src.space import Architecture, FunctionalSpace, arch_contexts
 from src.utils.errors import AutoAttendError
@@ -62,16 +63,6 @@ GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}
 READOUTS = ("linear", "last")
-
-
-def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout with a mask from ``torch.rand`` (``x * (U >= p) / (1 - p)``): the distribution of
-    ``F.dropout``, about twice as fast on one CPU thread, where ``bernoulli_`` is slow."""
-    if not training or p == 0.0:
-        return x
-    if p >= 1.0:
-        return torch.zeros_like(x)
-    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
 
 
 def any_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from src.models.encoder import CHILD, FunctionalEncoder, child_op_keys, supernet_op_keys
-from src.models.ops import zero_padded
+from src.models.ops import Dropout, zero_padded
 from src.space import Architecture, FunctionalSpace
 
 
@@ -22,7 +22,7 @@ class Stem(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(emb_dim)
         self.proj = nn.Linear(emb_dim, dim)  # a kernel-1 conv over time, in (B, T, *) layout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.pre_dropout(emb, mask))
