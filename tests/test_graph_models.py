@@ -110,11 +110,30 @@ def test_attention_respects_edge_direction():
 
 
 def test_gat_heads_must_divide_the_width_and_identity_needs_equal_widths():
-    arch = Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("add", 1, "gat8", 1, "zero")))
+    arch = Architecture((Layer("add", 0, "gat8", 0, "zero"), Layer("add", 1, "gcn", 1, "zero")))
     with pytest.raises(AutoAttendError, match="not divisible by its 8 heads"):
-        GraphNet.child(5, 3, arch, hidden=16, readout="last")
+        GraphNet.child(5, 3, arch, hidden=12, readout="last")
     with pytest.raises(AutoAttendError, match="identity cannot map"):
         GraphNet.child(5, 3, Architecture((Layer("add", 0, "identity", 0, "zero"),)), hidden=16, readout="last")
+
+
+@pytest.mark.parametrize("kind", ["add", "attn"])
+def test_class_wide_output_layer_takes_any_heads(kind):
+    """Under the ``last`` readout the output layer is C wide: GAT ops average their heads (GAT's
+    output layer) and an ``attn`` layer uses gcd(heads, C) heads, so C = 3 works with 8 heads."""
+    last = (Layer("add", 1, "gat8", 1, "zero") if kind == "add"
+            else Layer("attn", 1, "gat8", 1, "gcn", 1, "gat2"))
+    arch = Architecture((Layer("add", 0, "gcn", 0, "zero"), last))
+    model = GraphNet.child(5, 3, arch, hidden=16, heads=8, readout="last")
+    x, edge_index = torch.randn(6, 5), path_graph(6)
+    out = model(x, edge_index)
+    assert out.shape == (6, 3)
+    gat = model.encoder.ops["L1-q-gat8"].conv
+    assert not gat.concat and gat.heads == 8 and gat.out_channels == 3
+    if kind == "attn":
+        assert model.encoder.layer_heads == [8, 1]
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 # ---- context-aware sharing --------------------------------------------------------------------

@@ -50,8 +50,8 @@ from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePass
 from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from src.models.ops import fast_dropout
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
+from src.models.ops import fast_dropout
 from src.space import Architecture, FunctionalSpace, arch_contexts
 from src.utils.errors import AutoAttendError
 
@@ -171,9 +171,14 @@ class GraphOp(nn.Module):
 
     Sparse input (raw features at node 0 of a stem-free child) goes straight into the ops that
     start with a linear map (:data:`LINEAR_FIRST`) and is densified for the others.
+
+    ``average_heads``: a GAT op averages its heads' ``out_dim``-wide outputs instead of
+    concatenating ``out_dim / heads``-wide ones (the GAT paper's output layer; used where the
+    output is the class logits, whose count the heads need not divide).
     """
 
-    def __init__(self, op: str, in_dim: int, out_dim: int, dropout: float, attn_dropout: float, sgc_k: int = 2):
+    def __init__(self, op: str, in_dim: int, out_dim: int, dropout: float, attn_dropout: float, sgc_k: int = 2,
+                 average_heads: bool = False):
         super().__init__()
         self.op = op
         self.dropout = nn.Dropout(dropout)
@@ -186,9 +191,12 @@ class GraphOp(nn.Module):
             self.conv = SAGEConv(in_dim, out_dim, aggr="mean")
         elif op in GAT_HEADS:
             heads = GAT_HEADS[op]
-            if out_dim % heads:
+            if average_heads:
+                self.conv = GATConv(in_dim, out_dim, heads=heads, concat=False, dropout=attn_dropout)
+            elif out_dim % heads:
                 raise AutoAttendError(f"op {op}: output width {out_dim} is not divisible by its {heads} heads")
-            self.conv = GATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
+            else:
+                self.conv = GATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
         elif op == "linear":
             self.conv = nn.Linear(in_dim, out_dim)
         elif op == "arma":
@@ -232,16 +240,18 @@ class EdgeSoftmaxAttention(MessagePassing):
         self.heads = heads
         self.attn_dropout = attn_dropout
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``q``, ``k``, ``v`` (N, D), ``edge_index`` (2, E) -> (N, D)."""
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edge_index: torch.Tensor,
+                heads: int | None = None) -> torch.Tensor:
+        """``q``, ``k``, ``v`` (N, D), ``edge_index`` (2, E) -> (N, D); ``heads`` overrides ``self.heads``."""
         n, d = q.shape
-        if d % self.heads:
-            raise AutoAttendError(f"attention width {d} is not divisible by {self.heads} heads")
+        heads = self.heads if heads is None else heads
+        if d % heads:
+            raise AutoAttendError(f"attention width {d} is not divisible by {heads} heads")
         edge_index, _ = remove_self_loops(edge_index)
         edge_index, _ = add_self_loops(edge_index, num_nodes=n)
-        dh = d // self.heads
-        out = self.propagate(edge_index, q=q.view(n, self.heads, dh), k=k.view(n, self.heads, dh),
-                             v=v.view(n, self.heads, dh), size=(n, n))
+        dh = d // heads
+        out = self.propagate(edge_index, q=q.view(n, heads, dh), k=k.view(n, heads, dh),
+                             v=v.view(n, heads, dh), size=(n, n))
         return out.reshape(n, d)
 
     def message(self, q_i: torch.Tensor, k_j: torch.Tensor, v_j: torch.Tensor, index: torch.Tensor,
@@ -271,6 +281,9 @@ class GraphEncoder(nn.Module):
         dropout: input dropout of every op with weights that reads a hidden node (node 0 is the
         stem's output, already dropped). attn_dropout: dropout on attention weights.
         act: activation after every layer (not after the last one under the ``last`` readout).
+        An ``attn`` layer uses ``heads`` heads; the last one under the ``last`` readout, whose width
+        is the number of classes C, uses ``gcd(heads, C)`` (GAT's output layer has a single head),
+        and GAT ops writing that layer average their heads (the GAT paper's output layer).
         keying: a sharing mode (supernet) or ``"child"``.
         op_keys: ``{module key: (op, source node)}`` for every op module to build.
         final_act: whether the last layer is followed by ``act``.
@@ -289,8 +302,10 @@ class GraphEncoder(nn.Module):
         for key, (op, src) in sorted(op_keys.items()):
             target = self._target_of(key)
             self.ops[key] = GraphOp(op, widths[src], widths[target], 0.0 if src == 0 and stem else dropout,
-                                    attn_dropout, sgc_k)
+                                    attn_dropout, sgc_k, average_heads=target == self.num_layers and not final_act)
         self.attention = EdgeSoftmaxAttention(heads, attn_dropout)
+        # heads per layer: the class-wide output layer of the ``last`` readout takes as many as divide C
+        self.layer_heads = [heads] * (self.num_layers - 1) + [heads if final_act else math.gcd(heads, widths[-1])]
 
     @staticmethod
     def _target_of(key: str) -> int:
@@ -339,7 +354,7 @@ class GraphEncoder(nn.Module):
                 h = sum(parts[1:], parts[0]) if parts else x.new_zeros(x.size(0), width)
             else:
                 q, k, v = (outs[s] if outs[s] is not None else x.new_zeros(x.size(0), width) for s in "qkv")
-                h = self.attention(q, k, v, edge_index)
+                h = self.attention(q, k, v, edge_index, self.layer_heads[i])
             if i < self.num_layers - 1 or self.final_act:
                 h = self.act(h)
             nodes.append(h)
