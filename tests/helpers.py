@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Words by sentiment class (0 very negative ... 4 very positive); all are common lower-case
 # GloVe 6B words, so pretrained vectors cover them.
@@ -191,3 +195,15 @@ def write_tiny_ppi(root: Path, graphs: tuple[int, int, int] = (2, 1, 1), nodes_p
         np.save(raw / f"{split}_labels.npy", np.concatenate(labels))
         np.save(raw / f"{split}_graph_id.npy", np.array(ids, dtype=np.int64))
     return Path(root)
+
+
+def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None,
+        timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m <module> <args> [hydra.run.dir=<run_dir>]`` from the repository root, offline,
+    with data from ``data_dir`` and cache and outputs under ``tmp``."""
+    env = {**os.environ, "AUTOATTEND_DATA_DIR": str(data_dir), "AUTOATTEND_CACHE_DIR": str(tmp / "cache"),
+           "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    argv = [sys.executable, "-m", module, *args]
+    if run_dir is not None:
+        argv.append(f"hydra.run.dir={run_dir}")
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -4,9 +4,6 @@ tests (offline), plus bad input: one ``error:`` line, a non-zero exit and no res
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,30 +11,13 @@ import yaml
 
 from src.lit.graph_modules import selection_key
 from src.space import Architecture, FunctionalSpace
-from tests.helpers import write_tiny_planetoid, write_tiny_ppi
+from tests.conftest import compose_config
+from tests.helpers import ROOT, cli, write_tiny_planetoid, write_tiny_ppi
 
-ROOT = Path(__file__).resolve().parents[1]
 GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb",
              "sgc")
 RESULT_FILES = ("summary.json", "retrain/results.json", "search/best_arch.yaml", "search/population.jsonl",
                 "supernet/DONE")
-
-
-def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path, timeout: int = 300):
-    """``python -m <module> <args> paths.data_dir=<data_dir> hydra.run.dir=<run_dir>``, offline."""
-    env = {**os.environ, "AUTOATTEND_CACHE_DIR": str(tmp / "cache"), "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"),
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("AUTOATTEND_DATA_DIR", None)
-    argv = [sys.executable, "-m", module, *args, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def compose(config: str, *overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name=config, overrides=list(overrides))
 
 
 def assert_clean_failure(returncode: int, stderr: str, run_dir: Path, *needles: str) -> None:
@@ -142,8 +122,8 @@ def test_missing_dataset_without_network(tmp_path):
 def _run_in_process(capsys, tmp_path, config: str, *overrides: str) -> tuple[int, str]:
     from src.pipeline.run import entry, run_retrain, run_search
 
-    cfg = compose(config, "+task=cora", "budget=smoke", "hardware=cpu", f"paths.output_dir={tmp_path / 'r'}",
-                  f"paths.cache_dir={tmp_path / 'cache'}", *overrides)
+    cfg = compose_config(config, ["+task=cora", "budget=smoke", "hardware=cpu", f"paths.output_dir={tmp_path / 'r'}",
+                                  f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
     with pytest.raises(SystemExit) as exc:
         entry(run_search if config == "search" else run_retrain, cfg)
     return exc.value.code, capsys.readouterr().err

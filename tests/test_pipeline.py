@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from src.space import Architecture, FunctionalSpace
-from tests.helpers import real_data_dir, write_tiny_sst
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None, timeout: int = 300):
-    env = {**os.environ, "AUTOATTEND_DATA_DIR": str(data_dir), "AUTOATTEND_CACHE_DIR": str(tmp / "cache"),
-           "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    argv = [sys.executable, "-m", module, *args]
-    if run_dir is not None:
-        argv.append(f"hydra.run.dir={run_dir}")
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+from tests.helpers import cli, real_data_dir, write_tiny_sst
 
 
 def read_population(run_dir: Path) -> list[dict]:
