@@ -4,6 +4,7 @@ tests (offline), plus bad input: one ``error:`` line, a non-zero exit and no res
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,54 @@ def test_unknown_op_in_architecture_file(capsys, tmp_path, fixture_data, content
     bad.write_text(content)
     code, err = _run_in_process(capsys, tmp_path, "retrain", f"paths.data_dir={fixture_data}", f"arch={bad}")
     assert_clean_failure(code, err, tmp_path / "r", "error: invalid architecture", *needles)
+
+
+def test_rerank_keeps_the_best_validation_of_distinct_candidates_and_resumes(tmp_path, monkeypatch):
+    """graph.rerank: the top-k *distinct* candidates are trained (duplicates in the ranking are
+    skipped), the best mean validation score wins (ties: the supernet's order), and a second call
+    reuses search/rerank.json instead of training again."""
+    from src.pipeline import graph_stages
+
+    space = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn"))
+    archs = space.sample_distinct(5, random.Random(0))
+    ranked = [(archs[0], 0.9), (archs[0], 0.9), (archs[1], 0.8), (archs[2], 0.8), (archs[3], 0.7), (archs[4], 0.6)]
+    val = {archs[0]: 0.70, archs[1]: 0.75, archs[2]: 0.75, archs[3]: 0.74}
+    trained = []
+
+    class Fitted:
+        def __init__(self, arch, seed):
+            self.score = val[arch] + 0.01 * (seed % 2)  # seeds 2000, 2001: mean = val + 0.005
+
+        def selected(self):
+            return {"val_acc": self.score}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name):
+        trained.append((arch, seed))
+        return Fitted(arch, seed)
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    cfg = compose_config("search", ["+task=cora", "graph.rerank.topk=4", "graph.rerank.seeds=2"])
+    arch, score, extra = graph_stages.rerank(cfg, ranked, None, tmp_path)
+    assert [a for a, _ in trained] == [archs[0]] * 2 + [archs[1]] * 2 + [archs[2]] * 2 + [archs[3]] * 2
+    assert {s for _, s in trained} == {2000, 2001}
+    assert arch == archs[1] and score == 0.8 and extra == {"rerank_rank": 2, "rerank_val_acc": pytest.approx(0.755)}
+    saved = json.loads((tmp_path / "rerank.json").read_text())
+    assert saved["chosen"] == 2 and [c["rank"] for c in saved["candidates"]] == [1, 2, 3, 4]
+    trained.clear()
+    assert graph_stages.rerank(cfg, ranked, None, tmp_path)[0] == archs[1] and trained == []
+
+
+def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", "graph.rerank.topk=3",
+               "graph.baselines=[]", data_dir=fixture_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rerank = json.loads((run_dir / "search" / "rerank.json").read_text())
+    assert len(rerank["candidates"]) == 3
+    assert len({json.dumps(c["arch"], sort_keys=True) for c in rerank["candidates"]}) == 3
+    chosen = max(rerank["candidates"], key=lambda c: (c["val_acc"], -c["rank"]))
+    assert rerank["chosen"] == chosen["rank"]
+    best = yaml.safe_load((run_dir / "search" / "best_arch.yaml").read_text())
+    assert best["rerank_rank"] == chosen["rank"]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert results["arch"] == chosen["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()

@@ -3,12 +3,12 @@
 Same run directory layout and result files as :mod:`src.pipeline.stages`::
 
     supernet/   last.ckpt, metrics.csv, DONE
-    search/     population.jsonl, state.json, topk.yaml, best_arch.yaml
+    search/     population.jsonl, state.json, topk.yaml, best_arch.yaml, rerank.json (graph.rerank.topk > 0)
     retrain/    hpo.json (random hyper-parameter search on validation), seed_<s>.json, results.json
     baselines/<name>/   the hand-designed models (arch=gcn, arch=gat), same files as retrain/
 
 Settings live in the ``graph`` config node (conf/graph/default.yaml): ``graph.space``,
-``graph.supernet``, ``graph.retrain``, ``graph.hpo``, ``graph.baselines``; the search strategy is
+``graph.supernet``, ``graph.rerank``, ``graph.retrain``, ``graph.hpo``, ``graph.baselines``; the search strategy is
 the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to both families.
 """
 
@@ -128,10 +128,49 @@ def search(cfg: DictConfig, model: GraphNet, dm, space: FunctionalSpace, run_dir
     atomic_write_text(out / "topk.yaml", yaml.safe_dump(
         [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(ranked)], sort_keys=False))
     best, score = ranked[0]
-    atomic_write_text(out / "best_arch.yaml", yaml.safe_dump({"val_acc_supernet": score, **best.to_dict()},
-                                                             sort_keys=False))
     log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), score, best)
+    extra = {}
+    if int(cfg.graph.rerank.topk) > 0:
+        best, score, extra = rerank(cfg, strategy.ranked(), dm, out)
+    atomic_write_text(out / "best_arch.yaml", yaml.safe_dump({"val_acc_supernet": score, **extra, **best.to_dict()},
+                                                             sort_keys=False))
     return best, score
+
+
+def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: Path) -> tuple[Architecture, float, dict]:
+    """Train the ``graph.rerank.topk`` best distinct candidates from scratch and keep the best on validation.
+
+    Each candidate is trained with the retrain settings (``graph.retrain``) for ``graph.rerank.seeds``
+    seeds (``seed + 2000 + j``, never a reported seed) and scored by its mean best validation
+    score; ties keep the supernet's order. Writes ``search/rerank.json`` (resumable). Returns the
+    chosen architecture, its supernet score and ``{"rerank_rank", "rerank_val_acc"}``.
+    """
+    r = cfg.graph.rerank
+    seen, candidates = set(), []
+    for arch, score in ranked:
+        if arch not in seen:
+            seen.add(arch)
+            candidates.append((arch, score))
+        if len(candidates) == int(r.topk):
+            break
+    path = out / "rerank.json"
+    done = json.loads(path.read_text())["candidates"] if path.exists() else []
+    done = [d for d, (arch, _) in zip(done, candidates) if d["arch"] == arch.to_dict()]
+    hp = _child_settings(cfg, None)
+    seeds = [int(cfg.seed) + 2000 + j for j in range(int(r.seeds))]
+    for rank, (arch, score) in enumerate(candidates[len(done):], len(done) + 1):
+        vals = [fit_child(cfg, arch, dm, hp, seed, out / "rerank", f"rank{rank}_seed{seed}").selected()["val_acc"]
+                for seed in seeds]
+        done.append({"rank": rank, "val_acc_supernet": score, "val_acc": sum(vals) / len(vals), "seeds": seeds,
+                     "arch": arch.to_dict()})
+        atomic_write_json(path, {"candidates": done})
+        log.info("rerank: candidate %d / %d (supernet %.4f) -> validation %.4f", rank, len(candidates), score,
+                 done[-1]["val_acc"])
+    chosen = max(done, key=lambda d: (d["val_acc"], -d["rank"]))
+    atomic_write_json(path, {"candidates": done, "chosen": chosen["rank"], "hparams": hp})
+    arch, score = candidates[chosen["rank"] - 1]
+    log.info("rerank: chose candidate %d (validation %.4f): %s", chosen["rank"], chosen["val_acc"], arch)
+    return arch, score, {"rerank_rank": chosen["rank"], "rerank_val_acc": chosen["val_acc"]}
 
 
 # ---- retraining ------------------------------------------------------------------------------
