@@ -475,3 +475,63 @@ def test_fast_dropout_has_the_distribution_of_f_dropout(p):
     module = Dropout(p)
     assert module.p == p and torch.equal(module.eval()(x), x) and torch.equal(fast_dropout(x, p, False), x)
     assert torch.equal(fast_dropout(x, 0.0), x) and not fast_dropout(x, 1.0).any()
+
+
+@pytest.mark.parametrize("ops", [("zero", "identity", "conv1", "conv3", "maxpool3", "gru"), ("gru",)])
+def test_training_dropout_draws_only_for_real_tokens(ops):
+    """On CPU every dropout (stem, ops, add and attention layers, attention weights) draws random
+    numbers only for real tokens / real (query, key) pairs: with the same seed, a training-mode
+    forward and backward give the same logits and gradients however much padding the batch has,
+    which a draw over the padded tensor could not."""
+    space = FunctionalSpace(5, ops=ops, priors=False, zero_op="zero")
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2, dropout=0.3,
+                                    attn_dropout=0.3).train()
+    tokens, mask = batch()
+    longer = torch.cat([tokens, torch.full((tokens.shape[0], 5), 9)], 1)
+    longer_mask = torch.cat([mask, torch.zeros(mask.shape[0], 5, dtype=torch.bool)], 1)
+    rng = random.Random(1)
+    changed = []
+    for _ in range(4):
+        arch = space.sample(rng)
+        runs = []
+        for t, m in ((tokens, mask), (longer, longer_mask)):
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(5)
+            logits = model(t, m, arch)
+            logits.pow(2).sum().backward()
+            runs.append((logits.detach(), _grads(model)))
+        assert torch.allclose(runs[0][0], runs[1][0], atol=1e-5)
+        assert runs[0][1].keys() == runs[1][1].keys()
+        for name in runs[0][1]:
+            assert torch.allclose(runs[0][1][name], runs[1][1][name], atol=1e-5), name
+        torch.manual_seed(6)
+        changed.append(not torch.allclose(model(tokens, mask, arch), runs[0][0]))
+    assert any(changed)  # other draws do change training-mode logits (dropout is active)
+
+
+def test_fast_dropout_rows_draw_only_the_listed_rows():
+    from src.models.ops import fast_dropout, real_pairs, real_rows
+
+    torch.manual_seed(0)
+    x = torch.rand(1000, 300) + 0.5
+    rows = torch.arange(0, 1000, 3)
+    y = fast_dropout(x, 0.25, rows=rows)
+    listed = torch.zeros(1000, dtype=torch.bool)
+    listed[rows] = True
+    assert not y[~listed].any()
+    kept = y[listed] != 0
+    n = kept.numel()
+    assert abs(kept.double().mean().item() - 0.75) < 5 * math.sqrt(0.25 * 0.75 / n)
+    assert torch.allclose(y[listed][kept], x[listed][kept] / 0.75)
+    # the same draws as dropping the listed rows on their own
+    torch.manual_seed(1)
+    a = fast_dropout(x, 0.25, rows=rows)[rows]
+    torch.manual_seed(1)
+    assert torch.equal(a, fast_dropout(x[rows], 0.25))
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    assert real_rows(mask).tolist() == [0, 1, 3]
+    pairs = torch.zeros(2 * 2 * 3 * 3, dtype=torch.bool)
+    pairs[real_pairs(mask, 2)] = True
+    expected = (mask[:, None, :, None] & mask[:, None, None, :]).expand(2, 2, 3, 3).reshape(-1)
+    assert torch.equal(pairs, expected) and int(expected.sum()) == 2 * (4 + 1)

@@ -17,7 +17,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from src.models.ops import Dropout, apply_op, attention_bias, build_op, masked_attention, zero_padded
+from src.models.ops import (Dropout, apply_op, attention_bias, build_op, masked_attention, real_pairs, real_rows,
+                            zero_padded)
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -102,19 +103,23 @@ class FunctionalEncoder(nn.Module):
         for i, slot, op, key in self.keys_for(arch):
             per_layer[i].append((slot, op, key))
         nodes = [x]
-        bias = attention_bias(mask) if self.training and any(layer.kind == "attn" for layer in arch) else None
+        attends = self.training and any(layer.kind == "attn" for layer in arch)
+        bias = attention_bias(mask) if attends else None
+        # dropout draws only for real tokens (padded positions are zero or masked out; tested)
+        rows = real_rows(mask) if self.training else None
+        pairs = real_pairs(mask, self.heads) if attends and self.attn_dropout > 0 else None
         for i, layer in enumerate(arch):
             outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
                                    nodes[getattr(layer, f"{slot}_src")], mask)
                     for slot, op, key in per_layer[i]}
             if layer.kind == "add":
                 parts = [t for t in (outs["q"], outs["k"]) if t is not None]
-                h = self.dropout(sum(parts[1:], parts[0])) if parts else torch.zeros_like(x)
+                h = self.dropout(sum(parts[1:], parts[0]), rows) if parts else torch.zeros_like(x)
             else:
                 q, k, v = (outs[s] if outs[s] is not None else torch.zeros_like(x) for s in ("q", "k", "v"))
                 p = self.attn_dropout if self.training else 0.0
-                h = masked_attention(q, k, v, mask, self.heads, p, bias)
-                h = zero_padded(self.attn_norms[str(i)](self.dropout(h)), mask)
+                h = masked_attention(q, k, v, mask, self.heads, p, bias, pairs)
+                h = zero_padded(self.attn_norms[str(i)](self.dropout(h, rows)), mask)
             nodes.append(h)
         return nodes[-1]
 

@@ -15,27 +15,56 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.Tensor | None = None,
+                 row_size: int | None = None) -> torch.Tensor:
     """Inverted dropout: each element kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``.
 
-    The distribution of ``F.dropout``, with the keep mask drawn as ``torch.rand_like(x) >= p``
+    The distribution of ``F.dropout``, with the keep mask drawn as ``torch.rand(...) >= p``
     instead of ``bernoulli_``, which on CPU costs about twice as much and was 39 % of a retrain
     step (profiled, README "Performance"). Autograd keeps only the bool mask, as ``F.dropout``
     does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient.
+
+    ``rows``: indices into ``x`` viewed as rows of ``row_size`` elements (default: the last
+    dimension); only those rows draw random numbers, every other row comes out 0. For callers whose
+    other rows are padding, already zero or never read (see :func:`real_rows`), this is the same
+    result at a fraction of the draws, which are the expensive part on CPU.
     """
     if not training or p == 0.0:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    keep = torch.rand_like(x) >= p
+    if rows is None:
+        keep = torch.rand_like(x) >= p
+    else:
+        size = x.shape[-1] if row_size is None else row_size
+        keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+        keep.view(-1, size)[rows] = torch.rand(rows.numel(), size, dtype=x.dtype, device=x.device) >= p
     return torch.where(keep, x * (1.0 / (1.0 - p)), x.new_zeros(()))
 
 
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` (same ``p``, same distribution) drawing its mask with :func:`fast_dropout`."""
+def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the real tokens of ``mask`` (B, T) in (B * T) order, for :func:`fast_dropout`'s
+    ``rows`` on (B, T, D) tensors; ``None`` off the CPU, where drawing for every position is cheap
+    and an index computation would wait for the device."""
+    return mask.reshape(-1).nonzero().squeeze(1) if mask.device.type == "cpu" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_dropout(x, self.p, self.training)
+
+def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor | None:
+    """Indices of the (query, key) pairs between real tokens in attention weights (B, H, T, T),
+    flattened, for :func:`fast_dropout` with ``row_size=1``; ``None`` off the CPU."""
+    if mask.device.type != "cpu":
+        return None
+    b, t = mask.shape
+    pairs = (mask[:, None, :, None] & mask[:, None, None, :]).expand(b, heads, t, t)
+    return pairs.reshape(-1).nonzero().squeeze(1)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same ``p``, same distribution) drawing its mask with :func:`fast_dropout`;
+    ``rows`` as there."""
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training, rows)
 
 
 def zero_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -54,12 +83,15 @@ def attention_bias(mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, num_heads: int,
-                     dropout_p: float = 0.0, bias: torch.Tensor | None = None) -> torch.Tensor:
+                     dropout_p: float = 0.0, bias: torch.Tensor | None = None,
+                     dropout_pairs: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-head scaled dot-product attention with a key-padding mask and no projections.
 
     Heads are channel slices: ``q, k, v`` (B, T, D) are viewed as (B, H, T, D/H). ``mask`` (B, T)
     hides padded keys; ``dropout_p`` is applied to the attention weights (pass 0.0 in eval).
-    ``bias``: :func:`attention_bias` of ``mask``, if the caller already has it.
+    ``bias``: :func:`attention_bias` of ``mask``, if the caller already has it. ``dropout_pairs``:
+    :func:`real_pairs` of ``mask``, if the caller has it: dropout then draws only for weights
+    between real tokens (the others are 0 or in rows of padded queries, which the caller masks).
     Returns (B, T, D); rows of padded queries are arbitrary and must be masked by the caller.
 
     Without autograd and dropout (scoring) this is PyTorch's fused SDPA kernel. While training
@@ -83,7 +115,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
         scores = torch.matmul(heads(q), heads(k).transpose(-1, -2) * (1.0 / math.sqrt(d // num_heads))) + bias
         weights = scores.softmax(-1)
         if dropout_p > 0.0:
-            weights = fast_dropout(weights, dropout_p)
+            weights = fast_dropout(weights, dropout_p, rows=dropout_pairs, row_size=1)
         out = torch.matmul(weights, heads(v))
     return out.transpose(1, 2).reshape(b, t, d)
 
@@ -111,7 +143,7 @@ class ConvOp(nn.Module):
         else:
             h = zero_padded(self.norm(x), mask)
             h = self.conv(h.transpose(1, 2)).transpose(1, 2)
-        return self.dropout(F.relu(zero_padded(h, mask)))
+        return self.dropout(F.relu(zero_padded(h, mask)), real_rows(mask))
 
 
 class MaxPoolOp(nn.Module):
@@ -169,7 +201,7 @@ class GRUOp(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packed: bool = True) -> torch.Tensor:
         h = self.norm(x)
         out = self._packed(h, mask) if packed else self._unpacked(h, mask)
-        return self.dropout(out)
+        return self.dropout(out, real_rows(mask))
 
     def _packed(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t, d = h.shape
