@@ -535,3 +535,31 @@ def test_fast_dropout_rows_draw_only_the_listed_rows():
     pairs[real_pairs(mask, 2)] = True
     expected = (mask[:, None, :, None] & mask[:, None, None, :]).expand(2, 2, 3, 3).reshape(-1)
     assert torch.equal(pairs, expected) and int(expected.sum()) == 2 * (4 + 1)
+
+
+def test_grouped_attention_matches_one_call_over_the_batch():
+    """Training attention by length group (AttentionPlan, CPU) gives the values and gradients of
+    one masked_attention call over the padded batch at every real query position."""
+    from src.models.ops import AttentionPlan, grouped_attention
+
+    torch.manual_seed(0)
+    b, t, d, h = 9, 11, 16, 4
+    lengths = torch.tensor([11, 3, 1, 6, 11, 2, 8, 5, 7])
+    mask = torch.arange(t)[None, :] < lengths[:, None]
+    q, k, v = (torch.randn(b, t, d, requires_grad=True) for _ in range(3))
+    weights = torch.randn(b, t, d).masked_fill(~mask.unsqueeze(-1), 0.0)
+    plan = AttentionPlan(mask, h, dropout=False)
+    assert len(plan.groups) == 4 and sorted(int(r) for g in plan.groups for r in g[0]) == list(range(b))
+    assert [g[1] for g in plan.groups] == sorted(g[1] for g in plan.groups) and plan.groups[-1][1] == 11
+    ref = masked_attention(q, k, v, mask, h)
+    out = grouped_attention(q, k, v, plan, h)
+    assert out.shape == ref.shape and torch.allclose(out[mask], ref[mask], atol=1e-5)
+    g_ref = torch.autograd.grad((ref * weights).sum(), [q, k, v])
+    g_out = torch.autograd.grad((out * weights).sum(), [q, k, v])
+    for a, c in zip(g_out, g_ref):
+        assert torch.allclose(a, c, atol=1e-5)
+    # a batch smaller than the number of groups
+    small = AttentionPlan(mask[:2], h, dropout=True)
+    assert len(small.groups) == 2 and all(g[4] is not None for g in small.groups)
+    assert torch.allclose(grouped_attention(q[:2], k[:2], v[:2], small, h)[mask[:2]],
+                          masked_attention(q[:2], k[:2], v[:2], mask[:2], h)[mask[:2]], atol=1e-5)

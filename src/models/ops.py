@@ -120,6 +120,46 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     return out.transpose(1, 2).reshape(b, t, d)
 
 
+# Length groups of a CPU training attention (:class:`AttentionPlan`): on an SST-5 batch of 128
+# (D=64, 8 heads), forward + backward 35 -> 17 ms with 4 groups (2 groups: 18-20 ms).
+ATTENTION_LENGTH_GROUPS = 4
+
+
+class AttentionPlan:
+    """How a training forward runs its attention layers on CPU: the batch split into
+    ``ATTENTION_LENGTH_GROUPS`` groups of similar length, each cut to its own longest sequence
+    (attention costs T^2 per sequence, so padding to the batch's longest wastes most of it),
+    with each group's padding bias and, for dropout, its real (query, key) pairs. Built once per
+    forward and shared by every attention layer; see :func:`grouped_attention`."""
+
+    def __init__(self, mask: torch.Tensor, num_heads: int, dropout: bool, groups: int = ATTENTION_LENGTH_GROUPS):
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, stable=True)
+        self.width = mask.shape[1]
+        self.inverse = torch.argsort(order)
+        self.groups = []
+        for rows in order.tensor_split(min(groups, mask.shape[0])):
+            if rows.numel() == 0:
+                continue
+            t = max(int(lengths[rows].max()), 1)
+            m = mask[rows, :t]
+            self.groups.append((rows, t, m, attention_bias(m), real_pairs(m, num_heads) if dropout else None))
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, num_heads: int,
+                      dropout_p: float = 0.0) -> torch.Tensor:
+    """:func:`masked_attention` of ``q, k, v`` (B, T, D) group by group as ``plan`` says; (B, T, D).
+
+    The same values at real query positions as one call over the whole batch (a query sees only
+    its own sequence's keys, tested); padded query rows are 0 or arbitrary, as there.
+    """
+    parts = []
+    for rows, t, m, bias, pairs in plan.groups:
+        out = masked_attention(q[rows, :t], k[rows, :t], v[rows, :t], m, num_heads, dropout_p, bias, pairs)
+        parts.append(F.pad(out, (0, 0, 0, plan.width - t)))
+    return torch.cat(parts)[plan.inverse]
+
+
 class ConvOp(nn.Module):
     """Pre-norm 1-d convolution: LayerNorm -> zero pads -> conv -> zero pads -> ReLU -> dropout.
 
