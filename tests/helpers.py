@@ -207,3 +207,13 @@ def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None
     if run_dir is not None:
         argv.append(f"hydra.run.dir={run_dir}")
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def smoke_search(task: str, data_dir: Path, tmp: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """``python -m src.search +task=<task> budget=smoke hardware=cpu`` into ``tmp/run``; asserts it
+    succeeded and returns ``(tmp, run_dir, completed process)``."""
+    run_dir = tmp / "run"
+    proc = cli("src.search", f"+task={task}", "budget=smoke", "hardware=cpu", data_dir=data_dir, tmp=tmp,
+               run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, run_dir, proc

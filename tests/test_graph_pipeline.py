@@ -13,7 +13,7 @@ import yaml
 from src.lit.graph_modules import selection_key
 from src.space import Architecture, FunctionalSpace
 from tests.conftest import compose_config
-from tests.helpers import ROOT, cli, write_tiny_planetoid, write_tiny_ppi
+from tests.helpers import ROOT, cli, smoke_search, write_tiny_planetoid, write_tiny_ppi
 
 GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb",
              "sgc")
@@ -39,12 +39,7 @@ def fixture_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(fixture_data, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("run")
-    run_dir = tmp / "run"
-    proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", data_dir=fixture_data, tmp=tmp,
-               run_dir=run_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp, run_dir, proc
+    return smoke_search("cora", fixture_data, tmp_path_factory.mktemp("run"))
 
 
 def test_smoke_graph_search_writes_every_result(smoke_run):

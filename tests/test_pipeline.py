@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from src.space import Architecture, FunctionalSpace
-from tests.helpers import cli, real_data_dir, write_tiny_sst
+from tests.helpers import cli, real_data_dir, smoke_search, write_tiny_sst
 
 
 def read_population(run_dir: Path) -> list[dict]:
@@ -25,12 +25,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tiny_data, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("run")
-    run_dir = tmp / "run"
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=tiny_data, tmp=tmp,
-               run_dir=run_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp, run_dir, proc
+    return smoke_search("sst2", tiny_data, tmp_path_factory.mktemp("run"))
 
 
 def test_smoke_search_writes_every_result(smoke_run):

@@ -108,7 +108,7 @@ class FunctionalEncoder(nn.Module):
         plan = AttentionPlan(mask, self.heads, self.attn_dropout > 0) if attends and mask.device.type == "cpu" else None
         bias = attention_bias(mask) if attends and plan is None else None
         # dropout draws only for real tokens (padded positions are zero or masked out; tested)
-        rows = real_rows(mask) if self.training else None
+        rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
         for i, layer in enumerate(arch):
             outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
                                    nodes[getattr(layer, f"{slot}_src")], mask)

@@ -60,11 +60,19 @@ def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor | None:
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` (same ``p``, same distribution) drawing its mask with :func:`fast_dropout`;
-    ``rows`` as there."""
+    """``nn.Dropout`` (same ``p``, same distribution) drawing its mask with :func:`fast_dropout`.
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        return fast_dropout(x, self.p, self.training, rows)
+    ``rows`` as there; or ``mask`` (B, T) for a (B, T, D) ``x``, whose :func:`real_rows` are then
+    computed only when the dropout is active (not in evaluation or scoring).
+    """
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if rows is None and mask is not None:
+            rows = real_rows(mask)
+        return fast_dropout(x, self.p, True, rows)
 
 
 def zero_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -183,7 +191,7 @@ class ConvOp(nn.Module):
         else:
             h = zero_padded(self.norm(x), mask)
             h = self.conv(h.transpose(1, 2)).transpose(1, 2)
-        return self.dropout(F.relu(zero_padded(h, mask)), real_rows(mask))
+        return self.dropout(F.relu(zero_padded(h, mask)), mask=mask)
 
 
 class MaxPoolOp(nn.Module):
@@ -241,7 +249,7 @@ class GRUOp(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, packed: bool = True) -> torch.Tensor:
         h = self.norm(x)
         out = self._packed(h, mask) if packed else self._unpacked(h, mask)
-        return self.dropout(out, real_rows(mask))
+        return self.dropout(out, mask=mask)
 
     def _packed(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t, d = h.shape

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from src.models.encoder import CHILD, FunctionalEncoder, child_op_keys, supernet_op_keys
-from src.models.ops import Dropout, real_rows, zero_padded
+from src.models.ops import Dropout, zero_padded
 from src.space import Architecture, FunctionalSpace
 
 
@@ -25,7 +25,7 @@ class Stem(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.pre_dropout(emb, mask), real_rows(mask))
+        return self.dropout(self.pre_dropout(emb, mask), mask=mask)
 
     def pre_dropout(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Everything but the dropout: deterministic, so one computation serves many architectures."""
@@ -96,7 +96,7 @@ class TextClassifier(nn.Module):
     def forward_from_stem(self, base: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
         """Logits from :meth:`stem_base`'s output: the stem dropout (a fresh draw, in the same order
         as :meth:`forward` draws it), encoder and head. Same result as ``forward(tokens, mask, arch)``."""
-        return self.head(self.encoder(self.stem.dropout(base, real_rows(mask)), mask, arch), mask)
+        return self.head(self.encoder(self.stem.dropout(base, mask=mask), mask, arch), mask)
 
     def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked max-pool over time of the last node (B, T, D) -> logits (B, C)."""

@@ -155,7 +155,11 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
             break
     path = out / "rerank.json"
     done = json.loads(path.read_text())["candidates"] if path.exists() else []
-    done = [d for d, (arch, _) in zip(done, candidates) if d["arch"] == arch.to_dict()]
+    # reuse finished candidates while they are the ones ranked here (a changed ranking retrains from there)
+    matching = 0
+    while matching < min(len(done), len(candidates)) and done[matching]["arch"] == candidates[matching][0].to_dict():
+        matching += 1
+    done = done[:matching]
     hp = _child_settings(cfg, None)
     seeds = [int(cfg.seed) + 2000 + j for j in range(int(r.seeds))]
     for rank, (arch, score) in enumerate(candidates[len(done):], len(done) + 1):
