@@ -6,6 +6,9 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
 * ``supernet_step_s``       one supernet training step (median of ``bench.reps`` after warm-up)
 * ``supernet_build_s``      building the supernet; ``supernet_modules`` / ``supernet_params``
 * ``supernet_peak_rss_mb``  peak resident memory of the process after supernet training steps
+* ``supernet_step_1worker_s`` / ``supernet_peak_rss_1worker_mb``: the same with
+  ``arch_workers=1``, measured first when the configured step uses more workers
+  (``bench.compare_single_worker``; the parallel figures then come after these steps)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -32,11 +35,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from src.estimator import SupernetEstimator
-from src.lit.modules import backward_archs
+from src.models.multi_arch import backward_archs
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils.io import atomic_write_json
+from src.utils.parallel import resolve_workers
 
 log = logging.getLogger("src.bench")
 
@@ -116,16 +120,25 @@ def text_figures(cfg: DictConfig) -> dict:
              figures["supernet_params"] / 1e6, figures["supernet_build_s"])
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / b.archs_per_step)
     rng = random.Random(cfg.seed)
+    workers = resolve_workers(b.get("arch_workers", "auto"), device, "bench.arch_workers")
+    figures["supernet_arch_workers"] = workers
 
-    def supernet_step():
+    def supernet_step(n_workers: int) -> None:
         opt.zero_grad()
         backward_archs(model, train_batch["tokens"], train_batch["mask"], train_batch["labels"],
-                       space.sample_distinct(b.archs_per_step, rng))
+                       space.sample_distinct(b.archs_per_step, rng), workers=n_workers)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 
     model.train()
-    times = _timed(supernet_step, b.reps, b.warmup, device)
+    if workers > 1 and b.get("compare_single_worker", True):
+        # first, as peak RSS only grows: the same step with one worker (the lean-memory setting)
+        times = _timed(lambda: supernet_step(1), b.reps, b.warmup, device)
+        figures["supernet_step_1worker_s"] = round(statistics.median(times), 3)
+        figures["supernet_peak_rss_1worker_mb"] = round(_peak_rss_mb(), 0)
+        log.info("supernet step, 1 worker: median %.2f s, peak RSS %.0f MB", figures["supernet_step_1worker_s"],
+                 figures["supernet_peak_rss_1worker_mb"])
+    times = _timed(lambda: supernet_step(workers), b.reps, b.warmup, device)
     figures["supernet_step_s"] = round(statistics.median(times), 3)
     figures["supernet_sentence_archs_per_s"] = round(b.batch_size * b.archs_per_step / figures["supernet_step_s"], 1)
     figures["supernet_peak_rss_mb"] = round(_peak_rss_mb(), 0)
@@ -134,7 +147,10 @@ def text_figures(cfg: DictConfig) -> dict:
     log.info("supernet step: median %.2f s over %d reps", figures["supernet_step_s"], b.reps)
 
     val = make_loader(dm.val_set, b.eval_batch_size, False, cfg.seed)
-    estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size", 128))
+    score_workers = resolve_workers(b.get("score_workers", "auto"), device, "bench.score_workers")
+    figures["candidate_score_workers"] = score_workers
+    estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size", 128),
+                                  workers=score_workers)
     candidates = iter(space.sample_distinct(b.reps + b.warmup, random.Random(cfg.seed + 1)))
     times = _timed(lambda: estimator(next(candidates)), b.reps, b.warmup, device)
     figures["candidate_score_s"] = round(statistics.median(times), 3)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from src.space import Architecture
+from src.utils.parallel import thread_map
 
 # (model, batch, arch) -> (number correct or metric numerator, number of examples)
 ScoreBatch = Callable[[nn.Module, dict, Architecture], tuple[float, int]]
@@ -65,11 +66,14 @@ class SupernetEstimator:
 
     With the default scorer and a text model (one with ``features``/``head``), ``fast=True``
     re-batches by length into batches of ``bucket_size`` examples and caches each batch's stem
-    output across candidates (recomputed whenever a stem or embedding weight changes).
+    output across candidates (recomputed whenever a stem or embedding weight changes), and
+    ``workers > 1`` scores that many length buckets at a time in threads (CPU; the per-bucket
+    counts of correct predictions are integers, so their sum does not depend on the order).
     """
 
     def __init__(self, model: nn.Module, batches: Iterable[dict], device: torch.device | str = "cpu",
-                 score_batch: ScoreBatch = accuracy_on_batch, *, fast: bool = True, bucket_size: int = 128):
+                 score_batch: ScoreBatch = accuracy_on_batch, *, fast: bool = True, bucket_size: int = 128,
+                 workers: int = 1):
         self.model = model
         self.device = torch.device(device)
         self.batches = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
@@ -79,6 +83,7 @@ class SupernetEstimator:
         self.fast = (fast and score_batch is accuracy_on_batch and hasattr(model, "features")
                      and hasattr(model, "head") and all({"tokens", "mask", "labels"} <= b.keys() for b in self.batches))
         self.fast_batches = length_buckets(self.batches, bucket_size) if self.fast else []
+        self.workers = workers
         self._stem_key: tuple | None = None
         self._stem_cache: list[torch.Tensor | None] = []
 
@@ -90,14 +95,17 @@ class SupernetEstimator:
         params = list(self.model.embedding.parameters()) + list(self.model.stem.parameters())
         return tuple((id(p), p.data_ptr(), p._version) for p in params)
 
+    def _refresh_stem_cache(self) -> None:
+        """Empty the stem cache if a stem or embedding weight changed since it was filled."""
+        key = self._stem_state()
+        if key != self._stem_key:
+            self._stem_key, self._stem_cache = key, [None] * len(self.fast_batches)
+
     def _features(self, i: int, b: dict) -> torch.Tensor | None:
         """Stem output of fast batch ``i``, cached; None where the model windows this batch."""
         window = getattr(self.model, "window", None)
         if window is not None and b["tokens"].shape[1] > window:
             return None
-        key = self._stem_state()
-        if key != self._stem_key:
-            self._stem_key, self._stem_cache = key, [None] * len(self.fast_batches)
         if self._stem_cache[i] is None:
             self._stem_cache[i] = self.model.features(b["tokens"], b["mask"])
         return self._stem_cache[i]
@@ -130,13 +138,18 @@ class SupernetEstimator:
         return total / count
 
     def _fast(self, arch: Architecture) -> float:
-        correct, count = 0, 0
-        for i, b in enumerate(self.fast_batches):
+        self._refresh_stem_cache()
+
+        @torch.inference_mode()  # thread-local: the worker threads need it too
+        def correct_in(i: int) -> int:
+            b = self.fast_batches[i]
             h = self._features(i, b)
             if h is None:
                 logits = self.model(b["tokens"], b["mask"], arch)
             else:
                 logits = self.model.head(self.model.encoder(h, b["mask"], arch), b["mask"])
-            correct += int((logits.argmax(-1) == b["labels"]).sum())
-            count += len(b["labels"])
-        return correct / count
+            return int((logits.argmax(-1) == b["labels"]).sum())
+
+        workers = self.workers if self.device.type == "cpu" else 1
+        correct = sum(thread_map(correct_in, range(len(self.fast_batches)), workers))
+        return correct / sum(len(b["labels"]) for b in self.fast_batches)

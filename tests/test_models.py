@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from src.lit.modules import SupernetModule
 from src.models.encoder import SHARING_MODES, sharing_key
-from src.models.ops import masked_attention
+from src.models.ops import attention_bias, masked_attention
 from src.models.text import TextClassifier
 from src.space import Architecture, Context, FunctionalSpace, Layer
 
@@ -50,6 +50,9 @@ def test_masked_attention_matches_reference():
     scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
     ref = (scores.softmax(-1) @ vh).transpose(1, 2).reshape(b, t, d)
     assert torch.allclose(out, ref, atol=1e-5)
+    with torch.inference_mode():  # the scoring kernel (baddbmm on CPU), with and without a given bias
+        assert torch.allclose(masked_attention(q, k, v, mask, h), ref, atol=1e-5)
+        assert torch.allclose(masked_attention(q, k, v, mask, h, bias=attention_bias(mask)), ref, atol=1e-5)
 
 
 def test_attention_ignores_padded_keys():
@@ -240,6 +243,29 @@ def test_supernet_module_step_samples_distinct_archs_and_touches_only_their_weig
     assert module.rng.getstate() == _rng_after(space, 11, 3)
 
 
+def test_supernet_module_steps_are_the_same_with_parallel_arch_workers(tmp_path):
+    space = FunctionalSpace(4)
+    trained = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same intra-op threads for both runs, so the sums round alike
+    try:
+        for workers in (1, 2):
+            model = supernet(space, "full")
+            module = SupernetModule(model, space, archs_per_step=4, lr=0.3, clip=5.0, seed=3, monitor_archs=0,
+                                    arch_workers=workers)
+            pl.seed_everything(5)
+            trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                 enable_model_summary=False, default_root_dir=str(tmp_path / str(workers)))
+            trainer.fit(module, _tiny_loader())
+            trained.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    finally:
+        torch.set_num_threads(threads)
+    assert trained[0].keys() == trained[1].keys()
+    for name in trained[0]:
+        assert torch.equal(trained[0][name], trained[1][name]), name
+    assert any(not torch.equal(trained[0][n], p) for n, p in supernet(space, "full").named_parameters())
+
+
 def _rng_after(space, seed, k):
     rng = random.Random(seed)
     space.sample_distinct(k, rng)
@@ -303,8 +329,12 @@ def _grads(model):
 
 
 @pytest.mark.parametrize("window", [None, 4])
-def test_shared_stem_backward_matches_one_forward_per_arch(window):
-    from src.lit.modules import backward_archs
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_backward_archs_matches_one_forward_per_arch(window, workers):
+    """Shared stem and parallel workers change nothing: same losses and gradients as one plain
+    forward + backward per architecture with that architecture's dropout generator."""
+    from src.models.multi_arch import arch_generators, backward_archs
+    from src.models.ops import dropout_generator
 
     space = FunctionalSpace(4)
     torch.manual_seed(0)
@@ -315,19 +345,108 @@ def test_shared_stem_backward_matches_one_forward_per_arch(window):
     archs = space.sample_distinct(5, random.Random(3))
     torch.manual_seed(42)
     plain_total = 0.0
-    for arch in archs:
-        loss = torch.nn.functional.cross_entropy(model(tokens, mask, arch), labels)
+    for arch, generator in zip(archs, arch_generators(len(archs), "cpu")):
+        with dropout_generator(generator):
+            loss = torch.nn.functional.cross_entropy(model(tokens, mask, arch), labels)
         loss.backward()
         plain_total += loss.item()
     plain = _grads(model)
     model.zero_grad(set_to_none=True)
-    torch.manual_seed(42)  # same dropout draws, in the same order
-    total = backward_archs(model, tokens, mask, labels, archs)
+    torch.manual_seed(42)  # the same generator seeds
+    threads = torch.get_num_threads()
+    total = backward_archs(model, tokens, mask, labels, archs, workers=workers)
+    assert torch.get_num_threads() == threads
     shared = _grads(model)
     assert math.isclose(total.item(), plain_total, rel_tol=1e-5)
     assert plain.keys() == shared.keys() and any(n.startswith("stem.") for n in shared)
     for name in plain:
         assert torch.allclose(plain[name], shared[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_backward_archs_is_exactly_the_same_for_any_number_of_workers():
+    from src.models.multi_arch import backward_archs
+
+    space = FunctionalSpace(6)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2, dropout=0.3,
+                                    attn_dropout=0.3).train()
+    tokens, mask = batch(8, 10, seed=4)
+    labels = torch.arange(8) % CLASSES
+    archs = space.sample_distinct(7, random.Random(5))
+    results = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # kernels round differently with other intra-op thread counts
+    try:
+        for workers in (1, 2, 4):
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(7)
+            total = backward_archs(model, tokens, mask, labels, archs, workers=workers)
+            results.append((total, _grads(model)))
+    finally:
+        torch.set_num_threads(threads)
+    (total1, grads1), rest = results[0], results[1:]
+    for total, grads in rest:
+        assert torch.equal(total, total1)
+        assert grads.keys() == grads1.keys()
+        for name in grads1:
+            assert torch.equal(grads[name], grads1[name]), name
+    # a different seed draws different dropout masks, so the gradients do change
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(8)
+    backward_archs(model, tokens, mask, labels, archs, workers=2)
+    assert any(not torch.equal(p.grad, grads1[n]) for n, p in model.named_parameters() if p.grad is not None)
+
+
+def test_backward_archs_worker_error_propagates_and_restores_threads():
+    from src.models.multi_arch import backward_archs
+
+    space = FunctionalSpace(3)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2).train()
+    tokens, mask = batch(4, 6)
+    threads = torch.get_num_threads()
+    with pytest.raises(IndexError):
+        backward_archs(model, tokens, mask, torch.tensor([0, 1, 2, 99]), space.sample_distinct(3, random.Random(0)),
+                       workers=2)
+    assert torch.get_num_threads() == threads
+
+
+def test_resolve_workers():
+    from src.utils.parallel import resolve_workers
+
+    assert resolve_workers(3, "cpu") == 3 and resolve_workers("2", "cpu") == 2
+    assert resolve_workers("auto", "cuda") == 1 and resolve_workers(3, "cuda") == 1
+    assert 1 <= resolve_workers("auto", "cpu") <= 4
+    for bad in (0, "many", 1.5):
+        with pytest.raises(ValueError, match="supernet.arch_workers must be 'auto' or an integer >= 1"):
+            resolve_workers(bad, "cpu", "supernet.arch_workers")
+
+
+def test_thread_map_keeps_order_propagates_errors_and_restores_threads():
+    import threading
+
+    from src.utils.parallel import thread_map
+
+    threads = torch.get_num_threads()
+    seen = set()
+
+    def slow_first(i):
+        seen.add(threading.get_ident())
+        if i == 0:
+            threading.Event().wait(0.2)  # finishes last, yet comes out first
+        return i * i
+
+    assert list(thread_map(slow_first, range(6), 3)) == [i * i for i in range(6)]
+    assert len(seen) > 1 and torch.get_num_threads() == threads
+
+    def fails_at_2(i):
+        if i == 2:
+            raise KeyError("bad item 2")
+        return i
+
+    with pytest.raises(KeyError, match="bad item 2"):
+        list(thread_map(fails_at_2, range(5), 2))
+    assert torch.get_num_threads() == threads
+    assert list(thread_map(lambda i: i + 1, [1, 2], 1)) == [2, 3]
 
 
 def _val_batches(n=70, t=12, batch_size=16, seed=5):
@@ -343,13 +462,14 @@ def _val_batches(n=70, t=12, batch_size=16, seed=5):
 
 
 @pytest.mark.parametrize("window", [None, 5])
-def test_fast_candidate_scoring_gives_the_plain_scores(window):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fast_candidate_scoring_gives_the_plain_scores(window, workers):
     from src.estimator import SupernetEstimator
 
     space = FunctionalSpace(4)
     torch.manual_seed(0)
     model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2, window=window, stride=3).train()
-    estimator = SupernetEstimator(model, _val_batches(), "cpu", bucket_size=8)
+    estimator = SupernetEstimator(model, _val_batches(), "cpu", bucket_size=8, workers=workers)
     assert estimator.fast and estimator.num_examples == 70
     assert sum(len(b["labels"]) for b in estimator.fast_batches) == 70
     archs = space.sample_distinct(12, random.Random(1))
@@ -563,3 +683,27 @@ def test_grouped_attention_matches_one_call_over_the_batch():
     assert len(small.groups) == 2 and all(g[4] is not None for g in small.groups)
     assert torch.allclose(grouped_attention(q[:2], k[:2], v[:2], small, h)[mask[:2]],
                           masked_attention(q[:2], k[:2], v[:2], mask[:2], h)[mask[:2]], atol=1e-5)
+
+
+def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
+    """``make bench``'s text figures, shrunk: a parallel step is timed next to the 1-worker step."""
+    from omegaconf import open_dict
+
+    from conftest import compose_config
+    from helpers import write_tiny_sst
+    from src.bench import text_figures
+
+    cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.dim=16", "bench.heads=2",
+                                   "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
+                                   "bench.reps=2", "bench.warmup=0", "bench.arch_workers=2",
+                                   "bench.score_workers=2"])
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
+        cfg.paths.cache_dir = str(tmp_path / "cache")
+    figures = text_figures(cfg)
+    assert figures["data"].startswith("real SST-5 trees")
+    assert figures["supernet_arch_workers"] == 2 and figures["candidate_score_workers"] == 2
+    for key in ("supernet_step_s", "supernet_step_1worker_s", "candidate_score_s", "retrain_step_s"):
+        assert figures[key] > 0, key
+    assert figures["supernet_peak_rss_mb"] >= figures["supernet_peak_rss_1worker_mb"] > 0
+    assert figures["candidate_score_examples"] == 12

@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.models.multi_arch import backward_archs
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
-
-
-def backward_archs(model: TextClassifier, tokens: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-                   archs: list[Architecture], backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Back-propagate each architecture's cross-entropy on one batch (gradients summed); returns the loss sum.
-
-    The same gradients as ``backward(cross_entropy(model(tokens, mask, arch), labels))`` for each
-    arch in turn, but the deterministic part of the stem (embedding, norm, projection, ReLU) runs
-    once per batch: every architecture reads a detached copy, draws its own stem dropout (in the
-    order the plain path draws it), and the summed gradient of that copy is back-propagated through
-    the stem once at the end. ``tests/test_models.py`` checks the gradients against the plain path.
-    """
-    backward = backward or (lambda loss: loss.backward())
-    total = torch.zeros((), device=tokens.device)
-    if not model.shares_stem(tokens):
-        for arch in archs:
-            loss = F.cross_entropy(model(tokens, mask, arch), labels)
-            backward(loss)
-            total += loss.detach()
-        return total
-    base = model.stem_base(tokens, mask)
-    leaf = base.detach().requires_grad_(base.requires_grad)
-    for arch in archs:
-        loss = F.cross_entropy(model.forward_from_stem(leaf, mask, arch), labels)
-        backward(loss)
-        total += loss.detach()
-    if leaf.grad is not None:
-        # leaf.grad already carries any loss scaling the backward applied
-        torch.autograd.backward(base, leaf.grad)
-    return total
 
 
 class ArchRngCheckpoint:
@@ -64,11 +34,16 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     take one Adam step with learning rate ``lr / k``. Parameters no sampled architecture used get
     no gradient (``None``) and are left untouched by Adam.
 
+    ``arch_workers``: threads that back-propagate the architectures of a step in parallel on CPU
+    (:func:`~src.models.multi_arch.backward_archs`; the gradients do not depend on it). Ignored
+    on other devices.
+
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
     """
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
-                 clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4):
+                 clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4,
+                 arch_workers: int = 1):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "space"])
         self.model = model
@@ -88,8 +63,9 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         archs = self.space.sample_distinct(self.hparams.archs_per_step, self.rng)
+        workers = self.hparams.arch_workers if self.device.type == "cpu" else 1
         total = backward_archs(self.model, batch["tokens"], batch["mask"], batch["labels"], archs,
-                               self.manual_backward)
+                               self.manual_backward, workers)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
         mean = total / len(archs)

@@ -9,10 +9,29 @@ logits independent of the padded tokens and of how much padding a batch carries.
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_dropout_rng = threading.local()
+
+
+@contextmanager
+def dropout_generator(generator: torch.Generator | None) -> Iterator[None]:
+    """Within the block, dropout masks drawn *in this thread* come from ``generator`` (``None``:
+    torch's global RNG, the default). Lets parallel workers draw reproducible masks of their own:
+    see :func:`src.models.multi_arch.backward_archs`."""
+    previous = getattr(_dropout_rng, "generator", None)
+    _dropout_rng.generator = generator
+    try:
+        yield
+    finally:
+        _dropout_rng.generator = previous
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.Tensor | None = None,
@@ -28,17 +47,21 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
     dimension); only those rows draw random numbers, every other row comes out 0. For callers whose
     other rows are padding, already zero or never read (see :func:`real_rows`), this is the same
     result at a fraction of the draws, which are the expensive part on CPU.
+
+    Draws come from the thread's :func:`dropout_generator`, else the global RNG.
     """
     if not training or p == 0.0:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
+    generator = getattr(_dropout_rng, "generator", None)
     if rows is None:
-        keep = torch.rand_like(x) >= p
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator) >= p
     else:
         size = x.shape[-1] if row_size is None else row_size
         keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
-        keep.view(-1, size)[rows] = torch.rand(rows.numel(), size, dtype=x.dtype, device=x.device) >= p
+        keep.view(-1, size)[rows] = torch.rand(rows.numel(), size, dtype=x.dtype, device=x.device,
+                                               generator=generator) >= p
     return torch.where(keep, x * (1.0 / (1.0 - p)), x.new_zeros(()))
 
 
@@ -102,7 +125,8 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     between real tokens (the others are 0 or in rows of padded queries, which the caller masks).
     Returns (B, T, D); rows of padded queries are arbitrary and must be masked by the caller.
 
-    Without autograd and dropout (scoring) this is PyTorch's fused SDPA kernel. While training
+    Without autograd and dropout (scoring) this is PyTorch's fused SDPA kernel, except on CPU,
+    where scores + bias in one ``baddbmm`` -> softmax -> ``bmm`` is faster. While training
     it is the same math written out (scores + bias -> softmax -> dropout -> @ V): with 8-channel
     heads on CPU, SDPA falls back to that math anyway, plus per-call mask conversion and checks.
     The dropout on the weights is :func:`fast_dropout` (SDPA's distribution, cheaper draws).
@@ -114,7 +138,17 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     def heads(x: torch.Tensor) -> torch.Tensor:
         return x.view(b, t, num_heads, d // num_heads).transpose(1, 2)
 
-    if dropout_p == 0.0 and not torch.is_grad_enabled():
+    if dropout_p == 0.0 and not torch.is_grad_enabled() and q.device.type == "cpu":
+        # scoring on CPU: one baddbmm puts scale and padding bias into the scores; 25 % faster
+        # than SDPA's CPU kernel with 8-channel heads (SST-5 bucket of 128, 1 thread: 4.1 vs 5.6 ms)
+        if bias is None:
+            bias = attention_bias(mask)
+        bh, dh = b * num_heads, d // num_heads
+        qh, kh, vh = (heads(x).reshape(bh, t, dh) for x in (q, k, v))
+        bias_rows = bias.expand(b, num_heads, 1, t).reshape(bh, 1, t).expand(bh, t, t)
+        weights = torch.baddbmm(bias_rows, qh, kh.transpose(1, 2), alpha=1.0 / math.sqrt(dh)).softmax(-1)
+        out = torch.bmm(weights, vh).view(b, num_heads, t, dh)
+    elif dropout_p == 0.0 and not torch.is_grad_enabled():
         attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): True = may attend
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
     else:

@@ -30,6 +30,7 @@ from src.pipeline.common import device_of, make_loader, make_trainer
 from src.space import Architecture, FunctionalSpace
 from src.strategies import build_strategy
 from src.utils.io import atomic_write_json, atomic_write_text
+from src.utils.parallel import resolve_workers
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s", len(model.encoder.ops),
              n_params / 1e6, cfg.space.sharing)
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
-                            weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs)
+                            weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
+                            arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
+                                                         "supernet.arch_workers"))
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
@@ -97,7 +100,8 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     model.to(device)
     val = make_loader(dm.val_set, c.eval_batch_size, False, cfg.seed,
                       subset_or_task_default(c.val_subset, cfg, "search_val_subset"))
-    estimator = SupernetEstimator(model, val, device)
+    workers = resolve_workers(c.get("score_workers", "auto"), device, "strategy.score_workers")
+    estimator = SupernetEstimator(model, val, device, workers=workers)
     strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
                               parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
     state_path = out / "state.json"

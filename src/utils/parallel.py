@@ -1,0 +1,66 @@
+"""Thread-level parallelism for CPU work made of many small kernels.
+
+A supernet step or a candidate's scoring is thousands of small kernels (the GRU recurrence above
+all) that a second intra-op thread barely speeds up; two independent pieces of work at a time,
+each with one intra-op thread, use two cores far better (README "Performance").
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import torch
+
+# ``"auto"`` workers: this many threads at most (the GIL-bound Python part of each piece of work
+# stops paying beyond a few).
+MAX_AUTO_WORKERS = 4
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` in ``workers`` threads; results are yielded in item order.
+
+    While it runs, torch uses ``threads // workers`` intra-op threads (at least 1); the setting is
+    restored afterwards, also on error. An exception in ``fn`` is raised here and cancels the items
+    not yet started. ``workers <= 1`` runs everything in the calling thread.
+
+    Thread-local torch state (grad mode, inference mode, autocast) does not carry over into the
+    worker threads: ``fn`` must set what it needs.
+    """
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // workers))
+    try:
+        with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="autoattend") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                for future in futures:
+                    yield future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def resolve_workers(workers: int | str | None, device: torch.device | str, name: str = "workers") -> int:
+    """``"auto"``/``None``: ``min(torch.get_num_threads(), 4)`` on CPU and 1 elsewhere (GPU kernels
+    already run asynchronously); an int is used as given on CPU (1 elsewhere). ``name`` (the config
+    key) is for the error raised on anything else or < 1."""
+    if torch.device(device).type != "cpu":
+        return 1
+    if workers in (None, "auto"):
+        return max(1, min(torch.get_num_threads(), MAX_AUTO_WORKERS))
+    try:
+        n = int(workers)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(workers).strip() != str(n):
+        raise ValueError(f"{name} must be 'auto' or an integer >= 1, got {workers!r}")
+    return n
