@@ -6,9 +6,8 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
 * ``supernet_step_s``       one supernet training step (median of ``bench.reps`` after warm-up)
 * ``supernet_build_s``      building the supernet; ``supernet_modules`` / ``supernet_params``
 * ``supernet_peak_rss_mb``  peak resident memory of the process after supernet training steps
-* ``supernet_step_1worker_s`` / ``supernet_peak_rss_1worker_mb``: the same with
-  ``arch_workers=1``, measured first when the configured step uses more workers
-  (``bench.compare_single_worker``; the parallel figures then come after these steps)
+  (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
+  process, as peak memory only grows)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -123,22 +122,15 @@ def text_figures(cfg: DictConfig) -> dict:
     workers = resolve_workers(b.get("arch_workers", "auto"), device, "bench.arch_workers")
     figures["supernet_arch_workers"] = workers
 
-    def supernet_step(n_workers: int) -> None:
+    def supernet_step() -> None:
         opt.zero_grad()
         backward_archs(model, train_batch["tokens"], train_batch["mask"], train_batch["labels"],
-                       space.sample_distinct(b.archs_per_step, rng), workers=n_workers)
+                       space.sample_distinct(b.archs_per_step, rng), workers=workers)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 
     model.train()
-    if workers > 1 and b.get("compare_single_worker", True):
-        # first, as peak RSS only grows: the same step with one worker (the lean-memory setting)
-        times = _timed(lambda: supernet_step(1), b.reps, b.warmup, device)
-        figures["supernet_step_1worker_s"] = round(statistics.median(times), 3)
-        figures["supernet_peak_rss_1worker_mb"] = round(_peak_rss_mb(), 0)
-        log.info("supernet step, 1 worker: median %.2f s, peak RSS %.0f MB", figures["supernet_step_1worker_s"],
-                 figures["supernet_peak_rss_1worker_mb"])
-    times = _timed(lambda: supernet_step(workers), b.reps, b.warmup, device)
+    times = _timed(supernet_step, b.reps, b.warmup, device)
     figures["supernet_step_s"] = round(statistics.median(times), 3)
     figures["supernet_sentence_archs_per_s"] = round(b.batch_size * b.archs_per_step / figures["supernet_step_s"], 1)
     figures["supernet_peak_rss_mb"] = round(_peak_rss_mb(), 0)

@@ -686,7 +686,7 @@ def test_grouped_attention_matches_one_call_over_the_batch():
 
 
 def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
-    """``make bench``'s text figures, shrunk: a parallel step is timed next to the 1-worker step."""
+    """``make bench``'s text figures, shrunk, with parallel workers."""
     from omegaconf import open_dict
 
     from conftest import compose_config
@@ -703,7 +703,6 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
     figures = text_figures(cfg)
     assert figures["data"].startswith("real SST-5 trees")
     assert figures["supernet_arch_workers"] == 2 and figures["candidate_score_workers"] == 2
-    for key in ("supernet_step_s", "supernet_step_1worker_s", "candidate_score_s", "retrain_step_s"):
+    for key in ("supernet_step_s", "candidate_score_s", "retrain_step_s", "supernet_peak_rss_mb"):
         assert figures[key] > 0, key
-    assert figures["supernet_peak_rss_mb"] >= figures["supernet_peak_rss_1worker_mb"] > 0
     assert figures["candidate_score_examples"] == 12
