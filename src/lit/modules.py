@@ -35,8 +35,10 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     no gradient (``None``) and are left untouched by Adam.
 
     ``arch_workers``: threads that back-propagate the architectures of a step in parallel on CPU
-    (:func:`~src.models.multi_arch.backward_archs`; the gradients do not depend on it). Ignored
-    on other devices.
+    (:func:`~src.models.multi_arch.backward_archs`; the gradients do not depend on it). With more
+    than one, the workers call ``torch.autograd.grad`` instead of ``manual_backward``, so
+    Lightning's ``on_before_backward`` / ``on_after_backward`` hooks are not called. Ignored on
+    other devices.
 
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
     """
