@@ -18,7 +18,7 @@ workers, and the same as one plain ``model(tokens, mask, arch)`` forward and bac
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from typing import Callable
 
 import torch
@@ -98,8 +98,9 @@ def _parallel_backward(model: TextClassifier, archs: list[Architecture], loss_of
         return loss.detach(), list(zip(inputs, grads))
 
     total, leaf_grad = None, None
-    with torch.no_grad():
-        for loss, pairs in thread_map(work, range(len(archs)), workers):  # in order: the sequential sums
+    # closing(): an error here still restores the thread count and cancels the pending work at once
+    with torch.no_grad(), closing(thread_map(work, range(len(archs)), workers)) as results:
+        for loss, pairs in results:  # in architecture order: the sequential path's sums
             total = loss.clone() if total is None else total + loss
             for p, g in pairs:
                 if g is None:

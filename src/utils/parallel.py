@@ -25,7 +25,9 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterat
 
     While it runs, torch uses ``threads // workers`` intra-op threads (at least 1); the setting is
     restored afterwards, also on error. An exception in ``fn`` is raised here and cancels the items
-    not yet started. ``workers <= 1`` runs everything in the calling thread.
+    not yet started; where the consuming loop itself can raise, wrap the call in
+    ``contextlib.closing`` so that this clean-up happens at once. ``workers <= 1`` runs everything
+    in the calling thread.
 
     Thread-local torch state (grad mode, inference mode, autocast) does not carry over into the
     worker threads: ``fn`` must set what it needs.
