@@ -164,6 +164,8 @@ def test_rerank_keeps_the_best_validation_of_distinct_candidates_and_resumes(tmp
     trained = []
 
     class Fitted:
+        history: list = []
+
         def __init__(self, arch, seed):
             self.score = val[arch] + 0.01 * (seed % 2)  # seeds 2000, 2001: mean = val + 0.005
 
@@ -200,3 +202,43 @@ def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tm
     assert best["rerank_rank"] == chosen["rank"]
     results = json.loads((run_dir / "retrain" / "results.json").read_text())
     assert results["arch"] == chosen["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()
+
+
+def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, tmp_path):
+    """``graph.retrain.workers=2`` trains the seeds in two spawned processes: per-seed results
+    (history included) are those of training them one after the other in this process."""
+    from omegaconf import open_dict
+
+    from src.data.planetoid import PlanetoidDataModule
+    from src.pipeline.graph_stages import retrain
+
+    dm = PlanetoidDataModule("cora", data_dir=str(fixture_data), cache_dir=str(tmp_path / "cache"), download=False)
+    dm.setup()
+    arch = Architecture.from_dict({"layers": [
+        {"kind": "add", "q_src": 0, "q_op": "gcn", "k_src": 0, "k_op": "gat2"},
+        {"kind": "attn", "q_src": 1, "q_op": "identity", "k_src": 0, "k_op": "sage", "v_src": 1, "v_op": "linear"}]})
+    results = {}
+    for workers in (1, 2):
+        cfg = compose_config("search", ["+task=cora", "budget=smoke", "hardware=cpu",
+                                        f"graph.retrain.workers={workers}", "graph.retrain.seeds=3",
+                                        "graph.hpo.trials=0"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"out{workers}")
+        results[workers] = retrain(cfg, arch, dm, tmp_path / f"run{workers}")
+        for seed in (0, 1, 2):
+            assert (tmp_path / f"run{workers}" / "retrain" / f"seed_{seed}.json").exists()
+    assert results[1]["per_seed"] == results[2]["per_seed"]
+    assert results[1]["test_acc_mean"] == results[2]["test_acc_mean"]
+    histories = [json.loads((tmp_path / f"run{w}" / "retrain" / "seed_1.json").read_text())["history"] for w in (1, 2)]
+    assert histories[0] == histories[1] and len(histories[0]) > 1
+    assert len({s["val_acc"] for s in results[1]["per_seed"]} | {s["test_acc"] for s in results[1]["per_seed"]}) > 1
+
+
+def test_process_map_keeps_order_and_propagates_errors():
+    from src.utils.parallel import process_map, resolve_process_workers
+
+    assert list(process_map(abs, [-3, 1, -2], 2)) == [3, 1, 2]
+    with pytest.raises(TypeError):
+        list(process_map(abs, [-1, "not a number", 2], 2))
+    assert resolve_process_workers(3, "cpu") == 3 and resolve_process_workers("auto", "cuda") == 1
+    assert 1 <= resolve_process_workers("auto", "cpu") <= 4

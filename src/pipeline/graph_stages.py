@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import lightning.pytorch as pl
 import torch
@@ -34,6 +37,7 @@ from src.space import Architecture, FunctionalSpace
 from src.strategies import build_strategy
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
+from src.utils.parallel import process_map, resolve_process_workers
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +166,16 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
     done = done[:matching]
     hp = _child_settings(cfg, None)
     seeds = [int(cfg.seed) + 2000 + j for j in range(int(r.seeds))]
-    for rank, (arch, score) in enumerate(candidates[len(done):], len(done) + 1):
-        vals = [fit_child(cfg, arch, dm, hp, seed, out / "rerank", f"rank{rank}_seed{seed}").selected()["val_acc"]
-                for seed in seeds]
-        done.append({"rank": rank, "val_acc_supernet": score, "val_acc": sum(vals) / len(vals), "seeds": seeds,
-                     "arch": arch.to_dict()})
-        atomic_write_json(path, {"candidates": done})
-        log.info("rerank: candidate %d / %d (supernet %.4f) -> validation %.4f", rank, len(candidates), score,
-                 done[-1]["val_acc"])
+    todo = list(enumerate(candidates[len(done):], len(done) + 1))
+    jobs = [(arch, hp, seed, out / "rerank", f"rank{rank}_seed{seed}") for rank, (arch, _) in todo for seed in seeds]
+    with closing(fit_children(cfg, dm, jobs)) as fitted:
+        for rank, (arch, score) in todo:
+            vals = [next(fitted)["selected"]["val_acc"] for _ in seeds]
+            done.append({"rank": rank, "val_acc_supernet": score, "val_acc": sum(vals) / len(vals), "seeds": seeds,
+                         "arch": arch.to_dict()})
+            atomic_write_json(path, {"candidates": done})
+            log.info("rerank: candidate %d / %d (supernet %.4f) -> validation %.4f", rank, len(candidates), score,
+                     done[-1]["val_acc"])
     chosen = max(done, key=lambda d: (d["val_acc"], -d["rank"]))
     atomic_write_json(path, {"candidates": done, "chosen": chosen["rank"], "hparams": hp})
     arch, score = candidates[chosen["rank"] - 1]
@@ -225,6 +231,41 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
     return module
 
 
+@dataclass(frozen=True)
+class _FullGraph:
+    """What :func:`fit_child` reads of a full-batch graph DataModule; small enough to send to a
+    worker process."""
+
+    graph: dict
+    num_features: int
+    num_classes: int
+    multilabel: bool
+
+
+def _fit_job(job: tuple) -> dict:
+    cfg, arch, dm, hp, seed, out, name = job
+    module = fit_child(cfg, arch, dm, hp, seed, out, name)
+    return {"selected": module.selected(), "history": module.history}
+
+
+def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, Path, str]]) -> Iterator[dict]:
+    """:func:`fit_child` for each ``(arch, hparams, seed, out, name)`` job, in order: yields
+    ``{"selected": module.selected(), "history": module.history}``.
+
+    Full-batch graphs on CPU train in ``graph.retrain.workers`` processes (``auto``: the cores the
+    run's thread count leaves free, e.g. 2 on two cores with ``graph.threads=1``). Every job seeds
+    torch itself (:func:`fit_child`), so the results are those of training one after the other in
+    this process (tested).
+    """
+    workers = 1
+    if getattr(dm, "graph", None) is not None and jobs:
+        workers = resolve_process_workers(cfg.graph.retrain.get("workers", "auto"), device_of(cfg),
+                                          "graph.retrain.workers")
+    data = _FullGraph(dm.graph, dm.num_features, dm.num_classes, dm.multilabel) if workers > 1 else dm
+    return process_map(_fit_job, [(cfg, arch, data, hp, seed, out, name) for arch, hp, seed, out, name in jobs],
+                       workers)
+
+
 def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[dict]]:
     """Random search over ``graph.hpo.space`` on the validation split (trial 0: the defaults).
 
@@ -269,20 +310,18 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
         source = "the architecture file's hparams" if hparams is not None else "graph.retrain"
     log.info("%s: settings %s (from %s)", folder, hp, source)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
-    per_seed = []
-    for seed in seeds:
-        seed_file = out / f"seed_{seed}.json"
-        if seed_file.exists():
-            per_seed.append(json.loads(seed_file.read_text()))
-            continue
-        module = fit_child(cfg, arch, dm, hp, seed, out, f"seed_{seed}")
-        chosen = module.selected()
-        result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
-                  "step": chosen["step"], "history": module.history}
-        atomic_write_json(seed_file, result)
-        per_seed.append(result)
-        log.info("%s: seed %d -> val %.4f test %.4f (step %d)", folder, seed, result["val_acc"], result["test_acc"],
-                 result["step"])
+    finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}
+    todo = [s for s in seeds if s not in finished]
+    with closing(fit_children(cfg, dm, [(arch, hp, s, out, f"seed_{s}") for s in todo])) as fitted:
+        for seed, child in zip(todo, fitted):
+            chosen = child["selected"]
+            result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
+                      "step": chosen["step"], "history": child["history"]}
+            atomic_write_json(out / f"seed_{seed}.json", result)
+            finished[seed] = result
+            log.info("%s: seed %d -> val %.4f test %.4f (step %d)", folder, seed, result["val_acc"],
+                     result["test_acc"], result["step"])
+    per_seed = [finished[s] for s in seeds]
     results = {
         **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "metric": _score_name(dm),

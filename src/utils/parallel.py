@@ -7,7 +7,10 @@ each with one intra-op thread, use two cores far better (README "Performance").
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
@@ -66,3 +69,53 @@ def resolve_workers(workers: int | str | None, device: torch.device | str, name:
     if n < 1 or str(workers).strip() != str(n):
         raise ValueError(f"{name} must be 'auto' or an integer >= 1, got {workers!r}")
     return n
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_process_workers(workers: int | str | None, device: torch.device | str, name: str = "workers") -> int:
+    """Like :func:`resolve_workers`, for :func:`process_map`: ``"auto"`` is the number of cores the
+    current intra-op thread count leaves room for, ``usable_cores() // torch.get_num_threads()``
+    (at most 4), so a one-thread run on two cores gets 2."""
+    if workers in (None, "auto"):
+        if torch.device(device).type != "cpu":
+            return 1
+        return max(1, min(MAX_AUTO_WORKERS, usable_cores() // max(1, torch.get_num_threads())))
+    return resolve_workers(workers, device, name)
+
+
+def _init_process(threads: int) -> None:
+    torch.set_num_threads(threads)
+    # torch warns each time a worker rebuilds a sparse tensor it was sent; they come from this process, checked
+    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+
+def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` in ``workers`` fresh processes (spawned, each with this process's
+    intra-op thread count); results are yielded in item order.
+
+    For work that depends on torch's global RNG (``seed_everything`` and everything after it): each
+    process has its own, so ``fn`` returns what it would in this process. ``fn`` and the items must
+    be picklable (``fn`` a module-level function). An exception in ``fn`` is raised here and cancels
+    the items not yet started. ``workers <= 1`` runs everything in this process.
+    """
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
+                             initargs=(torch.get_num_threads(),)) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
