@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
@@ -43,13 +43,7 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterat
     torch.set_num_threads(max(1, threads // workers))
     try:
         with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="autoattend") as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            try:
-                for future in futures:
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+            yield from _in_order(pool, fn, items)
     finally:
         torch.set_num_threads(threads)
 
@@ -112,10 +106,16 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     with ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
                              initargs=(torch.get_num_threads(),)) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        yield from _in_order(pool, fn, items)
+
+
+def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+    """Submit every item to ``pool`` and yield the results in item order; on any exit (done, an
+    error, the consumer closing) the items not yet started are cancelled."""
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
