@@ -38,6 +38,7 @@ from src.models.multi_arch import backward_archs
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
+from src.utils import allocator
 from src.utils.io import atomic_write_json
 from src.utils.parallel import resolve_workers
 
@@ -185,7 +186,8 @@ def main(cfg: DictConfig) -> None:
     run_dir = run_dir_of(cfg)
     device = device_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-               "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+               "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+               "allocator": allocator.active()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 
 from src.data.text import pad_collate
 from src.space import Architecture, FunctionalSpace
+from src.utils import allocator
 from src.utils.errors import AutoAttendError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ def setup_hardware(cfg: DictConfig) -> None:
         torch.set_num_threads(int(threads))
     if cfg.hardware.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
+    malloc = allocator.active()
+    if malloc == "system malloc" and sys.platform.startswith("linux"):
+        log.info("allocator: system malloc (the make targets preload mimalloc, which about halves peak memory; "
+                 'README "Performance")')
+    else:
+        log.info("allocator: %s", malloc)
 
 
 def device_of(cfg: DictConfig) -> torch.device:
@@ -158,4 +165,4 @@ def config_yaml(cfg: DictConfig) -> str:
 
 def env_summary() -> dict:
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), "allocator": allocator.active()}

@@ -1,0 +1,142 @@
+"""The malloc choice: what ``python -m src.utils.allocator`` tells the Makefile to preload, and what
+a process reports as its allocator (``summary.json``, ``bench.json``, the run log)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.utils import allocator
+
+ROOT = Path(__file__).resolve().parents[1]
+LINUX = sys.platform.startswith("linux")
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_system_choices_preload_nothing():
+    for choice in ("system", "none", "glibc"):
+        assert allocator.preload(choice) == ""
+
+
+def test_env_variable_selects(monkeypatch):
+    monkeypatch.setenv(allocator.ENV, "system")
+    assert allocator.preload() == ""
+    monkeypatch.setenv(allocator.ENV, "/no/such/libmalloc.so")
+    with pytest.raises(allocator.AllocatorError, match="no such file"):
+        allocator.preload()
+
+
+def test_path_must_exist(tmp_path):
+    lib = tmp_path / "libcustom.so"
+    with pytest.raises(allocator.AllocatorError, match=str(lib)):
+        allocator.preload(str(lib))
+    lib.write_bytes(b"")
+    assert allocator.preload(str(lib)) == str(lib)
+
+
+def test_unknown_name_is_an_error():
+    with pytest.raises(allocator.AllocatorError, match="ptmalloc3: unknown allocator"):
+        allocator.preload("ptmalloc3")
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_missing_named_allocator_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(allocator, "find", lambda name: None)
+    with pytest.raises(allocator.AllocatorError, match="apt install libjemalloc2"):
+        allocator.preload("jemalloc")
+    assert allocator.preload("auto") == ""  # auto falls back to the system malloc
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_auto_prefers_mimalloc_then_jemalloc(monkeypatch):
+    found = {"mimalloc": None, "jemalloc": "libjemalloc.so.2"}
+    monkeypatch.setattr(allocator, "find", lambda name: found[name])
+    assert allocator.preload("auto") == "libjemalloc.so.2"
+    found["mimalloc"] = "/x/libmimalloc.so"
+    assert allocator.preload("auto") == "/x/libmimalloc.so"
+
+
+def test_active_reads_the_mapped_libraries():
+    glibc = ("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+             "7f02-7f03 r--p 00000000 00:00 0 [heap]\n")
+    assert allocator.active(glibc) == "system malloc"
+    mapped = glibc + "7f04-7f05 r-xp 00000000 08:01 2 /venv/site-packages/cmeel.prefix/lib/libmimalloc.so.3.4\n"
+    assert allocator.active(mapped) == "mimalloc"
+    assert allocator.active(glibc + "7f06-7f07 r-xp 0 08:01 3 /usr/lib/libjemalloc.so.2\n") == "jemalloc"
+
+
+def test_cli_prints_the_library_or_fails_with_one_line():
+    ok = _run("from src.utils.allocator import main; raise SystemExit(main())", AUTOATTEND_ALLOCATOR="system")
+    assert ok.returncode == 0 and ok.stdout == "\n"
+    bad = _run("from src.utils.allocator import main; raise SystemExit(main())",
+               AUTOATTEND_ALLOCATOR="/no/such/libmalloc.so")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "error: AUTOATTEND_ALLOCATOR=/no/such/libmalloc.so: no such file (expected a malloc shared library)"]
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_preloaded_library_is_the_one_the_process_reports():
+    lib = allocator.preload("auto")
+    if not lib:
+        pytest.skip("no mimalloc or jemalloc here (requirements/cpu.txt installs mimalloc on Linux)")
+    code = "import torch; from src.utils.allocator import active; torch.randn(1000, 1000).sum(); print(active())"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
+                           timeout=120)
+    preloaded = _run(code, LD_PRELOAD=lib)
+    assert plain.returncode == 0 and preloaded.returncode == 0, plain.stderr + preloaded.stderr
+    assert plain.stdout.strip() == "system malloc"
+    assert preloaded.stdout.strip() in ("mimalloc", "jemalloc")
+
+
+TRAINING_DIGEST = """
+import hashlib, random, torch
+from src.models.multi_arch import backward_archs
+from src.models.text import TextClassifier
+from src.space import FunctionalSpace
+from src.utils.allocator import active
+torch.set_num_threads(1)
+torch.manual_seed(0)
+space = FunctionalSpace(6)
+model = TextClassifier.supernet(torch.randn(50, 8), 3, space, dim=16, heads=2, dropout=0.3, attn_dropout=0.3).train()
+opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+rng = random.Random(1)
+lengths = torch.randint(2, 12, (8,))
+mask = torch.arange(12)[None, :] < lengths[:, None]
+tokens = torch.randint(1, 50, (8, 12)) * mask
+labels = torch.arange(8) % 3
+digest = hashlib.sha256()
+for step in range(3):
+    opt.zero_grad(set_to_none=True)
+    loss = backward_archs(model, tokens, mask, labels, space.sample_distinct(4, rng), workers=2)
+    opt.step()
+    digest.update(loss.detach().numpy().tobytes())
+for p in model.parameters():
+    digest.update(p.detach().numpy().tobytes())
+print(active(), digest.hexdigest())
+"""
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_training_is_bit_identical_under_the_preloaded_allocator():
+    lib = allocator.preload("auto")
+    if not lib:
+        pytest.skip("no mimalloc or jemalloc here (requirements/cpu.txt installs mimalloc on Linux)")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = subprocess.run([sys.executable, "-c", TRAINING_DIGEST], cwd=ROOT, capture_output=True, text=True,
+                           env=env, timeout=300)
+    preloaded = _run(TRAINING_DIGEST, LD_PRELOAD=lib, MIMALLOC_PURGE_DELAY="10000")
+    assert plain.returncode == 0 and preloaded.returncode == 0, plain.stderr + preloaded.stderr
+    (plain_name, plain_digest), (pre_name, pre_digest) = (r.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+                                                          for r in (plain, preloaded))
+    assert plain_name == "system malloc" and pre_name in ("mimalloc", "jemalloc")
+    assert pre_digest == plain_digest  # 3 supernet steps with dropout, 2 workers, Adam: same bits
