@@ -52,8 +52,8 @@ def setup_hardware(cfg: DictConfig) -> None:
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):
-        log.info("allocator: system malloc (the make targets preload mimalloc, which about halves peak memory; "
-                 'README "Performance")')
+        log.info("allocator: system malloc (the make targets preload mimalloc: about 40 % less peak memory "
+                 'at the paper\'s supernet size; README "Performance")')
     else:
         log.info("allocator: %s", malloc)
 
