@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from src.estimator import SupernetEstimator
+from src.models import fused_gru
 from src.models.multi_arch import backward_archs
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
@@ -183,11 +184,14 @@ def graph_figures_if_available(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
+    fused_gru.set_backend(cfg.hardware.get("gru") or "auto")
+    if fused_gru.get_backend() != "torch":
+        fused_gru.kernel_error()  # build (or fail) before any timing, so machine facts can say which ran
     run_dir = run_dir_of(cfg)
     device = device_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
                "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-               "allocator": allocator.active()}
+               "allocator": allocator.active(), "gru": fused_gru.status()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))

@@ -312,7 +312,7 @@ def test_gru_without_packing_matches_packed_outputs_and_gradients():
     for packed in (True, False):
         xi = x.clone().requires_grad_()
         op.zero_grad()
-        out = op(xi, mask, packed=packed)
+        out = op(xi, mask, path="packed" if packed else "unpacked")
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
         outs.append(out.detach())
         grads.append([xi.grad] + [p.grad.clone() for p in op.parameters()])
@@ -321,7 +321,7 @@ def test_gru_without_packing_matches_packed_outputs_and_gradients():
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-5)
     with torch.no_grad():
-        assert torch.allclose(op(x, mask, packed=False), outs[0], atol=1e-6)
+        assert torch.allclose(op(x, mask, path="unpacked"), outs[0], atol=1e-6)
 
 
 def _grads(model):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models import fused_gru
 
 _dropout_rng = threading.local()
 
@@ -259,19 +260,24 @@ def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
 class GRUOp(nn.Module):
     """Pre-norm bidirectional GRU (hidden = D), the two directions summed, then dropout.
 
-    The backward direction starts at each sequence's last real token, never at the padding. Two
-    exact ways to get there:
+    The backward direction starts at each sequence's last real token, never at the padding. Three
+    exact ways to get there (``path``; ``None`` picks by ``hardware.gru``, see
+    :mod:`src.models.fused_gru`):
 
-    * ``packed=True`` (default): the sequences are packed by length;
-    * ``packed=False``: no packing. The forward direction runs on the right-padded batch (a real
+    * ``"fused"`` (the CPU default): the fused kernel over the sequences packed by length;
+    * ``"packed"`` (the default elsewhere): ``nn.GRU`` over the sequences packed by length;
+    * ``"unpacked"``: no packing. The forward direction runs on the right-padded batch (a real
       position only sees earlier positions); the backward direction runs forward over each
       sequence reversed within its length, and its output is reversed back.
 
-    ``tests/test_models.py`` checks both give the same outputs and gradients. On CPU (1 thread,
-    SST-5 training batch: 128 sentences, mean length 18.5, padded to 47) the two took the same
-    time for forward + backward (96 vs 97.5 ms), and packing was faster without autograd, so
-    packing stays the default; the unpacked path is kept, tested, for devices where it pays.
+    ``tests/test_models.py`` and ``tests/test_fused_gru.py`` check all three give the same outputs
+    and gradients. On CPU (1 thread, SST-5 training batch: 128 sentences, mean length 18.5, padded
+    to 47) packed and unpacked took the same time for forward + backward (96 vs 97.5 ms) and
+    packing was faster without autograd; the fused kernel takes about a third of that
+    (``experiments/README.md``).
     """
+
+    PATHS = ("fused", "packed", "unpacked")
 
     def __init__(self, dim: int, dropout: float):
         super().__init__()
@@ -280,9 +286,19 @@ class GRUOp(nn.Module):
         self.dropout = Dropout(dropout)
         self.dim = dim
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, packed: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, path: str | None = None) -> torch.Tensor:
+        """x: (B, T, D), mask: (B, T) True at real tokens -> (B, T, D), zero at padded positions."""
         h = self.norm(x)
-        out = self._packed(h, mask) if packed else self._unpacked(h, mask)
+        if path is None:
+            path = "fused" if fused_gru.use_kernel(h) else "packed"
+        if path == "fused":
+            out = fused_gru.bidirectional_gru(self.gru, h, mask)
+        elif path == "packed":
+            out = self._packed(h, mask)
+        elif path == "unpacked":
+            out = self._unpacked(h, mask)
+        else:
+            raise ValueError(f"unknown GRU path {path!r} (expected one of {self.PATHS})")
         return self.dropout(out, mask=mask)
 
     def _packed(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

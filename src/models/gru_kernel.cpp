@@ -1,0 +1,203 @@
+// The recurrence of one GRU direction over a packed batch, forward and backward, as two ATen ops
+// (torch.ops.autoattend_gru.forward / .backward). Compiled at first use by src/models/fused_gru.py.
+//
+// Why: torch's CPU GRU runs each time step as about ten small kernels and records each one for
+// autograd, so on the small batches of the text supernet (D=64, ~50 steps) dispatch dominates.
+// Here a time step is one matrix product plus one fused loop over the gates, and the backward
+// pass is written out, with the weight gradient as one product over all steps.
+//
+// Layout: a packed batch as in torch's PackedSequence. Rows are tokens, step-major: step s holds
+// batch_sizes[s] rows (the sequences still running, longest first), and the row of a sequence at
+// step s + 1 has the same index within its step as at step s. gi (N, 3D) are the input
+// projections W_ih x + b_ih of the N tokens, gates in torch's order (r, z, n).
+//   r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r * gh_n),
+//   h = (1 - z) * n + z * h_prev, with gh = W_hh h_prev + b_hh and h_prev = 0 at step 0.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// sigmoid(x) = (1 + tanh(x / 2)) / 2: one bounded transcendental (no overflow of exp(-x)).
+template <typename T>
+inline T sigmoid_(T x) {
+  return T(0.5) * std::tanh(T(0.5) * x) + T(0.5);
+}
+
+// One step of the gates for one row; saved = (r, z, n, gh_n) for the backward pass. The branches
+// are template parameters so that GCC vectorises each loop (a runtime test inside stops it).
+template <typename T, bool kFirst, bool kSave>
+inline void cell_forward(const T* __restrict__ gi, const T* __restrict__ gh, const T* __restrict__ h_prev,
+                         T* __restrict__ h, T* __restrict__ saved, int64_t D) {
+  for (int64_t k = 0; k < D; ++k) {
+    const T r = sigmoid_(gi[k] + gh[k]);
+    const T z = sigmoid_(gi[D + k] + gh[D + k]);
+    const T n = std::tanh(gi[2 * D + k] + r * gh[2 * D + k]);
+    const T hp = kFirst ? T(0) : h_prev[k];
+    h[k] = n + z * (hp - n);
+    if (kSave) {
+      saved[k] = r;
+      saved[D + k] = z;
+      saved[2 * D + k] = n;
+      saved[3 * D + k] = gh[2 * D + k];
+    }
+  }
+}
+
+// Gradients of one step for one row. dh + grad_h is the gradient reaching h (from later steps and
+// from the output); dh leaves holding the part of dh_prev that bypasses W_hh (dh * z).
+template <typename T, bool kFirst>
+inline void cell_backward(const T* __restrict__ saved, const T* __restrict__ h_prev, const T* __restrict__ grad_h,
+                          T* __restrict__ dh, T* __restrict__ dgi, T* __restrict__ dgh, int64_t D) {
+  for (int64_t k = 0; k < D; ++k) {
+    const T r = saved[k], z = saved[D + k], n = saved[2 * D + k], gh_n = saved[3 * D + k];
+    const T hp = kFirst ? T(0) : h_prev[k];
+    const T g = dh[k] + grad_h[k];
+    const T dn = g * (T(1) - z) * (T(1) - n * n);
+    const T dz = g * (hp - n) * z * (T(1) - z);
+    const T dr = dn * gh_n * r * (T(1) - r);
+    dgi[k] = dr;
+    dgi[D + k] = dz;
+    dgi[2 * D + k] = dn;
+    dgh[k] = dr;
+    dgh[D + k] = dz;
+    dgh[2 * D + k] = dn * r;
+    dh[k] = g * z;
+  }
+}
+
+// Rows per parallel chunk: small steps (D=64) stay on one thread, where a split costs more than
+// it saves.
+inline int64_t grain(int64_t D) { return std::max<int64_t>(1, 16384 / D); }
+
+void check_inputs(const at::Tensor& gi, const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& batch_sizes) {
+  TORCH_CHECK(gi.device().is_cpu(), "autoattend_gru: CPU tensors only");
+  TORCH_CHECK(gi.dim() == 2 && gi.is_contiguous(), "autoattend_gru: gi must be a contiguous (N, 3D) tensor");
+  TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == 3 * w_hh.size(1) && gi.size(1) == w_hh.size(0),
+              "autoattend_gru: w_hh must be (3D, D) with gi (N, 3D)");
+  TORCH_CHECK(b_hh.numel() == w_hh.size(0), "autoattend_gru: b_hh must have 3D elements");
+  TORCH_CHECK(w_hh.scalar_type() == gi.scalar_type() && b_hh.scalar_type() == gi.scalar_type(),
+              "autoattend_gru: gi, w_hh and b_hh must share a dtype");
+  TORCH_CHECK(batch_sizes.dtype() == at::kLong && batch_sizes.device().is_cpu() && batch_sizes.dim() == 1,
+              "autoattend_gru: batch_sizes must be a CPU int64 vector");
+  TORCH_CHECK(batch_sizes.sum().item<int64_t>() == gi.size(0), "autoattend_gru: batch_sizes must sum to N");
+}
+
+// -> (h (N, D), saved (N, 4D) when `save`, else an empty tensor)
+std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& w_hh, const at::Tensor& b_hh,
+                                    const at::Tensor& batch_sizes, bool save) {
+  check_inputs(gi, w_hh, b_hh, batch_sizes);
+  const int64_t N = gi.size(0), D = w_hh.size(1);
+  const int64_t steps = batch_sizes.size(0);
+  auto h = at::empty({N, D}, gi.options());
+  auto saved = save ? at::empty({N, 4 * D}, gi.options()) : at::Tensor();
+  const int64_t b0 = steps ? batch_sizes.data_ptr<int64_t>()[0] : 0;
+  // step 0: h_prev = 0, so gh = b_hh. A fresh buffer (never a view of b_hh: later steps write it).
+  auto gh = at::empty({b0, 3 * D}, gi.options());
+  gh.copy_(b_hh.reshape({1, 3 * D}).expand({b0, 3 * D}));
+  const auto w_t = w_hh.t();
+  const auto bias = b_hh.reshape({3 * D});
+  const int64_t* bs = batch_sizes.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "autoattend_gru_forward", [&] {
+    const scalar_t* gi_p = gi.data_ptr<scalar_t>();
+    scalar_t* h_p = h.data_ptr<scalar_t>();
+    scalar_t* saved_p = save ? saved.data_ptr<scalar_t>() : nullptr;
+    int64_t offset = 0, prev = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t b = bs[s];
+      if (s > 0) {
+        auto gh_s = gh.narrow(0, 0, b);
+        at::addmm_out(gh_s, bias, h.narrow(0, prev, b), w_t);
+      }
+      const scalar_t* gh_p = gh.data_ptr<scalar_t>();
+      at::parallel_for(0, b, grain(D), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t row = offset + j;
+          const scalar_t* g = gi_p + row * 3 * D;
+          const scalar_t* q = gh_p + j * 3 * D;
+          const scalar_t* hp = h_p + (prev + j) * D;
+          scalar_t* out = h_p + row * D;
+          scalar_t* sv = saved_p ? saved_p + row * 4 * D : nullptr;
+          if (s == 0) {
+            save ? cell_forward<scalar_t, true, true>(g, q, hp, out, sv, D)
+                 : cell_forward<scalar_t, true, false>(g, q, hp, out, sv, D);
+          } else {
+            save ? cell_forward<scalar_t, false, true>(g, q, hp, out, sv, D)
+                 : cell_forward<scalar_t, false, false>(g, q, hp, out, sv, D);
+          }
+        }
+      });
+      prev = offset;
+      offset += b;
+    }
+  });
+  return {h, saved};
+}
+
+// -> (grad gi (N, 3D), grad w_hh (3D, D), grad b_hh (3D))
+std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor& h, const at::Tensor& saved,
+                                     const at::Tensor& w_hh, const at::Tensor& batch_sizes) {
+  const int64_t N = h.size(0), D = w_hh.size(1);
+  const int64_t steps = batch_sizes.size(0);
+  TORCH_CHECK(saved.defined() && saved.size(0) == N && saved.size(1) == 4 * D,
+              "autoattend_gru: backward needs the forward's saved gates");
+  auto grad = grad_h.contiguous();
+  auto dgi = at::empty({N, 3 * D}, h.options());
+  auto dgh = at::empty({N, 3 * D}, h.options());
+  auto h_prev = at::empty({N, D}, h.options());  // h_prev of every row, for the weight gradient
+  const int64_t b0 = steps ? batch_sizes.data_ptr<int64_t>()[0] : 0;
+  auto dh = at::zeros({b0, D}, h.options());
+  const int64_t* bs = batch_sizes.data_ptr<int64_t>();
+  std::vector<int64_t> offsets(steps + 1, 0);
+  for (int64_t s = 0; s < steps; ++s) offsets[s + 1] = offsets[s] + bs[s];
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "autoattend_gru_backward", [&] {
+    const scalar_t* grad_p = grad.data_ptr<scalar_t>();
+    const scalar_t* h_p = h.data_ptr<scalar_t>();
+    const scalar_t* saved_p = saved.data_ptr<scalar_t>();
+    scalar_t* dgi_p = dgi.data_ptr<scalar_t>();
+    scalar_t* dgh_p = dgh.data_ptr<scalar_t>();
+    scalar_t* prev_p = h_prev.data_ptr<scalar_t>();
+    scalar_t* dh_p = dh.data_ptr<scalar_t>();
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      const int64_t b = bs[s], offset = offsets[s];
+      const scalar_t* prev_rows = s > 0 ? h_p + offsets[s - 1] * D : nullptr;
+      if (prev_rows) {
+        std::memcpy(prev_p + offset * D, prev_rows, sizeof(scalar_t) * b * D);
+      } else {
+        std::memset(prev_p + offset * D, 0, sizeof(scalar_t) * b * D);
+      }
+      at::parallel_for(0, b, grain(D), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t row = offset + j;
+          const scalar_t* sv = saved_p + row * 4 * D;
+          const scalar_t* g = grad_p + row * D;
+          scalar_t* d = dh_p + j * D;
+          if (prev_rows) {
+            cell_backward<scalar_t, false>(sv, prev_rows + j * D, g, d, dgi_p + row * 3 * D, dgh_p + row * 3 * D, D);
+          } else {
+            cell_backward<scalar_t, true>(sv, nullptr, g, d, dgi_p + row * 3 * D, dgh_p + row * 3 * D, D);
+          }
+        }
+      });
+      if (s > 0) {
+        auto dh_s = dh.narrow(0, 0, b);
+        dh_s.addmm_(dgh.narrow(0, offset, b), w_hh);
+      }
+    }
+  });
+  auto dw = at::mm(dgh.t(), h_prev);
+  auto db = dgh.sum(0);
+  return {dgi, dw, db};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(autoattend_gru, m) {
+  m.def("forward(Tensor gi, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, bool save) -> Tensor[]", &gru_forward);
+  m.def("backward(Tensor grad_h, Tensor h, Tensor saved, Tensor w_hh, Tensor batch_sizes) -> Tensor[]",
+        &gru_backward);
+}
