@@ -208,3 +208,16 @@ def test_auto_falls_back_to_nn_gru_when_the_kernel_cannot_be_built(tmp_path):
     assert "fused GRU kernel unavailable, using torch's nn.GRU" in result.stderr
     assert "STATUS torch nn.GRU (kernel unavailable:" in result.stdout
     assert "FUSED hardware.gru=fused: the kernel could not be built:" in result.stdout
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    first = fused_gru._build_directory("probe")
+    assert first.is_dir() and tmp_path in first.parents
+    lock = first / "lock"
+    lock.write_text("")
+    assert fused_gru._build_directory("probe") == first and lock.exists()  # a build may be running
+    old = lock.stat().st_mtime - fused_gru.STALE_LOCK_S - 60
+    os.utime(lock, (old, old))
+    fused_gru._build_directory("probe")
+    assert not lock.exists()  # left by a killed build: later loads would wait for it forever

@@ -6,7 +6,7 @@ most of the op's cost, and the GRU was about 40 % of a supernet step in the prof
 in ``gru_kernel.cpp`` runs a step as one matrix product plus one loop over the gates, with the
 backward pass written out; the input projections and the packing stay torch ops, so autograd
 covers them. It is compiled with ``torch.utils.cpp_extension`` at first use (about 15 s, cached
-in torch's extension folder, ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
+under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
 
 Backends (``hardware.gru``, set by :func:`set_backend`):
 
@@ -26,7 +26,9 @@ import logging
 import os
 import platform
 import shutil
+import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -44,6 +46,7 @@ SOURCE = Path(__file__).with_name("gru_kernel.cpp")
 # library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).
 CFLAGS = ["-O3", "-march=native", "-ffast-math"]
+STALE_LOCK_S = 600
 
 _backend = "auto"
 _lock = threading.Lock()
@@ -77,6 +80,26 @@ def _extension_name() -> str:
     return "autoattend_gru_" + hashlib.sha1(flags.encode()).hexdigest()[:10]
 
 
+def _build_directory(name: str) -> Path:
+    """``$TORCH_EXTENSIONS_DIR`` (else ``~/.cache/torch_extensions``) / python and torch version / name.
+
+    A build killed outright leaves torch's ``lock`` file behind, and every later load would wait
+    for it forever; a lock older than ten minutes (a build takes about 15 s) is removed.
+    """
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__}"
+    path = Path(root) / tag / name
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            log.warning("removing a stale build lock left by an interrupted build: %s", lock)
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    return path
+
+
 def _put_ninja_on_path() -> None:
     # torch runs `ninja` from PATH; the pip package's binary sits in the virtualenv's bin folder,
     # which is not on PATH when the venv's python is called directly (as the Makefile does).
@@ -98,8 +121,12 @@ def kernel_error() -> str | None:
             from torch.utils.cpp_extension import load
 
             _put_ninja_on_path()
-            log.info("building the fused GRU kernel (once per machine, about 15 s)")
-            load(name=_extension_name(), sources=[str(SOURCE)], extra_cflags=CFLAGS, is_python_module=False)
+            name = _extension_name()
+            build_dir = _build_directory(name)
+            if not (build_dir / f"{name}.so").exists():
+                log.info("building the fused GRU kernel in %s (once per machine, about 15 s)", build_dir)
+            load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, is_python_module=False,
+                 build_directory=str(build_dir))
             _kernel_loaded = True
         except Exception as err:  # a missing compiler or ninja, a failed build: fall back, say why
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
