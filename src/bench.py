@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from src.estimator import SupernetEstimator
-from src.models import fused_gru
+from src.models import cpu_kernels
 from src.models.multi_arch import backward_archs
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
@@ -145,6 +145,7 @@ def text_figures(cfg: DictConfig) -> dict:
     figures["candidate_score_workers"] = score_workers
     estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size", 128),
                                   workers=score_workers)
+    model.eval()  # as the search stage does, once for all candidates
     candidates = iter(space.sample_distinct(b.reps + b.warmup, random.Random(cfg.seed + 1)))
     times = _timed(lambda: estimator(next(candidates)), b.reps, b.warmup, device)
     figures["candidate_score_s"] = round(statistics.median(times), 3)
@@ -184,14 +185,14 @@ def graph_figures_if_available(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
-    fused_gru.set_backend(cfg.hardware.get("gru") or "auto")
-    if fused_gru.get_backend() != "torch":
-        fused_gru.kernel_error()  # build (or fail) before any timing, so machine facts can say which ran
+    cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
+    if cpu_kernels.get_backend() != "torch":
+        cpu_kernels.kernel_error()  # build (or fail) before any timing, so machine facts can say which ran
     run_dir = run_dir_of(cfg)
     device = device_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
                "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-               "allocator": allocator.active(), "gru": fused_gru.status()}
+               "allocator": allocator.active(), "kernels": cpu_kernels.status()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))

@@ -13,7 +13,8 @@ Two paths give the same scores:
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -110,24 +111,29 @@ class SupernetEstimator:
             self._stem_cache[i] = self.model.features(b["tokens"], b["mask"])
         return self._stem_cache[i]
 
-    @torch.inference_mode()
-    def __call__(self, arch: Architecture) -> float:
-        was_training = self.model.training
+    @contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The model in eval mode within the block, as it was after. Switching walks every module
+        (about 25,000 in the paper's supernet, 50 ms), so a model already in eval mode, as the
+        search stage leaves it for all its candidates, is not walked at all."""
+        if not self.model.training:
+            yield
+            return
         self.model.eval()
         try:
-            return self._fast(arch) if self.fast else self._plain(arch)
+            yield
         finally:
-            self.model.train(was_training)
+            self.model.train()
+
+    @torch.inference_mode()
+    def __call__(self, arch: Architecture) -> float:
+        with self._evaluating():
+            return self._fast(arch) if self.fast else self._plain(arch)
 
     def plain(self, arch: Architecture) -> float:
         """The straightforward score: ``score_batch`` on the batches as given (for tests)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                return self._plain(arch)
-        finally:
-            self.model.train(was_training)
+        with self._evaluating(), torch.inference_mode():
+            return self._plain(arch)
 
     def _plain(self, arch: Architecture) -> float:
         total, count = 0.0, 0

@@ -489,6 +489,28 @@ def test_fast_candidate_scoring_gives_the_plain_scores(window, workers):
     assert estimator(archs[0]) == num / 70
 
 
+def test_scoring_switches_modes_only_for_a_training_model(monkeypatch):
+    from src.estimator import SupernetEstimator
+
+    space = FunctionalSpace(3)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2)
+    estimator = SupernetEstimator(model, _val_batches(), "cpu", bucket_size=8)
+    arch = space.sample(random.Random(0))
+    switches = []
+    real_train = model.train
+    monkeypatch.setattr(model, "train", lambda mode=True: switches.append(mode) or real_train(mode))
+    model.train()
+    switches.clear()
+    score = estimator(arch)
+    assert switches == [False, True] and model.training  # eval for scoring, then back
+    assert all(m.training for m in model.modules())
+    model.eval()
+    switches.clear()
+    assert estimator(arch) == score and estimator.plain(arch) == score
+    assert switches == [] and not any(m.training for m in model.modules())  # never walked
+
+
 def test_fast_scoring_logits_match_plain_logits():
     from src.estimator import length_buckets
 

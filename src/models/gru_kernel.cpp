@@ -1,5 +1,6 @@
 // The recurrence of one GRU direction over a packed batch, forward and backward, as two ATen ops
-// (torch.ops.autoattend_gru.forward / .backward). Compiled at first use by src/models/fused_gru.py.
+// (torch.ops.autoattend.gru_forward / gru_backward). Compiled at first use by
+// src/models/cpu_kernels.py.
 //
 // Why: torch's CPU GRU runs each time step as about ten small kernels and records each one for
 // autograd, so on the small batches of the text supernet (D=64, ~50 steps) dispatch dominates.
@@ -196,8 +197,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor&
 
 }  // namespace
 
-TORCH_LIBRARY(autoattend_gru, m) {
-  m.def("forward(Tensor gi, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, bool save) -> Tensor[]", &gru_forward);
-  m.def("backward(Tensor grad_h, Tensor h, Tensor saved, Tensor w_hh, Tensor batch_sizes) -> Tensor[]",
+TORCH_LIBRARY_FRAGMENT(autoattend, m) {
+  m.def("gru_forward(Tensor gi, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, bool save) -> Tensor[]", &gru_forward);
+  m.def("gru_backward(Tensor grad_h, Tensor h, Tensor saved, Tensor w_hh, Tensor batch_sizes) -> Tensor[]",
         &gru_backward);
 }

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models import fused_gru
+from src.models import cpu_kernels, fused_gru
 
 _dropout_rng = threading.local()
 
@@ -126,8 +126,10 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     between real tokens (the others are 0 or in rows of padded queries, which the caller masks).
     Returns (B, T, D); rows of padded queries are arbitrary and must be masked by the caller.
 
-    Without autograd and dropout (scoring) this is PyTorch's fused SDPA kernel, except on CPU,
-    where scores + bias in one ``baddbmm`` -> softmax -> ``bmm`` is faster. While training
+    Without autograd and dropout (scoring) this is the fused CPU kernel of
+    ``attention_kernel.cpp`` (see :mod:`src.models.cpu_kernels`; padded query rows come out 0), or
+    where that does not run, PyTorch's SDPA kernel, except on CPU, where scores + bias in one
+    ``baddbmm`` -> softmax -> ``bmm`` is faster. While training
     it is the same math written out (scores + bias -> softmax -> dropout -> @ V): with 8-channel
     heads on CPU, SDPA falls back to that math anyway, plus per-call mask conversion and checks.
     The dropout on the weights is :func:`fast_dropout` (SDPA's distribution, cheaper draws).
@@ -139,8 +141,11 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     def heads(x: torch.Tensor) -> torch.Tensor:
         return x.view(b, t, num_heads, d // num_heads).transpose(1, 2)
 
+    if dropout_p == 0.0 and not torch.is_grad_enabled() and cpu_kernels.use_kernel(q):
+        # scoring on CPU: the fused kernel (one pass per sequence and head, real tokens only)
+        return torch.ops.autoattend.attention(q, k, v, mask, num_heads)
     if dropout_p == 0.0 and not torch.is_grad_enabled() and q.device.type == "cpu":
-        # scoring on CPU: one baddbmm puts scale and padding bias into the scores; 25 % faster
+        # without the kernel: one baddbmm puts scale and padding bias into the scores; 25 % faster
         # than SDPA's CPU kernel with 8-channel heads (SST-5 bucket of 128, 1 thread: 4.1 vs 5.6 ms)
         if bias is None:
             bias = attention_bias(mask)
@@ -261,8 +266,8 @@ class GRUOp(nn.Module):
     """Pre-norm bidirectional GRU (hidden = D), the two directions summed, then dropout.
 
     The backward direction starts at each sequence's last real token, never at the padding. Three
-    exact ways to get there (``path``; ``None`` picks by ``hardware.gru``, see
-    :mod:`src.models.fused_gru`):
+    exact ways to get there (``path``; ``None`` picks by ``hardware.kernels``, see
+    :mod:`src.models.cpu_kernels`):
 
     * ``"fused"`` (the CPU default): the fused kernel over the sequences packed by length;
     * ``"packed"`` (the default elsewhere): ``nn.GRU`` over the sequences packed by length;
@@ -270,7 +275,7 @@ class GRUOp(nn.Module):
       position only sees earlier positions); the backward direction runs forward over each
       sequence reversed within its length, and its output is reversed back.
 
-    ``tests/test_models.py`` and ``tests/test_fused_gru.py`` check all three give the same outputs
+    ``tests/test_models.py`` and ``tests/test_cpu_kernels.py`` check all three give the same outputs
     and gradients. On CPU (1 thread, SST-5 training batch: 128 sentences, mean length 18.5, padded
     to 47) packed and unpacked took the same time for forward + backward (96 vs 97.5 ms) and
     packing was faster without autograd; the fused kernel takes about a third of that
@@ -290,7 +295,7 @@ class GRUOp(nn.Module):
         """x: (B, T, D), mask: (B, T) True at real tokens -> (B, T, D), zero at padded positions."""
         h = self.norm(x)
         if path is None:
-            path = "fused" if fused_gru.use_kernel(h) else "packed"
+            path = "fused" if cpu_kernels.use_kernel(h) else "packed"
         if path == "fused":
             out = fused_gru.bidirectional_gru(self.gru, h, mask)
         elif path == "packed":

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Subset
 
 from src.data.text import pad_collate
 from src.space import Architecture, FunctionalSpace
-from src.models import fused_gru
+from src.models import cpu_kernels
 from src.utils import allocator
 from src.utils.errors import AutoAttendError
 
@@ -40,7 +40,7 @@ def task_family(cfg: DictConfig) -> str:
 
 
 def setup_hardware(cfg: DictConfig) -> None:
-    """Thread count, float32 matmul precision and the GRU backend from the ``hardware`` group.
+    """Thread count, float32 matmul precision and the fused-kernel backend from the ``hardware`` group.
 
     Graph tasks default to ``graph.threads`` when ``hardware.threads`` is unset.
     """
@@ -51,7 +51,7 @@ def setup_hardware(cfg: DictConfig) -> None:
         torch.set_num_threads(int(threads))
     if cfg.hardware.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
-    fused_gru.set_backend(cfg.hardware.get("gru") or "auto")
+    cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):
         log.info("allocator: system malloc (the make targets preload mimalloc: about 40 % less peak memory "
@@ -167,4 +167,4 @@ def config_yaml(cfg: DictConfig) -> str:
 
 def env_summary() -> dict:
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "cpu_count": os.cpu_count(), "allocator": allocator.active(), "gru": fused_gru.status()}
+            "cpu_count": os.cpu_count(), "allocator": allocator.active(), "kernels": cpu_kernels.status()}

@@ -101,6 +101,7 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     val = make_loader(dm.val_set, c.eval_batch_size, False, cfg.seed,
                       subset_or_task_default(c.val_subset, cfg, "search_val_subset"))
     workers = resolve_workers(c.get("score_workers", "auto"), device, "strategy.score_workers")
+    model.eval()  # once for every candidate (the estimator would otherwise switch modes per call)
     estimator = SupernetEstimator(model, val, device, workers=workers)
     strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
                               parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))

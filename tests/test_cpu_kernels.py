@@ -1,4 +1,5 @@
-"""The fused CPU GRU kernel computes what ``nn.GRU`` computes, and the backend switch behaves."""
+"""The fused CPU kernels compute what their torch paths compute (the GRU: ``nn.GRU``; attention:
+:func:`~src.models.ops.masked_attention` written with ATen ops), and the backend switch behaves."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import fused_gru
-from src.models.ops import GRUOp
+from src.models import cpu_kernels, fused_gru
+from src.models.ops import GRUOp, masked_attention
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -24,17 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def kernel():
-    error = fused_gru.kernel_error()
+    error = cpu_kernels.kernel_error()
     if error is not None:
-        pytest.skip(f"the fused GRU kernel cannot be built on this machine: {error}")
+        pytest.skip(f"the fused CPU kernels cannot be built on this machine: {error}")
 
 
 @pytest.fixture
 def backend():
-    """Restores the process-wide GRU backend after a test changes it."""
-    before = fused_gru.get_backend()
-    yield fused_gru.set_backend
-    fused_gru.set_backend(before)
+    """Restores the process-wide kernel backend after a test changes it."""
+    before = cpu_kernels.get_backend()
+    yield cpu_kernels.set_backend
+    cpu_kernels.set_backend(before)
 
 
 def padded_batch(lengths, width, dim, dtype, seed=0):
@@ -148,6 +149,108 @@ def test_supernet_logits_and_gradients_match_the_torch_backend(kernel, backend):
             assert torch.allclose(ga[name], gb[name], atol=1e-5), name
 
 
+def reference_attention(q, k, v, mask, heads):
+    """Attention written out per sequence and head over its real tokens only (the definition)."""
+    b, t, d = q.shape
+    dh = d // heads
+    out = torch.zeros_like(q)
+    for i in range(b):
+        real = mask[i].nonzero().squeeze(1)
+        for h in range(heads):
+            c = slice(h * dh, (h + 1) * dh)
+            qh, kh, vh = q[i, real, c], k[i, real, c], v[i, real, c]
+            weights = (qh @ kh.T / dh ** 0.5).softmax(-1)
+            out[i, real, c] = weights @ vh
+    return out
+
+
+def attention_inputs(mask, d, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*mask.shape, d, generator=g, dtype=dtype) * 2 for _ in range(3)]
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("d, heads", [(64, 8), (12, 3), (8, 1), (32, 8)])
+def test_attention_kernel_matches_the_definition(kernel, dtype, tol, d, heads):
+    lengths = torch.tensor([7, 1, 4, 7, 2, 0])  # ties, a 1-token row, an empty row
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    mask[2, 1] = False  # a hole: the kernel takes any mask, not only prefixes
+    q, k, v = attention_inputs(mask, d, dtype)
+    with torch.inference_mode():
+        got = torch.ops.autoattend.attention(q, k, v, mask, heads)
+    want = reference_attention(q, k, v, mask, heads)
+    assert got.shape == q.shape and got.dtype == dtype
+    assert torch.equal(got[~mask], torch.zeros(int((~mask).sum()), d, dtype=dtype))  # padded queries: 0
+    assert torch.allclose(got, want, atol=tol, rtol=0), (got - want).abs().max()
+
+
+def test_attention_kernel_ignores_padded_keys_and_non_contiguous_inputs(kernel):
+    mask = torch.arange(10)[None, :] < torch.tensor([10, 6, 3])[:, None]
+    q, k, v = attention_inputs(mask, 16, torch.float32)
+    garbage = [x.masked_fill(~mask.unsqueeze(-1), 1e4) for x in (q, k, v)]  # padded positions hold garbage
+    strided = [x.transpose(1, 2).contiguous().transpose(1, 2) for x in garbage]
+    with torch.inference_mode():
+        clean = torch.ops.autoattend.attention(q, k, v, mask, 4)
+        assert torch.equal(torch.ops.autoattend.attention(*garbage, mask, 4)[mask], clean[mask])
+        assert torch.equal(torch.ops.autoattend.attention(*strided, mask, 4), torch.ops.autoattend.attention(*garbage, mask, 4))
+    with pytest.raises(RuntimeError, match="divisible by heads"):
+        torch.ops.autoattend.attention(q, k, v, mask, 3)
+    with pytest.raises(RuntimeError, match="bool"):
+        torch.ops.autoattend.attention(q, k, v, mask.float(), 4)
+
+
+def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend, monkeypatch):
+    mask = torch.arange(6)[None, :] < torch.tensor([6, 2, 4])[:, None]
+    q, k, v = attention_inputs(mask, 16, torch.float32)
+    with torch.inference_mode():
+        backend("torch")
+        aten = masked_attention(q, k, v, mask, 4)
+        backend("auto")
+        fused = masked_attention(q, k, v, mask, 4)
+    assert torch.allclose(fused[mask], aten[mask], atol=2e-6)
+    calls = []
+    real = torch.ops.autoattend.attention
+
+    class Spy:
+        @staticmethod
+        def attention(*args):
+            calls.append(1)
+            return real(*args)
+
+    monkeypatch.setattr(torch.ops, "autoattend", Spy)
+    with torch.inference_mode():
+        masked_attention(q, k, v, mask, 4)
+    assert calls == [1]
+    with torch.no_grad():
+        masked_attention(q, k, v, mask, 4, dropout_p=0.1)  # dropout: never the kernel
+    masked_attention(q.requires_grad_(), k, v, mask, 4)  # autograd: never the kernel
+    backend("torch")
+    with torch.inference_mode():
+        masked_attention(q, k, v, mask, 4)
+    assert calls == [1]
+
+
+def test_supernet_scoring_logits_match_the_torch_backend(kernel, backend):
+    space = FunctionalSpace(4, ops=("identity", "conv1", "gru", "conv3"))
+    torch.manual_seed(0)
+    emb = torch.randn(30, 12)
+    model = TextClassifier.supernet(emb, 3, space, dim=16, heads=4, sharing="full").eval()
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, 12, (9,), generator=g)
+    mask = torch.arange(11)[None, :] < lengths[:, None]
+    tokens = torch.randint(1, 30, (9, 11), generator=g).masked_fill(~mask, 0)
+    rng = random.Random(1)
+    archs = [a for a in (space.sample(rng) for _ in range(40)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:5]
+    assert archs
+    for arch in archs:
+        with torch.inference_mode():
+            backend("auto")
+            fused = model(tokens, mask, arch)
+            backend("torch")
+            plain = model(tokens, mask, arch)
+        assert torch.allclose(fused, plain, atol=1e-5), (fused - plain).abs().max()
+
+
 def test_torch_backend_never_calls_the_kernel(backend, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("kernel called")
@@ -157,18 +260,18 @@ def test_torch_backend_never_calls_the_kernel(backend, monkeypatch):
     op = GRUOp(4, dropout=0.0)
     x, mask = padded_batch([3, 2], 3, 4, torch.float32)
     assert op(x, mask).shape == (2, 3, 4)
-    assert fused_gru.status() == "torch nn.GRU (hardware.gru=torch)"
+    assert cpu_kernels.status() == "torch ops (hardware.kernels=torch)"
 
 
 def test_backend_errors(backend, kernel):
-    with pytest.raises(AutoAttendError, match="unknown GRU backend 'cudnn'"):
-        fused_gru.set_backend("cudnn")
+    with pytest.raises(AutoAttendError, match="unknown backend 'cudnn'"):
+        cpu_kernels.set_backend("cudnn")
     backend("fused")
     with pytest.raises(AutoAttendError, match="float32/float64 tensors on the CPU, got torch.bfloat16"):
-        fused_gru.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))
-    assert fused_gru.use_kernel(torch.zeros(2, 3))
+        cpu_kernels.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))
+    assert cpu_kernels.use_kernel(torch.zeros(2, 3))
     backend("auto")
-    assert not fused_gru.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))  # falls back quietly
+    assert not cpu_kernels.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))  # falls back quietly
 
 
 def test_loading_the_kernel_keeps_denormals(kernel):
@@ -188,15 +291,18 @@ def test_auto_falls_back_to_nn_gru_when_the_kernel_cannot_be_built(tmp_path):
     code = """
         import logging, torch
         logging.basicConfig(level=logging.WARNING)
-        from src.models import fused_gru
-        from src.models.ops import GRUOp
+        from src.models import cpu_kernels
+        from src.models.ops import GRUOp, masked_attention
         from src.utils.errors import AutoAttendError
         op = GRUOp(4, dropout=0.0)
         mask = torch.tensor([[True, True, False], [True, True, True]])
         x = torch.randn(2, 3, 4)
         assert torch.allclose(op(x, mask), op(x, mask, path="packed"))
-        print("STATUS", fused_gru.status())
-        fused_gru.set_backend("fused")
+        with torch.inference_mode():
+            q = torch.randn(2, 3, 4)
+            out = masked_attention(q, q, q, mask, 2)  # the torch path
+        print("STATUS", cpu_kernels.status())
+        cpu_kernels.set_backend("fused")
         try:
             op(x, mask)
         except AutoAttendError as err:
@@ -205,19 +311,19 @@ def test_auto_falls_back_to_nn_gru_when_the_kernel_cannot_be_built(tmp_path):
     # a compiler that does not exist and an empty build folder: the build must fail
     result = run_python(code, {"CXX": str(tmp_path / "no-such-compiler"), "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")})
     assert result.returncode == 0, result.stderr
-    assert "fused GRU kernel unavailable, using torch's nn.GRU" in result.stderr
-    assert "STATUS torch nn.GRU (kernel unavailable:" in result.stdout
-    assert "FUSED hardware.gru=fused: the kernel could not be built:" in result.stdout
+    assert "fused CPU kernels unavailable, using the torch paths" in result.stderr
+    assert "STATUS torch ops (kernels unavailable:" in result.stdout
+    assert "FUSED hardware.kernels=fused: the kernels could not be built:" in result.stdout
 
 
 def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    first = fused_gru._build_directory("probe")
+    first = cpu_kernels._build_directory("probe")
     assert first.is_dir() and tmp_path in first.parents
     lock = first / "lock"
     lock.write_text("")
-    assert fused_gru._build_directory("probe") == first and lock.exists()  # a build may be running
-    old = lock.stat().st_mtime - fused_gru.STALE_LOCK_S - 60
+    assert cpu_kernels._build_directory("probe") == first and lock.exists()  # a build may be running
+    old = lock.stat().st_mtime - cpu_kernels.STALE_LOCK_S - 60
     os.utime(lock, (old, old))
-    fused_gru._build_directory("probe")
+    cpu_kernels._build_directory("probe")
     assert not lock.exists()  # left by a killed build: later loads would wait for it forever

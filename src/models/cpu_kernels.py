@@ -1,0 +1,167 @@
+"""The project's fused CPU kernels: building, loading, and the switch between them and plain torch.
+
+One C++ extension holds two kernels, each with a torch fallback that computes the same values:
+
+* ``gru_kernel.cpp``: one direction of the GRU op's recurrence, forward and backward
+  (:mod:`src.models.fused_gru`; fallback ``nn.GRU``);
+* ``attention_kernel.cpp``: masked multi-head attention without projections, inference only
+  (:func:`src.models.ops.masked_attention` when nothing needs a gradient; fallback ATen ops).
+
+The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
+``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
+
+Backends (``hardware.kernels``, set by :func:`set_backend`):
+
+* ``auto`` (default): the kernels for CPU float tensors when the extension compiles, else the torch
+  paths with one warning that says why;
+* ``fused``: the kernels, or an error when they cannot be built;
+* ``torch``: always the torch paths.
+
+``tests/test_cpu_kernels.py`` checks each kernel against its torch path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from src.utils.errors import AutoAttendError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "fused", "torch")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("gru_kernel.cpp", "attention_kernel.cpp"))
+# -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
+# the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
+# (tested).
+CFLAGS = ["-O3", "-march=native", "-ffast-math"]
+STALE_LOCK_S = 600
+
+_backend = "auto"
+_lock = threading.Lock()
+_error: str | None = None
+_loaded = False
+
+
+def set_backend(name: str) -> None:
+    """Choose whether the ops run the fused kernels: one of :data:`BACKENDS`."""
+    global _backend
+    if name not in BACKENDS:
+        raise AutoAttendError(f"hardware.kernels: unknown backend {name!r} (expected one of {', '.join(BACKENDS)})")
+    _backend = name
+
+
+def get_backend() -> str:
+    return _backend
+
+
+def _extension_name() -> str:
+    # -march=native: the binary is only valid on CPUs with the same instruction set, so the build
+    # folder is keyed by the CPU's feature flags (a home folder shared between machines).
+    flags = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags += line
+                break
+    except OSError:
+        pass
+    return "autoattend_kernels_" + hashlib.sha1(flags.encode()).hexdigest()[:10]
+
+
+def _build_directory(name: str) -> Path:
+    """``$TORCH_EXTENSIONS_DIR`` (else ``~/.cache/torch_extensions``) / python and torch version / name.
+
+    A build killed outright leaves torch's ``lock`` file behind, and every later load would wait
+    for it forever; a lock older than ten minutes (a build takes about 20 s) is removed.
+    """
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__}"
+    path = Path(root) / tag / name
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            log.warning("removing a stale build lock left by an interrupted build: %s", lock)
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    return path
+
+
+def _put_ninja_on_path() -> None:
+    # torch runs `ninja` from PATH; the pip package's binary sits in the virtualenv's bin folder,
+    # which is not on PATH when the venv's python is called directly (as the Makefile does).
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+        except ImportError:
+            return
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def kernel_error() -> str | None:
+    """Why the kernels are unavailable (they are built on the first call), or ``None`` once loaded."""
+    global _error, _loaded
+    with _lock:
+        if _loaded or _error is not None:
+            return _error
+        try:
+            from torch.utils.cpp_extension import load
+
+            _put_ninja_on_path()
+            name = _extension_name()
+            build_dir = _build_directory(name)
+            if not (build_dir / f"{name}.so").exists():
+                log.info("building the fused CPU kernels in %s (once per machine, about 20 s)", build_dir)
+            load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
+                 build_directory=str(build_dir))
+            _loaded = True
+        except Exception as err:  # a missing compiler or ninja, a failed build: fall back, say why
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            _error = f"{type(err).__name__}: {first_line}"
+            log.warning("fused CPU kernels unavailable, using the torch paths (slower on CPU): %s", _error)
+        return _error
+
+
+def status() -> str:
+    """What the GRU and attention ops run on, for logs and run records; never starts a build."""
+    if _backend == "torch":
+        return "torch ops (hardware.kernels=torch)"
+    if _loaded:
+        return "fused kernels (CPU), torch ops elsewhere" if _backend == "auto" else "fused kernels"
+    if _error is not None:
+        return f"torch ops (kernels unavailable: {_error})"
+    return "fused kernels not built yet (no GRU or attention has run)"
+
+
+def use_kernel(x: torch.Tensor) -> bool:
+    """Whether an op should run ``x`` through a kernel under the current backend."""
+    if _backend == "torch":
+        return False
+    supported = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    if _backend == "fused":
+        if not supported:
+            raise AutoAttendError(f"hardware.kernels=fused: the kernels run float32/float64 tensors on the CPU, "
+                                  f"got {x.dtype} on {x.device} (use hardware.kernels=auto)")
+        error = kernel_error()
+        if error is not None:
+            raise AutoAttendError(f"hardware.kernels=fused: the kernels could not be built: {error}")
+        return True
+    return supported and kernel_error() is None
+
+
+def require_loaded() -> None:
+    """Raise if the kernels cannot be built (for callers that invoke a kernel directly)."""
+    error = kernel_error()
+    if error is not None:
+        raise AutoAttendError(f"the fused CPU kernels could not be built: {error}")
