@@ -31,20 +31,25 @@ inline T sigmoid_(T x) {
 
 // One step of the gates for one row; saved = (r, z, n, gh_n) for the backward pass. The branches
 // are template parameters so that GCC vectorises each loop (a runtime test inside stops it).
+// gh = W_hh h_prev without the bias, which is added here (bh = b_hh): adding it in the matrix
+// product would copy the bias into every step's output first. At step 0 gh is not read (h_prev = 0).
 template <typename T, bool kFirst, bool kSave>
-inline void cell_forward(const T* __restrict__ gi, const T* __restrict__ gh, const T* __restrict__ h_prev,
-                         T* __restrict__ h, T* __restrict__ saved, int64_t D) {
+inline void cell_forward(const T* __restrict__ gi, const T* __restrict__ gh, const T* __restrict__ bh,
+                         const T* __restrict__ h_prev, T* __restrict__ h, T* __restrict__ saved, int64_t D) {
   for (int64_t k = 0; k < D; ++k) {
-    const T r = sigmoid_(gi[k] + gh[k]);
-    const T z = sigmoid_(gi[D + k] + gh[D + k]);
-    const T n = std::tanh(gi[2 * D + k] + r * gh[2 * D + k]);
+    const T gh_r = kFirst ? bh[k] : gh[k] + bh[k];
+    const T gh_z = kFirst ? bh[D + k] : gh[D + k] + bh[D + k];
+    const T gh_n = kFirst ? bh[2 * D + k] : gh[2 * D + k] + bh[2 * D + k];
+    const T r = sigmoid_(gi[k] + gh_r);
+    const T z = sigmoid_(gi[D + k] + gh_z);
+    const T n = std::tanh(gi[2 * D + k] + r * gh_n);
     const T hp = kFirst ? T(0) : h_prev[k];
     h[k] = n + z * (hp - n);
     if (kSave) {
       saved[k] = r;
       saved[D + k] = z;
       saved[2 * D + k] = n;
-      saved[3 * D + k] = gh[2 * D + k];
+      saved[3 * D + k] = gh_n;
     }
   }
 }
@@ -97,11 +102,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& w_hh
   auto h = at::empty({N, D}, gi.options());
   auto saved = save ? at::empty({N, 4 * D}, gi.options()) : at::Tensor();
   const int64_t b0 = steps ? batch_sizes.data_ptr<int64_t>()[0] : 0;
-  // step 0: h_prev = 0, so gh = b_hh. A fresh buffer (never a view of b_hh: later steps write it).
-  auto gh = at::empty({b0, 3 * D}, gi.options());
-  gh.copy_(b_hh.reshape({1, 3 * D}).expand({b0, 3 * D}));
+  auto gh = at::empty({b0, 3 * D}, gi.options());  // W_hh h_prev of a step (not written at step 0)
   const auto w_t = w_hh.t();
-  const auto bias = b_hh.reshape({3 * D});
+  const auto bias = b_hh.contiguous();
   const int64_t* bs = batch_sizes.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "autoattend_gru_forward", [&] {
     const scalar_t* gi_p = gi.data_ptr<scalar_t>();
@@ -112,9 +115,10 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& w_hh
       const int64_t b = bs[s];
       if (s > 0) {
         auto gh_s = gh.narrow(0, 0, b);
-        at::addmm_out(gh_s, bias, h.narrow(0, prev, b), w_t);
+        at::mm_out(gh_s, h.narrow(0, prev, b), w_t);
       }
       const scalar_t* gh_p = gh.data_ptr<scalar_t>();
+      const scalar_t* bh_p = bias.data_ptr<scalar_t>();
       at::parallel_for(0, b, grain(D), [&](int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j) {
           const int64_t row = offset + j;
@@ -124,11 +128,11 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& w_hh
           scalar_t* out = h_p + row * D;
           scalar_t* sv = saved_p ? saved_p + row * 4 * D : nullptr;
           if (s == 0) {
-            save ? cell_forward<scalar_t, true, true>(g, q, hp, out, sv, D)
-                 : cell_forward<scalar_t, true, false>(g, q, hp, out, sv, D);
+            save ? cell_forward<scalar_t, true, true>(g, q, bh_p, hp, out, sv, D)
+                 : cell_forward<scalar_t, true, false>(g, q, bh_p, hp, out, sv, D);
           } else {
-            save ? cell_forward<scalar_t, false, true>(g, q, hp, out, sv, D)
-                 : cell_forward<scalar_t, false, false>(g, q, hp, out, sv, D);
+            save ? cell_forward<scalar_t, false, true>(g, q, bh_p, hp, out, sv, D)
+                 : cell_forward<scalar_t, false, false>(g, q, bh_p, hp, out, sv, D);
           }
         }
       });
