@@ -86,5 +86,5 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: Pa
     for index, suffix in ((plan.forward_index, ""), (plan.backward_index, "_reverse")):
         gi = F.linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix), getattr(gru, "bias_ih_l0" + suffix))
         h = recurrence(gi, getattr(gru, "weight_hh_l0" + suffix), getattr(gru, "bias_hh_l0" + suffix), plan.batch_sizes)
-        out = out.index_add(0, index, h)
+        out.index_add_(0, index, h)  # in place: out is a fresh buffer, so autograd allows it
     return out.view(b, t, gru.hidden_size)
