@@ -19,6 +19,12 @@ stand-in with SST-5's sentence-length distribution. Figures are printed and writ
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # before the heavy imports: restart once with mimalloc preloaded, as `make bench` runs
+    from src.utils.allocator import entry_point_preload
+
+    entry_point_preload()
+
 import json
 import logging
 import platform

@@ -1,5 +1,11 @@
 """Entry point: ``python -m src.search +task=sst2 [budget=quick] [space.sharing=none] ...``."""
 
+if __name__ == "__main__":
+    # before the heavy imports: restart once with mimalloc preloaded, as the make targets run
+    from src.utils.allocator import entry_point_preload
+
+    entry_point_preload()
+
 import hydra
 from omegaconf import DictConfig
 

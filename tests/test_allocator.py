@@ -140,3 +140,43 @@ def test_training_is_bit_identical_under_the_preloaded_allocator():
                                                           for r in (plain, preloaded))
     assert plain_name == "system malloc" and pre_name in ("mimalloc", "jemalloc")
     assert pre_digest == plain_digest  # 3 supernet steps with dropout, 2 workers, Adam: same bits
+
+
+RESTART_PROBE = ("import os, sys; from src.utils import allocator; allocator.reexec_with_preload(); "
+                 "print(allocator.active(), os.environ.get(allocator.REEXEC_MARK), "
+                 "os.environ.get('MIMALLOC_PURGE_DELAY'), sys.argv[1:])")
+
+
+def _probe(**env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("LD_PRELOAD", allocator.REEXEC_MARK, allocator.ENV, "MIMALLOC_PURGE_DELAY")}
+    result = subprocess.run([sys.executable, "-c", RESTART_PROBE, "a1", "+task=x"], cwd=ROOT, capture_output=True,
+                            text=True, env={**clean, **env}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(" ", 3)
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_entry_points_restart_once_with_the_allocator_preloaded():
+    lib = allocator.preload("auto")
+    if not lib:
+        pytest.skip("no mimalloc or jemalloc here (requirements/cpu.txt installs mimalloc on Linux)")
+    name, mark, delay, argv = _probe()
+    assert name in ("mimalloc", "jemalloc") and mark == "1" and delay == "10000"
+    assert argv == "['a1', '+task=x']"  # the same command line after the restart
+    assert _probe(MIMALLOC_PURGE_DELAY="5")[2] == "5"  # a user's setting is kept
+    # no restart: opted out, already preloaded (the make targets), or already restarted once
+    assert _probe(AUTOATTEND_ALLOCATOR="system")[:2] == ["system", "malloc"]
+    assert _probe(LD_PRELOAD=lib)[1] == "None"
+    assert _probe(**{allocator.REEXEC_MARK: "1"})[0] == "system"
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_a_missing_allocator_stops_an_entry_point_with_one_line():
+    code = "from src.utils.allocator import entry_point_preload; entry_point_preload(); print('ran')"
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.REEXEC_MARK)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**env, allocator.ENV: "/no/such/libmalloc.so"})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: AUTOATTEND_ALLOCATOR=/no/such/libmalloc.so: no such file (expected a malloc shared library)"]

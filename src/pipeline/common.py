@@ -54,8 +54,9 @@ def setup_hardware(cfg: DictConfig) -> None:
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):
-        log.info("allocator: system malloc (the make targets preload mimalloc: about 40 % less peak memory "
-                 'at the paper\'s supernet size; README "Performance")')
+        log.info("allocator: system malloc (the entry points restart with mimalloc unless "
+                 "AUTOATTEND_ALLOCATOR=system or LD_PRELOAD is set: about 40 % less peak memory at the "
+                 'paper\'s supernet size; README "Performance")')
     else:
         log.info("allocator: %s", malloc)
 

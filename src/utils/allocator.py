@@ -14,6 +14,10 @@ Makefile targets ask this module which library to preload::
 
     LD_PRELOAD="$(python -m src.utils.allocator)" python -m src.search +task=sst2
 
+and the entry points (``python -m src.search``, ``src.retrain``, ``src.bench``) restart themselves
+once with it preloaded (:func:`reexec_with_preload`), so that direct calls run as the make targets
+do.
+
 ``AUTOATTEND_ALLOCATOR`` chooses: ``auto`` (default: mimalloc, installed on Linux by
 ``requirements/cpu.txt``, else jemalloc if the system has it, else nothing), ``mimalloc``,
 ``jemalloc``, ``tcmalloc``, ``system`` (preload nothing) or the path of a shared library.
@@ -101,6 +105,39 @@ def active(maps: str | None = None) -> str:
         if any(lib.startswith(f"lib{name}") for lib in libs):
             return name
     return "system malloc"
+
+
+REEXEC_MARK = "AUTOATTEND_ALLOCATOR_REEXEC"
+
+
+def reexec_with_preload() -> None:
+    """Restart this process (same interpreter, same command line) with the allocator of
+    :func:`preload` in ``LD_PRELOAD`` and ``MIMALLOC_PURGE_DELAY=10000`` unless set; returns without
+    restarting where there is nothing to do: not Linux, nothing to preload (``system``, or ``auto``
+    finding nothing), ``LD_PRELOAD`` already set (the make targets, or a user's own choice), or a
+    restart already done (``AUTOATTEND_ALLOCATOR_REEXEC``, so a library the loader refuses cannot
+    loop). Called by the entry points before their heavy imports, so a restart costs well under a
+    second. Raises :class:`AllocatorError` for a named allocator that is missing."""
+    if not sys.platform.startswith("linux") or os.environ.get(REEXEC_MARK) or os.environ.get("LD_PRELOAD"):
+        return
+    lib = preload()
+    if not lib:
+        return
+    env = {**os.environ, REEXEC_MARK: "1", "LD_PRELOAD": lib}
+    env.setdefault("MIMALLOC_PURGE_DELAY", "10000")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+def entry_point_preload() -> None:
+    """:func:`reexec_with_preload` for a command-line entry point: a missing allocator is one error
+    line and exit status 2, as for the Makefile's preload."""
+    try:
+        reexec_with_preload()
+    except AllocatorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> int:
