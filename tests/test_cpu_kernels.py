@@ -121,15 +121,20 @@ def test_gru_op_paths_agree_and_padding_changes_nothing(kernel):
         assert torch.allclose(op(x, mask, path="fused"), fused[0], atol=1e-6)  # no saved gates
 
 
-def test_supernet_logits_and_gradients_match_the_torch_backend(kernel, backend):
-    space = FunctionalSpace(4, ops=("identity", "conv1", "gru"))
+def small_supernet(ops, heads, rows, width, seed):
+    """A 4-layer supernet (D=16, eval mode) and a right-padded batch of ``rows`` token rows."""
+    space = FunctionalSpace(4, ops=ops)
     torch.manual_seed(0)
-    emb = torch.randn(30, 12)
-    model = TextClassifier.supernet(emb, 3, space, dim=16, heads=2, sharing="full").eval()
-    g = torch.Generator().manual_seed(2)
-    lengths = torch.randint(1, 10, (5,), generator=g)
-    mask = torch.arange(9)[None, :] < lengths[:, None]
-    tokens = torch.randint(1, 30, (5, 9), generator=g).masked_fill(~mask, 0)
+    model = TextClassifier.supernet(torch.randn(30, 12), 3, space, dim=16, heads=heads, sharing="full").eval()
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, width + 1, (rows,), generator=g)
+    mask = torch.arange(width)[None, :] < lengths[:, None]
+    tokens = torch.randint(1, 30, (rows, width), generator=g).masked_fill(~mask, 0)
+    return space, model, tokens, mask
+
+
+def test_supernet_logits_and_gradients_match_the_torch_backend(kernel, backend):
+    space, model, tokens, mask = small_supernet(("identity", "conv1", "gru"), heads=2, rows=5, width=9, seed=2)
     rng = random.Random(0)
     archs = [a for a in (space.sample(rng) for _ in range(40)) if any("gru" in str(layer) for layer in a.layers)][:4]
     assert archs
@@ -231,14 +236,8 @@ def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend
 
 
 def test_supernet_scoring_logits_match_the_torch_backend(kernel, backend):
-    space = FunctionalSpace(4, ops=("identity", "conv1", "gru", "conv3"))
-    torch.manual_seed(0)
-    emb = torch.randn(30, 12)
-    model = TextClassifier.supernet(emb, 3, space, dim=16, heads=4, sharing="full").eval()
-    g = torch.Generator().manual_seed(3)
-    lengths = torch.randint(1, 12, (9,), generator=g)
-    mask = torch.arange(11)[None, :] < lengths[:, None]
-    tokens = torch.randint(1, 30, (9, 11), generator=g).masked_fill(~mask, 0)
+    space, model, tokens, mask = small_supernet(("identity", "conv1", "gru", "conv3"), heads=4, rows=9, width=11,
+                                                seed=3)
     rng = random.Random(1)
     archs = [a for a in (space.sample(rng) for _ in range(40)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:5]
     assert archs
