@@ -23,7 +23,7 @@ help:
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
 	@echo "make test        fast tests (< 10 min on 2 cores)"
-	@echo "make test-full   also the slow end-to-end runs on the real SST files"
+	@echo "make test-full   every test, also any marked slow (none at present)"
 
 $(PY): requirements/cpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
