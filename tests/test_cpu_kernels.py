@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from src.models import cpu_kernels, fused_gru
-from src.models.ops import GRUOp, masked_attention
+from src.models.ops import (GRUOp, _FusedAttention, attention_pair_count, dropout_generator, fused_attention,
+                            masked_attention)
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -202,6 +203,110 @@ def test_attention_kernel_ignores_padded_keys_and_non_contiguous_inputs(kernel):
         torch.ops.autoattend.attention(q, k, v, mask, 3)
     with pytest.raises(RuntimeError, match="bool"):
         torch.ops.autoattend.attention(q, k, v, mask.float(), 4)
+
+
+def reference_attention_with_keep(q, k, v, mask, heads, keep, scale):
+    """The definition with dropout factors: ``keep`` in (sequence, head, real query, real key) order."""
+    b, t, d = q.shape
+    dh = d // heads
+    out = torch.zeros_like(q)
+    at = 0
+    for i in range(b):
+        real = mask[i].nonzero().squeeze(1)
+        n = len(real)
+        for h in range(heads):
+            c = slice(h * dh, (h + 1) * dh)
+            weights = (q[i, real, c] @ k[i, real, c].T / dh ** 0.5).softmax(-1)
+            if keep.numel():
+                weights = weights * keep[at:at + n * n].view(n, n).to(q.dtype) * scale
+            at += n * n
+            out[i, real, c] = weights @ v[i, real, c]
+    return out
+
+
+def masked_batch(lengths, width, d, dtype, seed=0, hole=None):
+    mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+    if hole is not None:
+        mask[hole] = False
+    return (*attention_inputs(mask, d, dtype, seed), mask)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_training_attention_kernel_matches_the_definition_and_passes_gradcheck(kernel, dropout):
+    q, k, v, mask = masked_batch([5, 1, 3, 0, 4], 6, 6, torch.float64, hole=(4, 1))
+    heads = 2
+    count = attention_pair_count(mask, heads)
+    assert count == heads * (25 + 1 + 9 + 0 + 9)
+    keep = torch.rand(count, generator=torch.Generator().manual_seed(1)) >= dropout
+    scale = 1.0 / (1.0 - dropout)
+    keep_arg = keep if dropout else torch.empty(0, dtype=torch.bool)
+    out, lse = torch.ops.autoattend.attention_train_forward(q, k, v, mask, heads, keep_arg, scale)
+    assert torch.allclose(out, reference_attention_with_keep(q, k, v, mask, heads, keep_arg, scale), atol=1e-12)
+    assert lse.shape == (5, heads, 6)
+    inputs = tuple(x.clone().requires_grad_() for x in (q, k, v))
+    assert torch.autograd.gradcheck(lambda a, b, c: _FusedAttention.apply(a, b, c, mask, heads, keep_arg, scale),
+                                    inputs)
+
+
+@pytest.mark.parametrize("d, heads", [(64, 8), (12, 3)])
+def test_training_attention_gradients_match_autograd_of_the_definition(kernel, d, heads):
+    lengths = [37, 1, 17, 16, 33, 40, 2, 29]  # more than one block of 16 queries and keys
+    q, k, v, mask = masked_batch(lengths, 40, d, torch.float32, seed=3, hole=(2, 5))
+    keep = torch.rand(attention_pair_count(mask, heads), generator=torch.Generator().manual_seed(4)) >= 0.1
+    weights = torch.randn(q.shape, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for fn in (lambda a, b, c: reference_attention_with_keep(a, b, c, mask, heads, keep, 1 / 0.9),
+               lambda a, b, c: _FusedAttention.apply(a, b, c, mask, heads, keep, 1 / 0.9)):
+        inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+        out = fn(*inputs)
+        (out * weights).sum().backward()
+        grads.append([out.detach()] + [x.grad for x in inputs])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=2e-5), (a - b).abs().max()
+    assert torch.equal(grads[1][1][~mask], torch.zeros(int((~mask).sum()), d))  # padded rows get no gradient
+
+
+def test_fused_attention_draws_its_dropout_from_the_thread_generator(kernel):
+    q, k, v, mask = masked_batch([4, 2, 3], 4, 8, torch.float32)
+    runs = []
+    for _ in range(2):
+        with dropout_generator(torch.Generator().manual_seed(7)):
+            runs.append(fused_attention(q, k, v, mask, 2, 0.5))
+    assert torch.equal(runs[0], runs[1])
+    with dropout_generator(torch.Generator().manual_seed(8)):
+        assert not torch.equal(fused_attention(q, k, v, mask, 2, 0.5), runs[0])
+    g = torch.Generator().manual_seed(7)
+    keep = torch.rand(attention_pair_count(mask, 2), generator=g) >= 0.5
+    assert torch.allclose(runs[0], reference_attention_with_keep(q, k, v, mask, 2, keep, 2.0), atol=1e-6)
+    assert torch.equal(fused_attention(q, k, v, mask, 2, 0.0), torch.ops.autoattend.attention(q, k, v, mask, 2))
+    with pytest.raises(RuntimeError, match="keep must be"):
+        torch.ops.autoattend.attention_train_forward(q, k, v, mask, 2, keep[:-1], 2.0)
+
+
+def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, backend):
+    space, model, tokens, mask = small_supernet(("identity", "conv1", "gru", "conv3"), heads=4, rows=9, width=11,
+                                                seed=4)
+    for module in model.modules():  # no dropout anywhere: both paths compute the same function
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model.encoder.attn_dropout = 0.0
+    model.train()
+    rng = random.Random(2)
+    archs = [a for a in (space.sample(rng) for _ in range(40)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:4]
+    assert archs
+    for arch in archs:
+        runs = []
+        for name in ("auto", "torch"):
+            backend(name)
+            model.zero_grad()
+            logits = model(tokens, mask, arch)
+            logits.square().sum().backward()
+            runs.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        (la, ga), (lb, gb) = runs
+        assert torch.allclose(la, lb, atol=1e-5)
+        assert ga.keys() == gb.keys() and any("attn_norms" in n for n in ga)
+        for name in ga:
+            assert torch.allclose(ga[name], gb[name], atol=1e-5), name
 
 
 def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend, monkeypatch):

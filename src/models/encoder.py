@@ -17,8 +17,9 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, build_op, grouped_attention,
-                            masked_attention, real_rows, zero_padded)
+from src.models import cpu_kernels
+from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, attention_pair_count, build_op,
+                            fused_attention, grouped_attention, masked_attention, real_rows, zero_padded)
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -104,9 +105,12 @@ class FunctionalEncoder(nn.Module):
             per_layer[i].append((slot, op, key))
         nodes = [x]
         attends = self.training and any(layer.kind == "attn" for layer in arch)
-        # CPU training: attention by length group; elsewhere one padding bias for all layers
-        plan = AttentionPlan(mask, self.heads, self.attn_dropout > 0) if attends and mask.device.type == "cpu" else None
-        bias = attention_bias(mask) if attends and plan is None else None
+        # CPU training: the fused kernel, else attention by length group; elsewhere one padding bias
+        fused = attends and cpu_kernels.use_kernel(x)
+        pairs = attention_pair_count(mask, self.heads) if fused and self.attn_dropout > 0 else None
+        plan = (AttentionPlan(mask, self.heads, self.attn_dropout > 0)
+                if attends and not fused and mask.device.type == "cpu" else None)
+        bias = attention_bias(mask) if attends and not fused and plan is None else None
         # dropout draws only for real tokens (padded positions are zero or masked out; tested)
         rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
         for i, layer in enumerate(arch):
@@ -119,8 +123,12 @@ class FunctionalEncoder(nn.Module):
             else:
                 q, k, v = (outs[s] if outs[s] is not None else torch.zeros_like(x) for s in ("q", "k", "v"))
                 p = self.attn_dropout if self.training else 0.0
-                h = (grouped_attention(q, k, v, plan, self.heads, p) if plan is not None
-                     else masked_attention(q, k, v, mask, self.heads, p, bias))
+                if fused:
+                    h = fused_attention(q, k, v, mask, self.heads, p, pairs)
+                elif plan is not None:
+                    h = grouped_attention(q, k, v, plan, self.heads, p)
+                else:
+                    h = masked_attention(q, k, v, mask, self.heads, p, bias)
                 h = zero_padded(self.attn_norms[str(i)](self.dropout(h, rows)), mask)
             nodes.append(h)
         return nodes[-1]

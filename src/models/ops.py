@@ -16,6 +16,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from src.models import cpu_kernels, fused_gru
 
@@ -166,6 +167,54 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
             weights = fast_dropout(weights, dropout_p, rows=dropout_pairs, row_size=1)
         out = torch.matmul(weights, heads(v))
     return out.transpose(1, 2).reshape(b, t, d)
+
+
+def attention_pair_count(mask: torch.Tensor, num_heads: int) -> int:
+    """Number of (head, real query, real key) triples of ``mask`` (B, T): the dropout draws of
+    :func:`fused_attention`."""
+    lengths = mask.sum(1)
+    return int(num_heads * (lengths * lengths).sum())
+
+
+class _FusedAttention(torch.autograd.Function):
+    """``attention_kernel.cpp``'s training forward and backward (weights recomputed in backward)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, heads, keep, scale):
+        out, lse = torch.ops.autoattend.attention_train_forward(q, k, v, mask, heads, keep, scale)
+        ctx.save_for_backward(q, k, v, mask, keep, out, lse)
+        ctx.heads, ctx.scale = heads, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        q, k, v, mask, keep, out, lse = ctx.saved_tensors
+        dq, dk, dv = torch.ops.autoattend.attention_train_backward(grad, q, k, v, mask, ctx.heads, keep, ctx.scale,
+                                                                   out, lse)
+        return dq, dk, dv, None, None, None, None
+
+
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, num_heads: int,
+                    dropout_p: float = 0.0, pair_count: int | None = None) -> torch.Tensor:
+    """:func:`masked_attention` with autograd and dropout through the fused CPU kernel.
+
+    ``q, k, v`` (B, T, D) float CPU tensors, ``mask`` (B, T) True at real tokens. Dropout keeps each
+    weight between real tokens with probability ``1 - dropout_p`` (scaled by ``1 / (1 - p)``), drawn
+    as ``torch.rand(...) >= p`` from the thread's :func:`dropout_generator` in (sequence, head,
+    query, key) order: :func:`fast_dropout`'s distribution over the same weights, one draw per
+    weight. ``pair_count``: :func:`attention_pair_count` of ``mask``, if the caller has it. Returns
+    (B, T, D), zero at padded query rows. The backward pass recomputes the weights instead of
+    keeping them, so only the bool dropout mask and one float per (query, head) are saved.
+    """
+    if dropout_p > 0.0:
+        count = attention_pair_count(mask, num_heads) if pair_count is None else pair_count
+        generator = getattr(_dropout_rng, "generator", None)
+        keep = torch.rand(count, dtype=q.dtype, device=q.device, generator=generator) >= dropout_p
+        scale = 1.0 / (1.0 - dropout_p)
+    else:
+        keep, scale = torch.empty(0, dtype=torch.bool, device=q.device), 1.0
+    return _FusedAttention.apply(q, k, v, mask, num_heads, keep, scale)
 
 
 # Length groups of a CPU training attention (:class:`AttentionPlan`): on an SST-5 batch of 128
