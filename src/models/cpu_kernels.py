@@ -4,8 +4,10 @@ One C++ extension holds two kernels, each with a torch fallback that computes th
 
 * ``gru_kernel.cpp``: one direction of the GRU op's recurrence, forward and backward
   (:mod:`src.models.fused_gru`; fallback ``nn.GRU``);
-* ``attention_kernel.cpp``: masked multi-head attention without projections, inference only
-  (:func:`src.models.ops.masked_attention` when nothing needs a gradient; fallback ATen ops).
+* ``attention_kernel.cpp``: masked multi-head attention without projections, for inference
+  (:func:`src.models.ops.masked_attention` when nothing needs a gradient) and for training with
+  dropout on the weights (:func:`src.models.ops.fused_attention`, forward and backward); fallback
+  ATen ops.
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).

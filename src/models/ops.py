@@ -223,8 +223,9 @@ ATTENTION_LENGTH_GROUPS = 4
 
 
 class AttentionPlan:
-    """How a training forward runs its attention layers on CPU: the batch split into
-    ``ATTENTION_LENGTH_GROUPS`` groups of similar length, each cut to its own longest sequence
+    """How a training forward runs its attention layers on CPU without the fused kernel
+    (:func:`fused_attention`; ``hardware.kernels=torch``, or where it cannot be built): the batch
+    split into ``ATTENTION_LENGTH_GROUPS`` groups of similar length, each cut to its own longest sequence
     (attention costs T^2 per sequence, so padding to the batch's longest wastes most of it),
     with each group's padding bias and, for dropout, its real (query, key) pairs. Built once per
     forward and shared by every attention layer; see :func:`grouped_attention`."""
