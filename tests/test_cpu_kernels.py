@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
@@ -16,7 +17,7 @@ from torch import nn
 
 from src.models import cpu_kernels, fused_gru
 from src.models.ops import (GRUOp, _FusedAttention, attention_pair_count, dropout_generator, fused_attention,
-                            masked_attention)
+                            keep_mask, masked_attention)
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -280,8 +281,8 @@ def test_fused_attention_draws_its_dropout_from_the_thread_generator(kernel):
     assert torch.equal(runs[0], runs[1])
     with dropout_generator(torch.Generator().manual_seed(8)):
         assert not torch.equal(fused_attention(q, k, v, mask, 2, 0.5), runs[0])
-    g = torch.Generator().manual_seed(7)
-    keep = torch.rand(attention_pair_count(mask, 2), generator=g) >= 0.5
+    with dropout_generator(torch.Generator().manual_seed(7)):
+        keep = keep_mask((attention_pair_count(mask, 2),), 0.5, q)
     assert torch.allclose(runs[0], reference_attention_with_keep(q, k, v, mask, 2, keep, 2.0), atol=1e-6)
     assert torch.equal(fused_attention(q, k, v, mask, 2, 0.0), torch.ops.autoattend.attention(q, k, v, mask, 2))
     with pytest.raises(RuntimeError, match="keep must be"):
@@ -301,6 +302,49 @@ def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, 
     assert_backends_agree(backend, model, tokens, mask, archs, "attn_norms")
 
 
+def splitmix_keep(count, p, seed):
+    """uniform_keep's definition in numpy: the top 24 bits of SplitMix64 of seed + (i + 1) * gamma,
+    kept when u * 2^-24 >= float32(p)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + (np.arange(1, count + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float64)
+    return torch.from_numpy(u * 2.0 ** -24 >= float(np.float32(p)))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.3])
+def test_uniform_keep_is_its_definition_with_the_distribution_of_torch_rand(kernel, p):
+    n = 1_000_000
+    keep = torch.ops.autoattend.uniform_keep(n, p, 12345)
+    assert keep.dtype == torch.bool and keep.shape == (n,)
+    assert torch.equal(keep, splitmix_keep(n, p, 12345))
+    sigma = math.sqrt(p * (1 - p) / n)
+    assert abs(keep.double().mean().item() - (1 - p)) < 5 * sigma
+    pairs = (keep[:-1] & keep[1:]).double().mean().item()  # neighbours are independent
+    assert abs(pairs - (1 - p) ** 2) < 5 * math.sqrt((1 - p) ** 2 * (1 - (1 - p) ** 2) / n)
+    assert torch.equal(keep, torch.ops.autoattend.uniform_keep(n, p, 12345))
+    assert not torch.equal(keep[:1000], torch.ops.autoattend.uniform_keep(1000, p, 12346))
+    assert torch.ops.autoattend.uniform_keep(100, 0.0, 1).all() and not torch.ops.autoattend.uniform_keep(100, 1.0, 1).any()
+    assert torch.ops.autoattend.uniform_keep(0, p, 1).shape == (0,)
+
+
+def test_keep_mask_follows_the_thread_generator_and_falls_back_to_torch_rand(kernel, backend):
+    like = torch.zeros(1)
+    masks = []
+    for seed in (3, 3, 4):
+        with dropout_generator(torch.Generator().manual_seed(seed)):
+            masks.append(keep_mask((50, 40), 0.25, like))
+    assert masks[0].shape == (50, 40) and torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+    backend("torch")
+    with dropout_generator(torch.Generator().manual_seed(3)):
+        fallback = keep_mask((50, 40), 0.25, like)
+    assert torch.equal(fallback, torch.rand(50, 40, generator=torch.Generator().manual_seed(3)) >= 0.25)
+
+
 def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend, monkeypatch):
     mask = torch.arange(6)[None, :] < torch.tensor([6, 2, 4])[:, None]
     q, k, v = attention_inputs(mask, 16, torch.float32)
@@ -311,15 +355,17 @@ def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend
         fused = masked_attention(q, k, v, mask, 4)
     assert torch.allclose(fused[mask], aten[mask], atol=2e-6)
     calls = []
-    real = torch.ops.autoattend.attention
+    real = torch.ops.autoattend
 
-    class Spy:
-        @staticmethod
-        def attention(*args):
+    class Spy:  # counts the inference kernel's calls, passes the other ops through
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def attention(self, *args):
             calls.append(1)
-            return real(*args)
+            return real.attention(*args)
 
-    monkeypatch.setattr(torch.ops, "autoattend", Spy)
+    monkeypatch.setattr(torch.ops, "autoattend", Spy())
     with torch.inference_mode():
         masked_attention(q, k, v, mask, 4)
     assert calls == [1]

@@ -7,7 +7,10 @@ One C++ extension holds two kernels, each with a torch fallback that computes th
 * ``attention_kernel.cpp``: masked multi-head attention without projections, for inference
   (:func:`src.models.ops.masked_attention` when nothing needs a gradient) and for training with
   dropout on the weights (:func:`src.models.ops.fused_attention`, forward and backward); fallback
-  ATen ops.
+  ATen ops;
+* ``dropout_kernel.cpp``: dropout keep masks from a counter-based generator seeded from the
+  caller's torch generator (:func:`src.models.ops.keep_mask`; fallback ``torch.rand(...) >= p``,
+  the same distribution).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
@@ -41,7 +44,8 @@ from src.utils.errors import AutoAttendError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "fused", "torch")
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("gru_kernel.cpp", "attention_kernel.cpp"))
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp"))
 # -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).

@@ -36,13 +36,30 @@ def dropout_generator(generator: torch.Generator | None) -> Iterator[None]:
         _dropout_rng.generator = previous
 
 
+def keep_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """A bool dropout mask of ``shape``: each element True with probability ``1 - p``, drawn from
+    the thread's :func:`dropout_generator` (else the global RNG).
+
+    With the fused CPU kernels (:mod:`src.models.cpu_kernels`, for ``like``'s device and dtype) the
+    generator gives one 62-bit seed and ``dropout_kernel.cpp`` expands it: the distribution of
+    ``torch.rand(shape) >= p`` (24-bit uniforms, ``p`` as float32), about 20x cheaper than
+    torch's CPU generator. Otherwise ``torch.rand(shape) >= p``. Either way the mask depends only
+    on the generator's state and ``shape``.
+    """
+    generator = getattr(_dropout_rng, "generator", None)
+    if cpu_kernels.use_kernel(like):
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        return torch.ops.autoattend.uniform_keep(math.prod(shape), p, seed).view(shape)
+    return torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator) >= p
+
+
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.Tensor | None = None,
                  row_size: int | None = None) -> torch.Tensor:
     """Inverted dropout: each element kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``.
 
-    The distribution of ``F.dropout``, with the keep mask drawn as ``torch.rand(...) >= p``
-    instead of ``bernoulli_``, which on CPU costs about twice as much and was 39 % of a retrain
-    step (profiled, README "Performance"). Autograd keeps only the bool mask, as ``F.dropout``
+    The distribution of ``F.dropout``, with the keep mask drawn by :func:`keep_mask` (the
+    distribution of ``torch.rand(...) >= p``) instead of ``bernoulli_``, which on CPU costs about
+    twice as much as ``torch.rand`` and was 39 % of a retrain step (profiled, README "Performance"). Autograd keeps only the bool mask, as ``F.dropout``
     does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient.
 
     ``rows``: indices into ``x`` viewed as rows of ``row_size`` elements (default: the last
@@ -56,14 +73,12 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    generator = getattr(_dropout_rng, "generator", None)
     if rows is None:
-        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator) >= p
+        keep = keep_mask(tuple(x.shape), p, x)
     else:
         size = x.shape[-1] if row_size is None else row_size
         keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
-        keep.view(-1, size)[rows] = torch.rand(rows.numel(), size, dtype=x.dtype, device=x.device,
-                                               generator=generator) >= p
+        keep.view(-1, size)[rows] = keep_mask((rows.numel(), size), p, x)
     return torch.where(keep, x * (1.0 / (1.0 - p)), x.new_zeros(()))
 
 
@@ -200,17 +215,15 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     """:func:`masked_attention` with autograd and dropout through the fused CPU kernel.
 
     ``q, k, v`` (B, T, D) float CPU tensors, ``mask`` (B, T) True at real tokens. Dropout keeps each
-    weight between real tokens with probability ``1 - dropout_p`` (scaled by ``1 / (1 - p)``), drawn
-    as ``torch.rand(...) >= p`` from the thread's :func:`dropout_generator` in (sequence, head,
-    query, key) order: :func:`fast_dropout`'s distribution over the same weights, one draw per
-    weight. ``pair_count``: :func:`attention_pair_count` of ``mask``, if the caller has it. Returns
+    weight between real tokens with probability ``1 - dropout_p`` (scaled by ``1 / (1 - p)``), one
+    :func:`keep_mask` draw per weight in (sequence, head, query, key) order: :func:`fast_dropout`'s
+    distribution over the same weights. ``pair_count``: :func:`attention_pair_count` of ``mask``, if the caller has it. Returns
     (B, T, D), zero at padded query rows. The backward pass recomputes the weights instead of
     keeping them, so only the bool dropout mask and one float per (query, head) are saved.
     """
     if dropout_p > 0.0:
         count = attention_pair_count(mask, num_heads) if pair_count is None else pair_count
-        generator = getattr(_dropout_rng, "generator", None)
-        keep = torch.rand(count, dtype=q.dtype, device=q.device, generator=generator) >= dropout_p
+        keep = keep_mask((count,), dropout_p, q)
         scale = 1.0 / (1.0 - dropout_p)
     else:
         keep, scale = torch.empty(0, dtype=torch.bool, device=q.device), 1.0
