@@ -118,6 +118,8 @@ def _put_ninja_on_path() -> None:
 def kernel_error() -> str | None:
     """Why the kernels are unavailable (they are built on the first call), or ``None`` once loaded."""
     global _error, _loaded
+    if _loaded:  # the hot path (every GRU direction, attention layer and dropout mask): no lock
+        return None
     with _lock:
         if _loaded or _error is not None:
             return _error
