@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from src.models import cpu_kernels, fused_gru
-from src.models.ops import (GRUOp, _FusedAttention, attention_pair_count, dropout_generator, fused_attention,
-                            keep_mask, masked_attention)
+from src.models.ops import (ConvOp, GRUOp, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
+                            fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, real_rows,
+                            zero_padded)
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -104,7 +105,9 @@ def test_recurrence_gradcheck(kernel):
     gi = torch.randn(n, 3 * d, dtype=torch.float64, generator=g, requires_grad=True)
     w_hh = torch.randn(3 * d, d, dtype=torch.float64, generator=g, requires_grad=True)
     b_hh = torch.randn(3 * d, dtype=torch.float64, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, w, b: fused_gru.recurrence(a, w, b, batch_sizes), (gi, w_hh, b_hh))
+    b_ih = torch.randn(3 * d, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, bi, w, b: fused_gru.recurrence(a, bi, w, b, batch_sizes),
+                                    (gi, b_ih, w_hh, b_hh))
 
 
 def test_gru_op_paths_agree_and_padding_changes_nothing(kernel):
@@ -343,6 +346,113 @@ def test_keep_mask_follows_the_thread_generator_and_falls_back_to_torch_rand(ker
     with dropout_generator(torch.Generator().manual_seed(3)):
         fallback = keep_mask((50, 40), 0.25, like)
     assert torch.equal(fallback, torch.rand(50, 40, generator=torch.Generator().manual_seed(3)) >= 0.25)
+
+
+def where_dropout(x, p, rows, generator_seed):
+    """fast_dropout's straightforward path with the kernel's mask: keep_mask laid over the drawing
+    rows, then ``torch.where``."""
+    with dropout_generator(torch.Generator().manual_seed(generator_seed)):
+        if rows is None:
+            keep = keep_mask(tuple(x.shape), p, x)
+        else:
+            keep = torch.zeros(x.shape, dtype=torch.bool)
+            keep.view(-1, x.shape[-1])[rows] = keep_mask((rows.numel(), x.shape[-1]), p, x)
+    return torch.where(keep, x * (1.0 / (1.0 - p)), x.new_zeros(()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_rows", [True, False])
+def test_dropout_kernel_is_the_where_path_bit_for_bit(kernel, dtype, with_rows):
+    x, mask = padded_batch([7, 1, 9, 4], 9, 16, dtype, seed=3)
+    x.requires_grad_()
+    rows = real_rows(mask) if with_rows else None
+    with dropout_generator(torch.Generator().manual_seed(11)):
+        out = fast_dropout(x, 0.3, True, rows)
+    ref = where_dropout(x, 0.3, rows, 11)
+    assert torch.equal(out, ref)
+    if with_rows:
+        assert (out[~mask] == 0).all()
+    weight = torch.randn(x.shape, dtype=dtype)
+    (grad,) = torch.autograd.grad((out * weight).sum(), x)
+    (ref_grad,) = torch.autograd.grad((ref * weight).sum(), x)
+    assert torch.equal(grad, ref_grad)
+    dropped = 1 - (out[mask] != 0).double().mean().item()
+    assert abs(dropped - 0.3) < 0.1
+
+
+def test_dropout_kernel_rejects_rows_out_of_order(kernel):
+    x = torch.randn(4, 3)
+    with pytest.raises(RuntimeError, match="strictly increasing"):
+        torch.ops.autoattend.dropout_rows(x, torch.tensor([2, 1]), 3, 0.5, 1)
+    with pytest.raises(RuntimeError, match="strictly increasing"):
+        torch.ops.autoattend.dropout_rows(x, torch.tensor([0, 4]), 3, 0.5, 1)
+    with pytest.raises(RuntimeError, match="does not divide"):
+        torch.ops.autoattend.dropout_rows(x, None, 5, 0.5, 1)
+
+
+@pytest.mark.parametrize("value", [0.0, float("-inf")])
+def test_fill_padded_kernel_is_masked_fill_for_any_strides(kernel, backend, value):
+    _, mask = padded_batch([5, 2, 6], 6, 8, torch.float32)
+    dense = torch.randn(3, 6, 8)
+    strided = torch.randn(3, 8, 6).transpose(1, 2)  # a conv output's layout
+    for x in (dense, strided, dense[:, :, ::2].repeat_interleave(2, dim=2)):
+        x = x.clone().requires_grad_()
+        weight = torch.randn(x.shape)
+        results = []
+        for name in ("fused", "torch"):
+            backend(name)
+            out = fill_padded(x, mask, value)
+            (grad,) = torch.autograd.grad((out.clamp(min=-10) * weight).sum(), x)
+            results.append((out.detach(), grad))
+        assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+        assert results[0][0].is_contiguous()
+        assert torch.equal(results[1][0], x.detach().masked_fill(~mask.unsqueeze(-1), value))
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_conv_over_time_is_conv1d_on_the_transposed_input(kernel_size):
+    torch.manual_seed(0)
+    conv = nn.Conv1d(8, 8, kernel_size, padding=kernel_size // 2).double()
+    x = torch.randn(3, 7, 8, dtype=torch.float64, requires_grad=True)
+    out = conv_over_time(x, conv)
+    ref = conv(x.transpose(1, 2)).transpose(1, 2)
+    assert out.shape == (3, 7, 8) and out.is_contiguous()
+    assert torch.allclose(out, ref, atol=1e-12)
+    weight = torch.randn(out.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((out * weight).sum(), [x, conv.weight, conv.bias])
+    ref_grads = torch.autograd.grad((ref * weight).sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_conv_op_training_skips_a_zeroing_without_changing_anything(kernel_size, backend):
+    """In training the dropout zeroes the padded rows, so ConvOp leaves out the zeroing before
+    the ReLU: the same outputs and gradients as with it, under both backends."""
+    torch.manual_seed(1)
+    op = ConvOp(8, kernel_size, dropout=0.2).train()
+    x, mask = padded_batch([6, 2, 5], 6, 8, torch.float32, seed=2)
+    x.requires_grad_()
+
+    def with_zeroing():
+        if kernel_size == 1:
+            h = nn.functional.linear(op.norm(x), op.conv.weight.squeeze(-1), op.conv.bias)
+        else:
+            h = op.conv(zero_padded(op.norm(x), mask).transpose(1, 2)).transpose(1, 2)
+        return op.dropout(nn.functional.relu(zero_padded(h, mask)), mask=mask)
+
+    for name in ("fused", "torch"):
+        backend(name)
+        outs = []
+        for fn in (lambda: op(x, mask), with_zeroing):
+            with dropout_generator(torch.Generator().manual_seed(5)):
+                out = fn()
+            outs.append((out, torch.autograd.grad(out.pow(2).sum(), [x, op.conv.weight, op.norm.weight])))
+        (out, grads), (ref, ref_grads) = outs
+        assert (out[~mask] == 0).all() and (out[mask] == 0).any()
+        assert torch.allclose(out, ref, atol=1e-6)
+        for a, b in zip(grads, ref_grads):
+            assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_masked_attention_uses_the_kernel_only_for_cpu_inference(kernel, backend, monkeypatch):

@@ -1,6 +1,6 @@
 """The project's fused CPU kernels: building, loading, and the switch between them and plain torch.
 
-One C++ extension holds two kernels, each with a torch fallback that computes the same values:
+One C++ extension holds these kernels, each with a torch fallback that computes the same values:
 
 * ``gru_kernel.cpp``: one direction of the GRU op's recurrence, forward and backward
   (:mod:`src.models.fused_gru`; fallback ``nn.GRU``);
@@ -10,7 +10,10 @@ One C++ extension holds two kernels, each with a torch fallback that computes th
   ATen ops;
 * ``dropout_kernel.cpp``: dropout keep masks from a counter-based generator seeded from the
   caller's torch generator (:func:`src.models.ops.keep_mask`; fallback ``torch.rand(...) >= p``,
-  the same distribution).
+  the same distribution), and dropout itself in one pass with that mask
+  (:func:`src.models.ops.fast_dropout`; fallback ``torch.where`` with the mask);
+* ``padding_kernel.cpp``: the padded positions of a (B, T, D) tensor set to a value
+  (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "fused", "torch")
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp"))
+                for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp"))
 # -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).

@@ -22,11 +22,11 @@ from src.models import cpu_kernels
 
 
 class _Recurrence(torch.autograd.Function):
-    """The kernel's recurrence over a packed batch: gi (N, 3D) -> h (N, D)."""
+    """The kernel's recurrence over a packed batch: gi (N, 3D), b_ih (3D) -> h (N, D)."""
 
     @staticmethod
-    def forward(ctx, gi, w_hh, b_hh, batch_sizes):
-        h, saved = torch.ops.autoattend.gru_forward(gi, w_hh, b_hh, batch_sizes, True)
+    def forward(ctx, gi, b_ih, w_hh, b_hh, batch_sizes):
+        h, saved = torch.ops.autoattend.gru_forward(gi, b_ih, w_hh, b_hh, batch_sizes, True)
         ctx.save_for_backward(h, saved, w_hh, batch_sizes)
         return h
 
@@ -35,20 +35,22 @@ class _Recurrence(torch.autograd.Function):
     def backward(ctx, grad_h):
         h, saved, w_hh, batch_sizes = ctx.saved_tensors
         dgi, dw, db = torch.ops.autoattend.gru_backward(grad_h, h, saved, w_hh, batch_sizes)
-        return dgi, dw, db, None
+        return dgi, dgi.sum(0), dw, db, None
 
 
-def recurrence(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, batch_sizes: torch.Tensor) -> torch.Tensor:
+def recurrence(gi: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+               batch_sizes: torch.Tensor) -> torch.Tensor:
     """One GRU direction's recurrence over a packed batch (layout in ``gru_kernel.cpp``).
 
-    gi: (N, 3D) input projections of the N tokens, step-major; batch_sizes: (steps,) int64 on the
-    CPU. Returns h: (N, D). Nothing is saved for backward when no input needs a gradient.
+    gi: (N, 3D) input projections ``W_ih x`` of the N tokens, step-major, without their bias
+    ``b_ih`` (3D), which the kernel adds; batch_sizes: (steps,) int64 on the CPU. Returns h: (N, D).
+    Nothing is saved for backward when no input needs a gradient.
     """
     cpu_kernels.require_loaded()
     gi = gi.contiguous()
-    if torch.is_grad_enabled() and (gi.requires_grad or w_hh.requires_grad or b_hh.requires_grad):
-        return _Recurrence.apply(gi, w_hh, b_hh, batch_sizes)
-    return torch.ops.autoattend.gru_forward(gi, w_hh, b_hh, batch_sizes, False)[0]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (gi, b_ih, w_hh, b_hh)):
+        return _Recurrence.apply(gi, b_ih, w_hh, b_hh, batch_sizes)
+    return torch.ops.autoattend.gru_forward(gi, b_ih, w_hh, b_hh, batch_sizes, False)[0]
 
 
 class PackPlan:
@@ -84,7 +86,8 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: Pa
     flat = x.reshape(b * t, x.shape[-1])
     out = x.new_zeros(b * t, gru.hidden_size)
     for index, suffix in ((plan.forward_index, ""), (plan.backward_index, "_reverse")):
-        gi = F.linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix), getattr(gru, "bias_ih_l0" + suffix))
-        h = recurrence(gi, getattr(gru, "weight_hh_l0" + suffix), getattr(gru, "bias_hh_l0" + suffix), plan.batch_sizes)
+        gi = F.linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix))  # bias: in the kernel
+        h = recurrence(gi, getattr(gru, "bias_ih_l0" + suffix), getattr(gru, "weight_hh_l0" + suffix),
+                       getattr(gru, "bias_hh_l0" + suffix), plan.batch_sizes)
         out.index_add_(0, index, h)  # in place: out is a fresh buffer, so autograd allows it
     return out.view(b, t, gru.hidden_size)

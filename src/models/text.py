@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from src.models.encoder import CHILD, FunctionalEncoder, child_op_keys, supernet_op_keys
-from src.models.ops import Dropout, zero_padded
+from src.models.ops import Dropout, fill_padded, zero_padded
 from src.space import Architecture, FunctionalSpace
 
 
@@ -100,7 +100,7 @@ class TextClassifier(nn.Module):
 
     def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked max-pool over time of the last node (B, T, D) -> logits (B, C)."""
-        pooled = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        pooled = fill_padded(h, mask, float("-inf")).amax(dim=1)
         return self.classifier(pooled)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
@@ -132,7 +132,7 @@ class TextClassifier(nn.Module):
         used &= win_mask.any(dim=-1)
         flat_tokens, flat_mask = win_tokens[used], win_mask[used]  # (N, w): only the windows that count
         h = self.encoder(self.features(flat_tokens, flat_mask), flat_mask, arch)
-        pooled = h.masked_fill(~flat_mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (N, D)
+        pooled = fill_padded(h, flat_mask, float("-inf")).amax(dim=1)  # (N, D)
         per_window = pooled.new_full((batch, n_win, pooled.shape[-1]), float("-inf"))
         per_window[used] = pooled
         return per_window.amax(dim=1)
