@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from src.models import cpu_kernels, fused_gru
-from src.models.ops import (ConvOp, GRUOp, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
-                            fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, real_rows,
-                            zero_padded)
+from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
+                            fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
+                            real_rows, zero_padded)
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -409,6 +409,49 @@ def test_fill_padded_kernel_is_masked_fill_for_any_strides(kernel, backend, valu
         assert torch.equal(results[1][0], x.detach().masked_fill(~mask.unsqueeze(-1), value))
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("fill", [0.0, float("-inf")])
+def test_masked_layer_norm_kernel_is_layer_norm_then_fill(kernel, backend, dtype, tol, fill):
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(64).to(dtype)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x, mask = padded_batch([9, 1, 6, 3], 9, 64, dtype, seed=5)
+    x = (x * 3 + 1).masked_fill(~mask.unsqueeze(-1), 7.0).transpose(0, 1).contiguous().transpose(0, 1)
+    x.requires_grad_()
+    weight = torch.randn(x.shape, dtype=dtype)
+    results = []
+    for name in ("fused", "torch"):
+        backend(name)
+        out = masked_layer_norm(norm, x, mask, fill)
+        loss = (out.clamp(min=-50) * weight).sum()
+        results.append((out.detach(), torch.autograd.grad(loss, [x, norm.weight, norm.bias])))
+    (out, grads), (ref, ref_grads) = results
+    assert out.is_contiguous() and (out[~mask] == fill).all()
+    assert torch.allclose(out[mask], ref[mask], atol=tol, rtol=tol)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=tol * 10, rtol=tol)
+    assert (grads[0][~mask] == 0).all()
+
+
+def test_masked_layer_norm_gradcheck(kernel):
+    torch.manual_seed(0)
+    x, mask = padded_batch([3, 1, 2], 3, 5, torch.float64, seed=1)
+    x.requires_grad_()
+    weight = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+
+    norm = nn.LayerNorm(5).double()
+    del norm.weight, norm.bias  # plain tensors in their place, so that gradcheck can vary them
+
+    def functional(x, weight, bias):
+        norm.weight, norm.bias = weight, bias
+        return masked_layer_norm(norm, x, mask)
+
+    assert torch.autograd.gradcheck(functional, (x, weight, bias))
+
+
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_conv_over_time_is_conv1d_on_the_transposed_input(kernel_size):
     torch.manual_seed(0)
@@ -425,8 +468,26 @@ def test_conv_over_time_is_conv1d_on_the_transposed_input(kernel_size):
         assert torch.allclose(a, b, atol=1e-12)
 
 
+def test_max_pool_op_is_max_pool1d_on_the_transposed_input(kernel, backend):
+    torch.manual_seed(0)
+    op = MaxPoolOp(8)
+    x, mask = padded_batch([6, 1, 4], 6, 8, torch.float32, seed=3)
+    x.requires_grad_()
+    for name in ("fused", "torch"):
+        backend(name)
+        out = op(x, mask)
+        h = op.norm(x).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        ref = nn.functional.max_pool1d(h.transpose(1, 2), 3, stride=1, padding=1).transpose(1, 2)
+        ref = ref.masked_fill(~mask.unsqueeze(-1), 0.0)
+        assert torch.allclose(out, ref, atol=1e-6) and (out[~mask] == 0).all()
+        weight = torch.randn(out.shape)
+        for a, b in zip(torch.autograd.grad((out * weight).sum(), [x, op.norm.weight]),
+                        torch.autograd.grad((ref * weight).sum(), [x, op.norm.weight])):
+            assert torch.allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.parametrize("kernel_size", [1, 3])
-def test_conv_op_training_skips_a_zeroing_without_changing_anything(kernel_size, backend):
+def test_conv_op_training_skips_a_zeroing_without_changing_anything(kernel, kernel_size, backend):
     """In training the dropout zeroes the padded rows, so ConvOp leaves out the zeroing before
     the ReLU: the same outputs and gradients as with it, under both backends."""
     torch.manual_seed(1)

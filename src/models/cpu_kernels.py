@@ -13,7 +13,9 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
   the same distribution), and dropout itself in one pass with that mask
   (:func:`src.models.ops.fast_dropout`; fallback ``torch.where`` with the mask);
 * ``padding_kernel.cpp``: the padded positions of a (B, T, D) tensor set to a value
-  (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``).
+  (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``);
+* ``layernorm_kernel.cpp``: LayerNorm of the real positions only, padded ones filled
+  (:func:`src.models.ops.masked_layer_norm`; fallback ``nn.LayerNorm`` then ``masked_fill``).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "fused", "torch")
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp"))
+                for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp",
+                                                     "layernorm_kernel.cpp"))
 # -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).

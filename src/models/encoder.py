@@ -19,7 +19,7 @@ from torch import nn
 
 from src.models import cpu_kernels
 from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, attention_pair_count, build_op,
-                            fused_attention, grouped_attention, masked_attention, real_rows, zero_padded)
+                            fused_attention, grouped_attention, masked_attention, masked_layer_norm, real_rows)
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -129,7 +129,7 @@ class FunctionalEncoder(nn.Module):
                     h = grouped_attention(q, k, v, plan, self.heads, p)
                 else:
                     h = masked_attention(q, k, v, mask, self.heads, p, bias)
-                h = zero_padded(self.attn_norms[str(i)](self.dropout(h, rows)), mask)
+                h = masked_layer_norm(self.attn_norms[str(i)], self.dropout(h, rows), mask)
             nodes.append(h)
         return nodes[-1]
 

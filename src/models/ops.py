@@ -340,14 +340,42 @@ class ConvOp(nn.Module):
         if self.conv.kernel_size[0] == 1:
             # kernel 1: a position-wise linear map; no neighbours, so no re-zeroing before it, and
             # in (B, T, D) layout it needs no transposes (the same weights as the conv; tested)
-            h = F.linear(self.norm(x), self.conv.weight.squeeze(-1), self.conv.bias)
+            h = F.linear(masked_layer_norm(self.norm, x, mask), self.conv.weight.squeeze(-1), self.conv.bias)
         else:
-            h = conv_over_time(zero_padded(self.norm(x), mask), self.conv)
+            h = conv_over_time(masked_layer_norm(self.norm, x, mask), self.conv)
         rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
         if rows is not None:
             # a dropout that draws only for the real rows zeroes the padded ones, and ReLU keeps 0
             return self.dropout(F.relu(h), rows)
         return self.dropout(F.relu(zero_padded(h, mask)), mask=mask)
+
+
+def masked_layer_norm(norm: nn.LayerNorm, x: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """``norm(x)`` at the real positions of ``x`` (B, T, D), ``fill`` at the padded ones (mask (B, T)
+    False): :func:`fill_padded` of ``norm(x)``.
+
+    With the CPU kernels one pass that normalises only the real rows (``layernorm_kernel.cpp``;
+    ATen's LayerNorm plus the fill was about 7 % of a supernet step), else those two torch ops.
+    Gradients (``x``, weight, bias) are those of the torch ops: padded rows get none and give none.
+    """
+    if cpu_kernels.use_kernel(x) and norm.weight is not None and norm.bias is not None and x.dim() == 3:
+        return _MaskedLayerNorm.apply(x, mask, norm.weight, norm.bias, norm.eps, fill)
+    return fill_padded(norm(x), mask, fill)
+
+
+class _MaskedLayerNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, mask, weight, bias, eps, fill):
+        y, mean, rstd = torch.ops.autoattend.masked_layer_norm(x, mask, weight, bias, eps, fill)
+        ctx.save_for_backward(x, mask, mean, rstd, weight)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, mask, mean, rstd, weight = ctx.saved_tensors
+        dx, dw, db = torch.ops.autoattend.masked_layer_norm_backward(grad, x, mask, mean, rstd, weight)
+        return dx, None, dw, db, None, None
 
 
 def conv_over_time(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -377,9 +405,14 @@ class MaxPoolOp(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = fill_padded(self.norm(x), mask, float("-inf"))
-        h = F.max_pool1d(h.transpose(1, 2), self.kernel_size, stride=1, padding=self.kernel_size // 2)
-        return zero_padded(h.transpose(1, 2), mask)
+        h = masked_layer_norm(self.norm, x, mask, float("-inf"))
+        # as a 2-d pool of a (B, D, 1, T) channels-last view, like conv_over_time: ATen's
+        # channels-last pool reads the (B, T, D) layout itself (the same values and gradients as
+        # max_pool1d on the transposed tensor, tested; about 1.3x faster forward + backward)
+        b, t, _ = h.shape
+        k = self.kernel_size
+        h = F.max_pool2d(h.unsqueeze(1).permute(0, 3, 1, 2), (1, k), stride=1, padding=(0, k // 2))
+        return zero_padded(h.permute(0, 2, 3, 1).reshape(b, t, -1), mask)
 
 
 def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
@@ -424,7 +457,7 @@ class GRUOp(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, path: str | None = None) -> torch.Tensor:
         """x: (B, T, D), mask: (B, T) True at real tokens -> (B, T, D), zero at padded positions."""
-        h = self.norm(x)
+        h = masked_layer_norm(self.norm, x, mask)  # padded rows are never read
         if path is None:
             path = "fused" if cpu_kernels.use_kernel(h) else "packed"
         if path == "fused":
