@@ -67,15 +67,17 @@ def outputs_and_grads(fn, module, x, weights):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
-def test_bidirectional_gru_matches_nn_gru_outputs_and_every_gradient(kernel, dtype, tol):
+@pytest.mark.parametrize("in_dim, hidden", [(5, 7), (48, 64), (64, 128)])  # hidden % 64 == 0: the own products
+def test_bidirectional_gru_matches_nn_gru_outputs_and_every_gradient(kernel, dtype, tol, in_dim, hidden):
     torch.manual_seed(0)
-    gru = nn.GRU(5, 7, batch_first=True, bidirectional=True).to(dtype)  # input and hidden sizes differ
-    x, mask = padded_batch([6, 1, 4, 9, 2, 9, 5], 11, 5, dtype)  # ties, a 1-token row, 2 padded columns
-    weights = torch.randn(7, 11, 7, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    gru = nn.GRU(in_dim, hidden, batch_first=True, bidirectional=True).to(dtype)  # input and hidden sizes differ
+    # ties, a 1-token row, 2 padded columns, odd numbers of rows at most steps
+    x, mask = padded_batch([6, 1, 4, 9, 2, 9, 5], 11, in_dim, dtype)
+    weights = torch.randn(7, 11, hidden, dtype=dtype, generator=torch.Generator().manual_seed(1))
     ref = outputs_and_grads(lambda xi: reference(gru, xi, mask), gru, x, weights)
     got = outputs_and_grads(lambda xi: fused_gru.bidirectional_gru(gru, xi, mask), gru, x, weights)
-    assert got[0].shape == (7, 11, 7)
-    assert torch.equal(got[0][~mask], torch.zeros(int((~mask).sum()), 7, dtype=dtype))
+    assert got[0].shape == (7, 11, hidden)
+    assert torch.equal(got[0][~mask], torch.zeros(int((~mask).sum()), hidden, dtype=dtype))
     for a, b in zip(ref, got):
         assert a.shape == b.shape
         assert torch.allclose(a, b, atol=tol, rtol=0), (a - b).abs().max()
