@@ -148,7 +148,8 @@ def kernel_error() -> str | None:
 
 
 def status() -> str:
-    """What the GRU and attention ops run on, for logs and run records; never starts a build."""
+    """What the kernel-backed ops (GRU, attention, dropout, LayerNorm, padding fills) run on, for
+    logs and run records; never starts a build."""
     if _backend == "torch":
         return "torch ops (hardware.kernels=torch)"
     if _loaded:

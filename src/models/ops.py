@@ -80,8 +80,11 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
 
     The distribution of ``F.dropout``, with the keep mask drawn by :func:`keep_mask` (the
     distribution of ``torch.rand(...) >= p``) instead of ``bernoulli_``, which on CPU costs about
-    twice as much as ``torch.rand`` and was 39 % of a retrain step (profiled, README "Performance"). Autograd keeps only the bool mask, as ``F.dropout``
-    does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient.
+    twice as much as ``torch.rand`` and was 39 % of a retrain step (profiled, README "Performance").
+    With the CPU kernels the mask is applied in one pass and never stored (the backward pass
+    regenerates it from its seed); otherwise autograd keeps only the bool mask, as ``F.dropout``
+    does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient;
+    ``tests/test_cpu_kernels.py`` that both paths give the same bits for the same mask.
 
     ``rows``: indices into ``x`` viewed as rows of ``row_size`` elements (default: the last
     dimension); only those rows draw random numbers, every other row comes out 0. For callers whose
