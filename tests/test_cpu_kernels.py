@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from src.models import cpu_kernels, fused_gru
+from src.models import linear as linear_mod
 from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
                             fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
                             real_rows, zero_padded)
@@ -642,3 +643,49 @@ def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, monkeypatc
     os.utime(lock, (old, old))
     cpu_kernels._build_directory("probe")
     assert not lock.exists()  # left by a killed build: later loads would wait for it forever
+
+
+@pytest.fixture
+def onednn():
+    if not linear_mod.onednn_available():
+        pytest.skip("this torch build has no oneDNN linear op")
+
+
+@pytest.mark.parametrize("shape", [(37, 64), (3, 11, 24), (0, 8)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_onednn_linear_matches_f_linear_values_and_gradients(onednn, backend, shape, with_bias):
+    backend("auto")
+    g = torch.Generator().manual_seed(len(shape))
+    x = torch.randn(*shape, generator=g, requires_grad=True)
+    weight = torch.randn(48, shape[-1], generator=g, requires_grad=True)
+    bias = torch.randn(48, generator=g, requires_grad=True) if with_bias else None
+    out = linear_mod.linear(x, weight, bias)
+    ref = nn.functional.linear(x, weight, bias)
+    assert out.shape == ref.shape == (*shape[:-1], 48)
+    assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+    upstream = torch.randn(out.shape, generator=g)
+    params = [x, weight] + ([bias] if with_bias else [])
+    grads = torch.autograd.grad((out * upstream).sum(), params)
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), params)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-5), (a - b).abs().max()
+
+
+def test_onednn_linear_runs_only_for_cpu_float32_outside_the_torch_backend(onednn, backend, monkeypatch):
+    calls = []
+    real = linear_mod._product
+    monkeypatch.setattr(linear_mod, "_product", lambda *a: calls.append(1) or real(*a))
+    w = torch.randn(6, 5)
+    backend("auto")
+    linear_mod.linear(torch.randn(4, 5), w)
+    assert calls == [1]
+    linear_mod.linear(torch.randn(4, 5, dtype=torch.float64), w.double())  # oneDNN has no float64
+    backend("torch")
+    linear_mod.linear(torch.randn(4, 5), w)
+    assert calls == [1]
+    # only the weight needs a gradient: the backward pass gives it and nothing for x
+    backend("auto")
+    w.requires_grad_(True)
+    x = torch.randn(4, 5)
+    (dw,) = torch.autograd.grad(linear_mod.linear(x, w).sum(), [w])
+    assert torch.allclose(dw, torch.ones(4, 6).t() @ x, atol=1e-5)

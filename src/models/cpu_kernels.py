@@ -27,6 +27,10 @@ Backends (``hardware.kernels``, set by :func:`set_backend`):
 * ``fused``: the kernels, or an error when they cannot be built;
 * ``torch``: always the torch paths.
 
+The backend also decides the dense products of :mod:`src.models.linear` (oneDNN, which torch ships,
+instead of MKL; not a kernel of this extension): any backend but ``torch`` uses oneDNN for float32
+CPU tensors.
+
 ``tests/test_cpu_kernels.py`` checks each kernel against its torch path.
 """
 

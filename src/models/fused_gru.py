@@ -5,7 +5,9 @@ torch's CPU GRU runs every time step as about ten small kernels, each recorded f
 the text supernet's batches (D=64, about 50 steps, a few thousand real tokens) that dispatch is
 most of the op's cost, and the GRU was about 40 % of a supernet step in the profiler. The kernel
 runs a step as one matrix product plus one loop over the gates, with the backward pass written
-out; the input projections and the packing stay torch ops, so autograd covers them.
+out; the input projections (:func:`src.models.linear.linear`) and the packing stay outside the kernel,
+so autograd covers them, and the recurrent weights' gradient is one product over all steps
+(:func:`src.models.linear.weight_grad`).
 
 ``tests/test_cpu_kernels.py`` checks it against ``nn.GRU``: outputs and every gradient (float64 to
 1e-12, float32 to float tolerance), with padding of any amount.
@@ -14,11 +16,11 @@ out; the input projections and the packing stay torch ops, so autograd covers th
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from src.models import cpu_kernels
+from src.models.linear import linear, weight_grad
 
 
 class _Recurrence(torch.autograd.Function):
@@ -34,8 +36,8 @@ class _Recurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_h):
         h, saved, w_hh, batch_sizes = ctx.saved_tensors
-        dgi, dw, db = torch.ops.autoattend.gru_backward(grad_h, h, saved, w_hh, batch_sizes)
-        return dgi, dgi.sum(0), dw, db, None
+        dgi, dgh, h_prev = torch.ops.autoattend.gru_backward(grad_h, h, saved, w_hh, batch_sizes)
+        return dgi, dgi.sum(0), weight_grad(dgh, h_prev), dgh.sum(0), None
 
 
 def recurrence(gi: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
@@ -86,7 +88,7 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: Pa
     flat = x.reshape(b * t, x.shape[-1])
     out = x.new_zeros(b * t, gru.hidden_size)
     for index, suffix in ((plan.forward_index, ""), (plan.backward_index, "_reverse")):
-        gi = F.linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix))  # bias: in the kernel
+        gi = linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix))  # bias: in the kernel
         h = recurrence(gi, getattr(gru, "bias_ih_l0" + suffix), getattr(gru, "weight_hh_l0" + suffix),
                        getattr(gru, "bias_hh_l0" + suffix), plan.batch_sizes)
         out.index_add_(0, index, h)  # in place: out is a fresh buffer, so autograd allows it

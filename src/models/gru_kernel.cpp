@@ -228,7 +228,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih
   return {h, saved};
 }
 
-// -> (grad gi (N, 3D), grad w_hh (3D, D), grad b_hh (3D)); grad b_ih is grad gi summed over rows
+// -> (grad gi (N, 3D), grad gh (N, 3D), h_prev (N, D)): the caller forms grad w_hh = grad gh^T h_prev
+// (3D, D) with its own matrix product, grad b_hh = grad gh summed over rows and grad b_ih = grad gi
+// summed over rows
 std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor& h, const at::Tensor& saved,
                                      const at::Tensor& w_hh, const at::Tensor& batch_sizes) {
   const int64_t N = h.size(0), D = w_hh.size(1);
@@ -285,9 +287,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor&
       }
     }
   });
-  auto dw = at::mm(dgh.t(), h_prev);
-  auto db = dgh.sum(0);
-  return {dgi, dw, db};
+  return {dgi, dgh, h_prev};
 }
 
 }  // namespace

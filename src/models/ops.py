@@ -19,6 +19,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from src.models import cpu_kernels, fused_gru
+from src.models.linear import linear
 
 _dropout_rng = threading.local()
 
@@ -327,7 +328,7 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: A
 class ConvOp(nn.Module):
     """Pre-norm 1-d convolution: LayerNorm -> zero pads -> conv -> zero pads -> ReLU -> dropout.
 
-    Kernel 1 runs as ``F.linear`` with the conv's own weight (position-wise, so the first
+    Kernel 1 runs as a linear map (:func:`src.models.linear.linear`) with the conv's own weight (position-wise, so the first
     re-zeroing is not needed: padded rows are zeroed after the map instead).
     """
 
@@ -343,7 +344,7 @@ class ConvOp(nn.Module):
         if self.conv.kernel_size[0] == 1:
             # kernel 1: a position-wise linear map; no neighbours, so no re-zeroing before it, and
             # in (B, T, D) layout it needs no transposes (the same weights as the conv; tested)
-            h = F.linear(masked_layer_norm(self.norm, x, mask), self.conv.weight.squeeze(-1), self.conv.bias)
+            h = linear(masked_layer_norm(self.norm, x, mask), self.conv.weight.squeeze(-1), self.conv.bias)
         else:
             h = conv_over_time(masked_layer_norm(self.norm, x, mask), self.conv)
         rows = real_rows(mask) if self.training and self.dropout.p > 0 else None

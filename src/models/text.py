@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from src.models.encoder import CHILD, FunctionalEncoder, child_op_keys, supernet_op_keys
+from src.models.linear import linear
 from src.models.ops import Dropout, fill_padded, zero_padded
 from src.space import Architecture, FunctionalSpace
 
@@ -29,7 +30,7 @@ class Stem(nn.Module):
 
     def pre_dropout(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Everything but the dropout: deterministic, so one computation serves many architectures."""
-        return torch.relu(zero_padded(self.proj(self.norm(emb)), mask))
+        return torch.relu(zero_padded(linear(self.norm(emb), self.proj.weight, self.proj.bias), mask))
 
 
 class TextClassifier(nn.Module):
