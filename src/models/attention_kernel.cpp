@@ -59,6 +59,85 @@ inline void store(T* p, const Lanes<T>& x) {
   std::memcpy(p, &x, sizeof(x));
 }
 
+// sum_c row[c] * cols[c * stride] over c < dh, lane-wise: the score (or grad-weight) vector of one
+// row against a block of lanes. Four partial sums, so the products do not wait on each other.
+template <typename T>
+inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride, const T* __restrict__ row, int64_t dh) {
+  using V = Lanes<T>;
+  V a0 = V{} + T(0), a1 = a0, a2 = a0, a3 = a0;
+  int64_t c = 0;
+  for (; c + 4 <= dh; c += 4) {
+    a0 += row[c] * load(cols + c * stride);
+    a1 += row[c + 1] * load(cols + (c + 1) * stride);
+    a2 += row[c + 2] * load(cols + (c + 2) * stride);
+    a3 += row[c + 3] * load(cols + (c + 3) * stride);
+  }
+  for (; c < dh; ++c) a0 += row[c] * load(cols + c * stride);
+  return (a0 + a1) + (a2 + a3);
+}
+
+// Lane-wise maximum and sum of n rows of lane vectors w (n, kLanes), two accumulators each.
+template <typename T>
+inline Lanes<T> max_rows(const T* __restrict__ w, int64_t n) {
+  using V = Lanes<T>;
+  V m0 = load(w), m1 = m0;
+  int64_t r = 1;
+  for (; r + 2 <= n; r += 2) {
+    const V x0 = load(w + r * kLanes), x1 = load(w + (r + 1) * kLanes);
+    m0 = x0 > m0 ? x0 : m0;
+    m1 = x1 > m1 ? x1 : m1;
+  }
+  if (r < n) {
+    const V x0 = load(w + r * kLanes);
+    m0 = x0 > m0 ? x0 : m0;
+  }
+  return m1 > m0 ? m1 : m0;
+}
+
+template <typename T>
+inline Lanes<T> sum_rows(const T* __restrict__ w, int64_t n) {
+  using V = Lanes<T>;
+  V s0 = V{} + T(0), s1 = s0;
+  int64_t r = 0;
+  for (; r + 2 <= n; r += 2) {
+    s0 += load(w + r * kLanes);
+    s1 += load(w + (r + 1) * kLanes);
+  }
+  if (r < n) s0 += load(w + r * kLanes);
+  return s0 + s1;
+}
+
+// acc[cc] = sum_a w[a] * m[a * stride + cc] for cc < cn <= kChunk, over n rows of lane vectors w (n,
+// kLanes): a weighted sum of n rows of a few channels. One accumulator per channel, so the n-long
+// sums run side by side; with one accumulator per channel in turn, every key waited an FMA latency
+// for the one before (the attention kernels' largest cost on sentence-length sequences).
+constexpr int64_t kChunk = 8;
+
+template <typename T>
+inline void weighted_rows(const T* __restrict__ w, int64_t n, const T* __restrict__ m, int64_t stride, int64_t cn,
+                          Lanes<T>* __restrict__ acc) {
+  using V = Lanes<T>;
+  if (cn == kChunk) {
+    V a[kChunk];
+#pragma GCC unroll 8
+    for (int64_t cc = 0; cc < kChunk; ++cc) a[cc] = V{} + T(0);
+    for (int64_t r = 0; r < n; ++r) {
+      const V wr = load(w + r * kLanes);
+      const T* __restrict__ mr = m + r * stride;
+#pragma GCC unroll 8
+      for (int64_t cc = 0; cc < kChunk; ++cc) a[cc] += wr * mr[cc];
+    }
+#pragma GCC unroll 8
+    for (int64_t cc = 0; cc < kChunk; ++cc) acc[cc] = a[cc];
+    return;
+  }
+  for (int64_t cc = 0; cc < cn; ++cc) acc[cc] = V{} + T(0);
+  for (int64_t r = 0; r < n; ++r) {
+    const V wr = load(w + r * kLanes);
+    for (int64_t cc = 0; cc < cn; ++cc) acc[cc] += wr * m[r * stride + cc];
+  }
+}
+
 void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, int64_t heads) {
   TORCH_CHECK(q.device().is_cpu(), "autoattend attention: CPU tensors only");
   TORCH_CHECK(q.dim() == 3 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
@@ -91,7 +170,7 @@ std::vector<int64_t> keep_offsets(const bool* mask, int64_t b, int64_t t, int64_
 template <typename T>
 struct Scratch {
   std::vector<int64_t> real;
-  std::vector<T> qt, qs, kr, vr, kt, vt, gt, gr, dd, w, w2, kf;
+  std::vector<T> qt, qs, kr, vr, kt, vt, gt, gr, dd, w, w2, kf, ot;
 };
 
 // The real rows of one sequence gathered: qs (n, D) queries times s, kr / vr (n, D) keys and values;
@@ -141,13 +220,15 @@ void query_block_keep(const bool* keep_h, int64_t n, int64_t q0, int64_t live, T
   }
 }
 
+// Not inlined: inference and training then run the same machine code, so without dropout they give the
+// same bits (inlined, -ffast-math let the two callers round differently).
 template <typename T>
-void forward_one(const T* q, const T* k, const T* v, const bool* mask, const bool* keep, T scale,
+__attribute__((noinline)) void forward_one(const T* q, const T* k, const T* v, const bool* mask, const bool* keep, T scale,
                        T* __restrict__ out, T* __restrict__ lse, int64_t t, int64_t d, int64_t heads,
                        Scratch<T>& sc) {
   using V = Lanes<T>;
   std::memset(out, 0, sizeof(T) * t * d);
-  std::memset(lse, 0, sizeof(T) * heads * t);
+  if (lse) std::memset(lse, 0, sizeof(T) * heads * t);
   const int64_t dh = d / heads;
   const T s = T(1) / std::sqrt(static_cast<T>(dh));
   const int64_t n = gather_sequence(q, k, v, mask, t, d, s, sc, false);
@@ -155,46 +236,42 @@ void forward_one(const T* q, const T* k, const T* v, const bool* mask, const boo
   const int64_t blocks = (n + kLanes - 1) / kLanes, nq = blocks * kLanes;
   sc.w.resize(n * kLanes);
   sc.kf.resize(n * kLanes);
+  sc.ot.resize(d * nq);  // the output transposed, (D, nq): whole-vector stores, one transpose at the end
   T* __restrict__ wp = sc.w.data();
+  T* __restrict__ ot = sc.ot.data();
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t c0 = h * dh;
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t q0 = blk * kLanes, live = std::min(kLanes, n - q0);
       const T* __restrict__ qb = sc.qt.data() + c0 * nq + q0;
-      V mx;
-      for (int64_t a = 0; a < n; ++a) {
-        const T* __restrict__ ka = sc.kr.data() + a * d + c0;
-        V sa = ka[0] * load(qb);
-        for (int64_t c = 1; c < dh; ++c) sa += ka[c] * load(qb + c * nq);
-        store(wp + a * kLanes, sa);
-        mx = a == 0 ? sa : (sa > mx ? sa : mx);
-      }
+      for (int64_t a = 0; a < n; ++a) store(wp + a * kLanes, dot_lanes(qb, nq, sc.kr.data() + a * d + c0, dh));
+      const V mx = max_rows(wp, n);
       for (int64_t a = 0; a < n; ++a) store(wp + a * kLanes, load(wp + a * kLanes) - mx);
       for (int64_t j = 0; j < n * kLanes; ++j) wp[j] = std::exp(wp[j]);
-      V sum = load(wp);
-      for (int64_t a = 1; a < n; ++a) sum += load(wp + a * kLanes);
-      T mxs[kLanes], sums[kLanes];
-      store(mxs, mx);
-      store(sums, sum);
-      for (int64_t l = 0; l < live; ++l) lse[h * t + sc.real[q0 + l]] = mxs[l] + std::log(sums[l]);
+      const V sum = sum_rows(wp, n);
+      if (lse) {  // only a backward pass needs it
+        T mxs[kLanes], sums[kLanes];
+        store(mxs, mx);
+        store(sums, sum);
+        for (int64_t l = 0; l < live; ++l) lse[h * t + sc.real[q0 + l]] = mxs[l] + std::log(sums[l]);
+      }
+      // the softmax's 1 / sum is applied to the weighted sums of values, not to every weight
       const V inv = T(1) / sum;
       if (keep) {
         query_block_keep(keep + h * n * n, n, q0, live, scale, sc.kf.data());
-        for (int64_t a = 0; a < n; ++a) {
-          store(wp + a * kLanes, load(wp + a * kLanes) * inv * load(sc.kf.data() + a * kLanes));
-        }
-      } else {
-        for (int64_t a = 0; a < n; ++a) store(wp + a * kLanes, load(wp + a * kLanes) * inv);
+        for (int64_t a = 0; a < n; ++a) store(wp + a * kLanes, load(wp + a * kLanes) * load(sc.kf.data() + a * kLanes));
       }
-      for (int64_t c = 0; c < dh; ++c) {
-        const T* __restrict__ vc = sc.vr.data() + c0 + c;
-        V acc = load(wp) * vc[0];
-        for (int64_t a = 1; a < n; ++a) acc += load(wp + a * kLanes) * vc[a * d];
-        T o[kLanes];
-        store(o, acc);
-        for (int64_t l = 0; l < live; ++l) out[sc.real[q0 + l] * d + c0 + c] = o[l];
+      for (int64_t c = 0; c < dh; c += kChunk) {
+        const int64_t cn = std::min(kChunk, dh - c);
+        V acc[kChunk];
+        weighted_rows(wp, n, sc.vr.data() + c0 + c, d, cn, acc);
+        for (int64_t cc = 0; cc < cn; ++cc) store(ot + (c0 + c + cc) * nq + q0, acc[cc] * inv);
       }
     }
+  }
+  for (int64_t a = 0; a < n; ++a) {
+    T* __restrict__ row = out + sc.real[a] * d;
+    for (int64_t c = 0; c < d; ++c) row[c] = ot[c * nq + a];
   }
 }
 
@@ -245,27 +322,24 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
       for (int64_t l = 0; l < kLanes; ++l) lse_l[l] = l < live ? lse[h * t + sc.real[q0 + l]] : T(0);
       const V lse_v = load(lse_l), dd_v = load(sc.dd.data() + h * nq + q0);
       for (int64_t a = 0; a < n; ++a) {
-        const T* __restrict__ ka = sc.kr.data() + a * d + c0;
-        V sa = ka[0] * load(qb);
-        for (int64_t c = 1; c < dh; ++c) sa += ka[c] * load(qb + c * nq);
-        store(wp + a * kLanes, sa - lse_v);
+        store(wp + a * kLanes, dot_lanes(qb, nq, sc.kr.data() + a * d + c0, dh) - lse_v);
       }
       for (int64_t j = 0; j < n * kLanes; ++j) wp[j] = std::exp(wp[j]);  // P, recomputed
       if (keep_h) query_block_keep(keep_h, n, q0, live, scale, kf);
       for (int64_t a = 0; a < n; ++a) {
-        const T* __restrict__ va = sc.vr.data() + a * d + c0;
-        V dp = va[0] * load(gb);
-        for (int64_t c = 1; c < dh; ++c) dp += va[c] * load(gb + c * nq);
+        V dp = dot_lanes(gb, nq, sc.vr.data() + a * d + c0, dh);
         if (keep_h) dp *= load(kf + a * kLanes);
         store(wp + a * kLanes, load(wp + a * kLanes) * (dp - dd_v));  // dS
       }
-      for (int64_t c = 0; c < dh; ++c) {
-        const T* __restrict__ kc = sc.kr.data() + c0 + c;
-        V acc = load(wp) * kc[0];
-        for (int64_t a = 1; a < n; ++a) acc += load(wp + a * kLanes) * kc[a * d];
-        T r[kLanes];
-        store(r, acc * s);
-        for (int64_t l = 0; l < live; ++l) dq[sc.real[q0 + l] * d + c0 + c] = r[l];
+      for (int64_t c = 0; c < dh; c += kChunk) {
+        const int64_t cn = std::min(kChunk, dh - c);
+        V acc[kChunk];
+        weighted_rows(wp, n, sc.kr.data() + c0 + c, d, cn, acc);
+        for (int64_t cc = 0; cc < cn; ++cc) {
+          T r[kLanes];
+          store(r, acc[cc] * s);
+          for (int64_t l = 0; l < live; ++l) dq[sc.real[q0 + l] * d + c0 + c + cc] = r[l];
+        }
       }
     }
     // dk, dv: lanes are keys
@@ -277,17 +351,13 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
       const T* __restrict__ kb = sc.kt.data() + c0 * nq + k0;
       const T* __restrict__ vb = sc.vt.data() + c0 * nq + k0;
       for (int64_t i = 0; i < n; ++i) {
-        const T* __restrict__ qi = sc.qs.data() + i * d + c0;
-        V sa = qi[0] * load(kb);
-        for (int64_t c = 1; c < dh; ++c) sa += qi[c] * load(kb + c * nq);
+        const V sa = dot_lanes(kb, nq, sc.qs.data() + i * d + c0, dh);
         // keys past the last one: a large negative score instead, so that exp stays finite there
         store(wp + i * kLanes, (sa - lse[h * t + sc.real[i]]) * live_v + (live_v - T(1)) * T(80));
       }
       for (int64_t j = 0; j < n * kLanes; ++j) wp[j] = std::exp(wp[j]);  // P, recomputed
       for (int64_t i = 0; i < n; ++i) {
-        const T* __restrict__ gi = sc.gr.data() + i * d + c0;
-        V dp = gi[0] * load(vb);
-        for (int64_t c = 1; c < dh; ++c) dp += gi[c] * load(vb + c * nq);
+        V dp = dot_lanes(vb, nq, sc.gr.data() + i * d + c0, dh);
         const V p = load(wp + i * kLanes);
         V pd = p;
         if (keep_h) {
@@ -300,21 +370,19 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         store(w2 + i * kLanes, pd);
         store(wp + i * kLanes, p * (dp - sc.dd[h * nq + i]));  // dS
       }
-      for (int64_t c = 0; c < dh; ++c) {
-        const T* __restrict__ gc = sc.gr.data() + c0 + c;
-        const T* __restrict__ qc = sc.qs.data() + c0 + c;
-        V acc_v = load(w2) * gc[0];
-        V acc_k = load(wp) * qc[0];
-        for (int64_t i = 1; i < n; ++i) {
-          acc_v += load(w2 + i * kLanes) * gc[i * d];
-          acc_k += load(wp + i * kLanes) * qc[i * d];
-        }
-        T rv[kLanes], rk[kLanes];
-        store(rv, acc_v);
-        store(rk, acc_k);
-        for (int64_t l = 0; l < live; ++l) {
-          dv[sc.real[k0 + l] * d + c0 + c] = rv[l];
-          dk[sc.real[k0 + l] * d + c0 + c] = rk[l];
+      for (int64_t c = 0; c < dh; c += kChunk) {
+        const int64_t cn = std::min(kChunk, dh - c);
+        V acc_v[kChunk], acc_k[kChunk];
+        weighted_rows(w2, n, sc.gr.data() + c0 + c, d, cn, acc_v);
+        weighted_rows(wp, n, sc.qs.data() + c0 + c, d, cn, acc_k);
+        for (int64_t cc = 0; cc < cn; ++cc) {
+          T rv[kLanes], rk[kLanes];
+          store(rv, acc_v[cc]);
+          store(rk, acc_k[cc]);
+          for (int64_t l = 0; l < live; ++l) {
+            dv[sc.real[k0 + l] * d + c0 + c + cc] = rv[l];
+            dk[sc.real[k0 + l] * d + c0 + c + cc] = rk[l];
+          }
         }
       }
     }
@@ -343,11 +411,10 @@ at::Tensor attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::T
     scalar_t* o_p = out.data_ptr<scalar_t>();
     at::parallel_for(0, b, 1, [&](int64_t begin, int64_t end) {
       Scratch<scalar_t> sc;
-      std::vector<scalar_t> lse(heads * t);  // not needed without a backward pass
       for (int64_t seq = begin; seq < end; ++seq) {
         const int64_t off = seq * t * d;
         forward_one<scalar_t>(q_p + off, k_p + off, v_p + off, m_p + seq * t, nullptr, scalar_t(1), o_p + off,
-                              lse.data(), t, d, heads, sc);
+                              nullptr, t, d, heads, sc);  // no log-sum-exp: no backward pass
       }
     });
   });
