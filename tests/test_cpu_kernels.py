@@ -689,3 +689,18 @@ def test_onednn_linear_runs_only_for_cpu_float32_outside_the_torch_backend(onedn
     x = torch.randn(4, 5)
     (dw,) = torch.autograd.grad(linear_mod.linear(x, w).sum(), [w])
     assert torch.allclose(dw, torch.ones(4, 6).t() @ x, atol=1e-5)
+
+
+def test_pack_plan_is_reused_only_for_the_same_unmodified_mask():
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    plan = fused_gru.pack_plan(mask)
+    assert fused_gru.pack_plan(mask) is plan
+    assert torch.equal(plan.forward_index, fused_gru.PackPlan(mask).forward_index)
+    other = mask.clone()
+    assert fused_gru.pack_plan(other) is not plan
+    other[0, 2] = True  # in place: the version counter moves, so the plan is rebuilt
+    rebuilt = fused_gru.pack_plan(other)
+    assert rebuilt.batch_sizes.tolist() == [2, 2, 2]
+    with torch.inference_mode():
+        fresh = torch.tensor([[True, False]])  # an inference tensor: no version counter, never cached
+        assert fused_gru.pack_plan(fresh).batch_sizes.tolist() == [1]
