@@ -17,7 +17,7 @@ from torch import nn
 
 from src.models import cpu_kernels, fused_gru
 from src.models import linear as linear_mod
-from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
+from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, max_over_neighbours, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
                             fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
                             real_rows, zero_padded)
 from src.models.text import TextClassifier
@@ -487,6 +487,25 @@ def test_max_pool_op_is_max_pool1d_on_the_transposed_input(kernel, backend):
         for a, b in zip(torch.autograd.grad((out * weight).sum(), [x, op.norm.weight]),
                         torch.autograd.grad((ref * weight).sum(), [x, op.norm.weight])):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_max_pool_op_without_autograd_is_max_pool1d_exactly(kernel_size):
+    torch.manual_seed(kernel_size)
+    op = MaxPoolOp(8, kernel_size)
+    x, mask = padded_batch([6, 1, 4, 2], 6, 8, torch.float32, seed=4)
+    with torch.no_grad():
+        h = op.norm(x).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        ref = nn.functional.max_pool1d(h.transpose(1, 2), kernel_size, stride=1, padding=kernel_size // 2)
+        ref = ref.transpose(1, 2).masked_fill(~mask.unsqueeze(-1), 0.0)
+        pooled = max_over_neighbours(h, kernel_size // 2)
+        assert torch.equal(pooled.masked_fill(~mask.unsqueeze(-1), 0.0), ref)
+        with torch.inference_mode():
+            scored = op(x, mask)
+    assert torch.allclose(scored, ref, atol=1e-6)
+    assert torch.equal(scored, op(x.requires_grad_(), mask).detach())  # the training path's values
+    # one token: nothing to pool with
+    assert torch.equal(max_over_neighbours(h[:, :1], kernel_size // 2), h[:, :1])
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3])

@@ -410,13 +410,32 @@ class MaxPoolOp(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = masked_layer_norm(self.norm, x, mask, float("-inf"))
+        b, t, _ = h.shape
+        k = self.kernel_size
+        if not (torch.is_grad_enabled() and h.requires_grad):
+            return zero_padded(max_over_neighbours(h, k // 2), mask)
         # as a 2-d pool of a (B, D, 1, T) channels-last view, like conv_over_time: ATen's
         # channels-last pool reads the (B, T, D) layout itself (the same values and gradients as
         # max_pool1d on the transposed tensor, tested; about 1.3x faster forward + backward)
-        b, t, _ = h.shape
-        k = self.kernel_size
         h = F.max_pool2d(h.unsqueeze(1).permute(0, 3, 1, 2), (1, k), stride=1, padding=(0, k // 2))
         return zero_padded(h.permute(0, 2, 3, 1).reshape(b, t, -1), mask)
+
+
+def max_over_neighbours(h: torch.Tensor, reach: int) -> torch.Tensor:
+    """Max-pool of ``h`` (B, T, D) along T, kernel ``2 * reach + 1``, stride 1, out-of-range neighbours
+    ignored (as -inf padding): ``out[:, t] = max(h[:, t - reach : t + reach + 1])``. (B, T, D).
+
+    Without autograd (scoring) this is ``2 * reach`` in-place elementwise maxima of shifted views,
+    the same values as ``max_pool1d`` (a maximum is exact) at about a third of the cost of ATen's
+    channels-last pool, which also computes the argmax indices a backward pass would need (tested).
+    """
+    out = h.clone()
+    for s in range(1, reach + 1):
+        if s >= h.shape[1]:
+            break
+        torch.maximum(out[:, s:], h[:, :-s], out=out[:, s:])
+        torch.maximum(out[:, :-s], h[:, s:], out=out[:, :-s])
+    return out
 
 
 def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
