@@ -17,7 +17,7 @@ from torch import nn
 
 from src.models import cpu_kernels, fused_gru
 from src.models import linear as linear_mod
-from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, max_over_neighbours, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
+from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, max_pool_time, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
                             fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
                             real_rows, zero_padded)
 from src.models.text import TextClassifier
@@ -489,23 +489,33 @@ def test_max_pool_op_is_max_pool1d_on_the_transposed_input(kernel, backend):
             assert torch.allclose(a, b, atol=1e-5)
 
 
+def pooled_reference(h, mask, kernel_size):
+    """max_pool1d over T with the padded positions at -inf, padded rows of the output zeroed."""
+    h = h.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    ref = nn.functional.max_pool1d(h.transpose(1, 2), kernel_size, stride=1, padding=kernel_size // 2)
+    return ref.transpose(1, 2).masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kernel_size", [3, 5])
-def test_max_pool_op_without_autograd_is_max_pool1d_exactly(kernel_size):
-    torch.manual_seed(kernel_size)
-    op = MaxPoolOp(8, kernel_size)
-    x, mask = padded_batch([6, 1, 4, 2], 6, 8, torch.float32, seed=4)
-    with torch.no_grad():
-        h = op.norm(x).masked_fill(~mask.unsqueeze(-1), float("-inf"))
-        ref = nn.functional.max_pool1d(h.transpose(1, 2), kernel_size, stride=1, padding=kernel_size // 2)
-        ref = ref.transpose(1, 2).masked_fill(~mask.unsqueeze(-1), 0.0)
-        pooled = max_over_neighbours(h, kernel_size // 2)
-        assert torch.equal(pooled.masked_fill(~mask.unsqueeze(-1), 0.0), ref)
-        with torch.inference_mode():
-            scored = op(x, mask)
-    assert torch.allclose(scored, ref, atol=1e-6)
-    assert torch.equal(scored, op(x.requires_grad_(), mask).detach())  # the training path's values
-    # one token: nothing to pool with
-    assert torch.equal(max_over_neighbours(h[:, :1], kernel_size // 2), h[:, :1])
+def test_max_pool_kernel_is_max_pool1d_values_and_gradients(kernel, dtype, kernel_size):
+    x, mask = padded_batch([6, 1, 4, 2, 5], 6, 8, dtype, seed=kernel_size)
+    mask[4, 1] = False  # not only prefix masks: a padded position inside a sequence is skipped too
+    # ties: equal values in one window, whose gradient goes to the first of them, as in max_pool1d
+    x[0, 1:4, :3] = 0.5
+    x[3, 0:2, 5] = -0.25
+    x.requires_grad_()
+    out = max_pool_time(x, mask, kernel_size // 2)
+    ref = pooled_reference(x, mask, kernel_size)
+    assert torch.equal(out, ref)
+    upstream = torch.randn(out.shape, dtype=dtype)
+    (got,) = torch.autograd.grad((out * upstream).sum(), [x])
+    (want,) = torch.autograd.grad((ref * upstream).sum(), [x])
+    assert torch.equal(got, want)
+    with torch.inference_mode():
+        assert torch.equal(max_pool_time(x.detach(), mask, kernel_size // 2), ref.detach())
+    with pytest.raises(RuntimeError, match="reach must be"):
+        torch.ops.autoattend.max_pool_time(x.detach(), mask, -1, False)
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3])

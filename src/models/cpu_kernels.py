@@ -16,6 +16,8 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
   (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``);
 * ``layernorm_kernel.cpp``: LayerNorm of the real positions only, padded ones filled
   (:func:`src.models.ops.masked_layer_norm`; fallback ``nn.LayerNorm`` then ``masked_fill``).
+* ``pool_kernel.cpp``: the max-pool op along the tokens, forward and backward
+  (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 20 s, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "fused", "torch")
 SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp",
-                                                     "layernorm_kernel.cpp"))
+                                                     "layernorm_kernel.cpp", "pool_kernel.cpp"))
 # -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).
