@@ -74,10 +74,14 @@ class _OneDnnLinear(torch.autograd.Function):
 def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The weight gradient of a linear map: ``grad`` (M, N)^T @ ``x`` (M, K) -> (N, K).
 
-    In oneDNN where :func:`use_onednn` says so (both float32), else ``mm``.
+    In oneDNN where :func:`use_onednn` says so (both float32), else ``mm``. oneDNN's input must be
+    row-major, so one of the two transposed operands is copied: the narrower one (as ``(x^T grad)^T``
+    when ``x`` is: the GRU's (M, 64) inputs against (M, 192) gate gradients).
     """
     if use_onednn(x) and grad.dtype == torch.float32 and x.shape[0] > 0:
-        return _product(grad.t(), x.t(), None)
+        if x.shape[1] < grad.shape[1]:
+            return _product(x.t().contiguous(), grad.t(), None).t().contiguous()
+        return _product(grad.t().contiguous(), x.t(), None)
     return grad.t().mm(x)
 
 
