@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct LanesOf<double> {
 template <typename T>
 using Lanes = typename LanesOf<T>::type;
 
+// kLanes bool keep flags (0 or 1 bytes) as one vector
+typedef uint8_t KeepBytes __attribute__((vector_size(kLanes)));
+
 template <typename T>
 inline Lanes<T> load(const T* p) {
   Lanes<T> x;
@@ -62,7 +66,7 @@ inline void store(T* p, const Lanes<T>& x) {
 // sum_c row[c] * cols[c * stride] over c < dh, lane-wise: the score (or grad-weight) vector of one
 // row against a block of lanes. Four partial sums, so the products do not wait on each other.
 template <typename T>
-inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride, const T* __restrict__ row, int64_t dh) {
+__attribute__((always_inline)) inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride, const T* __restrict__ row, int64_t dh) {
   using V = Lanes<T>;
   V a0 = V{} + T(0), a1 = a0, a2 = a0, a3 = a0;
   int64_t c = 0;
@@ -78,7 +82,7 @@ inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride, const T* _
 
 // Lane-wise maximum and sum of n rows of lane vectors w (n, kLanes), two accumulators each.
 template <typename T>
-inline Lanes<T> max_rows(const T* __restrict__ w, int64_t n) {
+__attribute__((always_inline)) inline Lanes<T> max_rows(const T* __restrict__ w, int64_t n) {
   using V = Lanes<T>;
   V m0 = load(w), m1 = m0;
   int64_t r = 1;
@@ -95,7 +99,7 @@ inline Lanes<T> max_rows(const T* __restrict__ w, int64_t n) {
 }
 
 template <typename T>
-inline Lanes<T> sum_rows(const T* __restrict__ w, int64_t n) {
+__attribute__((always_inline)) inline Lanes<T> sum_rows(const T* __restrict__ w, int64_t n) {
   using V = Lanes<T>;
   V s0 = V{} + T(0), s1 = s0;
   int64_t r = 0;
@@ -114,7 +118,7 @@ inline Lanes<T> sum_rows(const T* __restrict__ w, int64_t n) {
 constexpr int64_t kChunk = 8;
 
 template <typename T>
-inline void weighted_rows(const T* __restrict__ w, int64_t n, const T* __restrict__ m, int64_t stride, int64_t cn,
+__attribute__((always_inline)) inline void weighted_rows(const T* __restrict__ w, int64_t n, const T* __restrict__ m, int64_t stride, int64_t cn,
                           Lanes<T>* __restrict__ acc) {
   using V = Lanes<T>;
   if (cn == kChunk) {
@@ -170,7 +174,7 @@ std::vector<int64_t> keep_offsets(const bool* mask, int64_t b, int64_t t, int64_
 template <typename T>
 struct Scratch {
   std::vector<int64_t> real;
-  std::vector<T> qt, qs, kr, vr, kt, vt, gt, gr, dd, w, w2, kf, ot;
+  std::vector<T> qt, qs, kr, vr, kt, vt, gt, gr, dd, w, w2, kf, ot, dqt, dkt, dvt;
 };
 
 // The real rows of one sequence gathered: qs (n, D) queries times s, kr / vr (n, D) keys and values;
@@ -298,18 +302,26 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
   sc.dd.assign(heads * nq, T(0));  // D[h][i]
   for (int64_t a = 0; a < n; ++a) {
     const int64_t row = sc.real[a] * d;
-    for (int64_t c = 0; c < d; ++c) {
-      sc.gt[c * nq + a] = g[row + c];
-      sc.dd[(c / dh) * nq + a] += g[row + c] * o[row + c];
+    for (int64_t c = 0; c < d; ++c) sc.gt[c * nq + a] = g[row + c];
+    for (int64_t h = 0; h < heads; ++h) {
+      T dot = 0;
+      for (int64_t c = h * dh; c < (h + 1) * dh; ++c) dot += g[row + c] * o[row + c];
+      sc.dd[h * nq + a] = dot;
     }
     std::memcpy(sc.gr.data() + a * d, g + row, sizeof(T) * d);
   }
   sc.w.resize(n * kLanes);
   sc.w2.resize(n * kLanes);
   sc.kf.resize(n * kLanes);
+  sc.dqt.resize(d * nq);  // the gradients transposed, (D, nq), as the forward pass's output
+  sc.dkt.resize(d * nq);
+  sc.dvt.resize(d * nq);
   T* __restrict__ wp = sc.w.data();
   T* __restrict__ w2 = sc.w2.data();
   T* __restrict__ kf = sc.kf.data();
+  T* __restrict__ dqt = sc.dqt.data();
+  T* __restrict__ dkt = sc.dkt.data();
+  T* __restrict__ dvt = sc.dvt.data();
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t c0 = h * dh;
     const bool* keep_h = keep ? keep + h * n * n : nullptr;
@@ -335,11 +347,7 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         const int64_t cn = std::min(kChunk, dh - c);
         V acc[kChunk];
         weighted_rows(wp, n, sc.kr.data() + c0 + c, d, cn, acc);
-        for (int64_t cc = 0; cc < cn; ++cc) {
-          T r[kLanes];
-          store(r, acc[cc] * s);
-          for (int64_t l = 0; l < live; ++l) dq[sc.real[q0 + l] * d + c0 + c + cc] = r[l];
-        }
+        for (int64_t cc = 0; cc < cn; ++cc) store(dqt + (c0 + c + cc) * nq + q0, acc[cc] * s);
       }
     }
     // dk, dv: lanes are keys
@@ -361,9 +369,16 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         const V p = load(wp + i * kLanes);
         V pd = p;
         if (keep_h) {
-          T kr_l[kLanes];
-          for (int64_t l = 0; l < kLanes; ++l) kr_l[l] = (l < live && keep_h[i * n + k0 + l]) ? scale : T(0);
-          const V kv = load(kr_l);
+          V kv;
+          if (live == kLanes) {  // 16 consecutive keep flags of query i: one vector conversion
+            KeepBytes bytes;
+            std::memcpy(&bytes, keep_h + i * n + k0, sizeof(bytes));
+            kv = __builtin_convertvector(bytes, V) * scale;
+          } else {
+            T kr_l[kLanes];
+            for (int64_t l = 0; l < kLanes; ++l) kr_l[l] = (l < live && keep_h[i * n + k0 + l]) ? scale : T(0);
+            kv = load(kr_l);
+          }
           pd = p * kv;
           dp *= kv;
         }
@@ -376,15 +391,18 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         weighted_rows(w2, n, sc.gr.data() + c0 + c, d, cn, acc_v);
         weighted_rows(wp, n, sc.qs.data() + c0 + c, d, cn, acc_k);
         for (int64_t cc = 0; cc < cn; ++cc) {
-          T rv[kLanes], rk[kLanes];
-          store(rv, acc_v[cc]);
-          store(rk, acc_k[cc]);
-          for (int64_t l = 0; l < live; ++l) {
-            dv[sc.real[k0 + l] * d + c0 + c + cc] = rv[l];
-            dk[sc.real[k0 + l] * d + c0 + c + cc] = rk[l];
-          }
+          store(dvt + (c0 + c + cc) * nq + k0, acc_v[cc]);
+          store(dkt + (c0 + c + cc) * nq + k0, acc_k[cc]);
         }
       }
+    }
+  }
+  for (int64_t a = 0; a < n; ++a) {
+    const int64_t row = sc.real[a] * d;
+    for (int64_t c = 0; c < d; ++c) {
+      dq[row + c] = dqt[c * nq + a];
+      dk[row + c] = dkt[c * nq + a];
+      dv[row + c] = dvt[c * nq + a];
     }
   }
 }
