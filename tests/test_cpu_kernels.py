@@ -720,7 +720,7 @@ def test_onednn_linear_runs_only_for_cpu_float32_outside_the_torch_backend(onedn
     assert torch.allclose(dw, torch.ones(4, 6).t() @ x, atol=1e-5)
 
 
-def test_pack_plan_is_reused_only_for_the_same_unmodified_mask():
+def test_mask_derived_plans_are_reused_only_for_the_same_unmodified_mask():
     mask = torch.tensor([[True, True, False], [True, True, True]])
     plan = fused_gru.pack_plan(mask)
     assert fused_gru.pack_plan(mask) is plan
@@ -733,3 +733,9 @@ def test_pack_plan_is_reused_only_for_the_same_unmodified_mask():
     with torch.inference_mode():
         fresh = torch.tensor([[True, False]])  # an inference tensor: no version counter, never cached
         assert fused_gru.pack_plan(fresh).batch_sizes.tolist() == [1]
+    # real_rows: the same cache, a separate entry
+    rows = real_rows(other)
+    assert real_rows(other) is rows and fused_gru.pack_plan(other) is rebuilt
+    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
+    other[1, 0] = False
+    assert real_rows(other).tolist() == [0, 1, 2, 4, 5]

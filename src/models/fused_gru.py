@@ -15,14 +15,13 @@ so autograd covers them, and the recurrent weights' gradient is one product over
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from src.models import cpu_kernels
 from src.models.linear import linear, weight_grad
+from src.models.mask_cache import per_mask
 
 
 class _Recurrence(torch.autograd.Function):
@@ -79,27 +78,12 @@ class PackPlan:
         self.backward_index = (base + sorted_lengths.unsqueeze(0) - 1 - steps)[active]
 
 
-_last_plan = threading.local()
-
-
 def pack_plan(mask: torch.Tensor) -> PackPlan:
-    """:class:`PackPlan` of ``mask``, reused while the same, unmodified mask comes back.
-
-    A forward pass runs every GRU op of an architecture over one mask (about 15 per candidate on
+    """:class:`PackPlan` of ``mask``, built once per mask (:func:`src.models.mask_cache.per_mask`):
+    a forward pass runs every GRU op of an architecture over one mask (about 15 per candidate on
     the paper's supernet), and building the plan (a sort, index arithmetic and a boolean gather)
-    was about 4 % of candidate scoring. One plan is kept per thread; it holds the mask itself, so
-    the key (identity and in-place version counter) cannot be reused by another tensor.
-    """
-    try:
-        version = mask._version
-    except RuntimeError:  # an inference tensor has no version counter: no reuse
-        return PackPlan(mask)
-    cached = getattr(_last_plan, "entry", None)
-    if cached is not None and cached[0] is mask and cached[1] == version:
-        return cached[2]
-    plan = PackPlan(mask)
-    _last_plan.entry = (mask, version, plan)
-    return plan
+    was about 4 % of candidate scoring."""
+    return per_mask("pack_plan", mask, PackPlan)
 
 
 def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: PackPlan | None = None) -> torch.Tensor:

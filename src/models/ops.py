@@ -20,6 +20,7 @@ from torch.autograd.function import once_differentiable
 
 from src.models import cpu_kernels, fused_gru
 from src.models.linear import linear
+from src.models.mask_cache import per_mask
 
 _dropout_rng = threading.local()
 
@@ -114,8 +115,11 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
 def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
     """Indices of the real tokens of ``mask`` (B, T) in (B * T) order, for :func:`fast_dropout`'s
     ``rows`` on (B, T, D) tensors; ``None`` off the CPU, where drawing for every position is cheap
-    and an index computation would wait for the device."""
-    return mask.reshape(-1).nonzero().squeeze(1) if mask.device.type == "cpu" else None
+    and an index computation would wait for the device. Computed once per mask (every op's dropout
+    asks for it; :func:`src.models.mask_cache.per_mask`)."""
+    if mask.device.type != "cpu":
+        return None
+    return per_mask("real_rows", mask, lambda m: m.reshape(-1).nonzero().squeeze(1))
 
 
 def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor | None:
