@@ -1,8 +1,8 @@
 """MKL (torch's F.linear / mm on CPU) against oneDNN (src.models.linear) on the project's products.
 
 Run: ``.venv/bin/python experiments/bench/linear_onednn.py`` (one intra-op thread). Prints, per
-shape, the median time of forward ``x W^T``, ``dx = dy W`` and ``dW = dy^T x`` both ways, and the
-largest difference between the two results.
+shape, the median time of forward ``x W^T``, ``dx = dy W`` and ``dW = dy^T x`` (``weight_grad``) both
+ways, and the largest difference between the two results.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from src.models.linear import _product, onednn_available  # noqa: E402
+from src.models.linear import _product, onednn_available, weight_grad  # noqa: E402
 
 SHAPES = {  # (rows M, in K, out N): where each appears
     "GRU input projection, supernet (D=64, a scoring bucket)": (2450, 64, 192),
@@ -50,7 +50,7 @@ def main() -> None:
         pairs = {
             "forward": (lambda: F.linear(x, w), lambda: _product(x, w, None)),
             "dx": (lambda: dy @ w, lambda: _product(dy, wt, None)),
-            "dW": (lambda: dy.t() @ x, lambda: _product(dy.t(), x.t(), None)),
+            "dW": (lambda: dy.t() @ x, lambda: weight_grad(dy, x)),
         }
         print(f"\n{name}: M={m} K={k} N={n}")
         for part, (mkl, onednn) in pairs.items():

@@ -4,7 +4,8 @@ torch sends a float32 ``F.linear`` / ``mm`` on the CPU to MKL's sgemm, and MKL r
 on AMD processors: about 95 GFLOP/s on one core of this project's machine (AMD EPYC, AVX-512).
 oneDNN, which torch also ships (its convolutions already run there), picks its kernels by
 instruction set and reaches about 210 GFLOP/s on the same products (the GRU op's input projection,
-2,450 x 64 by 64 x 192: 627 -> 277 us; measured with ``experiments/bench/linear_onednn.py``).
+2,450 x 64 by 64 x 192: 661 -> 285 us, ``experiments/bench/linear_onednn_2026-12-02.txt``, made by
+``experiments/bench/linear_onednn.py``).
 
 :func:`linear` calls oneDNN through ``torch.ops.mkldnn._linear_pointwise`` (the op torch's own
 compiler uses for CPU linear layers) with a plain weight, forward and backward:
