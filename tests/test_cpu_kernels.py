@@ -739,3 +739,13 @@ def test_mask_derived_plans_are_reused_only_for_the_same_unmodified_mask():
     assert rows.tolist() == [0, 1, 2, 3, 4, 5]
     other[1, 0] = False
     assert real_rows(other).tolist() == [0, 1, 2, 4, 5]
+
+
+def test_onednn_cache_capacity_defaults_to_the_project_value_unless_exported():
+    code = ("import os; os.environ['LRU_CACHE_CAPACITY'] = '7'; import src.models.linear as L; "
+            "print(os.environ['LRU_CACHE_CAPACITY'], os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], "
+            "L.ONEDNN_CACHE_CAPACITY)")
+    env = {k: v for k, v in os.environ.items() if k not in ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    exported, primitive, default = out.stdout.split()
+    assert exported == "7" and primitive == default == "64"
