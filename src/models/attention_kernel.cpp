@@ -142,6 +142,20 @@ __attribute__((always_inline)) inline void weighted_rows(const T* __restrict__ w
   }
 }
 
+// One head's weighted sums into a transposed buffer: dst[c * nq] (a vector of lanes) =
+// factor * sum_a w[a] * m[a * stride + c] for the head's dh channels c.
+template <typename T>
+__attribute__((always_inline)) inline void head_weighted_rows(const T* __restrict__ w, int64_t n,
+                                                              const T* __restrict__ m, int64_t stride, int64_t dh,
+                                                              Lanes<T> factor, T* __restrict__ dst, int64_t nq) {
+  for (int64_t c = 0; c < dh; c += kChunk) {
+    const int64_t cn = std::min(kChunk, dh - c);
+    Lanes<T> acc[kChunk];
+    weighted_rows(w, n, m + c, stride, cn, acc);
+    for (int64_t cc = 0; cc < cn; ++cc) store(dst + (c + cc) * nq, acc[cc] * factor);
+  }
+}
+
 void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, int64_t heads) {
   TORCH_CHECK(q.device().is_cpu(), "autoattend attention: CPU tensors only");
   TORCH_CHECK(q.dim() == 3 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
@@ -265,12 +279,7 @@ __attribute__((noinline)) void forward_one(const T* q, const T* k, const T* v, c
         query_block_keep(keep + h * n * n, n, q0, live, scale, sc.kf.data());
         for (int64_t a = 0; a < n; ++a) store(wp + a * kLanes, load(wp + a * kLanes) * load(sc.kf.data() + a * kLanes));
       }
-      for (int64_t c = 0; c < dh; c += kChunk) {
-        const int64_t cn = std::min(kChunk, dh - c);
-        V acc[kChunk];
-        weighted_rows(wp, n, sc.vr.data() + c0 + c, d, cn, acc);
-        for (int64_t cc = 0; cc < cn; ++cc) store(ot + (c0 + c + cc) * nq + q0, acc[cc] * inv);
-      }
+      head_weighted_rows(wp, n, sc.vr.data() + c0, d, dh, inv, ot + c0 * nq + q0, nq);
     }
   }
   for (int64_t a = 0; a < n; ++a) {
@@ -343,12 +352,7 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         if (keep_h) dp *= load(kf + a * kLanes);
         store(wp + a * kLanes, load(wp + a * kLanes) * (dp - dd_v));  // dS
       }
-      for (int64_t c = 0; c < dh; c += kChunk) {
-        const int64_t cn = std::min(kChunk, dh - c);
-        V acc[kChunk];
-        weighted_rows(wp, n, sc.kr.data() + c0 + c, d, cn, acc);
-        for (int64_t cc = 0; cc < cn; ++cc) store(dqt + (c0 + c + cc) * nq + q0, acc[cc] * s);
-      }
+      head_weighted_rows(wp, n, sc.kr.data() + c0, d, dh, V{} + s, dqt + c0 * nq + q0, nq);
     }
     // dk, dv: lanes are keys
     for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -385,16 +389,8 @@ void backward_one(const T* g, const T* q, const T* k, const T* v, const bool* ma
         store(w2 + i * kLanes, pd);
         store(wp + i * kLanes, p * (dp - sc.dd[h * nq + i]));  // dS
       }
-      for (int64_t c = 0; c < dh; c += kChunk) {
-        const int64_t cn = std::min(kChunk, dh - c);
-        V acc_v[kChunk], acc_k[kChunk];
-        weighted_rows(w2, n, sc.gr.data() + c0 + c, d, cn, acc_v);
-        weighted_rows(wp, n, sc.qs.data() + c0 + c, d, cn, acc_k);
-        for (int64_t cc = 0; cc < cn; ++cc) {
-          store(dvt + (c0 + c + cc) * nq + k0, acc_v[cc]);
-          store(dkt + (c0 + c + cc) * nq + k0, acc_k[cc]);
-        }
-      }
+      head_weighted_rows(w2, n, sc.gr.data() + c0, d, dh, V{} + T(1), dvt + c0 * nq + k0, nq);
+      head_weighted_rows(wp, n, sc.qs.data() + c0, d, dh, V{} + T(1), dkt + c0 * nq + k0, nq);
     }
   }
   for (int64_t a = 0; a < n; ++a) {
