@@ -161,7 +161,9 @@ def fill_padded(x: torch.Tensor, mask: torch.Tensor, value: float) -> torch.Tens
     is the output gradient with the padded positions zeroed, either way.
     """
     if cpu_kernels.use_kernel(x):
-        return _FillPadded.apply(x, mask, value)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _FillPadded.apply(x, mask, value)
+        return torch.ops.autoattend.fill_padded(x, mask, value)  # no autograd node to build
     return x.masked_fill(~mask.unsqueeze(-1), value)
 
 
@@ -367,7 +369,9 @@ def masked_layer_norm(norm: nn.LayerNorm, x: torch.Tensor, mask: torch.Tensor, f
     Gradients (``x``, weight, bias) are those of the torch ops: padded rows get none and give none.
     """
     if cpu_kernels.use_kernel(x) and norm.weight is not None and norm.bias is not None and x.dim() == 3:
-        return _MaskedLayerNorm.apply(x, mask, norm.weight, norm.bias, norm.eps, fill)
+        if torch.is_grad_enabled() and (x.requires_grad or norm.weight.requires_grad or norm.bias.requires_grad):
+            return _MaskedLayerNorm.apply(x, mask, norm.weight, norm.bias, norm.eps, fill)
+        return torch.ops.autoattend.masked_layer_norm(x, mask, norm.weight, norm.bias, norm.eps, fill)[0]
     return fill_padded(norm(x), mask, fill)
 
 
