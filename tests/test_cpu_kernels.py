@@ -749,3 +749,23 @@ def test_onednn_cache_capacity_defaults_to_the_project_value_unless_exported():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     exported, primitive, default = out.stdout.split()
     assert exported == "7" and primitive == default == "64"
+
+
+@pytest.mark.parametrize("hidden", [8, 64])
+def test_gru_inference_path_gathers_once_and_scatters_in_the_kernel(kernel, hidden):
+    torch.manual_seed(hidden)
+    gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
+    x, mask = padded_batch([5, 1, 3, 5, 2], 6, hidden, torch.float32, seed=hidden)
+    with torch.no_grad():
+        scored = fused_gru.bidirectional_gru(gru, x, mask)
+    trained = fused_gru.bidirectional_gru(gru, x.clone().requires_grad_(), mask)  # the autograd path
+    ref = reference(gru, x, mask)
+    assert torch.allclose(scored, trained, atol=1e-5) and torch.allclose(scored, ref.masked_fill(~mask[..., None], 0), atol=2e-5)
+    assert (scored[~mask] == 0).all()
+    plan = fused_gru.PackPlan(mask)
+    assert torch.equal(plan.forward_index[plan.backward_in_forward], plan.backward_index)
+    gi = torch.zeros(len(plan.forward_index), 3 * hidden)
+    out = torch.zeros(mask.numel(), hidden)
+    with pytest.raises(RuntimeError, match="out_rows out of range"):
+        torch.ops.autoattend.gru_forward_scatter(gi, plan.packed_rows, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0,
+                                                 plan.batch_sizes, out, plan.forward_index + mask.numel(), False)

@@ -76,6 +76,24 @@ class PackPlan:
         self.batch_sizes = active.sum(1).cpu()
         self.forward_index = (base + steps)[active]
         self.backward_index = (base + sorted_lengths.unsqueeze(0) - 1 - steps)[active]
+        self._packed_rows = torch.arange(len(self.forward_index), device=mask.device)
+        self._backward_in_forward: torch.Tensor | None = None
+
+    @property
+    def packed_rows(self) -> torch.Tensor:
+        """0 .. N-1: the forward direction reads row r of a forward-ordered product."""
+        return self._packed_rows
+
+    @property
+    def backward_in_forward(self) -> torch.Tensor:
+        """(N,): for each row of the backward direction's packing, the row of the same token in the
+        forward direction's packing (computed on first use)."""
+        if self._backward_in_forward is None:
+            where = torch.empty(int(self.forward_index.max()) + 1 if len(self.forward_index) else 0,
+                                dtype=torch.long, device=self.forward_index.device)
+            where[self.forward_index] = self._packed_rows
+            self._backward_in_forward = where[self.backward_index]
+        return self._backward_in_forward
 
 
 def pack_plan(mask: torch.Tensor) -> PackPlan:
@@ -96,6 +114,20 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: Pa
     plan = plan or pack_plan(mask)
     flat = x.reshape(b * t, x.shape[-1])
     out = x.new_zeros(b * t, gru.hidden_size)
+    if not (torch.is_grad_enabled() and any(p.requires_grad for p in (x, *gru.parameters()))):
+        # inference: one gather of the real tokens, one product for both directions' input
+        # projections, and the kernel writes (forward) then adds (backward) each state into out
+        # itself: no second gather and no scatters
+        cpu_kernels.require_loaded()
+        gi = linear(flat.index_select(0, plan.forward_index), torch.cat([gru.weight_ih_l0, gru.weight_ih_l0_reverse]))
+        width = gi.shape[1] // 2
+        for rows, index, suffix, accumulate in ((plan.packed_rows, plan.forward_index, "", False),
+                                                (plan.backward_in_forward, plan.backward_index, "_reverse", True)):
+            torch.ops.autoattend.gru_forward_scatter(
+                gi[:, width:] if accumulate else gi[:, :width], rows, getattr(gru, "bias_ih_l0" + suffix),
+                getattr(gru, "weight_hh_l0" + suffix), getattr(gru, "bias_hh_l0" + suffix), plan.batch_sizes,
+                out, index, accumulate)
+        return out.view(b, t, gru.hidden_size)
     for index, suffix in ((plan.forward_index, ""), (plan.backward_index, "_reverse")):
         gi = linear(flat.index_select(0, index), getattr(gru, "weight_ih_l0" + suffix))  # bias: in the kernel
         h = recurrence(gi, getattr(gru, "bias_ih_l0" + suffix), getattr(gru, "weight_hh_l0" + suffix),

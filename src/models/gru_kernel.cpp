@@ -157,7 +157,7 @@ inline int64_t grain(int64_t D) { return std::max<int64_t>(1, 16384 / D); }
 void check_inputs(const at::Tensor& gi, const at::Tensor& b_ih, const at::Tensor& w_hh, const at::Tensor& b_hh,
                   const at::Tensor& batch_sizes) {
   TORCH_CHECK(gi.device().is_cpu(), "autoattend_gru: CPU tensors only");
-  TORCH_CHECK(gi.dim() == 2 && gi.is_contiguous(), "autoattend_gru: gi must be a contiguous (N, 3D) tensor");
+  TORCH_CHECK(gi.dim() == 2, "autoattend_gru: gi must be an (N, 3D) tensor");
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == 3 * w_hh.size(1) && gi.size(1) == w_hh.size(0),
               "autoattend_gru: w_hh must be (3D, D) with gi (N, 3D)");
   TORCH_CHECK(b_hh.numel() == w_hh.size(0) && b_ih.numel() == w_hh.size(0),
@@ -167,14 +167,17 @@ void check_inputs(const at::Tensor& gi, const at::Tensor& b_ih, const at::Tensor
               "autoattend_gru: gi, b_ih, w_hh and b_hh must share a dtype");
   TORCH_CHECK(batch_sizes.dtype() == at::kLong && batch_sizes.device().is_cpu() && batch_sizes.dim() == 1,
               "autoattend_gru: batch_sizes must be a CPU int64 vector");
-  TORCH_CHECK(batch_sizes.sum().item<int64_t>() == gi.size(0), "autoattend_gru: batch_sizes must sum to N");
 }
 
+// The forward recurrence over N packed rows. Row r reads its input projections from row
+// (gi_rows ? gi_rows[r] : r) of gi, whose rows may be strided (a column slice of a wider product);
+// with out_p, its state h is also written (accumulate: added) to row out_rows[r] of out (D wide).
 // -> (h (N, D), saved (N, 4D) when `save`, else an empty tensor)
-std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih, const at::Tensor& w_hh,
-                                    const at::Tensor& b_hh, const at::Tensor& batch_sizes, bool save) {
-  check_inputs(gi, b_ih, w_hh, b_hh, batch_sizes);
-  const int64_t N = gi.size(0), D = w_hh.size(1);
+std::vector<at::Tensor> forward_impl(const at::Tensor& gi, const int64_t* gi_rows, int64_t N, const at::Tensor& b_ih,
+                                     const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& batch_sizes,
+                                     bool save, at::Tensor* out, const int64_t* out_rows, bool accumulate) {
+  const int64_t D = w_hh.size(1);
+  const int64_t gi_stride = gi.stride(0);
   const int64_t steps = batch_sizes.size(0);
   auto h = at::empty({N, D}, gi.options());
   auto saved = save ? at::empty({N, 4 * D}, gi.options()) : at::Tensor();
@@ -189,6 +192,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih
     const scalar_t* gi_p = gi.data_ptr<scalar_t>();
     scalar_t* h_p = h.data_ptr<scalar_t>();
     scalar_t* saved_p = save ? saved.data_ptr<scalar_t>() : nullptr;
+    scalar_t* out_p = out ? out->data_ptr<scalar_t>() : nullptr;
     int64_t offset = 0, prev = 0;
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t b = bs[s];
@@ -207,17 +211,25 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih
       at::parallel_for(0, b, grain(D), [&](int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j) {
           const int64_t row = offset + j;
-          const scalar_t* g = gi_p + row * 3 * D;
+          const scalar_t* g = gi_p + (gi_rows ? gi_rows[row] : row) * gi_stride;
           const scalar_t* q = gh_p + j * 3 * D;
           const scalar_t* hp = h_p + (prev + j) * D;
-          scalar_t* out = h_p + row * D;
+          scalar_t* hr = h_p + row * D;
           scalar_t* sv = saved_p ? saved_p + row * 4 * D : nullptr;
           if (s == 0) {
-            save ? cell_forward<scalar_t, true, true>(g, bi_p, q, bh_p, hp, out, sv, D)
-                 : cell_forward<scalar_t, true, false>(g, bi_p, q, bh_p, hp, out, sv, D);
+            save ? cell_forward<scalar_t, true, true>(g, bi_p, q, bh_p, hp, hr, sv, D)
+                 : cell_forward<scalar_t, true, false>(g, bi_p, q, bh_p, hp, hr, sv, D);
           } else {
-            save ? cell_forward<scalar_t, false, true>(g, bi_p, q, bh_p, hp, out, sv, D)
-                 : cell_forward<scalar_t, false, false>(g, bi_p, q, bh_p, hp, out, sv, D);
+            save ? cell_forward<scalar_t, false, true>(g, bi_p, q, bh_p, hp, hr, sv, D)
+                 : cell_forward<scalar_t, false, false>(g, bi_p, q, bh_p, hp, hr, sv, D);
+          }
+          if (out_p) {
+            scalar_t* __restrict__ o = out_p + out_rows[row] * D;
+            if (accumulate) {
+              for (int64_t k = 0; k < D; ++k) o[k] += hr[k];
+            } else {
+              std::memcpy(o, hr, sizeof(scalar_t) * D);
+            }
           }
         }
       });
@@ -226,6 +238,40 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih
     }
   });
   return {h, saved};
+}
+
+std::vector<at::Tensor> gru_forward(const at::Tensor& gi, const at::Tensor& b_ih, const at::Tensor& w_hh,
+                                    const at::Tensor& b_hh, const at::Tensor& batch_sizes, bool save) {
+  check_inputs(gi, b_ih, w_hh, b_hh, batch_sizes);
+  TORCH_CHECK(gi.is_contiguous(), "autoattend_gru: gi must be a contiguous (N, 3D) tensor");
+  TORCH_CHECK(batch_sizes.sum().item<int64_t>() == gi.size(0), "autoattend_gru: batch_sizes must sum to N");
+  return forward_impl(gi, nullptr, gi.size(0), b_ih, w_hh, b_hh, batch_sizes, save, nullptr, nullptr, false);
+}
+
+void check_rows(const at::Tensor& rows, int64_t n, int64_t bound, const char* what) {
+  TORCH_CHECK(rows.dtype() == at::kLong && rows.device().is_cpu() && rows.dim() == 1 && rows.is_contiguous() &&
+                  rows.numel() == n,
+              "autoattend_gru: ", what, " must be a contiguous CPU int64 vector of N entries");
+  TORCH_CHECK(n == 0 || (rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < bound),
+              "autoattend_gru: ", what, " out of range");
+}
+
+// Inference: the recurrence reading its input projections through gi_rows and writing (or, with
+// accumulate, adding) each state to out[out_rows[r]] (out (M, D), contiguous), so the caller needs
+// neither a gather of gi nor a scatter of h. out_rows must not repeat (rows of a step run in parallel).
+void gru_forward_scatter(const at::Tensor& gi, const at::Tensor& gi_rows, const at::Tensor& b_ih,
+                         const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& batch_sizes,
+                         at::Tensor& out, const at::Tensor& out_rows, bool accumulate) {
+  check_inputs(gi, b_ih, w_hh, b_hh, batch_sizes);
+  const int64_t N = batch_sizes.sum().item<int64_t>();
+  TORCH_CHECK(gi.stride(1) == 1, "autoattend_gru: gi's rows must be contiguous");
+  TORCH_CHECK(out.dim() == 2 && out.is_contiguous() && out.size(1) == w_hh.size(1) &&
+                  out.scalar_type() == gi.scalar_type(),
+              "autoattend_gru: out must be a contiguous (M, D) tensor of gi's dtype");
+  check_rows(gi_rows, N, gi.size(0), "gi_rows");
+  check_rows(out_rows, N, out.size(0), "out_rows");
+  forward_impl(gi, gi_rows.data_ptr<int64_t>(), N, b_ih, w_hh, b_hh, batch_sizes, false, &out,
+               out_rows.data_ptr<int64_t>(), accumulate);
 }
 
 // -> (grad gi (N, 3D), grad gh (N, 3D), h_prev (N, D)): the caller forms grad w_hh = grad gh^T h_prev
@@ -295,6 +341,9 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor&
 TORCH_LIBRARY_FRAGMENT(autoattend, m) {
   m.def("gru_forward(Tensor gi, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, bool save) -> Tensor[]",
         &gru_forward);
+  m.def("gru_forward_scatter(Tensor gi, Tensor gi_rows, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, "
+        "Tensor(a!) out, Tensor out_rows, bool accumulate) -> ()",
+        &gru_forward_scatter);
   m.def("gru_backward(Tensor grad_h, Tensor h, Tensor saved, Tensor w_hh, Tensor batch_sizes) -> Tensor[]",
         &gru_backward);
 }
