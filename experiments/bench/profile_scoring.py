@@ -1,0 +1,63 @@
+"""Time or profile candidate scoring on the SST-5 dev set at the paper's supernet configuration.
+
+Run: ``.venv/bin/python experiments/bench/profile_scoring.py THREADS WORKERS time|prof`` with the real
+SST trees under ``$AUTOATTEND_DATA_DIR`` (default ``../shared/data``). The supernet is freshly
+initialised (scoring costs the same with trained weights). ``time`` prints the median seconds per
+candidate over 11 candidates; ``prof`` prints torch's profiler table for 5 candidates (after one
+warm-up candidate), whose last line is the total CPU time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from src.data.sst import SSTDataModule  # noqa: E402
+from src.estimator import SupernetEstimator  # noqa: E402
+from src.models.text import TextClassifier  # noqa: E402
+from src.pipeline.common import make_loader  # noqa: E402
+from src.space import FunctionalSpace  # noqa: E402
+
+
+def main() -> None:
+    threads, workers, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    torch.set_num_threads(threads)
+    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    dm = SSTDataModule(data, 5, train_level="sentence", cache_dir="/tmp/profile_scoring_cache", seed=0)
+    dm.prepare_data()
+    dm.setup()
+    space = FunctionalSpace(24)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+    estimator = SupernetEstimator(model, make_loader(dm.val_set, 1024, False, 0), "cpu", bucket_size=128,
+                                  workers=workers)
+    model.eval()
+    candidates = space.sample_distinct(12, random.Random(1))
+    estimator(candidates[0])
+    if mode == "time":
+        times = []
+        for arch in candidates[1:]:
+            start = time.perf_counter()
+            estimator(arch)
+            times.append(time.perf_counter() - start)
+        print(f"median {statistics.median(times):.3f} s per candidate", [round(t, 3) for t in times])
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for arch in candidates[1:6]:
+            estimator(arch)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+
+
+if __name__ == "__main__":
+    main()
