@@ -66,7 +66,8 @@ inline void store(T* p, const Lanes<T>& x) {
 // sum_c row[c] * cols[c * stride] over c < dh, lane-wise: the score (or grad-weight) vector of one
 // row against a block of lanes. Four partial sums, so the products do not wait on each other.
 template <typename T>
-__attribute__((always_inline)) inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride, const T* __restrict__ row, int64_t dh) {
+__attribute__((always_inline)) inline Lanes<T> dot_lanes(const T* __restrict__ cols, int64_t stride,
+                                                         const T* __restrict__ row, int64_t dh) {
   using V = Lanes<T>;
   V a0 = V{} + T(0), a1 = a0, a2 = a0, a3 = a0;
   int64_t c = 0;
@@ -118,8 +119,8 @@ __attribute__((always_inline)) inline Lanes<T> sum_rows(const T* __restrict__ w,
 constexpr int64_t kChunk = 8;
 
 template <typename T>
-__attribute__((always_inline)) inline void weighted_rows(const T* __restrict__ w, int64_t n, const T* __restrict__ m, int64_t stride, int64_t cn,
-                          Lanes<T>* __restrict__ acc) {
+__attribute__((always_inline)) inline void weighted_rows(const T* __restrict__ w, int64_t n, const T* __restrict__ m,
+                                                         int64_t stride, int64_t cn, Lanes<T>* __restrict__ acc) {
   using V = Lanes<T>;
   if (cn == kChunk) {
     V a[kChunk];
@@ -241,9 +242,9 @@ void query_block_keep(const bool* keep_h, int64_t n, int64_t q0, int64_t live, T
 // Not inlined: inference and training then run the same machine code, so without dropout they give the
 // same bits (inlined, -ffast-math let the two callers round differently).
 template <typename T>
-__attribute__((noinline)) void forward_one(const T* q, const T* k, const T* v, const bool* mask, const bool* keep, T scale,
-                       T* __restrict__ out, T* __restrict__ lse, int64_t t, int64_t d, int64_t heads,
-                       Scratch<T>& sc) {
+__attribute__((noinline)) void forward_one(const T* q, const T* k, const T* v, const bool* mask, const bool* keep,
+                                           T scale, T* __restrict__ out, T* __restrict__ lse, int64_t t, int64_t d,
+                                           int64_t heads, Scratch<T>& sc) {
   using V = Lanes<T>;
   std::memset(out, 0, sizeof(T) * t * d);
   if (lse) std::memset(lse, 0, sizeof(T) * heads * t);

@@ -112,7 +112,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if x2.shape[0] == 0:
         return F.linear(x, weight, bias)
     weight = weight.contiguous()
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+    needs_grad = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    if torch.is_grad_enabled() and needs_grad:
         out = _OneDnnLinear.apply(x2, weight, bias)
     else:
         out = _product(x2, weight, bias)

@@ -334,8 +334,9 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: A
 class ConvOp(nn.Module):
     """Pre-norm 1-d convolution: LayerNorm -> zero pads -> conv -> zero pads -> ReLU -> dropout.
 
-    Kernel 1 runs as a linear map (:func:`src.models.linear.linear`) with the conv's own weight (position-wise, so the first
-    re-zeroing is not needed: padded rows are zeroed after the map instead).
+    Kernel 1 runs as a linear map (:func:`src.models.linear.linear`) with the conv's own weight
+    (position-wise, so the first re-zeroing is not needed: padded rows are zeroed after the map
+    instead).
     """
 
     def __init__(self, dim: int, kernel_size: int, dropout: float):

@@ -41,7 +41,8 @@ std::vector<at::Tensor> max_pool_time(const at::Tensor& x_in, const at::Tensor& 
   const auto mask = mask_in.contiguous();
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   auto out = at::empty(x.sizes(), x.options());
-  auto arg = with_arg ? at::empty(x.sizes(), x.options().dtype(at::kChar)) : at::empty({0}, x.options().dtype(at::kChar));
+  const auto int8 = x.options().dtype(at::kChar);
+  auto arg = with_arg ? at::empty(x.sizes(), int8) : at::empty({0}, int8);
   const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(T * D, 1));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "autoattend_max_pool_time", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
