@@ -712,6 +712,11 @@ def test_onednn_linear_runs_only_for_cpu_float32_outside_the_torch_backend(onedn
     backend("torch")
     linear_mod.linear(torch.randn(4, 5), w)
     assert calls == [1]
+    backend("auto")
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # the user switched oneDNN off
+    linear_mod.linear(torch.randn(4, 5), w)
+    assert calls == [1]
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", True)
     # only the weight needs a gradient: the backward pass gives it and nothing for x
     backend("auto")
     w.requires_grad_(True)
