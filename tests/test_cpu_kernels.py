@@ -17,6 +17,7 @@ from torch import nn
 
 from src.models import cpu_kernels, fused_gru
 from src.models import linear as linear_mod
+from src.models import ops as ops_mod
 from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, max_pool_time, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
                             fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
                             real_rows, zero_padded)
@@ -774,3 +775,32 @@ def test_gru_inference_path_gathers_once_and_scatters_in_the_kernel(kernel, hidd
     with pytest.raises(RuntimeError, match="out_rows out of range"):
         torch.ops.autoattend.gru_forward_scatter(gi, plan.packed_rows, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0,
                                                  plan.batch_sizes, out, plan.forward_index + mask.numel(), False)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+@pytest.mark.parametrize("holes", [False, True])
+def test_conv_op_over_packed_sequences_matches_the_padded_batch(kernel, kernel_size, holes, monkeypatch):
+    """A heavily padded batch runs its convolutions over the sequences laid end to end
+    (ops.PackedConvPlan); outputs and every gradient are those of the padded batch."""
+    x, mask = padded_batch([9, 1, 2, 3, 1], 9, 8, torch.float64, seed=kernel_size)
+    if holes:  # not only prefix masks: a padded position inside a sequence stays a zero neighbour
+        mask[0, 4] = False
+        mask[3, 1] = False
+    assert ops_mod.packed_plan(mask, kernel_size // 2).worthwhile
+    monkeypatch.setattr(ops_mod, "PACKED_CONV_MIN_DIM", 8)
+    torch.manual_seed(0)
+    op = ConvOp(8, kernel_size, dropout=0.2).double().train()
+    upstream = torch.randn(x.shape, dtype=torch.float64)
+    results = {}
+    for share in (ops_mod.PACKED_CONV_MAX_SHARE, 0.0):  # packed, then the padded batch
+        monkeypatch.setattr(ops_mod, "PACKED_CONV_MAX_SHARE", share)
+        xi = x.clone().requires_grad_()
+        with dropout_generator(torch.Generator().manual_seed(3)):
+            out = op(xi, mask)
+        params = [xi, op.norm.weight, op.norm.bias, op.conv.weight, op.conv.bias]
+        results[share] = (out, torch.autograd.grad((out * upstream).sum(), params))
+        mask = mask.clone()  # a fresh mask: the plan cache keys on the tensor
+    (packed, packed_grads), (padded, padded_grads) = results.values()
+    assert torch.allclose(packed, padded, atol=1e-12) and (packed[~mask] == 0).all()
+    for a, b in zip(packed_grads, padded_grads):
+        assert torch.allclose(a, b, atol=1e-12)
