@@ -739,3 +739,41 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
     for key in ("supernet_step_s", "candidate_score_s", "retrain_step_s", "supernet_peak_rss_mb"):
         assert figures[key] > 0, key
     assert figures["candidate_score_examples"] == 12
+
+
+def test_layers_that_cannot_reach_the_output_are_skipped_without_changing_anything(monkeypatch):
+    from src.models import encoder as encoder_mod
+    from src.pipeline.common import resolve_arch
+
+    arch = resolve_arch("published_sst5")  # no priors: layer 21 adds two zero ops, so 0 and 3-20 are dead
+    live = encoder_mod.live_layers(arch)
+    assert [i for i, on in enumerate(live) if on] == [1, 2, 21, 22, 23]
+    assert all(encoder_mod.live_layers(FunctionalSpace(6).sample(random.Random(s))) == (True,) * 6 for s in range(20))
+    torch.manual_seed(0)
+    model = TextClassifier.child(embeddings(), CLASSES, arch, dim=16, heads=2, dropout=0.0, attn_dropout=0.0)
+    tokens, mask = batch()
+    labels = torch.arange(6) % CLASSES
+    calls = []
+    for module in model.encoder.ops.values():
+        module.register_forward_hook(lambda *args: calls.append(1))
+
+    def run():
+        calls.clear()
+        model.zero_grad()
+        model.train()
+        logits = model(tokens, mask)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.eval()
+        with torch.no_grad():
+            scored = model(tokens, mask)
+        return logits.detach(), grads, scored, len(calls)
+
+    skipped = run()
+    monkeypatch.setattr(encoder_mod, "live_layers", lambda a: (True,) * len(a))
+    computed = run()
+    assert skipped[3] < computed[3]  # fewer op modules ran
+    assert torch.equal(skipped[0], computed[0]) and torch.equal(skipped[2], computed[2])
+    assert skipped[1].keys() == computed[1].keys()
+    for name, grad in skipped[1].items():
+        assert torch.equal(grad, computed[1][name]), name

@@ -12,6 +12,7 @@ Layout: ``x`` (B, T, D), ``mask`` (B, T) bool, True at real tokens (see :mod:`sr
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable
 
 import torch
@@ -97,14 +98,21 @@ class FunctionalEncoder(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        """``x`` (B, T, D) stem output, padded positions zero -> last node (B, T, D)."""
+        """``x`` (B, T, D) stem output, padded positions zero -> last node (B, T, D).
+
+        Layers whose output nothing reaching the last node reads (:func:`live_layers`) are not
+        computed: they cannot change the output or any gradient. Evaluation gives the same logits
+        as computing them; in training, their dropout masks are not drawn, so later layers draw
+        different (equally distributed) masks than a forward that computed them would.
+        """
         if len(arch) != self.num_layers:
             raise ValueError(f"architecture has {len(arch)} layers, encoder has {self.num_layers}")
         per_layer: list[list[tuple[str, str, str]]] = [[] for _ in arch]
         for i, slot, op, key in self.keys_for(arch):
             per_layer[i].append((slot, op, key))
-        nodes = [x]
-        attends = self.training and any(layer.kind == "attn" for layer in arch)
+        live = live_layers(arch)
+        nodes: list[torch.Tensor | None] = [x]
+        attends = self.training and any(layer.kind == "attn" for layer, on in zip(arch, live) if on)
         # CPU training: the fused kernel, else attention by length group; elsewhere one padding bias
         fused = attends and cpu_kernels.use_kernel(x)
         pairs = attention_pair_count(mask, self.heads) if fused and self.attn_dropout > 0 else None
@@ -114,6 +122,9 @@ class FunctionalEncoder(nn.Module):
         # dropout draws only for real tokens (padded positions are zero or masked out; tested)
         rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
         for i, layer in enumerate(arch):
+            if not live[i]:
+                nodes.append(None)  # nothing that reaches the output reads it
+                continue
             outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
                                    nodes[getattr(layer, f"{slot}_src")], mask)
                     for slot, op, key in per_layer[i]}
@@ -132,6 +143,19 @@ class FunctionalEncoder(nn.Module):
                 h = masked_layer_norm(self.attn_norms[str(i)], self.dropout(h, rows), mask)
             nodes.append(h)
         return nodes[-1]
+
+
+@lru_cache(maxsize=4096)
+def live_layers(arch: Architecture) -> tuple[bool, ...]:
+    """For each layer of ``arch``, whether its output reaches the last node: read by a later live
+    layer through an op other than ``zero``. Under the priors every layer's Q reads the previous
+    node through a non-zero op, so all are live; without them (the authors' published SST-5
+    architecture: 5 of 24) many need not be computed."""
+    live_nodes = {len(arch)}
+    for i in range(len(arch) - 1, -1, -1):
+        if i + 1 in live_nodes:
+            live_nodes.update(src for _, src, op, _ in arch[i].edges() if op != "zero")
+    return tuple(i + 1 in live_nodes for i in range(len(arch)))
 
 
 def supernet_op_keys(space: FunctionalSpace, mode: str) -> dict[str, str]:
