@@ -773,7 +773,7 @@ def test_gru_inference_path_gathers_once_and_scatters_in_the_kernel(kernel, hidd
     gi = torch.zeros(len(plan.forward_index), 3 * hidden)
     out = torch.zeros(mask.numel(), hidden)
     with pytest.raises(RuntimeError, match="out_rows out of range"):
-        torch.ops.autoattend.gru_forward_scatter(gi, plan.packed_rows, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0,
+        torch.ops.autoattend.gru_forward_scatter(gi, None, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0,
                                                  plan.batch_sizes, out, plan.forward_index + mask.numel(), False)
 
 

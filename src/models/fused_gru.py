@@ -76,13 +76,7 @@ class PackPlan:
         self.batch_sizes = active.sum(1).cpu()
         self.forward_index = (base + steps)[active]
         self.backward_index = (base + sorted_lengths.unsqueeze(0) - 1 - steps)[active]
-        self._packed_rows = torch.arange(len(self.forward_index), device=mask.device)
         self._backward_in_forward: torch.Tensor | None = None
-
-    @property
-    def packed_rows(self) -> torch.Tensor:
-        """0 .. N-1: the forward direction reads row r of a forward-ordered product."""
-        return self._packed_rows
 
     @property
     def backward_in_forward(self) -> torch.Tensor:
@@ -91,7 +85,7 @@ class PackPlan:
         if self._backward_in_forward is None:
             where = torch.empty(int(self.forward_index.max()) + 1 if len(self.forward_index) else 0,
                                 dtype=torch.long, device=self.forward_index.device)
-            where[self.forward_index] = self._packed_rows
+            where[self.forward_index] = torch.arange(len(self.forward_index), device=self.forward_index.device)
             self._backward_in_forward = where[self.backward_index]
         return self._backward_in_forward
 
@@ -121,7 +115,7 @@ def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: Pa
         cpu_kernels.require_loaded()
         gi = linear(flat.index_select(0, plan.forward_index), torch.cat([gru.weight_ih_l0, gru.weight_ih_l0_reverse]))
         width = gi.shape[1] // 2
-        for rows, index, suffix, accumulate in ((plan.packed_rows, plan.forward_index, "", False),
+        for rows, index, suffix, accumulate in ((None, plan.forward_index, "", False),  # row r reads row r
                                                 (plan.backward_in_forward, plan.backward_index, "_reverse", True)):
             torch.ops.autoattend.gru_forward_scatter(
                 gi[:, width:] if accumulate else gi[:, :width], rows, getattr(gru, "bias_ih_l0" + suffix),

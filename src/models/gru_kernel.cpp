@@ -20,6 +20,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <optional>
 #include <cstring>
 #include <vector>
 
@@ -256,10 +257,11 @@ void check_rows(const at::Tensor& rows, int64_t n, int64_t bound, const char* wh
               "autoattend_gru: ", what, " out of range");
 }
 
-// Inference: the recurrence reading its input projections through gi_rows and writing (or, with
-// accumulate, adding) each state to out[out_rows[r]] (out (M, D), contiguous), so the caller needs
-// neither a gather of gi nor a scatter of h. out_rows must not repeat (rows of a step run in parallel).
-void gru_forward_scatter(const at::Tensor& gi, const at::Tensor& gi_rows, const at::Tensor& b_ih,
+// Inference: the recurrence reading its input projections through gi_rows (none: row r reads row
+// r) and writing (or, with accumulate, adding) each state to out[out_rows[r]] (out (M, D),
+// contiguous), so the caller needs neither a gather of gi nor a scatter of h. out_rows must not
+// repeat (rows of a step run in parallel).
+void gru_forward_scatter(const at::Tensor& gi, const std::optional<at::Tensor>& gi_rows, const at::Tensor& b_ih,
                          const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& batch_sizes,
                          at::Tensor& out, const at::Tensor& out_rows, bool accumulate) {
   check_inputs(gi, b_ih, w_hh, b_hh, batch_sizes);
@@ -268,9 +270,13 @@ void gru_forward_scatter(const at::Tensor& gi, const at::Tensor& gi_rows, const 
   TORCH_CHECK(out.dim() == 2 && out.is_contiguous() && out.size(1) == w_hh.size(1) &&
                   out.scalar_type() == gi.scalar_type(),
               "autoattend_gru: out must be a contiguous (M, D) tensor of gi's dtype");
-  check_rows(gi_rows, N, gi.size(0), "gi_rows");
+  if (gi_rows) {
+    check_rows(*gi_rows, N, gi.size(0), "gi_rows");
+  } else {
+    TORCH_CHECK(gi.size(0) == N, "autoattend_gru: without gi_rows, gi must have a row per packed row");
+  }
   check_rows(out_rows, N, out.size(0), "out_rows");
-  forward_impl(gi, gi_rows.data_ptr<int64_t>(), N, b_ih, w_hh, b_hh, batch_sizes, false, &out,
+  forward_impl(gi, gi_rows ? gi_rows->data_ptr<int64_t>() : nullptr, N, b_ih, w_hh, b_hh, batch_sizes, false, &out,
                out_rows.data_ptr<int64_t>(), accumulate);
 }
 
@@ -341,7 +347,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_h, const at::Tensor&
 TORCH_LIBRARY_FRAGMENT(autoattend, m) {
   m.def("gru_forward(Tensor gi, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, bool save) -> Tensor[]",
         &gru_forward);
-  m.def("gru_forward_scatter(Tensor gi, Tensor gi_rows, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, "
+  m.def("gru_forward_scatter(Tensor gi, Tensor? gi_rows, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor batch_sizes, "
         "Tensor(a!) out, Tensor out_rows, bool accumulate) -> ()",
         &gru_forward_scatter);
   m.def("gru_backward(Tensor grad_h, Tensor h, Tensor saved, Tensor w_hh, Tensor batch_sizes) -> Tensor[]",
