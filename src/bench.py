@@ -7,7 +7,9 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
 * ``supernet_build_s``      building the supernet; ``supernet_modules`` / ``supernet_params``
 * ``supernet_peak_rss_mb``  peak resident memory of the process after supernet training steps
   (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
-  process, as peak memory only grows)
+  process, as peak memory only grows), with Adam's moments created for every parameter before
+  the steps, as a long run holds them (``supernet_adam_state_mb``; ``bench.optimizer_state``
+  float32, the default, or the labelled bfloat16 option)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -42,6 +44,7 @@ from omegaconf import DictConfig
 from src.estimator import SupernetEstimator
 from src.models import cpu_kernels
 from src.models.multi_arch import backward_archs
+from src.models.optim import check_state_dtype, materialise_adam_state, supernet_adam
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
@@ -125,7 +128,12 @@ def text_figures(cfg: DictConfig) -> dict:
     figures["supernet_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("supernet built: %d op modules, %.1f M parameters, %.1f s", figures["supernet_modules"],
              figures["supernet_params"] / 1e6, figures["supernet_build_s"])
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / b.archs_per_step)
+    state_dtype = check_state_dtype(b.get("optimizer_state", "float32"), "bench.optimizer_state")
+    opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / b.archs_per_step,
+                        state_dtype=state_dtype, seed=cfg.seed)
+    # Adam's moments as a long run holds them (every op module sampled), not as after a few steps
+    figures["supernet_optimizer_state"] = state_dtype
+    figures["supernet_adam_state_mb"] = round(materialise_adam_state(opt) / 2**20, 2)
     rng = random.Random(cfg.seed)
     workers = resolve_workers(b.get("arch_workers", "auto"), device, "bench.arch_workers")
     figures["supernet_arch_workers"] = workers

@@ -718,8 +718,10 @@ def test_grouped_attention_matches_one_call_over_the_batch():
                           masked_attention(q[:2], k[:2], v[:2], mask[:2], h)[mask[:2]], atol=1e-5)
 
 
-def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
-    """``make bench``'s text figures, shrunk, with parallel workers."""
+@pytest.mark.parametrize("state_dtype, moment_bytes", [("float32", 4), ("bfloat16", 2)])
+def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, moment_bytes):
+    """``make bench``'s text figures, shrunk, with parallel workers; Adam's state is created for
+    every parameter before the timed steps (as a long run holds it)."""
     from omegaconf import open_dict
 
     from conftest import compose_config
@@ -729,7 +731,7 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
     cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.dim=16", "bench.heads=2",
                                    "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
                                    "bench.reps=2", "bench.warmup=0", "bench.arch_workers=2",
-                                   "bench.score_workers=2"])
+                                   "bench.score_workers=2", f"bench.optimizer_state={state_dtype}"])
     with open_dict(cfg):
         cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
         cfg.paths.cache_dir = str(tmp_path / "cache")
@@ -739,6 +741,8 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path):
     for key in ("supernet_step_s", "candidate_score_s", "retrain_step_s", "supernet_peak_rss_mb"):
         assert figures[key] > 0, key
     assert figures["candidate_score_examples"] == 12
+    assert figures["supernet_optimizer_state"] == state_dtype
+    assert figures["supernet_adam_state_mb"] == round(2 * moment_bytes * figures["supernet_params"] / 2**20, 2) > 0
 
 
 def test_layers_that_cannot_reach_the_output_are_skipped_without_changing_anything(monkeypatch):

@@ -142,6 +142,13 @@ def test_invalid_architecture_file(tiny_data, tmp_path, content, needles):
     assert proc.returncode == 2
 
 
+def test_unknown_optimizer_state(tiny_data, tmp_path):
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "supernet.optimizer_state=fp16", data_dir=tiny_data,
+               tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error: supernet.optimizer_state", "float32, bfloat16", "'fp16'")
+    assert proc.returncode == 2 and not (tmp_path / "r" / "supernet").exists()
+
+
 def test_unknown_builtin_architecture(tiny_data, tmp_path):
     proc = cli("src.retrain", "+task=sst2", "arch=nonexistent", data_dir=tiny_data, tmp=tmp_path,
                run_dir=tmp_path / "r")

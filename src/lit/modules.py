@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.multi_arch import backward_archs
+from src.models.optim import supernet_adam
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
 
@@ -40,12 +41,16 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     Lightning's ``on_before_backward`` / ``on_after_backward`` hooks are not called. Ignored on
     other devices.
 
+    ``optimizer_state``: ``"float32"`` (``torch.optim.Adam``, the authors' protocol) or
+    ``"bfloat16"`` (Adam's moments stored in bfloat16, stochastically rounded: half the optimizer
+    memory; a labelled option, see :mod:`src.models.optim`).
+
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
     """
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
                  clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4,
-                 arch_workers: int = 1):
+                 arch_workers: int = 1, optimizer_state: str = "float32"):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "space"])
         self.model = model
@@ -58,8 +63,9 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.hparams.lr / self.hparams.archs_per_step,
-                                weight_decay=self.hparams.weight_decay)
+        return supernet_adam(params, lr=self.hparams.lr / self.hparams.archs_per_step,
+                             weight_decay=self.hparams.weight_decay, state_dtype=self.hparams.optimizer_state,
+                             seed=self.hparams.seed)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt = self.optimizers()

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
+from src.models.optim import check_state_dtype
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, make_trainer
 from src.space import Architecture, FunctionalSpace
@@ -58,6 +59,7 @@ def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> TextClassifie
 def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> TextClassifier:
     """Train (or resume, or reload) the supernet; returns the trained model."""
     s = cfg.supernet
+    optimizer_state = check_state_dtype(s.get("optimizer_state", "float32"))
     out = run_dir / "supernet"
     torch.manual_seed(cfg.seed)
     model = build_supernet(cfg, dm, space)
@@ -67,7 +69,8 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
                             weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
                             arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
-                                                         "supernet.arch_workers"))
+                                                         "supernet.arch_workers"),
+                            optimizer_state=optimizer_state)
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
