@@ -188,7 +188,9 @@ def attention_inputs(mask, d, dtype, seed=0):
     return [torch.randn(*mask.shape, d, generator=g, dtype=dtype) * 2 for _ in range(3)]
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+# float32: the kernel is built with -march=native -ffast-math, so its summation order follows the
+# CPU's vector width (2.2e-6 on an AVX-512 machine for outputs of magnitude ~5, a few ulps)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("d, heads", [(64, 8), (12, 3), (8, 1), (32, 8)])
 def test_attention_kernel_matches_the_definition(kernel, dtype, tol, d, heads):
     lengths = torch.tensor([7, 1, 4, 7, 2, 0])  # ties, a 1-token row, an empty row

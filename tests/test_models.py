@@ -563,6 +563,11 @@ def test_conv_op_matches_a_plain_conv1d(kernel):
     g_ref = torch.autograd.grad(ref.sum(), [x, op.conv.weight])
     for a, b in zip(g_out, g_ref):
         assert torch.allclose(a, b, atol=1e-5)
+    # the weight's gradient comes in the parameter's own layout, so accumulating it copies nothing
+    assert g_out[1].stride() == op.conv.weight.stride()
+    copy = ConvOp(8, kernel, dropout=0.0)
+    copy.load_state_dict(op.state_dict())  # a checkpoint restores values into that layout
+    assert copy.conv.weight.stride() == op.conv.weight.stride() and torch.equal(copy(x, mask), out)
 
 
 def test_training_attention_matches_sdpa_and_the_written_out_dropout():

@@ -345,6 +345,11 @@ class ConvOp(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2)
+        if kernel_size > 1:
+            # the weight kept as (out, kernel, in) in memory: the channels-last layout in which
+            # conv_over_time's convolution reads it and returns its gradient, so neither is
+            # reordered (otherwise every backward copies the gradient to the parameter's layout)
+            self.conv.weight.data = self.conv.weight.data.transpose(1, 2).contiguous().transpose(1, 2)
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
