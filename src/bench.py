@@ -9,7 +9,7 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
   (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
   process, as peak memory only grows), with Adam's moments created for every parameter before
   the steps, as a long run holds them (``supernet_adam_state_mb``; ``bench.optimizer_state``
-  float32, the default, or the labelled bfloat16 option)
+  float32, the default, or the labelled bfloat16 option; ``bench.recompute`` as ``supernet.recompute``)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -124,6 +124,7 @@ def text_figures(cfg: DictConfig) -> dict:
     model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=b.dim, heads=b.heads,
                                     sharing=cfg.space.sharing).to(device)
     figures["supernet_build_s"] = round(time.perf_counter() - t0, 2)
+    model.encoder.recompute = figures["supernet_recompute"] = bool(b.get("recompute", False))
     figures["supernet_modules"] = len(model.encoder.ops)
     figures["supernet_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("supernet built: %d op modules, %.1f M parameters, %.1f s", figures["supernet_modules"],

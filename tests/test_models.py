@@ -723,8 +723,8 @@ def test_grouped_attention_matches_one_call_over_the_batch():
                           masked_attention(q[:2], k[:2], v[:2], mask[:2], h)[mask[:2]], atol=1e-5)
 
 
-@pytest.mark.parametrize("state_dtype, moment_bytes", [("float32", 4), ("bfloat16", 2)])
-def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, moment_bytes):
+@pytest.mark.parametrize("state_dtype, moment_bytes, recompute", [("float32", 4, False), ("bfloat16", 2, True)])
+def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, moment_bytes, recompute):
     """``make bench``'s text figures, shrunk, with parallel workers; Adam's state is created for
     every parameter before the timed steps (as a long run holds it)."""
     from omegaconf import open_dict
@@ -736,7 +736,8 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, momen
     cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.dim=16", "bench.heads=2",
                                    "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
                                    "bench.reps=2", "bench.warmup=0", "bench.arch_workers=2",
-                                   "bench.score_workers=2", f"bench.optimizer_state={state_dtype}"])
+                                   "bench.score_workers=2", f"bench.optimizer_state={state_dtype}",
+                                   f"bench.recompute={recompute}"])
     with open_dict(cfg):
         cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
         cfg.paths.cache_dir = str(tmp_path / "cache")
@@ -747,6 +748,7 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, momen
         assert figures[key] > 0, key
     assert figures["candidate_score_examples"] == 12
     assert figures["supernet_optimizer_state"] == state_dtype
+    assert figures["supernet_recompute"] is recompute
     assert figures["supernet_adam_state_mb"] == round(2 * moment_bytes * figures["supernet_params"] / 2**20, 2) > 0
 
 
@@ -786,3 +788,45 @@ def test_layers_that_cannot_reach_the_output_are_skipped_without_changing_anythi
     assert skipped[1].keys() == computed[1].keys()
     for name, grad in skipped[1].items():
         assert torch.equal(grad, computed[1][name]), name
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_recomputed_layers_give_the_same_logits_and_gradients(backend, workers):
+    """``encoder.recompute``: each layer runs again in backward (same dropout masks, drawn from the
+    architecture's generator or, in a plain forward, torch's global RNG): the same loss and every
+    gradient bit for bit, for a fraction of what autograd keeps from the forward."""
+    from src.models import cpu_kernels
+    from src.models.multi_arch import backward_archs
+
+    space = FunctionalSpace(5)
+    model = supernet(space, "full", dim=16, heads=2)
+    model.train()
+    tokens, mask = batch(6, 9, seed=2)
+    labels = torch.arange(6) % CLASSES
+    archs = space.sample_distinct(4, random.Random(3))
+    before = cpu_kernels.get_backend()
+    cpu_kernels.set_backend(backend)
+    try:
+        results = []
+        for recompute in (False, True):
+            model.encoder.recompute = recompute
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(7)
+            total = backward_archs(model, tokens, mask, labels, archs, workers=workers)
+            torch.manual_seed(8)  # a plain forward: dropout from the global RNG
+            torch.nn.functional.cross_entropy(model(tokens, mask, archs[0]), labels).backward()
+            results.append((total, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+            saved = []
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+                model(tokens, mask, archs[1]).sum()
+            results[-1] += (sum(saved),)
+    finally:
+        cpu_kernels.set_backend(before)
+        model.encoder.recompute = False
+    (loss_a, grads_a, saved_a), (loss_b, grads_b, saved_b) = results
+    assert torch.equal(loss_a, loss_b)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
+    for name in grads_a:
+        assert torch.equal(grads_a[name], grads_b[name]), name
+    assert saved_b < 0.5 * saved_a

@@ -3,9 +3,10 @@
 for every parameter, training steps), and the bytes autograd saves for one architecture's backward.
 
     LD_PRELOAD=$(AUTOATTEND_ALLOCATOR=auto .venv/bin/python -m src.utils.allocator) MIMALLOC_PURGE_DELAY=10000 \
-      AUTOATTEND_DATA_DIR=../shared/data .venv/bin/python experiments/bench/memory_breakdown.py STATE WORKERS STEPS
+      AUTOATTEND_DATA_DIR=../shared/data .venv/bin/python experiments/bench/memory_breakdown.py STATE WORKERS STEPS [recompute]
 
-STATE is float32 or bfloat16 (Adam's moments), WORKERS the architectures back-propagated at a time.
+STATE is float32 or bfloat16 (Adam's moments), WORKERS the architectures back-propagated at a time;
+``recompute`` sets ``encoder.recompute`` (``supernet.recompute``).
 """
 
 import collections
@@ -50,6 +51,7 @@ from src.pipeline.common import make_loader  # noqa: E402
 from src.space import FunctionalSpace  # noqa: E402
 
 state_dtype, workers, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+recompute = sys.argv[4:] == ["recompute"]
 torch.set_num_threads(2)
 cpu_kernels.kernel_error()
 stage("project imports + kernels")
@@ -62,6 +64,7 @@ stage("SST-5 data, one batch of 128")
 space = FunctionalSpace(24)
 torch.manual_seed(0)
 model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+model.encoder.recompute = recompute
 params = sum(p.numel() for p in model.parameters() if p.requires_grad)
 stage(f"supernet ({params / 1e6:.1f} M params, {params * 4 / 2**20:.0f} MB)")
 opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / 16, state_dtype=state_dtype)
@@ -75,7 +78,7 @@ for step in range(steps):
                    workers=workers)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
     opt.step()
-    stage(f"after step {step} ({workers} worker(s))")
+    stage(f"after step {step} ({workers} worker(s){', recompute' if recompute else ''})")
 
 # bytes autograd keeps for one architecture's backward, by tensor shape
 print(f"\nsaved for backward, one architecture at a time (batch {tuple(batch['tokens'].shape)}):")

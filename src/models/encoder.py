@@ -17,10 +17,12 @@ from typing import Iterable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from src.models import cpu_kernels
 from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, attention_pair_count, build_op,
-                            fused_attention, grouped_attention, masked_attention, masked_layer_norm, real_rows)
+                            fused_attention, grouped_attention, masked_attention, masked_layer_norm, real_rows,
+                            replay_dropout_contexts)
 from src.space import Architecture, Context, FunctionalSpace, arch_contexts
 
 SHARING_MODES = ("full", "source", "target", "none")
@@ -63,6 +65,11 @@ class FunctionalEncoder(nn.Module):
         keying: a sharing mode (supernet) or ``"child"``.
         op_keys: ``{module key: op name}`` for every parametric module to build.
         attn_layers: indices of the layers that get an attention LayerNorm (all, in a supernet).
+
+    ``recompute`` (attribute, default False): in training with gradients, each layer keeps only
+    its input nodes for the backward pass and runs its forward again during backward
+    (``torch.utils.checkpoint``, with the same dropout masks): the same logits and gradients
+    (tested) for a fraction of the activation memory and about one more forward pass.
     """
 
     def __init__(self, dim: int, heads: int, num_layers: int, dropout: float, attn_dropout: float, keying: str,
@@ -76,6 +83,7 @@ class FunctionalEncoder(nn.Module):
         self.dropout = Dropout(dropout)
         self.ops = nn.ModuleDict({key: build_op(op, dim, dropout) for key, op in sorted(op_keys.items())})
         self.attn_norms = nn.ModuleDict({str(i): nn.LayerNorm(dim) for i in sorted(set(attn_layers))})
+        self.recompute = False
 
     def keys_for(self, arch: Architecture) -> list[tuple[int, str, str, str]]:
         """``(layer, slot, op, module key)`` for each op application of ``arch``."""
@@ -121,17 +129,21 @@ class FunctionalEncoder(nn.Module):
         bias = attention_bias(mask) if attends and not fused and plan is None else None
         # dropout draws only for real tokens (padded positions are zero or masked out; tested)
         rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
+        recompute = self.recompute and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(arch):
             if not live[i]:
                 nodes.append(None)  # nothing that reaches the output reads it
                 continue
-            outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
-                                   nodes[getattr(layer, f"{slot}_src")], mask)
-                    for slot, op, key in per_layer[i]}
-            if layer.kind == "add":
-                parts = [t for t in (outs["q"], outs["k"]) if t is not None]
-                h = self.dropout(sum(parts[1:], parts[0]), rows) if parts else torch.zeros_like(x)
-            else:
+            sources = sorted({getattr(layer, f"{slot}_src") for slot, _, _ in per_layer[i]})
+
+            def compute(*inputs: torch.Tensor, i: int = i, layer=layer, sources=sources) -> torch.Tensor:
+                node = dict(zip(sources, inputs))
+                outs = {slot: apply_op(op, self.ops[key] if key in self.ops else None,
+                                       node[getattr(layer, f"{slot}_src")], mask)
+                        for slot, op, key in per_layer[i]}
+                if layer.kind == "add":
+                    parts = [t for t in (outs["q"], outs["k"]) if t is not None]
+                    return self.dropout(sum(parts[1:], parts[0]), rows) if parts else torch.zeros_like(x)
                 q, k, v = (outs[s] if outs[s] is not None else torch.zeros_like(x) for s in ("q", "k", "v"))
                 p = self.attn_dropout if self.training else 0.0
                 if fused:
@@ -140,8 +152,13 @@ class FunctionalEncoder(nn.Module):
                     h = grouped_attention(q, k, v, plan, self.heads, p)
                 else:
                     h = masked_attention(q, k, v, mask, self.heads, p, bias)
-                h = masked_layer_norm(self.attn_norms[str(i)], self.dropout(h, rows), mask)
-            nodes.append(h)
+                return masked_layer_norm(self.attn_norms[str(i)], self.dropout(h, rows), mask)
+
+            inputs = [nodes[j] for j in sources]
+            if recompute and inputs:
+                nodes.append(checkpoint(compute, *inputs, use_reentrant=False, context_fn=replay_dropout_contexts))
+            else:
+                nodes.append(compute(*inputs))
         return nodes[-1]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Iterator
 
 import torch
@@ -36,6 +36,22 @@ def dropout_generator(generator: torch.Generator | None) -> Iterator[None]:
         yield
     finally:
         _dropout_rng.generator = previous
+
+
+def replay_dropout_contexts() -> tuple[AbstractContextManager, AbstractContextManager]:
+    """``context_fn`` for ``torch.utils.checkpoint``: (forward context, recomputation context) such
+    that the recomputation draws the dropout masks the forward drew.
+
+    Called as the checkpointed forward starts; the recomputation (in backward, after the caller's
+    :func:`dropout_generator` block has ended) draws from a copy of the thread's generator in its
+    state at that moment. Without a generator of its own the thread draws from torch's global
+    RNG, which checkpoint's ``preserve_rng_state`` already replays."""
+    generator = getattr(_dropout_rng, "generator", None)
+    if generator is None:
+        return nullcontext(), nullcontext()
+    replay = torch.Generator(device=generator.device)
+    replay.set_state(generator.get_state())
+    return nullcontext(), dropout_generator(replay)
 
 
 def keep_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:

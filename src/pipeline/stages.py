@@ -63,6 +63,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     out = run_dir / "supernet"
     torch.manual_seed(cfg.seed)
     model = build_supernet(cfg, dm, space)
+    model.encoder.recompute = bool(s.get("recompute", False))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s", len(model.encoder.ops),
              n_params / 1e6, cfg.space.sharing)
