@@ -44,19 +44,42 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
     ``state_dtype``: ``torch.bfloat16`` (stochastic rounding, seeded by ``seed``) or
     ``torch.float32`` (then the same as ``torch.optim.Adam``; kept for the tests).
 
-    Parameters without a gradient are skipped and get no state, as in ``torch.optim.Adam``. The
-    rounding generator's state is part of :meth:`state_dict`, so a resumed run rounds as an
-    uninterrupted one would.
+    ``flat_state`` (default): every parameter's moments are allocated at construction, as views of
+    one zeroed buffer per moment (the state a long run reaches anyway; tens of thousands of small
+    tensors otherwise cost the allocator about a third more than their bytes). A moment at zero
+    with step 0 is exactly what Adam creates at a parameter's first gradient, so the updates are
+    those of lazily created state (tested). Without it, state is created lazily as in
+    ``torch.optim.Adam``. Parameters without a gradient are skipped either way. Steps are counted
+    per parameter as plain integers. The rounding generator's state is part of
+    :meth:`state_dict`, so a resumed run rounds as an uninterrupted one would.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, state_dtype: torch.dtype = torch.bfloat16,
-                 seed: int = 0):
+                 seed: int = 0, flat_state: bool = True):
         if state_dtype not in (torch.bfloat16, torch.float32):
             raise ValueError(f"state_dtype must be torch.bfloat16 or torch.float32, got {state_dtype}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         self.state_dtype = state_dtype
         self._rounding = torch.Generator().manual_seed(seed)
+        self._flat_views: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] = {}
+        if flat_state:
+            self._allocate_flat_state()
+
+    def _allocate_flat_state(self) -> None:
+        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                by_device.setdefault(p.device, []).append(p)
+        for device, params in by_device.items():
+            total = sum(p.numel() for p in params)
+            buffers = [torch.zeros(total, dtype=self.state_dtype, device=device) for _ in range(2)]
+            offset = 0
+            for p in params:
+                # the parameter's own strides (dense), so the update's operands share one layout
+                self._flat_views[p] = tuple(b.as_strided(p.shape, p.stride(), offset) for b in buffers)
+                self.state[p] = {"step": 0, "exp_avg": self._flat_views[p][0], "exp_avg_sq": self._flat_views[p][1]}
+                offset += p.numel()
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -67,10 +90,17 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         rng = state_dict.pop("rounding_rng", None)
         super().load_state_dict(state_dict)
-        # torch casts loaded state to each parameter's dtype; the moments go back (exactly) to ours
-        for state in self.state.values():
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state:
+        # torch casts loaded state to each parameter's dtype; the moments go back (exactly) to
+        # ours, into the flat buffers when there are any
+        for p, views in self._flat_views.items():
+            loaded = self.state.get(p) or {}
+            for key, view in zip(("exp_avg", "exp_avg_sq"), views):
+                view.copy_(loaded[key]) if key in loaded else view.zero_()
+            self.state[p] = {"step": int(loaded.get("step", 0)), "exp_avg": views[0], "exp_avg_sq": views[1]}
+        for p, state in self.state.items():
+            if p not in self._flat_views and state:
+                state["step"] = int(state["step"])
+                for key in ("exp_avg", "exp_avg_sq"):
                     state[key] = state[key].to(self.state_dtype)
         if rng is not None:
             self._rounding.set_state(rng)
@@ -78,7 +108,7 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
     def _state_of(self, p: torch.Tensor) -> dict:
         state = self.state[p]
         if not state:
-            state["step"] = torch.tensor(0.0)
+            state["step"] = 0
             state["exp_avg"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
         return state
@@ -116,7 +146,7 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         step_sizes, bias2_roots = [], []
         for s in states:
             s["step"] += 1
-            t = s["step"].item()
+            t = s["step"]
             step_sizes.append(-group["lr"] / (1 - beta1 ** t))
             bias2_roots.append(math.sqrt(1 - beta2 ** t))
         denom = torch._foreach_sqrt(exp_avg_sq)
