@@ -65,8 +65,8 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     model = build_supernet(cfg, dm, space)
     model.encoder.recompute = bool(s.get("recompute", False))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s", len(model.encoder.ops),
-             n_params / 1e6, cfg.space.sharing)
+    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s, recompute %s",
+             len(model.encoder.ops), n_params / 1e6, cfg.space.sharing, optimizer_state, model.encoder.recompute)
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
                             weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
                             arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
