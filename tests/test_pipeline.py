@@ -88,6 +88,24 @@ def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data):
     assert "test acc" in proc.stdout
 
 
+def test_retrain_with_recomputed_layers_gives_the_same_results(smoke_run, tiny_data):
+    """``retrain.recompute=true`` changes memory, not results: every evaluation of the seed equal."""
+    tmp, run_dir, _ = smoke_run
+    histories = []
+    for recompute in ("false", "true"):
+        out = tmp / f"retrain_recompute_{recompute}"
+        proc = cli("src.retrain", "+task=sst2", f"arch={run_dir / 'search' / 'best_arch.yaml'}", "budget=smoke",
+                   "hardware=cpu", "retrain.seeds=1", "retrain.eval_every=2", f"retrain.recompute={recompute}",
+                   data_dir=tiny_data, tmp=tmp, run_dir=out)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"recompute {recompute.capitalize()}" in proc.stdout + proc.stderr
+        histories.append((json.loads((out / "retrain" / "seed_0.json").read_text())["history"],
+                          (out / "retrain" / "seed_0" / "metrics.csv").read_text()))
+    (history, metrics), (history_recomputed, metrics_recomputed) = histories
+    assert history == history_recomputed and len(history) >= 4
+    assert metrics == metrics_recomputed and "train/loss" in metrics  # the training loss to the last bit
+
+
 def test_retrain_published_architecture_builds(tiny_data, tmp_path):
     proc = cli("src.retrain", "+task=sst5", "arch=published_sst5", "budget=smoke", "hardware=cpu",
                "retrain.seeds=1", "retrain.max_steps=2", "retrain.eval_every=2", data_dir=tiny_data, tmp=tmp_path,

@@ -167,6 +167,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     out = run_dir / "retrain"
     out.mkdir(parents=True, exist_ok=True)
     seeds = [cfg.seed + i for i in range(r.seeds)]
+    recompute = bool(r.get("recompute", False))
+    log.info("retrain: %d seed(s), D=%d, %d heads, recompute %s", len(seeds), r.dim, r.heads, recompute)
     per_seed = []
     for seed in seeds:
         seed_file = out / f"seed_{seed}.json"
@@ -178,6 +180,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
                                      dropout=r.dropout, attn_dropout=r.attn_dropout,
                                      freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+        model.encoder.recompute = recompute
         module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
         train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
         evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
