@@ -36,6 +36,7 @@ dm.prepare_data()
 dm.setup()
 space = FunctionalSpace(24)
 fixed = space.sample_distinct(8, random.Random(123))
+trained = {}
 for state_dtype in ("float32", "bfloat16"):
     torch.manual_seed(0)
     model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
@@ -63,3 +64,12 @@ for state_dtype in ("float32", "bfloat16"):
     accs = [estimator(a) for a in fixed]
     print(f"{state_dtype:<9} after {steps} steps ({time.time() - start:.0f} s): dev accuracy of 8 fixed architectures "
           f"mean {100 * statistics.mean(accs):.2f} % ({', '.join(f'{100 * a:.1f}' for a in accs)})", flush=True)
+    trained[state_dtype] = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    del model, opt, estimator
+torch.manual_seed(0)
+initial = [p for p in TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8,
+                                              sharing="full").parameters() if p.requires_grad]
+moved = max((a - i).abs().max().item() for a, i in zip(trained["float32"], initial))
+apart = max((a - b).abs().max().item() for a, b in zip(trained["float32"], trained["bfloat16"]))
+print(f"largest parameter change from the initial weights (float32 run) {moved:.3e}; largest difference "
+      f"between the float32 and bfloat16 runs {apart:.3e}", flush=True)
