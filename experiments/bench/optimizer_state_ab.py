@@ -5,7 +5,9 @@ with each optimizer state, and prints the mean training loss every 10 steps and 
 fixed random architectures at the end.
 
     LD_PRELOAD=$(AUTOATTEND_ALLOCATOR=auto .venv/bin/python -m src.utils.allocator) MIMALLOC_PURGE_DELAY=10000 \
-      AUTOATTEND_DATA_DIR=../shared/data .venv/bin/python experiments/bench/optimizer_state_ab.py STEPS
+      AUTOATTEND_DATA_DIR=../shared/data .venv/bin/python experiments/bench/optimizer_state_ab.py STEPS [OTHER]
+
+OTHER is the optimizer state compared with float32: bfloat16 (the default) or int8.
 """
 
 import os
@@ -28,6 +30,7 @@ from src.pipeline.common import make_loader  # noqa: E402
 from src.space import FunctionalSpace  # noqa: E402
 
 steps = int(sys.argv[1])
+other = sys.argv[2] if len(sys.argv) > 2 else "bfloat16"
 torch.set_num_threads(2)
 cpu_kernels.kernel_error()
 dm = SSTDataModule(os.environ.get("AUTOATTEND_DATA_DIR", "../shared/data"), 5, train_level="sentence",
@@ -37,7 +40,7 @@ dm.setup()
 space = FunctionalSpace(24)
 fixed = space.sample_distinct(8, random.Random(123))
 trained = {}
-for state_dtype in ("float32", "bfloat16"):
+for state_dtype in ("float32", other):
     torch.manual_seed(0)
     model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
     opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / 16, state_dtype=state_dtype)
@@ -70,6 +73,6 @@ torch.manual_seed(0)
 initial = [p for p in TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8,
                                               sharing="full").parameters() if p.requires_grad]
 moved = max((a - i).abs().max().item() for a, i in zip(trained["float32"], initial))
-apart = max((a - b).abs().max().item() for a, b in zip(trained["float32"], trained["bfloat16"]))
+apart = max((a - b).abs().max().item() for a, b in zip(trained["float32"], trained[other]))
 print(f"largest parameter change from the initial weights (float32 run) {moved:.3e}; largest difference "
-      f"between the float32 and bfloat16 runs {apart:.3e}", flush=True)
+      f"between the float32 and {other} runs {apart:.3e}", flush=True)
