@@ -160,21 +160,19 @@ def test_invalid_architecture_file(tiny_data, tmp_path, content, needles):
     assert proc.returncode == 2
 
 
-@pytest.mark.parametrize("state, dtypes", [("bfloat16", ("bfloat16", "bfloat16")), ("int8", ("int8", "uint8"))])
-def test_smoke_search_with_the_memory_options(tiny_data, tmp_path, state, dtypes):
-    """``supernet.optimizer_state=<state> supernet.recompute=true`` through the real command line:
-    the run completes, says what it used, and its checkpoint holds the low-precision moments."""
+def test_smoke_search_with_the_memory_options(tiny_data, tmp_path):
+    """``supernet.optimizer_state=bfloat16 supernet.recompute=true`` through the real command line:
+    the run completes, says what it used, and its checkpoint holds bfloat16 moments."""
     import torch
 
     run_dir = tmp_path / "r"
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", f"supernet.optimizer_state={state}",
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "supernet.optimizer_state=bfloat16",
                "supernet.recompute=true", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"Adam state {state}, recompute True" in proc.stdout + proc.stderr
+    assert "Adam state bfloat16, recompute True" in proc.stdout + proc.stderr
     ckpt = torch.load(run_dir / "supernet" / "last.ckpt", map_location="cpu", weights_only=False)
     states = ckpt["optimizer_states"][0]["state"].values()
-    assert states and all((str(s["exp_avg"].dtype), str(s["exp_avg_sq"].dtype)) == tuple(f"torch.{d}" for d in dtypes)
-                          for s in states)
+    assert states and all(s["exp_avg"].dtype == s["exp_avg_sq"].dtype == torch.bfloat16 for s in states)
     assert any(s["step"] > 0 for s in states) and "rounding_rng" in ckpt["optimizer_states"][0]
     assert json.loads((run_dir / "retrain" / "results.json").read_text())["per_seed"]
 
@@ -182,7 +180,7 @@ def test_smoke_search_with_the_memory_options(tiny_data, tmp_path, state, dtypes
 def test_unknown_optimizer_state(tiny_data, tmp_path):
     proc = cli("src.search", "+task=sst2", "budget=smoke", "supernet.optimizer_state=fp16", data_dir=tiny_data,
                tmp=tmp_path, run_dir=tmp_path / "r")
-    _assert_clean_failure(proc, tmp_path / "r", "error: supernet.optimizer_state", "float32, bfloat16, int8", "'fp16'")
+    _assert_clean_failure(proc, tmp_path / "r", "error: supernet.optimizer_state", "float32, bfloat16", "'fp16'")
     assert proc.returncode == 2 and not (tmp_path / "r" / "supernet").exists()
 
 

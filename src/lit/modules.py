@@ -41,10 +41,9 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     Lightning's ``on_before_backward`` / ``on_after_backward`` hooks are not called. Ignored on
     other devices.
 
-    ``optimizer_state``: ``"float32"`` (``torch.optim.Adam``, the authors' protocol), or the
-    labelled lower-precision options ``"bfloat16"`` (Adam's moments in bfloat16, stochastically
-    rounded: half the optimizer memory) and ``"int8"`` (8-bit block-wise moments: about a quarter);
-    see :mod:`src.models.optim`.
+    ``optimizer_state``: ``"float32"`` (``torch.optim.Adam``, the authors' protocol) or
+    ``"bfloat16"`` (Adam's moments stored in bfloat16, stochastically rounded: half the optimizer
+    memory; a labelled option, see :mod:`src.models.optim`).
 
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
     """

@@ -1,6 +1,5 @@
 """The supernet's optimizer: Adam with its two moments kept in float32 (the default, ``torch.optim.Adam``)
-or, as separate, labelled memory options, in bfloat16 or in 8-bit block-wise codes
-(:class:`BlockwiseInt8StateAdam`).
+or, as a separate, labelled memory option, in bfloat16.
 
 The full-context supernet has about 119 M trainable parameters (475 MB in float32); once every op
 module has been sampled, Adam's two moments hold twice that. Keeping the moments in bfloat16 halves
@@ -20,10 +19,7 @@ import torch
 
 from src.utils.errors import AutoAttendError
 
-STATE_DTYPES = ("float32", "bfloat16", "int8")
-
-# values per scale of BlockwiseInt8StateAdam's 8-bit moments
-INT8_BLOCK = 128
+STATE_DTYPES = ("float32", "bfloat16")
 
 # Moments are expanded to float32 a chunk of parameters at a time, so the update's temporaries
 # stay small next to the state it saves.
@@ -135,25 +131,15 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
                 self._update(group, chunk)
         return loss
 
-    def _load_moments(self, states: list[dict]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """float32 moments to update in place (the stored ones themselves for float32 state)."""
-        if self.state_dtype == torch.float32:
-            return [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
-        return [s["exp_avg"].float() for s in states], [s["exp_avg_sq"].float() for s in states]
-
-    def _store_moments(self, states: list[dict], exp_avg: list[torch.Tensor], exp_avg_sq: list[torch.Tensor]) -> None:
-        if self.state_dtype != torch.float32:
-            for s, m, v in zip(states, exp_avg, exp_avg_sq):
-                self._store(s["exp_avg"], m)
-                self._store(s["exp_avg_sq"], v)
-
     def _update(self, group: dict, params: list[torch.Tensor]) -> None:
         beta1, beta2 = group["betas"]
         states = [self._state_of(p) for p in params]
         grads = [p.grad for p in params]
         if group["weight_decay"]:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        exp_avg, exp_avg_sq = self._load_moments(states)
+        exp_avg = [s["exp_avg"].float() if self.state_dtype != torch.float32 else s["exp_avg"] for s in states]
+        exp_avg_sq = [s["exp_avg_sq"].float() if self.state_dtype != torch.float32 else s["exp_avg_sq"]
+                      for s in states]
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
         torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
@@ -167,102 +153,10 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         torch._foreach_div_(denom, bias2_roots)
         torch._foreach_add_(denom, group["eps"])
         torch._foreach_addcdiv_(params, exp_avg, denom, step_sizes)
-        self._store_moments(states, exp_avg, exp_avg_sq)
-
-
-class BlockwiseInt8StateAdam(LowPrecisionStateAdam):
-    """The same Adam update with each moment stored in 8 bits per value, block-wise: blocks of
-    :data:`INT8_BLOCK` consecutive values (in the parameter's memory order) share one float32 scale.
-
-    * ``exp_avg`` (signed): ``code = m / absmax * 127``, int8.
-    * ``exp_avg_sq`` (>= 0, spanning many orders of magnitude within a block): the fourth root,
-      ``code = (v / max) ** (1/4) * 255``, uint8, so the relative resolution is even across decades
-      (a value 1e-8 of its block's maximum still gets code 2.55); a positive value never rounds to
-      code 0, so the update's denominator never collapses to ``eps``.
-
-    Codes are rounded stochastically (``floor(x + U[0, 1))``, unbiased in the code domain). All
-    parameters' codes and scales are allocated at once, one buffer each. About 2.06 bytes per
-    parameter for both moments (bfloat16: 4, float32: 8). A labelled lower-precision option, like
-    :class:`LowPrecisionStateAdam`'s bfloat16.
-    """
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, seed: int = 0):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         state_dtype=torch.float32, seed=seed, flat_state=False)
-        self.state_dtype = torch.uint8  # what state_dict/load_state_dict report; the moments are below
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
-        for group in self.param_groups:
-            for p in group["params"]:
-                by_device.setdefault(p.device, []).append(p)
-        for device, params in by_device.items():
-            blocks = [-(-p.numel() // INT8_BLOCK) for p in params]
-            total = sum(blocks)
-            codes_m = torch.zeros(total, INT8_BLOCK, dtype=torch.int8, device=device)
-            codes_v = torch.zeros(total, INT8_BLOCK, dtype=torch.uint8, device=device)
-            scales = torch.zeros(2, total, dtype=torch.float32, device=device)
-            start = 0
-            for p, n in zip(params, blocks):
-                self.state[p] = {"step": 0, "exp_avg": codes_m[start:start + n], "exp_avg_scale": scales[0, start:start + n],
-                                 "exp_avg_sq": codes_v[start:start + n], "exp_avg_sq_scale": scales[1, start:start + n]}
-                start += n
-        self._views = {p: dict(st) for p, st in self.state.items()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        state_dict = dict(state_dict)
-        rng = state_dict.pop("rounding_rng", None)
-        torch.optim.Optimizer.load_state_dict(self, state_dict)
-        # torch casts loaded tensors to the parameter's dtype: codes and scales go back into our
-        # buffers (exactly: the codes are integers)
-        for p, views in self._views.items():
-            loaded = self.state.get(p) or {}
-            for key, view in views.items():
-                if key != "step":
-                    view.copy_(loaded[key]) if key in loaded else view.zero_()
-            self.state[p] = {**views, "step": int(loaded.get("step", 0))}
-        if rng is not None:
-            self._rounding.set_state(rng)
-
-    def _state_of(self, p: torch.Tensor) -> dict:
-        return self.state[p]
-
-    @staticmethod
-    def _as_param(flat: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """The first ``p.numel()`` values of the padded (blocks, INT8_BLOCK) float32 ``flat``, laid out
-        as ``p`` is in memory (a view: in-place updates land in ``flat``)."""
-        return flat.view(-1)[:p.numel()].as_strided(p.shape, p.stride())
-
-    def _load_moments(self, states: list[dict]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        self._flat_moments = []
-        exp_avg, exp_avg_sq = [], []
-        for p, s in zip(self._chunk_params, states):
-            m = s["exp_avg"].float().mul_(s["exp_avg_scale"].unsqueeze(1) / 127)
-            v = s["exp_avg_sq"].float().div_(255).pow_(4).mul_(s["exp_avg_sq_scale"].unsqueeze(1))
-            self._flat_moments.append((m, v))
-            exp_avg.append(self._as_param(m, p))
-            exp_avg_sq.append(self._as_param(v, p))
-        return exp_avg, exp_avg_sq
-
-    def _store_moments(self, states: list[dict], exp_avg: list[torch.Tensor], exp_avg_sq: list[torch.Tensor]) -> None:
-        g = self._rounding if self._flat_moments and self._flat_moments[0][0].device.type == "cpu" else None
-        for s, (m, v) in zip(states, self._flat_moments):
-            scale = m.abs().amax(dim=1)
-            s["exp_avg_scale"].copy_(scale)
-            codes = m.div_(scale.clamp_min(torch.finfo(torch.float32).tiny).unsqueeze(1)).mul_(127)
-            codes.add_(torch.rand(codes.shape, generator=g, device=codes.device)).floor_().clamp_(-127, 127)
-            s["exp_avg"].copy_(codes)
-            top = v.amax(dim=1)
-            s["exp_avg_sq_scale"].copy_(top)
-            positive = v > 0
-            codes = v.div_(top.clamp_min(torch.finfo(torch.float32).tiny).unsqueeze(1)).pow_(0.25).mul_(255)
-            codes.add_(torch.rand(codes.shape, generator=g, device=codes.device)).floor_().clamp_(0, 255)
-            codes.masked_fill_(positive & (codes == 0), 1)
-            s["exp_avg_sq"].copy_(codes)
-        self._flat_moments = []
-
-    def _update(self, group: dict, params: list[torch.Tensor]) -> None:
-        self._chunk_params = params
-        super()._update(group, params)
+        if self.state_dtype != torch.float32:
+            for s, m, v in zip(states, exp_avg, exp_avg_sq):
+                self._store(s["exp_avg"], m)
+                self._store(s["exp_avg_sq"], v)
 
 
 def _chunks(params: list[torch.Tensor], numel: int) -> Iterable[list[torch.Tensor]]:
@@ -287,12 +181,9 @@ def check_state_dtype(state_dtype: str, key: str = "supernet.optimizer_state") -
 def supernet_adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0,
                   state_dtype: str = "float32", seed: int = 0) -> torch.optim.Optimizer:
     """The supernet's Adam: ``torch.optim.Adam`` for ``state_dtype="float32"`` (the default, the
-    authors' protocol), :class:`LowPrecisionStateAdam` with bfloat16 moments for ``"bfloat16"``,
-    :class:`BlockwiseInt8StateAdam` with 8-bit block-wise moments for ``"int8"``."""
+    authors' protocol), :class:`LowPrecisionStateAdam` with bfloat16 moments for ``"bfloat16"``."""
     if check_state_dtype(state_dtype) == "float32":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if state_dtype == "int8":
-        return BlockwiseInt8StateAdam(params, lr=lr, weight_decay=weight_decay, seed=seed)
     return LowPrecisionStateAdam(params, lr=lr, weight_decay=weight_decay, state_dtype=torch.bfloat16, seed=seed)
 
 
