@@ -7,7 +7,8 @@ fixed random architectures at the end.
     LD_PRELOAD=$(AUTOATTEND_ALLOCATOR=auto .venv/bin/python -m src.utils.allocator) MIMALLOC_PURGE_DELAY=10000 \
       AUTOATTEND_DATA_DIR=../shared/data .venv/bin/python experiments/bench/optimizer_state_ab.py STEPS [OTHER]
 
-OTHER is the optimizer state compared with float32: bfloat16 (the default) or int8.
+OTHER is the optimizer state compared with float32 (default bfloat16; int8 was the option of commit
+7fb433d, reverted: see experiments/README.md).
 """
 
 import os
