@@ -1,9 +1,9 @@
 """The supernet's optimizer: Adam with its two moments kept in float32 (the default, ``torch.optim.Adam``)
 or, as a separate, labelled memory option, in bfloat16.
 
-The full-context supernet has about 119 M trainable parameters (475 MB in float32); once every op
+The full-context supernet has about 119 M trainable parameters (453 MiB in float32); once every op
 module has been sampled, Adam's two moments hold twice that. Keeping the moments in bfloat16 halves
-their memory (950 -> 475 MB). Values are rounded to bfloat16 *stochastically* (up or down with
+their memory (907 -> 453 MiB). Values are rounded to bfloat16 *stochastically* (up or down with
 probability given by the distance, so the rounding is unbiased): rounding to nearest would freeze
 the second moment, whose per-step decay (``beta2 = 0.999``, a relative change of 1e-3) is smaller
 than bfloat16's half-spacing (2^-9). The update itself is computed in float32, exactly as
@@ -95,7 +95,10 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         for p, views in self._flat_views.items():
             loaded = self.state.get(p) or {}
             for key, view in zip(("exp_avg", "exp_avg_sq"), views):
-                view.copy_(loaded[key]) if key in loaded else view.zero_()
+                if key in loaded:
+                    view.copy_(loaded[key])
+                else:
+                    view.zero_()
             self.state[p] = {"step": int(loaded.get("step", 0)), "exp_avg": views[0], "exp_avg_sq": views[1]}
         for p, state in self.state.items():
             if p not in self._flat_views and state:
@@ -112,12 +115,6 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
             state["exp_avg"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, dtype=self.state_dtype, memory_format=torch.preserve_format)
         return state
-
-    def _store(self, dst: torch.Tensor, value: torch.Tensor) -> None:
-        if dst.dtype == torch.float32:
-            dst.copy_(value)
-        else:
-            dst.copy_(stochastic_round_to_bf16(value, self._rounding if dst.device.type == "cpu" else None))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -137,9 +134,10 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         grads = [p.grad for p in params]
         if group["weight_decay"]:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        exp_avg = [s["exp_avg"].float() if self.state_dtype != torch.float32 else s["exp_avg"] for s in states]
-        exp_avg_sq = [s["exp_avg_sq"].float() if self.state_dtype != torch.float32 else s["exp_avg_sq"]
-                      for s in states]
+        low_precision = self.state_dtype != torch.float32
+        # float32 state is updated in place; bfloat16 state through float32 copies, rounded back below
+        exp_avg = [s["exp_avg"].float() if low_precision else s["exp_avg"] for s in states]
+        exp_avg_sq = [s["exp_avg_sq"].float() if low_precision else s["exp_avg_sq"] for s in states]
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
         torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
@@ -153,10 +151,11 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
         torch._foreach_div_(denom, bias2_roots)
         torch._foreach_add_(denom, group["eps"])
         torch._foreach_addcdiv_(params, exp_avg, denom, step_sizes)
-        if self.state_dtype != torch.float32:
+        if low_precision:
             for s, m, v in zip(states, exp_avg, exp_avg_sq):
-                self._store(s["exp_avg"], m)
-                self._store(s["exp_avg_sq"], v)
+                for key, value in (("exp_avg", m), ("exp_avg_sq", v)):
+                    generator = self._rounding if value.device.type == "cpu" else None
+                    s[key].copy_(stochastic_round_to_bf16(value, generator))
 
 
 def _chunks(params: list[torch.Tensor], numel: int) -> Iterable[list[torch.Tensor]]:
