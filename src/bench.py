@@ -9,7 +9,9 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
   (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
   process, as peak memory only grows), with Adam's moments created for every parameter before
   the steps, as a long run holds them (``supernet_adam_state_mb``; ``bench.optimizer_state``
-  float32, the default, or the labelled bfloat16 option; ``bench.recompute`` as ``supernet.recompute``)
+  float32, the default, or the labelled bfloat16 option; ``bench.recompute`` as ``supernet.recompute``;
+  ``bench.optimizer_offload`` as ``supernet.optimizer_offload``: the moments in a file in the run
+  directory, mapped in only while a step updates them)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -44,7 +46,7 @@ from omegaconf import DictConfig
 from src.estimator import SupernetEstimator
 from src.models import cpu_kernels
 from src.models.multi_arch import backward_archs
-from src.models.optim import check_state_dtype, materialise_adam_state, supernet_adam
+from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
@@ -130,10 +132,13 @@ def text_figures(cfg: DictConfig) -> dict:
     log.info("supernet built: %d op modules, %.1f M parameters, %.1f s", figures["supernet_modules"],
              figures["supernet_params"] / 1e6, figures["supernet_build_s"])
     state_dtype = check_state_dtype(b.get("optimizer_state", "float32"), "bench.optimizer_state")
+    offload = check_offload(b.get("optimizer_offload", False), "bench.optimizer_offload")
     opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / b.archs_per_step,
-                        state_dtype=state_dtype, seed=cfg.seed)
+                        state_dtype=state_dtype, seed=cfg.seed,
+                        offload_dir=run_dir_of(cfg) / "adam_state" if offload else None)
     # Adam's moments as a long run holds them (every op module sampled), not as after a few steps
     figures["supernet_optimizer_state"] = state_dtype
+    figures["supernet_optimizer_offload"] = offload
     figures["supernet_adam_state_mb"] = round(materialise_adam_state(opt) / 2**20, 2)
     rng = random.Random(cfg.seed)
     workers = resolve_workers(b.get("arch_workers", "auto"), device, "bench.arch_workers")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from src.lit.modules import SupernetModule
-from src.models.optim import (LowPrecisionStateAdam, check_state_dtype, materialise_adam_state,
-                              stochastic_round_to_bf16, supernet_adam)
+from src.models.optim import (LowPrecisionStateAdam, OffloadedMoments, check_offload, check_state_dtype,
+                              materialise_adam_state, stochastic_round_to_bf16, supernet_adam)
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from tests.test_models import _tiny_loader, supernet
@@ -166,3 +166,94 @@ def test_supernet_module_trains_with_bfloat16_state_and_touches_only_sampled_wei
         else:
             assert torch.equal(p, before[name]), name
     assert changed > 0
+
+
+def _resident_kb_of_offloaded_moments() -> int:
+    """Resident kB of this process's mappings of offloaded moments (files ``.adam_moments.*``)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        first = line.split(maxsplit=1)[0]
+        if "-" in first and not first.endswith(":"):
+            inside = ".adam_moments." in line
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_offloaded_float32_state_is_exactly_torch_adam_and_leaves_no_page_resident(tmp_path):
+    ref, ours = _params(), _params()
+    opt = supernet_adam(ours, lr=1e-2, weight_decay=1e-3, offload_dir=tmp_path)
+    assert isinstance(opt, LowPrecisionStateAdam) and opt.state_dtype == torch.float32
+    assert list(tmp_path.iterdir()) == []  # the mapped file is unlinked at once
+    baseline = _resident_kb_of_offloaded_moments()
+    opt.state[ours[0]]["exp_avg"].add_(0)  # touching the moments maps their pages in ...
+    assert _resident_kb_of_offloaded_moments() > baseline
+    opt.state[ours[0]]["exp_avg"].zero_()
+    _train(ref, torch.optim.Adam(ref, lr=1e-2, weight_decay=1e-3), 40)
+    _train(ours, opt, 40)
+    assert _resident_kb_of_offloaded_moments() == baseline  # ... and a step hands them back
+    for a, b in zip(ref, ours):
+        assert torch.equal(a, b)
+    assert torch.count_nonzero(opt.state[ours[1]]["exp_avg_sq"]) == 7  # the values stayed in the file
+
+
+@pytest.mark.parametrize("state_dtype", ["float32", "bfloat16"])
+def test_offloaded_state_resumes_from_its_snapshot(state_dtype, tmp_path):
+    straight = _params()
+    _train(straight, supernet_adam(straight, lr=1e-2, state_dtype=state_dtype, seed=5), 30)
+    first = _params()
+    opt = supernet_adam(first, lr=1e-2, state_dtype=state_dtype, seed=5, offload_dir=tmp_path / "run")
+    _train(first, opt, 10)
+    opt.state_dict()
+    _train(first, opt, 5, start=10)
+    opt.state_dict()
+    _train(first, opt, 5, start=15)
+    torch.save(opt.state_dict(), tmp_path / "run" / "opt.pt")
+    # the checkpoint names a snapshot instead of holding the moments; the newest two are kept
+    assert sorted(p.name for p in (tmp_path / "run").glob("adam_moments.*")) == ["adam_moments.15.bin",
+                                                                                  "adam_moments.20.bin"]
+    assert (tmp_path / "run" / "opt.pt").stat().st_size < 20_000
+    _train(first, opt, 5, start=20)  # later steps must not leak into the saved state
+    saved = torch.load(tmp_path / "run" / "opt.pt")
+    assert saved["offloaded_moments"]["file"] == "adam_moments.20.bin"
+    assert all(set(entry) == {"step"} for entry in saved["state"].values())
+    resumed = _params()
+    _train(resumed, supernet_adam(resumed, lr=1e-2, state_dtype=state_dtype, seed=5), 20)
+    opt2 = supernet_adam(resumed, lr=1e-2, state_dtype=state_dtype, seed=99, offload_dir=tmp_path / "run")
+    opt2.load_state_dict(saved)
+    _train(resumed, opt2, 10, start=20)
+    for a, b in zip(straight, resumed):
+        assert torch.equal(a, b)
+
+
+def test_offloaded_optimizer_loads_an_in_memory_checkpoint(tmp_path):
+    straight, first = _params(), _params()
+    _train(straight, torch.optim.Adam(straight, lr=1e-2), 20)
+    opt = LowPrecisionStateAdam(first, lr=1e-2, state_dtype=torch.float32)
+    _train(first, opt, 10)
+    opt2 = supernet_adam(first, lr=1e-2, offload_dir=tmp_path)
+    opt2.load_state_dict(opt.state_dict())
+    assert _resident_kb_of_offloaded_moments() == 0
+    _train(first, opt2, 10, start=10)
+    for a, b in zip(straight, first):
+        assert torch.equal(a, b)
+
+
+def test_offloaded_state_errors_name_the_problem(tmp_path):
+    params = _params()
+    opt = supernet_adam(params, lr=1e-2, offload_dir=tmp_path / "a")
+    _train(params, opt, 3)
+    saved = opt.state_dict()
+    with pytest.raises(AutoAttendError, match="supernet.optimizer_offload=true"):
+        supernet_adam(_params(), lr=1e-2, state_dtype="bfloat16").load_state_dict(saved)
+    with pytest.raises(AutoAttendError, match=r"adam_moments\.3\.bin is missing"):
+        supernet_adam(_params(), lr=1e-2, offload_dir=tmp_path / "b").load_state_dict(saved)
+    with pytest.raises(AutoAttendError, match="2444 torch.float32 values; this optimizer has 2444 torch.bfloat16"):
+        supernet_adam(_params(), lr=1e-2, state_dtype="bfloat16", offload_dir=tmp_path / "a").load_state_dict(saved)
+    (tmp_path / "a" / "adam_moments.3.bin").write_bytes(b"short")
+    with pytest.raises(AutoAttendError, match="holds 5 bytes, expected 9776"):
+        supernet_adam(_params(), lr=1e-2, offload_dir=tmp_path / "a").load_state_dict(saved)
+    with pytest.raises(AutoAttendError, match="not a snapshot name"):
+        OffloadedMoments(tmp_path / "c", 4, torch.float32).restore("../opt.pt")
+    with pytest.raises(AutoAttendError, match="supernet.optimizer_offload: expected true or false, got 'yes'"):
+        check_offload("yes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -177,10 +178,50 @@ def test_smoke_search_with_the_memory_options(tiny_data, tmp_path):
     assert json.loads((run_dir / "retrain" / "results.json").read_text())["per_seed"]
 
 
-def test_unknown_optimizer_state(tiny_data, tmp_path):
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "supernet.optimizer_state=fp16", data_dir=tiny_data,
+def test_offloaded_adam_state_through_the_command_line_and_a_resume(tiny_data, tmp_path):
+    """``supernet.optimizer_offload=true``: the checkpoint names a snapshot of the moments next to
+    it (and holds no moments); a run stopped after its first epoch resumes from that snapshot; a
+    missing snapshot is one clear error."""
+    import torch
+
+    run_dir = tmp_path / "r"
+    args = ("+task=sst2", "budget=smoke", "hardware=cpu", "supernet.optimizer_offload=true", "supernet.recompute=true",
+            "supernet.max_steps=-1")
+    proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    supernet_dir = run_dir / "supernet"
+    assert f"Adam state float32 offloaded to {supernet_dir}, recompute True" in proc.stdout + proc.stderr
+    ckpt = torch.load(supernet_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    saved = ckpt["optimizer_states"][0]
+    assert all(set(entry) == {"step"} for entry in saved["state"].values())
+    steps = ckpt["global_step"]
+    assert steps == 8 and saved["offloaded_moments"]["file"] == f"adam_moments.{steps}.bin"
+    assert sorted(p.name for p in supernet_dir.glob("*adam_moments*")) == [f"adam_moments.{steps}.bin"]
+
+    (supernet_dir / "DONE").unlink()  # as if stopped after the first epoch: train one more
+    proc = cli("src.search", *args, "supernet.epochs=2", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(supernet_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 * steps
+    assert ckpt["optimizer_states"][0]["offloaded_moments"]["file"] == f"adam_moments.{2 * steps}.bin"
+    assert max(entry["step"] for entry in ckpt["optimizer_states"][0]["state"].values()) == 2 * steps
+
+    # the checkpoint alone, without its snapshot, in a fresh run directory
+    moved = tmp_path / "moved"
+    (moved / "supernet").mkdir(parents=True)
+    shutil.copy(supernet_dir / "last.ckpt", moved / "supernet" / "last.ckpt")
+    proc = cli("src.search", *args, "supernet.epochs=3", data_dir=tiny_data, tmp=tmp_path, run_dir=moved)
+    _assert_clean_failure(proc, moved, f"adam_moments.{2 * steps}.bin is missing")
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("supernet.optimizer_state=fp16", ("error: supernet.optimizer_state", "float32, bfloat16", "'fp16'")),
+    ("supernet.optimizer_offload=yes", ("error: supernet.optimizer_offload: expected true or false, got 'yes'",)),
+])
+def test_unknown_optimizer_state(override, needles, tiny_data, tmp_path):
+    proc = cli("src.search", "+task=sst2", "budget=smoke", override, data_dir=tiny_data,
                tmp=tmp_path, run_dir=tmp_path / "r")
-    _assert_clean_failure(proc, tmp_path / "r", "error: supernet.optimizer_state", "float32, bfloat16", "'fp16'")
+    _assert_clean_failure(proc, tmp_path / "r", *needles)
     assert proc.returncode == 2 and not (tmp_path / "r" / "supernet").exists()
 
 

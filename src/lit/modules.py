@@ -43,14 +43,16 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
 
     ``optimizer_state``: ``"float32"`` (``torch.optim.Adam``, the authors' protocol) or
     ``"bfloat16"`` (Adam's moments stored in bfloat16, stochastically rounded: half the optimizer
-    memory; a labelled option, see :mod:`src.models.optim`).
+    memory; a labelled option, see :mod:`src.models.optim`). ``optimizer_offload_dir``: keep the
+    moments in a file there instead of in memory (same arithmetic; checkpoints then name a snapshot
+    file in that folder, see :class:`~src.models.optim.OffloadedMoments`).
 
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
     """
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
                  clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4,
-                 arch_workers: int = 1, optimizer_state: str = "float32"):
+                 arch_workers: int = 1, optimizer_state: str = "float32", optimizer_offload_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "space"])
         self.model = model
@@ -65,7 +67,7 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return supernet_adam(params, lr=self.hparams.lr / self.hparams.archs_per_step,
                              weight_decay=self.hparams.weight_decay, state_dtype=self.hparams.optimizer_state,
-                             seed=self.hparams.seed)
+                             seed=self.hparams.seed, offload_dir=self.hparams.optimizer_offload_dir)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt = self.optimizers()

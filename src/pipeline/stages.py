@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
-from src.models.optim import check_state_dtype
+from src.models.optim import check_offload, check_state_dtype
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, make_trainer
 from src.space import Architecture, FunctionalSpace
@@ -60,18 +60,20 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     """Train (or resume, or reload) the supernet; returns the trained model."""
     s = cfg.supernet
     optimizer_state = check_state_dtype(s.get("optimizer_state", "float32"))
+    offload = check_offload(s.get("optimizer_offload", False))
     out = run_dir / "supernet"
     torch.manual_seed(cfg.seed)
     model = build_supernet(cfg, dm, space)
     model.encoder.recompute = bool(s.get("recompute", False))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s, recompute %s",
-             len(model.encoder.ops), n_params / 1e6, cfg.space.sharing, optimizer_state, model.encoder.recompute)
+    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s%s, recompute %s",
+             len(model.encoder.ops), n_params / 1e6, cfg.space.sharing, optimizer_state,
+             f" offloaded to {out}" if offload else "", model.encoder.recompute)
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
                             weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
                             arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
                                                          "supernet.arch_workers"),
-                            optimizer_state=optimizer_state)
+                            optimizer_state=optimizer_state, optimizer_offload_dir=str(out) if offload else None)
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
