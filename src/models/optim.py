@@ -172,8 +172,8 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             for chunk in _chunks(params, _CHUNK_NUMEL):
                 self._update(group, chunk)
-        if self._offload is not None:
-            self._offload.release()
+                if self._offload is not None:  # at most one chunk's moments resident at a time
+                    self._offload.release()
         return loss
 
     def _update(self, group: dict, params: list[torch.Tensor]) -> None:
@@ -207,8 +207,12 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
 
 
 _MADV_DONTNEED = 4
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+def _madvise():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc.madvise
 
 
 class OffloadedMoments:
@@ -241,13 +245,14 @@ class OffloadedMoments:
             path.unlink()
         weakref.finalize(self, os.close, self._fd)
         self._snapshots: list[Path] = []
+        self._madvise = _madvise()
 
     def release(self) -> None:
         """Hand every page of the mapping back (the values stay in the file)."""
         page = os.sysconf("SC_PAGE_SIZE")
         start = self.buffer.data_ptr()
         aligned = start - start % page
-        if _libc.madvise(aligned, self.nbytes + start - aligned, _MADV_DONTNEED) != 0:
+        if self._madvise(aligned, self.nbytes + start - aligned, _MADV_DONTNEED) != 0:
             raise OSError(ctypes.get_errno(), "madvise(MADV_DONTNEED) failed on the offloaded Adam moments")
 
     def snapshot(self, progress: int) -> Path:
