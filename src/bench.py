@@ -12,6 +12,7 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
   float32, the default, or the labelled bfloat16 option; ``bench.recompute`` as ``supernet.recompute``;
   ``bench.optimizer_offload`` as ``supernet.optimizer_offload``: the moments in a file in the run
   directory, mapped in only while a step updates them)
+  and one checkpoint written as the pipeline writes them (``supernet_checkpoint_s``)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed
@@ -34,6 +35,7 @@ import logging
 import platform
 import random
 import resource
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -47,6 +49,7 @@ from src.estimator import SupernetEstimator
 from src.models import cpu_kernels
 from src.models.multi_arch import backward_archs
 from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
+from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
@@ -155,6 +158,15 @@ def text_figures(cfg: DictConfig) -> dict:
     times = _timed(supernet_step, b.reps, b.warmup, device)
     figures["supernet_step_s"] = round(statistics.median(times), 3)
     figures["supernet_sentence_archs_per_s"] = round(b.batch_size * b.archs_per_step / figures["supernet_step_s"], 1)
+    # a training run also writes checkpoints (weights and Adam's state, as the pipeline's trainer does)
+    checkpoint = run_dir_of(cfg) / "supernet_checkpoint.ckpt"
+    t0 = time.perf_counter()
+    StreamingCheckpointIO().save_checkpoint({"state_dict": model.state_dict(), "optimizer_states": [opt.state_dict()]},
+                                            checkpoint)
+    figures["supernet_checkpoint_s"] = round(time.perf_counter() - t0, 2)
+    checkpoint.unlink()
+    if offload:
+        shutil.rmtree(run_dir_of(cfg) / "adam_state")
     figures["supernet_peak_rss_mb"] = round(_peak_rss_mb(), 0)
     if device.type == "cuda":
         figures["supernet_peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 0)

@@ -723,10 +723,12 @@ def test_grouped_attention_matches_one_call_over_the_batch():
                           masked_attention(q[:2], k[:2], v[:2], mask[:2], h)[mask[:2]], atol=1e-5)
 
 
-@pytest.mark.parametrize("state_dtype, moment_bytes, recompute", [("float32", 4, False), ("bfloat16", 2, True)])
-def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, moment_bytes, recompute):
+@pytest.mark.parametrize("state_dtype, moment_bytes, recompute, offload",
+                         [("float32", 4, False, False), ("bfloat16", 2, True, False), ("float32", 4, True, True)])
+def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, moment_bytes, recompute, offload):
     """``make bench``'s text figures, shrunk, with parallel workers; Adam's state is created for
-    every parameter before the timed steps (as a long run holds it)."""
+    every parameter before the timed steps (as a long run holds it); a checkpoint is written and
+    removed again."""
     from omegaconf import open_dict
 
     from conftest import compose_config
@@ -737,11 +739,14 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, momen
                                    "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
                                    "bench.reps=2", "bench.warmup=0", "bench.arch_workers=2",
                                    "bench.score_workers=2", f"bench.optimizer_state={state_dtype}",
-                                   f"bench.recompute={recompute}"])
+                                   f"bench.recompute={recompute}", f"bench.optimizer_offload={offload}"])
     with open_dict(cfg):
         cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
         cfg.paths.cache_dir = str(tmp_path / "cache")
+        cfg.paths.output_dir = str(tmp_path / "out")
     figures = text_figures(cfg)
+    assert figures["supernet_checkpoint_s"] >= 0 and figures["supernet_optimizer_offload"] is offload
+    assert list((tmp_path / "out").iterdir()) == []  # the checkpoint and any snapshot are removed again
     assert figures["data"].startswith("real SST-5 trees")
     assert figures["supernet_arch_workers"] == 2 and figures["candidate_score_workers"] == 2
     for key in ("supernet_step_s", "candidate_score_s", "retrain_step_s", "supernet_peak_rss_mb"):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
 from src.data.text import pad_collate
+from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.space import Architecture, FunctionalSpace
 from src.models import cpu_kernels
 from src.utils import allocator
@@ -115,6 +116,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, **kwargs) -> pl.Trai
         enable_progress_bar=bool(interactive),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[StreamingCheckpointIO()],
         **kwargs,
     )
 
