@@ -54,3 +54,40 @@ def test_the_pipeline_trainers_use_it(smoke_cfg, tmp_path):
 
     trainer = make_trainer(smoke_cfg(), tmp_path, "supernet")
     assert isinstance(trainer.strategy.checkpoint_io, StreamingCheckpointIO)
+
+
+def test_the_last_checkpoint_is_written_at_every_epoch_end(smoke_cfg, tmp_path):
+    """An interrupted run resumes from its last finished epoch: ``last.ckpt`` exists, holding that
+    epoch's step, when the next epoch starts (not only once training ends)."""
+    import lightning.pytorch as pl
+
+    from src.pipeline.common import last_checkpoint, make_trainer
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).sum()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val", self.layer(batch[0]).sum())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            path = tmp_path / "supernet" / "last.ckpt"
+            seen.append(torch.load(path, weights_only=False)["global_step"] if path.exists() else None)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)), batch_size=4)
+    trainer = make_trainer(smoke_cfg(), tmp_path, "supernet", max_epochs=3, enable_checkpointing=True,
+                           callbacks=[last_checkpoint(tmp_path / "supernet"), Spy()])
+    trainer.fit(Tiny(), data, data)
+    assert seen == [None, 2, 4]
+    assert sorted(p.name for p in (tmp_path / "supernet").glob("*.ckpt")) == ["last.ckpt"]
+    assert torch.load(tmp_path / "supernet" / "last.ckpt", weights_only=False)["global_step"] == 6

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
@@ -119,6 +119,13 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, **kwargs) -> pl.Trai
         plugins=[StreamingCheckpointIO()],
         **kwargs,
     )
+
+
+def last_checkpoint(out: Path) -> ModelCheckpoint:
+    """Keeps ``out/last.ckpt`` current: rewritten at every epoch end (after its validation), so an
+    interrupted run resumes from its last finished epoch. (``save_last=True`` with ``save_top_k=0``
+    writes it only when training ends: Lightning saves "last" only after a top-k save.)"""
+    return ModelCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False)
 
 
 def resolve_arch(spec: str) -> Architecture:

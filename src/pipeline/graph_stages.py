@@ -25,13 +25,12 @@ from typing import Iterator
 import lightning.pytorch as pl
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
-from src.pipeline.common import ARCH_DIR, device_of, make_trainer, resolve_arch
+from src.pipeline.common import ARCH_DIR, device_of, last_checkpoint, make_trainer, resolve_arch
 from src.pipeline.stages import _write_population, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.strategies import build_strategy
@@ -91,7 +90,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
         return model
     train = dm.train_loader(steps_per_epoch=s.steps_per_epoch, seed=cfg.seed)
     trainer = make_trainer(cfg, run_dir, "supernet", max_steps=int(s.steps), max_epochs=-1,
-                           callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+                           callbacks=[last_checkpoint(out)],
                            enable_checkpointing=True, limit_val_batches=1.0 if s.monitor_archs else 0,
                            log_every_n_steps=1)
     trainer.fit(module, train, dm.eval_loader(), ckpt_path=str(ckpt) if ckpt.exists() else None)

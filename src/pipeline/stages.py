@@ -19,7 +19,6 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -27,7 +26,7 @@ from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.text import TextClassifier
-from src.pipeline.common import device_of, make_loader, make_trainer
+from src.pipeline.common import device_of, last_checkpoint, make_loader, make_trainer
 from src.space import Architecture, FunctionalSpace
 from src.strategies import build_strategy
 from src.utils.io import atomic_write_json, atomic_write_text
@@ -84,7 +83,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
                         subset_or_task_default(s.train_subset, cfg, "supernet_train_subset"), cfg.hardware.num_workers)
     val = make_loader(dm.val_set, cfg.strategy.eval_batch_size, False, cfg.seed, None, cfg.hardware.num_workers)
     trainer = make_trainer(cfg, run_dir, "supernet", max_epochs=s.epochs, max_steps=s.max_steps,
-                           callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+                           callbacks=[last_checkpoint(out)],
                            enable_checkpointing=True, limit_val_batches=s.limit_val_batches)
     trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt.exists() else None)
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
