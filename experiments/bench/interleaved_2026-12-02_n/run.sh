@@ -1,11 +1,11 @@
 #!/bin/bash
-# Benches of 2026-12-02, fourteenth series: commit COMMIT, whose bench writes one checkpoint (weights
+# Benches of 2026-12-02, fourteenth series: commit 689b7d6, whose bench writes one checkpoint (weights
 # and Adam's state, as the pipeline's trainer writes them) before reading the supernet's peak memory:
 # the default, and recompute with offloaded float32 moments with 2 and 1 workers; as `make bench`
 # runs them (mimalloc preloaded, MIMALLOC_PURGE_DELAY=10000, 2 threads).
 cd /work/main
 PRE=$(AUTOATTEND_ALLOCATOR=auto .venv/bin/python -m src.utils.allocator)
-c=COMMIT
+c=689b7d6
 for round in 1 2; do
   for v in offload_recompute_w1 offload_recompute default; do
     [ $round = 2 ] && [ $v != offload_recompute_w1 ] && continue
