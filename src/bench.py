@@ -136,9 +136,10 @@ def text_figures(cfg: DictConfig) -> dict:
              figures["supernet_params"] / 1e6, figures["supernet_build_s"])
     state_dtype = check_state_dtype(b.get("optimizer_state", "float32"), "bench.optimizer_state")
     offload = check_offload(b.get("optimizer_offload", False), "bench.optimizer_offload")
+    run_dir = run_dir_of(cfg)
     opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / b.archs_per_step,
                         state_dtype=state_dtype, seed=cfg.seed,
-                        offload_dir=run_dir_of(cfg) / "adam_state" if offload else None)
+                        offload_dir=run_dir / "adam_state" if offload else None)
     # Adam's moments as a long run holds them (every op module sampled), not as after a few steps
     figures["supernet_optimizer_state"] = state_dtype
     figures["supernet_optimizer_offload"] = offload
@@ -159,14 +160,14 @@ def text_figures(cfg: DictConfig) -> dict:
     figures["supernet_step_s"] = round(statistics.median(times), 3)
     figures["supernet_sentence_archs_per_s"] = round(b.batch_size * b.archs_per_step / figures["supernet_step_s"], 1)
     # a training run also writes checkpoints (weights and Adam's state, as the pipeline's trainer does)
-    checkpoint = run_dir_of(cfg) / "supernet_checkpoint.ckpt"
+    checkpoint = run_dir / "supernet_checkpoint.ckpt"
     t0 = time.perf_counter()
     StreamingCheckpointIO().save_checkpoint({"state_dict": model.state_dict(), "optimizer_states": [opt.state_dict()]},
                                             checkpoint)
     figures["supernet_checkpoint_s"] = round(time.perf_counter() - t0, 2)
     checkpoint.unlink()
     if offload:
-        shutil.rmtree(run_dir_of(cfg) / "adam_state")
+        shutil.rmtree(run_dir / "adam_state")
     figures["supernet_peak_rss_mb"] = round(_peak_rss_mb(), 0)
     if device.type == "cuda":
         figures["supernet_peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 0)

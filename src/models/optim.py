@@ -61,8 +61,8 @@ class LowPrecisionStateAdam(torch.optim.Optimizer):
 
     ``offload_dir`` (CPU parameters only; implies ``flat_state``): the two flat buffers live in a
     file mapped into memory (:class:`OffloadedMoments`) whose pages are handed back to the kernel
-    after every :meth:`step`, so the process holds only the moments of the step's parameters while
-    it updates them. The arithmetic is unchanged (float32 state still equals ``torch.optim.Adam``
+    after each chunk of parameters a :meth:`step` updates, so the process holds only the moments
+    it is updating. The arithmetic is unchanged (float32 state still equals ``torch.optim.Adam``
     bit for bit). :meth:`state_dict` then saves the moments as a snapshot file in ``offload_dir``
     (named in the returned dict) instead of as tensors.
     """
@@ -234,7 +234,7 @@ class OffloadedMoments:
     def __init__(self, directory: str | Path, numel: int, dtype: torch.dtype):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.numel, self.dtype = numel, dtype
+        self.numel = numel
         self.nbytes = numel * torch.empty((), dtype=dtype).element_size()
         path = self.directory / f".adam_moments.{os.getpid()}.{id(self)}.bin"
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -246,13 +246,12 @@ class OffloadedMoments:
         weakref.finalize(self, os.close, self._fd)
         self._snapshots: list[Path] = []
         self._madvise = _madvise()
+        lead = self.buffer.data_ptr() % os.sysconf("SC_PAGE_SIZE")  # madvise takes whole pages
+        self._pages = (self.buffer.data_ptr() - lead, self.nbytes + lead)
 
     def release(self) -> None:
         """Hand every page of the mapping back (the values stay in the file)."""
-        page = os.sysconf("SC_PAGE_SIZE")
-        start = self.buffer.data_ptr()
-        aligned = start - start % page
-        if self._madvise(aligned, self.nbytes + start - aligned, _MADV_DONTNEED) != 0:
+        if self._madvise(*self._pages, _MADV_DONTNEED) != 0:
             raise OSError(ctypes.get_errno(), "madvise(MADV_DONTNEED) failed on the offloaded Adam moments")
 
     def snapshot(self, progress: int) -> Path:
