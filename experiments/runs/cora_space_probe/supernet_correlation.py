@@ -21,33 +21,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from src.pipeline import graph_stages  # noqa: E402
 from src.pipeline.common import build_datamodule  # noqa: E402
 from src.space import Architecture  # noqa: E402
-
-
-def ranks(values: list[float]) -> list[float]:
-    """Average ranks (ties share their mean rank)."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2
-        i = j + 1
-    return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return cov / var if var else float("nan")
 
 
 def main() -> None:
@@ -94,8 +72,8 @@ def main() -> None:
               f"{arch}", flush=True)
     top = n // 4
     for label, sl in (("all", slice(None)), (f"supernet top {top}", slice(0, top))):
-        print(f"Spearman, {label}: scratch val vs supernet acc {spearman(scratch[sl], sn_acc[sl]):+.3f}, "
-              f"vs -supernet loss {spearman(scratch[sl], [-x for x in sn_loss[sl]]):+.3f}")
+        print(f"Spearman, {label}: scratch val vs supernet acc {spearmanr(scratch[sl], sn_acc[sl]).statistic:+.3f}, "
+              f"vs -supernet loss {spearmanr(scratch[sl], [-x for x in sn_loss[sl]]).statistic:+.3f}")
 
 
 if __name__ == "__main__":  # the seeds train in spawned worker processes
