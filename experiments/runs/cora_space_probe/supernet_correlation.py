@@ -11,7 +11,6 @@ same within the supernet's top quarter. Reads no test figure.
 """
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -20,29 +19,18 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from src.pipeline import graph_stages  # noqa: E402
-from src.pipeline.common import build_datamodule  # noqa: E402
 from src.space import Architecture  # noqa: E402
+from supernet_rank import load_run  # noqa: E402  (this script's folder is on sys.path)
 
 
 def main() -> None:
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
     run, n, n_seeds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("search", ["+task=cora", f"paths.data_dir={os.environ['AUTOATTEND_DATA_DIR']}", "hardware=cpu",
-                                 *sys.argv[4:]])
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
-    space = graph_stages.build_space(cfg)
-    model = graph_stages.build_supernet(cfg, dm, space)
-    state = torch.load(run / "supernet" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    model.eval()
+    cfg, dm, space, model = load_run(run, sys.argv[4:])
 
     distinct: dict[Architecture, float] = {}
     with open(run / "search" / "population.jsonl") as f:
@@ -70,7 +58,7 @@ def main() -> None:
         scratch.append(sum(next(fitted)["selected"]["val_acc"] for _ in seeds) / n_seeds)
         print(f"{ordered.index((arch, distinct[arch])) + 1:5d} {100 * a:12.2f} {lo:13.4f} {100 * scratch[-1]:11.2f}  "
               f"{arch}", flush=True)
-    top = n // 4
+    top = max(2, n // 4)
     for label, sl in (("all", slice(None)), (f"supernet top {top}", slice(0, top))):
         print(f"Spearman, {label}: scratch val vs supernet acc {spearmanr(scratch[sl], sn_acc[sl]).statistic:+.3f}, "
               f"vs -supernet loss {spearmanr(scratch[sl], [-x for x in sn_loss[sl]]).statistic:+.3f}")
