@@ -54,6 +54,7 @@ from src.models.text import TextClassifier
 from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils import allocator
+from src.utils.cpu import cpu_facts, describe
 from src.utils.io import atomic_write_json
 from src.utils.parallel import resolve_workers
 
@@ -224,11 +225,11 @@ def main(cfg: DictConfig) -> None:
     run_dir = run_dir_of(cfg)
     device = device_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-               "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+               "cpu": cpu_facts(), "python": platform.python_version(),
                "allocator": allocator.active(), "kernels": cpu_kernels.status()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))
     figures = {"machine": machine, "config": {"sharing": cfg.space.sharing, **dict(cfg.bench)}}
     figures.update(text_figures(cfg))
     figures.update(graph_figures_if_available(cfg))

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from src.space import Architecture, FunctionalSpace
@@ -56,6 +57,9 @@ def test_smoke_search_writes_every_result(smoke_run):
         assert seed["test_acc"] == next(h["test_acc"] for h in history if h["val_acc"] == best_val)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["retrain"]["test_acc_mean"] == results["test_acc_mean"]
+    # the record names the CPU it ran on (hosts differ; timings compare only on the same kind)
+    assert summary["machine"]["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "cpu: " in (run_dir / "search.log").read_text()
     assert (run_dir / ".hydra" / "config.yaml").exists()
 
 

@@ -21,6 +21,7 @@ from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.space import Architecture, FunctionalSpace
 from src.models import cpu_kernels
 from src.utils import allocator
+from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def setup_hardware(cfg: DictConfig) -> None:
                  'paper\'s supernet size; README "Performance")')
     else:
         log.info("allocator: %s", malloc)
+    log.info("cpu: %s", describe(cpu_facts()))
 
 
 def device_of(cfg: DictConfig) -> torch.device:
@@ -177,4 +179,5 @@ def config_yaml(cfg: DictConfig) -> str:
 
 def env_summary() -> dict:
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "cpu_count": os.cpu_count(), "allocator": allocator.active(), "kernels": cpu_kernels.status()}
+            "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
+            "kernels": cpu_kernels.status()}
