@@ -3,8 +3,8 @@
 The hosts these runs land on differ from hour to hour: on 2026-12-02 the morning's was recorded
 as a Zen 5 (full-width AVX-512) and the afternoon's reported AMD family 25 (Zen 4, AVX-512 on
 256-bit units), where oneDNN's float32 products ran at about half the speed
-(``experiments/README.md``). A timing is only
-comparable with one taken on the same kind of CPU, so every record names it.
+(``experiments/README.md``). A timing is only comparable with one taken on the same kind of CPU,
+so every record names it.
 """
 
 from __future__ import annotations
