@@ -31,9 +31,8 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.pipeline.common import ARCH_DIR, device_of, last_checkpoint, make_trainer, resolve_arch
-from src.pipeline.stages import _write_population, seed_summary
+from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
-from src.strategies import build_strategy
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
 from src.utils.parallel import process_map, resolve_process_workers
@@ -101,36 +100,13 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
 # ---- search ----------------------------------------------------------------------------------
 def search(cfg: DictConfig, model: GraphNet, dm, space: FunctionalSpace, run_dir: Path) -> tuple[Architecture, float]:
     """Score candidates on the validation nodes with the shared weights; writes search/; returns the best."""
-    c = cfg.strategy
     out = run_dir / "search"
     out.mkdir(parents=True, exist_ok=True)
     model.to(device_of(cfg))
     estimator = SupernetEstimator(model, dm.split_batches("val"), device_of(cfg),
                                   score_batch=graph_score_batch(dm.multilabel))
-    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
-                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
-    state_path = out / "state.json"
-    if state_path.exists():
-        strategy.load_state_dict(json.loads(state_path.read_text()))
-        log.info("search: resuming with %d candidates already scored", len(strategy.history))
-    # rewritten from the saved state, so candidates scored after it (an interrupted run) are not duplicated
-    _write_population(out / "population.jsonl", strategy.history)
-    log.info("search: %s over %d candidates, %s on the validation nodes", c.name, strategy.budget, _score_name(dm))
-    with open(out / "population.jsonl", "a") as pop:
-        while batch := strategy.ask():
-            for n, arch in enumerate(batch, 1):
-                score = estimator(arch)
-                strategy.tell(arch, score)
-                pop.write(json.dumps({"index": len(strategy.history) - 1, "score": score, "arch": arch.to_dict()},
-                                     separators=(",", ":")) + "\n")
-                if n % c.save_every == 0 or n == len(batch):
-                    pop.flush()
-                    atomic_write_json(state_path, strategy.state_dict())
-            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, strategy.best()[1])
-    ranked = strategy.ranked(c.topk)
-    atomic_write_text(out / "topk.yaml", yaml.safe_dump(
-        [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(ranked)], sort_keys=False))
-    best, score = ranked[0]
+    strategy = run_strategy(cfg, space, estimator, out, f"{_score_name(dm)} on the validation nodes")
+    best, score = strategy.best()
     log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), score, best)
     extra = {}
     if int(cfg.graph.rerank.topk) > 0:

@@ -28,7 +28,7 @@ from src.models.optim import check_offload, check_state_dtype
 from src.models.text import TextClassifier
 from src.pipeline.common import device_of, last_checkpoint, make_loader, make_trainer
 from src.space import Architecture, FunctionalSpace
-from src.strategies import build_strategy
+from src.strategies import SearchStrategy, build_strategy
 from src.utils.io import atomic_write_json, atomic_write_text
 from src.utils.parallel import resolve_workers
 
@@ -99,6 +99,49 @@ def _write_population(path: Path, history: list[tuple[Architecture, float]]) -> 
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what: str) -> SearchStrategy:
+    """Run the ``strategy`` node's search over ``space`` with ``score(arch) -> float``, resumably.
+
+    Shared by text and graph runs. Writes ``out/population.jsonl`` (every candidate, in order),
+    ``out/state.json`` (the strategy's state, every ``strategy.save_every`` candidates and at the
+    end of each batch) and ``out/topk.yaml``; resumes from ``state.json`` when it exists. ``what``
+    describes the scoring data for the log. Returns the strategy, its history complete.
+    """
+    c = cfg.strategy
+    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
+                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
+    state_path = out / "state.json"
+    if state_path.exists():
+        strategy.load_state_dict(json.loads(state_path.read_text()))
+        log.info("search: resuming with %d candidates already scored", len(strategy.history))
+    # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
+    # state (an interrupted run) are dropped rather than duplicated.
+    _write_population(out / "population.jsonl", strategy.history)
+    log.info("search: %s over %d candidates, scoring on %s", c.name, strategy.budget, what)
+
+    columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not cfg.hardware.get("progress", True), transient=False) as progress, \
+            open(out / "population.jsonl", "a") as pop:
+        task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history),
+                                 best=max([s for _, s in strategy.history], default=float("nan")))
+        while batch := strategy.ask():
+            for n, arch in enumerate(batch, 1):
+                value = score(arch)
+                strategy.tell(arch, value)
+                pop.write(json.dumps({"index": len(strategy.history) - 1, "score": value, "arch": arch.to_dict()},
+                                     separators=(",", ":")) + "\n")
+                pop.flush()
+                progress.update(task, advance=1, best=strategy.best()[1])
+                if n % c.save_every == 0 or n == len(batch):
+                    atomic_write_json(state_path, strategy.state_dict())
+            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, strategy.best()[1])
+    atomic_write_text(out / "topk.yaml", yaml.safe_dump(
+        [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(strategy.ranked(c.topk))],
+        sort_keys=False))
+    return strategy
+
+
 def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, run_dir: Path) -> tuple[Architecture, float]:
     """Score candidates with the shared weights; writes the search/ folder; returns the best."""
     c = cfg.strategy
@@ -111,38 +154,8 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     workers = resolve_workers(c.get("score_workers", "auto"), device, "strategy.score_workers")
     model.eval()  # once for every candidate (the estimator would otherwise switch modes per call)
     estimator = SupernetEstimator(model, val, device, workers=workers)
-    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
-                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
-    state_path = out / "state.json"
-    if state_path.exists():
-        strategy.load_state_dict(json.loads(state_path.read_text()))
-        log.info("search: resuming with %d candidates already scored", len(strategy.history))
-    # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
-    # state (an interrupted run) are dropped rather than duplicated.
-    _write_population(out / "population.jsonl", strategy.history)
-    log.info("search: %s over %d candidates, scoring on %d validation examples", c.name, strategy.budget,
-             estimator.num_examples)
-
-    columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=not cfg.hardware.get("progress", True), transient=False) as progress, \
-            open(out / "population.jsonl", "a") as pop:
-        task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history),
-                                 best=max([s for _, s in strategy.history], default=float("nan")))
-        while batch := strategy.ask():
-            for n, arch in enumerate(batch, 1):
-                score = estimator(arch)
-                strategy.tell(arch, score)
-                pop.write(json.dumps({"index": len(strategy.history) - 1, "score": score, "arch": arch.to_dict()},
-                                     separators=(",", ":")) + "\n")
-                pop.flush()
-                progress.update(task, advance=1, best=strategy.best()[1])
-                if n % c.save_every == 0 or n == len(batch):
-                    atomic_write_json(state_path, strategy.state_dict())
-    ranked = strategy.ranked(c.topk)
-    atomic_write_text(out / "topk.yaml", yaml.safe_dump(
-        [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(ranked)], sort_keys=False))
-    best, score = ranked[0]
+    strategy = run_strategy(cfg, space, estimator, out, f"{estimator.num_examples} validation examples")
+    best, score = strategy.best()
     atomic_write_text(out / "best_arch.yaml", yaml.safe_dump(
         {"val_acc_supernet": score, **best.to_dict()}, sort_keys=False))
     log.info("search: best supernet validation accuracy %.4f", score)
