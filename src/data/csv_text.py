@@ -29,18 +29,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import lightning.pytorch as pl
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from src.data.arrow_split import TokenIdSplit, read_arrow_table
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
-from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
+from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
+from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger("src.data")
@@ -169,7 +168,7 @@ def _ids_batch(table: pa.Table, vocab: pa.Array, max_len: int) -> pa.Table:
     return pa.table({"ids": pa.ListArray.from_arrays(offsets, ids), "label": table.column("label")})
 
 
-class CSVTextDataModule(pl.LightningDataModule):
+class CSVTextDataModule(TextDataModule):
     """A document-classification task from ``train.csv`` / ``test.csv`` or the hub.
 
     CSV rows: the label (``label_base``..``label_base + num_classes - 1``, Zhang et al.: from 1)
@@ -589,28 +588,3 @@ class CSVTextDataModule(pl.LightningDataModule):
                  "%.1f%% coverage", self.name, meta["origin"], len(self.train_set), len(self.val_set),
                  meta["val_split"]["source"], len(self.test_set), len(self.vocab), self.max_len, emb["source"],
                  emb["dim"], 100.0 * coverage)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab) if self.vocab is not None else 0
-
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.embeddings.shape[1]) if self.embeddings is not None else 0
-
-    def _loader(self, dataset: TokenIdSplit | None, batch_size: int, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("CSVTextDataModule.setup() must run before asking for a dataloader")
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                          collate_fn=pad_collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)

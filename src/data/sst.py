@@ -14,13 +14,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
 
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
 from src.data.ptb import Tree, read_tree_file, tree_spans
-from src.data.text import EncodedSplit, Vocabulary, pad_collate
+from src.data.text import EncodedSplit, Vocabulary
+from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger("src.data")
@@ -40,7 +39,7 @@ def sst2_label(fine: int) -> int | None:
     return None
 
 
-class SSTDataModule(pl.LightningDataModule):
+class SSTDataModule(TextDataModule):
     """SST-5 (``num_classes=5``) or SST-2 (``num_classes=2``).
 
     ``train_level="phrase"`` trains on every labelled node of every training tree (SST-5: 318,582);
@@ -330,34 +329,3 @@ class SSTDataModule(pl.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed + offset)
         indices = torch.randperm(len(split), generator=generator)[:size].sort().values
         return split.subset(indices)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab) if self.vocab is not None else 0
-
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.embeddings.shape[1]) if self.embeddings is not None else 0
-
-    def _loader(self, dataset: EncodedSplit, batch_size: int, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("SSTDataModule.setup() must run before asking for a dataloader")
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            collate_fn=pad_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)

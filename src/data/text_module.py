@@ -1,0 +1,49 @@
+"""What the text DataModules (SST, CSV / hub tasks) share: their data loaders and sizes."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from src.data.text import pad_collate
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Base of the text DataModules: after ``setup()`` a subclass has set ``train_set`` /
+    ``val_set`` / ``test_set`` (items ``(LongTensor (len,), int)``), ``vocab``, ``embeddings``
+    (FloatTensor (V, E)), and in ``__init__`` ``batch_size``, ``eval_batch_size``, ``seed``,
+    ``num_workers``. Loaders yield ``pad_collate`` dicts; training shuffles with a generator
+    seeded by ``seed``, so the order is the same on every run.
+    """
+
+    train_set: Dataset | None = None
+    val_set: Dataset | None = None
+    test_set: Dataset | None = None
+    vocab = None
+    embeddings: torch.Tensor | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab) if self.vocab is not None else 0
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embeddings.shape[1]) if self.embeddings is not None else 0
+
+    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for a dataloader")
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          collate_fn=pad_collate, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
