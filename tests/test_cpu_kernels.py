@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -664,17 +665,37 @@ def test_auto_falls_back_to_nn_gru_when_the_kernel_cannot_be_built(tmp_path):
     assert "FUSED hardware.kernels=fused: the kernels could not be built:" in result.stdout
 
 
-def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, monkeypatch):
+def test_the_lock_of_an_interrupted_build_is_removed_at_once(tmp_path, monkeypatch):
+    """A build stopped by Ctrl-C leaves torch's ``lock`` file: the next load removes it at once
+    (no live process holds the build's OS lock) instead of waiting on it."""
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    first = cpu_kernels._build_directory("probe")
-    assert first.is_dir() and tmp_path in first.parents
-    lock = first / "lock"
-    lock.write_text("")
-    assert cpu_kernels._build_directory("probe") == first and lock.exists()  # a build may be running
-    old = lock.stat().st_mtime - cpu_kernels.STALE_LOCK_S - 60
-    os.utime(lock, (old, old))
-    cpu_kernels._build_directory("probe")
-    assert not lock.exists()  # left by a killed build: later loads would wait for it forever
+    folder = cpu_kernels._build_directory("probe")
+    assert folder.is_dir() and tmp_path in folder.parents
+    (folder / "lock").write_text("")
+    with cpu_kernels._build_owner(folder):
+        assert not (folder / "lock").exists()
+
+
+@pytest.mark.skipif(cpu_kernels.fcntl is None, reason="OS locks need fcntl")
+def test_a_running_build_is_waited_for_and_its_lock_kept(tmp_path, caplog):
+    """While another process holds the build's OS lock (it is building), a load waits for it and
+    leaves that build's torch lock alone."""
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time, pathlib\n"
+        f"folder = pathlib.Path({str(folder)!r})\n"
+        "owner = open(folder / 'owner.lock', 'a'); fcntl.flock(owner, fcntl.LOCK_EX)\n"
+        "(folder / 'lock').write_text(''); print('held', flush=True); time.sleep(1.5)\n"
+        "(folder / 'lock').unlink()\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.perf_counter()
+    with caplog.at_level("INFO", logger=cpu_kernels.log.name), cpu_kernels._build_owner(folder):
+        waited = time.perf_counter() - start
+    holder.wait(timeout=30)
+    assert waited > 0.5 and holder.returncode == 0  # the holder removed its own lock: it was not taken
+    assert "waiting for another process building" in caplog.text
+    assert "removing the build lock" not in caplog.text
 
 
 @pytest.fixture

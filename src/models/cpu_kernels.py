@@ -38,6 +38,7 @@ CPU tensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -46,9 +47,15 @@ import shutil
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None
 
 from src.utils.errors import AutoAttendError
 
@@ -97,23 +104,44 @@ def _extension_name() -> str:
 
 
 def _build_directory(name: str) -> Path:
-    """``$TORCH_EXTENSIONS_DIR`` (else ``~/.cache/torch_extensions``) / python and torch version / name.
-
-    A build killed outright leaves torch's ``lock`` file behind, and every later load would wait
-    for it forever; a lock older than ten minutes (a build takes about 20 s) is removed.
-    """
+    """``$TORCH_EXTENSIONS_DIR`` (else ``~/.cache/torch_extensions``) / python and torch version / name."""
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
     tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__}"
     path = Path(root) / tag / name
     path.mkdir(parents=True, exist_ok=True)
-    lock = path / "lock"
-    try:
-        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
-            log.warning("removing a stale build lock left by an interrupted build: %s", lock)
-            lock.unlink(missing_ok=True)
-    except FileNotFoundError:
-        pass
     return path
+
+
+@contextmanager
+def _build_owner(path: Path):
+    """Hold an OS lock on ``path/owner.lock`` while loading (or building) the kernels.
+
+    A build interrupted by Ctrl-C or a kill leaves torch's own ``lock`` file behind, and every later
+    load would wait on it. The OS lock is released when its process dies, so a process holding it
+    knows that any torch ``lock`` left in the folder is stale and removes it at once. (Without
+    ``fcntl``, a torch lock older than ten minutes is taken as stale; a build takes about 20 s.)
+    """
+    torch_lock = path / "lock"
+    if fcntl is None:
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - torch_lock.stat().st_mtime > STALE_LOCK_S:
+                log.warning("removing a stale build lock left by an interrupted build: %s", torch_lock)
+                torch_lock.unlink(missing_ok=True)
+        yield
+        return
+    with open(path / "owner.lock", "a") as owner:
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process building the fused CPU kernels in %s", path)
+            fcntl.flock(owner, fcntl.LOCK_EX)
+        try:
+            if torch_lock.exists():
+                log.warning("removing the build lock of an interrupted build: %s", torch_lock)
+                torch_lock.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(owner, fcntl.LOCK_UN)
 
 
 def _put_ninja_on_path() -> None:
@@ -141,10 +169,11 @@ def kernel_error() -> str | None:
             _put_ninja_on_path()
             name = _extension_name()
             build_dir = _build_directory(name)
-            if not (build_dir / f"{name}.so").exists():
-                log.info("building the fused CPU kernels in %s (once per machine, about 20 s)", build_dir)
-            load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
-                 build_directory=str(build_dir))
+            with _build_owner(build_dir):
+                if not (build_dir / f"{name}.so").exists():
+                    log.info("building the fused CPU kernels in %s (once per machine, about 20 s)", build_dir)
+                load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
+                     build_directory=str(build_dir))
             _loaded = True
         except Exception as err:  # a missing compiler or ninja, a failed build: fall back, say why
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
