@@ -197,16 +197,22 @@ def write_tiny_ppi(root: Path, graphs: tuple[int, int, int] = (2, 1, 1), nodes_p
     return Path(root)
 
 
-def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None,
-        timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m <module> <args> [hydra.run.dir=<run_dir>]`` from the repository root, offline,
-    with data from ``data_dir`` and cache and outputs under ``tmp``."""
+def cli_command(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None) -> dict:
+    """``subprocess`` arguments of ``python -m <module> <args> [hydra.run.dir=<run_dir>]`` from the
+    repository root, offline, with data from ``data_dir`` and cache and outputs under ``tmp``."""
     env = {**os.environ, "AUTOATTEND_DATA_DIR": str(data_dir), "AUTOATTEND_CACHE_DIR": str(tmp / "cache"),
            "AUTOATTEND_OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     argv = [sys.executable, "-m", module, *args]
     if run_dir is not None:
         argv.append(f"hydra.run.dir={run_dir}")
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return {"args": argv, "cwd": ROOT, "env": env}
+
+
+def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None,
+        timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run :func:`cli_command` to the end; output captured as text."""
+    return subprocess.run(**cli_command(module, *args, data_dir=data_dir, tmp=tmp, run_dir=run_dir),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def smoke_search(task: str, data_dir: Path, tmp: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:

@@ -148,7 +148,7 @@ def test_unknown_op_in_architecture_file(capsys, tmp_path, fixture_data, content
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
     code, err = _run_in_process(capsys, tmp_path, "retrain", f"paths.data_dir={fixture_data}", f"arch={bad}")
-    assert_clean_failure(code, err, tmp_path / "r", "error: invalid architecture", *needles)
+    assert_clean_failure(code, err, tmp_path / "r", f"error: arch={bad}: invalid architecture", *needles)
 
 
 def test_rerank_keeps_the_best_validation_of_distinct_candidates_and_resumes(tmp_path, monkeypatch):

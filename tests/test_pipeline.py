@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 import yaml
 
 from src.space import Architecture, FunctionalSpace
-from tests.helpers import cli, real_data_dir, smoke_search, write_tiny_sst
+from tests.helpers import cli, cli_command, real_data_dir, smoke_search, write_tiny_sst
 
 
 def read_population(run_dir: Path) -> list[dict]:
@@ -69,8 +72,9 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
     population = read_population(run_dir)
     (run_dir / "retrain" / "seed_1.json").unlink()
     (run_dir / "retrain" / "results.json").unlink()
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=tiny_data, tmp=tmp,
-               run_dir=run_dir)
+    # a machine setting (threads) may change on resume; results do not depend on it
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=1", data_dir=tiny_data,
+               tmp=tmp, run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (run_dir / "search.log").read_text()
     assert "supernet already trained" in log
@@ -80,6 +84,60 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
     after = json.loads((run_dir / "retrain" / "results.json").read_text())
     # seed 1 was retrained from scratch with the same seed: the same numbers come back
     assert after["per_seed"] == before["per_seed"]
+
+
+def test_rerun_with_other_settings_is_refused_naming_the_keys(smoke_run, tiny_data):
+    """A finished run directory re-run with another seed or budget would report its old results
+    under the new settings: the re-run stops before touching anything and names what differs."""
+    tmp, run_dir, _ = smoke_run
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"
+             and ".hydra" not in p.parts}
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=1", "supernet.max_steps=9",
+               data_dir=tiny_data, tmp=tmp, run_dir=run_dir)
+    _assert_clean_failure(proc, run_dir, "was started with other settings", "seed: 0 -> 1",
+                          "supernet.max_steps: 8 -> 9", "run_settings.json", fresh=False)
+    assert proc.returncode == 2
+    assert {p: p.read_bytes() for p in files} == files
+
+
+def test_retrain_in_a_run_dir_of_another_architecture_is_refused(tiny_data, tmp_path):
+    arch_file = tmp_path / "arch.yaml"
+    arch_file.write_text("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n")
+    out = tmp_path / "r"
+    args = ("+task=sst2", "budget=smoke", "hardware=cpu", "retrain.seeds=1", "retrain.max_steps=2")
+    proc = cli("src.retrain", *args, f"arch={arch_file}", data_dir=tiny_data, tmp=tmp_path, run_dir=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the same path with other content is another architecture
+    arch_file.write_text("layers:\n  - {kind: add, q_src: 0, q_op: gru, k_src: 0, k_op: zero}\n")
+    proc = cli("src.retrain", *args, f"arch={arch_file}", data_dir=tiny_data, tmp=tmp_path, run_dir=out)
+    _assert_clean_failure(proc, out, "was started with other settings", "architecture:", fresh=False)
+
+
+def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(tiny_data, tmp_path):
+    """Ctrl-C during supernet training: one line saying how to resume, exit 130; the re-run
+    continues from the last finished epoch and ends with the same steps, metrics history and
+    search as a run never interrupted (same architectures, batches and dropout masks)."""
+    args = ("+task=sst2", "budget=smoke", "hardware=cpu", "supernet.max_steps=-1", "supernet.epochs=12",
+            "retrain.seeds=0")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
+    command = cli_command("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
+    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 240
+        while not (stopped / "supernet" / "last.ckpt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == (f"interrupted: what finished is kept in {stopped}; run the same command "
+                                            f"with hydra.run.dir={stopped} to resume")
+    assert "Traceback" not in err and not (stopped / "supernet" / "DONE").exists()
+    proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "supernet: resuming from" in proc.stdout + proc.stderr
+    for name in ("supernet/DONE", "supernet/metrics.csv", "search/population.jsonl"):
+        assert (stopped / name).read_text() == (straight / name).read_text(), name
+    assert (straight / "supernet" / "DONE").read_text() == "96\n"
 
 
 def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data):
@@ -122,7 +180,8 @@ def test_retrain_published_architecture_builds(tiny_data, tmp_path):
 
 # ---- bad input: one clear line, non-zero exit, no result files --------------------------------
 
-def _assert_clean_failure(proc, run_dir: Path, *needles: str):
+def _assert_clean_failure(proc, run_dir: Path, *needles: str, fresh: bool = True):
+    """One ``error:`` line holding ``needles``, no traceback; ``fresh``: no result was written."""
     assert proc.returncode != 0
     err = proc.stderr.strip().splitlines()
     assert err, "nothing on stderr"
@@ -137,7 +196,7 @@ def _assert_clean_failure(proc, run_dir: Path, *needles: str):
             repeats = [other for other in console if message in other]
             assert len(repeats) == 1, f"the error is repeated on the console: {repeats}"
     for result in ("summary.json", "retrain/results.json", "search/best_arch.yaml"):
-        assert not (run_dir / result).exists()
+        assert not (fresh and (run_dir / result).exists())
 
 
 def test_unknown_task(tiny_data, tmp_path):
@@ -202,7 +261,12 @@ def test_offloaded_adam_state_through_the_command_line_and_a_resume(tiny_data, t
     assert steps == 8 and saved["offloaded_moments"]["file"] == f"adam_moments.{steps}.bin"
     assert sorted(p.name for p in supernet_dir.glob("*adam_moments*")) == [f"adam_moments.{steps}.bin"]
 
-    (supernet_dir / "DONE").unlink()  # as if stopped after the first epoch: train one more
+    # as if a run of two epochs had stopped after its first: its record says epochs=2, nothing
+    # after the supernet's first epoch exists
+    (supernet_dir / "DONE").unlink()
+    for later in ("search", "retrain"):
+        shutil.rmtree(run_dir / later)
+    (run_dir / "run_settings.json").unlink()
     proc = cli("src.search", *args, "supernet.epochs=2", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(supernet_dir / "last.ckpt", map_location="cpu", weights_only=False)
@@ -227,6 +291,18 @@ def test_unknown_optimizer_state(override, needles, tiny_data, tmp_path):
                tmp=tmp_path, run_dir=tmp_path / "r")
     _assert_clean_failure(proc, tmp_path / "r", *needles)
     assert proc.returncode == 2 and not (tmp_path / "r" / "supernet").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("+task=csv", "task.num_classes=3"), "error: task csv: no data given; add task.path="),
+    (("+task=csv",), "error: task csv: num_classes is not set; add task.num_classes="),
+])
+def test_an_error_raised_while_building_the_datamodule_is_one_line(args, needle, tiny_data, tmp_path):
+    """Hydra's instantiate wraps what a DataModule's constructor raises; the user still sees the
+    project's one line and exit status 2."""
+    proc = cli("src.search", *args, "budget=smoke", data_dir=tiny_data, tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", needle)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_unknown_builtin_architecture(tiny_data, tmp_path):

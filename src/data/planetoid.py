@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,8 @@ class GraphDataModule(pl.LightningDataModule, ABC):
         graph once per epoch, ``batch_size`` graphs merged per step, shuffled with ``seed``."""
         if self.graph is not None:
             return DataLoader(RepeatDataset(self.graph, steps_per_epoch), batch_size=None, shuffle=False)
-        return DataLoader(self.train_graphs, batch_size=self.batch_size, shuffle=True, collate_fn=collate_graphs,
-                          generator=torch.Generator().manual_seed(seed))
+        return DataLoader(self.train_graphs, batch_size=self.batch_size, collate_fn=collate_graphs,
+                          sampler=EpochShuffleSampler(len(self.train_graphs), seed))
 
     def eval_loader(self) -> DataLoader:
         """Every validation and test batch, in a fixed order."""
@@ -179,30 +180,49 @@ class PlanetoidDataModule(GraphDataModule):
                 shutil.copyfile(f, raw / f.name)
         return root
 
+    def _unreadable_file(self, root: Path) -> Path | None:
+        """The first of the user's raw files that PyG's reader cannot read on its own, if any (the
+        others may still disagree with each other)."""
+        from torch_geometric.io.planetoid import read_file
+
+        for suffix in PLANETOID_FILES:
+            try:
+                read_file(str(root / self.name / "raw"), self.name.lower(), suffix)
+            except Exception:
+                return self.data_dir / "planetoid" / self.name / "raw" / f"ind.{self.name.lower()}.{suffix}"
+        return None
+
     def load(self) -> None:
         from torch_geometric.datasets import Planetoid
 
         root = self._root()
         from_files = root.name != "download"
+        source = self.data_dir / "planetoid" / self.name / "raw"
         try:
             dataset = Planetoid(str(root), self.name, split="public")
         except AutoAttendError:
             raise
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
-            where = f"the Planetoid files copied from {self.data_dir / 'planetoid' / self.name / 'raw'}" if from_files \
-                else f"{self.name}: no files in {self.data_dir / 'planetoid' / self.name / 'raw'}, and the download"
-            raise (AutoAttendError if from_files else DataNotFoundError)(
-                f"{where} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if from_files:
+                raise AutoAttendError(f"{self._unreadable_file(root) or source}: not readable as Planetoid data "
+                                      f"(the pickled ind.{self.name.lower()}.* files of the Planetoid release, "
+                                      f"consistent with each other): {reason}") from None
+            raise DataNotFoundError(f"{self.name}: no files in {source}, and the download failed: {reason}") from None
         data = dataset[0]
+        where = source if from_files else f"{self.name} ({root})"
         if data.x.size(0) != data.y.size(0):
-            raise AutoAttendError(f"{self.name}: feature/label size mismatch: {data.x.size(0)} feature rows but "
+            raise AutoAttendError(f"{where}: feature/label size mismatch: {data.x.size(0)} feature rows but "
                                   f"{data.y.size(0)} labels")
         # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1
         data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1.0)
         self.num_features = data.x.size(1)
         self.num_classes = int(data.y.max()) + 1
+        if self.num_classes < 2:
+            raise AutoAttendError(f"{where}: every node has label 0 (ind.{self.name.lower()}.y / .ally / .ty hold "
+                                  "one class); node classification needs at least two")
         batch = data_to_batch(data, sparse_x=True)
-        check_graph(batch, f"{self.name} ({root})", multilabel=False)
+        check_graph(batch, where, multilabel=False)
         self.graph = batch
         self.eval_batches = [batch]
         log.info("%s: %d nodes, %d edges, %d features, %d classes, split %d / %d / %d", self.name, data.num_nodes,

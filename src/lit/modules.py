@@ -16,15 +16,19 @@ from src.space import Architecture, FunctionalSpace
 
 
 class ArchRngCheckpoint:
-    """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) travels with the
-    checkpoint, so a resumed run samples the architectures an uninterrupted one would."""
+    """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) and torch's global
+    RNG (which seeds each step's dropout generators) travel with the checkpoint, so a resumed run
+    samples the architectures and dropout masks an uninterrupted one would."""
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["arch_rng_state"] = self.rng.getstate()
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "arch_rng_state" in checkpoint:
             self.rng.setstate(checkpoint["arch_rng_state"])
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
 
 class SupernetModule(ArchRngCheckpoint, pl.LightningModule):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import sys
@@ -11,11 +12,14 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
+from src.data.sampling import EpochShuffleSampler
 from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.space import Architecture, FunctionalSpace
@@ -23,6 +27,7 @@ from src.models import cpu_kernels
 from src.utils import allocator
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_target
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -96,21 +101,107 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int | None = None,
                 num_workers: int = 0) -> DataLoader:
-    """A padded-batch loader; ``subset`` keeps a seeded random subset of that many examples."""
+    """A padded-batch loader; ``subset`` keeps a seeded random subset of that many examples.
+    Shuffled loaders draw each epoch's order from ``(seed, epoch)``, so a resumed run repeats it."""
     if subset is not None and subset < len(dataset):
         g = torch.Generator().manual_seed(seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[:subset].tolist())
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=pad_collate,
-                      generator=generator, num_workers=num_workers)
+    sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=pad_collate,
+                      num_workers=num_workers)
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path, name: str, **kwargs) -> pl.Trainer:
-    """A Trainer whose logs and checkpoints live in ``run_dir/name``."""
+class _KeptRowsWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` keeps its rows logged before
+    step ``keep_below`` instead of being deleted (Lightning starts every fit with an empty file)."""
+
+    def __init__(self, log_dir: str, keep_below: int | None):
+        self.keep_below = keep_below
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if self.keep_below is None or not path.is_file():
+            return super()._check_log_dir_exists()
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            rows = [row for row in reader if row.get("step") and int(float(row["step"])) < self.keep_below]
+            self.metrics_keys = list(reader.fieldnames or [])
+        with atomic_target(path) as tmp, open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """A CSV logger for a fit resumed from a checkpoint at step ``keep_below``: the rows an earlier
+    fit logged before that step stay in ``metrics.csv`` (those after it are logged again by the
+    resumed fit). ``keep_below=None``: a fresh file, as Lightning's logger."""
+
+    def __init__(self, *args, keep_below: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._keep_below = keep_below
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeptRowsWriter(self.log_dir, self._keep_below)
+        return self._experiment
+
+
+class StopAtStep(Callback):
+    """Ends training once ``max_steps`` optimizer steps are done (``None`` or negative: never).
+
+    Used instead of ``Trainer(max_steps=...)``: with ``max_steps`` set, Lightning 2.6 resumes a
+    checkpoint written at an epoch end as if that epoch were unfinished, and runs one epoch (its
+    steps) fewer than an uninterrupted fit. Stopping here lets the epoch end as usual (its
+    validation and checkpoint run)."""
+
+    def __init__(self, max_steps: int | None):
+        self.max_steps = max_steps
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        if self.max_steps is not None and self.max_steps >= 0 and trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._check(trainer)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        self._check(trainer)
+
+
+def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
+    """``torch.load`` of a Lightning checkpoint (tensors memory-mapped, not read) or one clear error
+    naming the file."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError("no state_dict in it")
+        return checkpoint
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AutoAttendError(f"{path} is unreadable ({type(exc).__name__}: {first}): the {what} is damaged "
+                              f"(e.g. the run was killed while writing it); delete it to start that stage again, "
+                              f"or use a new hydra.run.dir") from None
+
+
+def resume_step(path: Path) -> int | None:
+    """The global step a resumed fit continues from (``None``: no checkpoint, a fresh fit)."""
+    return int(read_checkpoint(path, "supernet checkpoint")["global_step"]) if path.exists() else None
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
+                 **kwargs) -> pl.Trainer:
+    """A Trainer whose logs and checkpoints live in ``run_dir/name``; ``keep_metrics_below``: a
+    resumed fit's step (``metrics.csv`` keeps the rows logged before it)."""
     interactive = sys.stdout.isatty() and cfg.hardware.get("progress", True)
     return pl.Trainer(
         default_root_dir=str(run_dir / name),
-        logger=CSVLogger(str(run_dir), name=name, version=""),
+        logger=ResumableCSVLogger(str(run_dir), name=name, version="", keep_below=keep_metrics_below,
+                                  flush_logs_every_n_steps=1),
         accelerator=cfg.hardware.accelerator,
         devices=cfg.hardware.devices,
         precision=cfg.hardware.precision,

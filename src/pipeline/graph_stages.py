@@ -30,7 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
-from src.pipeline.common import ARCH_DIR, device_of, last_checkpoint, make_trainer, resolve_arch
+from src.pipeline.common import (ARCH_DIR, StopAtStep, device_of, last_checkpoint, make_trainer, read_checkpoint,
+                                 resolve_arch, resume_step)
+from src.pipeline.checks import check_arch_hparams
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -85,14 +87,17 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
-        module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
+        module.load_state_dict(read_checkpoint(ckpt, "supernet checkpoint")["state_dict"])
         return model
     train = dm.train_loader(steps_per_epoch=s.steps_per_epoch, seed=cfg.seed)
-    trainer = make_trainer(cfg, run_dir, "supernet", max_steps=int(s.steps), max_epochs=-1,
-                           callbacks=[last_checkpoint(out)],
+    start = resume_step(ckpt)
+    if start is not None:
+        log.info("graph supernet: resuming from %s at step %d", ckpt, start)
+    trainer = make_trainer(cfg, run_dir, "supernet", keep_metrics_below=start, max_epochs=-1,
+                           callbacks=[last_checkpoint(out), StopAtStep(int(s.steps))],
                            enable_checkpointing=True, limit_val_batches=1.0 if s.monitor_archs else 0,
                            log_every_n_steps=1)
-    trainer.fit(module, train, dm.eval_loader(), ckpt_path=str(ckpt) if ckpt.exists() else None)
+    trainer.fit(module, train, dm.eval_loader(), ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
     return model
 
@@ -164,14 +169,17 @@ def arch_hparams(spec: str, task: str) -> dict | None:
     ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
     path = Path(str(spec)).expanduser()
     path = path if path.is_file() else ARCH_DIR / f"{spec}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None  # read by resolve_arch
     if not isinstance(data, dict) or "hparams" not in data:
         return None
-    hp = dict(data["hparams"] or {})
-    hp.update((data.get("task_hparams") or {}).get(task) or {})
+    hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}
+    if not isinstance(hp, dict) or not isinstance(per_task, dict) or not isinstance(per_task.get(task) or {}, dict):
+        raise AutoAttendError(f"{path}: hparams and task_hparams.<task> must be mappings of settings")
+    hp = {**hp, **(per_task.get(task) or {})}
     unknown = set(hp) - set(CHILD_KEYS)
     if unknown:
         raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
+    check_arch_hparams(hp, str(path))
     return hp
 
 

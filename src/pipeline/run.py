@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from typing import Callable
@@ -12,6 +13,8 @@ from omegaconf import DictConfig
 from src.pipeline import graph_stages, stages
 from src.pipeline.common import (Timer, build_datamodule, build_space, env_summary, require_task, resolve_arch,
                                  run_dir_of, setup_hardware, task_family)
+from src.pipeline.checks import check_config
+from src.pipeline.run_settings import check_run_settings, run_settings
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -36,12 +39,14 @@ def run_search(cfg: DictConfig) -> dict:
     :mod:`src.pipeline.graph_stages`, then retrain ``graph.baselines`` in the same run.
     """
     require_task(cfg)
+    check_config(cfg, "search")
     setup_hardware(cfg)
     run_dir = run_dir_of(cfg)
     timer = Timer()
     graph = task_family(cfg) == "graph"
     st = graph_stages if graph else stages
     space = graph_stages.build_space(cfg) if graph else build_space(cfg.space)
+    check_run_settings(run_dir, run_settings(cfg, "search"))
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
     with timer("data"):
         dm = build_datamodule(cfg)
@@ -57,9 +62,10 @@ def run_search(cfg: DictConfig) -> dict:
                "retrain": None if results is None else {k: results[k] for k in (
                    "test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule")},
                "seconds": timer.seconds, "machine": env_summary()}
-    line = f"best supernet val acc {best_score:.4f}"
+    metric = "micro-F1" if graph and dm.multilabel else "acc"
+    line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
-        line += (f" | retrained test acc {100 * results['test_acc_mean']:.2f} +- {100 * results['test_acc_std']:.2f}"
+        line += (f" | retrained test {metric} {100 * results['test_acc_mean']:.2f} +- {100 * results['test_acc_std']:.2f}"
                  f" over {len(results['seeds'])} seed(s)")
     if graph:
         summary["metric"] = "micro_f1" if dm.multilabel else "accuracy"
@@ -79,17 +85,22 @@ def run_search(cfg: DictConfig) -> dict:
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     require_task(cfg)
+    check_config(cfg, "retrain")
     setup_hardware(cfg)
     run_dir = run_dir_of(cfg)
     timer = Timer()
     arch = resolve_arch(cfg.arch)
     graph = task_family(cfg) == "graph"
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
-    if graph:
-        graph_stages.retrain_space(cfg, len(arch)).validate(arch)
-        hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name)
-    else:
-        FunctionalSpace(len(arch), ops=tuple(cfg.space.ops), priors=False, kinds=tuple(cfg.space.kinds)).validate(arch)
+    space = graph_stages.retrain_space(cfg, len(arch)) if graph else FunctionalSpace(
+        len(arch), ops=tuple(cfg.space.ops), priors=False, kinds=tuple(cfg.space.kinds))
+    try:
+        space.validate(arch)
+    except AutoAttendError as exc:
+        raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
+    hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name) if graph else None
+    # the architecture's content, not only its name or path: an edited file is another run
+    check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
     with timer("data"):
         dm = build_datamodule(cfg)
     with timer("retrain"):
@@ -100,7 +111,8 @@ def run_retrain(cfg: DictConfig) -> dict:
                                                    "selection_rule")},
                "seconds": timer.seconds, "machine": env_summary()}
     atomic_write_json(run_dir / "summary.json", summary)
-    _finish(run_dir, f"{cfg.arch}: test acc {100 * results['test_acc_mean']:.2f} +- "
+    metric = "micro-F1" if graph and dm.multilabel else "acc"
+    _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
                      f"{100 * results['test_acc_std']:.2f} over {len(results['seeds'])} seed(s)", timer)
     return summary
 
@@ -119,12 +131,46 @@ def _log_to_files_only(message: str) -> None:
             handler.handle(record)
 
 
+def _user_error(exc: BaseException) -> AutoAttendError | None:
+    """The :class:`AutoAttendError` that ``exc`` is or was raised from (Hydra's ``instantiate``
+    wraps what a DataModule's constructor raises), else ``None``."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, AutoAttendError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
-    """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2."""
+    """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C one
+    ``interrupted:`` line saying how to resume and exit status 130."""
     _quiet_lightning()
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        # Lightning turns a KeyboardInterrupt inside fit into a silent sys.exit(1): remember it
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return fn(cfg)
-    except AutoAttendError as exc:
-        _log_to_files_only(f"error: {exc}")
-        print(f"error: {exc}", file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and not interrupted:
+            raise
+        message = (f"interrupted: what finished is kept in {run_dir_of(cfg)}; run the same command with "
+                   f"hydra.run.dir={run_dir_of(cfg)} to resume")
+        _log_to_files_only(message)
+        print(message, file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        error = _user_error(exc)
+        if error is None:
+            raise
+        _log_to_files_only(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -26,7 +26,8 @@ from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.text import TextClassifier
-from src.pipeline.common import device_of, last_checkpoint, make_loader, make_trainer
+from src.pipeline.common import (StopAtStep, device_of, last_checkpoint, make_loader, make_trainer, read_checkpoint,
+                                 resume_step)
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy, build_strategy
 from src.utils.io import atomic_write_json, atomic_write_text
@@ -76,8 +77,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(read_checkpoint(ckpt, "supernet checkpoint")["state_dict"])
         return model
     train = make_loader(dm.train_set, s.batch_size, True, cfg.seed,
                         subset_or_task_default(s.train_subset, cfg, "supernet_train_subset"), cfg.hardware.num_workers)
@@ -85,10 +85,13 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     # strategy.eval_batch_size (1,024 sentences) held about 380 MB more than a training step
     val = make_loader(dm.val_set, s.get("val_batch_size", s.batch_size), False, cfg.seed, None,
                       cfg.hardware.num_workers)
-    trainer = make_trainer(cfg, run_dir, "supernet", max_epochs=s.epochs, max_steps=s.max_steps,
-                           callbacks=[last_checkpoint(out)],
+    start = resume_step(ckpt)
+    if start is not None:
+        log.info("supernet: resuming from %s at step %d", ckpt, start)
+    trainer = make_trainer(cfg, run_dir, "supernet", keep_metrics_below=start, max_epochs=s.epochs,
+                           callbacks=[last_checkpoint(out), StopAtStep(s.max_steps)],
                            enable_checkpointing=True, limit_val_batches=s.limit_val_batches)
-    trainer.fit(module, train, val, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    trainer.fit(module, train, val, ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
     return model
 

@@ -1,0 +1,191 @@
+"""Checks of the composed config before any work starts: a bad value is one line naming its key.
+
+Hydra checks the structure (groups, key names); these check values: types, ranges and choices,
+so that ``supernet.dim=15`` (not divisible by the heads) or ``strategy.population=0`` fail at once
+with the key and what was expected, not as a traceback after the data has loaded.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Sequence
+
+from lightning.fabric.connector import _PRECISION_INPUT
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from src.data.embeddings import EMBEDDING_SOURCES
+from src.models.encoder import SHARING_MODES
+from src.models.graph import ACTIVATIONS, GRAPH_OPS, READOUTS
+from src.space import TEXT_OPS
+from src.space.architecture import LAYER_KINDS
+from src.utils.errors import AutoAttendError
+
+_ABSENT = object()
+# Lightning's accepted precision values (the integers 64/32/16 are accepted as their strings)
+PRECISIONS = tuple(dict.fromkeys(str(v) for literal in typing.get_args(_PRECISION_INPUT)
+                                 for v in typing.get_args(literal) if isinstance(v, str)))
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_ABSENT)
+
+
+def _fail(key: str, expected: str, value: Any) -> None:
+    raise AutoAttendError(f"{key}: expected {expected}, got {value!r}")
+
+
+def check_int(cfg: DictConfig, key: str, low: int, none_ok: bool = False, also: Sequence[int] = ()) -> None:
+    """``key`` is an integer >= ``low`` (or one of ``also``, or null when ``none_ok``); absent keys pass."""
+    value = _get(cfg, key)
+    if value is _ABSENT or (value is None and none_ok):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (value < low and value not in also):
+        extra = "".join(f" or {a}" for a in also) + (" or null" if none_ok else "")
+        _fail(key, f"an integer >= {low}{extra}", value)
+
+
+def check_float(cfg: DictConfig, key: str, low: float, high: float | None = None, low_open: bool = False,
+                high_open: bool = False, none_ok: bool = False) -> None:
+    """``key`` is a number in the interval (``low_open``/``high_open``: bound excluded)."""
+    value = _get(cfg, key)
+    if value is _ABSENT or (value is None and none_ok):
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high))
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
+        _fail(key, f"a number in {interval}" + (" or null" if none_ok else ""), value)
+
+
+def check_choice(cfg: DictConfig, key: str, choices: Sequence[Any], none_ok: bool = False) -> None:
+    value = _get(cfg, key)
+    if value is _ABSENT or (value is None and none_ok) or value in choices:
+        return
+    _fail(key, "one of " + ", ".join(map(str, choices)) + (" or null" if none_ok else ""), value)
+
+
+def check_subset(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
+    """``key`` is a non-empty list of distinct values from ``choices``."""
+    value = _get(cfg, key)
+    if value is _ABSENT:
+        return
+    items = list(value) if isinstance(value, (list, tuple, ListConfig)) else None
+    if not items or len(set(items)) != len(items) or any(v not in choices for v in items):
+        unknown = [v for v in (items or []) if v not in choices]
+        why = f" (unknown: {', '.join(map(str, unknown))})" if unknown else ""
+        _fail(key, f"a non-empty list of distinct values from {', '.join(choices)}{why}",
+              OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
+
+
+def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
+    dim, heads = _get(cfg, f"{node}.{width}"), _get(cfg, f"{node}.heads")
+    if isinstance(dim, int) and isinstance(heads, int) and heads > 0 and dim % heads:
+        raise AutoAttendError(f"{node}.{width}={dim} is not divisible by {node}.heads={heads}: each head takes "
+                              f"{width}/heads channels")
+
+
+def check_config(cfg: DictConfig, entry: str) -> None:
+    """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
+    check_int(cfg, "seed", 0)
+    check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
+    check_int(cfg, "hardware.num_workers", 0)
+    precision = _get(cfg, "hardware.precision")
+    if precision is not _ABSENT and (isinstance(precision, bool) or str(precision) not in PRECISIONS):
+        _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)
+    check_choice(cfg, "hardware.matmul_precision", MATMUL_PRECISIONS, none_ok=True)
+    check_choice(cfg, "space.sharing", SHARING_MODES)
+    check_int(cfg, "space.num_layers", 1)
+    check_subset(cfg, "space.ops", TEXT_OPS)
+    check_subset(cfg, "space.kinds", LAYER_KINDS)
+    check_int(cfg, "data.max_len", 1)
+    check_int(cfg, "data.window", 1, none_ok=True)
+    check_int(cfg, "data.stride", 1)
+    check_choice(cfg, "data.train_level", ("phrase", "sentence"))
+    check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
+    if entry == "search":
+        s = "supernet"
+        for key in ("dim", "heads", "archs_per_step", "epochs", "batch_size", "val_batch_size"):
+            check_int(cfg, f"{s}.{key}", 1)
+        check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
+        check_int(cfg, f"{s}.monitor_archs", 0)
+        check_int(cfg, f"{s}.train_subset", 1, none_ok=True)
+        check_float(cfg, f"{s}.lr", 0, low_open=True)
+        check_float(cfg, f"{s}.weight_decay", 0)
+        check_float(cfg, f"{s}.clip", 0, low_open=True, none_ok=True)
+        for key in ("dropout", "attn_dropout"):
+            check_float(cfg, f"{s}.{key}", 0, 1, high_open=True)
+        _check_heads(cfg, s, "dim")
+        st = "strategy"
+        for key in ("population", "parents", "topk", "eval_batch_size", "save_every"):
+            check_int(cfg, f"{st}.{key}", 1)
+        check_int(cfg, f"{st}.rounds", 0)
+        check_int(cfg, f"{st}.budget", 1, none_ok=True)
+        check_int(cfg, f"{st}.val_subset", 1, none_ok=True)
+        check_float(cfg, f"{st}.mutation_rate", 0, 1)
+    r = "retrain"
+    for key in ("dim", "heads", "epochs", "batch_size", "eval_batch_size", "eval_every"):
+        check_int(cfg, f"{r}.{key}", 1)
+    check_int(cfg, f"{r}.seeds", 0 if entry == "search" else 1)
+    check_int(cfg, f"{r}.max_steps", 1, also=(-1,))
+    check_int(cfg, f"{r}.train_subset", 1, none_ok=True)
+    check_float(cfg, f"{r}.lr", 0, low_open=True)
+    check_float(cfg, f"{r}.weight_decay", 0)
+    check_float(cfg, f"{r}.clip", 0, low_open=True, none_ok=True)
+    for key in ("dropout", "attn_dropout"):
+        check_float(cfg, f"{r}.{key}", 0, 1, high_open=True)
+    _check_heads(cfg, r, "dim")
+    _check_graph(cfg, entry)
+
+
+def check_graph_child(cfg: DictConfig, node: str) -> None:
+    """The settings of a graph child (``graph.retrain`` or an architecture file's ``hparams``)."""
+    for key in ("hidden", "heads", "sgc_k", "epochs"):
+        check_int(cfg, f"{node}.{key}", 1)
+    check_float(cfg, f"{node}.lr", 0, low_open=True)
+    check_float(cfg, f"{node}.weight_decay", 0)
+    for key in ("dropout", "attn_dropout"):
+        check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
+    check_choice(cfg, f"{node}.act", sorted(ACTIVATIONS))
+    check_choice(cfg, f"{node}.readout", READOUTS)
+    check_choice(cfg, f"{node}.stem", ("auto", "linear", "none"))
+
+
+def check_arch_hparams(hparams: Any, source: str) -> None:
+    """An architecture file's ``hparams`` (after its ``task_hparams``): a mapping of valid child
+    settings; errors name the file and the key."""
+    if not isinstance(hparams, dict):
+        raise AutoAttendError(f"{source}: hparams: expected a mapping of settings, got {hparams!r}")
+    try:
+        check_graph_child(OmegaConf.create({"hparams": hparams}), "hparams")
+    except AutoAttendError as exc:
+        raise AutoAttendError(f"{source}: {exc}") from None
+
+
+def _check_graph(cfg: DictConfig, entry: str) -> None:
+    g = "graph"
+    check_int(cfg, f"{g}.threads", 1, none_ok=True)
+    check_int(cfg, f"{g}.space.num_layers", 1)
+    check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
+    check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
+    check_graph_child(cfg, f"{g}.retrain")
+    for key in ("hidden", "heads", "sgc_k"):
+        check_int(cfg, f"{g}.supernet.{key}", 1)
+    check_float(cfg, f"{g}.supernet.lr", 0, low_open=True)
+    check_float(cfg, f"{g}.supernet.weight_decay", 0)
+    for key in ("dropout", "attn_dropout"):
+        check_float(cfg, f"{g}.supernet.{key}", 0, 1, high_open=True)
+    check_choice(cfg, f"{g}.supernet.act", sorted(ACTIVATIONS))
+    for key in ("steps", "steps_per_epoch", "archs_per_step"):
+        check_int(cfg, f"{g}.supernet.{key}", 1)
+    check_int(cfg, f"{g}.supernet.monitor_archs", 0)
+    check_float(cfg, f"{g}.supernet.clip", 0, low_open=True, none_ok=True)
+    check_int(cfg, f"{g}.retrain.seeds", 0 if entry == "search" else 1)
+    check_int(cfg, f"{g}.retrain.eval_every", 1)
+    check_int(cfg, f"{g}.retrain.patience", 1, none_ok=True)
+    check_int(cfg, f"{g}.retrain.epoch_cap", 1, none_ok=True)
+    check_int(cfg, f"{g}.rerank.topk", 0)
+    check_int(cfg, f"{g}.rerank.seeds", 1)
+    check_int(cfg, f"{g}.hpo.trials", 0)

@@ -1,0 +1,92 @@
+"""The settings a run directory was started with, so that a re-run resumes only the same run.
+
+Every stage resumes from what it left in the run directory (``supernet/last.ckpt``,
+``search/state.json``, ``retrain/seed_<s>.json``). That is only sound when the re-run has the
+settings that produced those files: a re-run with another seed, architecture or budget would
+otherwise report old results under new settings. The first run writes ``run_settings.json``; a
+later run in the same directory must match it, except for the keys below, which change where or
+how fast a run goes but not its results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_write_json
+
+SETTINGS_FILE = "run_settings.json"
+
+# Dotted keys (or key prefixes) a resumed run may change: paths, and the machine settings whose
+# config comments state that results do not depend on them.
+MAY_CHANGE = ("paths", "hardware.threads", "hardware.num_workers", "hardware.progress", "hardware.kernels",
+              "hardware.accelerator", "hardware.devices", "graph.threads", "graph.retrain.workers",
+              "supernet.arch_workers", "strategy.score_workers", "strategy.save_every")
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [2]}`` -> ``{"a.b": 1, "c": [2]}`` (lists stay values)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _may_change(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in MAY_CHANGE)
+
+
+def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict[str, Any]:
+    """The settings that determine a run's results: the resolved config without the keys in
+    :data:`MAY_CHANGE`, the entry point's name and ``extra`` (e.g. the architecture's content)."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    settings = {k: v for k, v in flatten(tree).items() if not _may_change(k)}
+    settings["entry"] = entry
+    for key, value in (extra or {}).items():
+        settings[key] = value
+    return settings
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> None:
+    """Record ``settings`` for a new run directory, or check a re-run against the recorded ones.
+
+    Raises :class:`AutoAttendError` naming every differing key (first value -> new value) when
+    the directory was started with other settings; a run directory with results but no record
+    (written before records existed) is adopted as it is.
+    """
+    path = run_dir / SETTINGS_FILE
+    # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
+    settings = json.loads(json.dumps(settings, default=str))
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+            if not isinstance(recorded, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AutoAttendError(f"{path} is unreadable ({exc}); it records the settings this run directory "
+                                  "was started with: restore it, or start a new run directory "
+                                  "(hydra.run.dir=...)") from None
+        missing = object()
+        differ = [k for k in sorted(set(recorded) | set(settings))
+                  if recorded.get(k, missing) != settings.get(k, missing)]
+        if differ:
+            shown = "; ".join(f"{k}: {_show(recorded.get(k, '(unset)'))} -> {_show(settings.get(k, '(unset)'))}"
+                              for k in differ[:6])
+            more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+            raise AutoAttendError(
+                f"run dir {run_dir} was started with other settings, and resuming would mix their results "
+                f"with these: {shown}{more}. Re-run with the recorded settings ({path}) to resume, or give a "
+                "new hydra.run.dir")
+        return
+    atomic_write_json(path, settings)

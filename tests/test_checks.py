@@ -1,0 +1,123 @@
+"""Config value checks and the run-settings record: bad values fail at once, naming the key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from src.pipeline.checks import check_config
+from src.pipeline.graph_stages import arch_hparams
+from src.pipeline.run_settings import SETTINGS_FILE, check_run_settings, run_settings
+from src.space import Architecture
+from src.utils.errors import AutoAttendError
+from tests.conftest import compose_config
+
+
+@pytest.mark.parametrize("name", ["search", "retrain"])
+@pytest.mark.parametrize("task, budget", [("sst2", "paper"), ("sst5", "smoke"), ("cora", "paper"), ("ppi", "quick"),
+                                          ("agnews", "quick")])
+def test_the_shipped_configs_pass(name, task, budget):
+    check_config(compose_config(name, [f"+task={task}", f"budget={budget}"]), name)
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("space.sharing=bogus", "space.sharing: expected one of full, source, target, none, got 'bogus'"),
+    ("space.num_layers=0", "space.num_layers: expected an integer >= 1, got 0"),
+    ("space.ops=[conv1,bogus]", "space.ops: expected a non-empty list of distinct values from zero, identity"),
+    ("graph.space.kinds=[add,mul]", "graph.space.kinds: expected a non-empty list of distinct values from add, "
+                                    "attn (unknown: mul)"),
+    ("graph.space.ops=[gcn,gcn]", "graph.space.ops: expected a non-empty list of distinct"),
+    ("retrain.seeds=-1", "retrain.seeds: expected an integer >= 0, got -1"),
+    ("graph.retrain.seeds=-1", "graph.retrain.seeds: expected an integer >= 0, got -1"),
+    ("supernet.lr=-0.001", "supernet.lr: expected a number in (0, inf), got -0.001"),
+    ("graph.supernet.lr=0", "graph.supernet.lr: expected a number in (0, inf), got 0"),
+    ("supernet.dim=15", "supernet.dim=15 is not divisible by supernet.heads=8"),
+    ("supernet.archs_per_step=0", "supernet.archs_per_step: expected an integer >= 1, got 0"),
+    ("supernet.max_steps=0", "supernet.max_steps: expected an integer >= 1 or -1, got 0"),
+    ("strategy.population=0", "strategy.population: expected an integer >= 1, got 0"),
+    ("strategy.topk=0", "strategy.topk: expected an integer >= 1, got 0"),
+    ("strategy.mutation_rate=1.5", "strategy.mutation_rate: expected a number in [0, 1], got 1.5"),
+    ("graph.supernet.steps=0", "graph.supernet.steps: expected an integer >= 1, got 0"),
+    ("hardware.threads=-2", "hardware.threads: expected an integer >= 1 or 0 or null, got -2"),
+    ("hardware.precision=bogus", "hardware.precision: expected one of transformer-engine, transformer-engine-float16, 16-true"),
+    ("seed=abc", "seed: expected an integer >= 0, got 'abc'"),
+    ("data.max_len=0", "data.max_len: expected an integer >= 1, got 0"),
+    ("data.train_level=bogus", "data.train_level: expected one of phrase, sentence, got 'bogus'"),
+    ("data.embedding_source=bogus", "data.embedding_source: expected one of auto, kumo, random, got 'bogus'"),
+    ("retrain.dropout=1.0", "retrain.dropout: expected a number in [0, 1), got 1.0"),
+    ("supernet.epochs=2.5", "supernet.epochs: expected an integer >= 1, got 2.5"),
+])
+def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
+    cfg = compose_config("search", ["+task=sst2", override])
+    with pytest.raises(AutoAttendError) as err:
+        check_config(cfg, "search")
+    assert needle in str(err.value)
+
+
+def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
+    check_config(compose_config("search", ["+task=sst2", "retrain.seeds=0"]), "search")
+    with pytest.raises(AutoAttendError, match="retrain.seeds: expected an integer >= 1, got 0"):
+        check_config(compose_config("retrain", ["+task=sst2", "retrain.seeds=0"]), "retrain")
+
+
+def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path):
+    base = compose_config("search", ["+task=sst2", "budget=smoke"])
+    check_run_settings(tmp_path, run_settings(base, "search"))
+    recorded = json.loads((tmp_path / SETTINGS_FILE).read_text())
+    assert recorded["seed"] == 0 and recorded["entry"] == "search" and "paths.data_dir" not in recorded
+    # where the data lives and how many threads run are not results
+    other_machine = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=3",
+                                              "paths.data_dir=/elsewhere", "strategy.score_workers=1"])
+    check_run_settings(tmp_path, run_settings(other_machine, "search"))
+    changed = compose_config("search", ["+task=sst2", "budget=smoke", "seed=3", "space.sharing=none"])
+    with pytest.raises(AutoAttendError) as err:
+        check_run_settings(tmp_path, run_settings(changed, "search"))
+    message = str(err.value)
+    assert "seed: 0 -> 3" in message and "space.sharing: full -> none" in message
+    assert "graph.space.sharing: full -> none" in message  # the graph node follows space.sharing
+    with pytest.raises(AutoAttendError, match="entry: search -> retrain"):
+        check_run_settings(tmp_path, run_settings(base, "retrain"))
+    assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
+
+
+def test_an_unreadable_settings_record_is_named(tmp_path):
+    (tmp_path / SETTINGS_FILE).write_bytes(b"\x00\xff not json")
+    with pytest.raises(AutoAttendError, match=f"{SETTINGS_FILE} is unreadable"):
+        check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=sst2"]), "search"))
+
+
+def test_architecture_file_errors_name_the_file(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(AutoAttendError, match="binary.yaml: not a text file"):
+        Architecture.load(binary)
+    authors = tmp_path / "authors.yaml"
+    authors.write_text("- [9, 0, 1, -1, 0]\n")  # the authors' rows: op index 9 does not exist
+    with pytest.raises(AutoAttendError) as err:
+        Architecture.load(authors)
+    assert str(err.value).startswith(f"{authors}: invalid architecture (layer 0")
+
+
+@pytest.mark.parametrize("hparams, needle", [
+    ("{hidden: sixteen}", "hparams.hidden: expected an integer >= 1, got 'sixteen'"),
+    ("{lr: -0.01}", "hparams.lr: expected a number in (0, inf), got -0.01"),
+    ("{epochs: 0}", "hparams.epochs: expected an integer >= 1, got 0"),
+    ("{dropout: 1.5}", "hparams.dropout: expected a number in [0, 1), got 1.5"),
+    ("{act: swish}", "hparams.act: expected one of elu, identity, relu, tanh, got 'swish'"),
+    ("[1, 2]", "hparams and task_hparams.<task> must be mappings"),
+])
+def test_graph_architecture_hparams_are_checked_naming_file_and_key(tmp_path, hparams, needle):
+    path = tmp_path / "arch.yaml"
+    path.write_text("arch:\n  layers:\n    - {kind: add, q_src: 0, q_op: gcn, k_src: 0, k_op: zero}\n"
+                    f"hparams: {hparams}\n")
+    with pytest.raises(AutoAttendError) as err:
+        arch_hparams(str(path), "cora")
+    assert str(err.value).startswith(f"{path}: ") and needle in str(err.value)
+
+
+def test_the_builtin_graph_architectures_pass():
+    for name in ("gat", "gcn"):
+        for task in ("cora", "citeseer", "pubmed", "ppi"):
+            hp = arch_hparams(name, task)
+            assert hp["lr"] > 0 and hp["epochs"] >= 1
