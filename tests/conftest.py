@@ -33,3 +33,10 @@ def smoke_cfg(tmp_path):
         return cfg
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _hub_offline(monkeypatch):
+    """Tests never reach the Hugging Face hub: skip the hub reachability probe
+    (:func:`src.data.hub.hub_unreachable`) as offline mode does; tests of the probe undo this."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -314,6 +314,47 @@ def test_unreachable_hub_names_files_and_dataset(tmp_path, monkeypatch):
     assert str(tmp_path / "ag_news_csv" / "train.csv") in message
 
 
+def test_hub_probe_fails_fast_without_a_network(monkeypatch):
+    """Without a network the hub fallback fails in about a second, naming the endpoint, instead of
+    ``datasets`` retrying for half a minute; offline mode (the local HF cache) skips the probe."""
+    import socket
+    import time
+
+    import datasets
+
+    from src.data import hub
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a))
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=f"127.0.0.1:{port} is unreachable .*HF_HUB_OFFLINE=1"):
+        hub.load_hub_dataset("fancyzhx/ag_news")
+    assert time.perf_counter() - start < hub.PROBE_TIMEOUT_S + 1 and calls == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.hub_unreachable() is None
+    hub.load_hub_dataset("fancyzhx/ag_news")
+    assert calls == [("fancyzhx/ag_news",)]
+
+
+def test_missing_csv_message_lists_only_the_missing_file(tmp_path, monkeypatch):
+    folder = tmp_path / "ag_news_csv"
+    folder.mkdir()
+    (folder / "test.csv").write_text('"1","a title","a text"\n')
+    monkeypatch.setenv("AUTOATTEND_DATA_DIR", str(tmp_path))
+    dm = _dm(folder, tmp_path / "cache", name="agnews", hub_name=None)
+    with pytest.raises(DataNotFoundError) as info:
+        _ready(dm)
+    message = str(info.value)
+    assert f"looked for {folder / 'train.csv'})" in message and str(folder / "test.csv") not in message
+    assert f"AUTOATTEND_DATA_DIR is {tmp_path}" in message
+
+
 # ------------------------------------------------------------------------------------ real data
 
 REAL = real_data_dir("ag_news_csv/test.csv")

@@ -69,7 +69,32 @@ def test_planetoid_missing_with_download_off(tmp_path):
 def test_planetoid_without_edges(tmp_path):
     root = write_tiny_planetoid(tmp_path / "d", edges=False)
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
-    with pytest.raises(AutoAttendError, match="no edges"):
+    with pytest.raises(AutoAttendError, match="no edges") as err:
+        dm.setup()
+    # the user's folder is named, not the processing cache
+    assert str(err.value).startswith(str(_files(root)["x"].parent))
+
+
+def test_planetoid_unreadable_file_is_named(tmp_path):
+    root = write_tiny_planetoid(tmp_path / "d")
+    _files(root)["graph"].write_bytes(b"not a pickle")
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
+    with pytest.raises(AutoAttendError) as err:
+        dm.setup()
+    assert str(err.value).startswith(f"{_files(root)['graph']}: not readable as Planetoid data")
+
+
+def test_planetoid_with_one_class_is_refused(tmp_path):
+    import pickle
+
+    root = write_tiny_planetoid(tmp_path / "d")
+    for name in ("y", "ty", "ally"):
+        labels = pickle.loads(_files(root)[name].read_bytes())
+        labels[:] = 0
+        labels[:, 0] = 1
+        _files(root)[name].write_bytes(pickle.dumps(labels))
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
+    with pytest.raises(AutoAttendError, match="every node has label 0 .* at least two"):
         dm.setup()
 
 
@@ -139,7 +164,7 @@ def test_ppi_feature_label_mismatch(tmp_path):
     y = np.load(labels)
     np.save(labels, y[:-4])
     dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c"), download=False)
-    with pytest.raises(AutoAttendError, match="mismatch|failed"):
+    with pytest.raises(AutoAttendError, match="mismatch|not readable as PPI data"):
         dm.setup()
 
 

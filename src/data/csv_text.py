@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from src.data.arrow_split import TokenIdSplit, read_arrow_table
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
+from src.data.hub import load_hub_dataset
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
@@ -339,16 +340,17 @@ class CSVTextDataModule(TextDataModule):
 
     def _raw_from_hub(self, tmp: Path) -> dict:
         """Load ``hub_name`` and map its columns to (``label``, ``text``)."""
-        looked = ", ".join(str(self.files[r]) for r in ("train", "test")) if self.path is not None else "none"
+        looked = ", ".join(str(self.files[r]) for r in ("train", "test") if not self.files[r].is_file()) \
+            if self.path is not None else "none"
+        data_dir = os.environ.get("AUTOATTEND_DATA_DIR")
         where = (f"put the CSV files (train.csv, test.csv) in {self.path or '<a folder>'} "
-                 f"(task.path; the original '<name>_csv' folder of Zhang et al.) or set AUTOATTEND_DATA_DIR")
+                 f"(task.path; the original '<name>_csv' folder of Zhang et al.)"
+                 + (f"; AUTOATTEND_DATA_DIR is {data_dir}" if data_dir else " or set AUTOATTEND_DATA_DIR"))
         if not self.hub_name:
             raise DataNotFoundError(f"task {self.name}: CSV files not found (looked for {looked}) and no "
                                     f"task.hub_name is set; {where}")
-        import datasets
-
         try:
-            data = datasets.load_dataset(self.hub_name, self.hub_config)
+            data = load_hub_dataset(self.hub_name, self.hub_config)
         except Exception as err:  # any hub/network failure means the same thing to the user
             reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
             raise DataNotFoundError(f"task {self.name}: CSV files not found (looked for {looked}) and the Hugging "

@@ -52,18 +52,22 @@ class PPIDataModule(GraphDataModule):
         try:
             splits = {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
-            what = f"PPI files copied from {src}" if present else f"PPI: no files in {src}, and the download"
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            raise (AutoAttendError if present else DataNotFoundError)(
-                f"{what} failed: {type(exc).__name__}: {msg}") from None
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if present:
+                raise AutoAttendError(
+                    f"{src}: not readable as PPI data (per split: <split>_graph.json, a node-link graph with edges "
+                    f"in every graph; <split>_feats.npy, <split>_labels.npy and <split>_graph_id.npy with one row "
+                    f"per node): {reason}") from None
+            raise DataNotFoundError(f"PPI: no files in {src}, and the download failed: {reason}") from None
+        where = src if present else f"PPI ({root})"
         graphs = {}
         for split, ds in splits.items():
             if len(ds) == 0:
-                raise AutoAttendError(f"PPI ({root}): the {split} split has no graphs")
+                raise AutoAttendError(f"{where}: the {split} split has no graphs")
             graphs[split] = []
             for g, data in enumerate(ds):
                 if data.x.size(0) != data.y.size(0):
-                    raise AutoAttendError(f"PPI ({root}): {split} graph {g}: feature/label size mismatch: "
+                    raise AutoAttendError(f"{where}: {split} graph {g}: feature/label size mismatch: "
                                           f"{data.x.size(0)} feature rows but {data.y.size(0)} label rows")
                 n = data.num_nodes
                 for mask, on in (("train_mask", split == "train"), ("val_mask", split == "val"),
@@ -77,6 +81,6 @@ class PPIDataModule(GraphDataModule):
         self.eval_batches = [collate_graphs(graphs["val"]), collate_graphs(graphs["test"])]
         for split, batch in (("train", collate_graphs(graphs["train"])), ("val", self.eval_batches[0]),
                              ("test", self.eval_batches[1])):
-            check_graph(batch, f"PPI {split} ({root})", multilabel=True)
+            check_graph(batch, f"{where} ({split} split)", multilabel=True)
         log.info("PPI: %d / %d / %d graphs, %d features, %d labels", len(graphs["train"]), len(graphs["val"]),
                  len(graphs["test"]), self.num_features, self.num_classes)

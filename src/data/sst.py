@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
+from src.data.hub import load_hub_dataset
 from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
@@ -177,10 +178,8 @@ class SSTDataModule(TextDataModule):
         )
         if not self.hub_name:
             raise DataNotFoundError(f"SST tree files not found (looked for {missing}) and no hub_name is set; {where}")
-        import datasets
-
         try:
-            data = datasets.load_dataset(self.hub_name)
+            data = load_hub_dataset(self.hub_name)
         except Exception as err:  # any hub/network failure means the same thing to the user
             reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
             raise DataNotFoundError(

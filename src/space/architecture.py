@@ -148,7 +148,16 @@ class Architecture:
         path = Path(path)
         if not path.is_file():
             raise AutoAttendError(f"architecture file not found: {path}")
-        return cls.from_yaml(path.read_text(), source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise AutoAttendError(f"{path}: not a text file (expected a YAML or JSON architecture)") from None
+        try:
+            return cls.from_yaml(text, source=str(path))
+        except AutoAttendError as exc:
+            if str(path) in str(exc):
+                raise
+            raise AutoAttendError(f"{path}: {exc}") from None  # e.g. the authors' format names no file
 
     def save(self, path: str | Path) -> None:
         from src.utils.io import atomic_write_text
