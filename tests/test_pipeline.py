@@ -100,6 +100,26 @@ def test_rerun_with_other_settings_is_refused_naming_the_keys(smoke_run, tiny_da
     assert {p: p.read_bytes() for p in files} == files
 
 
+@pytest.mark.parametrize("damage, needle", [
+    ("supernet/last.ckpt", "last.ckpt is unreadable"),
+    ("search/state.json", "state.json is unreadable"),
+])
+def test_a_damaged_resume_file_is_named(smoke_run, tiny_data, tmp_path, damage, needle):
+    """A checkpoint or search state cut short (a run killed while writing it): one line naming the
+    file and what to do, not a traceback from torch or json."""
+    tmp, run_dir, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for later in ("summary.json", "retrain/results.json", "search/best_arch.yaml"):
+        (copy / later).unlink()
+    data = (copy / damage).read_bytes()
+    (copy / damage).write_bytes(data[: len(data) // 2])
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=tiny_data, tmp=tmp,
+               run_dir=copy)
+    _assert_clean_failure(proc, copy, f"error: {copy / damage}", needle, "delete it")
+    assert proc.returncode == 2
+
+
 def test_retrain_in_a_run_dir_of_another_architecture_is_refused(tiny_data, tmp_path):
     arch_file = tmp_path / "arch.yaml"
     arch_file.write_text("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n")

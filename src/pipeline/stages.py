@@ -30,6 +30,7 @@ from src.pipeline.common import (StopAtStep, device_of, last_checkpoint, make_lo
                                  resume_step)
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy, build_strategy
+from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
 from src.utils.parallel import resolve_workers
 
@@ -115,7 +116,12 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
                               parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
     state_path = out / "state.json"
     if state_path.exists():
-        strategy.load_state_dict(json.loads(state_path.read_text()))
+        try:
+            strategy.load_state_dict(json.loads(state_path.read_text()))
+        except Exception as exc:  # a damaged file, or one from another space or strategy
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise AutoAttendError(f"{state_path} is unreadable ({type(exc).__name__}: {first}): delete it to search "
+                                  "again from the start, or use a new hydra.run.dir") from None
         log.info("search: resuming with %d candidates already scored", len(strategy.history))
     # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
     # state (an interrupted run) are dropped rather than duplicated.
