@@ -63,8 +63,12 @@ def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
 
 def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path):
     base = compose_config("search", ["+task=sst2", "budget=smoke"])
+    # a run that stopped before any result (say, a missing package) may be re-run with other settings
+    check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=sst2", "seed=9"]), "search"))
     check_run_settings(tmp_path, run_settings(base, "search"))
     recorded = json.loads((tmp_path / SETTINGS_FILE).read_text())
+    (tmp_path / "supernet").mkdir()
+    (tmp_path / "supernet" / "last.ckpt").write_bytes(b"")  # from here on, a resume would reuse it
     assert recorded["seed"] == 0 and recorded["entry"] == "search" and "paths.data_dir" not in recorded
     # where the data lives and how many threads run are not results
     other_machine = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=3",
@@ -83,6 +87,8 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
 
 def test_an_unreadable_settings_record_is_named(tmp_path):
     (tmp_path / SETTINGS_FILE).write_bytes(b"\x00\xff not json")
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "state.json").write_text("{}")
     with pytest.raises(AutoAttendError, match=f"{SETTINGS_FILE} is unreadable"):
         check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=sst2"]), "search"))
 

@@ -325,6 +325,14 @@ def test_an_error_raised_while_building_the_datamodule_is_one_line(args, needle,
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_requested_without_one_fails_before_loading_data(tmp_path):
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=gpu", data_dir=tmp_path / "nowhere",
+               tmp=tmp_path, run_dir=tmp_path / "r")
+    _assert_clean_failure(proc, tmp_path / "r", "error: hardware=gpu but torch sees no CUDA device")
+    assert "SST" not in proc.stdout + proc.stderr.replace("error: ", "")  # no data was looked for
+
+
 def test_unknown_builtin_architecture(tiny_data, tmp_path):
     proc = cli("src.retrain", "+task=sst2", "arch=nonexistent", data_dir=tiny_data, tmp=tmp_path,
                run_dir=tmp_path / "r")

@@ -11,8 +11,8 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from src.pipeline import graph_stages, stages
-from src.pipeline.common import (Timer, build_datamodule, build_space, env_summary, require_task, resolve_arch,
-                                 run_dir_of, setup_hardware, task_family)
+from src.pipeline.common import (Timer, build_datamodule, build_space, device_of, env_summary, require_task,
+                                 resolve_arch, run_dir_of, setup_hardware, task_family)
 from src.pipeline.checks import check_config
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.space import FunctionalSpace
@@ -40,6 +40,7 @@ def run_search(cfg: DictConfig) -> dict:
     """
     require_task(cfg)
     check_config(cfg, "search")
+    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
     setup_hardware(cfg)
     run_dir = run_dir_of(cfg)
     timer = Timer()
@@ -86,6 +87,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     require_task(cfg)
     check_config(cfg, "retrain")
+    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
     setup_hardware(cfg)
     run_dir = run_dir_of(cfg)
     timer = Timer()

@@ -58,17 +58,28 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# What a resumed stage would reuse: while none of these exists, a run that stopped early (a bad
+# value, missing data) left nothing to mix, and a re-run with corrected settings starts afresh.
+RESUMABLE = ("supernet/last.ckpt", "search/state.json", "retrain/seed_*.json", "retrain/hpo.json",
+             "baselines/*/seed_*.json", "search/rerank.json")
+
+
+def has_results(run_dir: Path) -> bool:
+    """Whether a stage left anything in ``run_dir`` that a re-run would resume from."""
+    return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
+
+
 def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> None:
-    """Record ``settings`` for a new run directory, or check a re-run against the recorded ones.
+    """Record ``settings`` for a run directory, or check a re-run against the recorded ones.
 
     Raises :class:`AutoAttendError` naming every differing key (first value -> new value) when
-    the directory was started with other settings; a run directory with results but no record
-    (written before records existed) is adopted as it is.
+    the directory holds results of other settings. A directory without results gets the new
+    record; one with results but no record (written before records existed) is adopted as it is.
     """
     path = run_dir / SETTINGS_FILE
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
     settings = json.loads(json.dumps(settings, default=str))
-    if path.exists():
+    if path.exists() and has_results(run_dir):
         try:
             recorded = json.loads(path.read_text())
             if not isinstance(recorded, dict):
