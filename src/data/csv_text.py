@@ -41,7 +41,7 @@ from src.data.hub import load_hub_dataset
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
-from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behind
 
 log = logging.getLogger("src.data")
 
@@ -65,21 +65,10 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        user = _root_error(err)
+        user = user_error_behind(err)
         if user is None:
             raise
         raise AutoAttendError(str(user)) from None
-
-
-def _root_error(err: BaseException) -> AutoAttendError | None:
-    """The user error behind ``err`` (``datasets`` wraps exceptions raised in generators)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, AutoAttendError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def _pid_alive(pid: int) -> bool:

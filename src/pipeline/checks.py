@@ -111,13 +111,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
             check_int(cfg, f"{s}.{key}", 1)
         check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
         check_int(cfg, f"{s}.monitor_archs", 0)
-        check_int(cfg, f"{s}.train_subset", 1, none_ok=True)
-        check_float(cfg, f"{s}.lr", 0, low_open=True)
-        check_float(cfg, f"{s}.weight_decay", 0)
-        check_float(cfg, f"{s}.clip", 0, low_open=True, none_ok=True)
-        for key in ("dropout", "attn_dropout"):
-            check_float(cfg, f"{s}.{key}", 0, 1, high_open=True)
-        _check_heads(cfg, s, "dim")
+        _check_text_training(cfg, s)
         st = "strategy"
         for key in ("population", "parents", "topk", "eval_batch_size", "save_every"):
             check_int(cfg, f"{st}.{key}", 1)
@@ -130,14 +124,19 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{r}.{key}", 1)
     check_int(cfg, f"{r}.seeds", 0 if entry == "search" else 1)
     check_int(cfg, f"{r}.max_steps", 1, also=(-1,))
-    check_int(cfg, f"{r}.train_subset", 1, none_ok=True)
-    check_float(cfg, f"{r}.lr", 0, low_open=True)
-    check_float(cfg, f"{r}.weight_decay", 0)
-    check_float(cfg, f"{r}.clip", 0, low_open=True, none_ok=True)
-    for key in ("dropout", "attn_dropout"):
-        check_float(cfg, f"{r}.{key}", 0, 1, high_open=True)
-    _check_heads(cfg, r, "dim")
+    _check_text_training(cfg, r)
     _check_graph(cfg, entry)
+
+
+def _check_text_training(cfg: DictConfig, node: str) -> None:
+    """What the text ``supernet`` and ``retrain`` nodes share: subset, optimiser, dropout, heads."""
+    check_int(cfg, f"{node}.train_subset", 1, none_ok=True)
+    check_float(cfg, f"{node}.lr", 0, low_open=True)
+    check_float(cfg, f"{node}.weight_decay", 0)
+    check_float(cfg, f"{node}.clip", 0, low_open=True, none_ok=True)
+    for key in ("dropout", "attn_dropout"):
+        check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
+    _check_heads(cfg, node, "dim")
 
 
 def check_graph_child(cfg: DictConfig, node: str) -> None:

@@ -16,7 +16,7 @@ from src.pipeline.common import (Timer, build_datamodule, build_space, device_of
 from src.pipeline.checks import check_config
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.space import FunctionalSpace
-from src.utils.errors import AutoAttendError
+from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
@@ -133,18 +133,6 @@ def _log_to_files_only(message: str) -> None:
             handler.handle(record)
 
 
-def _user_error(exc: BaseException) -> AutoAttendError | None:
-    """The :class:`AutoAttendError` that ``exc`` is or was raised from (Hydra's ``instantiate``
-    wraps what a DataModule's constructor raises), else ``None``."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, AutoAttendError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C one
     ``interrupted:`` line saying how to resume and exit status 130."""
@@ -168,7 +156,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         print(message, file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
-        error = _user_error(exc)
+        error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
             raise
         _log_to_files_only(f"error: {error}")

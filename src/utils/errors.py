@@ -1,5 +1,7 @@
 """User-facing errors: one clear line, non-zero exit, never a traceback."""
 
+from __future__ import annotations
+
 
 class AutoAttendError(Exception):
     """An error caused by the user's input (config, data, architecture file).
@@ -26,3 +28,15 @@ class InvalidArchitectureError(AutoAttendError):
         super().__init__(prefix + message)
         self.layer = layer
         self.field = field
+
+
+def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
+    """The :class:`AutoAttendError` that ``err`` is or was raised from (libraries wrap what user
+    code raises: Hydra's ``instantiate``, ``datasets`` generators), else ``None``."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, AutoAttendError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
