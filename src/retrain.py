@@ -9,7 +9,7 @@ if __name__ == "__main__":
 import hydra
 from omegaconf import DictConfig
 
-from src.pipeline.run import entry, run_retrain
+from src.pipeline.run import entry, hydra_entry, run_retrain
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
@@ -18,4 +18,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

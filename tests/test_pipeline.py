@@ -333,6 +333,19 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path):
     assert "SST" not in proc.stdout + proc.stderr.replace("error: ", "")  # no data was looked for
 
 
+@pytest.mark.parametrize("module, args, needle", [
+    ("src.search", ("+task=nope",), "error: In 'search': Could not find 'task/nope'; Available options in 'task': "
+                                    "agnews, amazon2"),
+    ("src.search", ("+task=sst2", "retrain.seedz=3"), "full_key: retrain.seedz"),
+    ("src.retrain", ("task=sst2",), "To append to your default list use +task=sst2"),
+    ("src.search", ("+task=sst2", "seed=[1"), "error: no viable alternative at input '[1'"),
+])
+def test_hydra_config_errors_are_one_line(module, args, needle, tmp_path):
+    proc = cli(module, *args, data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_unknown_builtin_architecture(tiny_data, tmp_path):
     proc = cli("src.retrain", "+task=sst2", "arch=nonexistent", data_dir=tiny_data, tmp=tmp_path,
                run_dir=tmp_path / "r")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import warnings
 from typing import Callable
 
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline import graph_stages, stages
 from src.pipeline.common import (Timer, build_datamodule, build_space, device_of, env_summary, require_task,
@@ -164,3 +167,36 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         sys.exit(2)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def config_error_line(exc: BaseException) -> str:
+    """Hydra's multi-line composition error as one line: list entries joined with commas, the
+    config search path dropped."""
+    text = str(exc)
+    if isinstance(exc.__cause__, OmegaConfBaseException):
+        text += "\n" + str(exc.__cause__)
+    segments: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("Config search path"):
+            break
+        if not line:
+            continue
+        if raw[:1] in ("\t", " ") and segments:  # an entry of the list the previous line opened
+            segments[-1] += (" " if segments[-1].endswith(":") else ", ") + line
+        else:
+            segments.append(line)
+    return " ".join(seg if seg.endswith((".", ":")) else seg + ";" for seg in segments).rstrip(";")
+
+
+def hydra_entry(main: Callable[[], None]) -> None:
+    """Call a ``@hydra.main`` function; Hydra's own config errors (an unknown group option, a key
+    not in the config, an override that does not parse) become one ``error:`` line and exit status
+    2, as the project's errors. ``HYDRA_FULL_ERROR=1`` (set unless the user set it) makes Hydra
+    raise them instead of printing several lines; an error inside a run still shows its traceback."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
+        print(f"error: {config_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
