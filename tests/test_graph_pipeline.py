@@ -242,3 +242,17 @@ def test_process_map_keeps_order_and_propagates_errors():
         list(process_map(abs, [-1, "not a number", 2], 2))
     assert resolve_process_workers(3, "cpu") == 3 and resolve_process_workers("auto", "cuda") == 1
     assert 1 <= resolve_process_workers("auto", "cpu") <= 4
+
+
+def test_process_map_stops_running_items_when_the_consumer_stops():
+    """Ctrl-C or an error in the consumer closes the iterator: the items still running are
+    stopped, not waited for (here two one-minute sleeps)."""
+    import time
+
+    from src.utils.parallel import process_map
+
+    results = process_map(time.sleep, [0, 60, 60], 2)
+    start = time.perf_counter()
+    assert next(results) is None
+    results.close()
+    assert time.perf_counter() - start < 30

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -85,6 +86,9 @@ def resolve_process_workers(workers: int | str | None, device: torch.device | st
 
 
 def _init_process(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the workers),
+    # instead of every worker printing a KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     # torch warns each time a worker rebuilds a sparse tensor it was sent; they come from this process, checked
     warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
@@ -96,17 +100,26 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 
     For work that depends on torch's global RNG (``seed_everything`` and everything after it): each
     process has its own, so ``fn`` returns what it would in this process. ``fn`` and the items must
-    be picklable (``fn`` a module-level function). An exception in ``fn`` is raised here and cancels
-    the items not yet started. ``workers <= 1`` runs everything in this process.
+    be picklable (``fn`` a module-level function). An exception in ``fn`` is raised here; it, Ctrl-C
+    or the consumer closing the iterator cancels the items not yet started and stops those running
+    (the workers ignore SIGINT: this process handles it). ``workers <= 1`` runs everything in this process.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
-                             initargs=(torch.get_num_threads(),)) as pool:
+    pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
+                               initargs=(torch.get_num_threads(),))
+    try:
         yield from _in_order(pool, fn, items)
+    except BaseException:
+        # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
