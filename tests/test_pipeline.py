@@ -383,6 +383,21 @@ def test_smoke_search_on_real_sst(tmp_path):
     assert 0.0 < results["test_acc_mean"] <= 1.0
 
 
+def test_a_failed_job_does_not_stop_the_sweep(tiny_data, tmp_path):
+    """A user error in one job of a multirun is reported on its line; the other jobs run; the
+    exit status says that something failed."""
+    sweep = tmp_path / "sweep"
+    proc = cli("src.search", "-m", "+task=sst2", "budget=smoke", "hardware=cpu", "supernet.dim=15,16",
+               "retrain.seeds=1", f"hydra.sweep.dir={sweep}", data_dir=tiny_data, tmp=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: supernet.dim=15 is not divisible by supernet.heads=2" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: 1 job(s) of the sweep failed, each reported above; "
+                                                    "the others finished")
+    assert "Traceback" not in proc.stderr
+    finished = [json.loads(p.read_text())["run_dir"] for p in sweep.glob("*/summary.json")]
+    assert len(finished) == 1 and "supernet.dim=16" in finished[0]
+
+
 def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     proc = cli("src.search", "-m", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=1,2", "retrain.seeds=1",

@@ -19,7 +19,7 @@ from src.pipeline.common import (Timer, build_datamodule, build_space, device_of
 from src.pipeline.checks import check_config
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.space import FunctionalSpace
-from src.utils.errors import AutoAttendError, user_error_behind
+from src.utils.errors import AutoAttendError, SweepJobFailed, user_error_behind
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
@@ -164,9 +164,22 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             raise
         _log_to_files_only(f"error: {error}")
         print(f"error: {error}", file=sys.stderr)
+        if _in_multirun():
+            _failed_jobs.append(str(error))
+            raise SweepJobFailed(str(error)) from None
         sys.exit(2)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+_failed_jobs: list[str] = []  # the user errors of a multirun's jobs, in order
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def config_error_line(exc: BaseException) -> str:
@@ -193,10 +206,17 @@ def hydra_entry(main: Callable[[], None]) -> None:
     """Call a ``@hydra.main`` function; Hydra's own config errors (an unknown group option, a key
     not in the config, an override that does not parse) become one ``error:`` line and exit status
     2, as the project's errors. ``HYDRA_FULL_ERROR=1`` (set unless the user set it) makes Hydra
-    raise them instead of printing several lines; an error inside a run still shows its traceback."""
+    raise them instead of printing several lines; an error inside a run still shows its traceback.
+    In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
+    status is then 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         print(f"error: {config_error_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except SweepJobFailed:
+        # Hydra ran every job of the sweep, then raised the first failure
+        print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; the others finished",
+              file=sys.stderr)
         sys.exit(2)
