@@ -139,15 +139,21 @@ def _check_text_training(cfg: DictConfig, node: str) -> None:
     _check_heads(cfg, node, "dim")
 
 
-def check_graph_child(cfg: DictConfig, node: str) -> None:
-    """The settings of a graph child (``graph.retrain`` or an architecture file's ``hparams``)."""
-    for key in ("hidden", "heads", "sgc_k", "epochs"):
+def _check_graph_model(cfg: DictConfig, node: str) -> None:
+    """What graph supernets and children share: widths, optimiser, dropout, activation."""
+    for key in ("hidden", "heads", "sgc_k"):
         check_int(cfg, f"{node}.{key}", 1)
     check_float(cfg, f"{node}.lr", 0, low_open=True)
     check_float(cfg, f"{node}.weight_decay", 0)
     for key in ("dropout", "attn_dropout"):
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
     check_choice(cfg, f"{node}.act", sorted(ACTIVATIONS))
+
+
+def check_graph_child(cfg: DictConfig, node: str) -> None:
+    """The settings of a graph child (``graph.retrain`` or an architecture file's ``hparams``)."""
+    _check_graph_model(cfg, node)
+    check_int(cfg, f"{node}.epochs", 1)
     check_choice(cfg, f"{node}.readout", READOUTS)
     check_choice(cfg, f"{node}.stem", ("auto", "linear", "none"))
 
@@ -170,13 +176,7 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
     check_graph_child(cfg, f"{g}.retrain")
-    for key in ("hidden", "heads", "sgc_k"):
-        check_int(cfg, f"{g}.supernet.{key}", 1)
-    check_float(cfg, f"{g}.supernet.lr", 0, low_open=True)
-    check_float(cfg, f"{g}.supernet.weight_decay", 0)
-    for key in ("dropout", "attn_dropout"):
-        check_float(cfg, f"{g}.supernet.{key}", 0, 1, high_open=True)
-    check_choice(cfg, f"{g}.supernet.act", sorted(ACTIVATIONS))
+    _check_graph_model(cfg, f"{g}.supernet")
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)
     check_int(cfg, f"{g}.supernet.monitor_archs", 0)
