@@ -132,8 +132,8 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not cfg.hardware.get("progress", True), transient=False) as progress, \
             open(out / "population.jsonl", "a") as pop:
-        task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history),
-                                 best=max([s for _, s in strategy.history], default=float("nan")))
+        best = max([s for _, s in strategy.history], default=float("nan"))  # kept as a running maximum
+        task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history), best=best)
         while batch := strategy.ask():
             for n, arch in enumerate(batch, 1):
                 value = score(arch)
@@ -141,10 +141,11 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
                 pop.write(json.dumps({"index": len(strategy.history) - 1, "score": value, "arch": arch.to_dict()},
                                      separators=(",", ":")) + "\n")
                 pop.flush()
-                progress.update(task, advance=1, best=strategy.best()[1])
+                best = value if math.isnan(best) else max(best, value)
+                progress.update(task, advance=1, best=best)
                 if n % c.save_every == 0 or n == len(batch):
                     atomic_write_json(state_path, strategy.state_dict())
-            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, strategy.best()[1])
+            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, best)
     atomic_write_text(out / "topk.yaml", yaml.safe_dump(
         [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(strategy.ranked(c.topk))],
         sort_keys=False))
