@@ -3,6 +3,9 @@ by the tests and read by the real readers offline, plus the real Cora files when
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +52,47 @@ def test_planetoid_fixture_through_the_real_reader(tiny_planetoid, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (tiny_planetoid / "planetoid").rglob("*")} == before
     assert list((tmp_path / "cache" / "planetoid").rglob("processed"))
     assert dm.split_batches("val") == [g] and dm.split_batches("test") == [g]
+
+
+def test_pyg_messages_go_to_the_log_not_the_console(tiny_planetoid, tmp_path, monkeypatch, caplog, capfd):
+    # PyG stays quiet under pytest (it checks this variable); a user's run has no such variable
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    caplog.set_level("INFO", logger="src.data.planetoid")
+    dm = PlanetoidDataModule("cora", data_dir=str(tiny_planetoid), cache_dir=str(tmp_path / "cache"), download=False)
+    dm.setup()
+    assert "Processing" not in capfd.readouterr().err
+    logged = [r.getMessage() for r in caplog.records]
+    assert "Cora: PyG: Processing..." in logged and "Cora: PyG: Done!" in logged
+
+
+def _failing_download(written: list):
+    """Stands in for a download that fetches two files, then loses the network."""
+    def fetch(url, folder, *args, **kwargs):
+        if len(written) == 2:
+            raise OSError(f"<urlopen error [Errno -3] Temporary failure in name resolution> ({url})")
+        print(f"Downloading {url}", file=sys.stderr)
+        target = Path(folder) / str(url).rsplit("/", 1)[-1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"partial")
+        written.append(target)
+        return str(target)
+    return fetch
+
+
+def test_failed_planetoid_download_leaves_no_partial_cache(tmp_path, monkeypatch, caplog):
+    import torch_geometric.io.fs as pyg_fs
+
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    caplog.set_level("INFO", logger="src.data.planetoid")
+    written = []
+    monkeypatch.setattr(pyg_fs, "cp", _failing_download(written))
+    cache = tmp_path / "cache"
+    dm = PlanetoidDataModule("cora", data_dir=str(tmp_path / "nowhere"), cache_dir=str(cache), download=True)
+    with pytest.raises(DataNotFoundError, match="no files in .*nowhere.* the download failed: OSError"):
+        dm.setup()
+    assert len(written) == 2 and written[0].parent.is_relative_to(cache)
+    assert not (cache / "planetoid" / "download" / "Cora").exists()
+    assert any(r.getMessage().startswith("Cora: PyG: Downloading") for r in caplog.records)
 
 
 def test_planetoid_incomplete_files(tmp_path):
@@ -156,6 +200,19 @@ def test_ppi_incomplete_and_missing(tmp_path):
         PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c")).setup()
     with pytest.raises(DataNotFoundError, match="downloading is off"):
         PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(tmp_path / "c"), download=False).setup()
+
+
+def test_failed_ppi_download_leaves_no_partial_cache(tmp_path, monkeypatch):
+    import torch_geometric.datasets.ppi as pyg_ppi
+
+    def partial_zip(url, folder, *args, **kwargs):  # the PPI release is one zip, cut off half-way
+        (Path(folder) / "ppi.zip").write_bytes(b"PK partial")
+        raise OSError(f"connection reset while fetching {url}")
+    monkeypatch.setattr(pyg_ppi, "download_url", partial_zip)
+    cache = tmp_path / "c"
+    with pytest.raises(DataNotFoundError, match="PPI: no files in .* the download failed: OSError"):
+        PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(cache)).setup()
+    assert not (cache / "ppi" / "download").exists()
 
 
 def test_ppi_feature_label_mismatch(tmp_path):

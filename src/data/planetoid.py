@@ -16,9 +16,11 @@ PyG processes next to the raw folder -- and downloaded by PyG into the cache oth
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import shutil
 from abc import ABC, abstractmethod
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -32,6 +34,44 @@ log = logging.getLogger(__name__)
 
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+class _LinesToLog(io.TextIOBase):
+    """A text stream that sends each complete line written to it to ``log.info``."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.pending = prefix, ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                log.info("%s%s", self.prefix, line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            log.info("%s%s", self.prefix, self.pending.strip())
+        self.pending = ""
+
+
+@contextmanager
+def pyg_messages_to_log(what: str):
+    """PyG prints its download and processing messages ('Downloading ...', 'Processing...',
+    'Done!') to stderr; inside this block they go to the run log instead, prefixed by ``what``."""
+    stream = _LinesToLog(f"{what}: PyG: ")
+    try:
+        with redirect_stderr(stream):
+            yield
+    finally:
+        stream.flush()
+
+
+def remove_failed_download(folder: Path) -> None:
+    """Remove what a failed download left in the cache (empty folders, partial files), so that no
+    half-written dataset stays behind; the next run downloads again. Only ever a cache folder."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_graph(batch: dict, source: str, multilabel: bool) -> None:
@@ -199,7 +239,8 @@ class PlanetoidDataModule(GraphDataModule):
         from_files = root.name != "download"
         source = self.data_dir / "planetoid" / self.name / "raw"
         try:
-            dataset = Planetoid(str(root), self.name, split="public")
+            with pyg_messages_to_log(self.name):
+                dataset = Planetoid(str(root), self.name, split="public")
         except AutoAttendError:
             raise
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
@@ -208,6 +249,7 @@ class PlanetoidDataModule(GraphDataModule):
                 raise AutoAttendError(f"{self._unreadable_file(root) or source}: not readable as Planetoid data "
                                       f"(the pickled ind.{self.name.lower()}.* files of the Planetoid release, "
                                       f"consistent with each other): {reason}") from None
+            remove_failed_download(root / self.name)
             raise DataNotFoundError(f"{self.name}: no files in {source}, and the download failed: {reason}") from None
         data = dataset[0]
         where = source if from_files else f"{self.name} ({root})"

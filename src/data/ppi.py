@@ -15,7 +15,8 @@ from itertools import product
 
 import torch
 
-from src.data.planetoid import GraphDataModule, check_graph, collate_graphs
+from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, pyg_messages_to_log,
+                                remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class PPIDataModule(GraphDataModule):
         else:
             root = self.cache_dir / "ppi" / "download"
         try:
-            splits = {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
+            with pyg_messages_to_log("PPI"):
+                splits = {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if present:
@@ -58,6 +60,7 @@ class PPIDataModule(GraphDataModule):
                     f"{src}: not readable as PPI data (per split: <split>_graph.json, a node-link graph with edges "
                     f"in every graph; <split>_feats.npy, <split>_labels.npy and <split>_graph_id.npy with one row "
                     f"per node): {reason}") from None
+            remove_failed_download(root)
             raise DataNotFoundError(f"PPI: no files in {src}, and the download failed: {reason}") from None
         where = src if present else f"PPI ({root})"
         graphs = {}
