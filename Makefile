@@ -15,11 +15,17 @@ export MIMALLOC_PURGE_DELAY ?= 10000
 PRELOAD = lib=$$(AUTOATTEND_ALLOCATOR=$(ALLOCATOR) $(PY) -m src.utils.allocator) && LD_PRELOAD="$$lib$${LD_PRELOAD:+:$$LD_PRELOAD}"
 export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),./data)
 
-.PHONY: help install search retrain bench test test-full clean
+# Reproduction: `make reproduce EXP=<name>` runs experiments/conf/experiment/<name>.yaml with the
+# entry point that config names (experiment.entry); `make experiments` lists them.
+EXP    ?=
+EXP_CFG = experiments/conf/experiment/$(EXP).yaml
+
+.PHONY: help install search retrain reproduce experiments bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
 	@echo "make retrain TASK=sst5 ARCH=published_sst5 [BUDGET=quick]"
+	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
 	@echo "make test        fast tests (< 10 min on 2 cores)"
@@ -39,6 +45,15 @@ search: $(PY)
 ARCH ?= published_sst5
 retrain: $(PY)
 	$(PRELOAD) $(PY) -m src.retrain +task=$(TASK) arch=$(ARCH) budget=$(BUDGET) $(ARGS)
+
+reproduce: $(PY)
+	@test -n "$(EXP)" || { echo "error: make reproduce needs EXP=<name>; make experiments lists them" >&2; exit 2; }
+	@test -f $(EXP_CFG) || { echo "error: no experiment $(EXP) ($(EXP_CFG) does not exist); make experiments lists them" >&2; exit 2; }
+	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) +experiment=$(EXP) $(ARGS)
+
+experiments:
+	@for f in experiments/conf/experiment/*.yaml; do \
+		printf '%-24s %s\n' "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
 
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)

@@ -89,6 +89,10 @@ def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
 
 def check_config(cfg: DictConfig, entry: str) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
+    wanted = _get(cfg, "experiment.entry")
+    if wanted is not _ABSENT and wanted != entry:
+        raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
+                              f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
     check_int(cfg, "seed", 0)
     check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
     check_int(cfg, "hardware.num_workers", 0)

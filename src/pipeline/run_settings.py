@@ -21,9 +21,10 @@ from src.utils.io import atomic_write_json
 
 SETTINGS_FILE = "run_settings.json"
 
-# Dotted keys (or key prefixes) a resumed run may change: paths, and the machine settings whose
-# config comments state that results do not depend on them.
-MAY_CHANGE = ("paths", "hardware.threads", "hardware.num_workers", "hardware.progress", "hardware.kernels",
+# Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
+# config comments state that results do not depend on them, and the name and record of an
+# experiment config (`+experiment=cora_default` computes what `+task=cora` does).
+MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress", "hardware.kernels",
               "hardware.accelerator", "hardware.devices", "graph.threads", "graph.retrain.workers",
               "supernet.arch_workers", "strategy.score_workers", "strategy.save_every")
 

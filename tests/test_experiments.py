@@ -1,0 +1,119 @@
+"""Experiment configs (``experiments/conf/experiment/<name>.yaml``, ``make reproduce EXP=<name>``):
+each composes with its entry point, computes what its recorded run computed, and names that record."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from src.pipeline.checks import check_config
+from src.pipeline.run_settings import flatten, run_settings
+from src.utils.errors import AutoAttendError
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "experiments" / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch):
+    # the primary configs' search path for experiment configs is relative to the working directory
+    monkeypatch.chdir(ROOT)
+
+
+def _settings(cfg, entry: str) -> dict:
+    """What determines the results (the resume rule's keys), without the entry's name."""
+    settings = run_settings(cfg, entry)
+    settings.pop("entry")
+    return settings
+
+
+def test_there_are_experiments():
+    assert {p.stem for p in EXPERIMENTS} >= {"sst2_quick", "cora_default", "sst5_published_quick"}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_composes_with_its_entry_and_names_its_record(path):
+    raw = OmegaConf.load(path)
+    entry = raw.experiment.entry
+    assert entry in ("search", "retrain") and raw.experiment.name == path.stem
+    cfg = compose_config(entry, [f"+experiment={path.stem}"])
+    check_config(cfg, entry)
+    assert cfg.task.name and cfg.experiment.name == path.stem
+    if entry == "retrain":
+        assert cfg.arch, f"{path.name}: a retrain experiment names its architecture"
+    record = ROOT / cfg.experiment.record
+    assert record.parent == ROOT / "experiments" / "runs" and record.is_dir(), f"{path.name}: no record at {record}"
+    assert record.name in (ROOT / "experiments" / "README.md").read_text(), \
+        f"{record.name} is not described in experiments/README.md"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_computes_what_its_recorded_run_computed(path):
+    """The record's command-line overrides and the experiment config give the same settings under
+    today's code, and today's settings equal those the record ran with wherever both have the key
+    (keys added since are new options at their defaults). A default changed since the record fails
+    here: re-run the experiment, or point the config at a new record."""
+    raw = OmegaConf.load(path)
+    entry, record = raw.experiment.entry, ROOT / raw.experiment.record
+    hydra_dir = record / ".hydra"
+    if not (hydra_dir / "config.yaml").is_file():
+        pytest.skip(f"{record.name} keeps no .hydra/config.yaml")
+    now = _settings(compose_config(entry, [f"+experiment={path.stem}"]), entry)
+    overrides = [o for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))
+                 if not o.startswith("hydra.")]
+    assert _settings(compose_config(entry, overrides), entry) == now
+    recorded = {k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"),
+                                                                resolve=False)).items()}
+    unresolved = {k: v for k, v in flatten(OmegaConf.to_container(
+        compose_config(entry, [f"+experiment={path.stem}"]), resolve=False)).items() if k in now}
+    differ = {k: (recorded[k], unresolved[k]) for k in sorted(set(recorded) & set(unresolved))
+              if recorded[k] != unresolved[k]}
+    assert not differ, f"{path.stem}: settings changed since the record {record.name} (recorded, now): {differ}"
+
+
+def test_experiment_run_by_the_other_entry_point_is_refused():
+    cfg = compose_config("retrain", ["+experiment=cora_default", "arch=gcn"])
+    with pytest.raises(AutoAttendError, match=r"experiment cora_default is run by `python -m src.search`, not "
+                                              r"src.retrain"):
+        check_config(cfg, "retrain")
+
+
+def test_experiment_settings_may_be_overridden_and_resume_as_the_plain_command():
+    cfg = compose_config("search", ["+experiment=sst2_quick", "supernet.dim=16"])
+    assert (cfg.supernet.dim, cfg.space.num_layers) == (16, 4)  # the budget's 4 layers, the override's D
+    plain = compose_config("search", ["+task=sst2", "budget=quick", "supernet.dim=16"])
+    # the experiment's name and record do not change results: either command resumes the other's run
+    assert run_settings(cfg, "search") == run_settings(plain, "search")
+
+
+def test_experiment_run_dir_is_named_after_the_experiment():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for entry in ("search", "retrain"):
+            cfg = compose(config_name=entry, overrides=["+experiment=cora_default"], return_hydra_config=True)
+            assert cfg.hydra.run.dir.startswith(f"{cfg.paths.output_dir}/cora_default/{entry}/")
+            cfg = compose(config_name=entry, overrides=["+task=cora"], return_hydra_config=True)
+            assert cfg.hydra.run.dir.startswith(f"{cfg.paths.output_dir}/cora/{entry}/")
+
+
+@pytest.mark.parametrize("exp, message", [("", "make reproduce needs EXP=<name>"),
+                                          ("nope", "no experiment nope")])
+def test_make_reproduce_refuses_unknown_experiments(exp, message):
+    # a stand-in interpreter that make must not build (-o): the target fails before using it
+    py = "/nonexistent/python"
+    proc = subprocess.run(["make", "--no-print-directory", "-o", py, f"PY={py}", "reproduce", f"EXP={exp}"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_make_experiments_lists_every_config():
+    proc = subprocess.run(["make", "--no-print-directory", "experiments"], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    listed = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert listed == [p.stem for p in EXPERIMENTS]
