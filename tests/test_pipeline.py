@@ -339,6 +339,10 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path):
     ("src.search", ("+task=sst2", "retrain.seedz=3"), "full_key: retrain.seedz"),
     ("src.retrain", ("task=sst2",), "To append to your default list use +task=sst2"),
     ("src.search", ("+task=sst2", "seed=[1"), "error: no viable alternative at input '[1'"),
+    ("src.search", ("+experiment=cora_default", "+task=sst2"), "write task=<name>, without the +"),
+    ("src.search", ("+experiment=nope",), "Could not find 'experiment/nope'; Available options in 'experiment': "
+                                          "cora_default"),
+    ("src.retrain", ("+experiment=cora_default",), "error: experiment cora_default is run by `python -m src.search`"),
 ])
 def test_hydra_config_errors_are_one_line(module, args, needle, tmp_path):
     proc = cli(module, *args, data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "r")

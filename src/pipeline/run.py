@@ -199,7 +199,10 @@ def config_error_line(exc: BaseException) -> str:
             segments[-1] += (" " if segments[-1].endswith(":") else ", ") + line
         else:
             segments.append(line)
-    return " ".join(seg if seg.endswith((".", ":")) else seg + ";" for seg in segments).rstrip(";")
+    line = " ".join(seg if seg.endswith((".", ":")) else seg + ";" for seg in segments).rstrip(";")
+    if "Multiple values for task" in line:
+        line += " (an +experiment=... config already selects a task: write task=<name>, without the +, to replace it)"
+    return line
 
 
 def hydra_entry(main: Callable[[], None]) -> None:
