@@ -96,6 +96,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, "seed", 0)
     check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
     check_int(cfg, "hardware.num_workers", 0)
+    check_float(cfg, "hardware.progress_every_s", 0.0, low_open=True, none_ok=True)
     precision = _get(cfg, "hardware.precision")
     if precision is not _ABSENT and (isinstance(precision, bool) or str(precision) not in PRECISIONS):
         _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)

@@ -173,6 +173,63 @@ class StopAtStep(Callback):
         self._check(trainer)
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+class LogProgress(Callback):
+    """Progress as log lines, for runs without a terminal (a log file, a batch job), where the
+    progress bar is off: at most every ``every_s`` seconds, one line
+    ``<label>: step s / total (p %), <elapsed> elapsed, about <eta> left; <latest metrics>``,
+    checked after every step and every validation (so the metrics are often a fresh validation's).
+    The rate is measured over the steps of this process, so a resumed fit's estimate is its own."""
+
+    def __init__(self, label: str, every_s: float = 60.0, clock=time.monotonic):
+        self.label, self.every_s, self.clock = label, every_s, clock
+        self.total: int | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        total = trainer.estimated_stepping_batches
+        for cb in trainer.callbacks:
+            if isinstance(cb, StopAtStep) and cb.max_steps is not None and cb.max_steps >= 0:
+                total = min(total, cb.max_steps)
+        self.total = int(total) if total != float("inf") else None
+        self.start_step, self.start_time = trainer.global_step, self.clock()
+        self.last_line = self.start_time
+
+    def line(self, trainer: pl.Trainer) -> str:
+        step, elapsed = trainer.global_step, self.clock() - self.start_time
+        text = f"{self.label}: step {step:,}"
+        if self.total:
+            text += f" / {self.total:,} ({100 * step / self.total:.1f} %)"
+        text += f", {_duration(elapsed)} elapsed"
+        done = step - self.start_step
+        if self.total and done > 0 and step < self.total:
+            text += f", about {_duration(elapsed / done * (self.total - step))} left"
+        logged = trainer.callback_metrics
+        # a metric logged on step and epoch appears as `m`, `m_step` and `m_epoch`: show the last two
+        metrics = {k: float(v) for k, v in sorted(logged.items()) if isinstance(v, torch.Tensor) and v.numel() == 1
+                   and f"{k}_step" not in logged}
+        if metrics:
+            text += "; " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        return text
+
+    def _maybe_log(self, trainer: pl.Trainer) -> None:
+        now = self.clock()
+        if now - self.last_line >= self.every_s:
+            self.last_line = now
+            log.info("%s", self.line(trainer))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        self._maybe_log(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._maybe_log(trainer)
+
+
 def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
     """``torch.load`` of a Lightning checkpoint (tensors memory-mapped, not read) or one clear error
     naming the file."""
@@ -194,10 +251,16 @@ def resume_step(path: Path) -> int | None:
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
-                 **kwargs) -> pl.Trainer:
+                 label: str | None = None, **kwargs) -> pl.Trainer:
     """A Trainer whose logs and checkpoints live in ``run_dir/name``; ``keep_metrics_below``: a
-    resumed fit's step (``metrics.csv`` keeps the rows logged before it)."""
-    interactive = sys.stdout.isatty() and cfg.hardware.get("progress", True)
+    resumed fit's step (``metrics.csv`` keeps the rows logged before it). With a terminal it shows
+    a progress bar; without one it logs progress lines (:class:`LogProgress`, ``label``, default
+    ``name``) every ``hardware.progress_every_s`` seconds."""
+    progress = cfg.hardware.get("progress", True)
+    interactive = sys.stdout.isatty() and progress
+    every = cfg.hardware.get("progress_every_s", 60)
+    progress_cb = ([RichProgressBar()] if interactive else
+                   [LogProgress(label or name, every)] if progress and every is not None else [])
     return pl.Trainer(
         default_root_dir=str(run_dir / name),
         logger=ResumableCSVLogger(str(run_dir), name=name, version="", keep_below=keep_metrics_below,
@@ -205,7 +268,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
         accelerator=cfg.hardware.accelerator,
         devices=cfg.hardware.devices,
         precision=cfg.hardware.precision,
-        callbacks=([RichProgressBar()] if interactive else []) + kwargs.pop("callbacks", []),
+        callbacks=progress_cb + kwargs.pop("callbacks", []),
         enable_progress_bar=bool(interactive),
         enable_model_summary=False,
         num_sanity_val_steps=0,

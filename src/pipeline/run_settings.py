@@ -24,9 +24,10 @@ SETTINGS_FILE = "run_settings.json"
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
 # config comments state that results do not depend on them, and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does).
-MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress", "hardware.kernels",
-              "hardware.accelerator", "hardware.devices", "graph.threads", "graph.retrain.workers",
-              "supernet.arch_workers", "strategy.score_workers", "strategy.save_every")
+MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
+              "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
+              "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "strategy.score_workers",
+              "strategy.save_every")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

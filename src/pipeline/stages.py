@@ -213,7 +213,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
                  for split in (dm.val_set, dm.test_set)]
         total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
-        trainer = make_trainer(cfg, out, f"seed_{seed}", max_epochs=r.epochs, max_steps=r.max_steps,
+        trainer = make_trainer(cfg, out, f"seed_{seed}", label=f"retrain seed {seed}", max_epochs=r.epochs,
+                               max_steps=r.max_steps,
                                gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
                                check_val_every_n_epoch=None, enable_checkpointing=False)
         trainer.fit(module, train, evals)

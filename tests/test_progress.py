@@ -1,0 +1,120 @@
+"""Progress without a terminal: :class:`LogProgress` log lines, and which progress display
+``make_trainer`` picks (bar with a terminal, log lines without, nothing when switched off)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import RichProgressBar
+from torch.utils.data import DataLoader, TensorDataset
+
+from src.pipeline import common
+from src.pipeline.common import LogProgress, StopAtStep, make_trainer
+from tests.conftest import compose_config
+
+
+class _Regression(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(3, 1)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.log("val/loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _loader():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g)
+    return DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=4)  # 10 steps an epoch
+
+
+def _fit(tmp_path, callbacks, **kwargs):
+    trainer = pl.Trainer(default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=callbacks, **kwargs)
+    trainer.fit(_Regression(), _loader(), _loader())
+    return trainer
+
+
+LINE = re.compile(r"^fit: step (\d+) / (\d+) \(([\d.]+) %\), \d+ min \d\d s elapsed(, about \d+ min \d\d s left)?; "
+                  r"train/loss [\d.e+-]+(, val/loss [\d.e+-]+)?$")
+
+
+def test_log_lines_count_steps_against_the_total_and_carry_the_metrics(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=0.0), StopAtStep(25)], max_epochs=5, val_check_interval=5)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), [line for line, m in zip(lines, parsed) if not m]
+    steps = [int(m.group(1)) for m in parsed]
+    # StopAtStep(25) lowers Lightning's 50 (5 epochs x 10 steps): the total is the stop
+    assert {int(m.group(2)) for m in parsed} == {25}
+    assert steps[0] == 1 and steps[-1] == 25 and steps == sorted(steps)
+    assert parsed[9].group(3) == f"{100 * steps[9] / 25:.1f}"
+    # an estimate of the time left until the last step; none at the last step
+    assert parsed[0].group(4) and not parsed[-1].group(4)
+    # lines after a validation carry its metric
+    assert any(m.group(5) for m in parsed) and not parsed[0].group(5)
+
+
+def test_log_lines_are_spaced_by_every_s(tmp_path, caplog):
+    ticks = iter(range(0, 10_000, 7))  # each look at the clock: 7 s later
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=30.0, clock=lambda: next(ticks))], max_steps=20,
+         limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    # the clock reads 0 at the start, then 7 s more at each step's check (and at each line, for its
+    # elapsed time): the check at step 5 reads 35 s, the first >= 30 s, and the line says 42 s; then
+    # every fourth step (70 - 35 >= 30). Not one line per step.
+    steps = [int(re.match(r"fit: step (\d+) / 20 ", line).group(1)) for line in lines]
+    assert steps == [5, 9, 13, 17], lines
+    assert "0 min 42 s elapsed, about 2 min 06 s left" in lines[0]  # 42 s for 5 steps, 15 to go
+
+
+class _StopAfter(pl.Callback):
+    """Ends an open-ended fit (``max_epochs=-1``) in a way :class:`LogProgress` cannot foresee."""
+
+    def on_train_batch_end(self, trainer, *args):
+        trainer.should_stop = trainer.global_step >= 3
+
+
+def test_fit_without_a_known_end_has_no_total_and_no_estimate(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=0.0), _StopAfter()], max_epochs=-1, limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    assert lines[0].startswith("fit: step 1, ") and " / " not in " ".join(lines) and "left" not in " ".join(lines)
+    caplog.clear()
+    _fit(tmp_path, [LogProgress("fit", every_s=0.0), StopAtStep(3)], max_epochs=-1, limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    assert lines[-1].startswith("fit: step 3 / 3 (100.0 %)")
+
+
+@pytest.mark.parametrize("tty, overrides, expected", [
+    (True, [], RichProgressBar),
+    (False, [], LogProgress),
+    (False, ["hardware.progress=false"], None),
+    (False, ["hardware.progress_every_s=null"], None),
+    (True, ["hardware.progress=false"], None),
+])
+def test_make_trainer_picks_the_progress_display(tty, overrides, expected, tmp_path, monkeypatch):
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: tty, raising=False)
+    cfg = compose_config("search", ["+task=sst2", "hardware=cpu"] + overrides)
+    trainer = make_trainer(cfg, tmp_path, "supernet", label="the supernet")
+    shown = [cb for cb in trainer.callbacks if isinstance(cb, (RichProgressBar, LogProgress))]
+    assert [type(cb) for cb in shown] == ([expected] if expected else [])
+    if expected is LogProgress:
+        assert (shown[0].label, shown[0].every_s) == ("the supernet", 60)
