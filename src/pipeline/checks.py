@@ -117,6 +117,8 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
         check_int(cfg, f"{s}.monitor_archs", 0)
         _check_text_training(cfg, s)
+        check_int(cfg, "ranking.candidates", 0)
+        check_int(cfg, "ranking.seeds", 1)
         st = "strategy"
         for key in ("population", "parents", "topk", "eval_batch_size", "save_every"):
             check_int(cfg, f"{st}.{key}", 1)

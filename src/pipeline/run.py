@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline import graph_stages, stages
+from src.pipeline import graph_stages, ranking, stages
 from src.pipeline.common import (Timer, build_datamodule, build_space, device_of, env_summary, require_task,
                                  resolve_arch, run_dir_of, setup_hardware, task_family)
 from src.pipeline.checks import check_config
@@ -81,6 +81,12 @@ def run_search(cfg: DictConfig) -> dict:
             summary["seconds"] = timer.seconds
             line += "".join(f" | {name} {100 * b['test_acc_mean']:.2f} +- {100 * b['test_acc_std']:.2f}"
                             for name, b in summary["baselines"].items())
+    if cfg.get("ranking") and int(cfg.ranking.candidates) > 0:
+        with timer("ranking"):
+            r = ranking.measure(cfg, dm, run_dir, graph)
+        summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
+        summary["seconds"] = timer.seconds
+        line += f" | ranking: Spearman {ranking.format_correlation(r['all']['spearman'])} over {r['all']['n']} candidates"
     atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer)
     return summary

@@ -188,40 +188,48 @@ def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], sel
     }
 
 
+def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, label: str) -> dict:
+    """Train ``arch`` from scratch with the ``retrain`` settings for one seed; writes (or, when a
+    finished seed left it, reads back) ``out/seed_<seed>.json``: the selected evaluation's
+    ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``."""
+    r = cfg.retrain
+    seed_file = out / f"seed_{seed}.json"
+    if seed_file.exists():
+        result = json.loads(seed_file.read_text())
+        log.info("%s already done (val %.4f)", label, result["val_acc"])
+        return result
+    pl.seed_everything(seed, workers=True, verbose=False)
+    model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
+                                 dropout=r.dropout, attn_dropout=r.attn_dropout,
+                                 freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+    model.encoder.recompute = bool(r.get("recompute", False))
+    module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
+    train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
+    evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
+             for split in (dm.val_set, dm.test_set)]
+    total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
+    trainer = make_trainer(cfg, out, f"seed_{seed}", label=label, max_epochs=r.epochs, max_steps=r.max_steps,
+                           gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
+                           check_val_every_n_epoch=None, enable_checkpointing=False)
+    trainer.fit(module, train, evals)
+    chosen = module.selected()
+    result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"], "step": chosen["step"],
+              "history": module.history}
+    atomic_write_json(seed_file, result)
+    return result
+
+
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     """Train ``arch`` from scratch for ``retrain.seeds`` seeds; writes retrain/results.json."""
     r = cfg.retrain
     out = run_dir / "retrain"
     out.mkdir(parents=True, exist_ok=True)
     seeds = [cfg.seed + i for i in range(r.seeds)]
-    recompute = bool(r.get("recompute", False))
-    log.info("retrain: %d seed(s), D=%d, %d heads, recompute %s", len(seeds), r.dim, r.heads, recompute)
+    log.info("retrain: %d seed(s), D=%d, %d heads, recompute %s", len(seeds), r.dim, r.heads,
+             bool(r.get("recompute", False)))
     per_seed = []
     for seed in seeds:
-        seed_file = out / f"seed_{seed}.json"
-        if seed_file.exists():
-            per_seed.append(json.loads(seed_file.read_text()))
-            log.info("retrain: seed %d already done (test %.4f)", seed, per_seed[-1]["test_acc"])
-            continue
-        pl.seed_everything(seed, workers=True, verbose=False)
-        model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
-                                     dropout=r.dropout, attn_dropout=r.attn_dropout,
-                                     freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
-        model.encoder.recompute = recompute
-        module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
-        train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
-        evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
-                 for split in (dm.val_set, dm.test_set)]
-        total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
-        trainer = make_trainer(cfg, out, f"seed_{seed}", label=f"retrain seed {seed}", max_epochs=r.epochs,
-                               max_steps=r.max_steps,
-                               gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
-                               check_val_every_n_epoch=None, enable_checkpointing=False)
-        trainer.fit(module, train, evals)
-        chosen = module.selected()
-        result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
-                  "step": chosen["step"], "history": module.history}
-        atomic_write_json(seed_file, result)
+        result = train_child(cfg, arch, dm, out, seed, f"retrain seed {seed}")
         per_seed.append(result)
         log.info("retrain: seed %d -> val %.4f test %.4f (step %d)", seed, result["val_acc"], result["test_acc"],
                  result["step"])

@@ -1,0 +1,134 @@
+"""How well the supernet ranks candidates: the paper's claim for context-aware sharing, measured.
+
+The paper argues that context-aware sharing makes the supernet's estimates of candidates agree
+better with how they train on their own. After a search, ``ranking.candidates`` = N distinct
+candidates of ``search/population.jsonl``, at evenly spaced ranks of their supernet score (the
+best, the worst and N - 2 between), are trained from scratch with the run's retrain settings
+(text: ``retrain``; graph: ``graph.retrain``, without the HPO) for ``ranking.seeds`` seeds each
+(``seed + 3000 + j``: never a reported seed), and the rank correlations (Spearman, Kendall) between
+the supernet's validation score and the mean best validation score from scratch are written to
+``ranking/results.json``: over all N, and within the supernet's best quarter of them. Validation
+data only (the test figures the text retrain computes are not read). Resumable per candidate and
+seed; adding ``ranking.candidates=N`` to a finished run's command resumes it and runs only this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import closing
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torchmetrics.functional import kendall_rank_corrcoef, spearman_corrcoef
+
+from src.space import Architecture
+from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+SEED_OFFSET = 3000  # retrain seeds are seed + i, the HPO's seed + 1000 + i, re-ranking's seed + 2000 + j
+
+
+def distinct_ranked(population: Path) -> list[tuple[Architecture, float]]:
+    """The distinct architectures of a search's ``population.jsonl`` with their (first) supernet
+    score, best first; ties keep the order in which they were scored."""
+    if not population.is_file():
+        raise AutoAttendError(f"{population} does not exist: the ranking stage needs a finished search")
+    scores: dict[Architecture, float] = {}
+    with open(population) as f:
+        for line in f:
+            row = json.loads(line)
+            scores.setdefault(Architecture.from_dict(row["arch"]), float(row["score"]))
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def evenly_spaced(count: int, n: int) -> list[int]:
+    """``n`` indices into ``range(count)`` at even spacing, the first and the last included (all
+    of them when ``n >= count``)."""
+    if n >= count:
+        return list(range(count))
+    if n == 1:
+        return [0]
+    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})
+
+
+def rank_correlations(supernet: list[float], scratch: list[float]) -> dict:
+    """Spearman's rho and Kendall's tau (tau-b, ties counted) of two score lists; None below 3
+    points or when either list is constant (no ranking to compare)."""
+    if len(supernet) < 3 or len(set(supernet)) < 2 or len(set(scratch)) < 2:
+        return {"spearman": None, "kendall": None, "n": len(supernet)}
+    a = torch.tensor(supernet, dtype=torch.float64)
+    b = torch.tensor(scratch, dtype=torch.float64)
+    return {"spearman": float(spearman_corrcoef(a, b)), "kendall": float(kendall_rank_corrcoef(a, b, variant="b")),
+            "n": len(supernet)}
+
+
+def format_correlation(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
+    """Train the picked candidates from scratch and correlate; writes and returns ``ranking/results.json``."""
+    k = cfg.ranking
+    ranked = distinct_ranked(run_dir / "search" / "population.jsonl")
+    picked = [(i + 1, *ranked[i]) for i in evenly_spaced(len(ranked), int(k.candidates))]
+    seeds = [int(cfg.seed) + SEED_OFFSET + j for j in range(int(k.seeds))]
+    out = run_dir / "ranking"
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("ranking: %d of %d distinct candidates at evenly spaced supernet ranks, trained from scratch "
+             "for %d seed(s) each (validation only)", len(picked), len(ranked), len(seeds))
+    rows = []
+    if graph:
+        from src.pipeline import graph_stages
+
+        hp = graph_stages._child_settings(cfg, None)
+        done = {}
+        for rank, _, _ in picked:  # candidates an earlier run of this stage finished, with these seeds
+            path = out / f"rank_{rank}" / "result.json"
+            if path.exists() and json.loads(path.read_text())["seeds"] == seeds:
+                done[rank] = json.loads(path.read_text())["val_per_seed"]
+        jobs = [(arch, hp, seed, out / f"rank_{rank}", f"seed_{seed}") for rank, arch, _ in picked if rank not in done
+                for seed in seeds]
+        with closing(graph_stages.fit_children(cfg, dm, jobs)) as fitted:
+            for n, (rank, arch, score) in enumerate(picked, 1):
+                vals = done[rank] if rank in done else [next(fitted)["selected"]["val_acc"] for _ in seeds]
+                (out / f"rank_{rank}").mkdir(parents=True, exist_ok=True)
+                atomic_write_json(out / f"rank_{rank}" / "result.json", {"val_per_seed": vals, "seeds": seeds})
+                rows.append(_row(n, len(picked), rank, arch, score, vals))
+    else:
+        from src.pipeline import stages
+
+        for n, (rank, arch, score) in enumerate(picked, 1):
+            folder = out / f"rank_{rank}"
+            folder.mkdir(parents=True, exist_ok=True)
+            vals = [stages.train_child(cfg, arch, dm, folder, seed,
+                                       f"ranking {n}/{len(picked)} (supernet rank {rank}) seed {seed}")["val_acc"]
+                    for seed in seeds]
+            rows.append(_row(n, len(picked), rank, arch, score, vals))
+    supernet, scratch = [r["supernet_score"] for r in rows], [r["scratch_val_mean"] for r in rows]
+    top = max(3, len(rows) // 4)
+    results = {
+        "what": "rank correlation between the supernet's validation score and the mean best validation score "
+                "of the same candidates trained from scratch",
+        "sharing": str(cfg.graph.space.sharing if graph else cfg.space.sharing),
+        "candidates": rows, "seeds": seeds, "population_distinct": len(ranked),
+        "all": rank_correlations(supernet, scratch),
+        f"supernet_top_{top}": rank_correlations(supernet[:top], scratch[:top]),
+    }
+    atomic_write_json(out / "results.json", results)
+    log.info("ranking (sharing %s): Spearman %s, Kendall %s over %d candidates; within the supernet's top %d: "
+             "Spearman %s, Kendall %s", results["sharing"], format_correlation(results["all"]["spearman"]),
+             format_correlation(results["all"]["kendall"]), len(rows), top, format_correlation(results[f"supernet_top_{top}"]["spearman"]),
+             format_correlation(results[f"supernet_top_{top}"]["kendall"]))
+    return results
+
+
+def _row(n: int, total: int, rank: int, arch: Architecture, score: float, vals: list[float]) -> dict:
+    mean = sum(vals) / len(vals)
+    log.info("ranking %d/%d: supernet rank %d (score %.4f) -> from scratch, validation %.4f", n, total, rank, score,
+             mean)
+    return {"supernet_rank": rank, "supernet_score": score, "scratch_val_mean": mean, "scratch_val_per_seed": vals,
+            "arch": arch.to_dict()}

@@ -1,0 +1,119 @@
+"""The ranking analysis (``ranking.candidates``): which candidates it trains from scratch, the rank
+correlations it reports, its resume, and the stage through the command line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from src.pipeline import ranking
+from src.pipeline.ranking import distinct_ranked, evenly_spaced, rank_correlations
+from src.space import FunctionalSpace
+from src.utils.errors import AutoAttendError
+from tests.conftest import compose_config
+from tests.helpers import cli, write_tiny_planetoid
+
+GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "linear", "sgc")
+
+
+def test_evenly_spaced_takes_the_best_the_worst_and_between():
+    assert evenly_spaced(10, 4) == [0, 3, 6, 9]
+    assert evenly_spaced(1000, 32)[:3] == [0, 32, 64] and evenly_spaced(1000, 32)[-1] == 999
+    assert len(evenly_spaced(1000, 32)) == 32
+    assert evenly_spaced(5, 9) == [0, 1, 2, 3, 4] and evenly_spaced(7, 1) == [0]
+
+
+def test_rank_correlations_against_hand_computed_values():
+    assert rank_correlations([1, 2, 3, 4], [10, 20, 30, 40]) == {"spearman": pytest.approx(1.0),
+                                                                 "kendall": pytest.approx(1.0), "n": 4}
+    assert rank_correlations([1, 2, 3, 4], [4, 3, 2, 1])["kendall"] == pytest.approx(-1.0)
+    # ranks (5, 4, 2.5, 2.5, 1) vs (3, 5, 4, 1, 2): Spearman = Pearson of the ranks = 0.4617;
+    # Kendall tau-b = (6 - 3) / sqrt(9 * 10) = 0.3162 (one tie among the 10 pairs of the first list)
+    r = rank_correlations([0.162, 0.122, 0.114, 0.114, 0.072], [0.170, 0.344, 0.288, 0.058, 0.162])
+    assert r["spearman"] == pytest.approx(0.46169, abs=1e-4) and r["kendall"] == pytest.approx(0.31623, abs=1e-4)
+    assert rank_correlations([1, 2], [2, 1])["spearman"] is None  # too few points
+    assert rank_correlations([1, 2, 3], [5, 5, 5])["kendall"] is None  # no ranking on one side
+
+
+def _population(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"index": i, "score": s, "arch": a.to_dict()}) + "\n"
+                            for i, (a, s) in enumerate(rows)))
+
+
+def test_distinct_ranked_keeps_each_architecture_once_best_first(tmp_path):
+    archs = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn")).sample_distinct(4, random.Random(1))
+    _population(tmp_path / "population.jsonl",
+                [(archs[0], 0.5), (archs[1], 0.7), (archs[0], 0.9), (archs[2], 0.7), (archs[3], 0.1)])
+    # archs[0] keeps its first score; the tie at 0.7 keeps the order of scoring
+    assert distinct_ranked(tmp_path / "population.jsonl") == [(archs[1], 0.7), (archs[2], 0.7), (archs[0], 0.5),
+                                                             (archs[3], 0.1)]
+    with pytest.raises(AutoAttendError, match="needs a finished search"):
+        distinct_ranked(tmp_path / "nope.jsonl")
+
+
+def test_graph_ranking_trains_the_picked_candidates_and_resumes(tmp_path, monkeypatch):
+    from src.pipeline import graph_stages
+
+    archs = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn")).sample_distinct(9, random.Random(0))
+    scores = [0.9 - 0.1 * i for i in range(9)]
+    _population(tmp_path / "search" / "population.jsonl", list(zip(archs, scores)))
+    scratch = {a: v for a, v in zip(archs, (0.5, 0.6, 0.7, 0.4, 0.8, 0.3, 0.2, 0.9, 0.1))}
+    trained = []
+
+    class Fitted:
+        history: list = []
+
+        def __init__(self, arch, seed):
+            self.score = scratch[arch] + 0.01 * (seed % 2)  # seeds 3000, 3001: mean = scratch + 0.005
+
+        def selected(self):
+            return {"val_acc": self.score}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name):
+        trained.append((arch, seed))
+        return Fitted(arch, seed)
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    cfg = compose_config("search", ["+task=cora", "ranking.candidates=5", "ranking.seeds=2", "space.sharing=none"])
+    result = ranking.measure(cfg, None, tmp_path, graph=True)
+    picked = [0, 2, 4, 6, 8]
+    assert trained == [(archs[i], s) for i in picked for s in (3000, 3001)]
+    rows = result["candidates"]
+    assert [r["supernet_rank"] for r in rows] == [i + 1 for i in picked]
+    assert [r["scratch_val_mean"] for r in rows] == pytest.approx([scratch[archs[i]] + 0.005 for i in picked])
+    assert result["sharing"] == "none" and result["seeds"] == [3000, 3001]
+    expected = rank_correlations([scores[i] for i in picked], [scratch[archs[i]] for i in picked])
+    assert result["all"] == pytest.approx(expected)
+    assert result["supernet_top_3"] == pytest.approx(rank_correlations(
+        [scores[i] for i in picked[:3]], [scratch[archs[i]] for i in picked[:3]]))
+    assert json.loads((tmp_path / "ranking" / "results.json").read_text())["all"] == pytest.approx(expected)
+    # again: nothing is trained, the same figures; with more candidates only the new ones train
+    trained.clear()
+    assert ranking.measure(cfg, None, tmp_path, graph=True)["all"] == pytest.approx(expected) and trained == []
+    cfg.ranking.candidates = 9
+    ranking.measure(cfg, None, tmp_path, graph=True)
+    assert [a for a, _ in trained[::2]] == [archs[i] for i in (1, 3, 5, 7)]
+
+
+def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
+    data = write_tiny_planetoid(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    args = ("+task=cora", "budget=smoke", "hardware=cpu", "graph.baselines=[]")
+    first = cli("src.search", *args, data_dir=data, tmp=tmp_path, run_dir=run_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    retrained = (run_dir / "retrain" / "results.json").read_text()
+    again = cli("src.search", *args, "ranking.candidates=4", data_dir=data, tmp=tmp_path, run_dir=run_dir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (run_dir / "retrain" / "results.json").read_text() == retrained  # reused, not run again
+    result = json.loads((run_dir / "ranking" / "results.json").read_text())
+    ranked = distinct_ranked(run_dir / "search" / "population.jsonl")
+    rows = result["candidates"]
+    assert len(rows) == 4 and rows[0]["supernet_rank"] == 1 and rows[-1]["supernet_rank"] == len(ranked)
+    assert [r["supernet_score"] for r in rows] == [ranked[r["supernet_rank"] - 1][1] for r in rows]
+    assert result["all"] == pytest.approx(rank_correlations([r["supernet_score"] for r in rows],
+                                                            [r["scratch_val_mean"] for r in rows]))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ranking"]["all"] == result["all"] and "ranking: Spearman" in again.stdout
