@@ -223,3 +223,28 @@ def smoke_search(task: str, data_dir: Path, tmp: Path) -> tuple[Path, Path, subp
                run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, run_dir, proc
+
+
+def fake_graph_fits(monkeypatch, val_acc: dict) -> list:
+    """Replace ``graph_stages.fit_child`` by a stand-in whose child reaches validation score
+    ``val_acc[arch] + 0.01 * (seed % 2)`` (so two consecutive seeds average ``val_acc + 0.005``);
+    returns the list of ``(arch, seed)`` it is called with, in order."""
+    from src.pipeline import graph_stages
+
+    trained: list = []
+
+    class Fitted:
+        history: list = []
+
+        def __init__(self, arch, seed):
+            self.score = val_acc[arch] + 0.01 * (seed % 2)
+
+        def selected(self):
+            return {"val_acc": self.score}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name):
+        trained.append((arch, seed))
+        return Fitted(arch, seed)
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    return trained

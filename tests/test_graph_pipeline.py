@@ -13,7 +13,7 @@ import yaml
 from src.lit.graph_modules import selection_key
 from src.space import Architecture, FunctionalSpace
 from tests.conftest import compose_config
-from tests.helpers import ROOT, cli, smoke_search, write_tiny_planetoid, write_tiny_ppi
+from tests.helpers import ROOT, cli, fake_graph_fits, smoke_search, write_tiny_planetoid, write_tiny_ppi
 
 GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb",
              "sgc")
@@ -160,23 +160,8 @@ def test_rerank_keeps_the_best_validation_of_distinct_candidates_and_resumes(tmp
     space = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn"))
     archs = space.sample_distinct(5, random.Random(0))
     ranked = [(archs[0], 0.9), (archs[0], 0.9), (archs[1], 0.8), (archs[2], 0.8), (archs[3], 0.7), (archs[4], 0.6)]
-    val = {archs[0]: 0.70, archs[1]: 0.75, archs[2]: 0.75, archs[3]: 0.74}
-    trained = []
-
-    class Fitted:
-        history: list = []
-
-        def __init__(self, arch, seed):
-            self.score = val[arch] + 0.01 * (seed % 2)  # seeds 2000, 2001: mean = val + 0.005
-
-        def selected(self):
-            return {"val_acc": self.score}
-
-    def fake_fit(cfg, arch, dm, hp, seed, out, name):
-        trained.append((arch, seed))
-        return Fitted(arch, seed)
-
-    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    # seeds 2000, 2001: mean = val + 0.005
+    trained = fake_graph_fits(monkeypatch, {archs[0]: 0.70, archs[1]: 0.75, archs[2]: 0.75, archs[3]: 0.74})
     cfg = compose_config("search", ["+task=cora", "graph.rerank.topk=4", "graph.rerank.seeds=2"])
     arch, score, extra = graph_stages.rerank(cfg, ranked, None, tmp_path)
     assert [a for a, _ in trained] == [archs[0]] * 2 + [archs[1]] * 2 + [archs[2]] * 2 + [archs[3]] * 2

@@ -13,7 +13,7 @@ from src.pipeline.ranking import distinct_ranked, evenly_spaced, rank_correlatio
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from tests.conftest import compose_config
-from tests.helpers import cli, write_tiny_planetoid
+from tests.helpers import cli, fake_graph_fits, write_tiny_planetoid
 
 GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "linear", "sgc")
 
@@ -55,28 +55,11 @@ def test_distinct_ranked_keeps_each_architecture_once_best_first(tmp_path):
 
 
 def test_graph_ranking_trains_the_picked_candidates_and_resumes(tmp_path, monkeypatch):
-    from src.pipeline import graph_stages
-
     archs = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn")).sample_distinct(9, random.Random(0))
     scores = [0.9 - 0.1 * i for i in range(9)]
     _population(tmp_path / "search" / "population.jsonl", list(zip(archs, scores)))
     scratch = {a: v for a, v in zip(archs, (0.5, 0.6, 0.7, 0.4, 0.8, 0.3, 0.2, 0.9, 0.1))}
-    trained = []
-
-    class Fitted:
-        history: list = []
-
-        def __init__(self, arch, seed):
-            self.score = scratch[arch] + 0.01 * (seed % 2)  # seeds 3000, 3001: mean = scratch + 0.005
-
-        def selected(self):
-            return {"val_acc": self.score}
-
-    def fake_fit(cfg, arch, dm, hp, seed, out, name):
-        trained.append((arch, seed))
-        return Fitted(arch, seed)
-
-    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    trained = fake_graph_fits(monkeypatch, scratch)  # seeds 3000, 3001: mean = scratch + 0.005
     cfg = compose_config("search", ["+task=cora", "ranking.candidates=5", "ranking.seeds=2", "space.sharing=none"])
     result = ranking.measure(cfg, None, tmp_path, graph=True)
     picked = [0, 2, 4, 6, 8]
