@@ -16,7 +16,8 @@ PRELOAD = lib=$$(AUTOATTEND_ALLOCATOR=$(ALLOCATOR) $(PY) -m src.utils.allocator)
 export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),./data)
 
 # Reproduction: `make reproduce EXP=<name>` runs experiments/conf/experiment/<name>.yaml with the
-# entry point that config names (experiment.entry); `make experiments` lists them.
+# entry point that config names (experiment.entry), as a sweep (-m) when it says multirun: true;
+# `make experiments` lists them.
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
@@ -49,7 +50,7 @@ retrain: $(PY)
 reproduce: $(PY)
 	@test -n "$(EXP)" || { echo "error: make reproduce needs EXP=<name>; make experiments lists them" >&2; exit 2; }
 	@test -f $(EXP_CFG) || { echo "error: no experiment $(EXP) ($(EXP_CFG) does not exist); make experiments lists them" >&2; exit 2; }
-	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) +experiment=$(EXP) $(ARGS)
+	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) $$(grep -q '^  multirun: true' $(EXP_CFG) && echo -m) +experiment=$(EXP) $(ARGS)
 
 experiments:
 	@for f in experiments/conf/experiment/*.yaml; do \

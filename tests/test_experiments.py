@@ -53,28 +53,47 @@ def test_experiment_composes_with_its_entry_and_names_its_record(path):
         f"{record.name} is not described in experiments/README.md"
 
 
+def _record_jobs(raw, record: Path) -> list[tuple[Path, list[str]]]:
+    """The recorded run(s) of an experiment config and, for each, the overrides its sweep set
+    (``hydra.sweeper.params``; none for a single run)."""
+    params = OmegaConf.to_container(OmegaConf.select(raw, "hydra.sweeper.params") or OmegaConf.create({}))
+    if not params:
+        return [(record, [])]
+    jobs = sorted(p for p in record.iterdir() if (p / ".hydra" / "overrides.yaml").is_file())
+    expected = 1
+    for values in params.values():
+        expected *= len(str(values).split(","))
+    assert len(jobs) == expected, f"{record.name}: {len(jobs)} job folders for a sweep of {expected}"
+    swept = []
+    for job in jobs:
+        overrides = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+        swept.append((job, [o for o in overrides if o.split("=")[0] in params]))
+    return swept
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_computes_what_its_recorded_run_computed(path):
     """The record's command-line overrides and the experiment config give the same settings under
     today's code, and today's settings equal those the record ran with wherever both have the key
     (keys added since are new options at their defaults). A default changed since the record fails
-    here: re-run the experiment, or point the config at a new record."""
+    here: re-run the experiment, or point the config at a new record. A sweep's record is checked
+    job by job, with that job's values of the swept keys."""
     raw = OmegaConf.load(path)
     entry, record = raw.experiment.entry, ROOT / raw.experiment.record
-    hydra_dir = record / ".hydra"
-    if not (hydra_dir / "config.yaml").is_file():
-        pytest.skip(f"{record.name} keeps no .hydra/config.yaml")
-    now = _settings(compose_config(entry, [f"+experiment={path.stem}"]), entry)
-    overrides = [o for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))
-                 if not o.startswith("hydra.")]
-    assert _settings(compose_config(entry, overrides), entry) == now
-    recorded = {k: v for k, v in flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"),
-                                                                resolve=False)).items()}
-    unresolved = {k: v for k, v in flatten(OmegaConf.to_container(
-        compose_config(entry, [f"+experiment={path.stem}"]), resolve=False)).items() if k in now}
-    differ = {k: (recorded[k], unresolved[k]) for k in sorted(set(recorded) & set(unresolved))
-              if recorded[k] != unresolved[k]}
-    assert not differ, f"{path.stem}: settings changed since the record {record.name} (recorded, now): {differ}"
+    for job, swept in _record_jobs(raw, record):
+        hydra_dir = job / ".hydra"
+        if not (hydra_dir / "config.yaml").is_file():
+            pytest.skip(f"{job.name} keeps no .hydra/config.yaml")
+        composed = compose_config(entry, [f"+experiment={path.stem}", *swept])
+        now = _settings(composed, entry)
+        overrides = [o for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))
+                     if not o.startswith("hydra.")]
+        assert _settings(compose_config(entry, overrides), entry) == now, job.name
+        recorded = flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False))
+        unresolved = {k: v for k, v in flatten(OmegaConf.to_container(composed, resolve=False)).items() if k in now}
+        differ = {k: (recorded[k], unresolved[k]) for k in sorted(set(recorded) & set(unresolved))
+                  if recorded[k] != unresolved[k]}
+        assert not differ, f"{path.stem}: settings changed since the record {job.name} (recorded, now): {differ}"
 
 
 def test_experiment_run_by_the_other_entry_point_is_refused():
