@@ -73,6 +73,8 @@ def test_graph_ranking_trains_the_picked_candidates_and_resumes(tmp_path, monkey
     assert result["supernet_top_3"] == pytest.approx(rank_correlations(
         [scores[i] for i in picked[:3]], [scratch[archs[i]] for i in picked[:3]]))
     assert json.loads((tmp_path / "ranking" / "results.json").read_text())["all"] == pytest.approx(expected)
+    # the stand-in's two seeds differ by a constant: their rankings agree perfectly
+    assert result["seed_agreement"]["spearman"] == pytest.approx(1.0)
     # again: nothing is trained, the same figures; with more candidates only the new ones train
     trained.clear()
     assert ranking.measure(cfg, None, tmp_path, graph=True)["all"] == pytest.approx(expected) and trained == []
@@ -100,3 +102,4 @@ def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
                                                             [r["scratch_val_mean"] for r in rows]))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["ranking"]["all"] == result["all"] and "ranking: Spearman" in again.stdout
+    assert "seed_agreement" not in result  # one seed: nothing to agree with

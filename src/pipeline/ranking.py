@@ -7,8 +7,9 @@ best, the worst and N - 2 between), are trained from scratch with the run's retr
 (text: ``retrain``; graph: ``graph.retrain``, without the HPO) for ``ranking.seeds`` seeds each
 (``seed + 3000 + j``: never a reported seed), and the rank correlations (Spearman, Kendall) between
 the supernet's validation score and the mean best validation score from scratch are written to
-``ranking/results.json``: over all N, and within the supernet's best quarter of them. Validation
-data only (the test figures the text retrain computes are not read). Resumable per candidate and
+``ranking/results.json``: over all N, and within the supernet's best quarter of them. With two
+or more seeds it also correlates the first two seeds' from-scratch scores with each other
+(``seed_agreement``): how much ranking the seed noise leaves to detect. Validation data only (the test figures the text retrain computes are not read). Resumable per candidate and
 seed; adding ``ranking.candidates=N`` to a finished run's command resumes it and runs only this.
 """
 
@@ -118,6 +119,13 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
         "all": rank_correlations(supernet, scratch),
         f"supernet_top_{top}": rank_correlations(supernet[:top], scratch[:top]),
     }
+    if len(seeds) > 1:
+        # how far one seed's ranking agrees with another's: the noise ceiling of the correlation above
+        results["seed_agreement"] = rank_correlations([r["scratch_val_per_seed"][0] for r in rows],
+                                                      [r["scratch_val_per_seed"][1] for r in rows])
+        log.info("ranking: the from-scratch rankings of seeds %d and %d agree with Spearman %s, Kendall %s",
+                 seeds[0], seeds[1], format_correlation(results["seed_agreement"]["spearman"]),
+                 format_correlation(results["seed_agreement"]["kendall"]))
     atomic_write_json(out / "results.json", results)
     log.info("ranking (sharing %s): Spearman %s, Kendall %s over %d candidates; within the supernet's top %d: "
              "Spearman %s, Kendall %s", results["sharing"], format_correlation(results["all"]["spearman"]),
