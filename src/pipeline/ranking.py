@@ -9,8 +9,9 @@ best, the worst and N - 2 between), are trained from scratch with the run's retr
 the supernet's validation score and the mean best validation score from scratch are written to
 ``ranking/results.json``: over all N, and within the supernet's best quarter of them. With two
 or more seeds it also correlates the first two seeds' from-scratch scores with each other
-(``seed_agreement``): how much ranking the seed noise leaves to detect. Validation data only (the test figures the text retrain computes are not read). Resumable per candidate and
-seed; adding ``ranking.candidates=N`` to a finished run's command resumes it and runs only this.
+(``seed_agreement``): how much ranking the seed noise leaves to detect. Validation data only
+(the test figures the text retrain computes are not read). Resumable per candidate and seed;
+adding ``ranking.candidates=N`` to a finished run's command resumes it and runs only this.
 """
 
 from __future__ import annotations
@@ -127,10 +128,11 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
                  seeds[0], seeds[1], format_correlation(results["seed_agreement"]["spearman"]),
                  format_correlation(results["seed_agreement"]["kendall"]))
     atomic_write_json(out / "results.json", results)
+    overall, best = results["all"], results[f"supernet_top_{top}"]
     log.info("ranking (sharing %s): Spearman %s, Kendall %s over %d candidates; within the supernet's top %d: "
-             "Spearman %s, Kendall %s", results["sharing"], format_correlation(results["all"]["spearman"]),
-             format_correlation(results["all"]["kendall"]), len(rows), top, format_correlation(results[f"supernet_top_{top}"]["spearman"]),
-             format_correlation(results[f"supernet_top_{top}"]["kendall"]))
+             "Spearman %s, Kendall %s", results["sharing"], format_correlation(overall["spearman"]),
+             format_correlation(overall["kendall"]), len(rows), top, format_correlation(best["spearman"]),
+             format_correlation(best["kendall"]))
     return results
 
 
