@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.functional import kendall_rank_corrcoef, spearman_corrcoef
 
+from src.pipeline import graph_stages, stages
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -84,25 +85,24 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
              "for %d seed(s) each (validation only)", len(picked), len(ranked), len(seeds))
     rows = []
     if graph:
-        from src.pipeline import graph_stages
-
         hp = graph_stages._child_settings(cfg, None)
         done = {}
         for rank, _, _ in picked:  # candidates an earlier run of this stage finished, with these seeds
             path = out / f"rank_{rank}" / "result.json"
-            if path.exists() and json.loads(path.read_text())["seeds"] == seeds:
-                done[rank] = json.loads(path.read_text())["val_per_seed"]
+            saved = json.loads(path.read_text()) if path.exists() else None
+            if saved is not None and saved["seeds"] == seeds:
+                done[rank] = saved["val_per_seed"]
         jobs = [(arch, hp, seed, out / f"rank_{rank}", f"seed_{seed}") for rank, arch, _ in picked if rank not in done
                 for seed in seeds]
         with closing(graph_stages.fit_children(cfg, dm, jobs)) as fitted:
             for n, (rank, arch, score) in enumerate(picked, 1):
-                vals = done[rank] if rank in done else [next(fitted)["selected"]["val_acc"] for _ in seeds]
-                (out / f"rank_{rank}").mkdir(parents=True, exist_ok=True)
-                atomic_write_json(out / f"rank_{rank}" / "result.json", {"val_per_seed": vals, "seeds": seeds})
+                vals = done.get(rank)
+                if vals is None:
+                    vals = [next(fitted)["selected"]["val_acc"] for _ in seeds]
+                    (out / f"rank_{rank}").mkdir(parents=True, exist_ok=True)
+                    atomic_write_json(out / f"rank_{rank}" / "result.json", {"val_per_seed": vals, "seeds": seeds})
                 rows.append(_row(n, len(picked), rank, arch, score, vals))
     else:
-        from src.pipeline import stages
-
         for n, (rank, arch, score) in enumerate(picked, 1):
             folder = out / f"rank_{rank}"
             folder.mkdir(parents=True, exist_ok=True)
