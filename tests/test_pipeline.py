@@ -160,6 +160,35 @@ def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(
     assert (straight / "supernet" / "DONE").read_text() == "96\n"
 
 
+def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_one(tiny_data, tmp_path):
+    """Ctrl-C during a retrain seed, after its first epoch: the re-run continues from that epoch's
+    checkpoint and ends with the same evaluations and metrics as a seed never interrupted (same
+    batches and dropout masks); ``retrain.max_steps`` that ends the third epoch early still stops
+    at that step, which is evaluated too, and the finished seed leaves no checkpoint behind."""
+    args = ("+task=sst5", "arch=published_sst5", "budget=smoke", "hardware=cpu", "retrain.seeds=1",
+            "retrain.epochs=3", "retrain.max_steps=23", "retrain.eval_every=4")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
+    command = cli_command("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
+    ckpt = stopped / "retrain" / "seed_0" / "last.ckpt"
+    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 240
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert ckpt.exists() and not (stopped / "retrain" / "seed_0.json").exists()
+    proc = cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "retrain seed 0: resuming from" in proc.stdout + proc.stderr
+    for name in ("retrain/seed_0.json", "retrain/seed_0/metrics.csv", "retrain/results.json"):
+        assert (stopped / name).read_text() == (straight / name).read_text(), name
+    steps = [h["step"] for h in json.loads((straight / "retrain" / "seed_0.json").read_text())["history"]]
+    assert steps == [4, 8, 12, 16, 20, 23]  # 10 batches an epoch: stopped in the third, at step 23
+    assert not ckpt.exists() and not (straight / "retrain" / "seed_0" / "last.ckpt").exists()
+
+
 def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data):
     tmp, run_dir, _ = smoke_run
     out = tmp / "retrain_run"

@@ -104,6 +104,8 @@ class ChildModule(pl.LightningModule):
     Dataloader 0 of validation is the validation split, dataloader 1 the test split. Every
     evaluation appends ``{"step", "val_acc", "test_acc"}`` to :attr:`history`, so the test
     accuracy at the best validation point can be read off afterwards (:meth:`selected`).
+    The history and torch's global RNG (the dropout masks) travel with a checkpoint, so a fit
+    resumed from an epoch-end checkpoint ends as an uninterrupted one.
     """
 
     def __init__(self, model: TextClassifier, lr: float = 5e-4, weight_decay: float = 0.0):
@@ -137,6 +139,15 @@ class ChildModule(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.history.append({"step": int(self.global_step), "val_acc": val, "test_acc": test})
         self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True, add_dataloader_idx=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["child_history"] = list(self.history)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("child_history", []))
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def selected(self) -> dict:
         """The evaluation with the highest validation accuracy (earliest on ties)."""

@@ -245,9 +245,9 @@ def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
                               f"or use a new hydra.run.dir") from None
 
 
-def resume_step(path: Path) -> int | None:
+def resume_step(path: Path, what: str = "supernet checkpoint") -> int | None:
     """The global step a resumed fit continues from (``None``: no checkpoint, a fresh fit)."""
-    return int(read_checkpoint(path, "supernet checkpoint")["global_step"]) if path.exists() else None
+    return int(read_checkpoint(path, what)["global_step"]) if path.exists() else None
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
@@ -277,11 +277,14 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     )
 
 
-def last_checkpoint(out: Path) -> ModelCheckpoint:
+def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None) -> ModelCheckpoint:
     """Keeps ``out/last.ckpt`` current: rewritten at every epoch end (after its validation), so an
     interrupted run resumes from its last finished epoch. (``save_last=True`` with ``save_top_k=0``
-    writes it only when training ends: Lightning saves "last" only after a top-k save.)"""
-    return ModelCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False)
+    writes it only when training ends: Lightning saves "last" only after a top-k save.)
+    ``on_train_epoch_end=True`` for fits validated every N steps: Lightning would otherwise save
+    after every validation, mid-epoch, where a resume does not repeat the rest of the epoch."""
+    return ModelCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
+                           save_on_train_epoch_end=on_train_epoch_end)
 
 
 def resolve_arch(spec: str) -> Architecture:

@@ -37,7 +37,8 @@ from src.utils.parallel import resolve_workers
 log = logging.getLogger(__name__)
 
 SELECTION_RULE = ("test accuracy at the evaluation with the highest validation accuracy (earliest on ties); "
-                  "validation and test are evaluated together every retrain.eval_every optimizer steps")
+                  "validation and test are evaluated together every retrain.eval_every optimizer steps, and at "
+                  "the last step when retrain.max_steps ends training between two of those")
 
 
 def window_args(cfg: DictConfig) -> dict:
@@ -191,7 +192,11 @@ def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], sel
 def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, label: str) -> dict:
     """Train ``arch`` from scratch with the ``retrain`` settings for one seed; writes (or, when a
     finished seed left it, reads back) ``out/seed_<seed>.json``: the selected evaluation's
-    ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``."""
+    ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``.
+
+    ``out/seed_<seed>/last.ckpt`` is rewritten at every epoch end while the seed trains (removed
+    when it is done), so an interrupted seed resumes from its last finished epoch and ends as an
+    uninterrupted one (same batches, dropout masks and evaluations)."""
     r = cfg.retrain
     seed_file = out / f"seed_{seed}.json"
     if seed_file.exists():
@@ -208,14 +213,20 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
              for split in (dm.val_set, dm.test_set)]
     total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
-    trainer = make_trainer(cfg, out, f"seed_{seed}", label=label, max_epochs=r.epochs, max_steps=r.max_steps,
+    ckpt = out / f"seed_{seed}" / "last.ckpt"
+    start = resume_step(ckpt, f"{label} checkpoint")
+    if start is not None:
+        log.info("%s: resuming from %s at step %d", label, ckpt, start)
+    trainer = make_trainer(cfg, out, f"seed_{seed}", keep_metrics_below=start, label=label, max_epochs=r.epochs,
+                           callbacks=[last_checkpoint(ckpt.parent, on_train_epoch_end=True), StopAtStep(r.max_steps)],
                            gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
-                           check_val_every_n_epoch=None, enable_checkpointing=False)
-    trainer.fit(module, train, evals)
+                           check_val_every_n_epoch=None, enable_checkpointing=True)
+    trainer.fit(module, train, evals, ckpt_path=None if start is None else str(ckpt))
     chosen = module.selected()
     result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"], "step": chosen["step"],
               "history": module.history}
     atomic_write_json(seed_file, result)
+    ckpt.unlink(missing_ok=True)  # the seed's result is written; its last weights are not the selected model
     return result
 
 
