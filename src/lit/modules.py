@@ -15,20 +15,30 @@ from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
 
 
-class ArchRngCheckpoint:
-    """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) and torch's global
-    RNG (which seeds each step's dropout generators) travel with the checkpoint, so a resumed run
-    samples the architectures and dropout masks an uninterrupted one would."""
+class TorchRngCheckpoint:
+    """Mixin: torch's global RNG (the dropout masks, or the seeds of each step's dropout
+    generators) travels with the checkpoint, so a resumed fit draws what an uninterrupted one would."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
+
+class ArchRngCheckpoint(TorchRngCheckpoint):
+    """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) travels with the
+    checkpoint too, so a resumed run samples the architectures an uninterrupted one would."""
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["arch_rng_state"] = self.rng.getstate()
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "arch_rng_state" in checkpoint:
             self.rng.setstate(checkpoint["arch_rng_state"])
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
+        super().on_load_checkpoint(checkpoint)
 
 
 class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
@@ -98,7 +108,7 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
                 m.reset()
 
 
-class ChildModule(pl.LightningModule):
+class ChildModule(TorchRngCheckpoint, pl.LightningModule):
     """Trains one architecture from scratch; evaluates validation and test together.
 
     Dataloader 0 of validation is the validation split, dataloader 1 the test split. Every
@@ -142,12 +152,11 @@ class ChildModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["child_history"] = list(self.history)
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("child_history", []))
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
+        super().on_load_checkpoint(checkpoint)
 
     def selected(self) -> dict:
         """The evaluation with the highest validation accuracy (earliest on ties)."""
