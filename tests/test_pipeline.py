@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import torch
 import yaml
 
 from src.space import Architecture, FunctionalSpace
-from tests.helpers import cli, cli_command, real_data_dir, smoke_search, write_tiny_sst
+from tests.helpers import cli, cli_interrupted_once, real_data_dir, smoke_search, write_tiny_sst
 
 
 def read_population(run_dir: Path) -> list[dict]:
@@ -141,17 +138,12 @@ def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(
             "retrain.seeds=0")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
-    command = cli_command("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
-    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        deadline = time.monotonic() + 240
-        while not (stopped / "supernet" / "last.ckpt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
-    assert err.strip().splitlines()[-1] == (f"interrupted: what finished is kept in {stopped}; run the same command "
-                                            f"with hydra.run.dir={stopped} to resume")
-    assert "Traceback" not in err and not (stopped / "supernet" / "DONE").exists()
+    proc = cli_interrupted_once(stopped / "supernet" / "last.ckpt", "src.search", *args, data_dir=tiny_data,
+                                tmp=tmp_path, run_dir=stopped)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (f"interrupted: what finished is kept in {stopped}; run the "
+                                                    f"same command with hydra.run.dir={stopped} to resume")
+    assert "Traceback" not in proc.stderr and not (stopped / "supernet" / "DONE").exists()
     proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "supernet: resuming from" in proc.stdout + proc.stderr
@@ -169,15 +161,9 @@ def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_
             "retrain.epochs=3", "retrain.max_steps=23", "retrain.eval_every=4")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
-    command = cli_command("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     ckpt = stopped / "retrain" / "seed_0" / "last.ckpt"
-    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        deadline = time.monotonic() + 240
-        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
+    proc = cli_interrupted_once(ckpt, "src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
+    assert proc.returncode == 130, proc.stderr[-3000:]
     assert ckpt.exists() and not (stopped / "retrain" / "seed_0.json").exists()
     proc = cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     assert proc.returncode == 0, proc.stderr[-3000:]
