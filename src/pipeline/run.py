@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -41,12 +42,7 @@ def run_search(cfg: DictConfig) -> dict:
     Graph tasks (``task.family: graph``) run the same three stages from
     :mod:`src.pipeline.graph_stages`, then retrain ``graph.baselines`` in the same run.
     """
-    require_task(cfg)
-    check_config(cfg, "search")
-    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
-    setup_hardware(cfg)
-    run_dir = run_dir_of(cfg)
-    timer = Timer()
+    run_dir, timer = _start(cfg, "search")
     graph = task_family(cfg) == "graph"
     st = graph_stages if graph else stages
     space = graph_stages.build_space(cfg) if graph else build_space(cfg.space)
@@ -63,10 +59,9 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("retrain"):
         results = st.retrain(cfg, best, dm, run_dir) if seeds > 0 else None
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "best_val_acc_supernet": best_score,
-               "retrain": None if results is None else {k: results[k] for k in (
-                   "test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule")},
+               "retrain": None if results is None else _retrain_summary(results),
                "seconds": timer.seconds, "machine": env_summary()}
-    metric = "micro-F1" if graph and dm.multilabel else "acc"
+    metric = _metric_name(graph, dm)
     line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
         line += (f" | retrained test {metric} {100 * results['test_acc_mean']:.2f} +- {100 * results['test_acc_std']:.2f}"
@@ -94,12 +89,7 @@ def run_search(cfg: DictConfig) -> dict:
 
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
-    require_task(cfg)
-    check_config(cfg, "retrain")
-    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
-    setup_hardware(cfg)
-    run_dir = run_dir_of(cfg)
-    timer = Timer()
+    run_dir, timer = _start(cfg, "retrain")
     arch = resolve_arch(cfg.arch)
     graph = task_family(cfg) == "graph"
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
@@ -118,14 +108,30 @@ def run_retrain(cfg: DictConfig) -> dict:
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
-               "retrain": {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds",
-                                                   "selection_rule")},
-               "seconds": timer.seconds, "machine": env_summary()}
+               "retrain": _retrain_summary(results), "seconds": timer.seconds, "machine": env_summary()}
     atomic_write_json(run_dir / "summary.json", summary)
-    metric = "micro-F1" if graph and dm.multilabel else "acc"
+    metric = _metric_name(graph, dm)
     _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
                      f"{100 * results['test_acc_std']:.2f} over {len(results['seeds'])} seed(s)", timer)
     return summary
+
+
+def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
+    """Check the config for ``entry_point`` and set up the hardware; the run dir and a fresh timer."""
+    require_task(cfg)
+    check_config(cfg, entry_point)
+    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
+    setup_hardware(cfg)
+    return run_dir_of(cfg), Timer()
+
+
+def _retrain_summary(results: dict) -> dict:
+    """The part of ``retrain/results.json`` that ``summary.json`` repeats."""
+    return {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule")}
+
+
+def _metric_name(graph: bool, dm) -> str:
+    return "micro-F1" if graph and dm.multilabel else "acc"
 
 
 def _finish(run_dir, line: str, timer: Timer) -> None:
