@@ -7,15 +7,22 @@ import json
 import random
 
 import pytest
+import torch
+from torchmetrics.functional import spearman_corrcoef
 
 from src.pipeline import ranking
-from src.pipeline.ranking import distinct_ranked, evenly_spaced, rank_correlations
+from src.pipeline.ranking import distinct_ranked, evenly_spaced, rank_correlations, spearman_interval
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from tests.conftest import compose_config
 from tests.helpers import cli, fake_graph_fits, write_tiny_planetoid
 
 GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "linear", "sgc")
+
+
+def approx_correlations(expected: dict) -> dict:
+    """``expected`` (a :func:`rank_correlations` result) for ``==`` up to float rounding."""
+    return {key: None if value is None else pytest.approx(value) for key, value in expected.items()}
 
 
 def test_evenly_spaced_takes_the_best_the_worst_and_between():
@@ -26,8 +33,9 @@ def test_evenly_spaced_takes_the_best_the_worst_and_between():
 
 
 def test_rank_correlations_against_hand_computed_values():
-    assert rank_correlations([1, 2, 3, 4], [10, 20, 30, 40]) == {"spearman": pytest.approx(1.0),
-                                                                 "kendall": pytest.approx(1.0), "n": 4}
+    assert rank_correlations([1, 2, 3, 4], [10, 20, 30, 40]) == {
+        "spearman": pytest.approx(1.0), "spearman_ci95": pytest.approx([1.0, 1.0], abs=1e-5), "kendall": pytest.approx(1.0),
+        "n": 4}  # each resample is perfectly ranked too (float32 inside)
     assert rank_correlations([1, 2, 3, 4], [4, 3, 2, 1])["kendall"] == pytest.approx(-1.0)
     # ranks (5, 4, 2.5, 2.5, 1) vs (3, 5, 4, 1, 2): Spearman = Pearson of the ranks = 0.4617;
     # Kendall tau-b = (6 - 3) / sqrt(9 * 10) = 0.3162 (one tie among the 10 pairs of the first list)
@@ -35,6 +43,29 @@ def test_rank_correlations_against_hand_computed_values():
     assert r["spearman"] == pytest.approx(0.46169, abs=1e-4) and r["kendall"] == pytest.approx(0.31623, abs=1e-4)
     assert rank_correlations([1, 2], [2, 1])["spearman"] is None  # too few points
     assert rank_correlations([1, 2, 3], [5, 5, 5])["kendall"] is None  # no ranking on one side
+
+
+def test_the_bootstrap_interval_of_spearman_is_reproducible_and_narrows_with_more_candidates():
+    generator = torch.Generator().manual_seed(5)
+
+    def noisy_ranking(n):  # true Spearman about 0.5
+        a = torch.rand(n, generator=generator, dtype=torch.float64)
+        return a, a + 0.5 * torch.rand(n, generator=generator, dtype=torch.float64) * 2
+
+    widths = {}
+    for n in (16, 400):
+        a, b = noisy_ranking(n)
+        rho = float(spearman_corrcoef(a, b))
+        low, high = spearman_interval(a, b)
+        assert low < rho < high and spearman_interval(a, b) == [low, high]
+        widths[n] = high - low
+    assert widths[16] > 3 * widths[400] and 0.05 < widths[400] < 0.3  # width shrinks about as 1 / sqrt(n)
+    low, high = spearman_interval(torch.rand(400, generator=generator), torch.rand(400, generator=generator))
+    assert low < 0 < high  # unrelated lists: the interval holds zero
+    assert spearman_interval(torch.tensor([1.0, 1.0, 2.0]), torch.tensor([3.0, 3.0, 3.0])) is None
+    assert ranking.format_with_interval({"spearman": 0.0412, "spearman_ci95": [-0.361, 0.449]}) == (
+        "+0.041 (95 % CI -0.36..+0.45)")
+    assert ranking.format_with_interval({"spearman": None, "spearman_ci95": None}) == "n/a"
 
 
 def _population(path, rows):
@@ -69,15 +100,15 @@ def test_graph_ranking_trains_the_picked_candidates_and_resumes(tmp_path, monkey
     assert [r["scratch_val_mean"] for r in rows] == pytest.approx([scratch[archs[i]] + 0.005 for i in picked])
     assert result["sharing"] == "none" and result["seeds"] == [3000, 3001]
     expected = rank_correlations([scores[i] for i in picked], [scratch[archs[i]] for i in picked])
-    assert result["all"] == pytest.approx(expected)
-    assert result["supernet_top_3"] == pytest.approx(rank_correlations(
+    assert result["all"] == approx_correlations(expected)
+    assert result["supernet_top_3"] == approx_correlations(rank_correlations(
         [scores[i] for i in picked[:3]], [scratch[archs[i]] for i in picked[:3]]))
-    assert json.loads((tmp_path / "ranking" / "results.json").read_text())["all"] == pytest.approx(expected)
+    assert json.loads((tmp_path / "ranking" / "results.json").read_text())["all"] == approx_correlations(expected)
     # the stand-in's two seeds differ by a constant: their rankings agree perfectly
     assert result["seed_agreement"]["spearman"] == pytest.approx(1.0)
     # again: nothing is trained, the same figures; with more candidates only the new ones train
     trained.clear()
-    assert ranking.measure(cfg, None, tmp_path, graph=True)["all"] == pytest.approx(expected) and trained == []
+    assert ranking.measure(cfg, None, tmp_path, graph=True)["all"] == approx_correlations(expected) and trained == []
     cfg.ranking.candidates = 9
     ranking.measure(cfg, None, tmp_path, graph=True)
     assert [a for a, _ in trained[::2]] == [archs[i] for i in (1, 3, 5, 7)]
@@ -98,8 +129,8 @@ def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
     rows = result["candidates"]
     assert len(rows) == 4 and rows[0]["supernet_rank"] == 1 and rows[-1]["supernet_rank"] == len(ranked)
     assert [r["supernet_score"] for r in rows] == [ranked[r["supernet_rank"] - 1][1] for r in rows]
-    assert result["all"] == pytest.approx(rank_correlations([r["supernet_score"] for r in rows],
-                                                            [r["scratch_val_mean"] for r in rows]))
+    assert result["all"] == approx_correlations(rank_correlations([r["supernet_score"] for r in rows],
+                                                                [r["scratch_val_mean"] for r in rows]))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["ranking"]["all"] == result["all"] and "ranking: Spearman" in again.stdout
     assert "seed_agreement" not in result  # one seed: nothing to agree with

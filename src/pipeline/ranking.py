@@ -9,7 +9,8 @@ best, the worst and N - 2 between), are trained from scratch with the run's retr
 the supernet's validation score and the mean best validation score from scratch are written to
 ``ranking/results.json``: over all N, and within the supernet's best quarter of them. With two
 or more seeds it also correlates the first two seeds' from-scratch scores with each other
-(``seed_agreement``): how much ranking the seed noise leaves to detect. Validation data only
+(``seed_agreement``): how much ranking the seed noise leaves to detect. Each Spearman comes with
+a 95 % bootstrap interval over the candidates (``spearman_ci95``). Validation data only
 (the test figures the text retrain computes are not read). Resumable per candidate and seed;
 adding ``ranking.candidates=N`` to a finished run's command resumes it and runs only this.
 """
@@ -59,18 +60,46 @@ def evenly_spaced(count: int, n: int) -> list[int]:
 
 
 def rank_correlations(supernet: list[float], scratch: list[float]) -> dict:
-    """Spearman's rho and Kendall's tau (tau-b, ties counted) of two score lists; None below 3
-    points or when either list is constant (no ranking to compare)."""
+    """Spearman's rho and Kendall's tau (tau-b, ties counted) of two score lists, with a 95 %
+    bootstrap interval of rho (:func:`spearman_interval`); None below 3 points or when either
+    list is constant (no ranking to compare)."""
     if len(supernet) < 3 or len(set(supernet)) < 2 or len(set(scratch)) < 2:
-        return {"spearman": None, "kendall": None, "n": len(supernet)}
+        return {"spearman": None, "spearman_ci95": None, "kendall": None, "n": len(supernet)}
     a = torch.tensor(supernet, dtype=torch.float64)
     b = torch.tensor(scratch, dtype=torch.float64)
-    return {"spearman": float(spearman_corrcoef(a, b)), "kendall": float(kendall_rank_corrcoef(a, b, variant="b")),
-            "n": len(supernet)}
+    return {"spearman": float(spearman_corrcoef(a, b)), "spearman_ci95": spearman_interval(a, b),
+            "kendall": float(kendall_rank_corrcoef(a, b, variant="b")), "n": len(supernet)}
+
+
+def spearman_interval(a: torch.Tensor, b: torch.Tensor, level: float = 0.95, resamples: int = 2000,
+                      seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap interval of Spearman's rho between ``a`` and ``b`` (both shape (N,)):
+    the N (a, b) pairs are resampled with replacement ``resamples`` times (a seeded generator, so
+    the interval is reproducible) and rho is computed for each resample at once (ties get average
+    ranks); resamples in which either side is constant have no rho and are left out. None when
+    fewer than half of the resamples have one. With a few dozen candidates the interval is wide:
+    it says how much one ranking measurement can tell."""
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randint(0, len(a), (len(a), resamples), generator=generator)  # (N, resamples)
+    x, y = a[index], b[index]
+    varied = (x.amin(0) < x.amax(0)) & (y.amin(0) < y.amax(0))
+    if int(varied.sum()) < resamples // 2:
+        return None
+    rho = spearman_corrcoef(x[:, varied], y[:, varied]).to(torch.float64)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(rho, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return [low, high]
 
 
 def format_correlation(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
+
+
+def format_with_interval(result: dict) -> str:
+    """``+0.040 (95 % CI -0.36..+0.44)`` from a :func:`rank_correlations` result."""
+    interval = result.get("spearman_ci95")
+    text = format_correlation(result["spearman"])
+    return text if interval is None else f"{text} (95 % CI {interval[0]:+.2f}..{interval[1]:+.2f})"
 
 
 def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
@@ -130,7 +159,7 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
     atomic_write_json(out / "results.json", results)
     overall, best = results["all"], results[f"supernet_top_{top}"]
     log.info("ranking (sharing %s): Spearman %s, Kendall %s over %d candidates; within the supernet's top %d: "
-             "Spearman %s, Kendall %s", results["sharing"], format_correlation(overall["spearman"]),
+             "Spearman %s, Kendall %s", results["sharing"], format_with_interval(overall),
              format_correlation(overall["kendall"]), len(rows), top, format_correlation(best["spearman"]),
              format_correlation(best["kendall"]))
     return results

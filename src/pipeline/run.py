@@ -81,7 +81,7 @@ def run_search(cfg: DictConfig) -> dict:
             r = ranking.measure(cfg, dm, run_dir, graph)
         summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         summary["seconds"] = timer.seconds
-        line += f" | ranking: Spearman {ranking.format_correlation(r['all']['spearman'])} over {r['all']['n']} candidates"
+        line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"
     atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer)
     return summary
