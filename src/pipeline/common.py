@@ -24,7 +24,7 @@ from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.space import Architecture, FunctionalSpace
 from src.models import cpu_kernels
-from src.utils import allocator
+from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target
@@ -113,7 +113,8 @@ def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int 
 
 class _KeptRowsWriter(ExperimentWriter):
     """Lightning's CSV writer, except that an existing ``metrics.csv`` keeps its rows logged before
-    step ``keep_below`` instead of being deleted (Lightning starts every fit with an empty file)."""
+    step ``keep_below`` instead of being deleted (Lightning starts every fit with an empty file),
+    and that every save replaces the file atomically (see :meth:`save`)."""
 
     def __init__(self, log_dir: str, keep_below: int | None):
         self.keep_below = keep_below
@@ -123,14 +124,43 @@ class _KeptRowsWriter(ExperimentWriter):
         path = Path(self.metrics_file_path)
         if self.keep_below is None or not path.is_file():
             return super()._check_log_dir_exists()
+        header, rows = self._read_rows(path)
+        self._write_rows(path, header, [row for row in rows if row.get("step") and
+                                        int(float(row["step"])) < self.keep_below])
+
+    def save(self) -> None:
+        """Write the buffered rows: the whole file (its rows, then the new ones, under the union of
+        their columns, sorted as Lightning sorts them) goes to a temporary file that replaces
+        ``metrics.csv``. Lightning's own save rewrites the header in place and then appends; a
+        Ctrl-C between the two (its teardown saves again) left rows with more fields than the
+        header, which no reader can place, and the resume failed on them."""
+        if not self.metrics:
+            return
+        path = Path(self.metrics_file_path)
+        header, rows = self._read_rows(path) if path.is_file() else ([], [])
+        keys = sorted(set(self.metrics_keys).union(header, *self.metrics))
+        self._write_rows(path, keys, rows + self.metrics)
+        self.metrics = []
+
+    def _read_rows(self, path: Path) -> tuple[list[str], list[dict]]:
+        """The header and rows of ``path``; a row with more fields than the header (written by an
+        earlier version interrupted mid-save) is left out with a warning."""
         with open(path, newline="") as file:
             reader = csv.DictReader(file)
-            rows = [row for row in reader if row.get("step") and int(float(row["step"])) < self.keep_below]
-            self.metrics_keys = list(reader.fieldnames or [])
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+        placed = [row for row in rows if None not in row]
+        if len(placed) < len(rows):
+            log.warning("%s: %d row(s) with more fields than the header left out (an interrupted write)", path,
+                        len(rows) - len(placed))
+        return header, placed
+
+    def _write_rows(self, path: Path, keys: list[str], rows: list[dict]) -> None:
         with atomic_target(path) as tmp, open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer = csv.DictWriter(file, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
+        self.metrics_keys = keys
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -277,13 +307,35 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     )
 
 
+class _LastCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` that holds Ctrl-C (:mod:`src.utils.interrupt`) from each save to the
+    next training batch or the end of training, so the rows Lightning logs after an epoch-end
+    save (the epoch's loss, the validation) are in ``metrics.csv`` whenever the checkpoint is."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        interrupt.hold()
+        super()._save_checkpoint(trainer, filepath)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        interrupt.release()
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, module)
+        interrupt.release()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, module, exception)
+        interrupt.release(raise_pending=False)  # the fit is ending on an exception already: do not mask it
+
+
 def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None) -> ModelCheckpoint:
     """Keeps ``out/last.ckpt`` current: rewritten at every epoch end (after its validation), so an
     interrupted run resumes from its last finished epoch. (``save_last=True`` with ``save_top_k=0``
     writes it only when training ends: Lightning saves "last" only after a top-k save.)
     ``on_train_epoch_end=True`` for fits validated every N steps: Lightning would otherwise save
-    after every validation, mid-epoch, where a resume does not repeat the rest of the epoch."""
-    return ModelCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
+    after every validation, mid-epoch, where a resume does not repeat the rest of the epoch.
+    Ctrl-C is held from each save until that epoch's metrics are logged (:class:`_LastCheckpoint`)."""
+    return _LastCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
                            save_on_train_epoch_end=on_train_epoch_end)
 
 

@@ -20,6 +20,7 @@ from src.pipeline.common import (Timer, build_datamodule, build_space, device_of
 from src.pipeline.checks import check_config
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.space import FunctionalSpace
+from src.utils import interrupt
 from src.utils.errors import AutoAttendError, SweepJobFailed, user_error_behind
 from src.utils.io import atomic_write_json
 
@@ -157,6 +158,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     def on_interrupt(signum, frame):
         # Lightning turns a KeyboardInterrupt inside fit into a silent sys.exit(1): remember it
         interrupted.append(signum)
+        if interrupt.defer():  # a checkpoint is ahead of its metrics: raised once they are written
+            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
