@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import torch
 import yaml
 
 from src.space import Architecture, FunctionalSpace
+from tests.conftest import compose_config
 from tests.helpers import cli, cli_interrupted_once, real_data_dir, smoke_search, write_tiny_sst
 
 
@@ -150,6 +154,50 @@ def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(
     for name in ("supernet/DONE", "supernet/metrics.csv", "search/population.jsonl"):
         assert (stopped / name).read_text() == (straight / name).read_text(), name
     assert (straight / "supernet" / "DONE").read_text() == "96\n"
+
+
+def test_a_supernet_interrupted_inside_an_epoch_resumes_there(tiny_data, tmp_path, monkeypatch, caplog):
+    """``supernet.checkpoint_every_min=0``: ``last.ckpt`` is rewritten after every batch but an
+    epoch's last. Ctrl-C before the 22nd step (the sixth of epoch 2: 8 batches an epoch) leaves
+    the checkpoint of step 21; the re-run continues inside epoch 2 with its remaining batches and
+    ends with the steps, ``metrics.csv`` rows (the epoch's mean loss included) and search
+    candidates of a run never interrupted."""
+    from src.lit.modules import SupernetModule
+    from src.pipeline.run import entry, run_search
+
+    def config(run_dir: Path):
+        return compose_config("search", [
+            "+task=sst2", "budget=smoke", "hardware=cpu", "supernet.max_steps=-1", "supernet.epochs=4",
+            "supernet.checkpoint_every_min=0", "retrain.seeds=0", f"paths.data_dir={tiny_data}",
+            f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={run_dir}"])
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    entry(run_search, config(straight))
+    steps_trained, pressed = [], []
+    train_step = SupernetModule.training_step
+
+    def ctrl_c_before_step_22(module, batch, batch_idx):
+        if module.global_step == 21 and not pressed:
+            pressed.append(True)
+            signal.raise_signal(signal.SIGINT)
+        steps_trained.append(module.global_step)
+        return train_step(module, batch, batch_idx)
+
+    monkeypatch.setattr(SupernetModule, "training_step", ctrl_c_before_step_22)
+    with pytest.raises(SystemExit) as exc:
+        entry(run_search, config(stopped))
+    assert exc.value.code == 130 and steps_trained == list(range(21))
+    assert torch.load(stopped / "supernet" / "last.ckpt", weights_only=False)["global_step"] == 21
+    steps_trained.append("resumed")
+    with caplog.at_level(logging.INFO, logger="src"):
+        entry(run_search, config(stopped))
+    assert f"supernet: resuming from {stopped / 'supernet' / 'last.ckpt'} at step 21" in caplog.text
+    assert steps_trained[22:] == list(range(21, 32))  # the rest of epoch 2 (batches 6-8), then epoch 3
+    for name in ("supernet/DONE", "supernet/metrics.csv", "search/population.jsonl"):
+        assert (stopped / name).read_text() == (straight / name).read_text(), name
+    assert (straight / "supernet" / "DONE").read_text() == "32\n"
+    epoch_rows = [row for row in csv.DictReader((straight / "supernet" / "metrics.csv").open()) if row["train/loss_epoch"]]
+    assert [row["epoch"] for row in epoch_rows] == ["0", "1", "2", "3"]
 
 
 def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_one(tiny_data, tmp_path):

@@ -17,14 +17,19 @@ from src.space import Architecture, FunctionalSpace
 
 class TorchRngCheckpoint:
     """Mixin: torch's global RNG (the dropout masks, or the seeds of each step's dropout
-    generators) travels with the checkpoint, so a resumed fit draws what an uninterrupted one would."""
+    generators) travels with the checkpoint, so a resumed fit draws what an uninterrupted one would.
+    The loaded state stays in ``restored_torch_rng_state`` for a resume inside an epoch to apply
+    again (:class:`~src.pipeline.common._LastCheckpoint`)."""
+
+    restored_torch_rng_state: torch.Tensor | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
+            self.restored_torch_rng_state = checkpoint["torch_rng_state"]
+            torch.set_rng_state(self.restored_torch_rng_state)
 
 
 class ArchRngCheckpoint(TorchRngCheckpoint):
@@ -62,6 +67,12 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     file in that folder, see :class:`~src.models.optim.OffloadedMoments`).
 
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
+
+    Logs ``train/loss_step`` (a step's mean loss over its architectures) and, at each epoch end,
+    ``train/loss_epoch`` (their mean over the epoch's steps, weighted by batch size). The module
+    keeps the epoch's running sums itself and they travel with a checkpoint, so a fit resumed
+    inside an epoch logs the epoch's mean an uninterrupted one would (Lightning's own epoch
+    aggregates restart empty).
     """
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
@@ -76,6 +87,7 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
         self.monitor = space.sample_distinct(monitor_archs, random.Random(seed + 1)) if monitor_archs else []
         self.val_acc = torch.nn.ModuleList(
             [MulticlassAccuracy(model.classifier.out_features, average="micro") for _ in self.monitor])
+        self.epoch_loss = {"sum": 0.0, "examples": 0}
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -93,8 +105,26 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
         mean = total / len(archs)
-        self.log("train/loss", mean, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        examples = len(batch["labels"])
+        self.epoch_loss["sum"] += float(mean) * examples
+        self.epoch_loss["examples"] += examples
+        self.log("train/loss_step", mean, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return mean
+
+    def on_train_epoch_start(self) -> None:  # not called when a fit resumes inside the epoch
+        self.epoch_loss = {"sum": 0.0, "examples": 0}
+
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_loss["examples"]:
+            self.log("train/loss_epoch", self.epoch_loss["sum"] / self.epoch_loss["examples"], on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["supernet_epoch_loss"] = dict(self.epoch_loss)
+        super().on_save_checkpoint(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_loss = dict(checkpoint.get("supernet_epoch_loss", {"sum": 0.0, "examples": 0}))
+        super().on_load_checkpoint(checkpoint)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         for arch, metric in zip(self.monitor, self.val_acc):

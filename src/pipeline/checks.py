@@ -116,6 +116,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
             check_int(cfg, f"{s}.{key}", 1)
         check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
         check_int(cfg, f"{s}.monitor_archs", 0)
+        check_float(cfg, f"{s}.checkpoint_every_min", 0, none_ok=True)
         _check_text_training(cfg, s)
         check_int(cfg, "ranking.candidates", 0)
         check_int(cfg, "ranking.seeds", 1)

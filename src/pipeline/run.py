@@ -35,6 +35,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # the supernet resumes inside an epoch through its sampler (pipeline.common._LastCheckpoint)
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def run_search(cfg: DictConfig) -> dict:

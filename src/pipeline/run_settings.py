@@ -27,7 +27,8 @@ SETTINGS_FILE = "run_settings.json"
 # analysis, which adds its own folder and changes nothing else.
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
-              "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "strategy.score_workers",
+              "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
+              "strategy.score_workers",
               "strategy.save_every", "ranking")
 
 

@@ -91,11 +91,17 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     if start is not None:
         log.info("supernet: resuming from %s at step %d", ckpt, start)
     trainer = make_trainer(cfg, run_dir, "supernet", keep_metrics_below=start, max_epochs=s.epochs,
-                           callbacks=[last_checkpoint(out), StopAtStep(s.max_steps)],
+                           callbacks=[last_checkpoint(out, every_s=checkpoint_every_s(s)), StopAtStep(s.max_steps)],
                            enable_checkpointing=True, limit_val_batches=s.limit_val_batches)
     trainer.fit(module, train, val, ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
     return model
+
+
+def checkpoint_every_s(node: DictConfig) -> float | None:
+    """``checkpoint_every_min`` of a supernet node in seconds (null: at epoch ends only)."""
+    minutes = node.get("checkpoint_every_min")
+    return None if minutes is None else 60.0 * float(minutes)
 
 
 def _write_population(path: Path, history: list[tuple[Architecture, float]]) -> None:
