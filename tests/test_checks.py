@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -84,6 +85,26 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     with pytest.raises(AutoAttendError, match="entry: search -> retrain"):
         check_run_settings(tmp_path, run_settings(base, "retrain"))
     assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
+
+
+def test_a_run_started_before_an_option_existed_resumes_with_it_and_keeps_its_value(tmp_path, caplog):
+    """An option added to the code since the run started (absent from the record) does not stop
+    the resume; the record gains its value, so a later re-run with another value is refused. An
+    option removed since (absent from the settings) still stops it."""
+    settings = run_settings(compose_config("search", ["+task=sst2", "budget=smoke"]), "search")
+    old = {k: v for k, v in settings.items() if k != "supernet.lr"}
+    check_run_settings(tmp_path, old)
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "state.json").write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        assert check_run_settings(tmp_path, settings) == ["supernet.lr"]
+    assert "started before these options existed" in caplog.text and "supernet.lr=0.0005" in caplog.text
+    assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == json.loads(json.dumps(settings))
+    assert check_run_settings(tmp_path, settings) == []
+    with pytest.raises(AutoAttendError, match=r"supernet.lr: 0.0005 -> 0.001"):
+        check_run_settings(tmp_path, {**settings, "supernet.lr": 0.001})
+    with pytest.raises(AutoAttendError, match=r"seed: 0 -> \(unset\)"):
+        check_run_settings(tmp_path, {k: v for k, v in settings.items() if k != "seed"})
 
 
 def test_an_unreadable_settings_record_is_named(tmp_path):

@@ -11,6 +11,7 @@ how fast a run goes but not its results.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run_settings.json"
 
@@ -73,12 +76,18 @@ def has_results(run_dir: Path) -> bool:
     return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
 
 
-def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> None:
+def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     """Record ``settings`` for a run directory, or check a re-run against the recorded ones.
 
     Raises :class:`AutoAttendError` naming every differing key (first value -> new value) when
     the directory holds results of other settings. A directory without results gets the new
     record; one with results but no record (written before records existed) is adopted as it is.
+
+    A key the record lacks is an option added to the code since the run started (a run on the
+    paper's protocol spans days): its default must reproduce what the code did before it existed,
+    as every new option's must, so the resume goes on with it and the record gains it, keeping
+    its value from then on. Returns those keys (empty for a fresh record or none added); a key
+    the settings lack (an option removed since) still stops the re-run.
     """
     path = run_dir / SETTINGS_FILE
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
@@ -92,16 +101,21 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> None:
             raise AutoAttendError(f"{path} is unreadable ({exc}); it records the settings this run directory "
                                   "was started with: restore it, or start a new run directory "
                                   "(hydra.run.dir=...)") from None
-        missing = object()
-        differ = [k for k in sorted(set(recorded) | set(settings))
-                  if recorded.get(k, missing) != settings.get(k, missing)]
+        added = sorted(set(settings) - set(recorded))
+        differ = [k for k in sorted(recorded) if k not in settings or recorded[k] != settings[k]]
         if differ:
-            shown = "; ".join(f"{k}: {_show(recorded.get(k, '(unset)'))} -> {_show(settings.get(k, '(unset)'))}"
+            shown = "; ".join(f"{k}: {_show(recorded[k])} -> {_show(settings.get(k, '(unset)'))}"
                               for k in differ[:6])
             more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
             raise AutoAttendError(
                 f"run dir {run_dir} was started with other settings, and resuming would mix their results "
                 f"with these: {shown}{more}. Re-run with the recorded settings ({path}) to resume, or give a "
                 "new hydra.run.dir")
-        return
+        if added:
+            log.warning("run dir %s was started before these options existed; it resumes with their values now, "
+                        "which %s records from here on: %s", run_dir, path.name,
+                        "; ".join(f"{k}={_show(settings[k])}" for k in added))
+            atomic_write_json(path, {**recorded, **{k: settings[k] for k in added}})
+        return added
     atomic_write_json(path, settings)
+    return []
