@@ -1,11 +1,13 @@
 """Ops, attention kernel, padding masks, context-aware sharing and supernet steps."""
 
+import csv
 import math
 import random
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from src.lit.modules import SupernetModule
@@ -223,12 +225,29 @@ def test_used_parameters_are_exactly_those_with_gradients():
     assert with_grad == set(model.used_parameters(arch))
 
 
-def _tiny_loader(n=24, t=9, seed=0):
+def _tiny_loader(n=24, t=9, seed=0, batch_size=None):
     tokens, mask = batch(n, t, seed)
     labels = (tokens[:, 0] % CLASSES).long()
     rows = [{"tokens": tokens[i], "mask": mask[i], "labels": labels[i]} for i in range(n)]
     collate = lambda items: {k: torch.stack([it[k] for it in items]) for k in items[0]}  # noqa: E731
-    return DataLoader(rows, batch_size=n, collate_fn=collate)
+    return DataLoader(rows, batch_size=batch_size or n, collate_fn=collate)
+
+
+def test_supernet_epoch_loss_is_the_batch_weighted_mean_of_its_step_losses(tmp_path):
+    """``train/loss_epoch`` (kept by the module, so that it survives a resume inside an epoch) is
+    each epoch's mean of ``train/loss_step`` weighted by batch size (batches of 10, 10 and 4)."""
+    space = FunctionalSpace(3)
+    module = SupernetModule(supernet(space, "full"), space, archs_per_step=2, lr=0.3, seed=0, monitor_archs=0)
+    trainer = pl.Trainer(max_epochs=2, logger=CSVLogger(str(tmp_path), name="", version=""), log_every_n_steps=1,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, _tiny_loader(batch_size=10))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    for epoch in ("0", "1"):
+        steps = [float(r["train/loss_step"]) for r in rows if r["epoch"] == epoch and r["train/loss_step"]]
+        (logged,) = [float(r["train/loss_epoch"]) for r in rows if r["epoch"] == epoch and r["train/loss_epoch"]]
+        assert len(steps) == 3
+        assert logged == pytest.approx((10 * steps[0] + 10 * steps[1] + 4 * steps[2]) / 24, rel=1e-6)
+        assert logged != pytest.approx(sum(steps) / 3, rel=1e-6)  # the weighting shows
 
 
 def test_supernet_module_step_samples_distinct_archs_and_touches_only_their_weights(tmp_path):
