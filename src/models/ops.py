@@ -372,8 +372,8 @@ class ConvOp(nn.Module):
         # LayerNorm maps a zero vector to its bias, so padded positions are re-zeroed before the
         # kernel reads them as neighbours.
         reach = self.conv.kernel_size[0] // 2
-        plan = packed_plan(mask, reach) if x.shape[-1] >= PACKED_CONV_MIN_DIM and cpu_kernels.use_kernel(x) else None
-        if plan is not None and plan.worthwhile:
+        plan = packed_plan(mask, reach) if cpu_kernels.use_kernel(x) else None
+        if plan is not None and plan.share <= packed_share_limit(x.shape[-1]):
             h = plan.apply(self.conv, masked_layer_norm(self.norm, x, mask))
             rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
             return self.dropout(F.relu(h), rows) if rows is not None else F.relu(h)
@@ -390,14 +390,23 @@ class ConvOp(nn.Module):
         return self.dropout(F.relu(zero_padded(h, mask)), mask=mask)
 
 
-# A convolution is computed over the packed sequences when the packing holds at most this share of
-# the padded batch's rows (training batches padded to their longest sentence; not the scoring
-# buckets, which are already cut to similar lengths), and the model is at least this wide: at
-# D=256 the retrain step of the published SST-5 architecture took 0.295 -> 0.256 s and 0.321 ->
-# 0.246 s (two runs), at D=64 the supernet step did not change beyond noise (the copies in and out
-# cost what the padding did; experiments/bench/packed_conv_ab.py).
+# A convolution is computed over the packed sequences when the packing holds at most a share of the
+# padded batch's rows that depends on the width (training batches padded to their longest example;
+# not the scoring buckets, which are already cut to similar lengths). From D=128 up to 0.7: the
+# retrain step of the published SST-5 architecture (D=256, sentence batches packed to 0.36-0.56)
+# took 0.295 -> 0.256 s and 0.321 -> 0.246 s. Narrower, the copies in and out cost about what the
+# padding did for sentence batches (D=64 supernet step unchanged beyond noise;
+# experiments/bench/packed_conv_ab.py), but phrase batches, the paper's supernet data (packed to
+# 0.10-0.28: 13 % real tokens), ran 5.8 -> 4.7 s a supernet step (1 thread;
+# experiments/bench/packed_phrase_ab.py), hence up to 0.3 there.
 PACKED_CONV_MAX_SHARE = 0.7
-PACKED_CONV_MIN_DIM = 128
+PACKED_CONV_MAX_SHARE_NARROW = 0.3
+PACKED_CONV_WIDE_DIM = 128
+
+
+def packed_share_limit(dim: int) -> float:
+    """The largest packed share of a batch's rows at which width ``dim`` convolves it packed."""
+    return PACKED_CONV_MAX_SHARE if dim >= PACKED_CONV_WIDE_DIM else PACKED_CONV_MAX_SHARE_NARROW
 
 
 class PackedConvPlan:
@@ -407,7 +416,8 @@ class PackedConvPlan:
     rows (and ``reach`` zero rows first), so every real token sees the same neighbours as in the
     padded batch (its sequence's rows, zeros beyond them) while the padding after each sequence is
     not computed. ``src_rows`` / ``src_pos``: flat (B * T) rows copied in and where they go;
-    ``real_rows`` / ``real_pos``: the real tokens' flat rows and packed positions.
+    ``real_rows`` / ``real_pos``: the real tokens' flat rows and packed positions; ``share``: the
+    packed length over B * T.
     """
 
     def __init__(self, mask: torch.Tensor, reach: int):
@@ -423,7 +433,7 @@ class PackedConvPlan:
         self.reach, self.rows = reach, b * t
         self.src_rows, self.src_pos = flat[keep], packed[keep]
         self.real_rows, self.real_pos = flat[mask], packed[mask]
-        self.worthwhile = self.length <= PACKED_CONV_MAX_SHARE * self.rows
+        self.share = self.length / self.rows if self.rows else 1.0
 
     def apply(self, conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
         """``conv`` (same padding) over ``h`` (B, T, D), padded rows zero -> (B, T, D), padded rows

@@ -1,0 +1,76 @@
+"""Time (and profile) one paper-supernet training step on SST-5 phrase batches against sentence batches.
+
+The paper trains its supernet on every labelled phrase of the training trees (318,582 examples,
+2,489 steps an epoch): its batches are 13 % real tokens (mean longest phrase 32 tokens), against
+42 % (46 tokens) for sentence batches, which the ``make bench`` figure uses. Run:
+``.venv/bin/python experiments/bench/profile_phrase_step.py THREADS WORKERS [prof]`` with the real SST
+trees under ``$AUTOATTEND_DATA_DIR`` (default ``../shared/data``). Prints, for each level, the median
+seconds of a step (16 architectures on one batch of 128, forward and backward, no optimizer step)
+over the same 6 batches and architectures after one warm-up, and with ``prof`` torch's profiler table
+of 2 phrase steps (self CPU time).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from src.data.sst import SSTDataModule  # noqa: E402
+from src.models.multi_arch import backward_archs  # noqa: E402
+from src.models.text import TextClassifier  # noqa: E402
+from src.pipeline.common import make_loader  # noqa: E402
+from src.space import FunctionalSpace  # noqa: E402
+
+
+def main() -> None:
+    threads, workers = int(sys.argv[1]), int(sys.argv[2])
+    profile_it = sys.argv[3:] == ["prof"]
+    torch.set_num_threads(threads)
+    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    space = FunctionalSpace(24)
+    model = None
+    for level in ("phrase", "sentence"):
+        dm = SSTDataModule(data, 5, train_level=level, cache_dir="/tmp/profile_phrase_cache", seed=0)
+        dm.prepare_data()
+        dm.setup()
+        if model is None:
+            torch.manual_seed(0)
+            model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+            model.train()
+        batches = list(itertools.islice(make_loader(dm.train_set, 128, True, 0), 7))
+        real = sum(int(b["mask"].sum()) for b in batches) / sum(b["mask"].numel() for b in batches)
+        rng = random.Random(0)
+
+        def step(b) -> None:
+            model.zero_grad(set_to_none=True)
+            backward_archs(model, b["tokens"], b["mask"], b["labels"], space.sample_distinct(16, rng), None, workers)
+
+        step(batches[0])
+        times = []
+        for b in batches[1:]:
+            start = time.perf_counter()
+            step(b)
+            times.append(time.perf_counter() - start)
+        print(f"{level}: {real:.0%} real tokens, longest {statistics.mean(b['mask'].shape[1] for b in batches):.1f} "
+              f"on average; median step {statistics.median(times):.3f} s {[round(t, 3) for t in times]}", flush=True)
+        if profile_it and level == "phrase":
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for b in batches[1:3]:
+                    step(b)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+if __name__ == "__main__":
+    main()
