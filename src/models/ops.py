@@ -397,7 +397,7 @@ class ConvOp(nn.Module):
 # took 0.295 -> 0.256 s and 0.321 -> 0.246 s. Narrower, the copies in and out cost about what the
 # padding did for sentence batches (D=64 supernet step unchanged beyond noise;
 # experiments/bench/packed_conv_ab.py), but phrase batches, the paper's supernet data (packed to
-# 0.10-0.28: 13 % real tokens), ran 5.8 -> 4.7 s a supernet step (1 thread;
+# 0.10-0.28: 13 % real tokens), ran 2.40 -> 1.99 s a supernet step (2 threads, 2 workers;
 # experiments/bench/packed_phrase_ab.py), hence up to 0.3 there.
 PACKED_CONV_MAX_SHARE = 0.7
 PACKED_CONV_MAX_SHARE_NARROW = 0.3
