@@ -15,25 +15,22 @@ the phrase-batch measurement, it packs only batches packed to at most 0.3 of the
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from src.data.sst import SSTDataModule  # noqa: E402
+from sst5_setup import paper_supernet, sst5  # noqa: E402
 from src.models import mask_cache, ops  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402
 from src.pipeline.common import make_loader, resolve_arch  # noqa: E402
-from src.space import FunctionalSpace  # noqa: E402
 
 SHARES = (0.7, 0.0)
 
@@ -46,10 +43,7 @@ def set_share(share: float) -> None:
 
 def main() -> None:
     torch.set_num_threads(2)
-    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-    dm = SSTDataModule(data, 5, train_level="sentence", cache_dir="/tmp/packed_conv_ab_cache", seed=0)
-    dm.prepare_data()
-    dm.setup()
+    dm = sst5("sentence", "/tmp/packed_conv_ab_cache")
     batches = [b for _, b in zip(range(6), make_loader(dm.train_set, 128, True, 0))]
     real = float(torch.cat([b["mask"].float().mean(1) for b in batches]).mean())
     print(f"torch {torch.__version__}, 2 threads; real tokens are {real:.0%} of the padded batches")
@@ -78,9 +72,7 @@ def main() -> None:
         print(f"retrain step, share {share}: median {statistics.median(times[share]):.3f} s",
               [round(t, 3) for t in times[share]])
 
-    space = FunctionalSpace(24)
-    torch.manual_seed(0)
-    model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+    model, space = paper_supernet(dm)
     sopt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / 16)
     model.train()
     b = batches[0]

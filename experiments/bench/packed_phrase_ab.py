@@ -16,24 +16,20 @@ seconds a step of every round and the medians.
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from src.data.sst import SSTDataModule  # noqa: E402
+from sst5_setup import paper_supernet, sst5  # noqa: E402
 from src.models import mask_cache, ops  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
-from src.models.text import TextClassifier  # noqa: E402
 from src.pipeline.common import make_loader  # noqa: E402
-from src.space import FunctionalSpace  # noqa: E402
 
 SHARES = {"packed": 0.3, "padded": 0.0}
 
@@ -41,13 +37,9 @@ SHARES = {"packed": 0.3, "padded": 0.0}
 def main() -> None:
     threads, workers = int(sys.argv[1]), int(sys.argv[2])
     torch.set_num_threads(threads)
-    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-    dm = SSTDataModule(data, 5, train_level="phrase", cache_dir="/tmp/packed_phrase_ab_cache", seed=0)
-    dm.prepare_data()
-    dm.setup()
-    space = FunctionalSpace(24)
-    torch.manual_seed(0)
-    model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full").train()
+    dm = sst5("phrase", "/tmp/packed_phrase_ab_cache")
+    model, space = paper_supernet(dm)
+    model.train()
     batches = list(itertools.islice(make_loader(dm.train_set, 128, True, 0), 5))
     archs = [space.sample_distinct(16, random.Random(i)) for i in range(len(batches))]
     shares = [ops.PackedConvPlan(b["mask"], 1).share for b in batches]

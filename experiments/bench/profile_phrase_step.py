@@ -13,39 +13,30 @@ of 2 phrase steps (self CPU time).
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from src.data.sst import SSTDataModule  # noqa: E402
+from sst5_setup import paper_supernet, print_profile, sst5  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
-from src.models.text import TextClassifier  # noqa: E402
 from src.pipeline.common import make_loader  # noqa: E402
-from src.space import FunctionalSpace  # noqa: E402
 
 
 def main() -> None:
     threads, workers = int(sys.argv[1]), int(sys.argv[2])
     profile_it = sys.argv[3:] == ["prof"]
     torch.set_num_threads(threads)
-    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-    space = FunctionalSpace(24)
-    model = None
+    model = space = None
     for level in ("phrase", "sentence"):
-        dm = SSTDataModule(data, 5, train_level=level, cache_dir="/tmp/profile_phrase_cache", seed=0)
-        dm.prepare_data()
-        dm.setup()
+        dm = sst5(level, "/tmp/profile_phrase_cache")
         if model is None:
-            torch.manual_seed(0)
-            model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+            model, space = paper_supernet(dm)
             model.train()
         batches = list(itertools.islice(make_loader(dm.train_set, 128, True, 0), 7))
         real = sum(int(b["mask"].sum()) for b in batches) / sum(b["mask"].numel() for b in batches)
@@ -64,12 +55,7 @@ def main() -> None:
         print(f"{level}: {real:.0%} real tokens, longest {statistics.mean(b['mask'].shape[1] for b in batches):.1f} "
               f"on average; median step {statistics.median(times):.3f} s {[round(t, 3) for t in times]}", flush=True)
         if profile_it and level == "phrase":
-            from torch.profiler import ProfilerActivity, profile
-
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                for b in batches[1:3]:
-                    step(b)
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+            print_profile(lambda: [step(b) for b in batches[1:3]], 25)
 
 
 if __name__ == "__main__":

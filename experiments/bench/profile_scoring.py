@@ -9,35 +9,26 @@ warm-up candidate), whose last line is the total CPU time.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from src.data.sst import SSTDataModule  # noqa: E402
+from sst5_setup import paper_supernet, print_profile, sst5  # noqa: E402
 from src.estimator import SupernetEstimator  # noqa: E402
-from src.models.text import TextClassifier  # noqa: E402
 from src.pipeline.common import make_loader  # noqa: E402
-from src.space import FunctionalSpace  # noqa: E402
 
 
 def main() -> None:
     threads, workers, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(threads)
-    data = os.environ.get("AUTOATTEND_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-    dm = SSTDataModule(data, 5, train_level="sentence", cache_dir="/tmp/profile_scoring_cache", seed=0)
-    dm.prepare_data()
-    dm.setup()
-    space = FunctionalSpace(24)
-    torch.manual_seed(0)
-    model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
+    dm = sst5("sentence", "/tmp/profile_scoring_cache")
+    model, space = paper_supernet(dm)
     estimator = SupernetEstimator(model, make_loader(dm.val_set, 1024, False, 0), "cpu", bucket_size=128,
                                   workers=workers)
     model.eval()
@@ -51,12 +42,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         print(f"median {statistics.median(times):.3f} s per candidate", [round(t, 3) for t in times])
         return
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for arch in candidates[1:6]:
-            estimator(arch)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+    print_profile(lambda: [estimator(arch) for arch in candidates[1:6]], 30)
 
 
 if __name__ == "__main__":
