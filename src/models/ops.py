@@ -372,7 +372,10 @@ class ConvOp(nn.Module):
         # LayerNorm maps a zero vector to its bias, so padded positions are re-zeroed before the
         # kernel reads them as neighbours.
         reach = self.conv.kernel_size[0] // 2
-        plan = packed_plan(mask, reach) if cpu_kernels.use_kernel(x) else None
+        # narrow widths pack only training batches: scoring buckets are cut to similar lengths, so
+        # building their plan (once per bucket and candidate, inference masks are not cached) is waste
+        packable = cpu_kernels.use_kernel(x) and (self.training or x.shape[-1] >= PACKED_CONV_WIDE_DIM)
+        plan = packed_plan(mask, reach) if packable else None
         if plan is not None and plan.share <= packed_share_limit(x.shape[-1]):
             h = plan.apply(self.conv, masked_layer_norm(self.norm, x, mask))
             rows = real_rows(mask) if self.training and self.dropout.p > 0 else None
