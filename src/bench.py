@@ -51,7 +51,8 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
-from src.pipeline.common import device_of, make_loader, resolve_arch, run_dir_of
+from src.pipeline.common import device_of, make_loader
+from src.pipeline.config import resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils import allocator
 from src.utils.cpu import cpu_facts, describe

@@ -30,9 +30,6 @@ from src.utils.errors import AutoAttendError
 
 log = logging.getLogger("src.bench")
 
-GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb",
-             "sgc")
-
 
 def _reset_peak_rss() -> bool:
     """Reset the process's resident-memory high-water mark (Linux >= 4.0); False where impossible."""
@@ -70,7 +67,7 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
     from src.estimator import SupernetEstimator
     from src.lit.graph_modules import graph_score_batch, node_loss
     from src.models.graph import GraphNet
-    from src.space import FunctionalSpace
+    from src.space import GRAPH_OPS, FunctionalSpace
 
     reps, warmup = max(5, int(reps)), max(1, int(warmup))
     empty = {"graph_supernet_step_s": None, "graph_candidate_score_s": None, "graph_supernet_peak_rss_mb": None}

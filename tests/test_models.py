@@ -778,7 +778,7 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, momen
 
 def test_layers_that_cannot_reach_the_output_are_skipped_without_changing_anything(monkeypatch):
     from src.models import encoder as encoder_mod
-    from src.pipeline.common import resolve_arch
+    from src.pipeline.config import resolve_arch
 
     arch = resolve_arch("published_sst5")  # no priors: layer 21 adds two zero ops, so 0 and 3-20 are dead
     live = encoder_mod.live_layers(arch)

@@ -30,7 +30,8 @@ from sst5_setup import paper_supernet, sst5  # noqa: E402
 from src.models import mask_cache, ops  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402
-from src.pipeline.common import make_loader, resolve_arch  # noqa: E402
+from src.pipeline.common import make_loader  # noqa: E402
+from src.pipeline.config import resolve_arch  # noqa: E402
 
 SHARES = (0.7, 0.0)
 

@@ -11,12 +11,12 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from src.choices import EMBEDDING_SOURCES
 from src.data.text import PAD, UNK
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger("src.data")
 
-EMBEDDING_SOURCES = ("auto", "kumo", "random")
 # Dimension of random vectors when no pretrained ones are used: the paper's GloVe 840B is 300-d.
 RANDOM_DIM = 300
 # OOV range used by the AutoAttend authors (after Kim, 2014).

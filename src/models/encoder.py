@@ -23,9 +23,8 @@ from src.models import cpu_kernels
 from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, attention_pair_count, build_op,
                             fused_attention, grouped_attention, masked_attention, masked_layer_norm, real_rows,
                             replay_dropout_contexts)
-from src.space import Architecture, Context, FunctionalSpace, arch_contexts
+from src.space import SHARING_MODES, Architecture, Context, FunctionalSpace, arch_contexts
 
-SHARING_MODES = ("full", "source", "target", "none")
 CHILD = "child"
 
 

@@ -52,17 +52,15 @@ from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
 from src.models.ops import fast_dropout
-from src.space import Architecture, FunctionalSpace, arch_contexts
+from src.choices import READOUTS
+from src.space import GRAPH_OPS, Architecture, FunctionalSpace, arch_contexts
 from src.utils.errors import AutoAttendError
 
-GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma",
-             "cheb", "sgc")
 # ops that multiply the features by a weight before any message passing: they take sparse F-wide input
 LINEAR_FIRST = ("gcn", "gat1", "gat2", "gat4", "gat8", "gat16", "linear")
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}
-READOUTS = ("linear", "last")
+    "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}  # keys: choices.GRAPH_ACTIVATIONS
 
 
 def any_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -23,9 +23,9 @@ from typing import Iterable
 
 import torch
 
+from src.choices import OPTIMIZER_STATES
 from src.utils.errors import AutoAttendError
 
-STATE_DTYPES = ("float32", "bfloat16")
 
 # Moments are expanded to float32 a chunk of parameters at a time, so the update's temporaries
 # stay small next to the state it saves.
@@ -313,9 +313,9 @@ def _chunks(params: list[torch.Tensor], numel: int) -> Iterable[list[torch.Tenso
 
 
 def check_state_dtype(state_dtype: str, key: str = "supernet.optimizer_state") -> str:
-    """``state_dtype`` if it is one of :data:`STATE_DTYPES`, else an :class:`AutoAttendError` naming ``key``."""
-    if state_dtype not in STATE_DTYPES:
-        raise AutoAttendError(f"{key}: expected one of {', '.join(STATE_DTYPES)}, got {state_dtype!r}")
+    """``state_dtype`` if it is one of :data:`OPTIMIZER_STATES`, else an :class:`AutoAttendError` naming ``key``."""
+    if state_dtype not in OPTIMIZER_STATES:
+        raise AutoAttendError(f"{key}: expected one of {', '.join(OPTIMIZER_STATES)}, got {state_dtype!r}")
     return state_dtype
 
 

@@ -7,23 +7,16 @@ with the key and what was expected, not as a traceback after the data has loaded
 
 from __future__ import annotations
 
-import typing
 from typing import Any, Sequence
 
-from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.data.embeddings import EMBEDDING_SOURCES
-from src.models.encoder import SHARING_MODES
-from src.models.graph import ACTIVATIONS, GRAPH_OPS, READOUTS
-from src.space import TEXT_OPS
+from src.choices import EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, OPTIMIZER_STATES, PRECISIONS, READOUTS
+from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
 
 _ABSENT = object()
-# Lightning's accepted precision values (the integers 64/32/16 are accepted as their strings)
-PRECISIONS = tuple(dict.fromkeys(str(v) for literal in typing.get_args(_PRECISION_INPUT)
-                                 for v in typing.get_args(literal) if isinstance(v, str)))
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
@@ -65,6 +58,13 @@ def check_choice(cfg: DictConfig, key: str, choices: Sequence[Any], none_ok: boo
     if value is _ABSENT or (value is None and none_ok) or value in choices:
         return
     _fail(key, "one of " + ", ".join(map(str, choices)) + (" or null" if none_ok else ""), value)
+
+
+def check_bool(cfg: DictConfig, key: str) -> None:
+    """``key`` is true or false; absent keys pass."""
+    value = _get(cfg, key)
+    if value is not _ABSENT and not isinstance(value, bool):
+        _fail(key, "true or false", value)
 
 
 def check_subset(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
@@ -117,6 +117,8 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
         check_int(cfg, f"{s}.monitor_archs", 0)
         check_float(cfg, f"{s}.checkpoint_every_min", 0, none_ok=True)
+        check_choice(cfg, f"{s}.optimizer_state", OPTIMIZER_STATES)
+        check_bool(cfg, f"{s}.optimizer_offload")
         _check_text_training(cfg, s)
         check_int(cfg, "ranking.candidates", 0)
         check_int(cfg, "ranking.seeds", 1)
@@ -142,6 +144,7 @@ def _check_text_training(cfg: DictConfig, node: str) -> None:
     check_float(cfg, f"{node}.lr", 0, low_open=True)
     check_float(cfg, f"{node}.weight_decay", 0)
     check_float(cfg, f"{node}.clip", 0, low_open=True, none_ok=True)
+    check_bool(cfg, f"{node}.recompute")
     for key in ("dropout", "attn_dropout"):
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
     _check_heads(cfg, node, "dim")
@@ -155,7 +158,7 @@ def _check_graph_model(cfg: DictConfig, node: str) -> None:
     check_float(cfg, f"{node}.weight_decay", 0)
     for key in ("dropout", "attn_dropout"):
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
-    check_choice(cfg, f"{node}.act", sorted(ACTIVATIONS))
+    check_choice(cfg, f"{node}.act", sorted(GRAPH_ACTIVATIONS))
 
 
 def check_graph_child(cfg: DictConfig, node: str) -> None:

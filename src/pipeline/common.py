@@ -1,4 +1,5 @@
-"""Pieces the search and retrain pipelines share: config -> space, data, trainer, architecture."""
+"""Pieces the search and retrain pipelines share: hardware, data, loaders, trainer, checkpoints
+(the torch-free ones, from the config alone, are in :mod:`src.pipeline.config`)."""
 
 from __future__ import annotations
 
@@ -16,34 +17,20 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Subset
 
 from src.data.sampling import EpochShuffleSampler
 from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
-from src.space import Architecture, FunctionalSpace
 from src.models import cpu_kernels
+from src.pipeline.config import task_family
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
-
-
-def require_task(cfg: DictConfig) -> None:
-    """Fail with the list of tasks when no ``+task=...`` was given."""
-    if "task" not in cfg or cfg.task is None:
-        tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
-        raise AutoAttendError(f"no task selected: add +task=<name> to the command (available: {', '.join(tasks)})")
-
-
-def task_family(cfg: DictConfig) -> str:
-    """``text`` (the default) or ``graph``, from the task's ``family`` key."""
-    return str(cfg.task.get("family", "text"))
 
 
 def setup_hardware(cfg: DictConfig) -> None:
@@ -77,11 +64,6 @@ def device_of(cfg: DictConfig) -> torch.device:
             raise AutoAttendError("hardware=gpu but torch sees no CUDA device (use hardware=cpu or hardware=auto)")
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def build_space(space_cfg: DictConfig) -> FunctionalSpace:
-    return FunctionalSpace(num_layers=int(space_cfg.num_layers), ops=tuple(space_cfg.ops),
-                           priors=bool(space_cfg.priors), kinds=tuple(space_cfg.kinds))
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -380,53 +362,6 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
     epoch's metrics are logged."""
     return _LastCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
-
-
-def resolve_arch(spec: str) -> Architecture:
-    """An architecture from a file path or a built-in name (``src/space/archs/<name>.yaml``)."""
-    if spec is None:
-        raise AutoAttendError("no architecture given: add arch=<name or path> (built-ins: "
-                              + ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))) + ")")
-    path = Path(str(spec)).expanduser()
-    if path.is_file():
-        return Architecture.load(path)
-    builtin = ARCH_DIR / f"{spec}.yaml"
-    if builtin.is_file():
-        return Architecture.load(builtin)
-    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
-    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name (built-ins: {names})")
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The Hydra run directory (Hydra 1.3 does not chdir, so everything is written under it)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
-
-
-class Timer:
-    """Wall-clock seconds per named stage, for the run summary."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = round(time.perf_counter() - self.t0, 1)
-
-        return _Stage()
-
-
-def config_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
 
 
 def env_summary() -> dict:

@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
-from src.pipeline.common import (ARCH_DIR, StopAtStep, device_of, last_checkpoint, make_trainer, read_checkpoint,
-                                 resolve_arch, resume_step)
+from src.pipeline.common import StopAtStep, device_of, last_checkpoint, make_trainer, read_checkpoint, resume_step
+from src.pipeline.config import ARCH_DIR, resolve_arch, retrain_space
 from src.pipeline.checks import check_arch_hparams
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
@@ -46,19 +46,6 @@ SELECTION_RULE = ("test score at the evaluation with the highest validation scor
                   "graph.retrain.eval_every epochs")
 CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "act", "readout", "stem", "sgc_k", "lr", "weight_decay",
               "epochs")
-
-
-def build_space(cfg: DictConfig) -> FunctionalSpace:
-    """The graph search space of ``graph.space``."""
-    s = cfg.graph.space
-    return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
-                           kinds=tuple(s.kinds))
-
-
-def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
-    """What a retrained architecture must lie in: the graph ops, any sources (priors only shape the search)."""
-    s = cfg.graph.space
-    return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
 
 
 def _score_name(dm) -> str:

@@ -1,4 +1,9 @@
-"""Whole runs: ``search`` (supernet -> evolution -> retrain) and ``retrain`` (a given architecture)."""
+"""Whole runs: ``search`` (supernet -> evolution -> retrain) and ``retrain`` (a given architecture).
+
+This module and what it imports at the top are free of torch, Lightning and PyG: Hydra's own
+config errors, and the checks each run starts with (:func:`_start`), are reported within about a
+second; the stages are imported once the config has passed (about 10 s on two cores).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline import graph_stages, ranking, stages
-from src.pipeline.common import (Timer, build_datamodule, build_space, device_of, env_summary, require_task,
-                                 resolve_arch, run_dir_of, setup_hardware, task_family)
 from src.pipeline.checks import check_config
+from src.pipeline.config import Timer, require_task, resolve_arch, retrain_space, run_dir_of, search_space, task_family
 from src.pipeline.run_settings import check_run_settings, run_settings
-from src.space import FunctionalSpace
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, SweepJobFailed, user_error_behind
 from src.utils.io import atomic_write_json
@@ -47,9 +49,13 @@ def run_search(cfg: DictConfig) -> dict:
     """
     run_dir, timer = _start(cfg, "search")
     graph = task_family(cfg) == "graph"
-    st = graph_stages if graph else stages
-    space = graph_stages.build_space(cfg) if graph else build_space(cfg.space)
+    space = search_space(cfg)
     check_run_settings(run_dir, run_settings(cfg, "search"))
+    _setup_hardware(cfg)
+    from src.pipeline import graph_stages, ranking, stages
+    from src.pipeline.common import build_datamodule, env_summary
+
+    st = graph_stages if graph else stages
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
     with timer("data"):
         dm = build_datamodule(cfg)
@@ -96,12 +102,14 @@ def run_retrain(cfg: DictConfig) -> dict:
     arch = resolve_arch(cfg.arch)
     graph = task_family(cfg) == "graph"
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
-    space = graph_stages.retrain_space(cfg, len(arch)) if graph else FunctionalSpace(
-        len(arch), ops=tuple(cfg.space.ops), priors=False, kinds=tuple(cfg.space.kinds))
     try:
-        space.validate(arch)
+        retrain_space(cfg, len(arch)).validate(arch)
     except AutoAttendError as exc:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
+    _setup_hardware(cfg)
+    from src.pipeline import graph_stages, stages
+    from src.pipeline.common import build_datamodule, env_summary
+
     hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name) if graph else None
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
@@ -120,12 +128,19 @@ def run_retrain(cfg: DictConfig) -> dict:
 
 
 def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
-    """Check the config for ``entry_point`` and set up the hardware; the run dir and a fresh timer."""
+    """Check the task and the config values for ``entry_point`` (no torch yet); the run dir and a
+    fresh timer."""
     require_task(cfg)
     check_config(cfg, entry_point)
+    return run_dir_of(cfg), Timer()
+
+
+def _setup_hardware(cfg: DictConfig) -> None:
+    """Threads, kernels and allocator from ``hardware``; the first import of torch and Lightning."""
+    from src.pipeline.common import device_of, setup_hardware
+
     device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
     setup_hardware(cfg)
-    return run_dir_of(cfg), Timer()
 
 
 def _retrain_summary(results: dict) -> dict:

@@ -15,6 +15,11 @@ from src.space.architecture import LAYER_KINDS, Architecture, Layer
 from src.utils.errors import InvalidArchitectureError
 
 TEXT_OPS = ("zero", "identity", "conv1", "conv3", "maxpool3", "gru")
+# zero, identity, GCN, GraphSAGE-mean, GAT with 1/2/4/8/16 heads, linear, ARMA, Chebyshev (K=2), SGC
+GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma",
+             "cheb", "sgc")
+# context-aware parameter sharing: what of a Context keys an op's module (src.models.encoder.sharing_key)
+SHARING_MODES = ("full", "source", "target", "none")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from src.estimator import SupernetEstimator  # noqa: E402
 from src.lit.graph_modules import graph_score_batch  # noqa: E402
 from src.pipeline import graph_stages  # noqa: E402
 from src.pipeline.common import build_datamodule  # noqa: E402
+from src.pipeline.config import search_space  # noqa: E402
 from src.space import Architecture  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def load_run(run: Path, overrides: list[str]):
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
-    space = graph_stages.build_space(cfg)
+    space = search_space(cfg)
     model = graph_stages.train_supernet(cfg, dm, space, run)
     model.eval()
     return cfg, dm, space, model

@@ -1,0 +1,88 @@
+"""What a run needs from its config before any heavy import: the task, the space, the architecture,
+the run directory.
+
+Nothing here imports torch or Lightning, so the entry points check a config (this, and
+:mod:`src.pipeline.checks`) in a fraction of a second and load the rest only for a valid run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from src.space import Architecture, FunctionalSpace
+from src.utils.errors import AutoAttendError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
+
+
+def require_task(cfg: DictConfig) -> None:
+    """Fail with the list of tasks when no ``+task=...`` was given."""
+    if "task" not in cfg or cfg.task is None:
+        tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+        raise AutoAttendError(f"no task selected: add +task=<name> to the command (available: {', '.join(tasks)})")
+
+
+def task_family(cfg: DictConfig) -> str:
+    """``text`` (the default) or ``graph``, from the task's ``family`` key."""
+    return str(cfg.task.get("family", "text"))
+
+
+def search_space(cfg: DictConfig) -> FunctionalSpace:
+    """The task's search space: ``space`` for text, ``graph.space`` for graph tasks."""
+    s = cfg.graph.space if task_family(cfg) == "graph" else cfg.space
+    return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
+                           kinds=tuple(s.kinds))
+
+
+def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
+    """What a retrained architecture must lie in: the task's ops and kinds, any sources (the priors
+    only shape the search)."""
+    s = cfg.graph.space if task_family(cfg) == "graph" else cfg.space
+    return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
+
+
+def resolve_arch(spec: str) -> Architecture:
+    """An architecture from a file path or a built-in name (``src/space/archs/<name>.yaml``)."""
+    if spec is None:
+        raise AutoAttendError("no architecture given: add arch=<name or path> (built-ins: "
+                              + ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))) + ")")
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        return Architecture.load(path)
+    builtin = ARCH_DIR / f"{spec}.yaml"
+    if builtin.is_file():
+        return Architecture.load(builtin)
+    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
+    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name (built-ins: {names})")
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The Hydra run directory (Hydra 1.3 does not chdir, so everything is written under it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+class Timer:
+    """Wall-clock seconds per named stage, for the run summary."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = round(time.perf_counter() - self.t0, 1)
+
+        return _Stage()
