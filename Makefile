@@ -29,7 +29,7 @@ help:
 	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
-	@echo "make test        fast tests (about 10-12 min on 2 cores)"
+	@echo "make test        fast tests, in parallel processes (about 7-8 min on 2 cores; TEST_WORKERS=0: one process)"
 	@echo "make test-full   every test, also any marked slow (none at present)"
 
 $(PY): requirements/cpu.txt pyproject.toml
@@ -59,11 +59,17 @@ experiments:
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)
 
+# tests run in parallel processes (pytest-xdist): one per core, at most TEST_WORKERS_MAX (each
+# holds torch and may start a command-line run of ~1 GB); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS     ?= auto
+TEST_WORKERS_MAX ?= 4
+PYTEST = $(PY) -m pytest -q -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--maxprocesses $(TEST_WORKERS_MAX))
+
 test: $(PY)
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-full: $(PY)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 clean:
 	rm -rf outputs multirun .cache .pytest_cache
