@@ -190,8 +190,9 @@ def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tm
 
 
 def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, tmp_path):
-    """``graph.retrain.workers=2`` trains the seeds in two spawned processes: per-seed results
-    (history included) are those of training them one after the other in this process."""
+    """``graph.retrain.workers=2`` trains the HPO trials and the seeds in two spawned processes:
+    per-trial and per-seed results (history included) are those of training them one after the
+    other in this process."""
     from omegaconf import open_dict
 
     from src.data.planetoid import PlanetoidDataModule
@@ -206,7 +207,7 @@ def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, t
     for workers in (1, 2):
         cfg = compose_config("search", ["+task=cora", "budget=smoke", "hardware=cpu",
                                         f"graph.retrain.workers={workers}", "graph.retrain.seeds=3",
-                                        "graph.hpo.trials=0"])
+                                        "graph.hpo.trials=3"])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"out{workers}")
         results[workers] = retrain(cfg, arch, dm, tmp_path / f"run{workers}")
@@ -214,6 +215,9 @@ def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, t
             assert (tmp_path / f"run{workers}" / "retrain" / f"seed_{seed}.json").exists()
     assert results[1]["per_seed"] == results[2]["per_seed"]
     assert results[1]["test_acc_mean"] == results[2]["test_acc_mean"]
+    assert results[1]["hpo_trials"] == results[2]["hpo_trials"] and len(results[1]["hpo_trials"]) == 3
+    assert [t["trial"] for t in results[1]["hpo_trials"]] == [0, 1, 2]
+    assert len({json.dumps(t["hparams"], sort_keys=True) for t in results[1]["hpo_trials"]}) > 1
     histories = [json.loads((tmp_path / f"run{w}" / "retrain" / "seed_1.json").read_text())["history"] for w in (1, 2)]
     assert histories[0] == histories[1] and len(histories[0]) > 1
     assert len({s["val_acc"] for s in results[1]["per_seed"]} | {s["test_acc"] for s in results[1]["per_seed"]}) > 1

@@ -240,7 +240,9 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     """Random search over ``graph.hpo.space`` on the validation split (trial 0: the defaults).
 
     Each trial trains one seed (``seed + 1000 + trial``, never a reported seed) and is scored by
-    its best validation score; the best trial's settings (earliest on ties) are returned.
+    its best validation score; the best trial's settings (earliest on ties) are returned. Trials
+    train side by side like the seeds (:func:`fit_children`; the same results as one after the
+    other) and ``hpo.json`` is rewritten as each finishes, in order, so a re-run keeps them.
     """
     h = cfg.graph.hpo
     base = _child_settings(cfg, None)
@@ -250,12 +252,14 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     grid = OmegaConf.to_container(h.space, resolve=True)
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
     trials = list(done[:len(settings)])
-    for t in range(len(trials), len(settings)):
-        module = fit_child(cfg, arch, dm, settings[t], cfg.seed + 1000 + t, out / "hpo", f"trial_{t}")
-        best = module.selected()
-        trials.append({"trial": t, "hparams": settings[t], "val_acc": best["val_acc"], "step": best["step"]})
-        atomic_write_json(path, {"trials": trials})
-        log.info("hpo: trial %d %s -> val %.4f", t, {k: settings[t][k] for k in grid}, best["val_acc"])
+    todo = range(len(trials), len(settings))
+    jobs = [(arch, settings[t], cfg.seed + 1000 + t, out / "hpo", f"trial_{t}") for t in todo]
+    with closing(fit_children(cfg, dm, jobs)) as fitted:
+        for t, child in zip(todo, fitted):
+            best = child["selected"]
+            trials.append({"trial": t, "hparams": settings[t], "val_acc": best["val_acc"], "step": best["step"]})
+            atomic_write_json(path, {"trials": trials})
+            log.info("hpo: trial %d %s -> val %.4f", t, {k: settings[t][k] for k in grid}, best["val_acc"])
     chosen = max(trials, key=lambda tr: (tr["val_acc"], -tr["trial"]))
     atomic_write_json(path, {"trials": trials, "chosen": chosen})
     return chosen["hparams"], trials
