@@ -50,9 +50,9 @@ from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePass
 from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
+from src.choices import READOUTS
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
 from src.models.ops import fast_dropout
-from src.choices import READOUTS
 from src.space import GRAPH_OPS, Architecture, FunctionalSpace, arch_contexts
 from src.utils.errors import AutoAttendError
 
