@@ -31,9 +31,14 @@ def task_family(cfg: DictConfig) -> str:
     return str(cfg.task.get("family", "text"))
 
 
+def _space_node(cfg: DictConfig) -> DictConfig:
+    """The config node describing the task's space: ``space`` for text, ``graph.space`` for graphs."""
+    return cfg.graph.space if task_family(cfg) == "graph" else cfg.space
+
+
 def search_space(cfg: DictConfig) -> FunctionalSpace:
-    """The task's search space: ``space`` for text, ``graph.space`` for graph tasks."""
-    s = cfg.graph.space if task_family(cfg) == "graph" else cfg.space
+    """The task's search space."""
+    s = _space_node(cfg)
     return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
                            kinds=tuple(s.kinds))
 
@@ -41,7 +46,7 @@ def search_space(cfg: DictConfig) -> FunctionalSpace:
 def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
     """What a retrained architecture must lie in: the task's ops and kinds, any sources (the priors
     only shape the search)."""
-    s = cfg.graph.space if task_family(cfg) == "graph" else cfg.space
+    s = _space_node(cfg)
     return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
 
 
