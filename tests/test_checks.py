@@ -42,6 +42,7 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("supernet.archs_per_step=0", "supernet.archs_per_step: expected an integer >= 1, got 0"),
     ("supernet.max_steps=0", "supernet.max_steps: expected an integer >= 1 or -1, got 0"),
     ("supernet.checkpoint_every_min=-1", "supernet.checkpoint_every_min: expected a number in [0, inf) or null, got -1"),
+    ("retrain.checkpoint_every_min=soon", "retrain.checkpoint_every_min: expected a number in [0, inf) or null, got 'soon'"),
     ("strategy.population=0", "strategy.population: expected an integer >= 1, got 0"),
     ("strategy.topk=0", "strategy.topk: expected an integer >= 1, got 0"),
     ("strategy.mutation_rate=1.5", "strategy.mutation_rate: expected a number in [0, 1], got 1.5"),

@@ -200,26 +200,35 @@ def test_a_supernet_interrupted_inside_an_epoch_resumes_there(tiny_data, tmp_pat
     assert [row["epoch"] for row in epoch_rows] == ["0", "1", "2", "3"]
 
 
-def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_one(tiny_data, tmp_path):
-    """Ctrl-C during a retrain seed, after its first epoch: the re-run continues from that epoch's
-    checkpoint and ends with the same evaluations and metrics as a seed never interrupted (same
-    batches and dropout masks); ``retrain.max_steps`` that ends the third epoch early still stops
-    at that step, which is evaluated too, and the finished seed leaves no checkpoint behind."""
+@pytest.mark.parametrize("every_min", ["null", "0"])
+def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_one(tiny_data, tmp_path, every_min):
+    """Ctrl-C during a retrain seed once its checkpoint exists: after the first epoch
+    (``retrain.checkpoint_every_min=null``) or, with ``0``, after the first evaluation, inside the
+    first epoch. The re-run continues from that checkpoint and ends with the same evaluations and
+    metrics (the epochs' mean losses included) as a seed never interrupted (same batches and dropout
+    masks); ``retrain.max_steps`` that ends the third epoch early still stops at that step, which
+    is evaluated too, and the finished seed leaves no checkpoint behind."""
     args = ("+task=sst5", "arch=published_sst5", "budget=smoke", "hardware=cpu", "retrain.seeds=1",
             "retrain.epochs=3", "retrain.max_steps=23", "retrain.eval_every=4")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
     ckpt = stopped / "retrain" / "seed_0" / "last.ckpt"
+    args = (*args, f"retrain.checkpoint_every_min={every_min}")
     proc = cli_interrupted_once(ckpt, "src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     assert proc.returncode == 130, proc.stderr[-3000:]
-    assert ckpt.exists() and not (stopped / "retrain" / "seed_0.json").exists()
+    assert not (stopped / "retrain" / "seed_0.json").exists()
+    stopped_at = torch.load(ckpt, weights_only=False)["global_step"]
+    # 10 batches an epoch, an evaluation every 4 steps; the Ctrl-C comes once the first save exists
+    assert stopped_at == 10 if every_min == "null" else stopped_at in (4, 8)
     proc = cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "retrain seed 0: resuming from" in proc.stdout + proc.stderr
+    assert f"retrain seed 0: resuming from {ckpt} at step {stopped_at}" in proc.stdout + proc.stderr
     for name in ("retrain/seed_0.json", "retrain/seed_0/metrics.csv", "retrain/results.json"):
         assert (stopped / name).read_text() == (straight / name).read_text(), name
     steps = [h["step"] for h in json.loads((straight / "retrain" / "seed_0.json").read_text())["history"]]
     assert steps == [4, 8, 12, 16, 20, 23]  # 10 batches an epoch: stopped in the third, at step 23
+    rows = list(csv.DictReader((straight / "retrain" / "seed_0" / "metrics.csv").open()))
+    assert [row["epoch"] for row in rows if row["train/loss_epoch"]] == ["0", "1", "2"]
     assert not ckpt.exists() and not (straight / "retrain" / "seed_0" / "last.ckpt").exists()
 
 

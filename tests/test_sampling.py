@@ -57,3 +57,17 @@ def test_checkpoints_inside_an_epoch_skip_its_last_batch(tmp_path, every_s, save
     trainer.fit(model, loader, DataLoader(RandomDataset(32, 4), batch_size=4))
     assert model.saved_at == saved_at
     assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 8
+
+
+@pytest.mark.parametrize("every_s, saved_at", [(None, [4, 8]), (0.0, [3, 4, 6, 8])])
+def test_fits_validated_every_n_steps_save_inside_an_epoch_after_a_validation(tmp_path, every_s, saved_at):
+    """Validation every 3 steps, 4 batches an epoch, epoch-end saves: ``every_s=0`` adds a save
+    after each validation inside an epoch (steps 3 and 6), never after a batch (a save there would
+    come before the batch's validation, which a resume would skip)."""
+    model = _Saves()
+    loader = DataLoader(RandomDataset(32, 16), batch_size=4, sampler=EpochShuffleSampler(16, 0))
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=2, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, val_check_interval=3, check_val_every_n_epoch=None,
+                         callbacks=[last_checkpoint(tmp_path / "ckpt", on_train_epoch_end=True, every_s=every_s)])
+    trainer.fit(model, loader, DataLoader(RandomDataset(32, 4), batch_size=4))
+    assert model.saved_at == saved_at

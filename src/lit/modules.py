@@ -32,6 +32,36 @@ class TorchRngCheckpoint:
             torch.set_rng_state(self.restored_torch_rng_state)
 
 
+class EpochLossCheckpoint:
+    """Mixin: the epoch's mean training loss, kept by the module so that it travels with a
+    checkpoint: a fit resumed inside an epoch logs the ``train/loss_epoch`` an uninterrupted one
+    would (Lightning's own epoch aggregates restart empty). Subclasses call :meth:`record_loss`
+    once per step; ``EPOCH_LOSS_KEY`` names the checkpoint entry."""
+
+    EPOCH_LOSS_KEY = "epoch_loss"
+    epoch_loss: dict
+
+    def record_loss(self, loss: float, examples: int) -> None:
+        """Adds one step's mean loss over ``examples`` examples to the epoch's running sums."""
+        self.epoch_loss["sum"] += loss * examples
+        self.epoch_loss["examples"] += examples
+
+    def on_train_epoch_start(self) -> None:  # not called when a fit resumes inside the epoch
+        self.epoch_loss = {"sum": 0.0, "examples": 0}
+
+    def on_train_epoch_end(self) -> None:
+        if self.epoch_loss["examples"]:
+            self.log("train/loss_epoch", self.epoch_loss["sum"] / self.epoch_loss["examples"], on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[self.EPOCH_LOSS_KEY] = dict(self.epoch_loss)
+        super().on_save_checkpoint(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_loss = dict(checkpoint.get(self.EPOCH_LOSS_KEY, {"sum": 0.0, "examples": 0}))
+        super().on_load_checkpoint(checkpoint)
+
+
 class ArchRngCheckpoint(TorchRngCheckpoint):
     """Mixin for supernet modules: the architecture sampler's RNG (``self.rng``) travels with the
     checkpoint too, so a resumed run samples the architectures an uninterrupted one would."""
@@ -46,7 +76,7 @@ class ArchRngCheckpoint(TorchRngCheckpoint):
         super().on_load_checkpoint(checkpoint)
 
 
-class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
+class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule):
     """Trains a supernet with ``archs_per_step`` distinct architectures per mini-batch.
 
     Each step (the authors' protocol): sample k distinct architectures uniformly, back-propagate
@@ -69,11 +99,11 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
 
     Logs ``train/loss_step`` (a step's mean loss over its architectures) and, at each epoch end,
-    ``train/loss_epoch`` (their mean over the epoch's steps, weighted by batch size). The module
-    keeps the epoch's running sums itself and they travel with a checkpoint, so a fit resumed
-    inside an epoch logs the epoch's mean an uninterrupted one would (Lightning's own epoch
-    aggregates restart empty).
+    ``train/loss_epoch`` (their mean over the epoch's steps, weighted by batch size; kept by the
+    module, :class:`EpochLossCheckpoint`).
     """
+
+    EPOCH_LOSS_KEY = "supernet_epoch_loss"
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
                  clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4,
@@ -106,25 +136,9 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
         opt.step()
         mean = total / len(archs)
         examples = len(batch["labels"])
-        self.epoch_loss["sum"] += float(mean) * examples
-        self.epoch_loss["examples"] += examples
+        self.record_loss(float(mean), examples)
         self.log("train/loss_step", mean, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return mean
-
-    def on_train_epoch_start(self) -> None:  # not called when a fit resumes inside the epoch
-        self.epoch_loss = {"sum": 0.0, "examples": 0}
-
-    def on_train_epoch_end(self) -> None:
-        if self.epoch_loss["examples"]:
-            self.log("train/loss_epoch", self.epoch_loss["sum"] / self.epoch_loss["examples"], on_epoch=True)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["supernet_epoch_loss"] = dict(self.epoch_loss)
-        super().on_save_checkpoint(checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.epoch_loss = dict(checkpoint.get("supernet_epoch_loss", {"sum": 0.0, "examples": 0}))
-        super().on_load_checkpoint(checkpoint)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         for arch, metric in zip(self.monitor, self.val_acc):
@@ -138,15 +152,19 @@ class SupernetModule(ArchRngCheckpoint, pl.LightningModule):
                 m.reset()
 
 
-class ChildModule(TorchRngCheckpoint, pl.LightningModule):
+class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     """Trains one architecture from scratch; evaluates validation and test together.
 
     Dataloader 0 of validation is the validation split, dataloader 1 the test split. Every
     evaluation appends ``{"step", "val_acc", "test_acc"}`` to :attr:`history`, so the test
     accuracy at the best validation point can be read off afterwards (:meth:`selected`).
-    The history and torch's global RNG (the dropout masks) travel with a checkpoint, so a fit
-    resumed from an epoch-end checkpoint ends as an uninterrupted one.
+    Logs ``train/loss_step`` and ``train/loss_epoch`` (the epoch's mean, weighted by batch size).
+    The history, the epoch's running loss sums (:class:`EpochLossCheckpoint`) and torch's global
+    RNG (the dropout masks) travel with a checkpoint, so a fit resumed from one, at an epoch end or
+    after an evaluation inside an epoch, ends as an uninterrupted one.
     """
+
+    EPOCH_LOSS_KEY = "child_epoch_loss"
 
     def __init__(self, model: TextClassifier, lr: float = 5e-4, weight_decay: float = 0.0):
         super().__init__()
@@ -155,6 +173,7 @@ class ChildModule(TorchRngCheckpoint, pl.LightningModule):
         n = model.classifier.out_features
         self.metrics = torch.nn.ModuleList([MulticlassAccuracy(n, average="micro") for _ in range(2)])
         self.history: list[dict] = []
+        self.epoch_loss = {"sum": 0.0, "examples": 0}
 
     @property
     def arch(self) -> Architecture:
@@ -166,7 +185,9 @@ class ChildModule(TorchRngCheckpoint, pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"]), batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        examples = len(batch["labels"])
+        self.record_loss(float(loss), examples)
+        self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:

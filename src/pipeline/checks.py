@@ -134,6 +134,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{r}.{key}", 1)
     check_int(cfg, f"{r}.seeds", 0 if entry == "search" else 1)
     check_int(cfg, f"{r}.max_steps", 1, also=(-1,))
+    check_float(cfg, f"{r}.checkpoint_every_min", 0, none_ok=True)
     _check_text_training(cfg, r)
     _check_graph(cfg, entry)
 

@@ -294,17 +294,20 @@ class _LastCheckpoint(ModelCheckpoint):
     next training batch or the end of training, so the rows Lightning logs after a save (the
     step's or the epoch's loss, the validation) are in ``metrics.csv`` whenever the checkpoint is.
 
-    ``every_s``: also save after a training batch once that many seconds have passed since the
-    last save (never after an epoch's last batch: the epoch-end save follows its validation). A fit
-    resumed from such a checkpoint continues inside the epoch: :meth:`on_train_start` tells the
-    training loader's :class:`~src.data.sampling.EpochShuffleSampler` how many of the epoch's
-    examples are done, and the module must carry whatever it accumulates over an epoch (Lightning
-    restarts its own epoch aggregates), as :class:`~src.lit.modules.SupernetModule` does. Only for
-    fits validated at epoch ends: a validation due after a mid-epoch save would be skipped."""
+    ``every_s``: also save inside an epoch once that many seconds have passed since the last save:
+    after a training batch in fits validated at epoch ends, after a validation in fits validated
+    every N steps (``save_on_train_epoch_end=True``; a save after the batch would come before that
+    batch's validation, which a resume skips). Never after an epoch's last batch: the epoch-end
+    save follows. A fit resumed from such a checkpoint continues inside the epoch:
+    :meth:`on_train_start` tells the training loader's :class:`~src.data.sampling.EpochShuffleSampler`
+    how many of the epoch's examples are done, and the module must carry whatever it accumulates
+    over an epoch (Lightning restarts its own epoch aggregates), as the modules of
+    :mod:`src.lit.modules` do."""
 
     def __init__(self, *args, every_s: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.every_s = every_s
+        self.after_validations = kwargs.get("save_on_train_epoch_end") is True
         self._saved_at = time.monotonic()
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
@@ -317,15 +320,16 @@ class _LastCheckpoint(ModelCheckpoint):
         self._saved_at = time.monotonic()
         loop = trainer.fit_loop
         progress = loop.epoch_loop.batch_progress
-        if not (loop.restarted_mid_epoch and loop.epoch_loop.restarted_on_train_batch_end
-                and not progress.is_last_batch):
+        # saved after a batch (restarted_on_train_batch_end) or after a validation (restarted_on_last)
+        if not (loop.restarted_mid_epoch and not progress.is_last_batch
+                and (loop.epoch_loop.restarted_on_train_batch_end or loop.epoch_loop.restarted_on_last)):
             return
         loader = trainer.train_dataloader
         sampler = getattr(loader, "sampler", None)
         if not isinstance(sampler, EpochShuffleSampler):
             raise AutoAttendError(f"cannot resume inside an epoch: the training loader's sampler is "
                                   f"{type(sampler).__name__}, not EpochShuffleSampler")
-        # the checkpoint was written at the end of batch `processed` of the epoch (counted from 1)
+        # the checkpoint was written after batch `processed` of the epoch (counted from 1)
         sampler.resume_within(trainer.current_epoch, progress.current.processed * loader.batch_size)
         # making the loader's iterator drew its base seed from torch's RNG after the checkpoint's
         # state was restored; an uninterrupted run drew it at the epoch's start, before that state
@@ -338,6 +342,15 @@ class _LastCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         super().on_train_batch_end(trainer, module, *args)
+        if not self.after_validations:
+            self._save_inside_epoch(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, module)
+        if self.after_validations and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._save_inside_epoch(trainer)
+
+    def _save_inside_epoch(self, trainer: pl.Trainer) -> None:
         if (self.every_s is not None and time.monotonic() - self._saved_at >= self.every_s
                 and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch):
             self._save_checkpoint(trainer, str(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"))
@@ -356,10 +369,10 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
     interrupted run resumes from its last finished epoch. (``save_last=True`` with ``save_top_k=0``
     writes it only when training ends: Lightning saves "last" only after a top-k save.)
     ``on_train_epoch_end=True`` for fits validated every N steps: Lightning would otherwise save
-    after every validation, mid-epoch, where a resume does not repeat the rest of the epoch.
-    ``every_s``: also rewritten inside an epoch every that many seconds, for fits validated only
-    at epoch ends (see :class:`_LastCheckpoint`). Ctrl-C is held from each save until that step's or
-    epoch's metrics are logged."""
+    after every validation. ``every_s``: also rewritten inside an epoch every that many seconds
+    (after a batch, or with ``on_train_epoch_end=True`` after a validation; see
+    :class:`_LastCheckpoint`). Ctrl-C is held from each save until that step's or epoch's metrics
+    are logged."""
     return _LastCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
 

@@ -31,7 +31,7 @@ SETTINGS_FILE = "run_settings.json"
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
-              "strategy.score_workers",
+              "retrain.checkpoint_every_min", "strategy.score_workers",
               "strategy.save_every", "ranking")
 
 

@@ -99,7 +99,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
 
 
 def checkpoint_every_s(node: DictConfig) -> float | None:
-    """``checkpoint_every_min`` of a supernet node in seconds (null: at epoch ends only)."""
+    """``checkpoint_every_min`` of a ``supernet`` or ``retrain`` node in seconds (null: at epoch ends only)."""
     minutes = node.get("checkpoint_every_min")
     return None if minutes is None else 60.0 * float(minutes)
 
@@ -200,9 +200,10 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     finished seed left it, reads back) ``out/seed_<seed>.json``: the selected evaluation's
     ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``.
 
-    ``out/seed_<seed>/last.ckpt`` is rewritten at every epoch end while the seed trains (removed
-    when it is done), so an interrupted seed resumes from its last finished epoch and ends as an
-    uninterrupted one (same batches, dropout masks and evaluations)."""
+    ``out/seed_<seed>/last.ckpt`` is rewritten at every epoch end while the seed trains and, inside
+    an epoch, at the first evaluation after every ``retrain.checkpoint_every_min`` minutes (removed
+    when the seed is done), so an interrupted seed resumes from there and ends as an uninterrupted
+    one (same batches, dropout masks and evaluations)."""
     r = cfg.retrain
     seed_file = out / f"seed_{seed}.json"
     if seed_file.exists():
@@ -224,7 +225,8 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     if start is not None:
         log.info("%s: resuming from %s at step %d", label, ckpt, start)
     trainer = make_trainer(cfg, out, f"seed_{seed}", keep_metrics_below=start, label=label, max_epochs=r.epochs,
-                           callbacks=[last_checkpoint(ckpt.parent, on_train_epoch_end=True), StopAtStep(r.max_steps)],
+                           callbacks=[last_checkpoint(ckpt.parent, on_train_epoch_end=True, every_s=checkpoint_every_s(r)),
+                                      StopAtStep(r.max_steps)],
                            gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
                            check_val_every_n_epoch=None, enable_checkpointing=True)
     trainer.fit(module, train, evals, ckpt_path=None if start is None else str(ckpt))
