@@ -51,11 +51,12 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
-from src.pipeline.common import device_of, make_loader
+from src.pipeline.common import make_loader
 from src.pipeline.config import resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils import allocator
 from src.utils.cpu import cpu_facts, describe
+from src.utils.device import device_of
 from src.utils.io import atomic_write_json
 from src.utils.parallel import resolve_workers
 

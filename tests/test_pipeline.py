@@ -398,10 +398,17 @@ def test_an_error_raised_while_building_the_datamodule_is_one_line(args, needle,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
-def test_gpu_requested_without_one_fails_before_loading_data(tmp_path):
+def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypatch):
+    """Said before the data is looked for, and before Lightning and PyG are imported (the
+    interpreter's import log, PYTHONPROFILEIMPORTTIME): torch alone answers it."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
     proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=gpu", data_dir=tmp_path / "nowhere",
                tmp=tmp_path, run_dir=tmp_path / "r")
-    _assert_clean_failure(proc, tmp_path / "r", "error: hardware=gpu but torch sees no CUDA device")
+    assert proc.returncode == 2 and "error: hardware=gpu but torch sees no CUDA device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "supernet").exists()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and "lightning" not in imported and "torch_geometric" not in imported
     assert "SST" not in proc.stdout + proc.stderr.replace("error: ", "")  # no data was looked for
 
 

@@ -56,16 +56,6 @@ def setup_hardware(cfg: DictConfig) -> None:
     log.info("cpu: %s", describe(cpu_facts()))
 
 
-def device_of(cfg: DictConfig) -> torch.device:
-    """The device the estimator runs on, consistent with the Trainer's accelerator."""
-    acc = cfg.hardware.accelerator
-    if acc == "gpu" or (acc == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise AutoAttendError("hardware=gpu but torch sees no CUDA device (use hardware=cpu or hardware=auto)")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     """The task's DataModule with the run's data settings; ``setup()`` already called."""
     if task_family(cfg) == "graph":

@@ -30,11 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
-from src.pipeline.common import StopAtStep, device_of, last_checkpoint, make_trainer, read_checkpoint, resume_step
+from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
 from src.pipeline.config import ARCH_DIR, resolve_arch, retrain_space
 from src.pipeline.checks import check_arch_hparams
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
+from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
 from src.utils.parallel import process_map, resolve_process_workers

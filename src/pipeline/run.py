@@ -137,9 +137,11 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
 
 def _setup_hardware(cfg: DictConfig) -> None:
     """Threads, kernels and allocator from ``hardware``; the first import of torch and Lightning."""
-    from src.pipeline.common import device_of, setup_hardware
+    from src.utils.device import device_of
 
-    device_of(cfg)  # hardware=gpu without a GPU: say so before loading anything
+    device_of(cfg)  # hardware=gpu without a GPU: say so before Lightning and PyG load
+    from src.pipeline.common import setup_hardware
+
     setup_hardware(cfg)
 
 

@@ -26,10 +26,10 @@ from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.text import TextClassifier
-from src.pipeline.common import (StopAtStep, device_of, last_checkpoint, make_loader, make_trainer, read_checkpoint,
-                                 resume_step)
+from src.pipeline.common import StopAtStep, last_checkpoint, make_loader, make_trainer, read_checkpoint, resume_step
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy, build_strategy
+from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
 from src.utils.parallel import resolve_workers
