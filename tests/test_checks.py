@@ -67,6 +67,22 @@ def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     assert needle in str(err.value)
 
 
+@pytest.mark.parametrize("overrides, needle", [
+    (["+task=csv", "task.num_classes=1", "task.path=/x"], "task.num_classes: expected an integer >= 2, got 1"),
+    (["+task=csv", "task.num_classes=3"], "task csv: no data given; add task.path=<folder holding train.csv"),
+    (["+task=agnews", "task.val_fraction=1"], "task.val_fraction: expected a number in (0, 1), got 1"),
+    (["+task=yahoo", "task.max_vocab=2"], "task.max_vocab: expected an integer >= 3 or null, got 2"),
+    (["+task=dbpedia", "task.text_fields=0"], "task.text_fields: expected an integer >= 1 or null, got 0"),
+    (["+task=yelp2", "task.header=maybe"], "task.header: expected true or false, got 'maybe'"),
+])
+def test_csv_tasks_are_checked_with_the_config(overrides, needle):
+    """The CSV reader's settings fail with the other config values, before torch is imported
+    (the presets pass: :func:`test_the_shipped_configs_pass`)."""
+    with pytest.raises(AutoAttendError) as err:
+        check_config(compose_config("search", overrides), "search")
+    assert needle in str(err.value)
+
+
 def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
     check_config(compose_config("search", ["+task=sst2", "retrain.seeds=0"]), "search")
     with pytest.raises(AutoAttendError, match="retrain.seeds: expected an integer >= 1, got 0"):
@@ -187,6 +203,9 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
     ("src.search", (), "error: no task selected"),
+    ("src.search", ("+task=csv",), "error: task csv: num_classes is not set; add task.num_classes="),
+    ("src.retrain", ("+task=csv", "task.num_classes=3", "arch=published_sst5"),
+     "error: task csv: no data given; add task.path="),
 ])
 def test_a_bad_command_line_fails_before_torch_is_imported(module, args, needle, tmp_path, monkeypatch):
     """Through the real command line (mimalloc restart included): one error line, exit status 2,

@@ -110,6 +110,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, "data.stride", 1)
     check_choice(cfg, "data.train_level", ("phrase", "sentence"))
     check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
+    _check_csv_task(cfg)
     if entry == "search":
         s = "supernet"
         for key in ("dim", "heads", "archs_per_step", "epochs", "batch_size", "val_batch_size"):
@@ -137,6 +138,30 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_float(cfg, f"{r}.checkpoint_every_min", 0, none_ok=True)
     _check_text_training(cfg, r)
     _check_graph(cfg, entry)
+
+
+def _check_csv_task(cfg: DictConfig) -> None:
+    """A task read by the CSV reader (``+task=csv`` and its presets): the values its DataModule
+    needs, with the messages it would give after torch and Lightning had loaded."""
+    target = _get(cfg, "task.datamodule._target_")
+    if not (isinstance(target, str) and target.endswith(".CSVTextDataModule")):
+        return
+    name = _get(cfg, "task.name")
+    if _get(cfg, "task.num_classes") is None:
+        raise AutoAttendError(f"task {name}: num_classes is not set; add task.num_classes=<number of classes>")
+    check_int(cfg, "task.num_classes", 2)
+    if _get(cfg, "task.path") is None and _get(cfg, "task.hub_name") in (None, _ABSENT):
+        raise AutoAttendError(f"task {name}: no data given; add task.path=<folder holding train.csv and test.csv>")
+    check_int(cfg, "task.text_fields", 1, none_ok=True)
+    check_bool(cfg, "task.header")
+    check_float(cfg, "task.val_fraction", 0, 1, low_open=True, high_open=True)
+    check_int(cfg, "task.val_seed", 0)
+    check_int(cfg, "task.max_vocab", 3, none_ok=True)
+    check_int(cfg, "task.min_freq", 1)
+    check_bool(cfg, "task.lowercase")
+    check_int(cfg, "task.num_proc", 0, none_ok=True)
+    for key in ("supernet_train_subset", "search_val_subset"):
+        check_int(cfg, f"task.{key}", 1, none_ok=True)
 
 
 def _check_text_training(cfg: DictConfig, node: str) -> None:
