@@ -83,6 +83,22 @@ def test_csv_tasks_are_checked_with_the_config(overrides, needle):
     assert needle in str(err.value)
 
 
+def test_arch_names_a_file_a_search_run_directory_or_a_built_in(tmp_path):
+    from src.pipeline.config import ARCH_DIR, arch_file
+
+    best = tmp_path / "run" / "search" / "best_arch.yaml"
+    best.parent.mkdir(parents=True)
+    best.write_text("layers: []\n")
+    assert arch_file(str(best)) == best
+    assert arch_file(str(tmp_path / "run")) == best and arch_file(str(tmp_path / "run" / "search")) == best
+    assert arch_file("published_sst5") == ARCH_DIR / "published_sst5.yaml"
+    (tmp_path / "unfinished" / "search").mkdir(parents=True)
+    with pytest.raises(AutoAttendError, match=r"arch=.*unfinished: a directory without search/best_arch.yaml"):
+        arch_file(str(tmp_path / "unfinished"))
+    with pytest.raises(AutoAttendError, match="no architecture given: add arch=<name or path> .built-ins: .*published_sst5"):
+        arch_file(None)
+
+
 def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
     check_config(compose_config("search", ["+task=sst2", "retrain.seeds=0"]), "search")
     with pytest.raises(AutoAttendError, match="retrain.seeds: expected an integer >= 1, got 0"):

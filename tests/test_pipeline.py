@@ -232,10 +232,12 @@ def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_
     assert not ckpt.exists() and not (straight / "retrain" / "seed_0" / "last.ckpt").exists()
 
 
-def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data):
+@pytest.mark.parametrize("arch_path", ["search/best_arch.yaml", "."])
+def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data, arch_path):
+    """``arch=`` the search's ``best_arch.yaml`` or the search's run directory itself."""
     tmp, run_dir, _ = smoke_run
-    out = tmp / "retrain_run"
-    proc = cli("src.retrain", "+task=sst2", f"arch={run_dir / 'search' / 'best_arch.yaml'}", "budget=smoke",
+    out = tmp / f"retrain_run_{arch_path.replace('/', '_')}"
+    proc = cli("src.retrain", "+task=sst2", f"arch={(run_dir / arch_path).resolve()}", "budget=smoke",
                "hardware=cpu", "retrain.seeds=1", data_dir=tiny_data, tmp=tmp, run_dir=out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "retrain" / "results.json").read_text())

@@ -50,19 +50,30 @@ def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
     return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
 
 
-def resolve_arch(spec: str) -> Architecture:
-    """An architecture from a file path or a built-in name (``src/space/archs/<name>.yaml``)."""
+def arch_file(spec: str) -> Path:
+    """The file ``arch=<spec>`` names: a YAML/JSON file, a search's run directory (its
+    ``search/best_arch.yaml``) or ``search/`` folder, or a built-in name (``src/space/archs/<name>.yaml``)."""
+    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
     if spec is None:
-        raise AutoAttendError("no architecture given: add arch=<name or path> (built-ins: "
-                              + ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))) + ")")
+        raise AutoAttendError(f"no architecture given: add arch=<name or path> (built-ins: {names})")
     path = Path(str(spec)).expanduser()
     if path.is_file():
-        return Architecture.load(path)
+        return path
+    if path.is_dir():
+        for candidate in (path / "search" / "best_arch.yaml", path / "best_arch.yaml"):
+            if candidate.is_file():
+                return candidate
+        raise AutoAttendError(f"arch={spec}: a directory without search/best_arch.yaml (a search's run directory "
+                              f"holds it once its search has finished)")
     builtin = ARCH_DIR / f"{spec}.yaml"
     if builtin.is_file():
-        return Architecture.load(builtin)
-    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
+        return builtin
     raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name (built-ins: {names})")
+
+
+def resolve_arch(spec: str) -> Architecture:
+    """The architecture ``arch=<spec>`` names (:func:`arch_file`)."""
+    return Architecture.load(arch_file(spec))
 
 
 def run_dir_of(cfg: DictConfig) -> Path:

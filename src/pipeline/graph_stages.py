@@ -31,7 +31,7 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
-from src.pipeline.config import ARCH_DIR, resolve_arch, retrain_space
+from src.pipeline.config import arch_file, resolve_arch, retrain_space
 from src.pipeline.checks import check_arch_hparams
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
@@ -155,9 +155,8 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
 def arch_hparams(spec: str, task: str) -> dict | None:
     """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
     ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
-    path = Path(str(spec)).expanduser()
-    path = path if path.is_file() else ARCH_DIR / f"{spec}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None  # read by resolve_arch
+    path = arch_file(spec)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read by resolve_arch already
     if not isinstance(data, dict) or "hparams" not in data:
         return None
     hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}
