@@ -28,11 +28,17 @@
 
 namespace {
 
-// Queries are processed in blocks of this many, as one GCC vector (an AVX-512 register of floats):
-// every step below runs across the queries of a block, so it vectorises with no horizontal
-// reductions however short the sequence (heads are only 8 channels wide and sentences a few dozen
-// tokens long, both too short to vectorise over).
+// Queries are processed in blocks of this many, as one GCC vector (one register of floats: 16 with
+// AVX-512, else 8): every step below runs across the queries of a block, so it vectorises with no
+// horizontal reductions however short the sequence (heads are only 8 channels wide and sentences a
+// few dozen tokens long, both too short to vectorise over). On AVX2, 16-float vectors are split in
+// two and weighted_rows' 8 accumulators alone take all 16 registers: they spilled to the stack.
+// Each query's arithmetic is the same whatever the block size.
+#if defined(__AVX512F__)
 constexpr int64_t kLanes = 16;
+#else
+constexpr int64_t kLanes = 8;
+#endif
 
 // (a traits struct: GCC ignores vector_size on an alias template)
 template <typename T>

@@ -84,10 +84,17 @@ inline void cell_backward(const T* __restrict__ saved, const T* __restrict__ h_p
 // The recurrence's per-step products, out (b, N) (+)= in (b, K) @ w (K, N), all row-major: h_prev
 // times W_hh^T forward, dgh times W_hh backward. Through at::mm these were most of the GRU's time
 // (a few thousand products of about 100 x 64 x 192 per supernet step, each paying a call and the
-// packing of w: about 25 GFLOP/s). Here two rows times 64 columns accumulate in 8 vector
-// registers over K, reading w straight from cache. Needs N % 64 == 0 (the caller falls back to
-// at::mm otherwise).
+// packing of w: about 25 GFLOP/s). Here two rows times four vectors of columns accumulate in 8
+// vector registers over K, reading w straight from cache. A vector is one register: 16 floats with
+// AVX-512, else 8 (AVX2 has 16 registers of 8 floats: 16-float vectors there are split in two and
+// the tile's 8 accumulators and 4 loads, 24 registers, spill to the stack, which made this product
+// slower than at::mm on AVX2-only hosts). Needs N % kMmCols == 0 (the caller falls back to at::mm
+// otherwise).
+#if defined(__AVX512F__)
 constexpr int64_t kMmLanes = 16;
+#else
+constexpr int64_t kMmLanes = 8;
+#endif
 constexpr int64_t kMmCols = 4 * kMmLanes;
 
 template <typename T>
