@@ -29,7 +29,7 @@ help:
 	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
-	@echo "make test        fast tests, in parallel processes (about 7-9 min on 2 cores; TEST_WORKERS=0: one process)"
+	@echo "make test        fast tests, in parallel processes (about 5-9 min on 2 cores; TEST_WORKERS=0: one process)"
 	@echo "make test-full   every test, also any marked slow (none at present)"
 
 $(PY): requirements/cpu.txt pyproject.toml

@@ -53,9 +53,8 @@ def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
 def arch_file(spec: str) -> Path:
     """The file ``arch=<spec>`` names: a YAML/JSON file, a search's run directory (its
     ``search/best_arch.yaml``) or ``search/`` folder, or a built-in name (``src/space/archs/<name>.yaml``)."""
-    names = ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
     if spec is None:
-        raise AutoAttendError(f"no architecture given: add arch=<name or path> (built-ins: {names})")
+        raise AutoAttendError(f"no architecture given: add arch=<name or path> (built-ins: {_builtin_names()})")
     path = Path(str(spec)).expanduser()
     if path.is_file():
         return path
@@ -68,7 +67,12 @@ def arch_file(spec: str) -> Path:
     builtin = ARCH_DIR / f"{spec}.yaml"
     if builtin.is_file():
         return builtin
-    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name (built-ins: {names})")
+    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name "
+                          f"(built-ins: {_builtin_names()})")
+
+
+def _builtin_names() -> str:
+    return ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
 
 
 def resolve_arch(spec: str) -> Architecture:
