@@ -21,12 +21,13 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain reproduce experiments bench test test-full clean
+.PHONY: help install search retrain reproduce experiments report bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
 	@echo "make retrain TASK=sst5 ARCH=published_sst5 [BUDGET=quick]"
 	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
+	@echo "make report DIR=outputs/multirun/search/<time> [ARGS='--csv runs.csv --over seed']"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
 	@echo "make test        fast tests, in parallel processes (about 5-9 min on 2 cores; TEST_WORKERS=0: one process)"
@@ -55,6 +56,11 @@ reproduce: $(PY)
 experiments:
 	@for f in experiments/conf/experiment/*.yaml; do \
 		printf '%-24s %s\n' "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
+
+# a table of the runs at or under DIR (run directories, sweeps, outputs/): src/report.py
+DIR ?= outputs
+report: $(PY)
+	$(PY) -m src.report $(DIR) $(ARGS)
 
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import shutil
@@ -479,6 +480,10 @@ def test_a_failed_job_does_not_stop_the_sweep(tiny_data, tmp_path):
     assert "Traceback" not in proc.stderr
     finished = [json.loads(p.read_text())["run_dir"] for p in sweep.glob("*/summary.json")]
     assert len(finished) == 1 and "supernet.dim=16" in finished[0]
+    # the sweep's report still comes, before the error line, with the job that finished
+    assert proc.stdout.strip().splitlines()[-1] == f"sweep report: {sweep / 'report.md'}"
+    (job,) = list(csv.DictReader(io.StringIO((sweep / "report.csv").read_text())))
+    assert "supernet.dim=16" in job["run"] and job["state"] == "finished" and job["test (mean +- std)"]
 
 
 def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
@@ -492,3 +497,12 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     assert sorted(seeds) == [[1], [2]]
     populations = [read_population(r) for r in runs]
     assert populations[0] != populations[1]  # a different seed searches differently
+    # the sweep ends with its report: a row per job, the seed the only setting shown, then the two
+    # folded into one row (mean and spread over the seeds)
+    report = (sweep / "report.md").read_text()
+    assert proc.stdout.strip().splitlines()[-1] == f"sweep report: {sweep / 'report.md'}" and report in proc.stdout
+    table = list(csv.DictReader(io.StringIO((sweep / "report.csv").read_text())))
+    assert [row["seed"] for row in table] == ["1", "2"] and [k for k in table[0] if "." in k] == []
+    tests = [json.loads((r / "summary.json").read_text())["retrain"]["test_acc_mean"] for r in runs]
+    assert [row["test (mean +- std)"].split(" +- ")[0] for row in table] == [f"{100 * t:.2f}" for t in tests]
+    assert "| search | sst2 | 2 | 1 2 |" in report

@@ -182,6 +182,10 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
+    if _in_multirun():
+        from hydra.core.hydra_config import HydraConfig
+
+        _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
     try:
         return fn(cfg)
     except (KeyboardInterrupt, SystemExit) as exc:
@@ -207,6 +211,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 
 
 _failed_jobs: list[str] = []  # the user errors of a multirun's jobs, in order
+_sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 
 
 def _in_multirun() -> bool:
@@ -245,7 +250,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     2, as the project's errors. ``HYDRA_FULL_ERROR=1`` (set unless the user set it) makes Hydra
     raise them instead of printing several lines; an error inside a run still shows its traceback.
     In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
-    status is then 2."""
+    status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
+    written to the sweep folder, failed jobs or not."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         main()
@@ -254,6 +260,15 @@ def hydra_entry(main: Callable[[], None]) -> None:
         sys.exit(2)
     except SweepJobFailed:
         # Hydra ran every job of the sweep, then raised the first failure
+        _report_sweeps()
         print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; the others finished",
               file=sys.stderr)
         sys.exit(2)
+    _report_sweeps()
+
+
+def _report_sweeps() -> None:
+    from src.report import write_sweep_report
+
+    for sweep_dir in _sweep_dirs:
+        write_sweep_report(sweep_dir)

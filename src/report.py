@@ -1,0 +1,354 @@
+"""Tables of runs: one row per run directory, and the runs that differ only in their seed folded
+into one row (the mean and spread over those searches or retrains).
+
+    python -m src.report outputs/multirun/search/2026-12-03_10-00-00      # a sweep
+    python -m src.report outputs/sst2 outputs/sst5 --csv runs.csv --markdown runs.md
+
+A run directory is any folder holding ``run_settings.json`` (every ``src.search`` and
+``src.retrain`` run writes one first); the given folders are searched recursively. Columns: the
+settings that differ between the runs found (from ``run_settings.json``, so defaults count too, not
+only what was typed), the run's state when it has not finished, the supernet's best validation
+score, the retrained test score (mean +- sample std over its seeds, in %), the graph baselines and
+the ranking correlation when the run has them, and the wall clock. A Hydra multirun writes this
+report to its sweep directory (``report.md``, ``report.csv``) when its jobs end.
+
+Reads JSON only: no torch, so it answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_write_text
+
+SETTINGS_FILE = "run_settings.json"
+# Never shown as settings columns: the entry point and the task get their own columns (the task's
+# other keys follow from its name), and a retrain's architecture is named by the `arch` column
+# rather than by its content.
+HIDDEN_KEYS = ("entry", "arch", "architecture", "arch_hparams")
+HIDDEN_PREFIXES = ("task.",)
+# Settings a task family never reads: the text pipeline's groups for graph tasks (which read
+# graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
+UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
+DEFAULT_OVER = ("seed",)
+
+
+@dataclass
+class Run:
+    """One run directory: its settings (flat, as ``run_settings.json`` holds them) and, once it
+    has finished, its ``summary.json``."""
+
+    path: Path
+    settings: dict[str, Any]
+    summary: dict[str, Any] | None
+    state: str = "finished"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def entry(self) -> str:
+        return str(self.settings.get("entry", "?"))
+
+    @property
+    def task(self) -> str:
+        return str(self.settings.get("task.name", "?"))
+
+    @property
+    def graph(self) -> bool:
+        return self.settings.get("task.family") == "graph"
+
+    def test(self) -> float | None:
+        retrain = (self.summary or {}).get("retrain")
+        return None if not retrain else float(retrain["test_acc_mean"])
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AutoAttendError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); was the run directory "
+                              "edited by hand?") from None
+    except OSError as exc:
+        raise AutoAttendError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _natural_key(path: Path) -> list:
+    """Sweep jobs ``0_...``, ``1_...``, ``10_...`` in numeric order."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(roots: list[str | Path]) -> list[Path]:
+    """The run directories at or under ``roots``, in natural path order, each once."""
+    found: set[Path] = set()
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise AutoAttendError(f"{root}: no such directory (expected a run directory or a folder of them)")
+        found.update(p.parent.resolve() for p in root.rglob(SETTINGS_FILE))
+    if not found:
+        raise AutoAttendError(f"no run directories ({SETTINGS_FILE}) under {', '.join(map(str, roots))}")
+    return sorted(found, key=_natural_key)
+
+
+def _retrain_seeds(settings: dict[str, Any]) -> int:
+    key = "graph.retrain.seeds" if settings.get("task.family") == "graph" else "retrain.seeds"
+    return int(settings.get(key) or 0)
+
+
+def _state(path: Path, settings: dict[str, Any]) -> str:
+    """Where an unfinished run stopped, from the files its stages leave."""
+    if settings.get("entry") == "search":
+        if not (path / "supernet" / "DONE").exists():
+            return "supernet unfinished"
+        if not (path / "search" / "best_arch.yaml").exists():
+            return "search unfinished"
+    seeds = _retrain_seeds(settings)
+    done = len(list((path / "retrain").glob("seed_*.json")))
+    if done < seeds:
+        return f"retrain {done}/{seeds} seeds"
+    return "unfinished"
+
+
+def load_run(path: Path) -> Run:
+    settings = _read_json(path / SETTINGS_FILE)
+    if not isinstance(settings, dict):
+        raise AutoAttendError(f"{path / SETTINGS_FILE}: expected a JSON object of settings")
+    summary_file = path / "summary.json"
+    if summary_file.exists():
+        summary = _read_json(summary_file)
+        if not isinstance(summary, dict):
+            raise AutoAttendError(f"{summary_file}: expected a JSON object")
+        return Run(path, settings, summary)
+    return Run(path, settings, None, state=_state(path, settings))
+
+
+def _hidden(key: str) -> bool:
+    return key in HIDDEN_KEYS or key.startswith(HIDDEN_PREFIXES)
+
+
+def reads(run: Run, key: str) -> bool:
+    """Whether ``run``'s task family reads the setting ``key``."""
+    return not key.startswith(UNREAD_BY["graph" if run.graph else "text"])
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """The settings whose values are not the same in every run that reads them (a key some of
+    those runs lack counts as varying), in the order of the first run's settings."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys.update(dict.fromkeys(run.settings))
+    varying = []
+    for key in keys:
+        if _hidden(key):
+            continue
+        values = {json.dumps(run.settings[key], sort_keys=True) if key in run.settings else "<absent>"
+                  for run in runs if reads(run, key)}
+        if len(values) > 1:
+            varying.append(key)
+    return varying
+
+
+def _setting(run: Run, key: str) -> str:
+    return _show_value(run.settings[key]) if key in run.settings and reads(run, key) else ""
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _mean_std(block: dict | None) -> str:
+    if not block:
+        return ""
+    return f"{100 * block['test_acc_mean']:.2f} +- {100 * block['test_acc_std']:.2f}"
+
+
+def _seconds(summary: dict | None) -> str:
+    if not summary or not summary.get("seconds"):
+        return ""
+    return f"{sum(summary['seconds'].values()) / 60:.1f}"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        return "\n".join([line(self.header), line(["---"] * len(self.header))] + [line(r) for r in self.rows])
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        return out.getvalue()
+
+
+def _baseline_names(runs: list[Run]) -> list[str]:
+    names: dict[str, None] = {}
+    for run in runs:
+        names.update(dict.fromkeys((run.summary or {}).get("baselines") or {}))
+    return list(names)
+
+
+def _common_root(paths: list[Path]) -> Path:
+    parents = [p.parent for p in paths]
+    root = parents[0]
+    while not all(p == root or root in p.parents for p in parents):
+        root = root.parent
+    return root
+
+
+def runs_table(runs: list[Run]) -> Table:
+    """One row per run: its path (relative to the runs' common folder), entry point, task, the
+    varying settings, state, scores in % and minutes."""
+    varying = varying_keys(runs)
+    baselines = _baseline_names(runs)
+    any_ranking = any((r.summary or {}).get("ranking") for r in runs)
+    any_arch = any(r.entry == "retrain" for r in runs)
+    metrics = {(r.summary or {}).get("metric", "accuracy") for r in runs if r.summary}
+    root = _common_root([r.path for r in runs])
+    header = (["run", "entry", "task"] + (["arch"] if any_arch else []) + varying
+              + ["state", "supernet val", "test (mean +- std)", "seeds", "retrain val"]
+              + (["metric"] if metrics - {"accuracy"} else [])
+              + [f"{name} test" for name in baselines] + (["ranking Spearman (n)"] if any_ranking else [])
+              + ["minutes"])
+    rows = []
+    for run in runs:
+        summary = run.summary or {}
+        retrain = summary.get("retrain")
+        ranking = (summary.get("ranking") or {}).get("all")
+        row = [str(run.path.relative_to(root)), run.entry, run.task]
+        if any_arch:
+            row.append(str(summary.get("arch", "")) if run.entry == "retrain" else "")
+        row += [_setting(run, k) for k in varying]
+        row += [run.state, _pct(summary.get("best_val_acc_supernet")), _mean_std(retrain),
+                str(len(retrain["seeds"])) if retrain else "", _pct(retrain["val_acc_mean"]) if retrain else ""]
+        if metrics - {"accuracy"}:
+            row.append(summary.get("metric", "accuracy") if run.summary else "")
+        row += [_mean_std((summary.get("baselines") or {}).get(name)) for name in baselines]
+        if any_ranking:
+            row.append(f"{ranking['spearman']:+.2f} ({ranking['n']})" if ranking else "")
+        row.append(_seconds(run.summary))
+        rows.append(row)
+    return Table(header, rows)
+
+
+def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table | None:
+    """Finished runs whose settings differ only in the keys ``over`` (the seed, by default), one
+    row per group of two or more: the mean and sample std over the runs of their retrained test
+    score and supernet score, in %. ``None`` when no group has two finished runs."""
+    finished = [r for r in runs if r.summary is not None]
+    varying = [k for k in varying_keys(finished) if k not in over] if finished else []
+    groups: dict[tuple, list[Run]] = {}
+    for run in finished:
+        key = (run.entry, run.task, str(run.summary.get("arch", "")), tuple(_setting(run, k) for k in varying))
+        groups.setdefault(key, []).append(run)
+    groups = {k: g for k, g in groups.items() if len(g) >= 2}
+    if not groups:
+        return None
+    any_arch = any(arch for _, _, arch, _ in groups)
+    header = (["entry", "task"] + (["arch"] if any_arch else []) + varying
+              + ["runs", " / ".join(over), "supernet val (mean +- std)", "test (mean +- std over runs)"])
+    rows = []
+    for (entry, task, arch, values), group in groups.items():
+        tests = [r.test() for r in group if r.test() is not None]
+        supernet = [float(r.summary["best_val_acc_supernet"]) for r in group
+                    if r.summary.get("best_val_acc_supernet") is not None]
+        labels = [",".join(_show_value(r.settings.get(k)) for k in over) for r in group]
+        rows.append([entry, task] + ([arch] if any_arch else []) + list(values)
+                    + [str(len(group)), " ".join(labels), _spread(supernet), _spread(tests)])
+    return Table(header, rows)
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f} ({len(values)})"
+
+
+def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER) -> tuple[Table, Table | None]:
+    """The per-run table and the table over ``over`` of the runs at or under ``roots``."""
+    runs = [load_run(path) for path in find_runs(roots)]
+    unknown = [k for k in over if not any(k in run.settings for run in runs)]
+    if unknown:
+        raise AutoAttendError(f"--over {','.join(unknown)}: no run has such a setting (dotted keys of "
+                              f"{SETTINGS_FILE}, e.g. seed or space.sharing)")
+    return runs_table(runs), groups_table(runs, over)
+
+
+def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_OVER) -> str:
+    per_run, grouped = tables
+    text = per_run.markdown() + "\n"
+    if grouped is not None:
+        text += (f"\nRuns whose settings differ at most in {', '.join(over)}, folded (mean +- sample std over "
+                 "the runs of each one's score):\n\n" + grouped.markdown() + "\n")
+    return text
+
+
+def write_sweep_report(sweep_dir: str | Path) -> Path | None:
+    """After a multirun: the report of its jobs printed and written to ``<sweep_dir>/report.md`` and
+    ``report.csv``; the markdown file's path, or ``None`` when no job left a run directory."""
+    sweep_dir = Path(sweep_dir)
+    try:
+        tables = report([sweep_dir])
+    except AutoAttendError as exc:
+        print(f"sweep report: none ({exc})")
+        return None
+    text = render(tables)
+    atomic_write_text(sweep_dir / "report.csv", tables[0].csv())
+    path = atomic_write_text(sweep_dir / "report.md", text)
+    print(text, end="")
+    print(f"sweep report: {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="+", help="run directories, or folders (sweeps) holding them")
+    parser.add_argument("--csv", help="also write the per-run table as CSV to this file")
+    parser.add_argument("--markdown", help="also write the report (markdown) to this file")
+    parser.add_argument("--over", default=",".join(DEFAULT_OVER),
+                        help="settings to average over: runs differing only in these are folded into "
+                             "one row (comma-separated dotted keys; default: seed)")
+    args = parser.parse_args(argv)
+    over = tuple(k for k in args.over.split(",") if k)
+    try:
+        tables = report(args.dirs, over)
+        text = render(tables, over)
+        if args.csv:
+            atomic_write_text(args.csv, tables[0].csv())
+        if args.markdown:
+            atomic_write_text(args.markdown, text)
+    except AutoAttendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename}: cannot be written ({exc.strerror})", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

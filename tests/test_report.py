@@ -1,0 +1,194 @@
+"""The run report (src/report.py): which settings it shows, how it folds seeds, unfinished runs,
+bad input, and the command line. The run directories are written here as the pipeline writes them
+(run_settings.json, summary.json, the stage files); a real multirun's report is tested in
+test_pipeline.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.report import find_runs, load_run, main, report, varying_keys, write_sweep_report
+from src.utils.errors import AutoAttendError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEXT = {"seed": 0, "space.sharing": "full", "space.ops": ["zero", "gru"], "supernet.dim": 64, "retrain.seeds": 2,
+        "strategy.name": "evolution", "graph.space.sharing": "full", "graph.retrain.seeds": 10,
+        "task.name": "sst2", "task.family": "text", "task.num_classes": 2, "entry": "search"}
+
+
+def write_run(path: Path, settings: dict, test: float | None = None, supernet: float | None = 0.8,
+              **summary) -> Path:
+    path.mkdir(parents=True)
+    (path / "run_settings.json").write_text(json.dumps(settings))
+    if test is not None or summary:
+        retrain = None if test is None else {"test_acc_mean": test, "test_acc_std": 0.01, "val_acc_mean": 0.7,
+                                             "seeds": [0, 1], "selection_rule": "..."}
+        body = {"task": settings["task.name"], "best_val_acc_supernet": supernet, "retrain": retrain,
+                "seconds": {"data": 6.0, "supernet": 54.0}}
+        body.update(summary)
+        (path / "summary.json").write_text(json.dumps(body))
+    return path
+
+
+def rows(table) -> list[dict]:
+    return [dict(zip(table.header, row)) for row in table.rows]
+
+
+def test_only_the_settings_that_differ_are_columns(tmp_path):
+    write_run(tmp_path / "0_a", TEXT, test=0.75)
+    write_run(tmp_path / "1_b", {**TEXT, "space.sharing": "none", "task.num_classes": 5}, test=0.70)
+    per_run, grouped = report([tmp_path])
+    assert [h for h in per_run.header if "." in h or h == "seed"] == ["space.sharing"]
+    got = rows(per_run)
+    assert [r["run"] for r in got] == ["0_a", "1_b"]
+    assert [r["space.sharing"] for r in got] == ["full", "none"]
+    assert [r["test (mean +- std)"] for r in got] == ["75.00 +- 1.00", "70.00 +- 1.00"]
+    assert got[0]["supernet val"] == "80.00" and got[0]["minutes"] == "1.0" and got[0]["state"] == "finished"
+    assert grouped is None  # the two runs differ in more than their seed
+
+
+def test_settings_a_task_family_does_not_read_do_not_count(tmp_path):
+    """A graph run ignores the text supernet's settings and a text run graph.*: values there that
+    differ say nothing about the runs."""
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph", "supernet.dim": 32, "graph.retrain.seeds": 3}
+    text = {**TEXT, "graph.retrain.seeds": 5}
+    runs = [load_run(write_run(tmp_path / "g", graph, test=0.8)), load_run(write_run(tmp_path / "t", text, test=0.7))]
+    assert varying_keys(runs) == []
+    runs.append(load_run(write_run(tmp_path / "g2", {**graph, "graph.retrain.seeds": 10}, test=0.8)))
+    assert varying_keys(runs) == ["graph.retrain.seeds"]
+    per_run, _ = report([tmp_path])
+    assert [r["graph.retrain.seeds"] for r in rows(per_run)] == ["3", "10", ""]  # empty for the text run
+
+
+def test_runs_that_differ_only_in_the_seed_are_folded(tmp_path):
+    tests = {1: 0.74, 2: 0.76, 3: 0.81}
+    for seed, test in tests.items():
+        write_run(tmp_path / f"s{seed}", {**TEXT, "seed": seed}, test=test, supernet=0.7 + seed / 100)
+    write_run(tmp_path / "other", {**TEXT, "seed": 1, "space.sharing": "none"}, test=0.5)
+    write_run(tmp_path / "unfinished", {**TEXT, "seed": 4})
+    per_run, grouped = report([tmp_path])
+    assert [h for h in per_run.header if h in ("seed", "space.sharing")] == ["seed", "space.sharing"]
+    (row,) = rows(grouped)  # the lone "none" run and the unfinished one make no group
+    assert row["space.sharing"] == "full" and row["runs"] == "3" and row["seed"] == "1 2 3"
+    mean, std = statistics.mean(tests.values()), statistics.stdev(tests.values())
+    assert row["test (mean +- std over runs)"] == f"{100 * mean:.2f} +- {100 * std:.2f} (3)"
+    assert row["supernet val (mean +- std)"].startswith("72.00 +- 1.00")
+    # another key to fold over: the sharing modes of seed 1 become one group
+    _, by_sharing = report([tmp_path], over=("space.sharing", "seed"))
+    assert [r["runs"] for r in rows(by_sharing)] == ["4"]  # the unfinished run is not among them
+
+
+def test_an_unfinished_run_says_where_it_stopped(tmp_path):
+    run = write_run(tmp_path / "r", TEXT)
+    assert load_run(run).state == "supernet unfinished"
+    (run / "supernet").mkdir()
+    (run / "supernet" / "DONE").write_text("")
+    assert load_run(run).state == "search unfinished"
+    (run / "search").mkdir()
+    (run / "search" / "best_arch.yaml").write_text("layers: []\n")
+    (run / "retrain").mkdir()
+    (run / "retrain" / "seed_0.json").write_text("{}")
+    assert load_run(run).state == "retrain 1/2 seeds"
+    retrain = write_run(tmp_path / "rt", {**TEXT, "entry": "retrain", "retrain.seeds": 5})
+    assert load_run(retrain).state == "retrain 0/5 seeds"
+    (row,) = [r for r in rows(report([tmp_path / "rt"])[0])]
+    assert row["state"] == "retrain 0/5 seeds" and row["test (mean +- std)"] == ""
+
+
+def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph"}
+    baselines = {"gcn": {"test_acc_mean": 0.82, "test_acc_std": 0.005}, "gat": {"test_acc_mean": 0.83,
+                                                                                "test_acc_std": 0.006}}
+    write_run(tmp_path / "a", graph, test=0.80, baselines=baselines, metric="accuracy",
+              ranking={"all": {"spearman": 0.114, "kendall": 0.07, "n": 32}})
+    write_run(tmp_path / "b", {**graph, "entry": "retrain"}, test=0.83, supernet=None, arch="gat")
+    got = rows(report([tmp_path])[0])
+    assert got[0]["gcn test"] == "82.00 +- 0.50" and got[0]["gat test"] == "83.00 +- 0.60"
+    assert got[0]["ranking Spearman (n)"] == "+0.11 (32)" and got[0]["arch"] == ""
+    assert got[1]["entry"] == "retrain" and got[1]["arch"] == "gat" and got[1]["supernet val"] == ""
+    assert got[1]["gcn test"] == "" and got[1]["ranking Spearman (n)"] == ""
+    write_run(tmp_path / "c", {**graph, "entry": "retrain", "seed": 1}, test=0.81, supernet=None, arch="gat")
+    write_run(tmp_path / "d", {**graph, "entry": "retrain", "seed": 2}, test=0.81, supernet=None, arch="gcn")
+    (folded,) = rows(report([tmp_path])[1])  # the same architecture's retrains only
+    assert (folded["entry"], folded["arch"], folded["seed"], folded["runs"]) == ("retrain", "gat", "0 1", "2")
+    assert folded["test (mean +- std over runs)"] == "82.00 +- 1.41 (2)" and folded["supernet val (mean +- std)"] == ""
+
+
+def test_sweep_jobs_in_numeric_order_and_each_run_once(tmp_path):
+    for job in (10, 2, 1):
+        write_run(tmp_path / f"{job}_job", {**TEXT, "seed": job}, test=0.7)
+    runs = find_runs([tmp_path, tmp_path / "2_job"])
+    assert [p.name for p in runs] == ["1_job", "2_job", "10_job"]
+
+
+def test_bad_input_is_one_clear_error(tmp_path):
+    with pytest.raises(AutoAttendError, match="nope: no such directory"):
+        find_runs([tmp_path / "nope"])
+    with pytest.raises(AutoAttendError, match=r"no run directories \(run_settings.json\) under"):
+        find_runs([tmp_path])
+    run = write_run(tmp_path / "r", TEXT, test=0.7)
+    (run / "summary.json").write_text('{"task": ')
+    with pytest.raises(AutoAttendError, match=r"r/summary.json: not valid JSON"):
+        report([tmp_path])
+    (run / "summary.json").unlink()
+    with pytest.raises(AutoAttendError, match=r"--over sed: no run has such a setting"):
+        report([tmp_path], over=("sed",))
+
+
+def test_the_sweep_report_files(tmp_path, capsys):
+    write_run(tmp_path / "0_x", TEXT, test=0.75)
+    write_run(tmp_path / "1_y", {**TEXT, "seed": 1}, test=0.77)
+    path = write_sweep_report(tmp_path)
+    assert path == tmp_path / "report.md"
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == f"sweep report: {path}"
+    assert path.read_text() in out and "76.00 +- 1.41 (2)" in path.read_text()
+    table = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
+    assert [(r["run"], r["seed"], r["test (mean +- std)"]) for r in table] == [("0_x", "0", "75.00 +- 1.00"),
+                                                                             ("1_y", "1", "77.00 +- 1.00")]
+    # a sweep whose every job failed before writing a run directory: a line, no files, no error
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert write_sweep_report(empty) is None and not list(empty.iterdir())
+    assert "sweep report: none (no run directories" in capsys.readouterr().out
+
+
+def test_command_line(tmp_path):
+    write_run(tmp_path / "runs" / "a", TEXT, test=0.75)
+    out_csv = tmp_path / "out" / "t.csv"
+    proc = subprocess.run([sys.executable, "-m", "src.report", str(tmp_path / "runs"), "--csv", str(out_csv),
+                           "--markdown", str(tmp_path / "t.md")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[2].startswith("| a | search | sst2 |")
+    assert out_csv.read_text().splitlines()[1].startswith("a,search,sst2,")
+    assert (tmp_path / "t.md").read_text() == proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "src.report", str(tmp_path / "missing")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: {tmp_path / 'missing'}: no such directory " \
+                                                         "(expected a run directory or a folder of them)"
+
+
+def test_the_report_does_not_import_torch(tmp_path):
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "src.report", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "src.utils.errors" in imported and "torch" not in imported
+
+
+def test_main_reports_an_unwritable_output(tmp_path, capsys):
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([str(tmp_path / "a"), "--csv", str(blocker / "t.csv")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
