@@ -231,6 +231,60 @@ def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_
     rows = list(csv.DictReader((straight / "retrain" / "seed_0" / "metrics.csv").open()))
     assert [row["epoch"] for row in rows if row["train/loss_epoch"]] == ["0", "1", "2"]
     assert not ckpt.exists() and not (straight / "retrain" / "seed_0" / "last.ckpt").exists()
+    # the kept model is the selected evaluation's, whichever side of the Ctrl-C that came
+    kept = [torch.load(run / "retrain" / "seed_0" / "model.pt", weights_only=True) for run in (straight, stopped)]
+    selected = json.loads((straight / "retrain" / "seed_0.json").read_text())
+    for record in kept:
+        assert record["evaluation"] == {k: selected[k] for k in ("step", "val_acc", "test_acc")}
+    assert kept[0]["state_dict"].keys() == kept[1]["state_dict"].keys()
+    assert all(torch.equal(kept[0]["state_dict"][k], kept[1]["state_dict"][k]) for k in kept[0]["state_dict"])
+
+
+def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, tiny_data):
+    """Each seed keeps the weights of its selected evaluation (retrain/seed_<s>/model.pt);
+    ``src.evaluate`` rebuilds the run's data, reloads them and gets the recorded validation and
+    test accuracy back. A model whose weights are not the recorded ones is caught (exit 1)."""
+    tmp, run_dir, _ = smoke_run
+    from src.models.saved import load_text_child
+
+    for seed in (0, 1):
+        model, record = load_text_child(run_dir / "retrain" / f"seed_{seed}" / "model.pt")
+        selected = json.loads((run_dir / "retrain" / f"seed_{seed}.json").read_text())
+        assert record["evaluation"] == {k: selected[k] for k in ("step", "val_acc", "test_acc")}
+        assert model.arch == Architecture.load(run_dir / "search" / "best_arch.yaml") and not model.training
+    proc = cli("src.evaluate", str(run_dir), data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split(" | ")[-1] for line in lines[2:4]] == ["yes |", "yes |"]
+    assert lines[-1] == "all 2 seed(s) reproduce their recorded validation and test accuracy"
+    # the same run with seed 1's weights changed: the recomputed accuracy no longer matches
+    copy = tmp / "evaluate_tampered"
+    shutil.copytree(run_dir, copy)
+    path = copy / "retrain" / "seed_1" / "model.pt"
+    record = torch.load(path, weights_only=True)
+    head = [k for k in record["state_dict"] if k.startswith("classifier.")]
+    for k in head:
+        record["state_dict"][k] = torch.randn_like(record["state_dict"][k]) * 10
+    record["evaluation"]["val_acc"] = record["evaluation"]["test_acc"] = 2.0  # no accuracy can match
+    torch.save(record, path)
+    proc = cli("src.evaluate", str(copy), data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: seed(s) 1 do not reproduce their recorded accuracy"
+    assert proc.stdout.splitlines()[3].endswith("| NO |")
+
+
+def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
+    tmp, run_dir, _ = smoke_run
+    cases = {str(tmp / "nowhere"): f"error: {tmp / 'nowhere'}: no such directory",
+             str(tmp): f"error: {tmp}: not a run directory (no .hydra/config.yaml)"}
+    bare = tmp / "evaluate_no_models"
+    shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("model.pt"))
+    cases[str(bare)] = (f"error: {bare / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
+                        "before models were kept have none)")
+    for target, line in cases.items():
+        proc = cli("src.evaluate", target, data_dir=tiny_data, tmp=tmp)
+        assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr
+    proc = cli("src.evaluate", str(run_dir), "hardware.threads", data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 2 and "hardware.threads: expected key=value" in proc.stderr
 
 
 @pytest.mark.parametrize("arch_path", ["search/best_arch.yaml", "."])

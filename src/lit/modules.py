@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
@@ -166,14 +167,19 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
 
     EPOCH_LOSS_KEY = "child_epoch_loss"
 
-    def __init__(self, model: TextClassifier, lr: float = 5e-4, weight_decay: float = 0.0):
+    def __init__(self, model: TextClassifier, lr: float = 5e-4, weight_decay: float = 0.0,
+                 on_new_best: Callable[[dict], None] | None = None):
+        """``on_new_best(evaluation)``, when given, is called after every evaluation that becomes
+        the selected one (:meth:`selected`), while the weights are that evaluation's (the
+        retrain saves them there: ``src/models/saved.py``)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "on_new_best"])
         self.model = model
         n = model.classifier.out_features
         self.metrics = torch.nn.ModuleList([MulticlassAccuracy(n, average="micro") for _ in range(2)])
         self.history: list[dict] = []
         self.epoch_loss = {"sum": 0.0, "examples": 0}
+        self.on_new_best = on_new_best
 
     @property
     def arch(self) -> Architecture:
@@ -199,6 +205,8 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
             m.reset()
         if not self.trainer.sanity_checking:
             self.history.append({"step": int(self.global_step), "val_acc": val, "test_acc": test})
+            if self.on_new_best is not None and self.selected() is self.history[-1]:
+                self.on_new_best(self.history[-1])
         self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True, add_dataloader_idx=False)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

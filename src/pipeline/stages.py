@@ -5,7 +5,8 @@ Run directory layout::
     supernet/   last.ckpt (Lightning checkpoint), metrics.csv, DONE once training finished
     search/     population.jsonl (every candidate and its score), state.json (strategy state),
                 topk.yaml, best_arch.yaml
-    retrain/    seed_<s>/metrics.csv, seed_<s>.json per finished seed, results.json
+    retrain/    seed_<s>/metrics.csv, seed_<s>/model.pt (the selected weights), seed_<s>.json per
+                finished seed, results.json
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import math
 import statistics
 from pathlib import Path
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
@@ -25,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
+from src.models.saved import MODEL_FILE, save_text_child, text_child_spec
 from src.models.text import TextClassifier
 from src.pipeline.common import StopAtStep, last_checkpoint, make_loader, make_trainer, read_checkpoint, resume_step
 from src.space import Architecture, FunctionalSpace
@@ -195,10 +198,12 @@ def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], sel
     }
 
 
-def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, label: str) -> dict:
+def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, label: str,
+                save_model: bool = False) -> dict:
     """Train ``arch`` from scratch with the ``retrain`` settings for one seed; writes (or, when a
     finished seed left it, reads back) ``out/seed_<seed>.json``: the selected evaluation's
-    ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``.
+    ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``. With ``save_model``, the
+    selected evaluation's weights are kept in ``out/seed_<seed>/model.pt`` (``src/models/saved.py``).
 
     ``out/seed_<seed>/last.ckpt`` is rewritten at every epoch end while the seed trains and, inside
     an epoch, at the first evaluation after every ``retrain.checkpoint_every_min`` minutes (removed
@@ -215,7 +220,8 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
                                  dropout=r.dropout, attn_dropout=r.attn_dropout,
                                  freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
     model.encoder.recompute = bool(r.get("recompute", False))
-    module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay)
+    saver = _model_saver(cfg, model, arch, out / f"seed_{seed}" / MODEL_FILE) if save_model else None
+    module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay, on_new_best=saver)
     train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
     evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
              for split in (dm.val_set, dm.test_set)]
@@ -238,6 +244,14 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     return result
 
 
+def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, path: Path) -> Callable[[dict], None]:
+    """``evaluation -> None``: writes ``model``'s weights, as they are, with that evaluation to ``path``."""
+    r = cfg.retrain
+    spec = text_child_spec(model, arch, dim=r.dim, heads=r.heads, dropout=r.dropout, attn_dropout=r.attn_dropout,
+                           freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+    return lambda evaluation: save_text_child(path, model, spec, evaluation)
+
+
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     """Train ``arch`` from scratch for ``retrain.seeds`` seeds; writes retrain/results.json."""
     r = cfg.retrain
@@ -248,7 +262,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
              bool(r.get("recompute", False)))
     per_seed = []
     for seed in seeds:
-        result = train_child(cfg, arch, dm, out, seed, f"retrain seed {seed}")
+        result = train_child(cfg, arch, dm, out, seed, f"retrain seed {seed}", save_model=True)
         per_seed.append(result)
         log.info("retrain: seed %d -> val %.4f test %.4f (step %d)", seed, result["val_acc"], result["test_acc"],
                  result["step"])
