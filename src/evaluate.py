@@ -3,12 +3,13 @@
     python -m src.evaluate outputs/sst2/search/2026-12-03_10-00-00
     python -m src.evaluate RUN_DIR paths.data_dir=/data hardware.threads=1
 
-For every ``retrain/seed_<s>/model.pt`` of a text run (``src.search`` or ``src.retrain``), the
-saved weights (those of the seed's selected evaluation, ``src/models/saved.py``) are loaded, the
-run's data is rebuilt from its ``.hydra/config.yaml`` (the same vocabulary and splits; ``key=value``
-arguments override that config, e.g. where the data now lies), and the validation and test accuracy
-are computed again and printed beside those in ``retrain/seed_<s>.json``. Exit status 0 when every
-seed reproduces its record, 1 when one does not, 2 on bad input. Writes nothing.
+For every model a run kept (``retrain/seed_<s>/model.pt``, and a graph run's baselines,
+``baselines/<name>/seed_<s>/model.pt``: the weights of each seed's selected evaluation,
+``src/models/saved.py``), the run's data is rebuilt from its ``.hydra/config.yaml`` (the same
+vocabulary and splits; ``key=value`` arguments override that config, e.g. where the data now
+lies), the model is loaded, and its validation and test scores are computed again and printed
+beside the recorded ones. Exit status 0 when every seed reproduces its record, 1 when one does
+not, 2 on bad input. Writes nothing.
 """
 
 from __future__ import annotations
@@ -38,64 +39,86 @@ def _run_config(run_dir: Path, overrides: list[str]):
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise AutoAttendError(f"{config}: {str(exc).splitlines()[0]}") from None
-    if str(cfg.get("task", {}).get("family", "text")) != "text":
-        raise AutoAttendError(f"{run_dir}: a {cfg.task.name} run; only text runs keep their retrained models")
     return cfg
 
 
-def saved_models(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(seed, retrain/seed_<seed>/model.pt)`` of a run, by seed."""
+def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
+    """``(folder, seed, <folder>/seed_<seed>/model.pt)`` of a run: ``retrain`` first, then the
+    graph baselines (``baselines/<name>``), by seed."""
     found = []
-    for path in (run_dir / "retrain").glob("seed_*/model.pt"):
-        suffix = path.parent.name.removeprefix("seed_")
-        if suffix.isdigit():
-            found.append((int(suffix), path))
+    for folder in [run_dir / "retrain"] + sorted((run_dir / "baselines").glob("*")):
+        for path in folder.glob("seed_*/model.pt"):
+            suffix = path.parent.name.removeprefix("seed_")
+            if suffix.isdigit():
+                found.append((str(folder.relative_to(run_dir)), int(suffix), path))
     if not found:
         raise AutoAttendError(f"{run_dir / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
                               "before models were kept have none)")
-    return sorted(found)
+    return sorted(found, key=lambda f: (f[0] != "retrain", f[0], f[1]))
 
 
-def accuracy(model, dataset, batch_size: int) -> float:
-    """The fraction of ``dataset``'s examples whose arg-max logit is their label."""
+def text_scores(model, dm, batch_size: int) -> dict[str, float]:
+    """Validation and test accuracy: the fraction of each split's examples whose arg-max logit is
+    their label."""
     import torch
 
     from src.pipeline.common import make_loader
 
-    correct = total = 0
+    scores = {}
     with torch.inference_mode():
-        for batch in make_loader(dataset, batch_size, False, 0):
-            predicted = model(batch["tokens"], batch["mask"]).argmax(dim=-1)
-            correct += int((predicted == batch["labels"]).sum())
-            total += len(batch["labels"])
-    return correct / total
+        for split, dataset in (("val", dm.val_set), ("test", dm.test_set)):
+            correct = total = 0
+            for batch in make_loader(dataset, batch_size, False, 0):
+                predicted = model(batch["tokens"], batch["mask"]).argmax(dim=-1)
+                correct += int((predicted == batch["labels"]).sum())
+                total += len(batch["labels"])
+            scores[f"{split}_acc"] = correct / total
+    return scores
+
+
+def graph_scores(model, dm) -> dict[str, float]:
+    """Validation and test score (accuracy, or micro-F1 for a multi-label task) as the retrain
+    computed them: one full-graph evaluation, or every evaluation graph (PPI) accumulated."""
+    import torch
+
+    from src.lit.graph_modules import GraphChildModule
+
+    module = GraphChildModule(model, dm.multilabel)
+    if dm.graph is not None:
+        return {k: v for k, v in module.evaluate(dm.graph).items() if k != "val_loss"}
+    with torch.inference_mode():
+        for batch in dm.eval_loader():
+            module.validation_step(batch, 0)
+    return {f"{split}_acc": module.metrics[split].compute().item() for split in ("val", "test")}
 
 
 def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[dict]:
-    """Each saved seed's recorded and recomputed validation and test accuracy."""
+    """Each saved seed's recorded and recomputed validation and test score."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise AutoAttendError(f"{run_dir}: no such directory")
     cfg = _run_config(run_dir, list(overrides or []))
     models = saved_models(run_dir)
-    from src.models.saved import load_text_child
+    from src.models.saved import load_child
     from src.pipeline.common import build_datamodule, setup_hardware
+    from src.pipeline.config import task_family
 
     setup_hardware(cfg)
     dm = build_datamodule(cfg)
+    graph = task_family(cfg) == "graph"
     rows = []
-    for seed, path in models:
-        model, record = load_text_child(path)
+    for folder, seed, path in models:
+        model, record = load_child(path)
         seed_file = path.parent.parent / f"seed_{seed}.json"
         recorded = json.loads(seed_file.read_text()) if seed_file.exists() else None
         saved = record["evaluation"]
         if recorded is not None and recorded["step"] != saved["step"]:
             raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
                                   f"{recorded['step']} (the file is from another training)")
-        batch_size = int(cfg.retrain.eval_batch_size)
-        row = {"seed": seed, "step": saved["step"], "finished": recorded is not None,
-               "val_recorded": saved["val_acc"], "val": accuracy(model, dm.val_set, batch_size),
-               "test_recorded": saved["test_acc"], "test": accuracy(model, dm.test_set, batch_size)}
+        now = graph_scores(model, dm) if graph else text_scores(model, dm, int(cfg.retrain.eval_batch_size))
+        row = {"folder": folder, "seed": seed, "step": saved["step"], "finished": recorded is not None,
+               "val_recorded": saved["val_acc"], "val": now["val_acc"],
+               "test_recorded": saved["test_acc"], "test": now["test_acc"]}
         row["reproduced"] = (abs(row["val"] - row["val_recorded"]) <= TOLERANCE
                              and abs(row["test"] - row["test_recorded"]) <= TOLERANCE)
         rows.append(row)
@@ -104,7 +127,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="a text run's directory (src.search or src.retrain)")
+    parser.add_argument("run_dir", help="a run's directory (src.search or src.retrain)")
     parser.add_argument("overrides", nargs="*", help="key=value settings of the run's config to override")
     args = parser.parse_args(argv)
     try:
@@ -112,17 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("| seed | step | val recorded | val now | test recorded | test now | reproduced |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | seed | step | val recorded | val now | test recorded | test now | reproduced |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         note = "" if r["finished"] else " (seed unfinished)"
-        print(f"| {r['seed']}{note} | {r['step']} | {100 * r['val_recorded']:.2f} | {100 * r['val']:.2f} | "
-              f"{100 * r['test_recorded']:.2f} | {100 * r['test']:.2f} | {'yes' if r['reproduced'] else 'NO'} |")
-    failed = [r["seed"] for r in rows if not r["reproduced"]]
+        print(f"| {r['folder']} | {r['seed']}{note} | {r['step']} | {100 * r['val_recorded']:.2f} | "
+              f"{100 * r['val']:.2f} | {100 * r['test_recorded']:.2f} | {100 * r['test']:.2f} | "
+              f"{'yes' if r['reproduced'] else 'NO'} |")
+    failed = [f"{r['folder']} seed {r['seed']}" for r in rows if not r["reproduced"]]
     if failed:
-        print(f"error: seed(s) {', '.join(map(str, failed))} do not reproduce their recorded accuracy", file=sys.stderr)
+        print(f"error: {', '.join(failed)}: the recomputed scores differ from the recorded ones", file=sys.stderr)
         return 1
-    print(f"all {len(rows)} seed(s) reproduce their recorded validation and test accuracy")
+    print(f"all {len(rows)} model(s) reproduce their recorded validation and test scores")
     return 0
 
 

@@ -258,7 +258,7 @@ def fake_graph_fits(monkeypatch, val_acc: dict) -> list:
         def selected(self):
             return {"val_acc": self.score}
 
-    def fake_fit(cfg, arch, dm, hp, seed, out, name):
+    def fake_fit(cfg, arch, dm, hp, seed, out, name, model_file=None):
         trained.append((arch, seed))
         return Fitted(arch, seed)
 

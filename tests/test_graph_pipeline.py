@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from src.lit.graph_modules import selection_key
@@ -77,6 +78,27 @@ def test_smoke_graph_search_writes_every_result(smoke_run):
                                                                             "baselines"}
 
 
+def test_the_retrained_and_baseline_models_are_kept_and_reproduce_their_records(smoke_run, fixture_data):
+    """Every seed of the retrain and of each baseline keeps its selected evaluation's weights;
+    ``src.evaluate`` reloads them on the rebuilt graph and gets the recorded scores back."""
+    tmp, run_dir, _ = smoke_run
+    from src.models.saved import load_child
+
+    kept = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("model.pt"))
+    assert kept == [f"{folder}/seed_{s}/model.pt" for folder in ("baselines/gcn", "retrain")
+                    for s in (0, 1)]  # none for the HPO trials
+    model, record = load_child(run_dir / "retrain" / "seed_1" / "model.pt")
+    selected = json.loads((run_dir / "retrain" / "seed_1.json").read_text())
+    assert model.arch == Architecture.load(run_dir / "search" / "best_arch.yaml") and not model.training
+    assert {k: record["evaluation"][k] for k in ("step", "val_acc", "test_acc")} == {
+        k: selected[k] for k in ("step", "val_acc", "test_acc")}
+    proc = cli("src.evaluate", str(run_dir), data_dir=fixture_data, tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split(" | ") for line in proc.stdout.strip().splitlines()[2:-1]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [(f"| {f}", str(s), "yes |") for f in ("retrain", "baselines/gcn")
+                                                   for s in (0, 1)]
+
+
 def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
     run_dir = tmp_path / "r"
     proc = cli("src.retrain", "+task=cora", "arch=gat", "budget=smoke", "hardware=cpu", data_dir=fixture_data,
@@ -103,6 +125,10 @@ def test_ppi_smoke_search_inductive_multilabel(tmp_path):
     assert all(0.0 <= s["test_acc"] <= 1.0 for s in results["per_seed"])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == "micro_f1" and "gcn" in summary["baselines"]
+    # the kept models, evaluated graph by graph as the Trainer did, give the recorded micro-F1 back
+    proc = cli("src.evaluate", str(run_dir), data_dir=data, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("all 4 model(s) reproduce")
 
 
 # ---- bad input ------------------------------------------------------------------------------
@@ -220,6 +246,12 @@ def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, t
     assert len({json.dumps(t["hparams"], sort_keys=True) for t in results[1]["hpo_trials"]}) > 1
     histories = [json.loads((tmp_path / f"run{w}" / "retrain" / "seed_1.json").read_text())["history"] for w in (1, 2)]
     assert histories[0] == histories[1] and len(histories[0]) > 1
+    # the seeds trained in worker processes keep the same models
+    for seed in (0, 1, 2):
+        kept = [torch.load(tmp_path / f"run{w}" / "retrain" / f"seed_{seed}" / "model.pt", weights_only=True)
+                for w in (1, 2)]
+        assert kept[0]["evaluation"] == kept[1]["evaluation"]
+        assert all(torch.equal(v, kept[1]["state_dict"][k]) for k, v in kept[0]["state_dict"].items())
     assert len({s["val_acc"] for s in results[1]["per_seed"]} | {s["test_acc"] for s in results[1]["per_seed"]}) > 1
 
 

@@ -245,18 +245,19 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     ``src.evaluate`` rebuilds the run's data, reloads them and gets the recorded validation and
     test accuracy back. A model whose weights are not the recorded ones is caught (exit 1)."""
     tmp, run_dir, _ = smoke_run
-    from src.models.saved import load_text_child
+    from src.models.saved import load_child
 
     for seed in (0, 1):
-        model, record = load_text_child(run_dir / "retrain" / f"seed_{seed}" / "model.pt")
+        model, record = load_child(run_dir / "retrain" / f"seed_{seed}" / "model.pt")
         selected = json.loads((run_dir / "retrain" / f"seed_{seed}.json").read_text())
         assert record["evaluation"] == {k: selected[k] for k in ("step", "val_acc", "test_acc")}
         assert model.arch == Architecture.load(run_dir / "search" / "best_arch.yaml") and not model.training
     proc = cli("src.evaluate", str(run_dir), data_dir=tiny_data, tmp=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    assert [line.split(" | ")[-1] for line in lines[2:4]] == ["yes |", "yes |"]
-    assert lines[-1] == "all 2 seed(s) reproduce their recorded validation and test accuracy"
+    assert [line.split(" | ")[:2] + line.split(" | ")[-1:] for line in lines[2:4]] == [["| retrain", "0", "yes |"],
+                                                                                      ["| retrain", "1", "yes |"]]
+    assert lines[-1] == "all 2 model(s) reproduce their recorded validation and test scores"
     # the same run with seed 1's weights changed: the recomputed accuracy no longer matches
     copy = tmp / "evaluate_tampered"
     shutil.copytree(run_dir, copy)
@@ -268,7 +269,8 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     record["evaluation"]["val_acc"] = record["evaluation"]["test_acc"] = 2.0  # no accuracy can match
     torch.save(record, path)
     proc = cli("src.evaluate", str(copy), data_dir=tiny_data, tmp=tmp)
-    assert proc.returncode == 1 and proc.stderr.strip() == "error: seed(s) 1 do not reproduce their recorded accuracy"
+    assert proc.returncode == 1 and proc.stderr.strip() == ("error: retrain seed 1: the recomputed scores differ from "
+                                                            "the recorded ones")
     assert proc.stdout.splitlines()[3].endswith("| NO |")
 
 

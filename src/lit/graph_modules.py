@@ -8,6 +8,7 @@ logits and micro-F1 (torchmetrics).
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
@@ -124,13 +125,22 @@ class GraphChildModule(pl.LightningModule):
     mini-batches of graphs (PPI) through a Trainer.
     """
 
-    def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4):
+    def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4,
+                 on_new_best: Callable[[dict], None] | None = None):
+        """``on_new_best(evaluation)``, when given, is called after every evaluation that becomes
+        the selected one, while the weights are that evaluation's (the retrain saves them there)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "on_new_best"])
         self.model = model
         self.metrics = torch.nn.ModuleDict({s: node_metric(model.num_classes, multilabel) for s in ("val", "test")})
         self.history: list[dict] = []
         self._val_loss: float | None = None
+        self.on_new_best = on_new_best
+
+    def _record(self, evaluation: dict) -> None:
+        self.history.append(evaluation)
+        if self.on_new_best is not None and self.selected() is evaluation:
+            self.on_new_best(evaluation)
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -158,7 +168,7 @@ class GraphChildModule(pl.LightningModule):
         if self._val_loss is not None:
             entry["val_loss"] = self._val_loss
             self._val_loss = None
-        self.history.append({**entry, "val_acc": val, "test_acc": test})
+        self._record({**entry, "val_acc": val, "test_acc": test})
         self.log_dict({"val/acc": val, "test/acc": test}, prog_bar=True)
 
     @torch.no_grad()
@@ -202,8 +212,7 @@ class GraphChildModule(pl.LightningModule):
             opt.step()
             if step % eval_every == 0 or step == epochs:
                 scores = self.evaluate(batch)
-                self.history.append({"step": step, **{k: scores[k] for k in ("val_loss", "val_acc", "test_acc")
-                                                      if k in scores}})
+                self._record({"step": step, **{k: scores[k] for k in ("val_loss", "val_acc", "test_acc") if k in scores}})
                 if patience is not None and step - self.selected()["step"] >= patience:
                     break
         return self.history

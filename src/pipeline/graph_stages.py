@@ -19,6 +19,7 @@ import logging
 import random
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -30,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
+from src.models.saved import MODEL_FILE, graph_child_spec, save_child
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
 from src.pipeline.config import arch_file, resolve_arch, retrain_space
 from src.pipeline.checks import check_arch_hparams
@@ -177,14 +179,19 @@ def _child_settings(cfg: DictConfig, hparams: dict | None) -> dict:
     return hp
 
 
-def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out: Path, name: str) -> GraphChildModule:
-    """Train ``arch`` from scratch with settings ``hp``; returns the module (its ``history``)."""
+def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out: Path, name: str,
+              model_file: Path | None = None) -> GraphChildModule:
+    """Train ``arch`` from scratch with settings ``hp``; returns the module (its ``history``). With
+    ``model_file``, the selected evaluation's weights are kept there (``src/models/saved.py``)."""
     r = cfg.graph.retrain
     pl.seed_everything(seed, workers=True, verbose=False)
-    model = GraphNet.child(dm.num_features, dm.num_classes, arch, hidden=hp["hidden"], heads=hp["heads"],
-                           dropout=hp["dropout"], attn_dropout=hp["attn_dropout"], act=hp["act"],
-                           readout=hp["readout"], sgc_k=hp["sgc_k"], stem=hp["stem"])
-    module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    settings = {k: hp[k] for k in ("hidden", "heads", "dropout", "attn_dropout", "act", "readout", "sgc_k", "stem")}
+    model = GraphNet.child(dm.num_features, dm.num_classes, arch, **settings)
+    saver = None
+    if model_file is not None:
+        spec = graph_child_spec(arch, dm.num_features, dm.num_classes, **settings)
+        saver = partial(save_child, model_file, model, spec)
+    module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"], on_new_best=saver)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
     if dm.graph is not None:
@@ -213,14 +220,19 @@ class _FullGraph:
 
 
 def _fit_job(job: tuple) -> dict:
-    cfg, arch, dm, hp, seed, out, name = job
-    module = fit_child(cfg, arch, dm, hp, seed, out, name)
+    cfg, arch, dm, hp, seed, out, name, keep_model = job
+    if keep_model:
+        module = fit_child(cfg, arch, dm, hp, seed, out, name, model_file=out / name / MODEL_FILE)
+    else:
+        module = fit_child(cfg, arch, dm, hp, seed, out, name)
     return {"selected": module.selected(), "history": module.history}
 
 
-def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, Path, str]]) -> Iterator[dict]:
+def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, Path, str]],
+                 keep_models: bool = False) -> Iterator[dict]:
     """:func:`fit_child` for each ``(arch, hparams, seed, out, name)`` job, in order: yields
-    ``{"selected": module.selected(), "history": module.history}``.
+    ``{"selected": module.selected(), "history": module.history}``. ``keep_models``: each job's
+    selected weights are kept in ``out/name/model.pt``.
 
     Full-batch graphs on CPU train in ``graph.retrain.workers`` processes (``auto``: the cores the
     run's thread count leaves free, e.g. 2 on two cores with ``graph.threads=1``). Every job seeds
@@ -232,8 +244,8 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
         workers = resolve_process_workers(cfg.graph.retrain.get("workers", "auto"), device_of(cfg),
                                           "graph.retrain.workers")
     data = _FullGraph(dm.graph, dm.num_features, dm.num_classes, dm.multilabel) if workers > 1 else dm
-    return process_map(_fit_job, [(cfg, arch, data, hp, seed, out, name) for arch, hp, seed, out, name in jobs],
-                       workers)
+    return process_map(_fit_job, [(cfg, arch, data, hp, seed, out, name, keep_models)
+                                  for arch, hp, seed, out, name in jobs], workers)
 
 
 def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[dict]]:
@@ -286,7 +298,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
     finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
-    with closing(fit_children(cfg, dm, [(arch, hp, s, out, f"seed_{s}") for s in todo])) as fitted:
+    with closing(fit_children(cfg, dm, [(arch, hp, s, out, f"seed_{s}") for s in todo], keep_models=True)) as fitted:
         for seed, child in zip(todo, fitted):
             chosen = child["selected"]
             result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
