@@ -39,6 +39,7 @@ def test_smoke_search_writes_every_result(smoke_run):
     _, run_dir, proc = smoke_run
     assert f"run dir: {run_dir}" in proc.stdout
     assert "summary: best supernet val acc" in proc.stdout and "retrained test acc" in proc.stdout
+    assert "Warning" not in proc.stderr, proc.stderr  # nothing for a user to wonder about
     assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
     population = read_population(run_dir)
     assert len(population) == 6 + 2 * 3  # smoke: 6 random + 2 rounds x 3 parents

@@ -192,7 +192,7 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"]), batch["labels"])
         examples = len(batch["labels"])
-        self.record_loss(float(loss), examples)
+        self.record_loss(float(loss.detach()), examples)
         self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return loss
 
