@@ -2,9 +2,10 @@
 
 ``retrain/seed_<s>/model.pt`` (graph baselines: ``baselines/<name>/seed_<s>/model.pt``) holds the
 child model's ``state_dict`` at the evaluation the selection rule picks, the architecture, the
-constructor's settings and that evaluation's step and scores. It is rewritten whenever a seed's
+constructor's settings and that evaluation's step and scores. A text seed rewrites it whenever its
 selected evaluation changes, before the checkpoint that records that evaluation, so a resumed
-seed leaves the same file as an uninterrupted one. :func:`load_child` gives the model back in eval
+seed leaves the same file as an uninterrupted one; a graph seed (never resumed inside its
+training) keeps the weights in memory and writes the file once, when it ends. :func:`load_child` gives the model back in eval
 mode: a :class:`TextClassifier` for ``model(tokens, mask)`` (token ids (B, T) of the run's
 vocabulary, mask (B, T) True at real tokens -> logits (B, C)) or a :class:`GraphNet` for
 ``model(x, edge_index)`` ((N, F) features, (2, E) edges -> logits (N, C)); ``src.evaluate``
@@ -42,13 +43,17 @@ def graph_child_spec(arch: Architecture, in_dim: int, num_classes: int, **settin
             **settings}
 
 
-def save_child(path: Path, model: torch.nn.Module, spec: dict[str, Any], evaluation: dict[str, Any]) -> None:
-    """Write the model's weights (every tensor, a text model's frozen embeddings included, so the
-    file stands alone), ``spec`` and ``evaluation`` (step, val_acc, test_acc, ...) to ``path``
-    through a temporary file and a rename."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+def weights_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of every tensor of the model's ``state_dict`` (a text model's frozen embeddings
+    included, so that a saved file stands alone)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def save_child(path: Path, weights: dict[str, torch.Tensor], spec: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """Write ``weights`` (:func:`weights_of`), ``spec`` and ``evaluation`` (step, val_acc,
+    test_acc, ...) to ``path`` through a temporary file and a rename."""
     with atomic_target(path) as tmp:
-        torch.save({"spec": spec, "evaluation": dict(evaluation), "state_dict": state}, tmp)
+        torch.save({"spec": spec, "evaluation": dict(evaluation), "state_dict": weights}, tmp)
 
 
 def read_saved(path: str | Path) -> dict[str, Any]:

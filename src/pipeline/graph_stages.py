@@ -19,7 +19,6 @@ import logging
 import random
 from contextlib import closing
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -31,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
-from src.models.saved import MODEL_FILE, graph_child_spec, save_child
+from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
 from src.pipeline.config import arch_file, resolve_arch, retrain_space
 from src.pipeline.checks import check_arch_hparams
@@ -182,16 +181,20 @@ def _child_settings(cfg: DictConfig, hparams: dict | None) -> dict:
 def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out: Path, name: str,
               model_file: Path | None = None) -> GraphChildModule:
     """Train ``arch`` from scratch with settings ``hp``; returns the module (its ``history``). With
-    ``model_file``, the selected evaluation's weights are kept there (``src/models/saved.py``)."""
+    ``model_file``, the selected evaluation's weights are kept there (``src/models/saved.py``):
+    held in memory while the selection changes (dozens of times a seed) and written once at the
+    end, since a graph seed is never resumed inside its training."""
     r = cfg.graph.retrain
     pl.seed_everything(seed, workers=True, verbose=False)
     settings = {k: hp[k] for k in ("hidden", "heads", "dropout", "attn_dropout", "act", "readout", "sgc_k", "stem")}
     model = GraphNet.child(dm.num_features, dm.num_classes, arch, **settings)
-    saver = None
-    if model_file is not None:
-        spec = graph_child_spec(arch, dm.num_features, dm.num_classes, **settings)
-        saver = partial(save_child, model_file, model, spec)
-    module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"], on_new_best=saver)
+    kept: dict = {}
+
+    def keep(evaluation: dict) -> None:
+        kept.update(weights=weights_of(model), evaluation=evaluation)
+
+    module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"],
+                              on_new_best=keep if model_file is not None else None)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
     if dm.graph is not None:
@@ -201,10 +204,13 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
         module.to(device)
         patience = None if r.get("patience") is None else int(r.patience)
         module.fit_full_batch({k: v.to(device) for k, v in dm.graph.items()}, epochs, every, patience)
-        return module
-    trainer = make_trainer(cfg, out, name, enable_checkpointing=False, log_every_n_steps=1, max_epochs=epochs,
-                           check_val_every_n_epoch=every)
-    trainer.fit(module, dm.train_loader(seed=seed), dm.eval_loader())
+    else:
+        trainer = make_trainer(cfg, out, name, enable_checkpointing=False, log_every_n_steps=1, max_epochs=epochs,
+                               check_val_every_n_epoch=every)
+        trainer.fit(module, dm.train_loader(seed=seed), dm.eval_loader())
+    if model_file is not None:
+        save_child(model_file, kept["weights"], graph_child_spec(arch, dm.num_features, dm.num_classes, **settings),
+                   kept["evaluation"])
     return module
 
 

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
-from src.models.saved import MODEL_FILE, save_child, text_child_spec
+from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
 from src.pipeline.common import StopAtStep, last_checkpoint, make_loader, make_trainer, read_checkpoint, resume_step
 from src.space import Architecture, FunctionalSpace
@@ -249,7 +249,7 @@ def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, pat
     r = cfg.retrain
     spec = text_child_spec(model, arch, dim=r.dim, heads=r.heads, dropout=r.dropout, attn_dropout=r.attn_dropout,
                            freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
-    return lambda evaluation: save_child(path, model, spec, evaluation)
+    return lambda evaluation: save_child(path, weights_of(model), spec, evaluation)
 
 
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
