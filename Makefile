@@ -21,13 +21,14 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain reproduce experiments report bench test test-full clean
+.PHONY: help install search retrain reproduce experiments report evaluate bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
 	@echo "make retrain TASK=sst5 ARCH=published_sst5 [BUDGET=quick]"
 	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
 	@echo "make report DIR=outputs/multirun/search/<time> [ARGS='--csv runs.csv --over seed']"
+	@echo "make evaluate DIR=<run dir>   (reload its retrained models, check their recorded scores)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
 	@echo "make test        fast tests, in parallel processes (about 5-9 min on 2 cores; TEST_WORKERS=0: one process)"
@@ -61,6 +62,11 @@ experiments:
 DIR ?= outputs
 report: $(PY)
 	$(PY) -m src.report $(DIR) $(ARGS)
+
+# the retrained models a run kept, reloaded and checked against its recorded scores: src/evaluate.py
+evaluate: $(PY)
+	@test -n "$(filter-out outputs,$(DIR))" || { echo "error: make evaluate needs DIR=<a run directory>" >&2; exit 2; }
+	$(PY) -m src.evaluate $(DIR) $(ARGS)
 
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)
