@@ -5,14 +5,16 @@ into one row (the mean and spread over those searches or retrains).
     python -m src.report outputs/sst2 outputs/sst5 --csv runs.csv --markdown runs.md
 
 A run directory is any folder holding ``run_settings.json`` (every ``src.search`` and
-``src.retrain`` run writes one first); the given folders are searched recursively. Columns: the
+``src.retrain`` run writes one first), or a finished run from before that file existed (its
+``.hydra/config.yaml`` and ``summary.json``: settings read from the config); the given folders are
+searched recursively. Columns: the
 settings that differ between the runs found (from ``run_settings.json``, so defaults count too, not
 only what was typed), the run's state when it has not finished, the supernet's best validation
 score, the retrained test score (mean +- sample std over its seeds, in %), the graph baselines and
 the ranking correlation when the run has them, and the wall clock. A Hydra multirun writes this
 report to its sweep directory (``report.md``, ``report.csv``) when its jobs end.
 
-Reads JSON only: no torch, so it answers at once.
+Reads JSON and YAML only: no torch, so it answers at once.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def find_runs(roots: list[str | Path]) -> list[Path]:
         if not root.is_dir():
             raise AutoAttendError(f"{root}: no such directory (expected a run directory or a folder of them)")
         found.update(p.parent.resolve() for p in root.rglob(SETTINGS_FILE))
+        found.update(p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")
+                     if (p.parent.parent / "summary.json").is_file())
     if not found:
         raise AutoAttendError(f"no run directories ({SETTINGS_FILE}) under {', '.join(map(str, roots))}")
     return sorted(found, key=_natural_key)
@@ -117,8 +121,29 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
+def _settings_from_config(path: Path) -> dict[str, Any]:
+    """A run from before ``run_settings.json``: the same keys, from its composed config (keys added
+    to the code since then are absent, and not counted as differences)."""
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from src.pipeline.run_settings import run_settings
+
+    config = path / ".hydra" / "config.yaml"
+    try:
+        cfg = OmegaConf.load(config)
+        summary = _read_json(path / "summary.json")
+        return run_settings(cfg, "retrain" if isinstance(summary, dict) and "arch" in summary else "search")
+    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as exc:
+        raise AutoAttendError(f"{config}: cannot be read as a run's config ({str(exc).splitlines()[0]})") from None
+
+
 def load_run(path: Path) -> Run:
-    settings = _read_json(path / SETTINGS_FILE)
+    if (path / SETTINGS_FILE).exists():
+        settings = _read_json(path / SETTINGS_FILE)
+    else:
+        settings = _settings_from_config(path)
     if not isinstance(settings, dict):
         raise AutoAttendError(f"{path / SETTINGS_FILE}: expected a JSON object of settings")
     summary_file = path / "summary.json"
@@ -140,8 +165,9 @@ def reads(run: Run, key: str) -> bool:
 
 
 def varying_keys(runs: list[Run]) -> list[str]:
-    """The settings whose values are not the same in every run that reads them (a key some of
-    those runs lack counts as varying), in the order of the first run's settings."""
+    """The settings whose values are not the same in every run that has them and reads them, in
+    the order of the first run's settings. A run without a key (one of another entry point, or
+    from before the option existed) does not make it vary: its column is empty there."""
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.settings))
@@ -149,8 +175,7 @@ def varying_keys(runs: list[Run]) -> list[str]:
     for key in keys:
         if _hidden(key):
             continue
-        values = {json.dumps(run.settings[key], sort_keys=True) if key in run.settings else "<absent>"
-                  for run in runs if reads(run, key)}
+        values = {json.dumps(run.settings[key], sort_keys=True) for run in runs if key in run.settings and reads(run, key)}
         if len(values) > 1:
             varying.append(key)
     return varying
@@ -301,8 +326,8 @@ def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_O
     per_run, grouped = tables
     text = per_run.markdown() + "\n"
     if grouped is not None:
-        text += (f"\nRuns whose settings differ at most in {', '.join(over)}, folded (mean +- sample std over "
-                 "the runs of each one's score):\n\n" + grouped.markdown() + "\n")
+        text += (f"\nRuns whose settings differ at most in {', '.join(over)} (their code may differ), folded "
+                 "(mean +- sample std over the runs of each one's score):\n\n" + grouped.markdown() + "\n")
     return text
 
 

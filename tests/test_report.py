@@ -123,6 +123,35 @@ def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
     assert folded["test (mean +- std over runs)"] == "82.00 +- 1.41 (2)" and folded["supernet val (mean +- std)"] == ""
 
 
+def test_a_run_from_before_run_settings_is_read_from_its_config(tmp_path):
+    """Older finished runs have ``.hydra/config.yaml`` and ``summary.json`` only: their settings
+    are the config's, flattened and resolved, without the keys a resume may change (paths, ...);
+    an option they predate is absent and does not count as a difference. An unfinished one (no
+    summary) is not a run to report, and a config that does not parse is one clear error."""
+    old = tmp_path / "old"
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text(
+        "seed: 0\npaths:\n  data_dir: ${oc.env:NO_SUCH_VARIABLE_HERE,./data}\nspace:\n  sharing: full\n"
+        "supernet:\n  dim: 64\n  lr: ${supernet.dim}\ntask:\n  name: sst2\n  family: text\n")
+    (old / "summary.json").write_text(json.dumps({"task": "sst2", "best_val_acc_supernet": 0.7,
+                                                  "retrain": None, "seconds": {"supernet": 60.0}}))
+    run = load_run(old)
+    assert run.settings == {"seed": 0, "space.sharing": "full", "supernet.dim": 64, "supernet.lr": 64,
+                            "task.name": "sst2", "task.family": "text", "entry": "search"}
+    write_run(tmp_path / "new", {**TEXT, "supernet.recompute": False, "supernet.dim": 32}, test=0.7)
+    unfinished = tmp_path / "unfinished" / ".hydra"
+    unfinished.mkdir(parents=True)
+    (unfinished / "config.yaml").write_text("seed: 0\n")
+    per_run, _ = report([tmp_path])
+    got = rows(per_run)
+    assert [r["run"] for r in got] == ["new", "old"]
+    assert [h for h in per_run.header if "." in h] == ["supernet.dim"]  # not supernet.recompute
+    assert [r["supernet.dim"] for r in got] == ["32", "64"] and got[1]["supernet val"] == "70.00"
+    (old / ".hydra" / "config.yaml").write_text("seed: [unclosed\n")
+    with pytest.raises(AutoAttendError, match=r"old/.hydra/config.yaml: cannot be read as a run's config"):
+        report([tmp_path])
+
+
 def test_sweep_jobs_in_numeric_order_and_each_run_once(tmp_path):
     for job in (10, 2, 1):
         write_run(tmp_path / f"{job}_job", {**TEXT, "seed": job}, test=0.7)
@@ -179,11 +208,15 @@ def test_command_line(tmp_path):
 
 def test_the_report_does_not_import_torch(tmp_path):
     write_run(tmp_path / "a", TEXT, test=0.75)
+    old = tmp_path / "old"  # read from its config, through the settings code of the pipeline
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text("seed: 1\ntask:\n  name: sst2\n")
+    (old / "summary.json").write_text(json.dumps({"task": "sst2", "retrain": None}))
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "src.report", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "src.utils.errors" in imported and "torch" not in imported
+    assert "src.pipeline.run_settings" in imported and "torch" not in imported
 
 
 def test_main_reports_an_unwritable_output(tmp_path, capsys):
