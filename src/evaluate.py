@@ -107,7 +107,9 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     dm = build_datamodule(cfg)
     graph = task_family(cfg) == "graph"
     rows = []
-    for folder, seed, path in models:
+    for i, (folder, seed, path) in enumerate(models, 1):
+        # the table comes at the end; on a large test set each model takes a while
+        print(f"evaluate: {folder} seed {seed} ({i} of {len(models)})", file=sys.stderr, flush=True)
         model, record = load_child(path)
         seed_file = path.parent.parent / f"seed_{seed}.json"
         recorded = json.loads(seed_file.read_text()) if seed_file.exists() else None

@@ -270,8 +270,9 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     record["evaluation"]["val_acc"] = record["evaluation"]["test_acc"] = 2.0  # no accuracy can match
     torch.save(record, path)
     proc = cli("src.evaluate", str(copy), data_dir=tiny_data, tmp=tmp)
-    assert proc.returncode == 1 and proc.stderr.strip() == ("error: retrain seed 1: the recomputed scores differ from "
-                                                            "the recorded ones")
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "evaluate: retrain seed 0 (1 of 2)", "evaluate: retrain seed 1 (2 of 2)",
+        "error: retrain seed 1: the recomputed scores differ from the recorded ones"]
     assert proc.stdout.splitlines()[3].endswith("| NO |")
 
 
