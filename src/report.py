@@ -26,7 +26,7 @@ import json
 import re
 import statistics
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class Run:
     settings: dict[str, Any]
     summary: dict[str, Any] | None
     state: str = "finished"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def entry(self) -> str:
@@ -121,9 +120,10 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
-def _settings_from_config(path: Path) -> dict[str, Any]:
-    """A run from before ``run_settings.json``: the same keys, from its composed config (keys added
-    to the code since then are absent, and not counted as differences)."""
+def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished run from before ``run_settings.json``: the same keys, from its composed config
+    (keys added to the code since then are absent, and not counted as differences); the entry
+    point from its ``summary`` (a retrain's names its ``arch``)."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -132,25 +132,23 @@ def _settings_from_config(path: Path) -> dict[str, Any]:
 
     config = path / ".hydra" / "config.yaml"
     try:
-        cfg = OmegaConf.load(config)
-        summary = _read_json(path / "summary.json")
-        return run_settings(cfg, "retrain" if isinstance(summary, dict) and "arch" in summary else "search")
+        return run_settings(OmegaConf.load(config), "retrain" if "arch" in summary else "search")
     except (OmegaConfBaseException, ValueError, yaml.YAMLError) as exc:
         raise AutoAttendError(f"{config}: cannot be read as a run's config ({str(exc).splitlines()[0]})") from None
 
 
 def load_run(path: Path) -> Run:
+    summary_file = path / "summary.json"
+    summary = _read_json(summary_file) if summary_file.exists() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise AutoAttendError(f"{summary_file}: expected a JSON object")
     if (path / SETTINGS_FILE).exists():
         settings = _read_json(path / SETTINGS_FILE)
-    else:
-        settings = _settings_from_config(path)
-    if not isinstance(settings, dict):
-        raise AutoAttendError(f"{path / SETTINGS_FILE}: expected a JSON object of settings")
-    summary_file = path / "summary.json"
-    if summary_file.exists():
-        summary = _read_json(summary_file)
-        if not isinstance(summary, dict):
-            raise AutoAttendError(f"{summary_file}: expected a JSON object")
+        if not isinstance(settings, dict):
+            raise AutoAttendError(f"{path / SETTINGS_FILE}: expected a JSON object of settings")
+    else:  # find_runs lists such a run only once it has finished
+        settings = _settings_from_config(path, summary)
+    if summary is not None:
         return Run(path, settings, summary)
     return Run(path, settings, None, state=_state(path, settings))
 

@@ -227,10 +227,7 @@ class _FullGraph:
 
 def _fit_job(job: tuple) -> dict:
     cfg, arch, dm, hp, seed, out, name, keep_model = job
-    if keep_model:
-        module = fit_child(cfg, arch, dm, hp, seed, out, name, model_file=out / name / MODEL_FILE)
-    else:
-        module = fit_child(cfg, arch, dm, hp, seed, out, name)
+    module = fit_child(cfg, arch, dm, hp, seed, out, name, model_file=out / name / MODEL_FILE if keep_model else None)
     return {"selected": module.selected(), "history": module.history}
 
 
