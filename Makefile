@@ -21,7 +21,7 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain reproduce experiments report evaluate bench test test-full clean
+.PHONY: help install search retrain reproduce experiments report evaluate predict bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
@@ -29,6 +29,7 @@ help:
 	@echo "make reproduce EXP=cora_default [ARGS=...]   (make experiments: the list)"
 	@echo "make report DIR=outputs/multirun/search/<time> [ARGS='--csv runs.csv --over seed']"
 	@echo "make evaluate DIR=<run dir>   (reload its retrained models, check their recorded scores)"
+	@echo "make predict DIR=<text run dir> FILE=<texts, one per line> [ARGS=--jsonl]   (classify new text)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
 	@echo "make test        fast tests, in parallel processes (about 5-9 min on 2 cores; TEST_WORKERS=0: one process)"
@@ -67,6 +68,11 @@ report: $(PY)
 evaluate: $(PY)
 	@test -n "$(filter-out outputs,$(DIR))" || { echo "error: make evaluate needs DIR=<a run directory>" >&2; exit 2; }
 	$(PY) -m src.evaluate $(DIR) $(ARGS)
+
+# new text classified by a text run's kept model (the best validation seed; ARGS=--ensemble): src/predict.py
+predict: $(PY)
+	@test -n "$(filter-out outputs,$(DIR))" -a -n "$(FILE)" || { echo "error: make predict needs DIR=<a text run directory> FILE=<texts, one per line>" >&2; exit 2; }
+	$(PY) -m src.predict $(DIR) --file $(FILE) $(ARGS)
 
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)

@@ -24,7 +24,8 @@ from src.utils.errors import AutoAttendError
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
 
 
-def _run_config(run_dir: Path, overrides: list[str]):
+def run_config(run_dir: Path, overrides: list[str]):
+    """The run's resolved ``.hydra/config.yaml`` with ``key=value`` ``overrides`` merged in."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -97,7 +98,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise AutoAttendError(f"{run_dir}: no such directory")
-    cfg = _run_config(run_dir, list(overrides or []))
+    cfg = run_config(run_dir, list(overrides or []))
     models = saved_models(run_dir)
     from src.models.saved import load_child
     from src.pipeline.common import build_datamodule, setup_hardware

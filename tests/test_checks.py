@@ -74,6 +74,10 @@ def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     (["+task=yahoo", "task.max_vocab=2"], "task.max_vocab: expected an integer >= 3 or null, got 2"),
     (["+task=dbpedia", "task.text_fields=0"], "task.text_fields: expected an integer >= 1 or null, got 0"),
     (["+task=yelp2", "task.header=maybe"], "task.header: expected true or false, got 'maybe'"),
+    (["+task=sst5", "task.label_names=[bad,good]"], "task.label_names: expected null or a list of 5 distinct "
+                                                     "non-empty names (one per class, in label order), got ['bad', 'good']"),
+    (["+task=csv", "task.num_classes=2", "task.path=/x", "task.label_names=[no,no]"], "task.label_names: expected "
+                                                                                       "null or a list of 2 distinct"),
 ])
 def test_csv_tasks_are_checked_with_the_config(overrides, needle):
     """The CSV reader's settings fail with the other config values, before torch is imported

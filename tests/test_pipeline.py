@@ -276,6 +276,68 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     assert proc.stdout.splitlines()[3].endswith("| NO |")
 
 
+def test_predict_on_raw_text_reproduces_the_recorded_validation_accuracy(smoke_run, tiny_data):
+    """The validation sentences as plain text through ``src.predict``: the chosen model (the seed
+    of best recorded validation score) gives the predictions and probabilities it gives the encoded
+    validation set, and so its recorded validation accuracy; ``--ensemble`` averages the seeds'
+    probabilities; a model file kept without its text settings has them rebuilt from the run."""
+    tmp, run_dir, _ = smoke_run
+    from src.data.ptb import read_tree_file
+    from src.evaluate import run_config
+    from src.models.saved import load_child
+    from src.pipeline.common import build_datamodule, make_loader
+    from src.predict import predict
+
+    # SST-2 keeps the sentences that are not neutral, in file order
+    trees = [t for t in read_tree_file(tiny_data / "sst" / "trees" / "dev.txt") if t.label != 2]
+    texts = [" ".join(t.leaves()) for t in trees]
+    (tmp / "dev_sentences.txt").write_text("\n".join(texts) + "\n")
+    proc = cli("src.predict", str(run_dir), "--file", str(tmp / "dev_sentences.txt"), "--jsonl", data_dir=tiny_data,
+               tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    recorded = {s: json.loads((run_dir / "retrain" / f"seed_{s}.json").read_text()) for s in (0, 1)}
+    best = min(recorded, key=lambda s: (-recorded[s]["val_acc"], s))
+    assert proc.stderr.splitlines() == [
+        f"predict: {run_dir / 'retrain' / f'seed_{best}' / 'model.pt'} (step {recorded[best]['step']}: "
+        f"validation {100 * recorded[best]['val_acc']:.2f} %, test {100 * recorded[best]['test_acc']:.2f} %)"]
+    dm = build_datamodule(run_config(run_dir, [f"paths.data_dir={tiny_data}", f"paths.cache_dir={tmp / 'cache'}"]))
+    assert [t.label // 3 for t in trees] == dm.val_set.labels.tolist()
+    model, _ = load_child(run_dir / "retrain" / f"seed_{best}" / "model.pt")
+    with torch.inference_mode():
+        expected = torch.cat([torch.softmax(model(b["tokens"], b["mask"]), -1)
+                              for b in make_loader(dm.val_set, 7, False, 0)])
+    got = torch.tensor([list(r["probabilities"].values()) for r in rows])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert [r["label"] for r in rows] == expected.argmax(-1).tolist()
+    assert [r["name"] for r in rows] == [["negative", "positive"][r["label"]] for r in rows]
+    correct = sum(r["label"] == y for r, y in zip(rows, dm.val_set.labels.tolist()))
+    assert correct / len(rows) == pytest.approx(recorded[best]["val_acc"], abs=1e-6)  # recorded in float32
+    assert all(r["unknown_words"] == 0 and r["words"] == len(t.leaves()) for r, t in zip(rows, trees))
+
+    each = [torch.tensor([list(r["probabilities"].values()) for r in predict(run_dir, texts, seed=s)[1]])
+            for s in (0, 1)]
+    described, ensemble = predict(run_dir, texts, ensemble=True)
+    assert len(described) == 2
+    torch.testing.assert_close(torch.tensor([list(r["probabilities"].values()) for r in ensemble]),
+                               (each[0] + each[1]) / 2, rtol=0, atol=1e-6)
+
+    old = tmp / "predict_old_model_file"
+    shutil.copytree(run_dir, old)
+    path = old / "retrain" / "seed_1" / "model.pt"
+    record = torch.load(path, weights_only=True)
+    del record["spec"]["text_input"], record["spec"]["label_names"]
+    torch.save(record, path)
+    proc = cli("src.predict", str(path), texts[0], texts[1], data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "predates stored text settings; rebuilding them from" in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["| # | prediction | probability | unknown words | text |", "| --- | --- | --- | --- | --- |"]
+    for i, (line, row) in enumerate(zip(lines[2:], predict(run_dir, texts[:2], seed=1)[1]), 1):
+        assert line == (f"| {i} | {row['name']} | {row['probabilities'][row['name']]:.3f} | 0 of {row['words']} | "
+                        f"{row['text']} |")
+
+
 def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
     tmp, run_dir, _ = smoke_run
     cases = {str(tmp / "nowhere"): f"error: {tmp / 'nowhere'}: no such directory",

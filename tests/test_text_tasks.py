@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from src.bench_data import write_zhang_csv
 from src.data.csv_text import CSVTextDataModule
 from src.models.text import TextClassifier
+from src.pipeline.checks import check_config
 from src.space import FunctionalSpace
 from tests.conftest import compose_config
 
@@ -113,6 +114,8 @@ def test_every_task_preset_composes_with_smoke_and_paper(task, tmp_path):
     smoke = compose_config("search", [f"+task={task}", "budget=smoke", "hardware=cpu",
                                       f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"])
     assert smoke.task.name == task and smoke.task.num_classes == classes
+    assert len(smoke.task.label_names) == classes  # the class names src.predict prints
+    check_config(smoke, "search")
     assert smoke.task.datamodule._target_ == "src.data.csv_text.CSVTextDataModule"
     assert smoke.task.datamodule.path == f"{tmp_path}/{folder}" and smoke.task.text_fields == fields
     assert smoke.task.hub_name == hub

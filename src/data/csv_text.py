@@ -171,6 +171,11 @@ class CSVTextDataModule(TextDataModule):
     ``train_level`` is accepted for interface compatibility and ignored (documents have no phrases).
     """
 
+    raw_tokenizer = "zhang_csv"
+
+    def raw_lowercase(self) -> bool:
+        return self.lowercase
+
     def __init__(
         self,
         data_dir: str,

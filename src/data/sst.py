@@ -103,6 +103,11 @@ class SSTDataModule(TextDataModule):
         self.stats: dict = {}
         self._built: dict | None = None
 
+    def raw_lowercase(self) -> bool:
+        """The trees keep case; a hub copy's sentences come lower-cased (then the vocabulary has no
+        upper-case word, and new text is lower-cased to match it)."""
+        return self.vocab is not None and not any(w != w.lower() for w in self.vocab.to_list())
+
     # ----------------------------------------------------------------------------- locations
 
     @property

@@ -23,6 +23,22 @@ class TextDataModule(pl.LightningDataModule):
     vocab = None
     embeddings: torch.Tensor | None = None
 
+    # How raw text becomes this task's tokens (a tokenizer of src.data.raw_text.TOKENIZERS).
+    raw_tokenizer = "ptb"
+
+    def raw_lowercase(self) -> bool:
+        """Whether raw text is lower-cased before tokenising (the data's own setting)."""
+        return False
+
+    def text_encoder(self):
+        """After ``setup()``: the :class:`~src.data.raw_text.TextEncoder` that encodes new text as
+        this task's examples were encoded (tokenizer, case, vocabulary, ``max_len``)."""
+        from src.data.raw_text import TextEncoder
+
+        if self.vocab is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for its text encoder")
+        return TextEncoder(self.raw_tokenizer, self.raw_lowercase(), tuple(self.vocab.to_list()), int(self.max_len))
+
     @property
     def vocab_size(self) -> int:
         return len(self.vocab) if self.vocab is not None else 0

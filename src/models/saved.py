@@ -30,11 +30,19 @@ TEXT_FORMAT = "autoattend.text_child.v1"
 GRAPH_FORMAT = "autoattend.graph_child.v1"
 
 
-def text_child_spec(model: TextClassifier, arch: Architecture, **settings: Any) -> dict[str, Any]:
+def text_child_spec(model: TextClassifier, arch: Architecture, text_input: dict[str, Any] | None = None,
+                    label_names: list[str] | None = None, **settings: Any) -> dict[str, Any]:
     """What :func:`load_child` needs besides the weights: ``settings`` are the keyword arguments
-    :meth:`TextClassifier.child` was built with (dim, heads, dropout, ...)."""
-    return {"format": TEXT_FORMAT, "architecture": arch.to_dict(), "num_classes": model.classifier.out_features,
+    :meth:`TextClassifier.child` was built with (dim, heads, dropout, ...). ``text_input``
+    (:meth:`TextEncoder.to_dict <src.data.raw_text.TextEncoder.to_dict>`) and ``label_names`` let
+    ``src.predict`` classify new text with the file alone."""
+    spec = {"format": TEXT_FORMAT, "architecture": arch.to_dict(), "num_classes": model.classifier.out_features,
             "embedding_shape": list(model.embedding.weight.shape), **settings}
+    if text_input is not None:
+        spec["text_input"] = text_input
+    if label_names is not None:
+        spec["label_names"] = list(label_names)
+    return spec
 
 
 def graph_child_spec(arch: Architecture, in_dim: int, num_classes: int, **settings: Any) -> dict[str, Any]:
@@ -77,6 +85,8 @@ def load_child(path: str | Path) -> tuple[TextClassifier | GraphNet, dict[str, A
     spec = dict(record["spec"])
     arch = Architecture.from_dict(spec.pop("architecture"), source=str(path))
     num_classes = spec.pop("num_classes")
+    for about_input_output in ("text_input", "label_names"):
+        spec.pop(about_input_output, None)
     if spec.pop("format") == TEXT_FORMAT:
         model = TextClassifier.child(torch.zeros(*spec.pop("embedding_shape")), num_classes, arch, **spec)
     else:

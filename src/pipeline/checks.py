@@ -80,6 +80,19 @@ def check_subset(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
               OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
 
 
+def check_label_names(cfg: DictConfig) -> None:
+    """``task.label_names``: null, or one distinct name for each of ``task.num_classes`` classes."""
+    value, num_classes = _get(cfg, "task.label_names"), _get(cfg, "task.num_classes")
+    if value is _ABSENT or value is None:
+        return
+    names = list(value) if isinstance(value, ListConfig) else None
+    size = f"{num_classes} " if isinstance(num_classes, int) else ""
+    if (not names or any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names)
+            or (isinstance(num_classes, int) and len(names) != num_classes)):
+        _fail("task.label_names", f"null or a list of {size}distinct non-empty names (one per class, in label order)",
+              OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
+
+
 def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
     dim, heads = _get(cfg, f"{node}.{width}"), _get(cfg, f"{node}.heads")
     if isinstance(dim, int) and isinstance(heads, int) and heads > 0 and dim % heads:
@@ -111,6 +124,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_choice(cfg, "data.train_level", ("phrase", "sentence"))
     check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
     _check_csv_task(cfg)
+    check_label_names(cfg)
     if entry == "search":
         s = "supernet"
         for key in ("dim", "heads", "archs_per_step", "epochs", "batch_size", "val_batch_size"):

@@ -27,12 +27,12 @@ SETTINGS_FILE = "run_settings.json"
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
 # config comments state that results do not depend on them, and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
-# analysis, which adds its own folder and changes nothing else.
+# analysis, which adds its own folder and changes nothing else; the classes' names only label output.
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
               "retrain.checkpoint_every_min", "strategy.score_workers",
-              "strategy.save_every", "ranking")
+              "strategy.save_every", "ranking", "task.label_names")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -220,7 +220,7 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
                                  dropout=r.dropout, attn_dropout=r.attn_dropout,
                                  freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
     model.encoder.recompute = bool(r.get("recompute", False))
-    saver = _model_saver(cfg, model, arch, out / f"seed_{seed}" / MODEL_FILE) if save_model else None
+    saver = _model_saver(cfg, model, arch, dm, out / f"seed_{seed}" / MODEL_FILE) if save_model else None
     module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay, on_new_best=saver)
     train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
     evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
@@ -244,10 +244,14 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     return result
 
 
-def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, path: Path) -> Callable[[dict], None]:
-    """``evaluation -> None``: writes ``model``'s weights, as they are, with that evaluation to ``path``."""
+def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, dm, path: Path) -> Callable[[dict], None]:
+    """``evaluation -> None``: writes ``model``'s weights, as they are, with that evaluation to ``path``
+    (and what encodes new text for it: the task's tokenizer and vocabulary, its class names)."""
     r = cfg.retrain
-    spec = text_child_spec(model, arch, dim=r.dim, heads=r.heads, dropout=r.dropout, attn_dropout=r.attn_dropout,
+    names = cfg.task.get("label_names")
+    spec = text_child_spec(model, arch, text_input=dm.text_encoder().to_dict(),
+                           label_names=None if names is None else list(names), dim=r.dim, heads=r.heads,
+                           dropout=r.dropout, attn_dropout=r.attn_dropout,
                            freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
     return lambda evaluation: save_child(path, weights_of(model), spec, evaluation)
 

@@ -1,0 +1,199 @@
+"""Classify new text with a retrained model.
+
+    python -m src.predict outputs/sst5/search/2026-12-04_10-00-00 "A gripping, funny film."
+    python -m src.predict RUN_DIR --file reviews.txt --jsonl > predictions.jsonl
+    python -m src.predict RUN_DIR/retrain/seed_3/model.pt "..."      # one kept model file
+    python -m src.predict RUN_DIR --ensemble "..."                    # every seed, probabilities averaged
+
+The target is a run directory of a text task (``src.search`` or ``src.retrain``: its kept
+``retrain/seed_<s>/model.pt``, by default the seed with the best recorded validation score, ties
+to the lower seed; ``--seed`` picks one, ``--ensemble`` averages the class probabilities of all
+finished seeds) or a ``model.pt`` file itself. Each text is tokenised as the task's training data
+was (``src/data/raw_text.py``: Penn-Treebank tokens for SST, the CSV reader's own tokenizer for
+the Zhang et al. tasks, whose title and body fields training joined with a space), mapped to the
+run's vocabulary (unknown words counted in the output) and cut to its ``max_len``. The model file
+holds all of that; a file kept before it did (no ``text_input``) has it rebuilt from the run's
+``.hydra/config.yaml`` (``--override key=value``, e.g. where the data now lies). Exit status 0,
+or 2 on bad input. Writes nothing but the predictions to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from src.utils.errors import AutoAttendError
+
+BATCH_SIZE = 256
+TEXT_SHOWN = 70  # characters of each text in the table (--jsonl gives it whole)
+
+
+def _finished_val(seed_dir: Path) -> float | None:
+    """The recorded validation score of a finished seed (``retrain/seed_<s>.json``), else None."""
+    seed_file = seed_dir.parent / f"{seed_dir.name}.json"
+    if not seed_file.is_file():
+        return None
+    try:
+        return float(json.loads(seed_file.read_text())["val_acc"])
+    except (ValueError, KeyError, TypeError):
+        raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result, with val_acc)") from None
+
+
+def choose_models(target: Path, seed: int | None = None, ensemble: bool = False) -> list[Path]:
+    """The model file(s) ``target`` names: the file itself, or a run's retrain seed (``seed``, else
+    the finished seed of best recorded validation score, ties to the lower seed), or with
+    ``ensemble`` every finished seed, by seed."""
+    if target.is_file():
+        if seed is not None or ensemble:
+            raise AutoAttendError(f"{target}: --seed and --ensemble choose among a run's seeds; give the run directory")
+        return [target]
+    if not target.is_dir():
+        raise AutoAttendError(f"{target}: no such run directory or model file")
+    retrain = target / "retrain"
+    kept = {int(p.parent.name.removeprefix("seed_")): p for p in retrain.glob("seed_*/model.pt")
+            if p.parent.name.removeprefix("seed_").isdigit()}
+    if not kept:
+        what = "not a run directory" if not (target / ".hydra").is_dir() else "no kept models"
+        raise AutoAttendError(f"{target}: {what} (expected retrain/seed_<s>/model.pt, which a text run's retrain "
+                              "keeps; graph runs and runs retrained before models were kept have none)")
+    if seed is not None:
+        if seed not in kept:
+            raise AutoAttendError(f"{retrain}: no model for seed {seed} (kept: {', '.join(map(str, sorted(kept)))})")
+        return [kept[seed]]
+    finished = {s: v for s, p in kept.items() if (v := _finished_val(p.parent)) is not None}
+    if not finished:
+        raise AutoAttendError(f"{retrain}: no seed has finished (retrain/seed_<s>.json); choose an unfinished "
+                              f"one with --seed ({', '.join(map(str, sorted(kept)))})")
+    if ensemble:
+        return [kept[s] for s in sorted(finished)]
+    best = min(finished, key=lambda s: (-finished[s], s))
+    return [kept[best]]
+
+
+def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str]):
+    """The model's :class:`TextEncoder` and class names: from its file, or for a file kept before
+    they were stored, rebuilt from its run's config."""
+    from src.data.raw_text import TextEncoder
+
+    if "text_input" in spec:
+        return TextEncoder.from_dict(spec["text_input"]), spec.get("label_names")
+    from src.evaluate import run_config
+    from src.pipeline.common import build_datamodule
+
+    run_dir = path.resolve().parents[2]  # <run>/retrain/seed_<s>/model.pt
+    cfg = run_config(run_dir, list(overrides))
+    print(f"predict: {path} predates stored text settings; rebuilding them from {run_dir / '.hydra/config.yaml'}",
+          file=sys.stderr, flush=True)
+    dm = build_datamodule(cfg)
+    names = cfg.task.get("label_names")
+    return dm.text_encoder(), None if names is None else list(names)
+
+
+def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, ensemble: bool = False,
+            overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
+    """Classify ``texts``. Returns ``(descriptions of the models used, one row per text)``; a row
+    holds the text, the predicted ``label`` (arg-max of the mean class probabilities), its
+    ``name``, every class's ``probabilities`` and the ``unknown_words`` among the ``words`` the
+    model saw."""
+    import torch
+
+    from src.data.raw_text import TextEncoder
+    from src.models.saved import TEXT_FORMAT, load_child, read_saved
+
+    if not texts:
+        raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
+    paths = choose_models(Path(target), seed, ensemble)
+    encoder: TextEncoder | None = None
+    names: list[str] | None = None
+    probabilities = None
+    described = []
+    for path in paths:
+        spec = read_saved(path)["spec"]
+        if spec["format"] != TEXT_FORMAT:
+            raise AutoAttendError(f"{path}: a graph model (node classification); src.predict classifies text "
+                                  "(python -m src.evaluate recomputes a graph model's scores)")
+        model, record = load_child(path)
+        this_encoder, this_names = _encoder_and_names(path, spec, overrides)
+        if encoder is not None and this_encoder != encoder:
+            raise AutoAttendError(f"{path}: encodes text differently from {paths[0]}; cannot average them")
+        encoder, names = this_encoder, this_names
+        evaluation = record["evaluation"]
+        described.append(f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
+                         f"test {100 * evaluation['test_acc']:.2f} %)")
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), BATCH_SIZE):
+                tokens, mask = encoder.encode(texts[start:start + BATCH_SIZE])
+                chunks.append(torch.softmax(model(tokens, mask).float(), dim=-1))
+        these = torch.cat(chunks)
+        probabilities = these if probabilities is None else probabilities + these
+    probabilities = probabilities / len(paths)
+    num_classes = probabilities.shape[1]
+    names = names if names is not None and len(names) == num_classes else [f"class {c}" for c in range(num_classes)]
+    rows = []
+    for text, probs in zip(texts, probabilities.tolist()):
+        label = max(range(num_classes), key=lambda c: (probs[c], -c))
+        unknown, words = encoder.unknown(text)
+        rows.append({"text": text, "label": label, "name": names[label],
+                     "probabilities": dict(zip(names, probs)), "unknown_words": unknown, "words": words})
+    return described, rows
+
+
+def read_texts(path: str) -> list[str]:
+    """One text per line of ``path`` (``-``: standard input); a blank line is an error naming it."""
+    try:
+        lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutoAttendError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected a UTF-8 text file, "
+                              "one text per line") from None
+    blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)
+    if blank is not None:
+        raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")
+    return lines
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= TEXT_SHOWN else text[:TEXT_SHOWN - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0],
+                                     epilog="Texts come from the arguments, or --file (one per line).")
+    parser.add_argument("target", help="a text run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
+    parser.add_argument("texts", nargs="*", help="texts to classify")
+    parser.add_argument("--file", help="read the texts from this file, one per line ('-': standard input)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--seed", type=int, help="use this retrain seed's model (default: best validation score)")
+    choice.add_argument("--ensemble", action="store_true", help="average the probabilities of every finished seed")
+    parser.add_argument("--jsonl", action="store_true", help="one JSON object per text, every class's probability")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the run's config, for model files kept without their text settings")
+    args = parser.parse_intermixed_args(argv)  # options may come between the target and the texts
+    try:
+        if args.file is not None and args.texts:
+            raise AutoAttendError("give texts as arguments or --file, not both")
+        texts = read_texts(args.file) if args.file is not None else args.texts
+        described, rows = predict(args.target, texts, args.seed, args.ensemble, args.override)
+    except AutoAttendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in described:
+        print(f"predict: {line}", file=sys.stderr)
+    if args.jsonl:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print("| # | prediction | probability | unknown words | text |")
+    print("| --- | --- | --- | --- | --- |")
+    for i, row in enumerate(rows, 1):
+        print(f"| {i} | {row['name']} | {row['probabilities'][row['name']]:.3f} | "
+              f"{row['unknown_words']} of {row['words']} | {_shown(row['text'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

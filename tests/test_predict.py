@@ -1,0 +1,164 @@
+"""New text -> token ids as each task's data was encoded (``src/data/raw_text.py``), and the parts of
+``src.predict`` that need no run (a run's predictions: ``tests/test_pipeline.py``)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from src.bench_data import write_zhang_csv
+from src.data.csv_text import CSVTextDataModule
+from src.data.raw_text import TextEncoder, ptb_tokenize
+from src.data.sst import SSTDataModule
+from src.data.text import PAD, UNK, UNK_ID
+from src.utils.errors import AutoAttendError
+from tests.helpers import ROOT, real_data_dir, write_tiny_sst
+
+VOCAB = (PAD, UNK, "the", "film", "is", "good", "n't", "do", ".", "-LRB-", "-RRB-")
+
+
+def test_ptb_tokens_are_those_of_the_sst_trees():
+    """Clitics split, brackets and quotes as the treebank writes them, ``/`` and ``*`` escaped."""
+    assert ptb_tokenize('It isn\'t (really) 1/2 "good" -- *sigh* ...') == [
+        "It", "is", "n't", "-LRB-", "really", "-RRB-", "1\\/2", "``", "good", "''", "--", "\\*sigh\\*", "..."]
+
+
+def test_encoder_ids_mask_truncation_and_unknown_words():
+    encoder = TextEncoder("ptb", False, VOCAB, max_len=4)
+    tokens, mask = encoder.encode(["The film is good.", "(do n't)"])
+    ids = {w: i for i, w in enumerate(VOCAB)}
+    # "The" is not in this cased vocabulary; the first text is cut to max_len tokens
+    assert tokens.tolist() == [[UNK_ID, ids["film"], ids["is"], ids["good"]],
+                               [ids["-LRB-"], ids["do"], ids["n't"], ids["-RRB-"]]]
+    assert mask.all()
+    tokens, mask = encoder.encode(["good", "the film"])
+    assert tokens.tolist() == [[ids["good"], 0], [ids["the"], ids["film"]]]
+    assert mask.tolist() == [[True, False], [True, True]]
+    assert encoder.unknown("The film is good.") == (1, 4)  # counted over what the model sees
+    assert TextEncoder("ptb", True, VOCAB, 4).ids("The FILM") == [ids["the"], ids["film"]]
+
+
+def test_encoder_round_trips_and_rejects_bad_input():
+    encoder = TextEncoder("zhang_csv", True, VOCAB, 64)
+    assert TextEncoder.from_dict(encoder.to_dict()) == encoder
+    with pytest.raises(AutoAttendError, match="no words to classify"):
+        encoder.ids("   ")
+    with pytest.raises(AutoAttendError, match="unknown tokenizer 'bpe'; expected one of ptb, zhang_csv"):
+        TextEncoder("bpe", False, VOCAB, 64)
+    with pytest.raises(AutoAttendError, match="not a vocabulary"):
+        TextEncoder("ptb", False, ("the", "film"), 64)
+    with pytest.raises(AutoAttendError, match="max_len must be >= 1"):
+        TextEncoder("ptb", False, VOCAB, 0)
+
+
+def test_sst_encoder_gives_the_ids_of_the_datamodule(tmp_path):
+    """The dev sentences as plain text encode to exactly the validation examples' ids."""
+    data = write_tiny_sst(tmp_path / "data", n_train=40, n_dev=20, n_test=10)
+    dm = SSTDataModule(data_dir=str(data), num_classes=5, cache_dir=str(tmp_path / "cache"),
+                       embedding_source="random", max_len=6)
+    dm.prepare_data()
+    dm.setup()
+    encoder = dm.text_encoder()
+    assert (encoder.tokenizer, encoder.lowercase, encoder.max_len) == ("ptb", False, 6)
+    from src.data.ptb import read_tree_file
+
+    texts = [" ".join(tree.leaves()) for tree in read_tree_file(data / "sst" / "trees" / "dev.txt")]
+    for i, text in enumerate(texts):
+        assert encoder.ids(text) == dm.val_set[i][0].tolist()
+    # a lower-cased copy of SST (the hub's) gets lower-cased input
+    dm.vocab = type(dm.vocab)([PAD, UNK, "good", "-lrb-"])
+    assert dm.raw_lowercase() is True
+
+
+def test_csv_encoder_gives_the_ids_of_the_datamodule(tmp_path):
+    """A test file's raw fields, joined with a space, encode to the test examples' ids (cleaning,
+    case and truncation as the CSV reader applies them)."""
+    data = tmp_path / "data"
+    write_zhang_csv(data / "train.csv", 120, num_classes=4, text_fields=2, seed=0)
+    write_zhang_csv(data / "test.csv", 30, num_classes=4, text_fields=2, seed=1)
+    for lowercase in (False, True):
+        dm = CSVTextDataModule(data_dir=str(data), cache_dir=str(tmp_path / "cache"), path=str(data), num_classes=4,
+                               embedding_source="random", progress=False, max_len=12, lowercase=lowercase)
+        dm.prepare_data()
+        dm.setup("fit")
+        encoder = dm.text_encoder()
+        assert (encoder.tokenizer, encoder.lowercase, encoder.max_len) == ("zhang_csv", lowercase, 12)
+        with open(data / "test.csv", newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert any("\\n" in " ".join(row) for row in rows)  # the format's escapes are exercised
+        for i, row in enumerate(rows):
+            assert encoder.ids(" ".join(row[1:])) == dm.test_set[i][0].tolist()
+
+
+def test_real_sst_dev_sentences_come_back_as_their_tree_tokens():
+    """The SST dev sentences written as plain text (NLTK's Treebank detokenizer over the trees'
+    tokens) tokenise back to the trees' tokens: 1,099 of 1,101 (one "n'" and one stray quote differ)."""
+    data = real_data_dir("sst/trees/dev.txt")
+    if data is None:
+        pytest.skip("real SST trees not found (set AUTOATTEND_DATA_DIR to a folder holding sst/trees/dev.txt)")
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    from src.data.ptb import read_tree_file
+
+    detokenizer = TreebankWordDetokenizer()
+    trees = read_tree_file(data / "sst" / "trees" / "dev.txt")
+    same = 0
+    for tree in trees:
+        leaves = tree.leaves()
+        text = detokenizer.detokenize([w.replace("\\/", "/").replace("\\*", "*") for w in leaves],
+                                      convert_parentheses=True)
+        same += ptb_tokenize(text) == leaves
+    assert len(trees) == 1101 and same >= 1099
+
+
+def test_predict_refuses_a_graph_model_file(tmp_path, capsys):
+    from src.models.graph import GraphNet
+    from src.models.saved import graph_child_spec, save_child, weights_of
+    from src.predict import main
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/gcn.yaml")
+    model = GraphNet.child(5, 3, arch, hidden=4, heads=1)
+    path = tmp_path / "model.pt"
+    save_child(path, weights_of(model), graph_child_spec(arch, 5, 3, hidden=4, heads=1),
+               {"step": 1, "val_acc": 0.5, "test_acc": 0.5})
+    assert main([str(path), "some text"]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: a graph model (node classification); src.predict classifies "
+                                       "text (python -m src.evaluate recomputes a graph model's scores)\n")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["{tmp}/nowhere", "text"], "error: {tmp}/nowhere: no such run directory or model file"),
+    (["{tmp}", "text"], "error: {tmp}: not a run directory (expected retrain/seed_<s>/model.pt"),
+    (["{tmp}/notes.txt", "text"], "error: {tmp}/notes.txt: not a saved model"),
+    (["{tmp}", "--file", "{tmp}/missing.txt"], "error: {tmp}/missing.txt: cannot read"),
+    (["{tmp}", "--file", "{tmp}/notes.txt", "text"], "error: give texts as arguments or --file, not both"),
+    (["{tmp}/notes.txt", "--seed", "1", "text"], "error: {tmp}/notes.txt: --seed and --ensemble choose among"),
+])
+def test_predict_bad_input_is_one_line(tmp_path, capsys, args, line):
+    from src.predict import main
+
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(line.format(tmp=tmp_path)) and "\n" not in err, err
+
+
+def test_weights_are_unchanged_by_the_stored_text_settings(tmp_path):
+    """A text model's file with its text settings and class names loads as before: the model
+    ignores them and gets the same weights."""
+    from src.models.saved import load_child, save_child, text_child_spec, weights_of
+    from src.models.text import TextClassifier
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/published_sst5.yaml")
+    model = TextClassifier.child(torch.randn(len(VOCAB), 8), 2, arch, dim=16, heads=2)
+    encoder = TextEncoder("ptb", False, VOCAB, 64)
+    spec = text_child_spec(model, arch, text_input=encoder.to_dict(), label_names=["no", "yes"], dim=16, heads=2)
+    save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 3, "val_acc": 0.5, "test_acc": 0.25})
+    loaded, record = load_child(tmp_path / "model.pt")
+    assert record["spec"]["label_names"] == ["no", "yes"]
+    assert TextEncoder.from_dict(record["spec"]["text_input"]) == encoder
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
