@@ -8,6 +8,7 @@ that implement the choices import their names from here (ops and sharing modes: 
 GRAPH_ACTIVATIONS = ("tanh", "relu", "elu", "identity")  # src.models.graph.ACTIVATIONS
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors
+KERNEL_BACKENDS = ("auto", "fused", "torch")  # hardware.kernels (src.models.cpu_kernels.BACKENDS)
 OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam moments (src.models.optim)
 # Lightning's accepted `precision` strings (lightning.fabric.connector._PRECISION_INPUT; a test keeps
 # the two equal). The integers 64/32/16 are accepted as their strings.

@@ -36,7 +36,14 @@ def run_config(run_dir: Path, overrides: list[str]):
     if bad:
         raise AutoAttendError(f"{bad[0]}: expected key=value (a setting of the run's config to override)")
     try:
-        cfg = OmegaConf.merge(OmegaConf.load(config), OmegaConf.from_dotlist(overrides))
+        recorded = OmegaConf.load(config)
+        absent = object()
+        for key in (o.split("=", 1)[0] for o in overrides):
+            # a misspelt key would otherwise be added beside the one it meant, and silently ignored
+            if OmegaConf.select(recorded, key, default=absent, throw_on_resolution_failure=False) is absent:
+                raise AutoAttendError(f"{key}: no such setting in {config} (override a key the run's config has, "
+                                      "e.g. paths.data_dir=...)")
+        cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise AutoAttendError(f"{config}: {str(exc).splitlines()[0]}") from None
@@ -52,6 +59,9 @@ def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
             suffix = path.parent.name.removeprefix("seed_")
             if suffix.isdigit():
                 found.append((str(folder.relative_to(run_dir)), int(suffix), path))
+    if not found and not (run_dir / "retrain").is_dir() and not (run_dir / "baselines").is_dir():
+        raise AutoAttendError(f"{run_dir}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
+                              "stage, or ran with retrain.seeds=0)")
     if not found:
         raise AutoAttendError(f"{run_dir / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
                               "before models were kept have none)")
@@ -131,7 +141,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run's directory (src.search or src.retrain)")
-    parser.add_argument("overrides", nargs="*", help="key=value settings of the run's config to override")
+    parser.add_argument("overrides", nargs="*", default=[], help="key=value settings of the run's config to override")
     args = parser.parse_args(argv)
     try:
         rows = evaluate(args.run_dir, args.overrides)

@@ -55,6 +55,9 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
     retrain = target / "retrain"
     kept = {int(p.parent.name.removeprefix("seed_")): p for p in retrain.glob("seed_*/model.pt")
             if p.parent.name.removeprefix("seed_").isdigit()}
+    if not kept and (target / ".hydra").is_dir() and not retrain.is_dir():
+        raise AutoAttendError(f"{target}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
+                              "stage, or ran with retrain.seeds=0)")
     if not kept:
         what = "not a run directory" if not (target / ".hydra").is_dir() else "no kept models"
         raise AutoAttendError(f"{target}: {what} (expected retrain/seed_<s>/model.pt, which a text run's retrain "
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0],
                                      epilog="Texts come from the arguments, or --file (one per line).")
     parser.add_argument("target", help="a text run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
-    parser.add_argument("texts", nargs="*", help="texts to classify")
+    parser.add_argument("texts", nargs="*", default=[], help="texts to classify")
     parser.add_argument("--file", help="read the texts from this file, one per line ('-': standard input)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--seed", type=int, help="use this retrain seed's model (default: best validation score)")

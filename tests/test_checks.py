@@ -40,6 +40,10 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("graph.supernet.lr=0", "graph.supernet.lr: expected a number in (0, inf), got 0"),
     ("supernet.dim=15", "supernet.dim=15 is not divisible by supernet.heads=8"),
     ("supernet.archs_per_step=0", "supernet.archs_per_step: expected an integer >= 1, got 0"),
+    ("space.priors=maybe", "space.priors: expected true or false, got 'maybe'"),
+    ("data.freeze_embeddings=no", "data.freeze_embeddings: expected true or false, got 'no'"),
+    ("hardware.progress=nope", "hardware.progress: expected true or false, got 'nope'"),
+    ("hardware.kernels=fast", "hardware.kernels: expected one of auto, fused, torch, got 'fast'"),
     ("supernet.max_steps=0", "supernet.max_steps: expected an integer >= 1 or -1, got 0"),
     ("supernet.checkpoint_every_min=-1", "supernet.checkpoint_every_min: expected a number in [0, inf) or null, got -1"),
     ("retrain.checkpoint_every_min=soon", "retrain.checkpoint_every_min: expected a number in [0, inf) or null, got 'soon'"),
@@ -128,8 +132,10 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     message = str(err.value)
     assert "seed: 0 -> 3" in message and "space.sharing: full -> none" in message
     assert "graph.space.sharing: full -> none" in message  # the graph node follows space.sharing
-    with pytest.raises(AutoAttendError, match="entry: search -> retrain"):
+    with pytest.raises(AutoAttendError) as err:  # the entry alone is named, not every key it does not share
         check_run_settings(tmp_path, run_settings(base, "retrain"))
+    assert str(err.value) == (f"run dir {tmp_path} holds a `python -m src.search` run, which src.retrain cannot "
+                              "resume or add to: give a new hydra.run.dir")
     assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
 
 

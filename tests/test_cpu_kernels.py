@@ -838,3 +838,14 @@ def test_conv_op_over_packed_sequences_matches_the_padded_batch(kernel, kernel_s
     assert torch.allclose(packed, padded, atol=1e-12) and (packed[~mask] == 0).all()
     for a, b in zip(packed_grads, padded_grads):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_each_checkout_builds_its_kernels_in_its_own_folder(monkeypatch):
+    """The build file names the sources by absolute path: two checkouts sharing one build folder
+    would rebuild each other's kernels every time, so the folder's name depends on the checkout
+    (and on nothing else that varies between two calls)."""
+    here = cpu_kernels._extension_name()
+    assert here == cpu_kernels._extension_name()
+    monkeypatch.setattr(cpu_kernels, "SOURCES", tuple(Path("/elsewhere/src/models") / p.name
+                                                      for p in cpu_kernels.SOURCES))
+    assert cpu_kernels._extension_name() != here and cpu_kernels._extension_name().startswith("autoattend_kernels_")

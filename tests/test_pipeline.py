@@ -346,11 +346,20 @@ def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
     shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("model.pt"))
     cases[str(bare)] = (f"error: {bare / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
                         "before models were kept have none)")
+    unretrained = tmp / "evaluate_not_retrained"
+    shutil.copytree(run_dir, unretrained, ignore=shutil.ignore_patterns("retrain"))
+    cases[str(unretrained)] = (f"error: {unretrained}: nothing retrained (no retrain/ folder: the run stopped before "
+                               "its retrain stage, or ran with retrain.seeds=0)")
     for target, line in cases.items():
         proc = cli("src.evaluate", target, data_dir=tiny_data, tmp=tmp)
         assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr
     proc = cli("src.evaluate", str(run_dir), "hardware.threads", data_dir=tiny_data, tmp=tmp)
     assert proc.returncode == 2 and "hardware.threads: expected key=value" in proc.stderr
+    # a misspelt key is refused, not added beside the one it meant (and the run's data read from the old place)
+    proc = cli("src.evaluate", str(run_dir), "paths.datadir=/elsewhere", data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: paths.datadir: no such setting in {run_dir / '.hydra' / 'config.yaml'} (override a key the run's "
+        "config has, e.g. paths.data_dir=...)")
 
 
 @pytest.mark.parametrize("arch_path", ["search/best_arch.yaml", "."])

@@ -57,11 +57,12 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
+from src.choices import KERNEL_BACKENDS
 from src.utils.errors import AutoAttendError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "fused", "torch")
+BACKENDS = KERNEL_BACKENDS
 SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp",
                                                      "layernorm_kernel.cpp", "pool_kernel.cpp"))
@@ -91,8 +92,10 @@ def get_backend() -> str:
 
 def _extension_name() -> str:
     # -march=native: the binary is only valid on CPUs with the same instruction set, so the build
-    # folder is keyed by the CPU's feature flags (a home folder shared between machines).
-    flags = platform.machine()
+    # folder is keyed by the CPU's feature flags (a home folder shared between machines), and by
+    # the checkout: the build file names the sources by absolute path, so two checkouts sharing a
+    # folder would each rebuild everything whenever the other had built last.
+    flags = platform.machine() + str(SOURCES[0].parent.resolve())
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, OPTIMIZER_STATES, PRECISIONS, READOUTS
+from src.choices import (EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
+                         READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
@@ -114,6 +115,10 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     if precision is not _ABSENT and (isinstance(precision, bool) or str(precision) not in PRECISIONS):
         _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)
     check_choice(cfg, "hardware.matmul_precision", MATMUL_PRECISIONS, none_ok=True)
+    check_choice(cfg, "hardware.kernels", KERNEL_BACKENDS)
+    # switches the code reads with bool(): "maybe" or "flase" would silently count as true
+    for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
+        check_bool(cfg, key)
     check_choice(cfg, "space.sharing", SHARING_MODES)
     check_int(cfg, "space.num_layers", 1)
     check_subset(cfg, "space.ops", TEXT_OPS)

@@ -101,6 +101,9 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
             raise AutoAttendError(f"{path} is unreadable ({exc}); it records the settings this run directory "
                                   "was started with: restore it, or start a new run directory "
                                   "(hydra.run.dir=...)") from None
+        if recorded.get("entry") not in (None, settings.get("entry")):
+            raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
+                                  f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
         added = sorted(set(settings) - set(recorded))
         differ = [k for k in sorted(recorded) if k not in settings or recorded[k] != settings[k]]
         if differ:
