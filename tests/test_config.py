@@ -67,3 +67,35 @@ def test_task_is_not_named_in_the_defaults():
     for entry in ("search", "retrain"):
         defaults = OmegaConf.to_container(OmegaConf.load(Path(CONF) / f"{entry}.yaml"))["defaults"]
         assert not any(isinstance(d, dict) and "task" in d for d in defaults)
+
+
+def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
+    """A run directory's ``timing.json`` holds each stage's seconds over all its invocations; a
+    stage ended by an exception (Ctrl-C) counts, and a damaged file restarts the count."""
+    import json as _json
+
+    from src.pipeline.config import Timer
+
+    path = tmp_path / Timer.FILE
+    first = Timer(path)
+    with first("data"):
+        pass
+    with pytest.raises(KeyboardInterrupt):
+        with first("supernet"):
+            raise KeyboardInterrupt
+    assert set(first.totals) == {"data", "supernet"} and first.invocations == 1
+    recorded = _json.loads(path.read_text())
+    assert recorded == {"seconds": first.totals, "invocations": 1}
+    recorded["seconds"] = {"data": 2.0, "supernet": 30.0}
+    path.write_text(_json.dumps(recorded))
+    second = Timer(path)
+    assert second.invocations == 1 and second.totals == {"data": 2.0, "supernet": 30.0}  # nothing run yet
+    with second("supernet"):
+        pass
+    with second("search"):
+        pass
+    assert second.invocations == 2 and list(second.totals) == ["data", "supernet", "search"]
+    assert second.totals["supernet"] == round(30.0 + second.seconds["supernet"], 1)
+    assert _json.loads(path.read_text())["invocations"] == 2
+    path.write_text("{not json")
+    assert Timer(path).totals == {} and Timer(path).invocations == 0

@@ -72,6 +72,8 @@ def test_smoke_search_writes_every_result(smoke_run):
 def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_data):
     tmp, run_dir, _ = smoke_run
     before = json.loads((run_dir / "retrain" / "results.json").read_text())
+    first = json.loads((run_dir / "summary.json").read_text())
+    assert first["invocations"] == 1 and first["seconds"] == first["seconds_this_invocation"]
     population = read_population(run_dir)
     (run_dir / "retrain" / "seed_1.json").unlink()
     (run_dir / "retrain" / "results.json").unlink()
@@ -87,6 +89,12 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
     after = json.loads((run_dir / "retrain" / "results.json").read_text())
     # seed 1 was retrained from scratch with the same seed: the same numbers come back
     assert after["per_seed"] == before["per_seed"]
+    # the run's time is that of both invocations (the second alone reloaded most of it)
+    second = json.loads((run_dir / "summary.json").read_text())
+    assert second["invocations"] == 2
+    assert second["seconds"] == {k: round(first["seconds"][k] + second["seconds_this_invocation"][k], 1)
+                                 for k in first["seconds"]}
+    assert f"over 2 invocations, this one {sum(second['seconds_this_invocation'].values()):.0f} s" in proc.stdout
 
 
 def test_rerun_with_other_settings_is_refused_naming_the_keys(smoke_run, tiny_data):

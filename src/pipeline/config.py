@@ -7,6 +7,7 @@ Nothing here imports torch or Lightning, so the entry points check a config (thi
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
+from src.utils.io import atomic_write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
@@ -90,10 +92,43 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 
 class Timer:
-    """Wall-clock seconds per named stage, for the run summary."""
+    """Wall-clock seconds per named stage, for the run summary.
 
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
+    With a ``path`` (the run's ``timing.json``) the stages' seconds add up over every invocation
+    of the run directory: a run resumed after Ctrl-C (or re-run to finish it) reports the time all
+    its invocations took, not only the last one's, which may have reloaded finished stages in
+    seconds. The file is rewritten as each stage ends, interrupted or not.
+    """
+
+    FILE = "timing.json"
+
+    def __init__(self, path: Path | None = None):
+        self.seconds: dict[str, float] = {}  # this invocation's
+        self.path = path
+        self.before: dict[str, float] = {}
+        self.invocations_before = 0
+        if path is not None and path.is_file():
+            try:
+                recorded = json.loads(path.read_text())
+                self.before = {str(k): float(v) for k, v in recorded["seconds"].items()}
+                self.invocations_before = int(recorded["invocations"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                self.before, self.invocations_before = {}, 0  # a damaged record: count from here
+
+    @property
+    def totals(self) -> dict[str, float]:
+        """Seconds per stage over every invocation (this one's stages last, in their order)."""
+        names = list(self.before) + [k for k in self.seconds if k not in self.before]
+        return {k: round(self.before.get(k, 0.0) + self.seconds.get(k, 0.0), 1) for k in names}
+
+    @property
+    def invocations(self) -> int:
+        """How many invocations ran a stage, this one included once it has."""
+        return self.invocations_before + (1 if self.seconds else 0)
+
+    def _record(self) -> None:
+        if self.path is not None:
+            atomic_write_json(self.path, {"seconds": self.totals, "invocations": self.invocations})
 
     def __call__(self, name: str):
         timer = self
@@ -103,6 +138,7 @@ class Timer:
                 self.t0 = time.perf_counter()
 
             def __exit__(self, *exc):
-                timer.seconds[name] = round(time.perf_counter() - self.t0, 1)
+                timer.seconds[name] = round(timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0, 1)
+                timer._record()
 
         return _Stage()

@@ -69,7 +69,7 @@ def run_search(cfg: DictConfig) -> dict:
         results = st.retrain(cfg, best, dm, run_dir) if seeds > 0 else None
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "best_val_acc_supernet": best_score,
                "retrain": None if results is None else _retrain_summary(results),
-               "seconds": timer.seconds, "machine": env_summary()}
+               **_timing(timer), "machine": env_summary()}
     metric = _metric_name(graph, dm)
     line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
@@ -82,14 +82,14 @@ def run_search(cfg: DictConfig) -> dict:
         if seeds > 0 and cfg.graph.get("baselines"):
             with timer("baselines"):
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
-            summary["seconds"] = timer.seconds
+            summary.update(_timing(timer))
             line += "".join(f" | {name} {100 * b['test_acc_mean']:.2f} +- {100 * b['test_acc_std']:.2f}"
                             for name, b in summary["baselines"].items())
     if cfg.get("ranking") and int(cfg.ranking.candidates) > 0:
         with timer("ranking"):
             r = ranking.measure(cfg, dm, run_dir, graph)
         summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
-        summary["seconds"] = timer.seconds
+        summary.update(_timing(timer))
         line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"
     atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer)
@@ -119,7 +119,7 @@ def run_retrain(cfg: DictConfig) -> dict:
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
-               "retrain": _retrain_summary(results), "seconds": timer.seconds, "machine": env_summary()}
+               "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary()}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
@@ -132,7 +132,14 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
     fresh timer."""
     require_task(cfg)
     check_config(cfg, entry_point)
-    return run_dir_of(cfg), Timer()
+    run_dir = run_dir_of(cfg)
+    return run_dir, Timer(run_dir / Timer.FILE)
+
+
+def _timing(timer: Timer) -> dict:
+    """The summary's times: ``seconds`` per stage over every invocation of the run directory, and
+    this invocation's own."""
+    return {"seconds": timer.totals, "invocations": timer.invocations, "seconds_this_invocation": timer.seconds}
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
@@ -155,9 +162,13 @@ def _metric_name(graph: bool, dm) -> str:
 
 
 def _finish(run_dir, line: str, timer: Timer) -> None:
-    total = sum(timer.seconds.values())
+    totals = timer.totals
+    stages = ", ".join(f"{k} {v:.0f}s" for k, v in totals.items())
+    line += f" | {sum(totals.values()):.0f} s ({stages})"
+    if timer.invocations > 1:
+        line += f" over {timer.invocations} invocations, this one {sum(timer.seconds.values()):.0f} s"
     print(f"run dir: {run_dir}")
-    print(f"summary: {line} | {total:.0f} s ({', '.join(f'{k} {v:.0f}s' for k, v in timer.seconds.items())})")
+    print(f"summary: {line}")
 
 
 def _log_to_files_only(message: str) -> None:
