@@ -81,6 +81,7 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
     proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=1", data_dir=tiny_data,
                tmp=tmp, run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Warning" not in proc.stderr, proc.stderr  # Lightning's about reused folders: their contents are kept
     log = (run_dir / "search.log").read_text()
     assert "supernet already trained" in log
     assert "resuming with 12 candidates already scored" in log
@@ -233,6 +234,7 @@ def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_
     proc = cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"retrain seed 0: resuming from {ckpt} at step {stopped_at}" in proc.stdout + proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr  # Lightning's about the reused folder: its contents are kept
     for name in ("retrain/seed_0.json", "retrain/seed_0/metrics.csv", "retrain/results.json"):
         assert (stopped / name).read_text() == (straight / name).read_text(), name
     steps = [h["step"] for h in json.loads((straight / "retrain" / "seed_0.json").read_text())["history"]]

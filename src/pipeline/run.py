@@ -37,6 +37,10 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # a resumed run reuses its folders on purpose: its metrics.csv rows are kept (pipeline.common)
+    # and its checkpoints are its own, so Lightning's warnings about them would only alarm
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty.*")
     # the supernet resumes inside an epoch through its sampler (pipeline.common._LastCheckpoint)
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
