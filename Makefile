@@ -21,7 +21,7 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain reproduce experiments report evaluate predict bench test test-full clean
+.PHONY: help install search retrain reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
@@ -50,10 +50,12 @@ ARCH ?= published_sst5
 retrain: $(PY)
 	$(PRELOAD) $(PY) -m src.retrain +task=$(TASK) arch=$(ARCH) budget=$(BUDGET) $(ARGS)
 
-reproduce: $(PY)
+reproduce: reproduce-args $(PY)
+	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) $$(grep -q '^  multirun: true' $(EXP_CFG) && echo -m) +experiment=$(EXP) $(ARGS)
+
+reproduce-args:
 	@test -n "$(EXP)" || { echo "error: make reproduce needs EXP=<name>; make experiments lists them" >&2; exit 2; }
 	@test -f $(EXP_CFG) || { echo "error: no experiment $(EXP) ($(EXP_CFG) does not exist); make experiments lists them" >&2; exit 2; }
-	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) $$(grep -q '^  multirun: true' $(EXP_CFG) && echo -m) +experiment=$(EXP) $(ARGS)
 
 experiments:
 	@for f in experiments/conf/experiment/*.yaml; do \
@@ -65,14 +67,17 @@ report: $(PY)
 	$(PY) -m src.report $(DIR) $(ARGS)
 
 # the retrained models a run kept, reloaded and checked against its recorded scores: src/evaluate.py
-evaluate: $(PY)
-	@test -n "$(filter-out outputs,$(DIR))" || { echo "error: make evaluate needs DIR=<a run directory>" >&2; exit 2; }
+# (the checks come first as prerequisites of their own, so a missing DIR is said before any install)
+evaluate: evaluate-args $(PY)
 	$(PY) -m src.evaluate $(DIR) $(ARGS)
+evaluate-args:
+	@test -n "$(filter-out outputs,$(DIR))" || { echo "error: make evaluate needs DIR=<a run directory>" >&2; exit 2; }
 
 # new text classified by a text run's kept model (the best validation seed; ARGS=--ensemble): src/predict.py
-predict: $(PY)
-	@test -n "$(filter-out outputs,$(DIR))" -a -n "$(FILE)" || { echo "error: make predict needs DIR=<a text run directory> FILE=<texts, one per line>" >&2; exit 2; }
+predict: predict-args $(PY)
 	$(PY) -m src.predict $(DIR) --file $(FILE) $(ARGS)
+predict-args:
+	@test -n "$(filter-out outputs,$(DIR))" -a -n "$(FILE)" || { echo "error: make predict needs DIR=<a text run directory> FILE=<texts, one per line>" >&2; exit 2; }
 
 bench: $(PY)
 	$(PRELOAD) $(PY) -m src.bench $(ARGS)

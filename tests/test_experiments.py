@@ -131,6 +131,20 @@ def test_make_reproduce_refuses_unknown_experiments(exp, message):
     assert proc.returncode == 2 and message in proc.stderr
 
 
+@pytest.mark.parametrize("target, message", [
+    (["reproduce"], "error: make reproduce needs EXP=<name>"),
+    (["evaluate"], "error: make evaluate needs DIR=<a run directory>"),
+    (["predict", "DIR=outputs/x"], "error: make predict needs DIR=<a text run directory> FILE="),
+])
+def test_make_targets_check_their_arguments_before_installing(target, message, tmp_path):
+    """Without its arguments a target stops at once: it does not first create the virtual
+    environment (here one in a folder of the test's)."""
+    proc = subprocess.run(["make", "--no-print-directory", f"VENV={tmp_path / 'venv'}", *target], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr
+    assert not (tmp_path / "venv").exists()
+
+
 def test_make_experiments_lists_every_config():
     proc = subprocess.run(["make", "--no-print-directory", "experiments"], cwd=ROOT, capture_output=True, text=True,
                           check=True)
