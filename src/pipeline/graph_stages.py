@@ -99,7 +99,7 @@ def search(cfg: DictConfig, model: GraphNet, dm, space: FunctionalSpace, run_dir
     model.to(device_of(cfg))
     estimator = SupernetEstimator(model, dm.split_batches("val"), device_of(cfg),
                                   score_batch=graph_score_batch(dm.multilabel))
-    strategy = run_strategy(cfg, space, estimator, out, f"{_score_name(dm)} on the validation nodes")
+    strategy = run_strategy(cfg, space, estimator, out, f"its {_score_name(dm)} on the validation nodes")
     best, score = strategy.best()
     log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), score, best)
     extra = {}

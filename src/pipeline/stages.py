@@ -136,7 +136,7 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
     # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
     # state (an interrupted run) are dropped rather than duplicated.
     _write_population(out / "population.jsonl", strategy.history)
-    log.info("search: %s over %d candidates, scoring on %s", c.name, strategy.budget, what)
+    log.info("search: %s over %d candidates, each scored by %s", c.name, strategy.budget, what)
 
     columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
@@ -174,7 +174,7 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     workers = resolve_workers(c.get("score_workers", "auto"), device, "strategy.score_workers")
     model.eval()  # once for every candidate (the estimator would otherwise switch modes per call)
     estimator = SupernetEstimator(model, val, device, workers=workers)
-    strategy = run_strategy(cfg, space, estimator, out, f"{estimator.num_examples} validation examples")
+    strategy = run_strategy(cfg, space, estimator, out, f"its accuracy on {estimator.num_examples} validation examples")
     best, score = strategy.best()
     atomic_write_text(out / "best_arch.yaml", yaml.safe_dump(
         {"val_acc_supernet": score, **best.to_dict()}, sort_keys=False))
