@@ -329,17 +329,26 @@ def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_O
     return text
 
 
-def write_sweep_report(sweep_dir: str | Path) -> Path | None:
+def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | None = None) -> Path | None:
     """After a multirun: the report of its jobs printed and written to ``<sweep_dir>/report.md`` and
-    ``report.csv``; the markdown file's path, or ``None`` when no job left a run directory."""
+    ``report.csv``; the markdown file's path, or ``None`` when no job left a run directory and
+    none failed. ``failed``: ``(the job's overrides, its error)`` of each job that stopped on a
+    user error, listed after the tables (a job stopped by a bad value leaves no run directory)."""
     sweep_dir = Path(sweep_dir)
+    failed = list(failed or [])
     try:
         tables = report([sweep_dir])
     except AutoAttendError as exc:
-        print(f"sweep report: none ({exc})")
-        return None
-    text = render(tables)
-    atomic_write_text(sweep_dir / "report.csv", tables[0].csv())
+        if not failed:
+            print(f"sweep report: none ({exc})")
+            return None
+        tables = None
+    text = render(tables) if tables is not None else ""
+    if failed:
+        text += ("\n" if text else "") + f"Failed jobs ({len(failed)}):\n\n"
+        text += "".join(f"- `{overrides}`: {error}\n" for overrides, error in failed)
+    if tables is not None:
+        atomic_write_text(sweep_dir / "report.csv", tables[0].csv())
     path = atomic_write_text(sweep_dir / "report.md", text)
     print(text, end="")
     print(f"sweep report: {path}")

@@ -189,6 +189,10 @@ def test_the_sweep_report_files(tmp_path, capsys):
     empty.mkdir()
     assert write_sweep_report(empty) is None and not list(empty.iterdir())
     assert "sweep report: none (no run directories" in capsys.readouterr().out
+    # ... unless the jobs' errors are given: then they are the report
+    path = write_sweep_report(empty, [("seed=1 supernet.dim=15", "supernet.dim=15 is not divisible")])
+    assert path.read_text() == "Failed jobs (1):\n\n- `seed=1 supernet.dim=15`: supernet.dim=15 is not divisible\n"
+    assert [p.name for p in empty.iterdir()] == ["report.md"]
 
 
 def test_command_line(tmp_path):

@@ -218,14 +218,16 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         _log_to_files_only(f"error: {error}")
         print(f"error: {error}", file=sys.stderr)
         if _in_multirun():
-            _failed_jobs.append(str(error))
+            from hydra.core.hydra_config import HydraConfig
+
+            _failed_jobs.append((" ".join(HydraConfig.get().overrides.task), str(error)))
             raise SweepJobFailed(str(error)) from None
         sys.exit(2)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-_failed_jobs: list[str] = []  # the user errors of a multirun's jobs, in order
+_failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 
 
@@ -286,4 +288,4 @@ def _report_sweeps() -> None:
     from src.report import write_sweep_report
 
     for sweep_dir in _sweep_dirs:
-        write_sweep_report(sweep_dir)
+        write_sweep_report(sweep_dir, _failed_jobs)
