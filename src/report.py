@@ -206,6 +206,9 @@ def _seconds(summary: dict | None) -> str:
     return f"{sum(summary['seconds'].values()) / 60:.1f}"
 
 
+_MEAN_STD = re.compile(r"(-?[\d.]+) \+- ([\d.]+)")
+
+
 @dataclass
 class Table:
     header: list[str]
@@ -218,10 +221,22 @@ class Table:
         return "\n".join([line(self.header), line(["---"] * len(self.header))] + [line(r) for r in self.rows])
 
     def csv(self) -> str:
+        """The table as CSV with numbers in cells of their own: a column of ``mean +- std`` cells
+        becomes two, ``<name> mean`` and ``<name> std``."""
+        split = [any(_MEAN_STD.fullmatch(row[i]) for row in self.rows) for i in range(len(self.header))]
+        header: list[str] = []
+        for name, two in zip(self.header, split):
+            base = name.removesuffix(" (mean +- std)")
+            header += [f"{base} mean", f"{base} std"] if two else [name]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(self.header)
-        writer.writerows(self.rows)
+        writer.writerow(header)
+        for row in self.rows:
+            cells: list[str] = []
+            for cell, two in zip(row, split):
+                match = _MEAN_STD.fullmatch(cell)
+                cells += ([match[1], match[2]] if match else [cell, ""]) if two else [cell]
+            writer.writerow(cells)
         return out.getvalue()
 
 
