@@ -447,7 +447,13 @@ def test_no_task(tiny_data, tmp_path):
 @pytest.mark.parametrize("content, needles", [
     ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: conv7}\n", ["layer 0", "k_op", "conv7"]),
     ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 3, k_op: gru}\n", ["layer 0", "k_src"]),
-    ("layers: [{kind: add, q_src: 0", ["not valid YAML"]),
+    ("layers: [{kind: add, q_src: 0", ["not valid YAML, line 1, column 30 (expected ',' or '}', but got '<stream end>')"]),
+    # a graph architecture on a text task is named as such, not by its first op
+    ("layers:\n  - {kind: add, q_src: 0, q_op: gcn, k_src: 0, k_op: sage}\n",
+     ["a graph architecture (ops gcn, sage), while task sst2 is a text task; its ops: zero, identity, conv1"]),
+    # search/topk.yaml: candidates, not one architecture
+    ("- rank: 1\n  val_acc: 0.5\n  arch: {layers: []}\n- rank: 2\n  val_acc: 0.4\n  arch: {layers: []}\n",
+     ["a list of 2 candidates, not one architecture; give search/best_arch.yaml (or the run directory)"]),
 ])
 def test_invalid_architecture_file(tiny_data, tmp_path, content, needles):
     bad = tmp_path / "bad.yaml"

@@ -105,6 +105,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     run_dir, timer = _start(cfg, "retrain")
     arch = resolve_arch(cfg.arch)
     graph = task_family(cfg) == "graph"
+    _check_arch_family(cfg, arch, graph)
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
     try:
         retrain_space(cfg, len(arch)).validate(arch)
@@ -129,6 +130,20 @@ def run_retrain(cfg: DictConfig) -> dict:
     _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
                      f"{100 * results['test_acc_std']:.2f} over {len(results['seeds'])} seed(s)", timer)
     return summary
+
+
+def _check_arch_family(cfg: DictConfig, arch, graph: bool) -> None:
+    """An architecture of the other task family (text ops on a graph task, or the reverse) is named
+    as such, not as its first unknown op."""
+    from src.space import GRAPH_OPS, TEXT_OPS
+
+    ops = {op for layer in arch.layers for op in (layer.q_op, layer.k_op, layer.v_op) if op is not None}
+    own, other = (GRAPH_OPS, TEXT_OPS) if graph else (TEXT_OPS, GRAPH_OPS)
+    foreign = sorted(ops - set(own))
+    if foreign and not ops - set(other):
+        raise AutoAttendError(f"arch={cfg.arch}: a {'text' if graph else 'graph'} architecture (ops "
+                              f"{', '.join(foreign)}), while task {cfg.task.name} is a {'graph' if graph else 'text'} "
+                              f"task; its ops: {', '.join(own)}")
 
 
 def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:

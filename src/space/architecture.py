@@ -137,9 +137,17 @@ class Architecture:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise AutoAttendError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise AutoAttendError(f"{source}: not valid YAML{where} ({problem})") from None
         if isinstance(data, dict) and "arch" in data and "layers" not in data:
             data = data["arch"]
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "arch" in data[0]:
+            # search/topk.yaml, or a list of population records: candidates, not one architecture
+            raise InvalidArchitectureError(f"{source}: a list of {len(data)} candidates, not one architecture; "
+                                           "give search/best_arch.yaml (or the run directory), or copy one "
+                                           "candidate's `arch:` into a file of its own")
         return cls.from_dict(data, source=source)
 
     @classmethod
