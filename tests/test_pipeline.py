@@ -563,7 +563,8 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypat
                                     "agnews, amazon2"),
     ("src.search", ("+task=sst2", "retrain.seedz=3"), "full_key: retrain.seedz"),
     ("src.retrain", ("task=sst2",), "To append to your default list use +task=sst2"),
-    ("src.search", ("+task=sst2", "seed=[1"), "error: no viable alternative at input '[1'"),
+    ("src.search", ("+task=sst2", "seed=[1"), "error: cannot parse the override 'seed=[1': no viable alternative "
+                                              "at input '[1' (quote a value with special characters"),
     ("src.search", ("+experiment=cora_default", "+task=sst2"), "write task=<name>, without the +"),
     ("src.search", ("+experiment=nope",), "Could not find 'experiment/nope'; Available options in 'experiment': "
                                           "cora_default"),

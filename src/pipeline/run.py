@@ -288,7 +288,12 @@ def hydra_entry(main: Callable[[], None]) -> None:
     try:
         main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
-        print(f"error: {config_error_line(exc)}", file=sys.stderr)
+        line = config_error_line(exc)
+        if isinstance(exc, OverrideParseException):
+            # name the argument; a value holding '=' or brackets needs quoting in the grammar
+            line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "
+                    "special characters: key='value', see https://hydra.cc/docs/advanced/override_grammar/basic)")
+        print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     except SweepJobFailed:
         # Hydra ran every job of the sweep, then raised the first failure
