@@ -99,3 +99,17 @@ def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
     assert _json.loads(path.read_text())["invocations"] == 2
     path.write_text("{not json")
     assert Timer(path).totals == {} and Timer(path).invocations == 0
+
+
+@pytest.mark.parametrize("entry, usage", [("search", "usage: python -m src.search +task=<name>"),
+                                          ("retrain", "usage: python -m src.retrain +task=<name> arch=<architecture>")])
+def test_help_says_how_to_run_an_entry_point(entry, usage):
+    """``--help``: the usage line, that a task is required, the groups to choose from, examples."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", f"src.{entry}", "--help"], cwd=CONF.parent, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith(usage), proc.stdout[:500]
+    assert "A task is required" in proc.stdout and "\ntask: agnews, amazon2" in proc.stdout
+    assert "Examples:" in proc.stdout and "README.md documents every option." in proc.stdout
