@@ -108,6 +108,9 @@ def _retrain_seeds(settings: dict[str, Any]) -> int:
 
 def _state(path: Path, settings: dict[str, Any]) -> str:
     """Where an unfinished run stopped, from the files its stages leave."""
+    first_stage = "supernet" if settings.get("entry") == "search" else "retrain"
+    if not (path / first_stage).exists():
+        return "not started (see its log)"  # stopped before its first stage, e.g. no GPU for hardware=gpu
     if settings.get("entry") == "search":
         if not (path / "supernet" / "DONE").exists():
             return "supernet unfinished"

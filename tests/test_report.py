@@ -89,8 +89,9 @@ def test_runs_that_differ_only_in_the_seed_are_folded(tmp_path):
 
 def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     run = write_run(tmp_path / "r", TEXT)
-    assert load_run(run).state == "supernet unfinished"
+    assert load_run(run).state == "not started (see its log)"  # stopped before its supernet (no GPU, ...)
     (run / "supernet").mkdir()
+    assert load_run(run).state == "supernet unfinished"
     (run / "supernet" / "DONE").write_text("")
     assert load_run(run).state == "search unfinished"
     (run / "search").mkdir()
@@ -99,6 +100,8 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     (run / "retrain" / "seed_0.json").write_text("{}")
     assert load_run(run).state == "retrain 1/2 seeds"
     retrain = write_run(tmp_path / "rt", {**TEXT, "entry": "retrain", "retrain.seeds": 5})
+    assert load_run(retrain).state == "not started (see its log)"
+    (retrain / "retrain").mkdir()
     assert load_run(retrain).state == "retrain 0/5 seeds"
     (row,) = [r for r in rows(report([tmp_path / "rt"])[0])]
     assert row["state"] == "retrain 0/5 seeds" and row["test (mean +- std)"] == ""
