@@ -117,7 +117,9 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     base = compose_config("search", ["+task=sst2", "budget=smoke"])
     # a run that stopped before any result (say, a missing package) may be re-run with other settings
     check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=sst2", "seed=9"]), "search"))
+    (tmp_path / "timing.json").write_text('{"seconds": {"data": 5.0}, "invocations": 1}')
     check_run_settings(tmp_path, run_settings(base, "search"))
+    assert not (tmp_path / "timing.json").exists()  # the earlier invocation's time is not this run's
     recorded = json.loads((tmp_path / SETTINGS_FILE).read_text())
     (tmp_path / "supernet").mkdir()
     (tmp_path / "supernet" / "last.ckpt").write_bytes(b"")  # from here on, a resume would reuse it
@@ -125,7 +127,9 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     # where the data lives and how many threads run are not results
     other_machine = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=3",
                                               "paths.data_dir=/elsewhere", "strategy.score_workers=1"])
+    (tmp_path / "timing.json").write_text('{"seconds": {"data": 5.0}, "invocations": 1}')
     check_run_settings(tmp_path, run_settings(other_machine, "search"))
+    assert (tmp_path / "timing.json").exists()  # a resume keeps counting
     changed = compose_config("search", ["+task=sst2", "budget=smoke", "seed=3", "space.sharing=none"])
     with pytest.raises(AutoAttendError) as err:
         check_run_settings(tmp_path, run_settings(changed, "search"))

@@ -89,16 +89,20 @@ def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
     recorded["seconds"] = {"data": 2.0, "supernet": 30.0}
     path.write_text(_json.dumps(recorded))
     second = Timer(path)
-    assert second.invocations == 1 and second.totals == {"data": 2.0, "supernet": 30.0}  # nothing run yet
+    assert second.invocations == 0 and second.totals == {}  # read when its first stage starts
     with second("supernet"):
         pass
+    assert second.before == {"data": 2.0, "supernet": 30.0} and second.invocations_before == 1
     with second("search"):
         pass
     assert second.invocations == 2 and list(second.totals) == ["data", "supernet", "search"]
     assert second.totals["supernet"] == round(30.0 + second.seconds["supernet"], 1)
     assert _json.loads(path.read_text())["invocations"] == 2
     path.write_text("{not json")
-    assert Timer(path).totals == {} and Timer(path).invocations == 0
+    third = Timer(path)
+    with third("data"):
+        pass
+    assert list(third.totals) == ["data"] and third.invocations == 1
 
 
 @pytest.mark.parametrize("entry, usage", [("search", "usage: python -m src.search +task=<name>"),

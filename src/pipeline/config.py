@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src.pipeline.run_settings import TIMING_FILE
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -100,16 +101,22 @@ class Timer:
     seconds. The file is rewritten as each stage ends, interrupted or not.
     """
 
-    FILE = "timing.json"
+    FILE = TIMING_FILE
 
     def __init__(self, path: Path | None = None):
         self.seconds: dict[str, float] = {}  # this invocation's
         self.path = path
         self.before: dict[str, float] = {}
         self.invocations_before = 0
-        if path is not None and path.is_file():
+        self._loaded = False
+
+    def _load(self) -> None:
+        # read when the first stage starts, after the run's settings were checked: a directory
+        # whose earlier invocation left no results starts afresh, and its record with it
+        self._loaded = True
+        if self.path is not None and self.path.is_file():
             try:
-                recorded = json.loads(path.read_text())
+                recorded = json.loads(self.path.read_text())
                 self.before = {str(k): float(v) for k, v in recorded["seconds"].items()}
                 self.invocations_before = int(recorded["invocations"])
             except (ValueError, KeyError, TypeError, AttributeError):
@@ -135,6 +142,8 @@ class Timer:
 
         class _Stage:
             def __enter__(self):
+                if not timer._loaded:
+                    timer._load()
                 self.t0 = time.perf_counter()
 
             def __exit__(self, *exc):

@@ -23,6 +23,7 @@ from src.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run_settings.json"
+TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (src.pipeline.config.Timer)
 
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
 # config comments state that results do not depend on them, and the name and record of an
@@ -120,5 +121,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
                         "; ".join(f"{k}={_show(settings[k])}" for k in added))
             atomic_write_json(path, {**recorded, **{k: settings[k] for k in added}})
         return added
+    # a fresh record: what an earlier invocation left (it stopped before any result) is not this run's
+    (run_dir / TIMING_FILE).unlink(missing_ok=True)
     atomic_write_json(path, settings)
     return []
