@@ -849,3 +849,26 @@ def test_each_checkout_builds_its_kernels_in_its_own_folder(monkeypatch):
     monkeypatch.setattr(cpu_kernels, "SOURCES", tuple(Path("/elsewhere/src/models") / p.name
                                                       for p in cpu_kernels.SOURCES))
     assert cpu_kernels._extension_name() != here and cpu_kernels._extension_name().startswith("autoattend_kernels_")
+
+
+def test_a_rebuild_after_the_sources_changed_is_said(monkeypatch, tmp_path, caplog):
+    """ninja rebuilds the kernels silently when a source is newer than the library (after a pull):
+    that takes a while, so the log says why; an up-to-date library loads without a word."""
+    import logging
+
+    import torch.utils.cpp_extension as cpp_extension
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(cpp_extension, "load", lambda **kwargs: None)
+    build_dir = cpu_kernels._build_directory(cpu_kernels._extension_name())
+    library = build_dir / f"{cpu_kernels._extension_name()}.so"
+    library.write_bytes(b"")
+    newest = max(s.stat().st_mtime for s in cpu_kernels.SOURCES)
+    for age, said in ((-100, True), (+100, False)):
+        os.utime(library, (newest + age, newest + age))
+        monkeypatch.setattr(cpu_kernels, "_loaded", False)
+        monkeypatch.setattr(cpu_kernels, "_error", None)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=cpu_kernels.__name__):
+            assert cpu_kernels.kernel_error() is None
+        assert ("rebuilding the fused CPU kernels" in caplog.text) == said, caplog.text

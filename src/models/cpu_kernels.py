@@ -173,8 +173,11 @@ def kernel_error() -> str | None:
             name = _extension_name()
             build_dir = _build_directory(name)
             with _build_owner(build_dir):
-                if not (build_dir / f"{name}.so").exists():
+                library = build_dir / f"{name}.so"
+                if not library.exists():
                     log.info("building the fused CPU kernels in %s (once per machine, about 20 s)", build_dir)
+                elif max(s.stat().st_mtime for s in SOURCES) > library.stat().st_mtime:
+                    log.info("rebuilding the fused CPU kernels in %s: their sources changed (about 20 s)", build_dir)
                 load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
                      build_directory=str(build_dir))
             _loaded = True
