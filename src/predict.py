@@ -15,6 +15,11 @@ run's vocabulary (unknown words counted in the output) and cut to its ``max_len`
 holds all of that; a file kept before it did (no ``text_input``) has it rebuilt from the run's
 ``.hydra/config.yaml`` (``--override key=value``, e.g. where the data now lies). Exit status 0,
 or 2 on bad input. Writes nothing but the predictions to stdout.
+
+A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubMed): given no
+texts, ``src.predict <graph run dir>`` rebuilds the graph from the run's config and prints a CSV
+row per node (``node,split,label,prediction,probability``; ``--jsonl``: every class's
+probability), the split being the public split's ``train`` / ``val`` / ``test`` or empty.
 """
 
 from __future__ import annotations
@@ -116,8 +121,8 @@ def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, e
     for path in paths:
         spec = read_saved(path)["spec"]
         if spec["format"] != TEXT_FORMAT:
-            raise AutoAttendError(f"{path}: a graph model (node classification); src.predict classifies text "
-                                  "(python -m src.evaluate recomputes a graph model's scores)")
+            raise AutoAttendError(f"{path}: a graph model, which classifies the nodes of its run's graph "
+                                  "(predict_nodes), not text")
         model, record = load_child(path)
         this_encoder, this_names = _encoder_and_names(path, spec, overrides)
         if encoder is not None and this_encoder != encoder:
@@ -145,6 +150,58 @@ def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, e
     return described, rows
 
 
+def _run_dir_of(model_file: Path) -> Path:
+    """The run directory holding a kept model file (the nearest folder above with .hydra/)."""
+    for folder in model_file.resolve().parents:
+        if (folder / ".hydra" / "config.yaml").is_file():
+            return folder
+    raise AutoAttendError(f"{model_file}: not inside a run directory (no .hydra/config.yaml above it), which a "
+                          "graph model needs for its graph")
+
+
+def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = False,
+                  overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
+    """Classify every node of a graph run's graph (single-graph tasks). Returns ``(descriptions of
+    the models used, one row per node)``: ``node`` index, ``split`` (train / val / test / ""),
+    true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``."""
+    import torch
+
+    from src.evaluate import run_config
+    from src.models.saved import GRAPH_FORMAT, load_child
+    from src.pipeline.common import build_datamodule
+
+    target = Path(target)
+    paths = choose_models(target, seed, ensemble)
+    run_dir = target if target.is_dir() else _run_dir_of(target)
+    dm = build_datamodule(run_config(run_dir, list(overrides)))
+    if dm.graph is None:
+        raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
+                              "single-graph tasks (Cora, CiteSeer, PubMed)")
+    graph = dm.graph
+    described, probabilities = [], None
+    for path in paths:
+        model, record = load_child(path)
+        if record["spec"]["format"] != GRAPH_FORMAT:
+            raise AutoAttendError(f"{path}: a text model; give texts to classify")
+        evaluation = record["evaluation"]
+        described.append(f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
+                         f"test {100 * evaluation['test_acc']:.2f} %)")
+        with torch.inference_mode():
+            these = torch.softmax(model(graph["x"], graph["edge_index"]).float(), dim=-1)
+        probabilities = these if probabilities is None else probabilities + these
+    probabilities = probabilities / len(paths)
+    split = [""] * probabilities.shape[0]
+    for name in ("train", "val", "test"):
+        for node in graph[f"{name}_mask"].nonzero().flatten().tolist():
+            split[node] = name
+    rows = []
+    for node, (probs, label) in enumerate(zip(probabilities.tolist(), graph["y"].tolist())):
+        prediction = max(range(len(probs)), key=lambda c: (probs[c], -c))
+        rows.append({"node": node, "split": split[node], "label": int(label), "prediction": prediction,
+                     "probabilities": probs})
+    return described, rows
+
+
 def read_texts(path: str) -> list[str]:
     """One text per line of ``path`` (``-``: standard input); a blank line is an error naming it."""
     try:
@@ -156,6 +213,23 @@ def read_texts(path: str) -> list[str]:
     if blank is not None:
         raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")
     return lines
+
+
+def _is_graph(target: str, seed: int | None, ensemble: bool) -> bool:
+    from src.models.saved import GRAPH_FORMAT, read_saved
+
+    return read_saved(choose_models(Path(target), seed, ensemble)[0])["spec"]["format"] == GRAPH_FORMAT
+
+
+def _print_nodes(rows: list[dict[str, Any]], jsonl: bool) -> None:
+    if jsonl:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print("node,split,label,prediction,probability")
+    for row in rows:
+        print(f"{row['node']},{row['split']},{row['label']},{row['prediction']},"
+              f"{row['probabilities'][row['prediction']]:.4f}")
 
 
 def _shown(text: str) -> str:
@@ -180,12 +254,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
         texts = read_texts(args.file) if args.file is not None else args.texts
-        described, rows = predict(args.target, texts, args.seed, args.ensemble, args.override)
+        if _is_graph(args.target, args.seed, args.ensemble):
+            if texts:
+                raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
+                                      "give no texts")
+            described, nodes = predict_nodes(args.target, args.seed, args.ensemble, args.override)
+        else:
+            described, rows = predict(args.target, texts, args.seed, args.ensemble, args.override)
+            nodes = None
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in described:
         print(f"predict: {line}", file=sys.stderr)
+    if nodes is not None:
+        _print_nodes(nodes, args.jsonl)
+        return 0
     if args.jsonl:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))

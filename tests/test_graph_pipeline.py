@@ -99,6 +99,38 @@ def test_the_retrained_and_baseline_models_are_kept_and_reproduce_their_records(
                                                    for s in (0, 1)]
 
 
+def test_predict_classifies_every_node_as_the_recorded_evaluation_did(smoke_run, fixture_data):
+    """``src.predict <graph run dir>``: a CSV row per node of the rebuilt graph from the seed of best
+    recorded validation score, whose predictions on the validation and test nodes give that seed's
+    recorded accuracies; a baseline's model file alone (its run found above it) works too."""
+    tmp, run_dir, _ = smoke_run
+    import csv
+    import io
+
+    proc = cli("src.predict", str(run_dir), data_dir=fixture_data, tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = {s: json.loads((run_dir / "retrain" / f"seed_{s}.json").read_text()) for s in (0, 1)}
+    best = min(recorded, key=lambda s: (-recorded[s]["val_acc"], s))
+    assert proc.stderr.startswith(f"predict: {run_dir / 'retrain' / f'seed_{best}' / 'model.pt'} (step ")
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [int(r["node"]) for r in rows] == list(range(len(rows)))
+    sizes = {split: sum(r["split"] == split for r in rows) for split in ("train", "val", "test", "")}
+    assert sizes["train"] > 0 and sizes["val"] > 0 and sizes["test"] > 0
+    for split in ("val", "test"):
+        chosen = [r for r in rows if r["split"] == split]
+        accuracy = sum(r["prediction"] == r["label"] for r in chosen) / len(chosen)
+        assert accuracy == pytest.approx(recorded[best][f"{split}_acc"], abs=1e-6)
+    assert all(0.0 < float(r["probability"]) <= 1.0 for r in rows)
+    baseline = run_dir / "baselines" / "gcn" / "seed_0" / "model.pt"
+    proc = cli("src.predict", str(baseline), "--jsonl", data_dir=fixture_data, tmp=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes = [json.loads(line) for line in proc.stdout.splitlines()]
+    record = json.loads((run_dir / "baselines" / "gcn" / "seed_0.json").read_text())
+    test = [n for n in nodes if n["split"] == "test"]
+    assert sum(n["prediction"] == n["label"] for n in test) / len(test) == pytest.approx(record["test_acc"], abs=1e-6)
+    assert all(abs(sum(n["probabilities"]) - 1) < 1e-5 for n in nodes)
+
+
 def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
     run_dir = tmp_path / "r"
     proc = cli("src.retrain", "+task=cora", "arch=gat", "budget=smoke", "hardware=cpu", data_dir=fixture_data,
@@ -129,6 +161,11 @@ def test_ppi_smoke_search_inductive_multilabel(tmp_path):
     proc = cli("src.evaluate", str(run_dir), data_dir=data, tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("all 4 model(s) reproduce")
+    # per-node predictions are for single-graph tasks
+    proc = cli("src.predict", str(run_dir), data_dir=data, tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of single-graph tasks "
+        "(Cora, CiteSeer, PubMed)")
 
 
 # ---- bad input ------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_real_sst_dev_sentences_come_back_as_their_tree_tokens():
     assert len(trees) == 1101 and same >= 1099
 
 
-def test_predict_refuses_a_graph_model_file(tmp_path, capsys):
+def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys):
     from src.models.graph import GraphNet
     from src.models.saved import graph_child_spec, save_child, weights_of
     from src.predict import main
@@ -125,8 +125,11 @@ def test_predict_refuses_a_graph_model_file(tmp_path, capsys):
     save_child(path, weights_of(model), graph_child_spec(arch, 5, 3, hidden=4, heads=1),
                {"step": 1, "val_acc": 0.5, "test_acc": 0.5})
     assert main([str(path), "some text"]) == 2
-    assert capsys.readouterr().err == (f"error: {path}: a graph model (node classification); src.predict classifies "
-                                       "text (python -m src.evaluate recomputes a graph model's scores)\n")
+    assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
+                                       "give no texts\n")
+    assert main([str(path)]) == 2  # its nodes need its run's graph
+    assert capsys.readouterr().err == (f"error: {path}: not inside a run directory (no .hydra/config.yaml above it), "
+                                       "which a graph model needs for its graph\n")
 
 
 @pytest.mark.parametrize("args, line", [
