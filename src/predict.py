@@ -1,4 +1,4 @@
-"""Classify new text with a retrained model.
+"""Classify new text with a retrained model (or, for a graph run, every node of its graph).
 
     python -m src.predict outputs/sst5/search/2026-12-04_10-00-00 "A gripping, funny film."
     python -m src.predict RUN_DIR --file reviews.txt --jsonl > predictions.jsonl
@@ -239,9 +239,10 @@ def _shown(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0],
-                                     epilog="Texts come from the arguments, or --file (one per line).")
-    parser.add_argument("target", help="a text run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
-    parser.add_argument("texts", nargs="*", default=[], help="texts to classify")
+                                     epilog="Texts come from the arguments, or --file (one per line); a graph run's "
+                                            "nodes are printed as CSV.")
+    parser.add_argument("target", help="a run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
+    parser.add_argument("texts", nargs="*", default=[], help="texts to classify (none for a graph run: its nodes)")
     parser.add_argument("--file", help="read the texts from this file, one per line ('-': standard input)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--seed", type=int, help="use this retrain seed's model (default: best validation score)")
