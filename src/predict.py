@@ -65,8 +65,8 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
                               "stage, or ran with retrain.seeds=0)")
     if not kept:
         what = "not a run directory" if not (target / ".hydra").is_dir() else "no kept models"
-        raise AutoAttendError(f"{target}: {what} (expected retrain/seed_<s>/model.pt, which a text run's retrain "
-                              "keeps; graph runs and runs retrained before models were kept have none)")
+        raise AutoAttendError(f"{target}: {what} (expected retrain/seed_<s>/model.pt, which a run's retrain keeps; "
+                              "runs retrained before models were kept have none)")
     if seed is not None:
         if seed not in kept:
             raise AutoAttendError(f"{retrain}: no model for seed {seed} (kept: {', '.join(map(str, sorted(kept)))})")
