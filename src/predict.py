@@ -91,7 +91,7 @@ def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str
     from src.evaluate import run_config
     from src.pipeline.common import build_datamodule
 
-    run_dir = path.resolve().parents[2]  # <run>/retrain/seed_<s>/model.pt
+    run_dir = _run_dir_of(path)
     cfg = run_config(run_dir, list(overrides))
     print(f"predict: {path} predates stored text settings; rebuilding them from {run_dir / '.hydra/config.yaml'}",
           file=sys.stderr, flush=True)
@@ -124,7 +124,10 @@ def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, e
             raise AutoAttendError(f"{path}: a graph model, which classifies the nodes of its run's graph "
                                   "(predict_nodes), not text")
         model, record = load_child(path)
-        this_encoder, this_names = _encoder_and_names(path, spec, overrides)
+        if "text_input" not in spec and encoder is not None:
+            this_encoder, this_names = encoder, names  # older files of one run: its data rebuilt once
+        else:
+            this_encoder, this_names = _encoder_and_names(path, spec, overrides)
         if encoder is not None and this_encoder != encoder:
             raise AutoAttendError(f"{path}: encodes text differently from {paths[0]}; cannot average them")
         encoder, names = this_encoder, this_names
