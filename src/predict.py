@@ -100,56 +100,57 @@ def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str
     return dm.text_encoder(), None if names is None else list(names)
 
 
+def _describe(path: Path, evaluation: dict[str, Any]) -> str:
+    return (f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
+            f"test {100 * evaluation['test_acc']:.2f} %)")
+
+
 def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, ensemble: bool = False,
             overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
     """Classify ``texts``. Returns ``(descriptions of the models used, one row per text)``; a row
     holds the text, the predicted ``label`` (arg-max of the mean class probabilities), its
     ``name``, every class's ``probabilities`` and the ``unknown_words`` among the ``words`` the
     model saw."""
+    if not texts:
+        raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
+    return _text_rows(choose_models(Path(target), seed, ensemble), texts, overrides)
+
+
+def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]):
     import torch
 
     from src.data.raw_text import TextEncoder
-    from src.models.saved import TEXT_FORMAT, load_child, read_saved
+    from src.data.text import UNK_ID
+    from src.models.saved import TEXT_FORMAT, load_child
 
-    if not texts:
-        raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
-    paths = choose_models(Path(target), seed, ensemble)
     encoder: TextEncoder | None = None
     names: list[str] | None = None
+    ids: list[list[int]] = []
     probabilities = None
     described = []
     for path in paths:
-        spec = read_saved(path)["spec"]
+        model, record = load_child(path)
+        spec = record["spec"]
         if spec["format"] != TEXT_FORMAT:
             raise AutoAttendError(f"{path}: a graph model, which classifies the nodes of its run's graph "
                                   "(predict_nodes), not text")
-        model, record = load_child(path)
-        if "text_input" not in spec and encoder is not None:
-            this_encoder, this_names = encoder, names  # older files of one run: its data rebuilt once
-        else:
-            this_encoder, this_names = _encoder_and_names(path, spec, overrides)
-        if encoder is not None and this_encoder != encoder:
+        if encoder is None:
+            encoder, names = _encoder_and_names(path, spec, overrides)
+            ids = [encoder.ids(text) for text in texts]  # once, whatever the number of models
+        elif "text_input" in spec and TextEncoder.from_dict(spec["text_input"]) != encoder:
             raise AutoAttendError(f"{path}: encodes text differently from {paths[0]}; cannot average them")
-        encoder, names = this_encoder, this_names
-        evaluation = record["evaluation"]
-        described.append(f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
-                         f"test {100 * evaluation['test_acc']:.2f} %)")
-        chunks = []
+        described.append(_describe(path, record["evaluation"]))
         with torch.inference_mode():
-            for start in range(0, len(texts), BATCH_SIZE):
-                tokens, mask = encoder.encode(texts[start:start + BATCH_SIZE])
-                chunks.append(torch.softmax(model(tokens, mask).float(), dim=-1))
-        these = torch.cat(chunks)
+            these = torch.cat([torch.softmax(model(*TextEncoder.pad(ids[i:i + BATCH_SIZE])).float(), dim=-1)
+                               for i in range(0, len(ids), BATCH_SIZE)])
         probabilities = these if probabilities is None else probabilities + these
     probabilities = probabilities / len(paths)
     num_classes = probabilities.shape[1]
     names = names if names is not None and len(names) == num_classes else [f"class {c}" for c in range(num_classes)]
     rows = []
-    for text, probs in zip(texts, probabilities.tolist()):
-        label = max(range(num_classes), key=lambda c: (probs[c], -c))
-        unknown, words = encoder.unknown(text)
-        rows.append({"text": text, "label": label, "name": names[label],
-                     "probabilities": dict(zip(names, probs)), "unknown_words": unknown, "words": words})
+    for text, these_ids, probs, label in zip(texts, ids, probabilities.tolist(), probabilities.argmax(-1).tolist()):
+        rows.append({"text": text, "label": label, "name": names[label], "probabilities": dict(zip(names, probs)),
+                     "unknown_words": sum(i == UNK_ID for i in these_ids), "words": len(these_ids)})
     return described, rows
 
 
@@ -167,15 +168,18 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
     """Classify every node of a graph run's graph (single-graph tasks). Returns ``(descriptions of
     the models used, one row per node)``: ``node`` index, ``split`` (train / val / test / ""),
     true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``."""
+    target = Path(target)
+    run_dir = target if target.is_dir() else _run_dir_of(target)
+    return _node_rows(choose_models(target, seed, ensemble), run_dir, overrides)
+
+
+def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     import torch
 
     from src.evaluate import run_config
     from src.models.saved import GRAPH_FORMAT, load_child
     from src.pipeline.common import build_datamodule
 
-    target = Path(target)
-    paths = choose_models(target, seed, ensemble)
-    run_dir = target if target.is_dir() else _run_dir_of(target)
     dm = build_datamodule(run_config(run_dir, list(overrides)))
     if dm.graph is None:
         raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
@@ -186,9 +190,7 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
         model, record = load_child(path)
         if record["spec"]["format"] != GRAPH_FORMAT:
             raise AutoAttendError(f"{path}: a text model; give texts to classify")
-        evaluation = record["evaluation"]
-        described.append(f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
-                         f"test {100 * evaluation['test_acc']:.2f} %)")
+        described.append(_describe(path, record["evaluation"]))
         with torch.inference_mode():
             these = torch.softmax(model(graph["x"], graph["edge_index"]).float(), dim=-1)
         probabilities = these if probabilities is None else probabilities + these
@@ -197,11 +199,9 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
     for name in ("train", "val", "test"):
         for node in graph[f"{name}_mask"].nonzero().flatten().tolist():
             split[node] = name
-    rows = []
-    for node, (probs, label) in enumerate(zip(probabilities.tolist(), graph["y"].tolist())):
-        prediction = max(range(len(probs)), key=lambda c: (probs[c], -c))
-        rows.append({"node": node, "split": split[node], "label": int(label), "prediction": prediction,
-                     "probabilities": probs})
+    rows = [{"node": node, "split": split[node], "label": int(label), "prediction": prediction, "probabilities": probs}
+            for node, (probs, label, prediction) in enumerate(zip(probabilities.tolist(), graph["y"].tolist(),
+                                                                  probabilities.argmax(-1).tolist()))]
     return described, rows
 
 
@@ -216,12 +216,6 @@ def read_texts(path: str) -> list[str]:
     if blank is not None:
         raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")
     return lines
-
-
-def _is_graph(target: str, seed: int | None, ensemble: bool) -> bool:
-    from src.models.saved import GRAPH_FORMAT, read_saved
-
-    return read_saved(choose_models(Path(target), seed, ensemble)[0])["spec"]["format"] == GRAPH_FORMAT
 
 
 def _print_nodes(rows: list[dict[str, Any]], jsonl: bool) -> None:
@@ -257,15 +251,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
+        from src.models.saved import GRAPH_FORMAT, read_saved
+
         texts = read_texts(args.file) if args.file is not None else args.texts
-        if _is_graph(args.target, args.seed, args.ensemble):
+        target = Path(args.target)
+        paths = choose_models(target, args.seed, args.ensemble)
+        nodes = None
+        if read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT:
             if texts:
                 raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
                                       "give no texts")
-            described, nodes = predict_nodes(args.target, args.seed, args.ensemble, args.override)
+            described, nodes = _node_rows(paths, target if target.is_dir() else _run_dir_of(target), args.override)
+        elif not texts:
+            raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
         else:
-            described, rows = predict(args.target, texts, args.seed, args.ensemble, args.override)
-            nodes = None
+            described, rows = _text_rows(paths, texts, args.override)
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from src.data.text import PAD_ID, UNK_ID, Vocabulary
+from src.data.text import UNK_ID, Vocabulary, pad_collate
 from src.utils.errors import AutoAttendError
 
 TOKENIZERS = ("ptb", "zhang_csv")
@@ -86,10 +86,13 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(tokens (B, T), mask (B, T))`` for ``texts``, padded to the longest (``<pad>`` = 0,
         mask True at real tokens), the same layout as the training batches."""
-        ids = [torch.tensor(self.ids(text), dtype=torch.long) for text in texts]
-        tokens = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=PAD_ID)
-        lengths = torch.tensor([len(i) for i in ids])
-        return tokens, torch.arange(tokens.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        return self.pad([self.ids(text) for text in texts])
+
+    @staticmethod
+    def pad(ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Id lists -> ``(tokens (B, T), mask (B, T))`` through the training batches' own collate."""
+        batch = pad_collate([(torch.tensor(i, dtype=torch.long), 0) for i in ids])
+        return batch["tokens"], batch["mask"]
 
     def unknown(self, text: str) -> tuple[int, int]:
         """``(unknown words, words)`` among the ``max_len`` tokens of ``text`` the model sees."""

@@ -70,7 +70,8 @@ def read_saved(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise AutoAttendError(f"{path}: no saved model (retrain/seed_<s>/{MODEL_FILE} is written while a seed trains)")
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
+        # mapped, not read: a caller that wants only the spec does not pay for the weights
+        record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
         raise AutoAttendError(f"{path}: not a saved model ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if not isinstance(record, dict) or record.get("spec", {}).get("format") not in (TEXT_FORMAT, GRAPH_FORMAT):
