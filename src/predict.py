@@ -287,4 +287,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from src.utils.errors import exit_status_of
+
+    sys.exit(exit_status_of(main))

@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 
 from src.space import Architecture, FunctionalSpace
 from tests.conftest import compose_config
-from tests.helpers import cli, cli_interrupted_once, real_data_dir, smoke_search, write_tiny_sst
+from tests.helpers import cli, cli_command, cli_interrupted_once, real_data_dir, smoke_search, write_tiny_sst
 
 
 def read_population(run_dir: Path) -> list[dict]:
@@ -346,6 +347,22 @@ def test_predict_on_raw_text_reproduces_the_recorded_validation_accuracy(smoke_r
     for i, (line, row) in enumerate(zip(lines[2:], predict(run_dir, texts[:2], seed=1)[1]), 1):
         assert line == (f"| {i} | {row['name']} | {row['probabilities'][row['name']]:.3f} | 0 of {row['words']} | "
                         f"{row['text']} |")
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(smoke_run, tiny_data):
+    """``src.predict RUN --file F | head -1``: when the reader goes away the command ends with the
+    status of a process SIGPIPE ended (141) and writes nothing to stderr but its usual line (no
+    BrokenPipeError traceback)."""
+    tmp, run_dir, _ = smoke_run
+    (tmp / "many_texts.txt").write_text("a film with good moments\n" * 20000)  # a table of > 1 MB, past any pipe buffer
+    command = cli_command("src.predict", str(run_dir), "--file", str(tmp / "many_texts.txt"), data_dir=tiny_data,
+                          tmp=tmp)
+    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline() == "| # | prediction | probability | unknown words | text |\n"
+        proc.stdout.close()
+        err = proc.stderr.read()
+        status = proc.wait(timeout=120)
+    assert status == 141 and err.startswith("predict: ") and len(err.splitlines()) == 1, err[-3000:]
 
 
 def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):

@@ -45,3 +45,20 @@ def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
+
+
+def exit_status_of(main) -> int:
+    """``main()``'s exit status, for entry points that print tables: when the reader of their
+    output goes away (``python -m src.predict RUN --file F | head``), stop quietly with the status
+    a shell gives a process that SIGPIPE ended (141), instead of a BrokenPipeError traceback."""
+    import os
+    import sys
+
+    try:
+        status = main()
+        sys.stdout.flush()  # a pipe closed after the last print breaks here, not at exit
+        return status
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
