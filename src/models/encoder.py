@@ -12,7 +12,6 @@ Layout: ``x`` (B, T, D), ``mask`` (B, T) bool, True at real tokens (see :mod:`sr
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Iterable
 
 import torch
@@ -24,6 +23,7 @@ from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, at
                             fused_attention, grouped_attention, masked_attention, masked_layer_norm, real_rows,
                             replay_dropout_contexts)
 from src.space import SHARING_MODES, Architecture, Context, FunctionalSpace, arch_contexts
+from src.space.architecture import live_layers
 
 CHILD = "child"
 
@@ -159,19 +159,6 @@ class FunctionalEncoder(nn.Module):
             else:
                 nodes.append(compute(*inputs))
         return nodes[-1]
-
-
-@lru_cache(maxsize=4096)
-def live_layers(arch: Architecture) -> tuple[bool, ...]:
-    """For each layer of ``arch``, whether its output reaches the last node: read by a later live
-    layer through an op other than ``zero``. Under the priors every layer's Q reads the previous
-    node through a non-zero op, so all are live; without them (the authors' published SST-5
-    architecture: 5 of 24) many need not be computed."""
-    live_nodes = {len(arch)}
-    for i in range(len(arch) - 1, -1, -1):
-        if i + 1 in live_nodes:
-            live_nodes.update(src for _, src, op, _ in arch[i].edges() if op != "zero")
-    return tuple(i + 1 in live_nodes for i in range(len(arch)))
 
 
 def supernet_op_keys(space: FunctionalSpace, mode: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Search space: the architecture value and the functional-layer space (no torch here)."""
 
-from src.space.architecture import AUTHORS_OPS, Architecture, Layer, from_authors, to_authors
+from src.space.architecture import AUTHORS_OPS, Architecture, Layer, from_authors, live_layers, to_authors
 from src.space.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS, Context, FunctionalSpace, arch_contexts
 
 __all__ = ["AUTHORS_OPS", "GRAPH_OPS", "SHARING_MODES", "TEXT_OPS", "Architecture", "Context", "FunctionalSpace", "Layer", "arch_contexts",
-           "from_authors", "to_authors"]
+           "from_authors", "live_layers", "to_authors"]

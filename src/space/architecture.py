@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -178,6 +179,19 @@ class Architecture:
             + (f", v={l.v_op}@{l.v_src})" if l.kind == "attn" else ")")
             for l in self.layers
         )
+
+
+@lru_cache(maxsize=4096)
+def live_layers(arch: Architecture) -> tuple[bool, ...]:
+    """For each layer of ``arch``, whether its output reaches the last node: read by a later live
+    layer through an op other than ``zero``. Under the priors every layer's Q reads the previous
+    node through a non-zero op, so all are live; without them (the authors' published SST-5
+    architecture: 5 of 24) many need not be computed."""
+    live_nodes = {len(arch)}
+    for i in range(len(arch) - 1, -1, -1):
+        if i + 1 in live_nodes:
+            live_nodes.update(src for _, src, op, _ in arch[i].edges() if op != "zero")
+    return tuple(i + 1 in live_nodes for i in range(len(arch)))
 
 
 # The authors' op indices (THUMNLab/AutoAttend, model/ops.py PRIMITIVES order).

@@ -1,0 +1,185 @@
+"""Show an architecture: a table of its layers, whether it keeps the design priors, which layers
+reach the output, and (``--dot``) a Graphviz drawing; ``--diff`` compares it with another.
+
+    python -m src.show outputs/sst2/search/2026-12-03_10-00-00       # a search's winner
+    python -m src.show published_sst5                                  # a built-in architecture
+    python -m src.show retrain/seed_0/model.pt                         # the architecture of a kept model
+    python -m src.show gat --dot | dot -Tsvg > gat.svg                 # a drawing (Graphviz)
+    python -m src.show RUN_A --diff RUN_B                              # the layers two winners differ in
+
+The architecture is named as ``arch=`` names it (a YAML/JSON file, in this project's format or the
+authors' ``[o1, prev, o2, o3, kind]`` rows; a search's run directory or ``search/`` folder, whose
+``best_arch.yaml`` is read; a built-in name), or by a kept model file (``model.pt``). Whether it is
+a text or a graph architecture follows from its ops. Exit status 0, or 2 on bad input. Writes
+nothing but to stdout; reads no data and imports torch only for a model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.space import GRAPH_OPS, TEXT_OPS, Architecture, FunctionalSpace, Layer, live_layers
+from src.utils.errors import AutoAttendError, InvalidArchitectureError
+
+# what a search's best_arch.yaml and a baseline's file record beside the layers, shown as they are
+RECORDED_KEYS = ("val_acc_supernet", "val_loss_supernet", "rerank_val_acc", "hparams")
+
+
+def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
+    """The architecture ``spec`` names, the file it was read from and what that file records
+    beside the layers (:data:`RECORDED_KEYS`; the evaluation of a model file)."""
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".pt":
+        from src.models.saved import read_saved
+
+        record = read_saved(path)
+        arch = Architecture.from_dict(record["spec"]["architecture"], source=str(path))
+        return arch, path, {"evaluation": dict(record.get("evaluation", {}))}
+    from src.pipeline.config import arch_file
+
+    path = arch_file(spec)
+    arch = Architecture.load(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
+    extras = {k: data[k] for k in RECORDED_KEYS if k in data} if isinstance(data, dict) else {}
+    return arch, path, extras
+
+
+def family(arch: Architecture, source: Path) -> tuple[str, tuple[str, ...]]:
+    """``("text", TEXT_OPS)`` or ``("graph", GRAPH_OPS)``: the op set holding every op of ``arch``."""
+    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
+    if ops <= set(TEXT_OPS) & set(GRAPH_OPS):
+        return "text or graph", TEXT_OPS  # zero and identity only: the priors read the same either way
+    for name, known in (("text", TEXT_OPS), ("graph", GRAPH_OPS)):
+        if ops <= set(known):
+            return name, known
+    unknown = sorted(ops - set(TEXT_OPS) - set(GRAPH_OPS))
+    if unknown:
+        raise AutoAttendError(f"{source}: unknown op {unknown[0]!r}; text ops are {', '.join(TEXT_OPS)}, "
+                              f"graph ops {', '.join(GRAPH_OPS)}")
+    raise AutoAttendError(f"{source}: mixes text ops ({', '.join(sorted(ops - set(GRAPH_OPS)))}) and graph ops "
+                          f"({', '.join(sorted(ops - set(TEXT_OPS)))})")
+
+
+def priors_verdict(arch: Architecture, ops: tuple[str, ...]) -> str:
+    """``"kept"``, or the first rule ``arch`` breaks (the search samples only architectures that keep
+    them; a retrain accepts any)."""
+    try:
+        FunctionalSpace(len(arch), ops=ops, priors=True).validate(arch)
+    except InvalidArchitectureError as exc:
+        rule = str(exc).split(": ", 1)[1]  # the message after "invalid architecture (layer i, field f)"
+        return f"not kept; the first rule broken: layer {exc.layer}, field '{exc.field}': {rule}"
+    return "kept"
+
+
+def _applied(op: str, src: int | None) -> str:
+    return "-" if op is None else f"{op}(x{src})"
+
+
+def _cells(layer: Layer) -> list[str]:
+    return [layer.kind, _applied(layer.q_op, layer.q_src), _applied(layer.k_op, layer.k_src),
+            _applied(layer.v_op, layer.v_src)]
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        start = n if start is None else start
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(f"{start}" if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(parts)
+
+
+def describe(arch: Architecture, source: Path, extras: dict[str, Any]) -> str:
+    """The header lines and the Markdown table of ``arch`` (layer ``i`` writes node ``x{i+1}``;
+    ``x0`` is the stem's output, the last node the model's)."""
+    name, ops = family(arch, source)
+    kinds = [layer.kind for layer in arch]
+    live = live_layers(arch)
+    dead = [i for i, alive in enumerate(live) if not alive]
+    used = sorted({op for layer in arch for _, _, op, _ in layer.edges()}, key=ops.index)
+    lines = [f"{source}: {len(arch)} layers of {name} ops ({kinds.count('attn')} attn, {kinds.count('add')} add); "
+             f"ops used: {', '.join(used)}",
+             f"design priors: {priors_verdict(arch, ops)}",
+             f"layers reaching the output: {sum(live)} of {len(arch)}"
+             + (f" (not computed: {_ranges(dead)})" if dead else "")]
+    for key, value in extras.items():
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        lines.append(f"{key}: {shown}")
+    lines += ["", "| layer | kind | Q / addend 1 | K / addend 2 | V | reaches output |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for i, layer in enumerate(arch):
+        lines.append(f"| {i} | " + " | ".join(_cells(layer)) + f" | {'yes' if live[i] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def dot(arch: Architecture, title: str) -> str:
+    """Graphviz DOT: a node per ``x_i``, an edge per op labelled ``<slot>: <op>``; ``zero`` edges
+    dotted, layers that do not reach the output grey and dashed."""
+    live = live_layers(arch)
+    quoted = title.replace("\\", "\\\\").replace('"', '\\"')
+    lines = ["digraph architecture {", f'  label="{quoted}";', "  rankdir=TB;",
+             "  node [shape=box, style=rounded];", '  x0 [label="x0: stem"];']
+    for i, layer in enumerate(arch):
+        style = "" if live[i] else ", color=grey, fontcolor=grey, style=\"rounded,dashed\""
+        lines.append(f'  x{i + 1} [label="x{i + 1}: {layer.kind}"{style}];')
+    for i, layer in enumerate(arch):
+        slots = {"q": "addend 1", "k": "addend 2"} if layer.kind == "add" else {"q": "Q", "k": "K", "v": "V"}
+        for slot, src, op, _ in layer.edges():
+            style = ", style=dotted" if op == "zero" else ""
+            style += "" if live[i] else ", color=grey, fontcolor=grey"
+            lines.append(f'  x{src} -> x{i + 1} [label="{slots[slot]}: {op}"{style}];')
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def diff(arch: Architecture, other: Architecture, names: tuple[str, str]) -> str:
+    """The layers in which two architectures of the same depth differ, side by side."""
+    if len(arch) != len(other):
+        raise AutoAttendError(f"{names[1]}: {len(other)} layers, {names[0]} has {len(arch)}; only architectures "
+                              "of the same depth compare layer by layer")
+    differ = [i for i in range(len(arch)) if arch[i] != other[i]]
+    lines = [f"{len(differ)} of {len(arch)} layers differ" + (f" (layers {_ranges(differ)})" if differ else "")]
+    if differ:
+        lines += ["", "| layer | A: kind | A: Q / addend 1 | A: K / addend 2 | A: V "
+                      "| B: kind | B: Q / addend 1 | B: K / addend 2 | B: V |",
+                  "| --- " * 9 + "|"]
+        lines += [f"| {i} | " + " | ".join(_cells(arch[i]) + _cells(other[i])) + " |" for i in differ]
+    return f"A: {names[0]}\nB: {names[1]}\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.show", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="examples:\n" + "\n".join(__doc__.split("\n\n")[1].splitlines()))
+    parser.add_argument("arch", help="an architecture file, a search's run directory, a built-in name, or a model.pt")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--dot", action="store_true", help="print a Graphviz drawing instead of the table")
+    shown.add_argument("--diff", metavar="OTHER", help="print the layers in which OTHER (named the same ways) differs")
+    args = parser.parse_args(argv)
+    try:
+        arch, path, extras = load(args.arch)
+        if args.diff is not None:
+            other, other_path, _ = load(args.diff)
+            text = diff(arch, other, (str(path), str(other_path)))
+        elif args.dot:
+            family(arch, path)
+            text = dot(arch, str(path))
+        else:
+            text = describe(arch, path, extras)
+    except AutoAttendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    from src.utils.errors import exit_status_of
+
+    sys.exit(exit_status_of(main))
