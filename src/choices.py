@@ -6,6 +6,7 @@ that implement the choices import their names from here (ops and sharing modes: 
 """
 
 GRAPH_ACTIVATIONS = ("tanh", "relu", "elu", "identity")  # src.models.graph.ACTIVATIONS
+ACT_POSITIONS = ("layer", "op")  # a graph layer's activation: after its add/attn (default) or on each op (AutoGL)
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors
 KERNEL_BACKENDS = ("auto", "fused", "torch")  # hardware.kernels (src.models.cpu_kernels.BACKENDS)

@@ -63,6 +63,8 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("supernet.optimizer_offload=1", "supernet.optimizer_offload: expected true or false, got 1"),
     ("supernet.recompute=yes", "supernet.recompute: expected true or false, got 'yes'"),
     ("retrain.recompute=0", "retrain.recompute: expected true or false, got 0"),
+    ("graph.supernet.act_at=sum", "graph.supernet.act_at: expected one of layer, op, got 'sum'"),
+    ("graph.retrain.act_at=sum", "graph.retrain.act_at: expected one of layer, op, got 'sum'"),
 ])
 def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     cfg = compose_config("search", ["+task=sst2", override])

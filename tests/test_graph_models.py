@@ -16,6 +16,7 @@ from src.models.encoder import SHARING_MODES, sharing_key
 from src.models.graph import GRAPH_OPS, EdgeSoftmaxAttention, GraphNet, graph_supernet_op_keys, sparse_linear
 from src.space import Architecture, FunctionalSpace, Layer
 from src.utils.errors import AutoAttendError
+from tests.helpers import ROOT
 
 WEIGHTED = [o for o in GRAPH_OPS if o not in ("zero", "identity")]
 HOPS = {"sgc": 2}  # receptive field of one op (SGC propagates K=2 times; Chebyshev K=2 is 1 hop)
@@ -346,3 +347,56 @@ def test_selection_breaks_accuracy_ties_by_validation_loss():
                {"step": 3, "val_loss": 0.4, "val_acc": 0.7, "test_acc": 0.3},
                {"step": 4, "val_loss": 0.5, "val_acc": 0.8, "test_acc": 0.4}]
     assert max(history, key=selection_key)["step"] == 2
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_activation_after_the_layer_or_on_each_op(act):
+    """``act_at="layer"``: act(o1 + o2) and act(attention(Q, K, V)); ``act_at="op"`` (AutoGL's):
+    act(o1) + act(o2) and attention(act(Q), act(K), act(V)), computed here from the child's own op
+    modules; the class-wide last layer of the ``last`` readout gets no activation either way, so
+    GCN's and GAT's two layers (second addend ``zero``) give the same logits in both placements."""
+    edge_index = path_graph(6, components=2)
+    x = torch.randn(12, 5)
+    arch = Architecture((Layer("add", 0, "gcn", 0, "linear"), Layer("attn", 1, "linear", 0, "sage", 0, "gat2")))
+    f = {"tanh": torch.tanh, "relu": torch.relu}[act]
+    with torch.no_grad():
+        for act_at in ("layer", "op"):
+            model = child(arch, act=act, act_at=act_at)
+            enc, stem = model.encoder, model.stem
+            x0 = stem(x) if stem is not None else x
+            (_, _, _, _, k_q0), (_, _, _, _, k_k0), (_, _, _, _, k_q1), (_, _, _, _, k_k1), (_, _, _, _, k_v1) = \
+                enc.keys_for(arch)
+            o1, o2 = enc.ops[k_q0](x0, edge_index), enc.ops[k_k0](x0, edge_index)
+            x1 = f(o1 + o2) if act_at == "layer" else f(o1) + f(o2)
+            q, k, v = enc.ops[k_q1](x1, edge_index), enc.ops[k_k1](x0, edge_index), enc.ops[k_v1](x0, edge_index)
+            if act_at == "op":
+                q, k, v = f(q), f(k), f(v)
+            x2 = enc.attention(q, k, v, edge_index, enc.layer_heads[1])
+            x2 = f(x2) if act_at == "layer" else x2
+            expected = model.classifier(x2)
+            torch.testing.assert_close(model(x, edge_index), expected, rtol=1e-5, atol=1e-6)
+        layer, op = child(arch, act=act), child(arch, act=act, act_at="op")
+        assert not torch.allclose(layer(x, edge_index), op(x, edge_index), atol=1e-3)
+        for name in ("gcn", "gat"):
+            baseline = Architecture.load(ROOT / f"src/space/archs/{name}.yaml")
+            logits = [child(baseline, act=act, act_at=at, readout="last", stem="none")(x, edge_index)
+                      for at in ("layer", "op")]
+            torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
+    with pytest.raises(AutoAttendError, match="act_at must be one of"):
+        child(arch, act_at="sum")
+
+
+def test_a_kept_model_remembers_where_its_activation_goes(tmp_path):
+    from src.models.saved import graph_child_spec, load_child, save_child, weights_of
+
+    arch = Architecture((Layer("add", 0, "gcn", 0, "linear"), Layer("add", 1, "sgc", 1, "identity")))
+    edge_index, x = path_graph(5), torch.randn(5, 5)
+    model = child(arch, act_at="op")
+    settings = dict(hidden=16, heads=4, dropout=0.0, act="tanh", act_at="op")
+    save_child(tmp_path / "model.pt", weights_of(model), graph_child_spec(arch, 5, 3, **settings), {"step": 1})
+    loaded, _ = load_child(tmp_path / "model.pt")
+    torch.testing.assert_close(loaded(x, edge_index), model(x, edge_index), rtol=0, atol=0)
+    del settings["act_at"]  # a file from before the option: the placement of that time, after the layer
+    save_child(tmp_path / "old.pt", weights_of(model), graph_child_spec(arch, 5, 3, **settings), {"step": 1})
+    old, _ = load_child(tmp_path / "old.pt")
+    torch.testing.assert_close(old(x, edge_index), child(arch)(x, edge_index), rtol=0, atol=0)

@@ -24,6 +24,10 @@ Layer semantics (the text layer, over a graph):
   head h, ``alpha = softmax_j(<K_j^h, Q_i^h> / sqrt(d_h))`` over the in-neighbours of i (self
   loops added), output ``act(sum_j alpha V_j^h)``, heads concatenated; no learned projection.
 
+With ``act_at="op"`` (AutoGL's placement) the activation is applied to every op's output instead,
+and not after the layer: ``act(o1(x_i)) + act(o2(x_prev))``, and attention over ``act(Q)``,
+``act(K)``, ``act(V)``. Layers whose second addend is ``zero`` (GCN, GAT) are the same either way.
+
 Every op with weights that reads a hidden node drops its input (``dropout``) before the
 convolution, as GCN and GAT do.
 
@@ -50,7 +54,7 @@ from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePass
 from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from src.choices import READOUTS
+from src.choices import ACT_POSITIONS, READOUTS
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
 from src.models.ops import fast_dropout
 from src.space import GRAPH_OPS, Architecture, FunctionalSpace, arch_contexts
@@ -286,13 +290,19 @@ class GraphEncoder(nn.Module):
         op_keys: ``{module key: (op, source node)}`` for every op module to build.
         final_act: whether the last layer is followed by ``act``.
         stem: whether node 0 is a stem's output (its readers then skip their input dropout).
+        act_at: ``"layer"``: ``act`` after each layer's sum or attention; ``"op"``: on each op's
+        output instead (AutoGL), the last layer's too unless ``final_act`` is false.
     """
 
     def __init__(self, widths: list[int], heads: int, dropout: float, attn_dropout: float, act: str, keying: str,
-                 op_keys: dict[str, tuple[str, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True):
+                 op_keys: dict[str, tuple[str, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True,
+                 act_at: str = "layer"):
         super().__init__()
         if act not in ACTIVATIONS:
             raise AutoAttendError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        if act_at not in ACT_POSITIONS:
+            raise AutoAttendError(f"act_at must be one of {ACT_POSITIONS}, got {act_at!r}")
+        self.act_at = act_at
         self.widths, self.num_layers, self.heads = widths, len(widths) - 1, heads
         self.keying, self.act_name, self.final_act = keying, act, final_act
         self.act = ACTIVATIONS[act]
@@ -347,13 +357,16 @@ class GraphEncoder(nn.Module):
             width = self.widths[i + 1]
             outs = {slot: self._apply_op(op, key, nodes[src], edge_index, width)
                     for slot, (src, op, key) in per_layer[i].items()}
+            activate = i < self.num_layers - 1 or self.final_act
+            if activate and self.act_at == "op":
+                outs = {slot: None if t is None else self.act(t) for slot, t in outs.items()}
             if layer.kind == "add":
                 parts = [t for t in (outs["q"], outs["k"]) if t is not None]
                 h = sum(parts[1:], parts[0]) if parts else x.new_zeros(x.size(0), width)
             else:
                 q, k, v = (outs[s] if outs[s] is not None else x.new_zeros(x.size(0), width) for s in "qkv")
                 h = self.attention(q, k, v, edge_index, self.layer_heads[i])
-            if i < self.num_layers - 1 or self.final_act:
+            if activate and self.act_at == "layer":
                 h = self.act(h)
             nodes.append(h)
         return nodes[-1]
@@ -391,16 +404,16 @@ class GraphNet(nn.Module):
     @classmethod
     def supernet(cls, in_dim: int, num_classes: int, space: FunctionalSpace, hidden: int = 64, heads: int = 8,
                  dropout: float = 0.7, attn_dropout: float = 0.0, act: str = "tanh", sharing: str = "full",
-                 sgc_k: int = 2) -> "GraphNet":
+                 sgc_k: int = 2, act_at: str = "layer") -> "GraphNet":
         widths = layer_widths(space.num_layers, in_dim, hidden, num_classes, "linear", stem=True)
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, sharing,
-                               graph_supernet_op_keys(space, sharing), sgc_k)
+                               graph_supernet_op_keys(space, sharing), sgc_k, act_at=act_at)
         return cls(in_dim, encoder, num_classes, dropout, "linear")
 
     @classmethod
     def child(cls, in_dim: int, num_classes: int, arch: Architecture, hidden: int = 64, heads: int = 8,
               dropout: float = 0.5, attn_dropout: float = 0.0, act: str = "tanh", readout: str = "linear",
-              sgc_k: int = 2, stem: str = "auto") -> "GraphNet":
+              sgc_k: int = 2, stem: str = "auto", act_at: str = "layer") -> "GraphNet":
         """One module per op application; ``stem``: ``auto`` (see the module docstring), ``linear`` or ``none``."""
         if stem not in ("auto", "linear", "none"):
             raise AutoAttendError(f"stem must be auto, linear or none, got {stem!r}")
@@ -411,7 +424,7 @@ class GraphNet(nn.Module):
                 raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
                                       f"{widths[ctx.src]}) to width {widths[i + 1]}")
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, CHILD, graph_child_op_keys(arch), sgc_k,
-                               final_act=readout == "linear", stem=use_stem)
+                               final_act=readout == "linear", stem=use_stem, act_at=act_at)
         return cls(in_dim, encoder, num_classes, dropout, readout, arch, stem=use_stem)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
+from src.choices import (ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
                          READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
@@ -148,6 +148,11 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{st}.rounds", 0)
         check_int(cfg, f"{st}.budget", 1, none_ok=True)
         check_int(cfg, f"{st}.val_subset", 1, none_ok=True)
+        check_int(cfg, f"{st}.sample_size", 1, none_ok=True)
+        budget, population = _get(cfg, f"{st}.budget"), _get(cfg, f"{st}.population")
+        if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
+            _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
+                  budget)
         check_float(cfg, f"{st}.mutation_rate", 0, 1)
     r = "retrain"
     for key in ("dim", "heads", "epochs", "batch_size", "eval_batch_size", "eval_every"):
@@ -204,6 +209,7 @@ def _check_graph_model(cfg: DictConfig, node: str) -> None:
     for key in ("dropout", "attn_dropout"):
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
     check_choice(cfg, f"{node}.act", sorted(GRAPH_ACTIVATIONS))
+    check_choice(cfg, f"{node}.act_at", ACT_POSITIONS)
 
 
 def check_graph_child(cfg: DictConfig, node: str) -> None:
@@ -231,8 +237,8 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, f"{g}.space.num_layers", 1)
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
+    _check_graph_model(cfg, f"{g}.supernet")  # first: graph.retrain.act_at repeats its value
     check_graph_child(cfg, f"{g}.retrain")
-    _check_graph_model(cfg, f"{g}.supernet")
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)
     check_int(cfg, f"{g}.supernet.monitor_archs", 0)

@@ -123,7 +123,8 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
     """
     c = cfg.strategy
     strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
-                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"))
+                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"),
+                              sample_size=c.get("sample_size"))
     state_path = out / "state.json"
     if state_path.exists():
         try:
@@ -153,9 +154,13 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
                 pop.flush()
                 best = value if math.isnan(best) else max(best, value)
                 progress.update(task, advance=1, best=best)
-                if n % c.save_every == 0 or n == len(batch):
+                scored = len(strategy.history)
+                # a batch of one (aging evolution's children) is saved every save_every candidates
+                if n % c.save_every == 0 or scored % c.save_every == 0 or scored >= strategy.budget \
+                        or (n == len(batch) > 1):
                     atomic_write_json(state_path, strategy.state_dict())
-            log.info("search: %d / %d scored, best %.4f", len(strategy.history), strategy.budget, best)
+            if len(batch) > 1 or scored % 100 == 0 or scored >= strategy.budget:
+                log.info("search: %d / %d scored, best %.4f", scored, strategy.budget, best)
     atomic_write_text(out / "topk.yaml", yaml.safe_dump(
         [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(strategy.ranked(c.topk))],
         sort_keys=False))

@@ -1,6 +1,6 @@
 """Search strategies (pure logic, seeded, resumable)."""
 
 from src.strategies.base import SearchStrategy
-from src.strategies.evolution import Evolution, RandomSearch, build_strategy
+from src.strategies.evolution import AgingEvolution, Evolution, RandomSearch, build_strategy
 
-__all__ = ["Evolution", "RandomSearch", "SearchStrategy", "build_strategy"]
+__all__ = ["AgingEvolution", "Evolution", "RandomSearch", "SearchStrategy", "build_strategy"]

@@ -1,4 +1,5 @@
-"""The paper's evolutionary search and random search at the same evaluation budget."""
+"""The paper's evolutionary search, aging (regularised) evolution and random search at the same
+evaluation budget."""
 
 from __future__ import annotations
 
@@ -51,6 +52,55 @@ class Evolution(SearchStrategy):
         return children
 
 
+class AgingEvolution(SearchStrategy):
+    """Aging (regularised) evolution (Real et al., AAAI 2019), the search AutoGL runs over the
+    graph space: ``population`` distinct random candidates, then one child at a time until
+    ``budget`` candidates are scored. Each child mutates the best of ``sample_size`` members drawn
+    uniformly (with replacement, as in Real et al.'s algorithm) from the population, joins it, and
+    the population's oldest member leaves it. The population is therefore always the last
+    ``population`` candidates scored, so :attr:`history` is all the state it needs for resume.
+
+    Children are valid, differ from their parent and from every candidate proposed before (no
+    candidate is scored twice, as in :class:`Evolution`). A child depends on every score before
+    it, so each batch holds one child.
+    """
+
+    name = "aging"
+
+    def __init__(self, space: FunctionalSpace, seed: int = 0, population: int = 500, sample_size: int = 100,
+                 budget: int = 1000, mutation_rate: float = 0.05, max_tries: int = 1000):
+        super().__init__(space, seed)
+        if population < 1 or sample_size < 1 or budget < population:
+            raise ValueError(f"aging evolution needs population >= 1, sample_size >= 1 and budget >= population; "
+                             f"got {population}, {sample_size}, {budget}")
+        self.population, self.sample_size, self._budget = population, sample_size, budget
+        self.mutation_rate = mutation_rate
+        self.max_tries = max_tries
+
+    @property
+    def budget(self) -> int:
+        return self._budget
+
+    def members(self) -> list[tuple[Architecture, float]]:
+        """The current population, oldest first."""
+        return self.history[-self.population:] if len(self.history) >= self.population else list(self.history)
+
+    def _propose(self) -> list[Architecture]:
+        if self.stage == 0:
+            return self.space.sample_distinct(self.population, self.rng)
+        if len(self.history) >= self._budget:
+            return []
+        members = self.members()
+        drawn = [self.rng.randrange(len(members)) for _ in range(self.sample_size)]
+        parent = members[max(drawn, key=lambda i: (members[i][1], i))][0]  # ties: the youngest
+        seen = set(self.scores) | set(self.pending)
+        for _ in range(self.max_tries):
+            child = self.space.mutate(parent, self.rng, self.mutation_rate)
+            if child not in seen:
+                return [child]
+        raise RuntimeError(f"no unseen mutation of a parent after {self.max_tries} tries")
+
+
 class RandomSearch(SearchStrategy):
     """Uniform random search: ``budget`` distinct candidates, proposed in batches of ``batch``."""
 
@@ -72,13 +122,19 @@ class RandomSearch(SearchStrategy):
 
 
 def build_strategy(name: str, space: FunctionalSpace, seed: int, **kwargs) -> SearchStrategy:
-    """Strategy by config name (``evolution`` or ``random``); a random search gets the budget
-    of the evolution with the same settings unless ``budget`` is given."""
+    """Strategy by config name (``evolution``, ``aging`` or ``random``); aging evolution and random
+    search get the budget of the evolution with the same settings unless ``budget`` is given, and
+    aging evolution samples a fifth of its population unless ``sample_size`` is given."""
     if name == "evolution":
         keys = ("population", "rounds", "parents", "mutation_rate")
         return Evolution(space, seed, **{k: kwargs[k] for k in keys if k in kwargs})
+    budget = kwargs.get("budget") or Evolution(space, seed, **{
+        k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
+    if name == "aging":
+        population = kwargs.get("population", 500)
+        sample_size = kwargs.get("sample_size") or max(1, round(population / 5))  # AutoGL: 100 of 500
+        return AgingEvolution(space, seed, population=population, sample_size=sample_size, budget=budget,
+                              **{k: kwargs[k] for k in ("mutation_rate",) if k in kwargs})
     if name == "random":
-        budget = kwargs.get("budget") or Evolution(space, seed, **{
-            k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
         return RandomSearch(space, seed, budget=budget, batch=kwargs.get("batch", 100))
-    raise ValueError(f"unknown strategy {name!r}; expected 'evolution' or 'random'")
+    raise ValueError(f"unknown strategy {name!r}; expected 'evolution', 'aging' or 'random'")
