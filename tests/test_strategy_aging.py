@@ -31,9 +31,9 @@ def record_parents(strategy, monkeypatch) -> list:
 
 def test_the_oldest_member_leaves_and_the_tournament_takes_the_best(monkeypatch):
     """Scores fall with the order of scoring, so the best member is always the oldest. With a
-    tournament far larger than the population (drawn with replacement, every member is in it), the
-    parent of each child must be the best of the *last* ``population`` candidates, never an
-    earlier, better one that has aged out (which plain evolution would keep choosing)."""
+    tournament at least as large as the population (every member is in it), the parent of each
+    child must be the best of the *last* ``population`` candidates, never an earlier, better one
+    that has aged out (which plain evolution would keep choosing)."""
     space = FunctionalSpace(4)
     aging = AgingEvolution(space, seed=0, population=5, sample_size=500, budget=30, mutation_rate=0.2)
     parents = record_parents(aging, monkeypatch)

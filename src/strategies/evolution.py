@@ -55,9 +55,9 @@ class Evolution(SearchStrategy):
 class AgingEvolution(SearchStrategy):
     """Aging (regularised) evolution (Real et al., AAAI 2019), the search AutoGL runs over the
     graph space: ``population`` distinct random candidates, then one child at a time until
-    ``budget`` candidates are scored. Each child mutates the best of ``sample_size`` members drawn
-    uniformly (with replacement, as in Real et al.'s algorithm) from the population, joins it, and
-    the population's oldest member leaves it. The population is therefore always the last
+    ``budget`` candidates are scored. Each child mutates the best of ``sample_size`` distinct
+    members drawn uniformly from the population (all of them when it has no more; AutoGL draws
+    without replacement too), joins it, and the population's oldest member leaves it. The population is therefore always the last
     ``population`` candidates scored, so :attr:`history` is all the state it needs for resume.
 
     Children are valid, differ from their parent and from every candidate proposed before (no
@@ -91,7 +91,7 @@ class AgingEvolution(SearchStrategy):
         if len(self.history) >= self._budget:
             return []
         members = self.members()
-        drawn = [self.rng.randrange(len(members)) for _ in range(self.sample_size)]
+        drawn = self.rng.sample(range(len(members)), min(self.sample_size, len(members)))
         parent = members[max(drawn, key=lambda i: (members[i][1], i))][0]  # ties: the youngest
         seen = set(self.scores) | set(self.pending)
         for _ in range(self.max_tries):
