@@ -57,7 +57,9 @@ def test_samples_are_valid_and_cover_the_choices(priors):
     (Layer("add", 1, "zero", 0, "conv1"), "q_op"),  # prior 3
     (Layer("attn", 1, "conv1", 0, "zero", 0, "gru"), "k_op"),  # prior 3
     (Layer("attn", 1, "conv1", 0, "gru", 1, "gru"), "v_src"),  # prior 2
+    (Layer("attn", 1, "conv1", 0, "gru", 0, "zero"), "v_op"),  # prior 3 on V too
     (Layer("attn", 1, "conv1", 2, "gru", 2, "gru"), "k_src"),  # future node
+    (Layer("attn", 1, "conv1", -1, "gru", -1, "gru"), "k_src"),  # no node before the stem
     (Layer("add", 1, "conv5", 0, "gru"), "q_op"),  # unknown op
     (Layer("add", 1, "conv1", 0, "gru", 0, "gru"), "v_op"),  # add layers have no V
     (Layer("mix", 1, "conv1", 0, "gru"), "kind"),
@@ -72,6 +74,60 @@ def test_validate_names_layer_and_field(layer, field):
         space.validate(arch)
     assert err.value.layer == 1 and err.value.field == field
     assert "layer 1" in str(err.value) and field in str(err.value)
+
+
+def test_validate_checks_layer_count_kinds_and_op_set():
+    arch = Architecture((Layer("add", 0, "conv3", 0, "identity"), Layer("attn", 1, "conv1", 0, "gru", 0, "gru")))
+    with pytest.raises(InvalidArchitectureError, match="expected 3 layers, got 2") as err:
+        FunctionalSpace(3).validate(arch)
+    assert err.value.field == "layers"
+    with pytest.raises(InvalidArchitectureError) as err:
+        FunctionalSpace(2, kinds=("add",)).validate(arch)  # an add-only space has no attn layer
+    assert err.value.layer == 1 and err.value.field == "kind"
+    no_zero = FunctionalSpace(2, ops=("identity", "conv3", "conv1", "gru"), priors=False)
+    no_zero.validate(arch)
+    with pytest.raises(InvalidArchitectureError) as err:  # zero is an op like any other: not in this op set
+        no_zero.validate(Architecture((Layer("add", 0, "conv3", 0, "zero"), arch[1])))
+    assert err.value.layer == 0 and err.value.field == "k_op"
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_layers=0), dict(num_layers=2, kinds=()), dict(num_layers=2, kinds=("mix",))])
+def test_space_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        FunctionalSpace(**kwargs)
+
+
+def test_sample_distinct_is_distinct_honours_exclude_and_fails_when_the_space_runs_out():
+    space = FunctionalSpace(1, ops=("zero", "identity", "conv1"), kinds=("add",))  # 2 x 3 = 6 architectures
+    assert space.size() == 6
+    every = space.sample_distinct(6, random.Random(0))
+    assert len(set(every)) == 6
+    rest = space.sample_distinct(4, random.Random(1), exclude=set(every[:2]))
+    assert set(rest) == set(every[2:])
+    with pytest.raises(RuntimeError, match="could not draw 5 distinct"):
+        space.sample_distinct(5, random.Random(2), exclude=set(every[:2]), max_tries=50)
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_mutation_redraws_every_source_decision(priors):
+    # one kind, so no kind flip re-samples a layer: every change below comes from a per-decision redraw
+    space = FunctionalSpace(3, priors=priors, kinds=("attn",))
+    parent = Architecture((Layer("attn", 0, "conv1", 0, "conv1", 0, "conv1"),
+                           Layer("attn", 1, "conv1", 0, "conv1", 0, "conv1"),
+                           Layer("attn", 2, "conv1", 0, "conv1", 0, "conv1")))
+    rng = random.Random(6)
+    last = []
+    for _ in range(300):
+        child = space.mutate(parent, rng, rate=0.3)
+        space.validate(child)
+        assert child != parent and all(l.kind == "attn" for l in child)
+        last.append(child[2])
+    assert {l.k_src for l in last} == {0, 1, 2}
+    if priors:
+        assert {l.q_src for l in last} == {2} and all(l.v_src == l.k_src for l in last)
+    else:
+        assert {l.q_src for l in last} == {0, 1, 2} and {l.v_src for l in last} == {0, 1, 2}
+        assert any(l.v_src != l.k_src for l in last)
 
 
 def test_priors_off_accepts_what_priors_reject():
@@ -126,12 +182,21 @@ def test_save_and_load(tmp_path):
 
 @pytest.mark.parametrize("text, field", [
     ("layers: [{kind: add, q_src: 0, q_op: conv1}]", "k_src"),
+    ("layers: [{kind: add, q_src: true, q_op: conv1, k_src: 0, k_op: gru}]", "q_src"),  # a bool is no node index
+    ("layers: [{kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: 3}]", "k_op"),
+    ("layers: [{kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: gru, v_op: gru}]", "v_op"),
     ("layers: [{kind: add, q_src: zero, q_op: conv1, k_src: 0, k_op: gru}]", "q_src"),
     ("layers: [{kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: gru, colour: red}]", "colour"),
     ("layers: [{kind: sum, q_src: 0, q_op: conv1, k_src: 0, k_op: gru}]", "kind"),
 ])
 def test_malformed_files_name_layer_and_field(text, field):
     with pytest.raises(InvalidArchitectureError, match=f"layer 0.*{field}"):
+        Architecture.from_yaml(text, source="x.yaml")
+
+
+@pytest.mark.parametrize("text", ["layers: []", "layers: {kind: add}", "[]", "kind: add"])
+def test_files_without_a_layer_list_are_rejected(text):
+    with pytest.raises(InvalidArchitectureError, match="x.yaml|empty"):
         Architecture.from_yaml(text, source="x.yaml")
 
 
@@ -155,3 +220,20 @@ def test_authors_format_errors():
         from_authors([[1, 0, 2, -1, 0], [1, 0, 9, -1, 0]])
     with pytest.raises(InvalidArchitectureError, match="layer 0.*kind"):
         from_authors([[1, 0, 2, -1, 3]])
+    with pytest.raises(InvalidArchitectureError, match="layer 0.*o1"):
+        from_authors([[6, 0, 2, -1, 0]])  # one past the last op index
+    with pytest.raises(InvalidArchitectureError, match="layer 0.*o3"):
+        from_authors([[1, 0, 2, 6, 1]])  # o3 is checked in attn layers
+    from_authors([[1, 0, 2, 9, 0]])  # ... and ignored in add layers
+    with pytest.raises(InvalidArchitectureError, match="layer 0"):
+        from_authors([[1, 0, 2, -1]])
+    with pytest.raises(InvalidArchitectureError, match="layer 0"):
+        from_authors([[1, 0, 2, -1, 0, 0]])
+
+
+@pytest.mark.parametrize("layer", [Layer("add", 0, "conv1", 1, "zero"),  # q_src is not the preceding node
+                                   Layer("attn", 1, "conv1", 0, "gru", 1, "gru")])  # v_src != k_src
+def test_authors_export_refuses_architectures_outside_its_priors(layer):
+    arch = Architecture((Layer("add", 0, "conv3", 0, "identity"), layer))
+    with pytest.raises(InvalidArchitectureError, match="layer 1"):
+        to_authors(arch)

@@ -95,7 +95,7 @@ def test_tell_rejects_unknown_candidates_and_state_of_other_strategy():
     space = FunctionalSpace(3)
     evo = Evolution(space, population=4, rounds=1, parents=2)
     evo.ask()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ask\\(\\) did not propose"):
         evo.tell(space.sample(random.Random(999)), 0.5)
     with pytest.raises(ValueError):
         RandomSearch(space).load_state_dict(evo.state_dict())
@@ -104,3 +104,91 @@ def test_tell_rejects_unknown_candidates_and_state_of_other_strategy():
 def test_random_search_gets_evolution_budget_by_default():
     space = FunctionalSpace(3)
     assert build_strategy("random", space, 0, population=50, rounds=2, parents=10).budget == 70
+
+
+TINY = FunctionalSpace(2, ops=("zero", "identity"))  # 18 architectures: repeats are likely unless prevented
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_candidate_is_proposed_twice_in_a_tiny_space(seed):
+    _, score = planted(TINY, seed=seed)
+    evo = Evolution(TINY, seed=seed, population=4, rounds=3, parents=4, mutation_rate=0.5)
+    evo.run(score)
+    archs = [a for a, _ in evo.history]
+    assert len(archs) == evo.budget == 16 and len(set(archs)) == 16  # within a round and across rounds
+    rnd = RandomSearch(TINY, seed=seed, budget=18, batch=5)
+    rnd.run(score)
+    assert len({a for a, _ in rnd.history}) == 18 == TINY.size()  # across batches too
+
+
+def test_batches_and_stages():
+    space = FunctionalSpace(3)
+    rnd = build_strategy("random", space, 0, budget=10, batch=4)
+    sizes = []
+    while batch := rnd.ask():
+        sizes.append(len(batch))
+        for a in batch:
+            rnd.tell(a, 0.0)
+    assert sizes == [4, 4, 2] and rnd.stage == 3
+    evo = Evolution(space, population=5, rounds=2, parents=3)
+    sizes = []
+    while batch := evo.ask():
+        sizes.append(len(batch))
+        for a in batch:
+            evo.tell(a, 0.0)
+    assert evo.done and evo.done  # asking again after the end proposes nothing and counts no stage
+    assert sizes == [5, 3, 3] and evo.stage == 3
+
+
+def test_children_are_mutated_at_the_configured_rate():
+    # at rate 1 every decision of the single parent is re-drawn: each layer of the child flips kind
+    space = FunctionalSpace(6)
+    evo = build_strategy("evolution", space, 0, population=3, rounds=1, parents=1, mutation_rate=1.0)
+    evo.run(lambda a: sum(l.kind == "attn" for l in a))
+    parent = max(evo.history[:3], key=lambda h: h[1])[0]  # the best of the population (first on ties)
+    child = evo.history[-1][0]
+    assert all(c.kind != p.kind for c, p in zip(child, parent))
+
+
+@pytest.mark.parametrize("kwargs", [dict(population=0), dict(parents=0), dict(rounds=-1)])
+def test_evolution_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        Evolution(FunctionalSpace(2), **kwargs)
+
+
+def test_run_reports_each_result_and_ranked_keeps_evaluation_order_on_ties():
+    rnd = RandomSearch(FunctionalSpace(3), seed=0, budget=7, batch=3)
+    seen = []
+    rnd.run(lambda a: 0.5, on_result=lambda a, s: seen.append((a, s)))
+    assert seen == rnd.history and len(seen) == 7
+    assert rnd.ranked() == rnd.history and rnd.best() == rnd.history[0]
+
+
+def test_state_is_json_and_survives_a_load_unchanged():
+    import numpy as np
+
+    space = FunctionalSpace(3)
+    evo = Evolution(space, seed=5, population=6, rounds=2, parents=2)
+    for a in evo.ask()[:4]:
+        evo.tell(a, np.float32(0.25))  # an estimator may return a numpy scalar
+    saved = json.loads(json.dumps(evo.state_dict()))
+    other = Evolution(space, seed=99, population=6, rounds=2, parents=2)  # built with another seed
+    other.load_state_dict(saved)
+    assert other.state_dict() == saved
+
+
+@pytest.mark.parametrize("name", ["evolution", "random"])
+def test_resume_in_a_tiny_space_never_proposes_a_scored_candidate_again(name):
+    _, score = planted(TINY)
+    kwargs = dict(population=4, rounds=3, parents=4, mutation_rate=0.5, budget=16, batch=4)
+    full = build_strategy(name, TINY, 2, **kwargs)
+    full.run(score)
+    first = build_strategy(name, TINY, 2, **kwargs)
+    for _ in range(8):  # two whole batches: the next one is proposed after the resume
+        arch = first.ask()[0]
+        first.tell(arch, score(arch))
+    resumed = build_strategy(name, TINY, 2, **kwargs)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    resumed.run(score)
+    assert resumed.history == full.history
+    assert len({a for a, _ in resumed.history}) == 16
