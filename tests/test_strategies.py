@@ -150,6 +150,17 @@ def test_children_are_mutated_at_the_configured_rate():
     assert all(c.kind != p.kind for c, p in zip(child, parent))
 
 
+@pytest.mark.parametrize("population, rounds, parents", [(5, 3, 2), (4, 2, 10), (3, 3, 3)])
+def test_budget_is_the_number_of_candidates_scored(population, rounds, parents):
+    # with more parents than the population, a round has as many children as candidates scored so far
+    space = FunctionalSpace(4)
+    evo = Evolution(space, seed=0, population=population, rounds=rounds, parents=parents)
+    evo.run(planted(space)[1])
+    assert len(evo.history) == evo.budget
+    assert build_strategy("random", FunctionalSpace(4), 0, population=population, rounds=rounds,
+                          parents=parents).budget == evo.budget
+
+
 @pytest.mark.parametrize("kwargs", [dict(population=0), dict(parents=0), dict(rounds=-1)])
 def test_evolution_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):

@@ -28,7 +28,12 @@ class Evolution(SearchStrategy):
 
     @property
     def budget(self) -> int:
-        return self.population + self.rounds * min(self.parents, self.population)
+        # a round mutates the top `parents` of everything scored so far: min(parents, scored)
+        # children, so with more parents than the population the first rounds grow
+        n = self.population
+        for _ in range(self.rounds):
+            n += min(self.parents, n)
+        return n
 
     def _seen(self) -> set[Architecture]:
         return set(self.scores) | set(self.pending)
