@@ -107,6 +107,9 @@ def test_resume_continues_exactly_where_it_stopped():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="budget >= population"):
         AgingEvolution(FunctionalSpace(3), population=10, budget=5)
+    for strategy in (AgingEvolution, Evolution):
+        with pytest.raises(ValueError, match="mutation_rate must be in"):
+            strategy(FunctionalSpace(3), mutation_rate=0.0)
     cfg = compose_config("search", ["+task=sst2", "strategy=aging", "strategy.budget=100"])
     with pytest.raises(AutoAttendError, match=r"strategy.budget: expected null or an integer >= strategy.population "
                                               r"\(500\) for aging evolution, got 100"):

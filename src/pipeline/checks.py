@@ -153,7 +153,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
             _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
                   budget)
-        check_float(cfg, f"{st}.mutation_rate", 0, 1)
+        check_float(cfg, f"{st}.mutation_rate", 0, 1, low_open=True)  # 0 could never make a new child
     r = "retrain"
     for key in ("dim", "heads", "epochs", "batch_size", "eval_batch_size", "eval_every"):
         check_int(cfg, f"{r}.{key}", 1)

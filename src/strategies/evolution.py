@@ -22,6 +22,8 @@ class Evolution(SearchStrategy):
         super().__init__(space, seed)
         if population < 1 or parents < 1 or rounds < 0:
             raise ValueError("population and parents must be >= 1, rounds >= 0")
+        if not 0 < mutation_rate <= 1:
+            raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {mutation_rate}")
         self.population, self.rounds, self.parents = population, rounds, parents
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
@@ -78,6 +80,8 @@ class AgingEvolution(SearchStrategy):
         if population < 1 or sample_size < 1 or budget < population:
             raise ValueError(f"aging evolution needs population >= 1, sample_size >= 1 and budget >= population; "
                              f"got {population}, {sample_size}, {budget}")
+        if not 0 < mutation_rate <= 1:
+            raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {mutation_rate}")
         self.population, self.sample_size, self._budget = population, sample_size, budget
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
