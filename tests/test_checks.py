@@ -66,6 +66,8 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("retrain.recompute=0", "retrain.recompute: expected true or false, got 0"),
     ("graph.supernet.act_at=sum", "graph.supernet.act_at: expected one of layer, op, got 'sum'"),
     ("graph.retrain.act_at=sum", "graph.retrain.act_at: expected one of layer, op, got 'sum'"),
+    ("retrain.seeds=true", "retrain.seeds: expected an integer >= 0, got True"),
+    ("retrain.max_steps=0", "retrain.max_steps: expected an integer >= 1 or -1, got 0"),
 ])
 def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     cfg = compose_config("search", ["+task=sst2", override])
@@ -114,6 +116,9 @@ def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
     check_config(compose_config("search", ["+task=sst2", "retrain.seeds=0"]), "search")
     with pytest.raises(AutoAttendError, match="retrain.seeds: expected an integer >= 1, got 0"):
         check_config(compose_config("retrain", ["+task=sst2", "retrain.seeds=0"]), "retrain")
+    check_config(compose_config("search", ["+task=cora", "graph.retrain.seeds=0"]), "search")
+    with pytest.raises(AutoAttendError, match="graph.retrain.seeds: expected an integer >= 1, got 0"):
+        check_config(compose_config("retrain", ["+task=cora", "arch=gcn", "graph.retrain.seeds=0"]), "retrain")
 
 
 def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path):
@@ -248,3 +253,15 @@ def test_a_bad_command_line_fails_before_torch_is_imported(module, args, needle,
     assert proc.returncode == 2 and needle in proc.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "hydra" in imported and "torch" not in imported and "lightning" not in imported
+
+
+@pytest.mark.parametrize("stage_file", ["retrain/hpo.json", "baselines/gcn/seed_0.json", "search/rerank.json"])
+def test_a_graph_run_stopped_in_its_hpo_rerank_or_baselines_keeps_its_settings(tmp_path, stage_file):
+    """The graph stages' resumable files count as results: a run directory holding only one of
+    them refuses a re-run with other settings (it would resume from that file)."""
+    check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=cora", "budget=smoke"]), "search"))
+    (tmp_path / stage_file).parent.mkdir(parents=True)
+    (tmp_path / stage_file).write_text("{}")
+    with pytest.raises(AutoAttendError, match="seed: 0 -> 1"):
+        check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=cora", "budget=smoke", "seed=1"]),
+                                                  "search"))

@@ -314,3 +314,53 @@ def test_process_map_stops_running_items_when_the_consumer_stops():
     assert next(results) is None
     results.close()
     assert time.perf_counter() - start < 30
+
+
+def test_graph_retrain_summarises_every_seed_and_resumes_only_what_is_missing(tmp_path, monkeypatch):
+    """``graph_stages.retrain`` with the HPO: the best validation trial's settings are retrained
+    (ties: the earlier trial); ``results.json`` holds the mean and sample std of every seed's
+    selected test score; a re-run reuses the finished trials (``hpo.json``) and seeds
+    (``seed_<s>.json``) and trains only the seed that is missing, to the same results."""
+    import statistics
+    from types import SimpleNamespace
+
+    from src.pipeline import graph_stages
+
+    # trials train seeds 1000.., retrain seeds 0..: trials 0 and 2 tie on validation
+    val = {1000: 0.80, 1001: 0.70, 1002: 0.80, 0: 0.75, 1: 0.78, 2: 0.71}
+    test = {0: 0.70, 1: 0.64, 2: 0.79}
+    trained = []
+
+    class Fitted:
+        history: list = []
+
+        def __init__(self, seed):
+            self.seed = seed
+
+        def selected(self):
+            return {"val_acc": val[self.seed], "test_acc": test.get(self.seed, 0.0), "step": 10 + self.seed}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name, model_file=None):
+        trained.append((seed, hp))
+        return Fitted(seed)
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    cfg = compose_config("search", ["+task=cora", "graph.retrain.seeds=3", "graph.hpo.trials=3"])
+    dm = SimpleNamespace(graph=None, num_features=5, num_classes=3, multilabel=False)
+    arch = Architecture.load(ROOT / "src/space/archs/gcn.yaml")
+    results = graph_stages.retrain(cfg, arch, dm, tmp_path)
+    assert [seed for seed, _ in trained] == [1000, 1001, 1002, 0, 1, 2]
+    trials = results["hpo_trials"]
+    assert trials[0]["hparams"] != trials[2]["hparams"]
+    assert results["hparams"] == trials[0]["hparams"] and all(hp == trials[0]["hparams"] for _, hp in trained[3:])
+    assert [(s["seed"], s["val_acc"], s["test_acc"], s["step"]) for s in results["per_seed"]] == [
+        (0, 0.75, 0.70, 10), (1, 0.78, 0.64, 11), (2, 0.71, 0.79, 12)]
+    assert results["test_acc_mean"] == pytest.approx(statistics.fmean(test.values()))
+    assert results["test_acc_std"] == pytest.approx(statistics.stdev(test.values()))
+    assert results["val_acc_mean"] == pytest.approx((0.75 + 0.78 + 0.71) / 3)
+    assert json.loads((tmp_path / "retrain" / "results.json").read_text()) == json.loads(json.dumps(results))
+    (tmp_path / "retrain" / "seed_1.json").unlink()
+    trained.clear()
+    again = graph_stages.retrain(cfg, arch, dm, tmp_path)
+    assert trained == [(1, trials[0]["hparams"])]
+    assert again == results

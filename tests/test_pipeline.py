@@ -675,3 +675,83 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     tests = [json.loads((r / "summary.json").read_text())["retrain"]["test_acc_mean"] for r in runs]
     assert [row["test mean"] for row in table] == [f"{100 * t:.2f}" for t in tests]
     assert "| search | sst2 | 2 | 1 2 |" in report
+
+
+def test_the_selected_evaluation_is_the_best_validation_earliest_on_ties():
+    """A text seed's result is the evaluation of highest validation accuracy; of several with that
+    accuracy, the earliest (not the last, nor the one of best test accuracy)."""
+    from src.lit.modules import ChildModule
+    from src.models.text import TextClassifier
+
+    arch = Architecture.load(Path(__file__).resolve().parents[1] / "src/space/archs/published_sst5.yaml")
+    module = ChildModule(TextClassifier.child(torch.randn(6, 8), 2, arch, dim=16, heads=2))
+    module.history = [{"step": 4, "val_acc": 0.70, "test_acc": 0.90},
+                      {"step": 8, "val_acc": 0.80, "test_acc": 0.60},
+                      {"step": 12, "val_acc": 0.75, "test_acc": 0.95},
+                      {"step": 16, "val_acc": 0.80, "test_acc": 0.70},
+                      {"step": 20, "val_acc": 0.65, "test_acc": 0.50}]
+    assert module.selected() == {"step": 8, "val_acc": 0.80, "test_acc": 0.60}
+
+
+def test_the_seed_summary_is_the_mean_and_sample_std_over_every_seed():
+    """``retrain/results.json``: the mean and the sample standard deviation (n - 1) of the seeds'
+    selected test scores, the mean of their validation scores, every seed listed without its
+    history; one seed has a std of 0."""
+    import statistics
+
+    from src.pipeline.stages import SELECTION_RULE, seed_summary
+
+    arch = Architecture.load(Path(__file__).resolve().parents[1] / "src/space/archs/published_sst5.yaml")
+    tests, vals = [0.5, 0.6, 0.9], [0.7, 0.8, 0.6]
+    per_seed = [{"seed": s, "val_acc": v, "test_acc": t, "step": 10 * s, "history": [{"step": 1}]}
+                for s, (v, t) in enumerate(zip(vals, tests))]
+    summary = seed_summary(arch, [0, 1, 2], per_seed, SELECTION_RULE)
+    assert summary["test_acc_mean"] == pytest.approx(2.0 / 3.0)
+    assert summary["test_acc_std"] == pytest.approx(statistics.stdev(tests)) == pytest.approx(0.2081666)
+    assert summary["val_acc_mean"] == pytest.approx(0.7)
+    assert summary["per_seed"] == [{k: v for k, v in s.items() if k != "history"} for s in per_seed]
+    assert summary["seeds"] == [0, 1, 2] and summary["arch"] == arch.to_dict()
+    assert summary["selection_rule"] == SELECTION_RULE
+    one = seed_summary(arch, [0], per_seed[:1], SELECTION_RULE)
+    assert (one["test_acc_mean"], one["test_acc_std"], one["val_acc_mean"]) == (0.5, 0.0, 0.7)
+
+
+def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypatch, capsys):
+    """``src.evaluate`` calls a seed reproduced only when both its recomputed validation and test
+    accuracies equal the recorded ones (float rounding aside): one example of 60 more or fewer
+    right, on either split, is a failure (exit 1); a model file of another training (its step not
+    the one ``seed_<s>.json`` selected) is one error line (exit 2)."""
+    import src.evaluate as evaluate_module
+    import src.models.saved
+    import src.pipeline.common
+
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("task:\n  name: sst2\nretrain:\n  eval_batch_size: 8\n")
+    for seed in (0, 1):
+        (run_dir / "retrain" / f"seed_{seed}").mkdir(parents=True)
+        (run_dir / "retrain" / f"seed_{seed}" / "model.pt").write_bytes(b"")
+        (run_dir / "retrain" / f"seed_{seed}.json").write_text(json.dumps({"seed": seed, "step": 30}))
+    recorded = {"step": 30, "val_acc": 42 / 60, "test_acc": 39 / 60}
+    now = {}
+    monkeypatch.setattr(src.pipeline.common, "setup_hardware", lambda cfg: None)
+    monkeypatch.setattr(src.pipeline.common, "build_datamodule", lambda cfg: "dm")
+    monkeypatch.setattr(src.models.saved, "load_child", lambda path: (path, {"evaluation": dict(recorded)}))
+    monkeypatch.setattr(evaluate_module, "text_scores", lambda model, dm, batch_size: dict(now[model.parent.name]))
+
+    now.update(seed_0={"val_acc": 42 / 60 + 1e-8, "test_acc": 39 / 60}, seed_1={"val_acc": 42 / 60, "test_acc": 39 / 60})
+    assert [r["reproduced"] for r in evaluate_module.evaluate(run_dir)] == [True, True]
+    assert evaluate_module.main([str(run_dir)]) == 0
+    for split, other in (("val_acc", 41 / 60), ("test_acc", 40 / 60)):
+        now["seed_1"] = {**now["seed_0"], split: other}
+        rows = evaluate_module.evaluate(run_dir)
+        assert [(r["seed"], r["reproduced"]) for r in rows] == [(0, True), (1, False)], split
+        capsys.readouterr()
+        assert evaluate_module.main([str(run_dir)]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            "error: retrain seed 1: the recomputed scores differ from the recorded ones")
+    (run_dir / "retrain" / "seed_1.json").write_text(json.dumps({"seed": 1, "step": 20}))
+    assert evaluate_module.main([str(run_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {run_dir / 'retrain' / 'seed_1' / 'model.pt'}: holds step 30, while seed_1.json selected step 20 "
+        "(the file is from another training)")

@@ -165,3 +165,23 @@ def test_weights_are_unchanged_by_the_stored_text_settings(tmp_path):
     assert record["spec"]["label_names"] == ["no", "yes"]
     assert TextEncoder.from_dict(record["spec"]["text_input"]) == encoder
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_path):
+    """``choose_models`` reads only the seeds' records: the finished seed of highest ``val_acc``
+    (ties to the lower seed); a seed without ``seed_<s>.json`` (still training) is never chosen
+    nor averaged, but ``--seed`` may name it."""
+    from src.predict import choose_models
+
+    retrain = tmp_path / "retrain"
+    for seed, val in {0: 0.70, 1: 0.80, 2: 0.80, 3: 0.60, 4: None}.items():
+        (retrain / f"seed_{seed}").mkdir(parents=True)
+        (retrain / f"seed_{seed}" / "model.pt").write_bytes(b"")
+        if val is not None:
+            (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "val_acc": {val}}}')
+    model = "seed_{}/model.pt".format
+    assert choose_models(tmp_path) == [retrain / model(1)]  # 0.80 twice: the lower seed
+    assert choose_models(tmp_path, ensemble=True) == [retrain / model(s) for s in (0, 1, 2, 3)]
+    assert choose_models(tmp_path, seed=4) == [retrain / model(4)]
+    (retrain / "seed_1.json").unlink()
+    assert choose_models(tmp_path) == [retrain / model(2)]

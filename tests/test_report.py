@@ -234,3 +234,20 @@ def test_main_reports_an_unwritable_output(tmp_path, capsys):
     blocker.write_text("")
     assert main([str(tmp_path / "a"), "--csv", str(blocker / "t.csv")]) == 2
     assert "cannot be written" in capsys.readouterr().err
+
+
+def test_the_retrain_columns_and_a_run_with_every_seed_done(tmp_path):
+    """The per-run table's ``seeds`` (how many the test score averages) and ``retrain val`` (the
+    mean selected validation score, not the test one); a run whose seeds are all done but that
+    wrote no summary yet is ``unfinished``, not ``retrain 2/2 seeds``."""
+    run = write_run(tmp_path / "a", TEXT, test=0.75)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["retrain"].update(seeds=[0, 1, 2], val_acc_mean=0.7125)
+    (run / "summary.json").write_text(json.dumps(summary))
+    (row,) = rows(report([run])[0])
+    assert (row["test (mean +- std)"], row["seeds"], row["retrain val"]) == ("75.00 +- 1.00", "3", "71.25")
+    done = write_run(tmp_path / "b", TEXT)
+    for stage in ("supernet/DONE", "search/best_arch.yaml", "retrain/seed_0.json", "retrain/seed_1.json"):
+        (done / stage).parent.mkdir(exist_ok=True)
+        (done / stage).write_text("{}")
+    assert load_run(done).state == "unfinished"
