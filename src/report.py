@@ -34,9 +34,10 @@ from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_text
 
 SETTINGS_FILE = "run_settings.json"
-# Never shown as settings columns: the entry point and the task get their own columns (the task's
-# other keys follow from its name), and a retrain's architecture is named by the `arch` column
-# rather than by its content.
+# Never shown as settings columns: the entry point and the task get their own columns, and a
+# retrain's architecture is named by the `arch` column rather than by its content. The task's other
+# keys follow from its name unless overridden (`+task=csv task.path=...`, `task.max_len=...`): they
+# are shown only where runs of the same task differ in them.
 HIDDEN_KEYS = ("entry", "arch", "architecture", "arch_hparams")
 HIDDEN_PREFIXES = ("task.",)
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
@@ -156,10 +157,6 @@ def load_run(path: Path) -> Run:
     return Run(path, settings, None, state=_state(path, settings))
 
 
-def _hidden(key: str) -> bool:
-    return key in HIDDEN_KEYS or key.startswith(HIDDEN_PREFIXES)
-
-
 def reads(run: Run, key: str) -> bool:
     """Whether ``run``'s task family reads the setting ``key``."""
     return not key.startswith(UNREAD_BY["graph" if run.graph else "text"])
@@ -168,16 +165,27 @@ def reads(run: Run, key: str) -> bool:
 def varying_keys(runs: list[Run]) -> list[str]:
     """The settings whose values are not the same in every run that has them and reads them, in
     the order of the first run's settings. A run without a key (one of another entry point, or
-    from before the option existed) does not make it vary: its column is empty there."""
+    from before the option existed) does not make it vary: its column is empty there. A ``task.*``
+    key varies only when runs of the same task differ in it (between tasks it follows from the name)."""
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.settings))
+    by_task: dict[str, list[Run]] = {}
+    for run in runs:
+        by_task.setdefault(run.task, []).append(run)
+
+    def differ(among: list[Run], key: str) -> bool:
+        return len({json.dumps(run.settings[key], sort_keys=True) for run in among
+                    if key in run.settings and reads(run, key)}) > 1
+
     varying = []
     for key in keys:
-        if _hidden(key):
+        if key in HIDDEN_KEYS:
             continue
-        values = {json.dumps(run.settings[key], sort_keys=True) for run in runs if key in run.settings and reads(run, key)}
-        if len(values) > 1:
+        if key.startswith(HIDDEN_PREFIXES):  # a task key: only where one task's runs differ in it
+            if any(differ(among, key) for among in by_task.values()):
+                varying.append(key)
+        elif differ(runs, key):
             varying.append(key)
     return varying
 

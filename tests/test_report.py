@@ -45,7 +45,8 @@ def rows(table) -> list[dict]:
 
 def test_only_the_settings_that_differ_are_columns(tmp_path):
     write_run(tmp_path / "0_a", TEXT, test=0.75)
-    write_run(tmp_path / "1_b", {**TEXT, "space.sharing": "none", "task.num_classes": 5}, test=0.70)
+    write_run(tmp_path / "1_b", {**TEXT, "space.sharing": "none", "task.name": "sst5", "task.num_classes": 5},
+              test=0.70)  # task.num_classes follows from task.name: no column
     per_run, grouped = report([tmp_path])
     assert [h for h in per_run.header if "." in h or h == "seed"] == ["space.sharing"]
     got = rows(per_run)
@@ -251,3 +252,18 @@ def test_the_retrain_columns_and_a_run_with_every_seed_done(tmp_path):
         (done / stage).parent.mkdir(exist_ok=True)
         (done / stage).write_text("{}")
     assert load_run(done).state == "unfinished"
+
+
+def test_a_task_setting_overridden_in_a_sweep_is_a_column_and_separates_the_groups(tmp_path):
+    """``-m +task=csv task.path=/a,/b seed=0,1``: runs of one task that differ in one of its keys
+    (another corpus, max_len, ...) show that key, and only the runs of the same corpus are folded;
+    task keys that differ only between tasks (they follow from the name) stay hidden."""
+    csv_task = {**TEXT, "task.name": "csv", "task.num_classes": 4}
+    for i, (path, seed, test) in enumerate([("/a", 0, 0.90), ("/a", 1, 0.92), ("/b", 0, 0.50), ("/b", 1, 0.52)]):
+        write_run(tmp_path / f"{i}_job", {**csv_task, "seed": seed, "task.path": path}, test=test)
+    write_run(tmp_path / "4_job", TEXT, test=0.8)
+    per_run, grouped = report([tmp_path])
+    assert [h for h in per_run.header if h.startswith("task.") or h == "seed"] == ["seed", "task.path"]
+    assert [r["task.path"] for r in rows(per_run)] == ["/a", "/a", "/b", "/b", ""]
+    assert [(r["task.path"], r["runs"], r["test (mean +- std over runs)"]) for r in rows(grouped)] == [
+        ("/a", "2", "91.00 +- 1.41 (2)"), ("/b", "2", "51.00 +- 1.41 (2)")]
