@@ -64,8 +64,9 @@ class AgingEvolution(SearchStrategy):
     graph space: ``population`` distinct random candidates, then one child at a time until
     ``budget`` candidates are scored. Each child mutates the best of ``sample_size`` distinct
     members drawn uniformly from the population (all of them when it has no more; AutoGL draws
-    without replacement too), joins it, and the population's oldest member leaves it. The population is therefore always the last
-    ``population`` candidates scored, so :attr:`history` is all the state it needs for resume.
+    without replacement too), joins it, and the population's oldest member leaves it. The
+    population is therefore always the last ``population`` candidates scored, so :attr:`history`
+    is all the state it needs for resume.
 
     Children are valid, differ from their parent and from every candidate proposed before (no
     candidate is scored twice, as in :class:`Evolution`). A child depends on every score before
