@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from src.bench_data import write_zhang_csv
 from src.data import csv_text
 from src.data.arrow_split import TokenIdSplit
 from src.data.csv_text import CSVTextDataModule
-from src.data.text import PAD, UNK, UNK_ID, pad_collate
+from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
 from src.data.zhang_csv import clean_field, read_rows, tokenize
 from src.utils.errors import AutoAttendError, DataNotFoundError
 from tests.helpers import real_data_dir
@@ -50,6 +51,8 @@ def test_clean_field_undoes_the_format_escapes():
     assert clean_field("a second\\team") == "a second team"  # AG News: bare backslash for a line break
     assert clean_field("the  #36;10 million") == "the  $10 million"
     assert clean_field("Ben #39;s &lt;b&gt;bold&lt;/b&gt; AT&T") == "Ben 's <b>bold</b> AT&T"
+    # A full "&#39;" entity is HTML's, not the bare "#39;" form: it is not cut in half.
+    assert clean_field("It&#39;s AT&#38;T") == "It's AT&T"
 
 
 def test_tokenize_words_clitics_and_punctuation():
@@ -81,6 +84,23 @@ def test_read_rows_yahoo_three_text_fields(tmp_path):
     rows = list(read_rows(path, num_fields=4, num_classes=10))
     assert rows[0] == {"label": 9, "text": "Why is the sky blue?  Rayleigh scattering of light."}
     assert rows[1] == {"label": 0, "text": 'Title Content, with comma Answer "quoted"'}
+
+
+def test_read_rows_header_and_label_base(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text('"label","title","text"\n"2","a","b"\n"4","c","d"\n', encoding="utf-8")
+    assert list(read_rows(path, 3, 4, header=True)) == [{"label": 1, "text": "a b"}, {"label": 3, "text": "c d"}]
+    with pytest.raises(AutoAttendError, match="row 1 .*is not an integer"):
+        list(read_rows(path, 3, 4))
+    path.write_text('"label","title","text"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match="no data rows"):
+        list(read_rows(path, 3, 4, header=True))
+    # Labels counted from 0: kept as they are, and num_classes itself is out of range.
+    path.write_text('"0","a","b"\n"3","c","d"\n', encoding="utf-8")
+    assert [r["label"] for r in read_rows(path, 3, 4, label_base=0)] == [0, 3]
+    path.write_text('"4","a","b"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"label 4 outside 0\.\.3"):
+        list(read_rows(path, 3, 4, label_base=0))
 
 
 @pytest.mark.parametrize(("content", "needles"), [
@@ -178,6 +198,25 @@ def test_validation_split_is_seeded_stable_and_independent_of_run_seed(corpus, t
     # Train and validation are disjoint and together the whole train file.
     rows = set(a.val_rows(200).tolist())
     assert len(rows) == 20 and rows <= set(range(200))
+    # The split's settings are part of the cache key: a new fraction or seed in the same cache
+    # carves a new split instead of re-using the old one.
+    wider = _ready(_dm(corpus, tmp_path / "c1", val_fraction=0.2))
+    assert (len(wider.train_set), len(wider.val_set)) == (160, 40)
+    reseeded = _ready(_dm(corpus, tmp_path / "c1", val_fraction=0.1, val_seed=1))
+    assert reseeded.stats["val_split"]["rows_sha256"] == other.stats["val_split"]["rows_sha256"]
+
+
+@pytest.mark.parametrize(("n_train", "fraction", "n_val"), [(200, 0.1, 20), (7599, 0.05, 380), (10, 0.05, 1),
+                                                            (2, 0.9, 1)])
+def test_validation_size_is_the_rounded_fraction_leaving_train_rows(tmp_path, n_train, fraction, n_val):
+    rows = _dm(tmp_path, tmp_path, val_fraction=fraction).val_rows(n_train)
+    assert len(rows) == n_val and len(set(rows.tolist())) == n_val and rows.tolist() == sorted(rows.tolist())
+    assert 0 <= rows.min() and rows.max() < n_train
+
+
+def test_a_single_train_row_cannot_be_split(tmp_path):
+    with pytest.raises(AutoAttendError, match="train has 1 row"):
+        _dm(tmp_path, tmp_path).val_rows(1)
 
 
 def test_valid_csv_is_used_when_present(corpus, tmp_path):
@@ -185,6 +224,7 @@ def test_valid_csv_is_used_when_present(corpus, tmp_path):
     dm = _ready(_dm(corpus, tmp_path / "cache"))
     assert (len(dm.train_set), len(dm.val_set)) == (200, 12)
     assert dm.stats["val_split"] == {"source": "valid.csv", "size": 12}
+    assert dm.stats["train_total"] == 200 and dm.stats["val_total"] == 12
 
 
 def test_vocabulary_cap_and_min_freq(corpus, tmp_path):
@@ -197,6 +237,46 @@ def test_vocabulary_cap_and_min_freq(corpus, tmp_path):
     assert 2 < len(frequent.vocab) < len(full.vocab)
     # Out-of-vocabulary words become <unk>.
     assert any(UNK_ID in capped.train_set[i][0].tolist() for i in range(10))
+
+
+def test_vocabulary_is_the_train_files_words_by_count_then_alphabetical(corpus, tmp_path):
+    docs = [tokenize(row["text"]) for row in read_rows(corpus / "train.csv", 3, 4)]
+    counts = Counter(word for doc in docs for word in doc)
+    boundary = min(c for c in counts.values() if c > 1)  # some word is seen exactly this often
+    for min_freq in (1, boundary):
+        dm = _ready(_dm(corpus, tmp_path / "cache", min_freq=min_freq, max_vocab=None))
+        assert dm.vocab.to_list() == Vocabulary.build(docs, min_freq=min_freq).to_list()
+    # Not vacuous: kept words tie in count.
+    assert len(set(counts.values())) < len(counts)
+
+
+def test_an_empty_document_is_one_unknown_token(corpus, tmp_path):
+    with open(corpus / "train.csv", "a", encoding="utf-8") as handle:
+        handle.write('"2","",""\n' * 30)
+    with open(corpus / "test.csv", "a", encoding="utf-8") as handle:
+        handle.write('"3"," ","\\n"\n')
+    dm = _ready(_dm(corpus, tmp_path / "cache"))
+    assert dm.vocab.to_list().count(UNK) == 1 and dm.vocab[1] == UNK
+    ids, label = dm.test_set[len(dm.test_set) - 1]
+    assert (ids.tolist(), label) == ([UNK_ID], 2)
+    for split in (dm.train_set, dm.val_set):
+        assert int(split.lengths.min()) == 1
+
+
+def test_lowercase_setting_has_its_own_cache(tmp_path):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    rows = '"1","Hello World","the CAT sat"\n"2","hello again","The cat ran"\n' * 10
+    for name in ("train.csv", "test.csv"):
+        (data / name).write_text(rows, encoding="utf-8")
+    cased = _ready(_dm(data, cache, num_classes=2))
+    lower = _ready(_dm(data, cache, num_classes=2, lowercase=True))
+    assert {"Hello", "CAT", "The"} <= set(cased.vocab.to_list())
+    assert not any(w != w.lower() for w in lower.vocab.to_list())
+    assert _words(lower, lower.test_set[0][0]) == ["hello", "world", "the", "cat", "sat"]
+    encoder = lower.text_encoder()
+    assert encoder.ids("HELLO the Cat") == [lower.vocab.index(w) for w in ("hello", "the", "cat")]
+    assert UNK_ID not in encoder.ids("HELLO the Cat")
 
 
 def test_cache_is_reused_and_stage_one_survives_a_new_max_len(corpus, tmp_path, monkeypatch):

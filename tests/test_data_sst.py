@@ -77,6 +77,22 @@ def test_tree_label_out_of_range_rejected(tmp_path):
     path.write_text("(2 (7 a) (2 b))\n", encoding="utf-8")
     with pytest.raises(AutoAttendError, match=r"trees\.txt, line 1: label 7 out of range; expected 0\.\.4"):
         read_tree_file(path, num_labels=5)
+    # The bounds themselves: 0 and 4 are labels, 5 (= num_labels) and -1 are not.
+    path.write_text("(4 (0 a) (4 b))\n", encoding="utf-8")
+    assert [n.label for n in read_tree_file(path, num_labels=5)[0].nodes()] == [4, 0, 4]
+    for bad in ("(2 (5 a) (2 b))", "(2 (-1 a) (2 b))"):
+        path.write_text(bad + "\n", encoding="utf-8")
+        with pytest.raises(AutoAttendError, match="line 1: label -?[15] out of range"):
+            read_tree_file(path, num_labels=5)
+
+
+def test_blank_lines_in_a_tree_file_are_skipped_and_still_counted(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(2 (2 a) (3 b))\n\n   \n(1 c)\n\n", encoding="utf-8")
+    assert [t.leaves() for t in read_tree_file(path)] == [["a", "b"], ["c"]]
+    path.write_text("(2 (2 a) (3 b))\n\n(1 c\n", encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"trees\.txt, line 3: malformed"):
+        read_tree_file(path)
 
 
 # ------------------------------------------------------------------------------------ text
@@ -90,6 +106,9 @@ def test_vocabulary_ids_ordering_and_unk():
     assert vocab.encode(["a", "d", "zzz", "A"]) == [2, 5, 1, 1]
     assert Vocabulary.build([["b", "a", "a"]], min_freq=2).to_list() == [PAD, UNK, "a"]
     assert len(Vocabulary.build([["b", "a", "c", "a"]], max_size=3)) == 3
+    # Ties are alphabetical whatever order the words were first seen in.
+    assert Vocabulary.build([["zeta", "beta", "mid", "alpha", "mid"]]).to_list() == [PAD, UNK, "mid", "alpha", "beta",
+                                                                                     "zeta"]
     again = Vocabulary.from_list(vocab.to_list())
     assert again.encode(["c", "nope"]) == [4, 1]
     with pytest.raises(ValueError):
@@ -271,6 +290,11 @@ def test_datamodule_on_tiny_sst_dataloaders(tmp_path):
     val = list(dm.val_dataloader())
     assert [b["labels"].shape[0] for b in val] == [6, 4]
     assert torch.equal(torch.cat([b["labels"] for b in val]), dm.val_set.labels)  # not shuffled
+    # The test loader serves the test split, in order, batched like validation.
+    test = list(dm.test_dataloader())
+    expected = [pad_collate([dm.test_set[i] for i in range(s, min(s + 6, 10))]) for s in (0, 6)]
+    assert [b["tokens"].tolist() for b in test] == [e["tokens"].tolist() for e in expected]
+    assert torch.equal(torch.cat([b["labels"] for b in test]), dm.test_set.labels)
 
 
 def test_subsets_are_seeded(tmp_path):
@@ -283,6 +307,27 @@ def test_subsets_are_seeded(tmp_path):
     assert a.stats["train_total"] > 17
     assert torch.equal(a.train_set.tokens, b.train_set.tokens)
     assert torch.equal(a.val_set.labels, b.val_set.labels)
+    # A subset keeps its rows in their original order (a sub-sequence of the full split, not the first rows).
+    full = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", seed=2)
+    sub = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", train_subset=12, seed=2)
+    full.setup()
+    sub.setup()
+    rows = [(ids.tolist(), y) for ids, y in full.train_set]
+    assert len(set(map(str, rows))) == len(rows)  # unique rows: positions below are unambiguous
+    positions = [rows.index((ids.tolist(), y)) for ids, y in sub.train_set]
+    assert len(positions) == 12 and positions == sorted(positions) and positions != list(range(12))
+
+
+def test_random_vectors_follow_the_seed_through_the_cache(tmp_path):
+    root = write_tiny_sst(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = _dm(root, cache, num_classes=5, train_level="sentence", seed=0)
+    first.setup()
+    other = _dm(root, cache, num_classes=5, train_level="sentence", seed=1)
+    other.setup()
+    assert other.cache_path != first.cache_path
+    assert not torch.equal(other.embeddings[1:], first.embeddings[1:])  # another seed's OOV vectors
+    assert torch.equal(other.train_set.tokens, first.train_set.tokens)
 
 
 def test_cache_reused_without_parsing_and_keyed_by_num_classes(tmp_path, monkeypatch):

@@ -172,6 +172,7 @@ def test_check_graph_catches_bad_batches():
 
 def test_ppi_files_through_the_real_reader(tmp_path):
     root = write_tiny_ppi(tmp_path / "d", graphs=(3, 1, 2))
+    before = {p: p.stat().st_mtime_ns for p in (root / "ppi").rglob("*")}
     dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False, batch_size=2)
     dm.setup()
     assert (dm.num_features, dm.num_classes, dm.multilabel) == (8, 5, True)
@@ -179,6 +180,9 @@ def test_ppi_files_through_the_real_reader(tmp_path):
     val, test = dm.eval_batches
     assert val["x"].shape == (30, 8) and test["x"].shape == (60, 8)
     assert val["val_mask"].all() and not val["test_mask"].any() and test["test_mask"].all()
+    assert not val["train_mask"].any() and not test["val_mask"].any() and not test["train_mask"].any()
+    # architecture scoring sees the validation graphs only, never a test node
+    assert dm.split_batches("val") == [val] and dm.split_batches("test") == [test]
     assert test["y"].dtype == torch.float32 and test["y"].shape == (60, 5)
     # labels are the one-hot classes the writer drew: every node has exactly one
     assert torch.equal(test["y"].sum(1), torch.ones(60))
@@ -187,10 +191,36 @@ def test_ppi_files_through_the_real_reader(tmp_path):
     assert bool(((ei[0] < 30) == (ei[1] < 30)).all())
     batches = list(dm.train_loader(seed=0))
     assert [b["x"].size(0) for b in batches] == [60, 30] and all(b["train_mask"].all() for b in batches)
+    # the data directory is read only; processing happened in the cache
+    assert {p: p.stat().st_mtime_ns for p in (root / "ppi").rglob("*")} == before
+    assert list((tmp_path / "cache" / "ppi").rglob("processed"))
     raw = tmp_path / "d" / "ppi" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(f"{s}_{f}" for s in ("train", "valid", "test")
                                                           for f in ("feats.npy", "graph_id.npy", "graph.json",
                                                                     "labels.npy"))
+
+
+def test_changed_files_are_not_served_from_a_stale_cache(tmp_path):
+    import pickle
+
+    cache = tmp_path / "cache"
+    root = write_tiny_planetoid(tmp_path / "d")
+    first = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
+    first.setup()
+    for name in ("y", "ty", "ally"):  # class c becomes class 2 - c
+        _files(root)[name].write_bytes(pickle.dumps(pickle.loads(_files(root)[name].read_bytes())[:, ::-1].copy()))
+    second = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
+    second.setup()
+    assert torch.equal(second.graph["y"], 2 - first.graph["y"])
+
+    ppi = write_tiny_ppi(tmp_path / "p")
+    old = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
+    old.setup()
+    labels = ppi / "ppi" / "raw" / "test_labels.npy"
+    np.save(labels, 1 - np.load(labels))
+    new = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
+    new.setup()
+    assert torch.equal(new.eval_batches[1]["y"], 1 - old.eval_batches[1]["y"])
 
 
 def test_ppi_incomplete_and_missing(tmp_path):

@@ -24,6 +24,9 @@ def test_an_epochs_order_depends_only_on_the_seed_and_the_epoch():
     assert _order(fresh, 3) == _order(used, 3)
     assert sorted(_order(fresh, 3)) == list(range(50))
     assert _order(fresh, 3) != _order(fresh, 4) != _order(EpochShuffleSampler(50, seed=4), 4)
+    # Seeds are independent: seed 1 does not replay seed 0's orders one epoch later.
+    later = [_order(EpochShuffleSampler(50, seed=0), e + 1) for e in range(3)]
+    assert all(_order(EpochShuffleSampler(50, seed=1), e) != later[e] for e in range(3))
 
 
 def test_resuming_inside_an_epoch_leaves_out_the_examples_done_once():
@@ -35,6 +38,10 @@ def test_resuming_inside_an_epoch_leaves_out_the_examples_done_once():
     assert _order(sampler, 2) == full  # the next pass over the epoch is whole again
     with pytest.raises(ValueError, match="after 51 of 50"):
         sampler.resume_within(2, 51)
+    with pytest.raises(ValueError, match="after -1 of 50"):
+        sampler.resume_within(2, -1)
+    sampler.resume_within(2, 50)  # interrupted after the epoch's last example: nothing left of it
+    assert _order(sampler, 2) == [] and _order(sampler, 2) == full
 
 
 class _Saves(BoringModel):
