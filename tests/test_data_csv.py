@@ -53,6 +53,10 @@ def test_clean_field_undoes_the_format_escapes():
     assert clean_field("Ben #39;s &lt;b&gt;bold&lt;/b&gt; AT&T") == "Ben 's <b>bold</b> AT&T"
     # A full "&#39;" entity is HTML's, not the bare "#39;" form: it is not cut in half.
     assert clean_field("It&#39;s AT&#38;T") == "It's AT&T"
+    # Bare entities decode as HTML's: 128-159 are Windows-1252 (AG News: " #151; online", "#146;");
+    # no character (a surrogate, 0) is a space, not a string Arrow cannot store.
+    assert clean_field("word  #151; online #145;q #146;") == "word  \u2014 online \u2018q \u2019"
+    assert clean_field("#55357;#56832; #0;") == " " * 4
 
 
 def test_tokenize_words_clitics_and_punctuation():

@@ -46,7 +46,7 @@ from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behi
 log = logging.getLogger("src.data")
 
 # Bump when the processing changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 TMP_PREFIX = ".building-"
 FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 # Rows per ``map`` batch: large batches amortise the per-call cost of Arrow's vocabulary lookup.

@@ -27,13 +27,21 @@ TOKEN_RE = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|[^\w\s]", r
 _NUMERIC_ENTITY = re.compile(r"(?<![&\w])#(\d{1,6});")
 
 
+def _numeric_entity(match: re.Match) -> str:
+    """A bare ``#NNN;`` decoded as HTML decodes ``&#NNN;``: 128-159 are Windows-1252 (``#151;`` is an
+    em dash, not the control character U+0097); a code that is no character (a surrogate, 0, past
+    U+10FFFF) becomes a space, never a lone surrogate that Arrow cannot store."""
+    char = html.unescape(f"&#{match.group(1)};")
+    return " " if char == "\ufffd" else char
+
+
 def clean_field(text: str) -> str:
     """Undo the escapes of the Zhang CSVs: literal ``\\n`` and stray backslashes become spaces,
     ``\\"`` a quote, ``#36;`` / ``&amp;``-style entities their character."""
     if "\\" in text:
         text = text.replace("\\n", " ").replace('\\"', '"').replace("\\", " ")
     if "#" in text:
-        text = _NUMERIC_ENTITY.sub(lambda m: chr(int(m.group(1))) if int(m.group(1)) < 0x110000 else " ", text)
+        text = _NUMERIC_ENTITY.sub(_numeric_entity, text)
     if "&" in text:
         text = html.unescape(text)
     return text
