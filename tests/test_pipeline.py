@@ -584,7 +584,7 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypat
                                               "at input '[1' (quote a value with special characters"),
     ("src.search", ("+experiment=cora_default", "+task=sst2"), "write task=<name>, without the +"),
     ("src.search", ("+experiment=nope",), "Could not find 'experiment/nope'; Available options in 'experiment': "
-                                          "cora_default"),
+                                          "cora_autogl, cora_default"),
     ("src.retrain", ("+experiment=cora_default",), "error: experiment cora_default is run by `python -m src.search`"),
 ])
 def test_hydra_config_errors_are_one_line(module, args, needle, tmp_path):
