@@ -281,3 +281,40 @@ def test_bench_graph_figures_on_the_fixture(tiny_planetoid, tmp_path):
     assert figures["graph_supernet_peak_rss_mb"] > 0 and figures["graph_supernet_modules"] == 165
     missing = graph_figures(str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "c2"), download=False)
     assert missing["graph_supernet_step_s"] is None and "Cora unavailable" in missing["graph_note"]
+
+
+@pytest.mark.parametrize("kind", ["planetoid", "ppi"])
+def test_a_copy_cut_short_is_copied_again(tmp_path, monkeypatch, kind):
+    """A Ctrl-C (or a full disk) in the middle of copying the user's raw files into the cache
+    leaves no truncated file under a raw file's name: the next run copies again and reads the data
+    as a run never interrupted does."""
+    import shutil
+
+    root = write_tiny_planetoid(tmp_path / "d") if kind == "planetoid" else write_tiny_ppi(tmp_path / "d")
+
+    def loaded(cache: str) -> dict:
+        if kind == "planetoid":
+            dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / cache), download=False)
+        else:
+            dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / cache), download=False)
+        dm.setup()
+        return dm.graph if kind == "planetoid" else dm.eval_batches[1]
+
+    copies, copyfile = [], shutil.copyfile
+
+    def cut_short(src, dst, **kwargs):
+        copies.append(src)
+        if len(copies) == 3:  # half of the third file written, then the interrupt
+            Path(dst).write_bytes(Path(src).read_bytes()[: Path(src).stat().st_size // 2])
+            raise KeyboardInterrupt
+        return copyfile(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        loaded("cache")
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    cached = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert [p.read_bytes() for p in cached] == [Path(s).read_bytes() for s in sorted(copies[:2])]
+    again, reference = loaded("cache"), loaded("uninterrupted")
+    for key in ("y", "edge_index", "val_mask", "test_mask"):
+        assert torch.equal(again[key], reference[key]), key

@@ -68,6 +68,18 @@ def pyg_messages_to_log(what: str):
         stream.flush()
 
 
+def copy_raw_files(files: list[Path], folder: Path) -> None:
+    """Copy the user's raw ``files`` into the cache ``folder``, each through a temporary file and a
+    rename: a copy cut short (Ctrl-C, a full disk) leaves no file under the final name, so the next
+    run copies it again instead of taking a truncated file for the user's."""
+    from src.utils.io import atomic_target
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        with atomic_target(folder / f.name) as tmp:
+            shutil.copyfile(f, tmp)
+
+
 def remove_failed_download(folder: Path) -> None:
     """Remove what a failed download left in the cache (empty folders, partial files), so that no
     half-written dataset stays behind; the next run downloads again. Only ever a cache folder."""
@@ -215,9 +227,7 @@ class PlanetoidDataModule(GraphDataModule):
         root = self.cache_dir / "planetoid" / stamp
         raw = root / self.name / "raw"
         if not all((raw / f.name).is_file() for f in files):
-            raw.mkdir(parents=True, exist_ok=True)
-            for f in files:
-                shutil.copyfile(f, raw / f.name)
+            copy_raw_files(files, raw)
         return root
 
     def _unreadable_file(self, root: Path) -> Path | None:

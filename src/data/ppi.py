@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from itertools import product
 
 import torch
 
-from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, pyg_messages_to_log,
+from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files, pyg_messages_to_log,
                                 remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
@@ -43,9 +42,7 @@ class PPIDataModule(GraphDataModule):
                                          for f in PPI_FILES).encode()).hexdigest()[:12]
             root = self.cache_dir / "ppi" / stamp
             if not all((root / "raw" / f).is_file() for f in PPI_FILES):
-                (root / "raw").mkdir(parents=True, exist_ok=True)
-                for f in PPI_FILES:
-                    shutil.copyfile(src / f, root / "raw" / f)
+                copy_raw_files([src / f for f in PPI_FILES], root / "raw")
         elif not self.download:
             raise DataNotFoundError(f"PPI: no files in {src} and downloading is off (task.datamodule.download=false)")
         else:
