@@ -7,6 +7,11 @@ from src.space import Architecture, FunctionalSpace
 from src.strategies.base import SearchStrategy
 
 
+def _check_mutation_rate(rate: float) -> None:
+    if not 0 < rate <= 1:
+        raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {rate}")
+
+
 class Evolution(SearchStrategy):
     """``population`` distinct random candidates, then ``rounds`` rounds in which each of the
     current top ``parents`` (over everything scored so far) yields one mutated child.
@@ -22,8 +27,7 @@ class Evolution(SearchStrategy):
         super().__init__(space, seed)
         if population < 1 or parents < 1 or rounds < 0:
             raise ValueError("population and parents must be >= 1, rounds >= 0")
-        if not 0 < mutation_rate <= 1:
-            raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {mutation_rate}")
+        _check_mutation_rate(mutation_rate)
         self.population, self.rounds, self.parents = population, rounds, parents
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
@@ -81,8 +85,7 @@ class AgingEvolution(SearchStrategy):
         if population < 1 or sample_size < 1 or budget < population:
             raise ValueError(f"aging evolution needs population >= 1, sample_size >= 1 and budget >= population; "
                              f"got {population}, {sample_size}, {budget}")
-        if not 0 < mutation_rate <= 1:
-            raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {mutation_rate}")
+        _check_mutation_rate(mutation_rate)
         self.population, self.sample_size, self._budget = population, sample_size, budget
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
