@@ -15,7 +15,7 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
 * ``padding_kernel.cpp``: the padded positions of a (B, T, D) tensor set to a value
   (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``);
 * ``layernorm_kernel.cpp``: LayerNorm of the real positions only, padded ones filled
-  (:func:`src.models.ops.masked_layer_norm`; fallback ``nn.LayerNorm`` then ``masked_fill``).
+  (:func:`src.models.ops.masked_layer_norm`; fallback ``nn.LayerNorm`` then ``masked_fill``);
 * ``pool_kernel.cpp``: the max-pool op along the tokens, forward and backward
   (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``).
 
@@ -189,7 +189,7 @@ def kernel_error() -> str | None:
 
 
 def status() -> str:
-    """What the kernel-backed ops (GRU, attention, dropout, LayerNorm, padding fills) run on, for
+    """What the kernel-backed ops (GRU, attention, dropout, LayerNorm, padding fills, max-pool) run on, for
     logs and run records; never starts a build."""
     if _backend == "torch":
         return "torch ops (hardware.kernels=torch)"

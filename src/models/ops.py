@@ -129,7 +129,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
 
 
 def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
-    """Indices of the real tokens of ``mask`` (B, T) in (B * T) order, for :func:`fast_dropout`'s
+    """Indices (N,) long of the real tokens of ``mask`` (B, T) in (B * T) order, for :func:`fast_dropout`'s
     ``rows`` on (B, T, D) tensors; ``None`` off the CPU, where drawing for every position is cheap
     and an index computation would wait for the device. Computed once per mask (every op's dropout
     asks for it; :func:`src.models.mask_cache.per_mask`)."""
@@ -139,8 +139,8 @@ def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
 
 
 def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor | None:
-    """Indices of the (query, key) pairs between real tokens in attention weights (B, H, T, T),
-    flattened, for :func:`fast_dropout` with ``row_size=1``; ``None`` off the CPU."""
+    """Indices (P,) long of the (query, key) pairs between real tokens in attention weights
+    (B, H, T, T), flattened, for :func:`fast_dropout` with ``row_size=1``; ``None`` off the CPU."""
     if mask.device.type != "cpu":
         return None
     b, t = mask.shape
@@ -151,8 +151,9 @@ def real_pairs(mask: torch.Tensor, heads: int) -> torch.Tensor | None:
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (same ``p``, same distribution) drawing its mask with :func:`fast_dropout`.
 
-    ``rows`` as there; or ``mask`` (B, T) for a (B, T, D) ``x``, whose :func:`real_rows` are then
-    computed only when the dropout is active (not in evaluation or scoring).
+    ``rows`` as there; or ``mask`` (B, T) bool for a (B, T, D) ``x``, whose :func:`real_rows` are
+    then computed only when the dropout is active (not in evaluation or scoring). Returns ``x``'s
+    shape; rows left out of ``rows`` come out 0 (on CPU: the padded positions of ``mask``).
     """
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None,
@@ -211,11 +212,12 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
                      dropout_pairs: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-head scaled dot-product attention with a key-padding mask and no projections.
 
-    Heads are channel slices: ``q, k, v`` (B, T, D) are viewed as (B, H, T, D/H). ``mask`` (B, T)
-    hides padded keys; ``dropout_p`` is applied to the attention weights (pass 0.0 in eval).
-    ``bias``: :func:`attention_bias` of ``mask``, if the caller already has it. ``dropout_pairs``:
-    :func:`real_pairs` of ``mask``, if the caller has it: dropout then draws only for weights
-    between real tokens (the others are 0 or in rows of padded queries, which the caller masks).
+    Heads are channel slices: ``q, k, v`` (B, T, D) float are viewed as (B, H, T, D/H). ``mask``
+    (B, T) bool, True at real tokens, hides padded keys; ``dropout_p`` is applied to the attention
+    weights (pass 0.0 in eval). ``bias``: :func:`attention_bias` of ``mask``, if the caller already
+    has it. ``dropout_pairs``: :func:`real_pairs` of ``mask``, if the caller has it: dropout then
+    draws only for weights between real tokens (the others are 0 or in rows of padded queries,
+    which the caller masks).
     Returns (B, T, D); rows of padded queries are arbitrary and must be masked by the caller.
 
     Without autograd and dropout (scoring) this is the fused CPU kernel of
@@ -317,7 +319,8 @@ class AttentionPlan:
     split into ``ATTENTION_LENGTH_GROUPS`` groups of similar length, each cut to its own longest sequence
     (attention costs T^2 per sequence, so padding to the batch's longest wastes most of it),
     with each group's padding bias and, for dropout, its real (query, key) pairs. Built once per
-    forward and shared by every attention layer; see :func:`grouped_attention`."""
+    forward from ``mask`` (B, T) bool, True at real tokens, and shared by every attention layer;
+    see :func:`grouped_attention`."""
 
     def __init__(self, mask: torch.Tensor, num_heads: int, dropout: bool, groups: int = ATTENTION_LENGTH_GROUPS):
         lengths = mask.sum(1)
@@ -335,7 +338,7 @@ class AttentionPlan:
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, num_heads: int,
                       dropout_p: float = 0.0) -> torch.Tensor:
-    """:func:`masked_attention` of ``q, k, v`` (B, T, D) group by group as ``plan`` says; (B, T, D).
+    """:func:`masked_attention` of ``q, k, v`` (B, T, D) group by group as ``plan`` says -> (B, T, D).
 
     The same values at real query positions as one call over the whole batch (a query sees only
     its own sequence's keys, tested); padded query rows are 0 or arbitrary, as there.
@@ -369,6 +372,7 @@ class ConvOp(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) float; mask: (B, T) bool, True at real tokens -> (B, T, D), zero at padded positions."""
         # LayerNorm maps a zero vector to its bias, so padded positions are re-zeroed before the
         # kernel reads them as neighbours.
         reach = self.conv.kernel_size[0] // 2
@@ -487,7 +491,7 @@ class _MaskedLayerNorm(torch.autograd.Function):
 
 
 def conv_over_time(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """``conv`` (same padding) along the tokens of ``x`` (B, T, D) -> (B, T, D), with its own weights.
+    """``conv`` (same padding, odd kernel) along the tokens of ``x`` (B, T, D) -> (B, T, out_channels).
 
     Runs as a 2-d convolution of a (B, D, 1, T) channels-last view of ``x``: oneDNN then reads and
     writes the (B, T, D) layout itself, where ``conv(x.transpose(1, 2)).transpose(1, 2)`` copies
@@ -513,6 +517,7 @@ class MaxPoolOp(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) float; mask: (B, T) bool, True at real tokens -> (B, T, D), zero at padded positions."""
         h = masked_layer_norm(self.norm, x, mask, float("-inf"))
         k = self.kernel_size
         if cpu_kernels.use_kernel(h):
@@ -645,7 +650,8 @@ def build_op(name: str, dim: int, dropout: float) -> nn.Module | None:
 
 
 def apply_op(name: str, module: nn.Module | None, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
-    """Apply op ``name`` to ``x`` (B, T, D); ``zero`` returns ``None`` so callers can skip it."""
+    """Apply op ``name`` to ``x`` (B, T, D) with ``mask`` (B, T) bool, True at real tokens -> (B, T, D);
+    ``zero`` returns ``None`` so callers can skip it, ``identity`` returns ``x`` itself."""
     if name == "zero":
         return None
     if name == "identity":
