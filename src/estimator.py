@@ -27,7 +27,8 @@ ScoreBatch = Callable[[nn.Module, dict, Architecture], tuple[float, int]]
 
 
 def accuracy_on_batch(model: nn.Module, batch: dict, arch: Architecture) -> tuple[float, int]:
-    """Text batches: ``tokens`` (B, T), ``mask`` (B, T), ``labels`` (B,) -> (correct, B)."""
+    """Text batches: ``tokens`` (B, T) long, ``mask`` (B, T) bool, True at real tokens, ``labels``
+    (B,) long -> (correct, B)."""
     logits = model(batch["tokens"], batch["mask"], arch)
     return (logits.argmax(-1) == batch["labels"]).sum().item(), len(batch["labels"])
 

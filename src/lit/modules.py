@@ -99,6 +99,9 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
 
     Validation logs the mean accuracy of ``monitor_archs`` fixed random architectures.
 
+    Batches are :func:`~src.data.text.pad_collate` dicts: ``tokens`` (B, T) long, ``mask`` (B, T)
+    bool, True at real tokens, ``labels`` (B,) long.
+
     Logs ``train/loss_step`` (a step's mean loss over its architectures) and, at each epoch end,
     ``train/loss_epoch`` (their mean over the epoch's steps, weighted by batch size; kept by the
     module, :class:`EpochLossCheckpoint`).
@@ -156,6 +159,7 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
 class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     """Trains one architecture from scratch; evaluates validation and test together.
 
+    Batches as :class:`SupernetModule`'s (``tokens``, ``mask``, ``labels``; :func:`~src.data.text.pad_collate`).
     Dataloader 0 of validation is the validation split, dataloader 1 the test split. Every
     evaluation appends ``{"step", "val_acc", "test_acc"}`` to :attr:`history`, so the test
     accuracy at the best validation point can be read off afterwards (:meth:`selected`).

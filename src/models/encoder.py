@@ -105,7 +105,8 @@ class FunctionalEncoder(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        """``x`` (B, T, D) stem output, padded positions zero -> last node (B, T, D).
+        """``x`` (B, T, D) float stem output, padded positions zero; ``mask`` (B, T) bool, True at
+        real tokens -> last node (B, T, D), zero at padded positions.
 
         Layers whose output nothing reaching the last node reads (:func:`live_layers`) are not
         computed: they cannot change the output or any gradient. Evaluation gives the same logits

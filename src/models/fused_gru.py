@@ -59,8 +59,9 @@ def recurrence(gi: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: t
 class PackPlan:
     """Where each direction reads its tokens in a right-padded batch, packed step-major.
 
-    mask: (B, T) True at real tokens (each row's real tokens first). ``forward_index`` and
-    ``backward_index`` (N,) index the flattened (B * T) positions: step s of the forward direction
+    mask: (B, T) bool, True at real tokens (each row's real tokens first). ``batch_sizes`` (steps,)
+    int64 on the CPU: sequences still running at each step. ``forward_index`` and
+    ``backward_index`` (N,) long index the flattened (B * T) positions: step s of the forward direction
     reads position s of each sequence longer than s (longest first); the backward direction reads
     position ``length - 1 - s``, so it starts at each sequence's last real token, never at padding.
     """
@@ -99,10 +100,11 @@ def pack_plan(mask: torch.Tensor) -> PackPlan:
 
 
 def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: PackPlan | None = None) -> torch.Tensor:
-    """``gru`` (one layer, bidirectional, batch_first) over ``x`` (B, T, D), the directions summed.
+    """``gru`` (one layer, bidirectional, batch_first) over ``x`` (B, T, D) float, the directions summed.
 
-    mask: (B, T) True at real tokens. Returns (B, T, D), zero at padded positions. Computes what
-    ``nn.GRU`` over the packed sequences computes, through the fused kernel.
+    mask: (B, T) bool, True at real tokens, each row's real tokens first. Returns (B, T, D), zero
+    at padded positions. Computes what ``nn.GRU`` over the packed sequences computes, through the
+    fused kernel.
     """
     b, t, _ = x.shape
     plan = plan or pack_plan(mask)

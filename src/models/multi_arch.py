@@ -44,8 +44,8 @@ def backward_archs(model: TextClassifier, tokens: torch.Tensor, mask: torch.Tens
     """Back-propagate each architecture's cross-entropy on one batch (gradients summed into
     ``.grad``); returns the sum of the losses (a 0-d tensor).
 
-    ``tokens`` (B, T), ``mask`` (B, T) bool, ``labels`` (B,). Architecture ``i`` draws its dropout
-    masks from ``arch_generators(len(archs), device)[i]``. ``backward`` (default
+    ``tokens`` (B, T) long, ``mask`` (B, T) bool, True at real tokens, ``labels`` (B,) long.
+    Architecture ``i`` draws its dropout masks from ``arch_generators(len(archs), device)[i]``. ``backward`` (default
     ``loss.backward()``, e.g. Lightning's ``manual_backward``) is used with ``workers == 1``; with
     more workers each thread calls ``torch.autograd.grad`` and the gradients are added in order.
     Every architecture reads a detached copy of the stem output; the summed gradient of that copy is

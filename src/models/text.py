@@ -26,6 +26,7 @@ class Stem(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """emb: (B, T, E) float; mask: (B, T) bool, True at real tokens -> (B, T, D), zero at padded positions."""
         return self.dropout(self.pre_dropout(emb, mask), mask=mask)
 
     def pre_dropout(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -34,7 +35,7 @@ class Stem(nn.Module):
 
 
 class TextClassifier(nn.Module):
-    """Token ids (B, T) + mask (B, T) [+ architecture] -> logits (B, C).
+    """Token ids (B, T) long + mask (B, T) bool, True at real tokens [+ architecture] -> logits (B, C).
 
     Build with :meth:`supernet` or :meth:`child`. ``embeddings`` (V, E) are frozen unless
     ``freeze_embeddings=False``; row 0 is the padding token.
@@ -83,7 +84,8 @@ class TextClassifier(nn.Module):
                    stride=stride)
 
     def features(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The stem output (B, T, D); architecture-independent, so computable once per batch."""
+        """tokens (B, T) long, mask (B, T) bool -> the stem output (B, T, D), zero at padded positions
+        (dropout included in training); architecture-independent, so computable once per batch."""
         return self.stem(self.embedding(tokens), mask)
 
     def shares_stem(self, tokens: torch.Tensor) -> bool:
@@ -100,11 +102,13 @@ class TextClassifier(nn.Module):
         return self.head(self.encoder(self.stem.dropout(base, mask=mask), mask, arch), mask)
 
     def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Masked max-pool over time of the last node (B, T, D) -> logits (B, C)."""
+        """Max-pool over the real tokens (``mask`` (B, T) True) of the last node (B, T, D) -> logits (B, C)."""
         pooled = fill_padded(h, mask, float("-inf")).amax(dim=1)
         return self.classifier(pooled)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
+        """tokens (B, T) long, mask (B, T) bool, True at real tokens -> logits (B, C); ``arch``
+        defaults to the child's own (a supernet needs one)."""
         arch = arch if arch is not None else self.arch
         if arch is None:
             raise ValueError("a supernet needs an architecture to run")
