@@ -33,8 +33,9 @@ convolution, as GCN and GAT do.
 
 Speed on one CPU thread (Cora): sparse features go through :func:`sparse_linear` (CSR products for
 the forward pass and for the weight gradient, 3x cheaper than autograd through a COO product),
-GCN's normalisation is computed once per graph, and dropout masks come from ``torch.rand``
-(:func:`src.models.ops.fast_dropout`); the tests check each against the straightforward path.
+GCN's normalisation is computed once per graph, and dropout masks come from
+:func:`src.models.ops.fast_dropout` (``torch.rand`` or the dropout kernel, not ``bernoulli_``);
+the tests check each against the straightforward path.
 
 Module keying is the text encoder's (:func:`src.models.encoder.sharing_key` for the supernet,
 :data:`src.models.encoder.CHILD` per op application for a child), so the four context-aware
@@ -428,7 +429,10 @@ class GraphNet(nn.Module):
         return cls(in_dim, encoder, num_classes, dropout, readout, arch, stem=use_stem)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
-        """``x`` (N, F), ``edge_index`` (2, E) -> logits (N, C); a child ignores ``arch``."""
+        """``x`` (N, F) float, dense or sparse COO; ``edge_index`` (2, E) long -> logits (N, C).
+
+        ``arch`` defaults to the child's own; a child runs an ``arch`` passed in (it does not ignore
+        it), raising ``AutoAttendError`` where that needs a module the child lacks."""
         arch = arch if arch is not None else self.arch
         if arch is None:
             raise ValueError("a supernet needs an architecture")
