@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from src.data.planetoid import ListDataset, RepeatDataset
-from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch, selection_key
+from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch, node_metric, selection_key
 from src.models.encoder import SHARING_MODES, sharing_key
 from src.models.graph import GRAPH_OPS, EdgeSoftmaxAttention, GraphNet, graph_supernet_op_keys, sparse_linear
 from src.space import Architecture, FunctionalSpace, Layer
@@ -231,6 +231,29 @@ def test_supernet_module_single_path_step_and_scorer():
     num, den = graph_score_batch(True)(Perfect(), {**batch, "y": y}, ATTN_FIRST)
     assert num == den > 0
     assert module.configure_optimizers().param_groups[0]["lr"] == 0.01
+
+
+def test_multilabel_metric_reads_logits_even_when_they_all_lie_in_0_1():
+    # torchmetrics would take logits all inside [0, 1] for probabilities and threshold them at
+    # 0.5; the node metric must predict a label where its logit is > 0, like the search's scorer
+    logits = torch.tensor([[0.3, 0.6], [0.2, 0.9], [0.0, 0.1]])
+    y = torch.tensor([[1, 1], [1, 1], [0, 1]])
+    metric = node_metric(2, multilabel=True)
+    metric.update(logits, y)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x, edge_index, arch):
+            return logits
+
+    batch = {"x": torch.zeros(3, 1), "edge_index": path_graph(3, 1), "y": y.float(),
+             "val_mask": torch.ones(3, dtype=torch.bool)}
+    num, den = graph_score_batch(True)(Fixed(), batch, ATTN_FIRST)
+    assert num / den == 1.0
+    assert metric.compute().item() == 1.0
+    # and an ordinary update still counts errors: one false negative of five positives
+    metric.reset()
+    metric.update(torch.tensor([[2.0, -3.0], [1.5, 4.0], [-1.0, 0.5]]), y)
+    assert metric.compute().item() == pytest.approx(2 * 4 / (2 * 4 + 1))
 
 
 # ---- fast paths equal the straightforward ones ----------------------------------------------

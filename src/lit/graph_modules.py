@@ -28,10 +28,19 @@ def node_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, multila
     return F.cross_entropy(logits[mask], y[mask])
 
 
+class LogitMultilabelF1(MultilabelF1Score):
+    """Micro-F1 from logits (N, C): a label is predicted where its logit is > 0, as in
+    :func:`graph_score_batch`. torchmetrics applies a sigmoid only when some value lies outside
+    [0, 1], so logits that all fell inside it would be read as probabilities (threshold 0.5)."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        super().update((preds > 0).to(preds.dtype), target)
+
+
 def node_metric(num_classes: int, multilabel: bool) -> Metric:
     """Accuracy (single-label) or micro-F1 (multi-label) over nodes."""
     if multilabel:
-        return MultilabelF1Score(num_labels=num_classes, average="micro")
+        return LogitMultilabelF1(num_labels=num_classes, average="micro")
     return MulticlassAccuracy(num_classes, average="micro")
 
 
