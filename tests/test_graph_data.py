@@ -160,7 +160,8 @@ def test_check_graph_catches_bad_batches():
     check_graph(base, "ok", multilabel=False)
     cases = [({"y": torch.zeros(5, dtype=torch.long)}, "feature/label size mismatch"),
              ({"edge_index": torch.zeros(2, 0, dtype=torch.long)}, "no edges"),
-             ({"edge_index": torch.tensor([[0, 4], [1, 2]])}, "refers to node 4"),
+             ({"edge_index": torch.tensor([[0, 4], [1, 2]])}, r"refers to node 4 but there are 4 nodes \(0\.\.3\)"),
+             ({"edge_index": torch.tensor([[0, -1], [3, 2]])}, "refers to node -1 but"),
              ({"val_mask": torch.ones(3, dtype=torch.bool)}, "val_mask has 3 entries"),
              ({}, "multi-label task needs")]
     for change, message in cases:

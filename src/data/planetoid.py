@@ -99,8 +99,10 @@ def check_graph(batch: dict, source: str, multilabel: bool) -> None:
         raise AutoAttendError(f"{source}: the graph has no edges; node classification needs a graph with edges")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise AutoAttendError(f"{source}: edge_index must be (2, E), got {tuple(edge_index.shape)}")
-    if int(edge_index.min()) < 0 or int(edge_index.max()) >= n:
-        raise AutoAttendError(f"{source}: edge_index refers to node {int(edge_index.max())} but there are {n} nodes")
+    lowest, highest = int(edge_index.min()), int(edge_index.max())
+    if lowest < 0 or highest >= n:
+        bad = lowest if lowest < 0 else highest
+        raise AutoAttendError(f"{source}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
     if multilabel and y.dim() != 2:
         raise AutoAttendError(f"{source}: a multi-label task needs (N, C) 0/1 targets, got shape {tuple(y.shape)}")
 

@@ -432,7 +432,7 @@ class PackedConvPlan:
         positions = torch.arange(t, device=mask.device)
         spans = torch.where(mask, positions, -1).amax(1) + 1 if t else mask.new_zeros(b, dtype=torch.long)
         ends = torch.cumsum(spans + reach, 0)
-        starts = reach + ends - spans - reach
+        starts = ends - spans
         self.length = int(reach + ends[-1]) if b else 0
         keep = positions.unsqueeze(0) < spans.unsqueeze(1)
         flat = (torch.arange(b, device=mask.device) * t).unsqueeze(1) + positions
