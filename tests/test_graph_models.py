@@ -423,3 +423,21 @@ def test_a_kept_model_remembers_where_its_activation_goes(tmp_path):
     save_child(tmp_path / "old.pt", weights_of(model), graph_child_spec(arch, 5, 3, **settings), {"step": 1})
     old, _ = load_child(tmp_path / "old.pt")
     torch.testing.assert_close(old(x, edge_index), child(arch)(x, edge_index), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sparse_linear_under_autocast(dtype):
+    """``hardware.precision=bf16-mixed`` / ``16-mixed`` (Lightning's autocast): the sparse product
+    runs in float32 (the CPU has no half-precision CSR product; on CUDA a half-precision forward
+    left a backward of float32 values by a half-precision gradient), forward and backward, with
+    the values and gradients of the float32 product."""
+    dense, sparse = _sparse_features(40, 25)
+    torch.manual_seed(0)
+    w = torch.randn(7, 25, requires_grad=True)
+    ref = sparse_linear(sparse, w)
+    ref.sum().backward()
+    ref_grad, w.grad = w.grad.clone(), None
+    with torch.autocast("cpu", dtype=dtype):
+        out = sparse_linear(sparse, w)
+    out.sum().backward()
+    assert out.dtype == torch.float32 and torch.equal(out, ref) and torch.equal(w.grad, ref_grad)
