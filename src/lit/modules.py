@@ -19,18 +19,26 @@ from src.space import Architecture, FunctionalSpace
 class TorchRngCheckpoint:
     """Mixin: torch's global RNG (the dropout masks, or the seeds of each step's dropout
     generators) travels with the checkpoint, so a resumed fit draws what an uninterrupted one would.
-    The loaded state stays in ``restored_torch_rng_state`` for a resume inside an epoch to apply
-    again (:class:`~src.pipeline.common._LastCheckpoint`)."""
+    On a GPU the dropout masks of tensors there come from the CUDA generators, which travel too
+    (``torch_cuda_rng_states``, when the run has used CUDA). The loaded CPU state stays in
+    ``restored_torch_rng_state`` for a resume inside an epoch to apply again
+    (:class:`~src.pipeline.common._LastCheckpoint`)."""
 
     restored_torch_rng_state: torch.Tensor | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint["torch_cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             self.restored_torch_rng_state = checkpoint["torch_rng_state"]
             torch.set_rng_state(self.restored_torch_rng_state)
+        cuda_states = checkpoint.get("torch_cuda_rng_states")
+        if cuda_states and torch.cuda.is_available():
+            for index, state in enumerate(cuda_states[:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(state, index)
 
 
 class EpochLossCheckpoint:

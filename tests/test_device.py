@@ -1,0 +1,49 @@
+"""What a run on a CUDA device depends on, checked without one: the device-dispatch decisions and
+the state a GPU run keeps, with ``torch.cuda`` stood in for where needed."""
+
+from __future__ import annotations
+
+import torch
+
+from src.lit.modules import TorchRngCheckpoint
+
+
+class _FakeCuda:
+    """``torch.cuda``'s generator functions over two devices' states held here."""
+
+    def __init__(self, monkeypatch, states: list[torch.Tensor] | None, initialized: bool = True):
+        self.states = states
+        self.set_calls: list[tuple[int, torch.Tensor]] = []
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: states is not None)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialized)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 0 if states is None else len(states))
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in states])
+        monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=0: self.set_calls.append((device, state)))
+
+
+def test_cuda_generators_travel_with_the_checkpoint(monkeypatch):
+    """A child's (or the graph supernet's) dropout masks on a GPU come from the CUDA generators,
+    not the CPU one: a resumed GPU fit draws an uninterrupted fit's masks only when their states are
+    saved and restored too."""
+    states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    cuda = _FakeCuda(monkeypatch, states)
+    checkpoint: dict = {}
+    TorchRngCheckpoint().on_save_checkpoint(checkpoint)
+    assert [s.tolist() for s in checkpoint["torch_cuda_rng_states"]] == [s.tolist() for s in states]
+    cpu_before = torch.get_rng_state()
+    TorchRngCheckpoint().on_load_checkpoint(checkpoint)
+    assert [(i, s.tolist()) for i, s in cuda.set_calls] == [(0, [0, 1, 2, 3]), (1, [4, 5, 6, 7])]
+    assert torch.equal(torch.get_rng_state(), cpu_before)
+
+
+def test_cpu_runs_keep_the_checkpoint_they_had(monkeypatch):
+    """No CUDA, or CUDA present but never used (``hardware=cpu`` on a GPU machine): nothing CUDA is
+    saved (and CUDA is not initialised to save it); a GPU checkpoint loaded without a GPU restores
+    the CPU state only."""
+    _FakeCuda(monkeypatch, [torch.zeros(4, dtype=torch.uint8)], initialized=False)
+    checkpoint: dict = {}
+    TorchRngCheckpoint().on_save_checkpoint(checkpoint)
+    assert set(checkpoint) == {"torch_rng_state"}
+    _FakeCuda(monkeypatch, None)
+    TorchRngCheckpoint().on_load_checkpoint({"torch_rng_state": torch.get_rng_state(),
+                                             "torch_cuda_rng_states": [torch.zeros(4, dtype=torch.uint8)]})
