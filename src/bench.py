@@ -15,7 +15,7 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
   and one checkpoint written as the pipeline writes them (``supernet_checkpoint_s``)
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
-* ``graph_*``               the graph supernet on Cora, when the graph half is installed
+* ``graph_*``               the graph supernet on Cora, when the graph half is installed (on the same device)
 
 Batches come from the real SST-5 trees when ``paths.data_dir`` holds them, else from a generated
 stand-in with SST-5's sentence-length distribution. Figures are printed and written to
@@ -37,6 +37,7 @@ import random
 import resource
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +58,7 @@ from src.space import FunctionalSpace
 from src.utils import allocator
 from src.utils.cpu import cpu_facts, describe
 from src.utils.device import device_of
+from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 from src.utils.parallel import resolve_workers
 
@@ -214,18 +216,22 @@ def graph_figures_if_available(cfg: DictConfig) -> dict:
         return {"graph_supernet_step_s": None, "graph_candidate_score_s": None,
                 "graph_note": "graph half not installed"}
     return graph_figures(cfg.paths.data_dir, reps=cfg.bench.reps, warmup=cfg.bench.warmup, seed=cfg.seed,
-                         cache_dir=cfg.paths.cache_dir)
+                         cache_dir=cfg.paths.cache_dir, device=device_of(cfg))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
+    try:
+        device = device_of(cfg)  # hardware=gpu without a GPU: one line, as the other entry points say it
+    except AutoAttendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     if cpu_kernels.get_backend() != "torch":
         cpu_kernels.kernel_error()  # build (or fail) before any timing, so machine facts can say which ran
     run_dir = run_dir_of(cfg)
-    device = device_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
                "cpu": cpu_facts(), "python": platform.python_version(),
                "allocator": allocator.active(), "kernels": cpu_kernels.status()}

@@ -9,10 +9,12 @@ On Cora (public split), at the default graph supernet (conf/graph/default.yaml: 
                                   weights (the search's unit of work), median over ``reps``;
 * ``graph_supernet_peak_rss_mb``  peak resident memory while doing both (the process high-water
                                   mark is reset first where Linux allows it, else the process peak);
+                                  on a GPU also ``graph_supernet_peak_cuda_mb`` (reset first);
 * ``graph_supernet_params``, ``graph_supernet_modules``.
 
 Each rep uses another architecture (a fixed random sequence), so the median is that of a typical
-architecture. Timing is never a test assertion.
+architecture. They run on ``device`` (``hardware``'s device, as the text figures; recorded in
+``graph_config``). Timing is never a test assertion.
 """
 
 from __future__ import annotations
@@ -48,19 +50,27 @@ def _peak_rss_mb(reset: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _median_time(fn, items: list, warmup: int) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn, items: list, warmup: int, device: torch.device = torch.device("cpu")) -> float:
     for item in items[:warmup]:
         fn(item)
+    _sync(device)
     times = []
     for item in items[warmup:]:
         t0 = time.perf_counter()
         fn(item)
+        _sync(device)  # a GPU's kernels run asynchronously: time them, not their launch
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
 def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, cache_dir: str = "./.cache/autoattend",
-                  sharing: str = "full", threads: int = 1, download: bool = True) -> dict:
+                  sharing: str = "full", threads: int = 1, download: bool = True,
+                  device: torch.device | str = "cpu") -> dict:
     """The graph benchmark figures (see the module docstring); ``None`` figures and a
     ``graph_note`` when the Cora files are absent and cannot be downloaded."""
     from src.data.planetoid import PlanetoidDataModule
@@ -70,6 +80,7 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
     from src.space import GRAPH_OPS, FunctionalSpace
 
     reps, warmup = max(5, int(reps)), max(1, int(warmup))
+    device = torch.device(device)
     empty = {"graph_supernet_step_s": None, "graph_candidate_score_s": None, "graph_supernet_peak_rss_mb": None}
     dm = PlanetoidDataModule("cora", data_dir=str(data_dir), cache_dir=str(cache_dir), download=download)
     try:
@@ -83,11 +94,13 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
         space = FunctionalSpace(num_layers=2, ops=GRAPH_OPS, priors=True, kinds=("add", "attn"))
         torch.manual_seed(seed)
         model = GraphNet.supernet(dm.num_features, dm.num_classes, space, hidden=64, heads=8, dropout=0.7,
-                                  act="tanh", sharing=sharing)
+                                  act="tanh", sharing=sharing).to(device)
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-3, weight_decay=5e-4)
-        batch = dm.graph
+        batch = {k: v.to(device) for k, v in dm.graph.items()}
         archs = space.sample_distinct(warmup + reps, random.Random(seed))
         reset = _reset_peak_rss()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
 
         def step(arch):
             model.train()
@@ -95,11 +108,11 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
             node_loss(model(batch["x"], batch["edge_index"], arch), batch["y"], batch["train_mask"], False).backward()
             opt.step()
 
-        step_s = _median_time(step, archs, warmup)
-        estimator = SupernetEstimator(model, dm.split_batches("val"), torch.device("cpu"),
-                                      score_batch=graph_score_batch(False))
-        score_s = _median_time(estimator, archs, warmup)
+        step_s = _median_time(step, archs, warmup, device)
+        estimator = SupernetEstimator(model, dm.split_batches("val"), device, score_batch=graph_score_batch(False))
+        score_s = _median_time(estimator, archs, warmup, device)
         peak = _peak_rss_mb(reset)
+        peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     finally:
         torch.set_num_threads(before)
     figures = {
@@ -108,10 +121,13 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
         "graph_supernet_peak_rss_mb": round(peak, 0),
         "graph_supernet_params": sum(p.numel() for p in model.parameters()),
         "graph_supernet_modules": len(model.encoder.ops),
-        "graph_config": {"task": "cora", "hidden": 64, "heads": 8, "layers": 2, "sharing": sharing, "reps": reps,
+        "graph_config": {"device": str(device), "task": "cora", "hidden": 64, "heads": 8, "layers": 2,
+                         "sharing": sharing, "reps": reps,
                          "warmup": warmup, "threads": threads, "peak_rss": "reset before the graph figures" if reset
                          else "process peak"},
     }
+    if peak_cuda is not None:
+        figures["graph_supernet_peak_cuda_mb"] = round(peak_cuda, 0)
     log.info("graph supernet step: median %.4f s, candidate score: median %.4f s (Cora, %d reps)", step_s, score_s,
              reps)
     return figures

@@ -3,9 +3,15 @@ the state a GPU run keeps, with ``torch.cuda`` stood in for where needed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 
 from src.lit.modules import TorchRngCheckpoint
+from tests.helpers import ROOT
 
 
 class _FakeCuda:
@@ -47,3 +53,34 @@ def test_cpu_runs_keep_the_checkpoint_they_had(monkeypatch):
     _FakeCuda(monkeypatch, None)
     TorchRngCheckpoint().on_load_checkpoint({"torch_rng_state": torch.get_rng_state(),
                                              "torch_cuda_rng_states": [torch.zeros(4, dtype=torch.uint8)]})
+
+
+def test_bench_measures_the_graph_figures_on_the_run_device(monkeypatch):
+    """``python -m src.bench hardware=gpu``: the graph figures are measured on the GPU as the text
+    ones are (they ran on the CPU, next to a machine record saying cuda)."""
+    import src.bench
+    import src.bench_graph
+    from omegaconf import OmegaConf
+
+    seen = {}
+    monkeypatch.setattr(src.bench_graph, "graph_figures", lambda *args, **kwargs: seen.update(kwargs) or {})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = OmegaConf.create({"hardware": {"accelerator": "gpu"}, "paths": {"data_dir": "d", "cache_dir": "c"},
+                            "bench": {"reps": 5, "warmup": 1}, "seed": 0})
+    src.bench.graph_figures_if_available(cfg)
+    assert torch.device(seen["device"]).type == "cuda"
+    cfg.hardware.accelerator = "cpu"
+    src.bench.graph_figures_if_available(cfg)
+    assert torch.device(seen["device"]).type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the bench would run")
+def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
+    """``python -m src.bench hardware=gpu`` without a GPU: one ``error:`` line and exit status 2 (as
+    ``src.search``), before the kernels are built; it was a Hydra traceback, exit status 1."""
+    env = {**os.environ, "AUTOATTEND_ALLOCATOR": "system"}
+    done = subprocess.run([sys.executable, "-m", "src.bench", "hardware=gpu", f"paths.output_dir={tmp_path}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == ["error: hardware=gpu but torch sees no CUDA device "
+                                                "(use hardware=cpu or hardware=auto)"]

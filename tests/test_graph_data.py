@@ -280,6 +280,7 @@ def test_bench_graph_figures_on_the_fixture(tiny_planetoid, tmp_path):
     assert figures["graph_config"]["reps"] == 5  # never fewer than 5 timed reps
     assert figures["graph_supernet_step_s"] > 0 and figures["graph_candidate_score_s"] > 0
     assert figures["graph_supernet_peak_rss_mb"] > 0 and figures["graph_supernet_modules"] == 165
+    assert figures["graph_config"]["device"] == "cpu" and "graph_supernet_peak_cuda_mb" not in figures
     missing = graph_figures(str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "c2"), download=False)
     assert missing["graph_supernet_step_s"] is None and "Cora unavailable" in missing["graph_note"]
 
