@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader
 from src.lit.modules import SupernetModule
 from src.models.encoder import SHARING_MODES, sharing_key
 from src.models.ops import attention_bias, masked_attention
+from src.models import cpu_kernels
 from src.models.text import TextClassifier
+from src.utils.errors import AutoAttendError
 from src.space import Architecture, Context, FunctionalSpace, Layer
 
 VOCAB, EMB, CLASSES = 50, 12, 3
@@ -854,3 +856,30 @@ def test_recomputed_layers_give_the_same_logits_and_gradients(backend, workers):
     for name in grads_a:
         assert torch.equal(grads_a[name], grads_b[name]), name
     assert saved_b < 0.5 * saved_a
+
+
+def test_cpu_autocast_runs_the_torch_ops_and_fused_refuses_it():
+    # under CPU autocast (hardware.precision=bf16-mixed) q comes out of a product in bfloat16 while
+    # v may come from `identity` in float32: the kernels, one dtype each, must step aside
+    space = FunctionalSpace(num_layers=3)
+    model = supernet(space, dim=16, heads=2).train()
+    tokens, mask = batch()
+    arch = Architecture.from_dict({"layers": [
+        {"kind": "attn", "q_src": 0, "q_op": "conv3", "k_src": 0, "k_op": "gru", "v_src": 0, "v_op": "identity"},
+        {"kind": "add", "q_src": 1, "q_op": "conv3", "k_src": 0, "k_op": "identity"},
+        {"kind": "attn", "q_src": 2, "q_op": "conv1", "k_src": 1, "k_op": "maxpool3", "v_src": 1, "v_op": "identity"}]})
+    before = cpu_kernels.get_backend()
+    try:
+        cpu_kernels.set_backend("auto")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(tokens, mask, arch)
+        logits.float().sum().backward()
+        assert torch.isfinite(logits.float()).all()
+        assert all(p.grad is not None for p in model.used_parameters(arch).values())
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.isfinite(model.eval()(tokens, mask, arch).float()).all()
+        cpu_kernels.set_backend("fused")
+        with pytest.raises(AutoAttendError, match="without autocast"), torch.autocast("cpu", dtype=torch.bfloat16):
+            model.train()(tokens, mask, arch)
+    finally:
+        cpu_kernels.set_backend(before)

@@ -201,14 +201,19 @@ def status() -> str:
 
 
 def use_kernel(x: torch.Tensor) -> bool:
-    """Whether an op should run ``x`` through a kernel under the current backend."""
+    """Whether an op should run ``x`` through a kernel under the current backend. Not under CPU
+    autocast (``hardware.precision`` bf16-mixed / 16-mixed): the kernels compute in one float dtype,
+    while autocast hands an op's inputs over in mixed ones (q in bfloat16, v from ``identity`` in
+    float32); the torch ops follow autocast's rules there."""
     if _backend == "torch":
         return False
-    supported = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    autocast = torch.is_autocast_enabled("cpu")
+    supported = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not autocast
     if _backend == "fused":
         if not supported:
-            raise AutoAttendError(f"hardware.kernels=fused: the kernels run float32/float64 tensors on the CPU, "
-                                  f"got {x.dtype} on {x.device} (use hardware.kernels=auto)")
+            got = "under CPU autocast (hardware.precision mixed)" if autocast else f"got {x.dtype} on {x.device}"
+            raise AutoAttendError(f"hardware.kernels=fused: the kernels run float32/float64 tensors on the CPU "
+                                  f"without autocast, {got} (use hardware.kernels=auto)")
         error = kernel_error()
         if error is not None:
             raise AutoAttendError(f"hardware.kernels=fused: the kernels could not be built: {error}")

@@ -57,10 +57,11 @@ def onednn_available() -> bool:
 
 
 def use_onednn(x: torch.Tensor) -> bool:
-    """Whether :func:`linear` runs ``x`` through oneDNN: CPU float32, backend not ``torch``, and
-    oneDNN neither missing nor switched off (``torch.backends.mkldnn.enabled = False``)."""
+    """Whether :func:`linear` runs ``x`` through oneDNN: CPU float32 outside autocast (under it
+    ``F.linear`` takes autocast's precision), backend not ``torch``, and oneDNN neither missing nor
+    switched off (``torch.backends.mkldnn.enabled = False``)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and cpu_kernels.get_backend() != "torch"
-            and onednn_available() and torch.backends.mkldnn.enabled)
+            and not torch.is_autocast_enabled("cpu") and onednn_available() and torch.backends.mkldnn.enabled)
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
