@@ -883,3 +883,18 @@ def test_cpu_autocast_runs_the_torch_ops_and_fused_refuses_it():
             model.train()(tokens, mask, arch)
     finally:
         cpu_kernels.set_backend(before)
+
+
+def test_dropout_masks_of_half_precision_tensors_are_drawn_in_float32():
+    from src.models.ops import keep_mask
+    before = cpu_kernels.get_backend()
+    try:
+        cpu_kernels.set_backend("torch")
+        masks = []
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            torch.manual_seed(3)
+            masks.append(keep_mask((400, 300), 0.7, torch.zeros(1, dtype=dtype)))
+        assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+        assert abs(masks[1].float().mean().item() - 0.3) < 0.005
+    finally:
+        cpu_kernels.set_backend(before)
