@@ -76,6 +76,15 @@ def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     assert needle in str(err.value)
 
 
+@pytest.mark.parametrize("overrides", [["hardware=gpu", "hardware.kernels=fused"],
+                                       ["hardware.kernels=fused", "hardware.precision=bf16-mixed"]])
+def test_fused_kernels_are_refused_off_the_cpu_and_under_autocast(overrides):
+    cfg = compose_config("search", ["+task=sst2", *overrides])
+    with pytest.raises(AutoAttendError, match="hardware.kernels=fused: the fused kernels run float32 on the CPU"):
+        check_config(cfg, "search")
+    check_config(compose_config("search", ["+task=sst2", *overrides[:1], "hardware.kernels=auto"]), "search")
+
+
 @pytest.mark.parametrize("overrides, needle", [
     (["+task=csv", "task.num_classes=1", "task.path=/x"], "task.num_classes: expected an integer >= 2, got 1"),
     (["+task=csv", "task.num_classes=3"], "task csv: no data given; add task.path=<folder holding train.csv"),

@@ -116,6 +116,12 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)
     check_choice(cfg, "hardware.matmul_precision", MATMUL_PRECISIONS, none_ok=True)
     check_choice(cfg, "hardware.kernels", KERNEL_BACKENDS)
+    if _get(cfg, "hardware.kernels") == "fused" and (
+            _get(cfg, "hardware.accelerator") in ("gpu", "cuda")
+            or (precision is not _ABSENT and "mixed" in str(precision))):
+        raise AutoAttendError(f"hardware.kernels=fused: the fused kernels run float32 on the CPU, not with "
+                              f"hardware.accelerator={_get(cfg, 'hardware.accelerator')} and "
+                              f"hardware.precision={precision} (use hardware.kernels=auto)")
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
     for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
         check_bool(cfg, key)
