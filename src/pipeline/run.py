@@ -23,7 +23,7 @@ from src.pipeline.checks import check_config
 from src.pipeline.config import Timer, require_task, resolve_arch, retrain_space, run_dir_of, search_space, task_family
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.utils import interrupt
-from src.utils.errors import AutoAttendError, SweepJobFailed, user_error_behind
+from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
@@ -236,7 +236,9 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             from hydra.core.hydra_config import HydraConfig
 
             _failed_jobs.append((" ".join(HydraConfig.get().overrides.task), str(error)))
-            raise SweepJobFailed(str(error)) from None
+            # returned, not raised: Hydra would print its own "Error executing job with overrides"
+            # line for the first failed job after the sweep; hydra_entry reports every one and exits 2
+            return {}
         sys.exit(2)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -295,13 +297,11 @@ def hydra_entry(main: Callable[[], None]) -> None:
                     "special characters: key='value', see https://hydra.cc/docs/advanced/override_grammar/basic)")
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
-    except SweepJobFailed:
-        # Hydra ran every job of the sweep, then raised the first failure
-        _report_sweeps()
+    _report_sweeps()
+    if _failed_jobs:
         print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; the others finished",
               file=sys.stderr)
         sys.exit(2)
-    _report_sweeps()
 
 
 def _report_sweeps() -> None:

@@ -11,11 +11,6 @@ class AutoAttendError(Exception):
     """
 
 
-class SweepJobFailed(AutoAttendError):
-    """A job of a Hydra multirun stopped on a user error (already reported): raised instead of
-    exiting so that Hydra records the failure and runs the sweep's other jobs."""
-
-
 class DataNotFoundError(AutoAttendError):
     """A dataset is neither on disk nor reachable on the hub."""
 
