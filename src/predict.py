@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "give no texts")
             described, nodes = _node_rows(paths, target if target.is_dir() else _run_dir_of(target), args.override)
         elif not texts:
+            if args.file is not None:
+                raise AutoAttendError(f"{'standard input' if args.file == '-' else args.file}: no text to classify "
+                                      "in it (expected one text per line)")
             raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
         else:
             described, rows = _text_rows(paths, texts, args.override)

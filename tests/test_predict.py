@@ -167,6 +167,26 @@ def test_weights_are_unchanged_by_the_stored_text_settings(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
+
+def test_an_empty_file_of_texts_is_named(tmp_path, capsys):
+    """``--file`` with no text in it names the file, rather than asking for texts or --file."""
+    from src.models.saved import save_child, text_child_spec, weights_of
+    from src.models.text import TextClassifier
+    from src.predict import main
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/published_sst5.yaml")
+    model = TextClassifier.child(torch.randn(len(VOCAB), 8), 2, arch, dim=16, heads=2)
+    spec = text_child_spec(model, arch, text_input=TextEncoder("ptb", False, VOCAB, 64).to_dict(),
+                           label_names=["no", "yes"], dim=16, heads=2)
+    save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 3, "val_acc": 0.5, "test_acc": 0.25})
+    (tmp_path / "empty.txt").write_text("")
+    assert main([str(tmp_path / "model.pt"), "--file", str(tmp_path / "empty.txt")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'empty.txt'}: no text to classify in it "
+                                       "(expected one text per line)\n")
+    assert main([str(tmp_path / "model.pt")]) == 2
+    assert capsys.readouterr().err == "error: no text to classify: give texts as arguments or --file PATH\n"
+
 def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_path):
     """``choose_models`` reads only the seeds' records: the finished seed of highest ``val_acc``
     (ties to the lower seed); a seed without ``seed_<s>.json`` (still training) is never chosen
