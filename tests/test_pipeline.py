@@ -648,7 +648,7 @@ def test_a_failed_job_does_not_stop_the_sweep(tiny_data, tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == f"sweep report: {sweep / 'report.md'}"
     (job,) = list(csv.DictReader(io.StringIO((sweep / "report.csv").read_text())))
     assert "supernet.dim=16" in job["run"] and job["state"] == "finished" and float(job["test mean"]) > 0
-    # and names the job that failed, with its error (it left no run directory to list)
+    # and names the job that failed, with its error (it left no run directory a report lists)
     report = (sweep / "report.md").read_text()
     assert report.endswith("Failed jobs (1):\n\n- `+task=sst2 budget=smoke hardware=cpu supernet.dim=15 "
                            "retrain.seeds=1`: supernet.dim=15 is not divisible by supernet.heads=2: each head takes "
