@@ -65,8 +65,9 @@ def test_log_lines_count_steps_against_the_total_and_carry_the_metrics(tmp_path,
     assert {int(m.group(2)) for m in parsed} == {25}
     assert steps[0] == 1 and steps[-1] == 25 and steps == sorted(steps)
     assert parsed[9].group(3) == f"{100 * steps[9] / 25:.1f}"
-    # an estimate of the time left until the last step; none at the last step
-    assert parsed[0].group(4) and not parsed[-1].group(4)
+    # an estimate of the time left until the last step, measured from the end of the first step
+    # (which carries one-off costs such as building the CPU kernels): none at the first and last
+    assert not parsed[0].group(4) and parsed[1].group(4) and not parsed[-1].group(4)
     # lines after a validation carry its metric
     assert any(m.group(5) for m in parsed) and not parsed[0].group(5)
 
@@ -77,12 +78,23 @@ def test_log_lines_are_spaced_by_every_s(tmp_path, caplog):
     _fit(tmp_path, [LogProgress("fit", every_s=30.0, clock=lambda: next(ticks))], max_steps=20,
          limit_val_batches=0)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
-    # the clock reads 0 at the start, then 7 s more at each step's check (and at each line, for its
-    # elapsed time): the check at step 5 reads 35 s, the first >= 30 s, and the line says 42 s; then
-    # every fourth step (70 - 35 >= 30). Not one line per step.
+    # the clock reads 0 at the start, then 7 s more at each step's end: step 5 ends at 35 s, the
+    # first >= 30 s; then every fifth step (70 - 35 >= 30). Not one line per step.
     steps = [int(re.match(r"fit: step (\d+) / 20 ", line).group(1)) for line in lines]
-    assert steps == [5, 9, 13, 17], lines
-    assert "0 min 42 s elapsed, about 2 min 06 s left" in lines[0]  # 42 s for 5 steps, 15 to go
+    assert steps == [5, 10, 15, 20], lines
+    # the rate from the end of step 1 (7 s): 4 steps in 28 s, 15 steps to go
+    assert "0 min 35 s elapsed, about 1 min 45 s left" in lines[0]
+
+
+def test_a_slow_first_step_does_not_inflate_the_estimate(tmp_path, caplog):
+    # a fresh machine's first step also builds the CPU kernels (minutes): the estimate must come
+    # from the steps after it, not put a two-hour figure in the log
+    times = iter([0, 1000] + list(range(1001, 1100)))
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=0.0, clock=lambda: next(times))], max_steps=20, limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    assert lines[0].startswith("fit: step 1 / 20 ") and "left" not in lines[0]
+    assert "16 min 41 s elapsed, about 0 min 18 s left" in lines[1], lines[1]  # 1 s a step since step 1
 
 
 class _StopAfter(pl.Callback):

@@ -186,7 +186,9 @@ class LogProgress(Callback):
     progress bar is off: at most every ``every_s`` seconds, one line
     ``<label>: step s / total (p %), <elapsed> elapsed, about <eta> left; <latest metrics>``,
     checked after every step and every validation (so the metrics are often a fresh validation's).
-    The rate is measured over the steps of this process, so a resumed fit's estimate is its own."""
+    The rate is measured from the end of this process's first step, so a resumed fit's estimate is
+    its own, and the first step's one-off costs (building the CPU kernels, oneDNN's primitives: two
+    minutes on a fresh machine) do not make a fresh run's first estimate hours long."""
 
     def __init__(self, label: str, every_s: float = 60.0, clock=time.monotonic):
         self.label, self.every_s, self.clock = label, every_s, clock
@@ -198,18 +200,20 @@ class LogProgress(Callback):
             if isinstance(cb, StopAtStep) and cb.max_steps is not None and cb.max_steps >= 0:
                 total = min(total, cb.max_steps)
         self.total = int(total) if total != float("inf") else None
-        self.start_step, self.start_time = trainer.global_step, self.clock()
+        self.start_time = self.clock()
         self.last_line = self.start_time
+        self.rate_from: tuple[int, float] | None = None  # (step, time) at the end of the first step
 
-    def line(self, trainer: pl.Trainer) -> str:
-        step, elapsed = trainer.global_step, self.clock() - self.start_time
+    def line(self, trainer: pl.Trainer, now: float | None = None) -> str:
+        now = self.clock() if now is None else now
+        step = trainer.global_step
         text = f"{self.label}: step {step:,}"
         if self.total:
             text += f" / {self.total:,} ({100 * step / self.total:.1f} %)"
-        text += f", {_duration(elapsed)} elapsed"
-        done = step - self.start_step
-        if self.total and done > 0 and step < self.total:
-            text += f", about {_duration(elapsed / done * (self.total - step))} left"
+        text += f", {_duration(now - self.start_time)} elapsed"
+        if self.total and self.rate_from is not None and self.rate_from[0] < step < self.total:
+            from_step, from_time = self.rate_from
+            text += f", about {_duration((now - from_time) / (step - from_step) * (self.total - step))} left"
         logged = trainer.callback_metrics
         # a metric logged on step and epoch appears as `m`, `m_step` and `m_epoch`: show the last two
         metrics = {k: float(v) for k, v in sorted(logged.items()) if isinstance(v, torch.Tensor) and v.numel() == 1
@@ -218,14 +222,17 @@ class LogProgress(Callback):
             text += "; " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         return text
 
-    def _maybe_log(self, trainer: pl.Trainer) -> None:
-        now = self.clock()
+    def _maybe_log(self, trainer: pl.Trainer, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
         if now - self.last_line >= self.every_s:
             self.last_line = now
-            log.info("%s", self.line(trainer))
+            log.info("%s", self.line(trainer, now))
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
-        self._maybe_log(trainer)
+        now = self.clock()
+        if self.rate_from is None:
+            self.rate_from = (trainer.global_step, now)
+        self._maybe_log(trainer, now)
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
