@@ -92,10 +92,16 @@ class _EpochLoss(BoringModel):
 
 
 class _CtrlCRightAfterTheFirstCheckpoint(ResumableCSVLogger):
+    stop_signal = signal.SIGINT
+
     def after_save_checkpoint(self, checkpoint_callback) -> None:  # the file is there, the epoch's rows not yet
         if not getattr(self, "_pressed", False):
             self._pressed = True
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(self.stop_signal)
+
+
+class _SigtermRightAfterTheFirstCheckpoint(_CtrlCRightAfterTheFirstCheckpoint):
+    stop_signal = signal.SIGTERM
 
 
 @pytest.mark.parametrize("held", [True, pytest.param(False, marks=pytest.mark.xfail(
@@ -107,18 +113,27 @@ def test_ctrl_c_during_an_epoch_end_checkpoint_waits_for_that_epochs_metrics(tmp
     status 130. The second case turns the hold off and must fail."""
     if not held:
         monkeypatch.setattr("src.utils.interrupt.defer", lambda: False)
+    _stop_right_after_the_first_checkpoint(tmp_path, _CtrlCRightAfterTheFirstCheckpoint, 130)
 
+
+def test_sigterm_during_an_epoch_end_checkpoint_waits_for_that_epochs_metrics_too(tmp_path):
+    """The same with SIGTERM (a scheduler's preemption): the entry point handles it as Ctrl-C, with
+    exit status 143 (Lightning's handler alone ended the fit with status 0 and no resume line)."""
+    _stop_right_after_the_first_checkpoint(tmp_path, _SigtermRightAfterTheFirstCheckpoint, 143)
+
+
+def _stop_right_after_the_first_checkpoint(tmp_path, logger_class, status: int) -> None:
     def fit(cfg) -> dict:
         trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=3, limit_train_batches=4, limit_val_batches=0,
-                             logger=_CtrlCRightAfterTheFirstCheckpoint(str(tmp_path), name="log", version=""),
-                             log_every_n_steps=1, callbacks=[last_checkpoint(tmp_path / "ckpt", on_train_epoch_end=True)],
+                             logger=logger_class(str(tmp_path), name="log", version=""), log_every_n_steps=1,
+                             callbacks=[last_checkpoint(tmp_path / "ckpt", on_train_epoch_end=True)],
                              enable_progress_bar=False, enable_model_summary=False)
         trainer.fit(_EpochLoss())
         return {}
 
     with pytest.raises(SystemExit) as stopped:
         entry(fit, OmegaConf.create({"paths": {"output_dir": str(tmp_path)}}))
-    assert stopped.value.code == 130
+    assert stopped.value.code == status
     checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 4
     _, rows = _read(tmp_path / "log" / "metrics.csv")

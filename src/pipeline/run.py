@@ -199,8 +199,9 @@ def _log_to_files_only(message: str) -> None:
 
 
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
-    """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C one
-    ``interrupted:`` line saying how to resume and exit status 130."""
+    """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C
+    (SIGINT) or SIGTERM one ``interrupted:`` line saying how to resume and exit status 128 + the
+    signal's number (130, 143)."""
     _quiet_lightning()
     interrupted = []
 
@@ -211,7 +212,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             return
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = interrupt.install(on_interrupt)
     if _in_multirun():
         from hydra.core.hydra_config import HydraConfig
 
@@ -221,11 +222,12 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not interrupted:
             raise
-        message = (f"interrupted: what finished is kept in {run_dir_of(cfg)}; run the same command with "
+        by = " (SIGTERM)" if interrupted[0] == signal.SIGTERM else ""
+        message = (f"interrupted{by}: what finished is kept in {run_dir_of(cfg)}; run the same command with "
                    f"hydra.run.dir={run_dir_of(cfg)} to resume")
         _log_to_files_only(message)
         print(message, file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + int(interrupted[0]))
     except Exception as exc:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
@@ -241,7 +243,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             return {}
         sys.exit(2)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        interrupt.restore(previous)
 
 
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order

@@ -7,9 +7,31 @@ handler asks :func:`defer` whether to hold the interrupt; the checkpoint callbac
 the moment it saves until the next point where training's state and its log agree (the next
 training batch, or the end of training), and raises it there (:func:`release`). A second Ctrl-C
 is never held.
+
+SIGTERM (``kill``, a batch scheduler's preemption or time limit) takes the same path: the entry
+point installs its handler for both signals (:func:`install`). Before, a SIGTERM during a fit met
+only Lightning's handler, which ends the fit at its next check with exit status 0 and no word on
+resuming; Lightning's handler calls the one it found before its own, so ours still runs then.
 """
 
 from __future__ import annotations
+
+import signal
+from typing import Callable
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def install(handler: Callable) -> dict:
+    """Make ``handler`` the handler of SIGINT and SIGTERM; returns the previous ones for
+    :func:`restore`."""
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+
+
+def restore(previous: dict) -> None:
+    """Undo :func:`install`."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 class _Hold:
