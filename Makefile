@@ -57,9 +57,13 @@ reproduce-args:
 	@test -n "$(EXP)" || { echo "error: make reproduce needs EXP=<name>; make experiments lists them" >&2; exit 2; }
 	@test -f $(EXP_CFG) || { echo "error: no experiment $(EXP) ($(EXP_CFG) does not exist); make experiments lists them" >&2; exit 2; }
 
+# each config's name and the first sentence of its header comment, wrapped
 experiments:
 	@for f in experiments/conf/experiment/*.yaml; do \
-		printf '%-24s %s\n' "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
+		awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); t = t (t == "" ? "" : " ") $$0; \
+			if (match(t, /[.]( |$$)/)) {t = substr(t, 1, RSTART); exit}} END {print t}' $$f \
+		| fold -s -w 76 | awk -v name="$$(basename $$f .yaml)" \
+			'{sub(/ +$$/, ""); printf "%-24s %s\n", (NR == 1 ? name : ""), $$0}'; done
 
 # a table of the runs at or under DIR (run directories, sweeps, outputs/): src/report.py
 DIR ?= outputs

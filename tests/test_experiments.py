@@ -3,6 +3,7 @@ each composes with its entry point, computes what its recorded run computed, and
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -148,5 +149,11 @@ def test_make_targets_check_their_arguments_before_installing(target, message, t
 def test_make_experiments_lists_every_config():
     proc = subprocess.run(["make", "--no-print-directory", "experiments"], cwd=ROOT, capture_output=True, text=True,
                           check=True)
-    listed = [line.split()[0] for line in proc.stdout.splitlines()]
-    assert listed == [p.stem for p in EXPERIMENTS]
+    # a name, then the first sentence of the config's header, wrapped onto indented lines
+    entries = re.split(r"\n(?=\S)", proc.stdout.strip())
+    assert [entry.split()[0] for entry in entries] == [p.stem for p in EXPERIMENTS]
+    for entry, path in zip(entries, EXPERIMENTS):
+        name, text = entry.split(maxsplit=1)
+        sentence = " ".join(text.split())
+        header = " ".join(line[1:].strip() for line in path.read_text().splitlines()[1:] if line.startswith("#"))
+        assert sentence.endswith(".") and header.startswith(sentence), (name, sentence)
