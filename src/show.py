@@ -42,7 +42,7 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
         return arch, path, {"evaluation": dict(record.get("evaluation", {}))}
     from src.pipeline.config import arch_file
 
-    path = arch_file(spec)
+    path = arch_file(spec, key=None)  # a command argument, not the arch= setting
     arch = Architecture.load(path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
     extras = {k: data[k] for k in RECORDED_KEYS if k in data} if isinstance(data, dict) else {}

@@ -137,7 +137,7 @@ def test_diff_names_the_layers_that_differ(tmp_path, capsys):
     ("layers:\n  - {kind: add, q_src: 0, q_op: gru, k_src: 0, k_op: zero}\n", ["{f}", "--diff", "published_sst5"],
      "error: {root}/src/space/archs/published_sst5.yaml: 24 layers, {f} has 1; only architectures of the same depth"),
     ("layers: [", ["{f}"], "error: {f}: not valid YAML, line 1"),
-    ("", ["{f}.missing"], "error: arch={f}.missing: no such file and no built-in architecture of that name"),
+    ("", ["{f}.missing"], "error: {f}.missing: no such file and no built-in architecture of that name"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, content, args, line):
     path = tmp_path / "arch.yaml"

@@ -53,9 +53,11 @@ def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
     return FunctionalSpace(num_layers, ops=tuple(s.ops), priors=False, kinds=tuple(s.kinds))
 
 
-def arch_file(spec: str) -> Path:
+def arch_file(spec: str, key: str | None = "arch") -> Path:
     """The file ``arch=<spec>`` names: a YAML/JSON file, a search's run directory (its
-    ``search/best_arch.yaml``) or ``search/`` folder, or a built-in name (``src/space/archs/<name>.yaml``)."""
+    ``search/best_arch.yaml``) or ``search/`` folder, or a built-in name (``src/space/archs/<name>.yaml``).
+    Errors name the setting as ``<key>=<spec>`` (``key=None``: the bare ``spec``, for a command's argument)."""
+    named = f"{key}={spec}" if key else str(spec)
     if spec is None:
         raise AutoAttendError(f"no architecture given: add arch=<name or path> (built-ins: {_builtin_names()})")
     path = Path(str(spec)).expanduser()
@@ -65,12 +67,12 @@ def arch_file(spec: str) -> Path:
         for candidate in (path / "search" / "best_arch.yaml", path / "best_arch.yaml"):
             if candidate.is_file():
                 return candidate
-        raise AutoAttendError(f"arch={spec}: a directory without search/best_arch.yaml (a search's run directory "
+        raise AutoAttendError(f"{named}: a directory without search/best_arch.yaml (a search's run directory "
                               f"holds it once its search has finished)")
     builtin = ARCH_DIR / f"{spec}.yaml"
     if builtin.is_file():
         return builtin
-    raise AutoAttendError(f"arch={spec}: no such file and no built-in architecture of that name "
+    raise AutoAttendError(f"{named}: no such file and no built-in architecture of that name "
                           f"(built-ins: {_builtin_names()})")
 
 
