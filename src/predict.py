@@ -251,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
-        from src.models.saved import GRAPH_FORMAT, read_saved
-
         texts = read_texts(args.file) if args.file is not None else args.texts
         target = Path(args.target)
         paths = choose_models(target, args.seed, args.ensemble)
+        from src.models.saved import GRAPH_FORMAT, read_saved  # torch: after the cheap checks of the input
+
         nodes = None
         if read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT:
             if texts:

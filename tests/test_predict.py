@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from src.data.raw_text import TextEncoder, ptb_tokenize
 from src.data.sst import SSTDataModule
 from src.data.text import PAD, UNK, UNK_ID
 from src.utils.errors import AutoAttendError
+from tests.helpers import ROOT
 from tests.helpers import ROOT, real_data_dir, write_tiny_sst
 
 VOCAB = (PAD, UNK, "the", "film", "is", "good", "n't", "do", ".", "-LRB-", "-RRB-")
@@ -205,3 +208,11 @@ def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_
     assert choose_models(tmp_path, seed=4) == [retrain / model(4)]
     (retrain / "seed_1.json").unlink()
     assert choose_models(tmp_path) == [retrain / model(2)]
+
+
+def test_a_missing_target_is_reported_before_torch_is_imported(tmp_path):
+    code = (f"import sys; from src.predict import main; status = main([{str(tmp_path / 'nope')!r}, 'text']); "
+            "assert status == 2 and 'torch' not in sys.modules, (status, 'torch imported')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run directory or model file"
