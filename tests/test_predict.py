@@ -16,7 +16,6 @@ from src.data.raw_text import TextEncoder, ptb_tokenize
 from src.data.sst import SSTDataModule
 from src.data.text import PAD, UNK, UNK_ID
 from src.utils.errors import AutoAttendError
-from tests.helpers import ROOT
 from tests.helpers import ROOT, real_data_dir, write_tiny_sst
 
 VOCAB = (PAD, UNK, "the", "film", "is", "good", "n't", "do", ".", "-LRB-", "-RRB-")
