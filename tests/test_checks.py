@@ -250,7 +250,9 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
     ("src.search", (), "error: no task selected"),
-    ("src.search", ("+task=csv",), "error: task csv: num_classes is not set; add task.num_classes="),
+    ("src.search", ("+task=csv",), "error: task csv: num_classes is not set and no data given; add "
+                                   "task.num_classes=<number of classes> task.path="),
+    ("src.search", ("+task=csv", "task.path=/x"), "error: task csv: num_classes is not set; add task.num_classes="),
     ("src.retrain", ("+task=csv", "task.num_classes=3", "arch=published_sst5"),
      "error: task csv: no data given; add task.path="),
 ])

@@ -177,10 +177,15 @@ def _check_csv_task(cfg: DictConfig) -> None:
     if not (isinstance(target, str) and target.endswith(".CSVTextDataModule")):
         return
     name = _get(cfg, "task.name")
-    if _get(cfg, "task.num_classes") is None:
+    no_classes = _get(cfg, "task.num_classes") is None
+    no_data = _get(cfg, "task.path") is None and _get(cfg, "task.hub_name") in (None, _ABSENT)
+    if no_classes and no_data:  # both at once, rather than one run per missing setting
+        raise AutoAttendError(f"task {name}: num_classes is not set and no data given; add "
+                              f"task.num_classes=<number of classes> task.path=<folder holding train.csv and test.csv>")
+    if no_classes:
         raise AutoAttendError(f"task {name}: num_classes is not set; add task.num_classes=<number of classes>")
     check_int(cfg, "task.num_classes", 2)
-    if _get(cfg, "task.path") is None and _get(cfg, "task.hub_name") in (None, _ABSENT):
+    if no_data:
         raise AutoAttendError(f"task {name}: no data given; add task.path=<folder holding train.csv and test.csv>")
     check_int(cfg, "task.text_fields", 1, none_ok=True)
     check_bool(cfg, "task.header")
