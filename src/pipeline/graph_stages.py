@@ -298,7 +298,9 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     else:
         hp = _child_settings(cfg, hparams)
         source = "the architecture file's hparams" if hparams is not None else "graph.retrain"
-    log.info("%s: settings %s (from %s)", folder, hp, source)
+    cap = r.epoch_cap  # applies to the HPO trials too (fit_child)
+    capped = f"; every fit capped at {cap} epochs (graph.retrain.epoch_cap)" if cap is not None else ""
+    log.info("%s: settings %s (from %s)%s", folder, hp, source, capped)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
     finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
