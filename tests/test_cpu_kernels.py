@@ -616,9 +616,12 @@ def test_backend_errors(backend, kernel):
     with pytest.raises(AutoAttendError, match="unknown backend 'cudnn'"):
         cpu_kernels.set_backend("cudnn")
     backend("fused")
-    with pytest.raises(AutoAttendError, match="float32/float64 tensors on the CPU, got torch.bfloat16"):
+    with pytest.raises(AutoAttendError, match="float32/float64 tensors on the CPU without autocast, got torch.bfloat16"):
         cpu_kernels.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))
     assert cpu_kernels.use_kernel(torch.zeros(2, 3))
+    with pytest.raises(AutoAttendError, match=r"without autocast, under CPU autocast \(hardware.precision mixed\)"), \
+            torch.autocast("cpu", dtype=torch.bfloat16):
+        cpu_kernels.use_kernel(torch.zeros(2, 3))
     backend("auto")
     assert not cpu_kernels.use_kernel(torch.zeros(2, 3, dtype=torch.bfloat16))  # falls back quietly
 
