@@ -66,6 +66,7 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("retrain.recompute=0", "retrain.recompute: expected true or false, got 0"),
     ("graph.supernet.act_at=sum", "graph.supernet.act_at: expected one of layer, op, got 'sum'"),
     ("graph.retrain.act_at=sum", "graph.retrain.act_at: expected one of layer, op, got 'sum'"),
+    ("graph.supernet.attn_self_loops=no", "graph.supernet.attn_self_loops: expected true or false, got 'no'"),
     ("retrain.seeds=true", "retrain.seeds: expected an integer >= 0, got True"),
     ("retrain.max_steps=0", "retrain.max_steps: expected an integer >= 1 or -1, got 0"),
 ])

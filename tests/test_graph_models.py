@@ -81,21 +81,45 @@ def test_every_op_and_kind_shapes_gradients_and_receptive_field(op, kind):
         assert torch.allclose(model(x2, edge_index)[:n], base[:n], atol=1e-6)
 
 
-def test_edge_softmax_attention_matches_dense_reference():
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_edge_softmax_attention_matches_dense_reference(self_loops):
     torch.manual_seed(0)
-    n, d, heads = 6, 8, 2
-    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 5, 0, 3]])
+    n, d, heads = 7, 8, 2
+    # node 6 has no in-neighbour; node 2 has a self loop in the data (kept once either way)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 2, 6], [1, 2, 3, 4, 5, 0, 3, 2, 0]])
     q, k, v = (torch.randn(n, d) for _ in range(3))
-    out = EdgeSoftmaxAttention(heads)(q, k, v, edge_index)
-    adj = torch.eye(n, dtype=torch.bool)
+    out = EdgeSoftmaxAttention(heads, self_loops=self_loops)(q, k, v, edge_index)
+    adj = torch.eye(n, dtype=torch.bool) if self_loops else torch.zeros(n, n, dtype=torch.bool)
     adj[edge_index[1], edge_index[0]] = True  # row i attends to its in-neighbours j (and itself)
     dh = d // heads
     ref = []
     for h in range(heads):
         sl = slice(h * dh, (h + 1) * dh)
         scores = (q[:, sl] @ k[:, sl].t()) / math.sqrt(dh)
-        ref.append(torch.softmax(scores.masked_fill(~adj, float("-inf")), -1) @ v[:, sl])
+        weights = torch.softmax(scores.masked_fill(~adj, float("-inf")), -1).nan_to_num(0.0)  # no input: 0
+        ref.append(weights @ v[:, sl])
     assert torch.allclose(out, torch.cat(ref, -1), atol=1e-5)
+    assert self_loops or torch.equal(out[6], torch.zeros(d))  # AutoGL's: a node nobody sends to gets 0
+
+
+def test_attention_self_loops_reach_children_supernets_and_kept_models(tmp_path):
+    from src.models.saved import graph_child_spec, load_child, save_child, weights_of
+
+    arch = Architecture((Layer("attn", 0, "linear", 0, "gcn", 0, "identity"), Layer("add", 1, "sgc", 1, "zero")))
+    edge_index, x = path_graph(5), torch.randn(5, 5)
+    with_loops, without = child(arch), child(arch, attn_self_loops=False)
+    assert with_loops.encoder.attention.self_loops and not without.encoder.attention.self_loops
+    assert not torch.allclose(with_loops(x, edge_index), without(x, edge_index))  # same weights (seed 0)
+    supernet = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, attn_self_loops=False)
+    assert not supernet.encoder.attention.self_loops
+    settings = dict(hidden=16, heads=4, dropout=0.0, act="tanh", attn_self_loops=False)
+    save_child(tmp_path / "model.pt", weights_of(without), graph_child_spec(arch, 5, 3, **settings), {"step": 1})
+    loaded, _ = load_child(tmp_path / "model.pt")
+    torch.testing.assert_close(loaded(x, edge_index), without(x, edge_index), rtol=0, atol=0)
+    del settings["attn_self_loops"]  # a file from before the option: self loops, as then
+    save_child(tmp_path / "old.pt", weights_of(with_loops), graph_child_spec(arch, 5, 3, **settings), {"step": 1})
+    old, _ = load_child(tmp_path / "old.pt")
+    torch.testing.assert_close(old(x, edge_index), with_loops(x, edge_index), rtol=0, atol=0)
 
 
 def test_attention_respects_edge_direction():

@@ -22,7 +22,8 @@ Layer semantics (the text layer, over a graph):
 * ``add``: ``act(o1(x_i) + o2(x_prev))``;
 * ``attn``: Q = ``o1(x_i)``, K = ``o2(x_prev)``, V = ``o3(x_prev)``; for every edge j -> i and
   head h, ``alpha = softmax_j(<K_j^h, Q_i^h> / sqrt(d_h))`` over the in-neighbours of i (self
-  loops added), output ``act(sum_j alpha V_j^h)``, heads concatenated; no learned projection.
+  loops added; ``attn_self_loops=False``: the in-neighbours alone, AutoGL's, where a node without
+  any has output 0), output ``act(sum_j alpha V_j^h)``, heads concatenated; no learned projection.
 
 With ``act_at="op"`` (AutoGL's placement) the activation is applied to every op's output instead,
 and not after the layer: ``act(o1(x_i)) + act(o2(x_prev))``, and attention over ``act(Q)``,
@@ -240,14 +241,17 @@ class EdgeSoftmaxAttention(MessagePassing):
     """Multi-head dot-product attention restricted to edges, with no learned projections.
 
     For edge j -> i and head h: ``score = <K_j^h, Q_i^h> / sqrt(d_h)``, softmax over the
-    in-neighbours of i (and i itself: self loops are added so no node is left without input),
-    dropout on the weights, output ``sum_j alpha V_j^h``; heads are channel slices.
+    in-neighbours of i (and i itself with ``self_loops``: its self loop is added once, so no node
+    is left without input; without, the graph's edges as given, AutoGL's choice, and a node with
+    no in-neighbour gets 0), dropout on the weights, output ``sum_j alpha V_j^h``; heads are
+    channel slices.
     """
 
-    def __init__(self, heads: int, attn_dropout: float = 0.0):
+    def __init__(self, heads: int, attn_dropout: float = 0.0, self_loops: bool = True):
         super().__init__(aggr="add", node_dim=0)
         self.heads = heads
         self.attn_dropout = attn_dropout
+        self.self_loops = self_loops
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edge_index: torch.Tensor,
                 heads: int | None = None) -> torch.Tensor:
@@ -256,8 +260,9 @@ class EdgeSoftmaxAttention(MessagePassing):
         heads = self.heads if heads is None else heads
         if d % heads:
             raise AutoAttendError(f"attention width {d} is not divisible by {heads} heads")
-        edge_index, _ = remove_self_loops(edge_index)
-        edge_index, _ = add_self_loops(edge_index, num_nodes=n)
+        if self.self_loops:
+            edge_index, _ = remove_self_loops(edge_index)
+            edge_index, _ = add_self_loops(edge_index, num_nodes=n)
         dh = d // heads
         out = self.propagate(edge_index, q=q.view(n, heads, dh), k=k.view(n, heads, dh),
                              v=v.view(n, heads, dh), size=(n, n))
@@ -299,11 +304,13 @@ class GraphEncoder(nn.Module):
         stem: whether node 0 is a stem's output (its readers then skip their input dropout).
         act_at: ``"layer"``: ``act`` after each layer's sum or attention; ``"op"``: on each op's
         output instead (AutoGL), the last layer's too unless ``final_act`` is false.
+        attn_self_loops: whether ``attn`` layers also attend from each node to itself
+        (:class:`EdgeSoftmaxAttention`; False: AutoGL's).
     """
 
     def __init__(self, widths: list[int], heads: int, dropout: float, attn_dropout: float, act: str, keying: str,
                  op_keys: dict[str, tuple[str, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True,
-                 act_at: str = "layer"):
+                 act_at: str = "layer", attn_self_loops: bool = True):
         super().__init__()
         if act not in ACTIVATIONS:
             raise AutoAttendError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
@@ -318,7 +325,7 @@ class GraphEncoder(nn.Module):
             target = self._target_of(key)
             self.ops[key] = GraphOp(op, widths[src], widths[target], 0.0 if src == 0 and stem else dropout,
                                     attn_dropout, sgc_k, average_heads=target == self.num_layers and not final_act)
-        self.attention = EdgeSoftmaxAttention(heads, attn_dropout)
+        self.attention = EdgeSoftmaxAttention(heads, attn_dropout, attn_self_loops)
         # heads per layer: the class-wide output layer of the ``last`` readout takes as many as divide C
         self.layer_heads = [heads] * (self.num_layers - 1) + [heads if final_act else math.gcd(heads, widths[-1])]
 
@@ -411,16 +418,18 @@ class GraphNet(nn.Module):
     @classmethod
     def supernet(cls, in_dim: int, num_classes: int, space: FunctionalSpace, hidden: int = 64, heads: int = 8,
                  dropout: float = 0.7, attn_dropout: float = 0.0, act: str = "tanh", sharing: str = "full",
-                 sgc_k: int = 2, act_at: str = "layer") -> "GraphNet":
+                 sgc_k: int = 2, act_at: str = "layer", attn_self_loops: bool = True) -> "GraphNet":
         widths = layer_widths(space.num_layers, in_dim, hidden, num_classes, "linear", stem=True)
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, sharing,
-                               graph_supernet_op_keys(space, sharing), sgc_k, act_at=act_at)
+                               graph_supernet_op_keys(space, sharing), sgc_k, act_at=act_at,
+                               attn_self_loops=attn_self_loops)
         return cls(in_dim, encoder, num_classes, dropout, "linear")
 
     @classmethod
     def child(cls, in_dim: int, num_classes: int, arch: Architecture, hidden: int = 64, heads: int = 8,
               dropout: float = 0.5, attn_dropout: float = 0.0, act: str = "tanh", readout: str = "linear",
-              sgc_k: int = 2, stem: str = "auto", act_at: str = "layer") -> "GraphNet":
+              sgc_k: int = 2, stem: str = "auto", act_at: str = "layer",
+              attn_self_loops: bool = True) -> "GraphNet":
         """One module per op application; ``stem``: ``auto`` (see the module docstring), ``linear`` or ``none``."""
         if stem not in ("auto", "linear", "none"):
             raise AutoAttendError(f"stem must be auto, linear or none, got {stem!r}")
@@ -431,7 +440,8 @@ class GraphNet(nn.Module):
                 raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
                                       f"{widths[ctx.src]}) to width {widths[i + 1]}")
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, CHILD, graph_child_op_keys(arch), sgc_k,
-                               final_act=readout == "linear", stem=use_stem, act_at=act_at)
+                               final_act=readout == "linear", stem=use_stem, act_at=act_at,
+                               attn_self_loops=attn_self_loops)
         return cls(in_dim, encoder, num_classes, dropout, readout, arch, stem=use_stem)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:

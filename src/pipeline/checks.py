@@ -221,6 +221,7 @@ def _check_graph_model(cfg: DictConfig, node: str) -> None:
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
     check_choice(cfg, f"{node}.act", sorted(GRAPH_ACTIVATIONS))
     check_choice(cfg, f"{node}.act_at", ACT_POSITIONS)
+    check_bool(cfg, f"{node}.attn_self_loops")
 
 
 def check_graph_child(cfg: DictConfig, node: str) -> None:
@@ -248,7 +249,7 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, f"{g}.space.num_layers", 1)
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
-    _check_graph_model(cfg, f"{g}.supernet")  # first: graph.retrain.act_at repeats its value
+    _check_graph_model(cfg, f"{g}.supernet")  # first: graph.retrain.act_at and attn_self_loops repeat its values
     check_graph_child(cfg, f"{g}.retrain")
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)

@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 SELECTION_RULE = ("test score at the evaluation with the highest validation score (ties: lowest validation "
                   "loss, then earliest); validation and test are evaluated together every "
                   "graph.retrain.eval_every epochs")
-CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "act", "act_at", "readout", "stem", "sgc_k", "lr",
-              "weight_decay", "epochs")
+CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
+              "sgc_k", "lr", "weight_decay", "epochs")
 
 
 def _score_name(dm) -> str:
@@ -59,7 +59,8 @@ def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> GraphNet:
     s = cfg.graph.supernet
     return GraphNet.supernet(dm.num_features, dm.num_classes, space, hidden=s.hidden, heads=s.heads,
                              dropout=s.dropout, attn_dropout=s.attn_dropout, act=s.act,
-                             sharing=cfg.graph.space.sharing, sgc_k=s.sgc_k, act_at=s.act_at)
+                             sharing=cfg.graph.space.sharing, sgc_k=s.sgc_k, act_at=s.act_at,
+                             attn_self_loops=s.attn_self_loops)
 
 
 def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> GraphNet:
@@ -186,8 +187,8 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
     end, since a graph seed is never resumed inside its training."""
     r = cfg.graph.retrain
     pl.seed_everything(seed, workers=True, verbose=False)
-    settings = {k: hp[k] for k in ("hidden", "heads", "dropout", "attn_dropout", "act", "act_at", "readout", "sgc_k",
-                                   "stem")}
+    settings = {k: hp[k] for k in ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at",
+                                   "readout", "sgc_k", "stem")}
     model = GraphNet.child(dm.num_features, dm.num_classes, arch, **settings)
     kept: dict = {}
 
