@@ -157,3 +157,12 @@ def test_make_experiments_lists_every_config():
         sentence = " ".join(text.split())
         header = " ".join(line[1:].strip() for line in path.read_text().splitlines()[1:] if line.startswith("#"))
         assert sentence.endswith(".") and header.startswith(sentence), (name, sentence)
+
+
+def test_the_readmes_section_links_lead_to_headings():
+    text = (ROOT / "README.md").read_text()
+    # GitHub's anchors: lower case, punctuation other than '-' and '_' dropped, spaces as '-'
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert len(links) >= 10 and set(links) <= anchors, sorted(set(links) - anchors)
