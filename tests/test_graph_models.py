@@ -465,3 +465,24 @@ def test_sparse_linear_under_autocast(dtype):
         out = sparse_linear(sparse, w)
     out.sum().backward()
     assert out.dtype == torch.float32 and torch.equal(out, ref) and torch.equal(w.grad, ref_grad)
+
+
+def test_a_repeated_graph_batch_is_copied_to_the_device_once(monkeypatch):
+    import lightning.pytorch as pl
+
+    copies = []
+
+    def copy(self, batch, device, dataloader_idx):
+        copies.append(device)
+        return {k: v.clone() for k, v in batch.items()}
+
+    monkeypatch.setattr(pl.LightningModule, "transfer_batch_to_device", copy)
+    module = GraphSupernetModule(GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4), SPACE, monitor_archs=0)
+    graph, other = {"x": torch.rand(4, 5)}, {"x": torch.rand(4, 5)}
+    gpu = torch.device("meta")  # stands for a GPU: any device but the CPU
+    first = module.transfer_batch_to_device(graph, gpu, 0)
+    assert module.transfer_batch_to_device(graph, gpu, 0) is first and len(copies) == 1
+    assert module.transfer_batch_to_device(other, gpu, 0) is not first and len(copies) == 2  # another batch
+    module.transfer_batch_to_device(graph, torch.device("cpu"), 0)
+    module.transfer_batch_to_device(graph, torch.device("cpu"), 0)
+    assert len(copies) == 4  # on the CPU Lightning's own (a no-op copy) every time
