@@ -756,3 +756,26 @@ def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypat
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {run_dir / 'retrain' / 'seed_1' / 'model.pt'}: holds step 30, while seed_1.json selected step 20 "
         "(the file is from another training)")
+
+
+def test_a_keyboard_interrupt_raised_in_code_ends_like_ctrl_c(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from src.pipeline.run import entry
+
+    def stopped(cfg) -> dict:
+        raise KeyboardInterrupt  # not through a signal: no handler recorded a signal number
+
+    with pytest.raises(SystemExit) as exc:
+        entry(stopped, OmegaConf.create({"paths": {"output_dir": str(tmp_path)}}))
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.startswith(f"interrupted: what finished is kept in {tmp_path}")
+
+
+def test_an_earlier_sweeps_failures_do_not_fail_a_later_invocation(monkeypatch):
+    from src.pipeline import run
+
+    run._failed_jobs.append(("seed=1", "an earlier sweep's bad value"))
+    monkeypatch.setattr(run, "_report_sweeps", lambda: None)
+    run.hydra_entry(lambda: None)  # a run that fails nothing: returns, no SystemExit(2)
+    assert run._failed_jobs == []

@@ -222,12 +222,13 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not interrupted:
             raise
-        by = " (SIGTERM)" if interrupted[0] == signal.SIGTERM else ""
+        signum = interrupted[0] if interrupted else signal.SIGINT  # a KeyboardInterrupt raised in code
+        by = " (SIGTERM)" if signum == signal.SIGTERM else ""
         message = (f"interrupted{by}: what finished is kept in {run_dir_of(cfg)}; run the same command with "
                    f"hydra.run.dir={run_dir_of(cfg)} to resume")
         _log_to_files_only(message)
         print(message, file=sys.stderr)
-        sys.exit(128 + int(interrupted[0]))
+        sys.exit(128 + int(signum))
     except Exception as exc:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
@@ -289,6 +290,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
     written to the sweep folder, failed jobs or not."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
+    _sweep_dirs.clear()
     try:
         main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
