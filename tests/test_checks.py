@@ -77,13 +77,18 @@ def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     assert needle in str(err.value)
 
 
-@pytest.mark.parametrize("overrides", [["hardware=gpu", "hardware.kernels=fused"],
-                                       ["hardware.kernels=fused", "hardware.precision=bf16-mixed"]])
-def test_fused_kernels_are_refused_off_the_cpu_and_under_autocast(overrides):
-    cfg = compose_config("search", ["+task=sst2", *overrides])
-    with pytest.raises(AutoAttendError, match="hardware.kernels=fused: the fused kernels run float32 on the CPU"):
+@pytest.mark.parametrize("setting, cause", [("hardware=gpu", "not with hardware.accelerator=gpu (use"),
+                                            ("hardware.precision=bf16-mixed", "not with hardware.precision=bf16-mixed (use"),
+                                            ("hardware.precision=16-true", "not with hardware.precision=16-true (use")])
+def test_fused_kernels_are_refused_off_the_cpu_and_below_float32(setting, cause):
+    cfg = compose_config("search", ["+task=sst2", setting, "hardware.kernels=fused"])
+    with pytest.raises(AutoAttendError) as err:
         check_config(cfg, "search")
-    check_config(compose_config("search", ["+task=sst2", *overrides[:1], "hardware.kernels=auto"]), "search")
+    assert str(err.value).startswith("hardware.kernels=fused: the fused kernels run float32/float64 on the CPU, ")
+    assert cause in str(err.value)  # only what stands in the way is named
+    check_config(compose_config("search", ["+task=sst2", setting, "hardware.kernels=auto"]), "search")
+    check_config(compose_config("search", ["+task=sst2", "hardware.precision=64-true", "hardware.kernels=fused"]),
+                 "search")
 
 
 @pytest.mark.parametrize("overrides, needle", [

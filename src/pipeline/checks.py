@@ -101,6 +101,9 @@ def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
                               f"{width}/heads channels")
 
 
+FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # what the fused CPU kernels compute in
+
+
 def check_config(cfg: DictConfig, entry: str) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
     wanted = _get(cfg, "experiment.entry")
@@ -116,12 +119,14 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)
     check_choice(cfg, "hardware.matmul_precision", MATMUL_PRECISIONS, none_ok=True)
     check_choice(cfg, "hardware.kernels", KERNEL_BACKENDS)
-    if _get(cfg, "hardware.kernels") == "fused" and (
-            _get(cfg, "hardware.accelerator") in ("gpu", "cuda")
-            or (precision is not _ABSENT and "mixed" in str(precision))):
-        raise AutoAttendError(f"hardware.kernels=fused: the fused kernels run float32 on the CPU, not with "
-                              f"hardware.accelerator={_get(cfg, 'hardware.accelerator')} and "
-                              f"hardware.precision={precision} (use hardware.kernels=auto)")
+    if _get(cfg, "hardware.kernels") == "fused":
+        accelerator = _get(cfg, "hardware.accelerator")
+        causes = ([f"hardware.accelerator={accelerator}"] if accelerator in ("gpu", "cuda") else []) + (
+            [f"hardware.precision={precision}"]
+            if precision is not _ABSENT and str(precision) not in FULL_PRECISIONS else [])
+        if causes:
+            raise AutoAttendError(f"hardware.kernels=fused: the fused kernels run float32/float64 on the CPU, not "
+                                  f"with {' and '.join(causes)} (use hardware.kernels=auto)")
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
     for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
         check_bool(cfg, key)
