@@ -50,9 +50,13 @@ def test_cpu_runs_keep_the_checkpoint_they_had(monkeypatch):
     checkpoint: dict = {}
     TorchRngCheckpoint().on_save_checkpoint(checkpoint)
     assert set(checkpoint) == {"torch_rng_state"}
-    _FakeCuda(monkeypatch, None)
-    TorchRngCheckpoint().on_load_checkpoint({"torch_rng_state": torch.get_rng_state(),
+    no_gpu = _FakeCuda(monkeypatch, None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # so that only the availability check stops it
+    cpu_state = torch.get_rng_state()
+    torch.manual_seed(123)
+    TorchRngCheckpoint().on_load_checkpoint({"torch_rng_state": cpu_state,
                                              "torch_cuda_rng_states": [torch.zeros(4, dtype=torch.uint8)]})
+    assert no_gpu.set_calls == [] and torch.equal(torch.get_rng_state(), cpu_state)
 
 
 def test_bench_measures_the_graph_figures_on_the_run_device(monkeypatch):
