@@ -217,7 +217,8 @@ def _check_text_training(cfg: DictConfig, node: str) -> None:
 
 
 def _check_graph_model(cfg: DictConfig, node: str) -> None:
-    """What graph supernets and children share: widths, optimiser, dropout, activation."""
+    """What graph supernets and children share: widths, optimiser, dropout, activation and its
+    placement, attention self loops."""
     for key in ("hidden", "heads", "sgc_k"):
         check_int(cfg, f"{node}.{key}", 1)
     check_float(cfg, f"{node}.lr", 0, low_open=True)

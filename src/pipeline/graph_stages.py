@@ -48,6 +48,7 @@ SELECTION_RULE = ("test score at the evaluation with the highest validation scor
                   "graph.retrain.eval_every epochs")
 CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
               "sgc_k", "lr", "weight_decay", "epochs")
+MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "epochs"))  # GraphNet.child's
 
 
 def _score_name(dm) -> str:
@@ -187,8 +188,7 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
     end, since a graph seed is never resumed inside its training."""
     r = cfg.graph.retrain
     pl.seed_everything(seed, workers=True, verbose=False)
-    settings = {k: hp[k] for k in ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at",
-                                   "readout", "sgc_k", "stem")}
+    settings = {k: hp[k] for k in MODEL_KEYS}
     model = GraphNet.child(dm.num_features, dm.num_classes, arch, **settings)
     kept: dict = {}
 
@@ -300,7 +300,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
         hp = _child_settings(cfg, hparams)
         source = "the architecture file's hparams" if hparams is not None else "graph.retrain"
     cap = r.epoch_cap  # applies to the HPO trials too (fit_child)
-    capped = f"; every fit capped at {cap} epochs (graph.retrain.epoch_cap)" if cap is not None else ""
+    capped = (f"; every fit capped at {cap} epochs (graph.retrain.epoch_cap)"
+              if cap is not None and int(hp["epochs"]) > int(cap) else "")
     log.info("%s: settings %s (from %s)%s", folder, hp, source, capped)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
     finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}

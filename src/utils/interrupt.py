@@ -1,4 +1,4 @@
-"""Ctrl-C held back while a checkpoint and the metrics of its step are written.
+"""Ctrl-C (or SIGTERM) held back while a checkpoint and the metrics of its step are written.
 
 An epoch-end checkpoint is written before Lightning logs that epoch's last metrics rows (the
 epoch's mean loss, the validation row). A Ctrl-C in between left a checkpoint whose resume could
@@ -48,7 +48,7 @@ def hold() -> None:
 
 
 def defer() -> bool:
-    """Called by the SIGINT handler: True (and the interrupt recorded) when held."""
+    """Called by the entry point's SIGINT / SIGTERM handler: True (and the interrupt recorded) when held."""
     if _hold.active and not _hold.pending:
         _hold.pending = True
         return True
