@@ -779,3 +779,30 @@ def test_an_earlier_sweeps_failures_do_not_fail_a_later_invocation(monkeypatch):
     monkeypatch.setattr(run, "_report_sweeps", lambda: None)
     run.hydra_entry(lambda: None)  # a run that fails nothing: returns, no SystemExit(2)
     assert run._failed_jobs == []
+
+
+def test_an_interrupted_sweep_reports_its_jobs_and_resumes_from_its_folder(tiny_data, tmp_path):
+    """Ctrl-C during a multirun's first job: the sweep's report of the jobs so far, one line naming
+    hydra.sweep.dir (a job's hydra.run.dir would not resume a sweep), exit status 130; the same
+    command with that folder finishes both jobs."""
+    import time
+
+    sweep = tmp_path / "sweep"
+    args = ("-m", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=1,2", "retrain.seeds=1",
+            "supernet.max_steps=-1", "supernet.epochs=12", f"hydra.sweep.dir={sweep}")
+    command = cli_command("src.search", *args, data_dir=tiny_data, tmp=tmp_path)
+    with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 240
+        while not list(sweep.glob("*/supernet/last.ckpt")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == (f"interrupted: what finished is kept in {sweep}; run the same command "
+                                            f"with hydra.sweep.dir={sweep} to resume")
+    assert out.strip().splitlines()[-1] == f"sweep report: {sweep / 'report.md'}"
+    (job,) = list(csv.DictReader(io.StringIO((sweep / "report.csv").read_text())))
+    assert "seed=1" in job["run"] and job["state"] == "supernet unfinished"
+    proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(sweep.glob("*/summary.json"))) == 2 and "supernet: resuming from" in proc.stdout + proc.stderr

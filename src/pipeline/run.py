@@ -224,8 +224,15 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             raise
         signum = interrupted[0] if interrupted else signal.SIGINT  # a KeyboardInterrupt raised in code
         by = " (SIGTERM)" if signum == signal.SIGTERM else ""
-        message = (f"interrupted{by}: what finished is kept in {run_dir_of(cfg)}; run the same command with "
-                   f"hydra.run.dir={run_dir_of(cfg)} to resume")
+        if _in_multirun():  # the sweep stops here: its report of the jobs so far, and how to resume them all
+            from hydra.core.hydra_config import HydraConfig
+
+            _report_sweeps()
+            kept, setting = HydraConfig.get().sweep.dir, "hydra.sweep.dir"
+        else:
+            kept, setting = run_dir_of(cfg), "hydra.run.dir"
+        message = (f"interrupted{by}: what finished is kept in {kept}; run the same command with "
+                   f"{setting}={kept} to resume")
         _log_to_files_only(message)
         print(message, file=sys.stderr)
         sys.exit(128 + int(signum))
