@@ -138,15 +138,12 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         raise ValueError("sparse_linear: sparse features must not require a gradient")
     if not x.is_coalesced():
         x = x.coalesce()
-    # in float32 also under autocast (bf16-mixed / 16-mixed): the CPU's CSR product has no
-    # bfloat16 kernel, and on CUDA autocast would run the forward in half precision while the
-    # backward multiplies the float32 values by a half-precision gradient (mixed dtypes)
-    values, weight_t = x.values(), weight.t()
-    if torch.is_autocast_enabled(x.device.type):
-        values, weight_t = values.float(), weight_t.float()
+    # autocast off (bf16-mixed / 16-mixed): the features and weights stay in their own (float32)
+    # dtype; the CPU's CSR product has no bfloat16 kernel, and on CUDA autocast would run the forward
+    # in half precision while the backward multiplies the float32 values by a half-precision gradient
     with warnings.catch_warnings(), torch.autocast(x.device.type, enabled=False):  # "sparse CSR support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
-        out = _SparseMatmul.apply(values, weight_t, _csr_pair(x))
+        out = _SparseMatmul.apply(x.values(), weight.t(), _csr_pair(x))
     return out if bias is None else out + bias
 
 

@@ -49,6 +49,7 @@ SELECTION_RULE = ("test score at the evaluation with the highest validation scor
 CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
               "sgc_k", "lr", "weight_decay", "epochs")
 MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "epochs"))  # GraphNet.child's
+SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # GraphNet.supernet's, with sharing
 
 
 def _score_name(dm) -> str:
@@ -58,10 +59,8 @@ def _score_name(dm) -> str:
 # ---- supernet --------------------------------------------------------------------------------
 def build_supernet(cfg: DictConfig, dm, space: FunctionalSpace) -> GraphNet:
     s = cfg.graph.supernet
-    return GraphNet.supernet(dm.num_features, dm.num_classes, space, hidden=s.hidden, heads=s.heads,
-                             dropout=s.dropout, attn_dropout=s.attn_dropout, act=s.act,
-                             sharing=cfg.graph.space.sharing, sgc_k=s.sgc_k, act_at=s.act_at,
-                             attn_self_loops=s.attn_self_loops)
+    return GraphNet.supernet(dm.num_features, dm.num_classes, space, sharing=cfg.graph.space.sharing,
+                             **{k: s[k] for k in SUPERNET_KEYS})
 
 
 def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -> GraphNet:
