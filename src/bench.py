@@ -219,6 +219,17 @@ def graph_figures_if_available(cfg: DictConfig) -> dict:
                          cache_dir=cfg.paths.cache_dir, device=device_of(cfg))
 
 
+def kernels_fact(device: torch.device) -> str:
+    """What the GRU and attention ops run on, for the machine facts. On the CPU the fused kernels are
+    built (or fail) here, before any timing; on a GPU they never run (they take CPU tensors only),
+    so nothing is built."""
+    if device.type != "cpu":
+        return f"torch ops ({device.type} tensors; the fused kernels are for CPU tensors)"
+    if cpu_kernels.get_backend() != "torch":
+        cpu_kernels.kernel_error()
+    return cpu_kernels.status()
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
     try:
@@ -229,12 +240,11 @@ def main(cfg: DictConfig) -> None:
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
-    if cpu_kernels.get_backend() != "torch":
-        cpu_kernels.kernel_error()  # build (or fail) before any timing, so machine facts can say which ran
+    machine_kernels = kernels_fact(device)
     run_dir = run_dir_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
                "cpu": cpu_facts(), "python": platform.python_version(),
-               "allocator": allocator.active(), "kernels": cpu_kernels.status()}
+               "allocator": allocator.active(), "kernels": machine_kernels}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))

@@ -88,3 +88,17 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == ["error: hardware=gpu but torch sees no CUDA device "
                                                 "(use hardware=cpu or hardware=auto)"]
+
+
+def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
+    """The fused kernels take CPU tensors only: a GPU bench does not build them (a build was the
+    first thing ``src.bench hardware=gpu`` did), and its machine facts say torch's ops ran."""
+    import src.bench
+
+    builds = []
+    monkeypatch.setattr(src.bench.cpu_kernels, "kernel_error", lambda: builds.append(1))
+    monkeypatch.setattr(src.bench.cpu_kernels, "get_backend", lambda: "auto")
+    fact = src.bench.kernels_fact(torch.device("cuda"))
+    assert builds == [] and fact.startswith("torch ops (cuda tensors")
+    src.bench.kernels_fact(torch.device("cpu"))
+    assert builds == [1]
