@@ -25,12 +25,12 @@ step machine
 } 2>&1 | tee -a "$LOG"
 
 step "bench: python3 -m src.bench hardware=gpu bench.reps=10 bench.warmup=3"
-timeout 240 $PY -m src.bench $HW $BENCH_ARGS hydra.run.dir=/tmp/gpu_runs/bench 2>&1 | tee -a "$LOG"
+timeout 200 $PY -m src.bench $HW $BENCH_ARGS hydra.run.dir=/tmp/gpu_runs/bench 2>&1 | tee -a "$LOG"
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 cp /tmp/gpu_runs/bench/bench.json "$OUT/" 2>/dev/null
 
 step "equivalence: python3 experiments/bench/gpu_equivalence.py"
-timeout 180 $PY experiments/bench/gpu_equivalence.py "$AUTOATTEND_DATA_DIR" "$OUT/gpu_equivalence.json" 2>&1 | tail -n 5 | tee -a "$LOG"
+timeout 150 $PY experiments/bench/gpu_equivalence.py "$AUTOATTEND_DATA_DIR" "$OUT/gpu_equivalence.json" 2>&1 | tail -n 5 | tee -a "$LOG"
 echo "exit ${PIPESTATUS[0]}" | tee -a "$LOG"
 
 for run in "sst2 smoke_sst2" "cora smoke_cora" "sst2 smoke_sst2_bf16 hardware.precision=bf16-mixed"; do
@@ -39,7 +39,7 @@ for run in "sst2 smoke_sst2" "cora smoke_cora" "sst2 smoke_sst2_bf16 hardware.pr
   shift 2
   step "python3 -m src.search +task=$task budget=smoke hardware=gpu $*"
   start=$(date +%s)
-  timeout 150 $PY -m src.search +task="$task" budget=smoke $HW "$@" hydra.run.dir=/tmp/gpu_runs/"$name" 2>&1 \
+  timeout 80 $PY -m src.search +task="$task" budget=smoke $HW "$@" hydra.run.dir=/tmp/gpu_runs/"$name" 2>&1 \
     | tail -n 25 | tee -a "$LOG"
   echo "exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -a "$LOG"
 done
