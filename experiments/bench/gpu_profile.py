@@ -87,6 +87,20 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
 
     model.train()
+    if len(sys.argv) > 5 and sys.argv[5] == "one":  # one architecture's forward + backward, profiled
+        from torch.profiler import ProfilerActivity, profile
+
+        one = space.sample_distinct(1, rng)
+        timed(lambda: backward_archs(model, batch["tokens"], batch["mask"], batch["labels"], one), reps=1)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            backward_archs(model, batch["tokens"], batch["mask"], batch["labels"], one)
+            sync()
+        events = prof.key_averages()
+        say(f"one architecture: {one[0]}")
+        say(events.table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=60))
+        say(events.table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60))
+        out.write_text("\n".join(lines) + "\n")
+        return
     for name in ("foreach", "fused", "for-loop") if gpu.type == "cuda" else ("foreach", "for-loop"):
         kwargs = {"foreach": dict(foreach=True), "fused": dict(fused=True), "for-loop": dict(foreach=False)}[name]
         opt = torch.optim.Adam(params, lr=5e-4 / 16, **kwargs)
