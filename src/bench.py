@@ -53,6 +53,7 @@ from src.models.optim import check_offload, check_state_dtype, materialise_adam_
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
 from src.pipeline.common import make_loader
+from src.pipeline.common import set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils import allocator
@@ -239,12 +240,13 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
+    precision = set_float32_precision(cfg.hardware.get("matmul_precision"))
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     machine_kernels = kernels_fact(device)
     run_dir = run_dir_of(cfg)
     machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
                "cpu": cpu_facts(), "python": platform.python_version(),
-               "allocator": allocator.active(), "kernels": machine_kernels}
+               "allocator": allocator.active(), "kernels": machine_kernels, "float32_precision": precision}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))

@@ -102,3 +102,21 @@ def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
     assert builds == [] and fact.startswith("torch ops (cuda tensors")
     src.bench.kernels_fact(torch.device("cpu"))
     assert builds == [1]
+
+
+@pytest.mark.parametrize("precision, tf32", [(None, False), ("highest", False), ("high", True)])
+def test_float32_precision_covers_cudnn_too(precision, tf32):
+    """``hardware.matmul_precision`` unset or ``highest`` means float32 in cuDNN's convolutions and
+    RNNs as well as in matmuls (torch allows TF32 in cuDNN by default: on an H200 that changed
+    logits by 1.6e-3 and a candidate's score); ``high`` allows TF32 in both."""
+    from src.pipeline.common import set_float32_precision
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = not tf32
+        assert set_float32_precision(precision) == (precision or "highest")
+        assert torch.get_float32_matmul_precision() == (precision or "highest")
+        assert torch.backends.cudnn.allow_tf32 is tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]

@@ -21,7 +21,6 @@ step machine
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   nproc; grep -m1 "model name" /proc/cpuinfo
   $PY -c "import sys, torch, lightning, torch_geometric, torchmetrics, hydra, omegaconf; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'lightning', lightning.__version__, 'pyg', torch_geometric.__version__, 'torchmetrics', torchmetrics.__version__, 'hydra', hydra.__version__)"
-  git log -1 --format='commit %h %s' 2>/dev/null || true
 } 2>&1 | tee -a "$LOG"
 
 step "bench: python3 -m src.bench hardware=gpu bench.reps=10 bench.warmup=3"

@@ -33,8 +33,24 @@ from src.utils.io import atomic_target
 log = logging.getLogger(__name__)
 
 
+def set_float32_precision(precision: str | None) -> str:
+    """float32 products as ``hardware.matmul_precision`` says; returns the precision set.
+
+    ``None`` or ``highest``: true float32 in matmuls *and* in cuDNN's convolutions and RNNs (torch
+    allows TF32 in cuDNN by default, whatever the matmul precision); ``high`` / ``medium``: TF32
+    (or bfloat16 passes) allowed in both, a labelled faster option that changes results (on an
+    H200: logits 1.6e-3 relative, a candidate's dev score by one sentence in 1,101;
+    ``experiments/README.md``, "GPU figures"). On the CPU, ``highest`` is torch's default.
+    """
+    precision = precision or "highest"
+    torch.set_float32_matmul_precision(precision)
+    torch.backends.cudnn.allow_tf32 = precision != "highest"
+    return precision
+
+
 def setup_hardware(cfg: DictConfig) -> None:
-    """Thread count, float32 matmul precision and the fused-kernel backend from the ``hardware`` group.
+    """Thread count, float32 precision (:func:`set_float32_precision`) and the fused-kernel backend
+    from the ``hardware`` group.
 
     Graph tasks default to ``graph.threads`` when ``hardware.threads`` is unset.
     """
@@ -43,8 +59,7 @@ def setup_hardware(cfg: DictConfig) -> None:
         threads = cfg.graph.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
-    if cfg.hardware.get("matmul_precision"):
-        torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
+    set_float32_precision(cfg.hardware.get("matmul_precision"))
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):
