@@ -120,3 +120,24 @@ def test_float32_precision_covers_cudnn_too(precision, tf32):
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cudnn.allow_tf32 = before[1]
+
+
+def test_run_record_names_the_gpu_and_the_float32_precision(monkeypatch):
+    """A run's machine facts say which GPU it ran on and in what float32 precision (the first GPU
+    runs' summaries said only ``cuda: true``)."""
+    from src.pipeline.common import env_summary, set_float32_precision
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        set_float32_precision("high")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+        facts = env_summary()
+        assert (facts["gpu"], facts["float32_precision"], facts["cudnn_tf32"]) == ("NVIDIA H200", "high", True)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        set_float32_precision(None)
+        facts = env_summary()
+        assert "gpu" not in facts and (facts["float32_precision"], facts["cudnn_tf32"]) == ("highest", False)
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]

@@ -390,6 +390,12 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
 
 
 def env_summary() -> dict:
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
-            "kernels": cpu_kernels.status()}
+    """The machine facts a run records (``summary.json``): a GPU's name where torch sees one, and the
+    float32 precision the run computed in (:func:`set_float32_precision`)."""
+    facts = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+             "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
+             "kernels": cpu_kernels.status(), "float32_precision": torch.get_float32_matmul_precision(),
+             "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+    if facts["cuda"]:
+        facts["gpu"] = torch.cuda.get_device_name()
+    return facts
