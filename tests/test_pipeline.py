@@ -806,3 +806,39 @@ def test_an_interrupted_sweep_reports_its_jobs_and_resumes_from_its_folder(tiny_
     proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.glob("*/summary.json"))) == 2 and "supernet: resuming from" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("signum, sweep", [(signal.SIGTERM, True), (signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum, sweep):
+    """SIGTERM (or Ctrl-C) while Hydra works between two jobs of a sweep, or before a run starts:
+    the sweep's report and how to resume it, or a word that nothing ran, and exit status 128 +
+    the signal's number. Before, SIGTERM there killed the process with no line, and Ctrl-C gave a
+    KeyboardInterrupt traceback."""
+    import sys
+    import textwrap
+
+    from tests.helpers import ROOT
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from src.pipeline import run
+
+        def main():
+            if {sweep!r}:  # a finished job registered its sweep folder
+                run._sweep_dirs.setdefault({str(tmp_path)!r})
+            os.kill(os.getpid(), {int(signum)})
+            time.sleep(30)
+
+        run.hydra_entry(main)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    assert done.returncode == 128 + int(signum), done.stderr[-2000:]
+    if sweep:
+        assert done.stderr.strip().splitlines() == [
+            f"interrupted{by} between two jobs of the sweep: what finished is kept in {tmp_path}; run the same "
+            f"command with hydra.sweep.dir={tmp_path} to resume"]
+        assert done.stdout.strip().splitlines()[-1].startswith("sweep report: none")
+    else:
+        assert done.stderr.strip().splitlines() == [f"interrupted{by} before the run started: nothing was run"]

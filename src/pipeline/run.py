@@ -295,12 +295,25 @@ def hydra_entry(main: Callable[[], None]) -> None:
     raise them instead of printing several lines; an error inside a run still shows its traceback.
     In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
     status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
-    written to the sweep folder, failed jobs or not."""
+    written to the sweep folder, failed jobs or not.
+
+    Ctrl-C or SIGTERM outside a job (while Hydra composes the config, between two jobs of a sweep,
+    during the sweep's report; inside a job :func:`entry` handles them) ends with one
+    ``interrupted:`` line and exit status 130 / 143 too: a sweep's report of the jobs so far and how
+    to resume it. Before, SIGTERM there killed the process without a word."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
     _sweep_dirs.clear()
+    interrupted: list[int] = []
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = interrupt.install(on_interrupt)
     try:
         main()
+        _report_sweeps()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         line = config_error_line(exc)
         if isinstance(exc, OverrideParseException):
@@ -309,11 +322,29 @@ def hydra_entry(main: Callable[[], None]) -> None:
                     "special characters: key='value', see https://hydra.cc/docs/advanced/override_grammar/basic)")
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
-    _report_sweeps()
+    except KeyboardInterrupt:
+        _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT)
+    finally:
+        interrupt.restore(previous)
     if _failed_jobs:
         print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; the others finished",
               file=sys.stderr)
         sys.exit(2)
+
+
+def _stopped_outside_a_job(signum: int) -> None:
+    """The ``interrupted:`` line and exit status for a stop that no job's :func:`entry` saw."""
+    by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    if _sweep_dirs:
+        interrupt.install(signal.SIG_IGN)  # the report is short: let it finish
+        _report_sweeps()
+        kept = next(iter(_sweep_dirs))
+        message = (f"interrupted{by} between two jobs of the sweep: what finished is kept in {kept}; run the same "
+                   f"command with hydra.sweep.dir={kept} to resume")
+    else:
+        message = f"interrupted{by} before the run started: nothing was run"
+    print(message, file=sys.stderr)
+    sys.exit(128 + int(signum))
 
 
 def _report_sweeps() -> None:
