@@ -842,3 +842,36 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
         assert done.stdout.strip().splitlines()[-1].startswith("sweep report: none")
     else:
         assert done.stderr.strip().splitlines() == [f"interrupted{by} before the run started: nothing was run"]
+
+
+def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
+    """Two SIGTERMs in a row during a run: the first one's line (how to resume) and 143, not a
+    second message from outside the job claiming that nothing ran."""
+    import sys
+    import textwrap
+
+    from tests.helpers import ROOT
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from omegaconf import OmegaConf
+        from src.pipeline import run
+        import src.pipeline.run as r
+
+        def job(cfg):
+            original = r._log_to_files_only
+            def second_stop(message):  # the second signal arrives while the first is reported
+                os.kill(os.getpid(), signal.SIGTERM)
+                original(message)
+            r._log_to_files_only = second_stop
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+
+        run.hydra_entry(lambda: run.entry(job, OmegaConf.create({{"paths": {{"output_dir": {str(tmp_path)!r}}}}})))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"interrupted (SIGTERM): what finished is kept in {tmp_path}; run the same command with "
+        f"hydra.run.dir={tmp_path} to resume"]

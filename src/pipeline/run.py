@@ -222,6 +222,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not interrupted:
             raise
+        interrupt.install(signal.SIG_IGN)  # a second stop must not cut the report and the line short
         signum = interrupted[0] if interrupted else signal.SIGINT  # a KeyboardInterrupt raised in code
         by = " (SIGTERM)" if signum == signal.SIGTERM else ""
         if _in_multirun():  # the sweep stops here: its report of the jobs so far, and how to resume them all
@@ -334,9 +335,9 @@ def hydra_entry(main: Callable[[], None]) -> None:
 
 def _stopped_outside_a_job(signum: int) -> None:
     """The ``interrupted:`` line and exit status for a stop that no job's :func:`entry` saw."""
+    interrupt.install(signal.SIG_IGN)  # the report and the line are short: let them finish
     by = " (SIGTERM)" if signum == signal.SIGTERM else ""
     if _sweep_dirs:
-        interrupt.install(signal.SIG_IGN)  # the report is short: let it finish
         _report_sweeps()
         kept = next(iter(_sweep_dirs))
         message = (f"interrupted{by} between two jobs of the sweep: what finished is kept in {kept}; run the same "
