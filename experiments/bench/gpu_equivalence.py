@@ -16,7 +16,7 @@ graph: 100 single-path steps), so the scores compared are not those of an untrai
 predicts one class everywhere.
 
 Each comparison is made twice: with float32 products on the GPU (TF32 off) and with TF32 on
-(`hardware=gpu` sets ``matmul_precision: high``, which allows it). Prints one JSON object and
+(``hardware.matmul_precision=high``, the GPU config's setting before 2b9b0ad). Prints one JSON object and
 writes it to the path given as the second argument. Run on a machine with a CUDA device:
 
     python experiments/bench/gpu_equivalence.py <data_dir> <out.json>

@@ -63,7 +63,7 @@ def main() -> None:
 
     gpu = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cuda")
     layers = int(sys.argv[4]) if len(sys.argv) > 4 else 24
-    torch.set_float32_matmul_precision("high")  # as hardware=gpu
+    torch.set_float32_matmul_precision("high")  # as hardware=gpu did before 2b9b0ad (TF32)
     trees = data_dir / "sst" / "trees"
     if all((trees / f).is_file() for f in ("train.txt", "dev.txt", "test.txt")):
         dm = SSTDataModule(str(data_dir), 5, train_level="sentence", cache_dir="/tmp/autoattend_cache", seed=0)
