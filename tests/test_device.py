@@ -132,8 +132,10 @@ def test_run_record_names_the_gpu_and_the_float32_precision(monkeypatch):
         set_float32_precision("high")
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
-        facts = env_summary()
+        facts = env_summary("cuda")
         assert (facts["gpu"], facts["float32_precision"], facts["cudnn_tf32"]) == ("NVIDIA H200", "high", True)
+        assert facts["kernels"].startswith("torch ops (cuda tensors")  # not the CPU kernels' build state
+        assert "gpu" not in env_summary("cpu")  # a hardware=cpu run on a machine with a GPU
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         set_float32_precision(None)
         facts = env_summary()

@@ -389,13 +389,17 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
 
 
-def env_summary() -> dict:
-    """The machine facts a run records (``summary.json``): a GPU's name where torch sees one, and the
-    float32 precision the run computed in (:func:`set_float32_precision`)."""
+def env_summary(device: torch.device | str = "cpu") -> dict:
+    """The machine facts a run records (``summary.json``): for a run on a GPU (``device``) that GPU's
+    name, and what its ops ran on (the fused kernels take CPU tensors only); the float32 precision
+    the run computed in (:func:`set_float32_precision`)."""
+    device = torch.device(device)
+    on_gpu = device.type == "cuda"
     facts = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
              "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
-             "kernels": cpu_kernels.status(), "float32_precision": torch.get_float32_matmul_precision(),
-             "cudnn_tf32": torch.backends.cudnn.allow_tf32}
-    if facts["cuda"]:
-        facts["gpu"] = torch.cuda.get_device_name()
+             "kernels": "torch ops (cuda tensors; the fused kernels are for CPU tensors)" if on_gpu
+             else cpu_kernels.status(),
+             "float32_precision": torch.get_float32_matmul_precision(), "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+    if on_gpu:
+        facts["gpu"] = torch.cuda.get_device_name(device)
     return facts

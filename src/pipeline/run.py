@@ -58,6 +58,7 @@ def run_search(cfg: DictConfig) -> dict:
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
     from src.pipeline.common import build_datamodule, env_summary
+    from src.utils.device import device_of
 
     st = graph_stages if graph else stages
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
@@ -73,7 +74,7 @@ def run_search(cfg: DictConfig) -> dict:
         results = st.retrain(cfg, best, dm, run_dir) if seeds > 0 else None
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "best_val_acc_supernet": best_score,
                "retrain": None if results is None else _retrain_summary(results),
-               **_timing(timer), "machine": env_summary()}
+               **_timing(timer), "machine": env_summary(device_of(cfg))}
     metric = _metric_name(graph, dm)
     line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
@@ -114,6 +115,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
     from src.pipeline.common import build_datamodule, env_summary
+    from src.utils.device import device_of
 
     hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name) if graph else None
     # the architecture's content, not only its name or path: an edited file is another run
@@ -124,7 +126,7 @@ def run_retrain(cfg: DictConfig) -> dict:
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
-               "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary()}
+               "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg))}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
