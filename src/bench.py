@@ -52,8 +52,7 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
-from src.pipeline.common import make_loader
-from src.pipeline.common import set_float32_precision
+from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
 from src.space import FunctionalSpace
 from src.utils import allocator
@@ -224,11 +223,9 @@ def kernels_fact(device: torch.device) -> str:
     """What the GRU and attention ops run on, for the machine facts. On the CPU the fused kernels are
     built (or fail) here, before any timing; on a GPU they never run (they take CPU tensors only),
     so nothing is built."""
-    if device.type != "cpu":
-        return f"torch ops ({device.type} tensors; the fused kernels are for CPU tensors)"
-    if cpu_kernels.get_backend() != "torch":
+    if device.type == "cpu" and cpu_kernels.get_backend() != "torch":
         cpu_kernels.kernel_error()
-    return cpu_kernels.status()
+    return cpu_kernels.status_on(device)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")

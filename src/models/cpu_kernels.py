@@ -200,6 +200,15 @@ def status() -> str:
     return "fused kernels not built yet (no GRU or attention has run)"
 
 
+def status_on(device: torch.device | str) -> str:
+    """:func:`status` for a run on ``device``: on a GPU the ops are torch's (the kernels take CPU
+    tensors only), whatever the backend."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return f"torch ops ({device.type} tensors; the fused kernels are for CPU tensors)"
+    return status()
+
+
 def use_kernel(x: torch.Tensor) -> bool:
     """Whether an op should run ``x`` through a kernel under the current backend. Not under CPU
     autocast (``hardware.precision`` bf16-mixed / 16-mixed): the kernels compute in one float dtype,

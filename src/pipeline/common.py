@@ -397,8 +397,7 @@ def env_summary(device: torch.device | str = "cpu") -> dict:
     on_gpu = device.type == "cuda"
     facts = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
              "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
-             "kernels": "torch ops (cuda tensors; the fused kernels are for CPU tensors)" if on_gpu
-             else cpu_kernels.status(),
+             "kernels": cpu_kernels.status_on(device),
              "float32_precision": torch.get_float32_matmul_precision(), "cudnn_tf32": torch.backends.cudnn.allow_tf32}
     if on_gpu:
         facts["gpu"] = torch.cuda.get_device_name(device)
