@@ -36,8 +36,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from src.bench import _StandIn  # noqa: E402
-from src.data.sst import SSTDataModule  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from src.bench import _data  # noqa: E402
 from src.estimator import SupernetEstimator  # noqa: E402
 from src.models import cpu_kernels  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
@@ -77,14 +78,8 @@ def compare_grads(cpu: dict, gpu: dict) -> dict:
 
 
 def text_case(data_dir: Path, gpu: torch.device) -> dict:
-    trees = data_dir / "sst" / "trees"
-    if all((trees / f).is_file() for f in ("train.txt", "dev.txt", "test.txt")):
-        dm = SSTDataModule(str(data_dir), 5, train_level="sentence", cache_dir="/tmp/autoattend_cache", seed=0)
-        dm.prepare_data()
-        dm.setup()
-        source = f"real SST-5 trees ({trees})"
-    else:
-        dm, source = _StandIn(0), "generated stand-in"
+    dm, source = _data(OmegaConf.create({"paths": {"data_dir": str(data_dir), "cache_dir": "/tmp/autoattend_cache"},
+                                         "seed": 0}))
     space = FunctionalSpace(24)
     torch.manual_seed(0)
     # no dropout, so that train mode (which cuDNN's GRU backward needs) computes the same on both devices

@@ -26,8 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from src.bench import _StandIn  # noqa: E402
-from src.data.sst import SSTDataModule  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from src.bench import _data  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.optim import materialise_adam_state  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402
@@ -64,13 +65,8 @@ def main() -> None:
     gpu = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cuda")
     layers = int(sys.argv[4]) if len(sys.argv) > 4 else 24
     torch.set_float32_matmul_precision("high")  # as hardware=gpu did before 2b9b0ad (TF32)
-    trees = data_dir / "sst" / "trees"
-    if all((trees / f).is_file() for f in ("train.txt", "dev.txt", "test.txt")):
-        dm = SSTDataModule(str(data_dir), 5, train_level="sentence", cache_dir="/tmp/autoattend_cache", seed=0)
-        dm.prepare_data()
-        dm.setup()
-    else:
-        dm = _StandIn(0)
+    dm, _ = _data(OmegaConf.create({"paths": {"data_dir": str(data_dir), "cache_dir": "/tmp/autoattend_cache"},
+                                    "seed": 0}))
     space = FunctionalSpace(layers)
     torch.manual_seed(0)
     model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full").to(gpu)
