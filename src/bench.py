@@ -181,13 +181,14 @@ def text_figures(cfg: DictConfig) -> dict:
     val = make_loader(dm.val_set, b.eval_batch_size, False, cfg.seed)
     score_workers = resolve_workers(b.get("score_workers", "auto"), device, "bench.score_workers")
     figures["candidate_score_workers"] = score_workers
-    estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size", 128),
+    estimator = SupernetEstimator(model, val, device, bucket_size=b.get("score_bucket_size"),
                                   workers=score_workers)
     model.eval()  # as the search stage does, once for all candidates
     candidates = iter(space.sample_distinct(b.reps + b.warmup, random.Random(cfg.seed + 1)))
     times = _timed(lambda: estimator(next(candidates)), b.reps, b.warmup, device)
     figures["candidate_score_s"] = round(statistics.median(times), 3)
     figures["candidate_score_examples"] = estimator.num_examples
+    figures["candidate_score_bucket_size"] = estimator.bucket_size
     log.info("candidate scoring: median %.2f s on %d examples", figures["candidate_score_s"], estimator.num_examples)
     del model, opt, estimator
 

@@ -356,6 +356,20 @@ def test_gru_without_packing_matches_packed_outputs_and_gradients():
         assert torch.allclose(op(x, mask, path="unpacked"), outs[0], atol=1e-6)
 
 
+def test_gru_path_is_unpacked_off_the_cpu_and_packed_or_fused_on_it():
+    from src.models import cpu_kernels
+    from src.models.ops import default_gru_path
+
+    # packing syncs with the host and loops over time steps: a loss on a GPU (README "Performance")
+    assert default_gru_path(torch.empty(2, 3, 8, device="meta")) == "unpacked"
+    before = cpu_kernels.get_backend()
+    try:
+        cpu_kernels.set_backend("torch")
+        assert default_gru_path(torch.zeros(2, 3, 8)) == "packed"
+    finally:
+        cpu_kernels.set_backend(before)
+
+
 def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -519,6 +533,26 @@ def test_fast_candidate_scoring_gives_the_plain_scores(window, workers):
     with torch.no_grad():
         num = sum(accuracy_on_batch(model, b, archs[0])[0] for b in _val_batches())
     assert estimator(archs[0]) == num / 70
+
+
+def test_scoring_buckets_default_by_device_and_give_the_same_scores_at_any_size():
+    from src.estimator import SupernetEstimator, default_bucket_size
+
+    assert default_bucket_size("cpu") == 128 and default_bucket_size("cuda") == 512
+    space = FunctionalSpace(3)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2).eval()
+    assert SupernetEstimator(model, _val_batches(), "cpu").bucket_size == 128
+    archs = space.sample_distinct(6, random.Random(2))
+    scores = []
+    for size in (1, 8, 70, 128):
+        estimator = SupernetEstimator(model, _val_batches(), "cpu", bucket_size=size)
+        assert len(estimator.fast_batches) == -(-70 // size)
+        scores.append([estimator(a) for a in archs])
+    assert all(s == scores[0] for s in scores) and scores[0] == [estimator.plain(a) for a in archs]
+    for bad in (0, -4, 2.5):
+        with pytest.raises(ValueError, match="bucket size must be an integer >= 1"):
+            SupernetEstimator(model, _val_batches(), "cpu", bucket_size=bad)
 
 
 def test_scoring_switches_modes_only_for_a_training_model(monkeypatch):

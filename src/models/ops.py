@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Iterator
 
@@ -23,6 +24,12 @@ from src.models.linear import linear
 from src.models.mask_cache import per_mask
 
 _dropout_rng = threading.local()
+
+# cuDNN warns at each GRU call site that the weights it gets are not one contiguous chunk: the
+# unpacked GRU path passes one direction's half of nn.GRU's flat buffer by design, and the copy
+# cuDNN makes of those four small tensors is part of the time measured for that path.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk",
+                        category=UserWarning, module=__name__)
 
 
 @contextmanager
@@ -571,24 +578,37 @@ def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(pos < n, n - 1 - pos, pos)
 
 
+def default_gru_path(h: torch.Tensor) -> str:
+    """The :class:`GRUOp` path for input ``h`` when the caller names none: ``fused`` where the CPU
+    kernels run, ``packed`` on CPU without them, ``unpacked`` on any other device."""
+    if cpu_kernels.use_kernel(h):
+        return "fused"
+    return "packed" if h.device.type == "cpu" else "unpacked"
+
+
 class GRUOp(nn.Module):
     """Pre-norm bidirectional GRU (hidden = D), the two directions summed, then dropout.
 
     The backward direction starts at each sequence's last real token, never at the padding. Three
-    exact ways to get there (``path``; ``None`` picks by ``hardware.kernels``, see
-    :mod:`src.models.cpu_kernels`):
+    exact ways to get there (``path``; ``None`` picks by device and ``hardware.kernels``,
+    :func:`default_gru_path`):
 
     * ``"fused"`` (the CPU default): the fused kernel over the sequences packed by length;
-    * ``"packed"`` (the default elsewhere): ``nn.GRU`` over the sequences packed by length;
-    * ``"unpacked"``: no packing. The forward direction runs on the right-padded batch (a real
-      position only sees earlier positions); the backward direction runs forward over each
-      sequence reversed within its length, and its output is reversed back.
+    * ``"packed"`` (the default on CPU without the kernels): ``nn.GRU`` over the sequences packed
+      by length;
+    * ``"unpacked"`` (the default on a GPU): no packing. The forward direction runs on the
+      right-padded batch (a real position only sees earlier positions); the backward direction
+      runs forward over each sequence reversed within its length, and its output is reversed back.
 
     ``tests/test_models.py`` and ``tests/test_cpu_kernels.py`` check all three give the same outputs
     and gradients. On CPU (1 thread, SST-5 training batch: 128 sentences, mean length 18.5, padded
     to 47) packed and unpacked took the same time for forward + backward (96 vs 97.5 ms) and
     packing was faster without autograd; the fused kernel takes about a third of that
-    (``experiments/README.md``).
+    (``experiments/README.md``). On a GPU packing costs far more than the padding it saves: it
+    sends the lengths to the host (a synchronisation) and packs and unpacks one time step at a
+    time, so there the unpacked path took the paper supernet's 16-architecture forward + backward
+    from 4.39 to 1.98 s and a candidate's scoring from 0.47 to 0.34 s (H200; ``experiments/README.md``,
+    "GPU figures").
     """
 
     PATHS = ("fused", "packed", "unpacked")
@@ -604,7 +624,7 @@ class GRUOp(nn.Module):
         """x: (B, T, D), mask: (B, T) True at real tokens -> (B, T, D), zero at padded positions."""
         h = masked_layer_norm(self.norm, x, mask)  # padded rows are never read
         if path is None:
-            path = "fused" if cpu_kernels.use_kernel(h) else "packed"
+            path = default_gru_path(h)
         if path == "fused":
             out = fused_gru.bidirectional_gru(self.gru, h, mask)
         elif path == "packed":
