@@ -52,6 +52,7 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import check_offload, check_state_dtype, materialise_adam_state, supernet_adam
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
+from src.pipeline.checks import check_bench_config
 from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
 from src.space import FunctionalSpace
@@ -231,8 +232,9 @@ def kernels_fact(device: torch.device) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
-    try:
-        device = device_of(cfg)  # hardware=gpu without a GPU: one line, as the other entry points say it
+    try:  # a bad setting or hardware=gpu without a GPU: one line, as the other entry points say it
+        check_bench_config(cfg)
+        device = device_of(cfg)
     except AutoAttendError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -90,6 +90,25 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
                                                 "(use hardware=cpu or hardware=auto)"]
 
 
+@pytest.mark.parametrize("override, message", [
+    ("hardware.matmul_precision=fast", "error: hardware.matmul_precision: expected one of highest, high, medium "
+                                       "or null, got 'fast'"),
+    ("bench.score_bucket_size=0", "error: bench.score_bucket_size: expected an integer >= 1 or null, got 0"),
+    ("bench.arch_workers=many", "error: bench.arch_workers: expected auto or an integer >= 1, got 'many'"),
+    ("bench.optimizer_state=int8", "error: bench.optimizer_state: expected one of float32, bfloat16, got 'int8'"),
+])
+def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, override, message):
+    """A bad bench or hardware setting was a traceback, from torch or halfway through the figures
+    (after loading the data and building the supernet); now one line, exit status 2, nothing written."""
+    env = {**os.environ, "AUTOATTEND_ALLOCATOR": "system"}
+    done = subprocess.run([sys.executable, "-m", "src.bench", override, f"paths.output_dir={tmp_path}",
+                           f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "run" / "bench.json").exists()
+
+
 def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
     """The fused kernels take CPU tensors only: a GPU bench does not build them (a build was the
     first thing ``src.bench hardware=gpu`` did), and its machine facts say torch's ops ran."""

@@ -104,13 +104,8 @@ def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
 FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # what the fused CPU kernels compute in
 
 
-def check_config(cfg: DictConfig, entry: str) -> None:
-    """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
-    wanted = _get(cfg, "experiment.entry")
-    if wanted is not _ABSENT and wanted != entry:
-        raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
-                              f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
-    check_int(cfg, "seed", 0)
+def check_hardware(cfg: DictConfig) -> None:
+    """Raise :class:`AutoAttendError` on the first bad value of the ``hardware`` group."""
     check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
     check_int(cfg, "hardware.num_workers", 0)
     check_float(cfg, "hardware.progress_every_s", 0.0, low_open=True, none_ok=True)
@@ -127,6 +122,16 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         if causes:
             raise AutoAttendError(f"hardware.kernels=fused: the fused kernels run float32/float64 on the CPU, not "
                                   f"with {' and '.join(causes)} (use hardware.kernels=auto)")
+
+
+def check_config(cfg: DictConfig, entry: str) -> None:
+    """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
+    wanted = _get(cfg, "experiment.entry")
+    if wanted is not _ABSENT and wanted != entry:
+        raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
+                              f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
+    check_int(cfg, "seed", 0)
+    check_hardware(cfg)
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
     for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
         check_bool(cfg, key)
@@ -173,6 +178,27 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_float(cfg, f"{r}.checkpoint_every_min", 0, none_ok=True)
     _check_text_training(cfg, r)
     _check_graph(cfg, entry)
+
+
+def check_bench_config(cfg: DictConfig) -> None:
+    """Raise :class:`AutoAttendError` on the first bad value of the ``bench`` config (``src.bench``)."""
+    check_int(cfg, "seed", 0)
+    check_hardware(cfg)
+    check_choice(cfg, "space.sharing", SHARING_MODES)
+    for key in ("num_layers", "dim", "heads", "archs_per_step", "batch_size", "eval_batch_size", "retrain_dim", "reps"):
+        check_int(cfg, f"bench.{key}", 1)
+    check_int(cfg, "bench.warmup", 0)
+    check_int(cfg, "bench.score_bucket_size", 1, none_ok=True)
+    for key in ("arch_workers", "score_workers"):
+        value = _get(cfg, f"bench.{key}")
+        if value is not _ABSENT and value not in (None, "auto") and (isinstance(value, bool) or not isinstance(value, int)
+                                                                     or value < 1):
+            _fail(f"bench.{key}", "auto or an integer >= 1", value)
+    check_choice(cfg, "bench.optimizer_state", OPTIMIZER_STATES)
+    for key in ("recompute", "optimizer_offload"):
+        check_bool(cfg, f"bench.{key}")
+    for node, width in (("bench", "dim"), ("bench", "retrain_dim")):
+        _check_heads(cfg, node, width)
 
 
 def _check_csv_task(cfg: DictConfig) -> None:
