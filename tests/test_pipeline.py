@@ -808,12 +808,16 @@ def test_an_interrupted_sweep_reports_its_jobs_and_resumes_from_its_folder(tiny_
     assert len(list(sweep.glob("*/summary.json"))) == 2 and "supernet: resuming from" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("signum, sweep", [(signal.SIGTERM, True), (signal.SIGINT, True), (signal.SIGTERM, False)])
-def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum, sweep):
-    """SIGTERM (or Ctrl-C) while Hydra works between two jobs of a sweep, or before a run starts:
-    the sweep's report and how to resume it, or a word that nothing ran, and exit status 128 +
-    the signal's number. Before, SIGTERM there killed the process with no line, and Ctrl-C gave a
-    KeyboardInterrupt traceback."""
+@pytest.mark.parametrize("signum, phase", [(signal.SIGTERM, "between jobs"), (signal.SIGINT, "between jobs"),
+                                           (signal.SIGTERM, "before the run"), (signal.SIGINT, "sweep report"),
+                                           (signal.SIGTERM, "after the run")])
+def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum, phase):
+    """SIGTERM (or Ctrl-C) while Hydra works outside a job: between two jobs of a sweep (the
+    sweep's report and how to resume it), before a run starts (nothing ran), while the sweep's
+    report is written after its last job, or while Hydra tears down a finished single run (said as
+    such, not as "between two jobs" or "nothing was run"), and exit status 128 + the signal's number.
+    Before, SIGTERM there killed the process with no line, and Ctrl-C gave a KeyboardInterrupt
+    traceback."""
     import sys
     import textwrap
 
@@ -824,24 +828,44 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
         sys.path.insert(0, {str(ROOT)!r})
         from src.pipeline import run
 
-        def main():
-            if {sweep!r}:  # a finished job registered its sweep folder
-                run._sweep_dirs.setdefault({str(tmp_path)!r})
+        def stop():
             os.kill(os.getpid(), {int(signum)})
             time.sleep(30)
+
+        real_report, reports = run._report_sweeps, []
+
+        def report():  # the first report (after the last job) is stopped halfway
+            reports.append(1)
+            if {phase!r} == "sweep report" and len(reports) == 1:
+                stop()
+            real_report()
+
+        run._report_sweeps = report
+
+        def main():
+            if {phase!r} in ("between jobs", "sweep report"):  # a finished job registered its sweep folder
+                run._sweep_dirs.setdefault({str(tmp_path)!r})
+            if {phase!r} == "after the run":  # the job returned; Hydra is tearing down
+                run._finished_runs.append({str(tmp_path)!r})
+            if {phase!r} != "sweep report":
+                stop()
 
         run.hydra_entry(main)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     by = " (SIGTERM)" if signum == signal.SIGTERM else ""
     assert done.returncode == 128 + int(signum), done.stderr[-2000:]
-    if sweep:
-        assert done.stderr.strip().splitlines() == [
-            f"interrupted{by} between two jobs of the sweep: what finished is kept in {tmp_path}; run the same "
-            f"command with hydra.sweep.dir={tmp_path} to resume"]
+    expected = {
+        "between jobs": f"interrupted{by} between two jobs of the sweep: what finished is kept in {tmp_path}; run the "
+                        f"same command with hydra.sweep.dir={tmp_path} to resume",
+        "sweep report": f"interrupted{by} while the sweep's report was written: every job had ended; the jobs and the "
+                        f"report are in {tmp_path}",
+        "before the run": f"interrupted{by} before the run started: nothing was run",
+        "after the run": f"interrupted{by} after the run finished: its results are in {tmp_path}",
+    }[phase]
+    assert done.stderr.strip().splitlines() == [expected]
+    if phase in ("between jobs", "sweep report"):  # the report is written in full all the same
         assert done.stdout.strip().splitlines()[-1].startswith("sweep report: none")
-    else:
-        assert done.stderr.strip().splitlines() == [f"interrupted{by} before the run started: nothing was run"]
 
 
 def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
@@ -875,3 +899,25 @@ def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"interrupted (SIGTERM): what finished is kept in {tmp_path}; run the same command with "
         f"hydra.run.dir={tmp_path} to resume"]
+
+
+def test_a_single_run_that_returned_is_remembered_for_a_stop_during_teardown(tmp_path):
+    """``entry`` notes the run folder of a single run whose job returned, which a stop while Hydra
+    tears down then names (see the test above); a failed run is not noted."""
+    from omegaconf import OmegaConf
+
+    from src.pipeline import run
+    from src.utils.errors import AutoAttendError
+
+    run._finished_runs.clear()
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
+    assert run.entry(lambda c: {"done": True}, cfg) == {"done": True}
+    assert run._finished_runs == [str(tmp_path)]
+
+    def fails(c):
+        raise AutoAttendError("bad input")
+
+    with pytest.raises(SystemExit):
+        run.entry(fails, OmegaConf.create({"paths": {"output_dir": str(tmp_path / "other")}}))
+    assert run._finished_runs == [str(tmp_path)]
+    run._finished_runs.clear()

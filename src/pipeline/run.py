@@ -200,6 +200,11 @@ def _log_to_files_only(message: str) -> None:
             handler.handle(record)
 
 
+def _named_signal(signum: int) -> str:
+    """What an ``interrupted:`` line adds after "interrupted" for the stopping signal (Ctrl-C: nothing)."""
+    return " (SIGTERM)" if signum == signal.SIGTERM else ""
+
+
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C
     (SIGINT) or SIGTERM one ``interrupted:`` line saying how to resume and exit status 128 + the
@@ -220,13 +225,16 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 
         _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
     try:
-        return fn(cfg)
+        result = fn(cfg)
+        if not _in_multirun():
+            _finished_runs.append(str(run_dir_of(cfg)))
+        return result
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not interrupted:
             raise
         interrupt.install(signal.SIG_IGN)  # a second stop must not cut the report and the line short
         signum = interrupted[0] if interrupted else signal.SIGINT  # a KeyboardInterrupt raised in code
-        by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+        by = _named_signal(signum)
         if _in_multirun():  # the sweep stops here: its report of the jobs so far, and how to resume them all
             from hydra.core.hydra_config import HydraConfig
 
@@ -259,6 +267,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
+_finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
 
 
 def _in_multirun() -> bool:
@@ -301,13 +310,16 @@ def hydra_entry(main: Callable[[], None]) -> None:
     written to the sweep folder, failed jobs or not.
 
     Ctrl-C or SIGTERM outside a job (while Hydra composes the config, between two jobs of a sweep,
-    during the sweep's report; inside a job :func:`entry` handles them) ends with one
-    ``interrupted:`` line and exit status 130 / 143 too: a sweep's report of the jobs so far and how
-    to resume it. Before, SIGTERM there killed the process without a word."""
+    during the sweep's report, while Hydra tears down a finished run; inside a job :func:`entry`
+    handles them) ends with one ``interrupted:`` line saying which of those it was and exit status
+    130 / 143 too: a sweep's report of the jobs so far and how to resume it. Before, SIGTERM there
+    killed the process without a word."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
     _sweep_dirs.clear()
+    _finished_runs.clear()
     interrupted: list[int] = []
+    main_returned = False
 
     def on_interrupt(signum, frame):
         interrupted.append(signum)
@@ -316,6 +328,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
     previous = interrupt.install(on_interrupt)
     try:
         main()
+        main_returned = True
         _report_sweeps()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         line = config_error_line(exc)
@@ -326,7 +339,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT)
+        _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT, main_returned)
     finally:
         interrupt.restore(previous)
     if _failed_jobs:
@@ -335,15 +348,23 @@ def hydra_entry(main: Callable[[], None]) -> None:
         sys.exit(2)
 
 
-def _stopped_outside_a_job(signum: int) -> None:
-    """The ``interrupted:`` line and exit status for a stop that no job's :func:`entry` saw."""
+def _stopped_outside_a_job(signum: int, every_job_ended: bool) -> None:
+    """The ``interrupted:`` line and exit status for a stop that no job's :func:`entry` saw:
+    before a run, between two jobs of a sweep, while the sweep's report is written
+    (``every_job_ended``), or while Hydra tears down a single run that finished."""
     interrupt.install(signal.SIG_IGN)  # the report and the line are short: let them finish
-    by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    by = _named_signal(signum)
     if _sweep_dirs:
         _report_sweeps()
         kept = next(iter(_sweep_dirs))
-        message = (f"interrupted{by} between two jobs of the sweep: what finished is kept in {kept}; run the same "
-                   f"command with hydra.sweep.dir={kept} to resume")
+        if every_job_ended:
+            message = (f"interrupted{by} while the sweep's report was written: every job had ended; the jobs and "
+                       f"the report are in {kept}")
+        else:
+            message = (f"interrupted{by} between two jobs of the sweep: what finished is kept in {kept}; run the "
+                       f"same command with hydra.sweep.dir={kept} to resume")
+    elif _finished_runs:
+        message = f"interrupted{by} after the run finished: its results are in {_finished_runs[-1]}"
     else:
         message = f"interrupted{by} before the run started: nothing was run"
     print(message, file=sys.stderr)
