@@ -29,7 +29,6 @@ import json
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from src.bench import _data  # noqa: E402
+from src.bench import _data, _timed  # noqa: E402
 from src.estimator import SupernetEstimator  # noqa: E402
 from src.models import ops  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
@@ -65,21 +64,9 @@ def main() -> None:
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name()
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     def timed(fn, reps: int = 5, warmup: int = 2) -> float:
-        for _ in range(warmup):
-            fn()
-        sync()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return round(statistics.median(times), 4)
+        """Median seconds of ``reps`` synchronised calls after ``warmup`` (the bench's timing)."""
+        return round(statistics.median(_timed(fn, reps, warmup, device)), 4)
 
     def say(key: str, value) -> None:
         results[key] = value

@@ -19,7 +19,6 @@ from __future__ import annotations
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from src.bench import _data  # noqa: E402
+from src.bench import _data, _timed  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.optim import materialise_adam_state  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402
@@ -42,16 +41,8 @@ def sync() -> None:
 
 
 def timed(fn, reps: int = 5, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median seconds of ``reps`` synchronised calls after ``warmup`` (the bench's timing)."""
+    return statistics.median(_timed(fn, reps, warmup, torch.device("cuda" if torch.cuda.is_available() else "cpu")))
 
 
 def main() -> None:
