@@ -580,10 +580,8 @@ def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
 
 def default_gru_path(h: torch.Tensor) -> str:
     """The :class:`GRUOp` path for input ``h`` when the caller names none: ``fused`` where the CPU
-    kernels run, ``packed`` on CPU without them, ``unpacked`` on any other device."""
-    if cpu_kernels.use_kernel(h):
-        return "fused"
-    return "packed" if h.device.type == "cpu" else "unpacked"
+    kernels run, else ``unpacked`` (on a GPU, and on CPU with ``hardware.kernels=torch``)."""
+    return "fused" if cpu_kernels.use_kernel(h) else "unpacked"
 
 
 class GRUOp(nn.Module):
@@ -594,21 +592,19 @@ class GRUOp(nn.Module):
     :func:`default_gru_path`):
 
     * ``"fused"`` (the CPU default): the fused kernel over the sequences packed by length;
-    * ``"packed"`` (the default on CPU without the kernels): ``nn.GRU`` over the sequences packed
-      by length;
-    * ``"unpacked"`` (the default on a GPU): no packing. The forward direction runs on the
-      right-padded batch (a real position only sees earlier positions); the backward direction
-      runs forward over each sequence reversed within its length, and its output is reversed back.
+    * ``"packed"``: ``nn.GRU`` over the sequences packed by length;
+    * ``"unpacked"`` (the default elsewhere: a GPU, or CPU with ``hardware.kernels=torch``): no
+      packing. The forward direction runs on the right-padded batch (a real position only sees
+      earlier positions); the backward direction runs forward over each sequence reversed within
+      its length, and its output is reversed back.
 
     ``tests/test_models.py`` and ``tests/test_cpu_kernels.py`` check all three give the same outputs
-    and gradients. On CPU (1 thread, SST-5 training batch: 128 sentences, mean length 18.5, padded
-    to 47) packed and unpacked took the same time for forward + backward (96 vs 97.5 ms) and
-    packing was faster without autograd; the fused kernel takes about a third of that
-    (``experiments/README.md``). On a GPU packing costs far more than the padding it saves: it
-    sends the lengths to the host (a synchronisation) and packs and unpacks one time step at a
-    time, so there the unpacked path took the paper supernet's 16-architecture forward + backward
-    from 4.39 to 1.98 s and a candidate's scoring from 0.47 to 0.34 s (H200; ``experiments/README.md``,
-    "GPU figures").
+    and gradients. The fused kernel takes about a third of the time of the other two on CPU. Packing
+    costs more than the padding it saves: it sorts, packs and unpacks one time step at a time, and
+    on a GPU sends the lengths to the host (a synchronisation). Unpacked, the paper supernet's
+    16-architecture forward + backward took 4.39 -> 1.98 s on an H200 and 12.8-13.1 -> 9.6-10.1 s
+    on 2 CPU cores with torch's ops (interleaved A/B), a candidate's scoring 0.47 -> 0.34 s on the
+    H200 and 0.99 -> 0.93 s on the CPU (``experiments/README.md``, "GPU: the GRU unpacked ...").
     """
 
     PATHS = ("fused", "packed", "unpacked")
