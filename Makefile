@@ -58,10 +58,14 @@ reproduce-args:
 	@test -f $(EXP_CFG) || { echo "error: no experiment $(EXP) ($(EXP_CFG) does not exist); make experiments lists them" >&2; exit 2; }
 
 # each config's name and the first sentence of its header comment, wrapped
+# the experiment configs `make experiments` lists, each with the first sentence of its header
+# ("e.g.", "i.e.", "cf." and "vs." do not end a sentence)
+EXP_DIR ?= experiments/conf/experiment
 experiments:
-	@for f in experiments/conf/experiment/*.yaml; do \
+	@for f in $(EXP_DIR)/*.yaml; do \
 		awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); t = t (t == "" ? "" : " ") $$0; \
-			if (match(t, /[.]( |$$)/)) {t = substr(t, 1, RSTART); exit}} END {print t}' $$f \
+			u = t; gsub(/e[.]g[.]/, "e_g_", u); gsub(/i[.]e[.]/, "i_e_", u); gsub(/(cf|vs)[.]/, "xx_", u); \
+			if (match(u, /[.]( |$$)/)) {t = substr(t, 1, RSTART); exit}} END {print t}' $$f \
 		| fold -s -w 76 | awk -v name="$$(basename $$f .yaml)" \
 			'{sub(/ +$$/, ""); printf "%-24s %s\n", (NR == 1 ? name : ""), $$0}'; done
 

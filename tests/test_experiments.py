@@ -159,6 +159,15 @@ def test_make_experiments_lists_every_config():
         assert sentence.endswith(".") and header.startswith(sentence), (name, sentence)
 
 
+def test_make_experiments_does_not_end_a_sentence_at_an_abbreviation(tmp_path):
+    """The listing shows a config's first sentence: it was cut after "e.g."."""
+    (tmp_path / "one.yaml").write_text("# @package _global_\n# Cora with a prior, e.g. the paper's, i.e. more\n"
+                                       "# layers vs. fewer. A second sentence.\nseed: 0\n")
+    proc = subprocess.run(["make", "--no-print-directory", "experiments", f"EXP_DIR={tmp_path}"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    assert " ".join(proc.stdout.split()) == "one Cora with a prior, e.g. the paper's, i.e. more layers vs. fewer."
+
+
 def test_the_readmes_section_links_lead_to_headings():
     text = (ROOT / "README.md").read_text()
     # GitHub's anchors: lower case, punctuation other than '-' and '_' dropped, spaces as '-'
