@@ -28,7 +28,8 @@ ScoreBatch = Callable[[nn.Module, dict, Architecture], tuple[float, int]]
 # Length-bucket sizes for the fast path: on CPU smaller batches pad less; on a GPU a candidate's
 # scoring is bound by launching kernels, so fewer, larger batches pay until their padding costs
 # more (H200, paper supernet, 1,101 SST-5 dev sentences: 0.344 s with 128, 0.125 s with 512,
-# 0.441 s with 2,048; experiments/README.md, "GPU figures").
+# 0.441 s with 2,048, the GRU unpacked; experiments/README.md, "GPU: the GRU unpacked and larger
+# scoring buckets").
 CPU_BUCKET_SIZE, GPU_BUCKET_SIZE = 128, 512
 
 
