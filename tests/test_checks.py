@@ -49,6 +49,9 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("retrain.checkpoint_every_min=soon", "retrain.checkpoint_every_min: expected a number in [0, inf) or null, got 'soon'"),
     ("strategy.population=0", "strategy.population: expected an integer >= 1, got 0"),
     ("strategy.topk=0", "strategy.topk: expected an integer >= 1, got 0"),
+    ("strategy.score_bucket_size=0", "strategy.score_bucket_size: expected an integer >= 1 or null, got 0"),
+    ("strategy.score_workers=two", "strategy.score_workers: expected auto or an integer >= 1, got 'two'"),
+    ("supernet.arch_workers=0", "supernet.arch_workers: expected auto or an integer >= 1, got 0"),
     ("strategy.mutation_rate=1.5", "strategy.mutation_rate: expected a number in (0, 1], got 1.5"),
     ("strategy.mutation_rate=0", "strategy.mutation_rate: expected a number in (0, 1], got 0"),
     ("graph.supernet.steps=0", "graph.supernet.steps: expected an integer >= 1, got 0"),
@@ -149,7 +152,8 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     assert recorded["seed"] == 0 and recorded["entry"] == "search" and "paths.data_dir" not in recorded
     # where the data lives and how many threads run are not results
     other_machine = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "hardware.threads=3",
-                                              "paths.data_dir=/elsewhere", "strategy.score_workers=1"])
+                                              "paths.data_dir=/elsewhere", "strategy.score_workers=1",
+                                              "strategy.score_bucket_size=64"])
     (tmp_path / "timing.json").write_text('{"seconds": {"data": 5.0}, "invocations": 1}')
     check_run_settings(tmp_path, run_settings(other_machine, "search"))
     assert (tmp_path / "timing.json").exists()  # a resume keeps counting

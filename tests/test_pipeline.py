@@ -921,3 +921,37 @@ def test_a_single_run_that_returned_is_remembered_for_a_stop_during_teardown(tmp
         run.entry(fails, OmegaConf.create({"paths": {"output_dir": str(tmp_path / "other")}}))
     assert run._finished_runs == [str(tmp_path)]
     run._finished_runs.clear()
+
+
+@pytest.mark.parametrize("bucket_size", [None, 5])
+def test_the_search_scores_in_the_configured_length_buckets_with_the_same_results(tmp_path, monkeypatch, bucket_size):
+    """``strategy.score_bucket_size`` reaches the estimator (null: the device's default, 128 on CPU),
+    and the search it runs ranks the candidates as with the default: scores do not depend on it."""
+    import src.pipeline.stages as stages
+    from src.data.text import pad_collate
+    from src.estimator import SupernetEstimator
+    from src.models.text import TextClassifier
+    from src.space import FunctionalSpace
+
+    built = []
+
+    class Recording(SupernetEstimator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self.bucket_size)
+
+    monkeypatch.setattr(stages, "SupernetEstimator", Recording)
+    overrides = ["+task=sst2", "budget=smoke", "hardware=cpu", "space.num_layers=3", "strategy.val_subset=null"]
+    if bucket_size is not None:
+        overrides.append(f"strategy.score_bucket_size={bucket_size}")
+    cfg = compose_config("search", overrides)
+    g = torch.Generator().manual_seed(0)
+    val = [(torch.randint(1, 30, (int(n),), generator=g), int(n) % 2) for n in torch.randint(1, 12, (40,), generator=g)]
+    dm = type("DM", (), {"val_set": val})()
+    space = FunctionalSpace(3)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(torch.randn(30, 8), 2, space, dim=16, heads=2)
+    best, score = stages.search(cfg, model, dm, space, tmp_path)
+    assert built == [bucket_size or 128]
+    plain = SupernetEstimator(model, [pad_collate(val)], "cpu", fast=False)
+    assert score == plain.plain(best)

@@ -68,6 +68,14 @@ def check_bool(cfg: DictConfig, key: str) -> None:
         _fail(key, "true or false", value)
 
 
+def check_workers(cfg: DictConfig, key: str) -> None:
+    """``key`` is ``auto`` (or null) or an integer >= 1: a worker count; absent keys pass."""
+    value = _get(cfg, key)
+    if value is not _ABSENT and value not in (None, "auto") and (isinstance(value, bool) or not isinstance(value, int)
+                                                                 or value < 1):
+        _fail(key, "auto or an integer >= 1", value)
+
+
 def check_subset(cfg: DictConfig, key: str, choices: Sequence[str]) -> None:
     """``key`` is a non-empty list of distinct values from ``choices``."""
     value = _get(cfg, key)
@@ -155,6 +163,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_float(cfg, f"{s}.checkpoint_every_min", 0, none_ok=True)
         check_choice(cfg, f"{s}.optimizer_state", OPTIMIZER_STATES)
         check_bool(cfg, f"{s}.optimizer_offload")
+        check_workers(cfg, f"{s}.arch_workers")
         _check_text_training(cfg, s)
         check_int(cfg, "ranking.candidates", 0)
         check_int(cfg, "ranking.seeds", 1)
@@ -165,6 +174,8 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{st}.budget", 1, none_ok=True)
         check_int(cfg, f"{st}.val_subset", 1, none_ok=True)
         check_int(cfg, f"{st}.sample_size", 1, none_ok=True)
+        check_int(cfg, f"{st}.score_bucket_size", 1, none_ok=True)
+        check_workers(cfg, f"{st}.score_workers")
         budget, population = _get(cfg, f"{st}.budget"), _get(cfg, f"{st}.population")
         if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
             _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
@@ -190,10 +201,7 @@ def check_bench_config(cfg: DictConfig) -> None:
     check_int(cfg, "bench.warmup", 0)
     check_int(cfg, "bench.score_bucket_size", 1, none_ok=True)
     for key in ("arch_workers", "score_workers"):
-        value = _get(cfg, f"bench.{key}")
-        if value is not _ABSENT and value not in (None, "auto") and (isinstance(value, bool) or not isinstance(value, int)
-                                                                     or value < 1):
-            _fail(f"bench.{key}", "auto or an integer >= 1", value)
+        check_workers(cfg, f"bench.{key}")
     check_choice(cfg, "bench.optimizer_state", OPTIMIZER_STATES)
     for key in ("recompute", "optimizer_offload"):
         check_bool(cfg, f"bench.{key}")

@@ -32,7 +32,7 @@ TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (s
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
-              "retrain.checkpoint_every_min", "strategy.score_workers",
+              "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
               "strategy.save_every", "ranking", "task.label_names")
 
 

@@ -178,7 +178,7 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
                       subset_or_task_default(c.val_subset, cfg, "search_val_subset"))
     workers = resolve_workers(c.get("score_workers", "auto"), device, "strategy.score_workers")
     model.eval()  # once for every candidate (the estimator would otherwise switch modes per call)
-    estimator = SupernetEstimator(model, val, device, workers=workers)
+    estimator = SupernetEstimator(model, val, device, bucket_size=c.get("score_bucket_size"), workers=workers)
     strategy = run_strategy(cfg, space, estimator, out, f"its accuracy on {estimator.num_examples} validation examples")
     best, score = strategy.best()
     atomic_write_text(out / "best_arch.yaml", yaml.safe_dump(
