@@ -12,7 +12,7 @@ import pytest
 
 from src.choices import GRAPH_ACTIVATIONS, PRECISIONS
 from src.pipeline.checks import check_config
-from src.pipeline.graph_stages import arch_hparams
+from src.pipeline.config import arch_hparams
 from src.pipeline.run_settings import SETTINGS_FILE, check_run_settings, run_settings
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
@@ -72,12 +72,58 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("graph.supernet.attn_self_loops=no", "graph.supernet.attn_self_loops: expected true or false, got 'no'"),
     ("retrain.seeds=true", "retrain.seeds: expected an integer >= 0, got True"),
     ("retrain.max_steps=0", "retrain.max_steps: expected an integer >= 1 or -1, got 0"),
+    ("graph.retrain.workers=0", "graph.retrain.workers: expected auto or an integer >= 1, got 0"),
+    ("graph.retrain.workers=1.5", "graph.retrain.workers: expected auto or an integer >= 1, got 1.5"),
+    ("graph.hpo.space.lr=[0.01,-1]", "graph.hpo.space.lr[1]: expected a number in (0, inf), got -1"),
+    ("graph.hpo.space.dropout=[1.0]", "graph.hpo.space.dropout[0]: expected a number in [0, 1), got 1.0"),
+    ("graph.hpo.space.epochs=[]", "graph.hpo.space.epochs: expected a non-empty list of values, got []"),
+    ("graph.hpo.space.epochs=300", "graph.hpo.space.epochs: expected a non-empty list of values, got 300"),
+    ("+graph.hpo.space.lrate=[0.1]", "graph.hpo.space.lrate: not a setting of a graph child; expected some of hidden"),
+    ("graph.baselines=gcn", "graph.baselines: expected a list of architecture names or files (e.g. [gcn, gat]) or "
+                            "[], got 'gcn'"),
+    ("hardware.devices=2", "hardware.devices: expected 1 (runs use one device; choose a GPU with "
+                           "CUDA_VISIBLE_DEVICES), got 2"),
+    ("hardware.devices=[0]", "hardware.devices: expected 1 (runs use one device"),
+    ("hardware.devices=true", "hardware.devices: expected 1 (runs use one device"),
+    ("supernet.limit_val_batches=-3", "supernet.limit_val_batches: expected a fraction in [0.0, 1.0] or a number "
+                                      "of batches >= 0, got -3"),
+    ("supernet.limit_val_batches=1.5", "supernet.limit_val_batches: expected a fraction in [0.0, 1.0]"),
+    ("paths.data_dir=", "paths.data_dir: expected a folder (an empty AUTOATTEND_DATA_DIR= gives this: unset it or "
+                        "name a folder), got ''"),
 ])
 def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     cfg = compose_config("search", ["+task=sst2", override])
     with pytest.raises(AutoAttendError) as err:
         check_config(cfg, "search")
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["auto", None, 1, 3, "2", " 2", 0, -1, 1.5, True, "many", "2.0", "", "²"])
+def test_the_config_check_and_the_runtime_agree_on_worker_counts(value):
+    """A worker count the config check passes is one the run accepts, and the reverse: the check
+    runs before torch is imported, the run's rule where the count is used (src.utils.parallel)."""
+    from omegaconf import OmegaConf
+
+    from src.pipeline.checks import check_workers
+    from src.utils.parallel import resolve_process_workers, resolve_workers
+
+    valid = not isinstance(value, bool) and value in ("auto", None, 1, 3, "2", " 2")  # True == 1
+    try:
+        check_workers(OmegaConf.create({"strategy": {"score_workers": value}}), "strategy.score_workers")
+        checked = True
+    except AutoAttendError as err:
+        assert "strategy.score_workers: expected auto or an integer >= 1" in str(err)
+        checked = False
+    for resolve in (resolve_workers, resolve_process_workers):
+        for device in ("cpu", "cuda"):
+            try:
+                count = resolve(value, device, "strategy.score_workers")
+            except ValueError as err:
+                assert "strategy.score_workers must be 'auto' or an integer >= 1" in str(err)
+                count = None
+            assert (count is not None) == checked == valid, (resolve.__name__, device)
+            if valid and device == "cpu" and value not in ("auto", None):
+                assert count == int(value)
 
 
 @pytest.mark.parametrize("setting, cause", [("hardware=gpu", "not with hardware.accelerator=gpu (use"),
@@ -260,6 +306,10 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
     ("src.search", (), "error: no task selected"),
+    ("src.search", ("+task=cora", "graph.baselines=[gcn,gcx]"), "error: graph.baselines: gcx: no such file and no "
+                                                                "built-in architecture of that name"),
+    ("src.search", ("+task=cora", "graph.baselines=[published_sst5]"), "error: graph.baselines: published_sst5: a "
+                                                                       "text architecture (ops conv1, conv3, maxpool3)"),
     ("src.search", ("+task=csv",), "error: task csv: num_classes is not set and no data given; add "
                                    "task.num_classes=<number of classes> task.path="),
     ("src.search", ("+task=csv", "task.path=/x"), "error: task csv: num_classes is not set; add task.num_classes="),

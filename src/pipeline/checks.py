@@ -16,9 +16,13 @@ from src.choices import (ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KE
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
+from src.utils.workers import parse_workers
 
 _ABSENT = object()
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+# a graph child's settings (``graph.retrain``, an architecture file's ``hparams``, ``graph.hpo.space``'s keys)
+CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
+              "sgc_k", "lr", "weight_decay", "epochs")
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -71,8 +75,11 @@ def check_bool(cfg: DictConfig, key: str) -> None:
 def check_workers(cfg: DictConfig, key: str) -> None:
     """``key`` is ``auto`` (or null) or an integer >= 1: a worker count; absent keys pass."""
     value = _get(cfg, key)
-    if value is not _ABSENT and value not in (None, "auto") and (isinstance(value, bool) or not isinstance(value, int)
-                                                                 or value < 1):
+    if value is _ABSENT:
+        return
+    try:
+        parse_workers(value, key)
+    except ValueError:
         _fail(key, "auto or an integer >= 1", value)
 
 
@@ -116,6 +123,12 @@ def check_hardware(cfg: DictConfig) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``hardware`` group."""
     check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
     check_int(cfg, "hardware.num_workers", 0)
+    devices = _get(cfg, "hardware.devices")
+    if devices is not _ABSENT and (isinstance(devices, bool) or not isinstance(devices, int) or devices != 1):
+        # estimator and scoring run on one device (src.utils.device.device_of); a GPU is picked
+        # with CUDA_VISIBLE_DEVICES
+        _fail("hardware.devices", "1 (runs use one device; choose a GPU with CUDA_VISIBLE_DEVICES)",
+              OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices)
     check_float(cfg, "hardware.progress_every_s", 0.0, low_open=True, none_ok=True)
     precision = _get(cfg, "hardware.precision")
     if precision is not _ABSENT and (isinstance(precision, bool) or str(precision) not in PRECISIONS):
@@ -139,6 +152,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
                               f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
     check_int(cfg, "seed", 0)
+    check_paths(cfg)
     check_hardware(cfg)
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
     for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
@@ -160,6 +174,10 @@ def check_config(cfg: DictConfig, entry: str) -> None:
             check_int(cfg, f"{s}.{key}", 1)
         check_int(cfg, f"{s}.max_steps", 1, also=(-1,))
         check_int(cfg, f"{s}.monitor_archs", 0)
+        limit = _get(cfg, f"{s}.limit_val_batches")  # Lightning's: a fraction of the batches, or a count
+        if limit is not _ABSENT and (isinstance(limit, bool) or not (
+                (isinstance(limit, int) and limit >= 0) or (isinstance(limit, float) and 0.0 <= limit <= 1.0))):
+            _fail(f"{s}.limit_val_batches", "a fraction in [0.0, 1.0] or a number of batches >= 0", limit)
         check_float(cfg, f"{s}.checkpoint_every_min", 0, none_ok=True)
         check_choice(cfg, f"{s}.optimizer_state", OPTIMIZER_STATES)
         check_bool(cfg, f"{s}.optimizer_offload")
@@ -194,6 +212,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
 def check_bench_config(cfg: DictConfig) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``bench`` config (``src.bench``)."""
     check_int(cfg, "seed", 0)
+    check_paths(cfg)
     check_hardware(cfg)
     check_choice(cfg, "space.sharing", SHARING_MODES)
     for key in ("num_layers", "dim", "heads", "archs_per_step", "batch_size", "eval_batch_size", "retrain_dim", "reps"):
@@ -207,6 +226,16 @@ def check_bench_config(cfg: DictConfig) -> None:
         check_bool(cfg, f"bench.{key}")
     for node, width in (("bench", "dim"), ("bench", "retrain_dim")):
         _check_heads(cfg, node, width)
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """``paths.*`` are non-empty: an empty ``AUTOATTEND_DATA_DIR=`` would otherwise mean the current
+    directory, not the default ``./data``."""
+    for key in ("data_dir", "cache_dir"):
+        value = _get(cfg, f"paths.{key}")
+        if value is not _ABSENT and (not isinstance(value, str) or not value.strip()):
+            why = " (an empty AUTOATTEND_DATA_DIR= gives this: unset it or name a folder)" if key == "data_dir" else ""
+            _fail(f"paths.{key}", f"a folder{why}", value)
 
 
 def _check_csv_task(cfg: DictConfig) -> None:
@@ -302,3 +331,30 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, f"{g}.rerank.topk", 0)
     check_int(cfg, f"{g}.rerank.seeds", 1)
     check_int(cfg, f"{g}.hpo.trials", 0)
+    check_workers(cfg, f"{g}.retrain.workers")
+    _check_hpo_space(cfg, f"{g}.hpo.space")
+    baselines = _get(cfg, f"{g}.baselines")
+    if baselines is not _ABSENT and baselines is not None and not (
+            isinstance(baselines, ListConfig) and all(isinstance(b, str) and b for b in baselines)):
+        _fail(f"{g}.baselines", "a list of architecture names or files (e.g. [gcn, gat]) or []",
+              OmegaConf.to_container(baselines) if isinstance(baselines, ListConfig) else baselines)
+
+
+def _check_hpo_space(cfg: DictConfig, key: str) -> None:
+    """A mapping from graph child settings to non-empty lists of values each valid for that setting."""
+    space = _get(cfg, key)
+    if space is _ABSENT:
+        return
+    if not isinstance(space, DictConfig):
+        _fail(key, f"a mapping from settings ({', '.join(CHILD_KEYS)}) to lists of values", space)
+    for name, values in space.items():
+        if name not in CHILD_KEYS:
+            raise AutoAttendError(f"{key}.{name}: not a setting of a graph child; expected some of "
+                                  f"{', '.join(CHILD_KEYS)}")
+        if not isinstance(values, ListConfig) or not values:
+            _fail(f"{key}.{name}", "a non-empty list of values", values)
+        for i, value in enumerate(values):
+            try:
+                check_graph_child(OmegaConf.create({"value": {name: value}}), "value")
+            except AutoAttendError as exc:
+                raise AutoAttendError(str(exc).replace(f"value.{name}:", f"{key}.{name}[{i}]:", 1)) from None

@@ -11,8 +11,10 @@ import json
 import time
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig
 
+from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
 from src.pipeline.run_settings import TIMING_FILE
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -83,6 +85,24 @@ def _builtin_names() -> str:
 def resolve_arch(spec: str) -> Architecture:
     """The architecture ``arch=<spec>`` names (:func:`arch_file`)."""
     return Architecture.load(arch_file(spec))
+
+
+def arch_hparams(spec: str, task: str) -> dict | None:
+    """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
+    ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
+    path = arch_file(spec)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read by resolve_arch already
+    if not isinstance(data, dict) or "hparams" not in data:
+        return None
+    hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}
+    if not isinstance(hp, dict) or not isinstance(per_task, dict) or not isinstance(per_task.get(task) or {}, dict):
+        raise AutoAttendError(f"{path}: hparams and task_hparams.<task> must be mappings of settings")
+    hp = {**hp, **(per_task.get(task) or {})}
+    unknown = set(hp) - set(CHILD_KEYS)
+    if unknown:
+        raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
+    check_arch_hparams(hp, str(path))
+    return hp
 
 
 def run_dir_of(cfg: DictConfig) -> Path:

@@ -32,8 +32,8 @@ from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_s
 from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
-from src.pipeline.config import arch_file, resolve_arch, retrain_space
-from src.pipeline.checks import check_arch_hparams
+from src.pipeline.checks import CHILD_KEYS
+from src.pipeline.config import arch_hparams, resolve_arch, retrain_space
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 SELECTION_RULE = ("test score at the evaluation with the highest validation score (ties: lowest validation "
                   "loss, then earliest); validation and test are evaluated together every "
                   "graph.retrain.eval_every epochs")
-CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
-              "sgc_k", "lr", "weight_decay", "epochs")
 MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "epochs"))  # GraphNet.child's
 SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # GraphNet.supernet's, with sharing
 
@@ -154,24 +152,6 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
 
 
 # ---- retraining ------------------------------------------------------------------------------
-def arch_hparams(spec: str, task: str) -> dict | None:
-    """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
-    ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
-    path = arch_file(spec)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read by resolve_arch already
-    if not isinstance(data, dict) or "hparams" not in data:
-        return None
-    hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}
-    if not isinstance(hp, dict) or not isinstance(per_task, dict) or not isinstance(per_task.get(task) or {}, dict):
-        raise AutoAttendError(f"{path}: hparams and task_hparams.<task> must be mappings of settings")
-    hp = {**hp, **(per_task.get(task) or {})}
-    unknown = set(hp) - set(CHILD_KEYS)
-    if unknown:
-        raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
-    check_arch_hparams(hp, str(path))
-    return hp
-
-
 def _child_settings(cfg: DictConfig, hparams: dict | None) -> dict:
     r = OmegaConf.to_container(cfg.graph.retrain, resolve=True)
     hp = {k: r[k] for k in CHILD_KEYS}

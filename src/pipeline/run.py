@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import check_config
-from src.pipeline.config import Timer, require_task, resolve_arch, retrain_space, run_dir_of, search_space, task_family
+from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of, search_space,
+                                 task_family)
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
@@ -54,6 +55,8 @@ def run_search(cfg: DictConfig) -> dict:
     run_dir, timer = _start(cfg, "search")
     graph = task_family(cfg) == "graph"
     space = search_space(cfg)
+    if graph:
+        _check_baselines(cfg)
     check_run_settings(run_dir, run_settings(cfg, "search"))
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
@@ -117,7 +120,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     from src.pipeline.common import build_datamodule, env_summary
     from src.utils.device import device_of
 
-    hparams = graph_stages.arch_hparams(cfg.arch, cfg.task.name) if graph else None
+    hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
     with timer("data"):
@@ -134,16 +137,32 @@ def run_retrain(cfg: DictConfig) -> dict:
     return summary
 
 
-def _check_arch_family(cfg: DictConfig, arch, graph: bool) -> None:
+def _check_baselines(cfg: DictConfig) -> None:
+    """Every ``graph.baselines`` entry is a graph architecture that retrains with its own settings,
+    checked before the supernet trains rather than when the baselines' turn comes."""
+    for name in cfg.graph.get("baselines") or []:
+        try:
+            arch = resolve_arch(name)
+            _check_arch_family(cfg, arch, True, named=name)
+            retrain_space(cfg, len(arch)).validate(arch)
+            arch_hparams(name, cfg.task.name)
+        except AutoAttendError as exc:
+            message = str(exc)
+            for named in (f"arch={name}: ", f"{name}: "):
+                message = message.removeprefix(named)
+            raise AutoAttendError(f"graph.baselines: {name}: {message}") from None
+
+
+def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = None) -> None:
     """An architecture of the other task family (text ops on a graph task, or the reverse) is named
-    as such, not as its first unknown op."""
+    as such, not as its first unknown op. ``named``: how the error names it (default ``arch=...``)."""
     from src.space import GRAPH_OPS, TEXT_OPS
 
     ops = {op for layer in arch.layers for op in (layer.q_op, layer.k_op, layer.v_op) if op is not None}
     own, other = (GRAPH_OPS, TEXT_OPS) if graph else (TEXT_OPS, GRAPH_OPS)
     foreign = sorted(ops - set(own))
     if foreign and not ops - set(other):
-        raise AutoAttendError(f"arch={cfg.arch}: a {'text' if graph else 'graph'} architecture (ops "
+        raise AutoAttendError(f"{named or f'arch={cfg.arch}'}: a {'text' if graph else 'graph'} architecture (ops "
                               f"{', '.join(foreign)}), while task {cfg.task.name} is a {'graph' if graph else 'text'} "
                               f"task; its ops: {', '.join(own)}")
 

@@ -16,6 +16,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
+from src.utils.workers import parse_workers
+
 # ``"auto"`` workers: this many threads at most (the GIL-bound Python part of each piece of work
 # stops paying beyond a few).
 MAX_AUTO_WORKERS = 4
@@ -53,17 +55,12 @@ def resolve_workers(workers: int | str | None, device: torch.device | str, name:
     """``"auto"``/``None``: ``min(torch.get_num_threads(), 4)`` on CPU and 1 elsewhere (GPU kernels
     already run asynchronously); an int is used as given on CPU (1 elsewhere). ``name`` (the config
     key) is for the error raised on anything else or < 1."""
+    count = parse_workers(workers, name)
     if torch.device(device).type != "cpu":
         return 1
-    if workers in (None, "auto"):
+    if count is None:
         return max(1, min(torch.get_num_threads(), MAX_AUTO_WORKERS))
-    try:
-        n = int(workers)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1 or str(workers).strip() != str(n):
-        raise ValueError(f"{name} must be 'auto' or an integer >= 1, got {workers!r}")
-    return n
+    return count
 
 
 def usable_cores() -> int:
@@ -78,7 +75,7 @@ def resolve_process_workers(workers: int | str | None, device: torch.device | st
     """Like :func:`resolve_workers`, for :func:`process_map`: ``"auto"`` is the number of cores the
     current intra-op thread count leaves room for, ``usable_cores() // torch.get_num_threads()``
     (at most 4), so a one-thread run on two cores gets 2."""
-    if workers in (None, "auto"):
+    if parse_workers(workers, name) is None:
         if torch.device(device).type != "cpu":
             return 1
         return max(1, min(MAX_AUTO_WORKERS, usable_cores() // max(1, torch.get_num_threads())))
