@@ -7,11 +7,12 @@ with the key and what was expected, not as a traceback after the data has loaded
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES,
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES,
                          PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
@@ -49,7 +50,7 @@ def check_float(cfg: DictConfig, key: str, low: float, high: float | None = None
     value = _get(cfg, key)
     if value is _ABSENT or (value is None and none_ok):
         return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high))
@@ -132,7 +133,9 @@ def check_hardware(cfg: DictConfig) -> None:
     check_float(cfg, "hardware.progress_every_s", 0.0, low_open=True, none_ok=True)
     precision = _get(cfg, "hardware.precision")
     if precision is not _ABSENT and (isinstance(precision, bool) or str(precision) not in PRECISIONS):
-        _fail("hardware.precision", "one of " + ", ".join(PRECISIONS), precision)
+        _fail("hardware.precision", "one of " + ", ".join(PRECISIONS) + " (float32, float64 or a mixed precision)",
+              precision)
+    check_choice(cfg, "hardware.accelerator", ACCELERATORS)
     check_choice(cfg, "hardware.matmul_precision", MATMUL_PRECISIONS, none_ok=True)
     check_choice(cfg, "hardware.kernels", KERNEL_BACKENDS)
     if _get(cfg, "hardware.kernels") == "fused":
@@ -164,6 +167,10 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, "data.max_len", 1)
     check_int(cfg, "data.window", 1, none_ok=True)
     check_int(cfg, "data.stride", 1)
+    window, stride = _get(cfg, "data.window"), _get(cfg, "data.stride")
+    if isinstance(window, int) and isinstance(stride, int) and stride > window:
+        raise AutoAttendError(f"data.stride={stride} is larger than data.window={window}: sliding windows would skip "
+                              f"tokens (use data.stride <= data.window)")
     check_choice(cfg, "data.train_level", ("phrase", "sentence"))
     check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
     _check_csv_task(cfg)
@@ -288,6 +295,7 @@ def _check_graph_model(cfg: DictConfig, node: str) -> None:
     check_float(cfg, f"{node}.weight_decay", 0)
     for key in ("dropout", "attn_dropout"):
         check_float(cfg, f"{node}.{key}", 0, 1, high_open=True)
+    _check_heads(cfg, node, "hidden")
     check_choice(cfg, f"{node}.act", sorted(GRAPH_ACTIVATIONS))
     check_choice(cfg, f"{node}.act_at", ACT_POSITIONS)
     check_bool(cfg, f"{node}.attn_self_loops")

@@ -15,8 +15,9 @@ from src.utils.errors import AutoAttendError
 def device_of(cfg: DictConfig) -> torch.device:
     """The device the estimator runs on, consistent with the Trainer's accelerator."""
     acc = cfg.hardware.accelerator
-    if acc == "gpu" or (acc == "auto" and torch.cuda.is_available()):
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise AutoAttendError("hardware=gpu but torch sees no CUDA device (use hardware=cpu or hardware=auto)")
+            named = "hardware=gpu" if acc == "gpu" else f"hardware.accelerator={acc}"
+            raise AutoAttendError(f"{named} but torch sees no CUDA device (use hardware=cpu or hardware=auto)")
         return torch.device("cuda")
     return torch.device("cpu")
