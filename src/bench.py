@@ -36,6 +36,7 @@ import platform
 import random
 import resource
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -55,8 +56,9 @@ from src.models.text import TextClassifier
 from src.pipeline.checks import check_bench_config
 from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
+from src.pipeline.run import hydra_entry
 from src.space import FunctionalSpace
-from src.utils import allocator
+from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
@@ -232,6 +234,30 @@ def kernels_fact(device: torch.device) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
+    """The figures, or one ``interrupted:`` line (exit status 130, SIGTERM 143) when stopped: the
+    benchmark has nothing to resume and writes ``bench.json`` only once every figure is measured."""
+    stopped: list[int] = []
+
+    def on_interrupt(signum, frame):
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    previous = interrupt.install(on_interrupt)
+    try:
+        run_bench(cfg)
+    except KeyboardInterrupt:
+        interrupt.install(signal.SIG_IGN)
+        signum = stopped[0] if stopped else signal.SIGINT
+        by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+        print(f"interrupted{by}: the benchmark stopped before its last figure; no bench.json was written",
+              file=sys.stderr)
+        sys.exit(128 + int(signum))
+    finally:
+        interrupt.restore(previous)
+
+
+def run_bench(cfg: DictConfig) -> None:
+    """Check the settings, print the machine facts, measure every figure, write ``bench.json``."""
     try:  # a bad setting or hardware=gpu without a GPU: one line, as the other entry points say it
         check_bench_config(cfg)
         device = device_of(cfg)
@@ -262,4 +288,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

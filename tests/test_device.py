@@ -4,6 +4,7 @@ the state a GPU run keeps, with ``torch.cuda`` stood in for where needed."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -96,6 +97,11 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
     ("bench.score_bucket_size=0", "error: bench.score_bucket_size: expected an integer >= 1 or null, got 0"),
     ("bench.arch_workers=many", "error: bench.arch_workers: expected auto or an integer >= 1, got 'many'"),
     ("bench.optimizer_state=int8", "error: bench.optimizer_state: expected one of float32, bfloat16, got 'int8'"),
+    # Hydra's own errors: its several lines and exit status 1 before, as src.search says them now
+    ("bench.foo=1", "error: Could not override 'bench.foo'. To append to your config use +bench.foo=1; Key 'foo' "
+                    "is not in struct, full_key: bench.foo, object_type=dict"),
+    ("budget=smoke", "error: Could not override 'budget'. No match in the defaults list. To append to your default "
+                     "list use +budget=smoke"),
 ])
 def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, override, message):
     """A bad bench or hardware setting was a traceback, from torch or halfway through the figures
@@ -107,6 +113,27 @@ def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, over
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == [message]
     assert not (tmp_path / "run" / "bench.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_bench_says_so_in_one_line_and_writes_nothing(tmp_path, signum):
+    """Ctrl-C or SIGTERM while the figures are measured: one ``interrupted:`` line and exit status
+    128 + the signal (was a KeyboardInterrupt traceback, or no word at all for SIGTERM); no bench.json."""
+    env = {**os.environ, "AUTOATTEND_ALLOCATOR": "system"}
+    command = [sys.executable, "-m", "src.bench", "hardware=cpu", "bench.num_layers=3", "bench.dim=16",
+               "bench.heads=2", "bench.reps=1000", f"paths.data_dir={tmp_path}/nothing",
+               f"paths.cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run"]
+    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        while not (line := proc.stdout.readline()).startswith("machine:"):  # the figures start after it
+            assert line, proc.stderr.read()[-2000:]
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, stderr[-2000:]
+    by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    assert stderr.strip().splitlines()[-1] == (f"interrupted{by}: the benchmark stopped before its last figure; "
+                                               "no bench.json was written")
+    assert "Traceback" not in stderr and not (tmp_path / "run" / "bench.json").exists()
 
 
 def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
