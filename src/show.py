@@ -50,19 +50,29 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
 
 
 def family(arch: Architecture, source: Path) -> tuple[str, tuple[str, ...]]:
-    """``("text", TEXT_OPS)`` or ``("graph", GRAPH_OPS)``: the op set holding every op of ``arch``."""
+    """``("text", TEXT_OPS)`` or ``("graph", GRAPH_OPS)``: the op set holding every op of ``arch``,
+    which must be one a retrain accepts (sources that exist, fields its kinds need): the priors are
+    the only rules that may be broken, and :func:`priors_verdict` reports them."""
     ops = {op for layer in arch for _, _, op, _ in layer.edges()}
     if ops <= set(TEXT_OPS) & set(GRAPH_OPS):
-        return "text or graph", TEXT_OPS  # zero and identity only: the priors read the same either way
+        return _well_formed(arch, source, "text or graph", TEXT_OPS)  # zero/identity only: same priors either way
     for name, known in (("text", TEXT_OPS), ("graph", GRAPH_OPS)):
         if ops <= set(known):
-            return name, known
+            return _well_formed(arch, source, name, known)
     unknown = sorted(ops - set(TEXT_OPS) - set(GRAPH_OPS))
     if unknown:
         raise AutoAttendError(f"{source}: unknown op {unknown[0]!r}; text ops are {', '.join(TEXT_OPS)}, "
                               f"graph ops {', '.join(GRAPH_OPS)}")
     raise AutoAttendError(f"{source}: mixes text ops ({', '.join(sorted(ops - set(GRAPH_OPS)))}) and graph ops "
                           f"({', '.join(sorted(ops - set(TEXT_OPS)))})")
+
+
+def _well_formed(arch: Architecture, source: Path, name: str, ops: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    try:
+        FunctionalSpace(len(arch), ops=ops, priors=False).validate(arch)
+    except InvalidArchitectureError as exc:
+        raise AutoAttendError(f"{source}: {exc}") from None
+    return name, ops
 
 
 def priors_verdict(arch: Architecture, ops: tuple[str, ...]) -> str:
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         arch, path, extras = load(args.arch)
         if args.diff is not None:
             other, other_path, _ = load(args.diff)
+            family(arch, path), family(other, other_path)
             text = diff(arch, other, (str(path), str(other_path)))
         elif args.dot:
             family(arch, path)

@@ -129,6 +129,9 @@ def test_diff_names_the_layers_that_differ(tmp_path, capsys):
     assert status == 0 and "\n0 of 5 layers differ\n" in out and "| layer |" not in out
 
 
+BAD_SOURCE = "layers:\n  - {kind: attn, q_src: 0, q_op: identity, k_src: 7, k_op: gru, v_src: 0, v_op: conv1}\n"
+
+
 @pytest.mark.parametrize("content, args, line", [
     ("layers:\n  - {kind: add, q_src: 0, q_op: conv7, k_src: 0, k_op: zero}\n", ["{f}"],
      "error: {f}: unknown op 'conv7'; text ops are zero, identity, conv1"),
@@ -137,6 +140,9 @@ def test_diff_names_the_layers_that_differ(tmp_path, capsys):
     ("layers:\n  - {kind: add, q_src: 0, q_op: gru, k_src: 0, k_op: zero}\n", ["{f}", "--diff", "published_sst5"],
      "error: {root}/src/space/archs/published_sst5.yaml: 24 layers, {f} has 1; only architectures of the same depth"),
     ("layers: [", ["{f}"], "error: {f}: not valid YAML, line 1"),
+    # sources that do not exist: refused as a retrain refuses them (they were drawn, priors "not kept")
+    *((BAD_SOURCE, args, "error: {f}: invalid architecture (layer 0, field 'k_src'): source must be a node in 0..0, "
+                         "got 7") for args in (["{f}"], ["{f}", "--dot"], ["published_sst5", "--diff", "{f}"])),
     ("", ["{f}.missing"], "error: {f}.missing: no such file and no built-in architecture of that name"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, content, args, line):
