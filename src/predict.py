@@ -154,13 +154,13 @@ def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]
     return described, rows
 
 
-def _run_dir_of(model_file: Path) -> Path:
+def _run_dir_of(model_file: Path, needed_by: str = "a graph model needs for its graph") -> Path:
     """The run directory holding a kept model file (the nearest folder above with .hydra/)."""
     for folder in model_file.resolve().parents:
         if (folder / ".hydra" / "config.yaml").is_file():
             return folder
-    raise AutoAttendError(f"{model_file}: not inside a run directory (no .hydra/config.yaml above it), which a "
-                          "graph model needs for its graph")
+    raise AutoAttendError(f"{model_file}: not inside a run directory (no .hydra/config.yaml above it), which "
+                          f"{needed_by}")
 
 
 def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = False,
@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         texts = read_texts(args.file) if args.file is not None else args.texts
         target = Path(args.target)
         paths = choose_models(target, args.seed, args.ensemble)
+        if args.override:  # checked whether or not the model needs its run's config: never silently ignored
+            from src.evaluate import run_config
+
+            run_config(target if target.is_dir() else _run_dir_of(target, "--override needs (it sets the run's "
+                                                                          "config)"), args.override)
         from src.models.saved import GRAPH_FORMAT, read_saved  # torch: after the cheap checks of the input
 
         nodes = None

@@ -189,6 +189,38 @@ def test_an_empty_file_of_texts_is_named(tmp_path, capsys):
     assert main([str(tmp_path / "model.pt")]) == 2
     assert capsys.readouterr().err == "error: no text to classify: give texts as arguments or --file PATH\n"
 
+def test_an_override_is_checked_even_where_the_model_does_not_need_it(tmp_path, capsys):
+    """A text model that stores its text settings never reads its run's config, so ``--override``
+    went unread: a mistyped one (no ``=``, a key the run does not have) passed in silence."""
+    from src.models.saved import save_child, text_child_spec, weights_of
+    from src.models.text import TextClassifier
+    from src.predict import main
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/published_sst5.yaml")
+    model = TextClassifier.child(torch.randn(len(VOCAB), 8), 2, arch, dim=16, heads=2)
+    spec = text_child_spec(model, arch, text_input=TextEncoder("ptb", False, VOCAB, 64).to_dict(),
+                           label_names=["no", "yes"], dim=16, heads=2)
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("paths:\n  data_dir: ./data\n")
+    for folder in (run / "retrain" / "seed_0", tmp_path / "alone"):
+        folder.mkdir(parents=True)
+        save_child(folder / "model.pt", weights_of(model), spec, {"step": 3, "val_acc": 0.5, "test_acc": 0.25})
+    model_file = run / "retrain" / "seed_0" / "model.pt"
+    for override, line in [("foo", "error: foo: expected key=value (a setting of the run's config to override)"),
+                           ("foo.bar=1", f"error: foo.bar: no such setting in {run / '.hydra' / 'config.yaml'}")]:
+        assert main([str(model_file), "a fine film", "--override", override]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(line) and err.count("\n") == 1, err
+    assert main([str(model_file), "a fine film", "--override", "paths.data_dir=/elsewhere"]) == 0
+    assert "| 1 |" in capsys.readouterr().out
+    assert main([str(tmp_path / "alone" / "model.pt"), "a fine film", "--override", "paths.data_dir=/x"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'alone' / 'model.pt'}: not inside a run directory (no "
+                                       ".hydra/config.yaml above it), which --override needs (it sets the run's "
+                                       "config)\n")
+
+
 def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_path):
     """``choose_models`` reads only the seeds' records: the finished seed of highest ``val_acc``
     (ties to the lower seed); a seed without ``seed_<s>.json`` (still training) is never chosen

@@ -101,7 +101,7 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
             except ValueError:
                 raise AutoAttendError(
                     f"{where}: label {row[0][:40]!r} is not an integer; expected {lo}..{hi} "
-                    f"(a header row? set header=true)"
+                    f"(a header row? set task.header=true)"
                 ) from None
             if not lo <= label <= hi:
                 raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes})")
