@@ -30,7 +30,7 @@ TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (s
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
 # analysis, which adds its own folder and changes nothing else; the classes' names only label output.
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
-              "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator", "hardware.devices",
+              "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
               "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
               "strategy.save_every", "ranking", "task.label_names")
