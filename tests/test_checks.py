@@ -315,6 +315,10 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
     ("src.search", (), "error: no task selected"),
+    # the smoke budget fills supernet.* for both entry points: accepted before, and without effect
+    ("src.retrain", ("+task=sst2", "arch=published_sst5", "budget=smoke", "supernet.dim=16"),
+     "error: supernet.dim: a setting of the search (src.search), which src.retrain does not read; the retrain's "
+     "training is set by retrain.*"),
     ("src.search", ("+task=cora", "graph.baselines=[gcn,gcx]"), "error: graph.baselines: gcx: no such file and no "
                                                                 "built-in architecture of that name"),
     ("src.search", ("+task=cora", "graph.baselines=[published_sst5]"), "error: graph.baselines: published_sst5: a "

@@ -171,9 +171,28 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
     """Check the task and the config values for ``entry_point`` (no torch yet); the run dir and a
     fresh timer."""
     require_task(cfg)
+    if entry_point == "retrain":
+        _refuse_search_settings()
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
     return run_dir, Timer(run_dir / Timer.FILE)
+
+
+SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
+
+
+def _refuse_search_settings() -> None:
+    """A search setting given to ``src.retrain`` (``supernet.dim=128``) would be accepted, since the
+    budget files fill those nodes for both entry points, and have no effect: refuse it instead."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    for override in HydraConfig.get().overrides.task:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.split(".")[0] in SEARCH_ONLY:
+            raise AutoAttendError(f"{key}: a setting of the search (src.search), which src.retrain does not read; "
+                                  "the retrain's training is set by retrain.* (graph tasks: graph.retrain.*)")
 
 
 def _timing(timer: Timer) -> dict:
