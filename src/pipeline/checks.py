@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES,
-                         PRECISIONS, READOUTS)
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS,
+                         OPTIMIZER_STATES, PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
