@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import check_config
-from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of, search_space,
-                                 task_family)
+from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
+                                 search_space, task_family)
 from src.pipeline.run_settings import check_run_settings, run_settings
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
