@@ -95,6 +95,31 @@ def test_blank_lines_in_a_tree_file_are_skipped_and_still_counted(tmp_path):
         read_tree_file(path)
 
 
+def test_a_tree_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_bytes(b"(2 (2 a) (3 b))\r\n(3 (2 caf\xe9) (3 ok))\n")
+    with pytest.raises(AutoAttendError) as info:
+        read_tree_file(path)
+    assert str(info.value) == f"{path}, line 2: not UTF-8 text (byte 0xe9); the SST trees are UTF-8"
+    path.write_bytes(b"(2 (2 a) (3 b))\r\n\r\n(3 (2 caf\xc3\xa9) (3 ok))\r(1 c\n")  # the line count of text mode
+    with pytest.raises(AutoAttendError, match=r"trees\.txt, line 4: malformed"):
+        read_tree_file(path)
+
+
+@pytest.mark.parametrize("classes, split, lines", [(5, "dev", []), (2, "test", ["(2 (2 meh) (2 day))"]),
+                                                   (2, "train", ["(2 (2 meh) (2 day))", "(2 (1 so) (3 so))"])])
+def test_a_split_without_a_usable_sentence_is_refused_naming_its_file(tmp_path, classes, split, lines):
+    """An empty split (or, for SST-2, one of neutral sentences only) trained on nothing or reported
+    0 % test accuracy over no sentence, and the run ended as finished."""
+    files = {"train": ["(0 (1 awful) (2 film))", "(4 (3 good) (4 great))"], "dev": ["(1 (1 bad) (2 day))"],
+             "test": ["(4 (4 great) (2 day))"], split: lines}
+    root = _write_trees(tmp_path / "data", **files)
+    with pytest.raises(AutoAttendError) as info:
+        _dm(root, tmp_path / "cache", num_classes=classes, train_level="sentence").setup()
+    kept = "" if classes == 5 else " with an SST-2 label (0-1 or 3-4; neutral 2 is dropped)"
+    assert str(info.value) == f"{root / 'sst' / 'trees' / f'{split}.txt'}: no sentence{kept}; every split needs at least one"
+
+
 # ------------------------------------------------------------------------------------ text
 
 

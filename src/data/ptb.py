@@ -132,19 +132,26 @@ def read_tree_file(path: str | Path, num_labels: int | None = None) -> list[Tree
     """
     path = Path(path)
     trees: list[Tree] = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                tree = parse_tree(line)
-            except AutoAttendError as err:
-                raise AutoAttendError(f"{path}, line {lineno}: malformed PTB tree: {err}") from None
-            if num_labels is not None:
-                for node in tree.nodes():
-                    if not 0 <= node.label < num_labels:
-                        raise AutoAttendError(
-                            f"{path}, line {lineno}: label {node.label} out of range; expected 0..{num_labels - 1}"
-                        )
-            trees.append(tree)
+    data = path.read_bytes()
+    try:
+        # lines as text mode reads them (\n, \r\n or \r), not str.splitlines's (which also splits at \x85)
+        lines = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    except UnicodeDecodeError as err:
+        line_of = data[:err.start].count(b"\n") + 1
+        raise AutoAttendError(f"{path}, line {line_of}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); the SST "
+                              "trees are UTF-8") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            tree = parse_tree(line)
+        except AutoAttendError as err:
+            raise AutoAttendError(f"{path}, line {lineno}: malformed PTB tree: {err}") from None
+        if num_labels is not None:
+            for node in tree.nodes():
+                if not 0 <= node.label < num_labels:
+                    raise AutoAttendError(
+                        f"{path}, line {lineno}: label {node.label} out of range; expected 0..{num_labels - 1}"
+                    )
+        trees.append(tree)
     return trees

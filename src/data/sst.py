@@ -220,12 +220,19 @@ class SSTDataModule(TextDataModule):
 
     def _build(self) -> dict:
         """Parse, encode and embed; returns the cache payload."""
-        if self._local_available():
+        local = self._local_available()
+        if local:
             sentences, examples, labels, level = self._from_trees()
             origin = f"local:{self.tree_paths['train'].parent}"
         else:
             sentences, examples, labels, level = self._from_hub()
             origin = f"hub:{self.hub_name}"
+        for split in ("train", "val", "test"):
+            if not examples[split]:  # a run on it would train on nothing, or report 0 % of nothing
+                where = (str(self.tree_paths[split]) if local
+                         else f"hub dataset '{self.hub_name}' split '{HUB_SPLITS[split]}'")
+                dropped = "" if self.num_classes == 5 else " with an SST-2 label (0-1 or 3-4; neutral 2 is dropped)"
+                raise AutoAttendError(f"{where}: no sentence{dropped}; every split needs at least one")
         # Vocabulary over all three splits (the authors' choice; the embeddings are frozen).
         vocab = Vocabulary.build(s for split in ("train", "val", "test") for s in sentences[split])
         embeddings, emb_stats = load_word_vectors(
