@@ -111,12 +111,13 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     cfg = run_config(run_dir, list(overrides or []))
     models = saved_models(run_dir)
     from src.models.saved import load_child
-    from src.pipeline.common import build_datamodule, setup_hardware
+    from src.pipeline.common import build_datamodule, check_data_of_run, setup_hardware
     from src.pipeline.config import task_family
 
     setup_hardware(cfg)
     dm = build_datamodule(cfg)
     graph = task_family(cfg) == "graph"
+    check_data_of_run(run_dir, cfg, dm, graph)
     rows = []
     for i, (folder, seed, path) in enumerate(models, 1):
         # the table comes at the end; on a large test set each model takes a while

@@ -245,6 +245,39 @@ def test_a_run_started_before_an_option_existed_resumes_with_it_and_keeps_its_va
         check_run_settings(tmp_path, {k: v for k, v in settings.items() if k != "seed"})
 
 
+def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_path):
+    """``data.json``: written by the first invocation, rewritten while the directory holds nothing
+    to resume (a first attempt on other files left nothing to mix), compared once it does."""
+    import types
+
+    import torch
+
+    from src.pipeline.common import data_facts
+    from src.pipeline.run_settings import DATA_FILE, check_run_data
+
+    def graph(nodes, edges):
+        return {"x": torch.zeros(nodes, 3), "edge_index": torch.zeros(2, edges, dtype=torch.long)}
+
+    dm = types.SimpleNamespace(num_classes=4, num_features=3, graph=graph(10, 30), eval_batches=[graph(10, 30)],
+                               train_graphs=[])
+    facts = data_facts(dm, graph=True)
+    assert facts == {"classes": 4, "features": 3, "train_graphs": 0, "nodes": [10, 10], "edges": [30, 30]}
+    check_run_data(tmp_path, facts)
+    assert json.loads((tmp_path / DATA_FILE).read_text()) == facts
+    other = {**facts, "features": 5}
+    check_run_data(tmp_path, other)  # nothing to resume yet: the new data are recorded
+    assert json.loads((tmp_path / DATA_FILE).read_text()) == other
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "seed_0.json").write_text("{}")
+    check_run_data(tmp_path, other)  # the same data: resumes
+    with pytest.raises(AutoAttendError) as err:
+        check_run_data(tmp_path, facts)
+    assert str(err.value) == (f"run dir {tmp_path} was started on other data (features: 5 -> 3), and resuming would "
+                              "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
+                              "or give a new hydra.run.dir")
+    assert json.loads((tmp_path / DATA_FILE).read_text()) == other
+
+
 def test_an_unreadable_settings_record_is_named(tmp_path):
     (tmp_path / SETTINGS_FILE).write_bytes(b"\x00\xff not json")
     (tmp_path / "search").mkdir()

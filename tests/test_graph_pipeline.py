@@ -97,6 +97,13 @@ def test_the_retrained_and_baseline_models_are_kept_and_reproduce_their_records(
     rows = [line.split(" | ") for line in proc.stdout.strip().splitlines()[2:-1]]
     assert [(r[0], r[1], r[-1]) for r in rows] == [(f"| {f}", str(s), "yes |") for f in ("retrain", "baselines/gcn")
                                                    for s in (0, 1)]
+    # another graph behind paths.data_dir (its features 30 wide): a shape traceback before, now one line
+    other = write_tiny_planetoid(tmp / "other_graph", num_features=30)
+    for module, args in (("src.evaluate", ()), ("src.predict", ("--seed", "0"))):
+        proc = cli(module, str(run_dir), *args, data_dir=other, tmp=tmp)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+            f"error: {run_dir}: the data at paths.data_dir={other} are not the run's (features: 24 -> 30); give "
+            "the run's data folder (paths.data_dir=...)"), proc.stderr[-2000:]
 
 
 def test_predict_classifies_every_node_as_the_recorded_evaluation_did(smoke_run, fixture_data):

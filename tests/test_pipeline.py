@@ -287,6 +287,30 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     assert proc.stdout.splitlines()[3].endswith("| NO |")
 
 
+def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data, tmp_path):
+    """``data.json`` records the data a run started on. Re-running its command with other files
+    behind ``paths.data_dir`` failed loading the supernet checkpoint (a size-mismatch traceback), or
+    resumed a search scored on the old data; ``src.evaluate`` on a graph run gave a shape traceback.
+    Now both stop with one line, before anything is trained or written."""
+    tmp, run_dir, _ = smoke_run
+    recorded = json.loads((run_dir / "data.json").read_text())
+    assert recorded["classes"] == 2 and recorded["examples"]["val"] == recorded["examples"]["test"] == 48  # no neutral
+    other = write_tiny_sst(tmp_path / "other", n_train=300, n_dev=59, n_test=60, seed=1)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=other, tmp=tmp_path, run_dir=copy)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith(f"error: run dir {copy} was started on other data (examples: "), last
+    assert "vocabulary_sha256: " in last and last.endswith("and resuming would mix results of the two: point "
+                                                           "paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
+                                                           "or give a new hydra.run.dir")
+    for kept in ("data.json", "search/population.jsonl", "retrain/results.json"):
+        assert (copy / kept).read_bytes() == (run_dir / kept).read_bytes(), kept
+    proc = cli("src.evaluate", str(run_dir), data_dir=other, tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: {run_dir}: the data at paths.data_dir={other} are not the run's (examples: "), proc.stderr[-2000:]
+
+
 def test_predict_on_raw_text_reproduces_the_recorded_validation_accuracy(smoke_run, tiny_data):
     """The validation sentences as plain text through ``src.predict``: the chosen model (the seed
     of best recorded validation score) gives the predictions and probabilities it gives the encoded

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 import sys
@@ -84,6 +85,37 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+def data_facts(dm, graph: bool) -> dict:
+    """What identifies the data a DataModule (after ``setup()``) serves, for ``data.json``: the
+    classes and, for text, the vocabulary (its size and a SHA-256 of its words, which come from
+    every split) and each split's number of examples; for graphs, the feature width, the number of
+    training graphs and each (evaluation) graph's nodes and edges. Sizes and the vocabulary, not
+    every token or label: cheap on the largest benchmarks, and enough to tell other files apart."""
+    facts: dict = {"classes": int(dm.num_classes)}
+    if graph:
+        graphs = ([dm.graph] if dm.graph is not None else []) + list(dm.eval_batches)
+        facts.update(features=int(dm.num_features), train_graphs=len(dm.train_graphs),
+                     nodes=[int(g["x"].size(0)) for g in graphs], edges=[int(g["edge_index"].size(1)) for g in graphs])
+        return facts
+    words = dm.vocab.to_list()
+    digest = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()[:16]
+    facts.update(vocabulary=len(words), vocabulary_sha256=digest,
+                 examples={split: len(getattr(dm, f"{split}_set")) for split in ("train", "val", "test")})
+    return facts
+
+
+def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
+    """For a command that reloads a run's models (``src.evaluate``, ``src.predict``): the data
+    rebuilt from ``cfg`` are those the run recorded in ``data.json`` (runs from before that
+    record pass), else one error line saying what differs."""
+    from src.pipeline.run_settings import describe_data_difference, read_data_record
+
+    differ = describe_data_difference(read_data_record(run_dir), data_facts(dm, graph))
+    if differ:
+        raise AutoAttendError(f"{run_dir}: the data at paths.data_dir={cfg.paths.data_dir} are not the run's "
+                              f"({differ}); give the run's data folder (paths.data_dir=...)")
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int | None = None,

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.pipeline.checks import check_config
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
-from src.pipeline.run_settings import check_run_settings, run_settings
+from src.pipeline.run_settings import check_run_data, check_run_settings, run_settings
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
@@ -60,13 +60,14 @@ def run_search(cfg: DictConfig) -> dict:
     check_run_settings(run_dir, run_settings(cfg, "search"))
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
-    from src.pipeline.common import build_datamodule, env_summary
+    from src.pipeline.common import build_datamodule, data_facts, env_summary
     from src.utils.device import device_of
 
     st = graph_stages if graph else stages
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
     with timer("data"):
         dm = build_datamodule(cfg)
+    check_run_data(run_dir, data_facts(dm, graph))
     with timer("supernet"):
         model = st.train_supernet(cfg, dm, space, run_dir)
     with timer("search"):
@@ -117,7 +118,7 @@ def run_retrain(cfg: DictConfig) -> dict:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
-    from src.pipeline.common import build_datamodule, env_summary
+    from src.pipeline.common import build_datamodule, data_facts, env_summary
     from src.utils.device import device_of
 
     hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
@@ -125,6 +126,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
     with timer("data"):
         dm = build_datamodule(cfg)
+    check_run_data(run_dir, data_facts(dm, graph))
     with timer("retrain"):
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run_settings.json"
 TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (src.pipeline.config.Timer)
+DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.data_facts)
 
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
 # config comments state that results do not depend on them, and the name and record of an
@@ -125,3 +126,50 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     (run_dir / TIMING_FILE).unlink(missing_ok=True)
     atomic_write_json(path, settings)
     return []
+
+
+def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
+    """Record the data a run starts on (``facts``: sizes and a digest, see
+    :func:`src.pipeline.common.data_facts`), or check a resume against them.
+
+    The config can be the same while the files behind ``paths.data_dir`` are not (other files, a
+    repaired split): a supernet checkpoint of another vocabulary then fails to load, or worse, a
+    search scored on the old data resumes on the new. A directory holding results of other data
+    stops the re-run with one line naming what differs; one without results gets the new record.
+    """
+    path = run_dir / DATA_FILE
+    facts = json.loads(json.dumps(facts))
+    if path.exists() and has_results(run_dir):
+        recorded = read_data_record(run_dir)
+        differ = describe_data_difference(recorded, facts)
+        if differ:
+            raise AutoAttendError(f"run dir {run_dir} was started on other data ({differ}), and resuming would mix "
+                                  "results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
+                                  "or give a new hydra.run.dir")
+        return
+    atomic_write_json(path, facts)
+
+
+def read_data_record(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``data.json``, or ``None`` for a run started before runs recorded their data."""
+    path = run_dir / DATA_FILE
+    if not path.exists():
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+        if not isinstance(recorded, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AutoAttendError(f"{path} is unreadable ({exc}); it records the data this run directory was started "
+                              "on: restore it, or start a new run directory (hydra.run.dir=...)") from None
+    return recorded
+
+
+def describe_data_difference(recorded: dict[str, Any] | None, facts: dict[str, Any]) -> str:
+    """``"key: recorded -> now; ..."`` for the facts that differ ("" when none, or no record)."""
+    if recorded is None:
+        return ""
+    facts = json.loads(json.dumps(facts))
+    differ = [k for k in sorted(set(recorded) | set(facts)) if recorded.get(k) != facts.get(k)]
+    return "; ".join(f"{k}: {_show(recorded.get(k, '(unrecorded)'))} -> {_show(facts.get(k, '(none)'))}"
+                     for k in differ)
