@@ -136,7 +136,25 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         row["reproduced"] = (abs(row["val"] - row["val_recorded"]) <= TOLERANCE
                              and abs(row["test"] - row["test_recorded"]) <= TOLERANCE)
         rows.append(row)
-    return rows
+    kept = {(folder, seed) for folder, seed, _ in models}
+    for folder, seed, seed_file in finished_seeds(run_dir):
+        if (folder, seed) not in kept:  # finished and recorded, but its model is gone: it cannot be checked
+            recorded = json.loads(seed_file.read_text())
+            rows.append({"folder": folder, "seed": seed, "step": recorded["step"], "finished": True,
+                         "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
+                         "test": None, "reproduced": False, "missing": True})
+    return sorted(rows, key=lambda r: (r["folder"] != "retrain", r["folder"], r["seed"]))
+
+
+def finished_seeds(run_dir: Path) -> list[tuple[str, int, Path]]:
+    """``(folder, seed, seed_<seed>.json)`` of every seed the run finished (retrain, baselines)."""
+    found = []
+    for folder in [run_dir / "retrain"] + sorted((run_dir / "baselines").glob("*")):
+        for path in folder.glob("seed_*.json"):
+            suffix = path.stem.removeprefix("seed_")
+            if suffix.isdigit():
+                found.append((str(folder.relative_to(run_dir)), int(suffix), path))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,14 +171,25 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         note = "" if r["finished"] else " (seed unfinished)"
-        print(f"| {r['folder']} | {r['seed']}{note} | {r['step']} | {100 * r['val_recorded']:.2f} | "
-              f"{100 * r['val']:.2f} | {100 * r['test_recorded']:.2f} | {100 * r['test']:.2f} | "
-              f"{'yes' if r['reproduced'] else 'NO'} |")
-    failed = [f"{r['folder']} seed {r['seed']}" for r in rows if not r["reproduced"]]
+        if r.get("missing"):
+            now_val = now_test = "-"
+        else:
+            now_val, now_test = f"{100 * r['val']:.2f}", f"{100 * r['test']:.2f}"
+        verdict = "NO (model.pt missing)" if r.get("missing") else "yes" if r["reproduced"] else "NO"
+        print(f"| {r['folder']} | {r['seed']}{note} | {r['step']} | {100 * r['val_recorded']:.2f} | {now_val} | "
+              f"{100 * r['test_recorded']:.2f} | {now_test} | {verdict} |")
+    missing = [f"{r['folder']} seed {r['seed']}" for r in rows if r.get("missing")]
+    failed = [f"{r['folder']} seed {r['seed']}" for r in rows if not r["reproduced"] and not r.get("missing")]
+    if missing:
+        print(f"error: {', '.join(missing)}: finished, but its model.pt is missing (deleted or not copied with "
+              "the run), so it cannot be checked", file=sys.stderr)
     if failed:
         print(f"error: {', '.join(failed)}: the recomputed scores differ from the recorded ones", file=sys.stderr)
+    if missing or failed:
         return 1
-    print(f"all {len(rows)} model(s) reproduce their recorded validation and test scores")
+    unfinished = "" if (Path(args.run_dir) / "summary.json").exists() else (
+        " (the run has not finished: these are the models it kept so far)")
+    print(f"all {len(rows)} model(s) reproduce their recorded validation and test scores{unfinished}")
     return 0
 
 

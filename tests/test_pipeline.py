@@ -285,6 +285,21 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
         "evaluate: retrain seed 0 (1 of 2)", "evaluate: retrain seed 1 (2 of 2)",
         "error: retrain seed 1: the recomputed scores differ from the recorded ones"]
     assert proc.stdout.splitlines()[3].endswith("| NO |")
+    # a finished seed whose model file is gone was left out, and the rest reported as "all" reproducing
+    (copy / "retrain" / "seed_1" / "model.pt").unlink()
+    proc = cli("src.evaluate", str(copy), data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        "error: retrain seed 1: finished, but its model.pt is missing (deleted or not copied with the run), so it "
+        "cannot be checked")
+    assert proc.stdout.splitlines()[3].endswith("| - | NO (model.pt missing) |")
+    # a run that has not finished says so beside its verdict
+    (copy / "summary.json").unlink()
+    shutil.rmtree(copy / "retrain" / "seed_1")
+    (copy / "retrain" / "seed_1.json").unlink()
+    proc = cli("src.evaluate", str(copy), data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == (
+        "all 1 model(s) reproduce their recorded validation and test scores (the run has not finished: these are "
+        "the models it kept so far)")
 
 
 def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data, tmp_path):
