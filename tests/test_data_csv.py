@@ -16,7 +16,7 @@ from src.data import csv_text
 from src.data.arrow_split import TokenIdSplit
 from src.data.csv_text import CSVTextDataModule
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
-from src.data.zhang_csv import clean_field, read_rows, tokenize
+from src.data.zhang_csv import clean_field, count_fields, read_rows, tokenize
 from src.utils.errors import AutoAttendError, DataNotFoundError
 from tests.helpers import real_data_dir
 
@@ -79,6 +79,23 @@ def test_read_rows_exact_zhang_format(tmp_path):
         {"label": 0, "text": " No title, body only"},
         {"label": 3, "text": "Café opens Multi\nline field, quoted"},
     ]
+
+
+def test_a_byte_order_mark_and_blank_lines_are_no_part_of_the_data(tmp_path):
+    """A UTF-8 byte-order mark (as Excel writes) made the first label unreadable, with a hint to
+    drop the row as a header; a blank line (one at the end of a file is common) was "0 fields"."""
+    path = tmp_path / "train.csv"
+    path.write_bytes(b'\xef\xbb\xbf"3","a","b"\n\n"1","c","d"\r\n\r\n')
+    assert list(read_rows(path, num_fields=3, num_classes=4)) == [{"label": 2, "text": "a b"},
+                                                                  {"label": 0, "text": "c d"}]
+    assert count_fields(path) == 3
+    path.write_bytes(b'\n"3","a","b"\n"2","c"\n')  # rows are counted without the blank lines
+    with pytest.raises(AutoAttendError, match=r"row 2 \(line 3\): found 2 fields"):
+        list(read_rows(path, num_fields=3, num_classes=4))
+    assert count_fields(path) == 3
+    path.write_bytes(b"\n\n")
+    with pytest.raises(AutoAttendError, match="the file is empty"):
+        list(read_rows(path, num_fields=3, num_classes=4))
 
 
 def test_read_rows_yahoo_three_text_fields(tmp_path):

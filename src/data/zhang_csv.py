@@ -62,7 +62,8 @@ def _decoded_lines(path: Path) -> Iterator[str]:
     with open(path, "rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
-                yield raw.decode("utf-8")
+                # utf-8-sig on the first line: a byte-order mark (as Excel writes one) is not part of the label
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as err:
                 raise AutoAttendError(
                     f"{path}, line {lineno}: bytes not valid UTF-8 at byte {err.start} of the line "
@@ -73,7 +74,8 @@ def _decoded_lines(path: Path) -> Iterator[str]:
 def count_fields(path: Path) -> int:
     """Number of fields in the first record of ``path`` (label included)."""
     for row in csv.reader(_decoded_lines(path), strict=True):
-        return len(row)
+        if row:  # blank lines are no records
+            return len(row)
     raise AutoAttendError(f"{path}: the file is empty; expected CSV rows \"label\",\"text field\",...")
 
 
@@ -90,6 +92,8 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
     row_no = 0
     try:
         for row in reader:
+            if not row:  # a blank line (one at the end of a file is common) is no record
+                continue
             row_no += 1
             if header and row_no == 1:
                 continue
