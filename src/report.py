@@ -336,9 +336,22 @@ def _spread(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f} ({len(values)})"
 
 
-def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER) -> tuple[Table, Table | None]:
-    """The per-run table and the table over ``over`` of the runs at or under ``roots``."""
-    runs = [load_run(path) for path in find_runs(roots)]
+def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
+           unreadable: list[tuple[Path, str]] | None = None) -> tuple[Table, Table | None]:
+    """The per-run table and the table over ``over`` of the runs at or under ``roots``. With an
+    ``unreadable`` list, a run directory whose records cannot be read is added to it as ``(path,
+    error)`` and left out, instead of stopping the whole report (unless no run is left)."""
+    runs = []
+    for path in find_runs(roots):
+        try:
+            runs.append(load_run(path))
+        except AutoAttendError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append((path, str(exc)))
+    if not runs:
+        raise AutoAttendError(f"no readable run directory under {', '.join(map(str, roots))}: "
+                              + "; ".join(error for _, error in (unreadable or [])))
     unknown = [k for k in over if not any(k in run.settings for run in runs)]
     if unknown:
         raise AutoAttendError(f"--over {','.join(unknown)}: no run has such a setting (dotted keys of "
@@ -346,12 +359,16 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER) -> tup
     return runs_table(runs), groups_table(runs, over)
 
 
-def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_OVER) -> str:
+def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_OVER,
+           unreadable: list[tuple[Path, str]] | None = None) -> str:
     per_run, grouped = tables
     text = per_run.markdown() + "\n"
     if grouped is not None:
         text += (f"\nRuns whose settings differ at most in {', '.join(over)} (their code may differ), folded "
                  "(mean +- sample std over the runs of each one's score):\n\n" + grouped.markdown() + "\n")
+    if unreadable:
+        text += f"\nRun directories left out, their records unreadable ({len(unreadable)}):\n\n"
+        text += "".join(f"- `{path}`: {error}\n" for path, error in unreadable)
     return text
 
 
@@ -363,14 +380,15 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
     reports count: only Hydra's ``.hydra/`` and an empty log)."""
     sweep_dir = Path(sweep_dir)
     failed = list(failed or [])
+    unreadable: list[tuple[Path, str]] = []
     try:
-        tables = report([sweep_dir])
+        tables = report([sweep_dir], unreadable=unreadable)
     except AutoAttendError as exc:
         if not failed:
             print(f"sweep report: none ({exc})")
             return None
         tables = None
-    text = render(tables) if tables is not None else ""
+    text = render(tables, unreadable=unreadable) if tables is not None else ""
     if failed:
         text += ("\n" if text else "") + f"Failed jobs ({len(failed)}):\n\n"
         text += "".join(f"- `{overrides}`: {error}\n" for overrides, error in failed)
@@ -392,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
                              "one row (comma-separated dotted keys; default: seed)")
     args = parser.parse_args(argv)
     over = tuple(k for k in args.over.split(",") if k)
+    unreadable: list[tuple[Path, str]] = []
     try:
-        tables = report(args.dirs, over)
-        text = render(tables, over)
+        tables = report(args.dirs, over, unreadable)
+        text = render(tables, over, unreadable)
         if args.csv:
             atomic_write_text(args.csv, tables[0].csv())
         if args.markdown:
@@ -406,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.filename}: cannot be written ({exc.strerror})", file=sys.stderr)
         return 2
     print(text, end="")
+    if unreadable:
+        print(f"error: {len(unreadable)} run director{'y' if len(unreadable) == 1 else 'ies'} left out of the report "
+              "(records unreadable; listed after the tables)", file=sys.stderr)
+        return 1
     return 0
 
 

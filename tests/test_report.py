@@ -177,6 +177,25 @@ def test_bad_input_is_one_clear_error(tmp_path):
         report([tmp_path], over=("sed",))
 
 
+def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
+    """A damaged record in one run directory stopped the whole report (exit 2, no table)."""
+    from src.report import main
+
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    damaged = write_run(tmp_path / "b", {**TEXT, "seed": 1}, test=0.77)
+    (damaged / "summary.json").write_text('{"task": ')
+    assert main([str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert [r["run"] for r in rows(report([tmp_path / "a"])[0])] == ["a"] and "| a |" in out and "| b |" not in out
+    assert out.strip().splitlines()[-1].startswith(f"- `{damaged}`: {damaged / 'summary.json'}: not valid JSON")
+    assert err == ("error: 1 run directory left out of the report (records unreadable; listed after the tables)\n")
+    path = write_sweep_report(tmp_path)  # a sweep's report lists it too
+    assert f"- `{damaged}`: " in path.read_text()
+    (tmp_path / "a" / "summary.json").write_text("[]")
+    assert main([str(tmp_path)]) == 2  # none left: an error, as before
+    assert capsys.readouterr().err.startswith(f"error: no readable run directory under {tmp_path}: ")
+
+
 def test_the_sweep_report_files(tmp_path, capsys):
     write_run(tmp_path / "0_x", TEXT, test=0.75)
     write_run(tmp_path / "1_y", {**TEXT, "seed": 1}, test=0.77)
