@@ -106,6 +106,8 @@ def graph_scores(model, dm) -> dict[str, float]:
 def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[dict]:
     """Each saved seed's recorded and recomputed validation and test score."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise AutoAttendError(f"{run_dir}: a file; give the run's directory (src.evaluate checks every model it kept)")
     if not run_dir.is_dir():
         raise AutoAttendError(f"{run_dir}: no such directory")
     cfg = run_config(run_dir, list(overrides or []))

@@ -407,7 +407,9 @@ def test_predict_into_a_closed_pipe_stops_quietly(smoke_run, tiny_data):
 def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
     tmp, run_dir, _ = smoke_run
     cases = {str(tmp / "nowhere"): f"error: {tmp / 'nowhere'}: no such directory",
-             str(tmp): f"error: {tmp}: not a run directory (no .hydra/config.yaml)"}
+             str(tmp): f"error: {tmp}: not a run directory (no .hydra/config.yaml)",
+             str(run_dir / "summary.json"): f"error: {run_dir / 'summary.json'}: a file; give the run's directory "
+                                            "(src.evaluate checks every model it kept)"}
     bare = tmp / "evaluate_no_models"
     shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("model.pt"))
     cases[str(bare)] = (f"error: {bare / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
