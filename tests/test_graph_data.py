@@ -3,6 +3,8 @@ by the tests and read by the real readers offline, plus the real Cora files when
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from pathlib import Path
 
@@ -145,7 +147,8 @@ def test_planetoid_with_one_class_is_refused(tmp_path):
 def test_planetoid_feature_label_mismatch(tmp_path):
     root = write_tiny_planetoid(tmp_path / "d", extra_label_rows=3)
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
-    with pytest.raises(AutoAttendError, match="feature/label size mismatch"):
+    with pytest.raises(AutoAttendError, match=r"feature/label size mismatch: .* \(ind\.cora\.allx \+ ind\.cora\.tx "
+                                              r"rows against ind\.cora\.ally \+ ind\.cora\.ty rows\)"):
         dm.setup()
 
 
@@ -246,14 +249,52 @@ def test_failed_ppi_download_leaves_no_partial_cache(tmp_path, monkeypatch):
     assert not (cache / "ppi" / "download").exists()
 
 
-def test_ppi_feature_label_mismatch(tmp_path):
+@pytest.mark.parametrize("name, damage, why", [
+    ("test_labels.npy", lambda p: np.save(p, np.load(p)[:-4]), "26 rows, while test_graph.json has 30 nodes"),
+    ("train_graph_id.npy", lambda p: np.save(p, np.load(p)[:-5]), "55 rows, while train_graph.json has 60 nodes"),
+    ("valid_graph.json", lambda p: p.write_text(p.read_text()[:40]), "not a node-link graph in JSON"),
+    ("valid_graph.json", lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "links": []})),
+     "the graph has no edges ('links' is empty)"),
+    ("train_feats.npy", lambda p: p.write_bytes(p.read_bytes()[:60]), "not readable as a NumPy array file"),
+])
+def test_a_bad_ppi_file_is_named_with_what_is_wrong(tmp_path, caplog, name, damage, why):
+    """PyG's reader failed with its own error (an IndexError on mask shapes, a JSONDecodeError, a
+    RuntimeError of min() for a graph without edges), reported against the whole folder."""
     root = write_tiny_ppi(tmp_path / "d")
-    labels = root / "ppi" / "raw" / "test_labels.npy"
-    y = np.load(labels)
-    np.save(labels, y[:-4])
+    path = root / "ppi" / "raw" / name
+    damage(path)
     dm = PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c"), download=False)
-    with pytest.raises(AutoAttendError, match="mismatch|not readable as PPI data"):
+    with pytest.raises(AutoAttendError) as err, caplog.at_level(logging.WARNING):
         dm.setup()
+    assert str(err.value).startswith(f"{path}: {why}"), str(err.value)
+    assert "processed cache" not in caplog.text  # nothing was processed before: no cache to blame
+
+
+@pytest.mark.parametrize("kind", ["planetoid", "ppi"])
+def test_a_damaged_processed_cache_is_rebuilt_from_the_raw_files(tmp_path, caplog, kind):
+    """A damaged ``processed/`` file in the cache was reported, run after run, as the user's raw
+    files being unreadable."""
+    if kind == "planetoid":
+        root = write_tiny_planetoid(tmp_path / "d")
+        make = lambda: PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "c"), download=False)
+    else:
+        root = write_tiny_ppi(tmp_path / "d")
+        make = lambda: PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c"), download=False)
+    first = make()
+    first.setup()
+    processed = sorted((tmp_path / "c").rglob("processed/*.pt"))
+    assert processed
+    for path in processed:
+        path.write_bytes(path.read_bytes()[:100])
+    again = make()
+    with caplog.at_level(logging.WARNING):
+        again.setup()
+    assert "is unreadable" in caplog.text and "processing the raw files again" in caplog.text
+    assert len(first.train_graphs) == len(again.train_graphs) and len(first.eval_batches) == len(again.eval_batches)
+    for a, b in zip(first.eval_batches, again.eval_batches):  # the same data as before the damage
+        for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask"):
+            dense = (lambda t: t.to_dense() if t.is_sparse else t)
+            assert torch.equal(dense(a[key]), dense(b[key])), key
 
 
 # ---- the real Cora files ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ import shutil
 from abc import ABC, abstractmethod
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -31,6 +32,7 @@ from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -84,6 +86,27 @@ def remove_failed_download(folder: Path) -> None:
     """Remove what a failed download left in the cache (empty folders, partial files), so that no
     half-written dataset stays behind; the next run downloads again. Only ever a cache folder."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_with_fresh_processing(load: Callable[[], T], processed: Path, what: str) -> T:
+    """``load()`` (a PyG dataset); when it fails while PyG's processed files of a finished
+    processing exist (in the cache, from an earlier run: a disk filled up, a file damaged), they are removed and ``load()`` runs
+    once more from the raw files, so a damaged cache is rebuilt rather than reported as the user's
+    data. A second failure is the raw files' own."""
+    # PyG writes pre_transform.pt once processing has finished: without it there was nothing
+    # complete to read, and a failure is the processing's own
+    completed = (processed / "pre_transform.pt").is_file()
+    try:
+        return load()
+    except AutoAttendError:
+        raise
+    except Exception as exc:  # PyG raises whatever its reader hit
+        if not completed:
+            raise
+        log.warning("%s: the processed cache %s is unreadable (%s); processing the raw files again", what, processed,
+                    type(exc).__name__)
+        shutil.rmtree(processed, ignore_errors=True)
+        return load()
 
 
 def check_graph(batch: dict, source: str, multilabel: bool) -> None:
@@ -250,9 +273,12 @@ class PlanetoidDataModule(GraphDataModule):
         root = self._root()
         from_files = root.name != "download"
         source = self.data_dir / "planetoid" / self.name / "raw"
-        try:
+        def read() -> Planetoid:
             with pyg_messages_to_log(self.name):
-                dataset = Planetoid(str(root), self.name, split="public")
+                return Planetoid(str(root), self.name, split="public")
+
+        try:
+            dataset = load_with_fresh_processing(read, root / self.name / "processed", self.name)
         except AutoAttendError:
             raise
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
@@ -266,8 +292,10 @@ class PlanetoidDataModule(GraphDataModule):
         data = dataset[0]
         where = source if from_files else f"{self.name} ({root})"
         if data.x.size(0) != data.y.size(0):
+            stem = f"ind.{self.name.lower()}"
             raise AutoAttendError(f"{where}: feature/label size mismatch: {data.x.size(0)} feature rows but "
-                                  f"{data.y.size(0)} labels")
+                                  f"{data.y.size(0)} labels ({stem}.allx + {stem}.tx rows against {stem}.ally + "
+                                  f"{stem}.ty rows)")
         # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1
         data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1.0)
         self.num_features = data.x.size(1)

@@ -11,17 +11,46 @@ from __future__ import annotations
 import hashlib
 import logging
 from itertools import product
+from pathlib import Path
 
 import torch
 
-from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files, pyg_messages_to_log,
-                                remove_failed_download)
+from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files,
+                                load_with_fresh_processing, pyg_messages_to_log, remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
 PPI_FILES = tuple(f"{s}_{f}" for s, f in product(("train", "valid", "test"),
                                                  ("feats.npy", "graph_id.npy", "graph.json", "labels.npy")))
+
+
+def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
+    """The first raw PPI file in ``src`` that cannot be what PyG's reader expects, with why: a
+    graph file that is not node-link JSON or has no edges, an array file NumPy cannot read, or a
+    split whose arrays do not have one row per node of its graph file."""
+    import json
+
+    import numpy as np
+
+    for split in ("train", "valid", "test"):
+        graph_file = src / f"{split}_graph.json"
+        try:
+            graph = json.loads(graph_file.read_bytes())
+            nodes, links = graph["nodes"], graph["links"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return graph_file, f"not a node-link graph in JSON (keys 'nodes' and 'links'): {type(exc).__name__}: {exc}"
+        if not links:
+            return graph_file, "the graph has no edges ('links' is empty); node classification needs edges"
+        for kind in ("feats", "labels", "graph_id"):
+            path = src / f"{split}_{kind}.npy"
+            try:
+                rows = np.load(path, allow_pickle=False).shape[0]
+            except Exception as exc:  # NumPy raises ValueError, EOFError, OSError... on a damaged file
+                return path, f"not readable as a NumPy array file: {type(exc).__name__}: {exc}"
+            if rows != len(nodes):
+                return path, f"{rows} rows, while {graph_file.name} has {len(nodes)} nodes (one row per node)"
+    return None
 
 
 class PPIDataModule(GraphDataModule):
@@ -47,12 +76,18 @@ class PPIDataModule(GraphDataModule):
             raise DataNotFoundError(f"PPI: no files in {src} and downloading is off (task.datamodule.download=false)")
         else:
             root = self.cache_dir / "ppi" / "download"
-        try:
+        def read() -> dict:
             with pyg_messages_to_log("PPI"):
-                splits = {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
+                return {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
+
+        try:
+            splits = load_with_fresh_processing(read, root / "processed", "PPI")
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if present:
+                bad = first_bad_ppi_file(src)
+                if bad is not None:
+                    raise AutoAttendError(f"{bad[0]}: {bad[1]}") from None
                 raise AutoAttendError(
                     f"{src}: not readable as PPI data (per split: <split>_graph.json, a node-link graph with edges "
                     f"in every graph; <split>_feats.npy, <split>_labels.npy and <split>_graph_id.npy with one row "
