@@ -324,6 +324,23 @@ def test_cache_is_reused_and_stage_one_survives_a_new_max_len(corpus, tmp_path, 
         _ready(_dm(corpus, cache, max_len=16))
 
 
+def test_a_damaged_id_cache_is_rebuilt(corpus, tmp_path, caplog):
+    """An id cache file cut short after its build (a full disk) was a pyarrow traceback, run after run."""
+    import logging
+
+    first = _ready(_dm(corpus, tmp_path / "cache", max_len=16))
+    items = {split: [(ids.tolist(), label) for ids, label in getattr(first, split)]  # before the files change
+             for split in ("train_set", "val_set", "test_set")}
+    arrows = sorted(first.ids_dir.glob("*.arrow"))
+    assert arrows
+    arrows[0].write_bytes(arrows[0].read_bytes()[:28])
+    with caplog.at_level(logging.WARNING):
+        again = _ready(_dm(corpus, tmp_path / "cache", max_len=16))
+    assert f"ignoring unreadable cache {first.ids_dir}" in caplog.text and "rebuilding it" in caplog.text
+    for split, kept in items.items():
+        assert [(ids.tolist(), label) for ids, label in getattr(again, split)] == kept, split
+
+
 def test_token_id_split_pickles_by_path(corpus, tmp_path):
     dm = _ready(_dm(corpus, tmp_path / "cache"))
     clone = pickle.loads(pickle.dumps(dm.test_set))

@@ -522,6 +522,16 @@ class CSVTextDataModule(TextDataModule):
         finally:
             (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
 
+    def _open_ids(self) -> tuple[dict, list[str], dict[str, TokenIdSplit]]:
+        """The id cache's record, vocabulary and splits (built first when missing)."""
+        meta = _read_meta(self.ids_dir, self._ids_key())
+        if meta is None:
+            self.prepare_data()
+            meta = _read_meta(self.ids_dir, self._ids_key())
+        words = json.loads((self.ids_dir / "vocab.json").read_text())["words"]
+        splits = {s: TokenIdSplit([self.ids_dir / f for f in meta["files"][s]]) for s in ("train", "val", "test")}
+        return meta, words, splits
+
     def prepare_data(self) -> None:
         """Build whatever cache stage is missing (runs on one process)."""
         with self._progress_bars():
@@ -546,15 +556,17 @@ class CSVTextDataModule(TextDataModule):
         """Open the cached splits (building them if needed) and the word vectors."""
         if self.vocab is not None:
             return
-        meta = _read_meta(self.ids_dir, self._ids_key())
-        if meta is None:
-            self.prepare_data()
-            meta = _read_meta(self.ids_dir, self._ids_key())
-        words = json.loads((self.ids_dir / "vocab.json").read_text())["words"]
+        try:
+            meta, words, splits = self._open_ids()
+        except (pa.ArrowException, OSError, ValueError, KeyError) as err:
+            # a cache damaged after it was built (a full disk, a file cut short): built again, once
+            log.warning("%s: ignoring unreadable cache %s (%s); rebuilding it", self.name, self.ids_dir,
+                        type(err).__name__)
+            shutil.rmtree(self.ids_dir, ignore_errors=True)
+            meta, words, splits = self._open_ids()
         self.vocab = Vocabulary(words)
         with self._progress_bars():
             self.embeddings, emb = self._embeddings(words)
-        splits = {s: TokenIdSplit([self.ids_dir / f for f in meta["files"][s]]) for s in ("train", "val", "test")}
         self.train_set, self.val_set, self.test_set = splits["train"], splits["val"], splits["test"]
         for split, data in splits.items():
             labels = data.labels
