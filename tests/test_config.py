@@ -98,6 +98,18 @@ def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
     assert second.invocations == 2 and list(second.totals) == ["data", "supernet", "search"]
     assert second.totals["supernet"] == round(30.0 + second.seconds["supernet"], 1)
     assert _json.loads(path.read_text())["invocations"] == 2
+    # a refusable stage (the data checked against the run's) ended by a user error leaves no trace
+    from src.utils.errors import AutoAttendError
+
+    refused = Timer(path)
+    with pytest.raises(AutoAttendError):
+        with refused("data", refusable=True):
+            raise AutoAttendError("other data")
+    assert refused.seconds == {} and _json.loads(path.read_text())["invocations"] == 2
+    with pytest.raises(AutoAttendError):
+        with refused("search"):  # any other stage counts, as an interrupted one does
+            raise AutoAttendError("bad")
+    assert _json.loads(path.read_text())["invocations"] == 3
     path.write_text("{not json")
     third = Timer(path)
     with third("data"):

@@ -319,7 +319,7 @@ def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data
     assert "vocabulary_sha256: " in last and last.endswith("and resuming would mix results of the two: point "
                                                            "paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
                                                            "or give a new hydra.run.dir")
-    for kept in ("data.json", "search/population.jsonl", "retrain/results.json"):
+    for kept in ("data.json", "timing.json", "search/population.jsonl", "retrain/results.json"):
         assert (copy / kept).read_bytes() == (run_dir / kept).read_bytes(), kept
     proc = cli("src.evaluate", str(run_dir), data_dir=other, tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(

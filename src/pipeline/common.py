@@ -112,7 +112,8 @@ def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
     record pass), else one error line saying what differs."""
     from src.pipeline.run_settings import describe_data_difference, read_data_record
 
-    differ = describe_data_difference(read_data_record(run_dir), data_facts(dm, graph))
+    recorded = read_data_record(run_dir)
+    differ = "" if recorded is None else describe_data_difference(recorded, data_facts(dm, graph))
     if differ:
         raise AutoAttendError(f"{run_dir}: the data at paths.data_dir={cfg.paths.data_dir} are not the run's "
                               f"({differ}); give the run's data folder (paths.data_dir=...)")

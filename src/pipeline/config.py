@@ -159,7 +159,10 @@ class Timer:
         if self.path is not None:
             atomic_write_json(self.path, {"seconds": self.totals, "invocations": self.invocations})
 
-    def __call__(self, name: str):
+    def __call__(self, name: str, refusable: bool = False):
+        """A stage's context. ``refusable``: a stage that checks whether the run may go on (the
+        data against the run's record): ended by a user error, it was no work of the run and is not
+        recorded (nor the invocation, if it is the first stage)."""
         timer = self
 
         class _Stage:
@@ -168,7 +171,9 @@ class Timer:
                     timer._load()
                 self.t0 = time.perf_counter()
 
-            def __exit__(self, *exc):
+            def __exit__(self, exc_type, exc, tb):
+                if refusable and exc_type is not None and issubclass(exc_type, AutoAttendError):
+                    return
                 timer.seconds[name] = round(timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0, 1)
                 timer._record()
 

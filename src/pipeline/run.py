@@ -65,9 +65,9 @@ def run_search(cfg: DictConfig) -> dict:
 
     st = graph_stages if graph else stages
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
-    with timer("data"):
+    with timer("data", refusable=True):
         dm = build_datamodule(cfg)
-    check_run_data(run_dir, data_facts(dm, graph))
+        check_run_data(run_dir, data_facts(dm, graph))
     with timer("supernet"):
         model = st.train_supernet(cfg, dm, space, run_dir)
     with timer("search"):
@@ -124,9 +124,9 @@ def run_retrain(cfg: DictConfig) -> dict:
     hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
-    with timer("data"):
+    with timer("data", refusable=True):
         dm = build_datamodule(cfg)
-    check_run_data(run_dir, data_facts(dm, graph))
+        check_run_data(run_dir, data_facts(dm, graph))
     with timer("retrain"):
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)
