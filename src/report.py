@@ -26,7 +26,7 @@ import json
 import re
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Run:
     settings: dict[str, Any]
     summary: dict[str, Any] | None
     state: str = "finished"
+    # an unfinished run's figures so far: its search's best supernet score, the seconds of its stages
+    partial: dict[str, Any] = field(default_factory=dict)
 
     @property
     def entry(self) -> str:
@@ -154,7 +156,29 @@ def load_run(path: Path) -> Run:
         settings = _settings_from_config(path, summary)
     if summary is not None:
         return Run(path, settings, summary)
-    return Run(path, settings, None, state=_state(path, settings))
+    return Run(path, settings, None, state=_state(path, settings), partial=_partial(path))
+
+
+def _partial(path: Path) -> dict[str, Any]:
+    """What an unfinished run has measured so far: ``best_val_acc_supernet`` once its search has
+    chosen (``search/best_arch.yaml``) and ``seconds`` of its stages (``timing.json``); records
+    that cannot be read are left out (the run is unfinished: they may be mid-write)."""
+    import yaml
+
+    from src.pipeline.run_settings import TIMING_FILE
+
+    partial: dict[str, Any] = {}
+    try:
+        best = yaml.safe_load((path / "search" / "best_arch.yaml").read_text())
+        partial["best_val_acc_supernet"] = float(best["val_acc_supernet"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+        pass
+    try:
+        seconds = json.loads((path / TIMING_FILE).read_text())["seconds"]
+        partial["seconds"] = {str(k): float(v) for k, v in seconds.items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return partial
 
 
 def reads(run: Run, key: str) -> bool:
@@ -289,14 +313,15 @@ def runs_table(runs: list[Run]) -> Table:
         if any_arch:
             row.append(str(summary.get("arch", "")) if run.entry == "retrain" else "")
         row += [_setting(run, k) for k in varying]
-        row += [run.state, _pct(summary.get("best_val_acc_supernet")), _mean_std(retrain),
+        row += [run.state, _pct(summary.get("best_val_acc_supernet", run.partial.get("best_val_acc_supernet"))),
+                _mean_std(retrain),
                 str(len(retrain["seeds"])) if retrain else "", _pct(retrain["val_acc_mean"]) if retrain else ""]
         if metrics - {"accuracy"}:
             row.append(summary.get("metric", "accuracy") if run.summary else "")
         row += [_mean_std((summary.get("baselines") or {}).get(name)) for name in baselines]
         if any_ranking:
             row.append(f"{ranking['spearman']:+.2f} ({ranking['n']})" if ranking else "")
-        row.append(_seconds(run.summary))
+        row.append(_seconds(run.summary or run.partial))
         rows.append(row)
     return Table(header, rows)
 

@@ -106,6 +106,13 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     assert load_run(retrain).state == "retrain 0/5 seeds"
     (row,) = [r for r in rows(report([tmp_path / "rt"])[0])]
     assert row["state"] == "retrain 0/5 seeds" and row["test (mean +- std)"] == ""
+    # what the unfinished search has measured so far is shown (both columns were blank)
+    (row,) = rows(report([tmp_path / "r"])[0])
+    assert row["supernet val"] == "" and row["minutes"] == ""
+    (run / "search" / "best_arch.yaml").write_text("val_acc_supernet: 0.5469\nlayers: []\n")
+    (run / "timing.json").write_text(json.dumps({"seconds": {"data": 6.0, "supernet": 90.0}, "invocations": 2}))
+    (row,) = rows(report([tmp_path / "r"])[0])
+    assert (row["state"], row["supernet val"], row["minutes"]) == ("retrain 1/2 seeds", "54.69", "1.6")
 
 
 def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
