@@ -320,7 +320,11 @@ def runs_table(runs: list[Run]) -> Table:
             row.append(summary.get("metric", "accuracy") if run.summary else "")
         row += [_mean_std((summary.get("baselines") or {}).get(name)) for name in baselines]
         if any_ranking:
-            row.append(f"{ranking['spearman']:+.2f} ({ranking['n']})" if ranking else "")
+            if not ranking:
+                row.append("")
+            else:  # no correlation below 3 candidates or with constant scores (rank_correlations)
+                rho = ranking.get("spearman")
+                row.append(f"{'n/a' if rho is None else f'{rho:+.2f}'} ({ranking['n']})")
         row.append(_seconds(run.summary or run.partial))
         rows.append(row)
     return Table(header, rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -127,6 +128,10 @@ def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
     assert got[0]["ranking Spearman (n)"] == "+0.11 (32)" and got[0]["arch"] == ""
     assert got[1]["entry"] == "retrain" and got[1]["arch"] == "gat" and got[1]["supernet val"] == ""
     assert got[1]["gcn test"] == "" and got[1]["ranking Spearman (n)"] == ""
+    # no correlation (fewer than 3 candidates, or constant scores): shown as such, not a TypeError
+    write_run(tmp_path / "a2", {**graph, "seed": 5}, test=0.80, ranking={"all": {"spearman": None, "n": 2}})
+    assert rows(report([tmp_path / "a2"])[0])[0]["ranking Spearman (n)"] == "n/a (2)"
+    shutil.rmtree(tmp_path / "a2")
     write_run(tmp_path / "c", {**graph, "entry": "retrain", "seed": 1}, test=0.81, supernet=None, arch="gat")
     write_run(tmp_path / "d", {**graph, "entry": "retrain", "seed": 2}, test=0.81, supernet=None, arch="gcn")
     (folded,) = rows(report([tmp_path])[1])  # the same architecture's retrains only
