@@ -348,6 +348,10 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
     ("src.search", (), "error: no task selected"),
+    # a sweep's experiment without -m: Hydra ran one job of the default values, in silence
+    ("src.search", ("+experiment=sst2_ranking_sharing", "budget=smoke"),
+     "error: experiment sst2_ranking_sharing is a sweep (experiment.multirun): run it with -m, `python -m src.search "
+     "-m +experiment=sst2_ranking_sharing` or `make reproduce EXP=sst2_ranking_sharing`"),
     # the smoke budget fills supernet.* for both entry points: accepted before, and without effect
     ("src.retrain", ("+task=sst2", "arch=published_sst5", "budget=smoke", "supernet.dim=16"),
      "error: supernet.dim: a setting of the search (src.search), which src.retrain does not read; the retrain's "

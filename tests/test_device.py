@@ -102,6 +102,9 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
                     "is not in struct, full_key: bench.foo, object_type=dict"),
     ("budget=smoke", "error: Could not override 'budget'. No match in the defaults list. To append to your default "
                      "list use +budget=smoke"),
+    # added nodes the bench never reads: it ran the full paper-size bench
+    ("+task=sst2", "error: task: not settings of src.bench (added by an override such as +task=... or +budget=...); "
+                   "it measures the paper's supernet configuration, set by seed, bench, paths, hardware, space"),
 ])
 def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, override, message):
     """A bad bench or hardware setting was a traceback, from torch or halfway through the figures

@@ -216,8 +216,16 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     _check_graph(cfg, entry)
 
 
+BENCH_KEYS = ("seed", "bench", "paths", "hardware", "space")  # conf/bench.yaml's nodes
+
+
 def check_bench_config(cfg: DictConfig) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``bench`` config (``src.bench``)."""
+    unknown = [str(key) for key in cfg if key not in BENCH_KEYS]
+    if unknown:  # `+task=sst2` or `+budget=smoke` would be added, unread, and the full bench would run
+        raise AutoAttendError(f"{', '.join(unknown)}: not settings of src.bench (added by an override such as "
+                              f"+task=... or +budget=...); it measures the paper's supernet configuration, set by "
+                              f"{', '.join(BENCH_KEYS)}")
     check_int(cfg, "seed", 0)
     check_paths(cfg)
     check_hardware(cfg)

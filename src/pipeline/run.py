@@ -175,6 +175,11 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
     require_task(cfg)
     if entry_point == "retrain":
         _refuse_search_settings()
+    if cfg.get("experiment") and cfg.experiment.get("multirun") and _hydra_initialized() and not _in_multirun():
+        # without -m Hydra ignores the config's sweeper params and runs one job of the default values
+        name = cfg.experiment.get("name")
+        raise AutoAttendError(f"experiment {name} is a sweep (experiment.multirun): run it with -m, "
+                              f"`python -m src.{entry_point} -m +experiment={name}` or `make reproduce EXP={name}`")
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
     return run_dir, Timer(run_dir / Timer.FILE)
@@ -308,6 +313,12 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
+
+
+def _hydra_initialized() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
 
 
 def _in_multirun() -> bool:
