@@ -129,3 +129,17 @@ def test_help_says_how_to_run_an_entry_point(entry, usage):
     assert proc.returncode == 0 and proc.stdout.startswith(usage), proc.stdout[:500]
     assert "A task is required" in proc.stdout and "\ntask: agnews, amazon2" in proc.stdout
     assert "Examples:" in proc.stdout and "README.md documents every option." in proc.stdout
+
+
+def test_sweep_job_folders_leave_out_only_the_settings_a_resume_may_change():
+    """The keys left out of a sweep job's folder name are the keys a resume may change (so a
+    re-run with one of them added finds its folders), the same for both entry points."""
+    import yaml
+
+    from src.pipeline.run_settings import MAY_CHANGE
+
+    excluded = [yaml.safe_load((CONF / f"{name}.yaml").read_text())["hydra"]["job"]["config"]["override_dirname"]
+                ["exclude_keys"] for name in ("search", "retrain")]
+    assert excluded[0] == excluded[1]
+    for key in excluded[0]:
+        assert key == "hardware" or any(key == k or key.startswith(k + ".") for k in MAY_CHANGE), key

@@ -844,8 +844,14 @@ def test_an_interrupted_sweep_reports_its_jobs_and_resumes_from_its_folder(tiny_
     assert out.strip().splitlines()[-1] == f"sweep report: {sweep / 'report.md'}"
     (job,) = list(csv.DictReader(io.StringIO((sweep / "report.csv").read_text())))
     assert "seed=1" in job["run"] and job["state"] == "supernet unfinished"
-    proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp_path)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    # resumed with settings a resume may change added: the same job folders (they were new ones,
+    # named by every override, and the sweep started again from scratch there)
+    proc = cli("src.search", *args, "hardware.threads=1", "supernet.checkpoint_every_min=5", data_dir=tiny_data,
+               tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    after = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 1 and jobs[0] in after and len(after) == 2  # the stopped job's folder, then the second job
     assert len(list(sweep.glob("*/summary.json"))) == 2 and "supernet: resuming from" in proc.stdout + proc.stderr
 
 
