@@ -230,9 +230,14 @@ def _pct(value: float | None) -> str:
 
 
 def _mean_std(block: dict | None) -> str:
-    if not block:
-        return ""
-    return f"{100 * block['test_acc_mean']:.2f} +- {100 * block['test_acc_std']:.2f}"
+    return format_mean_std(block) if block else ""
+
+
+def format_mean_std(block: dict) -> str:
+    """``"80.43 +- 1.41"`` (in %) from a results block; the mean alone over one seed, whose
+    recorded std of 0 is no spread (a sample std needs two)."""
+    mean = f"{100 * block['test_acc_mean']:.2f}"
+    return mean if len(block.get("seeds") or ()) == 1 else f"{mean} +- {100 * block['test_acc_std']:.2f}"
 
 
 def _seconds(summary: dict | None) -> str:
@@ -258,7 +263,9 @@ class Table:
     def csv(self) -> str:
         """The table as CSV with numbers in cells of their own: a column of ``mean +- std`` cells
         becomes two, ``<name> mean`` and ``<name> std``."""
-        split = [any(_MEAN_STD.fullmatch(row[i]) for row in self.rows) for i in range(len(self.header))]
+        # the mean of one seed stands alone ("55.68"): its std cell is then empty
+        split = [name.endswith("(mean +- std)") or any(_MEAN_STD.fullmatch(row[i]) for row in self.rows)
+                 for i, name in enumerate(self.header)]
         header: list[str] = []
         for name, two in zip(self.header, split):
             base = name.removesuffix(" (mean +- std)")

@@ -189,6 +189,22 @@ def test_bad_input_is_one_clear_error(tmp_path):
         report([tmp_path], over=("sed",))
 
 
+def test_one_seed_shows_its_mean_without_a_spread(tmp_path):
+    """A sample std needs two seeds: one seed's recorded std of 0 was shown as "+- 0.00"."""
+    run = write_run(tmp_path / "one", TEXT, test=0.5568)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["retrain"].update(seeds=[0], test_acc_std=0.0)
+    (run / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path / "two", {**TEXT, "seed": 1}, test=0.75)
+    table = report([tmp_path])[0]
+    assert [r["test (mean +- std)"] for r in rows(table)] == ["55.68", "75.00 +- 1.00"]
+    got = list(csv.DictReader(io.StringIO(table.csv())))
+    assert [(r["test mean"], r["test std"]) for r in got] == [("55.68", ""), ("75.00", "1.00")]
+    shutil.rmtree(tmp_path / "two")
+    got = list(csv.DictReader(io.StringIO(report([tmp_path])[0].csv())))  # a column of one-seed runs only
+    assert [(r["test mean"], r["test std"]) for r in got] == [("55.68", "")]
+
+
 def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
     """A damaged record in one run directory stopped the whole report (exit 2, no table)."""
     from src.report import main

@@ -23,6 +23,7 @@ from src.pipeline.checks import check_config
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
 from src.pipeline.run_settings import check_run_data, check_run_settings, run_settings
+from src.report import format_mean_std
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
@@ -82,8 +83,7 @@ def run_search(cfg: DictConfig) -> dict:
     metric = _metric_name(graph, dm)
     line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
-        line += (f" | retrained test {metric} {100 * results['test_acc_mean']:.2f} +- {100 * results['test_acc_std']:.2f}"
-                 f" over {len(results['seeds'])} seed(s)")
+        line += f" | retrained test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)"
     if graph:
         summary["metric"] = "micro_f1" if dm.multilabel else "accuracy"
         if results is not None:
@@ -92,8 +92,7 @@ def run_search(cfg: DictConfig) -> dict:
             with timer("baselines"):
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
             summary.update(_timing(timer))
-            line += "".join(f" | {name} {100 * b['test_acc_mean']:.2f} +- {100 * b['test_acc_std']:.2f}"
-                            for name, b in summary["baselines"].items())
+            line += "".join(f" | {name} {format_mean_std(b)}" for name, b in summary["baselines"].items())
     if cfg.get("ranking") and int(cfg.ranking.candidates) > 0:
         with timer("ranking"):
             r = ranking.measure(cfg, dm, run_dir, graph)
@@ -134,8 +133,8 @@ def run_retrain(cfg: DictConfig) -> dict:
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg))}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
-    _finish(run_dir, f"{cfg.arch}: test {metric} {100 * results['test_acc_mean']:.2f} +- "
-                     f"{100 * results['test_acc_std']:.2f} over {len(results['seeds'])} seed(s)", timer)
+    _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)",
+            timer)
     return summary
 
 
