@@ -77,13 +77,13 @@ report: $(PY)
 # the retrained models a run kept, reloaded and checked against its recorded scores: src/evaluate.py
 # (the checks come first as prerequisites of their own, so a missing DIR is said before any install)
 evaluate: evaluate-args $(PY)
-	$(PY) -m src.evaluate $(DIR) $(ARGS)
+	$(PY) -m src.evaluate "$(DIR)" $(ARGS)
 evaluate-args:
 	@test -n "$(filter-out outputs,$(DIR))" || { echo "error: make evaluate needs DIR=<a run directory>" >&2; exit 2; }
 
 # new text classified by a text run's kept model (the best validation seed; ARGS=--ensemble): src/predict.py
 predict: predict-args $(PY)
-	$(PY) -m src.predict $(DIR) --file $(FILE) $(ARGS)
+	$(PY) -m src.predict "$(DIR)" --file "$(FILE)" $(ARGS)
 predict-args:
 	@test -n "$(filter-out outputs,$(DIR))" -a -n "$(FILE)" || { echo "error: make predict needs DIR=<a text run directory> FILE=<texts, one per line>" >&2; exit 2; }
 
