@@ -695,6 +695,11 @@ def test_a_failed_job_does_not_stop_the_sweep(tiny_data, tmp_path):
                            "retrain.seeds=1`: supernet.dim=15 is not divisible by supernet.heads=2: each head takes "
                            "dim/heads channels\n")
     assert report in proc.stdout
+    # a sweep whose every job failed does not speak of "the others" as finished
+    proc = cli("src.search", "-m", "+task=sst2", "budget=smoke", "hardware=cpu", "supernet.dim=15,17",
+               f"hydra.sweep.dir={tmp_path / 'all_failed'}", data_dir=tiny_data, tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: 2 job(s) of the sweep failed, each reported above; none finished"), proc.stderr[-2000:]
 
 
 def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):

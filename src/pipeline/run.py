@@ -272,6 +272,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         result = fn(cfg)
         if not _in_multirun():
             _finished_runs.append(str(run_dir_of(cfg)))
+        else:
+            _finished_jobs.append(str(run_dir_of(cfg)))
         return result
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not interrupted:
@@ -312,6 +314,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
+_finished_jobs: list[str] = []  # the run folders of a multirun's jobs that returned
 
 
 def _hydra_initialized() -> bool:
@@ -368,6 +371,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
     _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
     _sweep_dirs.clear()
     _finished_runs.clear()
+    _finished_jobs.clear()
     interrupted: list[int] = []
     main_returned = False
 
@@ -393,7 +397,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     finally:
         interrupt.restore(previous)
     if _failed_jobs:
-        print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; the others finished",
+        others = "the others finished" if _finished_jobs else "none finished"
+        print(f"error: {len(_failed_jobs)} job(s) of the sweep failed, each reported above; {others}",
               file=sys.stderr)
         sys.exit(2)
 
