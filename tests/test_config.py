@@ -143,3 +143,18 @@ def test_sweep_job_folders_leave_out_only_the_settings_a_resume_may_change():
     assert excluded[0] == excluded[1]
     for key in excluded[0]:
         assert key == "hardware" or any(key == k or key.startswith(k + ".") for k in MAY_CHANGE), key
+
+
+def test_sweep_job_folder_names_stay_one_folder_within_the_name_limit():
+    """A value with a path in it nested the job's folder (a/b/c), and a dozen overrides made a name
+    longer than the file system allows (``File name too long``, a traceback after the first job)."""
+    from src.pipeline.config import JOB_NAME_MAX, job_folder_name
+
+    assert job_folder_name("+task=sst2,budget=smoke,seed=0") == "+task=sst2,budget=smoke,seed=0"  # as before
+    assert job_folder_name("task.path=/data/x.csv,seed=1") == "task.path=_data_x.csv,seed=1"
+    long = ",".join(f"supernet.key_{i}={i}" for i in range(20))
+    names = {job_folder_name(long + ",seed=0"), job_folder_name(long + ",seed=1")}
+    assert len(names) == 2 and all(len(n) == JOB_NAME_MAX and "/" not in n for n in names)
+    for entry in ("search", "retrain"):
+        subdir = OmegaConf.load(CONF / f"{entry}.yaml").hydra.sweep._get_node("subdir")._value()
+        assert subdir == "${hydra.job.num}_${job_folder:${hydra.job.override_dirname}}"

@@ -7,12 +7,13 @@ Nothing here imports torch or Lightning, so the entry points check a config (thi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
 from src.pipeline.run_settings import TIMING_FILE
@@ -21,6 +22,25 @@ from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written (file names stop at 255 bytes)
+
+
+def job_folder_name(overrides: str) -> str:
+    """A sweep job's folder name from Hydra's ``override_dirname`` (``a=1,b=2``): as it is, except
+    that a ``/`` (a path in a value, which would nest folders) becomes ``_``, and a name longer
+    than :data:`JOB_NAME_MAX` is cut there and ends with a digest of the whole (unique, and within
+    the file system's limit on a name)."""
+    name = overrides.replace("/", "_")
+    if len(name) <= JOB_NAME_MAX:
+        return name
+    digest = hashlib.sha1(overrides.encode("utf-8")).hexdigest()[:10]
+    return f"{name[:JOB_NAME_MAX - 11]}-{digest}"
+
+
+# conf/{search,retrain}.yaml name sweep jobs ${hydra.job.num}_${job_folder:${hydra.job.override_dirname}};
+# registered on import, before the entry points' @hydra.main composes and resolves them
+if not OmegaConf.has_resolver("job_folder"):
+    OmegaConf.register_new_resolver("job_folder", job_folder_name)
 ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
 
 
