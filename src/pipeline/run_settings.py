@@ -95,14 +95,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
     settings = json.loads(json.dumps(settings, default=str))
     if path.exists() and has_results(run_dir):
-        try:
-            recorded = json.loads(path.read_text())
-            if not isinstance(recorded, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise AutoAttendError(f"{path} is unreadable ({exc}); it records the settings this run directory "
-                                  "was started with: restore it, or start a new run directory "
-                                  "(hydra.run.dir=...)") from None
+        recorded = _read_record(path, "the settings this run directory was started with")
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
@@ -153,15 +146,18 @@ def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
 def read_data_record(run_dir: Path) -> dict[str, Any] | None:
     """The run's ``data.json``, or ``None`` for a run started before runs recorded their data."""
     path = run_dir / DATA_FILE
-    if not path.exists():
-        return None
+    return _read_record(path, "the data this run directory was started on") if path.exists() else None
+
+
+def _read_record(path: Path, what: str) -> dict[str, Any]:
+    """A run record (a JSON object), or one error line saying what it records."""
     try:
         recorded = json.loads(path.read_text())
         if not isinstance(recorded, dict):
             raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise AutoAttendError(f"{path} is unreadable ({exc}); it records the data this run directory was started "
-                              "on: restore it, or start a new run directory (hydra.run.dir=...)") from None
+        raise AutoAttendError(f"{path} is unreadable ({exc}); it records {what}: restore it, or start a new run "
+                              "directory (hydra.run.dir=...)") from None
     return recorded
 
 
