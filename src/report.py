@@ -413,7 +413,7 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
     ``report.csv``; the markdown file's path, or ``None`` when no job left a run directory and
     none failed. ``failed``: ``(the job's overrides, its error)`` of each job that stopped on a
     user error, listed after the tables (a job stopped by a bad value leaves no run directory that
-    reports count: only Hydra's ``.hydra/`` and an empty log)."""
+    reports count: only Hydra's ``.hydra/`` and a log holding its error line)."""
     sweep_dir = Path(sweep_dir)
     failed = list(failed or [])
     unreadable: list[tuple[Path, str]] = []
