@@ -359,8 +359,12 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table
         supernet = [float(r.summary["best_val_acc_supernet"]) for r in group
                     if r.summary.get("best_val_acc_supernet") is not None]
         labels = [",".join(_show_value(r.settings.get(k)) for k in over) for r in group]
+        # a run whose folded settings equal another's (the same command run twice) is a repeat,
+        # not an independent replicate: said beside the count, which the spread is over
+        repeats = len(labels) - len(set(labels))
+        count = f"{len(group)} ({repeats} repeat{'s' if repeats > 1 else ''})" if repeats else str(len(group))
         rows.append([entry, task] + ([arch] if any_arch else []) + list(values)
-                    + [str(len(group)), " ".join(labels), _spread(supernet), _spread(tests)])
+                    + [count, " ".join(labels), _spread(supernet), _spread(tests)])
     return Table(header, rows)
 
 

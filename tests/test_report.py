@@ -189,6 +189,16 @@ def test_bad_input_is_one_clear_error(tmp_path):
         report([tmp_path], over=("sed",))
 
 
+def test_a_repeated_run_is_marked_in_the_folded_table(tmp_path):
+    """Two runs with the same settings and seed (a command run twice) were folded as two
+    independent seeds, their spread taken as seed variation."""
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    write_run(tmp_path / "b", TEXT, test=0.75)
+    write_run(tmp_path / "c", {**TEXT, "seed": 1}, test=0.77)
+    (row,) = rows(report([tmp_path])[1])
+    assert (row["runs"], row["seed"]) == ("3 (1 repeat)", "0 0 1")
+
+
 def test_one_seed_shows_its_mean_without_a_spread(tmp_path):
     """A sample std needs two seeds: one seed's recorded std of 0 was shown as "+- 0.00"."""
     run = write_run(tmp_path / "one", TEXT, test=0.5568)
