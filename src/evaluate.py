@@ -53,12 +53,7 @@ def run_config(run_dir: Path, overrides: list[str]):
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
     """``(folder, seed, <folder>/seed_<seed>/model.pt)`` of a run: ``retrain`` first, then the
     graph baselines (``baselines/<name>``), by seed."""
-    found = []
-    for folder in [run_dir / "retrain"] + sorted((run_dir / "baselines").glob("*")):
-        for path in folder.glob("seed_*/model.pt"):
-            suffix = path.parent.name.removeprefix("seed_")
-            if suffix.isdigit():
-                found.append((str(folder.relative_to(run_dir)), int(suffix), path))
+    found = _seed_paths(run_dir, "seed_*/model.pt")
     if not found and not (run_dir / "retrain").is_dir() and not (run_dir / "baselines").is_dir():
         raise AutoAttendError(f"{run_dir}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
                               "stage, or ran with retrain.seeds=0)")
@@ -150,10 +145,17 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
 
 def finished_seeds(run_dir: Path) -> list[tuple[str, int, Path]]:
     """``(folder, seed, seed_<seed>.json)`` of every seed the run finished (retrain, baselines)."""
+    return _seed_paths(run_dir, "seed_*.json")
+
+
+def _seed_paths(run_dir: Path, pattern: str) -> list[tuple[str, int, Path]]:
+    """``(folder, seed, path)`` of the files matching ``pattern`` (``seed_*.json``,
+    ``seed_*/model.pt``) in ``retrain/`` and each ``baselines/<name>/``, the seed read from the
+    ``seed_<s>`` part of the path."""
     found = []
     for folder in [run_dir / "retrain"] + sorted((run_dir / "baselines").glob("*")):
-        for path in folder.glob("seed_*.json"):
-            suffix = path.stem.removeprefix("seed_")
+        for path in folder.glob(pattern):
+            suffix = path.relative_to(folder).parts[0].removesuffix(".json").removeprefix("seed_")
             if suffix.isdigit():
                 found.append((str(folder.relative_to(run_dir)), int(suffix), path))
     return found

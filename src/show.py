@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         arch, path, extras = load(args.arch)
         if args.diff is not None:
             other, other_path, _ = load(args.diff)
-            family(arch, path), family(other, other_path)
+            family(arch, path)  # both well-formed before they are compared
+            family(other, other_path)
             text = diff(arch, other, (str(path), str(other_path)))
         elif args.dot:
             family(arch, path)

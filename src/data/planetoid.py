@@ -90,9 +90,9 @@ def remove_failed_download(folder: Path) -> None:
 
 def load_with_fresh_processing(load: Callable[[], T], processed: Path, what: str) -> T:
     """``load()`` (a PyG dataset); when it fails while PyG's processed files of a finished
-    processing exist (in the cache, from an earlier run: a disk filled up, a file damaged), they are removed and ``load()`` runs
-    once more from the raw files, so a damaged cache is rebuilt rather than reported as the user's
-    data. A second failure is the raw files' own."""
+    processing exist (in the cache, from an earlier run: a disk filled up, a file damaged), they
+    are removed and ``load()`` runs once more from the raw files, so a damaged cache is rebuilt
+    rather than reported as the user's data. A second failure is the raw files' own."""
     # PyG writes pre_transform.pt once processing has finished: without it there was nothing
     # complete to read, and a failure is the processing's own
     completed = (processed / "pre_transform.pt").is_file()
@@ -273,6 +273,7 @@ class PlanetoidDataModule(GraphDataModule):
         root = self._root()
         from_files = root.name != "download"
         source = self.data_dir / "planetoid" / self.name / "raw"
+
         def read() -> Planetoid:
             with pyg_messages_to_log(self.name):
                 return Planetoid(str(root), self.name, split="public")

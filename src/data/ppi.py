@@ -76,6 +76,7 @@ class PPIDataModule(GraphDataModule):
             raise DataNotFoundError(f"PPI: no files in {src} and downloading is off (task.datamodule.download=false)")
         else:
             root = self.cache_dir / "ppi" / "download"
+
         def read() -> dict:
             with pyg_messages_to_log("PPI"):
                 return {s: PPI(str(root), split=s) for s in ("train", "val", "test")}

@@ -22,6 +22,7 @@ from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
 JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written (file names stop at 255 bytes)
 
 
@@ -41,7 +42,6 @@ def job_folder_name(overrides: str) -> str:
 # registered on import, before the entry points' @hydra.main composes and resolves them
 if not OmegaConf.has_resolver("job_folder"):
     OmegaConf.register_new_resolver("job_folder", job_folder_name)
-ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
 
 
 def require_task(cfg: DictConfig) -> None:
