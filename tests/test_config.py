@@ -157,4 +157,6 @@ def test_sweep_job_folder_names_stay_one_folder_within_the_name_limit():
     assert len(names) == 2 and all(len(n) == JOB_NAME_MAX and "/" not in n for n in names)
     for entry in ("search", "retrain"):
         subdir = OmegaConf.load(CONF / f"{entry}.yaml").hydra.sweep._get_node("subdir")._value()
-        assert subdir == "${hydra.job.num}_${job_folder:${hydra.job.override_dirname}}"
+        assert subdir == "${job_folder:${hydra.job.override_dirname},${hydra.job.num}}"
+    assert job_folder_name("seed=1", 4) == "seed=1"  # no job number: a re-run of the sweep finds its folder
+    assert job_folder_name("", 4) == "4"  # no overrides to name the job by

@@ -722,6 +722,26 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     tests = [json.loads((r / "summary.json").read_text())["retrain"]["test_acc_mean"] for r in runs]
     assert [row["test mean"] for row in table] == [f"{100 * t:.2f}" for t in tests]
     assert "| search | sst2 | 2 | 1 2 |" in report
+    assert sorted(p.name for p in runs) == ["+task=sst2,budget=smoke,retrain.seeds=1,seed=1",
+                                            "+task=sst2,budget=smoke,retrain.seeds=1,seed=2"]  # no job number
+
+    # the sweep again in its folder with other seeds: the seed-2 job finds its folder (it was job 1,
+    # now job 0: with the job number in the name it started again in a new one); jobs that differ
+    # only in a setting left out of folder names (hardware.threads) are refused, not run in one folder
+    stamp = (sweep / runs[1].name / "retrain" / "seed_2.json").stat().st_mtime_ns
+    proc = cli("src.search", "-m", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=2,3", "retrain.seeds=1",
+               "hardware.threads=1,2", f"hydra.sweep.dir={sweep}", data_dir=tiny_data, tmp=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
+        "+task=sst2,budget=smoke,retrain.seeds=1,seed=1", "+task=sst2,budget=smoke,retrain.seeds=1,seed=2",
+        "+task=sst2,budget=smoke,retrain.seeds=1,seed=3"]
+    assert (sweep / runs[1].name / "retrain" / "seed_2.json").stat().st_mtime_ns == stamp  # not trained again
+    assert json.loads((sweep / "+task=sst2,budget=smoke,retrain.seeds=1,seed=3" / "retrain" / "results.json")
+                      .read_text())["seeds"] == [3]
+    refused = [line for line in proc.stderr.splitlines() if "has the folder of an earlier job of the sweep" in line]
+    assert len(refused) == 2 and all("hardware.threads=2" in line for line in refused), proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == ("error: 2 job(s) of the sweep failed, each reported above; "
+                                                    "the others finished")
 
 
 def test_the_selected_evaluation_is_the_best_validation_earliest_on_ties():

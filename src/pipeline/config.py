@@ -26,19 +26,23 @@ ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
 JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written (file names stop at 255 bytes)
 
 
-def job_folder_name(overrides: str) -> str:
+def job_folder_name(overrides: str, job_num: int | str = 0) -> str:
     """A sweep job's folder name from Hydra's ``override_dirname`` (``a=1,b=2``): as it is, except
     that a ``/`` (a path in a value, which would nest folders) becomes ``_``, and a name longer
     than :data:`JOB_NAME_MAX` is cut there and ends with a digest of the whole (unique, and within
-    the file system's limit on a name)."""
+    the file system's limit on a name). No job number in front, so that a sweep re-run in its
+    folder with other swept values (``seed=0,1`` then ``seed=1,2``) finds the jobs it already has;
+    the job number only where there are no overrides to name the job by."""
     name = overrides.replace("/", "_")
+    if not name:
+        return str(job_num)
     if len(name) <= JOB_NAME_MAX:
         return name
     digest = hashlib.sha1(overrides.encode("utf-8")).hexdigest()[:10]
     return f"{name[:JOB_NAME_MAX - 11]}-{digest}"
 
 
-# conf/{search,retrain}.yaml name sweep jobs ${hydra.job.num}_${job_folder:${hydra.job.override_dirname}};
+# conf/{search,retrain}.yaml name sweep jobs ${job_folder:${hydra.job.override_dirname},${hydra.job.num}};
 # registered on import, before the entry points' @hydra.main composes and resolves them
 if not OmegaConf.has_resolver("job_folder"):
     OmegaConf.register_new_resolver("job_folder", job_folder_name)

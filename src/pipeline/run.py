@@ -269,6 +269,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 
         _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
     try:
+        if _in_multirun():
+            _claim_job_folder(run_dir_of(cfg))
         result = fn(cfg)
         if not _in_multirun():
             _finished_runs.append(str(run_dir_of(cfg)))
@@ -315,6 +317,22 @@ _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multiru
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
 _finished_jobs: list[str] = []  # the run folders of a multirun's jobs that returned
+_job_folders: dict[str, str] = {}  # run folder -> overrides of the multirun job that ran in it
+
+
+def _claim_job_folder(run_dir: Path) -> None:
+    """Refuse a sweep job whose folder an earlier job of the same sweep has: a job folder leaves out
+    the settings a resume may change (``hardware.threads``, ...), so jobs that differ only in those
+    would run, or resume, in one folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = " ".join(HydraConfig.get().overrides.task)
+    earlier = _job_folders.setdefault(str(run_dir), overrides)
+    if earlier != overrides:
+        raise AutoAttendError(f"this job ({overrides}) has the folder of an earlier job of the sweep ({earlier}), "
+                              f"{run_dir}: they differ only in settings left out of job folder names, which do not "
+                              "change results (conf/search.yaml hydra.job.config.override_dirname.exclude_keys); "
+                              "sweep those in separate multiruns, each with its own hydra.sweep.dir")
 
 
 def _hydra_initialized() -> bool:
@@ -372,6 +390,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
     _sweep_dirs.clear()
     _finished_runs.clear()
     _finished_jobs.clear()
+    _job_folders.clear()
     interrupted: list[int] = []
     main_returned = False
 
