@@ -71,14 +71,21 @@ def rank_correlations(supernet: list[float], scratch: list[float]) -> dict:
             "kendall": float(kendall_rank_corrcoef(a, b, variant="b")), "n": len(supernet)}
 
 
+INTERVAL_MIN_POINTS = 8  # 6,435 distinct resamples of 8 pairs, more than the 2,000 drawn
+
+
 def spearman_interval(a: torch.Tensor, b: torch.Tensor, level: float = 0.95, resamples: int = 2000,
                       seed: int = 0) -> list[float] | None:
     """Percentile bootstrap interval of Spearman's rho between ``a`` and ``b`` (both shape (N,)):
     the N (a, b) pairs are resampled with replacement ``resamples`` times (a seeded generator, so
     the interval is reproducible) and rho is computed for each resample at once (ties get average
     ranks); resamples in which either side is constant have no rho and are left out. None when
-    fewer than half of the resamples have one. With a few dozen candidates the interval is wide:
-    it says how much one ranking measurement can tell."""
+    fewer than half of the resamples have one, and None below :data:`INTERVAL_MIN_POINTS` pairs:
+    3 pairs have 10 distinct resamples, and a perfectly ranked handful gives rho = 1 in every one,
+    an interval of zero width that claimed a certainty the sample cannot give. With a few dozen
+    candidates the interval is wide: it says how much one ranking measurement can tell."""
+    if len(a) < INTERVAL_MIN_POINTS:
+        return None
     generator = torch.Generator().manual_seed(seed)
     index = torch.randint(0, len(a), (len(a), resamples), generator=generator)  # (N, resamples)
     x, y = a[index], b[index]
