@@ -123,7 +123,29 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     done = len(list((path / "retrain").glob("seed_*.json")))
     if done < seeds:
         return f"retrain {done}/{seeds} seeds"
+    if (path / "ranking").is_dir() and not (path / "ranking" / "results.json").exists():
+        return _ranking_state(path)
     return "unfinished"
+
+
+def _ranking_state(path: Path) -> str:
+    """``ranking 5/24 candidates``: the candidates the stopped ranking stage has trained from scratch
+    (a graph candidate's ``result.json``, a text candidate's ``seed_<s>.json`` for every seed) of
+    those it picks (``ranking.candidates``, at most the search's distinct architectures); the
+    settings come from the run's ``.hydra/config.yaml`` (``run_settings.json`` leaves out ``ranking.*``,
+    which a resume may change)."""
+    import yaml
+
+    try:
+        k = yaml.safe_load((path / ".hydra" / "config.yaml").read_text())["ranking"]
+        wanted, seeds = int(k["candidates"]), int(k["seeds"])
+        with open(path / "search" / "population.jsonl") as f:
+            distinct = len({json.dumps(json.loads(line)["arch"], sort_keys=True) for line in f if line.strip()})
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+        return "ranking unfinished"
+    done = sum((folder / "result.json").exists() or len(list(folder.glob("seed_*.json"))) >= seeds
+               for folder in (path / "ranking").glob("rank_*") if folder.is_dir())
+    return f"ranking {done}/{min(wanted, distinct)} candidates"
 
 
 def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]:

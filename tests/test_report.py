@@ -114,6 +114,23 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     (run / "timing.json").write_text(json.dumps({"seconds": {"data": 6.0, "supernet": 90.0}, "invocations": 2}))
     (row,) = rows(report([tmp_path / "r"])[0])
     assert (row["state"], row["supernet val"], row["minutes"]) == ("retrain 1/2 seeds", "54.69", "1.6")
+    # stopped in the ranking stage (it said "unfinished"): the candidates trained of those picked,
+    # here 3 of 4 distinct architectures in the population although ranking.candidates is 5
+    (run / "retrain" / "seed_1.json").write_text("{}")
+    assert load_run(run).state == "unfinished"
+    (run / "ranking" / "rank_1" / "seed_3000").mkdir(parents=True)
+    assert load_run(run).state == "ranking unfinished"  # no config to say how many
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("ranking:\n  candidates: 5\n  seeds: 2\n")
+    archs = [{"layers": [[i]]} for i in (1, 2, 3, 1, 4)]
+    (run / "search" / "population.jsonl").write_text("".join(json.dumps({"arch": a, "score": 0.5}) + "\n"
+                                                             for a in archs))
+    (run / "ranking" / "rank_1" / "seed_3000.json").write_text("{}")
+    assert load_run(run).state == "ranking 0/4 candidates"  # one seed of two
+    (run / "ranking" / "rank_1" / "seed_3001.json").write_text("{}")
+    (run / "ranking" / "rank_3").mkdir()
+    (run / "ranking" / "rank_3" / "result.json").write_text("{}")  # a graph candidate's record
+    assert load_run(run).state == "ranking 2/4 candidates"
 
 
 def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
