@@ -208,6 +208,24 @@ def test_datamodule_splits_items_and_labels(corpus, tmp_path):
     assert next(iter(loader))["labels"].shape[0] == 128
 
 
+def test_a_class_no_training_document_has_is_warned_about(tmp_path, caplog):
+    """Labels 1..3 read with num_classes=4 ran without a word: the model kept a fourth output it
+    could never learn. Now a warning names the missing label as the files write it."""
+    import logging
+
+    data = tmp_path / "data"
+    write_zhang_csv(data / "train.csv", 60, num_classes=3, text_fields=1, seed=0)
+    write_zhang_csv(data / "test.csv", 10, num_classes=3, text_fields=1, seed=1)
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        _ready(_dm(data, tmp_path / "cache", num_classes=4, name="t"))
+    assert ("t: no training document has label 4 of the 4 classes (labels 1..4, num_classes=4, label_base=1): "
+            "check task.num_classes and task.label_base") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        _ready(_dm(data, tmp_path / "cache", num_classes=3, name="t"))
+    assert "no training document has label" not in caplog.text  # every class seen: no warning
+
+
 def test_validation_split_is_seeded_stable_and_independent_of_run_seed(corpus, tmp_path):
     a = _ready(_dm(corpus, tmp_path / "c1", val_fraction=0.1, seed=0))
     b = _ready(_dm(corpus, tmp_path / "c2", val_fraction=0.1, seed=5))

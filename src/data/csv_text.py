@@ -552,6 +552,20 @@ class CSVTextDataModule(TextDataModule):
                 shutil.rmtree(ids_dir)
             self._build_ids(tok_dir, tok_meta, ids_dir)
 
+    def _warn_unseen_classes(self, origin: str) -> None:
+        """A warning naming the classes (as the files write them, from ``label_base``) that no
+        training document has: ``num_classes`` or ``label_base`` may not be what the files hold
+        (labels 1..3 read with ``num_classes=4``, ``label_base=0``), and the model keeps an output
+        it can never learn."""
+        seen = set(np.unique(np.asarray(self.train_set.labels)).tolist())
+        unseen = [c for c in range(self.num_classes) if c not in seen]
+        if unseen:
+            base = self.hub_label_base if origin.startswith("hub") else self.label_base
+            log.warning("%s: no training document has label %s of the %d classes (labels %d..%d, "
+                        "num_classes=%d, label_base=%d): check task.num_classes and task.label_base", self.name,
+                        ", ".join(str(c + base) for c in unseen), self.num_classes, base,
+                        base + self.num_classes - 1, self.num_classes, base)
+
     def setup(self, stage: str | None = None) -> None:
         """Open the cached splits (building them if needed) and the word vectors."""
         if self.vocab is not None:
@@ -573,6 +587,7 @@ class CSVTextDataModule(TextDataModule):
             if len(data) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
                 raise AutoAttendError(f"cache {self.ids_dir}: {split} labels outside 0..{self.num_classes - 1}; "
                                       f"delete the folder and re-run")
+        self._warn_unseen_classes(meta["origin"])
         self.stats = {
             "origin": meta["origin"],
             "train_level": "document",
