@@ -42,6 +42,17 @@ def job_folder_name(overrides: str, job_num: int | str = 0) -> str:
     return f"{name[:JOB_NAME_MAX - 11]}-{digest}"
 
 
+def config_groups_help(*groups: str) -> str:
+    """The ``group: option, ...`` lines of ``--help`` for the named config groups (the options are
+    ``conf/<group>/*.yaml``), as Hydra's ``$APP_CONFIG_GROUPS`` writes them for every group of the
+    conf folder: ``src.retrain`` lists only those it reads (not ``strategy``, ``supernet``)."""
+    return "\n".join(f"{group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}"
+                     for group in sorted(groups))
+
+
+if not OmegaConf.has_resolver("config_groups"):
+    OmegaConf.register_new_resolver("config_groups", config_groups_help)
+
 # conf/{search,retrain}.yaml name sweep jobs ${job_folder:${hydra.job.override_dirname},${hydra.job.num}};
 # registered on import, before the entry points' @hydra.main composes and resolves them
 if not OmegaConf.has_resolver("job_folder"):
