@@ -118,6 +118,13 @@ def test_bad_settings_are_refused():
     with pytest.raises(AutoAttendError, match="strategy.sample_size: expected an integer >= 1 or null, got 0"):
         check_config(cfg, "search")
     check_config(compose_config("search", ["+task=cora", "strategy=aging"]), "search")
+    # evolution takes no budget (its evaluations are population + rounds x parents): a budget was
+    # accepted and the full 1,000 candidates scored
+    cfg = compose_config("search", ["+task=sst2", "strategy.budget=300"])
+    with pytest.raises(AutoAttendError, match=r"strategy.budget: expected null for strategy=evolution \(it scores "
+                                              r"strategy.population \+ strategy.rounds x strategy.parents"):
+        check_config(cfg, "search")
+    check_config(compose_config("search", ["+task=sst2", "strategy=random", "strategy.budget=300"]), "search")
 
 
 def test_the_search_stage_runs_aging_evolution_and_resumes(tmp_path):

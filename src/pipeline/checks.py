@@ -202,6 +202,10 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{st}.score_bucket_size", 1, none_ok=True)
         check_workers(cfg, f"{st}.score_workers")
         budget, population = _get(cfg, f"{st}.budget"), _get(cfg, f"{st}.population")
+        if _get(cfg, f"{st}.name") == "evolution" and budget is not None:
+            # the evolution's evaluations are its population and rounds: a budget was accepted and ignored
+            _fail(f"{st}.budget", "null for strategy=evolution (it scores strategy.population + strategy.rounds x "
+                  "strategy.parents candidates: set those; strategy=aging and strategy=random take a budget)", budget)
         if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
             _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
                   budget)
