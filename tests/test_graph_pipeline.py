@@ -152,6 +152,27 @@ def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
     assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2
 
 
+def test_the_gat_baseline_on_pubmed_is_the_papers_pubmed_model(tmp_path):
+    """The GAT paper's PubMed model has 8 averaged output heads, lr 0.01 and weight decay 1e-3; the
+    baseline ran Cora's (1 output head, lr 5e-3, weight decay 5e-4) on every Planetoid set."""
+    from src.pipeline.config import resolve_arch
+
+    data = write_tiny_planetoid(tmp_path / "d", name="pubmed")
+    run_dir = tmp_path / "r"
+    proc = cli("src.retrain", "+task=pubmed", "arch=gat", "budget=smoke", "hardware=cpu", data_dir=data,
+               tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    gat = yaml.safe_load((ROOT / "src" / "space" / "archs" / "gat.yaml").read_text())
+    assert results["arch"] == gat["task_arch"]["pubmed"] != gat["arch"]
+    assert [layer["q_op"] for layer in results["arch"]["layers"]] == ["gat8", "gat8"]
+    assert (results["hparams"]["lr"], results["hparams"]["weight_decay"]) == (0.01, 1.0e-3)
+    assert results["hparams"]["dropout"] == gat["hparams"]["dropout"]  # the rest as on Cora
+    # Cora and CiteSeer keep the paper's model for them: one output head
+    for task in ("cora", "citeseer", None):
+        assert [layer.q_op for layer in resolve_arch("gat", task)] == ["gat8", "gat1"]
+
+
 def test_ppi_smoke_search_inductive_multilabel(tmp_path):
     """PPI files in the real format: mini-batches of graphs through the Trainer, micro-F1."""
     data = write_tiny_ppi(tmp_path / "d")

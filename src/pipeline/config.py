@@ -117,9 +117,23 @@ def _builtin_names() -> str:
     return ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
 
 
-def resolve_arch(spec: str) -> Architecture:
-    """The architecture ``arch=<spec>`` names (:func:`arch_file`)."""
-    return Architecture.load(arch_file(spec))
+def resolve_arch(spec: str, task: str | None = None) -> Architecture:
+    """The architecture ``arch=<spec>`` names (:func:`arch_file`); for ``task``, the file's
+    ``task_arch.<task>`` when it has one (the GAT paper's PubMed model has 8 output heads where
+    its Cora model has 1)."""
+    path = arch_file(spec)
+    arch = Architecture.load(path)
+    if task is None:
+        return arch
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
+    per_task = data.get("task_arch") if isinstance(data, dict) else None
+    if per_task is None:
+        return arch
+    if not isinstance(per_task, dict):
+        raise AutoAttendError(f"{path}: task_arch must map task names to architectures")
+    if task not in per_task:
+        return arch
+    return Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
 
 
 def arch_hparams(spec: str, task: str) -> dict | None:

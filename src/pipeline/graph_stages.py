@@ -312,7 +312,7 @@ def baselines(cfg: DictConfig, dm, run_dir: Path) -> dict:
     """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds."""
     out = {}
     for name in cfg.graph.get("baselines") or []:
-        arch = resolve_arch(name)
+        arch = resolve_arch(name, cfg.task.name)
         retrain_space(cfg, len(arch)).validate(arch)
         res = retrain(cfg, arch, dm, run_dir, hparams=arch_hparams(name, cfg.task.name), folder=f"baselines/{name}")
         out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}

@@ -107,7 +107,7 @@ def run_search(cfg: DictConfig) -> dict:
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     run_dir, timer = _start(cfg, "retrain")
-    arch = resolve_arch(cfg.arch)
+    arch = resolve_arch(cfg.arch, cfg.task.name)
     graph = task_family(cfg) == "graph"
     _check_arch_family(cfg, arch, graph)
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
@@ -143,7 +143,7 @@ def _check_baselines(cfg: DictConfig) -> None:
     checked before the supernet trains rather than when the baselines' turn comes."""
     for name in cfg.graph.get("baselines") or []:
         try:
-            arch = resolve_arch(name)
+            arch = resolve_arch(name, cfg.task.name)
             _check_arch_family(cfg, arch, True, named=name)
             retrain_space(cfg, len(arch)).validate(arch)
             arch_hparams(name, cfg.task.name)
