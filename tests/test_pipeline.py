@@ -101,16 +101,22 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
 
 def test_rerun_with_other_settings_is_refused_naming_the_keys(smoke_run, tiny_data):
     """A finished run directory re-run with another seed or budget would report its old results
-    under the new settings: the re-run stops before touching anything and names what differs."""
+    under the new settings: the re-run stops before touching anything and names what differs.
+    Its ``.hydra/`` record is untouched too (Hydra rewrote it before the check, and src.evaluate
+    then rebuilt the run's data from the refused settings); so it is by a refused bad value."""
     tmp, run_dir, _ = smoke_run
-    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"
-             and ".hydra" not in p.parts}
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"}
+    assert run_dir / ".hydra" / "config.yaml" in files and run_dir / ".hydra" / "overrides.yaml" in files
     proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "seed=1", "supernet.max_steps=9",
                data_dir=tiny_data, tmp=tmp, run_dir=run_dir)
     _assert_clean_failure(proc, run_dir, "was started with other settings", "seed: 0 -> 1",
                           "supernet.max_steps: 8 -> 9", "run_settings.json", fresh=False)
     assert proc.returncode == 2
     assert {p: p.read_bytes() for p in files} == files
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "data.max_len=0", data_dir=tiny_data,
+               tmp=tmp, run_dir=run_dir)
+    assert proc.returncode == 2 and "data.max_len" in proc.stderr, proc.stderr[-2000:]
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"} == files
 
 
 @pytest.mark.parametrize("damage, needle", [

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.pipeline.checks import check_config
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
-from src.pipeline.run_settings import check_run_data, check_run_settings, run_settings
+from src.pipeline.run_settings import HydraRecord, check_run_data, check_run_settings, run_settings
 from src.report import format_mean_std
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
@@ -53,7 +53,7 @@ def run_search(cfg: DictConfig) -> dict:
     Graph tasks (``task.family: graph``) run the same three stages from
     :mod:`src.pipeline.graph_stages`, then retrain ``graph.baselines`` in the same run.
     """
-    run_dir, timer = _start(cfg, "search")
+    run_dir, timer, record = _start(cfg, "search")
     graph = task_family(cfg) == "graph"
     space = search_space(cfg)
     if graph:
@@ -69,6 +69,7 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         check_run_data(run_dir, data_facts(dm, graph))
+        record.write(run_dir)
     with timer("supernet"):
         model = st.train_supernet(cfg, dm, space, run_dir)
     with timer("search"):
@@ -106,7 +107,7 @@ def run_search(cfg: DictConfig) -> dict:
 
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
-    run_dir, timer = _start(cfg, "retrain")
+    run_dir, timer, record = _start(cfg, "retrain")
     arch = resolve_arch(cfg.arch, cfg.task.name)
     graph = task_family(cfg) == "graph"
     _check_arch_family(cfg, arch, graph)
@@ -126,6 +127,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         check_run_data(run_dir, data_facts(dm, graph))
+        record.write(run_dir)
     with timer("retrain"):
         results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
                                                                                                       run_dir)
@@ -168,9 +170,9 @@ def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = N
                               f"task; its ops: {', '.join(own)}")
 
 
-def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
-    """Check the task and the config values for ``entry_point`` (no torch yet); the run dir and a
-    fresh timer."""
+def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]:
+    """Check the task and the config values for ``entry_point`` (no torch yet); the run dir, a
+    fresh timer and the run's ``.hydra/`` record, written once the run's settings and data pass."""
     require_task(cfg)
     if entry_point == "retrain":
         _refuse_search_settings()
@@ -181,7 +183,7 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer]:
                               f"`python -m src.{entry_point} -m +experiment={name}` or `make reproduce EXP={name}`")
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
-    return run_dir, Timer(run_dir / Timer.FILE)
+    return run_dir, Timer(run_dir / Timer.FILE), HydraRecord(cfg)
 
 
 SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads

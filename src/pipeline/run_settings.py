@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json
+from src.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +169,28 @@ def describe_data_difference(recorded: dict[str, Any] | None, facts: dict[str, A
     differ = [k for k in sorted(set(recorded) | set(facts)) if recorded.get(k) != facts.get(k)]
     return "; ".join(f"{k}: {_show(recorded.get(k, '(unrecorded)'))} -> {_show(facts.get(k, '(none)'))}"
                      for k in differ)
+
+
+class HydraRecord:
+    """The ``.hydra/`` files of a run (``config.yaml``, ``hydra.yaml``, ``overrides.yaml``, as
+    Hydra writes them), written once the invocation is accepted (:meth:`write`) rather than before
+    it starts: ``conf/{search,retrain}.yaml`` set ``hydra.output_subdir: null``, since Hydra wrote
+    them before the run's checks, so that a re-run refused for other settings or a bad value
+    replaced a finished run's config with the refused one (which ``src.evaluate`` then rebuilt the
+    data from). The text is taken when the run starts, before any stage touches ``cfg``."""
+
+    FOLDER = ".hydra"
+
+    def __init__(self, cfg: DictConfig):
+        from hydra.core.hydra_config import HydraConfig
+
+        self.files: dict[str, str] = {}
+        if HydraConfig.initialized():  # a pipeline function called without Hydra (tests) has none
+            hydra_cfg = HydraConfig.instance().cfg  # {"hydra": ...}, as Hydra saves it
+            self.files = {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+                          "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)}
+
+    def write(self, run_dir: Path) -> None:
+        for name, text in self.files.items():
+            atomic_write_text(Path(run_dir) / self.FOLDER / name, text)
+
