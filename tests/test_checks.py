@@ -365,6 +365,21 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=csv", "task.path=/x"), "error: task csv: num_classes is not set; add task.num_classes="),
     ("src.retrain", ("+task=csv", "task.num_classes=3", "arch=published_sst5"),
      "error: task csv: no data given; add task.path="),
+    # a text setting for a graph task, or a graph one for a text task, ran with no effect (and
+    # src.report showed it as the run's): refused, naming what the task reads
+    ("src.search", ("+task=cora", "retrain.seeds=3"),
+     "error: retrain.seeds: a setting of text tasks, which graph task cora does not read; it reads graph.retrain.seeds"),
+    ("src.retrain", ("+task=cora", "arch=gcn", "retrain.lr=0.5"),
+     "error: retrain.lr: a setting of text tasks, which graph task cora does not read; it reads graph.retrain.lr"),
+    ("src.search", ("+task=cora", "supernet.epochs=5"), "error: supernet.epochs: a setting of text tasks, which graph "
+                                                        "task cora does not read; its settings are graph.supernet.*"),
+    ("src.search", ("+task=cora", "space.num_layers=4"), "error: space.num_layers: a setting of text tasks, which "
+                                                         "graph task cora does not read; it reads graph.space.num_layers"),
+    ("src.search", ("+task=sst2", "graph.retrain.seeds=2"), "error: graph.retrain.seeds: a setting of graph tasks, "
+                                                            "which text task sst2 does not read; it reads retrain.seeds"),
+    # numpy takes seeds below 2**32 and the stages add offsets: a traceback after the supernet
+    ("src.search", ("+task=sst2", "seed=4294967295"), "error: seed: expected an integer from 0 to 2147483647, got "
+                                                      "4294967295"),
 ])
 def test_a_bad_command_line_fails_before_torch_is_imported(module, args, needle, tmp_path, monkeypatch):
     """Through the real command line (mimalloc restart included): one error line, exit status 2,
@@ -386,3 +401,29 @@ def test_a_graph_run_stopped_in_its_hpo_rerank_or_baselines_keeps_its_settings(t
     with pytest.raises(AutoAttendError, match="seed: 0 -> 1"):
         check_run_settings(tmp_path, run_settings(compose_config("search", ["+task=cora", "budget=smoke", "seed=1"]),
                                                   "search"))
+
+
+def test_a_setting_of_the_other_family_is_only_a_warning_in_a_multirun(monkeypatch, caplog):
+    """In a sweep over tasks of both families (``-m +task=sst2,cora retrain.seeds=3``) a text
+    setting is meant for the text jobs: the graph job warns instead of failing."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.pipeline import run
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="search", overrides=["+task=cora", "retrain.seeds=3"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with pytest.raises(AutoAttendError, match="retrain.seeds: a setting of text tasks"):
+            run._refuse_other_family_settings(cfg)
+        monkeypatch.setattr(run, "_in_multirun", lambda: True)
+        with caplog.at_level(logging.WARNING, logger="src"):
+            run._refuse_other_family_settings(cfg)
+        assert ("retrain.seeds: a setting of text tasks, which graph task cora does not read; it reads "
+                "graph.retrain.seeds (other jobs of the sweep may read it)") in caplog.text
+    finally:
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()

@@ -34,6 +34,9 @@ def _fail(key: str, expected: str, value: Any) -> None:
     raise AutoAttendError(f"{key}: expected {expected}, got {value!r}")
 
 
+SEED_MAX = 2**31 - 1  # room below numpy's 2**32 for the stages' seed offsets
+
+
 def check_int(cfg: DictConfig, key: str, low: int, none_ok: bool = False, also: Sequence[int] = ()) -> None:
     """``key`` is an integer >= ``low`` (or one of ``also``, or null when ``none_ok``); absent keys pass."""
     value = _get(cfg, key)
@@ -155,6 +158,11 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
                               f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
     check_int(cfg, "seed", 0)
+    seed = _get(cfg, "seed")
+    if isinstance(seed, int) and seed > SEED_MAX:
+        # numpy's generators take seeds below 2**32, and the stages add offsets (retrain seed + i,
+        # HPO + 1000, re-ranking + 2000, ranking + 3000): a larger seed failed after the supernet
+        _fail("seed", f"an integer from 0 to {SEED_MAX}", seed)
     check_paths(cfg)
     check_hardware(cfg)
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true

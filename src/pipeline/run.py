@@ -176,6 +176,7 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     require_task(cfg)
     if entry_point == "retrain":
         _refuse_search_settings()
+    _refuse_other_family_settings(cfg)
     if cfg.get("experiment") and cfg.experiment.get("multirun") and _hydra_initialized() and not _in_multirun():
         # without -m Hydra ignores the config's sweeper params and runs one job of the default values
         name = cfg.experiment.get("name")
@@ -184,6 +185,56 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
     return run_dir, Timer(run_dir / Timer.FILE), HydraRecord(cfg)
+
+
+SHARED_SPACE_KEYS = ("space.sharing", "space.priors")  # graph.space.sharing / priors interpolate these
+
+
+def _unread_by_family(key: str, graph: bool) -> bool:
+    """Whether a task of that family never reads ``key``: graph tasks read ``graph.*`` (and the
+    shared ``space.sharing`` / ``space.priors``), not the text nodes; text tasks not ``graph.*``."""
+    if graph:
+        return key.split(".")[0] in ("supernet", "retrain", "data") or (
+            key.startswith("space.") and key not in SHARED_SPACE_KEYS)
+    return key.split(".")[0] == "graph"
+
+
+def _refuse_other_family_settings(cfg: DictConfig) -> None:
+    """A text setting given for a graph task (``+task=cora retrain.seeds=3``), or a ``graph.*`` one
+    for a text task, was accepted and had no effect (and src.report then showed it as the run's):
+    refuse it, naming the key that task reads. In a multirun of both families it is meant for the
+    other jobs, so there it is only a warning."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    graph = task_family(cfg) == "graph"
+    for override in HydraConfig.get().overrides.task:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if not _unread_by_family(key, graph):
+            continue
+        other = key.split(".", 1)[1] if not graph else f"graph.{key}"
+        if _has_key(cfg, other):
+            hint = f"; it reads {other}"
+        elif "." in other and _has_key(cfg, other.rsplit(".", 1)[0]):
+            hint = f"; its settings are {other.rsplit('.', 1)[0]}.*"
+        else:
+            hint = ""
+        message = (f"{key}: a setting of {'text' if graph else 'graph'} tasks, which {'graph' if graph else 'text'} "
+                   f"task {cfg.task.name} does not read{hint}")
+        if _in_multirun():
+            log.warning("%s (other jobs of the sweep may read it)", message)
+        else:
+            raise AutoAttendError(message)
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node._get_node(part)
+    return True
 
 
 SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
