@@ -255,13 +255,21 @@ def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_pa
     from src.pipeline.common import data_facts
     from src.pipeline.run_settings import DATA_FILE, check_run_data
 
-    def graph(nodes, edges):
-        return {"x": torch.zeros(nodes, 3), "edge_index": torch.zeros(2, edges, dtype=torch.long)}
+    def graph(nodes, edges, y=None):
+        return {"x": torch.zeros(nodes, 3), "edge_index": torch.zeros(2, edges, dtype=torch.long),
+                "y": torch.arange(nodes) % 4 if y is None else y}
 
     dm = types.SimpleNamespace(num_classes=4, num_features=3, graph=graph(10, 30), eval_batches=[graph(10, 30)],
                                train_graphs=[])
     facts = data_facts(dm, graph=True)
+    digest = facts.pop("labels_sha256")
     assert facts == {"classes": 4, "features": 3, "train_graphs": 0, "nodes": [10, 10], "edges": [30, 30]}
+    facts["labels_sha256"] = digest
+    # the same sizes with one label changed are other data (src.evaluate blamed the kept models)
+    edited = torch.arange(10) % 4
+    edited[3] = 0
+    relabelled = data_facts(types.SimpleNamespace(**{**vars(dm), "graph": graph(10, 30, edited)}), graph=True)
+    assert relabelled["labels_sha256"] != digest and {**relabelled, "labels_sha256": digest} == facts
     check_run_data(tmp_path, facts)
     assert json.loads((tmp_path / DATA_FILE).read_text()) == facts
     other = {**facts, "features": 5}
@@ -276,6 +284,12 @@ def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_pa
                               "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
                               "or give a new hydra.run.dir")
     assert json.loads((tmp_path / DATA_FILE).read_text()) == other
+    # a record from before a fact existed is not compared on it
+    (tmp_path / DATA_FILE).write_text(json.dumps({k: v for k, v in facts.items() if k != "labels_sha256"}))
+    check_run_data(tmp_path, relabelled)
+    (tmp_path / DATA_FILE).write_text(json.dumps(facts))
+    with pytest.raises(AutoAttendError, match=f"labels_sha256: {digest} -> {relabelled['labels_sha256']}"):
+        check_run_data(tmp_path, relabelled)
 
 
 def test_an_unreadable_settings_record_is_named(tmp_path):

@@ -152,6 +152,17 @@ def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
     assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2
 
 
+def test_a_class_count_the_data_do_not_have_is_refused(fixture_data, tmp_path):
+    """``task.num_classes`` only describes a named task's classes (the files decide): a value the
+    data do not have ran on the files' classes and src.report showed the given one."""
+    proc = cli("src.retrain", "+task=cora", "arch=gcn", "budget=smoke", "hardware=cpu", "task.num_classes=7",
+               data_dir=fixture_data, tmp=tmp_path, run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: task.num_classes=7: the data of task cora have 3 classes, which this setting does not change (it "
+        "only describes them)"), proc.stderr[-2000:]
+    assert not (tmp_path / "r" / "retrain").exists()
+
+
 def test_the_gat_baseline_on_pubmed_is_the_papers_pubmed_model(tmp_path):
     """The GAT paper's PubMed model has 8 averaged output heads, lr 0.01 and weight decay 1e-3; the
     baseline ran Cora's (1 output head, lr 5e-3, weight decay 5e-4) on every Planetoid set."""

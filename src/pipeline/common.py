@@ -92,18 +92,35 @@ def data_facts(dm, graph: bool) -> dict:
     classes and, for text, the vocabulary (its size and a SHA-256 of its words, which come from
     every split) and each split's number of examples; for graphs, the feature width, the number of
     training graphs and each (evaluation) graph's nodes and edges. Sizes and the vocabulary, not
-    every token or label: cheap on the largest benchmarks, and enough to tell other files apart."""
+    every token: cheap on the largest benchmarks, and enough to tell other files apart. The labels
+    too, as a SHA-256 of every split's (graph's) labels in order: files with the same words and
+    sizes but edited labels made src.evaluate blame the kept models."""
     facts: dict = {"classes": int(dm.num_classes)}
     if graph:
         graphs = ([dm.graph] if dm.graph is not None else []) + list(dm.eval_batches)
         facts.update(features=int(dm.num_features), train_graphs=len(dm.train_graphs),
-                     nodes=[int(g["x"].size(0)) for g in graphs], edges=[int(g["edge_index"].size(1)) for g in graphs])
+                     nodes=[int(g["x"].size(0)) for g in graphs], edges=[int(g["edge_index"].size(1)) for g in graphs],
+                     labels_sha256=_labels_digest(g["y"] for g in graphs))
         return facts
     words = dm.vocab.to_list()
     digest = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()[:16]
+    splits = [getattr(dm, f"{split}_set") for split in ("train", "val", "test")]
     facts.update(vocabulary=len(words), vocabulary_sha256=digest,
-                 examples={split: len(getattr(dm, f"{split}_set")) for split in ("train", "val", "test")})
+                 examples={split: len(data) for split, data in zip(("train", "val", "test"), splits)},
+                 labels_sha256=_labels_digest(data.labels for data in splits))
     return facts
+
+
+def _labels_digest(label_tensors) -> str:
+    """The first 16 hex digits of a SHA-256 over the tensors' values (as int64 for class indices,
+    float32 for PPI's 0/1 label matrices), in order."""
+    sha = hashlib.sha256()
+    for labels in label_tensors:
+        labels = labels.detach().cpu()
+        labels = labels.to(torch.float32 if labels.is_floating_point() else torch.int64).contiguous()
+        sha.update(str(tuple(labels.shape)).encode())
+        sha.update(labels.numpy().tobytes())
+    return sha.hexdigest()[:16]
 
 
 def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:

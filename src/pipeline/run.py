@@ -68,6 +68,7 @@ def run_search(cfg: DictConfig) -> dict:
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
+        _check_classes_setting(cfg, dm)
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("supernet"):
@@ -126,6 +127,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
+        _check_classes_setting(cfg, dm)
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("retrain"):
@@ -226,6 +228,20 @@ def _refuse_other_family_settings(cfg: DictConfig) -> None:
             log.warning("%s (other jobs of the sweep may read it)", message)
         else:
             raise AutoAttendError(message)
+
+
+def _check_classes_setting(cfg: DictConfig, dm) -> None:
+    """``task.num_classes`` given on the command line must be the data's class count: for the
+    named tasks but ``csv`` and its presets the classes come from the files and the setting only
+    describes them (``+task=cora task.num_classes=3`` ran on 7 classes, and src.report showed 3)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").split("=", 1)[0] == "task.num_classes"]
+    if given and cfg.task.num_classes != dm.num_classes:
+        raise AutoAttendError(f"task.num_classes={cfg.task.num_classes}: the data of task {cfg.task.name} have "
+                              f"{dm.num_classes} classes, which this setting does not change (it only describes them)")
 
 
 def _has_key(cfg: DictConfig, key: str) -> bool:
