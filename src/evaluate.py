@@ -6,9 +6,9 @@
 For every model a run kept (``retrain/seed_<s>/model.pt``, and a graph run's baselines,
 ``baselines/<name>/seed_<s>/model.pt``: the weights of each seed's selected evaluation,
 ``src/models/saved.py``), the run's data is rebuilt from its ``.hydra/config.yaml`` (the same
-vocabulary and splits; ``key=value`` arguments override that config, e.g. where the data now
-lies), the model is loaded, and its validation and test scores are computed again and printed
-beside the recorded ones. Exit status 0 when every seed reproduces its record, 1 when one does
+vocabulary and splits; ``key=value`` arguments override that config: where the data now lie, or
+a machine setting, never one the results depend on), the model is loaded, and its validation
+and test scores are computed again and printed beside the recorded ones. Exit status 0 when every seed reproduces its record, 1 when one does
 not, 2 on bad input. Writes nothing.
 """
 
@@ -29,6 +29,9 @@ def run_config(run_dir: Path, overrides: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from src.pipeline.checks import check_hardware, check_int, check_paths
+    from src.pipeline.run_settings import may_change
+
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         raise AutoAttendError(f"{run_dir}: not a run directory (no .hydra/config.yaml)")
@@ -43,10 +46,18 @@ def run_config(run_dir: Path, overrides: list[str]):
             if OmegaConf.select(recorded, key, default=absent, throw_on_resolution_failure=False) is absent:
                 raise AutoAttendError(f"{key}: no such setting in {config} (override a key the run's config has, "
                                       "e.g. paths.data_dir=...)")
+            if not may_change(key) and key != "retrain.eval_batch_size":
+                # data.max_len=3 rebuilt other data and blamed the models; seed=abc gave a traceback
+                raise AutoAttendError(f"{key}: a setting the run's results depend on, which is kept as the run had "
+                                      "it; override only where things are and how the machine runs (paths.*, "
+                                      "hardware.threads, hardware.accelerator, retrain.eval_batch_size, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise AutoAttendError(f"{config}: {str(exc).splitlines()[0]}") from None
+    check_paths(cfg)
+    check_hardware(cfg)
+    check_int(cfg, "retrain.eval_batch_size", 1)
     return cfg
 
 
@@ -121,7 +132,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         print(f"evaluate: {folder} seed {seed} ({i} of {len(models)})", file=sys.stderr, flush=True)
         model, record = load_child(path)
         seed_file = path.parent.parent / f"seed_{seed}.json"
-        recorded = json.loads(seed_file.read_text()) if seed_file.exists() else None
+        recorded = _seed_record(seed_file) if seed_file.exists() else None
         saved = record["evaluation"]
         if recorded is not None and recorded["step"] != saved["step"]:
             raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
@@ -136,11 +147,24 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     kept = {(folder, seed) for folder, seed, _ in models}
     for folder, seed, seed_file in finished_seeds(run_dir):
         if (folder, seed) not in kept:  # finished and recorded, but its model is gone: it cannot be checked
-            recorded = json.loads(seed_file.read_text())
+            recorded = _seed_record(seed_file)
             rows.append({"folder": folder, "seed": seed, "step": recorded["step"], "finished": True,
                          "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
                          "test": None, "reproduced": False, "missing": True})
     return sorted(rows, key=lambda r: (r["folder"] != "retrain", r["folder"], r["seed"]))
+
+
+def _seed_record(seed_file: Path) -> dict:
+    """A finished seed's ``seed_<s>.json`` (its selected step, validation and test score), or one
+    error line naming it (a damaged one gave a JSONDecodeError traceback)."""
+    try:
+        recorded = json.loads(seed_file.read_text())
+        for key in ("step", "val_acc", "test_acc"):
+            float(recorded[key])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result: step, val_acc, test_acc); "
+                              "restore it, or delete it and re-run the run's command to train that seed again") from None
+    return recorded
 
 
 def finished_seeds(run_dir: Path) -> list[tuple[str, int, Path]]:

@@ -434,6 +434,25 @@ def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: paths.datadir: no such setting in {run_dir / '.hydra' / 'config.yaml'} (override a key the run's "
         "config has, e.g. paths.data_dir=...)")
+    # a damaged seed record (a JSONDecodeError traceback)
+    damaged = tmp / "evaluate_damaged_seed"
+    shutil.copytree(run_dir, damaged)
+    (damaged / "retrain" / "seed_0.json").write_text("{")
+    proc = cli("src.evaluate", str(damaged), data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: {damaged / 'retrain' / 'seed_0.json'}: unreadable (expected the seed's result: step, val_acc, "
+        "test_acc); restore it, or delete it and re-run the run's command to train that seed again"), proc.stderr
+    # a setting the results depend on rebuilt other data and blamed the models (data.max_len=3), or
+    # gave a traceback (seed=abc); a machine setting's value is checked as the search checks it
+    for override in ("data.max_len=3", "seed=abc"):
+        proc = cli("src.evaluate", str(run_dir), override, data_dir=tiny_data, tmp=tmp)
+        assert proc.returncode == 2 and proc.stderr.strip() == (
+            f"error: {override.split('=')[0]}: a setting the run's results depend on, which is kept as the run had "
+            "it; override only where things are and how the machine runs (paths.*, hardware.threads, "
+            "hardware.accelerator, retrain.eval_batch_size, ...)"), proc.stderr[-2000:]
+    proc = cli("src.evaluate", str(run_dir), "hardware.threads=-2", data_dir=tiny_data, tmp=tmp)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: hardware.threads: expected an integer >= 1 or 0 or null, got -2"), proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("arch_path", ["search/best_arch.yaml", "."])

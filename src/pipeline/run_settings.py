@@ -47,7 +47,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _may_change(key: str) -> bool:
+def may_change(key: str) -> bool:
+    """Whether ``key`` is one of :data:`MAY_CHANGE` (or under one)."""
     return any(key == k or key.startswith(k + ".") for k in MAY_CHANGE)
 
 
@@ -55,7 +56,7 @@ def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict
     """The settings that determine a run's results: the resolved config without the keys in
     :data:`MAY_CHANGE`, the entry point's name and ``extra`` (e.g. the architecture's content)."""
     tree = OmegaConf.to_container(cfg, resolve=True)
-    settings = {k: v for k, v in flatten(tree).items() if not _may_change(k)}
+    settings = {k: v for k, v in flatten(tree).items() if not may_change(k)}
     settings["entry"] = entry
     for key, value in (extra or {}).items():
         settings[key] = value
