@@ -417,6 +417,22 @@ def test_a_graph_run_stopped_in_its_hpo_rerank_or_baselines_keeps_its_settings(t
                                                   "search"))
 
 
+def test_a_file_where_a_folder_goes_is_one_line(tmp_path):
+    """A run folder, cache or output folder naming a file (or a path through one) gave a
+    FileExistsError / NotADirectoryError traceback, from Hydra or from a DataModule."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for run_dir in (a_file, a_file / "run"):
+        proc = cli("src.search", "+task=sst2", "budget=smoke", data_dir=tmp_path, tmp=tmp_path, run_dir=run_dir)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+            f"error: cannot create the folder {run_dir}: "), proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+    proc = cli("src.search", "+task=sst2", "budget=smoke", f"paths.cache_dir={a_file / 'cache'}", data_dir=tmp_path,
+               tmp=tmp_path, run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: paths.cache_dir={a_file / 'cache'}: {a_file} is a file, where a folder is needed"), proc.stderr
+
+
 def test_a_setting_of_the_other_family_is_only_a_warning_in_a_multirun(monkeypatch, caplog):
     """In a sweep over tasks of both families (``-m +task=sst2,cora retrain.seeds=3``) a text
     setting is meant for the text jobs: the graph job warns instead of failing."""

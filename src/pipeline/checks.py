@@ -8,6 +8,7 @@ with the key and what was expected, not as a traceback after the data has loaded
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -255,14 +256,28 @@ def check_bench_config(cfg: DictConfig) -> None:
         _check_heads(cfg, node, width)
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The file at ``path`` or at one of its parents, where a folder is needed; None if none."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return folder if not folder.is_dir() else None
+    return None
+
+
 def check_paths(cfg: DictConfig) -> None:
     """``paths.*`` are non-empty: an empty ``AUTOATTEND_DATA_DIR=`` would otherwise mean the current
     directory, not the default ``./data``."""
-    for key in ("data_dir", "cache_dir"):
+    for key in ("data_dir", "cache_dir", "output_dir"):
         value = _get(cfg, f"paths.{key}")
-        if value is not _ABSENT and (not isinstance(value, str) or not value.strip()):
+        if value is _ABSENT:
+            continue
+        if key != "output_dir" and (not isinstance(value, str) or not value.strip()):
             why = " (an empty AUTOATTEND_DATA_DIR= gives this: unset it or name a folder)" if key == "data_dir" else ""
             _fail(f"paths.{key}", f"a folder{why}", value)
+        # a file there (or above it) failed later with a NotADirectoryError traceback
+        blocked = _file_in_the_way(Path(str(value)).expanduser())
+        if blocked is not None:
+            raise AutoAttendError(f"paths.{key}={value}: {blocked} is a file, where a folder is needed")
 
 
 def _check_csv_task(cfg: DictConfig) -> None:

@@ -480,6 +480,12 @@ def hydra_entry(main: Callable[[], None]) -> None:
                     "special characters: key='value', see https://hydra.cc/docs/advanced/override_grammar/basic)")
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
+    except (FileExistsError, NotADirectoryError) as exc:
+        # Hydra creating the run (or sweep) folder where a file is: a traceback from its run_job
+        where = exc.filename if exc.filename is not None else str(exc)
+        print(f"error: cannot create the folder {where}: {exc.strerror or exc} (a file stands where the run's folder "
+              "goes: see hydra.run.dir, hydra.sweep.dir, paths.output_dir)", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT, main_returned)
     finally:
