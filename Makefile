@@ -21,7 +21,7 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
+.PHONY: help install search retrain retrain-args reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
@@ -46,9 +46,11 @@ install: $(PY)
 search: $(PY)
 	$(PRELOAD) $(PY) -m src.search +task=$(TASK) budget=$(BUDGET) $(ARGS)
 
-ARCH ?= published_sst5
-retrain: $(PY)
+ARCH ?=
+retrain: retrain-args $(PY)
 	$(PRELOAD) $(PY) -m src.retrain +task=$(TASK) arch=$(ARCH) budget=$(BUDGET) $(ARGS)
+retrain-args:
+	@test -n "$(ARCH)" || { echo "error: make retrain needs ARCH=<built-in name (published_sst5, gcn, gat), architecture file or search run directory>" >&2; exit 2; }
 
 reproduce: reproduce-args $(PY)
 	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) $$(grep -q '^  multirun: true' $(EXP_CFG) && echo -m) +experiment=$(EXP) $(ARGS)

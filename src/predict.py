@@ -209,12 +209,15 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
 
 
 def read_texts(path: str) -> list[str]:
-    """One text per line of ``path`` (``-``: standard input); a blank line is an error naming it."""
+    """One text per line of ``path`` (``-``: standard input); blank lines at the end (an editor's
+    extra newline) are dropped, a blank line between texts is an error naming it."""
     try:
         lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected a UTF-8 text file, "
                               "one text per line") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
     blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)
     if blank is not None:
         raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")

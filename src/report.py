@@ -462,6 +462,16 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
     return path
 
 
+def _check_outputs(outputs: dict[str, str]) -> None:
+    """``--csv`` / ``--markdown`` name files: not a folder, and not both the same file (the
+    markdown silently replaced the CSV)."""
+    for flag, path in outputs.items():
+        if Path(path).is_dir():
+            raise AutoAttendError(f"{flag} {path}: a folder; give a file name")
+    if len(outputs) == 2 and len({Path(p).resolve() for p in outputs.values()}) == 1:
+        raise AutoAttendError(f"--csv and --markdown name the same file, {outputs['--csv']}: give two")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs="+", help="run directories, or folders (sweeps) holding them")
@@ -473,18 +483,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     over = tuple(k for k in args.over.split(",") if k)
     unreadable: list[tuple[Path, str]] = []
+    outputs = {"--csv": args.csv, "--markdown": args.markdown}
     try:
+        _check_outputs({flag: path for flag, path in outputs.items() if path})
         tables = report(args.dirs, over, unreadable)
         text = render(tables, over, unreadable)
-        if args.csv:
-            atomic_write_text(args.csv, tables[0].csv())
-        if args.markdown:
-            atomic_write_text(args.markdown, text)
+        for flag, content in (("--csv", lambda: tables[0].csv()), ("--markdown", lambda: text)):
+            if outputs[flag]:
+                try:
+                    atomic_write_text(outputs[flag], content())
+                except OSError as exc:  # named by the path given, not the temporary file beside it
+                    raise AutoAttendError(f"{flag} {outputs[flag]}: cannot be written ({exc.strerror})") from None
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename}: cannot be written ({exc.strerror})", file=sys.stderr)
         return 2
     print(text, end="")
     if unreadable:

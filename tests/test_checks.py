@@ -361,6 +361,8 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
 @pytest.mark.parametrize("module, args, needle", [
     ("src.search", ("+task=sst2", "supernet.recompute=yes"), "error: supernet.recompute: expected true or false"),
     ("src.retrain", ("+task=sst2", "arch=nope"), "error: arch=nope: no such file and no built-in architecture"),
+    # an empty value named the current directory ("a directory without search/best_arch.yaml")
+    ("src.retrain", ("+task=sst2", "arch="), "error: no architecture given: add arch=<name or path>"),
     ("src.search", (), "error: no task selected"),
     # a sweep's experiment without -m: Hydra ran one job of the default values, in silence
     ("src.search", ("+experiment=sst2_ranking_sharing", "budget=smoke"),

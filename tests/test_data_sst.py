@@ -200,6 +200,12 @@ def test_glove_text_file_rows_lowercase_fallback_and_oov(tmp_path):
     assert torch.equal(other[2], matrix[2])
 
 
+def test_a_glove_path_that_is_a_folder_says_so(tmp_path):
+    """data.glove_path naming the folder the vectors lie in was reported as "not found"."""
+    with pytest.raises(AutoAttendError, match=f"data.glove_path={tmp_path}: a folder; expected the GloVe text file"):
+        load_word_vectors([PAD, UNK, "good"], str(tmp_path))
+
+
 def test_glove_header_line_is_skipped(tmp_path):
     glove = _write_glove(tmp_path / "vec.txt", ["2 3", "good 1 1 1", "bad -1 -1 -1"])
     matrix, stats = load_word_vectors([PAD, UNK, "bad"], str(glove))

@@ -135,6 +135,8 @@ def test_make_reproduce_refuses_unknown_experiments(exp, message):
 @pytest.mark.parametrize("target, message", [
     (["reproduce"], "error: make reproduce needs EXP=<name>"),
     (["evaluate"], "error: make evaluate needs DIR=<a run directory>"),
+    # it retrained SST-5's published architecture on SST-2 in silence
+    (["retrain"], "error: make retrain needs ARCH=<built-in name"),
     (["predict", "DIR=outputs/x"], "error: make predict needs DIR=<a text run directory> FILE="),
 ])
 def test_make_targets_check_their_arguments_before_installing(target, message, tmp_path):

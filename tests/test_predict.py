@@ -247,3 +247,15 @@ def test_a_missing_target_is_reported_before_torch_is_imported(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run directory or model file"
+
+
+def test_texts_file_trailing_blank_lines_are_dropped_a_blank_between_texts_is_named(tmp_path):
+    """A file ending in an editor's extra newline (``a\\nb\\n\\n``) was refused as ``line 3: blank``."""
+    from src.predict import read_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_text("a fine film\nnot good\n\n  \n")
+    assert read_texts(str(path)) == ["a fine film", "not good"]
+    path.write_text("a fine film\n\nnot good\n")
+    with pytest.raises(AutoAttendError, match=f"{path}, line 2: blank; expected one text per line"):
+        read_texts(str(path))

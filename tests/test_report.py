@@ -308,7 +308,13 @@ def test_main_reports_an_unwritable_output(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main([str(tmp_path / "a"), "--csv", str(blocker / "t.csv")]) == 2
-    assert "cannot be written" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(f"error: --csv {blocker / 't.csv'}: cannot be written (")
+    # a folder named a temporary file beside it; the same file for both silently kept the markdown
+    assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr() == ("", f"error: --csv {tmp_path / 'a'}: a folder; give a file name\n")
+    assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "r"), "--markdown", str(tmp_path / "." / "r")]) == 2
+    assert capsys.readouterr().err == f"error: --csv and --markdown name the same file, {tmp_path / 'r'}: give two\n"
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_retrain_columns_and_a_run_with_every_seed_done(tmp_path):

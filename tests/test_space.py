@@ -194,6 +194,19 @@ def test_malformed_files_name_layer_and_field(text, field):
         Architecture.from_yaml(text, source="x.yaml")
 
 
+def test_a_layer_that_is_no_mapping_names_the_keys_and_the_authors_rows():
+    """``layers: [[1, 0, 2, 3, 0]]`` said only "expected a mapping": the keys a layer needs, and
+    that the authors' rows go at the top level (or under ``arch:``), are named now."""
+    with pytest.raises(InvalidArchitectureError) as err:
+        Architecture.from_yaml("layers: [[1, 0, 2, 3, 0]]", source="x.yaml")
+    assert "layer 0" in str(err.value) and "kind, q_src, q_op, k_src, k_op" in str(err.value)
+    assert "the authors' format: give it as the top-level list or under arch:" in str(err.value)
+    assert Architecture.from_yaml("arch: [[1, 0, 2, 3, 0]]") == Architecture.from_yaml("[[1, 0, 2, 3, 0]]")
+    with pytest.raises(InvalidArchitectureError) as err:
+        Architecture.from_yaml("layers: [add]", source="x.yaml")
+    assert "got 'add'" in str(err.value) and "authors' format" not in str(err.value)
+
+
 @pytest.mark.parametrize("text", ["layers: []", "layers: {kind: add}", "[]", "kind: add"])
 def test_files_without_a_layer_list_are_rejected(text):
     with pytest.raises(InvalidArchitectureError, match="x.yaml|empty"):

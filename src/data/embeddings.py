@@ -173,6 +173,9 @@ def load_word_vectors(
 
     if glove_path:
         path = Path(glove_path).expanduser()
+        if path.is_dir():
+            raise AutoAttendError(f"data.glove_path={path}: a folder; expected the GloVe text file (lines "
+                                  "'word v1 ... vE'), e.g. glove.840B.300d.txt inside it")
         if not path.is_file():
             raise DataNotFoundError(f"GloVe file {path} not found; expected a text file of lines 'word v1 ... vE'")
         matrix, priority = _read_glove_text(path, matrix_init, exact, lower)

@@ -95,7 +95,7 @@ def arch_file(spec: str, key: str | None = "arch") -> Path:
     ``search/best_arch.yaml``) or ``search/`` folder, or a built-in name (``src/space/archs/<name>.yaml``).
     Errors name the setting as ``<key>=<spec>`` (``key=None``: the bare ``spec``, for a command's argument)."""
     named = f"{key}={spec}" if key else str(spec)
-    if spec is None:
+    if spec is None or not str(spec).strip():  # arch= (make retrain ARCH=) named the current directory
         raise AutoAttendError(f"no architecture given: add arch=<name or path> (built-ins: {_builtin_names()})")
     path = Path(str(spec)).expanduser()
     if path.is_file():

@@ -99,7 +99,10 @@ class Architecture:
         layers = []
         for i, raw in enumerate(data["layers"]):
             if not isinstance(raw, dict):
-                raise InvalidArchitectureError(f"{source}: expected a mapping", layer=i)
+                hint = (" (a list of [o1, prev, o2, o3, kind] rows is the authors' format: give it as the top-level "
+                        "list or under arch:, not under layers:)" if isinstance(raw, list) else "")
+                raise InvalidArchitectureError(f"{source}: expected a mapping with kind, q_src, q_op, k_src, k_op "
+                                               f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
                 raise InvalidArchitectureError(f"{source}: unknown key", layer=i, field=sorted(unknown)[0])
