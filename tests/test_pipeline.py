@@ -823,8 +823,9 @@ def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypat
     for seed in (0, 1):
         (run_dir / "retrain" / f"seed_{seed}").mkdir(parents=True)
         (run_dir / "retrain" / f"seed_{seed}" / "model.pt").write_bytes(b"")
-        (run_dir / "retrain" / f"seed_{seed}.json").write_text(json.dumps({"seed": seed, "step": 30}))
     recorded = {"step": 30, "val_acc": 42 / 60, "test_acc": 39 / 60}
+    for seed in (0, 1):  # as the retrain writes them
+        (run_dir / "retrain" / f"seed_{seed}.json").write_text(json.dumps({"seed": seed, **recorded, "history": []}))
     now = {}
     monkeypatch.setattr(src.pipeline.common, "setup_hardware", lambda cfg: None)
     monkeypatch.setattr(src.pipeline.common, "build_datamodule", lambda cfg: "dm")
@@ -842,7 +843,7 @@ def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypat
         assert evaluate_module.main([str(run_dir)]) == 1
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
             "error: retrain seed 1: the recomputed scores differ from the recorded ones")
-    (run_dir / "retrain" / "seed_1.json").write_text(json.dumps({"seed": 1, "step": 20}))
+    (run_dir / "retrain" / "seed_1.json").write_text(json.dumps({"seed": 1, **recorded, "step": 20}))
     assert evaluate_module.main([str(run_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {run_dir / 'retrain' / 'seed_1' / 'model.pt'}: holds step 30, while seed_1.json selected step 20 "

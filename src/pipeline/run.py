@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import check_config
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
 from src.pipeline.run_settings import HydraRecord, check_run_data, check_run_settings, run_settings
-from src.report import format_mean_std
+from src.report import UNREAD_BY, format_mean_std
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
@@ -193,12 +193,10 @@ SHARED_SPACE_KEYS = ("space.sharing", "space.priors")  # graph.space.sharing / p
 
 
 def _unread_by_family(key: str, graph: bool) -> bool:
-    """Whether a task of that family never reads ``key``: graph tasks read ``graph.*`` (and the
-    shared ``space.sharing`` / ``space.priors``), not the text nodes; text tasks not ``graph.*``."""
-    if graph:
-        return key.split(".")[0] in ("supernet", "retrain", "data") or (
-            key.startswith("space.") and key not in SHARED_SPACE_KEYS)
-    return key.split(".")[0] == "graph"
+    """Whether a task of that family never reads ``key`` (:data:`src.report.UNREAD_BY`: graph tasks
+    read ``graph.*``, not the text nodes, but for the shared ``space.sharing`` / ``space.priors``;
+    text tasks not ``graph.*``)."""
+    return key.startswith(UNREAD_BY["graph" if graph else "text"]) and key not in SHARED_SPACE_KEYS
 
 
 def _refuse_other_family_settings(cfg: DictConfig) -> None:
@@ -206,13 +204,8 @@ def _refuse_other_family_settings(cfg: DictConfig) -> None:
     for a text task, was accepted and had no effect (and src.report then showed it as the run's):
     refuse it, naming the key that task reads. In a multirun of both families it is meant for the
     other jobs, so there it is only a warning."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return
     graph = task_family(cfg) == "graph"
-    for override in HydraConfig.get().overrides.task:
-        key = override.lstrip("+~").split("=", 1)[0]
+    for key in _override_keys():
         if not _unread_by_family(key, graph):
             continue
         other = key.split(".", 1)[1] if not graph else f"graph.{key}"
@@ -234,37 +227,32 @@ def _check_classes_setting(cfg: DictConfig, dm) -> None:
     """``task.num_classes`` given on the command line must be the data's class count: for the
     named tasks but ``csv`` and its presets the classes come from the files and the setting only
     describes them (``+task=cora task.num_classes=3`` ran on 7 classes, and src.report showed 3)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return
-    given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").split("=", 1)[0] == "task.num_classes"]
-    if given and cfg.task.num_classes != dm.num_classes:
+    if "task.num_classes" in _override_keys() and cfg.task.num_classes != dm.num_classes:
         raise AutoAttendError(f"task.num_classes={cfg.task.num_classes}: the data of task {cfg.task.name} have "
                               f"{dm.num_classes} classes, which this setting does not change (it only describes them)")
 
 
 def _has_key(cfg: DictConfig, key: str) -> bool:
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return False
-        node = node._get_node(part)
-    return True
+    absent = object()
+    return OmegaConf.select(cfg, key, default=absent, throw_on_resolution_failure=False) is not absent
 
 
 SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
 
 
-def _refuse_search_settings() -> None:
-    """A search setting given to ``src.retrain`` (``supernet.dim=128``) would be accepted, since the
-    budget files fill those nodes for both entry points, and have no effect: refuse it instead."""
+def _override_keys() -> list[str]:
+    """The dotted keys of the command line's overrides (``+a.b=1`` -> ``a.b``); none without Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return
-    for override in HydraConfig.get().overrides.task:
-        key = override.lstrip("+~").split("=", 1)[0]
+        return []
+    return [override.lstrip("+~").split("=", 1)[0] for override in HydraConfig.get().overrides.task]
+
+
+def _refuse_search_settings() -> None:
+    """A search setting given to ``src.retrain`` (``supernet.dim=128``) would be accepted, since the
+    budget files fill those nodes for both entry points, and have no effect: refuse it instead."""
+    for key in _override_keys():
         if key.split(".")[0] in SEARCH_ONLY:
             raise AutoAttendError(f"{key}: a setting of the search (src.search), which src.retrain does not read; "
                                   "the retrain's training is set by retrain.* (graph tasks: graph.retrain.*)")
