@@ -234,9 +234,15 @@ def test_validation_split_is_seeded_stable_and_independent_of_run_seed(corpus, t
     assert val == [_words(b, b.val_set[i][0]) for i in range(len(b.val_set))]
     assert a.stats["val_split"]["rows_sha256"] == b.stats["val_split"]["rows_sha256"]
     assert a.stats["val_split"]["rows_sha256"] != other.stats["val_split"]["rows_sha256"]
-    # Train and validation are disjoint and together the whole train file.
-    rows = set(a.val_rows(200).tolist())
-    assert len(rows) == 20 and rows <= set(range(200))
+    # Train and validation are disjoint and together the whole train file: the validation
+    # documents are the carved rows, the training documents every other row, in file order
+    # (sizes alone let a train split that overlaps validation pass)
+    rows = a.val_rows(200).tolist()
+    assert len(set(rows)) == 20 and set(rows) <= set(range(200))
+    docs = [tokenize(r["text"])[:a.max_len] for r in read_rows(corpus / "train.csv", num_fields=3, num_classes=4)]
+    assert [_words(a, a.train_set[i][0]) for i in range(len(a.train_set))] == [
+        d for i, d in enumerate(docs) if i not in set(rows)]
+    assert sorted(val) == sorted(docs[i] for i in rows)
     # The split's settings are part of the cache key: a new fraction or seed in the same cache
     # carves a new split instead of re-using the old one.
     wider = _ready(_dm(corpus, tmp_path / "c1", val_fraction=0.2))

@@ -257,6 +257,37 @@ def test_supernet_module_single_path_step_and_scorer():
     assert module.configure_optimizers().param_groups[0]["lr"] == 0.01
 
 
+def test_graph_supernet_step_trains_only_the_sampled_paths_at_lr_over_archs(tmp_path):
+    """One step of the graph supernet: the two architectures its seeded RNG draws are trained
+    (every parameter they use, and only those, moves; weight decay too touches nothing else), by
+    one Adam step at lr / archs_per_step (Adam's first step moves each element by that rate)."""
+    torch.manual_seed(0)
+    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, dropout=0.0)
+    n = 16
+    batch = {"x": torch.rand(n, 5), "edge_index": path_graph(8, 2), "y": torch.randint(0, 3, (n,)),
+             "train_mask": torch.ones(n, dtype=torch.bool), "val_mask": torch.arange(n) < 6,
+             "test_mask": torch.zeros(n, dtype=torch.bool)}
+    module = GraphSupernetModule(model, SPACE, archs_per_step=2, lr=0.01, weight_decay=5e-4, seed=3,
+                                 monitor_archs=0)
+    archs = SPACE.sample_distinct(2, random.Random(3))  # what the module's seeded RNG draws first
+    used = {id(p) for a in archs for p in model.used_parameters(a).values()}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer = pl.Trainer(max_steps=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0,
+                         accelerator="cpu", default_root_dir=str(tmp_path))
+    trainer.fit(module, DataLoader(RepeatDataset(batch, 1), batch_size=None, generator=torch.Generator()))
+    moved = []
+    for name, p in model.named_parameters():
+        if id(p) in used:
+            moved.append((p.detach() - before[name]).abs())
+        else:
+            assert torch.equal(p, before[name]), name
+    assert len(moved) == len(used) and all(bool((d > 0).any()) for d in moved)
+    largest = max(float(d.max()) for d in moved)
+    assert largest == pytest.approx(0.01 / 2, rel=1e-3)
+
+
 def test_multilabel_metric_reads_logits_even_when_they_all_lie_in_0_1():
     # torchmetrics would take logits all inside [0, 1] for probabilities and threshold them at
     # 0.5; the node metric must predict a label where its logit is > 0, like the search's scorer
