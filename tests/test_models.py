@@ -16,7 +16,7 @@ from src.models.ops import attention_bias, masked_attention
 from src.models import cpu_kernels
 from src.models.text import TextClassifier
 from src.utils.errors import AutoAttendError
-from src.space import Architecture, Context, FunctionalSpace, Layer
+from src.space import Architecture, Context, FunctionalSpace, Layer, arch_contexts
 
 VOCAB, EMB, CLASSES = 50, 12, 3
 
@@ -160,8 +160,13 @@ def test_supernet_modules_shared_as_the_mode_says(mode):
     assert (ops[k_a] is ops[v_a]) == (mode in ("none", "source"))
     assert (ops[k_a] is ops[k_b]) == (mode in ("none", "target"))
     assert (ops[k_a] is ops[add_c]) == (mode in ("none", "source"))
-    # the stem output has no source context: every mode shares across kinds of the (absent) producer
-    assert _module_of(model, a, 0, "q") == _module_of(model, b, 0, "q")
+    # the stem output has no source context: every mode shares across kinds of the (absent)
+    # producer; a and c differ in their last layer's kind (a and b in the middle one's), so a stem
+    # kind taken from any other layer would part their layer-0 modules
+    assert _module_of(model, a, 0, "q") == _module_of(model, b, 0, "q") == _module_of(model, c, 0, "q")
+    rng = random.Random(mode)
+    for arch in [a, b, c] + [space.sample(rng) for _ in range(50)]:
+        assert all(ctx.src_kind is None for _, _, ctx in arch_contexts(arch) if ctx.src == 0)
 
 
 @pytest.mark.parametrize("priors", [True, False])
