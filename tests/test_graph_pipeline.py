@@ -152,6 +152,23 @@ def test_retrain_cli_gat_baseline(fixture_data, tmp_path):
     assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2
 
 
+def test_command_line_settings_replace_a_baseline_files_hparams(fixture_data, tmp_path):
+    """``src.retrain arch=gcn graph.retrain.hidden=8`` trained GCN's file settings (hidden 16) in
+    silence while src.report showed 8: a setting given on the command line now replaces the file's."""
+    run_dir = tmp_path / "r"
+    proc = cli("src.retrain", "+task=cora", "arch=gcn", "budget=smoke", "hardware=cpu", "graph.retrain.hidden=8",
+               "graph.retrain.lr=0.05", "graph.retrain.seeds=1", data_dir=fixture_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    gcn = yaml.safe_load((ROOT / "src" / "space" / "archs" / "gcn.yaml").read_text())["hparams"]
+    assert {k: results["hparams"][k] for k in gcn} == {**gcn, "hidden": 8, "lr": 0.05}
+    assert results["hparams_source"] == "the architecture file's hparams, with hidden, lr from the command line"
+    settings = json.loads((run_dir / "run_settings.json").read_text())
+    assert settings["arch_hparams"]["hidden"] == 8  # the record (src.report) says what was trained
+    assert "the command line's graph.retrain.hidden=8, graph.retrain.lr=0.05 replace the architecture file's " \
+           "hidden=16, lr=0.01" in proc.stdout + proc.stderr
+
+
 def test_a_class_count_the_data_do_not_have_is_refused(fixture_data, tmp_path):
     """``task.num_classes`` only describes a named task's classes (the files decide): a value the
     data do not have ran on the files' classes and src.report showed the given one."""

@@ -262,11 +262,12 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
 
 
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dict | None = None,
-            folder: str = "retrain") -> dict:
+            folder: str = "retrain", source: str | None = None) -> dict:
     """Train ``arch`` from scratch for ``graph.retrain.seeds`` seeds; writes ``<folder>/results.json``.
 
     ``hparams`` (a hand-designed architecture's published settings) skip the HPO; otherwise
-    ``graph.hpo.trials`` > 0 picks the settings on the validation split first.
+    ``graph.hpo.trials`` > 0 picks the settings on the validation split first. ``source`` says
+    where ``hparams`` came from (default: the architecture file).
     """
     r = cfg.graph.retrain
     out = run_dir / folder
@@ -277,7 +278,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
         source = f"random search over graph.hpo.space ({len(trials)} trials on the validation split)"
     else:
         hp = _child_settings(cfg, hparams)
-        source = "the architecture file's hparams" if hparams is not None else "graph.retrain"
+        source = (source or "the architecture file's hparams") if hparams is not None else "graph.retrain"
     cap = r.epoch_cap  # applies to the HPO trials too (fit_child)
     capped = (f"; every fit capped at {cap} epochs (graph.retrain.epoch_cap)"
               if cap is not None and int(hp["epochs"]) > int(cap) else "")

@@ -19,7 +19,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline.checks import check_config
+from src.pipeline.checks import CHILD_KEYS, check_config
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
 from src.pipeline.run_settings import HydraRecord, check_run_data, check_run_settings, run_settings
@@ -123,6 +123,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     from src.utils.device import device_of
 
     hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
+    source, hparams = _command_line_hparams(cfg, hparams)
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
     with timer("data", refusable=True):
@@ -131,8 +132,8 @@ def run_retrain(cfg: DictConfig) -> dict:
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("retrain"):
-        results = graph_stages.retrain(cfg, arch, dm, run_dir, hparams) if graph else stages.retrain(cfg, arch, dm,
-                                                                                                      run_dir)
+        results = (graph_stages.retrain(cfg, arch, dm, run_dir, hparams, source=source) if graph
+                   else stages.retrain(cfg, arch, dm, run_dir))
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg))}
     atomic_write_json(run_dir / "summary.json", summary)
@@ -140,6 +141,24 @@ def run_retrain(cfg: DictConfig) -> dict:
     _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)",
             timer)
     return summary
+
+
+def _command_line_hparams(cfg: DictConfig, hparams: dict | None) -> tuple[str | None, dict | None]:
+    """An architecture file's ``hparams`` (GCN's, GAT's) with the ``graph.retrain.<key>`` settings
+    given on the command line in their place (``arch=gcn graph.retrain.hidden=32`` trained hidden 16
+    in silence, and src.report showed 32), and where they come from."""
+    if hparams is None:
+        return None, None
+    given = [k.split(".", 2)[2] for k in _override_keys()
+             if k.startswith("graph.retrain.") and k.split(".", 2)[2] in CHILD_KEYS]
+    if not given:
+        return None, hparams
+    replaced = {k: OmegaConf.to_container(cfg.graph.retrain, resolve=True)[k] for k in given}
+    log.info("arch=%s: the command line's %s replace the architecture file's %s", cfg.arch,
+             ", ".join(f"graph.retrain.{k}={v}" for k, v in replaced.items()),
+             ", ".join(f"{k}={hparams.get(k)}" for k in given))
+    return (f"the architecture file's hparams, with {', '.join(given)} from the command line",
+            {**hparams, **replaced})
 
 
 def _check_baselines(cfg: DictConfig) -> None:
