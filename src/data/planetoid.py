@@ -258,13 +258,33 @@ class PlanetoidDataModule(GraphDataModule):
     def _unreadable_file(self, root: Path) -> Path | None:
         """The first of the user's raw files that PyG's reader cannot read on its own, if any (the
         others may still disagree with each other)."""
+        bad = self._bad_raw_file(root, check_sizes=False)
+        return None if bad is None else bad[0]
+
+    def _bad_raw_file(self, root: Path, check_sizes: bool = True) -> tuple[Path, str] | None:
+        """The first raw file that is unreadable, of the wrong kind, or whose size disagrees with
+        the files it pairs with, and why; None when they agree. PyG reads a ``test.index`` cut short
+        without complaint (a 500-node test split on Cora, scored as if it were the 1,000)."""
         from torch_geometric.io.planetoid import read_file
 
+        stem = f"ind.{self.name.lower()}"
+        path = {suffix: self.data_dir / "planetoid" / self.name / "raw" / f"{stem}.{suffix}" for suffix in PLANETOID_FILES}
+        read = {}
         for suffix in PLANETOID_FILES:
             try:
-                read_file(str(root / self.name / "raw"), self.name.lower(), suffix)
-            except Exception:
-                return self.data_dir / "planetoid" / self.name / "raw" / f"ind.{self.name.lower()}.{suffix}"
+                read[suffix] = read_file(str(root / self.name / "raw"), self.name.lower(), suffix)
+            except Exception as exc:
+                return path[suffix], f"unreadable ({type(exc).__name__})"
+        if not isinstance(read["graph"], dict):
+            return path["graph"], f"expected the adjacency dict (node -> neighbours), got {type(read['graph']).__name__}"
+        if not check_sizes:
+            return None
+        rows = {suffix: int(read[suffix].shape[0]) for suffix in PLANETOID_FILES if suffix != "graph"}
+        for suffix, other in (("test.index", "tx"), ("ty", "tx"), ("y", "x"), ("ally", "allx")):
+            if rows[suffix] != rows[other]:
+                what = "entries" if suffix == "test.index" else "rows"
+                return path[suffix], (f"{rows[suffix]} {what} against {rows[other]} rows in {stem}.{other} "
+                                      "(one of them cut short or from another release?)")
         return None
 
     def load(self) -> None:
@@ -278,6 +298,11 @@ class PlanetoidDataModule(GraphDataModule):
             with pyg_messages_to_log(self.name):
                 return Planetoid(str(root), self.name, split="public")
 
+        if from_files and not (root / self.name / "processed").is_dir():  # the processed cache: checked already
+            bad = self._bad_raw_file(root)
+            if bad is not None:
+                raise AutoAttendError(f"{bad[0]}: {bad[1]}; expected the pickled {self.name} files of the Planetoid "
+                                      "release, consistent with each other")
         try:
             dataset = load_with_fresh_processing(read, root / self.name / "processed", self.name)
         except AutoAttendError:
