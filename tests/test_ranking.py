@@ -139,3 +139,8 @@ def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["ranking"]["all"] == result["all"] and "ranking: Spearman" in again.stdout
     assert "seed_agreement" not in result  # one seed: nothing to agree with
+    # the first command again (without ranking.candidates): the run's summary keeps its ranking
+    third = cli("src.search", *args, data_dir=data, tmp=tmp_path, run_dir=run_dir)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["ranking"] == summary["ranking"]
+    assert "ranking: Spearman" in third.stdout

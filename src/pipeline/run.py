@@ -7,6 +7,7 @@ second; the stages are imported once the config has passed (about 10 s on two co
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -95,11 +96,16 @@ def run_search(cfg: DictConfig) -> dict:
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
             summary.update(_timing(timer))
             line += "".join(f" | {name} {format_mean_std(b)}" for name, b in summary["baselines"].items())
+    r = None
     if cfg.get("ranking") and int(cfg.ranking.candidates) > 0:
         with timer("ranking"):
             r = ranking.measure(cfg, dm, run_dir, graph)
-        summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         summary.update(_timing(timer))
+    elif (run_dir / "ranking" / "results.json").is_file():
+        # measured by an earlier invocation (ranking.* may change on resume): a plain re-run keeps it
+        r = json.loads((run_dir / "ranking" / "results.json").read_text())
+    if r is not None:
+        summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"
     atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer)
