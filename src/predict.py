@@ -75,6 +75,16 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
     if not finished:
         raise AutoAttendError(f"{retrain}: no seed has finished (retrain/seed_<s>.json); choose an unfinished "
                               f"one with --seed ({', '.join(map(str, sorted(kept)))})")
+    # said, not silent: the choice (or the ensemble) is over fewer seeds than the run's record
+    lost = sorted(int(n) for p in retrain.glob("seed_*.json") if (n := p.stem.removeprefix("seed_")).isdigit()
+                  and int(n) not in kept)
+    if lost:
+        print(f"note: seed(s) {', '.join(map(str, lost))} finished but kept no model.pt (src.evaluate reports "
+              f"them); {'the ensemble' if ensemble else 'the choice'} is among seeds "
+              f"{', '.join(map(str, sorted(finished)))}", file=sys.stderr)
+    if not (retrain / "results.json").is_file():
+        print(f"note: {target} has not finished its retrain: {'the ensemble' if ensemble else 'the choice'} is "
+              f"among the seeds finished so far ({', '.join(map(str, sorted(finished)))})", file=sys.stderr)
     if ensemble:
         return [kept[s] for s in sorted(finished)]
     best = min(finished, key=lambda s: (-finished[s], s))

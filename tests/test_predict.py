@@ -241,6 +241,30 @@ def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_
     assert choose_models(tmp_path) == [retrain / model(2)]
 
 
+def test_the_choice_says_when_it_is_among_fewer_seeds_than_the_run_finished(tmp_path, capsys):
+    """A finished seed whose model.pt is gone, or a run still retraining: ``--ensemble`` averaged
+    the models that were there (and the default chose among them) without a word."""
+    from src.predict import choose_models
+
+    retrain = tmp_path / "retrain"
+    for seed, val in {0: 0.70, 1: 0.80, 2: 0.75}.items():
+        (retrain / f"seed_{seed}").mkdir(parents=True)
+        (retrain / f"seed_{seed}" / "model.pt").write_bytes(b"")
+        (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "val_acc": {val}}}')
+    (retrain / "results.json").write_text("{}")
+    assert choose_models(tmp_path, ensemble=True) == [retrain / f"seed_{s}/model.pt" for s in (0, 1, 2)]
+    assert capsys.readouterr().err == ""  # a finished run with every model: nothing to say
+    (retrain / "seed_1" / "model.pt").unlink()
+    assert choose_models(tmp_path, ensemble=True) == [retrain / f"seed_{s}/model.pt" for s in (0, 2)]
+    assert capsys.readouterr().err == ("note: seed(s) 1 finished but kept no model.pt (src.evaluate reports them); "
+                                       "the ensemble is among seeds 0, 2\n")
+    (retrain / "results.json").unlink()
+    (retrain / "seed_1.json").unlink()
+    assert choose_models(tmp_path) == [retrain / "seed_2/model.pt"]
+    assert capsys.readouterr().err == (f"note: {tmp_path} has not finished its retrain: the choice is among the "
+                                       "seeds finished so far (0, 2)\n")
+
+
 def test_a_missing_target_is_reported_before_torch_is_imported(tmp_path):
     code = (f"import sys; from src.predict import main; status = main([{str(tmp_path / 'nope')!r}, 'text']); "
             "assert status == 2 and 'torch' not in sys.modules, (status, 'torch imported')")
