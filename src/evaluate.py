@@ -67,7 +67,7 @@ def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
     found = _seed_paths(run_dir, "seed_*/model.pt")
     if not found and not (run_dir / "retrain").is_dir() and not (run_dir / "baselines").is_dir():
         raise AutoAttendError(f"{run_dir}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
-                              "stage, or ran with retrain.seeds=0)")
+                              "stage, or ran with retrain.seeds=0; graph tasks: graph.retrain.seeds=0)")
     if not found:
         raise AutoAttendError(f"{run_dir / 'retrain'}: no saved models (retrain/seed_<s>/model.pt; runs retrained "
                               "before models were kept have none)")

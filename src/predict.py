@@ -62,7 +62,7 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
             if p.parent.name.removeprefix("seed_").isdigit()}
     if not kept and (target / ".hydra").is_dir() and not retrain.is_dir():
         raise AutoAttendError(f"{target}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
-                              "stage, or ran with retrain.seeds=0)")
+                              "stage, or ran with retrain.seeds=0; graph tasks: graph.retrain.seeds=0)")
     if not kept:
         what = "not a run directory" if not (target / ".hydra").is_dir() else "no kept models"
         raise AutoAttendError(f"{target}: {what} (expected retrain/seed_<s>/model.pt, which a run's retrain keeps; "

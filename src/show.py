@@ -9,7 +9,8 @@ reach the output, and (``--dot``) a Graphviz drawing; ``--diff`` compares it wit
 
 The architecture is named as ``arch=`` names it (a YAML/JSON file, in this project's format or the
 authors' ``[o1, prev, o2, o3, kind]`` rows; a search's run directory or ``search/`` folder, whose
-``best_arch.yaml`` is read; a built-in name), or by a kept model file (``model.pt``). Whether it is
+``best_arch.yaml`` is read; a built-in name), by a ``src.retrain`` run directory (its
+``retrain/results.json``), or by a kept model file (``model.pt``). Whether it is
 a text or a graph architecture follows from its ops. Exit status 0, or 2 on bad input. Writes
 nothing but to stdout; reads no data and imports torch only for a model file.
 """
@@ -17,6 +18,7 @@ nothing but to stdout; reads no data and imports torch only for a model file.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,15 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
         record = read_saved(path)
         arch = Architecture.from_dict(record["spec"]["architecture"], source=str(path))
         return arch, path, {"evaluation": dict(record.get("evaluation", {}))}
+    retrained = path / "retrain" / "results.json"
+    if path.is_dir() and not (path / "search" / "best_arch.yaml").is_file() and retrained.is_file():
+        # a src.retrain run: its architecture and settings are in its results
+        try:
+            record = json.loads(retrained.read_text())
+            arch = Architecture.from_dict(record["arch"], source=str(retrained))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AutoAttendError(f"{retrained}: unreadable as a retrain's results ({type(exc).__name__})") from None
+        return arch, retrained, {k: record[k] for k in RECORDED_KEYS if k in record}
     from src.pipeline.config import arch_file
 
     path = arch_file(spec, key=None)  # a command argument, not the arch= setting

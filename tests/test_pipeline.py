@@ -423,7 +423,7 @@ def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
     unretrained = tmp / "evaluate_not_retrained"
     shutil.copytree(run_dir, unretrained, ignore=shutil.ignore_patterns("retrain"))
     cases[str(unretrained)] = (f"error: {unretrained}: nothing retrained (no retrain/ folder: the run stopped before "
-                               "its retrain stage, or ran with retrain.seeds=0)")
+                               "its retrain stage, or ran with retrain.seeds=0; graph tasks: graph.retrain.seeds=0)")
     for target, line in cases.items():
         proc = cli("src.evaluate", target, data_dir=tiny_data, tmp=tmp)
         assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr

@@ -3,6 +3,7 @@ the Graphviz drawing and the comparison of two architectures."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
@@ -81,6 +82,18 @@ def test_a_run_directory_shows_its_winner_with_its_score(tmp_path, capsys):
     status, out, _ = run(capsys, str(tmp_path))
     assert status == 0 and out.startswith(f"{tmp_path / 'search' / 'best_arch.yaml'}: 2 layers of graph ops")
     assert "\nval_acc_supernet: 0.784\n" in out and tuple(layers_from_table(table_rows(out))) == arch.layers
+
+
+def test_a_retrain_run_directory_shows_the_architecture_it_retrained(tmp_path, capsys):
+    """``src.show <src.retrain run dir>`` said "a directory without search/best_arch.yaml": the
+    architecture is in its retrain/results.json, with the settings it trained with."""
+    arch = FunctionalSpace(2, ops=GRAPH_OPS).sample(random.Random(4))
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "results.json").write_text(json.dumps({"arch": arch.to_dict(), "hparams": {"hidden": 16},
+                                                                   "test_acc_mean": 0.8}))
+    status, out, _ = run(capsys, str(tmp_path))
+    assert status == 0 and out.startswith(f"{tmp_path / 'retrain' / 'results.json'}: 2 layers of graph ops"), out
+    assert tuple(layers_from_table(table_rows(out))) == arch.layers and "hidden" in out
 
 
 def test_a_kept_model_shows_its_architecture_and_evaluation(tmp_path, capsys):
