@@ -118,14 +118,33 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
         if not (path / "supernet" / "DONE").exists():
             return "supernet unfinished"
         if not (path / "search" / "best_arch.yaml").exists():
+            if (path / "search" / "rerank").is_dir():  # a graph search's re-ranking of its top candidates
+                done = len(_json_list(path / "search" / "rerank.json", "candidates"))
+                return f"rerank {done}/{settings.get('graph.rerank.topk')} candidates"
             return "search unfinished"
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
+    hpo = path / "retrain" / "hpo.json"
+    if done == 0 and (path / "retrain" / "hpo").is_dir() and not _json_list(hpo, "chosen"):
+        return f"hpo {len(_json_list(hpo, 'trials'))}/{settings.get('graph.hpo.trials')} trials"
     if done < seeds:
         return f"retrain {done}/{seeds} seeds"
+    if (path / "baselines").is_dir():
+        total = len(settings.get("graph.baselines") or []) * seeds
+        finished = len(list((path / "baselines").glob("*/seed_*.json")))
+        if finished < total:
+            return f"baselines {finished}/{total} seeds"
     if (path / "ranking").is_dir() and not (path / "ranking" / "results.json").exists():
         return _ranking_state(path)
     return "unfinished"
+
+
+def _json_list(path: Path, key: str) -> list | dict:
+    """``path``'s ``key`` (a stage's record, rewritten as it goes), or empty when it is not there yet."""
+    try:
+        return json.loads(path.read_text())[key] or []
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
 
 
 def _ranking_state(path: Path) -> str:

@@ -133,6 +133,36 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     assert load_run(run).state == "ranking 2/4 candidates"
 
 
+def test_an_unfinished_graph_run_names_its_rerank_hpo_and_baselines_stages(tmp_path):
+    """A graph search stopped in its re-ranking showed "search unfinished", in its HPO "retrain 0/2
+    seeds", in its baselines "unfinished": each stage now says how far it got."""
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph", "graph.retrain.seeds": 2, "graph.rerank.topk": 3,
+             "graph.hpo.trials": 4, "graph.baselines": ["gcn", "gat"]}
+    run = write_run(tmp_path / "g", graph)
+    (run / "supernet").mkdir()
+    (run / "supernet" / "DONE").write_text("")
+    (run / "search" / "rerank").mkdir(parents=True)
+    assert load_run(run).state == "rerank 0/3 candidates"
+    (run / "search" / "rerank.json").write_text(json.dumps({"candidates": [{"rank": 1}, {"rank": 2}]}))
+    assert load_run(run).state == "rerank 2/3 candidates"
+    (run / "search" / "best_arch.yaml").write_text("layers: []\n")
+    (run / "retrain" / "hpo").mkdir(parents=True)
+    assert load_run(run).state == "hpo 0/4 trials"
+    (run / "retrain" / "hpo.json").write_text(json.dumps({"trials": [{"trial": 0}]}))
+    assert load_run(run).state == "hpo 1/4 trials"
+    (run / "retrain" / "hpo.json").write_text(json.dumps({"trials": [{"trial": 0}], "chosen": {"trial": 0}}))
+    assert load_run(run).state == "retrain 0/2 seeds"
+    for seed in (0, 1):
+        (run / "retrain" / f"seed_{seed}.json").write_text("{}")
+    (run / "baselines" / "gcn").mkdir(parents=True)
+    (run / "baselines" / "gcn" / "seed_0.json").write_text("{}")
+    assert load_run(run).state == "baselines 1/4 seeds"
+    for name, seed in (("gcn", 1), ("gat", 0), ("gat", 1)):
+        (run / "baselines" / name).mkdir(exist_ok=True)
+        (run / "baselines" / name / f"seed_{seed}.json").write_text("{}")
+    assert load_run(run).state == "unfinished"  # every stage's files there: stopped writing the summary
+
+
 def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
     graph = {**TEXT, "task.name": "cora", "task.family": "graph"}
     baselines = {"gcn": {"test_acc_mean": 0.82, "test_acc_std": 0.005}, "gat": {"test_acc_mean": 0.83,
