@@ -908,14 +908,17 @@ def test_an_interrupted_sweep_reports_its_jobs_and_resumes_from_its_folder(tiny_
 
 @pytest.mark.parametrize("signum, phase", [(signal.SIGTERM, "between jobs"), (signal.SIGINT, "between jobs"),
                                            (signal.SIGTERM, "before the run"), (signal.SIGINT, "sweep report"),
-                                           (signal.SIGTERM, "after the run")])
+                                           (signal.SIGTERM, "after the run"), (signal.SIGTERM, "swallowed"),
+                                           (signal.SIGINT, "process exit"), (signal.SIGTERM, "process exit")])
 def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum, phase):
     """SIGTERM (or Ctrl-C) while Hydra works outside a job: between two jobs of a sweep (the
     sweep's report and how to resume it), before a run starts (nothing ran), while the sweep's
     report is written after its last job, or while Hydra tears down a finished single run (said as
     such, not as "between two jobs" or "nothing was run"), and exit status 128 + the signal's number.
     Before, SIGTERM there killed the process with no line, and Ctrl-C gave a KeyboardInterrupt
-    traceback."""
+    traceback. A stop whose KeyboardInterrupt library code swallowed while Hydra composed the
+    config let the run go on (status 0); one in the second the process takes to exit after a
+    finished run gave "Exception ignored in atexit callback" and status 0, or 143 with no line."""
     import sys
     import textwrap
 
@@ -924,6 +927,7 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
     script = textwrap.dedent(f"""
         import os, signal, sys, time
         sys.path.insert(0, {str(ROOT)!r})
+        from omegaconf import OmegaConf
         from src.pipeline import run
 
         def stop():
@@ -943,12 +947,21 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
         def main():
             if {phase!r} in ("between jobs", "sweep report"):  # a finished job registered its sweep folder
                 run._sweep_dirs.setdefault({str(tmp_path)!r})
-            if {phase!r} == "after the run":  # the job returned; Hydra is tearing down
+            if {phase!r} in ("after the run", "process exit"):  # the job returned; Hydra is tearing down
                 run._finished_runs.append({str(tmp_path)!r})
-            if {phase!r} != "sweep report":
+            if {phase!r} == "swallowed":
+                try:
+                    stop()
+                except KeyboardInterrupt:  # library code that catches everything, while Hydra composes
+                    pass
+                run.entry(lambda cfg: print("the run ran"), OmegaConf.create({{"paths": {{"output_dir": "x"}}}}))
+            if {phase!r} not in ("sweep report", "swallowed", "process exit"):
                 stop()
 
         run.hydra_entry(main)
+        if {phase!r} == "process exit":
+            run.exit_quietly_on_a_late_stop()
+            stop()
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     by = " (SIGTERM)" if signum == signal.SIGTERM else ""
@@ -960,8 +973,12 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
                         f"report are in {tmp_path}",
         "before the run": f"interrupted{by} before the run started: nothing was run",
         "after the run": f"interrupted{by} after the run finished: its results are in {tmp_path}",
+        "swallowed": f"interrupted{by} before the run started: nothing was run",
+        "process exit": f"interrupted{by} while the process exited after the run finished: its results are in "
+                        f"{tmp_path}",
     }[phase]
     assert done.stderr.strip().splitlines() == [expected]
+    assert "the run ran" not in done.stdout
     if phase in ("between jobs", "sweep report"):  # the report is written in full all the same
         assert done.stdout.strip().splitlines()[-1].startswith("sweep report: none")
 

@@ -34,8 +34,10 @@ log = logging.getLogger("src")
 
 def _quiet_lightning() -> None:
     """Keep the run log about the run: no accelerator banners, tips or known-harmless warnings."""
+    # torch's fake-tensor cache statistics are logged at INFO when the process exits (after an
+    # interrupted run's last line)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.rank_zero"):
+                 "lightning.fabric.utilities.rank_zero", "torch._subclasses.fake_tensor"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
@@ -346,6 +348,11 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         raise KeyboardInterrupt
 
     previous = interrupt.install(on_interrupt)
+    if _outside_signals:
+        # a stop while Hydra composed the config, whose KeyboardInterrupt some library code swallowed
+        # (the run went on, and ended with status 0): stop here, before the run starts
+        interrupt.restore(previous)
+        _stopped_outside_a_job(_outside_signals[0], False)
     if _in_multirun():
         from hydra.core.hydra_config import HydraConfig
 
@@ -400,6 +407,24 @@ _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one,
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
 _finished_jobs: list[str] = []  # the run folders of a multirun's jobs that returned
 _job_folders: dict[str, str] = {}  # run folder -> overrides of the multirun job that ran in it
+_outside_signals: list[int] = []  # SIGINT / SIGTERM that came while no job's handler was installed
+
+
+def exit_quietly_on_a_late_stop() -> None:
+    """For an entry point's process once :func:`hydra_entry` has returned (the run finished and
+    reported): a Ctrl-C or SIGTERM in the second the interpreter then takes to exit gave an
+    "Exception ignored in atexit callback ... KeyboardInterrupt" message and status 0, or status
+    143 with no word; now one ``interrupted:`` line saying the run had finished, and 128 + the
+    signal's number. Not for a process that goes on (tests call :func:`hydra_entry` in-process)."""
+
+    def late(signum, frame):
+        kept = f": its results are in {_finished_runs[-1]}" if _finished_runs else ""
+        sys.stdout.flush()
+        print(f"interrupted{_named_signal(signum)} while the process exited after the run finished{kept}",
+              file=sys.stderr, flush=True)
+        os._exit(128 + int(signum))
+
+    interrupt.install(late)
 
 
 def _claim_job_folder(run_dir: Path) -> None:
@@ -473,7 +498,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     _finished_runs.clear()
     _finished_jobs.clear()
     _job_folders.clear()
-    interrupted: list[int] = []
+    _outside_signals.clear()
+    interrupted = _outside_signals
     main_returned = False
 
     def on_interrupt(signum, frame):
@@ -485,6 +511,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
         main()
         main_returned = True
         _report_sweeps()
+        if interrupted:  # raised where something swallowed it: the stop still ends the process as one
+            raise KeyboardInterrupt
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         line = config_error_line(exc)
         if isinstance(exc, OverrideParseException):
