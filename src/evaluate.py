@@ -8,8 +8,8 @@ For every model a run kept (``retrain/seed_<s>/model.pt``, and a graph run's bas
 ``src/models/saved.py``), the run's data is rebuilt from its ``.hydra/config.yaml`` (the same
 vocabulary and splits; ``key=value`` arguments override that config: where the data now lie, or
 a machine setting, never one the results depend on), the model is loaded, and its validation
-and test scores are computed again and printed beside the recorded ones. Exit status 0 when every seed reproduces its record, 1 when one does
-not, 2 on bad input. Writes nothing.
+and test scores are computed again and printed beside the recorded ones. Exit status 0 when every
+seed reproduces its record, 1 when one does not, 2 on bad input. Writes nothing.
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ def _seed_record(seed_file: Path) -> dict:
             float(recorded[key])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result: step, val_acc, test_acc); "
-                              "restore it, or delete it and re-run the run's command to train that seed again") from None
+                              "restore it, or delete it and re-run the run's command to train that seed "
+                              "again") from None
     return recorded
 
 

@@ -133,8 +133,9 @@ def test_planetoid_unreadable_file_is_named(tmp_path):
 
 @pytest.mark.parametrize("damage, needle", [
     # PyG read a test.index cut short without complaint: a smaller test split, scored as the whole
-    ("test.index", "test.index: 40 entries against 60 rows in ind.cora.tx (one of them cut short"),
-    ("ty", "ty: 50 rows against 60 rows in ind.cora.tx"),
+    ("test.index", "test.index: 40 test node ids against 60 feature rows in ind.cora.tx (one of them "
+     "cut short"),
+    ("ty", "ty: feature/label size mismatch: 50 label rows against 60 feature rows in ind.cora.tx"),
     ("graph", "graph: expected the adjacency dict (node -> neighbours), got ndarray"),
 ])
 def test_planetoid_files_that_disagree_are_named(tmp_path, damage, needle):
@@ -175,7 +176,8 @@ def test_planetoid_with_one_class_is_refused(tmp_path):
 def test_planetoid_feature_label_mismatch(tmp_path):
     root = write_tiny_planetoid(tmp_path / "d", extra_label_rows=3)
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
-    with pytest.raises(AutoAttendError, match=r"ind\.cora\.ally: 543 rows against 540 rows in ind\.cora\.allx"):
+    with pytest.raises(AutoAttendError, match=r"ind\.cora\.ally: feature/label size mismatch: 543 label rows "
+                                              r"against 540 feature rows in ind\.cora\.allx"):
         dm.setup()
 
 

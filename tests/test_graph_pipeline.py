@@ -255,7 +255,8 @@ def test_graph_without_edges(capsys, tmp_path, config):
 def test_feature_label_size_mismatch(capsys, tmp_path):
     data = write_tiny_planetoid(tmp_path / "d", extra_label_rows=2)
     code, err = _run_in_process(capsys, tmp_path, "search", f"paths.data_dir={data}")
-    assert_clean_failure(code, err, tmp_path / "r", "feature/label size mismatch", "602 labels")
+    assert_clean_failure(code, err, tmp_path / "r", "feature/label size mismatch",
+                         "542 label rows against 540 feature rows")
 
 
 @pytest.mark.parametrize("content, needles", [

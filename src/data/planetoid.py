@@ -268,7 +268,8 @@ class PlanetoidDataModule(GraphDataModule):
         from torch_geometric.io.planetoid import read_file
 
         stem = f"ind.{self.name.lower()}"
-        path = {suffix: self.data_dir / "planetoid" / self.name / "raw" / f"{stem}.{suffix}" for suffix in PLANETOID_FILES}
+        raw = self.data_dir / "planetoid" / self.name / "raw"
+        path = {suffix: raw / f"{stem}.{suffix}" for suffix in PLANETOID_FILES}
         read = {}
         for suffix in PLANETOID_FILES:
             try:
@@ -276,14 +277,17 @@ class PlanetoidDataModule(GraphDataModule):
             except Exception as exc:
                 return path[suffix], f"unreadable ({type(exc).__name__})"
         if not isinstance(read["graph"], dict):
-            return path["graph"], f"expected the adjacency dict (node -> neighbours), got {type(read['graph']).__name__}"
+            kind = type(read["graph"]).__name__
+            return path["graph"], f"expected the adjacency dict (node -> neighbours), got {kind}"
         if not check_sizes:
             return None
         rows = {suffix: int(read[suffix].shape[0]) for suffix in PLANETOID_FILES if suffix != "graph"}
         for suffix, other in (("test.index", "tx"), ("ty", "tx"), ("y", "x"), ("ally", "allx")):
             if rows[suffix] != rows[other]:
-                what = "entries" if suffix == "test.index" else "rows"
-                return path[suffix], (f"{rows[suffix]} {what} against {rows[other]} rows in {stem}.{other} "
+                what = ("test node ids against" if suffix == "test.index"
+                        else "label rows against")  # the labels' file against its features'
+                mismatch = "" if suffix == "test.index" else "feature/label size mismatch: "
+                return path[suffix], (f"{mismatch}{rows[suffix]} {what} {rows[other]} feature rows in {stem}.{other} "
                                       "(one of them cut short or from another release?)")
         return None
 
