@@ -119,14 +119,14 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
             return "supernet unfinished"
         if not (path / "search" / "best_arch.yaml").exists():
             if (path / "search" / "rerank").is_dir():  # a graph search's re-ranking of its top candidates
-                done = len(_json_list(path / "search" / "rerank.json", "candidates"))
+                done = len(_record_field(path / "search" / "rerank.json", "candidates"))
                 return f"rerank {done}/{settings.get('graph.rerank.topk')} candidates"
             return "search unfinished"
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
     hpo = path / "retrain" / "hpo.json"
-    if done == 0 and (path / "retrain" / "hpo").is_dir() and not _json_list(hpo, "chosen"):
-        return f"hpo {len(_json_list(hpo, 'trials'))}/{settings.get('graph.hpo.trials')} trials"
+    if done == 0 and (path / "retrain" / "hpo").is_dir() and not _record_field(hpo, "chosen"):
+        return f"hpo {len(_record_field(hpo, 'trials'))}/{settings.get('graph.hpo.trials')} trials"
     if done < seeds:
         return f"retrain {done}/{seeds} seeds"
     if (path / "baselines").is_dir():
@@ -139,7 +139,7 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
-def _json_list(path: Path, key: str) -> list | dict:
+def _record_field(path: Path, key: str) -> Any:
     """``path``'s ``key`` (a stage's record, rewritten as it goes), or empty when it is not there yet."""
     try:
         return json.loads(path.read_text())[key] or []
