@@ -235,13 +235,20 @@ def test_adam_step_on_one_arch_leaves_unused_parameters_bit_identical(mode):
             assert torch.equal(p, before[n]), n
 
 
-def test_supernet_module_single_path_step_and_scorer():
+def _supernet_and_batch() -> tuple[GraphNet, dict]:
+    """A small graph supernet (5 features, 3 classes, hidden 16) and a 16-node batch, every node training."""
     torch.manual_seed(0)
     model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, dropout=0.0)
     n = 16
     batch = {"x": torch.rand(n, 5), "edge_index": path_graph(8, 2), "y": torch.randint(0, 3, (n,)),
              "train_mask": torch.ones(n, dtype=torch.bool), "val_mask": torch.arange(n) < 6,
              "test_mask": torch.zeros(n, dtype=torch.bool)}
+    return model, batch
+
+
+def test_supernet_module_single_path_step_and_scorer():
+    model, batch = _supernet_and_batch()
+    n = batch["x"].size(0)
     module = GraphSupernetModule(model, SPACE, archs_per_step=1, lr=0.01, monitor_archs=0)
     correct, count = graph_score_batch(False)(model.eval(), batch, ATTN_FIRST)
     assert count == 6 and 0 <= correct <= 6
@@ -261,12 +268,7 @@ def test_graph_supernet_step_trains_only_the_sampled_paths_at_lr_over_archs(tmp_
     """One step of the graph supernet: the two architectures its seeded RNG draws are trained
     (every parameter they use, and only those, moves; weight decay too touches nothing else), by
     one Adam step at lr / archs_per_step (Adam's first step moves each element by that rate)."""
-    torch.manual_seed(0)
-    model = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, dropout=0.0)
-    n = 16
-    batch = {"x": torch.rand(n, 5), "edge_index": path_graph(8, 2), "y": torch.randint(0, 3, (n,)),
-             "train_mask": torch.ones(n, dtype=torch.bool), "val_mask": torch.arange(n) < 6,
-             "test_mask": torch.zeros(n, dtype=torch.bool)}
+    model, batch = _supernet_and_batch()
     module = GraphSupernetModule(model, SPACE, archs_per_step=2, lr=0.01, weight_decay=5e-4, seed=3,
                                  monitor_archs=0)
     archs = SPACE.sample_distinct(2, random.Random(3))  # what the module's seeded RNG draws first
