@@ -983,6 +983,35 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
         assert done.stdout.strip().splitlines()[-1].startswith("sweep report: none")
 
 
+def test_a_sigterm_inside_exec_ran_code_still_exits_143(tmp_path):
+    """A SIGTERM whose KeyboardInterrupt is raised inside code run by ``exec`` (the dataclasses
+    module builds methods so, as torch is imported) set CPython's unhandled-KeyboardInterrupt flag:
+    a process started with -m ended with 130, under a line saying SIGTERM."""
+    import sys
+    import textwrap
+
+    from tests.helpers import ROOT
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import hydra.core.hydra_config, hydra.types  # as in a run: imported before the job starts
+        from omegaconf import OmegaConf
+        from src.pipeline import run
+
+        def job(cfg):
+            exec("import os, signal, time\\nos.kill(os.getpid(), signal.SIGTERM)\\ntime.sleep(30)")
+
+        run.entry(job, OmegaConf.create({{"paths": {{"output_dir": {str(tmp_path)!r}}}}}))
+    """)
+    # run as the entry points run, with -m: CPython checks the flag after a module's SystemExit
+    (tmp_path / "exec_stop.py").write_text(script)
+    done = subprocess.run([sys.executable, "-m", "exec_stop"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.strip().splitlines()[-1].startswith(f"interrupted (SIGTERM): what finished is kept in {tmp_path}")
+
+
 def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
     """Two SIGTERMs in a row during a run: the first one's line (how to resume) and 143, not a
     second message from outside the job claiming that nothing ran."""

@@ -328,6 +328,15 @@ def _log_to_files_only(message: str) -> None:
             handler.handle(record)
 
 
+def _exit_for_signal(signum: int) -> None:
+    """``sys.exit(128 + signum)``. A KeyboardInterrupt raised inside code that ``exec`` ran (the
+    dataclasses module builds methods so, e.g. while torch is imported) sets CPython's "unhandled
+    KeyboardInterrupt" flag, which ends the process by SIGINT (status 130) whatever ``sys.exit``
+    says: a SIGTERM then ended with 130. Running any string through ``exec`` resets the flag."""
+    exec("pass")
+    sys.exit(128 + int(signum))
+
+
 def _named_signal(signum: int) -> str:
     """What an ``interrupted:`` line adds after "interrupted" for the stopping signal (Ctrl-C: nothing)."""
     return " (SIGTERM)" if signum == signal.SIGTERM else ""
@@ -383,7 +392,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
                    f"{setting}={kept} to resume")
         _log_to_files_only(message)
         print(message, file=sys.stderr)
-        sys.exit(128 + int(signum))
+        _exit_for_signal(signum)
     except Exception as exc:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
@@ -558,7 +567,7 @@ def _stopped_outside_a_job(signum: int, every_job_ended: bool) -> None:
     else:
         message = f"interrupted{by} before the run started: nothing was run"
     print(message, file=sys.stderr)
-    sys.exit(128 + int(signum))
+    _exit_for_signal(signum)
 
 
 def _report_sweeps() -> None:
