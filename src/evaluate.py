@@ -29,7 +29,7 @@ def run_config(run_dir: Path, overrides: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from src.pipeline.checks import check_hardware, check_int, check_paths
+    from src.pipeline.checks import check_hardware, check_int, check_paths, has_key
     from src.pipeline.run_settings import may_change
 
     config = run_dir / ".hydra" / "config.yaml"
@@ -40,10 +40,9 @@ def run_config(run_dir: Path, overrides: list[str]):
         raise AutoAttendError(f"{bad[0]}: expected key=value (a setting of the run's config to override)")
     try:
         recorded = OmegaConf.load(config)
-        absent = object()
         for key in (o.split("=", 1)[0] for o in overrides):
             # a misspelt key would otherwise be added beside the one it meant, and silently ignored
-            if OmegaConf.select(recorded, key, default=absent, throw_on_resolution_failure=False) is absent:
+            if not has_key(recorded, key):
                 raise AutoAttendError(f"{key}: no such setting in {config} (override a key the run's config has, "
                                       "e.g. paths.data_dir=...)")
             if not may_change(key) and key != "retrain.eval_batch_size":

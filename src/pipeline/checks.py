@@ -31,6 +31,11 @@ def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=_ABSENT)
 
 
+def has_key(cfg: DictConfig, key: str) -> bool:
+    """Whether the config has the dotted ``key`` (a value that does not resolve counts as there)."""
+    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False) is not _ABSENT
+
+
 def _fail(key: str, expected: str, value: Any) -> None:
     raise AutoAttendError(f"{key}: expected {expected}, got {value!r}")
 

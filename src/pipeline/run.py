@@ -20,7 +20,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline.checks import CHILD_KEYS, check_config
+from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
 from src.pipeline.run_settings import HydraRecord, check_run_data, check_run_settings, run_settings
@@ -161,7 +161,8 @@ def _command_line_hparams(cfg: DictConfig, hparams: dict | None) -> tuple[str | 
              if k.startswith("graph.retrain.") and k.split(".", 2)[2] in CHILD_KEYS]
     if not given:
         return None, hparams
-    replaced = {k: OmegaConf.to_container(cfg.graph.retrain, resolve=True)[k] for k in given}
+    retrain = OmegaConf.to_container(cfg.graph.retrain, resolve=True)
+    replaced = {k: retrain[k] for k in given}
     log.info("arch=%s: the command line's %s replace the architecture file's %s", cfg.arch,
              ", ".join(f"graph.retrain.{k}={v}" for k, v in replaced.items()),
              ", ".join(f"{k}={hparams.get(k)}" for k in given))
@@ -236,9 +237,9 @@ def _refuse_other_family_settings(cfg: DictConfig) -> None:
         if not _unread_by_family(key, graph):
             continue
         other = key.split(".", 1)[1] if not graph else f"graph.{key}"
-        if _has_key(cfg, other):
+        if has_key(cfg, other):
             hint = f"; it reads {other}"
-        elif "." in other and _has_key(cfg, other.rsplit(".", 1)[0]):
+        elif "." in other and has_key(cfg, other.rsplit(".", 1)[0]):
             hint = f"; its settings are {other.rsplit('.', 1)[0]}.*"
         else:
             hint = ""
@@ -257,11 +258,6 @@ def _check_classes_setting(cfg: DictConfig, dm) -> None:
     if "task.num_classes" in _override_keys() and cfg.task.num_classes != dm.num_classes:
         raise AutoAttendError(f"task.num_classes={cfg.task.num_classes}: the data of task {cfg.task.name} have "
                               f"{dm.num_classes} classes, which this setting does not change (it only describes them)")
-
-
-def _has_key(cfg: DictConfig, key: str) -> bool:
-    absent = object()
-    return OmegaConf.select(cfg, key, default=absent, throw_on_resolution_failure=False) is not absent
 
 
 SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads

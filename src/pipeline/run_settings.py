@@ -170,7 +170,7 @@ def describe_data_difference(recorded: dict[str, Any] | None, facts: dict[str, A
         return ""
     facts = json.loads(json.dumps(facts))
     differ = [k for k in sorted(recorded) if recorded.get(k) != facts.get(k)]
-    return "; ".join(f"{k}: {_show(recorded.get(k, '(unrecorded)'))} -> {_show(facts.get(k, '(none)'))}"
+    return "; ".join(f"{k}: {_show(recorded[k])} -> {_show(facts.get(k, '(none)'))}"
                      for k in differ)
 
 
