@@ -76,8 +76,9 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
         raise AutoAttendError(f"{retrain}: no seed has finished (retrain/seed_<s>.json); choose an unfinished "
                               f"one with --seed ({', '.join(map(str, sorted(kept)))})")
     # said, not silent: the choice (or the ensemble) is over fewer seeds than the run's record
-    lost = sorted(int(n) for p in retrain.glob("seed_*.json") if (n := p.stem.removeprefix("seed_")).isdigit()
-                  and int(n) not in kept)
+    from src.evaluate import finished_seeds
+
+    lost = sorted(seed for folder, seed, _ in finished_seeds(target) if folder == "retrain" and seed not in kept)
     if lost:
         print(f"note: seed(s) {', '.join(map(str, lost))} finished but kept no model.pt (src.evaluate reports "
               f"them); {'the ensemble' if ensemble else 'the choice'} is among seeds "

@@ -119,14 +119,15 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
             return "supernet unfinished"
         if not (path / "search" / "best_arch.yaml").exists():
             if (path / "search" / "rerank").is_dir():  # a graph search's re-ranking of its top candidates
-                done = len(_record_field(path / "search" / "rerank.json", "candidates"))
+                done = len(_record(path / "search" / "rerank.json").get("candidates") or [])
                 return f"rerank {done}/{settings.get('graph.rerank.topk')} candidates"
             return "search unfinished"
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
-    hpo = path / "retrain" / "hpo.json"
-    if done == 0 and (path / "retrain" / "hpo").is_dir() and not _record_field(hpo, "chosen"):
-        return f"hpo {len(_record_field(hpo, 'trials'))}/{settings.get('graph.hpo.trials')} trials"
+    if done == 0 and (path / "retrain" / "hpo").is_dir():
+        hpo = _record(path / "retrain" / "hpo.json")
+        if not hpo.get("chosen"):
+            return f"hpo {len(hpo.get('trials') or [])}/{settings.get('graph.hpo.trials')} trials"
     if done < seeds:
         return f"retrain {done}/{seeds} seeds"
     if (path / "baselines").is_dir():
@@ -139,12 +140,13 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
-def _record_field(path: Path, key: str) -> Any:
-    """``path``'s ``key`` (a stage's record, rewritten as it goes), or empty when it is not there yet."""
+def _record(path: Path) -> dict:
+    """A stage's JSON record (rewritten as the stage goes), or ``{}`` when it is not there yet."""
     try:
-        return json.loads(path.read_text())[key] or []
-    except (OSError, ValueError, TypeError, KeyError):
-        return []
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _ranking_state(path: Path) -> str:

@@ -255,12 +255,6 @@ class PlanetoidDataModule(GraphDataModule):
             copy_raw_files(files, raw)
         return root
 
-    def _unreadable_file(self, root: Path) -> Path | None:
-        """The first of the user's raw files that PyG's reader cannot read on its own, if any (the
-        others may still disagree with each other)."""
-        bad = self._bad_raw_file(root, check_sizes=False)
-        return None if bad is None else bad[0]
-
     def _bad_raw_file(self, root: Path, check_sizes: bool = True) -> tuple[Path, str] | None:
         """The first raw file that is unreadable, of the wrong kind, or whose size disagrees with
         the files it pairs with, and why; None when they agree. PyG reads a ``test.index`` cut short
@@ -314,7 +308,8 @@ class PlanetoidDataModule(GraphDataModule):
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if from_files:
-                raise AutoAttendError(f"{self._unreadable_file(root) or source}: not readable as Planetoid data "
+                bad = self._bad_raw_file(root, check_sizes=False)
+                raise AutoAttendError(f"{bad[0] if bad else source}: not readable as Planetoid data "
                                       f"(the pickled ind.{self.name.lower()}.* files of the Planetoid release, "
                                       f"consistent with each other): {reason}") from None
             remove_failed_download(root / self.name)

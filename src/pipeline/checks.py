@@ -43,14 +43,18 @@ def _fail(key: str, expected: str, value: Any) -> None:
 SEED_MAX = 2**31 - 1  # room below numpy's 2**32 for the stages' seed offsets
 
 
-def check_int(cfg: DictConfig, key: str, low: int, none_ok: bool = False, also: Sequence[int] = ()) -> None:
-    """``key`` is an integer >= ``low`` (or one of ``also``, or null when ``none_ok``); absent keys pass."""
+def check_int(cfg: DictConfig, key: str, low: int, none_ok: bool = False, also: Sequence[int] = (),
+              high: int | None = None) -> None:
+    """``key`` is an integer >= ``low`` (and <= ``high``; or one of ``also``, or null when
+    ``none_ok``); absent keys pass."""
     value = _get(cfg, key)
     if value is _ABSENT or (value is None and none_ok):
         return
-    if isinstance(value, bool) or not isinstance(value, int) or (value < low and value not in also):
+    above = isinstance(value, int) and high is not None and value > high
+    if isinstance(value, bool) or not isinstance(value, int) or ((value < low or above) and value not in also):
         extra = "".join(f" or {a}" for a in also) + (" or null" if none_ok else "")
-        _fail(key, f"an integer >= {low}{extra}", value)
+        bounds = f"from {low} to {high}" if above else f">= {low}"
+        _fail(key, f"an integer {bounds}{extra}", value)
 
 
 def check_float(cfg: DictConfig, key: str, low: float, high: float | None = None, low_open: bool = False,
@@ -163,12 +167,9 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     if wanted is not _ABSENT and wanted != entry:
         raise AutoAttendError(f"experiment {_get(cfg, 'experiment.name')} is run by `python -m src.{wanted}`, "
                               f"not src.{entry} (experiment.entry; or `make reproduce EXP=...`)")
-    check_int(cfg, "seed", 0)
-    seed = _get(cfg, "seed")
-    if isinstance(seed, int) and seed > SEED_MAX:
-        # numpy's generators take seeds below 2**32, and the stages add offsets (retrain seed + i,
-        # HPO + 1000, re-ranking + 2000, ranking + 3000): a larger seed failed after the supernet
-        _fail("seed", f"an integer from 0 to {SEED_MAX}", seed)
+    # numpy's generators take seeds below 2**32, and the stages add offsets (retrain seed + i, HPO
+    # + 1000, re-ranking + 2000, ranking + 3000): a larger seed failed after the supernet
+    check_int(cfg, "seed", 0, high=SEED_MAX)
     check_paths(cfg)
     check_hardware(cfg)
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
