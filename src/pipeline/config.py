@@ -16,7 +16,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
-from src.pipeline.run_settings import TIMING_FILE
+from src.pipeline.run_settings import TIMING_FILE, flatten, may_change
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -42,6 +42,17 @@ def job_folder_name(overrides: str, job_num: int | str = 0) -> str:
     return f"{name[:JOB_NAME_MAX - 11]}-{digest}"
 
 
+def sweep_excluded_keys(*, _root_: DictConfig) -> list[str]:
+    """The override keys left out of a sweep job's folder name (Hydra's ``override_dirname``
+    ``exclude_keys``, which it matches exactly): every key of the composed config that a resume may
+    change (:func:`src.pipeline.run_settings.may_change`), and the ``hardware`` group, whose options
+    differ only in such keys. So a sweep re-run with ``hardware.threads=1`` or
+    ``ranking.candidates=24`` added finds the folders it already has."""
+    tree = OmegaConf.to_container(_root_, resolve=False)
+    tree.pop("hydra", None)
+    return ["hardware", *sorted(key for key in flatten(tree) if may_change(key))]
+
+
 def config_groups_help(*groups: str) -> str:
     """The ``group: option, ...`` lines of ``--help`` for the named config groups (the options are
     ``conf/<group>/*.yaml``), as Hydra's ``$APP_CONFIG_GROUPS`` writes them for every group of the
@@ -57,6 +68,8 @@ if not OmegaConf.has_resolver("config_groups"):
 # registered on import, before the entry points' @hydra.main composes and resolves them
 if not OmegaConf.has_resolver("job_folder"):
     OmegaConf.register_new_resolver("job_folder", job_folder_name)
+if not OmegaConf.has_resolver("sweep_excluded_keys"):
+    OmegaConf.register_new_resolver("sweep_excluded_keys", sweep_excluded_keys)
 
 
 def require_task(cfg: DictConfig) -> None:

@@ -443,7 +443,7 @@ def _claim_job_folder(run_dir: Path) -> None:
     if earlier != overrides:
         raise AutoAttendError(f"this job ({overrides}) has the folder of an earlier job of the sweep ({earlier}), "
                               f"{run_dir}: they differ only in settings left out of job folder names, which do not "
-                              "change results (conf/search.yaml hydra.job.config.override_dirname.exclude_keys); "
+                              "change results (src/pipeline/run_settings.py MAY_CHANGE); "
                               "sweep those in separate multiruns, each with its own hydra.sweep.dir")
 
 
