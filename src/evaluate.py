@@ -22,6 +22,9 @@ from pathlib import Path
 from src.utils.errors import AutoAttendError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
+# what an evaluation may override besides the keys a resume may change (run_settings.MAY_CHANGE):
+# how many test examples go through the model at once, which does not change a prediction
+EVALUATION_MAY_CHANGE = ("retrain.eval_batch_size",)
 
 
 def run_config(run_dir: Path, overrides: list[str]):
@@ -45,11 +48,11 @@ def run_config(run_dir: Path, overrides: list[str]):
             if not has_key(recorded, key):
                 raise AutoAttendError(f"{key}: no such setting in {config} (override a key the run's config has, "
                                       "e.g. paths.data_dir=...)")
-            if not may_change(key) and key != "retrain.eval_batch_size":
+            if not may_change(key) and key not in EVALUATION_MAY_CHANGE:
                 # data.max_len=3 rebuilt other data and blamed the models; seed=abc gave a traceback
                 raise AutoAttendError(f"{key}: a setting the run's results depend on, which is kept as the run had "
                                       "it; override only where things are and how the machine runs (paths.*, "
-                                      "hardware.threads, hardware.accelerator, retrain.eval_batch_size, ...)")
+                                      f"hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
@@ -131,7 +134,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         print(f"evaluate: {folder} seed {seed} ({i} of {len(models)})", file=sys.stderr, flush=True)
         model, record = load_child(path)
         seed_file = path.parent.parent / f"seed_{seed}.json"
-        recorded = _seed_record(seed_file) if seed_file.exists() else None
+        recorded = seed_record(seed_file) if seed_file.exists() else None
         saved = record["evaluation"]
         if recorded is not None and recorded["step"] != saved["step"]:
             raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
@@ -146,14 +149,14 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     kept = {(folder, seed) for folder, seed, _ in models}
     for folder, seed, seed_file in finished_seeds(run_dir):
         if (folder, seed) not in kept:  # finished and recorded, but its model is gone: it cannot be checked
-            recorded = _seed_record(seed_file)
+            recorded = seed_record(seed_file)
             rows.append({"folder": folder, "seed": seed, "step": recorded["step"], "finished": True,
                          "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
                          "test": None, "reproduced": False, "missing": True})
     return sorted(rows, key=lambda r: (r["folder"] != "retrain", r["folder"], r["seed"]))
 
 
-def _seed_record(seed_file: Path) -> dict:
+def seed_record(seed_file: Path) -> dict:
     """A finished seed's ``seed_<s>.json`` (its selected step, validation and test score), or one
     error line naming it (a damaged one gave a JSONDecodeError traceback)."""
     try:

@@ -36,17 +36,6 @@ BATCH_SIZE = 256
 TEXT_SHOWN = 70  # characters of each text in the table (--jsonl gives it whole)
 
 
-def _finished_val(seed_dir: Path) -> float | None:
-    """The recorded validation score of a finished seed (``retrain/seed_<s>.json``), else None."""
-    seed_file = seed_dir.parent / f"{seed_dir.name}.json"
-    if not seed_file.is_file():
-        return None
-    try:
-        return float(json.loads(seed_file.read_text())["val_acc"])
-    except (ValueError, KeyError, TypeError):
-        raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result, with val_acc)") from None
-
-
 def choose_models(target: Path, seed: int | None = None, ensemble: bool = False) -> list[Path]:
     """The model file(s) ``target`` names: the file itself, or a run's retrain seed (``seed``, else
     the finished seed of best recorded validation score, ties to the lower seed), or with
@@ -71,14 +60,15 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
         if seed not in kept:
             raise AutoAttendError(f"{retrain}: no model for seed {seed} (kept: {', '.join(map(str, sorted(kept)))})")
         return [kept[seed]]
-    finished = {s: v for s, p in kept.items() if (v := _finished_val(p.parent)) is not None}
+    from src.evaluate import finished_seeds, seed_record
+
+    records = {s: path for folder, s, path in finished_seeds(target) if folder == "retrain"}
+    finished = {s: float(seed_record(records[s])["val_acc"]) for s in kept if s in records}
     if not finished:
         raise AutoAttendError(f"{retrain}: no seed has finished (retrain/seed_<s>.json); choose an unfinished "
                               f"one with --seed ({', '.join(map(str, sorted(kept)))})")
     # said, not silent: the choice (or the ensemble) is over fewer seeds than the run's record
-    from src.evaluate import finished_seeds
-
-    lost = sorted(seed for folder, seed, _ in finished_seeds(target) if folder == "retrain" and seed not in kept)
+    lost = sorted(s for s in records if s not in kept)
     if lost:
         print(f"note: seed(s) {', '.join(map(str, lost))} finished but kept no model.pt (src.evaluate reports "
               f"them); {'the ensemble' if ensemble else 'the choice'} is among seeds "

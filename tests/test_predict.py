@@ -14,6 +14,7 @@ from src.bench_data import write_zhang_csv
 from src.data.csv_text import CSVTextDataModule
 from src.data.raw_text import TextEncoder, ptb_tokenize
 from src.data.sst import SSTDataModule
+from src.utils.errors import AutoAttendError
 from src.data.text import PAD, UNK, UNK_ID
 from src.utils.errors import AutoAttendError
 from tests.helpers import ROOT, real_data_dir, write_tiny_sst
@@ -232,13 +233,16 @@ def test_the_default_model_is_the_finished_seed_of_best_recorded_validation(tmp_
         (retrain / f"seed_{seed}").mkdir(parents=True)
         (retrain / f"seed_{seed}" / "model.pt").write_bytes(b"")
         if val is not None:
-            (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "val_acc": {val}}}')
+            (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "step": 9, "val_acc": {val}, "test_acc": 0.5}}')
     model = "seed_{}/model.pt".format
     assert choose_models(tmp_path) == [retrain / model(1)]  # 0.80 twice: the lower seed
     assert choose_models(tmp_path, ensemble=True) == [retrain / model(s) for s in (0, 1, 2, 3)]
     assert choose_models(tmp_path, seed=4) == [retrain / model(4)]
     (retrain / "seed_1.json").unlink()
     assert choose_models(tmp_path) == [retrain / model(2)]
+    (retrain / "seed_3.json").write_text('{"seed": 3, "val_acc": "n/a"')  # cut short while written by hand
+    with pytest.raises(AutoAttendError, match=r"seed_3\.json: unreadable \(expected the seed's result"):
+        choose_models(tmp_path)
 
 
 def test_the_choice_says_when_it_is_among_fewer_seeds_than_the_run_finished(tmp_path, capsys):
@@ -250,7 +254,7 @@ def test_the_choice_says_when_it_is_among_fewer_seeds_than_the_run_finished(tmp_
     for seed, val in {0: 0.70, 1: 0.80, 2: 0.75}.items():
         (retrain / f"seed_{seed}").mkdir(parents=True)
         (retrain / f"seed_{seed}" / "model.pt").write_bytes(b"")
-        (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "val_acc": {val}}}')
+        (retrain / f"seed_{seed}.json").write_text(f'{{"seed": {seed}, "step": 9, "val_acc": {val}, "test_acc": 0.5}}')
     (retrain / "results.json").write_text("{}")
     assert choose_models(tmp_path, ensemble=True) == [retrain / f"seed_{s}/model.pt" for s in (0, 1, 2)]
     assert capsys.readouterr().err == ""  # a finished run with every model: nothing to say
