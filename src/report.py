@@ -208,6 +208,7 @@ def _partial(path: Path) -> dict[str, Any]:
     that cannot be read are left out (the run is unfinished: they may be mid-write)."""
     import yaml
 
+    from src.pipeline.config import read_timing
     from src.pipeline.run_settings import TIMING_FILE
 
     partial: dict[str, Any] = {}
@@ -216,11 +217,9 @@ def _partial(path: Path) -> dict[str, Any]:
         partial["best_val_acc_supernet"] = float(best["val_acc_supernet"])
     except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
         pass
-    try:
-        seconds = json.loads((path / TIMING_FILE).read_text())["seconds"]
-        partial["seconds"] = {str(k): float(v) for k, v in seconds.items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        pass
+    timing = read_timing(path / TIMING_FILE)
+    if timing is not None:
+        partial["seconds"] = timing[0]
     return partial
 
 

@@ -176,6 +176,17 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
+def read_timing(path: Path) -> tuple[dict[str, float], int] | None:
+    """A run's ``timing.json`` (written by :class:`Timer`): the seconds of each stage over the run's
+    invocations, and how many invocations ran one; ``None`` when it is absent or cannot be read
+    (damaged, or being written)."""
+    try:
+        recorded = json.loads(Path(path).read_text())
+        return {str(k): float(v) for k, v in recorded["seconds"].items()}, int(recorded["invocations"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class Timer:
     """Wall-clock seconds per named stage, for the run summary.
 
@@ -198,13 +209,9 @@ class Timer:
         # read when the first stage starts, after the run's settings were checked: a directory
         # whose earlier invocation left no results starts afresh, and its record with it
         self._loaded = True
-        if self.path is not None and self.path.is_file():
-            try:
-                recorded = json.loads(self.path.read_text())
-                self.before = {str(k): float(v) for k, v in recorded["seconds"].items()}
-                self.invocations_before = int(recorded["invocations"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                self.before, self.invocations_before = {}, 0  # a damaged record: count from here
+        recorded = read_timing(self.path) if self.path is not None else None
+        if recorded is not None:  # else none yet, or a damaged record: count from here
+            self.before, self.invocations_before = recorded
 
     @property
     def totals(self) -> dict[str, float]:

@@ -68,6 +68,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], absent: str) -> str:
+    """``"key: recorded -> now; ..."`` for ``keys``, ``absent`` standing for a key ``now`` lacks."""
+    return "; ".join(f"{k}: {_show(recorded[k])} -> {_show(now.get(k, absent))}" for k in keys)
+
+
 # What a resumed stage would reuse: while none of these exists, a run that stopped early (a bad
 # value, missing data) left nothing to mix, and a re-run with corrected settings starts afresh.
 RESUMABLE = ("supernet/last.ckpt", "search/state.json", "retrain/seed_*.json", "retrain/hpo.json",
@@ -103,8 +108,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
         added = sorted(set(settings) - set(recorded))
         differ = [k for k in sorted(recorded) if k not in settings or recorded[k] != settings[k]]
         if differ:
-            shown = "; ".join(f"{k}: {_show(recorded[k])} -> {_show(settings.get(k, '(unset)'))}"
-                              for k in differ[:6])
+            shown = _changes(recorded, settings, differ[:6], "(unset)")
             more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
             raise AutoAttendError(
                 f"run dir {run_dir} was started with other settings, and resuming would mix their results "
@@ -170,8 +174,7 @@ def describe_data_difference(recorded: dict[str, Any] | None, facts: dict[str, A
         return ""
     facts = json.loads(json.dumps(facts))
     differ = [k for k in sorted(recorded) if recorded.get(k) != facts.get(k)]
-    return "; ".join(f"{k}: {_show(recorded[k])} -> {_show(facts.get(k, '(none)'))}"
-                     for k in differ)
+    return _changes(recorded, facts, differ, "(none)")
 
 
 class HydraRecord:
