@@ -30,19 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, format_mean_std
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_text
 
-SETTINGS_FILE = "run_settings.json"
 # Never shown as settings columns: the entry point and the task get their own columns, and a
 # retrain's architecture is named by the `arch` column rather than by its content. The task's other
 # keys follow from its name unless overridden (`+task=csv task.path=...`, `task.max_len=...`): they
 # are shown only where runs of the same task differ in them.
 HIDDEN_KEYS = ("entry", "arch", "architecture", "arch_hparams")
 HIDDEN_PREFIXES = ("task.",)
-# Settings a task family never reads: the text pipeline's groups for graph tasks (which read
-# graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
-UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
 DEFAULT_OVER = ("seed",)
 
 
@@ -273,13 +270,6 @@ def _pct(value: float | None) -> str:
 
 def _mean_std(block: dict | None) -> str:
     return format_mean_std(block) if block else ""
-
-
-def format_mean_std(block: dict) -> str:
-    """``"80.43 +- 1.41"`` (in %) from a results block; the mean alone over one seed, whose
-    recorded std of 0 is no spread (a sample std needs two)."""
-    mean = f"{100 * block['test_acc_mean']:.2f}"
-    return mean if len(block.get("seeds") or ()) == 1 else f"{mean} +- {100 * block['test_acc_std']:.2f}"
 
 
 def _seconds(summary: dict | None) -> str:

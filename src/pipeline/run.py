@@ -23,8 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
                                  search_space, task_family)
-from src.pipeline.run_settings import HydraRecord, check_run_data, check_run_settings, run_settings
-from src.report import UNREAD_BY, format_mean_std
+from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
+                                       run_settings)
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
@@ -221,7 +221,7 @@ SHARED_SPACE_KEYS = ("space.sharing", "space.priors")  # graph.space.sharing / p
 
 
 def _unread_by_family(key: str, graph: bool) -> bool:
-    """Whether a task of that family never reads ``key`` (:data:`src.report.UNREAD_BY`: graph tasks
+    """Whether a task of that family never reads ``key`` (:data:`src.pipeline.run_settings.UNREAD_BY`: graph tasks
     read ``graph.*``, not the text nodes, but for the shared ``space.sharing`` / ``space.priors``;
     text tasks not ``graph.*``)."""
     return key.startswith(UNREAD_BY["graph" if graph else "text"]) and key not in SHARED_SPACE_KEYS

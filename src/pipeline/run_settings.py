@@ -36,6 +36,10 @@ MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers",
               "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
               "strategy.save_every", "ranking", "task.label_names")
 
+# Settings a task family never reads: the text pipeline's groups for graph tasks (which read
+# graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
+UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
+
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}, "c": [2]}`` -> ``{"a.b": 1, "c": [2]}`` (lists stay values)."""
@@ -200,3 +204,9 @@ class HydraRecord:
         for name, text in self.files.items():
             atomic_write_text(Path(run_dir) / self.FOLDER / name, text)
 
+
+def format_mean_std(block: dict) -> str:
+    """``"80.43 +- 1.41"`` (in %) from a results block; the mean alone over one seed, whose
+    recorded std of 0 is no spread (a sample std needs two)."""
+    mean = f"{100 * block['test_acc_mean']:.2f}"
+    return mean if len(block.get("seeds") or ()) == 1 else f"{mean} +- {100 * block['test_acc_std']:.2f}"
