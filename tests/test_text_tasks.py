@@ -105,6 +105,64 @@ def test_windowed_supernet_trains_and_rejects_bad_stride():
         TextClassifier.child(torch.randn(5, 4), 2, arch, dim=8, heads=2, window=16, stride=32)
 
 
+@pytest.mark.parametrize("window", [None, 64])
+def test_worst_batch_positions_are_the_positions_the_encoder_runs_on(window):
+    """The memory check's count of a batch's token positions is what the model encodes for the
+    longest sequences: each padded to the longest, or cut into the windows that add tokens."""
+    from src.models.text import worst_batch_positions
+
+    model, arch = _model(window)
+    lengths = [40, 150, 65, 97, 64, 12]
+    seen = []
+    features = model.features
+    model.features = lambda tokens, mask: seen.append(tuple(tokens.shape)) or features(tokens, mask)
+    for batch_size in (1, 2, 4, 6):
+        longest = sorted(lengths, reverse=True)[:batch_size]
+        seen.clear()
+        model(*_batch(longest, longest[0]), arch)
+        ((rows, width),) = seen
+        assert rows * width == worst_batch_positions(torch.tensor(lengths), batch_size, window, 32), batch_size
+    # 150 tokens: windows at 0, 32, 64, 96 (the next, at 128, adds none): 4 x 64 positions
+    assert worst_batch_positions(torch.tensor(lengths), 1, window, 32) == (256 if window else 150)
+
+
+def test_a_batch_no_machine_of_this_memory_could_train_is_refused_before_training(tmp_path, monkeypatch):
+    """``data.max_len=100000`` with windows was killed by the kernel at 24 GB minutes into the
+    supernet, without a word: a training batch whose activations alone cannot fit in the machine's
+    memory is refused with the settings to lower, before any result is written."""
+    from types import SimpleNamespace
+
+    import src.utils.memory
+    from src.pipeline.run import run_retrain, run_search
+    from src.pipeline.stages import ACTIVATION_BYTES_FLOOR, check_batch_memory
+    from src.utils.errors import AutoAttendError
+    from tests.helpers import write_tiny_sst
+
+    cfg = compose_config("search", ["+task=yahoo", "data.max_len=100000"])
+    dm = SimpleNamespace(train_set=SimpleNamespace(lengths=torch.tensor([100_000] * 200 + [50] * 1000)))
+    need = 128 * 3124 * 64 * 24 * 64 * ACTIVATION_BYTES_FLOOR  # 128 documents of 3,124 windows
+    monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: need)
+    check_batch_memory(cfg, dm, {"supernet": (128, 24, 64)})  # exactly the floor: not refused
+    monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: 24 * 2**30)
+    with pytest.raises(AutoAttendError, match=r"^supernet.batch_size=128: a training batch of the longest documents "
+                       r"\(data.max_len=100000, in windows of 64 every 32, 25,591,808 token positions\) needs at "
+                       r"least 585.8 GiB .* 24.0 GiB: lower data.max_len or supernet.batch_size$"):
+        check_batch_memory(cfg, dm, {"supernet": (128, 24, 64)})
+    check_batch_memory(compose_config("search", ["+task=yahoo"]), SimpleNamespace(
+        train_set=SimpleNamespace(lengths=torch.tensor([256] * 200))), {"supernet": (128, 24, 64)})  # the preset
+
+    data = write_tiny_sst(tmp_path / "data")
+    monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: 1000)
+    for entry, name, extra in ((run_search, "search", []), (run_retrain, "retrain", ["arch=published_sst5"])):
+        run_dir = tmp_path / name
+        cfg = compose_config(name, ["+task=sst2", "budget=smoke", "hardware=cpu", f"paths.data_dir={data}",
+                                    f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={run_dir}", *extra])
+        with pytest.raises(AutoAttendError, match=f"^{'supernet' if name == 'search' else 'retrain'}.batch_size=32: "):
+            entry(cfg)
+        assert not (run_dir / "data.json").exists() and not (run_dir / "supernet").exists()
+        assert not (run_dir / "retrain").exists()
+
+
 # ------------------------------------------------------------------------------------ configs
 
 

@@ -16,6 +16,20 @@ from src.models.ops import Dropout, fill_padded, zero_padded
 from src.space import Architecture, FunctionalSpace
 
 
+def worst_batch_positions(lengths: torch.Tensor, batch_size: int, window: int | None, stride: int) -> int:
+    """Token positions the encoder runs on for the costliest batch of ``batch_size`` sequences of
+    these ``lengths`` (n,): the longest ones. Without windows (or when none is longer than
+    ``window``) a batch is padded to its longest sequence; with them, each sequence is cut into the
+    windows :meth:`TextClassifier.window_pool` uses, ``window`` positions each."""
+    longest = torch.topk(lengths.to(torch.long), min(int(batch_size), len(lengths))).values
+    if len(longest) == 0:
+        return 0
+    if window is None or int(longest[0]) <= window:
+        return len(longest) * int(longest[0])
+    windows = torch.clamp(torch.div(longest - window + stride - 1, stride, rounding_mode="floor") + 1, min=1)
+    return int(windows.sum()) * int(window)
+
+
 class Stem(nn.Module):
     """Embedding (B, T, E) -> LayerNorm -> 1x1 conv to D -> zero pads -> ReLU -> dropout (B, T, D)."""
 

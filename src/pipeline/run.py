@@ -72,6 +72,10 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
+        if not graph:
+            stages.check_batch_memory(cfg, dm, {
+                "supernet": (int(cfg.supernet.batch_size), space.num_layers, int(cfg.supernet.dim)),
+                "retrain": (int(cfg.retrain.batch_size), space.num_layers, int(cfg.retrain.dim))})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("supernet"):
@@ -137,6 +141,9 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
+        if not graph:
+            stages.check_batch_memory(cfg, dm, {"retrain": (int(cfg.retrain.batch_size), len(arch),
+                                                            int(cfg.retrain.dim))})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("retrain"):

@@ -49,6 +49,39 @@ def window_args(cfg: DictConfig) -> dict:
     return {"window": cfg.data.get("window"), "stride": cfg.data.get("stride", 32)}
 
 
+# Bytes autograd keeps per token position, layer and channel while training, at the least: four
+# float32 (B, T, D) tensors a layer. Measured 36-64 over six sampled paper-supernet architectures
+# (saved-tensor hooks, B=32, T=64), so a batch this refuses needs at least twice what it states.
+ACTIVATION_BYTES_FLOOR = 16
+
+
+def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, tuple[int, int, int]]) -> None:
+    """Refuse, before any training, a batch no machine of this memory can train: ``trains`` maps a
+    stage's settings node (``supernet``, ``retrain``) to its ``(batch size, layers, channels)``. The
+    costliest batch (the longest training sequences, cut to ``data.max_len``, in sliding windows
+    when ``data.window`` is set) times :data:`ACTIVATION_BYTES_FLOOR` per position, layer and
+    channel is a floor of one architecture's activations; ``data.max_len=100000`` with windows was
+    killed by the kernel at 24 GB, after minutes and without a word."""
+    from src.models.text import worst_batch_positions
+    from src.utils.memory import machine_memory_bytes
+
+    total = machine_memory_bytes()
+    lengths = getattr(dm.train_set, "lengths", None)
+    if total is None or lengths is None:
+        return
+    window, stride = window_args(cfg)["window"], window_args(cfg)["stride"]
+    for node, (batch_size, layers, channels) in trains.items():
+        positions = worst_batch_positions(lengths, batch_size, window, stride)
+        need = positions * layers * channels * ACTIVATION_BYTES_FLOOR
+        if need > total:
+            cut = f"in windows of {window} every {stride}, " if window is not None else ""
+            raise AutoAttendError(
+                f"{node}.batch_size={batch_size}: a training batch of the longest documents (data.max_len="
+                f"{cfg.data.max_len}, {cut}{positions:,} token positions) needs at least {need / 2**30:,.1f} GiB "
+                f"for one architecture's activations ({layers} layers x {channels} channels), more than this "
+                f"machine's {total / 2**30:,.1f} GiB: lower data.max_len or {node}.batch_size")
+
+
 def subset_or_task_default(value: int | None, cfg: DictConfig, task_key: str) -> int | None:
     """A budget's explicit subset size, else the task preset's (large corpora), else None (all)."""
     return value if value is not None else cfg.task.get(task_key)
