@@ -51,7 +51,7 @@ def window_args(cfg: DictConfig) -> dict:
 
 # Bytes autograd keeps per token position, layer and channel while training, at the least: four
 # float32 (B, T, D) tensors a layer. Measured 36-64 over six sampled paper-supernet architectures
-# (saved-tensor hooks, B=32, T=64), so a batch this refuses needs at least twice what it states.
+# (experiments/bench/activation_bytes.py), so a batch this refuses needs at least twice what it states.
 ACTIVATION_BYTES_FLOOR = 16
 
 
