@@ -225,6 +225,24 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
 
 
+def test_a_run_started_on_cpu_resumes_with_hardware_gpu_which_names_the_same_precision(tmp_path):
+    """hardware=auto and cpu leave hardware.matmul_precision unset, which is torch's "highest";
+    hardware=gpu names "highest": the README says the accelerator may change on resume, but the
+    re-run was refused with "hardware.matmul_precision: null -> highest". TF32 ("high") is another
+    result, still refused; a record written before the values were made one is read the same way."""
+    started = run_settings(compose_config("search", ["+task=sst2", "budget=smoke"]), "search")
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({**started, "hardware.matmul_precision": None}))
+    (tmp_path / "supernet").mkdir()
+    (tmp_path / "supernet" / "last.ckpt").write_bytes(b"")
+    gpu = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=gpu"])
+    assert check_run_settings(tmp_path, run_settings(gpu, "search")) == []
+    tf32 = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=gpu", "hardware.matmul_precision=high"])
+    with pytest.raises(AutoAttendError, match=r"hardware.matmul_precision: highest -> high"):
+        check_run_settings(tmp_path, run_settings(tf32, "search"))
+    assert run_settings(compose_config("search", ["+task=sst2", "hardware=cpu"]), "search")[
+        "hardware.matmul_precision"] == "highest"
+
+
 def test_a_run_started_before_an_option_existed_resumes_with_it_and_keeps_its_value(tmp_path, caplog):
     """An option added to the code since the run started (absent from the record) does not stop
     the resume; the record gains its value, so a later re-run with another value is refused. An
