@@ -390,6 +390,10 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.retrain", ("+task=sst2", "arch=published_sst5", "budget=smoke", "supernet.dim=16"),
      "error: supernet.dim: a setting of the search (src.search), which src.retrain does not read; the retrain's "
      "training is set by retrain.*"),
+    # the paper budget leaves supernet.* out of src.retrain's config: Hydra's own message said "To append
+    # to your config use +supernet.dim=32", a setting that would have had no effect
+    ("src.retrain", ("+task=sst2", "arch=published_sst5", "strategy.population=3"),
+     "error: strategy.population: a setting of the search (src.search), which src.retrain does not read"),
     ("src.search", ("+task=cora", "graph.baselines=[gcn,gcx]"), "error: graph.baselines: gcx: no such file and no "
                                                                 "built-in architecture of that name"),
     ("src.search", ("+task=cora", "graph.baselines=[published_sst5]"), "error: graph.baselines: published_sst5: a "

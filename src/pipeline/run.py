@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
@@ -284,8 +285,24 @@ def _refuse_search_settings() -> None:
     budget files fill those nodes for both entry points, and have no effect: refuse it instead."""
     for key in _override_keys():
         if key.split(".")[0] in SEARCH_ONLY:
-            raise AutoAttendError(f"{key}: a setting of the search (src.search), which src.retrain does not read; "
-                                  "the retrain's training is set by retrain.* (graph tasks: graph.retrain.*)")
+            raise AutoAttendError(_search_setting_line(key))
+
+
+def _search_setting_line(key: str) -> str:
+    return (f"{key}: a setting of the search (src.search), which src.retrain does not read; the retrain's "
+            "training is set by retrain.* (graph tasks: graph.retrain.*)")
+
+
+def _search_node_missing(exc: ConfigCompositionException) -> str | None:
+    """The override key when Hydra could not apply it because its search-only node is absent: the
+    paper budget leaves ``supernet`` / ``strategy`` out of src.retrain's config, and Hydra's
+    message ("To append to your config use +supernet.dim=32") sent the user to a setting that
+    would have no effect."""
+    cause = exc.__cause__
+    match = re.match(r"Could not override '([^']+)'", str(exc))
+    if match and isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) in SEARCH_ONLY:
+        return match.group(1)
+    return None
 
 
 def _timing(timer: Timer) -> dict:
@@ -527,6 +544,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
             raise KeyboardInterrupt
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         line = config_error_line(exc)
+        if isinstance(exc, ConfigCompositionException) and _search_node_missing(exc):
+            line = _search_setting_line(_search_node_missing(exc))
         if isinstance(exc, OverrideParseException):
             # name the argument; a value holding '=' or brackets needs quoting in the grammar
             line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "
