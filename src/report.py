@@ -74,12 +74,66 @@ class Run:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise AutoAttendError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); was the run directory "
                               "edited by hand?") from None
+    except UnicodeDecodeError:
+        raise AutoAttendError(f"{path}: not valid JSON (bytes that are not UTF-8); was the run directory "
+                              "edited by hand?") from None
     except OSError as exc:
         raise AutoAttendError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_summary(summary: dict[str, Any], path: Path) -> None:
+    """The parts of a ``summary.json`` the report reads have the types a run writes: a hand-edited
+    or foreign file (another program's ``summary.json`` in the same outputs folder) is one
+    unreadable run, not a traceback that loses the whole report."""
+    def bad(key: str, expected: str) -> AutoAttendError:
+        return AutoAttendError(f"{path}: {key} is not {expected}; was the run directory edited by hand?")
+
+    def block(key: str, value: Any) -> None:
+        if value is None and key == "retrain":
+            return
+        if not isinstance(value, dict):
+            raise bad(key, "an object of results")
+        for name in ("test_acc_mean", "test_acc_std") + (("val_acc_mean",) if key == "retrain" else ()):
+            if not _is_number(value.get(name)):
+                raise bad(f"{key}.{name}", "a number")
+        if not isinstance(value.get("seeds", []), list) or (key == "retrain" and "seeds" not in value):
+            raise bad(f"{key}.seeds", "a list of seeds")  # a baseline's block names none
+
+    seconds = summary.get("seconds")
+    if seconds is not None and not (isinstance(seconds, dict) and all(map(_is_number, seconds.values()))):
+        raise bad("seconds", "an object of stage seconds")
+    if summary.get("best_val_acc_supernet") is not None and not _is_number(summary["best_val_acc_supernet"]):
+        raise bad("best_val_acc_supernet", "a number")
+    block("retrain", summary.get("retrain"))
+    baselines = summary.get("baselines") or {}
+    if not isinstance(baselines, dict):
+        raise bad("baselines", "an object of results by baseline")
+    for name, value in baselines.items():
+        block(f"baselines.{name}", value)
+    ranking = summary.get("ranking")
+    if ranking is not None:
+        every = ranking.get("all") if isinstance(ranking, dict) else None
+        if not isinstance(every, dict) or not isinstance(every.get("n"), int) or not (
+                every.get("spearman") is None or _is_number(every.get("spearman"))):
+            raise bad("ranking.all", "an object with n and spearman")
+
+
+def _our_summary(path: Path) -> bool:
+    """Whether ``summary.json`` is a run's of this project (it names its task), or unreadable (to
+    be reported as such); another Hydra program's summary in the same outputs folder is not."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return isinstance(summary, dict) and "task" in summary
 
 
 def _natural_key(path: Path) -> list:
@@ -95,7 +149,7 @@ def find_runs(roots: list[str | Path]) -> list[Path]:
             raise AutoAttendError(f"{root}: no such directory (expected a run directory or a folder of them)")
         found.update(p.parent.resolve() for p in root.rglob(SETTINGS_FILE))
         found.update(p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")
-                     if (p.parent.parent / "summary.json").is_file())
+                     if (p.parent.parent / "summary.json").is_file() and _our_summary(p.parent.parent / "summary.json"))
     if not found:
         raise AutoAttendError(f"no run directories ({SETTINGS_FILE}) under {', '.join(map(str, roots))}")
     return sorted(found, key=_natural_key)
@@ -103,7 +157,11 @@ def find_runs(roots: list[str | Path]) -> list[Path]:
 
 def _retrain_seeds(settings: dict[str, Any]) -> int:
     key = "graph.retrain.seeds" if settings.get("task.family") == "graph" else "retrain.seeds"
-    return int(settings.get(key) or 0)
+    value = settings.get(key) or 0
+    if not isinstance(value, int):
+        raise AutoAttendError(f"{SETTINGS_FILE}: {key} is {value!r}, not a number of seeds; was the run directory "
+                              "edited by hand?")
+    return value
 
 
 def _state(path: Path, settings: dict[str, Any]) -> str:
@@ -188,6 +246,8 @@ def load_run(path: Path) -> Run:
     summary = _read_json(summary_file) if summary_file.exists() else None
     if summary is not None and not isinstance(summary, dict):
         raise AutoAttendError(f"{summary_file}: expected a JSON object")
+    if summary is not None:
+        _check_summary(summary, summary_file)
     if (path / SETTINGS_FILE).exists():
         settings = _read_json(path / SETTINGS_FILE)
         if not isinstance(settings, dict):

@@ -281,6 +281,56 @@ def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"error: no readable run directory under {tmp_path}: ")
 
 
+@pytest.mark.parametrize("edit, reason", [
+    ({"seconds": 12.5}, "seconds is not an object of stage seconds"),
+    ({"retrain": "x"}, "retrain is not an object of results"),
+    ({"retrain": {"test_acc_mean": "abc", "test_acc_std": 0.1, "val_acc_mean": 0.7, "seeds": [0]}},
+     "retrain.test_acc_mean is not a number"),
+    ({"retrain": {"test_acc_mean": 0.7, "test_acc_std": 0.1, "val_acc_mean": 0.7, "seeds": 3}},
+     "retrain.seeds is not a list of seeds"),
+    ({"best_val_acc_supernet": "high"}, "best_val_acc_supernet is not a number"),
+    ({"baselines": [1]}, "baselines is not an object of results by baseline"),
+    ({"ranking": {"all": {"n": 3, "spearman": "x"}}}, "ranking.all is not an object with n and spearman"),
+])
+def test_a_summary_of_the_wrong_shape_is_one_unreadable_run(edit, reason, tmp_path, capsys):
+    """Wrong types in a hand-edited summary.json were tracebacks (``'float' object has no attribute
+    'values'``, ``Unknown format code 'f'``) that lost the whole report."""
+    from src.report import main
+
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    edited = write_run(tmp_path / "b", {**TEXT, "seed": 1}, test=0.77, **edit)
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "| a |" in out and out.strip().splitlines()[-1] == (
+        f"- `{edited}`: {edited / 'summary.json'}: {reason}; was the run directory edited by hand?")
+
+
+def test_foreign_and_undecodable_records_do_not_stop_the_report(tmp_path, capsys):
+    """Another Hydra program's run in the same outputs folder (``.hydra/config.yaml`` and its own
+    ``summary.json``) was reported as a finished search of task ``?``, or crashed the report; a
+    byte that is not UTF-8, or a hand-edited seed count, was a traceback."""
+    from src.report import main
+
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    foreign = tmp_path / "other_app"
+    (foreign / ".hydra").mkdir(parents=True)
+    (foreign / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
+    (foreign / "summary.json").write_text('{"accuracy": 0.91, "seconds": 12.5}')
+    assert main([str(tmp_path)]) == 0
+    assert "other_app" not in capsys.readouterr().out
+    garbled = write_run(tmp_path / "b", {**TEXT, "seed": 1}, test=0.77)
+    (garbled / "summary.json").write_bytes(b'{"task": "sst2\xff"}')
+    unfinished = write_run(tmp_path / "c", {**TEXT, "seed": 2, "retrain.seeds": "two"})
+    (unfinished / "supernet").mkdir()
+    (unfinished / "supernet" / "DONE").write_text("")
+    (unfinished / "search").mkdir()
+    (unfinished / "search" / "best_arch.yaml").write_text("layers: []\n")
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"- `{garbled}`: {garbled / 'summary.json'}: not valid JSON (bytes that are not UTF-8)" in out
+    assert f"- `{unfinished}`: run_settings.json: retrain.seeds is 'two', not a number of seeds" in out
+
+
 def test_the_sweep_report_files(tmp_path, capsys):
     write_run(tmp_path / "0_x", TEXT, test=0.75)
     write_run(tmp_path / "1_y", {**TEXT, "seed": 1}, test=0.77)
