@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from src.utils.errors import AutoAttendError
@@ -29,7 +30,8 @@ EVALUATION_MAY_CHANGE = ("retrain.eval_batch_size",)
 
 def run_config(run_dir: Path, overrides: list[str]):
     """The run's resolved ``.hydra/config.yaml`` with ``key=value`` ``overrides`` merged in."""
-    from omegaconf import OmegaConf
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from src.pipeline.checks import check_hardware, check_int, check_paths, has_key
@@ -43,6 +45,9 @@ def run_config(run_dir: Path, overrides: list[str]):
         raise AutoAttendError(f"{bad[0]}: expected key=value (a setting of the run's config to override)")
     try:
         recorded = OmegaConf.load(config)
+        if not isinstance(recorded, DictConfig) or not isinstance(recorded.get("task"), DictConfig):
+            raise AutoAttendError(f"{config}: not a run's config (expected a mapping with the task's settings under "
+                                  "task:); restore it from the run's command, or re-run that command")
         for key in (o.split("=", 1)[0] for o in overrides):
             # a misspelt key would otherwise be added beside the one it meant, and silently ignored
             if not has_key(recorded, key):
@@ -55,12 +60,28 @@ def run_config(run_dir: Path, overrides: list[str]):
                                       f"hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as exc:
-        raise AutoAttendError(f"{config}: {str(exc).splitlines()[0]}") from None
-    check_paths(cfg)
-    check_hardware(cfg)
-    check_int(cfg, "retrain.eval_batch_size", 1)
+    except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AutoAttendError(f"{config}: cannot be read as the run's config ({str(exc).splitlines()[0]})") from None
+    with settings_of_the_run(run_dir):
+        check_paths(cfg)
+        check_hardware(cfg)
+        check_int(cfg, "retrain.eval_batch_size", 1)
     return cfg
+
+
+@contextmanager
+def settings_of_the_run(run_dir: Path):
+    """Where the run's config is read (its data rebuilt, the machine set up), a setting it lacks is
+    one line naming the key and the file (a truncated or hand-edited ``.hydra/config.yaml`` gave
+    OmegaConf's traceback from deep inside the data code)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
+        raise AutoAttendError(f"{run_dir / '.hydra' / 'config.yaml'}: {key}: missing or not a valid setting "
+                              f"({str(exc).splitlines()[0]}); restore the file from the run's command") from None
 
 
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
@@ -124,10 +145,12 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     from src.pipeline.common import build_datamodule, check_data_of_run, setup_hardware
     from src.pipeline.config import task_family
 
-    setup_hardware(cfg)
-    dm = build_datamodule(cfg)
-    graph = task_family(cfg) == "graph"
-    check_data_of_run(run_dir, cfg, dm, graph)
+    with settings_of_the_run(run_dir):
+        setup_hardware(cfg)
+        dm = build_datamodule(cfg)
+        graph = task_family(cfg) == "graph"
+        check_data_of_run(run_dir, cfg, dm, graph)
+        eval_batch_size = None if graph else int(cfg.retrain.eval_batch_size)
     rows = []
     for i, (folder, seed, path) in enumerate(models, 1):
         # the table comes at the end; on a large test set each model takes a while
@@ -139,7 +162,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         if recorded is not None and recorded["step"] != saved["step"]:
             raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
                                   f"{recorded['step']} (the file is from another training)")
-        now = graph_scores(model, dm) if graph else text_scores(model, dm, int(cfg.retrain.eval_batch_size))
+        now = graph_scores(model, dm) if graph else text_scores(model, dm, eval_batch_size)
         row = {"folder": folder, "seed": seed, "step": saved["step"], "finished": recorded is not None,
                "val_recorded": saved["val_acc"], "val": now["val_acc"],
                "test_recorded": saved["test_acc"], "test": now["test_acc"]}

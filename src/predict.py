@@ -89,16 +89,17 @@ def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str
 
     if "text_input" in spec:
         return TextEncoder.from_dict(spec["text_input"]), spec.get("label_names")
-    from src.evaluate import run_config
+    from src.evaluate import run_config, settings_of_the_run
     from src.pipeline.common import build_datamodule, check_data_of_run
 
     run_dir = _run_dir_of(path)
     cfg = run_config(run_dir, list(overrides))
     print(f"predict: {path} predates stored text settings; rebuilding them from {run_dir / '.hydra/config.yaml'}",
           file=sys.stderr, flush=True)
-    dm = build_datamodule(cfg)
-    check_data_of_run(run_dir, cfg, dm, graph=False)
-    names = cfg.task.get("label_names")
+    with settings_of_the_run(run_dir):
+        dm = build_datamodule(cfg)
+        check_data_of_run(run_dir, cfg, dm, graph=False)
+        names = cfg.task.get("label_names")
     return dm.text_encoder(), None if names is None else list(names)
 
 
@@ -178,13 +179,14 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
 def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     import torch
 
-    from src.evaluate import run_config
+    from src.evaluate import run_config, settings_of_the_run
     from src.models.saved import GRAPH_FORMAT, load_child
     from src.pipeline.common import build_datamodule, check_data_of_run
 
     cfg = run_config(run_dir, list(overrides))
-    dm = build_datamodule(cfg)
-    check_data_of_run(run_dir, cfg, dm, graph=True)
+    with settings_of_the_run(run_dir):
+        dm = build_datamodule(cfg)
+        check_data_of_run(run_dir, cfg, dm, graph=True)
     if dm.graph is None:
         raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
                               "single-graph tasks (Cora, CiteSeer, PubMed)")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -767,6 +768,30 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     assert len(refused) == 2 and all("hardware.threads=2" in line for line in refused), proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == ("error: 2 job(s) of the sweep failed, each reported above; "
                                                     "the others finished")
+
+
+@pytest.mark.parametrize("damage, line", [
+    # a Windows path typed into the data path: YAML's escape rules (a ScannerError traceback)
+    (lambda text: text.replace("data_dir: ", 'data_dir: "D:\\data\\x"\n_was: '), "cannot be read as the run's config"),
+    (lambda text: text.encode() + b"\xff\n", "cannot be read as the run's config"),
+    (lambda text: "task: 5\n" + text.split("\ntask:")[0], "not a run's config (expected a mapping"),
+    # a section deleted by hand (OmegaConf's ConfigAttributeError traceback from the machine set-up)
+    (lambda text: re.sub(r"(?m)^hardware:\n(?:[ ].*\n)*", "", text), "hardware: missing or not a valid setting"),
+    (lambda text: re.sub(r"(?m)^  max_len: .*\n", "", text), "data.max_len: missing or not a valid setting"),
+])
+def test_evaluate_on_a_damaged_run_config_is_one_line(damage, line, smoke_run, tmp_path, capsys):
+    """``src.evaluate`` (and ``src.predict`` where it rebuilds data) on a truncated, garbled or
+    hand-edited ``.hydra/config.yaml``: one line naming the file, exit status 2, not a traceback."""
+    from src.evaluate import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run[1], run_dir)
+    config = run_dir / ".hydra" / "config.yaml"
+    damaged = damage(config.read_text())
+    config.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {config}: ") and line in err, err
 
 
 def test_the_selected_evaluation_is_the_best_validation_earliest_on_ties():
