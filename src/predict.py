@@ -213,12 +213,16 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
 
 def read_texts(path: str) -> list[str]:
     """One text per line of ``path`` (``-``: standard input); blank lines at the end (an editor's
-    extra newline) are dropped, a blank line between texts is an error naming it."""
+    extra newline) are dropped, a blank line between texts is an error naming it. Lines end at
+    ``\n``, ``\r\n`` or ``\r`` only: ``str.splitlines`` also broke a text at
+    U+2028, U+0085 or a form feed, so the rows no longer matched the file's lines. A UTF-8
+    byte-order mark (Notepad's, Excel's "UTF-8 with BOM") is not part of the first text."""
     try:
-        lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected a UTF-8 text file, "
                               "one text per line") from None
+    lines = text.removeprefix("\ufeff").split("\n")  # text mode has made \r\n and \r into \n
     while lines and not lines[-1].strip():
         lines.pop()
     blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)

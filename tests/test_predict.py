@@ -204,7 +204,7 @@ def test_an_override_is_checked_even_where_the_model_does_not_need_it(tmp_path, 
                            label_names=["no", "yes"], dim=16, heads=2)
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text("paths:\n  data_dir: ./data\n")
+    (run / ".hydra" / "config.yaml").write_text("paths:\n  data_dir: ./data\ntask:\n  name: sst2\n")
     for folder in (run / "retrain" / "seed_0", tmp_path / "alone"):
         folder.mkdir(parents=True)
         save_child(folder / "model.pt", weights_of(model), spec, {"step": 3, "val_acc": 0.5, "test_acc": 0.25})
@@ -287,3 +287,15 @@ def test_texts_file_trailing_blank_lines_are_dropped_a_blank_between_texts_is_na
     path.write_text("a fine film\n\nnot good\n")
     with pytest.raises(AutoAttendError, match=f"{path}, line 2: blank; expected one text per line"):
         read_texts(str(path))
+
+
+
+def test_texts_file_lines_are_its_newlines_and_a_byte_order_mark_is_not_text(tmp_path):
+    """A U+2028 or U+0085 inside a line made two rows of one line (``str.splitlines``), so the
+    output no longer matched the file's lines; Notepad's byte-order mark was read as part of the
+    first text (one more unknown word, other probabilities)."""
+    from src.predict import read_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes("\ufeffgood film\r\nsaid \u2028 twice\x85 and \x0c more\nlast\n".encode("utf-8"))
+    assert read_texts(str(path)) == ["good film", "said \u2028 twice\x85 and \x0c more", "last"]
