@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -455,6 +457,55 @@ def test_a_file_where_a_folder_goes_is_one_line(tmp_path):
                tmp=tmp_path, run_dir=tmp_path / "r")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
         f"error: paths.cache_dir={a_file / 'cache'}: {a_file} is a file, where a folder is needed"), proc.stderr
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's /sys, where no one may create a folder")
+def test_a_folder_the_machine_refuses_is_one_line(tmp_path):
+    """A run folder or cache the user may not write (or on a read-only disk) gave a PermissionError
+    traceback, from Hydra's mkdir or from the DataModule's cache, after the run's records were written.
+    /sys refuses a new folder even to root (EPERM; EACCES or EROFS elsewhere, all said the same way)."""
+    from tests.helpers import write_tiny_sst
+
+    refused = Path("/sys") / "autoattend_test"
+    proc = cli("src.search", "+task=sst2", "budget=smoke", data_dir=tmp_path, tmp=tmp_path, run_dir=refused / "run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.fullmatch(rf"error: {refused}(/run)?: .*; (check its permissions|a read-only file system).*",
+                        proc.stderr.strip().splitlines()[-1]), proc.stderr
+    data = write_tiny_sst(tmp_path / "data")
+    proc = cli("src.search", "+task=sst2", "budget=smoke", f"paths.cache_dir={refused / 'cache'}", data_dir=data,
+               tmp=tmp_path, run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.fullmatch(rf"error: {refused}(/cache\S*)?: .*; (check its permissions|a read-only file system).*",
+                        proc.stderr.strip().splitlines()[-1]), proc.stderr
+    assert not (tmp_path / "r" / "data.json").exists()
+
+
+def test_the_table_commands_say_a_refused_file_in_one_line(capsys):
+    """src.evaluate / predict / report / show (``exit_status_of``): a permission, read-only or
+    full-disk error is one line and status 2, also where a library wrapped it; other errors are
+    still raised (a bug must show its traceback)."""
+    import errno
+
+    from src.utils.errors import exit_status_of, user_error_behind
+
+    def refused(code):
+        def main():
+            raise OSError(code, "refused", "/data/x")
+        return main
+
+    for code, hint in ((errno.EACCES, "check its permissions"), (errno.EROFS, "a read-only file system"),
+                       (errno.ENOSPC, "the disk is full")):
+        assert exit_status_of(refused(code)) == 2
+        assert capsys.readouterr().err.startswith(f"error: /data/x: refused; {hint}")
+    with pytest.raises(FileNotFoundError):
+        exit_status_of(refused(errno.ENOENT))
+    try:
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied", "/cache/y")
+        except PermissionError as inner:
+            raise RuntimeError("a library's wrapper") from inner
+    except RuntimeError as outer:
+        assert str(user_error_behind(outer)).startswith("/cache/y: Permission denied; check its permissions")
 
 
 def test_a_setting_of_the_other_family_is_only_a_warning_in_a_multirun(monkeypatch, caplog):

@@ -27,7 +27,7 @@ from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
 from src.utils import interrupt
-from src.utils.errors import AutoAttendError, user_error_behind
+from src.utils.errors import AutoAttendError, machine_error, user_error_behind
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
@@ -557,6 +557,12 @@ def hydra_entry(main: Callable[[], None]) -> None:
         where = exc.filename if exc.filename is not None else str(exc)
         print(f"error: cannot create the folder {where}: {exc.strerror or exc} (a file stands where the run's folder "
               "goes: see hydra.run.dir, hydra.sweep.dir, paths.output_dir)", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # Hydra creating the run folder where it may not (permissions, a read-only disk)
+        refused = machine_error(exc)
+        if refused is None:
+            raise
+        print(f"error: {refused}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT, main_returned)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class AutoAttendError(Exception):
     """An error caused by the user's input (config, data, architecture file).
@@ -30,13 +32,37 @@ class InvalidArchitectureError(AutoAttendError):
         self.field = field
 
 
+# What the machine refuses rather than what the code gets wrong: said in one line, as a user error
+_PERMISSIONS = ("check its permissions for the user running this, or point paths.data_dir / paths.cache_dir / "
+                "paths.output_dir (hydra.run.dir) elsewhere")
+_MACHINE_ERRORS = {
+    errno.EACCES: _PERMISSIONS,
+    errno.EPERM: _PERMISSIONS,
+    errno.EROFS: "a read-only file system: point paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere",
+    errno.ENOSPC: "the disk is full: free some space, or point paths.cache_dir / paths.output_dir elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space, or point the paths elsewhere",
+}
+
+
+def machine_error(err: BaseException) -> AutoAttendError | None:
+    """A permission, read-only or full-disk ``OSError`` as one line naming the file, else ``None``."""
+    if not isinstance(err, OSError) or err.errno not in _MACHINE_ERRORS:
+        return None
+    where = err.filename if err.filename is not None else "a file"
+    return AutoAttendError(f"{where}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
+
+
 def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
     """The :class:`AutoAttendError` that ``err`` is or was raised from (libraries wrap what user
-    code raises: Hydra's ``instantiate``, ``datasets`` generators), else ``None``."""
+    code raises: Hydra's ``instantiate``, ``datasets`` generators), or the machine's refusal
+    (:func:`machine_error`: an unreadable data folder, an unwritable cache) behind it, else ``None``."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, AutoAttendError):
             return err
+        refused = machine_error(err)
+        if refused is not None:
+            return refused
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
@@ -45,7 +71,8 @@ def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
 def exit_status_of(main) -> int:
     """``main()``'s exit status, for entry points that print tables: when the reader of their
     output goes away (``python -m src.predict RUN --file F | head``), stop quietly with the status
-    a shell gives a process that SIGPIPE ended (141), instead of a BrokenPipeError traceback."""
+    a shell gives a process that SIGPIPE ended (141), instead of a BrokenPipeError traceback; a
+    permission, read-only or full-disk error is one ``error:`` line, status 2."""
     import os
     import sys
 
@@ -57,3 +84,9 @@ def exit_status_of(main) -> int:
         # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # after BrokenPipeError, one of them
+        refused = machine_error(exc)
+        if refused is None:
+            raise
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
