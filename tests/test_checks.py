@@ -349,6 +349,22 @@ def test_graph_architecture_hparams_are_checked_naming_file_and_key(tmp_path, hp
     assert str(err.value).startswith(f"{path}: ") and needle in str(err.value)
 
 
+@pytest.mark.parametrize("edit, line", [
+    (("\nhparams:", "\nhparam:"), "unknown top-level key 'hparam'; expected some of layers, arch, hparams, task_hparams"),
+    (("\ntask_arch:\n  pubmed:", "\ntask_arch:\n  PubMed:"), "task_arch.PubMed: no such task (tasks: agnews"),
+    (("\n  ppi: {hidden", "\n  PPI: {hidden"), "task_hparams.PPI: no such task"),
+])
+def test_an_architecture_file_key_no_reader_knows_is_refused(edit, line, tmp_path):
+    """``hparam:`` for ``hparams:`` in a copy of gat.yaml ran the HPO instead of GAT's settings
+    (9.70 % test, exit 0); a task name in the wrong case was ignored the same way."""
+    path = tmp_path / "my_gat.yaml"
+    path.write_text((ROOT / "src" / "space" / "archs" / "gat.yaml").read_text().replace(*edit))
+    proc = cli("src.retrain", "+task=cora", "budget=smoke", f"arch={path}", data_dir=tmp_path, tmp=tmp_path,
+               run_dir=tmp_path / "run")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: {line}"), (
+        proc.stderr[-2000:])
+
+
 def test_the_builtin_graph_architectures_pass():
     for name in ("gat", "gcn"):
         for task in ("cora", "citeseer", "pubmed", "ppi"):

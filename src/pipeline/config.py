@@ -130,15 +130,39 @@ def _builtin_names() -> str:
     return ", ".join(sorted(p.stem for p in ARCH_DIR.glob("*.yaml")))
 
 
+# Top-level keys of an architecture file: the architecture (``layers``, or under ``arch``), the
+# settings a hand-designed one carries, and what a search's best_arch.yaml records beside it
+ARCH_FILE_KEYS = ("layers", "arch", "hparams", "task_hparams", "task_arch", "val_acc_supernet", "rerank_rank",
+                  "rerank_val_acc")
+
+
+def _check_arch_file_keys(path: Path, data) -> None:
+    """Refuse a top-level key no reader knows (``hparam:`` for ``hparams:`` ran the HPO instead of the
+    file's settings, in silence) and a ``task_hparams`` / ``task_arch`` entry for no task (``Cora:``)."""
+    if not isinstance(data, dict):
+        return
+    unknown = sorted(set(data) - set(ARCH_FILE_KEYS), key=str)
+    if unknown:
+        raise AutoAttendError(f"{path}: unknown top-level key {unknown[0]!r}; expected some of {', '.join(ARCH_FILE_KEYS)}")
+    tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+    for key in ("task_hparams", "task_arch"):
+        per_task = data.get(key)
+        if isinstance(per_task, dict):
+            for name in per_task:
+                if name not in tasks:
+                    raise AutoAttendError(f"{path}: {key}.{name}: no such task (tasks: {', '.join(tasks)})")
+
+
 def resolve_arch(spec: str, task: str | None = None) -> Architecture:
     """The architecture ``arch=<spec>`` names (:func:`arch_file`); for ``task``, the file's
     ``task_arch.<task>`` when it has one (the GAT paper's PubMed model has 8 output heads where
     its Cora model has 1)."""
     path = arch_file(spec)
     arch = Architecture.load(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
+    _check_arch_file_keys(path, data)
     if task is None:
         return arch
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
     per_task = data.get("task_arch") if isinstance(data, dict) else None
     if per_task is None:
         return arch
