@@ -141,7 +141,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         raise AutoAttendError(f"{run_dir}: no such directory")
     cfg = run_config(run_dir, list(overrides or []))
     models = saved_models(run_dir)
-    from src.models.saved import load_child
+    from src.models.saved import load_child, read_saved
     from src.pipeline.common import build_datamodule, check_data_of_run, setup_hardware
     from src.pipeline.config import task_family
 
@@ -155,6 +155,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     for i, (folder, seed, path) in enumerate(models, 1):
         # the table comes at the end; on a large test set each model takes a while
         print(f"evaluate: {folder} seed {seed} ({i} of {len(models)})", file=sys.stderr, flush=True)
+        _check_model_of_run(path, read_saved(path)["spec"], dm, graph)
         model, record = load_child(path)
         seed_file = path.parent.parent / f"seed_{seed}.json"
         recorded = seed_record(seed_file) if seed_file.exists() else None
@@ -177,6 +178,25 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
                          "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
                          "test": None, "reproduced": False, "missing": True})
     return sorted(rows, key=lambda r: (r["folder"] != "retrain", r["folder"], r["seed"]))
+
+
+def _check_model_of_run(path: Path, spec: dict, dm, graph: bool) -> None:
+    """A kept model's file is of the run's family and fits its data: a text model copied into a
+    graph run (or the other way round, or a Cora model into a CiteSeer run) gave an AttributeError
+    or a matrix-shape RuntimeError traceback."""
+    from src.models.saved import GRAPH_FORMAT
+
+    family = "graph" if spec["format"] == GRAPH_FORMAT else "text"
+    if family != ("graph" if graph else "text"):
+        raise AutoAttendError(f"{path}: a {family} model, in a run of a {'graph' if graph else 'text'} task: the file "
+                              "is from another run")
+    fits = [("classes", spec["num_classes"], dm.num_classes)]
+    fits.append(("node features", spec["in_dim"], dm.num_features) if graph else
+                 ("words in the vocabulary", spec["embedding_shape"][0], dm.embeddings.shape[0]))
+    for what, saved, data in fits:
+        if int(saved) != int(data):
+            raise AutoAttendError(f"{path}: a model of {saved} {what}, where the run's data have {data}: the file is "
+                                  "from another run")
 
 
 def seed_record(seed_file: Path) -> dict:

@@ -794,6 +794,32 @@ def test_evaluate_on_a_damaged_run_config_is_one_line(damage, line, smoke_run, t
     assert err.startswith(f"error: {config}: ") and line in err, err
 
 
+def test_evaluate_names_a_kept_model_from_another_run(smoke_run, tiny_data, tmp_path, capsys):
+    """A graph model copied into a text run (or a model of other classes or another vocabulary)
+    gave an AttributeError or a matrix-shape traceback; an empty model.pt a message about mmap."""
+    from src.evaluate import main
+    from src.models.saved import GRAPH_FORMAT
+
+    for name, edit, line in [
+        ("graph", lambda spec: {**spec, "format": GRAPH_FORMAT, "in_dim": 1433},
+         "a graph model, in a run of a text task: the file is from another run"),
+        ("classes", lambda spec: {**spec, "num_classes": 7}, "a model of 7 classes, where the run's data have 2"),
+        ("vocabulary", lambda spec: {**spec, "embedding_shape": [10, spec["embedding_shape"][1]]},
+         "a model of 10 words in the vocabulary, where the run's data have"),
+    ]:
+        run_dir = tmp_path / name
+        shutil.copytree(smoke_run[1], run_dir)
+        model = run_dir / "retrain" / "seed_0" / "model.pt"
+        record = torch.load(model, weights_only=True)
+        torch.save({**record, "spec": edit(record["spec"])}, model)
+        assert main([str(run_dir), f"paths.data_dir={tiny_data}"]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {model}: {line}"), name
+    model.write_bytes(b"")
+    assert main([str(run_dir), f"paths.data_dir={tiny_data}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {model}: not a saved model (an empty file; expected retrain/seed_<s>/model.pt)")
+
+
 def test_the_selected_evaluation_is_the_best_validation_earliest_on_ties():
     """A text seed's result is the evaluation of highest validation accuracy; of several with that
     accuracy, the earliest (not the last, nor the one of best test accuracy)."""

@@ -14,6 +14,7 @@ rebuilds the run's data and checks them against the recorded scores.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def read_saved(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AutoAttendError(f"{path}: no saved model (retrain/seed_<s>/{MODEL_FILE} is written while a seed trains)")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch.load's own message is about mmap
+        what = "an empty file" if path.stat().st_size == 0 else "not a file torch.save wrote"
+        raise AutoAttendError(f"{path}: not a saved model ({what}; expected retrain/seed_<s>/{MODEL_FILE})")
     try:
         # mapped, not read: a caller that wants only the spec does not pay for the weights
         record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
