@@ -26,13 +26,14 @@ import json
 import re
 import statistics
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, format_mean_std
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_text
+from src.utils.io import atomic_target, atomic_write_text
 
 # Never shown as settings columns: the entry point and the task get their own columns, and a
 # retrain's architecture is named by the `arch` column rather than by its content. The task's other
@@ -542,6 +543,18 @@ def _check_outputs(outputs: dict[str, str]) -> None:
         raise AutoAttendError(f"--csv and --markdown name the same file, {outputs['--csv']}: give two")
 
 
+def _write_outputs(outputs: dict[str, tuple[str, Any]]) -> None:
+    """Write each ``flag: (path, content())`` through a temporary file, all renamed into place only
+    once every one is written: a ``--markdown`` that could not be written left the ``--csv`` behind."""
+    with ExitStack() as stack:
+        for flag, (path, content) in outputs.items():
+            try:
+                tmp = stack.enter_context(atomic_target(path))
+                tmp.write_text(content(), encoding="utf-8")
+            except OSError as exc:  # named by the path given, not the temporary file beside it
+                raise AutoAttendError(f"{flag} {path}: cannot be written ({exc.strerror})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs="+", help="run directories, or folders (sweeps) holding them")
@@ -558,12 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_outputs({flag: path for flag, path in outputs.items() if path})
         tables = report(args.dirs, over, unreadable)
         text = render(tables, over, unreadable)
-        for flag, content in (("--csv", lambda: tables[0].csv()), ("--markdown", lambda: text)):
-            if outputs[flag]:
-                try:
-                    atomic_write_text(outputs[flag], content())
-                except OSError as exc:  # named by the path given, not the temporary file beside it
-                    raise AutoAttendError(f"{flag} {outputs[flag]}: cannot be written ({exc.strerror})") from None
+        contents = {"--csv": lambda: tables[0].csv(), "--markdown": lambda: text}
+        _write_outputs({flag: (path, contents[flag]) for flag, path in outputs.items() if path})
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
