@@ -58,6 +58,9 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("strategy.mutation_rate=0", "strategy.mutation_rate: expected a number in (0, 1], got 0"),
     ("graph.supernet.steps=0", "graph.supernet.steps: expected an integer >= 1, got 0"),
     ("hardware.threads=-2", "hardware.threads: expected an integer >= 1 or 0 or null, got -2"),
+    # the OpenMP runtime crashed (SIGSEGV, exit 139) at the supernet's first step
+    ("hardware.threads=9999", "hardware.threads: expected an integer from 1 to 1024 or 0 or null, got 9999"),
+    ("graph.threads=5000", "graph.threads: expected an integer from 1 to 1024 or null, got 5000"),
     ("hardware.precision=bogus", "hardware.precision: expected one of 32-true, 32, 64-true"),
     ("seed=abc", "seed: expected an integer >= 0, got 'abc'"),
     ("data.max_len=0", "data.max_len: expected an integer >= 1, got 0"),

@@ -41,6 +41,7 @@ def _fail(key: str, expected: str, value: Any) -> None:
 
 
 SEED_MAX = 2**31 - 1  # room below numpy's 2**32 for the stages' seed offsets
+THREADS_MAX = 1024  # hardware.threads=9999 crashed the OpenMP runtime (SIGSEGV) at the supernet's first step
 
 
 def check_int(cfg: DictConfig, key: str, low: int, none_ok: bool = False, also: Sequence[int] = (),
@@ -135,7 +136,7 @@ FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # what the fused CPU kerne
 
 def check_hardware(cfg: DictConfig) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``hardware`` group."""
-    check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,))
+    check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,), high=THREADS_MAX)
     check_int(cfg, "hardware.num_workers", 0)
     devices = _get(cfg, "hardware.devices")
     if devices is not _ABSENT and (isinstance(devices, bool) or not isinstance(devices, int) or devices != 1):
@@ -363,7 +364,7 @@ def check_arch_hparams(hparams: Any, source: str) -> None:
 
 def _check_graph(cfg: DictConfig, entry: str) -> None:
     g = "graph"
-    check_int(cfg, f"{g}.threads", 1, none_ok=True)
+    check_int(cfg, f"{g}.threads", 1, none_ok=True, high=THREADS_MAX)
     check_int(cfg, f"{g}.space.num_layers", 1)
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
