@@ -1,5 +1,6 @@
 """Every config group composes and resolves; budgets and overrides land where expected."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,9 @@ def test_task_is_not_named_in_the_defaults():
         assert not any(isinstance(d, dict) and "task" in d for d in defaults)
 
 
-def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
+def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path, caplog):
     """A run directory's ``timing.json`` holds each stage's seconds over all its invocations; a
-    stage ended by an exception (Ctrl-C) counts, and a damaged file restarts the count."""
+    stage ended by an exception (Ctrl-C) counts, and a damaged file restarts the count, with a warning."""
     import json as _json
 
     from src.pipeline.config import Timer
@@ -112,9 +113,11 @@ def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path):
     assert _json.loads(path.read_text())["invocations"] == 3
     path.write_text("{not json")
     third = Timer(path)
-    with third("data"):
-        pass
+    with caplog.at_level(logging.WARNING):  # the count restarts, and says so
+        with third("data"):
+            pass
     assert list(third.totals) == ["data"] and third.invocations == 1
+    assert f"{path} is unreadable: the run's time is counted from this invocation on" in caplog.text
 
 
 @pytest.mark.parametrize("entry, usage", [("search", "usage: python -m src.search +task=<name>"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -234,8 +235,11 @@ class Timer:
         # whose earlier invocation left no results starts afresh, and its record with it
         self._loaded = True
         recorded = read_timing(self.path) if self.path is not None else None
-        if recorded is not None:  # else none yet, or a damaged record: count from here
+        if recorded is not None:
             self.before, self.invocations_before = recorded
+        elif self.path is not None and self.path.exists():  # said: the run's total time restarts here
+            logging.getLogger(__name__).warning("%s is unreadable: the run's time is counted from this invocation on",
+                                                self.path)
 
     @property
     def totals(self) -> dict[str, float]:
