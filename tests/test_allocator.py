@@ -180,3 +180,21 @@ def test_a_missing_allocator_stops_an_entry_point_with_one_line():
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         "error: AUTOATTEND_ALLOCATOR=/no/such/libmalloc.so: no such file (expected a malloc shared library)"]
+
+
+@pytest.mark.skipif(not LINUX, reason="LD_PRELOAD allocators are Linux-only")
+def test_a_restart_the_system_refuses_runs_on_with_the_system_malloc(monkeypatch, capsys):
+    """A sandbox that forbids ``exec`` made every entry point a PermissionError traceback."""
+    lib = allocator.preload("auto")
+    if not lib:
+        pytest.skip("no mimalloc or jemalloc here (requirements/cpu.txt installs mimalloc on Linux)")
+    for key in ("LD_PRELOAD", allocator.REEXEC_MARK, allocator.ENV):
+        monkeypatch.delenv(key, raising=False)
+
+    def refused(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "execve", refused)
+    allocator.entry_point_preload()  # returns: the command goes on
+    assert capsys.readouterr().err == (f"note: could not restart with {lib} preloaded (Operation not permitted); "
+                                       "running with the system malloc\n")

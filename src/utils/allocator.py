@@ -127,7 +127,11 @@ def reexec_with_preload() -> None:
     env.setdefault("MIMALLOC_PURGE_DELAY", "10000")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    except OSError as exc:  # a sandbox that forbids exec, say: run on, with the system's malloc
+        print(f"note: could not restart with {lib} preloaded ({exc.strerror}); running with the system malloc",
+              file=sys.stderr)
 
 
 def entry_point_preload() -> None:
