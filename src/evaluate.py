@@ -59,6 +59,11 @@ def run_config(run_dir: Path, overrides: list[str]):
                                       "it; override only where things are and how the machine runs (paths.*, "
                                       f"hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
+        for override in overrides:  # a value that does not resolve is the override's, not the run's file
+            try:
+                OmegaConf.select(cfg, override.split("=", 1)[0], throw_on_resolution_failure=True)
+            except OmegaConfBaseException as exc:
+                raise AutoAttendError(f"{override}: {str(exc).splitlines()[0]}") from None
         OmegaConf.resolve(cfg)
     except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{config}: cannot be read as the run's config ({str(exc).splitlines()[0]})") from None
@@ -141,7 +146,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         raise AutoAttendError(f"{run_dir}: no such directory")
     cfg = run_config(run_dir, list(overrides or []))
     models = saved_models(run_dir)
-    from src.models.saved import load_child, read_saved
+    from src.models.saved import load_child
     from src.pipeline.common import build_datamodule, check_data_of_run, setup_hardware
     from src.pipeline.config import task_family
 
@@ -155,8 +160,8 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     for i, (folder, seed, path) in enumerate(models, 1):
         # the table comes at the end; on a large test set each model takes a while
         print(f"evaluate: {folder} seed {seed} ({i} of {len(models)})", file=sys.stderr, flush=True)
-        _check_model_of_run(path, read_saved(path)["spec"], dm, graph)
         model, record = load_child(path)
+        _check_model_of_run(path, record["spec"], dm, graph)
         seed_file = path.parent.parent / f"seed_{seed}.json"
         recorded = seed_record(seed_file) if seed_file.exists() else None
         saved = record["evaluation"]

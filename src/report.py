@@ -146,6 +146,8 @@ def find_runs(roots: list[str | Path]) -> list[Path]:
     """The run directories at or under ``roots``, in natural path order, each once."""
     found: set[Path] = set()
     for root in map(Path, roots):
+        if root.is_file():
+            raise AutoAttendError(f"{root}: a file; give the run directory (or a folder of them) instead")
         if not root.is_dir():
             raise AutoAttendError(f"{root}: no such directory (expected a run directory or a folder of them)")
         found.update(p.parent.resolve() for p in root.rglob(SETTINGS_FILE))
@@ -230,14 +232,17 @@ def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]
     (keys added to the code since then are absent, and not counted as differences); the entry
     point from its ``summary`` (a retrain's names its ``arch``)."""
     import yaml
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from src.pipeline.run_settings import run_settings
 
     config = path / ".hydra" / "config.yaml"
     try:
-        return run_settings(OmegaConf.load(config), "retrain" if "arch" in summary else "search")
+        composed = OmegaConf.load(config)
+        if not isinstance(composed, DictConfig) or "task" not in composed:
+            raise ValueError("not a mapping with the task's settings")
+        return run_settings(composed, "retrain" if "arch" in summary else "search")
     except (OmegaConfBaseException, ValueError, yaml.YAMLError) as exc:
         raise AutoAttendError(f"{config}: cannot be read as a run's config ({str(exc).splitlines()[0]})") from None
 
@@ -485,7 +490,8 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
     if not runs:
         raise AutoAttendError(f"no readable run directory under {', '.join(map(str, roots))}: "
                               + "; ".join(error for _, error in (unreadable or [])))
-    unknown = [k for k in over if not any(k in run.settings for run in runs)]
+    # the default (seed) is not the user's word: runs without it are simply not folded
+    unknown = [k for k in over if k not in DEFAULT_OVER and not any(k in run.settings for run in runs)]
     if unknown:
         raise AutoAttendError(f"--over {','.join(unknown)}: no run has such a setting (dotted keys of "
                               f"{SETTINGS_FILE}, e.g. seed or space.sharing)")
@@ -551,6 +557,9 @@ def _write_outputs(outputs: dict[str, tuple[str, Any]]) -> None:
             try:
                 tmp = stack.enter_context(atomic_target(path))
                 tmp.write_text(content(), encoding="utf-8")
+            except (FileExistsError, NotADirectoryError):  # creating its folder where a file is
+                raise AutoAttendError(f"{flag} {path}: cannot be written (a file stands where its folder "
+                                      "goes)") from None
             except OSError as exc:  # named by the path given, not the temporary file beside it
                 raise AutoAttendError(f"{flag} {path}: cannot be written ({exc.strerror})") from None
 

@@ -51,6 +51,17 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
         except (ValueError, KeyError, TypeError) as exc:
             raise AutoAttendError(f"{retrained}: unreadable as a retrain's results ({type(exc).__name__})") from None
         return arch, retrained, {k: record[k] for k in RECORDED_KEYS if k in record}
+    settings_file = path / "run_settings.json"
+    if path.is_dir() and not (path / "search").is_dir() and settings_file.is_file():
+        # a src.retrain run still training: its record of settings holds the architecture's content
+        try:
+            settings = json.loads(settings_file.read_text())
+            arch = Architecture.from_dict(settings["architecture"], source=str(settings_file))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AutoAttendError(f"{settings_file}: holds no architecture ({type(exc).__name__}); a search's run "
+                                  "directory holds search/best_arch.yaml once its search has finished") from None
+        hparams = settings.get("arch_hparams")
+        return arch, settings_file, {} if hparams is None else {"hparams": hparams}
     from src.pipeline.config import arch_file
 
     path = arch_file(spec, key=None)  # a command argument, not the arch= setting

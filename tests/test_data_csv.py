@@ -497,6 +497,15 @@ def test_missing_csv_message_lists_only_the_missing_file(tmp_path, monkeypatch):
     assert f"AUTOATTEND_DATA_DIR is {tmp_path}" in message
 
 
+def test_a_task_path_naming_a_file_says_to_give_its_folder(tmp_path):
+    """``task.path=.../train.csv`` said "CSV files not found (looked for .../train.csv/train.csv ...)"."""
+    train = tmp_path / "train.csv"
+    train.write_text('"1","a text"\n')
+    with pytest.raises(AutoAttendError, match=rf"^task agnews: task.path={train} is a file; give the folder holding "
+                                              "train.csv and test.csv"):
+        _dm(train, tmp_path / "cache", name="agnews", hub_name=None)
+
+
 # ------------------------------------------------------------------------------------ real data
 
 REAL = real_data_dir("ag_news_csv/test.csv")

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -794,24 +795,53 @@ def test_evaluate_on_a_damaged_run_config_is_one_line(damage, line, smoke_run, t
     assert err.startswith(f"error: {config}: ") and line in err, err
 
 
+def test_evaluate_blames_what_is_wrong_not_the_data_or_the_run_config(smoke_run, tiny_data, tmp_path, capsys):
+    """An override whose value does not resolve was blamed on the run's .hydra/config.yaml; a
+    hand-edited data.json ("classes": "two") on the data at paths.data_dir."""
+    from src.evaluate import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run[1], run_dir)
+    assert main([str(run_dir), "paths.data_dir=${oc.env:AUTOATTEND_NO_SUCH_VARIABLE}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: paths.data_dir=${oc.env:AUTOATTEND_NO_SUCH_VARIABLE}: ")
+    record = json.loads((run_dir / "data.json").read_text())
+    (run_dir / "data.json").write_text(json.dumps({**record, "classes": "two"}))
+    assert main([str(run_dir), f"paths.data_dir={tiny_data}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {run_dir / 'data.json'}: classes is two, not a record of the data (int); it records the data this "
+        "run directory was started on: restore it")
+
+
 def test_evaluate_names_a_kept_model_from_another_run(smoke_run, tiny_data, tmp_path, capsys):
     """A graph model copied into a text run (or a model of other classes or another vocabulary)
     gave an AttributeError or a matrix-shape traceback; an empty model.pt a message about mmap."""
     from src.evaluate import main
-    from src.models.saved import GRAPH_FORMAT
+    from src.models.graph import GraphNet
+    from src.models.saved import graph_child_spec, save_child, weights_of
 
-    for name, edit, line in [
-        ("graph", lambda spec: {**spec, "format": GRAPH_FORMAT, "in_dim": 1433},
-         "a graph model, in a run of a text task: the file is from another run"),
-        ("classes", lambda spec: {**spec, "num_classes": 7}, "a model of 7 classes, where the run's data have 2"),
-        ("vocabulary", lambda spec: {**spec, "embedding_shape": [10, spec["embedding_shape"][1]]},
-         "a model of 10 words in the vocabulary, where the run's data have"),
+    graph_arch = Architecture.from_dict({"layers": [{"kind": "add", "q_src": 0, "q_op": "gcn", "k_src": 0,
+                                                     "k_op": "zero"}]})
+    graph_model = GraphNet.child(1433, 7, graph_arch, hidden=16)
+    for name, line in [
+        ("graph", "a graph model, in a run of a text task: the file is from another run"),
+        ("classes", "a model of 7 classes, where the run's data have 2"),
+        ("vocabulary", "a model of 10 words in the vocabulary, where the run's data have"),
     ]:
         run_dir = tmp_path / name
         shutil.copytree(smoke_run[1], run_dir)
         model = run_dir / "retrain" / "seed_0" / "model.pt"
         record = torch.load(model, weights_only=True)
-        torch.save({**record, "spec": edit(record["spec"])}, model)
+        spec, weights = dict(record["spec"]), dict(record["state_dict"])
+        if name == "graph":
+            spec, weights = graph_child_spec(graph_arch, 1433, 7, hidden=16), weights_of(graph_model)
+        elif name == "classes":  # another task's head
+            spec["num_classes"] = 7
+            weights = {k: (torch.zeros(7, *v.shape[1:]) if k.startswith("classifier.") else v) for k, v in weights.items()}
+        else:  # another run's vocabulary
+            spec["embedding_shape"] = [10, spec["embedding_shape"][1]]
+            weights = {k: (v[:10] if k == "embedding.weight" else v) for k, v in weights.items()}
+        save_child(model, weights, spec, record["evaluation"])
         assert main([str(run_dir), f"paths.data_dir={tiny_data}"]) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {model}: {line}"), name
     model.write_bytes(b"")
@@ -879,8 +909,10 @@ def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypat
         (run_dir / "retrain" / f"seed_{seed}.json").write_text(json.dumps({"seed": seed, **recorded, "history": []}))
     now = {}
     monkeypatch.setattr(src.pipeline.common, "setup_hardware", lambda cfg: None)
-    monkeypatch.setattr(src.pipeline.common, "build_datamodule", lambda cfg: "dm")
-    monkeypatch.setattr(src.models.saved, "load_child", lambda path: (path, {"evaluation": dict(recorded)}))
+    dm = SimpleNamespace(num_classes=2, embeddings=torch.zeros(50, 4))
+    spec = {"format": src.models.saved.TEXT_FORMAT, "num_classes": 2, "embedding_shape": [50, 4]}
+    monkeypatch.setattr(src.pipeline.common, "build_datamodule", lambda cfg: dm)
+    monkeypatch.setattr(src.models.saved, "load_child", lambda path: (path, {"spec": spec, "evaluation": dict(recorded)}))
     monkeypatch.setattr(evaluate_module, "text_scores", lambda model, dm, batch_size: dict(now[model.parent.name]))
 
     now.update(seed_0={"val_acc": 42 / 60 + 1e-8, "test_acc": 39 / 60}, seed_1={"val_acc": 42 / 60, "test_acc": 39 / 60})

@@ -213,6 +213,14 @@ def test_a_run_from_before_run_settings_is_read_from_its_config(tmp_path):
     (old / ".hydra" / "config.yaml").write_text("seed: [unclosed\n")
     with pytest.raises(AutoAttendError, match=r"old/.hydra/config.yaml: cannot be read as a run's config"):
         report([tmp_path])
+    # emptied: one unreadable run, not "--over seed: no run has such a setting" (--over was not given)
+    (old / ".hydra" / "config.yaml").write_text("")
+    with pytest.raises(AutoAttendError, match=r"old/.hydra/config.yaml: cannot be read as a run's config \(not a "
+                                              r"mapping with the task's settings\)"):
+        report([old])
+    shutil.rmtree(tmp_path / "new")
+    (old / ".hydra" / "config.yaml").write_text("task:\n  name: sst2\n")  # a run without a seed
+    assert [r["run"] for r in rows(report([tmp_path])[0])] == ["old"]
 
 
 def test_sweep_jobs_in_numeric_order_and_each_run_once(tmp_path):
@@ -399,6 +407,12 @@ def test_main_reports_an_unwritable_output(tmp_path, capsys):
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "t.csv"), "--markdown", str(blocker / "r.md")]) == 2
     assert capsys.readouterr().err.startswith(f"error: --markdown {blocker / 'r.md'}: cannot be written (")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "file"]
+    assert main([str(tmp_path / "a"), "--markdown", str(blocker / "r.md")]) == 2
+    assert capsys.readouterr().err == (f"error: --markdown {blocker / 'r.md'}: cannot be written (a file stands where "
+                                       "its folder goes)\n")
+    assert main([str(tmp_path / "a" / "summary.json")]) == 2  # said "no such directory"
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'a' / 'summary.json'}: a file; give the run directory "
+                                       "(or a folder of them) instead\n")
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "t.csv"), "--markdown", str(tmp_path / "r.md")]) == 0
     assert "test mean" in (tmp_path / "t.csv").read_text() and "| a |" in (tmp_path / "r.md").read_text()
 

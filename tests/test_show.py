@@ -96,6 +96,17 @@ def test_a_retrain_run_directory_shows_the_architecture_it_retrained(tmp_path, c
     assert tuple(layers_from_table(table_rows(out))) == arch.layers and "hidden" in out
 
 
+def test_a_retrain_run_still_training_shows_the_architecture_it_retrains(tmp_path, capsys):
+    """Before its results.json exists the run's run_settings.json holds the architecture's content:
+    ``src.show`` said "a directory without search/best_arch.yaml (a search's run directory ...)"."""
+    arch = FunctionalSpace(2, ops=GRAPH_OPS).sample(random.Random(5))
+    (tmp_path / "run_settings.json").write_text(json.dumps({"entry": "retrain", "seed": 0, "architecture":
+                                                            arch.to_dict(), "arch_hparams": {"hidden": 32}}))
+    status, out, _ = run(capsys, str(tmp_path))
+    assert status == 0 and out.startswith(f"{tmp_path / 'run_settings.json'}: 2 layers of graph ops"), out
+    assert tuple(layers_from_table(table_rows(out))) == arch.layers and "hidden" in out
+
+
 def test_a_kept_model_shows_its_architecture_and_evaluation(tmp_path, capsys):
     from src.models.graph import GraphNet
     from src.models.saved import graph_child_spec, save_child, weights_of

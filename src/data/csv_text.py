@@ -232,6 +232,9 @@ class CSVTextDataModule(TextDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.name = str(name)
         self.path = Path(path).expanduser().resolve() if path is not None else None
+        if self.path is not None and self.path.is_file():  # looked for <file>/train.csv
+            raise AutoAttendError(f"task {name}: task.path={path} is a file; give the folder holding train.csv and "
+                                  "test.csv (and valid.csv or .tsv / .jsonl files of those names)")
         self.num_classes = int(num_classes)
         self.text_fields = None if text_fields is None else int(text_fields)
         self.label_base = int(label_base)

@@ -164,10 +164,33 @@ def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
     atomic_write_json(path, facts)
 
 
+# What data.json's facts are (src.pipeline.common.data_facts): a hand-edited record of another shape
+# was compared as it stood, and the data were blamed ("the data at paths.data_dir ... are not the run's")
+_DATA_FACT_TYPES = {"classes": "int", "vocabulary": "int", "vocabulary_sha256": "str", "labels_sha256": "str",
+                    "examples": "{str: int}", "features": "int", "train_graphs": "int", "nodes": "[int]",
+                    "edges": "[int]"}
+
+
+def _is_fact(value: Any, kind: str) -> bool:
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    return {"int": lambda: whole(value), "str": lambda: isinstance(value, str),
+            "{str: int}": lambda: isinstance(value, dict) and all(map(whole, value.values())),
+            "[int]": lambda: isinstance(value, list) and all(map(whole, value))}[kind]()
+
+
 def read_data_record(run_dir: Path) -> dict[str, Any] | None:
     """The run's ``data.json``, or ``None`` for a run started before runs recorded their data."""
     path = run_dir / DATA_FILE
-    return _read_record(path, "the data this run directory was started on") if path.exists() else None
+    if not path.exists():
+        return None
+    recorded = _read_record(path, "the data this run directory was started on")
+    for key, kind in _DATA_FACT_TYPES.items():
+        if key in recorded and not _is_fact(recorded[key], kind):
+            raise AutoAttendError(f"{path}: {key} is {_show(recorded[key])}, not a record of the data ({kind}); it "
+                                  "records the data this run directory was started on: restore it")
+    return recorded
 
 
 def _read_record(path: Path, what: str) -> dict[str, Any]:
