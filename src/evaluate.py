@@ -168,6 +168,11 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         if recorded is not None and recorded["step"] != saved["step"]:
             raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
                                   f"{recorded['step']} (the file is from another training)")
+        for key in ("val_acc", "test_acc"):  # what results.json averages is what the kept model scored
+            if recorded is not None and abs(float(recorded[key]) - float(saved[key])) > TOLERANCE:
+                raise AutoAttendError(f"{seed_file}: records {key} {recorded[key]}, while {path} scored "
+                                      f"{saved[key]} at the same step {saved['step']} (the record was edited, or is "
+                                      "from another training)")
         now = graph_scores(model, dm) if graph else text_scores(model, dm, eval_batch_size)
         row = {"folder": folder, "seed": seed, "step": saved["step"], "finished": recorded is not None,
                "val_recorded": saved["val_acc"], "val": now["val_acc"],

@@ -931,6 +931,13 @@ def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypat
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {run_dir / 'retrain' / 'seed_1' / 'model.pt'}: holds step 30, while seed_1.json selected step 20 "
         "(the file is from another training)")
+    # the same step, an edited score: results.json averages the record, src.evaluate checked only the model
+    (run_dir / "retrain" / "seed_1.json").write_text(json.dumps({"seed": 1, **recorded, "test_acc": 0.9}))
+    assert evaluate_module.main([str(run_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {run_dir / 'retrain' / 'seed_1.json'}: records test_acc 0.9, while "
+        f"{run_dir / 'retrain' / 'seed_1' / 'model.pt'} scored {39 / 60} at the same step 30 (the record was edited, "
+        "or is from another training)")
 
 
 def test_a_keyboard_interrupt_raised_in_code_ends_like_ctrl_c(tmp_path, capsys):
