@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, format_mean_std
+from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target, atomic_write_text
 
@@ -162,8 +162,8 @@ def _retrain_seeds(settings: dict[str, Any]) -> int:
     key = "graph.retrain.seeds" if settings.get("task.family") == "graph" else "retrain.seeds"
     value = settings.get(key) or 0
     if not isinstance(value, int):
-        raise AutoAttendError(f"{SETTINGS_FILE}: {key} is {value!r}, not a number of seeds; was the run directory "
-                              "edited by hand?")
+        raise AutoAttendError(f"the run's settings: {key} is {value!r}, not a number of seeds; was the run "
+                              "directory edited by hand?")
     return value
 
 
@@ -258,6 +258,7 @@ def load_run(path: Path) -> Run:
         settings = _read_json(path / SETTINGS_FILE)
         if not isinstance(settings, dict):
             raise AutoAttendError(f"{path / SETTINGS_FILE}: expected a JSON object of settings")
+        settings = canonical(settings)  # as a resume compares them: matmul_precision null is "highest"
     else:  # find_runs lists such a run only once it has finished
         settings = _settings_from_config(path, summary)
     if summary is not None:

@@ -52,3 +52,19 @@ def test_cpu_facts_reads_the_given_file_and_describe_names_family_model_and_flag
     assert facts["family"] == 25 and facts["model"] == 17
     assert describe(facts) == (f"AMD EPYC 9R14 (family 25, model 17; avx2 fma avx512f avx512_vnni avx512_bf16; "
                                f"torch {torch.backends.cpu.get_cpu_capability()})")
+
+
+def test_the_memory_limit_is_the_lowest_of_the_process_cgroup_and_those_above(tmp_path):
+    """The limit that bounds a process can sit on its own control group or any group above it;
+    only the cgroup root's file was read (none, in a container's nested group)."""
+    from src.utils.memory import _cgroup_limits
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "memory.max").write_text("1000\n")
+    (tmp_path / "a" / "b" / "memory.max").write_text("max\n")  # no limit of its own
+    (tmp_path / "memory.max").write_text("5000\n")
+    assert sorted(_cgroup_limits("0::/a/b\n", tmp_path)) == [1000, 5000]
+    (tmp_path / "memory" / "job").mkdir(parents=True)
+    (tmp_path / "memory" / "job" / "memory.limit_in_bytes").write_text("2000\n")
+    assert _cgroup_limits("4:memory:/job\n1:cpu:/\n", tmp_path) == [2000]
+    assert _cgroup_limits("1:cpu:/\n", tmp_path) == []

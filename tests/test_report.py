@@ -71,6 +71,16 @@ def test_settings_a_task_family_does_not_read_do_not_count(tmp_path):
     assert [r["graph.retrain.seeds"] for r in rows(per_run)] == ["3", "10", ""]  # empty for the text run
 
 
+def test_an_unset_matmul_precision_and_highest_are_one_setting(tmp_path):
+    """Runs recorded with hardware.matmul_precision null (hardware=auto, cpu) and "highest"
+    (hardware=gpu, or recorded since the two are one) compute the same: not a column, one group."""
+    write_run(tmp_path / "a", {**TEXT, "hardware.matmul_precision": None}, test=0.75)
+    write_run(tmp_path / "b", {**TEXT, "seed": 1, "hardware.matmul_precision": "highest"}, test=0.77)
+    per_run, folded = report([tmp_path])
+    assert not [h for h in per_run.header if "matmul" in h]
+    assert [r["runs"] for r in rows(folded)] == ["2"]
+
+
 def test_runs_that_differ_only_in_the_seed_are_folded(tmp_path):
     tests = {1: 0.74, 2: 0.76, 3: 0.81}
     for seed, test in tests.items():
@@ -336,7 +346,7 @@ def test_foreign_and_undecodable_records_do_not_stop_the_report(tmp_path, capsys
     assert main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"- `{garbled}`: {garbled / 'summary.json'}: not valid JSON (bytes that are not UTF-8)" in out
-    assert f"- `{unfinished}`: run_settings.json: retrain.seeds is 'two', not a number of seeds" in out
+    assert f"- `{unfinished}`: the run's settings: retrain.seeds is 'two', not a number of seeds" in out
 
 
 def test_the_sweep_report_files(tmp_path, capsys):

@@ -129,38 +129,66 @@ def test_worst_batch_positions_are_the_positions_the_encoder_runs_on(window):
 def test_a_batch_no_machine_of_this_memory_could_train_is_refused_before_training(tmp_path, monkeypatch):
     """``data.max_len=100000`` with windows was killed by the kernel at 24 GB minutes into the
     supernet, without a word: a training batch whose activations alone cannot fit in the machine's
-    memory is refused with the settings to lower, before any result is written."""
+    memory is refused with the settings to lower, before any result is written. The floor counts
+    what is computed: a recomputed stage keeps only each layer's input, a retrain only the layers
+    that reach the output, and a stage that will not run is not checked."""
     from types import SimpleNamespace
 
     import src.utils.memory
+    from src.pipeline import stages
     from src.pipeline.run import run_retrain, run_search
-    from src.pipeline.stages import ACTIVATION_BYTES_FLOOR, check_batch_memory
+    from src.pipeline.stages import ACTIVATION_BYTES_FLOOR, RECOMPUTE_BYTES_FLOOR, check_batch_memory
     from src.utils.errors import AutoAttendError
     from tests.helpers import write_tiny_sst
 
-    cfg = compose_config("search", ["+task=yahoo", "data.max_len=100000"])
+    cfg = compose_config("search", ["+task=yahoo", "data.max_len=100000", "hardware=cpu"])
     dm = SimpleNamespace(train_set=SimpleNamespace(lengths=torch.tensor([100_000] * 200 + [50] * 1000)))
-    need = 128 * 3124 * 64 * 24 * 64 * ACTIVATION_BYTES_FLOOR  # 128 documents of 3,124 windows
+    positions = 128 * 3124 * 64  # 128 documents of 3,124 windows
+    need = positions * 24 * 64 * ACTIVATION_BYTES_FLOOR
     monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: need)
     check_batch_memory(cfg, dm, {"supernet": (128, 24, 64)})  # exactly the floor: not refused
     monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: 24 * 2**30)
     with pytest.raises(AutoAttendError, match=r"^supernet.batch_size=128: a training batch of the longest documents "
                        r"\(data.max_len=100000, in windows of 64 every 32, 25,591,808 token positions\) needs at "
-                       r"least 585.8 GiB .* 24.0 GiB: lower data.max_len or supernet.batch_size$"):
+                       r"least 585.8 GiB .* 24.0 GiB: lower data.max_len or supernet.batch_size \(or set "
+                       r"supernet.recompute=true\)$"):
         check_batch_memory(cfg, dm, {"supernet": (128, 24, 64)})
+    recompute = compose_config("search", ["+task=yahoo", "data.max_len=100000", "hardware=cpu",
+                                          "supernet.recompute=true"])
+    monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: positions * 24 * 64 * RECOMPUTE_BYTES_FLOOR)
+    check_batch_memory(recompute, dm, {"supernet": (128, 24, 64)})
+    with pytest.raises(AutoAttendError, match=r"needs at least 147.6 GiB .* 146.4 GiB: lower data.max_len or supernet.batch_size$"):
+        check_batch_memory(recompute, dm, {"supernet": (129, 24, 64)})
     check_batch_memory(compose_config("search", ["+task=yahoo"]), SimpleNamespace(
         train_set=SimpleNamespace(lengths=torch.tensor([256] * 200))), {"supernet": (128, 24, 64)})  # the preset
 
     data = write_tiny_sst(tmp_path / "data")
     monkeypatch.setattr(src.utils.memory, "machine_memory_bytes", lambda: 1000)
-    for entry, name, extra in ((run_search, "search", []), (run_retrain, "retrain", ["arch=published_sst5"])):
-        run_dir = tmp_path / name
+    for entry, name, extra, line in (
+            (run_search, "search", [], "supernet.batch_size=32: "),
+            (run_retrain, "retrain", ["arch=published_sst5"], r"retrain.batch_size=32: .*\(5 layers x 16 channels\)")):
+        run_dir = tmp_path / name  # published_sst5: 5 of its 24 layers reach the output
         cfg = compose_config(name, ["+task=sst2", "budget=smoke", "hardware=cpu", f"paths.data_dir={data}",
                                     f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={run_dir}", *extra])
-        with pytest.raises(AutoAttendError, match=f"^{'supernet' if name == 'search' else 'retrain'}.batch_size=32: "):
+        with pytest.raises(AutoAttendError, match=f"^{line}"):
             entry(cfg)
         assert not (run_dir / "data.json").exists() and not (run_dir / "supernet").exists()
         assert not (run_dir / "retrain").exists()
+
+    checked = []
+
+    def record(cfg, dm, trains):
+        checked.append(sorted(trains))
+        raise AutoAttendError("checked")
+
+    monkeypatch.setattr(stages, "check_batch_memory", record)
+    for seeds in (2, 0):  # no retrain to run: its settings are not checked
+        cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", f"paths.data_dir={data}",
+                                        f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path / str(seeds)}",
+                                        f"retrain.seeds={seeds}"])
+        with pytest.raises(AutoAttendError, match="checked"):
+            run_search(cfg)
+    assert checked == [["retrain", "supernet"], ["supernet"]]
 
 
 # ------------------------------------------------------------------------------------ configs

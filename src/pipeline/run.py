@@ -26,6 +26,7 @@ from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch
                                  search_space, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
+from src.space import live_layers
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, machine_error, user_error_behind
 from src.utils.io import atomic_write_json
@@ -74,9 +75,10 @@ def run_search(cfg: DictConfig) -> dict:
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
         if not graph:
-            stages.check_batch_memory(cfg, dm, {
-                "supernet": (int(cfg.supernet.batch_size), space.num_layers, int(cfg.supernet.dim)),
-                "retrain": (int(cfg.retrain.batch_size), space.num_layers, int(cfg.retrain.dim))})
+            trains = {"supernet": (int(cfg.supernet.batch_size), space.num_layers, int(cfg.supernet.dim))}
+            if cfg.retrain.seeds > 0 or (cfg.get("ranking") and int(cfg.ranking.candidates) > 0):
+                trains["retrain"] = (int(cfg.retrain.batch_size), space.num_layers, int(cfg.retrain.dim))
+            stages.check_batch_memory(cfg, dm, trains)
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("supernet"):
@@ -142,8 +144,8 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
-        if not graph:
-            stages.check_batch_memory(cfg, dm, {"retrain": (int(cfg.retrain.batch_size), len(arch),
+        if not graph:  # the layers that reach the output: the others are not computed
+            stages.check_batch_memory(cfg, dm, {"retrain": (int(cfg.retrain.batch_size), sum(live_layers(arch)),
                                                             int(cfg.retrain.dim))})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)

@@ -47,7 +47,7 @@ UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("gr
 SAME_VALUE = {"hardware.matmul_precision": (None, "highest")}
 
 
-def _canonical(settings: dict[str, Any]) -> dict[str, Any]:
+def canonical(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with each :data:`SAME_VALUE` key's equivalent value written one way."""
     return {key: SAME_VALUE[key][1] if key in SAME_VALUE and value == SAME_VALUE[key][0] else value
             for key, value in settings.items()}
@@ -72,7 +72,7 @@ def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict
     """The settings that determine a run's results: the resolved config without the keys in
     :data:`MAY_CHANGE`, the entry point's name and ``extra`` (e.g. the architecture's content)."""
     tree = OmegaConf.to_container(cfg, resolve=True)
-    settings = _canonical({k: v for k, v in flatten(tree).items() if not may_change(k)})
+    settings = canonical({k: v for k, v in flatten(tree).items() if not may_change(k)})
     settings["entry"] = entry
     for key, value in (extra or {}).items():
         settings[key] = value
@@ -117,7 +117,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
     settings = json.loads(json.dumps(settings, default=str))
     if path.exists() and has_results(run_dir):
-        recorded = _canonical(_read_record(path, "the settings this run directory was started with"))
+        recorded = canonical(_read_record(path, "the settings this run directory was started with"))
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")

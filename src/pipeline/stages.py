@@ -52,34 +52,41 @@ def window_args(cfg: DictConfig) -> dict:
 # Bytes autograd keeps per token position, layer and channel while training, at the least: four
 # float32 (B, T, D) tensors a layer. Measured 36-64 over six sampled paper-supernet architectures
 # (experiments/bench/activation_bytes.py), so a batch this refuses needs at least twice what it states.
+# With `recompute` only each layer's input is kept (one tensor, 4 bytes) and the layer runs again in backward.
 ACTIVATION_BYTES_FLOOR = 16
+RECOMPUTE_BYTES_FLOOR = 4
 
 
 def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, tuple[int, int, int]]) -> None:
-    """Refuse, before any training, a batch no machine of this memory can train: ``trains`` maps a
-    stage's settings node (``supernet``, ``retrain``) to its ``(batch size, layers, channels)``. The
-    costliest batch (the longest training sequences, cut to ``data.max_len``, in sliding windows
-    when ``data.window`` is set) times :data:`ACTIVATION_BYTES_FLOOR` per position, layer and
-    channel is a floor of one architecture's activations; ``data.max_len=100000`` with windows was
-    killed by the kernel at 24 GB, after minutes and without a word."""
+    """Refuse, before any training on the CPU, a batch no machine of this memory can train: ``trains``
+    maps a stage's settings node (``supernet``, ``retrain``) to its ``(batch size, layers computed,
+    channels)``. The costliest batch (the longest training sequences, cut to ``data.max_len``, in
+    sliding windows when ``data.window`` is set) times :data:`ACTIVATION_BYTES_FLOOR` (with the node's
+    ``recompute``: :data:`RECOMPUTE_BYTES_FLOOR`) per position, layer and channel is a floor of one
+    architecture's activations; ``data.max_len=100000`` with windows was killed by the kernel at 24 GB,
+    after minutes and without a word. On a GPU the host's memory is not what bounds a batch."""
     from src.models.text import worst_batch_positions
     from src.utils.memory import machine_memory_bytes
 
+    if device_of(cfg).type != "cpu":
+        return
     total = machine_memory_bytes()
     lengths = getattr(dm.train_set, "lengths", None)
     if total is None or lengths is None:
         return
     window, stride = window_args(cfg)["window"], window_args(cfg)["stride"]
     for node, (batch_size, layers, channels) in trains.items():
+        recompute = bool(cfg[node].get("recompute", False))
         positions = worst_batch_positions(lengths, batch_size, window, stride)
-        need = positions * layers * channels * ACTIVATION_BYTES_FLOOR
+        need = positions * layers * channels * (RECOMPUTE_BYTES_FLOOR if recompute else ACTIVATION_BYTES_FLOOR)
         if need > total:
             cut = f"in windows of {window} every {stride}, " if window is not None else ""
+            lower = f"data.max_len or {node}.batch_size" + ("" if recompute else f" (or set {node}.recompute=true)")
             raise AutoAttendError(
                 f"{node}.batch_size={batch_size}: a training batch of the longest documents (data.max_len="
                 f"{cfg.data.max_len}, {cut}{positions:,} token positions) needs at least {need / 2**30:,.1f} GiB "
                 f"for one architecture's activations ({layers} layers x {channels} channels), more than this "
-                f"machine's {total / 2**30:,.1f} GiB: lower data.max_len or {node}.batch_size")
+                f"machine's {total / 2**30:,.1f} GiB: lower {lower}")
 
 
 def subset_or_task_default(value: int | None, cfg: DictConfig, task_key: str) -> int | None:
