@@ -86,7 +86,8 @@ def settings_of_the_run(run_dir: Path):
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
         raise AutoAttendError(f"{run_dir / '.hydra' / 'config.yaml'}: {key}: missing or not a valid setting "
-                              f"({str(exc).splitlines()[0]}); restore the file from the run's command") from None
+                              f"({str(exc).splitlines()[0]}); if the file was edited, restore it from the run's "
+                              "command") from None
 
 
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:

@@ -222,7 +222,8 @@ def read_texts(path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected a UTF-8 text file, "
                               "one text per line") from None
-    lines = text.removeprefix("\ufeff").split("\n")  # text mode has made \r\n and \r into \n
+    # a file read in text mode has \r\n and \r made into \n already; standard input has not
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)

@@ -368,6 +368,29 @@ def test_an_architecture_file_key_no_reader_knows_is_refused(edit, line, tmp_pat
         proc.stderr[-2000:])
 
 
+
+def test_an_architecture_file_for_a_named_task_or_a_results_record_is_accepted():
+    """A ``task_arch`` entry for the run's own task name (``+task=csv task.name=reviews``), and a
+    retrain's ``results.json`` given as ``arch=`` (its ``arch`` and the record's other keys), are
+    read as before the key check existed."""
+    import json
+    import tempfile
+
+    from src.pipeline.config import resolve_arch
+
+    with tempfile.TemporaryDirectory() as folder:
+        own = Path(folder) / "own.yaml"
+        own.write_text("arch:\n  layers:\n    - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n"
+                       "task_arch:\n  reviews:\n    layers:\n      - {kind: add, q_src: 0, q_op: gru, k_src: 0, k_op: zero}\n")
+        assert resolve_arch(str(own), "reviews")[0].q_op == "gru"
+        with pytest.raises(AutoAttendError, match="task_arch.reviews: no such task"):
+            resolve_arch(str(own), "sst2")
+        arch = resolve_arch(str(own))
+        results = Path(folder) / "results.json"
+        results.write_text(json.dumps({"arch": arch.to_dict(), "test_acc_mean": 0.8, "per_seed": [], "seeds": [0]}))
+        assert resolve_arch(str(results), "sst2") == arch
+
+
 def test_the_builtin_graph_architectures_pass():
     for name in ("gat", "gcn"):
         for task in ("cora", "citeseer", "pubmed", "ppi"):
@@ -518,6 +541,12 @@ def test_the_table_commands_say_a_refused_file_in_one_line(capsys):
         assert capsys.readouterr().err.startswith(f"error: /data/x: refused; {hint}")
     with pytest.raises(FileNotFoundError):
         exit_status_of(refused(errno.ENOENT))
+
+    def nameless():
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # madvise, say: no file to mend
+
+    with pytest.raises(PermissionError):
+        exit_status_of(nameless)
     try:
         try:
             raise PermissionError(errno.EACCES, "Permission denied", "/cache/y")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import subprocess
 import sys
 
@@ -14,7 +15,6 @@ from src.bench_data import write_zhang_csv
 from src.data.csv_text import CSVTextDataModule
 from src.data.raw_text import TextEncoder, ptb_tokenize
 from src.data.sst import SSTDataModule
-from src.utils.errors import AutoAttendError
 from src.data.text import PAD, UNK, UNK_ID
 from src.utils.errors import AutoAttendError
 from tests.helpers import ROOT, real_data_dir, write_tiny_sst
@@ -290,7 +290,7 @@ def test_texts_file_trailing_blank_lines_are_dropped_a_blank_between_texts_is_na
 
 
 
-def test_texts_file_lines_are_its_newlines_and_a_byte_order_mark_is_not_text(tmp_path):
+def test_texts_file_lines_are_its_newlines_and_a_byte_order_mark_is_not_text(tmp_path, monkeypatch):
     """A U+2028 or U+0085 inside a line made two rows of one line (``str.splitlines``), so the
     output no longer matched the file's lines; Notepad's byte-order mark was read as part of the
     first text (one more unknown word, other probabilities)."""
@@ -299,3 +299,5 @@ def test_texts_file_lines_are_its_newlines_and_a_byte_order_mark_is_not_text(tmp
     path = tmp_path / "texts.txt"
     path.write_bytes("\ufeffgood film\r\nsaid \u2028 twice\x85 and \x0c more\nlast\n".encode("utf-8"))
     assert read_texts(str(path)) == ["good film", "said \u2028 twice\x85 and \x0c more", "last"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("good film\r\nbad\rfilm\r\n"))  # stdin keeps its \r
+    assert read_texts("-") == ["good film", "bad", "film"]

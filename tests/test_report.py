@@ -413,7 +413,7 @@ def test_main_reports_an_unwritable_output(tmp_path, capsys):
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "r"), "--markdown", str(tmp_path / "." / "r")]) == 2
     assert capsys.readouterr().err == f"error: --csv and --markdown name the same file, {tmp_path / 'r'}: give two\n"
     assert not (tmp_path / "r").exists()
-    # a markdown file that cannot be written left the CSV written, and the command failed
+    # a markdown file that cannot be written: no CSV either (it was left written while the command failed)
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "t.csv"), "--markdown", str(blocker / "r.md")]) == 2
     assert capsys.readouterr().err.startswith(f"error: --markdown {blocker / 'r.md'}: cannot be written (")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "file"]

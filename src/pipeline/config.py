@@ -137,15 +137,20 @@ ARCH_FILE_KEYS = ("layers", "arch", "hparams", "task_hparams", "task_arch", "val
                   "rerank_val_acc")
 
 
-def _check_arch_file_keys(path: Path, data) -> None:
+def _check_arch_file_keys(path: Path, data, task: str | None) -> None:
     """Refuse a top-level key no reader knows (``hparam:`` for ``hparams:`` ran the HPO instead of the
-    file's settings, in silence) and a ``task_hparams`` / ``task_arch`` entry for no task (``Cora:``)."""
-    if not isinstance(data, dict):
+    file's settings, in silence) and a ``task_hparams`` / ``task_arch`` entry for no task (``Cora:``;
+    the tasks are the presets and ``task``, the run's own name, e.g. ``+task=csv task.name=reviews``;
+    not checked without a task).
+    A retrain's ``results.json`` (read for its ``arch``) is a record of its own, not checked."""
+    if not isinstance(data, dict) or "per_seed" in data:
         return
     unknown = sorted(set(data) - set(ARCH_FILE_KEYS), key=str)
     if unknown:
         raise AutoAttendError(f"{path}: unknown top-level key {unknown[0]!r}; expected some of {', '.join(ARCH_FILE_KEYS)}")
-    tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+    if task is None:  # no run to read it for: which task names a file may carry is the run's question
+        return
+    tasks = sorted({p.stem for p in (CONF_DIR / "task").glob("*.yaml")} | {task})
     for key in ("task_hparams", "task_arch"):
         per_task = data.get(key)
         if isinstance(per_task, dict):
@@ -161,7 +166,7 @@ def resolve_arch(spec: str, task: str | None = None) -> Architecture:
     path = arch_file(spec)
     arch = Architecture.load(path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
-    _check_arch_file_keys(path, data)
+    _check_arch_file_keys(path, data, task)
     if task is None:
         return arch
     per_task = data.get("task_arch") if isinstance(data, dict) else None

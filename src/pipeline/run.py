@@ -469,7 +469,7 @@ def _claim_job_folder(run_dir: Path) -> None:
     if earlier != overrides:
         raise AutoAttendError(f"this job ({overrides}) has the folder of an earlier job of the sweep ({earlier}), "
                               f"{run_dir}: they differ only in settings left out of job folder names, which do not "
-                              "change results (src/pipeline/run_settings.py MAY_CHANGE); "
+                              "change results (src/pipeline/run_settings.py MAY_CHANGE, and the hardware group); "
                               "sweep those in separate multiruns, each with its own hydra.sweep.dir")
 
 

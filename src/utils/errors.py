@@ -33,8 +33,8 @@ class InvalidArchitectureError(AutoAttendError):
 
 
 # What the machine refuses rather than what the code gets wrong: said in one line, as a user error
-_PERMISSIONS = ("check its permissions for the user running this, or point paths.data_dir / paths.cache_dir / "
-                "paths.output_dir (hydra.run.dir) elsewhere")
+_PERMISSIONS = ("check its permissions for the user running this, or (a run's data, cache or output) point "
+                "paths.data_dir / paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere")
 _MACHINE_ERRORS = {
     errno.EACCES: _PERMISSIONS,
     errno.EPERM: _PERMISSIONS,
@@ -45,11 +45,11 @@ _MACHINE_ERRORS = {
 
 
 def machine_error(err: BaseException) -> AutoAttendError | None:
-    """A permission, read-only or full-disk ``OSError`` as one line naming the file, else ``None``."""
-    if not isinstance(err, OSError) or err.errno not in _MACHINE_ERRORS:
+    """A permission, read-only or full-disk ``OSError`` about a named file as one line naming it,
+    else ``None`` (one without a file name is not the user's to mend: its traceback stays)."""
+    if not isinstance(err, OSError) or err.errno not in _MACHINE_ERRORS or err.filename is None:
         return None
-    where = err.filename if err.filename is not None else "a file"
-    return AutoAttendError(f"{where}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
+    return AutoAttendError(f"{err.filename}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
 
 
 def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
