@@ -416,6 +416,9 @@ class GraphNet(nn.Module):
     def supernet(cls, in_dim: int, num_classes: int, space: FunctionalSpace, hidden: int = 64, heads: int = 8,
                  dropout: float = 0.7, attn_dropout: float = 0.0, act: str = "tanh", sharing: str = "full",
                  sgc_k: int = 2, act_at: str = "layer", attn_self_loops: bool = True) -> "GraphNet":
+        """The weight-sharing supernet over ``space``: a stem (features (N, in_dim) -> node 0 (N,
+        hidden)), every op module a context can reach under ``sharing``, a linear readout to
+        ``num_classes``; its forward takes an architecture."""
         widths = layer_widths(space.num_layers, in_dim, hidden, num_classes, "linear", stem=True)
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, sharing,
                                graph_supernet_op_keys(space, sharing), sgc_k, act_at=act_at,

@@ -44,7 +44,8 @@ class Stem(nn.Module):
         return self.dropout(self.pre_dropout(emb, mask), mask=mask)
 
     def pre_dropout(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Everything but the dropout: deterministic, so one computation serves many architectures."""
+        """Word vectors ``emb`` (B, T, E), ``mask`` (B, T) -> the stem's output (B, T, D), everything but
+        the dropout: deterministic, so one computation serves many architectures."""
         return torch.relu(zero_padded(linear(self.norm(emb), self.proj.weight, self.proj.bias), mask))
 
 
