@@ -218,15 +218,15 @@ def cli(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None
 
 
 def cli_interrupted_once(path: Path, module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path,
-                         wait: float = 240) -> subprocess.CompletedProcess:
-    """Start :func:`cli_command`, press Ctrl-C (SIGINT) as soon as ``path`` exists (or the command
-    ended, or ``wait`` seconds passed) and return the finished process with its output as text."""
+                         wait: float = 240, signum: int = signal.SIGINT) -> subprocess.CompletedProcess:
+    """Start :func:`cli_command`, press Ctrl-C (``signum``: SIGINT) as soon as ``path`` exists (or the
+    command ended, or ``wait`` seconds passed) and return the finished process with its output as text."""
     command = cli_command(module, *args, data_dir=data_dir, tmp=tmp, run_dir=run_dir)
     with subprocess.Popen(**command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         deadline = time.monotonic() + wait
         while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 

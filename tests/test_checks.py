@@ -230,6 +230,24 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
 
 
+@pytest.mark.parametrize("left", ["retrain/seed_0/last.ckpt", "ranking/rank_3/seed_3000.json",
+                                  "ranking/rank_3/seed_3000/last.ckpt", "ranking/rank_3/result.json"])
+def test_a_stop_inside_a_retrain_seed_or_the_ranking_keeps_the_settings(left, tmp_path):
+    """A src.retrain stopped inside its first seed leaves only that seed's checkpoint: a re-run with
+    retrain.lr=0.002 was accepted, resumed the seed from it under the new rate and reported the
+    two settings' seeds as one run (and dropped the stopped invocation's time)."""
+    base = compose_config("retrain", ["+task=sst2", "budget=smoke", "arch=published_sst5"])
+    check_run_settings(tmp_path, run_settings(base, "retrain"))
+    (tmp_path / left).parent.mkdir(parents=True)
+    (tmp_path / left).write_text("")
+    (tmp_path / "timing.json").write_text('{"seconds": {"retrain": 5.0}, "invocations": 1}')
+    changed = compose_config("retrain", ["+task=sst2", "budget=smoke", "arch=published_sst5", "retrain.lr=0.002"])
+    with pytest.raises(AutoAttendError, match=r"retrain.lr: 0.0005 -> 0.002"):
+        check_run_settings(tmp_path, run_settings(changed, "retrain"))
+    assert check_run_settings(tmp_path, run_settings(base, "retrain")) == []
+    assert (tmp_path / "timing.json").exists()  # the stopped invocation's time is kept
+
+
 def test_a_run_started_on_cpu_resumes_with_hardware_gpu_which_names_the_same_precision(tmp_path):
     """hardware=auto and cpu leave hardware.matmul_precision unset, which is torch's "highest";
     hardware=gpu names "highest": the README says the accelerator may change on resume, but the

@@ -234,8 +234,15 @@ def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_
     assert cli("src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=straight).returncode == 0
     ckpt = stopped / "retrain" / "seed_0" / "last.ckpt"
     args = (*args, f"retrain.checkpoint_every_min={every_min}")
-    proc = cli_interrupted_once(ckpt, "src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped)
-    assert proc.returncode == 130, proc.stderr[-3000:]
+    # with 0, a SIGTERM (a scheduler's stop): Lightning's "Received SIGTERM: 15" line came before ours
+    signum = signal.SIGTERM if every_min == "0" else signal.SIGINT
+    proc = cli_interrupted_once(ckpt, "src.retrain", *args, data_dir=tiny_data, tmp=tmp_path, run_dir=stopped,
+                                signum=signum)
+    assert proc.returncode == 128 + signum, proc.stderr[-3000:]
+    assert [line for line in proc.stderr.splitlines() if "SIGTERM" in line or "interrupted" in line] == [
+        f"interrupted{' (SIGTERM)' if signum == signal.SIGTERM else ''}: what finished is kept in {stopped}; run the "
+        f"same command with hydra.run.dir={stopped} to resume"]
+    assert "Received SIGTERM" not in proc.stdout + (stopped / "retrain.log").read_text()
     assert not (stopped / "retrain" / "seed_0.json").exists()
     stopped_at = torch.load(ckpt, weights_only=False)["global_step"]
     # 10 batches an epoch, an evaluation every 4 steps; the Ctrl-C comes once the first save exists

@@ -37,9 +37,10 @@ log = logging.getLogger("src")
 def _quiet_lightning() -> None:
     """Keep the run log about the run: no accelerator banners, tips or known-harmless warnings."""
     # torch's fake-tensor cache statistics are logged at INFO when the process exits (after an
-    # interrupted run's last line)
+    # interrupted run's last line); Lightning's "Received SIGTERM: 15" came before our one line
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.rank_zero", "torch._subclasses.fake_tensor"):
+                 "lightning.fabric.utilities.rank_zero", "torch._subclasses.fake_tensor",
+                 "lightning.pytorch.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")

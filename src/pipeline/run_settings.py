@@ -91,8 +91,11 @@ def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], abs
 
 # What a resumed stage would reuse: while none of these exists, a run that stopped early (a bad
 # value, missing data) left nothing to mix, and a re-run with corrected settings starts afresh.
-RESUMABLE = ("supernet/last.ckpt", "search/state.json", "retrain/seed_*.json", "retrain/hpo.json",
-             "baselines/*/seed_*.json", "search/rerank.json")
+# A retrain seed's (or a ranking candidate's) mid-training checkpoint counts: a re-run with another
+# retrain.lr resumed seed 0 from it under the new settings, mixing the two in one summary.
+RESUMABLE = ("supernet/last.ckpt", "search/state.json", "retrain/seed_*.json", "retrain/seed_*/last.ckpt",
+             "retrain/hpo.json", "baselines/*/seed_*.json", "search/rerank.json", "ranking/rank_*/result.json",
+             "ranking/rank_*/seed_*.json", "ranking/rank_*/seed_*/last.ckpt")
 
 
 def has_results(run_dir: Path) -> bool:
