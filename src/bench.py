@@ -56,7 +56,7 @@ from src.models.text import TextClassifier
 from src.pipeline.checks import check_bench_config
 from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
-from src.pipeline.run import exit_quietly_on_a_late_stop, hydra_entry
+from src.pipeline.run import exit_after_the_run, hydra_entry
 from src.space import FunctionalSpace
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
@@ -289,4 +289,4 @@ def run_bench(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     hydra_entry(main)
-    exit_quietly_on_a_late_stop()
+    exit_after_the_run()

@@ -1059,8 +1059,9 @@ def test_a_stop_outside_any_job_ends_with_the_interrupted_line(tmp_path, signum,
 
         run.hydra_entry(main)
         if {phase!r} == "process exit":
-            run.exit_quietly_on_a_late_stop()
-            stop()
+            import atexit
+            atexit.register(stop)  # the stop comes while the process ends
+            run.exit_after_the_run()
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     by = " (SIGTERM)" if signum == signal.SIGTERM else ""
@@ -1142,6 +1143,33 @@ def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"interrupted (SIGTERM): what finished is kept in {tmp_path}; run the same command with "
         f"hydra.run.dir={tmp_path} to resume"]
+
+
+def test_the_process_ends_after_the_run_as_a_normal_exit_would(tmp_path):
+    """``exit_after_the_run`` ends the process itself (Python's shutdown put the default handlers
+    back before tearing torch down, so a SIGTERM in that second killed it with no word): status 0,
+    output flushed, ``atexit`` functions and other threads run to their end."""
+    import sys
+    import textwrap
+
+    from tests.helpers import ROOT
+
+    marker = tmp_path / "marker"
+    script = textwrap.dedent(f"""
+        import atexit, sys, threading, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from src.pipeline import run
+
+        atexit.register(lambda: Path({str(marker)!r}).write_text(Path({str(marker)!r}).read_text() + "atexit"))
+        threading.Thread(target=lambda: (time.sleep(0.5), Path({str(marker)!r}).write_text("thread,"))).start()
+        print("the run's last line", end="")  # no newline: flushed by the exit, not by print
+        run.exit_after_the_run()
+        print("never")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "the run's last line" and done.stderr == "", done.stderr[-2000:]
+    assert marker.read_text() == "thread,atexit"
 
 
 def test_a_single_run_that_returned_is_remembered_for_a_stop_during_teardown(tmp_path):

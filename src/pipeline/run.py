@@ -7,15 +7,17 @@ second; the stages are imported once the config has passed (about 10 s on two co
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import re
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -442,12 +444,15 @@ _job_folders: dict[str, str] = {}  # run folder -> overrides of the multirun job
 _outside_signals: list[int] = []  # SIGINT / SIGTERM that came while no job's handler was installed
 
 
-def exit_quietly_on_a_late_stop() -> None:
-    """For an entry point's process once :func:`hydra_entry` has returned (the run finished and
-    reported): a Ctrl-C or SIGTERM in the second the interpreter then takes to exit gave an
-    "Exception ignored in atexit callback ... KeyboardInterrupt" message and status 0, or status
-    143 with no word; now one ``interrupted:`` line saying the run had finished, and 128 + the
-    signal's number. Not for a process that goes on (tests call :func:`hydra_entry` in-process)."""
+def exit_after_the_run() -> NoReturn:
+    """End an entry point's process once :func:`hydra_entry` has returned (the run finished and
+    reported), with status 0; a Ctrl-C or SIGTERM meanwhile is one ``interrupted:`` line saying the
+    run had finished, and 128 + the signal's number. What a normal exit does that matters is done
+    here (other threads joined, ``atexit`` functions run, output flushed), then ``os._exit``:
+    Python's own shutdown puts the default signal handlers back before it tears torch and Lightning
+    down (about 0.65 s), so a signal then killed the process with no word (status -15), and before
+    that gave "Exception ignored in atexit callback ... KeyboardInterrupt" and status 0. Not for a
+    process that goes on (tests call :func:`hydra_entry` in-process)."""
 
     def late(signum, frame):
         kept = f": its results are in {_finished_runs[-1]}" if _finished_runs else ""
@@ -457,6 +462,13 @@ def exit_quietly_on_a_late_stop() -> None:
         os._exit(128 + int(signum))
 
     interrupt.install(late)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # logging's flush among them; the interpreter would run them next
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _claim_job_folder(run_dir: Path) -> None:
