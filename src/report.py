@@ -208,23 +208,40 @@ def _record(path: Path) -> dict:
 
 
 def _ranking_state(path: Path) -> str:
-    """``ranking 5/24 candidates``: the candidates the stopped ranking stage has trained from scratch
-    (a graph candidate's ``result.json``, a text candidate's ``seed_<s>.json`` for every seed) of
-    those it picks (``ranking.candidates``, at most the search's distinct architectures); the
-    settings come from the run's ``.hydra/config.yaml`` (``run_settings.json`` leaves out ``ranking.*``,
-    which a resume may change)."""
+    """``ranking 5/24 candidates`` (:func:`_ranking_progress`), or ``ranking unfinished`` where its
+    records cannot tell."""
+    progress = _ranking_progress(path)
+    return "ranking unfinished" if progress is None else f"ranking {progress[0]}/{progress[1]} candidates"
+
+
+def _ranking_progress(path: Path) -> tuple[int, int] | None:
+    """``(done, picked)``: of the candidates the ranking stage picks with the run's settings
+    (:func:`src.pipeline.ranking_plan.picked_ranks` over the search's distinct architectures), those
+    trained from scratch with every one of its seeds (a graph candidate's ``result.json`` with those
+    seeds, a text candidate's ``seed_<s>.json`` each); candidates of an earlier ``ranking.candidates``
+    do not count. The settings come from the run's ``.hydra/config.yaml`` (``run_settings.json`` leaves
+    out ``ranking.*``, which a resume may change); ``None`` where the records cannot tell."""
     import yaml
 
+    from src.pipeline.ranking_plan import picked_ranks, ranking_seeds
+
     try:
-        k = yaml.safe_load((path / ".hydra" / "config.yaml").read_text())["ranking"]
-        wanted, seeds = int(k["candidates"]), int(k["seeds"])
+        config = yaml.safe_load((path / ".hydra" / "config.yaml").read_text())
+        k = config["ranking"]
+        wanted, seeds = int(k["candidates"]), ranking_seeds(config["seed"], k["seeds"])
         with open(path / "search" / "population.jsonl") as f:
             distinct = len({json.dumps(json.loads(line)["arch"], sort_keys=True) for line in f if line.strip()})
     except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
-        return "ranking unfinished"
-    done = sum((folder / "result.json").exists() or len(list(folder.glob("seed_*.json"))) >= seeds
-               for folder in (path / "ranking").glob("rank_*") if folder.is_dir())
-    return f"ranking {done}/{min(wanted, distinct)} candidates"
+        return None
+    picked = picked_ranks(distinct, wanted)
+
+    def trained(rank: int) -> bool:
+        folder = path / "ranking" / f"rank_{rank}"
+        if (folder / "result.json").exists():
+            return _record(folder / "result.json").get("seeds") == seeds
+        return all((folder / f"seed_{seed}.json").exists() for seed in seeds)
+
+    return sum(map(trained, picked)), len(picked)
 
 
 def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
@@ -262,6 +279,10 @@ def load_run(path: Path) -> Run:
     else:  # find_runs lists such a run only once it has finished
         settings = _settings_from_config(path, summary)
     if summary is not None:
+        # a ranking stage added to the finished run, stopped: its summary is the earlier invocation's
+        progress = _ranking_progress(path) if (path / "ranking").is_dir() else None
+        if progress is not None and progress[0] < progress[1]:
+            return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates")
         return Run(path, settings, summary)
     return Run(path, settings, None, state=_state(path, settings), partial=_partial(path))
 

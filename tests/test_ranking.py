@@ -11,7 +11,8 @@ import torch
 from torchmetrics.functional import spearman_corrcoef
 
 from src.pipeline import ranking
-from src.pipeline.ranking import distinct_ranked, evenly_spaced, rank_correlations, spearman_interval
+from src.pipeline.ranking import distinct_ranked, rank_correlations, spearman_interval
+from src.pipeline.ranking_plan import evenly_spaced
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from tests.conftest import compose_config

@@ -131,7 +131,7 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     (run / "ranking" / "rank_1" / "seed_3000").mkdir(parents=True)
     assert load_run(run).state == "ranking unfinished"  # no config to say how many
     (run / ".hydra").mkdir()
-    (run / ".hydra" / "config.yaml").write_text("ranking:\n  candidates: 5\n  seeds: 2\n")
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\nranking:\n  candidates: 5\n  seeds: 2\n")
     archs = [{"layers": [[i]]} for i in (1, 2, 3, 1, 4)]
     (run / "search" / "population.jsonl").write_text("".join(json.dumps({"arch": a, "score": 0.5}) + "\n"
                                                              for a in archs))
@@ -139,8 +139,21 @@ def test_an_unfinished_run_says_where_it_stopped(tmp_path):
     assert load_run(run).state == "ranking 0/4 candidates"  # one seed of two
     (run / "ranking" / "rank_1" / "seed_3001.json").write_text("{}")
     (run / "ranking" / "rank_3").mkdir()
-    (run / "ranking" / "rank_3" / "result.json").write_text("{}")  # a graph candidate's record
+    (run / "ranking" / "rank_3" / "result.json").write_text(  # a graph candidate's record
+        json.dumps({"val_per_seed": [0.5, 0.6], "seeds": [3000, 3001]}))
     assert load_run(run).state == "ranking 2/4 candidates"
+    # re-run with ranking.candidates=2 (ranks 1 and 4): rank 3, of the earlier 5, is not one of them
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\nranking:\n  candidates: 2\n  seeds: 2\n")
+    assert load_run(run).state == "ranking 1/2 candidates"
+    # a ranking stage added to a finished run and stopped: its summary is the earlier invocation's
+    (run / "summary.json").write_text(json.dumps({"task": "sst2", "best_val_acc_supernet": 0.5, "retrain": None}))
+    assert load_run(run).state == "ranking 1/2 candidates"
+    (run / "ranking" / "rank_4").mkdir()
+    (run / "ranking" / "rank_4" / "result.json").write_text(json.dumps({"val_per_seed": [0.5], "seeds": [3000]}))
+    assert load_run(run).state == "ranking 1/2 candidates"  # trained with other seeds: not this stage's
+    (run / "ranking" / "rank_4" / "result.json").write_text(json.dumps({"val_per_seed": [0.5, 0.6],
+                                                                       "seeds": [3000, 3001]}))
+    assert load_run(run).state == "finished"
 
 
 def test_an_unfinished_graph_run_names_its_rerank_hpo_and_baselines_stages(tmp_path):

@@ -27,13 +27,12 @@ from omegaconf import DictConfig
 from torchmetrics.functional import kendall_rank_corrcoef, spearman_corrcoef
 
 from src.pipeline import graph_stages, stages
+from src.pipeline.ranking_plan import picked_ranks, ranking_seeds
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
-
-SEED_OFFSET = 3000  # retrain seeds are seed + i, the HPO's seed + 1000 + i, re-ranking's seed + 2000 + j
 
 
 def distinct_ranked(population: Path) -> list[tuple[Architecture, float]]:
@@ -47,16 +46,6 @@ def distinct_ranked(population: Path) -> list[tuple[Architecture, float]]:
             row = json.loads(line)
             scores.setdefault(Architecture.from_dict(row["arch"]), float(row["score"]))
     return sorted(scores.items(), key=lambda kv: -kv[1])
-
-
-def evenly_spaced(count: int, n: int) -> list[int]:
-    """``n`` indices into ``range(count)`` at even spacing, the first and the last included (all
-    of them when ``n >= count``)."""
-    if n >= count:
-        return list(range(count))
-    if n == 1:
-        return [0]
-    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})
 
 
 def rank_correlations(supernet: list[float], scratch: list[float]) -> dict:
@@ -113,8 +102,8 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
     """Train the picked candidates from scratch and correlate; writes and returns ``ranking/results.json``."""
     k = cfg.ranking
     ranked = distinct_ranked(run_dir / "search" / "population.jsonl")
-    picked = [(i + 1, *ranked[i]) for i in evenly_spaced(len(ranked), int(k.candidates))]
-    seeds = [int(cfg.seed) + SEED_OFFSET + j for j in range(int(k.seeds))]
+    picked = [(rank, *ranked[rank - 1]) for rank in picked_ranks(len(ranked), int(k.candidates))]
+    seeds = ranking_seeds(cfg.seed, k.seeds)
     out = run_dir / "ranking"
     out.mkdir(parents=True, exist_ok=True)
     log.info("ranking: %d of %d distinct candidates at evenly spaced supernet ranks, trained from scratch "
