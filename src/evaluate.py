@@ -166,14 +166,8 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         seed_file = path.parent.parent / f"seed_{seed}.json"
         recorded = seed_record(seed_file) if seed_file.exists() else None
         saved = record["evaluation"]
-        if recorded is not None and recorded["step"] != saved["step"]:
-            raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
-                                  f"{recorded['step']} (the file is from another training)")
-        for key in ("val_acc", "test_acc"):  # what results.json averages is what the kept model scored
-            if recorded is not None and abs(float(recorded[key]) - float(saved[key])) > TOLERANCE:
-                raise AutoAttendError(f"{seed_file}: records {key} {recorded[key]}, while {path} scored "
-                                      f"{saved[key]} at the same step {saved['step']} (the record was edited, or is "
-                                      "from another training)")
+        if recorded is not None:
+            _check_record_of_model(seed_file, recorded, path, saved)
         now = graph_scores(model, dm) if graph else text_scores(model, dm, eval_batch_size)
         row = {"folder": folder, "seed": seed, "step": saved["step"], "finished": recorded is not None,
                "val_recorded": saved["val_acc"], "val": now["val_acc"],
@@ -189,6 +183,19 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
                          "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
                          "test": None, "reproduced": False, "missing": True})
     return sorted(rows, key=lambda r: (r["folder"] != "retrain", r["folder"], r["seed"]))
+
+
+def _check_record_of_model(seed_file: Path, recorded: dict, path: Path, saved: dict) -> None:
+    """``seed_<s>.json`` selected the evaluation the kept model holds: the same step, and the same
+    scores (what results.json averages is what the model scored)."""
+    if recorded["step"] != saved["step"]:
+        raise AutoAttendError(f"{path}: holds step {saved['step']}, while {seed_file.name} selected step "
+                              f"{recorded['step']} (the file is from another training)")
+    for key in ("val_acc", "test_acc"):
+        if abs(float(recorded[key]) - float(saved[key])) > TOLERANCE:
+            raise AutoAttendError(f"{seed_file}: records {key} {recorded[key]}, while {path} scored {saved[key]} at "
+                                  f"the same step {saved['step']} (the record was edited, or is from another "
+                                  "training)")
 
 
 def _check_model_of_run(path: Path, spec: dict, dm, graph: bool) -> None:

@@ -32,6 +32,15 @@ from src.utils.errors import AutoAttendError, InvalidArchitectureError
 RECORDED_KEYS = ("val_acc_supernet", "val_loss_supernet", "rerank_val_acc", "hparams")
 
 
+def _recorded_arch(path: Path, key: str, unreadable: str, hint: str = "") -> tuple[dict[str, Any], Architecture]:
+    """A run's JSON record and the architecture under its ``key``, or one error line saying why not."""
+    try:
+        record = json.loads(path.read_text())
+        return record, Architecture.from_dict(record[key], source=str(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AutoAttendError(f"{path}: {unreadable} ({type(exc).__name__}){hint}") from None
+
+
 def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
     """The architecture ``spec`` names, the file it was read from and what that file records
     beside the layers (:data:`RECORDED_KEYS`; the evaluation of a model file)."""
@@ -45,21 +54,14 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
     retrained = path / "retrain" / "results.json"
     if path.is_dir() and not (path / "search" / "best_arch.yaml").is_file() and retrained.is_file():
         # a src.retrain run: its architecture and settings are in its results
-        try:
-            record = json.loads(retrained.read_text())
-            arch = Architecture.from_dict(record["arch"], source=str(retrained))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AutoAttendError(f"{retrained}: unreadable as a retrain's results ({type(exc).__name__})") from None
+        record, arch = _recorded_arch(retrained, "arch", "unreadable as a retrain's results")
         return arch, retrained, {k: record[k] for k in RECORDED_KEYS if k in record}
     settings_file = path / "run_settings.json"
     if path.is_dir() and not (path / "search").is_dir() and settings_file.is_file():
         # a src.retrain run still training: its record of settings holds the architecture's content
-        try:
-            settings = json.loads(settings_file.read_text())
-            arch = Architecture.from_dict(settings["architecture"], source=str(settings_file))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AutoAttendError(f"{settings_file}: holds no architecture ({type(exc).__name__}); a search's run "
-                                  "directory holds search/best_arch.yaml once its search has finished") from None
+        settings, arch = _recorded_arch(settings_file, "architecture", "holds no architecture",
+                                        "; a search's run directory holds search/best_arch.yaml once its search "
+                                        "has finished")
         hparams = settings.get("arch_hparams")
         return arch, settings_file, {} if hparams is None else {"hparams": hparams}
     from src.pipeline.config import arch_file

@@ -63,6 +63,7 @@ def run_search(cfg: DictConfig) -> dict:
     """
     run_dir, timer, record = _start(cfg, "search")
     graph = task_family(cfg) == "graph"
+    ranks = bool(cfg.get("ranking")) and int(cfg.ranking.candidates) > 0  # the optional ranking stage
     space = search_space(cfg)
     if graph:
         _check_baselines(cfg)
@@ -77,11 +78,10 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
-        if not graph:
-            trains = {"supernet": (int(cfg.supernet.batch_size), space.num_layers, int(cfg.supernet.dim))}
-            if cfg.retrain.seeds > 0 or (cfg.get("ranking") and int(cfg.ranking.candidates) > 0):
-                trains["retrain"] = (int(cfg.retrain.batch_size), space.num_layers, int(cfg.retrain.dim))
-            stages.check_batch_memory(cfg, dm, trains)
+        if not graph:  # the retrain's settings also train the ranking's candidates
+            retrains = cfg.retrain.seeds > 0 or ranks
+            stages.check_batch_memory(cfg, dm, {"supernet": space.num_layers,
+                                                **({"retrain": space.num_layers} if retrains else {})})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("supernet"):
@@ -109,7 +109,7 @@ def run_search(cfg: DictConfig) -> dict:
             summary.update(_timing(timer))
             line += "".join(f" | {name} {format_mean_std(b)}" for name, b in summary["baselines"].items())
     r = None
-    if cfg.get("ranking") and int(cfg.ranking.candidates) > 0:
+    if ranks:
         with timer("ranking"):
             r = ranking.measure(cfg, dm, run_dir, graph)
         summary.update(_timing(timer))
@@ -148,8 +148,7 @@ def run_retrain(cfg: DictConfig) -> dict:
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
         if not graph:  # the layers that reach the output: the others are not computed
-            stages.check_batch_memory(cfg, dm, {"retrain": (int(cfg.retrain.batch_size), sum(live_layers(arch)),
-                                                            int(cfg.retrain.dim))})
+            stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
     with timer("retrain"):
@@ -559,8 +558,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
             raise KeyboardInterrupt
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         line = config_error_line(exc)
-        if isinstance(exc, ConfigCompositionException) and _search_node_missing(exc):
-            line = _search_setting_line(_search_node_missing(exc))
+        if isinstance(exc, ConfigCompositionException) and (key := _search_node_missing(exc)):
+            line = _search_setting_line(key)
         if isinstance(exc, OverrideParseException):
             # name the argument; a value holding '=' or brackets needs quoting in the grammar
             line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "

@@ -57,10 +57,10 @@ ACTIVATION_BYTES_FLOOR = 16
 RECOMPUTE_BYTES_FLOOR = 4
 
 
-def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, tuple[int, int, int]]) -> None:
+def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, int]) -> None:
     """Refuse, before any training on the CPU, a batch no machine of this memory can train: ``trains``
-    maps a stage's settings node (``supernet``, ``retrain``) to its ``(batch size, layers computed,
-    channels)``. The costliest batch (the longest training sequences, cut to ``data.max_len``, in
+    maps a stage's settings node (``supernet``, ``retrain``: its ``batch_size``, ``dim`` and
+    ``recompute``) to the layers it computes. The costliest batch (the longest training sequences, cut to ``data.max_len``, in
     sliding windows when ``data.window`` is set) times :data:`ACTIVATION_BYTES_FLOOR` (with the node's
     ``recompute``: :data:`RECOMPUTE_BYTES_FLOOR`) per position, layer and channel is a floor of one
     architecture's activations; ``data.max_len=100000`` with windows was killed by the kernel at 24 GB,
@@ -74,13 +74,14 @@ def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, tuple[int, int, in
     lengths = getattr(dm.train_set, "lengths", None)
     if total is None or lengths is None:
         return
-    window, stride = window_args(cfg)["window"], window_args(cfg)["stride"]
-    for node, (batch_size, layers, channels) in trains.items():
+    windows = window_args(cfg)
+    for node, layers in trains.items():
+        batch_size, channels = int(cfg[node].batch_size), int(cfg[node].dim)
         recompute = bool(cfg[node].get("recompute", False))
-        positions = worst_batch_positions(lengths, batch_size, window, stride)
+        positions = worst_batch_positions(lengths, batch_size, **windows)
         need = positions * layers * channels * (RECOMPUTE_BYTES_FLOOR if recompute else ACTIVATION_BYTES_FLOOR)
         if need > total:
-            cut = f"in windows of {window} every {stride}, " if window is not None else ""
+            cut = f"in windows of {windows['window']} every {windows['stride']}, " if windows["window"] else ""
             lower = f"data.max_len or {node}.batch_size" + ("" if recompute else f" (or set {node}.recompute=true)")
             raise AutoAttendError(
                 f"{node}.batch_size={batch_size}: a training batch of the longest documents (data.max_len="
