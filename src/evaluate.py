@@ -78,16 +78,23 @@ def run_config(run_dir: Path, overrides: list[str]):
 def settings_of_the_run(run_dir: Path):
     """Where the run's config is read (its data rebuilt, the machine set up), a setting it lacks is
     one line naming the key and the file (a truncated or hand-edited ``.hydra/config.yaml`` gave
-    OmegaConf's traceback from deep inside the data code)."""
-    from omegaconf.errors import OmegaConfBaseException
+    OmegaConf's traceback from deep inside the data code). A key that is absent may also be a
+    setting added to the project after the run was started; the line says so."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+    config = run_dir / ".hydra" / "config.yaml"
     try:
         yield
+    except (ConfigAttributeError, ConfigKeyError) as exc:
+        key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
+        raise AutoAttendError(f"{config}: {key}: missing, a setting this version of autoattend reads; either the "
+                              "file was edited (restore it from the run's command) or the run was started by a "
+                              "version before the setting existed (add it to the file with the value that run "
+                              "used; conf/ has its default)") from None
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
-        raise AutoAttendError(f"{run_dir / '.hydra' / 'config.yaml'}: {key}: missing or not a valid setting "
-                              f"({str(exc).splitlines()[0]}); if the file was edited, restore it from the run's "
-                              "command") from None
+        raise AutoAttendError(f"{config}: {key}: not a valid setting ({str(exc).splitlines()[0]}); if the file "
+                              "was edited, restore it from the run's command") from None
 
 
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:

@@ -786,8 +786,12 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     (lambda text: text.encode() + b"\xff\n", "cannot be read as the run's config"),
     (lambda text: "task: 5\n" + text.split("\ntask:")[0], "not a run's config (expected a mapping"),
     # a section deleted by hand (OmegaConf's ConfigAttributeError traceback from the machine set-up)
-    (lambda text: re.sub(r"(?m)^hardware:\n(?:[ ].*\n)*", "", text), "hardware: missing or not a valid setting"),
-    (lambda text: re.sub(r"(?m)^  max_len: .*\n", "", text), "data.max_len: missing or not a valid setting"),
+    (lambda text: re.sub(r"(?m)^hardware:\n(?:[ ].*\n)*", "", text), "hardware: missing, a setting this version"),
+    # ... or a setting added after the run was started: the line says both
+    (lambda text: re.sub(r"(?m)^  max_len: .*\n", "", text),
+     "data.max_len: missing, a setting this version of autoattend reads; either the file was edited (restore it "
+     "from the run's command) or the run was started by a version before the setting existed"),
+    (lambda text: re.sub(r"(?m)^  max_len: .*\n", "  max_len: ???\n", text), "data.max_len: not a valid setting"),
 ])
 def test_evaluate_on_a_damaged_run_config_is_one_line(damage, line, smoke_run, tmp_path, capsys):
     """``src.evaluate`` (and ``src.predict`` where it rebuilds data) on a truncated, garbled or
