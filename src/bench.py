@@ -56,7 +56,7 @@ from src.models.text import TextClassifier
 from src.pipeline.checks import check_bench_config
 from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
-from src.pipeline.run import exit_after_the_run, hydra_entry
+from src.pipeline.run import run_and_exit
 from src.space import FunctionalSpace
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
@@ -288,5 +288,4 @@ def run_bench(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    hydra_entry(main)
-    exit_after_the_run()
+    run_and_exit(main)

@@ -9,7 +9,7 @@ if __name__ == "__main__":
 import hydra
 from omegaconf import DictConfig
 
-from src.pipeline.run import entry, exit_after_the_run, hydra_entry, run_retrain
+from src.pipeline.run import entry, run_and_exit, run_retrain
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="retrain")
@@ -18,5 +18,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    hydra_entry(main)
-    exit_after_the_run()
+    run_and_exit(main)

@@ -1176,6 +1176,48 @@ def test_the_process_ends_after_the_run_as_a_normal_exit_would(tmp_path):
     assert marker.read_text() == "thread,atexit"
 
 
+@pytest.mark.parametrize("ending, status, late_stop", [
+    ("print('error: bad input', file=sys.stderr); sys.exit(2)", 2, "interrupted (SIGTERM) while the process exited "
+                                                                   "after the run failed"),
+    ("sys.exit('a message')", 1, None),
+    ("pass", 0, "interrupted (SIGTERM) while the process exited after the run finished"),
+])
+def test_an_entry_point_ends_the_process_itself_whatever_the_runs_status(ending, status, late_stop, tmp_path):
+    """``run_and_exit`` (every Hydra entry point's ``__main__``) ends through ``exit_after_the_run``
+    with the run's status: a failed run went through Python's slow shutdown, where a SIGTERM killed
+    it with no word (status -15); ``atexit`` functions still run."""
+    import sys
+    import textwrap
+
+    from tests.helpers import ROOT
+
+    marker = tmp_path / "marker"
+    for stop in (False, True):
+        script = textwrap.dedent(f"""
+            import atexit, os, signal, sys
+            sys.path.insert(0, {str(ROOT)!r})
+            from pathlib import Path
+            from src.pipeline import run
+
+            atexit.register(lambda: Path({str(marker)!r}).write_text("atexit"))
+            if {stop}:
+                atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+            def main():
+                {ending}
+
+            run.run_and_exit(main)
+        """)
+        marker.unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        if stop and late_stop:
+            assert done.returncode == 143 and done.stderr.strip().splitlines()[-1] == late_stop, done.stderr[-2000:]
+        elif not stop:
+            assert done.returncode == status, done.stderr[-2000:]
+            assert done.stderr.strip() == {2: "error: bad input", 1: "a message", 0: ""}[status]
+            assert marker.read_text() == "atexit"
+
+
 def test_a_single_run_that_returned_is_remembered_for_a_stop_during_teardown(tmp_path):
     """``entry`` notes the run folder of a single run whose job returned, which a stop while Hydra
     tears down then names (see the test above); a failed run is not noted."""

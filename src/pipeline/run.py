@@ -443,10 +443,24 @@ _job_folders: dict[str, str] = {}  # run folder -> overrides of the multirun job
 _outside_signals: list[int] = []  # SIGINT / SIGTERM that came while no job's handler was installed
 
 
-def exit_after_the_run() -> NoReturn:
-    """End an entry point's process once :func:`hydra_entry` has returned (the run finished and
-    reported), with status 0; a Ctrl-C or SIGTERM meanwhile is one ``interrupted:`` line saying the
-    run had finished, and 128 + the signal's number. What a normal exit does that matters is done
+def run_and_exit(main: Callable[[], None]) -> NoReturn:
+    """An entry point's ``__main__``: :func:`hydra_entry`, then :func:`exit_after_the_run` with its
+    status, whether the run finished, failed (2) or was stopped (130 / 143)."""
+    try:
+        hydra_entry(main)
+    except SystemExit as exc:
+        code = exc.code
+        if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python reports it
+            print(code, file=sys.stderr)
+            code = 1
+        exit_after_the_run(code or 0)
+    exit_after_the_run(0)
+
+
+def exit_after_the_run(status: int = 0) -> NoReturn:
+    """End an entry point's process once :func:`hydra_entry` has ended, with ``status`` (0: the run
+    finished and reported); a Ctrl-C or SIGTERM meanwhile is one ``interrupted:`` line saying how the
+    run had ended, and 128 + the signal's number. What a normal exit does that matters is done
     here (other threads joined, ``atexit`` functions run, output flushed), then ``os._exit``:
     Python's own shutdown puts the default signal handlers back before it tears torch and Lightning
     down (about 0.65 s), so a signal then killed the process with no word (status -15), and before
@@ -454,9 +468,12 @@ def exit_after_the_run() -> NoReturn:
     process that goes on (tests call :func:`hydra_entry` in-process)."""
 
     def late(signum, frame):
-        kept = f": its results are in {_finished_runs[-1]}" if _finished_runs else ""
+        if status == 0:
+            ended = "finished" + (f": its results are in {_finished_runs[-1]}" if _finished_runs else "")
+        else:
+            ended = "was stopped" if status in (128 + signal.SIGINT, 128 + signal.SIGTERM) else "failed"
         sys.stdout.flush()
-        print(f"interrupted{_named_signal(signum)} while the process exited after the run finished{kept}",
+        print(f"interrupted{_named_signal(signum)} while the process exited after the run {ended}",
               file=sys.stderr, flush=True)
         os._exit(128 + int(signum))
 
@@ -467,7 +484,7 @@ def exit_after_the_run() -> NoReturn:
     atexit._run_exitfuncs()  # logging's flush among them; the interpreter would run them next
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 def _claim_job_folder(run_dir: Path) -> None:
