@@ -176,16 +176,20 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
         if not (path / "supernet" / "DONE").exists():
             return "supernet unfinished"
         if not (path / "search" / "best_arch.yaml").exists():
-            if (path / "search" / "rerank").is_dir():  # a graph search's re-ranking of its top candidates
+            # a graph search re-ranking its top candidates: the evolution's topk.yaml is written
+            # (the candidates train in memory: no folder of theirs to look for)
+            if _positive(settings, "graph.rerank.topk") and (path / "search" / "topk.yaml").exists():
                 done = len(_record(path / "search" / "rerank.json").get("candidates") or [])
-                return f"rerank {done}/{settings.get('graph.rerank.topk')} candidates"
+                return f"rerank {done}/{settings['graph.rerank.topk']} candidates"
             return "search unfinished"
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
-    if done == 0 and (path / "retrain" / "hpo").is_dir():
+    # the HPO runs before the seeds of an architecture that carries no settings of its own
+    if (done == 0 and _positive(settings, "graph.hpo.trials") and settings.get("arch_hparams") is None
+            and (path / "retrain").is_dir()):
         hpo = _record(path / "retrain" / "hpo.json")
         if not hpo.get("chosen"):
-            return f"hpo {len(hpo.get('trials') or [])}/{settings.get('graph.hpo.trials')} trials"
+            return f"hpo {len(hpo.get('trials') or [])}/{settings['graph.hpo.trials']} trials"
     if done < seeds:
         return f"retrain {done}/{seeds} seeds"
     if (path / "baselines").is_dir():
@@ -196,6 +200,12 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     if (path / "ranking").is_dir() and not (path / "ranking" / "results.json").exists():
         return _ranking_state(path)
     return "unfinished"
+
+
+def _positive(settings: dict[str, Any], key: str) -> bool:
+    """A graph run's count setting (``graph.rerank.topk``, ``graph.hpo.trials``) is above 0."""
+    value = settings.get(key)
+    return settings.get("task.family") == "graph" and isinstance(value, int) and value > 0
 
 
 def _record(path: Path) -> dict:

@@ -164,12 +164,15 @@ def test_an_unfinished_graph_run_names_its_rerank_hpo_and_baselines_stages(tmp_p
     run = write_run(tmp_path / "g", graph)
     (run / "supernet").mkdir()
     (run / "supernet" / "DONE").write_text("")
-    (run / "search" / "rerank").mkdir(parents=True)
+    (run / "search").mkdir()
+    assert load_run(run).state == "search unfinished"
+    # the evolution ended (topk.yaml); Planetoid's candidates train in memory, leaving no folder
+    (run / "search" / "topk.yaml").write_text("[]\n")
     assert load_run(run).state == "rerank 0/3 candidates"
     (run / "search" / "rerank.json").write_text(json.dumps({"candidates": [{"rank": 1}, {"rank": 2}]}))
     assert load_run(run).state == "rerank 2/3 candidates"
     (run / "search" / "best_arch.yaml").write_text("layers: []\n")
-    (run / "retrain" / "hpo").mkdir(parents=True)
+    (run / "retrain").mkdir()
     assert load_run(run).state == "hpo 0/4 trials"
     (run / "retrain" / "hpo.json").write_text(json.dumps({"trials": [{"trial": 0}]}))
     assert load_run(run).state == "hpo 1/4 trials"
@@ -184,6 +187,13 @@ def test_an_unfinished_graph_run_names_its_rerank_hpo_and_baselines_stages(tmp_p
         (run / "baselines" / name).mkdir(exist_ok=True)
         (run / "baselines" / name / f"seed_{seed}.json").write_text("{}")
     assert load_run(run).state == "unfinished"  # every stage's files there: stopped writing the summary
+    # src.retrain arch=gcn: its own settings, no HPO whatever graph.hpo.trials says
+    gcn = write_run(tmp_path / "gcn", {**graph, "entry": "retrain", "arch_hparams": {"hidden": 16}})
+    (gcn / "retrain").mkdir()
+    assert load_run(gcn).state == "retrain 0/2 seeds"
+    searched = write_run(tmp_path / "file", {**graph, "entry": "retrain", "arch_hparams": None})
+    (searched / "retrain").mkdir()
+    assert load_run(searched).state == "hpo 0/4 trials"
 
 
 def test_graph_baselines_ranking_and_retrain_arch_are_shown(tmp_path):
