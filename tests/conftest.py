@@ -9,6 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+import src.pipeline.config  # noqa: F401  (registers the resolver conf/ uses, as the entry points' imports do)
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 

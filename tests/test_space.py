@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from src.space import Architecture, FunctionalSpace, Layer, from_authors, to_authors
-from src.utils.errors import InvalidArchitectureError
+from src.utils.errors import InvalidArchitectureError, SpaceExhaustedError
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "space" / "archs" / "published_sst5.yaml"
 
@@ -104,8 +104,10 @@ def test_sample_distinct_is_distinct_honours_exclude_and_fails_when_the_space_ru
     assert len(set(every)) == 6
     rest = space.sample_distinct(4, random.Random(1), exclude=set(every[:2]))
     assert set(rest) == set(every[2:])
-    with pytest.raises(RuntimeError, match="could not draw 5 distinct"):
-        space.sample_distinct(5, random.Random(2), exclude=set(every[:2]), max_tries=50)
+    with pytest.raises(SpaceExhaustedError, match=r"could not draw 5 new distinct .* holds 6 \(2 excluded\)"):
+        space.sample_distinct(5, random.Random(2), exclude=set(every[:2]))  # at once, not after 50,000 draws
+    outside = Architecture((Layer("add", 0, "gru", 0, "zero"),))  # not of this space: excludes nothing from it
+    assert set(space.sample_distinct(4, random.Random(3), exclude={*every[:2], outside})) == set(every[2:])
 
 
 @pytest.mark.parametrize("priors", [True, False])

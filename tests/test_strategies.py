@@ -203,3 +203,26 @@ def test_resume_in_a_tiny_space_never_proposes_a_scored_candidate_again(name):
     resumed.run(score)
     assert resumed.history == full.history
     assert len({a for a, _ in resumed.history}) == 16
+
+
+@pytest.mark.parametrize("task, overrides, line", [
+    ("sst2", ["space.num_layers=1", "strategy.population=200"],
+     "strategy=evolution would score 206 distinct architectures but the space holds 155 (space.num_layers=1): "
+     "raise space.num_layers or lower strategy.population, strategy.rounds, strategy.parents"),
+    ("sst2", ["space.num_layers=1", "strategy=random", "strategy.budget=400"],
+     "strategy=random would score 400 distinct architectures but the space holds 155"),
+    ("cora", ["graph.space.num_layers=1", "strategy=aging", "strategy.budget=2000"],
+     "holds 1,884 (graph.space.num_layers=1): raise graph.space.num_layers or lower strategy.budget"),
+])
+def test_a_search_space_too_small_for_the_strategy_is_refused_before_the_supernet(task, overrides, line, smoke_cfg,
+                                                                                tmp_path):
+    """``space.num_layers=1`` (155 text architectures) with more candidates than that trained the
+    supernet, then ended in a RuntimeError traceback from the sampler."""
+    from src.pipeline.run import run_search
+    from src.utils.errors import AutoAttendError
+
+    cfg = smoke_cfg(task, extra=overrides)
+    with pytest.raises(AutoAttendError) as refused:
+        run_search(cfg)
+    assert line in str(refused.value)
+    assert not (tmp_path / "out" / "supernet").exists() and not (tmp_path / "out" / "data.json").exists()

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
 from src.pipeline.run_settings import TIMING_FILE, flatten, may_change
 from src.space import Architecture, FunctionalSpace
+from src.strategies import SearchStrategy, build_strategy
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
@@ -95,6 +96,24 @@ def search_space(cfg: DictConfig) -> FunctionalSpace:
     s = _space_node(cfg)
     return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
                            kinds=tuple(s.kinds))
+
+
+def search_strategy(cfg: DictConfig, space: FunctionalSpace) -> SearchStrategy:
+    """The ``strategy`` node's search over ``space``, refused when it would score more distinct
+    architectures than the space holds (``space.num_layers=1`` with the paper's 1,000 candidates
+    trained the supernet, then ended in a traceback from the sampler)."""
+    c = cfg.strategy
+    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
+                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"),
+                              sample_size=c.get("sample_size"))
+    if strategy.budget > space.size():
+        node = "graph.space" if task_family(cfg) == "graph" else "space"
+        budget = "strategy.budget" if c.get("budget") and c.name != "evolution" else \
+            "strategy.population, strategy.rounds, strategy.parents"
+        raise AutoAttendError(f"strategy={c.name} would score {strategy.budget:,} distinct architectures but the space "
+                              f"holds {space.size():,} ({node}.num_layers={space.num_layers}): raise "
+                              f"{node}.num_layers or lower {budget}")
+    return strategy
 
 
 def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:

@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
-                                 search_space, task_family)
+                                 search_space, search_strategy, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
 from src.space import live_layers
@@ -65,6 +65,7 @@ def run_search(cfg: DictConfig) -> dict:
     graph = task_family(cfg) == "graph"
     ranks = bool(cfg.get("ranking")) and int(cfg.ranking.candidates) > 0  # the optional ranking stage
     space = search_space(cfg)
+    search_strategy(cfg, space)  # refused now, not after the supernet, if the space is too small for it
     if graph:
         _check_baselines(cfg)
     check_run_settings(run_dir, run_settings(cfg, "search"))

@@ -30,8 +30,9 @@ from src.models.optim import check_offload, check_state_dtype
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
 from src.pipeline.common import StopAtStep, last_checkpoint, make_loader, make_trainer, read_checkpoint, resume_step
+from src.pipeline.config import search_strategy
 from src.space import Architecture, FunctionalSpace
-from src.strategies import SearchStrategy, build_strategy
+from src.strategies import SearchStrategy
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text
@@ -163,9 +164,7 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
     describes the scoring data for the log. Returns the strategy, its history complete.
     """
     c = cfg.strategy
-    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
-                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"),
-                              sample_size=c.get("sample_size"))
+    strategy = search_strategy(cfg, space)
     state_path = out / "state.json"
     if state_path.exists():
         try:

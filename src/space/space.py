@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from src.space.architecture import LAYER_KINDS, Architecture, Layer
-from src.utils.errors import InvalidArchitectureError
+from src.utils.errors import InvalidArchitectureError, SpaceExhaustedError
 
 TEXT_OPS = ("zero", "identity", "conv1", "conv3", "maxpool3", "gru")
 # zero, identity, GCN, GraphSAGE-mean, GAT with 1/2/4/8/16 heads, linear, ARMA, Chebyshev (K=2), SGC
@@ -136,10 +136,15 @@ class FunctionalSpace:
         seen = set(exclude or ())
         out: list[Architecture] = []
         tries = 0
+        left = self.size() - len(seen)
+        if n > left:  # said at once, not after n x max_tries draws; what ``exclude`` holds outside the space excludes nothing
+            left = self.size() - sum(self.is_valid(a) for a in seen)
         while len(out) < n:
             tries += 1
-            if tries > max_tries * max(n, 1):
-                raise RuntimeError(f"could not draw {n} distinct architectures from {self!r}")
+            if n > left or tries > max_tries * max(n, 1):
+                raise SpaceExhaustedError(f"could not draw {n} new distinct architectures from {self!r}, which "
+                                          f"holds {self.size():,} ({len(seen) - len(out):,} excluded): a larger space "
+                                          "(num_layers) or fewer candidates")
             arch = self.sample(rng)
             if arch not in seen:
                 seen.add(arch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from src.space import Architecture, FunctionalSpace
 from src.strategies.base import SearchStrategy
+from src.utils.errors import SpaceExhaustedError
 
 
 def _check_mutation_rate(rate: float) -> None:
@@ -57,7 +58,9 @@ class Evolution(SearchStrategy):
                 if child not in seen:
                     break
             else:
-                raise RuntimeError(f"no unseen mutation of a parent after {self.max_tries} tries")
+                raise SpaceExhaustedError(f"no unseen mutation of a parent after {self.max_tries} tries: the "
+                                          f"space ({self.space.size():,} architectures) is nearly exhausted around "
+                                          "it; a larger space (num_layers) or fewer candidates")
             seen.add(child)
             children.append(child)
         return children
@@ -111,7 +114,9 @@ class AgingEvolution(SearchStrategy):
             child = self.space.mutate(parent, self.rng, self.mutation_rate)
             if child not in seen:
                 return [child]
-        raise RuntimeError(f"no unseen mutation of a parent after {self.max_tries} tries")
+        raise SpaceExhaustedError(f"no unseen mutation of a parent after {self.max_tries} tries: the space "
+                                  f"({self.space.size():,} architectures) is nearly exhausted around it; a larger "
+                                  "space (num_layers) or fewer candidates")
 
 
 class RandomSearch(SearchStrategy):

@@ -32,6 +32,11 @@ class InvalidArchitectureError(AutoAttendError):
         self.field = field
 
 
+class SpaceExhaustedError(AutoAttendError):
+    """A search asked for more new architectures than its space (or a parent's neighbourhood in it)
+    still holds: a space too small for the strategy's budget."""
+
+
 # What the machine refuses rather than what the code gets wrong: said in one line, as a user error
 _PERMISSIONS = ("check its permissions for the user running this, or (a run's data, cache or output) point "
                 "paths.data_dir / paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere")
