@@ -355,6 +355,20 @@ def test_linear_first_ops_take_sparse_features_like_dense_ones(op):
     assert grads and all(torch.allclose(grads[n], p.grad, atol=1e-5) for n, p in model.named_parameters() if n in grads)
 
 
+@pytest.mark.parametrize("arch", [
+    Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("attn", 1, "gcn", 1, "gcn", 0, "zero"))),
+    Architecture((Layer("add", 0, "zero", 0, "zero"), Layer("add", 1, "linear", 0, "gcn"))),
+])
+def test_a_zero_op_on_sparse_features_is_dense_zeros(arch):
+    """A ``zero`` op (or an ``add`` of two) in a child reading Planetoid's sparse features made
+    sparse zeros (``new_zeros`` keeps the layout) and the attention's ``view`` failed on them."""
+    dense, sparse = _sparse_features(16, 5)
+    edge_index = path_graph(8, 2)
+    model = child(arch)
+    assert model.stem is None
+    assert torch.allclose(model(sparse, edge_index), model(dense, edge_index), atol=1e-5)
+
+
 def test_gcn_normalisation_cache_follows_the_graph():
     x = torch.rand(16, 5)
     model = child(Architecture((Layer("add", 0, "gcn", 0, "zero"),)))

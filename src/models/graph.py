@@ -366,6 +366,8 @@ class GraphEncoder(nn.Module):
         nodes = [x]
         for i, layer in enumerate(arch):
             width = self.widths[i + 1]
+            # dense even where node 0 is Planetoid's sparse feature matrix (new_zeros keeps its layout)
+            zeros = torch.zeros(x.size(0), width, dtype=x.dtype, device=x.device)
             outs = {slot: self._apply_op(op, key, nodes[src], edge_index, width)
                     for slot, (src, op, key) in per_layer[i].items()}
             activate = i < self.num_layers - 1 or self.final_act
@@ -373,9 +375,9 @@ class GraphEncoder(nn.Module):
                 outs = {slot: None if t is None else self.act(t) for slot, t in outs.items()}
             if layer.kind == "add":
                 parts = [t for t in (outs["q"], outs["k"]) if t is not None]
-                h = sum(parts[1:], parts[0]) if parts else x.new_zeros(x.size(0), width)
+                h = sum(parts[1:], parts[0]) if parts else zeros
             else:
-                q, k, v = (outs[s] if outs[s] is not None else x.new_zeros(x.size(0), width) for s in "qkv")
+                q, k, v = (outs[s] if outs[s] is not None else zeros for s in "qkv")
                 h = self.attention(q, k, v, edge_index, self.layer_heads[i])
             if activate and self.act_at == "layer":
                 h = self.act(h)
