@@ -226,3 +226,43 @@ def test_a_search_space_too_small_for_the_strategy_is_refused_before_the_superne
         run_search(cfg)
     assert line in str(refused.value)
     assert not (tmp_path / "out" / "supernet").exists() and not (tmp_path / "out" / "data.json").exists()
+
+
+@pytest.mark.parametrize("score, error", [(float("nan"), ValueError), (float("inf"), ValueError), (None, TypeError),
+                                          ("0.5", TypeError), (True, TypeError)])
+def test_a_score_that_is_not_a_finite_number_is_refused_and_the_candidate_stays_pending(score, error):
+    """A NaN sorted anywhere (ranked() put it second and best() returned 0.2 of [0.2, nan, 0.9]), inf
+    won, None lost the candidate (removed from the pending batch before float() failed), "0.5" passed."""
+    strategy = Evolution(FunctionalSpace(3), seed=0, population=4, rounds=1, parents=2)
+    batch = strategy.ask()
+    strategy.tell(batch[0], 0.2)
+    with pytest.raises(error, match="a candidate's score must be"):
+        strategy.tell(batch[1], score)
+    assert strategy.pending == batch[1:] and len(strategy.history) == 1
+    strategy.tell(batch[1], 0.9)
+    assert strategy.best() == (batch[1], 0.9)
+    state = strategy.state_dict()
+    state["history"][0][1] = float("nan")  # a hand-edited state.json
+    with pytest.raises(ValueError, match="must be finite"):
+        Evolution(FunctionalSpace(3), seed=0, population=4, rounds=1, parents=2).load_state_dict(state)
+
+
+def test_a_state_from_another_space_is_refused():
+    """A 3-layer search's state loaded into a 4-layer strategy, which then proposed its invalid
+    pending candidates."""
+    strategy = Evolution(FunctionalSpace(3), seed=0, population=4, rounds=1, parents=2)
+    strategy.tell(strategy.ask()[0], 0.5)
+    other = Evolution(FunctionalSpace(4), seed=0, population=4, rounds=1, parents=2)
+    with pytest.raises(ValueError, match="outside this strategy's space"):
+        other.load_state_dict(json.loads(json.dumps(strategy.state_dict())))
+
+
+def test_build_strategy_refuses_an_unknown_setting_and_an_empty_budget():
+    """``populaton=10`` ran the default population of 500; ``budget=0`` meant the default budget."""
+    space = FunctionalSpace(3)
+    with pytest.raises(TypeError, match="unknown setting 'populaton'"):
+        build_strategy("evolution", space, 0, populaton=10)
+    with pytest.raises(ValueError, match="budget >= 1"):
+        build_strategy("random", space, 0, budget=0)
+    assert build_strategy("random", space, 0, budget=7).budget == 7
+    assert build_strategy("random", space, 0, population=5, rounds=1, parents=2).budget == 7

@@ -9,6 +9,7 @@ It never touches torch or Lightning; scoring is the estimator's job.
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from typing import Callable
@@ -26,6 +27,17 @@ def _rng_state_to_json(state: tuple) -> list:
 def _rng_state_from_json(data: list) -> tuple:
     version, internal, gauss = data
     return (version, tuple(internal), gauss)
+
+
+def _finite_score(score) -> float:
+    """``score`` as a float; a NaN or infinite one (it would sort anywhere and win or lose at random)
+    and a non-number are refused."""
+    if isinstance(score, (str, bytes, bool)) or score is None:
+        raise TypeError(f"a candidate's score must be a number, got {score!r}")
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(f"a candidate's score must be finite, got {value}")
+    return value
 
 
 class SearchStrategy(ABC):
@@ -64,9 +76,10 @@ class SearchStrategy(ABC):
         """Record the score of a candidate returned by :meth:`ask`."""
         if arch not in self.pending:
             raise ValueError("tell() got an architecture that ask() did not propose")
+        value = _finite_score(score)  # before any state changes: a bad score leaves the candidate pending
         self.pending.remove(arch)
-        self.history.append((arch, float(score)))
-        self.scores[arch] = float(score)
+        self.history.append((arch, value))
+        self.scores[arch] = value
 
     @property
     def done(self) -> bool:
@@ -106,6 +119,9 @@ class SearchStrategy(ABC):
         self.seed = state["seed"]
         self.stage = state["stage"]
         self.rng.setstate(_rng_state_from_json(state["rng"]))
-        self.history = [(Architecture.from_dict(a), float(s)) for a, s in state["history"]]
+        self.history = [(Architecture.from_dict(a), _finite_score(s)) for a, s in state["history"]]
         self.scores = dict(self.history)
         self.pending = [Architecture.from_dict(a) for a in state["pending"]]
+        for arch in [a for a, _ in self.history] + self.pending:
+            if not self.space.is_valid(arch):  # a state saved by a search over another space
+                raise ValueError(f"state holds an architecture outside this strategy's space {self.space!r}: {arch}")

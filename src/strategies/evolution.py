@@ -126,6 +126,8 @@ class RandomSearch(SearchStrategy):
 
     def __init__(self, space: FunctionalSpace, seed: int = 0, budget: int = 1000, batch: int = 100):
         super().__init__(space, seed)
+        if budget < 1 or batch < 1:
+            raise ValueError(f"random search needs budget >= 1 and batch >= 1; got {budget}, {batch}")
         self._budget, self.batch = budget, batch
 
     @property
@@ -139,15 +141,23 @@ class RandomSearch(SearchStrategy):
         return self.space.sample_distinct(min(self.batch, left), self.rng, exclude=set(self.scores))
 
 
+# what build_strategy takes; each strategy reads its own (random search: budget and batch)
+STRATEGY_SETTINGS = ("population", "rounds", "parents", "mutation_rate", "budget", "sample_size", "batch")
+
+
 def build_strategy(name: str, space: FunctionalSpace, seed: int, **kwargs) -> SearchStrategy:
     """Strategy by config name (``evolution``, ``aging`` or ``random``); aging evolution and random
     search get the budget of the evolution with the same settings unless ``budget`` is given, and
     aging evolution samples a fifth of its population unless ``sample_size`` is given."""
+    unknown = sorted(set(kwargs) - set(STRATEGY_SETTINGS))
+    if unknown:  # a misspelt setting (populaton=10) ran with the default in silence
+        raise TypeError(f"build_strategy: unknown setting {unknown[0]!r}; expected some of {', '.join(STRATEGY_SETTINGS)}")
     if name == "evolution":
         keys = ("population", "rounds", "parents", "mutation_rate")
         return Evolution(space, seed, **{k: kwargs[k] for k in keys if k in kwargs})
-    budget = kwargs.get("budget") or Evolution(space, seed, **{
-        k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
+    budget = kwargs.get("budget")
+    if budget is None:
+        budget = Evolution(space, seed, **{k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
     if name == "aging":
         population = kwargs.get("population", 500)
         sample_size = kwargs.get("sample_size") or max(1, round(population / 5))  # AutoGL: 100 of 500
