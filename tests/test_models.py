@@ -115,6 +115,29 @@ def test_child_logits_ignore_padding():
     assert torch.equal(child(tokens.masked_fill(~mask, 5), mask), child(tokens, mask))
 
 
+def test_an_architecture_outside_the_models_space_is_one_line():
+    """A supernet (or child) given an architecture it holds no module for failed with "'NoneType'
+    object is not callable"; a negative source index read another node in silence."""
+    space = FunctionalSpace(3, ops=("zero", "identity", "conv1", "gru"))
+    model = supernet(space).eval()
+    tokens, mask = batch()
+    # under the priors an attn layer's Q reads only the previous node: no module for conv1 as the Q
+    # of layer 2 from node 0
+    outside = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 1, "conv1", 0, "zero"),
+                            Layer("attn", 0, "conv1", 1, "zero", 1, "gru")))
+    with pytest.raises(AutoAttendError, match="no module for op 'conv1' .* outside this model's space"):
+        model(tokens, mask, outside)
+    child = TextClassifier.child(embeddings(), CLASSES, space.sample(random.Random(0)), dim=16, heads=2).eval()
+    with pytest.raises(AutoAttendError, match="outside this model's space"):
+        child(tokens, mask, outside)
+    negative = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 1, "conv1", -1, "gru"),
+                             Layer("add", 2, "conv1", 0, "zero")))
+    with pytest.raises(AutoAttendError, match=r"layer 1, field 'k_src'.*source -1 is not a node before the layer"):
+        model(tokens, mask, negative)
+    with pytest.raises(AutoAttendError, match="source -1"):
+        TextClassifier.child(embeddings(), CLASSES, negative, dim=16, heads=2)
+
+
 def ctx(src, layer, op, src_kind, role):
     return Context(src, layer, op, src_kind, role)
 

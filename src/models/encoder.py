@@ -24,6 +24,7 @@ from src.models.ops import (AttentionPlan, Dropout, apply_op, attention_bias, at
                             replay_dropout_contexts)
 from src.space import SHARING_MODES, Architecture, Context, FunctionalSpace, arch_contexts
 from src.space.architecture import live_layers
+from src.utils.errors import AutoAttendError
 
 CHILD = "child"
 
@@ -114,9 +115,12 @@ class FunctionalEncoder(nn.Module):
         different (equally distributed) masks than a forward that computed them would.
         """
         if len(arch) != self.num_layers:
-            raise ValueError(f"architecture has {len(arch)} layers, encoder has {self.num_layers}")
+            raise AutoAttendError(f"architecture has {len(arch)} layers, the model has {self.num_layers}")
         per_layer: list[list[tuple[str, str, str]]] = [[] for _ in arch]
         for i, slot, op, key in self.keys_for(arch):
+            if build_op_has_weights(op) and key not in self.ops:  # was "'NoneType' object is not callable"
+                raise AutoAttendError(f"no module for op {op!r} (key {key}); the architecture is outside this "
+                                      "model's space")
             per_layer[i].append((slot, op, key))
         live = live_layers(arch)
         nodes: list[torch.Tensor | None] = [x]

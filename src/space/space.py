@@ -223,5 +223,9 @@ def arch_contexts(arch: Architecture) -> list[tuple[int, str, Context]]:
     out = []
     for i, layer in enumerate(arch):
         for slot, src, op, role in layer.edges():
+            if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= i:
+                # a negative index read another node through Python's indexing, in silence
+                raise InvalidArchitectureError(f"source {src!r} is not a node before the layer (0..{i})", layer=i,
+                                               field=f"{slot}_src")
             out.append((i, slot, Context(src, i, op, arch.node_kind(src), role)))
     return out
