@@ -598,3 +598,22 @@ def test_a_setting_of_the_other_family_is_only_a_warning_in_a_multirun(monkeypat
     finally:
         HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()
+
+
+def test_a_text_run_recorded_with_the_retired_datamodule_batch_size_resumes(tmp_path):
+    """``task.datamodule.batch_size`` sized only the text DataModules' own loaders, which the
+    pipeline never uses (a user who changed it changed nothing); removed from the task configs, a
+    run that recorded it still resumes. PPI's (its graphs per step) is a result setting still."""
+    started = run_settings(compose_config("search", ["+task=sst2", "budget=smoke"]), "search")
+    assert "task.datamodule.batch_size" not in started
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({**started, "task.datamodule.batch_size": 128}))
+    (tmp_path / "supernet").mkdir()
+    (tmp_path / "supernet" / "last.ckpt").write_bytes(b"")
+    assert check_run_settings(tmp_path, started) == []
+    ppi = tmp_path / "ppi"
+    check_run_settings(ppi, run_settings(compose_config("search", ["+task=ppi", "budget=smoke"]), "search"))
+    (ppi / "supernet").mkdir()
+    (ppi / "supernet" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(AutoAttendError, match=r"task.datamodule.batch_size: 2 -> 4"):
+        check_run_settings(ppi, run_settings(compose_config(
+            "search", ["+task=ppi", "budget=smoke", "task.datamodule.batch_size=4"]), "search"))

@@ -47,10 +47,19 @@ UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("gr
 SAME_VALUE = {"hardware.matmul_precision": (None, "highest")}
 
 
+# Settings of a task family that earlier versions recorded but that never changed what a run
+# computes, since removed: a record holding one resumes (an option removed since otherwise stops
+# the re-run). The text DataModules' batch size sized only their own loaders, which the pipeline
+# does not use (supernet.batch_size and retrain.batch_size do; PPI's is its graphs per step).
+RETIRED = {"text": ("task.datamodule.batch_size",)}
+
+
 def canonical(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with each :data:`SAME_VALUE` key's equivalent value written one way."""
+    """``settings`` with each :data:`SAME_VALUE` key's equivalent value written one way, and
+    without the :data:`RETIRED` keys of its task family (text unless ``task.family`` says)."""
+    retired = RETIRED.get(settings.get("task.family") or "text", ())
     return {key: SAME_VALUE[key][1] if key in SAME_VALUE and value == SAME_VALUE[key][0] else value
-            for key, value in settings.items()}
+            for key, value in settings.items() if key not in retired}
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
