@@ -403,7 +403,7 @@ def test_graph_retrain_summarises_every_seed_and_resumes_only_what_is_missing(tm
 
     monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
     cfg = compose_config("search", ["+task=cora", "graph.retrain.seeds=3", "graph.hpo.trials=3"])
-    dm = SimpleNamespace(graph=None, num_features=5, num_classes=3, multilabel=False)
+    dm = SimpleNamespace(graph=None, num_features=5, num_classes=3, multilabel=False, metric="accuracy")
     arch = Architecture.load(ROOT / "src/space/archs/gcn.yaml")
     results = graph_stages.retrain(cfg, arch, dm, tmp_path)
     assert [seed for seed, _ in trained] == [1000, 1001, 1002, 0, 1, 2]

@@ -34,6 +34,7 @@ from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_o
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import arch_hparams, resolve_arch, retrain_space
+from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
@@ -51,7 +52,7 @@ SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # 
 
 
 def _score_name(dm) -> str:
-    return "micro_f1" if dm.multilabel else "accuracy"
+    return dm.metric
 
 
 # ---- supernet --------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
         matching += 1
     done = done[:matching]
     hp = _child_settings(cfg, None)
-    seeds = [int(cfg.seed) + 2000 + j for j in range(int(r.seeds))]
+    seeds = [int(cfg.seed) + RERANK_SEED_OFFSET + j for j in range(int(r.seeds))]
     todo = list(enumerate(candidates[len(done):], len(done) + 1))
     jobs = [(arch, hp, seed, out / "rerank", f"rank{rank}_seed{seed}") for rank, (arch, _) in todo for seed in seeds]
     with closing(fit_children(cfg, dm, jobs)) as fitted:
@@ -249,7 +250,7 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
     trials = list(done[:len(settings)])
     todo = range(len(trials), len(settings))
-    jobs = [(arch, settings[t], cfg.seed + 1000 + t, out / "hpo", f"trial_{t}") for t in todo]
+    jobs = [(arch, settings[t], cfg.seed + HPO_SEED_OFFSET + t, out / "hpo", f"trial_{t}") for t in todo]
     with closing(fit_children(cfg, dm, jobs)) as fitted:
         for t, child in zip(todo, fitted):
             best = child["selected"]

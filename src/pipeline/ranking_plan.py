@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-SEED_OFFSET = 3000  # retrain seeds are seed + i, the HPO's seed + 1000 + i, re-ranking's seed + 2000 + j
+# Seeds of the trainings no result reports, apart from each other and from the retrain's (seed + i):
+HPO_SEED_OFFSET = 1000  # a graph HPO trial t trains with seed + 1000 + t
+RERANK_SEED_OFFSET = 2000  # a graph re-ranking candidate's seed j is seed + 2000 + j
+SEED_OFFSET = 3000  # the ranking stage's seed j: seed + 3000 + j
 
 
 def evenly_spaced(count: int, n: int) -> list[int]:

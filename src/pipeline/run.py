@@ -101,7 +101,7 @@ def run_search(cfg: DictConfig) -> dict:
     if results is not None:
         line += f" | retrained test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)"
     if graph:
-        summary["metric"] = "micro_f1" if dm.multilabel else "accuracy"
+        summary["metric"] = dm.metric
         if results is not None:
             summary["retrain"]["hparams"] = results["hparams"]
         if seeds > 0 and cfg.graph.get("baselines"):
