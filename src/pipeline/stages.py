@@ -261,11 +261,12 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
         log.info("%s already done (val %.4f)", label, result["val_acc"])
         return result
     pl.seed_everything(seed, workers=True, verbose=False)
-    model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, dim=r.dim, heads=r.heads,
-                                 dropout=r.dropout, attn_dropout=r.attn_dropout,
-                                 freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+    # built from these, and saved with them: model.pt rebuilds the model it holds
+    settings = dict(dim=r.dim, heads=r.heads, dropout=r.dropout, attn_dropout=r.attn_dropout,
+                    freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+    model = TextClassifier.child(dm.embeddings, dm.num_classes, arch, **settings)
     model.encoder.recompute = bool(r.get("recompute", False))
-    saver = _model_saver(cfg, model, arch, dm, out / f"seed_{seed}" / MODEL_FILE) if save_model else None
+    saver = _model_saver(cfg, model, arch, dm, settings, out / f"seed_{seed}" / MODEL_FILE) if save_model else None
     module = ChildModule(model, lr=r.lr, weight_decay=r.weight_decay, on_new_best=saver)
     train = make_loader(dm.train_set, r.batch_size, True, seed, r.train_subset, cfg.hardware.num_workers)
     evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
@@ -289,15 +290,14 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     return result
 
 
-def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, dm, path: Path) -> Callable[[dict], None]:
+def _model_saver(cfg: DictConfig, model: TextClassifier, arch: Architecture, dm, settings: dict,
+                 path: Path) -> Callable[[dict], None]:
     """``evaluation -> None``: writes ``model``'s weights, as they are, with that evaluation to ``path``
-    (and what encodes new text for it: the task's tokenizer and vocabulary, its class names)."""
-    r = cfg.retrain
+    (and the ``settings`` it was built with, and what encodes new text for it: the task's tokenizer
+    and vocabulary, its class names)."""
     names = cfg.task.get("label_names")
     spec = text_child_spec(model, arch, text_input=dm.text_encoder().to_dict(),
-                           label_names=None if names is None else list(names), dim=r.dim, heads=r.heads,
-                           dropout=r.dropout, attn_dropout=r.attn_dropout,
-                           freeze_embeddings=cfg.data.freeze_embeddings, **window_args(cfg))
+                           label_names=None if names is None else list(names), **settings)
     return lambda evaluation: save_child(path, weights_of(model), spec, evaluation)
 
 
