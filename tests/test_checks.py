@@ -617,3 +617,27 @@ def test_a_text_run_recorded_with_the_retired_datamodule_batch_size_resumes(tmp_
     with pytest.raises(AutoAttendError, match=r"task.datamodule.batch_size: 2 -> 4"):
         check_run_settings(ppi, run_settings(compose_config(
             "search", ["+task=ppi", "budget=smoke", "task.datamodule.batch_size=4"]), "search"))
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["graph.supernet.hidden=24"], "graph.supernet.hidden=24 is not divisible by 16, the heads of op gat16"),
+    (["graph.retrain.hidden=40"], "graph.retrain.hidden=40 is not divisible by 16"),
+    (["graph.space.ops=[gcn,gat4]", "graph.retrain.hidden=42", "graph.retrain.heads=2"],
+     "graph.retrain.hidden=42 is not divisible by 4, the heads of op gat4"),
+    (["+graph.hpo.space.hidden=[64,48,20]"], "graph.hpo.space.hidden=20 is not divisible by 16"),
+])
+def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refused(overrides, line):
+    """``graph.supernet.hidden=24`` passed the checks (24 splits into graph.supernet.heads=8) and
+    the model refused it after the data loaded: "op gat16: output width 24 is not divisible by
+    its 16 heads", naming no setting."""
+    with pytest.raises(AutoAttendError, match=line):
+        check_config(compose_config("search", ["+task=cora"] + overrides), "search")
+
+
+@pytest.mark.parametrize("overrides", [["graph.space.ops=[gcn,gat4]", "graph.supernet.hidden=20",
+                                        "graph.supernet.heads=4", "graph.retrain.hidden=12", "graph.retrain.heads=4"],
+                                       # one layer whose output is the classes: its heads are averaged
+                                       ["graph.space.num_layers=1", "graph.retrain.readout=last",
+                                        "graph.retrain.hidden=24"]])
+def test_widths_that_fit_every_gat_op_are_accepted(overrides):
+    check_config(compose_config("search", ["+task=cora"] + overrides), "search")

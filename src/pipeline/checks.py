@@ -370,6 +370,8 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
     _check_graph_model(cfg, f"{g}.supernet")  # first: graph.retrain.act_at and attn_self_loops repeat its values
     check_graph_child(cfg, f"{g}.retrain")
+    if entry == "search":
+        _check_gat_widths(cfg)
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)
     check_int(cfg, f"{g}.supernet.monitor_archs", 0)
@@ -388,6 +390,29 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
             isinstance(baselines, ListConfig) and all(isinstance(b, str) and b for b in baselines)):
         _fail(f"{g}.baselines", "a list of architecture names or files (e.g. [gcn, gat]) or []",
               OmegaConf.to_container(baselines) if isinstance(baselines, ListConfig) else baselines)
+
+
+def _check_gat_widths(cfg: DictConfig) -> None:
+    """A search's hidden widths split evenly into the heads of every GAT op of ``graph.space.ops``
+    (concatenated, each head takes hidden/heads channels): ``graph.supernet.hidden=24`` with gat16
+    was refused by the model, naming no setting, once the data had loaded."""
+    ops = _get(cfg, "graph.space.ops")
+    heads = sorted({int(op[3:]) for op in ops if op.startswith("gat") and op[3:].isdigit()}) \
+        if isinstance(ops, ListConfig) else []
+    # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
+    child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
+    hpo_hidden = _get(cfg, "graph.hpo.space.hidden")
+    widths = [("graph.supernet.hidden", _get(cfg, "graph.supernet.hidden"))]
+    if child_hidden:
+        widths.append(("graph.retrain.hidden", _get(cfg, "graph.retrain.hidden")))
+        if isinstance(hpo_hidden, ListConfig):
+            widths += [("graph.hpo.space.hidden", value) for value in hpo_hidden]
+    for key, width in widths:
+        split = [h for h in heads if isinstance(width, int) and width % h]
+        if split:
+            raise AutoAttendError(f"{key}={width} is not divisible by {split[-1]}, the heads of op gat{split[-1]} "
+                                  f"in graph.space.ops: each head takes hidden/heads channels (use a multiple of "
+                                  f"{math.lcm(*heads)}, or leave gat{split[-1]} out of the ops)")
 
 
 def _check_hpo_space(cfg: DictConfig, key: str) -> None:
