@@ -477,6 +477,21 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
                                                          "graph task cora does not read; it reads graph.space.num_layers"),
     ("src.search", ("+task=sst2", "graph.retrain.seeds=2"), "error: graph.retrain.seeds: a setting of graph tasks, "
                                                             "which text task sst2 does not read; it reads retrain.seeds"),
+    # Hydra's message for a misspelt key advised adding it with +, which then ran with nothing reading it
+    ("src.search", ("+task=sst2", "supernet.dimm=32"), "error: supernet.dimm: no such setting (a misspelt key?)"),
+    ("src.search", ("+task=sst2", "+supernet.dimm=32"), "error: +supernet.dimm=32: adds supernet.dimm, which the "
+                                                        "config does not have, so nothing would read it"),
+    ("src.search", ("+task=sst2", "+strategy.sample_size=10"), "error: +strategy.sample_size=10: adds "
+                                                               "strategy.sample_size"),
+    # settings of the search's space and graph stages, which src.retrain has and ignored
+    ("src.retrain", ("+task=cora", "arch=gcn", "graph.baselines=[gat]"), "error: graph.baselines: a setting of the "
+                                                                         "search (src.search)"),
+    ("src.retrain", ("+task=cora", "arch=gcn", "graph.supernet.steps=5"), "error: graph.supernet.steps: a setting of "
+                                                                          "the search"),
+    ("src.retrain", ("+task=sst2", "arch=published_sst5", "space.priors=false"), "error: space.priors: a setting of "
+                                                                                 "the search"),
+    ("src.retrain", ("+task=cora", "arch=gcn", "graph.hpo.trials=4"), "error: graph.hpo.trials: arch=gcn carries its "
+                                                                      "own settings (hparams), so no HPO runs"),
     # numpy takes seeds below 2**32 and the stages add offsets: a traceback after the supernet
     ("src.search", ("+task=sst2", "seed=4294967295"), "error: seed: expected an integer from 0 to 2147483647, got "
                                                       "4294967295"),
@@ -641,3 +656,27 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                         "graph.retrain.hidden=24"]])
 def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
+
+
+def test_a_text_architecture_file_carrying_hparams_is_refused_and_retrain_reads_act_at(tmp_path):
+    """``hparams: {lr: 0.5}`` in a text architecture's file was ignored in silence (only graph
+    children read a file's settings). ``graph.supernet.act_at`` is not refused by src.retrain:
+    graph.retrain.act_at follows it."""
+    from unittest import mock
+
+    from src.pipeline.config import ARCH_DIR
+    from src.pipeline.run import _refuse_search_settings
+
+    arch = tmp_path / "with_hparams.yaml"
+    arch.write_text((ARCH_DIR / "published_sst5.yaml").read_text() + "hparams:\n  lr: 0.5\n")
+    proc = cli("src.retrain", "+task=sst2", "budget=smoke", f"arch={arch}", data_dir=tmp_path, tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: arch={arch}: carries hparams, the settings of a graph architecture; a text architecture is retrained "
+        "with retrain.* (e.g. retrain.lr=...): remove them from the file")
+    with mock.patch("src.pipeline.run._override_keys", return_value=["graph.supernet.act_at",
+                                                                     "graph.supernet.attn_self_loops"]):
+        _refuse_search_settings()
+    with mock.patch("src.pipeline.run._override_keys", return_value=["graph.supernet.act"]):
+        with pytest.raises(AutoAttendError, match="graph.supernet.act: a setting of the search"):
+            _refuse_search_settings()

@@ -198,6 +198,12 @@ def resolve_arch(spec: str, task: str | None = None) -> Architecture:
     return Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
 
 
+def carries_hparams(spec: str) -> bool:
+    """Whether the file ``arch=<spec>`` names carries settings (``hparams`` / ``task_hparams``)."""
+    data = yaml.safe_load(arch_file(spec).read_text(encoding="utf-8"))  # read by resolve_arch already
+    return isinstance(data, dict) and ("hparams" in data or "task_hparams" in data)
+
+
 def arch_hparams(spec: str, task: str) -> dict | None:
     """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
     ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""

@@ -17,15 +17,15 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, Sequence
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
-from src.pipeline.config import (Timer, arch_hparams, require_task, resolve_arch, retrain_space, run_dir_of,
-                                 search_space, search_strategy, task_family)
+from src.pipeline.config import (Timer, arch_hparams, carries_hparams, require_task, resolve_arch, retrain_space,
+                                 run_dir_of, search_space, search_strategy, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
 from src.space import live_layers
@@ -136,12 +136,20 @@ def run_retrain(cfg: DictConfig) -> dict:
         retrain_space(cfg, len(arch)).validate(arch)
     except AutoAttendError as exc:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
+    if not graph and carries_hparams(cfg.arch):  # they were ignored, in silence
+        raise AutoAttendError(f"arch={cfg.arch}: carries hparams, the settings of a graph architecture; a text "
+                              "architecture is retrained with retrain.* (e.g. retrain.lr=...): remove them from the file")
+    hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
+    if hparams is not None:
+        hpo = next((key for key in _override_keys() if _within(key, ("graph.hpo",))), None)
+        if hpo is not None:  # it ran no HPO, in silence
+            raise AutoAttendError(f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set "
+                                  "one of them with graph.retrain.<key>=... instead")
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary
     from src.utils.device import device_of
 
-    hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
     source, hparams = _command_line_hparams(cfg, hparams)
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
@@ -217,6 +225,7 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     """Check the task and the config values for ``entry_point`` (no torch yet); the run dir, a
     fresh timer and the run's ``.hydra/`` record, written once the run's settings and data pass."""
     require_task(cfg)
+    _refuse_added_settings()
     if entry_point == "retrain":
         _refuse_search_settings()
     _refuse_other_family_settings(cfg)
@@ -274,6 +283,22 @@ def _check_classes_setting(cfg: DictConfig, dm) -> None:
 
 
 SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
+# ... and settings of the search's space and graph stages, which src.retrain has but never reads
+# (it trains the given architecture: any sources, the space's ops and kinds); graph.retrain's
+# act_at and attn_self_loops follow graph.supernet's, which src.retrain therefore reads
+RETRAIN_UNREAD = ("space.num_layers", "space.priors", "space.sharing", "graph.space.num_layers", "graph.space.priors",
+                  "graph.space.sharing", "graph.rerank", "graph.baselines", "graph.supernet")
+RETRAIN_READS = ("graph.supernet.act_at", "graph.supernet.attn_self_loops")
+# where an override may add a key the config lacks: the groups chosen with +, and the HPO's
+# search space (a mapping of child settings, each checked)
+ADDABLE_GROUPS = ("task", "experiment")
+ADDABLE = ("graph.hpo.space.",)
+
+
+def _within(key: str, nodes: Sequence[str]) -> bool:
+    """``key`` is one of ``nodes`` or inside one (``a.b`` is within ``a``; ``nodes`` ending in a dot
+    hold only what is inside them)."""
+    return any(key == n or key.startswith(n if n.endswith(".") else n + ".") for n in nodes)
 
 
 def _override_keys() -> list[str]:
@@ -286,11 +311,30 @@ def _override_keys() -> list[str]:
 
 
 def _refuse_search_settings() -> None:
-    """A search setting given to ``src.retrain`` (``supernet.dim=128``) would be accepted, since the
-    budget files fill those nodes for both entry points, and have no effect: refuse it instead."""
+    """A search setting given to ``src.retrain`` (``supernet.dim=128``, ``graph.baselines=[gat]``,
+    ``space.num_layers=4``) would be accepted, since the config holds those nodes for both entry
+    points, and have no effect: refuse it instead."""
     for key in _override_keys():
-        if key.split(".")[0] in SEARCH_ONLY:
+        if (_within(key, SEARCH_ONLY) or _within(key, RETRAIN_UNREAD)) and not _within(key, RETRAIN_READS):
             raise AutoAttendError(_search_setting_line(key))
+
+
+def _refuse_added_settings() -> None:
+    """An override that adds a key the config lacks (``+supernet.dimm=32``, which Hydra's message for
+    ``supernet.dimm=32`` suggests) ran with nothing reading it: refuse it, but where a key may be
+    added (:data:`ADDABLE_GROUPS`, :data:`ADDABLE`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    for override in HydraConfig.get().overrides.task:
+        if not override.startswith("+") or override.startswith("++"):
+            continue
+        key = override[1:].split("=", 1)[0]
+        if key not in ADDABLE_GROUPS and not _within(key, ADDABLE):
+            raise AutoAttendError(f"{override}: adds {key}, which the config does not have, so nothing would read it "
+                                  "(a misspelt setting?); the command with --cfg job in place of this override lists "
+                                  "the settings")
 
 
 def _search_setting_line(key: str) -> str:
@@ -578,6 +622,10 @@ def hydra_entry(main: Callable[[], None]) -> None:
         line = config_error_line(exc)
         if isinstance(exc, ConfigCompositionException) and (key := _search_node_missing(exc)):
             line = _search_setting_line(key)
+        elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+", line):
+            # Hydra's advice would add a key nothing reads (refused since, see _refuse_added_settings)
+            line = (f"{added.group(1)}: no such setting (a misspelt key?); the command with --cfg job in place of "
+                    "this override lists the settings")
         if isinstance(exc, OverrideParseException):
             # name the argument; a value holding '=' or brackets needs quoting in the grammar
             line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "
