@@ -680,3 +680,25 @@ def test_a_text_architecture_file_carrying_hparams_is_refused_and_retrain_reads_
     with mock.patch("src.pipeline.run._override_keys", return_value=["graph.supernet.act"]):
         with pytest.raises(AutoAttendError, match="graph.supernet.act: a setting of the search"):
             _refuse_search_settings()
+
+
+def test_float16_on_the_cpu_is_refused_and_full_graph_children_say_they_run_float32(caplog):
+    """``hardware=cpu hardware.precision=16-mixed`` ran: Lightning warned and trained bfloat16 while
+    the run recorded float16. A mixed precision never reached Cora's children (their own loop), in
+    silence."""
+    from types import SimpleNamespace
+
+    from src.pipeline.run import _setup_hardware, _warn_full_graph_children_precision
+
+    for precision in ("16-mixed", "16"):
+        with pytest.raises(AutoAttendError, match=f"hardware.precision={precision}: float16 mixed precision runs on "
+                                                  "a GPU; on the CPU use hardware.precision=bf16-mixed"):
+            _setup_hardware(compose_config("search", ["+task=sst2", "hardware=cpu", f"hardware.precision={precision}"]))
+    cfg = compose_config("search", ["+task=cora", "hardware.precision=bf16-mixed"])
+    with caplog.at_level(logging.WARNING):
+        _warn_full_graph_children_precision(cfg, SimpleNamespace(graph={"x": 1}), True)
+        _warn_full_graph_children_precision(cfg, SimpleNamespace(graph=None), True)  # PPI: Lightning trains them
+        _warn_full_graph_children_precision(compose_config("search", ["+task=cora"]), SimpleNamespace(graph={}), True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "hardware.precision=bf16-mixed does not reach the children of cora (retrain, HPO, re-ranking, baselines): "
+        "they train on the full graph in float32 (it applies to a search's supernet)"]

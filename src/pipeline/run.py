@@ -23,7 +23,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline.checks import CHILD_KEYS, check_config, has_key
+from src.pipeline.checks import CHILD_KEYS, FULL_PRECISIONS, check_config, has_key
 from src.pipeline.config import (Timer, arch_hparams, carries_hparams, require_task, resolve_arch, retrain_space,
                                  run_dir_of, search_space, search_strategy, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
@@ -79,6 +79,7 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
+        _warn_full_graph_children_precision(cfg, dm, graph)
         if not graph:  # the retrain's settings also train the ranking's candidates
             retrains = cfg.retrain.seeds > 0 or ranks
             stages.check_batch_memory(cfg, dm, {"supernet": space.num_layers,
@@ -156,6 +157,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
+        _warn_full_graph_children_precision(cfg, dm, graph)
         if not graph:  # the layers that reach the output: the others are not computed
             stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
         check_run_data(run_dir, data_facts(dm, graph))
@@ -360,11 +362,26 @@ def _timing(timer: Timer) -> dict:
     return {"seconds": timer.totals, "invocations": timer.invocations, "seconds_this_invocation": timer.seconds}
 
 
+def _warn_full_graph_children_precision(cfg: DictConfig, dm, graph: bool) -> None:
+    """A mixed ``hardware.precision`` reaches a graph run's supernet (and PPI's children, which
+    Lightning trains), not the children of one full graph, whose own loop runs float32: say so."""
+    precision = str(cfg.hardware.get("precision", "32-true"))
+    if graph and getattr(dm, "graph", None) is not None and precision not in FULL_PRECISIONS:
+        log.warning("hardware.precision=%s does not reach the children of %s (retrain, HPO, re-ranking, baselines): "
+                    "they train on the full graph in float32 (it applies to a search's supernet)", precision,
+                    cfg.task.name)
+
+
 def _setup_hardware(cfg: DictConfig) -> None:
     """Threads, kernels and allocator from ``hardware``; the first import of torch and Lightning."""
     from src.utils.device import device_of
 
-    device_of(cfg)  # hardware=gpu without a GPU: say so before Lightning and PyG load
+    device = device_of(cfg)  # hardware=gpu without a GPU: say so before Lightning and PyG load
+    precision = str(cfg.hardware.get("precision", "32-true"))
+    if device.type == "cpu" and precision in ("16-mixed", "16"):
+        # Lightning warns and runs bfloat16 instead, while the run records float16
+        raise AutoAttendError(f"hardware.precision={precision}: float16 mixed precision runs on a GPU; on the CPU "
+                              "use hardware.precision=bf16-mixed")
     from src.pipeline.common import setup_hardware
 
     setup_hardware(cfg)
