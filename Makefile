@@ -48,7 +48,7 @@ search: $(PY)
 
 ARCH ?=
 retrain: retrain-args $(PY)
-	$(PRELOAD) $(PY) -m src.retrain +task=$(TASK) arch=$(ARCH) budget=$(BUDGET) $(ARGS)
+	$(PRELOAD) $(PY) -m src.retrain +task=$(TASK) "arch='$(ARCH)'" budget=$(BUDGET) $(ARGS)
 retrain-args:
 	@test -n "$(ARCH)" || { echo "error: make retrain needs ARCH=<built-in name (published_sst5, gcn, gat), architecture file or search run directory>" >&2; exit 2; }
 
