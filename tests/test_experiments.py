@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,15 @@ def test_the_readmes_section_links_lead_to_headings():
                for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
     links = re.findall(r"\]\(#([^)]+)\)", text)
     assert len(links) >= 10 and set(links) <= anchors, sorted(set(links) - anchors)
+
+
+def test_make_retrain_passes_a_sweep_job_folder_to_hydra_quoted(tmp_path):
+    """A sweep job's folder (``+task=sst2,budget=smoke``) given as ``ARCH=`` did not parse as a
+    Hydra override; quoted, it reaches the project's own check of the architecture."""
+    folder = tmp_path / "+task=sst2,budget=smoke"
+    proc = subprocess.run(["make", "--no-print-directory", "-o", sys.executable, f"PY={sys.executable}", "PRELOAD=",
+                           "retrain", "TASK=sst2", f"ARCH={folder}", f"ARGS=hydra.run.dir={tmp_path / 'r'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[0] == (
+        f"error: arch={folder}: no such file and no built-in architecture of that name (built-ins: gat, gcn, "
+        "published_sst5)"), proc.stderr[-2000:]
