@@ -492,6 +492,10 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
                                                                                  "the search"),
     ("src.retrain", ("+task=cora", "arch=gcn", "graph.hpo.trials=4"), "error: graph.hpo.trials: arch=gcn carries its "
                                                                       "own settings (hparams), so no HPO runs"),
+    # a search experiment choosing its strategy, given to src.retrain: Hydra's "No match in the defaults list"
+    ("src.retrain", ("+experiment=cora_autogl",), "error: experiment cora_autogl chooses a strategy option, which "
+                                                  "this entry point does not have: run it with the entry point its "
+                                                  "experiment.entry names, or `make reproduce EXP=cora_autogl`"),
     # numpy takes seeds below 2**32 and the stages add offsets: a traceback after the supernet
     ("src.search", ("+task=sst2", "seed=4294967295"), "error: seed: expected an integer from 0 to 2147483647, got "
                                                       "4294967295"),

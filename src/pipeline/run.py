@@ -639,6 +639,11 @@ def hydra_entry(main: Callable[[], None]) -> None:
         line = config_error_line(exc)
         if isinstance(exc, ConfigCompositionException) and (key := _search_node_missing(exc)):
             line = _search_setting_line(key)
+        elif wrong := re.match(r"In 'experiment/([^']+)': Could not override '([^']+)'\. No match in the defaults", line):
+            # an experiment of the other entry point: its defaults name a group this config lacks
+            line = (f"experiment {wrong.group(1)} chooses a {wrong.group(2)} option, which this entry point does not "
+                    f"have: run it with the entry point its experiment.entry names, or `make reproduce "
+                    f"EXP={wrong.group(1)}`")
         elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+", line):
             # Hydra's advice would add a key nothing reads (refused since, see _refuse_added_settings)
             line = (f"{added.group(1)}: no such setting (a misspelt key?); the command with --cfg job in place of "
