@@ -29,7 +29,7 @@ from src.space import GRAPH_OPS, TEXT_OPS, Architecture, FunctionalSpace, Layer,
 from src.utils.errors import AutoAttendError, InvalidArchitectureError
 
 # what a search's best_arch.yaml and a baseline's file record beside the layers, shown as they are
-RECORDED_KEYS = ("val_acc_supernet", "val_loss_supernet", "rerank_val_acc", "hparams")
+RECORDED_KEYS = ("val_acc_supernet", "rerank_rank", "rerank_val_acc", "hparams")
 
 
 def _recorded_arch(path: Path, key: str, unreadable: str, hint: str = "") -> tuple[dict[str, Any], Architecture]:

@@ -78,10 +78,13 @@ def test_the_published_architecture_breaks_the_priors_and_computes_five_layers(c
 def test_a_run_directory_shows_its_winner_with_its_score(tmp_path, capsys):
     arch = FunctionalSpace(2, ops=GRAPH_OPS).sample(random.Random(3))
     (tmp_path / "search").mkdir()
-    (tmp_path / "search" / "best_arch.yaml").write_text(yaml.safe_dump({"val_acc_supernet": 0.784, **arch.to_dict()}))
+    # a graph search that re-ranked its top candidates records which one won, and its score
+    (tmp_path / "search" / "best_arch.yaml").write_text(yaml.safe_dump(
+        {"val_acc_supernet": 0.784, "rerank_rank": 2, "rerank_val_acc": 0.81, **arch.to_dict()}, sort_keys=False))
     status, out, _ = run(capsys, str(tmp_path))
     assert status == 0 and out.startswith(f"{tmp_path / 'search' / 'best_arch.yaml'}: 2 layers of graph ops")
-    assert "\nval_acc_supernet: 0.784\n" in out and tuple(layers_from_table(table_rows(out))) == arch.layers
+    assert "\nval_acc_supernet: 0.784\nrerank_rank: 2\nrerank_val_acc: 0.81\n" in out
+    assert tuple(layers_from_table(table_rows(out))) == arch.layers
 
 
 def test_a_retrain_run_directory_shows_the_architecture_it_retrained(tmp_path, capsys):
