@@ -39,7 +39,7 @@ def main(run_dir: Path, split: str = "dev") -> None:
                                     convert_parentheses=True) for t, _ in kept]
     changed = sum(ptb_tokenize(text) != t.leaves() for text, (t, _) in zip(texts, kept))
     described, rows = predict(run_dir, texts)
-    correct = sum(r["label"] == y for r, (_, y) in zip(rows, kept))
+    correct = sum(r["prediction"] == y for r, (_, y) in zip(rows, kept))
     seed_file = choose_models(run_dir)[0].parent.with_suffix(".json")
     recorded = json.loads(seed_file.read_text())["val_acc" if split == "dev" else "test_acc"]
     print(f"model: {described[0]}")

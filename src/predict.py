@@ -111,7 +111,8 @@ def _describe(path: Path, evaluation: dict[str, Any]) -> str:
 def predict(target: str | Path, texts: Sequence[str], seed: int | None = None, ensemble: bool = False,
             overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
     """Classify ``texts``. Returns ``(descriptions of the models used, one row per text)``; a row
-    holds the text, the predicted ``label`` (arg-max of the mean class probabilities), its
+    holds the text, the ``prediction`` (the class index of the arg-max of the mean class
+    probabilities; a graph run's rows name it so too, beside the node's true ``label``), its
     ``name``, every class's ``probabilities`` and the ``unknown_words`` among the ``words`` the
     model saw."""
     if not texts:
@@ -151,8 +152,9 @@ def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]
     num_classes = probabilities.shape[1]
     names = names if names is not None and len(names) == num_classes else [f"class {c}" for c in range(num_classes)]
     rows = []
-    for text, these_ids, probs, label in zip(texts, ids, probabilities.tolist(), probabilities.argmax(-1).tolist()):
-        rows.append({"text": text, "label": label, "name": names[label], "probabilities": dict(zip(names, probs)),
+    for text, these_ids, probs, prediction in zip(texts, ids, probabilities.tolist(), probabilities.argmax(-1).tolist()):
+        rows.append({"text": text, "prediction": prediction, "name": names[prediction],
+                     "probabilities": dict(zip(names, probs)),
                      "unknown_words": sum(i == UNK_ID for i in these_ids), "words": len(these_ids)})
     return described, rows
 
