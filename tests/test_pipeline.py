@@ -379,7 +379,7 @@ def test_predict_on_raw_text_reproduces_the_recorded_validation_accuracy(smoke_r
     # "prediction", as a graph run's rows name it ("label" there is the node's true class)
     assert [r["prediction"] for r in rows] == expected.argmax(-1).tolist() and all("label" not in r for r in rows)
     assert [r["name"] for r in rows] == [["negative", "positive"][r["prediction"]] for r in rows]
-    correct = sum(r["label"] == y for r, y in zip(rows, dm.val_set.labels.tolist()))
+    correct = sum(r["prediction"] == y for r, y in zip(rows, dm.val_set.labels.tolist()))
     assert correct / len(rows) == pytest.approx(recorded[best]["val_acc"], abs=1e-6)  # recorded in float32
     assert all(r["unknown_words"] == 0 and r["words"] == len(t.leaves()) for r, t in zip(rows, trees))
 
