@@ -136,6 +136,12 @@ def test_predict_classifies_every_node_as_the_recorded_evaluation_did(smoke_run,
     test = [n for n in nodes if n["split"] == "test"]
     assert sum(n["prediction"] == n["label"] for n in test) / len(test) == pytest.approx(record["test_acc"], abs=1e-6)
     assert all(abs(sum(n["probabilities"]) - 1) < 1e-5 for n in nodes)
+    # the same from Python (src.predict.predict_nodes), with the overrides the command line had
+    from src.predict import predict_nodes
+
+    described, in_python = predict_nodes(baseline, overrides=[f"paths.data_dir={fixture_data}",
+                                                              f"paths.cache_dir={tmp / 'cache'}"])
+    assert described == [proc.stderr.strip().removeprefix("predict: ")] and in_python == nodes
 
 
 def test_retrain_cli_gat_baseline(fixture_data, tmp_path):

@@ -315,7 +315,7 @@ class GraphEncoder(nn.Module):
             raise AutoAttendError(f"act_at must be one of {ACT_POSITIONS}, got {act_at!r}")
         self.act_at = act_at
         self.widths, self.num_layers, self.heads = widths, len(widths) - 1, heads
-        self.keying, self.act_name, self.final_act = keying, act, final_act
+        self.keying, self.final_act = keying, final_act
         self.act = ACTIVATIONS[act]
         self.ops = nn.ModuleDict()
         for key, (op, src) in sorted(op_keys.items()):

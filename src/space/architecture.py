@@ -26,7 +26,6 @@ from src.utils.errors import AutoAttendError, InvalidArchitectureError
 
 LAYER_KINDS = ("add", "attn")
 ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
-SLOTS = ("q", "k", "v")
 
 
 @dataclass(frozen=True)
