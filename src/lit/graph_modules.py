@@ -76,6 +76,11 @@ class GraphSupernetModule(ArchRngCheckpoint, pl.LightningModule):
     sampled architecture used get no gradient and are left untouched (also by weight decay).
 
     Validation logs the mean score of ``monitor_archs`` fixed random architectures.
+
+    Batches are dicts (:func:`~src.data.planetoid.data_to_batch`): ``x`` (N, F) float node features
+    (a sparse COO tensor for Planetoid's), ``edge_index`` (2, E) long, ``y`` (N,) long class indices
+    or (N, C) float 0/1 labels (multi-label), ``train_mask`` / ``val_mask`` / ``test_mask`` (N,)
+    bool; the loss and the scores read only the nodes of their mask.
     """
 
     def __init__(self, model: GraphNet, space: FunctionalSpace, multilabel: bool = False, archs_per_step: int = 1,
@@ -144,7 +149,8 @@ class GraphChildModule(pl.LightningModule):
     for a multi-label task, which records no ``val_loss``: the score keys match the text results)
     to :attr:`history`; :meth:`selected` is the evaluation with the best validation score (ties:
     lower validation loss, then earlier). Full-graph tasks train with :meth:`fit_full_batch`,
-    mini-batches of graphs (PPI) through a Trainer.
+    mini-batches of graphs (PPI) through a Trainer. Batches as :class:`GraphSupernetModule`'s
+    (``x`` (N, F), ``edge_index`` (2, E), ``y`` (N,) or (N, C), the three (N,) bool masks).
     """
 
     def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4,
