@@ -43,6 +43,9 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("supernet.dim=15", "supernet.dim=15 is not divisible by supernet.heads=8"),
     ("supernet.archs_per_step=0", "supernet.archs_per_step: expected an integer >= 1, got 0"),
     ("space.priors=maybe", "space.priors: expected true or false, got 'maybe'"),
+    # an IndexError traceback (later a ValueError from the space) instead
+    ("space.ops=[zero]", "space.ops=['zero']: under the design priors (space.priors=true) Q, K and V take an op "
+                         "other than zero"),
     ("data.freeze_embeddings=no", "data.freeze_embeddings: expected true or false, got 'no'"),
     ("hardware.progress=nope", "hardware.progress: expected true or false, got 'nope'"),
     ("hardware.kernels=fast", "hardware.kernels: expected one of auto, fused, torch, got 'fast'"),

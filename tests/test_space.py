@@ -252,3 +252,37 @@ def test_authors_export_refuses_architectures_outside_its_priors(layer):
     arch = Architecture((Layer("add", 0, "conv3", 0, "identity"), layer))
     with pytest.raises(InvalidArchitectureError, match="layer 1"):
         to_authors(arch)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_layers": "3"}, "num_layers must be an integer >= 1, got '3'"),
+    ({"num_layers": True}, "num_layers must be an integer >= 1"),
+    ({"num_layers": 2, "ops": "conv1"}, "ops must be distinct names"),  # five ops of one letter each
+    ({"num_layers": 2, "ops": ()}, "ops must be distinct names"),
+    ({"num_layers": 2, "ops": ("conv1", "conv1")}, "ops must be distinct names"),
+    ({"num_layers": 2, "ops": ("conv1", "bogus")}, "ops must be distinct names"),
+    ({"num_layers": 2, "kinds": ("add", "add")}, "kinds must be distinct names"),  # mutate raised StopIteration
+    ({"num_layers": 2, "ops": ("zero",)}, "the priors need an op other than 'zero'"),  # IndexError at sample
+])
+def test_a_space_of_bad_arguments_is_refused_when_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FunctionalSpace(**kwargs)
+    FunctionalSpace(2, ops=("zero",), priors=False)  # without the priors zero may stand anywhere
+
+
+def test_validate_checks_types_not_only_values():
+    """``q_src="0"`` raised a TypeError from a comparison, ``False`` and ``0.0`` passed as node 0 (and
+    broke the YAML round trip and the models), a list of layers was unhashable, a string gave an
+    AttributeError."""
+    space = FunctionalSpace(1, priors=False)
+    for src in ("0", False, 0.0, None):
+        arch = Architecture((Layer("add", src, "conv1", 0, "zero"),))
+        with pytest.raises(InvalidArchitectureError, match=r"layer 0, field 'q_src'\): source must be a node in 0..0"):
+            space.validate(arch)
+        assert not space.is_valid(arch)
+    with pytest.raises(InvalidArchitectureError, match="expected an Architecture, got str"):
+        space.validate("abc")
+    listed = Architecture([Layer("add", 0, "conv1", 0, "zero")])
+    assert hash(listed) == hash(Architecture((Layer("add", 0, "conv1", 0, "zero"),))) and space.is_valid(listed)
+    with pytest.raises(InvalidArchitectureError, match="expected Layer objects, got dict"):
+        Architecture(({"kind": "add"},))

@@ -162,6 +162,14 @@ def check_hardware(cfg: DictConfig) -> None:
                                   f"with {' and '.join(causes)} (use hardware.kernels=auto)")
 
 
+def _check_nonzero_op(cfg: DictConfig, node: str) -> None:
+    """Under the priors Q, K and V take an op other than ``zero``: ``ops=[zero]`` leaves them none."""
+    ops, priors = _get(cfg, f"{node}.ops"), _get(cfg, f"{node}.priors")
+    if isinstance(ops, ListConfig) and priors is True and all(op == "zero" for op in ops):
+        raise AutoAttendError(f"{node}.ops={list(ops)}: under the design priors ({node}.priors=true) Q, K and V "
+                              "take an op other than zero; add one, or set the priors off")
+
+
 def check_config(cfg: DictConfig, entry: str) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
     wanted = _get(cfg, "experiment.entry")
@@ -179,6 +187,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_choice(cfg, "space.sharing", SHARING_MODES)
     check_int(cfg, "space.num_layers", 1)
     check_subset(cfg, "space.ops", TEXT_OPS)
+    _check_nonzero_op(cfg, "space")
     check_subset(cfg, "space.kinds", LAYER_KINDS)
     check_int(cfg, "data.max_len", 1)
     check_int(cfg, "data.window", 1, none_ok=True)
@@ -367,6 +376,7 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, f"{g}.threads", 1, none_ok=True, high=THREADS_MAX)
     check_int(cfg, f"{g}.space.num_layers", 1)
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
+    _check_nonzero_op(cfg, f"{g}.space")
     check_subset(cfg, f"{g}.space.kinds", LAYER_KINDS)
     _check_graph_model(cfg, f"{g}.supernet")  # first: graph.retrain.act_at and attn_self_loops repeat its values
     check_graph_child(cfg, f"{g}.retrain")

@@ -64,6 +64,13 @@ class Architecture:
 
     layers: tuple[Layer, ...]
 
+    def __post_init__(self) -> None:
+        # a list of layers made an unhashable architecture, which failed later inside the strategies
+        object.__setattr__(self, "layers", tuple(self.layers))
+        wrong = next((layer for layer in self.layers if not isinstance(layer, Layer)), None)
+        if wrong is not None:
+            raise InvalidArchitectureError(f"expected Layer objects, got {type(wrong).__name__}", field="layers")
+
     def __len__(self) -> int:
         return len(self.layers)
 

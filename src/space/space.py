@@ -50,17 +50,20 @@ class FunctionalSpace:
 
     def __init__(self, num_layers: int, ops: Sequence[str] = TEXT_OPS, priors: bool = True,
                  kinds: Sequence[str] = LAYER_KINDS, zero_op: str = "zero"):
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        unknown = set(kinds) - set(LAYER_KINDS)
-        if unknown or not kinds:
-            raise ValueError(f"kinds must be a non-empty subset of {LAYER_KINDS}, got {list(kinds)}")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
+        for name, values, known in (("kinds", kinds, LAYER_KINDS), ("ops", ops, TEXT_OPS + GRAPH_OPS)):
+            # a string is a sequence too: ops="conv1" was five ops of one letter each
+            if isinstance(values, str) or not values or not set(values) <= set(known) or len(set(values)) < len(values):
+                raise ValueError(f"{name} must be distinct names from {sorted(set(known))}, got {values!r}")
         self.num_layers = num_layers
         self.ops = tuple(ops)
         self.priors = priors
         self.kinds = tuple(kinds)
         self.zero_op = zero_op
         self.nonzero_ops = tuple(o for o in self.ops if o != zero_op)
+        if not self.nonzero_ops and self.priors:  # under the priors Q, K and V take a non-zero op
+            raise ValueError(f"ops {self.ops!r}: the priors need an op other than {zero_op!r} (or priors=False)")
 
     def __repr__(self) -> str:
         return (f"FunctionalSpace(num_layers={self.num_layers}, ops={self.ops}, priors={self.priors}, "
@@ -78,6 +81,8 @@ class FunctionalSpace:
     # ---- validity -------------------------------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:
         """Return ``arch`` if it lies in this space, else raise naming the layer and field."""
+        if not isinstance(arch, Architecture):
+            raise InvalidArchitectureError(f"expected an Architecture, got {type(arch).__name__}")
         if len(arch) != self.num_layers:
             raise InvalidArchitectureError(f"expected {self.num_layers} layers, got {len(arch)}", field="layers")
         for i, layer in enumerate(arch):
@@ -89,8 +94,9 @@ class FunctionalSpace:
             elif layer.v_src is not None or layer.v_op is not None:
                 raise InvalidArchitectureError("an 'add' layer has no V", i, "v_op")
             for slot, src, op in slots:
-                if src is None or not 0 <= src <= i:
-                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {src}", i, f"{slot}_src")
+                # False and 0.0 compared as node 0, then broke the YAML round trip and the models
+                if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= i:
+                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {src!r}", i, f"{slot}_src")
                 if op not in self.ops:
                     raise InvalidArchitectureError(f"unknown op {op!r}; expected one of {self.ops}", i, f"{slot}_op")
             if self.priors:
