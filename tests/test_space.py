@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from src.space import Architecture, FunctionalSpace, Layer, from_authors, to_authors
-from src.utils.errors import InvalidArchitectureError, SpaceExhaustedError
+from src.utils.errors import AutoAttendError, InvalidArchitectureError, SpaceExhaustedError
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "space" / "archs" / "published_sst5.yaml"
 
@@ -286,3 +286,16 @@ def test_validate_checks_types_not_only_values():
     assert hash(listed) == hash(Architecture((Layer("add", 0, "conv1", 0, "zero"),))) and space.is_valid(listed)
     with pytest.raises(InvalidArchitectureError, match="expected Layer objects, got dict"):
         Architecture(({"kind": "add"},))
+
+
+def test_reading_and_exporting_errors_are_one_clear_line():
+    """``from_json`` on bad JSON raised a JSONDecodeError (``from_yaml`` a one-line error); ``to_authors``
+    of a graph architecture a bare "tuple.index(x): x not in tuple"; a message without a file
+    said "architecture" twice."""
+    with pytest.raises(AutoAttendError, match=r"^arch.json: not valid JSON \(Expecting"):
+        Architecture.from_json("{bad", source="arch.json")
+    with pytest.raises(InvalidArchitectureError, match="op 'gcn' has no number in the authors' format"):
+        to_authors(Architecture((Layer("add", 0, "gcn", 0, "zero"),)))
+    with pytest.raises(InvalidArchitectureError) as err:
+        Architecture.from_dict({"layers": [{"kind": "add"}]})
+    assert str(err.value) == "invalid architecture (layer 0, field 'q_src'): missing"

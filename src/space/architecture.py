@@ -28,6 +28,11 @@ LAYER_KINDS = ("add", "attn")
 ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
 
 
+def _at(source: str | None) -> str:
+    """``"<source>: "`` to start an error about what ``source`` names (a file), or nothing."""
+    return f"{source}: " if source else ""
+
+
 @dataclass(frozen=True)
 class Layer:
     """One functional layer. See the module docstring for the meaning of each field."""
@@ -90,7 +95,7 @@ class Architecture:
         return {"layers": [{k: v for k, v in asdict(l).items() if v is not None} for l in self.layers]}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "architecture") -> "Architecture":
+    def from_dict(cls, data: Any, source: str | None = None) -> "Architecture":
         """Inverse of :meth:`to_dict`; also accepts the authors' list-of-5-tuples.
 
         Raises :class:`InvalidArchitectureError` naming the layer and field on malformed input
@@ -99,34 +104,35 @@ class Architecture:
         if isinstance(data, list):
             return from_authors(data)
         if not isinstance(data, dict) or "layers" not in data:
-            raise InvalidArchitectureError(f"{source}: expected a mapping with a 'layers' list")
+            raise InvalidArchitectureError(f"{_at(source)}expected a mapping with a 'layers' list")
         if not isinstance(data["layers"], list) or not data["layers"]:
-            raise InvalidArchitectureError(f"{source}: 'layers' must be a non-empty list")
+            raise InvalidArchitectureError(f"{_at(source)}'layers' must be a non-empty list")
         layers = []
         for i, raw in enumerate(data["layers"]):
             if not isinstance(raw, dict):
                 hint = (" (a list of [o1, prev, o2, o3, kind] rows is the authors' format: give it as the top-level "
                         "list or under arch:, not under layers:)" if isinstance(raw, list) else "")
-                raise InvalidArchitectureError(f"{source}: expected a mapping with kind, q_src, q_op, k_src, k_op "
+                raise InvalidArchitectureError(f"{_at(source)}expected a mapping with kind, q_src, q_op, k_src, k_op "
                                                f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
-                raise InvalidArchitectureError(f"{source}: unknown key", layer=i, field=sorted(unknown)[0])
+                raise InvalidArchitectureError(f"{_at(source)}unknown key", layer=i, field=sorted(unknown)[0])
             kind = raw.get("kind")
             if kind not in LAYER_KINDS:
-                raise InvalidArchitectureError(f"{source}: expected one of {LAYER_KINDS}, got {kind!r}", i, "kind")
+                raise InvalidArchitectureError(f"{_at(source)}expected one of {LAYER_KINDS}, got {kind!r}", i, "kind")
             required = ["q_src", "q_op", "k_src", "k_op"] + (["v_src", "v_op"] if kind == "attn" else [])
             for key in required:
                 if key not in raw:
-                    raise InvalidArchitectureError(f"{source}: missing", layer=i, field=key)
+                    raise InvalidArchitectureError(f"{_at(source)}missing", layer=i, field=key)
             for key in ("q_src", "k_src", "v_src"):
                 if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)):
-                    raise InvalidArchitectureError(f"{source}: expected an integer node index, got {raw[key]!r}", i, key)
+                    raise InvalidArchitectureError(f"{_at(source)}expected an integer node index, got {raw[key]!r}", i,
+                                                   key)
             for key in ("q_op", "k_op", "v_op"):
                 if key in raw and not isinstance(raw[key], str):
-                    raise InvalidArchitectureError(f"{source}: expected an op name, got {raw[key]!r}", i, key)
+                    raise InvalidArchitectureError(f"{_at(source)}expected an op name, got {raw[key]!r}", i, key)
             if kind == "add" and (raw.get("v_src") is not None or raw.get("v_op") is not None):
-                raise InvalidArchitectureError(f"{source}: an 'add' layer has no V", layer=i, field="v_op")
+                raise InvalidArchitectureError(f"{_at(source)}an 'add' layer has no V", layer=i, field="v_op")
             layers.append(Layer(kind=kind, q_src=raw["q_src"], q_op=raw["q_op"], k_src=raw["k_src"],
                                 k_op=raw["k_op"], v_src=raw.get("v_src"), v_op=raw.get("v_op")))
         return cls(tuple(layers))
@@ -136,26 +142,30 @@ class Architecture:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Architecture":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, source: str | None = None) -> "Architecture":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:  # as from_yaml: one line naming where, not a JSONDecodeError
+            raise AutoAttendError(f"{_at(source)}not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=source)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "architecture") -> "Architecture":
+    def from_yaml(cls, text: str, source: str | None = None) -> "Architecture":
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise AutoAttendError(f"{source}: not valid YAML{where} ({problem})") from None
+            raise AutoAttendError(f"{_at(source)}not valid YAML{where} ({problem})") from None
         if isinstance(data, dict) and "arch" in data and "layers" not in data:
             data = data["arch"]
         if isinstance(data, list) and data and isinstance(data[0], dict) and "arch" in data[0]:
             # search/topk.yaml, or a list of population records: candidates, not one architecture
-            raise InvalidArchitectureError(f"{source}: a list of {len(data)} candidates, not one architecture; "
+            raise InvalidArchitectureError(f"{_at(source)}a list of {len(data)} candidates, not one architecture; "
                                            "give search/best_arch.yaml (or the run directory), or copy one "
                                            "candidate's `arch:` into a file of its own")
         return cls.from_dict(data, source=source)
@@ -239,6 +249,10 @@ def to_authors(arch: Architecture) -> list[list[int]]:
     for i, l in enumerate(arch):
         if l.q_src != i or (l.kind == "attn" and l.v_src != l.k_src):
             raise InvalidArchitectureError("the authors' format needs q_src == i and v_src == k_src", i, "q_src")
+        other = next((op for op in (l.q_op, l.k_op, l.v_op) if op is not None and op not in AUTHORS_OPS), None)
+        if other is not None:  # a graph op gave a bare "tuple.index(x): x not in tuple"
+            raise InvalidArchitectureError(f"op {other!r} has no number in the authors' format (text ops only: "
+                                           f"{', '.join(AUTHORS_OPS)})", i)
         o3 = AUTHORS_OPS.index(l.v_op) if l.kind == "attn" else -1
         rows.append([AUTHORS_OPS.index(l.q_op), l.k_src, AUTHORS_OPS.index(l.k_op), o3, AUTHORS_KINDS.index(l.kind)])
     return rows
