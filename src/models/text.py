@@ -52,6 +52,10 @@ class Stem(nn.Module):
 class TextClassifier(nn.Module):
     """Token ids (B, T) long + mask (B, T) bool, True at real tokens [+ architecture] -> logits (B, C).
 
+    Rows are right-padded: a row's real tokens come first (``pad_collate`` and ``TextEncoder.pad``
+    build them so); the GRU op reads each row up to its length, so a left-padded mask gives other
+    logits. Every row needs at least one real token (an empty row's max-pool gives NaN logits).
+
     Build with :meth:`supernet` or :meth:`child`. ``embeddings`` (V, E) are frozen unless
     ``freeze_embeddings=False``; row 0 is the padding token.
 
