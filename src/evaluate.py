@@ -100,7 +100,7 @@ def settings_of_the_run(run_dir: Path):
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:
     """``(folder, seed, <folder>/seed_<seed>/model.pt)`` of a run: ``retrain`` first, then the
     graph baselines (``baselines/<name>``), by seed."""
-    found = _seed_paths(run_dir, "seed_*/model.pt")
+    found = seed_paths(run_dir, "seed_*/model.pt")
     if not found and not (run_dir / "retrain").is_dir() and not (run_dir / "baselines").is_dir():
         raise AutoAttendError(f"{run_dir}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
                               "stage, or ran with retrain.seeds=0; graph tasks: graph.retrain.seeds=0)")
@@ -240,10 +240,10 @@ def seed_record(seed_file: Path) -> dict:
 
 def finished_seeds(run_dir: Path) -> list[tuple[str, int, Path]]:
     """``(folder, seed, seed_<seed>.json)`` of every seed the run finished (retrain, baselines)."""
-    return _seed_paths(run_dir, "seed_*.json")
+    return seed_paths(run_dir, "seed_*.json")
 
 
-def _seed_paths(run_dir: Path, pattern: str) -> list[tuple[str, int, Path]]:
+def seed_paths(run_dir: Path, pattern: str) -> list[tuple[str, int, Path]]:
     """``(folder, seed, path)`` of the files matching ``pattern`` (``seed_*.json``,
     ``seed_*/model.pt``) in ``retrain/`` and each ``baselines/<name>/``, the seed read from the
     ``seed_<s>`` part of the path."""

@@ -46,9 +46,10 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
         return [target]
     if not target.is_dir():
         raise AutoAttendError(f"{target}: no such run directory or model file")
+    from src.evaluate import finished_seeds, seed_paths, seed_record
+
     retrain = target / "retrain"
-    kept = {int(p.parent.name.removeprefix("seed_")): p for p in retrain.glob("seed_*/model.pt")
-            if p.parent.name.removeprefix("seed_").isdigit()}
+    kept = {s: path for folder, s, path in seed_paths(target, "seed_*/model.pt") if folder == "retrain"}
     if not kept and (target / ".hydra").is_dir() and not retrain.is_dir():
         raise AutoAttendError(f"{target}: nothing retrained (no retrain/ folder: the run stopped before its retrain "
                               "stage, or ran with retrain.seeds=0; graph tasks: graph.retrain.seeds=0)")
@@ -60,8 +61,6 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
         if seed not in kept:
             raise AutoAttendError(f"{retrain}: no model for seed {seed} (kept: {', '.join(map(str, sorted(kept)))})")
         return [kept[seed]]
-    from src.evaluate import finished_seeds, seed_record
-
     records = {s: path for folder, s, path in finished_seeds(target) if folder == "retrain"}
     finished = {s: float(seed_record(records[s])["val_acc"]) for s in kept if s in records}
     if not finished:
