@@ -11,7 +11,9 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -178,37 +180,47 @@ def _check_arch_file_keys(path: Path, data, task: str | None) -> None:
                     raise AutoAttendError(f"{path}: {key}.{name}: no such task (tasks: {', '.join(tasks)})")
 
 
-def resolve_arch(spec: str, task: str | None = None) -> Architecture:
-    """The architecture ``arch=<spec>`` names (:func:`arch_file`); for ``task``, the file's
-    ``task_arch.<task>`` when it has one (the GAT paper's PubMed model has 8 output heads where
-    its Cora model has 1)."""
+@dataclass(frozen=True)
+class ArchFile:
+    """What ``arch=<spec>`` names, read once: its ``path``, the architecture (for a task, the file's
+    ``task_arch.<task>`` when it has one) and the hyper-parameters it carries (``hparams``, with
+    ``task_hparams.<task>`` over them; ``None``: none, as a searched architecture). ``carries``:
+    the file has ``hparams`` or ``task_hparams`` at all (a text architecture may have neither)."""
+
+    path: Path
+    arch: Architecture
+    hparams: dict | None
+    carries: bool
+
+
+def read_arch(spec: str, task: str | None = None) -> ArchFile:
+    """Read the file ``arch=<spec>`` names (:func:`arch_file`); errors name the file and the key. The
+    GAT paper's PubMed model has 8 output heads where its Cora model has 1: ``task_arch``."""
     path = arch_file(spec)
     arch = Architecture.load(path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
     _check_arch_file_keys(path, data, task)
-    if task is None:
-        return arch
-    per_task = data.get("task_arch") if isinstance(data, dict) else None
-    if per_task is None:
-        return arch
-    if not isinstance(per_task, dict):
-        raise AutoAttendError(f"{path}: task_arch must map task names to architectures")
-    if task not in per_task:
-        return arch
-    return Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
+    if isinstance(data, dict) and task is not None and data.get("task_arch") is not None:
+        per_task = data["task_arch"]
+        if not isinstance(per_task, dict):
+            raise AutoAttendError(f"{path}: task_arch must map task names to architectures")
+        if task in per_task:
+            arch = Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
+    carries = isinstance(data, dict) and ("hparams" in data or "task_hparams" in data)
+    return ArchFile(path, arch, _file_hparams(path, data, task), carries)
 
 
-def carries_hparams(spec: str) -> bool:
-    """Whether the file ``arch=<spec>`` names carries settings (``hparams`` / ``task_hparams``)."""
-    data = yaml.safe_load(arch_file(spec).read_text(encoding="utf-8"))  # read by resolve_arch already
-    return isinstance(data, dict) and ("hparams" in data or "task_hparams" in data)
+def resolve_arch(spec: str, task: str | None = None) -> Architecture:
+    """The architecture ``arch=<spec>`` names (:func:`read_arch`)."""
+    return read_arch(spec, task).arch
 
 
 def arch_hparams(spec: str, task: str) -> dict | None:
-    """The hyper-parameters a built-in or file architecture carries (``hparams``, overridden by
-    ``task_hparams.<task>``), or ``None`` when it carries none (a searched architecture)."""
-    path = arch_file(spec)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read by resolve_arch already
+    """The hyper-parameters a built-in or file architecture carries (:func:`read_arch`)."""
+    return read_arch(spec, task).hparams
+
+
+def _file_hparams(path: Path, data: Any, task: str | None) -> dict | None:
     if not isinstance(data, dict) or "hparams" not in data:
         return None
     hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}

@@ -33,7 +33,7 @@ from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
 from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
-from src.pipeline.config import arch_hparams, resolve_arch, retrain_space
+from src.pipeline.config import read_arch, retrain_space
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
@@ -314,8 +314,8 @@ def baselines(cfg: DictConfig, dm, run_dir: Path) -> dict:
     """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds."""
     out = {}
     for name in cfg.graph.get("baselines") or []:
-        arch = resolve_arch(name, cfg.task.name)
-        retrain_space(cfg, len(arch)).validate(arch)
-        res = retrain(cfg, arch, dm, run_dir, hparams=arch_hparams(name, cfg.task.name), folder=f"baselines/{name}")
+        read = read_arch(name, cfg.task.name)
+        retrain_space(cfg, len(read.arch)).validate(read.arch)
+        res = retrain(cfg, read.arch, dm, run_dir, hparams=read.hparams, folder=f"baselines/{name}")
         out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}
     return out

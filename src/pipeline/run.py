@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import CHILD_KEYS, FULL_PRECISIONS, check_config, has_key
-from src.pipeline.config import (Timer, arch_hparams, carries_hparams, require_task, resolve_arch, retrain_space,
-                                 run_dir_of, search_space, search_strategy, task_family)
+from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
+                                 search_strategy, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
 from src.space import live_layers
@@ -129,7 +129,8 @@ def run_search(cfg: DictConfig) -> dict:
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     run_dir, timer, record = _start(cfg, "retrain")
-    arch = resolve_arch(cfg.arch, cfg.task.name)
+    read = read_arch(cfg.arch, cfg.task.name)
+    arch = read.arch
     graph = task_family(cfg) == "graph"
     _check_arch_family(cfg, arch, graph)
     # Retraining accepts any structurally valid architecture; the priors only shape the search.
@@ -137,10 +138,10 @@ def run_retrain(cfg: DictConfig) -> dict:
         retrain_space(cfg, len(arch)).validate(arch)
     except AutoAttendError as exc:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
-    if not graph and carries_hparams(cfg.arch):  # they were ignored, in silence
+    if not graph and read.carries:  # they were ignored, in silence
         raise AutoAttendError(f"arch={cfg.arch}: carries hparams, the settings of a graph architecture; a text "
                               "architecture is retrained with retrain.* (e.g. retrain.lr=...): remove them from the file")
-    hparams = arch_hparams(cfg.arch, cfg.task.name) if graph else None
+    hparams = read.hparams if graph else None
     if hparams is not None:
         hpo = next((key for key in _override_keys() if _within(key, ("graph.hpo",))), None)
         if hpo is not None:  # it ran no HPO, in silence
@@ -198,10 +199,9 @@ def _check_baselines(cfg: DictConfig) -> None:
     checked before the supernet trains rather than when the baselines' turn comes."""
     for name in cfg.graph.get("baselines") or []:
         try:
-            arch = resolve_arch(name, cfg.task.name)
+            arch = read_arch(name, cfg.task.name).arch  # its hparams checked as it is read
             _check_arch_family(cfg, arch, True, named=name)
             retrain_space(cfg, len(arch)).validate(arch)
-            arch_hparams(name, cfg.task.name)
         except AutoAttendError as exc:
             message = str(exc)
             for named in (f"arch={name}: ", f"{name}: "):
