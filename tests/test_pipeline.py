@@ -656,7 +656,8 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypat
 @pytest.mark.parametrize("module, args, needle", [
     ("src.search", ("+task=nope",), "error: In 'search': Could not find 'task/nope'; Available options in 'task': "
                                     "agnews, amazon2"),
-    ("src.search", ("+task=sst2", "retrain.seedz=3"), "full_key: retrain.seedz"),
+    # Hydra's message advised +retrain.seedz=3, which would add a setting nothing reads
+    ("src.search", ("+task=sst2", "retrain.seedz=3"), "error: retrain.seedz: no such setting (a misspelt key?)"),
     ("src.retrain", ("task=sst2",), "To append to your default list use +task=sst2"),
     ("src.search", ("+task=sst2", "seed=[1"), "error: cannot parse the override 'seed=[1': no viable alternative "
                                               "at input '[1' (quote a value with special characters"),
