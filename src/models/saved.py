@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from src.models.graph import GraphNet
 from src.models.text import TextClassifier
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target
+
+if TYPE_CHECKING:  # imported where a graph model is built: PyG takes over a second to import
+    from src.models.graph import GraphNet
 
 MODEL_FILE = "model.pt"
 TEXT_FORMAT = "autoattend.text_child.v1"
@@ -95,6 +97,8 @@ def load_child(path: str | Path) -> tuple[TextClassifier | GraphNet, dict[str, A
     if spec.pop("format") == TEXT_FORMAT:
         model = TextClassifier.child(torch.zeros(*spec.pop("embedding_shape")), num_classes, arch, **spec)
     else:
+        from src.models.graph import GraphNet
+
         model = GraphNet.child(spec.pop("in_dim"), num_classes, arch, **spec)
     model.load_state_dict(record["state_dict"])
     model.eval()
