@@ -56,7 +56,7 @@ from src.models.text import TextClassifier
 from src.pipeline.checks import check_bench_config
 from src.pipeline.common import make_loader, set_float32_precision
 from src.pipeline.config import resolve_arch, run_dir_of
-from src.pipeline.run import run_and_exit
+from src.pipeline.run import refuse_added_settings, run_and_exit
 from src.space import FunctionalSpace
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
@@ -259,6 +259,7 @@ def main(cfg: DictConfig) -> None:
 def run_bench(cfg: DictConfig) -> None:
     """Check the settings, print the machine facts, measure every figure, write ``bench.json``."""
     try:  # a bad setting or hardware=gpu without a GPU: one line, as the other entry points say it
+        refuse_added_settings()  # +bench.foo=1 ran the whole bench with nothing reading it
         check_bench_config(cfg)
         device = device_of(cfg)
     except AutoAttendError as err:

@@ -481,11 +481,16 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
     ("src.search", ("+task=sst2", "graph.retrain.seeds=2"), "error: graph.retrain.seeds: a setting of graph tasks, "
                                                             "which text task sst2 does not read; it reads retrain.seeds"),
     # Hydra's message for a misspelt key advised adding it with +, which then ran with nothing reading it
-    ("src.search", ("+task=sst2", "supernet.dimm=32"), "error: supernet.dimm: no such setting (a misspelt key?)"),
+    ("src.search", ("+task=sst2", "supernet.dimm=32"), "error: supernet.dimm: no such setting (misspelt, or one of a task or option not chosen"),
     ("src.search", ("+task=sst2", "+supernet.dimm=32"), "error: +supernet.dimm=32: adds supernet.dimm, which the "
                                                         "config does not have, so nothing would read it"),
     ("src.search", ("+task=sst2", "+strategy.sample_size=10"), "error: +strategy.sample_size=10: adds "
                                                                "strategy.sample_size"),
+    ("src.search", ("+task=sst2", "++supernet.dimm=32"), "error: ++supernet.dimm=32: ++ may add a key nothing reads; "
+                                                         "set a setting the config has with supernet.dimm=... (without +)"),
+    # the documented way to add an HPO setting is still said
+    ("src.search", ("+task=cora", "graph.hpo.space.hidden=[16,32]"), "error: graph.hpo.space.hidden: not in the config "
+                                                                     "yet; add it with +graph.hpo.space.hidden=[16,32]"),
     # settings of the search's space and graph stages, which src.retrain has and ignored
     ("src.retrain", ("+task=cora", "arch=gcn", "graph.baselines=[gat]"), "error: graph.baselines: a setting of the "
                                                                          "search (src.search)"),
@@ -646,7 +651,7 @@ def test_a_text_run_recorded_with_the_retired_datamodule_batch_size_resumes(tmp_
     (["graph.retrain.hidden=40"], "graph.retrain.hidden=40 is not divisible by 16"),
     (["graph.space.ops=[gcn,gat4]", "graph.retrain.hidden=42", "graph.retrain.heads=2"],
      "graph.retrain.hidden=42 is not divisible by 4, the heads of op gat4"),
-    (["+graph.hpo.space.hidden=[64,48,20]"], "graph.hpo.space.hidden=20 is not divisible by 16"),
+    (["+graph.hpo.space.hidden=[64,48,20]", "graph.hpo.trials=4"], "graph.hpo.space.hidden=20 is not divisible by 16"),
 ])
 def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refused(overrides, line):
     """``graph.supernet.hidden=24`` passed the checks (24 splits into graph.supernet.heads=8) and
@@ -660,7 +665,10 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                         "graph.supernet.heads=4", "graph.retrain.hidden=12", "graph.retrain.heads=4"],
                                        # one layer whose output is the classes: its heads are averaged
                                        ["graph.space.num_layers=1", "graph.retrain.readout=last",
-                                        "graph.retrain.hidden=24"]])
+                                        "graph.retrain.hidden=24"],
+                                       # settings nothing trains with: no HPO, no child
+                                       ["+graph.hpo.space.hidden=[20]"],
+                                       ["graph.retrain.seeds=0", "graph.retrain.hidden=40"]])
 def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
 

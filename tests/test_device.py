@@ -98,10 +98,14 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
     ("bench.arch_workers=many", "error: bench.arch_workers: expected auto or an integer >= 1, got 'many'"),
     ("bench.optimizer_state=int8", "error: bench.optimizer_state: expected one of float32, bfloat16, got 'int8'"),
     # Hydra's own errors: its several lines and exit status 1 before, as src.search says them now
-    ("bench.foo=1", "error: bench.foo: no such setting (a misspelt key?); the command with --cfg job in place of "
+    ("bench.foo=1", "error: bench.foo: no such setting (misspelt, or one of a task or option not chosen, e.g. "
+                    "+task=...?); the command with --cfg job in place of "
                     "this override lists the settings"),
     ("budget=smoke", "error: Could not override 'budget'. No match in the defaults list. To append to your default "
                      "list use +budget=smoke"),
+    # an added key nothing reads: it ran the full paper-size bench
+    ("+bench.foo=1", "error: +bench.foo=1: adds bench.foo, which the config does not have, so nothing would read it "
+                     "(a misspelt setting?); the command with --cfg job in place of this override lists the settings"),
     # added nodes the bench never reads: it ran the full paper-size bench
     ("+task=sst2", "error: task: not settings of src.bench (added by an override such as +task=... or +budget=...); "
                    "it measures the paper's supernet configuration, set by seed, bench, paths, hardware, space"),

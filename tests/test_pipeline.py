@@ -657,7 +657,7 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypat
     ("src.search", ("+task=nope",), "error: In 'search': Could not find 'task/nope'; Available options in 'task': "
                                     "agnews, amazon2"),
     # Hydra's message advised +retrain.seedz=3, which would add a setting nothing reads
-    ("src.search", ("+task=sst2", "retrain.seedz=3"), "error: retrain.seedz: no such setting (a misspelt key?)"),
+    ("src.search", ("+task=sst2", "retrain.seedz=3"), "error: retrain.seedz: no such setting (misspelt, or one of a task or option not chosen"),
     ("src.retrain", ("task=sst2",), "To append to your default list use +task=sst2"),
     ("src.search", ("+task=sst2", "seed=[1"), "error: cannot parse the override 'seed=[1': no viable alternative "
                                               "at input '[1' (quote a value with special characters"),
@@ -1183,6 +1183,11 @@ def test_the_process_ends_after_the_run_as_a_normal_exit_would(tmp_path):
                                                                    "after the run failed"),
     ("sys.exit('a message')", 1, None),
     ("pass", 0, "interrupted (SIGTERM) while the process exited after the run finished"),
+    # an idle thread pool left open: joining its workers before threading's exit hooks woke them hung
+    ("pool = ThreadPoolExecutor(2); pool.submit(int).result(); pools.append(pool); "
+     "print('error: bad input', file=sys.stderr); sys.exit(2)", 2, None),
+    # a crash: its traceback and status 1, as Python's own exit gives them
+    ("raise RuntimeError('a bug')", 1, None),
 ])
 def test_an_entry_point_ends_the_process_itself_whatever_the_runs_status(ending, status, late_stop, tmp_path):
     """``run_and_exit`` (every Hydra entry point's ``__main__``) ends through ``exit_after_the_run``
@@ -1198,8 +1203,11 @@ def test_an_entry_point_ends_the_process_itself_whatever_the_runs_status(ending,
         script = textwrap.dedent(f"""
             import atexit, os, signal, sys
             sys.path.insert(0, {str(ROOT)!r})
+            from concurrent.futures import ThreadPoolExecutor
             from pathlib import Path
             from src.pipeline import run
+
+            pools = []
 
             atexit.register(lambda: Path({str(marker)!r}).write_text("atexit"))
             if {stop}:
@@ -1211,12 +1219,15 @@ def test_an_entry_point_ends_the_process_itself_whatever_the_runs_status(ending,
             run.run_and_exit(main)
         """)
         marker.unlink(missing_ok=True)
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         if stop and late_stop:
             assert done.returncode == 143 and done.stderr.strip().splitlines()[-1] == late_stop, done.stderr[-2000:]
         elif not stop:
             assert done.returncode == status, done.stderr[-2000:]
-            assert done.stderr.strip() == {2: "error: bad input", 1: "a message", 0: ""}[status]
+            if "RuntimeError" in ending:
+                assert done.stderr.startswith("Traceback") and done.stderr.strip().endswith("RuntimeError: a bug")
+            else:
+                assert done.stderr.strip() == {2: "error: bad input", 1: "a message", 0: ""}[status]
             assert marker.read_text() == "atexit"
 
 

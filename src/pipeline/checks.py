@@ -411,11 +411,14 @@ def _check_gat_widths(cfg: DictConfig) -> None:
         if isinstance(ops, ListConfig) else []
     # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
-    hpo_hidden = _get(cfg, "graph.hpo.space.hidden")
+    # children train: the seeds, the re-ranking or the ranking stage (both with the retrain's settings)
+    children = any(isinstance(v, int) and v > 0 for v in (
+        _get(cfg, "graph.retrain.seeds"), _get(cfg, "graph.rerank.topk"), _get(cfg, "ranking.candidates")))
+    hpo_trials, hpo_hidden = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.hpo.space.hidden")
     widths = [("graph.supernet.hidden", _get(cfg, "graph.supernet.hidden"))]
-    if child_hidden:
+    if child_hidden and children:
         widths.append(("graph.retrain.hidden", _get(cfg, "graph.retrain.hidden")))
-        if isinstance(hpo_hidden, ListConfig):
+        if isinstance(hpo_hidden, ListConfig) and isinstance(hpo_trials, int) and hpo_trials > 1:  # 0 or 1: off
             widths += [("graph.hpo.space.hidden", value) for value in hpo_hidden]
     for key, width in widths:
         split = [h for h in heads if isinstance(width, int) and width % h]

@@ -206,7 +206,7 @@ def read_arch(spec: str, task: str | None = None) -> ArchFile:
             raise AutoAttendError(f"{path}: task_arch must map task names to architectures")
         if task in per_task:
             arch = Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
-    carries = isinstance(data, dict) and ("hparams" in data or "task_hparams" in data)
+    carries = isinstance(data, dict) and bool(data.get("hparams") or data.get("task_hparams"))
     return ArchFile(path, arch, _file_hparams(path, data, task), carries)
 
 

@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
@@ -145,8 +146,11 @@ def run_retrain(cfg: DictConfig) -> dict:
     if hparams is not None:
         hpo = next((key for key in _override_keys() if _within(key, ("graph.hpo",))), None)
         if hpo is not None:  # it ran no HPO, in silence
-            raise AutoAttendError(f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set "
-                                  "one of them with graph.retrain.<key>=... instead")
+            message = (f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set one of them "
+                       "with graph.retrain.<key>=... instead")
+            if not _in_multirun():
+                raise AutoAttendError(message)
+            log.warning("%s (other jobs of the sweep may run one)", message)
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary
@@ -227,7 +231,7 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     """Check the task and the config values for ``entry_point`` (no torch yet); the run dir, a
     fresh timer and the run's ``.hydra/`` record, written once the run's settings and data pass."""
     require_task(cfg)
-    _refuse_added_settings()
+    refuse_added_settings()
     if entry_point == "retrain":
         _refuse_search_settings()
     _refuse_other_family_settings(cfg)
@@ -321,7 +325,7 @@ def _refuse_search_settings() -> None:
             raise AutoAttendError(_search_setting_line(key))
 
 
-def _refuse_added_settings() -> None:
+def refuse_added_settings() -> None:
     """An override that adds a key the config lacks (``+supernet.dimm=32``, which Hydra's message for
     ``supernet.dimm=32`` suggests) ran with nothing reading it: refuse it, but where a key may be
     added (:data:`ADDABLE_GROUPS`, :data:`ADDABLE`)."""
@@ -330,13 +334,17 @@ def _refuse_added_settings() -> None:
     if not HydraConfig.initialized():
         return
     for override in HydraConfig.get().overrides.task:
-        if not override.startswith("+") or override.startswith("++"):
+        if not override.startswith("+"):
             continue
-        key = override[1:].split("=", 1)[0]
-        if key not in ADDABLE_GROUPS and not _within(key, ADDABLE):
-            raise AutoAttendError(f"{override}: adds {key}, which the config does not have, so nothing would read it "
-                                  "(a misspelt setting?); the command with --cfg job in place of this override lists "
-                                  "the settings")
+        key = override.lstrip("+").split("=", 1)[0]
+        if key in ADDABLE_GROUPS or _within(key, ADDABLE):
+            continue
+        if override.startswith("++"):  # sets a key the config has, or adds one: which, Hydra does not say
+            raise AutoAttendError(f"{override}: ++ may add a key nothing reads; set a setting the config has with "
+                                  f"{key}=... (without +)")
+        raise AutoAttendError(f"{override}: adds {key}, which the config does not have, so nothing would read it "
+                              "(a misspelt setting?); the command with --cfg job in place of this override lists "
+                              "the settings")
 
 
 def _search_setting_line(key: str) -> str:
@@ -507,7 +515,8 @@ _outside_signals: list[int] = []  # SIGINT / SIGTERM that came while no job's ha
 
 def run_and_exit(main: Callable[[], None]) -> NoReturn:
     """An entry point's ``__main__``: :func:`hydra_entry`, then :func:`exit_after_the_run` with its
-    status, whether the run finished, failed (2) or was stopped (130 / 143)."""
+    status, whether the run finished, failed (2), was stopped (130 / 143) or crashed (1, after its
+    traceback)."""
     try:
         hydra_entry(main)
     except SystemExit as exc:
@@ -516,6 +525,9 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
             print(code, file=sys.stderr)
             code = 1
         exit_after_the_run(code or 0)
+    except BaseException:  # a crash: its traceback, and status 1, as Python gives them
+        traceback.print_exc()
+        exit_after_the_run(1)
     exit_after_the_run(0)
 
 
@@ -540,6 +552,11 @@ def exit_after_the_run(status: int = 0) -> NoReturn:
         os._exit(128 + int(signum))
 
     interrupt.install(late)
+    # as Python's shutdown: threading's exit hooks first (concurrent.futures wakes its idle workers
+    # there, or joining them would wait for ever), then the other threads joined
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()
@@ -644,10 +661,14 @@ def hydra_entry(main: Callable[[], None]) -> None:
             line = (f"experiment {wrong.group(1)} chooses a {wrong.group(2)} option, which this entry point does not "
                     f"have: run it with the entry point its experiment.entry names, or `make reproduce "
                     f"EXP={wrong.group(1)}`")
-        elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+", line):
-            # Hydra's advice would add a key nothing reads (refused since, see _refuse_added_settings)
-            line = (f"{added.group(1)}: no such setting (a misspelt key?); the command with --cfg job in place of "
-                    "this override lists the settings")
+        elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(\S+?);?\s", line + " "):
+            # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
+            key = added.group(1)
+            if _within(key, ADDABLE):
+                line = f"{key}: not in the config yet; add it with +{added.group(2)}"
+            else:
+                line = (f"{key}: no such setting (misspelt, or one of a task or option not chosen, e.g. +task=...?); "
+                        "the command with --cfg job in place of this override lists the settings")
         if isinstance(exc, OverrideParseException):
             # name the argument; a value holding '=' or brackets needs quoting in the grammar
             line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "
