@@ -500,6 +500,12 @@ def test_the_entry_points_and_the_config_checks_import_no_torch():
                                                                                  "the search"),
     ("src.retrain", ("+task=cora", "arch=gcn", "graph.hpo.trials=4"), "error: graph.hpo.trials: arch=gcn carries its "
                                                                       "own settings (hparams), so no HPO runs"),
+    # a strategy setting the chosen strategy never reads
+    ("src.search", ("+task=sst2", "strategy=random", "strategy.mutation_rate=0.9"),
+     "error: strategy.mutation_rate: a setting strategy=random does not read"),
+    ("src.search", ("+task=cora", "strategy=aging", "strategy.budget=600", "strategy.rounds=3"),
+     "error: strategy.rounds: a setting strategy=aging does not read (with strategy.budget set, it no longer sizes "
+     "the budget)"),
     # a search experiment choosing its strategy, given to src.retrain: Hydra's "No match in the defaults list"
     ("src.retrain", ("+experiment=cora_autogl",), "error: experiment cora_autogl chooses a strategy option, which "
                                                   "this entry point does not have: run it with the entry point its "

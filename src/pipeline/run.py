@@ -234,6 +234,8 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     refuse_added_settings()
     if entry_point == "retrain":
         _refuse_search_settings()
+    else:
+        _refuse_unread_strategy_settings(cfg)
     _refuse_other_family_settings(cfg)
     if cfg.get("experiment") and cfg.experiment.get("multirun") and _hydra_initialized() and not _in_multirun():
         # without -m Hydra ignores the config's sweeper params and runs one job of the default values
@@ -345,6 +347,25 @@ def refuse_added_settings() -> None:
         raise AutoAttendError(f"{override}: adds {key}, which the config does not have, so nothing would read it "
                               "(a misspelt setting?); the command with --cfg job in place of this override lists "
                               "the settings")
+
+
+def _refuse_unread_strategy_settings(cfg: DictConfig) -> None:
+    """A ``strategy.*`` setting the chosen strategy never reads, given on the command line
+    (``strategy=random strategy.mutation_rate=0.9``; with ``strategy.budget`` set, the evolution
+    settings that otherwise size the budget) ran with no effect: refuse it."""
+    name = cfg.strategy.get("name")
+    unread = {"random": {"mutation_rate", "sample_size"}, "aging": set(), "evolution": {"sample_size"}}.get(name, set())
+    if name in ("random", "aging") and cfg.strategy.get("budget") is not None:
+        unread |= {"rounds", "parents"} | ({"population"} if name == "random" else set())
+    for key in _override_keys():
+        setting = key.removeprefix("strategy.")
+        if key.startswith("strategy.") and setting in unread:
+            sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in ("population", "rounds",
+                                                                                               "parents") else ""
+            message = f"{key}: a setting strategy={name} does not read{sized}"
+            if not _in_multirun():
+                raise AutoAttendError(message)
+            log.warning("%s (other jobs of the sweep may read it)", message)
 
 
 def _search_setting_line(key: str) -> str:
