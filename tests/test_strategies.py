@@ -266,3 +266,27 @@ def test_build_strategy_refuses_an_unknown_setting_and_an_empty_budget():
         build_strategy("random", space, 0, budget=0)
     assert build_strategy("random", space, 0, budget=7).budget == 7
     assert build_strategy("random", space, 0, population=5, rounds=1, parents=2).budget == 7
+
+
+def test_a_state_saved_under_other_settings_is_refused():
+    """Only the strategy's name was checked: a state of a population-4 evolution loaded into a
+    population-6 one went on as a search neither of them is. States saved before settings were
+    recorded still load."""
+    from src.strategies import AgingEvolution
+
+    space = FunctionalSpace(3)
+    for make, other in ((lambda **kw: Evolution(space, seed=0, population=4, rounds=1, parents=2, **kw),
+                         {"mutation_rate": 0.5}),
+                        (lambda **kw: AgingEvolution(space, seed=0, population=4, sample_size=2, budget=8, **kw),
+                         {"mutation_rate": 0.5}),
+                        (lambda **kw: RandomSearch(space, seed=0, budget=8, **kw), {"batch": 3})):
+        strategy = make()
+        strategy.tell(strategy.ask()[0], 0.5)
+        state = json.loads(json.dumps(strategy.state_dict()))
+        with pytest.raises(ValueError, match=r"state is for \w+ with"):
+            make(**other).load_state_dict(state)
+        resumed = make()
+        resumed.load_state_dict(state)
+        assert resumed.state_dict() == strategy.state_dict()
+        del state["settings"]
+        make(**other).load_state_dict(state)

@@ -103,9 +103,15 @@ class SearchStrategy(ABC):
                     on_result(arch, score)
 
     # ---- resume ---------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """What shapes this strategy's search besides the space and the seed (a state saved under
+        other settings would go on as a search neither of them is)."""
+        return {}
+
     def state_dict(self) -> dict:
         return {
             "name": self.name,
+            "settings": self.settings(),
             "seed": self.seed,
             "stage": self.stage,
             "rng": _rng_state_to_json(self.rng.getstate()),
@@ -116,6 +122,9 @@ class SearchStrategy(ABC):
     def load_state_dict(self, state: dict) -> None:
         if state.get("name") != self.name:
             raise ValueError(f"state is for strategy {state.get('name')!r}, not {self.name!r}")
+        saved = state.get("settings")  # absent in states saved before it was recorded
+        if saved is not None and saved != self.settings():
+            raise ValueError(f"state is for {self.name} with {saved}, not {self.settings()}")
         self.seed = state["seed"]
         self.stage = state["stage"]
         self.rng.setstate(_rng_state_from_json(state["rng"]))

@@ -33,6 +33,10 @@ class Evolution(SearchStrategy):
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
 
+    def settings(self) -> dict:
+        return {"population": self.population, "rounds": self.rounds, "parents": self.parents,
+                "mutation_rate": self.mutation_rate}
+
     @property
     def budget(self) -> int:
         # a round mutates the top `parents` of everything scored so far: min(parents, scored)
@@ -93,6 +97,10 @@ class AgingEvolution(SearchStrategy):
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
 
+    def settings(self) -> dict:
+        return {"population": self.population, "sample_size": self.sample_size, "budget": self._budget,
+                "mutation_rate": self.mutation_rate}
+
     @property
     def budget(self) -> int:
         return self._budget
@@ -129,6 +137,9 @@ class RandomSearch(SearchStrategy):
         if budget < 1 or batch < 1:
             raise ValueError(f"random search needs budget >= 1 and batch >= 1; got {budget}, {batch}")
         self._budget, self.batch = budget, batch
+
+    def settings(self) -> dict:
+        return {"budget": self._budget, "batch": self.batch}
 
     @property
     def budget(self) -> int:
