@@ -299,3 +299,14 @@ def test_reading_and_exporting_errors_are_one_clear_line():
     with pytest.raises(InvalidArchitectureError) as err:
         Architecture.from_dict({"layers": [{"kind": "add"}]})
     assert str(err.value) == "invalid architecture (layer 0, field 'q_src'): missing"
+
+
+def test_mutate_refuses_a_parent_outside_the_space_and_a_rate_that_changes_nothing():
+    """An invalid parent gave an invalid child (the decisions not re-drawn are kept); rate 0 spun
+    10,000 draws, then a RuntimeError."""
+    space = FunctionalSpace(2)
+    outside = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 0, "conv1", 1, "zero")))  # prior 1
+    with pytest.raises(InvalidArchitectureError, match="prior 1"):
+        space.mutate(outside, random.Random(0))
+    with pytest.raises(ValueError, match=r"rate must be in \(0, 1\], got 0"):
+        space.mutate(space.sample(random.Random(0)), random.Random(0), rate=0)

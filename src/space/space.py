@@ -162,8 +162,12 @@ class FunctionalSpace:
         """The protocol's mutation: every decision re-drawn with probability ``rate``.
 
         Flipping a layer's ``kind`` re-draws that whole layer. The child is valid and differs
-        from the parent (re-drawn until it does).
+        from the parent (re-drawn until it does); the parent must be of this space (the decisions
+        not re-drawn are kept, so an invalid parent gave an invalid child), and ``rate`` in (0, 1].
         """
+        self.validate(arch)
+        if not 0 < rate <= 1:  # 0 spun max_tries draws before failing
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
         for _ in range(max_tries):
             layers = []
             for i, layer in enumerate(arch):
