@@ -881,6 +881,32 @@ def test_the_selected_evaluation_is_the_best_validation_earliest_on_ties():
     assert module.selected() == {"step": 8, "val_acc": 0.80, "test_acc": 0.60}
 
 
+def test_a_child_fitted_with_one_evaluation_loader_says_it_needs_two(tmp_path):
+    """ChildModule scores validation and test together: fitted from Python with only a validation
+    loader it recorded test accuracy 0.0 (torchmetrics' warning only)."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from src.data.text import pad_collate
+    from src.lit.modules import ChildModule
+    from src.models.text import TextClassifier
+    from src.utils.errors import AutoAttendError
+
+    arch = FunctionalSpace(2).sample(__import__("random").Random(0))
+    module = ChildModule(TextClassifier.child(torch.randn(6, 8), 2, arch, dim=16, heads=2))
+    examples = [(torch.tensor([2, 3, 4]), 1), (torch.tensor([5]), 0)]
+    loader = DataLoader(examples, batch_size=2, collate_fn=pad_collate)
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    with pytest.raises(AutoAttendError, match="fit it with two validation dataloaders, \\[validation, test\\]; no batch "
+                                              "of the test split came"):
+        trainer.fit(module, loader, loader)
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(module, loader, [loader, loader])
+    assert module.history[-1]["val_acc"] == module.history[-1]["test_acc"]
+
+
 def test_the_seed_summary_is_the_mean_and_sample_std_over_every_seed():
     """``retrain/results.json``: the mean and the sample standard deviation (n - 1) of the seeds'
     selected test scores, the mean of their validation scores, every seed listed without its

@@ -14,6 +14,7 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import supernet_adam
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
+from src.utils.errors import AutoAttendError
 
 
 class TorchRngCheckpoint:
@@ -212,6 +213,10 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
         self.metrics[dataloader_idx].update(self.model(batch["tokens"], batch["mask"]), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
+        unseen = next((name for name, m in zip(("validation", "test"), self.metrics) if not m.update_called), None)
+        if unseen is not None:  # its accuracy was computed over nothing: 0.0, with only torchmetrics' warning
+            raise AutoAttendError(f"ChildModule evaluates two splits together, so fit it with two validation "
+                                  f"dataloaders, [validation, test]; no batch of the {unseen} split came")
         val, test = (m.compute().item() for m in self.metrics)
         for m in self.metrics:
             m.reset()
