@@ -674,6 +674,9 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                         "graph.retrain.hidden=24"],
                                        # settings nothing trains with: no HPO, no child
                                        ["+graph.hpo.space.hidden=[20]"],
+                                       # the HPO runs before the retrain's seeds: none, no HPO
+                                       ["graph.retrain.seeds=0", "graph.rerank.topk=2", "graph.hpo.trials=4",
+                                        "+graph.hpo.space.hidden=[20]"],
                                        ["graph.retrain.seeds=0", "graph.retrain.hidden=40"]])
 def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
@@ -703,23 +706,44 @@ def test_a_text_architecture_file_carrying_hparams_is_refused_and_retrain_reads_
             _refuse_search_settings()
 
 
-def test_float16_on_the_cpu_is_refused_and_full_graph_children_say_they_run_float32(caplog):
+def test_float16_on_the_cpu_and_a_graph_task_in_another_precision_are_refused():
     """``hardware=cpu hardware.precision=16-mixed`` ran: Lightning warned and trained bfloat16 while
-    the run recorded float16. A mixed precision never reached Cora's children (their own loop), in
-    silence."""
-    from types import SimpleNamespace
-
-    from src.pipeline.run import _setup_hardware, _warn_full_graph_children_precision
+    the run recorded float16. A Cora search in bf16-mixed or 64-true failed at its first supernet
+    step with a traceback (no bfloat16 sparse product; float32 data in a float64 model), and its
+    full-graph children never used the setting."""
+    from src.pipeline.run import _setup_hardware
 
     for precision in ("16-mixed", "16"):
         with pytest.raises(AutoAttendError, match=f"hardware.precision={precision}: float16 mixed precision runs on "
                                                   "a GPU; on the CPU use hardware.precision=bf16-mixed"):
             _setup_hardware(compose_config("search", ["+task=sst2", "hardware=cpu", f"hardware.precision={precision}"]))
-    cfg = compose_config("search", ["+task=cora", "hardware.precision=bf16-mixed"])
-    with caplog.at_level(logging.WARNING):
-        _warn_full_graph_children_precision(cfg, SimpleNamespace(graph={"x": 1}), True)
-        _warn_full_graph_children_precision(cfg, SimpleNamespace(graph=None), True)  # PPI: Lightning trains them
-        _warn_full_graph_children_precision(compose_config("search", ["+task=cora"]), SimpleNamespace(graph={}), True)
-    assert [r.getMessage() for r in caplog.records] == [
-        "hardware.precision=bf16-mixed does not reach the children of cora (retrain, HPO, re-ranking, baselines): "
-        "they train on the full graph in float32 (it applies to a search's supernet)"]
+    for entry, extra in (("search", []), ("retrain", ["arch=gcn"])):
+        for precision in ("bf16-mixed", "64-true", "16-mixed"):
+            with pytest.raises(AutoAttendError, match=f"hardware.precision={precision}: graph tasks train in float32"):
+                check_config(compose_config(entry, ["+task=cora", f"hardware.precision={precision}", *extra]), entry)
+        check_config(compose_config(entry, ["+task=cora", "hardware.precision=32", *extra]), entry)
+    check_config(compose_config("search", ["+task=sst2", "hardware.precision=bf16-mixed"]), "search")
+
+
+
+def test_an_architecture_files_settings_are_read_for_its_task(tmp_path):
+    """``hparams: null`` is no settings (the HPO runs), for graph and text files alike;
+    ``task_hparams`` alone are the task's settings (they were ignored without ``hparams``); a text
+    file's bad settings are refused as settings a text architecture does not take, not as unknown
+    graph keys."""
+    from src.pipeline.config import ARCH_DIR, read_arch
+
+    gcn = (ARCH_DIR / "gcn.yaml").read_text().split("hparams:")[0]
+    cases = {"null.yaml": "hparams: null\n", "per_task.yaml": "task_hparams:\n  cora:\n    lr: 0.01\n"}
+    for name, tail in cases.items():
+        (tmp_path / name).write_text(gcn + tail)
+    assert read_arch(str(tmp_path / "null.yaml"), "cora").hparams is None
+    assert not read_arch(str(tmp_path / "null.yaml"), "cora").carries
+    assert read_arch(str(tmp_path / "per_task.yaml"), "cora").hparams == {"lr": 0.01}
+    assert read_arch(str(tmp_path / "per_task.yaml"), "citeseer").hparams is None
+    text = tmp_path / "text.yaml"
+    text.write_text((ARCH_DIR / "published_sst5.yaml").read_text() + "hparams:\n  lrr: 0.1\n")
+    proc = cli("src.retrain", "+task=sst2", "budget=smoke", f"arch={text}", data_dir=tmp_path, tmp=tmp_path,
+               run_dir=tmp_path / "r")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: arch={text}: carries hparams, the settings of a graph architecture"), proc.stderr[-2000:]

@@ -98,8 +98,8 @@ def test_bench_on_gpu_without_one_is_one_error_line(tmp_path):
     ("bench.arch_workers=many", "error: bench.arch_workers: expected auto or an integer >= 1, got 'many'"),
     ("bench.optimizer_state=int8", "error: bench.optimizer_state: expected one of float32, bfloat16, got 'int8'"),
     # Hydra's own errors: its several lines and exit status 1 before, as src.search says them now
-    ("bench.foo=1", "error: bench.foo: no such setting (misspelt, or one of a task or option not chosen, e.g. "
-                    "+task=...?); the command with --cfg job in place of "
+    ("bench.foo=1", "error: bench.foo: no such setting (misspelt, or one of a task or option not chosen?); the "
+                    "command with --cfg job in place of "
                     "this override lists the settings"),
     ("budget=smoke", "error: Could not override 'budget'. No match in the defaults list. To append to your default "
                      "list use +budget=smoke"),

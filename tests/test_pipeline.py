@@ -1213,7 +1213,7 @@ def test_the_process_ends_after_the_run_as_a_normal_exit_would(tmp_path):
     ("pool = ThreadPoolExecutor(2); pool.submit(int).result(); pools.append(pool); "
      "print('error: bad input', file=sys.stderr); sys.exit(2)", 2, None),
     # a crash: its traceback and status 1, as Python's own exit gives them
-    ("raise RuntimeError('a bug')", 1, None),
+    ("raise RuntimeError('a bug')", 1, "interrupted (SIGTERM) while the process exited after the run failed"),
 ])
 def test_an_entry_point_ends_the_process_itself_whatever_the_runs_status(ending, status, late_stop, tmp_path):
     """``run_and_exit`` (every Hydra entry point's ``__main__``) ends through ``exit_after_the_run``

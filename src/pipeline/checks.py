@@ -373,6 +373,12 @@ def check_arch_hparams(hparams: Any, source: str) -> None:
 
 def _check_graph(cfg: DictConfig, entry: str) -> None:
     g = "graph"
+    precision = _get(cfg, "hardware.precision")
+    if _get(cfg, "task.family") == "graph" and precision is not _ABSENT and str(precision) not in ("32-true", "32"):
+        # bf16-mixed and 64-true failed in the supernet's first step on the CPU (no bfloat16 sparse
+        # product for Planetoid's features; float32 data in a float64 model), with a traceback
+        raise AutoAttendError(f"hardware.precision={precision}: graph tasks train in float32 (32-true); the sparse "
+                              "feature products have no other precision here")
     check_int(cfg, f"{g}.threads", 1, none_ok=True, high=THREADS_MAX)
     check_int(cfg, f"{g}.space.num_layers", 1)
     check_subset(cfg, f"{g}.space.ops", GRAPH_OPS)
@@ -412,13 +418,16 @@ def _check_gat_widths(cfg: DictConfig) -> None:
     # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
     # children train: the seeds, the re-ranking or the ranking stage (both with the retrain's settings)
-    children = any(isinstance(v, int) and v > 0 for v in (
-        _get(cfg, "graph.retrain.seeds"), _get(cfg, "graph.rerank.topk"), _get(cfg, "ranking.candidates")))
+    seeds = _get(cfg, "graph.retrain.seeds")
+    children = any(isinstance(v, int) and v > 0 for v in (seeds, _get(cfg, "graph.rerank.topk"),
+                                                          _get(cfg, "ranking.candidates")))
+    # the HPO runs in the retrain, before its seeds; 0 or 1 trial: off
     hpo_trials, hpo_hidden = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.hpo.space.hidden")
+    hpo = isinstance(hpo_trials, int) and hpo_trials > 1 and isinstance(seeds, int) and seeds > 0
     widths = [("graph.supernet.hidden", _get(cfg, "graph.supernet.hidden"))]
     if child_hidden and children:
         widths.append(("graph.retrain.hidden", _get(cfg, "graph.retrain.hidden")))
-        if isinstance(hpo_hidden, ListConfig) and isinstance(hpo_trials, int) and hpo_trials > 1:  # 0 or 1: off
+        if isinstance(hpo_hidden, ListConfig) and hpo:
             widths += [("graph.hpo.space.hidden", value) for value in hpo_hidden]
     for key, width in widths:
         split = [h for h in heads if isinstance(width, int) and width % h]

@@ -183,14 +183,39 @@ def _check_arch_file_keys(path: Path, data, task: str | None) -> None:
 @dataclass(frozen=True)
 class ArchFile:
     """What ``arch=<spec>`` names, read once: its ``path``, the architecture (for a task, the file's
-    ``task_arch.<task>`` when it has one) and the hyper-parameters it carries (``hparams``, with
-    ``task_hparams.<task>`` over them; ``None``: none, as a searched architecture). ``carries``:
-    the file has ``hparams`` or ``task_hparams`` at all (a text architecture may have neither)."""
+    ``task_arch.<task>`` when it has one), the file's parsed ``data`` and the ``task`` it is read
+    for. :attr:`hparams` and :attr:`carries` say what settings it holds."""
 
     path: Path
     arch: Architecture
-    hparams: dict | None
-    carries: bool
+    data: Any
+    task: str | None
+
+    @property
+    def carries(self) -> bool:
+        """The file holds settings (``hparams`` or ``task_hparams``, for any task)."""
+        return isinstance(self.data, dict) and bool(self.data.get("hparams") or self.data.get("task_hparams"))
+
+    @property
+    def hparams(self) -> dict | None:
+        """The graph child settings it carries for its task: ``hparams`` with ``task_hparams.<task>``
+        over them, checked; ``None`` when it carries none for the task (a searched architecture;
+        ``hparams: null``), so the HPO or ``graph.retrain`` decides."""
+        data, path = self.data, self.path
+        if not isinstance(data, dict):
+            return None
+        hp, per_task = data.get("hparams"), data.get("task_hparams")
+        if not isinstance(hp or {}, dict) or not isinstance(per_task or {}, dict) or \
+                not isinstance((per_task or {}).get(self.task) or {}, dict):
+            raise AutoAttendError(f"{path}: hparams and task_hparams.<task> must be mappings of settings")
+        merged = {**(hp or {}), **((per_task or {}).get(self.task) or {})}
+        if not merged:
+            return None
+        unknown = set(merged) - set(CHILD_KEYS)
+        if unknown:
+            raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
+        check_arch_hparams(merged, str(path))
+        return merged
 
 
 def read_arch(spec: str, task: str | None = None) -> ArchFile:
@@ -206,8 +231,7 @@ def read_arch(spec: str, task: str | None = None) -> ArchFile:
             raise AutoAttendError(f"{path}: task_arch must map task names to architectures")
         if task in per_task:
             arch = Architecture.from_dict(per_task[task], source=f"{path} task_arch.{task}")
-    carries = isinstance(data, dict) and bool(data.get("hparams") or data.get("task_hparams"))
-    return ArchFile(path, arch, _file_hparams(path, data, task), carries)
+    return ArchFile(path, arch, data, task)
 
 
 def resolve_arch(spec: str, task: str | None = None) -> Architecture:
@@ -216,22 +240,8 @@ def resolve_arch(spec: str, task: str | None = None) -> Architecture:
 
 
 def arch_hparams(spec: str, task: str) -> dict | None:
-    """The hyper-parameters a built-in or file architecture carries (:func:`read_arch`)."""
+    """The hyper-parameters a built-in or file architecture carries (:attr:`ArchFile.hparams`)."""
     return read_arch(spec, task).hparams
-
-
-def _file_hparams(path: Path, data: Any, task: str | None) -> dict | None:
-    if not isinstance(data, dict) or "hparams" not in data:
-        return None
-    hp, per_task = data["hparams"] or {}, data.get("task_hparams") or {}
-    if not isinstance(hp, dict) or not isinstance(per_task, dict) or not isinstance(per_task.get(task) or {}, dict):
-        raise AutoAttendError(f"{path}: hparams and task_hparams.<task> must be mappings of settings")
-    hp = {**hp, **(per_task.get(task) or {})}
-    unknown = set(hp) - set(CHILD_KEYS)
-    if unknown:
-        raise AutoAttendError(f"{path}: unknown hparams key {sorted(unknown)[0]!r}; expected some of {CHILD_KEYS}")
-    check_arch_hparams(hp, str(path))
-    return hp
 
 
 def run_dir_of(cfg: DictConfig) -> Path:

@@ -24,7 +24,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline.checks import CHILD_KEYS, FULL_PRECISIONS, check_config, has_key
+from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, task_family)
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
@@ -80,7 +80,6 @@ def run_search(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
-        _warn_full_graph_children_precision(cfg, dm, graph)
         if not graph:  # the retrain's settings also train the ranking's candidates
             retrains = cfg.retrain.seeds > 0 or ranks
             stages.check_batch_memory(cfg, dm, {"supernet": space.num_layers,
@@ -162,7 +161,6 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
-        _warn_full_graph_children_precision(cfg, dm, graph)
         if not graph:  # the layers that reach the output: the others are not computed
             stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
         check_run_data(run_dir, data_facts(dm, graph))
@@ -203,9 +201,10 @@ def _check_baselines(cfg: DictConfig) -> None:
     checked before the supernet trains rather than when the baselines' turn comes."""
     for name in cfg.graph.get("baselines") or []:
         try:
-            arch = read_arch(name, cfg.task.name).arch  # its hparams checked as it is read
-            _check_arch_family(cfg, arch, True, named=name)
-            retrain_space(cfg, len(arch)).validate(arch)
+            read = read_arch(name, cfg.task.name)
+            _check_arch_family(cfg, read.arch, True, named=name)
+            retrain_space(cfg, len(read.arch)).validate(read.arch)
+            read.hparams  # checked as they are read
         except AutoAttendError as exc:
             message = str(exc)
             for named in (f"arch={name}: ", f"{name}: "):
@@ -389,16 +388,6 @@ def _timing(timer: Timer) -> dict:
     """The summary's times: ``seconds`` per stage over every invocation of the run directory, and
     this invocation's own."""
     return {"seconds": timer.totals, "invocations": timer.invocations, "seconds_this_invocation": timer.seconds}
-
-
-def _warn_full_graph_children_precision(cfg: DictConfig, dm, graph: bool) -> None:
-    """A mixed ``hardware.precision`` reaches a graph run's supernet (and PPI's children, which
-    Lightning trains), not the children of one full graph, whose own loop runs float32: say so."""
-    precision = str(cfg.hardware.get("precision", "32-true"))
-    if graph and getattr(dm, "graph", None) is not None and precision not in FULL_PRECISIONS:
-        log.warning("hardware.precision=%s does not reach the children of %s (retrain, HPO, re-ranking, baselines): "
-                    "they train on the full graph in float32 (it applies to a search's supernet)", precision,
-                    cfg.task.name)
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
@@ -682,14 +671,14 @@ def hydra_entry(main: Callable[[], None]) -> None:
             line = (f"experiment {wrong.group(1)} chooses a {wrong.group(2)} option, which this entry point does not "
                     f"have: run it with the entry point its experiment.entry names, or `make reproduce "
                     f"EXP={wrong.group(1)}`")
-        elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(\S+?);?\s", line + " "):
+        elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(.+?)(?:; Key '|$)", line):
             # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
             key = added.group(1)
             if _within(key, ADDABLE):
                 line = f"{key}: not in the config yet; add it with +{added.group(2)}"
             else:
-                line = (f"{key}: no such setting (misspelt, or one of a task or option not chosen, e.g. +task=...?); "
-                        "the command with --cfg job in place of this override lists the settings")
+                line = (f"{key}: no such setting (misspelt, or one of a task or option not chosen?); the command "
+                        "with --cfg job in place of this override lists the settings")
         if isinstance(exc, OverrideParseException):
             # name the argument; a value holding '=' or brackets needs quoting in the grammar
             line = (f"cannot parse the override {exc.override!r}: {line.split('; See ')[0]} (quote a value with "
