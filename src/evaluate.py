@@ -40,9 +40,10 @@ def run_config(run_dir: Path, overrides: list[str]):
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         raise AutoAttendError(f"{run_dir}: not a run directory (no .hydra/config.yaml)")
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise AutoAttendError(f"{bad[0]}: expected key=value (a setting of the run's config to override)")
+    bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]
+    if bad:  # ++paths.data_dir=... was "no such setting ++paths.data_dir"
+        raise AutoAttendError(f"{bad[0]}: expected key=value, without Hydra's + or ~ (a setting of the run's config "
+                              "to override)")
     try:
         recorded = OmegaConf.load(config)
         if not isinstance(recorded, DictConfig) or not isinstance(recorded.get("task"), DictConfig):

@@ -209,7 +209,10 @@ def test_an_override_is_checked_even_where_the_model_does_not_need_it(tmp_path, 
         folder.mkdir(parents=True)
         save_child(folder / "model.pt", weights_of(model), spec, {"step": 3, "val_acc": 0.5, "test_acc": 0.25})
     model_file = run / "retrain" / "seed_0" / "model.pt"
-    for override, line in [("foo", "error: foo: expected key=value (a setting of the run's config to override)"),
+    for override, line in [("foo", "error: foo: expected key=value, without Hydra's + or ~ (a setting of the run's "
+                                   "config to override)"),
+                           # was "no such setting ++paths.data_dir"
+                           ("++paths.data_dir=/x", "error: ++paths.data_dir=/x: expected key=value, without Hydra's +"),
                            ("foo.bar=1", f"error: foo.bar: no such setting in {run / '.hydra' / 'config.yaml'}")]:
         assert main([str(model_file), "a fine film", "--override", override]) == 2
         err = capsys.readouterr().err
