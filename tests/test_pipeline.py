@@ -893,6 +893,7 @@ def test_a_child_fitted_with_one_evaluation_loader_says_it_needs_two(tmp_path):
     from src.utils.errors import AutoAttendError
 
     arch = FunctionalSpace(2).sample(__import__("random").Random(0))
+    torch.manual_seed(0)
     module = ChildModule(TextClassifier.child(torch.randn(6, 8), 2, arch, dim=16, heads=2))
     examples = [(torch.tensor([2, 3, 4]), 1), (torch.tensor([5]), 0)]
     loader = DataLoader(examples, batch_size=2, collate_fn=pad_collate)
@@ -901,6 +902,7 @@ def test_a_child_fitted_with_one_evaluation_loader_says_it_needs_two(tmp_path):
     with pytest.raises(AutoAttendError, match="fit it with two validation dataloaders, \\[validation, test\\]; no batch "
                                               "of the test split came"):
         trainer.fit(module, loader, loader)
+    assert not any(m.update_called for m in module.metrics)  # a fit again counts none of the refused one's batches
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, loader, [loader, loader])

@@ -215,6 +215,8 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         unseen = next((name for name, m in zip(("validation", "test"), self.metrics) if not m.update_called), None)
         if unseen is not None:  # its accuracy was computed over nothing: 0.0, with only torchmetrics' warning
+            for m in self.metrics:  # a fit again with the right loaders starts from nothing
+                m.reset()
             raise AutoAttendError(f"ChildModule evaluates two splits together, so fit it with two validation "
                                   f"dataloaders, [validation, test]; no batch of the {unseen} split came")
         val, test = (m.compute().item() for m in self.metrics)
