@@ -8,6 +8,7 @@ that implement the choices import their names from here (ops and sharing modes: 
 GRAPH_ACTIVATIONS = ("tanh", "relu", "elu", "identity")  # src.models.graph.ACTIVATIONS
 ACT_POSITIONS = ("layer", "op")  # a graph layer's activation: after its add/attn (default) or on each op (AutoGL)
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
+GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors
 KERNEL_BACKENDS = ("auto", "fused", "torch")  # hardware.kernels (src.models.cpu_kernels.BACKENDS)
 OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam moments (src.models.optim)

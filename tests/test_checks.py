@@ -14,7 +14,7 @@ import pytest
 
 from src.choices import GRAPH_ACTIVATIONS, PRECISIONS
 from src.pipeline.checks import check_config
-from src.pipeline.config import arch_hparams
+from src.pipeline.config import read_arch
 from src.pipeline.run_settings import SETTINGS_FILE, check_run_settings, run_settings
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
@@ -369,7 +369,7 @@ def test_graph_architecture_hparams_are_checked_naming_file_and_key(tmp_path, hp
     path.write_text("arch:\n  layers:\n    - {kind: add, q_src: 0, q_op: gcn, k_src: 0, k_op: zero}\n"
                     f"hparams: {hparams}\n")
     with pytest.raises(AutoAttendError) as err:
-        arch_hparams(str(path), "cora")
+        read_arch(str(path), "cora").hparams
     assert str(err.value).startswith(f"{path}: ") and needle in str(err.value)
 
 
@@ -415,7 +415,7 @@ def test_an_architecture_file_for_a_named_task_or_a_results_record_is_accepted()
 def test_the_builtin_graph_architectures_pass():
     for name in ("gat", "gcn"):
         for task in ("cora", "citeseer", "pubmed", "ppi"):
-            hp = arch_hparams(name, task)
+            hp = read_arch(name, task).hparams
             assert hp["lr"] > 0 and hp["epochs"] >= 1
 
 
@@ -731,7 +731,7 @@ def test_an_architecture_files_settings_are_read_for_its_task(tmp_path):
     ``task_hparams`` alone are the task's settings (they were ignored without ``hparams``); a text
     file's bad settings are refused as settings a text architecture does not take, not as unknown
     graph keys."""
-    from src.pipeline.config import ARCH_DIR, read_arch
+    from src.pipeline.config import ARCH_DIR
 
     gcn = (ARCH_DIR / "gcn.yaml").read_text().split("hparams:")[0]
     cases = {"null.yaml": "hparams: null\n", "per_task.yaml": "task_hparams:\n  cora:\n    lr: 0.01\n"}

@@ -56,7 +56,7 @@ from torch_geometric.nn import ARMAConv, ChebConv, GATConv, GCNConv, MessagePass
 from torch_geometric.nn import Linear as PygLinear
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from src.choices import ACT_POSITIONS, READOUTS
+from src.choices import ACT_POSITIONS, GAT_HEADS, READOUTS
 from src.models.encoder import CHILD, build_op_has_weights, module_key, sharing_key
 from src.models.ops import fast_dropout
 from src.space import GRAPH_OPS, Architecture, FunctionalSpace, arch_contexts
@@ -64,7 +64,6 @@ from src.utils.errors import AutoAttendError
 
 # ops that multiply the features by a weight before any message passing: they take sparse F-wide input
 LINEAR_FIRST = ("gcn", "gat1", "gat2", "gat4", "gat8", "gat16", "linear")
-GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}  # keys: choices.GRAPH_ACTIVATIONS
 

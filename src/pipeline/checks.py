@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GRAPH_ACTIVATIONS, KERNEL_BACKENDS,
-                         OPTIMIZER_STATES, PRECISIONS, READOUTS)
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GAT_HEADS, GRAPH_ACTIVATIONS,
+                         KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
@@ -413,8 +413,7 @@ def _check_gat_widths(cfg: DictConfig) -> None:
     (concatenated, each head takes hidden/heads channels): ``graph.supernet.hidden=24`` with gat16
     was refused by the model, naming no setting, once the data had loaded."""
     ops = _get(cfg, "graph.space.ops")
-    heads = sorted({int(op[3:]) for op in ops if op.startswith("gat") and op[3:].isdigit()}) \
-        if isinstance(ops, ListConfig) else []
+    heads = sorted({GAT_HEADS[op] for op in ops if op in GAT_HEADS}) if isinstance(ops, ListConfig) else []
     # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
     # children train: the seeds, the re-ranking or the ranking stage (both with the retrain's settings)

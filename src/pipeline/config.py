@@ -239,11 +239,6 @@ def resolve_arch(spec: str, task: str | None = None) -> Architecture:
     return read_arch(spec, task).arch
 
 
-def arch_hparams(spec: str, task: str) -> dict | None:
-    """The hyper-parameters a built-in or file architecture carries (:attr:`ArchFile.hparams`)."""
-    return read_arch(spec, task).hparams
-
-
 def run_dir_of(cfg: DictConfig) -> Path:
     """The Hydra run directory (Hydra 1.3 does not chdir, so everything is written under it)."""
     from hydra.core.hydra_config import HydraConfig

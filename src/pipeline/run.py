@@ -30,6 +30,8 @@ from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, 
 from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
                                        run_settings)
 from src.space import live_layers
+from src.strategies import SearchStrategy
+from src.strategies.evolution import STRATEGY_SETTINGS
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, machine_error, user_error_behind
 from src.utils.io import atomic_write_json
@@ -66,7 +68,8 @@ def run_search(cfg: DictConfig) -> dict:
     graph = task_family(cfg) == "graph"
     ranks = bool(cfg.get("ranking")) and int(cfg.ranking.candidates) > 0  # the optional ranking stage
     space = search_space(cfg)
-    search_strategy(cfg, space)  # refused now, not after the supernet, if the space is too small for it
+    # refused now, not after the supernet: a space too small for the strategy, a setting it does not read
+    _refuse_unread_strategy_settings(cfg, search_strategy(cfg, space))
     if graph:
         _check_baselines(cfg)
     check_run_settings(run_dir, run_settings(cfg, "search"))
@@ -233,8 +236,6 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     refuse_added_settings()
     if entry_point == "retrain":
         _refuse_search_settings()
-    else:
-        _refuse_unread_strategy_settings(cfg)
     _refuse_other_family_settings(cfg)
     if cfg.get("experiment") and cfg.experiment.get("multirun") and _hydra_initialized() and not _in_multirun():
         # without -m Hydra ignores the config's sweeper params and runs one job of the default values
@@ -348,20 +349,19 @@ def refuse_added_settings() -> None:
                               "the settings")
 
 
-def _refuse_unread_strategy_settings(cfg: DictConfig) -> None:
+def _refuse_unread_strategy_settings(cfg: DictConfig, strategy: SearchStrategy) -> None:
     """A ``strategy.*`` setting the chosen strategy never reads, given on the command line
     (``strategy=random strategy.mutation_rate=0.9``; with ``strategy.budget`` set, the evolution
-    settings that otherwise size the budget) ran with no effect: refuse it."""
-    name = cfg.strategy.get("name")
-    unread = {"random": {"mutation_rate", "sample_size"}, "aging": set(), "evolution": {"sample_size"}}.get(name, set())
-    if name in ("random", "aging") and cfg.strategy.get("budget") is not None:
-        unread |= {"rounds", "parents"} | ({"population"} if name == "random" else set())
+    settings that otherwise size the budget) ran with no effect: refuse it. What it reads is its
+    :meth:`~src.strategies.base.SearchStrategy.settings`, and the evolution settings while they
+    size its budget."""
+    sizing = {"population", "rounds", "parents"}
+    read = set(strategy.settings()) | (sizing if cfg.strategy.get("budget") is None else set())
     for key in _override_keys():
         setting = key.removeprefix("strategy.")
-        if key.startswith("strategy.") and setting in unread:
-            sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in ("population", "rounds",
-                                                                                               "parents") else ""
-            message = f"{key}: a setting strategy={name} does not read{sized}"
+        if key.startswith("strategy.") and setting in STRATEGY_SETTINGS and setting not in read:
+            sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in sizing else ""
+            message = f"{key}: a setting strategy={cfg.strategy.name} does not read{sized}"
             if not _in_multirun():
                 raise AutoAttendError(message)
             log.warning("%s (other jobs of the sweep may read it)", message)
