@@ -295,7 +295,7 @@ class GraphEncoder(nn.Module):
         is the number of classes C, uses ``gcd(heads, C)`` (GAT's output layer has a single head),
         and GAT ops writing that layer average their heads (the GAT paper's output layer).
         keying: a sharing mode (supernet) or ``"child"``.
-        op_keys: ``{module key: (op, source node)}`` for every op module to build.
+        op_keys: ``{module key: (op, source node, target node)}`` for every op module to build.
         final_act: whether the last layer is followed by ``act``.
         stem: whether node 0 is a stem's output (its readers then skip their input dropout).
         act_at: ``"layer"``: ``act`` after each layer's sum or attention; ``"op"``: on each op's
@@ -305,7 +305,7 @@ class GraphEncoder(nn.Module):
     """
 
     def __init__(self, widths: list[int], heads: int, dropout: float, attn_dropout: float, act: str, keying: str,
-                 op_keys: dict[str, tuple[str, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True,
+                 op_keys: dict[str, tuple[str, int, int]], sgc_k: int = 2, final_act: bool = True, stem: bool = True,
                  act_at: str = "layer", attn_self_loops: bool = True):
         super().__init__()
         if act not in ACTIVATIONS:
@@ -317,20 +317,12 @@ class GraphEncoder(nn.Module):
         self.keying, self.final_act = keying, final_act
         self.act = ACTIVATIONS[act]
         self.ops = nn.ModuleDict()
-        for key, (op, src) in sorted(op_keys.items()):
-            target = self._target_of(key)
+        for key, (op, src, target) in sorted(op_keys.items()):
             self.ops[key] = GraphOp(op, widths[src], widths[target], 0.0 if src == 0 and stem else dropout,
                                     attn_dropout, sgc_k, average_heads=target == self.num_layers and not final_act)
         self.attention = EdgeSoftmaxAttention(heads, attn_dropout, attn_self_loops)
         # heads per layer: the class-wide output layer of the ``last`` readout takes as many as divide C
         self.layer_heads = [heads] * (self.num_layers - 1) + [heads if final_act else math.gcd(heads, widths[-1])]
-
-    @staticmethod
-    def _target_of(key: str) -> int:
-        # supernet keys start "<src>-<target>-"; child keys "L<layer>-"
-        if key.startswith("L"):
-            return int(key[1:].split("-")[0]) + 1
-        return int(key.split("-")[1])
 
     def keys_for(self, arch: Architecture) -> list[tuple[int, str, int, str, str]]:
         """``(layer, slot, source node, op, module key)`` for each op application of ``arch``."""
@@ -384,14 +376,15 @@ class GraphEncoder(nn.Module):
         return nodes[-1]
 
 
-def graph_supernet_op_keys(space: FunctionalSpace, mode: str) -> dict[str, tuple[str, int]]:
-    """``{module key: (op, source node)}`` for every reachable context of ``space`` under ``mode``."""
-    return {sharing_key(ctx, mode): (ctx.op, ctx.src) for ctx in space.contexts() if build_op_has_weights(ctx.op)}
+def graph_supernet_op_keys(space: FunctionalSpace, mode: str) -> dict[str, tuple[str, int, int]]:
+    """``{module key: (op, source node, target node)}`` for every reachable context of ``space`` under ``mode``."""
+    return {sharing_key(ctx, mode): (ctx.op, ctx.src, ctx.layer + 1) for ctx in space.contexts()
+            if build_op_has_weights(ctx.op)}
 
 
-def graph_child_op_keys(arch: Architecture) -> dict[str, tuple[str, int]]:
-    """``{module key: (op, source node)}``: one module per op application of ``arch``."""
-    return {module_key(i, slot, ctx, CHILD): (ctx.op, ctx.src) for i, slot, ctx in arch_contexts(arch)
+def graph_child_op_keys(arch: Architecture) -> dict[str, tuple[str, int, int]]:
+    """``{module key: (op, source node, target node)}``: one module per op application of ``arch``."""
+    return {module_key(i, slot, ctx, CHILD): (ctx.op, ctx.src, i + 1) for i, slot, ctx in arch_contexts(arch)
             if build_op_has_weights(ctx.op)}
 
 
