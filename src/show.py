@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from src.space import GRAPH_OPS, TEXT_OPS, Architecture, FunctionalSpace, Layer, live_layers
+from src.space import GRAPH_OPS, OP_FAMILIES, TEXT_OPS, Architecture, FunctionalSpace, Layer, live_layers, op_families
 from src.utils.errors import AutoAttendError, InvalidArchitectureError
 
 # what a search's best_arch.yaml and a baseline's file record beside the layers, shown as they are
@@ -77,12 +77,12 @@ def family(arch: Architecture, source: Path) -> tuple[str, tuple[str, ...]]:
     """``("text", TEXT_OPS)`` or ``("graph", GRAPH_OPS)``: the op set holding every op of ``arch``,
     which must be one a retrain accepts (sources that exist, fields its kinds need): the priors are
     the only rules that may be broken, and :func:`priors_verdict` reports them."""
-    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
-    if ops <= set(TEXT_OPS) & set(GRAPH_OPS):
+    families = op_families(arch)
+    if len(families) == 2:
         return _well_formed(arch, source, "text or graph", TEXT_OPS)  # zero/identity only: same priors either way
-    for name, known in (("text", TEXT_OPS), ("graph", GRAPH_OPS)):
-        if ops <= set(known):
-            return _well_formed(arch, source, name, known)
+    if families:
+        return _well_formed(arch, source, families[0], OP_FAMILIES[families[0]])
+    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
     unknown = sorted(ops - set(TEXT_OPS) - set(GRAPH_OPS))
     if unknown:
         raise AutoAttendError(f"{source}: unknown op {unknown[0]!r}; text ops are {', '.join(TEXT_OPS)}, "

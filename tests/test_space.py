@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.space import Architecture, FunctionalSpace, Layer, from_authors, to_authors
+from src.space import Architecture, FunctionalSpace, Layer, from_authors, op_families, to_authors
 from src.utils.errors import AutoAttendError, InvalidArchitectureError, SpaceExhaustedError
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "space" / "archs" / "published_sst5.yaml"
@@ -310,3 +310,15 @@ def test_mutate_refuses_a_parent_outside_the_space_and_a_rate_that_changes_nothi
         space.mutate(outside, random.Random(0))
     with pytest.raises(ValueError, match=r"rate must be in \(0, 1\], got 0"):
         space.mutate(space.sample(random.Random(0)), random.Random(0), rate=0)
+
+
+@pytest.mark.parametrize("ops, families", [
+    (("zero", "identity"), ["text", "graph"]),  # the ops both families have
+    (("conv1", "identity"), ["text"]),
+    (("gat8", "zero"), ["graph"]),
+    (("conv1", "gcn"), []),  # a mix
+    (("conv7", "identity"), []),  # unknown
+])
+def test_op_families_name_the_op_sets_holding_every_op(ops, families):
+    arch = Architecture((Layer("add", 0, ops[0], 0, ops[1]),))
+    assert op_families(arch) == families

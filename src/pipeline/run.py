@@ -218,15 +218,15 @@ def _check_baselines(cfg: DictConfig) -> None:
 def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = None) -> None:
     """An architecture of the other task family (text ops on a graph task, or the reverse) is named
     as such, not as its first unknown op. ``named``: how the error names it (default ``arch=...``)."""
-    from src.space import GRAPH_OPS, TEXT_OPS
+    from src.space import OP_FAMILIES, op_families
 
-    ops = {op for layer in arch.layers for op in (layer.q_op, layer.k_op, layer.v_op) if op is not None}
-    own, other = (GRAPH_OPS, TEXT_OPS) if graph else (TEXT_OPS, GRAPH_OPS)
-    foreign = sorted(ops - set(own))
-    if foreign and not ops - set(other):
+    own, other = ("graph", "text") if graph else ("text", "graph")
+    if op_families(arch) == [other]:
+        ops = {op for layer in arch for _, _, op, _ in layer.edges()}
+        foreign, own_ops = sorted(ops - set(OP_FAMILIES[own])), OP_FAMILIES[own]
         raise AutoAttendError(f"{named or f'arch={cfg.arch}'}: a {'text' if graph else 'graph'} architecture (ops "
                               f"{', '.join(foreign)}), while task {cfg.task.name} is a {'graph' if graph else 'text'} "
-                              f"task; its ops: {', '.join(own)}")
+                              f"task; its ops: {', '.join(own_ops)}")
 
 
 def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]:

@@ -20,6 +20,14 @@ GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", 
              "cheb", "sgc")
 # context-aware parameter sharing: what of a Context keys an op's module (src.models.encoder.sharing_key)
 SHARING_MODES = ("full", "source", "target", "none")
+OP_FAMILIES = {"text": TEXT_OPS, "graph": GRAPH_OPS}
+
+
+def op_families(arch: Architecture) -> list[str]:
+    """The task families (``text``, ``graph``) whose op set holds every op of ``arch``: both for
+    zero/identity only, none for an unknown op or a mix of the two."""
+    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
+    return [name for name, known in OP_FAMILIES.items() if ops <= set(known)]
 
 
 @dataclass(frozen=True)
