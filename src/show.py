@@ -23,8 +23,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from src.space import GRAPH_OPS, OP_FAMILIES, TEXT_OPS, Architecture, FunctionalSpace, Layer, live_layers, op_families
 from src.utils.errors import AutoAttendError, InvalidArchitectureError
 
@@ -67,8 +65,7 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
     from src.pipeline.config import arch_file
 
     path = arch_file(spec, key=None)  # a command argument, not the arch= setting
-    arch = Architecture.load(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
+    arch, data = Architecture.read(path)
     extras = {k: data[k] for k in RECORDED_KEYS if k in data} if isinstance(data, dict) else {}
     return arch, path, extras
 

@@ -322,3 +322,15 @@ def test_mutate_refuses_a_parent_outside_the_space_and_a_rate_that_changes_nothi
 def test_op_families_name_the_op_sets_holding_every_op(ops, families):
     arch = Architecture((Layer("add", 0, ops[0], 0, ops[1]),))
     assert op_families(arch) == families
+
+
+def test_read_gives_the_architecture_and_what_the_file_records_beside_it(tmp_path):
+    arch = Architecture((Layer("add", 0, "conv1", 0, "identity"),))
+    path = tmp_path / "best_arch.yaml"
+    path.write_text(yaml.safe_dump({"arch": arch.to_dict(), "val_acc_supernet": 0.5}))
+    read, data = Architecture.read(path)
+    assert read == arch == Architecture.load(path)
+    assert data == {"arch": arch.to_dict(), "val_acc_supernet": 0.5}
+    path.write_text("arch: {layers: [")
+    with pytest.raises(AutoAttendError, match=rf"^{path}: not valid YAML, line 1"):
+        Architecture.read(path)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
@@ -222,8 +221,7 @@ def read_arch(spec: str, task: str | None = None) -> ArchFile:
     """Read the file ``arch=<spec>`` names (:func:`arch_file`); errors name the file and the key. The
     GAT paper's PubMed model has 8 output heads where its Cora model has 1: ``task_arch``."""
     path = arch_file(spec)
-    arch = Architecture.load(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))  # read above, so valid
+    arch, data = Architecture.read(path)
     _check_arch_file_keys(path, data, task)
     if isinstance(data, dict) and task is not None and data.get("task_arch") is not None:
         per_task = data["task_arch"]

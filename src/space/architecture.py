@@ -28,6 +28,17 @@ LAYER_KINDS = ("add", "attn")
 ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
 
 
+def _parse_yaml(text: str, source: str | None) -> Any:
+    """The YAML (or JSON) document ``text``; one line naming where it is not valid."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AutoAttendError(f"{_at(source)}not valid YAML{where} ({problem})") from None
+
+
 def _at(source: str | None) -> str:
     """``"<source>: "`` to start an error about what ``source`` names (a file), or nothing."""
     return f"{source}: " if source else ""
@@ -154,13 +165,11 @@ class Architecture:
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> "Architecture":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise AutoAttendError(f"{_at(source)}not valid YAML{where} ({problem})") from None
+        return cls.from_document(_parse_yaml(text, source), source)
+
+    @classmethod
+    def from_document(cls, data: Any, source: str | None = None) -> "Architecture":
+        """The architecture of a parsed architecture file: its top level, or its ``arch:`` key."""
         if isinstance(data, dict) and "arch" in data and "layers" not in data:
             data = data["arch"]
         if isinstance(data, list) and data and isinstance(data[0], dict) and "arch" in data[0]:
@@ -173,6 +182,11 @@ class Architecture:
     @classmethod
     def load(cls, path: str | Path) -> "Architecture":
         """Read a ``.yaml``/``.yml``/``.json`` architecture file (our format or the authors')."""
+        return cls.read(path)[0]
+
+    @classmethod
+    def read(cls, path: str | Path) -> tuple["Architecture", Any]:
+        """:meth:`load`, with the file's parsed document (what it records beside the layers)."""
         path = Path(path)
         if not path.is_file():
             raise AutoAttendError(f"architecture file not found: {path}")
@@ -181,7 +195,8 @@ class Architecture:
         except UnicodeDecodeError:
             raise AutoAttendError(f"{path}: not a text file (expected a YAML or JSON architecture)") from None
         try:
-            return cls.from_yaml(text, source=str(path))
+            data = _parse_yaml(text, str(path))
+            return cls.from_document(data, source=str(path)), data
         except AutoAttendError as exc:
             if str(path) in str(exc):
                 raise
