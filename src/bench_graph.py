@@ -72,7 +72,8 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
                   sharing: str = "full", threads: int = 1, download: bool = True,
                   device: torch.device | str = "cpu") -> dict:
     """The graph benchmark figures (see the module docstring); ``None`` figures and a
-    ``graph_note`` when the Cora files are absent and cannot be downloaded."""
+    ``graph_note`` when the Cora files are absent and cannot be downloaded. At least 5 ``reps`` and 1
+    ``warmup`` whatever is asked (each takes milliseconds); ``graph_config`` records those used."""
     from src.data.planetoid import PlanetoidDataModule
     from src.estimator import SupernetEstimator
     from src.lit.graph_modules import graph_score_batch, node_loss
