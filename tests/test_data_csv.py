@@ -546,3 +546,29 @@ def test_generated_csv_matches_the_exact_format(tmp_path):
     assert '""hello, there""' in lines[0] and "\\n" in lines[0]
     assert [r["label"] for r in read_rows(path, 4, 3)] == [0, 1, 2, 0, 1]
     shutil.rmtree(tmp_path)
+
+
+def _edit_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
+    """Rewrite ``path`` with its first ``old`` replaced by ``new`` (same length), then set its
+    modification time back, as ``cp -p`` / ``rsync -a`` / ``touch -r`` of a corrected file do."""
+    import os
+
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    assert len(old) == len(new) and old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_a_file_fixed_in_place_with_its_size_and_time_kept_is_read_again(tmp_path):
+    """The caches were keyed by size and modification time: a label fixed in place and copied with
+    its time kept served the old labels."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("".join(f'"{1 + i % 2}","title {i}","body {i}"\n' for i in range(20)))
+    (data / "test.csv").write_text('"1","a","b"\n"2","c","d"\n')
+    first = _ready(_dm(data, tmp_path / "cache", num_classes=2))
+    _edit_keeping_size_and_mtime(data / "test.csv", '"1","a"', '"2","a"')
+    again = _ready(_dm(data, tmp_path / "cache", num_classes=2))
+    assert first.test_set.labels.tolist() == [0, 1] and again.test_set.labels.tolist() == [1, 1]

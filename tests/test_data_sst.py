@@ -498,3 +498,16 @@ def test_real_sst5_phrase_count(tmp_path):
     assert len(dm.train_set) == 318582
     assert len(dm.val_set) == 1101 and len(dm.test_set) == 2210
     assert set(dm.train_set.labels.unique().tolist()) == {0, 1, 2, 3, 4}
+
+
+def test_a_tree_file_fixed_in_place_with_its_size_and_time_kept_is_read_again(tmp_path):
+    from tests.test_data_csv import _edit_keeping_size_and_mtime
+
+    root = _write_trees(tmp_path / "data", train=["(0 (1 awful) (2 film))", "(4 (3 good) (4 great))"],
+                        dev=["(1 (1 bad) (2 day))", "(3 (3 nice) (2 day))"], test=["(4 (4 great) (2 day))"])
+    first = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence")
+    first.setup()
+    _edit_keeping_size_and_mtime(root / "sst" / "trees" / "test.txt", "(4 (4 great)", "(3 (4 great)")
+    again = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence")
+    again.setup()
+    assert first.test_set.labels.tolist() == [4] and again.test_set.labels.tolist() == [3]

@@ -42,6 +42,7 @@ from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behind
+from src.utils.io import file_stamp
 
 log = logging.getLogger("src.data")
 
@@ -282,7 +283,7 @@ class CSVTextDataModule(TextDataModule):
 
     def _source_key(self) -> dict:
         if self._local_available():
-            files = {role: {"path": str(p), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+            files = {role: {"path": str(p), **file_stamp(p)}
                      for role, p in self._local_files().items()}
             return {"files": files, "text_fields": self.text_fields, "label_base": self.label_base,
                     "header": self.header}

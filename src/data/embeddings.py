@@ -14,6 +14,7 @@ import torch
 from src.choices import EMBEDDING_SOURCES
 from src.data.text import PAD, UNK
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import file_stamp
 
 log = logging.getLogger("src.data")
 
@@ -32,14 +33,14 @@ def _import_kumo() -> ModuleType | None:
 
 
 def word_vectors_key(glove_path: str | None, embedding_source: str) -> dict:
-    """What the word vectors depend on, for cache keys: the GloVe file's identity (path, size,
-    mtime) and the source, with ``auto`` resolved (it depends on whether the package is installed)."""
+    """What the word vectors depend on, for cache keys: the GloVe file's identity (path,
+    :func:`~src.utils.io.file_stamp`) and the source, with ``auto`` resolved (it depends on whether the package is installed)."""
     glove = None
     if glove_path:
         gp = Path(glove_path).expanduser().resolve()
         glove = {"path": str(gp)}
         if gp.is_file():
-            glove.update(size=gp.stat().st_size, mtime_ns=gp.stat().st_mtime_ns)
+            glove.update(file_stamp(gp))
     resolved = embedding_source
     if not glove_path and resolved == "auto":
         resolved = "auto:kumo" if _import_kumo() is not None else "auto:random"

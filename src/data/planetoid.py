@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import file_stamp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -247,7 +248,7 @@ class PlanetoidDataModule(GraphDataModule):
                                         f"(task.datamodule.download=false)")
             return self.cache_dir / "planetoid" / "download"
         # keyed by the raw files' sizes and times, so a changed source never reuses a stale cache
-        stamp = hashlib.sha1("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+        stamp = hashlib.sha1("".join(f"{f.name}:{sorted(file_stamp(f).items())}" for f in files)
                              .encode()).hexdigest()[:12]
         root = self.cache_dir / "planetoid" / stamp
         raw = root / self.name / "raw"

@@ -18,6 +18,7 @@ import torch
 from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files,
                                 load_with_fresh_processing, pyg_messages_to_log, remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class PPIDataModule(GraphDataModule):
         if present and len(present) < len(PPI_FILES):
             raise DataNotFoundError(f"{src}: incomplete PPI files, missing {', '.join(sorted(set(PPI_FILES) - set(present)))}")
         if present:
-            stamp = hashlib.sha1("".join(f"{f}:{(src / f).stat().st_size}:{(src / f).stat().st_mtime_ns}"
+            stamp = hashlib.sha1("".join(f"{f}:{sorted(file_stamp(src / f).items())}"
                                          for f in PPI_FILES).encode()).hexdigest()[:12]
             root = self.cache_dir / "ppi" / stamp
             if not all((root / "raw" / f).is_file() for f in PPI_FILES):

@@ -22,6 +22,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import file_stamp
 
 log = logging.getLogger("src.data")
 
@@ -123,7 +124,7 @@ class SSTDataModule(TextDataModule):
         """Everything that changes the processed tensors."""
         if self._local_available():
             source = {
-                split: {"path": str(p), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+                split: {"path": str(p), **file_stamp(p)}
                 for split, p in self.tree_paths.items()
             }
         else:

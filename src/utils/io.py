@@ -51,3 +51,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def file_stamp(path: str | Path) -> dict[str, int]:
+    """What keys a cache built from the file at ``path``: its size and its modification and change
+    times. The change time too, because ``cp -p``, ``rsync -a``, ``tar x`` and ``touch -r`` carry a
+    modification time over (a label fixed in place, same size, kept the stale cache) while the
+    change time can only move forward."""
+    status = Path(path).stat()
+    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "ctime_ns": status.st_ctime_ns}
