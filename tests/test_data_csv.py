@@ -484,17 +484,37 @@ def test_hub_probe_fails_fast_without_a_network(monkeypatch):
     assert calls == [("fancyzhx/ag_news",)]
 
 
-def test_missing_csv_message_lists_only_the_missing_file(tmp_path, monkeypatch):
+def test_missing_csv_message_names_where_it_looked(tmp_path, monkeypatch):
     folder = tmp_path / "ag_news_csv"
-    folder.mkdir()
-    (folder / "test.csv").write_text('"1","a title","a text"\n')
     monkeypatch.setenv("AUTOATTEND_DATA_DIR", str(tmp_path))
     dm = _dm(folder, tmp_path / "cache", name="agnews", hub_name=None)
     with pytest.raises(DataNotFoundError) as info:
         _ready(dm)
     message = str(info.value)
-    assert f"looked for {folder / 'train.csv'})" in message and str(folder / "test.csv") not in message
+    assert f"looked for {folder / 'train.csv'}, {folder / 'test.csv'})" in message
     assert f"AUTOATTEND_DATA_DIR is {tmp_path}" in message
+
+
+@pytest.mark.parametrize("hub_name", [None, "fancyzhx/ag_news"])
+def test_files_given_in_part_or_as_folders_are_refused_not_replaced_by_the_hub_copy(tmp_path, monkeypatch, hub_name):
+    """With one of train.csv / test.csv there, or a folder in a file's place (valid.csv too: a
+    split was carved from train instead), the hub copy replaced them all in silence, or the
+    error said the files were not found."""
+    monkeypatch.setattr(csv_text, "load_hub_dataset", lambda *a, **k: pytest.fail("went to the hub"))
+    folder = tmp_path / "ag_news_csv"
+    folder.mkdir()
+    (folder / "test.csv").write_text('"1","a title","a text"\n')
+    with pytest.raises(DataNotFoundError, match=rf"^task agnews: incomplete files, {folder / 'train.csv'} missing "
+                                                r"\(while test.csv is there\)$"):
+        _ready(_dm(folder, tmp_path / "cache", name="agnews", hub_name=hub_name))
+    for name in ("train.csv", "valid.csv"):
+        write_zhang_csv(folder / "train.csv", 40, num_classes=4, text_fields=2, seed=0)
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).mkdir()
+        with pytest.raises(DataNotFoundError, match=rf"^task agnews: {folder / name} is a folder; expected the "
+                                                    rf"{'train' if name == 'train.csv' else 'valid'} file$"):
+            _ready(_dm(folder, tmp_path / "cache", name="agnews", hub_name=hub_name))
+        (folder / name).rmdir()
 
 
 def test_a_task_path_naming_a_file_says_to_give_its_folder(tmp_path):
@@ -572,3 +592,18 @@ def test_a_file_fixed_in_place_with_its_size_and_time_kept_is_read_again(tmp_pat
     _edit_keeping_size_and_mtime(data / "test.csv", '"1","a"', '"2","a"')
     again = _ready(_dm(data, tmp_path / "cache", num_classes=2))
     assert first.test_set.labels.tolist() == [0, 1] and again.test_set.labels.tolist() == [1, 1]
+
+
+def test_the_carve_is_logged_with_its_fraction_and_seed_and_refused_on_one_row_naming_the_file(tmp_path, caplog):
+    import logging
+
+    data = tmp_path / "data"
+    write_zhang_csv(data / "train.csv", 40, num_classes=4, text_fields=2, seed=0)
+    write_zhang_csv(data / "test.csv", 8, num_classes=4, text_fields=2, seed=1)
+    with caplog.at_level(logging.INFO, logger="src.data"):
+        _ready(_dm(data, tmp_path / "cache", val_fraction=0.1, val_seed=7))
+    assert "val 4 (carved from train: 10 % with task.val_seed=7)" in caplog.text
+    (data / "train.csv").write_text('"1","one","row"\n')
+    with pytest.raises(AutoAttendError, match=rf"^task csv: {data.resolve() / 'train.csv'} has 1 row\(s\); carving a "
+                                              r"validation split \(task.val_fraction\) needs at least 2"):
+        _ready(_dm(data, tmp_path / "cache"))

@@ -511,3 +511,16 @@ def test_a_tree_file_fixed_in_place_with_its_size_and_time_kept_is_read_again(tm
     again = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence")
     again.setup()
     assert first.test_set.labels.tolist() == [4] and again.test_set.labels.tolist() == [3]
+
+
+def test_tree_files_given_in_part_or_as_a_folder_are_refused_not_replaced_by_the_hub_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(sst_module, "load_hub_dataset", lambda *a, **k: pytest.fail("went to the hub"))
+    root = write_tiny_sst(tmp_path / "data")
+    trees = (root / "sst" / "trees").resolve()
+    (trees / "dev.txt").unlink()
+    with pytest.raises(DataNotFoundError, match=rf"^SST trees: incomplete files, {trees / 'dev.txt'} missing "
+                                                r"\(while train.txt, test.txt are there\)$"):
+        _dm(root, tmp_path / "cache", num_classes=5, hub_name="SetFit/sst5").setup()
+    (trees / "dev.txt").mkdir()
+    with pytest.raises(DataNotFoundError, match=rf"^SST trees: {trees / 'dev.txt'} is a folder; expected the val file$"):
+        _dm(root, tmp_path / "cache", num_classes=5, hub_name="SetFit/sst5").setup()

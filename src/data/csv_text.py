@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from src.data.arrow_split import TokenIdSplit, read_arrow_table
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
-from src.data.hub import load_hub_dataset
+from src.data.hub import load_hub_dataset, local_files_complete
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
@@ -235,7 +235,7 @@ class CSVTextDataModule(TextDataModule):
         self.path = Path(path).expanduser().resolve() if path is not None else None
         if self.path is not None and self.path.is_file():  # looked for <file>/train.csv
             raise AutoAttendError(f"task {name}: task.path={path} is a file; give the folder holding train.csv and "
-                                  "test.csv (and valid.csv or .tsv / .jsonl files of those names)")
+                                  "test.csv (and valid.csv when it has one)")
         self.num_classes = int(num_classes)
         self.text_fields = None if text_fields is None else int(text_fields)
         self.label_base = int(label_base)
@@ -276,7 +276,7 @@ class CSVTextDataModule(TextDataModule):
         return {role: base / name for role, name in FILES.items()}
 
     def _local_available(self) -> bool:
-        return self.path is not None and self.files["train"].is_file() and self.files["test"].is_file()
+        return self.path is not None and local_files_complete(self.files, ("train", "test"), f"task {self.name}")
 
     def _local_files(self) -> dict[str, Path]:
         return {role: p for role, p in self.files.items() if p.is_file()}
@@ -443,11 +443,13 @@ class CSVTextDataModule(TextDataModule):
             words = words.slice(0, self.max_vocab - 2)
         return [PAD, UNK, *words.to_pylist()]
 
-    def val_rows(self, n_train: int) -> np.ndarray:
-        """Sorted row numbers (0-based, in train.csv) of the carved validation split."""
+    def val_rows(self, n_train: int, source: str = "train") -> np.ndarray:
+        """Sorted row numbers (0-based, in train.csv) of the carved validation split; ``source``
+        names the training rows' origin in the error when there are too few to carve from."""
         n_val = min(n_train - 1, max(1, round(self.val_fraction * n_train)))
         if n_val < 1:
-            raise AutoAttendError(f"task {self.name}: train has {n_train} row(s); cannot carve a validation split")
+            raise AutoAttendError(f"task {self.name}: {source} has {n_train} row(s); carving a validation split "
+                                  "(task.val_fraction) needs at least 2: add rows, or give a valid.csv")
         return np.sort(np.random.default_rng(self.val_seed).permutation(n_train)[:n_val])
 
     def _build_ids(self, tok_dir: Path, tok_meta: dict, final: Path) -> None:
@@ -466,7 +468,9 @@ class CSVTextDataModule(TextDataModule):
                 val_split = {"source": "valid.csv" if tok_meta["origin"].startswith("local") else "hub validation",
                              "size": len(splits["val"])}
             else:
-                rows = self.val_rows(len(train))
+                origin = tok_meta["origin"]
+                rows = self.val_rows(len(train), str(self.files["train"]) if origin.startswith("local")
+                                     else f"the train split of {origin.removeprefix('hub:')}")
                 keep = np.ones(len(train), dtype=bool)
                 keep[rows] = False
                 splits = {"train": train.select(np.flatnonzero(keep), keep_in_memory=True),
@@ -611,7 +615,10 @@ class CSVTextDataModule(TextDataModule):
             "cache_path": str(self.ids_dir),
         }
         coverage = emb["found"] / max(1, emb["found"] + emb["oov"])
+        val = meta["val_split"]
+        val_source = (f"{val['source']}: {100 * val['fraction']:g} % with task.val_seed={val['seed']}"
+                      if "fraction" in val else val["source"])
         log.info("%s (%s): train %d, val %d (%s), test %d; vocab %d; max_len %d; embeddings %s %d-d, "
                  "%.1f%% coverage", self.name, meta["origin"], len(self.train_set), len(self.val_set),
-                 meta["val_split"]["source"], len(self.test_set), len(self.vocab), self.max_len, emb["source"],
+                 val_source, len(self.test_set), len(self.vocab), self.max_len, emb["source"],
                  emb["dim"], 100.0 * coverage)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
-from src.data.hub import load_hub_dataset
+from src.data.hub import load_hub_dataset, local_files_complete
 from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
@@ -118,7 +118,7 @@ class SSTDataModule(TextDataModule):
         return {split: base / name for split, name in SPLIT_FILES.items()}
 
     def _local_available(self) -> bool:
-        return all(path.is_file() for path in self.tree_paths.values())
+        return local_files_complete(self.tree_paths, tuple(SPLIT_FILES), "SST trees")
 
     def _cache_key(self) -> dict:
         """Everything that changes the processed tensors."""
