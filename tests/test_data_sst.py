@@ -524,3 +524,12 @@ def test_tree_files_given_in_part_or_as_a_folder_are_refused_not_replaced_by_the
     (trees / "dev.txt").mkdir()
     with pytest.raises(DataNotFoundError, match=rf"^SST trees: {trees / 'dev.txt'} is a folder; expected the val file$"):
         _dm(root, tmp_path / "cache", num_classes=5, hub_name="SetFit/sst5").setup()
+
+
+def test_a_tree_file_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_bytes("\ufeff(2 (2 a) (3 b))\n(1 c)\n".encode("utf-8"))
+    assert [t.leaves() for t in read_tree_file(path)] == [["a", "b"], ["c"]]
+    path.write_bytes("\ufeff(2 a)\n(2 caf".encode("utf-8") + b"\xe9)\n")
+    with pytest.raises(AutoAttendError, match=r"trees\.txt, line 2: not UTF-8 text \(byte 0xe9\)"):
+        read_tree_file(path)
