@@ -533,3 +533,13 @@ def test_a_tree_file_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes("\ufeff(2 a)\n(2 caf".encode("utf-8") + b"\xe9)\n")
     with pytest.raises(AutoAttendError, match=r"trees\.txt, line 2: not UTF-8 text \(byte 0xe9\)"):
         read_tree_file(path)
+
+
+def test_a_glove_file_matching_no_vocabulary_word_is_warned_about(tmp_path, caplog):
+    glove = _write_glove(tmp_path / "glove.txt", ["le 1 2 3", "film 4 5 6"])
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        _, stats = load_word_vectors([PAD, UNK, "movie"], str(glove), seed=0)
+        assert stats["found"] == 0 and "holds none of the 1 vocabulary words" in caplog.text
+        caplog.clear()
+        load_word_vectors([PAD, UNK, "movie", "film"], str(glove), seed=0)
+    assert "holds none" not in caplog.text

@@ -199,4 +199,7 @@ def load_word_vectors(
     stats = {"source": name, "dim": int(matrix.shape[1]), "found": found, "oov": size - 2 - found}
     if glove_path:
         stats["path"] = str(glove_path)
+        if found == 0 and size > 2:  # the file parsed, but it is not of this language or tokenisation
+            log.warning("GloVe file %s holds none of the %d vocabulary words: every word starts from random "
+                        "vectors (another language, or another tokenisation?)", glove_path, size - 2)
     return matrix, stats
