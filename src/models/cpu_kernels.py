@@ -175,7 +175,7 @@ def kernel_error() -> str | None:
             with _build_owner(build_dir):
                 library = build_dir / f"{name}.so"
                 if not library.exists():
-                    log.info("building the fused CPU kernels in %s (once per machine, about 45 s on 2 idle cores)", build_dir)
+                    log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, about 45 s on 2 idle cores)", build_dir)
                 elif max(s.stat().st_mtime for s in SOURCES) > library.stat().st_mtime:
                     log.info("rebuilding the fused CPU kernels in %s: their sources changed (about 45 s on 2 idle cores)", build_dir)
                 load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
