@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from src.lit.modules import TorchRngCheckpoint
+from tests.conftest import compose_config
 from tests.helpers import ROOT
 
 
@@ -196,3 +197,17 @@ def test_run_record_names_the_gpu_and_the_float32_precision(monkeypatch):
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cudnn.allow_tf32 = before[1]
+
+
+@pytest.mark.parametrize("overrides, label", [
+    ([], None),
+    (["hardware=gpu"], None),  # matmul_precision: highest
+    (["hardware.precision=32"], None),
+    (["hardware.precision=bf16-mixed"], "hardware.precision=bf16-mixed"),
+    (["hardware=gpu", "hardware.precision=16-mixed", "hardware.matmul_precision=high"],
+     "hardware.precision=16-mixed, hardware.matmul_precision=high"),
+])
+def test_lower_precision_names_the_settings_below_float32(overrides, label):
+    from src.pipeline.common import lower_precision
+
+    assert lower_precision(compose_config("search", ["+task=sst2", *overrides])) == label

@@ -478,6 +478,24 @@ def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data, arch_pat
     results = json.loads((out / "retrain" / "results.json").read_text())
     assert results["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()
     assert "test acc" in proc.stdout
+    assert results["protocol"]["lower_precision"] is None and "lower precision" not in proc.stdout
+    assert json.loads((out / "summary.json").read_text())["lower_precision"] is None
+
+
+def test_a_lower_precision_run_is_labelled_where_its_figures_are(smoke_run, tiny_data):
+    """``hardware.precision=bf16-mixed`` was recorded only in the run's settings: its summary line,
+    summary.json and results.json read as a float32 run's."""
+    tmp, run_dir, _ = smoke_run
+    out = tmp / "retrain_bf16"
+    proc = cli("src.retrain", "+task=sst2", f"arch={run_dir / 'search' / 'best_arch.yaml'}", "budget=smoke",
+               "hardware=cpu", "hardware.precision=bf16-mixed", "retrain.seeds=1", "retrain.max_steps=2",
+               "retrain.eval_every=2", data_dir=tiny_data, tmp=tmp, run_dir=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    label = "hardware.precision=bf16-mixed"
+    assert f"| lower precision: {label} |" in proc.stdout
+    assert f"{label}: a labelled lower precision, not the paper's float32 protocol" in proc.stdout + proc.stderr
+    assert json.loads((out / "summary.json").read_text())["lower_precision"] == label
+    assert json.loads((out / "retrain" / "results.json").read_text())["protocol"]["lower_precision"] == label
 
 
 def test_retrain_with_recomputed_layers_gives_the_same_results(smoke_run, tiny_data):

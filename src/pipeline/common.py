@@ -49,6 +49,20 @@ def set_float32_precision(precision: str | None) -> str:
     return precision
 
 
+def lower_precision(cfg: DictConfig) -> str | None:
+    """The settings that make a run compute below float32 throughout (``hardware.precision`` other
+    than ``32-true``, ``hardware.matmul_precision`` other than ``highest``), as ``key=value`` text;
+    ``None`` for the paper's float32. Such a run is labelled so wherever its figures are written."""
+    changed = []
+    precision = str(cfg.hardware.get("precision") or "32-true")
+    if precision not in ("32-true", "32"):
+        changed.append(f"hardware.precision={precision}")
+    matmul = cfg.hardware.get("matmul_precision")
+    if matmul not in (None, "highest"):
+        changed.append(f"hardware.matmul_precision={matmul}")
+    return ", ".join(changed) or None
+
+
 def setup_hardware(cfg: DictConfig) -> None:
     """Thread count, float32 precision (:func:`set_float32_precision`) and the fused-kernel backend
     from the ``hardware`` group.
@@ -61,6 +75,10 @@ def setup_hardware(cfg: DictConfig) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     set_float32_precision(cfg.hardware.get("matmul_precision"))
+    lower = lower_precision(cfg)
+    if lower is not None:
+        log.warning("%s: a labelled lower precision, not the paper's float32 protocol (results.json and "
+                    "summary.json record it as lower_precision)", lower)
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):

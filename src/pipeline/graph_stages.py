@@ -31,7 +31,7 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
-from src.pipeline.common import StopAtStep, last_checkpoint, make_trainer, read_checkpoint, resume_step
+from src.pipeline.common import StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import read_arch, retrain_space
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
@@ -304,7 +304,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
         "hparams_source": source,
         "hpo_trials": trials,
         "protocol": {**hp, "epoch_cap": r.epoch_cap, "eval_every": r.eval_every, "patience": r.get("patience"),
-                     "task": cfg.task.name, "num_features": dm.num_features, "num_classes": dm.num_classes},
+                     "task": cfg.task.name, "num_features": dm.num_features, "num_classes": dm.num_classes,
+                     "lower_precision": lower_precision(cfg)},
     }
     atomic_write_json(out / "results.json", results)
     return results

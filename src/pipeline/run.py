@@ -75,7 +75,7 @@ def run_search(cfg: DictConfig) -> dict:
     check_run_settings(run_dir, run_settings(cfg, "search"))
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
-    from src.pipeline.common import build_datamodule, data_facts, env_summary
+    from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
     from src.utils.device import device_of
 
     st = graph_stages if graph else stages
@@ -99,7 +99,7 @@ def run_search(cfg: DictConfig) -> dict:
         results = st.retrain(cfg, best, dm, run_dir) if seeds > 0 else None
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "best_val_acc_supernet": best_score,
                "retrain": None if results is None else _retrain_summary(results),
-               **_timing(timer), "machine": env_summary(device_of(cfg))}
+               **_timing(timer), "machine": env_summary(device_of(cfg)), "lower_precision": lower_precision(cfg)}
     metric = _metric_name(graph, dm)
     line = f"best supernet val {metric} {best_score:.4f}"
     if results is not None:
@@ -125,7 +125,7 @@ def run_search(cfg: DictConfig) -> dict:
         summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"
     atomic_write_json(run_dir / "summary.json", summary)
-    _finish(run_dir, line, timer)
+    _finish(run_dir, line, timer, summary["lower_precision"])
     return summary
 
 
@@ -155,7 +155,7 @@ def run_retrain(cfg: DictConfig) -> dict:
             log.warning("%s (other jobs of the sweep may run one)", message)
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
-    from src.pipeline.common import build_datamodule, data_facts, env_summary
+    from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
     from src.utils.device import device_of
 
     source, hparams = _command_line_hparams(cfg, hparams)
@@ -172,11 +172,12 @@ def run_retrain(cfg: DictConfig) -> dict:
         results = (graph_stages.retrain(cfg, arch, dm, run_dir, hparams, source=source) if graph
                    else stages.retrain(cfg, arch, dm, run_dir))
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
-               "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg))}
+               "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg)),
+               "lower_precision": lower_precision(cfg)}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)",
-            timer)
+            timer, summary["lower_precision"])
     return summary
 
 
@@ -414,7 +415,9 @@ def _metric_name(graph: bool, dm) -> str:
     return "micro-F1" if graph and dm.multilabel else "acc"
 
 
-def _finish(run_dir, line: str, timer: Timer) -> None:
+def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
+    if lower is not None:
+        line += f" | lower precision: {lower}"
     totals = timer.totals
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in totals.items())
     line += f" | {sum(totals.values()):.0f} s ({stages})"

@@ -29,7 +29,8 @@ from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
-from src.pipeline.common import StopAtStep, last_checkpoint, make_loader, make_trainer, read_checkpoint, resume_step
+from src.pipeline.common import (StopAtStep, last_checkpoint, lower_precision, make_loader, make_trainer,
+                                  read_checkpoint, resume_step)
 from src.pipeline.config import search_strategy
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
@@ -320,7 +321,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
                      "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": cfg.data.train_level,
                      "train_examples": len(dm.train_set) if r.train_subset is None else min(r.train_subset, len(dm.train_set)),
-                     "val_examples": len(dm.val_set), "test_examples": len(dm.test_set)},
+                     "val_examples": len(dm.val_set), "test_examples": len(dm.test_set),
+                     "lower_precision": lower_precision(cfg)},
     }
     if math.isnan(results["test_acc_mean"]):
         raise RuntimeError("retrain produced no test accuracy")
