@@ -546,6 +546,33 @@ def _assert_clean_failure(proc, run_dir: Path, *needles: str, fresh: bool = True
         assert not (fresh and (run_dir / result).exists())
 
 
+def test_a_run_dir_in_use_by_another_command_is_refused(tiny_data, tmp_path):
+    """Two commands in one run folder (a resume typed twice, two runs started in the same second
+    under the default timestamped folder) both wrote into it; the second is refused while the
+    first holds the folder, and the folder is free again once that process has ended."""
+    import sys
+
+    from src.pipeline import run
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(120)", str(run_dir / run.RUN_LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = cli("src.search", "+task=sst2", "budget=smoke", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
+        _assert_clean_failure(proc, run_dir, f"error: run dir {run_dir} is in use by another command still running: "
+                                             "wait for it to end (to resume the run), or give another hydra.run.dir")
+        assert proc.returncode == 2 and not (run_dir / "run_settings.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run._hold_run_dir(run_dir)  # free once the holder's process is gone, killed or not
+    run._release_run_dirs()
+
+
 def test_unknown_task(tiny_data, tmp_path):
     proc = cli("src.search", "+task=imdb", data_dir=tiny_data, tmp=tmp_path, run_dir=tmp_path / "r")
     _assert_clean_failure(proc, tmp_path / "r", "task/imdb", "sst2")

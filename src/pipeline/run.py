@@ -245,7 +245,39 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
                               f"`python -m src.{entry_point} -m +experiment={name}` or `make reproduce EXP={name}`")
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
+    _hold_run_dir(run_dir)
     return run_dir, Timer(run_dir / Timer.FILE), HydraRecord(cfg)
+
+
+RUN_LOCK_FILE = ".run.lock"
+_held_run_dirs: list = []  # the open lock files of the run folders this process works in
+
+
+def _hold_run_dir(run_dir: Path) -> None:
+    """Hold the run folder until the job ends (an advisory lock the system drops when the process
+    ends, however it ends): a second command in the same folder, the same resume typed twice or two
+    runs started in the same second under the default timestamped folder, wrote into one run."""
+    import fcntl
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / RUN_LOCK_FILE, "a")
+    except OSError as exc:
+        raise AutoAttendError(f"hydra.run.dir: cannot write in {run_dir} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AutoAttendError(f"run dir {run_dir} is in use by another command still running: wait for it to end "
+                              "(to resume the run), or give another hydra.run.dir") from None
+    except OSError as exc:  # a file system without locks (some network mounts): run unguarded, as before
+        log.debug("run dir %s: no lock (%s)", run_dir, exc)
+    _held_run_dirs.append(handle)
+
+
+def _release_run_dirs() -> None:
+    while _held_run_dirs:
+        _held_run_dirs.pop().close()
 
 
 SHARED_SPACE_KEYS = ("space.sharing", "space.priors")  # graph.space.sharing / priors interpolate these
@@ -515,6 +547,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             return {}
         sys.exit(2)
     finally:
+        _release_run_dirs()
         interrupt.restore(previous)
 
 
