@@ -4,6 +4,7 @@ the state a GPU run keeps, with ``torch.cuda`` stood in for where needed."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,6 +195,9 @@ def test_run_record_names_the_gpu_and_the_float32_precision(monkeypatch):
         set_float32_precision(None)
         facts = env_summary()
         assert "gpu" not in facts and (facts["float32_precision"], facts["cudnn_tf32"]) == ("highest", False)
+        # and with what code: the libraries' versions, and the commit of a git checkout (CI clones one)
+        assert facts["versions"]["torch"] == torch.__version__ and facts["versions"]["lightning"]
+        assert facts["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+changes)?", facts["commit"])
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cudnn.allow_tf32 = before[1]
@@ -211,3 +215,36 @@ def test_lower_precision_names_the_settings_below_float32(overrides, label):
     from src.pipeline.common import lower_precision
 
     assert lower_precision(compose_config("search", ["+task=sst2", *overrides])) == label
+
+
+def test_each_invocation_records_what_can_move_the_numbers_and_a_change_is_warned_about(tmp_path, caplog):
+    """A resume with other threads or kernels was accepted in silence and recorded as if the whole
+    run had used them (summary.json holds the last invocation's machine facts only)."""
+    import json
+    import logging
+
+    from src.pipeline import run
+    from src.pipeline.run_settings import INVOCATIONS_FILE, check_run_settings
+
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING, logger="src"):
+            torch.set_num_threads(1)
+            run._record_invocation(compose_config("search", ["+task=sst2", "hardware.kernels=fused"]), tmp_path)
+            run._record_invocation(compose_config("search", ["+task=sst2", "hardware.kernels=fused"]), tmp_path)
+            assert "this invocation computes with" not in caplog.text
+            torch.set_num_threads(2)
+            run._record_invocation(compose_config("search", ["+task=sst2", "hardware.kernels=torch"]), tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert ("this invocation computes with threads 2, kernels torch; the run's last one with threads 1, kernels "
+            "fused") in caplog.text
+    invocations = json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"]
+    assert [(i["device"], i["threads"], i["kernels"]) for i in invocations] == [
+        ("cpu", 1, "fused"), ("cpu", 1, "fused"), ("cpu", 2, "torch")]
+    assert all("started" in i and "argv" in i and "commit" in i for i in invocations)
+    # a graph task uses none of the kernels; a fresh run in the folder starts the record again
+    check_run_settings(tmp_path, {"entry": "search"})
+    assert not (tmp_path / INVOCATIONS_FILE).exists()
+    run._record_invocation(compose_config("search", ["+task=cora"]), tmp_path)
+    assert json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"][0]["kernels"] is None

@@ -457,16 +457,60 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
 
 
+def source_commit() -> str | None:
+    """The git commit of the code running (``<sha>+changes`` when tracked files differ from it);
+    ``None`` outside a git checkout or without git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+changes" if changed else sha or None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Python's and the libraries' versions a run's numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for package in ("torch", "lightning", "torch_geometric", "torchmetrics", "numpy", "datasets", "hydra-core"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str | None:
+    """``fused`` or ``torch``: what a text run's kernel-backed ops (GRU, attention, dropout masks)
+    compute with on ``device``, building the kernels if ``auto`` needs to know (they are built at
+    the first step anyway); ``None`` for graph tasks, which use none of them."""
+    if task_family(cfg) == "graph":
+        return None
+    backend = str(cfg.hardware.get("kernels") or "auto")
+    precision = str(cfg.hardware.get("precision") or "32-true")
+    if backend == "torch" or torch.device(device).type != "cpu" or "mixed" in precision:
+        return "torch"
+    return "fused" if backend == "fused" or cpu_kernels.kernel_error() is None else "torch"
+
+
 def env_summary(device: torch.device | str = "cpu") -> dict:
     """The machine facts a run records (``summary.json``): for a run on a GPU (``device``) that GPU's
     name, and what its ops ran on (the fused kernels take CPU tensors only); the float32 precision
-    the run computed in (:func:`set_float32_precision`)."""
+    the run computed in (:func:`set_float32_precision`); the libraries' versions and the code's
+    git commit (:func:`library_versions`, :func:`source_commit`)."""
     device = torch.device(device)
     on_gpu = device.type == "cuda"
     facts = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
              "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
              "kernels": cpu_kernels.status_on(device),
-             "float32_precision": torch.get_float32_matmul_precision(), "cudnn_tf32": torch.backends.cudnn.allow_tf32}
+             "float32_precision": torch.get_float32_matmul_precision(), "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+             "versions": library_versions(), "commit": source_commit()}
     if on_gpu:
         facts["gpu"] = torch.cuda.get_device_name(device)
     return facts

@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -89,6 +90,7 @@ def run_search(cfg: DictConfig) -> dict:
                                                 **({"retrain": space.num_layers} if retrains else {})})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
+        _record_invocation(cfg, run_dir)
     with timer("supernet"):
         model = st.train_supernet(cfg, dm, space, run_dir)
     with timer("search"):
@@ -168,6 +170,7 @@ def run_retrain(cfg: DictConfig) -> dict:
             stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
         check_run_data(run_dir, data_facts(dm, graph))
         record.write(run_dir)
+        _record_invocation(cfg, run_dir)
     with timer("retrain"):
         results = (graph_stages.retrain(cfg, arch, dm, run_dir, hparams, source=source) if graph
                    else stages.retrain(cfg, arch, dm, run_dir))
@@ -421,6 +424,43 @@ def _timing(timer: Timer) -> dict:
     """The summary's times: ``seconds`` per stage over every invocation of the run directory, and
     this invocation's own."""
     return {"seconds": timer.totals, "invocations": timer.invocations, "seconds_this_invocation": timer.seconds}
+
+
+MOVES_NUMBERS = ("device", "threads", "kernels")
+
+
+def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
+    """Add this invocation's machine settings that can move a run's numbers to ``invocations.json``
+    (with its start time, command line and code commit), and warn when a resume changes them: the
+    settings a resume may change (``hardware.threads``, ``hardware.kernels``, the device) keep the
+    results valid, but not equal to an uninterrupted run's. Another device or kernel backend draws
+    other dropout masks (the same distribution), and float sums round differently with another
+    thread count, which many training steps can carry into other selected checkpoints."""
+    import torch
+
+    from src.pipeline.common import kernels_in_use, source_commit
+    from src.pipeline.run_settings import INVOCATIONS_FILE
+    from src.utils.device import device_of
+
+    device = device_of(cfg)
+    now = {"device": str(device), "threads": torch.get_num_threads(), "kernels": kernels_in_use(cfg, device)}
+    path = run_dir / INVOCATIONS_FILE
+    try:
+        earlier = json.loads(path.read_text())["invocations"] if path.exists() else []
+        earlier = earlier if isinstance(earlier, list) else []
+    except (OSError, ValueError, KeyError, TypeError):  # damaged: the record starts again from here
+        earlier = []
+    last = earlier[-1] if earlier and isinstance(earlier[-1], dict) else None
+    changed = [key for key in MOVES_NUMBERS if last is not None and last.get(key) != now[key]]
+    if changed:
+        log.warning("this invocation computes with %s; the run's last one with %s: what it trains from here on "
+                    "is valid but may not equal an uninterrupted run's numbers (another device or kernels draw other "
+                    "dropout masks; another thread count rounds sums differently)",
+                    ", ".join(f"{key} {now[key]}" for key in changed),
+                    ", ".join(f"{key} {last.get(key)}" for key in changed))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:], **now,
+                                                        "commit": source_commit()}]})
 
 
 def _setup_hardware(cfg: DictConfig) -> None:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run_settings.json"
 TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (src.pipeline.config.Timer)
+# each invocation's machine settings that can move a run's numbers (src.pipeline.run._record_invocation)
+INVOCATIONS_FILE = "invocations.json"
 DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.data_facts)
 
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
@@ -150,6 +152,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
         return added
     # a fresh record: what an earlier invocation left (it stopped before any result) is not this run's
     (run_dir / TIMING_FILE).unlink(missing_ok=True)
+    (run_dir / INVOCATIONS_FILE).unlink(missing_ok=True)
     atomic_write_json(path, settings)
     return []
 
