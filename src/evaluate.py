@@ -20,7 +20,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.utils.errors import AutoAttendError
+from src.pipeline.run_settings import INVOCATIONS_FILE
+from src.utils.errors import AutoAttendError, DataNotFoundError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
 # what an evaluation may override besides the keys a resume may change (run_settings.MAY_CHANGE):
@@ -86,6 +87,12 @@ def settings_of_the_run(run_dir: Path):
     config = run_dir / ".hydra" / "config.yaml"
     try:
         yield
+    except DataNotFoundError as exc:
+        recorded = recorded_data_dir(run_dir)
+        if recorded is None or recorded in str(exc):
+            raise
+        raise DataNotFoundError(f"{exc} (the run read its data from {recorded}, {INVOCATIONS_FILE}: "
+                                f"paths.data_dir={recorded} if it is still there)") from None
     except (ConfigAttributeError, ConfigKeyError) as exc:
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
         raise AutoAttendError(f"{config}: {key}: missing, a setting this version of autoattend reads; either the "
@@ -96,6 +103,16 @@ def settings_of_the_run(run_dir: Path):
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
         raise AutoAttendError(f"{config}: {key}: not a valid setting ({str(exc).splitlines()[0]}); if the file "
                               "was edited, restore it from the run's command") from None
+
+
+def recorded_data_dir(run_dir: Path) -> str | None:
+    """The data folder the run's last invocation read (``invocations.json``); ``None`` when it
+    does not say (a run from before the record, or a damaged one)."""
+    try:
+        last = json.loads((run_dir / INVOCATIONS_FILE).read_text())["invocations"][-1]
+        return str(last["data_dir"]) if last.get("data_dir") else None
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
 
 
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:

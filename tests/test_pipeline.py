@@ -1358,3 +1358,15 @@ def test_the_search_scores_in_the_configured_length_buckets_with_the_same_result
     assert built == [bucket_size or 128]
     plain = SupernetEstimator(model, [pad_collate(val)], "cpu", fast=False)
     assert score == plain.plain(best)
+
+
+def test_evaluate_without_the_data_names_the_folder_the_run_read(smoke_run, tiny_data, tmp_path, capsys):
+    """The run's config keeps paths.data_dir as ${oc.env:AUTOATTEND_DATA_DIR,./data}: evaluated
+    with another (or no) AUTOATTEND_DATA_DIR it said the data were not found, not where they were."""
+    from src.evaluate import main
+
+    assert main([str(smoke_run[1]), f"paths.data_dir={tmp_path / 'empty'}"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and line.endswith(
+        f"(the run read its data from {tiny_data.resolve()}, invocations.json: paths.data_dir={tiny_data.resolve()} "
+        "if it is still there)"), line

@@ -459,8 +459,9 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
                     ", ".join(f"{key} {now[key]}" for key in changed),
                     ", ".join(f"{key} {last.get(key)}" for key in changed))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    data_dir = str(Path(cfg.paths.data_dir).expanduser().resolve())
     atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:], **now,
-                                                        "commit": source_commit()}]})
+                                                        "data_dir": data_dir, "commit": source_commit()}]})
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
