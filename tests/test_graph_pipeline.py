@@ -69,6 +69,7 @@ def test_smoke_graph_search_writes_every_result(smoke_run):
         assert history[-1]["step"] <= 10  # smoke caps every child at 10 epochs
     hpo = json.loads((run_dir / "retrain" / "hpo.json").read_text())
     assert hpo["chosen"]["hparams"] == results["hparams"]
+    assert [t["seed"] for t in hpo["trials"]] == [1000, 1001]  # seed 0 + the HPO's offset + trial
     gcn = json.loads((run_dir / "baselines" / "gcn" / "results.json").read_text())
     assert gcn["hparams"]["hidden"] == 16 and gcn["hparams"]["readout"] == "last" and gcn["hpo_trials"] == []
     summary = json.loads((run_dir / "summary.json").read_text())
