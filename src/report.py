@@ -288,6 +288,7 @@ def load_run(path: Path) -> Run:
         settings = canonical(settings)  # as a resume compares them: matmul_precision null is "highest"
     else:  # find_runs lists such a run only once it has finished
         settings = _settings_from_config(path, summary)
+    settings = {**settings, **_machine_settings(path)}
     if summary is not None:
         # a ranking stage added to the finished run, stopped: its summary is the earlier invocation's
         progress = _ranking_progress(path) if (path / "ranking").is_dir() else None
@@ -295,6 +296,22 @@ def load_run(path: Path) -> Run:
             return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates")
         return Run(path, settings, summary)
     return Run(path, settings, None, state=_state(path, settings), partial=_partial(path))
+
+
+def _machine_settings(path: Path) -> dict[str, Any]:
+    """What the run's invocations computed with that can move its numbers (``invocations.json``:
+    device, threads, kernels; see ``src.pipeline.run._record_invocation``), as settings
+    ``machine.<key>``: one value, or the values of its invocations in order where a resume changed
+    it. Runs that differ in them are not repeats of each other. Nothing for a run from before the
+    record (or a damaged one): a key some runs lack is not a difference."""
+    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
+
+    try:
+        invocations = json.loads((path / INVOCATIONS_FILE).read_text())["invocations"]
+        values = {key: [str(i[key]) for i in invocations] for key in MOVES_NUMBERS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {f"machine.{key}": " -> ".join(dict.fromkeys(seen)) for key, seen in values.items() if seen}
 
 
 def _partial(path: Path) -> dict[str, Any]:

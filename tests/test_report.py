@@ -287,6 +287,25 @@ def test_a_repeated_run_is_marked_in_the_folded_table(tmp_path):
     assert (row["runs"], row["seed"]) == ("3 (1 repeat)", "0 0 1")
 
 
+def test_runs_computed_with_other_threads_or_kernels_are_not_repeats(tmp_path):
+    """Runs whose settings agree but which ran with other threads or kernels (machine settings a
+    resume may change, which can move the numbers) were folded as repeats of one another, and a
+    run resumed with other ones showed nothing of it."""
+    def invocation(threads, kernels):
+        return {"started": "2026-12-05T05:00:00+0000", "argv": [], "device": "cpu", "threads": threads,
+                "kernels": kernels, "data_dir": "/data", "commit": None}
+
+    for name, invocations in (("a", [invocation(1, "fused")]), ("b", [invocation(1, "fused")]),
+                              ("c", [invocation(1, "fused"), invocation(2, "torch")])):
+        run = write_run(tmp_path / name, TEXT, test=0.75)
+        (run / "invocations.json").write_text(json.dumps({"invocations": invocations}))
+    write_run(tmp_path / "d", TEXT, test=0.75)  # from before the record: not a difference
+    per_run, _ = report([tmp_path])
+    got = {r["run"]: (r["machine.threads"], r["machine.kernels"]) for r in rows(per_run)}
+    assert got == {"a": ("1", "fused"), "b": ("1", "fused"), "c": ("1 -> 2", "fused -> torch"), "d": ("", "")}
+    assert "machine.device" not in per_run.header  # the same in every run
+
+
 def test_one_seed_shows_its_mean_without_a_spread(tmp_path):
     """A sample std needs two seeds: one seed's recorded std of 0 was shown as "+- 0.00"."""
     run = write_run(tmp_path / "one", TEXT, test=0.5568)

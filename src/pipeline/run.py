@@ -426,9 +426,6 @@ def _timing(timer: Timer) -> dict:
     return {"seconds": timer.totals, "invocations": timer.invocations, "seconds_this_invocation": timer.seconds}
 
 
-MOVES_NUMBERS = ("device", "threads", "kernels")
-
-
 def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     """Add this invocation's machine settings that can move a run's numbers to ``invocations.json``
     (with its start time, command line and code commit), and warn when a resume changes them: the
@@ -439,7 +436,7 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     import torch
 
     from src.pipeline.common import kernels_in_use, source_commit
-    from src.pipeline.run_settings import INVOCATIONS_FILE
+    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
     from src.utils.device import device_of
 
     device = device_of(cfg)

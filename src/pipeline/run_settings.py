@@ -26,6 +26,8 @@ SETTINGS_FILE = "run_settings.json"
 TIMING_FILE = "timing.json"  # the stages' seconds over the run's invocations (src.pipeline.config.Timer)
 # each invocation's machine settings that can move a run's numbers (src.pipeline.run._record_invocation)
 INVOCATIONS_FILE = "invocations.json"
+# of those, what a resume may change that can move the numbers (recorded per invocation; src.report)
+MOVES_NUMBERS = ("device", "threads", "kernels")
 DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.data_facts)
 
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
