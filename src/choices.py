@@ -17,4 +17,5 @@ OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam momen
 # Lightning's accepted strings (lightning.fabric.connector._PRECISION_INPUT); its "-true" half
 # precisions (the whole model in float16/bfloat16) and transformer-engine are not supported.
 PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16", "16-mixed", "16")
+FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # no autocast: what the fused CPU kernels compute in
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")  # hardware.accelerator (src.utils.device.device_of)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import re
 import statistics
@@ -298,20 +299,27 @@ def load_run(path: Path) -> Run:
     return Run(path, settings, None, state=_state(path, settings), partial=_partial(path))
 
 
+MACHINE_PREFIX = "machine."
+
+
 def _machine_settings(path: Path) -> dict[str, Any]:
     """What the run's invocations computed with that can move its numbers (``invocations.json``:
     device, threads, kernels; see ``src.pipeline.run._record_invocation``), as settings
     ``machine.<key>``: one value, or the values of its invocations in order where a resume changed
-    it. Runs that differ in them are not repeats of each other. Nothing for a run from before the
-    record (or a damaged one): a key some runs lack is not a difference."""
+    it (consecutive equal values once). Shown where runs differ in them; runs that differ in them
+    are not repeats of each other, but still fold into one configuration's row over seeds. Nothing
+    for a run from before the record (or a damaged one), nor a graph run's kernels (it uses none):
+    a key some runs lack is not a difference."""
     from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
 
     try:
         invocations = json.loads((path / INVOCATIONS_FILE).read_text())["invocations"]
-        values = {key: [str(i[key]) for i in invocations] for key in MOVES_NUMBERS}
+        values = {key: [i[key] for i in invocations] for key in MOVES_NUMBERS}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {f"machine.{key}": " -> ".join(dict.fromkeys(seen)) for key, seen in values.items() if seen}
+    # consecutive invocations with the same value are one step (1, 1, 2, 1: "1 -> 2 -> 1")
+    return {f"{MACHINE_PREFIX}{key}": " -> ".join(str(value) for value, _ in itertools.groupby(seen))
+            for key, seen in values.items() if any(value is not None for value in seen)}
 
 
 def _partial(path: Path) -> dict[str, Any]:
@@ -490,6 +498,9 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table
     score and supernet score, in %. ``None`` when no group has two finished runs."""
     finished = [r for r in runs if r.summary is not None]
     varying = [k for k in varying_keys(finished) if k not in over] if finished else []
+    # what the runs computed with (threads, ...) tells repeats apart but does not split a configuration's group
+    machine = [k for k in varying if k.startswith(MACHINE_PREFIX)]
+    varying = [k for k in varying if k not in machine]
     groups: dict[tuple, list[Run]] = {}
     for run in finished:
         key = (run.entry, run.task, str(run.summary.get("arch", "")), tuple(_setting(run, k) for k in varying))
@@ -506,9 +517,10 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table
         supernet = [float(r.summary["best_val_acc_supernet"]) for r in group
                     if r.summary.get("best_val_acc_supernet") is not None]
         labels = [",".join(_show_value(r.settings.get(k)) for k in over) for r in group]
-        # a run whose folded settings equal another's (the same command run twice) is a repeat,
-        # not an independent replicate: said beside the count, which the spread is over
-        repeats = len(labels) - len(set(labels))
+        # a run whose folded settings equal another's (the same command run twice, on the same
+        # machine settings) is a repeat, not an independent replicate: said beside the count
+        repeats = len(group) - len({(label, tuple(_setting(r, k) for k in machine))
+                                    for label, r in zip(labels, group)})
         count = f"{len(group)} ({repeats} repeat{'s' if repeats > 1 else ''})" if repeats else str(len(group))
         rows.append([entry, task] + ([arch] if any_arch else []) + list(values)
                     + [count, " ".join(labels), _spread(supernet), _spread(tests)])

@@ -512,7 +512,7 @@ def test_files_given_in_part_or_as_folders_are_refused_not_replaced_by_the_hub_c
         (folder / name).unlink(missing_ok=True)
         (folder / name).mkdir()
         with pytest.raises(DataNotFoundError, match=rf"^task agnews: {folder / name} is a folder; expected the "
-                                                    rf"{'train' if name == 'train.csv' else 'valid'} file$"):
+                                                    rf"{'train' if name == 'train.csv' else 'valid'} split's file$"):
             _ready(_dm(folder, tmp_path / "cache", name="agnews", hub_name=hub_name))
         (folder / name).rmdir()
 

@@ -208,8 +208,11 @@ def test_run_record_names_the_gpu_and_the_float32_precision(monkeypatch):
     (["hardware=gpu"], None),  # matmul_precision: highest
     (["hardware.precision=32"], None),
     (["hardware.precision=bf16-mixed"], "hardware.precision=bf16-mixed"),
-    (["hardware=gpu", "hardware.precision=16-mixed", "hardware.matmul_precision=high"],
-     "hardware.precision=16-mixed, hardware.matmul_precision=high"),
+    (["hardware=gpu", "hardware.precision=16-mixed", "hardware.matmul_precision=high"], "hardware.precision=16-mixed"),
+    (["hardware=gpu", "hardware.matmul_precision=high"], "hardware.matmul_precision=high"),
+    (["hardware.precision=64-true"], None),  # above float32, not below
+    (["hardware.precision=64", "hardware.matmul_precision=high"], None),  # float64 products ignore it
+    (["hardware.precision=bf16"], "hardware.precision=bf16"),
 ])
 def test_lower_precision_names_the_settings_below_float32(overrides, label):
     from src.pipeline.common import lower_precision
@@ -243,8 +246,34 @@ def test_each_invocation_records_what_can_move_the_numbers_and_a_change_is_warne
     assert [(i["device"], i["threads"], i["kernels"]) for i in invocations] == [
         ("cpu", 1, "fused"), ("cpu", 1, "fused"), ("cpu", 2, "torch")]
     assert all("started" in i and "argv" in i and "commit" in i for i in invocations)
+    # under autocast (bf16, the alias too) the ops are torch's, whatever hardware.kernels says
+    from src.pipeline.common import kernels_in_use
+
+    for precision, kernels in (("bf16", "torch"), ("bf16-mixed", "torch"), ("64", "fused"), ("32", "fused")):
+        cfg = compose_config("search", ["+task=sst2", "hardware.kernels=fused", f"hardware.precision={precision}"])
+        assert kernels_in_use(cfg, "cpu") == kernels, precision
+    # a damaged record is said and started again, not kept damaged
+    (tmp_path / INVOCATIONS_FILE).write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="src"):
+        run._record_invocation(compose_config("search", ["+task=sst2", "hardware.kernels=fused"]), tmp_path)
+    assert "unreadable" in caplog.text and "starts again from this one" in caplog.text
+    assert len(json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"]) == 1
     # a graph task uses none of the kernels; a fresh run in the folder starts the record again
     check_run_settings(tmp_path, {"entry": "search"})
     assert not (tmp_path / INVOCATIONS_FILE).exists()
     run._record_invocation(compose_config("search", ["+task=cora"]), tmp_path)
     assert json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"][0]["kernels"] is None
+
+
+def test_a_run_called_as_a_library_function_releases_its_folder(tmp_path):
+    """The run folder was released by the command-line wrapper only: a run_retrain / run_search
+    called directly kept it held, and the next run in that folder in the same process was refused
+    as "in use by another command"."""
+    from src.pipeline import run
+    from src.utils.errors import AutoAttendError
+
+    cfg = compose_config("retrain", ["+task=sst2", f"arch={tmp_path / 'none.yaml'}", f"paths.output_dir={tmp_path}"])
+    for _ in range(2):  # the second is refused for the architecture again, not for the folder
+        with pytest.raises(AutoAttendError, match="no such file and no built-in architecture"):
+            run.run_retrain(cfg)
+        assert run._held_run_dirs == [] and (tmp_path / run.RUN_LOCK_FILE).exists()

@@ -796,6 +796,10 @@ def test_multirun_sweeps_seeds_into_separate_run_dirs(tiny_data, tmp_path):
     assert sorted(seeds) == [[1], [2]]
     populations = [read_population(r) for r in runs]
     assert populations[0] != populations[1]  # a different seed searches differently
+    # each job's record of its invocation names the job's overrides, not only the sweep's command line
+    for run_dir, seed in zip(runs, (1, 2)):
+        (invocation,) = json.loads((run_dir / "invocations.json").read_text())["invocations"]
+        assert f"seed={seed}" in invocation["job_overrides"] and "seed=1,2" in invocation["argv"]
     # the sweep ends with its report: a row per job, the seed the only setting shown, then the two
     # folded into one row (mean and spread over the seeds)
     report = (sweep / "report.md").read_text()

@@ -296,14 +296,20 @@ def test_runs_computed_with_other_threads_or_kernels_are_not_repeats(tmp_path):
                 "kernels": kernels, "data_dir": "/data", "commit": None}
 
     for name, invocations in (("a", [invocation(1, "fused")]), ("b", [invocation(1, "fused")]),
-                              ("c", [invocation(1, "fused"), invocation(2, "torch")])):
+                              ("c", [invocation(1, "fused"), invocation(2, "torch"), invocation(2, "fused")]),
+                              ("e", [invocation(2, "fused"), invocation(1, "fused"), invocation(2, "fused")])):
         run = write_run(tmp_path / name, TEXT, test=0.75)
         (run / "invocations.json").write_text(json.dumps({"invocations": invocations}))
     write_run(tmp_path / "d", TEXT, test=0.75)  # from before the record: not a difference
-    per_run, _ = report([tmp_path])
+    write_run(tmp_path / "f", {**TEXT, "seed": 1}, test=0.77)
+    per_run, folded = report([tmp_path])
     got = {r["run"]: (r["machine.threads"], r["machine.kernels"]) for r in rows(per_run)}
-    assert got == {"a": ("1", "fused"), "b": ("1", "fused"), "c": ("1 -> 2", "fused -> torch"), "d": ("", "")}
+    assert got == {"a": ("1", "fused"), "b": ("1", "fused"), "c": ("1 -> 2", "fused -> torch -> fused"),
+                   "d": ("", ""), "e": ("2 -> 1 -> 2", "fused"), "f": ("", "")}
     assert "machine.device" not in per_run.header  # the same in every run
+    # one configuration over seeds 0 and 1: only a and b (same seed, same machine settings) repeat
+    (row,) = rows(folded)
+    assert "machine.threads" not in folded.header and (row["runs"], row["seed"]) == ("6 (1 repeat)", "0 0 0 0 0 1")
 
 
 def test_one_seed_shows_its_mean_without_a_spread(tmp_path):

@@ -1,4 +1,5 @@
-"""Loading a Hugging Face hub dataset, the fallback when a benchmark's files are not on disk."""
+"""The Hugging Face hub fallback: whether a benchmark's local files are there to read, and loading
+the hub dataset when they are not."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
+
+from src.utils.errors import DataNotFoundError
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -45,12 +48,10 @@ def local_files_complete(files: dict[str, Path], required: tuple[str, ...], what
     error (``what`` names the data in it) when some are and others not, or when one of the paths,
     an optional one too, is a folder or other non-file: the hub copy (or a validation split carved
     from train) would have replaced the files given, in silence."""
-    from src.utils.errors import DataNotFoundError
-
     for split, path in files.items():
         if path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "not a regular file"
-            raise DataNotFoundError(f"{what}: {path} is {kind}; expected the {split} file")
+            raise DataNotFoundError(f"{what}: {path} is {kind}; expected the {split} split's file")
     present = [split for split in required if files[split].is_file()]
     if present and len(present) < len(required):
         missing = [str(files[split]) for split in required if split not in present]

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, GAT_HEADS, GRAPH_ACTIVATIONS,
-                         KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
+                         GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
@@ -131,7 +131,6 @@ def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
                               f"{width}/heads channels")
 
 
-FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # what the fused CPU kernels compute in
 
 
 def check_hardware(cfg: DictConfig) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Subset
 
+from src.choices import FULL_PRECISIONS
 from src.data.sampling import EpochShuffleSampler
 from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
@@ -50,17 +52,17 @@ def set_float32_precision(precision: str | None) -> str:
 
 
 def lower_precision(cfg: DictConfig) -> str | None:
-    """The settings that make a run compute below float32 throughout (``hardware.precision`` other
-    than ``32-true``, ``hardware.matmul_precision`` other than ``highest``), as ``key=value`` text;
-    ``None`` for the paper's float32. Such a run is labelled so wherever its figures are written."""
-    changed = []
+    """The setting that makes a run compute below float32 (``hardware.precision`` a mixed one, or
+    ``hardware.matmul_precision`` other than ``highest`` in float32), as ``key=value`` text;
+    ``None`` for the paper's float32 (and float64). Such a run is labelled so wherever its figures
+    are written."""
     precision = str(cfg.hardware.get("precision") or "32-true")
-    if precision not in ("32-true", "32"):
-        changed.append(f"hardware.precision={precision}")
+    if precision not in FULL_PRECISIONS:
+        return f"hardware.precision={precision}"
     matmul = cfg.hardware.get("matmul_precision")
-    if matmul not in (None, "highest"):
-        changed.append(f"hardware.matmul_precision={matmul}")
-    return ", ".join(changed) or None
+    if precision in ("32-true", "32") and matmul not in (None, "highest"):  # float64 products ignore it
+        return f"hardware.matmul_precision={matmul}"
+    return None
 
 
 def setup_hardware(cfg: DictConfig) -> None:
@@ -457,20 +459,29 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
 
 
+@functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
     """The git commit of the code running (``<sha>+changes`` when tracked files differ from it);
-    ``None`` outside a git checkout or without git."""
+    ``None`` outside a git checkout of this project or without git. Read once per process (the
+    first invocation record), so a checkout changed during a long run is not what it records."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # git status must not take the index lock
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=True, env=env).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:  # this code copied into another repository
+            return None
+        sha, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{sha}+changes" if changed else sha or None
+    if not sha:
+        return None
+    return f"{sha}+changes" if changed else sha
 
 
 def library_versions() -> dict[str, str | None]:
@@ -494,8 +505,8 @@ def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str | None:
         return None
     backend = str(cfg.hardware.get("kernels") or "auto")
     precision = str(cfg.hardware.get("precision") or "32-true")
-    if backend == "torch" or torch.device(device).type != "cpu" or "mixed" in precision:
-        return "torch"
+    if backend == "torch" or torch.device(device).type != "cpu" or precision not in FULL_PRECISIONS:
+        return "torch"  # autocast hands the ops mixed dtypes, which the kernels leave to torch
     return "fused" if backend == "fused" or cpu_kernels.kernel_error() is None else "torch"
 
 

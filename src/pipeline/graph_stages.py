@@ -252,10 +252,10 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     todo = range(len(trials), len(settings))
     jobs = [(arch, settings[t], cfg.seed + HPO_SEED_OFFSET + t, out / "hpo", f"trial_{t}") for t in todo]
     with closing(fit_children(cfg, dm, jobs)) as fitted:
-        for t, child in zip(todo, fitted):
+        for t, (_, _, seed, _, _), child in zip(todo, jobs, fitted):
             best = child["selected"]
-            trials.append({"trial": t, "seed": cfg.seed + HPO_SEED_OFFSET + t, "hparams": settings[t],
-                           "val_acc": best["val_acc"], "step": best["step"]})
+            trials.append({"trial": t, "seed": seed, "hparams": settings[t], "val_acc": best["val_acc"],
+                           "step": best["step"]})
             atomic_write_json(path, {"trials": trials})
             log.info("hpo: trial %d %s -> val %.4f", t, {k: settings[t][k] for k in grid}, best["val_acc"])
     chosen = max(trials, key=lambda tr: (tr["val_acc"], -tr["trial"]))

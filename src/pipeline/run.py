@@ -8,6 +8,7 @@ second; the stages are imported once the config has passed (about 10 s on two co
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -59,6 +60,20 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
+def _holding_the_run_dir(run: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
+    """``run`` (an entry point's job), with the run folder :func:`_start` holds released when it
+    returns or raises, also where it is called directly (library use, tests), not from :func:`entry`."""
+    @functools.wraps(run)
+    def holding(cfg: DictConfig) -> dict:
+        try:
+            return run(cfg)
+        finally:
+            _release_run_dirs()
+
+    return holding
+
+
+@_holding_the_run_dir
 def run_search(cfg: DictConfig) -> dict:
     """Supernet training, architecture search and retraining of the best candidate.
 
@@ -131,6 +146,7 @@ def run_search(cfg: DictConfig) -> dict:
     return summary
 
 
+@_holding_the_run_dir
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     run_dir, timer, record = _start(cfg, "retrain")
@@ -271,10 +287,12 @@ def _hold_run_dir(run_dir: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
+        setting = "hydra.sweep.dir" if _in_multirun() else "hydra.run.dir"
         raise AutoAttendError(f"run dir {run_dir} is in use by another command still running: wait for it to end "
-                              "(to resume the run), or give another hydra.run.dir") from None
+                              f"(to resume the run), or give another {setting}") from None
     except OSError as exc:  # a file system without locks (some network mounts): run unguarded, as before
-        log.debug("run dir %s: no lock (%s)", run_dir, exc)
+        log.warning("run dir %s cannot be locked (%s): nothing stops a second command from writing into it while "
+                    "this one runs", run_dir, exc)
     _held_run_dirs.append(handle)
 
 
@@ -434,6 +452,7 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     other dropout masks (the same distribution), and float sums round differently with another
     thread count, which many training steps can carry into other selected checkpoints."""
     import torch
+    from hydra.core.hydra_config import HydraConfig
 
     from src.pipeline.common import kernels_in_use, source_commit
     from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
@@ -444,21 +463,26 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     path = run_dir / INVOCATIONS_FILE
     try:
         earlier = json.loads(path.read_text())["invocations"] if path.exists() else []
-        earlier = earlier if isinstance(earlier, list) else []
-    except (OSError, ValueError, KeyError, TypeError):  # damaged: the record starts again from here
+        if not isinstance(earlier, list):
+            raise TypeError("not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable (%s); the record of invocations starts again from this one", path, exc)
         earlier = []
     last = earlier[-1] if earlier and isinstance(earlier[-1], dict) else None
     changed = [key for key in MOVES_NUMBERS if last is not None and last.get(key) != now[key]]
     if changed:
-        log.warning("this invocation computes with %s; the run's last one with %s: what it trains from here on "
-                    "is valid but may not equal an uninterrupted run's numbers (another device or kernels draw other "
-                    "dropout masks; another thread count rounds sums differently)",
+        log.warning("this invocation computes with %s; the run's last one with %s: what it trains from here on, "
+                    "if anything, is valid but may not equal an uninterrupted run's numbers (another device or "
+                    "kernels draw other dropout masks; another thread count rounds sums differently)",
                     ", ".join(f"{key} {now[key]}" for key in changed),
                     ", ".join(f"{key} {last.get(key)}" for key in changed))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     data_dir = str(Path(cfg.paths.data_dir).expanduser().resolve())
-    atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:], **now,
-                                                        "data_dir": data_dir, "commit": source_commit()}]})
+    # a sweep's command line is the whole sweep's: the job's own overrides say which job this is
+    job = list(HydraConfig.get().overrides.task) if _in_multirun() else None
+    atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:],
+                                                        **({"job_overrides": job} if job is not None else {}),
+                                                        **now, "data_dir": data_dir, "commit": source_commit()}]})
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
@@ -660,8 +684,8 @@ def _claim_job_folder(run_dir: Path) -> None:
     earlier = _job_folders.setdefault(str(run_dir), overrides)
     if earlier != overrides:
         raise AutoAttendError(f"this job ({overrides}) has the folder of an earlier job of the sweep ({earlier}), "
-                              f"{run_dir}: they differ only in settings left out of job folder names, which do not "
-                              "change results (src/pipeline/run_settings.py MAY_CHANGE, and the hardware group); "
+                              f"{run_dir}: they differ only in settings left out of job folder names, which a resume "
+                              "may change (src/pipeline/run_settings.py MAY_CHANGE, and the hardware group); "
                               "sweep those in separate multiruns, each with its own hydra.sweep.dir")
 
 

@@ -5,7 +5,8 @@ Every stage resumes from what it left in the run directory (``supernet/last.ckpt
 settings that produced those files: a re-run with another seed, architecture or budget would
 otherwise report old results under new settings. The first run writes ``run_settings.json``; a
 later run in the same directory must match it, except for the keys below, which change where or
-how fast a run goes but not its results.
+how fast a run goes, not what it computes: a few of them (:data:`MOVES_NUMBERS`) can still move its
+numbers (float rounding, other dropout draws), which each invocation records.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ INVOCATIONS_FILE = "invocations.json"
 MOVES_NUMBERS = ("device", "threads", "kernels")
 DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.data_facts)
 
-# Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings whose
-# config comments state that results do not depend on them, and the name and record of an
+# Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings (which
+# compute the same thing; the device, thread count and kernels can round or draw dropout masks
+# differently, so invocations.json records them), and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
 # analysis, which adds its own folder and changes nothing else; the classes' names only label output.
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
