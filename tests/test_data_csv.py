@@ -607,3 +607,18 @@ def test_the_carve_is_logged_with_its_fraction_and_seed_and_refused_on_one_row_n
     with pytest.raises(AutoAttendError, match=rf"^task csv: {data.resolve() / 'train.csv'} has 1 row\(s\); carving a "
                                               r"validation split \(task.val_fraction\) needs at least 2"):
         _ready(_dm(data, tmp_path / "cache"))
+
+
+def test_a_header_setting_on_a_file_without_one_is_warned_about(tmp_path, caplog):
+    import logging
+
+    path = tmp_path / "test.csv"
+    path.write_text('"1","a","b"\n"2","c","d"\n')
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        assert [r["label"] for r in read_rows(path, 3, 2, header=True)] == [1]
+    assert "task.header=true skips its first row, which reads as data (label 1)" in caplog.text
+    caplog.clear()
+    path.write_text('"class","title","text"\n"1","a","b"\n')
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        assert [r["label"] for r in read_rows(path, 3, 2, header=True)] == [0]
+    assert "skips its first row" not in caplog.text

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import html
+import logging
 import re
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from src.utils.errors import AutoAttendError
+
+log = logging.getLogger("src.data")
 
 # Long reviews exceed csv's default 128 KiB field limit only in broken files, but never fail on them.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -96,6 +99,9 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
                 continue
             row_no += 1
             if header and row_no == 1:
+                if row and row[0].strip().lstrip("-").isdigit():  # a header names its columns
+                    log.warning("%s: task.header=true skips its first row, which reads as data (label %s): "
+                                "the file may have no header", path, row[0][:20])
                 continue
             where = f"{path}, row {row_no} (line {reader.line_num})"
             if len(row) != num_fields:
