@@ -35,7 +35,7 @@ from src.space import live_layers
 from src.strategies import SearchStrategy
 from src.strategies.evolution import STRATEGY_SETTINGS
 from src.utils import interrupt
-from src.utils.errors import AutoAttendError, machine_error, user_error_behind
+from src.utils.errors import AutoAttendError, RunDirInUseError, machine_error, user_error_behind
 from src.utils.io import atomic_write_json
 
 log = logging.getLogger("src")
@@ -288,8 +288,8 @@ def _hold_run_dir(run_dir: Path) -> None:
     except BlockingIOError:
         handle.close()
         setting = "hydra.sweep.dir" if _in_multirun() else "hydra.run.dir"
-        raise AutoAttendError(f"run dir {run_dir} is in use by another command still running: wait for it to end "
-                              f"(to resume the run), or give another {setting}") from None
+        raise RunDirInUseError(f"run dir {run_dir} is in use by another command still running: wait for it to end "
+                               f"(to resume the run), or give another {setting}") from None
     except OSError as exc:  # a file system without locks (some network mounts): run unguarded, as before
         log.warning("run dir %s cannot be locked (%s): nothing stops a second command from writing into it while "
                     "this one runs", run_dir, exc)
@@ -598,7 +598,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
             raise
-        _log_to_files_only(f"error: {error}")
+        if not isinstance(error, RunDirInUseError):  # that log is the running command's
+            _log_to_files_only(f"error: {error}")
         print(f"error: {error}", file=sys.stderr)
         if _in_multirun():
             from hydra.core.hydra_config import HydraConfig

@@ -37,6 +37,11 @@ class SpaceExhaustedError(AutoAttendError):
     still holds: a space too small for the strategy's budget."""
 
 
+class RunDirInUseError(AutoAttendError):
+    """The run folder is held by another command still running: the refusal is not written into
+    that run's log, which Hydra has already opened for this command too."""
+
+
 # What the machine refuses rather than what the code gets wrong: said in one line, as a user error
 _PERMISSIONS = ("check its permissions for the user running this, or (a run's data, cache or output) point "
                 "paths.data_dir / paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere")
