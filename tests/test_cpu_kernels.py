@@ -21,7 +21,7 @@ from src.models import linear as linear_mod
 from src.models import ops as ops_mod
 from src.models.ops import (ConvOp, GRUOp, MaxPoolOp, max_pool_time, _FusedAttention, attention_pair_count, conv_over_time, dropout_generator,
                             fast_dropout, fill_padded, fused_attention, keep_mask, masked_attention, masked_layer_norm,
-                            real_rows, zero_padded)
+                            real_rows, STREAM_CHUNK, stream_keep, zero_padded)
 from src.models.text import TextClassifier
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -145,13 +145,15 @@ def small_supernet(ops, heads, rows, width, seed):
 
 def assert_backends_agree(backend, model, tokens, mask, archs, trained):
     """Logits and every gradient of ``model`` under the kernels equal those under the torch paths,
-    for each architecture; some parameter whose name contains ``trained`` got a gradient."""
+    for each architecture (each backend from the same global RNG state: the same dropout masks);
+    some parameter whose name contains ``trained`` got a gradient."""
     assert archs
     for arch in archs:
         runs = []
         for name in ("auto", "torch"):
             backend(name)
             model.zero_grad()
+            torch.manual_seed(11)
             logits = model(tokens, mask, arch)
             logits.square().sum().backward()
             runs.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
@@ -312,6 +314,24 @@ def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, 
     assert_backends_agree(backend, model, tokens, mask, archs, "attn_norms")
 
 
+def test_supernet_training_with_dropout_matches_the_torch_backend(kernel, backend):
+    """With dropout on (the stem's, every op's, the attention weights'), the torch paths draw the
+    kernels' masks (the same stream, one attention draw per layer in the same order), so the
+    backend does not change what training computes. Before, they drew from torch's generator: the
+    same distribution, other masks, other numbers (a resume with another hardware.kernels, or a
+    machine where the kernels cannot be built, trained differently)."""
+    space, model, tokens, mask = small_supernet(("identity", "conv1", "gru", "conv3", "maxpool3"), heads=4, rows=9,
+                                                width=11, seed=4)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.3
+    model.encoder.attn_dropout = 0.2
+    model.train()
+    rng = random.Random(5)
+    archs = [a for a in (space.sample(rng) for _ in range(60)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:4]
+    assert_backends_agree(backend, model, tokens, mask, archs, "attn_norms")
+
+
 def splitmix_keep(count, p, seed):
     """uniform_keep's definition in numpy: the top 24 bits of SplitMix64 of seed + (i + 1) * gamma,
     kept when u * 2^-24 >= float32(p)."""
@@ -342,7 +362,7 @@ def test_uniform_keep_is_its_definition_with_the_distribution_of_torch_rand(kern
     assert torch.ops.autoattend.uniform_keep(0, p, 1).shape == (0,)
 
 
-def test_keep_mask_follows_the_thread_generator_and_falls_back_to_torch_rand(kernel, backend):
+def test_keep_mask_follows_the_thread_generator_and_the_torch_paths_draw_the_same_stream(kernel, backend):
     like = torch.zeros(1)
     masks = []
     for seed in (3, 3, 4):
@@ -352,7 +372,10 @@ def test_keep_mask_follows_the_thread_generator_and_falls_back_to_torch_rand(ker
     backend("torch")
     with dropout_generator(torch.Generator().manual_seed(3)):
         fallback = keep_mask((50, 40), 0.25, like)
-    assert torch.equal(fallback, torch.rand(50, 40, generator=torch.Generator().manual_seed(3)) >= 0.25)
+    assert torch.equal(fallback, masks[0])  # the kernel's stream in torch ops, bit for bit
+    for count, p, seed in ((1, 0.5, 7), (STREAM_CHUNK + 3, 0.7, 2**61 + 5), (1000, 0.0, 1), (1000, 1.0, 1)):
+        assert torch.equal(stream_keep(count, p, seed), torch.ops.autoattend.uniform_keep(count, p, seed))
+    assert stream_keep(0, 0.5, 1).shape == (0,)
 
 
 def where_dropout(x, p, rows, generator_seed):

@@ -9,8 +9,8 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
   dropout on the weights (:func:`src.models.ops.fused_attention`, forward and backward); fallback
   ATen ops;
 * ``dropout_kernel.cpp``: dropout keep masks from a counter-based generator seeded from the
-  caller's torch generator (:func:`src.models.ops.keep_mask`; fallback ``torch.rand(...) >= p``,
-  the same distribution), and dropout itself in one pass with that mask
+  caller's torch generator (:func:`src.models.ops.keep_mask`; the fallback draws the same stream in
+  torch ops, :func:`src.models.ops.stream_keep`), and dropout itself in one pass with that mask
   (:func:`src.models.ops.fast_dropout`; fallback ``torch.where`` with the mask);
 * ``padding_kernel.cpp``: the padded positions of a (B, T, D) tensor set to a value
   (:func:`src.models.ops.fill_padded`; fallback ``masked_fill``);

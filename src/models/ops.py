@@ -68,15 +68,52 @@ def keep_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Ten
     With the fused CPU kernels (:mod:`src.models.cpu_kernels`, for ``like``'s device and dtype) the
     generator gives one 62-bit seed and ``dropout_kernel.cpp`` expands it: the distribution of
     ``torch.rand(shape) >= p`` (24-bit uniforms, ``p`` as float32), about 20x cheaper than
-    torch's CPU generator. Otherwise ``torch.rand(shape) >= p``. Either way the mask depends only
-    on the generator's state and ``shape``. Uniforms for half-precision ``like`` are drawn in
-    float32: bfloat16's 8-bit ones would move the keep rate (0.3009 for ``p`` = 0.7).
+    torch's CPU generator. Other CPU tensors (``hardware.kernels=torch``, kernels that cannot be
+    built, autocast) get the same mask from the same seed through :func:`stream_keep`, so the
+    backend does not change a training's draws; other devices ``torch.rand(shape) >= p`` from the
+    generator. Either way the mask depends only on the generator's state and ``shape``. Uniforms
+    for half-precision ``like`` are drawn in float32: bfloat16's 8-bit ones would move the keep
+    rate (0.3009 for ``p`` = 0.7).
     """
     if cpu_kernels.use_kernel(like):
         return torch.ops.autoattend.uniform_keep(math.prod(shape), p, _kernel_seed()).view(shape)
+    if like.device.type == "cpu":  # the kernel's stream in torch ops: the backend does not move the numbers
+        return stream_keep(math.prod(shape), p, _kernel_seed()).view(shape)
     generator = getattr(_dropout_rng, "generator", None)
     dtype = like.dtype if like.dtype == torch.float64 else torch.float32
     return torch.rand(shape, dtype=dtype, device=like.device, generator=generator) >= p
+
+
+def _signed(value: int) -> int:
+    """A 64-bit unsigned constant as the int64 with the same bits (torch has no uint64 arithmetic)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GAMMA, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+# numbers per pass: int64 temporaries of 512 KB stay in cache (about torch.rand's cost then; 1 << 20
+# took twice as long on 2 threads)
+STREAM_CHUNK = 1 << 16
+
+
+def _shifted(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """``z >> bits`` as on uint64 (torch shifts int64 arithmetically: the sign bits are cleared)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def stream_keep(count: int, p: float, seed: int) -> torch.Tensor:
+    """``dropout_kernel.cpp``'s ``uniform_keep`` in torch ops, bit for bit: number i of the
+    SplitMix64 stream started at ``seed``, kept when its top 24 bits, as a uniform on [0, 1), are
+    >= ``p`` rounded to float32 (tested against the kernel). int64 products wrap as uint64's do.
+    Returns (count,) bool on the CPU."""
+    threshold = math.ceil(min(max(float(torch.tensor(p, dtype=torch.float32)), 0.0), 1.0) * 16777216.0)
+    keep = torch.empty(count, dtype=torch.bool)
+    for start in range(0, count, STREAM_CHUNK):
+        z = torch.arange(start + 1, min(start + STREAM_CHUNK, count) + 1, dtype=torch.int64) * _GAMMA + seed
+        z = (z ^ _shifted(z, 30)) * _MIX1
+        z = (z ^ _shifted(z, 27)) * _MIX2
+        z = z ^ _shifted(z, 31)
+        keep[start:start + z.numel()] = _shifted(z, 40) >= threshold
+    return keep
 
 
 def _kernel_seed() -> int:
@@ -102,7 +139,7 @@ class _KernelDropout(torch.autograd.Function):
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.Tensor | None = None,
-                 row_size: int | None = None) -> torch.Tensor:
+                 row_size: int | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
     """Inverted dropout: each element kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``.
 
     The distribution of ``F.dropout``, with the keep mask drawn by :func:`keep_mask` (the
@@ -118,12 +155,18 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
     other rows are padding, already zero or never read (see :func:`real_rows`), this is the same
     result at a fraction of the draws, which are the expensive part on CPU.
 
-    Draws come from the thread's :func:`dropout_generator`, else the global RNG.
+    Draws come from the thread's :func:`dropout_generator`, else the global RNG. ``keep``: the
+    mask of ``rows`` (shape (len(rows), row_size)), drawn by the caller (:func:`grouped_attention`).
     """
     if not training or p == 0.0:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
+    if keep is not None:
+        size = x.shape[-1] if row_size is None else row_size
+        full = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+        full.view(-1, size)[rows] = keep.view(-1, size)
+        return torch.where(full, x * (1.0 / (1.0 - p)), x.new_zeros(()))
     if cpu_kernels.use_kernel(x):
         # the same mask as below (keep_mask's stream laid over the rows), without materialising it
         size = x.shape[-1] if row_size is None else row_size
@@ -218,7 +261,7 @@ def attention_bias(mask: torch.Tensor) -> torch.Tensor:
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, num_heads: int,
                      dropout_p: float = 0.0, bias: torch.Tensor | None = None,
-                     dropout_pairs: torch.Tensor | None = None) -> torch.Tensor:
+                     dropout_pairs: torch.Tensor | None = None, dropout_keep: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-head scaled dot-product attention with a key-padding mask and no projections.
 
     Heads are channel slices: ``q, k, v`` (B, T, D) float are viewed as (B, H, T, D/H). ``mask``
@@ -226,7 +269,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     weights (pass 0.0 in eval). ``bias``: :func:`attention_bias` of ``mask``, if the caller already
     has it. ``dropout_pairs``: :func:`real_pairs` of ``mask``, if the caller has it: dropout then
     draws only for weights between real tokens (the others are 0 or in rows of padded queries,
-    which the caller masks).
+    which the caller masks); ``dropout_keep``: their mask, if the caller drew it.
     Returns (B, T, D); rows of padded queries are arbitrary and must be masked by the caller.
 
     Without autograd and dropout (scoring) this is the fused CPU kernel of
@@ -266,7 +309,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
         scores = torch.matmul(heads(q), heads(k).transpose(-1, -2) * (1.0 / math.sqrt(d // num_heads))) + bias
         weights = scores.softmax(-1)
         if dropout_p > 0.0:
-            weights = fast_dropout(weights, dropout_p, rows=dropout_pairs, row_size=1)
+            weights = fast_dropout(weights, dropout_p, rows=dropout_pairs, row_size=1, keep=dropout_keep)
         out = torch.matmul(weights, heads(v))
     return out.transpose(1, 2).reshape(b, t, d)
 
@@ -327,22 +370,32 @@ class AttentionPlan:
     (:func:`fused_attention`; ``hardware.kernels=torch``, or where it cannot be built): the batch
     split into ``ATTENTION_LENGTH_GROUPS`` groups of similar length, each cut to its own longest sequence
     (attention costs T^2 per sequence, so padding to the batch's longest wastes most of it),
-    with each group's padding bias and, for dropout, its real (query, key) pairs. Built once per
-    forward from ``mask`` (B, T) bool, True at real tokens, and shared by every attention layer;
-    see :func:`grouped_attention`."""
+    with each group's padding bias and, for dropout, its real (query, key) pairs and where their
+    draws sit in :func:`fused_attention`'s one draw for the whole batch (so both draw the same
+    mask). Built once per forward from ``mask`` (B, T) bool, True at real tokens (right padding),
+    and shared by every attention layer; see :func:`grouped_attention`."""
 
     def __init__(self, mask: torch.Tensor, num_heads: int, dropout: bool, groups: int = ATTENTION_LENGTH_GROUPS):
         lengths = mask.sum(1)
         order = torch.argsort(lengths, stable=True)
         self.width = mask.shape[1]
         self.inverse = torch.argsort(order)
+        # sequence b's draws: num_heads * L_b^2 in a row, in (head, query, key) order, after those of b - 1
+        per_sequence = num_heads * lengths * lengths
+        self.pair_count = int(per_sequence.sum())
+        starts = torch.cumsum(per_sequence, 0) - per_sequence
         self.groups = []
         for rows in order.tensor_split(min(groups, mask.shape[0])):
             if rows.numel() == 0:
                 continue
             t = max(int(lengths[rows].max()), 1)
             m = mask[rows, :t]
-            self.groups.append((rows, t, m, attention_bias(m), real_pairs(m, num_heads) if dropout else None))
+            draws = None
+            if dropout:
+                sizes = per_sequence[rows]
+                draws = (torch.repeat_interleave(starts[rows] - (torch.cumsum(sizes, 0) - sizes), sizes)
+                         + torch.arange(int(sizes.sum())))
+            self.groups.append((rows, t, m, attention_bias(m), real_pairs(m, num_heads) if dropout else None, draws))
 
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, num_heads: int,
@@ -352,9 +405,11 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: A
     The same values at real query positions as one call over the whole batch (a query sees only
     its own sequence's keys, tested); padded query rows are 0 or arbitrary, as there.
     """
+    keep = keep_mask((plan.pair_count,), dropout_p, q) if dropout_p > 0.0 else None  # one draw, as fused_attention's
     parts = []
-    for rows, t, m, bias, pairs in plan.groups:
-        out = masked_attention(q[rows, :t], k[rows, :t], v[rows, :t], m, num_heads, dropout_p, bias, pairs)
+    for rows, t, m, bias, pairs, draws in plan.groups:
+        out = masked_attention(q[rows, :t], k[rows, :t], v[rows, :t], m, num_heads, dropout_p, bias, pairs,
+                               None if keep is None else keep[draws])
         parts.append(F.pad(out, (0, 0, 0, plan.width - t)))
     return torch.cat(parts)[plan.inverse]
 

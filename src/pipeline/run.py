@@ -448,9 +448,9 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     """Add this invocation's machine settings that can move a run's numbers to ``invocations.json``
     (with its start time, command line and code commit), and warn when a resume changes them: the
     settings a resume may change (``hardware.threads``, ``hardware.kernels``, the device) keep the
-    results valid, but not equal to an uninterrupted run's. Another device or kernel backend draws
-    other dropout masks (the same distribution), and float sums round differently with another
-    thread count, which many training steps can carry into other selected checkpoints."""
+    results valid, but not always equal to an uninterrupted run's. Another device draws other
+    dropout masks (the same distribution), and float sums round differently with another thread
+    count or kernel backend, which many training steps can carry into other selected checkpoints."""
     import torch
     from hydra.core.hydra_config import HydraConfig
 
@@ -472,8 +472,8 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     changed = [key for key in MOVES_NUMBERS if last is not None and last.get(key) != now[key]]
     if changed:
         log.warning("this invocation computes with %s; the run's last one with %s: what it trains from here on, "
-                    "if anything, is valid but may not equal an uninterrupted run's numbers (another device or "
-                    "kernels draw other dropout masks; another thread count rounds sums differently)",
+                    "if anything, is valid but may not equal an uninterrupted run's numbers (another device draws "
+                    "other dropout masks; another thread count or kernel backend rounds sums differently)",
                     ", ".join(f"{key} {now[key]}" for key in changed),
                     ", ".join(f"{key} {last.get(key)}" for key in changed))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

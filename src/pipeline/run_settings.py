@@ -32,8 +32,8 @@ MOVES_NUMBERS = ("device", "threads", "kernels")
 DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.data_facts)
 
 # Dotted keys (or key prefixes) a resumed run may change: paths, the machine settings (which
-# compute the same thing; the device, thread count and kernels can round or draw dropout masks
-# differently, so invocations.json records them), and the name and record of an
+# compute the same thing; another device draws other dropout masks, and the thread count and the
+# kernels round differently, so invocations.json records them), and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
 # analysis, which adds its own folder and changes nothing else; the classes' names only label output.
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
