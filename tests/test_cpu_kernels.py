@@ -301,31 +301,19 @@ def test_fused_attention_draws_its_dropout_from_the_thread_generator(kernel):
         torch.ops.autoattend.attention_train_forward(q, k, v, mask, 2, keep[:-1], 2.0)
 
 
-def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, backend):
-    space, model, tokens, mask = small_supernet(("identity", "conv1", "gru", "conv3"), heads=4, rows=9, width=11,
-                                                seed=4)
-    for module in model.modules():  # no dropout anywhere: both paths compute the same function
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    model.encoder.attn_dropout = 0.0
-    model.train()
-    rng = random.Random(2)
-    archs = [a for a in (space.sample(rng) for _ in range(40)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:4]
-    assert_backends_agree(backend, model, tokens, mask, archs, "attn_norms")
-
-
-def test_supernet_training_with_dropout_matches_the_torch_backend(kernel, backend):
-    """With dropout on (the stem's, every op's, the attention weights'), the torch paths draw the
-    kernels' masks (the same stream, one attention draw per layer in the same order), so the
-    backend does not change what training computes. Before, they drew from torch's generator: the
-    same distribution, other masks, other numbers (a resume with another hardware.kernels, or a
-    machine where the kernels cannot be built, trained differently)."""
+@pytest.mark.parametrize("dropout, attn_dropout", [(0.0, 0.0), (0.3, 0.2)])
+def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, backend, dropout, attn_dropout):
+    """Training logits and gradients agree across backends, also with dropout on (the stem's, every
+    op's, the attention weights'): the torch paths draw the kernels' masks (the same stream, one
+    attention draw per layer in the same order). Before, they drew from torch's generator: the same
+    distribution, other masks, other numbers (a resume with another hardware.kernels, or a machine
+    where the kernels cannot be built, trained differently)."""
     space, model, tokens, mask = small_supernet(("identity", "conv1", "gru", "conv3", "maxpool3"), heads=4, rows=9,
                                                 width=11, seed=4)
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
-            module.p = 0.3
-    model.encoder.attn_dropout = 0.2
+            module.p = dropout
+    model.encoder.attn_dropout = attn_dropout
     model.train()
     rng = random.Random(5)
     archs = [a for a in (space.sample(rng) for _ in range(60)) if sum(layer.kind == "attn" for layer in a.layers) >= 2][:4]
