@@ -20,7 +20,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.pipeline.run_settings import INVOCATIONS_FILE
+from src.pipeline.run_settings import INVOCATIONS_FILE, read_invocations
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
@@ -108,11 +108,9 @@ def settings_of_the_run(run_dir: Path):
 def recorded_data_dir(run_dir: Path) -> str | None:
     """The data folder the run's last invocation read (``invocations.json``); ``None`` when it
     does not say (a run from before the record, or a damaged one)."""
-    try:
-        last = json.loads((run_dir / INVOCATIONS_FILE).read_text())["invocations"][-1]
-        return str(last["data_dir"]) if last.get("data_dir") else None
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return None
+    invocations = read_invocations(run_dir)
+    data_dir = invocations[-1].get("data_dir") if invocations else None
+    return str(data_dir) if data_dir else None
 
 
 def saved_models(run_dir: Path) -> list[tuple[str, int, Path]]:

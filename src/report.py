@@ -310,13 +310,10 @@ def _machine_settings(path: Path) -> dict[str, Any]:
     are not repeats of each other, but still fold into one configuration's row over seeds. Nothing
     for a run from before the record (or a damaged one), nor a graph run's kernels (it uses none):
     a key some runs lack is not a difference."""
-    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
+    from src.pipeline.run_settings import MOVES_NUMBERS, read_invocations
 
-    try:
-        invocations = json.loads((path / INVOCATIONS_FILE).read_text())["invocations"]
-        values = {key: [i[key] for i in invocations] for key in MOVES_NUMBERS}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    invocations = read_invocations(path) or []
+    values = {key: [i.get(key) for i in invocations] for key in MOVES_NUMBERS}
     # consecutive invocations with the same value are one step (1, 1, 2, 1: "1 -> 2 -> 1")
     return {f"{MACHINE_PREFIX}{key}": " -> ".join(str(value) for value, _ in itertools.groupby(seen))
             for key, seen in values.items() if any(value is not None for value in seen)}

@@ -79,7 +79,7 @@ def family(arch: Architecture, source: Path) -> tuple[str, tuple[str, ...]]:
         return _well_formed(arch, source, "text or graph", TEXT_OPS)  # zero/identity only: same priors either way
     if families:
         return _well_formed(arch, source, families[0], OP_FAMILIES[families[0]])
-    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
+    ops = arch.ops()
     unknown = sorted(ops - set(TEXT_OPS) - set(GRAPH_OPS))
     if unknown:
         raise AutoAttendError(f"{source}: unknown op {unknown[0]!r}; text ops are {', '.join(TEXT_OPS)}, "
@@ -134,7 +134,7 @@ def describe(arch: Architecture, source: Path, extras: dict[str, Any]) -> str:
     kinds = [layer.kind for layer in arch]
     live = live_layers(arch)
     dead = [i for i, alive in enumerate(live) if not alive]
-    used = sorted({op for layer in arch for _, _, op, _ in layer.edges()}, key=ops.index)
+    used = sorted(arch.ops(), key=ops.index)
     lines = [f"{source}: {len(arch)} layers of {name} ops ({kinds.count('attn')} attn, {kinds.count('add')} add); "
              f"ops used: {', '.join(used)}",
              f"design priors: {priors_verdict(arch, ops)}",

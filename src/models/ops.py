@@ -162,22 +162,16 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    if keep is not None:
-        size = x.shape[-1] if row_size is None else row_size
-        full = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
-        full.view(-1, size)[rows] = keep.view(-1, size)
-        return torch.where(full, x * (1.0 / (1.0 - p)), x.new_zeros(()))
-    if cpu_kernels.use_kernel(x):
+    size = x.shape[-1] if row_size is None else row_size
+    if keep is None and cpu_kernels.use_kernel(x):
         # the same mask as below (keep_mask's stream laid over the rows), without materialising it
-        size = x.shape[-1] if row_size is None else row_size
         return _KernelDropout.apply(x, rows, size, p, _kernel_seed())
     if rows is None:
-        keep = keep_mask(tuple(x.shape), p, x)
+        full = keep_mask(tuple(x.shape), p, x)
     else:
-        size = x.shape[-1] if row_size is None else row_size
-        keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
-        keep.view(-1, size)[rows] = keep_mask((rows.numel(), size), p, x)
-    return torch.where(keep, x * (1.0 / (1.0 - p)), x.new_zeros(()))
+        full = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+        full.view(-1, size)[rows] = keep.view(-1, size) if keep is not None else keep_mask((rows.numel(), size), p, x)
+    return torch.where(full, x * (1.0 / (1.0 - p)), x.new_zeros(()))
 
 
 def real_rows(mask: torch.Tensor) -> torch.Tensor | None:

@@ -161,16 +161,14 @@ def run_retrain(cfg: DictConfig) -> dict:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
     if not graph and read.carries:  # they were ignored, in silence
         raise AutoAttendError(f"arch={cfg.arch}: carries hparams, the settings of a graph architecture; a text "
-                              "architecture is retrained with retrain.* (e.g. retrain.lr=...): remove them from the file")
+                              "architecture is retrained with retrain.* (e.g. retrain.lr=...): remove them from the "
+                              "file")
     hparams = read.hparams if graph else None
     if hparams is not None:
         hpo = next((key for key in _override_keys() if _within(key, ("graph.hpo",))), None)
         if hpo is not None:  # it ran no HPO, in silence
-            message = (f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set one of them "
-                       "with graph.retrain.<key>=... instead")
-            if not _in_multirun():
-                raise AutoAttendError(message)
-            log.warning("%s (other jobs of the sweep may run one)", message)
+            _refuse_unless_sweep(f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set one "
+                                 "of them with graph.retrain.<key>=... instead", "may run one")
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
@@ -242,8 +240,7 @@ def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = N
 
     own, other = ("graph", "text") if graph else ("text", "graph")
     if op_families(arch) == [other]:
-        ops = {op for layer in arch for _, _, op, _ in layer.edges()}
-        foreign, own_ops = sorted(ops - set(OP_FAMILIES[own])), OP_FAMILIES[own]
+        foreign, own_ops = sorted(arch.ops() - set(OP_FAMILIES[own])), OP_FAMILIES[own]
         raise AutoAttendError(f"{named or f'arch={cfg.arch}'}: a {'text' if graph else 'graph'} architecture (ops "
                               f"{', '.join(foreign)}), while task {cfg.task.name} is a {'graph' if graph else 'text'} "
                               f"task; its ops: {', '.join(own_ops)}")
@@ -327,12 +324,16 @@ def _refuse_other_family_settings(cfg: DictConfig) -> None:
             hint = f"; its settings are {other.rsplit('.', 1)[0]}.*"
         else:
             hint = ""
-        message = (f"{key}: a setting of {'text' if graph else 'graph'} tasks, which {'graph' if graph else 'text'} "
-                   f"task {cfg.task.name} does not read{hint}")
-        if _in_multirun():
-            log.warning("%s (other jobs of the sweep may read it)", message)
-        else:
-            raise AutoAttendError(message)
+        _refuse_unless_sweep(f"{key}: a setting of {'text' if graph else 'graph'} tasks, which "
+                             f"{'graph' if graph else 'text'} task {cfg.task.name} does not read{hint}", "may read it")
+
+
+def _refuse_unless_sweep(message: str, others: str) -> None:
+    """Refuse a setting this job does not read; in a multirun it may be meant for the sweep's other
+    jobs (``others``: what they may do with it), so there it is only a warning."""
+    if not _in_multirun():
+        raise AutoAttendError(message)
+    log.warning("%s (other jobs of the sweep %s)", message, others)
 
 
 def _check_classes_setting(cfg: DictConfig, dm) -> None:
@@ -415,10 +416,7 @@ def _refuse_unread_strategy_settings(cfg: DictConfig, strategy: SearchStrategy) 
         setting = key.removeprefix("strategy.")
         if key.startswith("strategy.") and setting in STRATEGY_SETTINGS and setting not in read:
             sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in sizing else ""
-            message = f"{key}: a setting strategy={cfg.strategy.name} does not read{sized}"
-            if not _in_multirun():
-                raise AutoAttendError(message)
-            log.warning("%s (other jobs of the sweep may read it)", message)
+            _refuse_unless_sweep(f"{key}: a setting strategy={cfg.strategy.name} does not read{sized}", "may read it")
 
 
 def _search_setting_line(key: str) -> str:
@@ -455,20 +453,17 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from src.pipeline.common import kernels_in_use, source_commit
-    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS
+    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS, read_invocations
     from src.utils.device import device_of
 
     device = device_of(cfg)
     now = {"device": str(device), "threads": torch.get_num_threads(), "kernels": kernels_in_use(cfg, device)}
     path = run_dir / INVOCATIONS_FILE
-    try:
-        earlier = json.loads(path.read_text())["invocations"] if path.exists() else []
-        if not isinstance(earlier, list):
-            raise TypeError("not a list")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: unreadable (%s); the record of invocations starts again from this one", path, exc)
+    earlier = read_invocations(run_dir)
+    if earlier is None:
+        log.warning("%s: unreadable; the record of invocations starts again from this one", path)
         earlier = []
-    last = earlier[-1] if earlier and isinstance(earlier[-1], dict) else None
+    last = earlier[-1] if earlier else None
     changed = [key for key in MOVES_NUMBERS if last is not None and last.get(key) != now[key]]
     if changed:
         log.warning("this invocation computes with %s; the run's last one with %s: what it trains from here on, "
@@ -610,7 +605,6 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             return {}
         sys.exit(2)
     finally:
-        _release_run_dirs()
         interrupt.restore(previous)
 
 

@@ -212,6 +212,21 @@ def read_data_record(run_dir: Path) -> dict[str, Any] | None:
     return recorded
 
 
+def read_invocations(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The records of ``invocations.json``, oldest first (``[]`` when the run has none yet);
+    ``None`` when the file cannot be read as such a record (damaged)."""
+    path = Path(run_dir) / INVOCATIONS_FILE
+    if not path.exists():
+        return []
+    try:
+        invocations = json.loads(path.read_text())["invocations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(invocations, list) or not all(isinstance(i, dict) for i in invocations):
+        return None
+    return invocations
+
+
 def _read_record(path: Path, what: str) -> dict[str, Any]:
     """A run record (a JSON object), or one error line saying what it records."""
     try:

@@ -207,6 +207,10 @@ class Architecture:
 
         atomic_write_text(path, self.to_json() if str(path).endswith(".json") else self.to_yaml())
 
+    def ops(self) -> set[str]:
+        """The names of the ops its layers apply."""
+        return {op for layer in self.layers for _, _, op, _ in layer.edges()}
+
     def __str__(self) -> str:
         return " | ".join(
             f"{l.kind}(q={l.q_op}@{l.q_src}, k={l.k_op}@{l.k_src}"

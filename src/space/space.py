@@ -26,7 +26,7 @@ OP_FAMILIES = {"text": TEXT_OPS, "graph": GRAPH_OPS}
 def op_families(arch: Architecture) -> list[str]:
     """The task families (``text``, ``graph``) whose op set holds every op of ``arch``: both for
     zero/identity only, none for an unknown op or a mix of the two."""
-    ops = {op for layer in arch for _, _, op, _ in layer.edges()}
+    ops = arch.ops()
     return [name for name, known in OP_FAMILIES.items() if ops <= set(known)]
 
 
