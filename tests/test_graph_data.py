@@ -101,7 +101,20 @@ def test_planetoid_incomplete_files(tmp_path):
     root = write_tiny_planetoid(tmp_path / "d")
     _files(root)["ty"].unlink()
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
-    with pytest.raises(DataNotFoundError, match="missing ind.cora.ty"):
+    raw = root / "planetoid" / "Cora" / "raw"
+    with pytest.raises(DataNotFoundError, match=rf"^Planetoid Cora \({raw}\): incomplete files, {raw / 'ind.cora.ty'} "
+                                                r"missing \(while ind.cora.x, .* are there\)$"):
+        dm.setup()
+
+
+def test_planetoid_folder_in_a_files_place(tmp_path):
+    """A folder where a raw file belongs was reported as that file missing; it is named as a folder."""
+    root = write_tiny_planetoid(tmp_path / "d")
+    graph = _files(root)["graph"]
+    graph.unlink()
+    graph.mkdir()
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataNotFoundError, match=rf"{graph} is a folder; expected Planetoid's graph file$"):
         dm.setup()
 
 
@@ -259,7 +272,11 @@ def test_changed_files_are_not_served_from_a_stale_cache(tmp_path):
 def test_ppi_incomplete_and_missing(tmp_path):
     root = write_tiny_ppi(tmp_path / "d")
     (root / "ppi" / "raw" / "valid_labels.npy").unlink()
-    with pytest.raises(DataNotFoundError, match="missing valid_labels.npy"):
+    raw = root / "ppi" / "raw"
+    with pytest.raises(DataNotFoundError, match=rf"^PPI \({raw}\): incomplete files, {raw / 'valid_labels.npy'} missing"):
+        PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c")).setup()
+    (raw / "valid_labels.npy").mkdir()  # a folder where the file belongs is named as one
+    with pytest.raises(DataNotFoundError, match=rf"{raw / 'valid_labels.npy'} is a folder; expected a file$"):
         PPIDataModule(data_dir=str(root), cache_dir=str(tmp_path / "c")).setup()
     with pytest.raises(DataNotFoundError, match="downloading is off"):
         PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(tmp_path / "c"), download=False).setup()

@@ -42,16 +42,18 @@ def load_hub_dataset(name: str, config: str | None = None):
     return datasets.load_dataset(name, config) if config is not None else datasets.load_dataset(name)
 
 
-def local_files_complete(files: dict[str, Path], required: tuple[str, ...], what: str) -> bool:
+def local_files_complete(files: dict[str, Path], required: tuple[str, ...], what: str,
+                         expected: str = "the {} split's file") -> bool:
     """Whether a benchmark's local files (``{split: path}``) are there to be read: True when every
-    ``required`` split's file is, False when none of them is (the hub copy is the fallback). An
-    error (``what`` names the data in it) when some are and others not, or when one of the paths,
-    an optional one too, is a folder or other non-file: the hub copy (or a validation split carved
-    from train) would have replaced the files given, in silence."""
+    ``required`` split's file is, False when none of them is (the hub copy, or PyG's download, is the
+    fallback). An error (``what`` names the data in it) when some are and others not, or when one of
+    the paths, an optional one too, is a folder or other non-file (``expected``, formatted with its
+    key, says what belongs there): the fallback (or a validation split carved from train) would have
+    replaced the files given, in silence."""
     for split, path in files.items():
         if path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "not a regular file"
-            raise DataNotFoundError(f"{what}: {path} is {kind}; expected the {split} split's file")
+            raise DataNotFoundError(f"{what}: {path} is {kind}; expected {expected.format(split)}")
     present = [split for split in required if files[split].is_file()]
     if present and len(present) < len(required):
         missing = [str(files[split]) for split in required if split not in present]

@@ -28,6 +28,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from src.data.hub import local_files_complete
 from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
 from src.utils.io import file_stamp
@@ -237,12 +238,10 @@ class PlanetoidDataModule(GraphDataModule):
     def _root(self) -> Path:
         """The PyG root in the cache, with the raw files copied in when the data dir has them."""
         src = self.data_dir / "planetoid" / self.name / "raw"
-        files = [src / f"ind.{self.name.lower()}.{f}" for f in PLANETOID_FILES]
-        present = [f for f in files if f.is_file()]
-        if present and len(present) < len(files):
-            missing = sorted({f.name for f in files} - {f.name for f in present})
-            raise DataNotFoundError(f"{src}: incomplete Planetoid files, missing {', '.join(missing)}")
-        if not present:
+        by_suffix = {f: src / f"ind.{self.name.lower()}.{f}" for f in PLANETOID_FILES}
+        files = list(by_suffix.values())
+        if not local_files_complete(by_suffix, PLANETOID_FILES, f"Planetoid {self.name} ({src})",
+                                    "Planetoid's {} file"):
             if not self.download:
                 raise DataNotFoundError(f"{self.name}: no Planetoid files in {src} and downloading is off "
                                         f"(task.datamodule.download=false)")

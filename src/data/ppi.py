@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from src.data.hub import local_files_complete
 from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files,
                                 load_with_fresh_processing, pyg_messages_to_log, remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -64,9 +65,7 @@ class PPIDataModule(GraphDataModule):
         from torch_geometric.datasets import PPI
 
         src = self.data_dir / "ppi" / "raw"
-        present = [f for f in PPI_FILES if (src / f).is_file()]
-        if present and len(present) < len(PPI_FILES):
-            raise DataNotFoundError(f"{src}: incomplete PPI files, missing {', '.join(sorted(set(PPI_FILES) - set(present)))}")
+        present = local_files_complete({f: src / f for f in PPI_FILES}, PPI_FILES, f"PPI ({src})", "a file")
         if present:
             stamp = hashlib.sha1("".join(f"{f}:{sorted(file_stamp(src / f).items())}"
                                          for f in PPI_FILES).encode()).hexdigest()[:12]
