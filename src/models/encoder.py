@@ -60,7 +60,7 @@ class FunctionalEncoder(nn.Module):
     """Runs an :class:`Architecture` over the stem output.
 
     Args:
-        dim: channels D. heads: attention heads (D must divide). num_layers: layers L.
+        dim: channels D. heads: attention heads (must divide D). num_layers: layers L.
         dropout: dropout in ops, after add/attn layers. attn_dropout: dropout on attention weights.
         keying: a sharing mode (supernet) or ``"child"``.
         op_keys: ``{module key: op name}`` for every parametric module to build.
@@ -186,4 +186,5 @@ def child_op_keys(arch: Architecture) -> dict[str, str]:
 
 
 def build_op_has_weights(op: str) -> bool:
+    """Whether op ``op`` has a module (every op but ``zero`` and ``identity``)."""
     return op not in ("zero", "identity")
