@@ -156,7 +156,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
     result at a fraction of the draws, which are the expensive part on CPU.
 
     Draws come from the thread's :func:`dropout_generator`, else the global RNG. ``keep``: the
-    mask of ``rows`` (shape (len(rows), row_size)), drawn by the caller (:func:`grouped_attention`).
+    bool mask of ``rows`` (len(rows), row_size), drawn by the caller (:func:`grouped_attention`);
+    read only together with ``rows`` (without them a mask is drawn here).
     """
     if not training or p == 0.0:
         return x
@@ -343,7 +344,9 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     :func:`keep_mask` draw per weight in (sequence, head, query, key) order: :func:`fast_dropout`'s
     distribution over the same weights. ``pair_count``: :func:`attention_pair_count` of ``mask``, if the caller has it. Returns
     (B, T, D), zero at padded query rows. The backward pass recomputes the weights instead of
-    keeping them, so only the bool dropout mask and one float per (query, head) are saved.
+    keeping them: besides ``q, k, v``, ``mask`` and the output it saves only the bool dropout mask
+    and one float per (sequence, head, query) (the log-sum-exp, (B, H, T)), never the (B, H, T, T)
+    weights.
     """
     if dropout_p > 0.0:
         count = attention_pair_count(mask, num_heads) if pair_count is None else pair_count
@@ -501,8 +504,8 @@ class PackedConvPlan:
         self.share = self.length / self.rows if self.rows else 1.0
 
     def apply(self, conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
-        """``conv`` (same padding) over ``h`` (B, T, D), padded rows zero -> (B, T, D), padded rows
-        zero: the values of the convolution over the padded batch at the real rows."""
+        """``conv`` (same padding) over ``h`` (B, T, D), padded rows zero -> (B, T, out_channels),
+        padded rows zero: the values of the convolution over the padded batch at the real rows."""
         b, t, d = h.shape
         flat = h.reshape(b * t, d)
         if self.reach == 0:
@@ -667,7 +670,7 @@ class GRUOp(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, path: str | None = None) -> torch.Tensor:
         """x: (B, T, D), mask: (B, T) True at real tokens -> (B, T, D), zero at padded positions."""
-        h = masked_layer_norm(self.norm, x, mask)  # padded rows are never read
+        h = masked_layer_norm(self.norm, x, mask)  # padded rows never reach a real position (any fill would do)
         if path is None:
             path = default_gru_path(h)
         if path == "fused":
