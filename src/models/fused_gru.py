@@ -102,8 +102,8 @@ def pack_plan(mask: torch.Tensor) -> PackPlan:
 def bidirectional_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, plan: PackPlan | None = None) -> torch.Tensor:
     """``gru`` (one layer, bidirectional, batch_first) over ``x`` (B, T, D) float, the directions summed.
 
-    mask: (B, T) bool, True at real tokens, each row's real tokens first. Returns (B, T, D), zero
-    at padded positions. Computes what ``nn.GRU`` over the packed sequences computes, through the
+    mask: (B, T) bool, True at real tokens, each row's real tokens first. Returns (B, T, H) with
+    H = ``gru.hidden_size`` (D in the GRU op), zero at padded positions. Computes what ``nn.GRU`` over the packed sequences computes, through the
     fused kernel.
     """
     b, t, _ = x.shape
