@@ -29,8 +29,9 @@ With ``act_at="op"`` (AutoGL's placement) the activation is applied to every op'
 and not after the layer: ``act(o1(x_i)) + act(o2(x_prev))``, and attention over ``act(Q)``,
 ``act(K)``, ``act(V)``. Layers whose second addend is ``zero`` (GCN, GAT) are the same either way.
 
-Every op with weights that reads a hidden node drops its input (``dropout``) before the
-convolution, as GCN and GAT do.
+Every op with weights drops its input (``dropout``) before the convolution, as GCN and GAT do:
+ops reading a hidden node, and those reading the raw features of a stem-free child; only ops
+reading the stem's output skip it.
 
 Speed on one CPU thread (Cora): sparse features go through :func:`sparse_linear` (CSR products for
 the forward pass and for the weight gradient, 3x cheaper than autograd through a COO product),
@@ -132,7 +133,8 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight.T + bias`` for sparse COO features ``x`` (N, F) (no gradient w.r.t. ``x``), weight (H, F)."""
+    """``x @ weight.T + bias`` for sparse COO features ``x`` (N, F) (no gradient w.r.t. ``x``), weight (H, F),
+    bias (H,) -> (N, H) dense."""
     if x.values().requires_grad:
         raise ValueError("sparse_linear: sparse features must not require a gradient")
     if not x.is_coalesced():
@@ -151,6 +153,7 @@ class SparseInputLinear(PygLinear):
     map of GCNConv and GATConv is switched to it so raw bag-of-words features stay sparse."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, in_channels) float, dense or sparse COO -> (N, out_channels)."""
         return sparse_linear(x, self.weight, self.bias) if x.is_sparse else super().forward(x)
 
 
@@ -288,14 +291,16 @@ class GraphEncoder(nn.Module):
 
     Args:
         widths: width of each node 0..L (see :func:`layer_widths`). heads: heads of ``attn`` layers.
-        dropout: input dropout of every op with weights that reads a hidden node (node 0 is the
-        stem's output, already dropped). attn_dropout: dropout on attention weights.
+        dropout: input dropout of every op with weights, except those reading node 0 when
+        ``stem`` (the stem's output, already dropped); with ``stem=False`` the ops reading the raw
+        features drop them. attn_dropout: dropout on attention weights.
         act: activation after every layer (not after the last one under the ``last`` readout).
         An ``attn`` layer uses ``heads`` heads; the last one under the ``last`` readout, whose width
         is the number of classes C, uses ``gcd(heads, C)`` (GAT's output layer has a single head),
         and GAT ops writing that layer average their heads (the GAT paper's output layer).
         keying: a sharing mode (supernet) or ``"child"``.
         op_keys: ``{module key: (op, source node, target node)}`` for every op module to build.
+        sgc_k: propagation steps K of ``sgc`` ops.
         final_act: whether the last layer is followed by ``act``.
         stem: whether node 0 is a stem's output (its readers then skip their input dropout).
         act_at: ``"layer"``: ``act`` after each layer's sum or attention; ``"op"``: on each op's
