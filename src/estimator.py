@@ -46,10 +46,13 @@ def accuracy_on_batch(model: nn.Module, batch: dict, arch: Architecture) -> tupl
 
 
 def length_buckets(batches: list[dict], bucket_size: int) -> list[dict]:
-    """Right-padded text batches -> batches of ``bucket_size`` examples sorted by length.
+    """Right-padded text batches -> batches of ``bucket_size`` examples sorted by length, longest
+    first (ties in input order).
 
-    Each output batch is trimmed to its own longest sequence. ``mask`` must be a prefix mask
-    (True at the first ``length`` positions), as :func:`src.data.text.pad_collate` makes it.
+    Input and output batches are :func:`src.data.text.pad_collate` dicts: ``tokens`` (B, T) long,
+    ``mask`` (B, T) bool, ``labels`` (B,) long. Each output batch is trimmed to its own longest
+    sequence. ``mask`` must be a prefix mask (True at the first ``length`` positions), as
+    ``pad_collate`` makes it.
     """
     tokens, lengths, labels = [], [], []
     for b in batches:
@@ -144,6 +147,7 @@ class SupernetEstimator:
 
     @torch.inference_mode()
     def __call__(self, arch: Architecture) -> float:
+        """The score of ``arch`` (a float: sum of numerators over sum of counts), in eval mode."""
         with self._evaluating():
             return self._fast(arch) if self.fast else self._plain(arch)
 

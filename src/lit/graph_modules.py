@@ -34,6 +34,7 @@ class LogitMultilabelF1(MultilabelF1Score):
     [0, 1], so logits that all fell inside it would be read as probabilities (threshold 0.5)."""
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """``preds`` (N, C) float logits, ``target`` (N, C) long 0/1 labels."""
         super().update((preds > 0).to(preds.dtype), target)
 
 
