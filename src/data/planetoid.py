@@ -133,7 +133,9 @@ def check_graph(batch: dict, source: str, multilabel: bool) -> None:
 
 
 def data_to_batch(data, train: bool = False, val: bool = False, test: bool = False, sparse_x: bool = False) -> dict:
-    """A PyG ``Data``/``Batch`` -> the batch dict; masks from ``data`` or all True/False per flag."""
+    """A PyG ``Data``/``Batch`` -> the batch dict (layout in the module docstring: ``x`` (N, F)
+    float, sparse COO when ``sparse_x``; ``edge_index`` (2, E) long; ``y`` as ``data`` holds it;
+    the three (N,) bool masks from ``data``, or all True/False per flag where it has none)."""
     n = data.num_nodes
     masks = {}
     for split, flag in (("train_mask", train), ("val_mask", val), ("test_mask", test)):
@@ -321,7 +323,8 @@ class PlanetoidDataModule(GraphDataModule):
             raise AutoAttendError(f"{where}: feature/label size mismatch: {data.x.size(0)} feature rows but "
                                   f"{data.y.size(0)} labels ({stem}.allx + {stem}.tx rows against {stem}.ally + "
                                   f"{stem}.ty rows)")
-        # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1
+        # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1 (an all-zero row,
+        # as CiteSeer's test nodes missing from its files, stays zero)
         data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1.0)
         self.num_features = data.x.size(1)
         self.num_classes = int(data.y.max()) + 1

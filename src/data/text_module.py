@@ -13,8 +13,9 @@ class TextDataModule(pl.LightningDataModule):
     """Base of the text DataModules: after ``setup()`` a subclass has set ``train_set`` /
     ``val_set`` / ``test_set`` (items ``(LongTensor (len,), int)``), ``vocab``, ``embeddings``
     (FloatTensor (V, E)), and in ``__init__`` ``batch_size``, ``eval_batch_size``, ``seed``,
-    ``num_workers``. Loaders yield ``pad_collate`` dicts; training shuffles with a generator
-    seeded by ``seed``, so the order is the same on every run.
+    ``num_workers`` and ``max_len`` (read by :meth:`text_encoder`). Loaders yield ``pad_collate``
+    dicts; training shuffles with a generator seeded by ``seed``, so the order is the same on every
+    run.
     """
 
     train_set: Dataset | None = None
