@@ -108,7 +108,8 @@ class TextClassifier(nn.Module):
         return self.stem(self.embedding(tokens), mask)
 
     def shares_stem(self, tokens: torch.Tensor) -> bool:
-        """Whether :meth:`stem_base` / :meth:`forward_from_stem` apply (no sliding windows needed)."""
+        """Whether :meth:`stem_base` / :meth:`forward_from_stem` apply to ``tokens`` (B, T): no
+        sliding windows needed (T <= ``window``, or no window)."""
         return self.window is None or tokens.shape[1] <= self.window
 
     def stem_base(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

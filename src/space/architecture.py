@@ -58,7 +58,8 @@ class Layer:
 
     @property
     def prev(self) -> int:
-        """The second source node (the authors' ``prev``): K/V source, or addend 2's source."""
+        """The second source node (the authors' ``prev``): K's source (V's too under the priors), or
+        addend 2's source."""
         return self.k_src
 
     def edges(self) -> list[tuple[str, int, str, str]]:
