@@ -48,7 +48,8 @@ def stochastic_round_to_bf16(x: torch.Tensor, generator: torch.Generator | None 
 class LowPrecisionStateAdam(torch.optim.Optimizer):
     """``torch.optim.Adam``'s update (no amsgrad) with ``exp_avg`` and ``exp_avg_sq`` stored in
     ``state_dtype``: ``torch.bfloat16`` (stochastic rounding, seeded by ``seed``) or
-    ``torch.float32`` (then the same as ``torch.optim.Adam``; kept for the tests).
+    ``torch.float32`` (then the same as ``torch.optim.Adam``: the tests' reference, and what
+    :func:`supernet_adam` builds for float32 moments with ``offload_dir``).
 
     ``flat_state`` (default): every parameter's moments are allocated at construction, as views of
     one zeroed buffer per moment (the state a long run reaches anyway; tens of thousands of small
