@@ -130,6 +130,13 @@ def test_an_architecture_outside_the_models_space_is_one_line():
     child = TextClassifier.child(embeddings(), CLASSES, space.sample(random.Random(0)), dim=16, heads=2).eval()
     with pytest.raises(AutoAttendError, match="outside this model's space"):
         child(tokens, mask, outside)
+    # a child's layer of kind add has no attention LayerNorm: an attn layer there was a bare KeyError
+    adds = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 1, "conv1", 0, "zero"),
+                         Layer("add", 2, "conv1", 0, "zero")))
+    attends = Architecture(adds.layers[:2] + (Layer("attn", 2, "identity", 2, "identity", 2, "identity"),))
+    add_child = TextClassifier.child(embeddings(), CLASSES, adds, dim=16, heads=2).eval()
+    with pytest.raises(AutoAttendError, match="no attention LayerNorm for layer 2 .* outside this model's space"):
+        add_child(tokens, mask, attends)
     negative = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 1, "conv1", -1, "gru"),
                              Layer("add", 2, "conv1", 0, "zero")))
     with pytest.raises(AutoAttendError, match=r"layer 1, field 'k_src'.*source -1 is not a node before the layer"):

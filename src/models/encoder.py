@@ -122,6 +122,10 @@ class FunctionalEncoder(nn.Module):
                 raise AutoAttendError(f"no module for op {op!r} (key {key}); the architecture is outside this "
                                       "model's space")
             per_layer[i].append((slot, op, key))
+        for i, layer in enumerate(arch):  # a child has an attention LayerNorm only where its own layers attend
+            if layer.kind == "attn" and str(i) not in self.attn_norms:
+                raise AutoAttendError(f"no attention LayerNorm for layer {i} (an add layer in this model); the "
+                                      "architecture is outside this model's space")
         live = live_layers(arch)
         nodes: list[torch.Tensor | None] = [x]
         attends = self.training and any(layer.kind == "attn" for layer, on in zip(arch, live) if on)
