@@ -197,7 +197,7 @@ def status() -> str:
         return "fused kernels (CPU), torch ops elsewhere" if _backend == "auto" else "fused kernels"
     if _error is not None:
         return f"torch ops (kernels unavailable: {_error})"
-    return "fused kernels not built yet (no GRU or attention has run)"
+    return "fused kernels not built yet (no op that uses them has run)"
 
 
 def status_on(device: torch.device | str) -> str:
