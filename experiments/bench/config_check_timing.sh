@@ -17,8 +17,7 @@ repo=$PWD
 data=$(realpath "${AUTOATTEND_DATA_DIR:-../shared/data}")
 commit=${1:-HEAD}
 shift
-cases=("${@:-notask}")
-[ $# -eq 0 ] && cases=(notask nope recompute gpu)
+if [ $# -gt 0 ]; then cases=("$@"); else cases=(notask nope recompute gpu); fi
 reps=${REPS:-5}
 tree=$(mktemp -d /tmp/config_check_XXXX)
 git worktree add -q --detach "$tree" "$commit"
