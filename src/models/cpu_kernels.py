@@ -19,8 +19,8 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
 * ``pool_kernel.cpp``: the max-pool op along the tokens, forward and backward
   (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``).
 
-The extension is compiled with ``torch.utils.cpp_extension`` at first use (about 45 s on 2 idle cores, cached under
-``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
+The extension is compiled with ``torch.utils.cpp_extension`` at first use (30-45 s on 2 cores:
+``experiments/bench/kernel_build_timing.sh``; cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
 
 Backends (``hardware.kernels``, set by :func:`set_backend`):
 
@@ -122,7 +122,7 @@ def _build_owner(path: Path):
     A build interrupted by Ctrl-C or a kill leaves torch's own ``lock`` file behind, and every later
     load would wait on it. The OS lock is released when its process dies, so a process holding it
     knows that any torch ``lock`` left in the folder is stale and removes it at once. (Without
-    ``fcntl``, a torch lock older than ten minutes is taken as stale; a build takes about 45 s on 2 cores.)
+    ``fcntl``, a torch lock older than ten minutes is taken as stale; a build takes 30-45 s on 2 cores.)
     """
     torch_lock = path / "lock"
     if fcntl is None:
@@ -175,9 +175,9 @@ def kernel_error() -> str | None:
             with _build_owner(build_dir):
                 library = build_dir / f"{name}.so"
                 if not library.exists():
-                    log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, about 45 s on 2 idle cores)", build_dir)
+                    log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, 30-45 s on 2 cores)", build_dir)
                 elif max(s.stat().st_mtime for s in SOURCES) > library.stat().st_mtime:
-                    log.info("rebuilding the fused CPU kernels in %s: their sources changed (about 45 s on 2 idle cores)", build_dir)
+                    log.info("rebuilding the fused CPU kernels in %s: their sources changed (30-45 s on 2 cores)", build_dir)
                 load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
                      build_directory=str(build_dir))
             _loaded = True
