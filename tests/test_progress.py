@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 
 import lightning.pytorch as pl
 import pytest
@@ -130,3 +132,70 @@ def test_make_trainer_picks_the_progress_display(tty, overrides, expected, tmp_p
     assert [type(cb) for cb in shown] == ([expected] if expected else [])
     if expected is LogProgress:
         assert (shown[0].label, shown[0].every_s) == ("the supernet", 60)
+
+
+class _Stream(io.StringIO):
+    """Standard output as a terminal (``tty=True``) or as a file or pipe."""
+
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+PREFIX = "[log] " + "wider than the terminal " * 4  # a log line longer than the 80 columns here
+
+
+def _search_output(tty: bool, tmp_path, monkeypatch) -> list[str]:
+    """What ``run_strategy`` (smoke budget, progress on) shows on a console whose log handler writes
+    to standard output, as Hydra's does: each line as a terminal leaves it (after its last ``\\r``,
+    without colours)."""
+    from rich.progress import Progress
+
+    from src.pipeline import stages
+    from src.space import FunctionalSpace
+
+    class EagerProgress(Progress):  # draws the bar at every update, not on Rich's 10 Hz timer
+        def update(self, *args, **kwargs):
+            super().update(*args, **kwargs)
+            self.refresh()
+
+    out = _Stream(tty)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(stages, "Progress", EagerProgress)
+    console = logging.StreamHandler(out)  # configured before the bar starts, as Hydra's console handler
+    console.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(console)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=true"])
+        space = FunctionalSpace(3, ops=("zero", "identity", "conv1", "conv3"))
+        stages.run_strategy(cfg, space, lambda arch: 0.5, tmp_path / "search", "a constant")
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    return [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+
+
+def test_the_search_bar_leaves_log_lines_whole_in_a_terminal(tmp_path, monkeypatch):
+    """With a terminal the search shows a bar; its log lines ("search: 6 / 12 scored") print above
+    it, each on a line of its own and whole (before, each was written after the bar, on the bar's line)."""
+    lines = _search_output(True, tmp_path, monkeypatch)
+    scored = [line for line in lines if "scored, best" in line]
+    # whole: not broken at the terminal's width either
+    assert scored == [f"{PREFIX}search: {n} / 12 scored, best 0.5000" for n in (6, 9, 12)], lines
+    assert any(line.startswith("search ") and "12/12" in line for line in lines)  # the bar, at its end
+
+
+def test_the_search_shows_no_bar_without_a_terminal(tmp_path, monkeypatch):
+    """Without a terminal the log lines are the search's progress, as for the training stages: no
+    bar (before, Rich printed it once at the end, frozen, after the lines and outside the log)."""
+    lines = _search_output(False, tmp_path, monkeypatch)
+    assert not any("━" in line for line in lines), lines
+    assert sum("scored, best" in line for line in lines) == 3
+
