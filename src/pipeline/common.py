@@ -324,6 +324,25 @@ class LogProgress(Callback):
             self._maybe_log(trainer)
 
 
+class LabelledRichProgressBar(RichProgressBar):
+    """Lightning's Rich bar, its description naming the stage as the log lines do (``supernet``,
+    ``retrain seed 1``) and counting epochs from 1: Lightning's own said ``Epoch 0/3`` for the first
+    of four epochs, the same for the supernet and every retrain seed, and ``Epoch 1/-2`` for a fit
+    ended by its steps (``max_epochs=-1``: the graph supernet)."""
+
+    def __init__(self, label: str, **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = f"{self.label}: epoch {current_epoch + 1}"
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is not None and max_epochs > 0:
+            text += f"/{max_epochs}"
+        # as Lightning's: padded to the validation bar's description, so the bar does not jump
+        return f"{text:{len(self.validation_description)}}"
+
+
 def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
     """``torch.load`` of a Lightning checkpoint (tensors memory-mapped, not read) or one clear error
     naming the file."""
@@ -353,7 +372,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     progress = cfg.hardware.get("progress", True)
     interactive = sys.stdout.isatty() and progress
     every = cfg.hardware.get("progress_every_s", 60)
-    progress_cb = ([RichProgressBar()] if interactive else
+    progress_cb = ([LabelledRichProgressBar(label or name)] if interactive else
                    [LogProgress(label or name, every)] if progress and every is not None else [])
     return pl.Trainer(
         default_root_dir=str(run_dir / name),
