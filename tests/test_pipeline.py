@@ -42,6 +42,11 @@ def test_smoke_search_writes_every_result(smoke_run):
     _, run_dir, proc = smoke_run
     assert f"run dir: {run_dir}" in proc.stdout
     assert "summary: best supernet val acc" in proc.stdout and "retrained test acc" in proc.stdout
+    summary_line = next(line for line in proc.stdout.splitlines() if line.startswith("summary: "))
+    # one unit, said: the supernet's score was a fraction beside the test score's unlabelled %
+    assert re.fullmatch(r"summary: best supernet val acc \d+\.\d\d % \| retrained test acc \d+\.\d\d \+- \d+\.\d\d % "
+                        r"over 2 seed\(s\) \| \d+ s \(data \d+ s, supernet \d+ s, search \d+ s, retrain \d+ s\)",
+                        summary_line), summary_line
     assert "Warning" not in proc.stderr, proc.stderr  # nothing for a user to wonder about
     assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
     population = read_population(run_dir)

@@ -118,9 +118,10 @@ def run_search(cfg: DictConfig) -> dict:
                "retrain": None if results is None else _retrain_summary(results),
                **_timing(timer), "machine": env_summary(device_of(cfg)), "lower_precision": lower_precision(cfg)}
     metric = _metric_name(graph, dm)
-    line = f"best supernet val {metric} {best_score:.4f}"
+    # in %, as src.report shows them (the supernet's score was a fraction beside the test score's %)
+    line = f"best supernet val {metric} {100 * best_score:.2f} %"
     if results is not None:
-        line += f" | retrained test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)"
+        line += f" | retrained test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)"
     if graph:
         summary["metric"] = dm.metric
         if results is not None:
@@ -129,7 +130,8 @@ def run_search(cfg: DictConfig) -> dict:
             with timer("baselines"):
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
             summary.update(_timing(timer))
-            line += "".join(f" | {name} {format_mean_std(b)}" for name, b in summary["baselines"].items())
+            line += "".join(f" | {name} test {metric} {format_mean_std(b)} %"
+                            for name, b in summary["baselines"].items())
     r = None
     if ranks:
         with timer("ranking"):
@@ -193,7 +195,7 @@ def run_retrain(cfg: DictConfig) -> dict:
                "lower_precision": lower_precision(cfg)}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
-    _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} over {len(results['seeds'])} seed(s)",
+    _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
             timer, summary["lower_precision"])
     return summary
 
@@ -508,7 +510,7 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
     if lower is not None:
         line += f" | lower precision: {lower}"
     totals = timer.totals
-    stages = ", ".join(f"{k} {v:.0f}s" for k, v in totals.items())
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in totals.items())
     line += f" | {sum(totals.values()):.0f} s ({stages})"
     if timer.invocations > 1:
         line += f" over {timer.invocations} invocations, this one {sum(timer.seconds.values()):.0f} s"
