@@ -47,6 +47,9 @@ def test_smoke_search_writes_every_result(smoke_run):
     assert re.fullmatch(r"summary: best supernet val acc \d+\.\d\d % \| retrained test acc \d+\.\d\d \+- \d+\.\d\d % "
                         r"over 2 seed\(s\) \| \d+ s \(data \d+ s, supernet \d+ s, search \d+ s, retrain \d+ s\)",
                         summary_line), summary_line
+    # the log file ends as the console does: where the results are and the headline numbers
+    log_tail = (run_dir / "search.log").read_text().splitlines()[-2:]
+    assert [line.split("] - ", 1)[1] for line in log_tail] == [f"run dir: {run_dir}", summary_line]
     assert "Warning" not in proc.stderr, proc.stderr  # nothing for a user to wonder about
     assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
     population = read_population(run_dir)

@@ -514,13 +514,14 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
     line += f" | {sum(totals.values()):.0f} s ({stages})"
     if timer.invocations > 1:
         line += f" over {timer.invocations} invocations, this one {sum(timer.seconds.values()):.0f} s"
-    print(f"run dir: {run_dir}")
-    print(f"summary: {line}")
+    for text in (f"run dir: {run_dir}", f"summary: {line}"):
+        print(text)
+        _log_to_files_only(text, logging.INFO)  # the log file ends with the run's result too
 
 
-def _log_to_files_only(message: str) -> None:
+def _log_to_files_only(message: str, level: int = logging.ERROR) -> None:
     """Record ``message`` in the run's log file without repeating it on the console."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
