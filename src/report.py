@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std
+from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, unread_by_retrain
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target, atomic_write_text
 
@@ -341,7 +341,11 @@ def _partial(path: Path) -> dict[str, Any]:
 
 
 def reads(run: Run, key: str) -> bool:
-    """Whether ``run``'s task family reads the setting ``key``."""
+    """Whether ``run``'s task family and entry point read the setting ``key``: a ``src.retrain`` run
+    holds the search's settings too (``budget=smoke`` sets ``supernet.dim``, ``space.num_layers``, ...),
+    which it never reads (it showed ``space.num_layers`` 3 for a 4-layer architecture)."""
+    if run.entry == "retrain" and unread_by_retrain(key):
+        return False
     return not key.startswith(UNREAD_BY["graph" if run.graph else "text"])
 
 

@@ -71,6 +71,24 @@ def test_settings_a_task_family_does_not_read_do_not_count(tmp_path):
     assert [r["graph.retrain.seeds"] for r in rows(per_run)] == ["3", "10", ""]  # empty for the text run
 
 
+def test_search_settings_a_retrain_holds_but_never_reads_do_not_count(tmp_path):
+    """``src.retrain ... budget=smoke`` records the budget's search settings too (``supernet.dim``,
+    ``space.num_layers``, ``strategy.*``), which it never reads: it trains the given architecture
+    with retrain.*. They showed as the retrain's columns (``space.num_layers`` 3 for a 4-layer
+    architecture) and kept two retrains of the same settings apart; a search's are still shown."""
+    retrain = {**TEXT, "entry": "retrain", "arch": "best_arch.yaml", "retrain.seeds": 2}
+    write_run(tmp_path / "r0", {**retrain, "supernet.dim": 16, "space.num_layers": 3, "strategy.population": 6},
+              test=0.75, supernet=None, arch="best_arch.yaml")
+    write_run(tmp_path / "r1", {**retrain, "seed": 1}, test=0.77, supernet=None, arch="best_arch.yaml")
+    per_run, folded = report([tmp_path])
+    assert [h for h in per_run.header if "." in h] == []
+    assert [r["runs"] for r in rows(folded)] == ["2"]
+    write_run(tmp_path / "s0", TEXT, test=0.7)
+    write_run(tmp_path / "s1", {**TEXT, "supernet.dim": 32}, test=0.7)
+    per_run, _ = report([tmp_path])
+    assert [r["supernet.dim"] for r in rows(per_run)] == ["", "", "64", "32"]  # the searches' own
+
+
 def test_an_unset_matmul_precision_and_highest_are_one_setting(tmp_path):
     """Runs recorded with hardware.matmul_precision null (hardware=auto, cpu) and "highest"
     (hardware=gpu, or recorded since the two are one) compute the same: not a column, one group."""

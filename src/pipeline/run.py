@@ -20,7 +20,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, NoReturn
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -29,8 +29,8 @@ from omegaconf.errors import OmegaConfBaseException
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, task_family)
-from src.pipeline.run_settings import (UNREAD_BY, HydraRecord, check_run_data, check_run_settings, format_mean_std,
-                                       run_settings)
+from src.pipeline.run_settings import (SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data, check_run_settings,
+                                       format_mean_std, run_settings, unread_by_retrain, within)
 from src.space import live_layers
 from src.strategies import SearchStrategy
 from src.strategies.evolution import STRATEGY_SETTINGS
@@ -167,7 +167,7 @@ def run_retrain(cfg: DictConfig) -> dict:
                               "file")
     hparams = read.hparams if graph else None
     if hparams is not None:
-        hpo = next((key for key in _override_keys() if _within(key, ("graph.hpo",))), None)
+        hpo = next((key for key in _override_keys() if within(key, ("graph.hpo",))), None)
         if hpo is not None:  # it ran no HPO, in silence
             _refuse_unless_sweep(f"{hpo}: arch={cfg.arch} carries its own settings (hparams), so no HPO runs; set one "
                                  "of them with graph.retrain.<key>=... instead", "may run one")
@@ -347,23 +347,10 @@ def _check_classes_setting(cfg: DictConfig, dm) -> None:
                               f"{dm.num_classes} classes, which this setting does not change (it only describes them)")
 
 
-SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
-# ... and settings of the search's space and graph stages, which src.retrain has but never reads
-# (it trains the given architecture: any sources, the space's ops and kinds); graph.retrain's
-# act_at and attn_self_loops follow graph.supernet's, which src.retrain therefore reads
-RETRAIN_UNREAD = ("space.num_layers", "space.priors", "space.sharing", "graph.space.num_layers", "graph.space.priors",
-                  "graph.space.sharing", "graph.rerank", "graph.baselines", "graph.supernet")
-RETRAIN_READS = ("graph.supernet.act_at", "graph.supernet.attn_self_loops")
 # where an override may add a key the config lacks: the groups chosen with +, and the HPO's
 # search space (a mapping of child settings, each checked)
 ADDABLE_GROUPS = ("task", "experiment")
 ADDABLE = ("graph.hpo.space.",)
-
-
-def _within(key: str, nodes: Sequence[str]) -> bool:
-    """``key`` is one of ``nodes`` or inside one (``a.b`` is within ``a``; ``nodes`` ending in a dot
-    hold only what is inside them)."""
-    return any(key == n or key.startswith(n if n.endswith(".") else n + ".") for n in nodes)
 
 
 def _override_keys() -> list[str]:
@@ -380,7 +367,7 @@ def _refuse_search_settings() -> None:
     ``space.num_layers=4``) would be accepted, since the config holds those nodes for both entry
     points, and have no effect: refuse it instead."""
     for key in _override_keys():
-        if (_within(key, SEARCH_ONLY) or _within(key, RETRAIN_UNREAD)) and not _within(key, RETRAIN_READS):
+        if unread_by_retrain(key):
             raise AutoAttendError(_search_setting_line(key))
 
 
@@ -396,7 +383,7 @@ def refuse_added_settings() -> None:
         if not override.startswith("+"):
             continue
         key = override.lstrip("+").split("=", 1)[0]
-        if key in ADDABLE_GROUPS or _within(key, ADDABLE):
+        if key in ADDABLE_GROUPS or within(key, ADDABLE):
             continue
         if override.startswith("++"):  # sets a key the config has, or adds one: which, Hydra does not say
             raise AutoAttendError(f"{override}: ++ may add a key nothing reads; set a setting the config has with "
@@ -770,7 +757,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
         elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(.+?)(?:; Key '|$)", line):
             # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
             key = added.group(1)
-            if _within(key, ADDABLE):
+            if within(key, ADDABLE):
                 line = f"{key}: not in the config yet; add it with +{added.group(2)}"
             else:
                 line = (f"{key}: no such setting (misspelt, or one of a task or option not chosen?); the command "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,6 +45,26 @@ MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers",
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
 # graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
 UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
+
+SEARCH_ONLY = ("supernet", "strategy", "ranking")  # config nodes src.retrain has (the budgets set them) but never reads
+# ... and settings of the search's space and graph stages, which src.retrain has but never reads
+# (it trains the given architecture: any sources, the space's ops and kinds); graph.retrain's
+# act_at and attn_self_loops follow graph.supernet's, which src.retrain therefore reads
+RETRAIN_UNREAD = ("space.num_layers", "space.priors", "space.sharing", "graph.space.num_layers", "graph.space.priors",
+                  "graph.space.sharing", "graph.rerank", "graph.baselines", "graph.supernet")
+RETRAIN_READS = ("graph.supernet.act_at", "graph.supernet.attn_self_loops")
+
+
+def within(key: str, nodes: Sequence[str]) -> bool:
+    """``key`` is one of ``nodes`` or inside one (``a.b`` is within ``a``; ``nodes`` ending in a dot
+    hold only what is inside them)."""
+    return any(key == n or key.startswith(n if n.endswith(".") else n + ".") for n in nodes)
+
+
+def unread_by_retrain(key: str) -> bool:
+    """Whether ``src.retrain`` never reads the setting ``key``, one of the search's that its config
+    also holds (:data:`SEARCH_ONLY`, :data:`RETRAIN_UNREAD`; a budget such as ``budget=smoke`` sets them)."""
+    return within(key, SEARCH_ONLY + RETRAIN_UNREAD) and not within(key, RETRAIN_READS)
 
 
 # Values that compute the same thing, recorded as the second: an unset float32 matmul precision is
