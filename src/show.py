@@ -127,6 +127,11 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
+def _number(value: Any) -> Any:
+    """A float to 4 significant digits; anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def describe(arch: Architecture, source: Path, extras: dict[str, Any]) -> str:
     """The header lines and the Markdown table of ``arch`` (layer ``i`` writes node ``x{i+1}``;
     ``x0`` is the stem's output, the last node the model's)."""
@@ -141,7 +146,9 @@ def describe(arch: Architecture, source: Path, extras: dict[str, Any]) -> str:
              f"layers reaching the output: {sum(live)} of {len(arch)}"
              + (f" (not computed: {_ranges(dead)})" if dead else "")]
     for key, value in extras.items():
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        # a score as the run's log lines give it (0.7936), not as the file holds it (0.7935779816513762)
+        shown = (", ".join(f"{k} {_number(v)}" for k, v in value.items()) if isinstance(value, dict)
+                 else _number(value))
         lines.append(f"{key}: {shown}")
     lines += ["", "| layer | kind | Q / addend 1 | K / addend 2 | V | reaches output |",
               "| --- | --- | --- | --- | --- | --- |"]
