@@ -201,6 +201,20 @@ def test_the_search_shows_no_bar_without_a_terminal(tmp_path, monkeypatch):
     assert sum("scored, best" in line for line in lines) == 3
 
 
+def test_the_search_logs_every_100_candidates_inside_a_batch(tmp_path, caplog):
+    """The search's log lines come at each batch's end and every 100 candidates: evolution's first
+    batch (the paper's 500 random candidates, minutes of scoring) had one line, at its end."""
+    from src.pipeline import stages
+    from src.space import FunctionalSpace
+
+    caplog.set_level(logging.INFO, logger=stages.__name__)
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=false",
+                                    "strategy.population=250", "strategy.rounds=1", "strategy.parents=3"])
+    stages.run_strategy(cfg, FunctionalSpace(3), lambda arch: 0.5, tmp_path / "search", "a constant")
+    counts = [int(m.group(1)) for r in caplog.records if (m := re.match(r"search: (\d+) / 253 scored", r.getMessage()))]
+    assert counts == [100, 200, 250, 253]
+
+
 @pytest.mark.parametrize("max_epochs, expected", [(4, "the supernet: epoch 1/4"), (-1, "the supernet: epoch 1"),
                                                   (None, "the supernet: epoch 1")])
 def test_the_terminal_bar_names_its_stage_and_counts_epochs_from_one(max_epochs, expected, tmp_path, monkeypatch):

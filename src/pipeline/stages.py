@@ -248,8 +248,10 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
                 if n % c.save_every == 0 or scored % c.save_every == 0 or scored >= strategy.budget \
                         or (n == len(batch) > 1):
                     atomic_write_json(state_path, strategy.state_dict())
-            if len(batch) > 1 or scored % 100 == 0 or scored >= strategy.budget:
-                log.info("search: %d / %d scored, best %.4f", scored, strategy.budget, best)
+                # at each batch's end and every 100 candidates inside one: the paper's first batch
+                # (500 random candidates) was minutes without a line in a log file
+                if (n == len(batch) > 1) or scored % 100 == 0 or scored >= strategy.budget:
+                    log.info("search: %d / %d scored, best %.4f", scored, strategy.budget, best)
     atomic_write_text(out / "topk.yaml", yaml.safe_dump(
         [{"rank": r + 1, "val_acc": s, "arch": a.to_dict()} for r, (a, s) in enumerate(strategy.ranked(c.topk))],
         sort_keys=False))
