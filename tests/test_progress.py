@@ -1,5 +1,6 @@
-"""Progress without a terminal: :class:`LogProgress` log lines, and which progress display
-``make_trainer`` picks (bar with a terminal, log lines without, nothing when switched off)."""
+"""Progress: :class:`LogProgress` log lines, and which progress display ``make_trainer`` picks
+(a bar with a terminal and its lines in the log file alone, log lines without, nothing when
+switched off)."""
 
 from __future__ import annotations
 
@@ -80,12 +81,52 @@ def test_log_lines_are_spaced_by_every_s(tmp_path, caplog):
     _fit(tmp_path, [LogProgress("fit", every_s=30.0, clock=lambda: next(ticks))], max_steps=20,
          limit_val_batches=0)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
-    # the clock reads 0 at the start, then 7 s more at each step's end: step 5 ends at 35 s, the
-    # first >= 30 s; then every fifth step (70 - 35 >= 30). Not one line per step.
+    # the clock reads 0 at the start, then 7 s more at each step's end: the first line once 10 s
+    # have passed and a step after the first has ended (step 2, 14 s: a fresh run shows its pace
+    # early), then every fifth step (49 - 14 >= 30). Not one line per step.
     steps = [int(re.match(r"fit: step (\d+) / 20 ", line).group(1)) for line in lines]
-    assert steps == [5, 10, 15, 20], lines
-    # the rate from the end of step 1 (7 s): 4 steps in 28 s, 15 steps to go
-    assert "0 min 35 s elapsed, about 1 min 45 s left" in lines[0]
+    assert steps == [2, 7, 12, 17], lines
+    # the rate from the end of step 1 (7 s): 1 step in 7 s, 18 steps to go; then 6 steps in 42 s
+    assert "0 min 14 s elapsed, about 2 min 06 s left" in lines[0]
+    assert "0 min 49 s elapsed, about 1 min 31 s left" in lines[1]
+
+
+def test_the_first_line_waits_for_an_estimate(tmp_path, caplog):
+    """A first step that takes long (building the CPU kernels) gives no early line without an
+    estimate: the first comes after the second step, or once ``every_s`` has passed."""
+    times = iter([0, 20, 21] + list(range(22, 200)))
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=60.0, clock=lambda: next(times))], max_steps=20, limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    assert lines[0].startswith("fit: step 2 / 20 ") and "about 0 min 18 s left" in lines[0], lines
+    caplog.clear()
+    times = iter([0, 70] + list(range(71, 200)))
+    _fit(tmp_path, [LogProgress("fit", every_s=60.0, clock=lambda: next(times))], max_steps=20, limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    assert lines[0].startswith("fit: step 1 / 20 ") and "left" not in lines[0], lines
+
+
+def test_files_only_lines_reach_the_log_file_and_not_the_console(tmp_path):
+    """With a terminal the bar is the console's display; the same lines go to the run's log file
+    alone, for whoever follows it (before, the log had no line during training)."""
+    root = logging.getLogger()
+    log_file, console_text = tmp_path / "run.log", io.StringIO()
+    file_handler, console = logging.FileHandler(log_file), logging.StreamHandler(console_text)
+    level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(file_handler)
+    root.addHandler(console)
+    try:
+        _fit(tmp_path, [LogProgress("fit", every_s=0.0, files_only=True)], max_steps=3, limit_val_batches=0)
+    finally:
+        root.removeHandler(file_handler)
+        root.removeHandler(console)
+        file_handler.close()
+        root.setLevel(level)
+    written = [line for line in log_file.read_text().splitlines() if line.startswith("fit: step")]
+    assert [line.split(",")[0] for line in written] == ["fit: step 1 / 3 (33.3 %)", "fit: step 2 / 3 (66.7 %)",
+                                                        "fit: step 3 / 3 (100.0 %)"]
+    assert "fit: step" not in console_text.getvalue()
 
 
 def test_a_slow_first_step_does_not_inflate_the_estimate(tmp_path, caplog):
@@ -117,22 +158,23 @@ def test_fit_without_a_known_end_has_no_total_and_no_estimate(tmp_path, caplog):
     assert lines[-1].startswith("fit: step 3 / 3 (100.0 %)")
 
 
-@pytest.mark.parametrize("tty, overrides, expected", [
-    (True, [], RichProgressBar),
-    (False, [], LogProgress),
-    (False, ["hardware.progress=false"], None),
-    (False, ["hardware.progress_every_s=null"], None),
-    (True, ["hardware.progress=false"], None),
+@pytest.mark.parametrize("tty, overrides, bar, lines", [
+    (True, [], True, "files only"),  # the bar on the console, its lines in the log file
+    (True, ["hardware.progress_every_s=null"], True, None),
+    (False, [], False, "logged"),
+    (False, ["hardware.progress=false"], False, None),
+    (False, ["hardware.progress_every_s=null"], False, None),
+    (True, ["hardware.progress=false"], False, None),
 ])
-def test_make_trainer_picks_the_progress_display(tty, overrides, expected, tmp_path, monkeypatch):
+def test_make_trainer_picks_the_progress_display(tty, overrides, bar, lines, tmp_path, monkeypatch):
     monkeypatch.setattr(common.sys.stdout, "isatty", lambda: tty, raising=False)
     cfg = compose_config("search", ["+task=sst2", "hardware=cpu"] + overrides)
     trainer = make_trainer(cfg, tmp_path, "supernet", label="the supernet")
-    shown = [cb for cb in trainer.callbacks if isinstance(cb, (RichProgressBar, LogProgress))]
-    assert [type(cb) for cb in shown if not isinstance(cb, expected or ())] == []
-    assert len(shown) == (1 if expected else 0)
-    if expected is LogProgress:
-        assert (shown[0].label, shown[0].every_s) == ("the supernet", 60)
+    assert len([cb for cb in trainer.callbacks if isinstance(cb, RichProgressBar)]) == bar
+    logged = [cb for cb in trainer.callbacks if isinstance(cb, LogProgress)]
+    assert len(logged) == (lines is not None)
+    if lines is not None:
+        assert (logged[0].label, logged[0].every_s, logged[0].files_only) == ("the supernet", 60, lines == "files only")
 
 
 class _Stream(io.StringIO):

@@ -32,6 +32,7 @@ from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target
+from src.utils.logs import log_to_files_only
 
 log = logging.getLogger(__name__)
 
@@ -266,17 +267,23 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
-class LogProgress(Callback):
-    """Progress as log lines, for runs without a terminal (a log file, a batch job), where the
-    progress bar is off: at most every ``every_s`` seconds, one line
-    ``<label>: step s / total (p %), <elapsed> elapsed, about <eta> left; <latest metrics>``,
-    checked after every step and every validation (so the metrics are often a fresh validation's).
-    The rate is measured from the end of this process's first step, so a resumed fit's estimate is
-    its own, and the first step's one-off costs (building the CPU kernels, oneDNN's primitives: 45 s
-    to 2 minutes on a fresh 2-core machine) do not make a fresh run's first estimate hours long."""
+FIRST_PROGRESS_LINE_S = 10.0
 
-    def __init__(self, label: str, every_s: float = 60.0, clock=time.monotonic):
-        self.label, self.every_s, self.clock = label, every_s, clock
+
+class LogProgress(Callback):
+    """Progress as log lines: one line
+    ``<label>: step s / total (p %), <elapsed> elapsed, about <eta> left; <latest metrics>``,
+    checked after every step and every validation (so the metrics are often a fresh validation's):
+    the first once :data:`FIRST_PROGRESS_LINE_S` seconds have passed and a step after the first has
+    ended (so it carries an estimate), then at most every ``every_s`` seconds. Without a terminal
+    (a log file, a batch job) these lines are the progress display; with one, ``files_only`` writes
+    them to the run's log file alone, beside the console's bar, for whoever follows that file.
+    The rate is measured from the end of this process's first step, so a resumed fit's estimate is
+    its own, and the first step's one-off costs (building the CPU kernels, oneDNN's primitives)
+    do not make a fresh run's first estimate hours long."""
+
+    def __init__(self, label: str, every_s: float = 60.0, clock=time.monotonic, files_only: bool = False):
+        self.label, self.every_s, self.clock, self.files_only = label, every_s, clock, files_only
         self.total: int | None = None
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -286,7 +293,7 @@ class LogProgress(Callback):
                 total = min(total, cb.max_steps)
         self.total = int(total) if total != float("inf") else None
         self.start_time = self.clock()
-        self.last_line = self.start_time
+        self.last_line: float | None = None  # when the latest line was written
         self.rate_from: tuple[int, float] | None = None  # (step, time) at the end of the first step
 
     def line(self, trainer: pl.Trainer, now: float | None = None) -> str:
@@ -307,11 +314,22 @@ class LogProgress(Callback):
             text += "; " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         return text
 
+    def _due(self, trainer: pl.Trainer, now: float) -> bool:
+        if self.last_line is not None:
+            return now - self.last_line >= self.every_s
+        if now - self.start_time >= self.every_s:
+            return True
+        estimated = self.rate_from is not None and trainer.global_step > self.rate_from[0]
+        return estimated and now - self.start_time >= min(FIRST_PROGRESS_LINE_S, self.every_s)
+
     def _maybe_log(self, trainer: pl.Trainer, now: float | None = None) -> None:
         now = self.clock() if now is None else now
-        if now - self.last_line >= self.every_s:
+        if self._due(trainer, now):
             self.last_line = now
-            log.info("%s", self.line(trainer, now))
+            if self.files_only:
+                log_to_files_only(log, self.line(trainer, now))
+            else:
+                log.info("%s", self.line(trainer, now))
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         now = self.clock()
@@ -372,8 +390,8 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     progress = cfg.hardware.get("progress", True)
     interactive = sys.stdout.isatty() and progress
     every = cfg.hardware.get("progress_every_s", 60)
-    progress_cb = ([LabelledRichProgressBar(label or name)] if interactive else
-                   [LogProgress(label or name, every)] if progress and every is not None else [])
+    lines = [LogProgress(label or name, every, files_only=interactive)] if progress and every is not None else []
+    progress_cb = ([LabelledRichProgressBar(label or name)] if interactive else []) + lines
     return pl.Trainer(
         default_root_dir=str(run_dir / name),
         logger=ResumableCSVLogger(str(run_dir), name=name, version="", keep_below=keep_metrics_below,

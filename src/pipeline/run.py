@@ -37,6 +37,7 @@ from src.strategies.evolution import STRATEGY_SETTINGS
 from src.utils import interrupt
 from src.utils.errors import AutoAttendError, RunDirInUseError, machine_error, user_error_behind
 from src.utils.io import atomic_write_json
+from src.utils.logs import log_to_files_only
 
 log = logging.getLogger("src")
 
@@ -508,10 +509,7 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
 
 def _log_to_files_only(message: str, level: int = logging.ERROR) -> None:
     """Record ``message`` in the run's log file without repeating it on the console."""
-    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
+    log_to_files_only(log, message, level)
 
 
 def _exit_for_signal(signum: int) -> None:

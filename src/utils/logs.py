@@ -1,0 +1,14 @@
+"""Writing to the run's log file alone."""
+
+from __future__ import annotations
+
+import logging
+
+
+def log_to_files_only(logger: logging.Logger, message: str, level: int = logging.INFO) -> None:
+    """Record ``message`` as ``logger``'s in the run's log file (the root logger's file handlers,
+    which Hydra points at the run folder) without repeating it on the console."""
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
