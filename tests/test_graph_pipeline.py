@@ -380,6 +380,36 @@ def test_process_map_stops_running_items_when_the_consumer_stops():
     assert time.perf_counter() - start < 30
 
 
+def test_hpo_trial_lines_show_the_epochs_a_capped_fit_trains(tmp_path, monkeypatch, caplog):
+    """Under ``graph.retrain.epoch_cap`` a trial's line showed the drawn epochs (300) while its fit
+    trained 10; it now says both. Uncapped draws are shown as they are."""
+    import logging
+    from types import SimpleNamespace
+
+    from src.pipeline import graph_stages
+
+    class Fitted:
+        history: list = []
+
+        def selected(self):
+            return {"val_acc": 0.5, "test_acc": 0.5, "step": 1}
+
+    monkeypatch.setattr(graph_stages, "fit_child", lambda *args, **kwargs: Fitted())
+    dm = SimpleNamespace(graph=None, num_features=5, num_classes=3, multilabel=False, metric="accuracy")
+    arch = Architecture.load(ROOT / "src/space/archs/gcn.yaml")
+    caplog.set_level(logging.INFO, logger=graph_stages.__name__)
+    cfg = compose_config("search", ["+task=cora", "graph.hpo.trials=2", "graph.retrain.epoch_cap=250",
+                                    "graph.retrain.epochs=300", "graph.hpo.space.epochs=[200,300]"])
+    graph_stages.hpo(cfg, arch, dm, tmp_path / "capped")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hpo: trial")]
+    drawn = [t["hparams"]["epochs"] for t in json.loads((tmp_path / "capped" / "hpo.json").read_text())["trials"]]
+    assert len(lines) == 2
+    for line, epochs in zip(lines, drawn):
+        shown = "'300 (capped at 250)'" if epochs == 300 else str(epochs)
+        assert f"'epochs': {shown}" in line, (line, epochs)
+    assert drawn[0] == 300  # trial 0: the defaults, capped
+
+
 def test_graph_retrain_summarises_every_seed_and_resumes_only_what_is_missing(tmp_path, monkeypatch):
     """``graph_stages.retrain`` with the HPO: the best validation trial's settings are retrained
     (ties: the earlier trial); ``results.json`` holds the mean and sample std of every seed's

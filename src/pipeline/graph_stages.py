@@ -233,6 +233,15 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
                                   for arch, hp, seed, out, name in jobs], workers)
 
 
+def _as_trained(cfg: DictConfig, settings: dict) -> dict:
+    """A trial's settings for its log line, ``epochs`` as its fit trains them under
+    ``graph.retrain.epoch_cap`` (``'300 (capped at 10)'``: the line showed 300)."""
+    cap = cfg.graph.retrain.epoch_cap
+    if "epochs" in settings and cap is not None and int(settings["epochs"]) > int(cap):
+        return {**settings, "epochs": f"{settings['epochs']} (capped at {cap})"}
+    return settings
+
+
 def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[dict]]:
     """Random search over ``graph.hpo.space`` on the validation split (trial 0: the defaults).
 
@@ -257,7 +266,8 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
             trials.append({"trial": t, "seed": seed, "hparams": settings[t], "val_acc": best["val_acc"],
                            "step": best["step"]})
             atomic_write_json(path, {"trials": trials})
-            log.info("hpo: trial %d %s -> val %.4f", t, {k: settings[t][k] for k in grid}, best["val_acc"])
+            log.info("hpo: trial %d %s -> val %.4f", t, _as_trained(cfg, {k: settings[t][k] for k in grid}),
+                     best["val_acc"])
     chosen = max(trials, key=lambda tr: (tr["val_acc"], -tr["trial"]))
     atomic_write_json(path, {"trials": trials, "chosen": chosen})
     return chosen["hparams"], trials
