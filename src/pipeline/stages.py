@@ -295,11 +295,12 @@ def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], sel
 
 
 def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, label: str,
-                save_model: bool = False) -> dict:
+                save_model: bool = False, say_done: bool = True) -> dict:
     """Train ``arch`` from scratch with the ``retrain`` settings for one seed; writes (or, when a
     finished seed left it, reads back) ``out/seed_<seed>.json``: the selected evaluation's
     ``val_acc``, ``test_acc`` and ``step``, and the whole ``history``. With ``save_model``, the
     selected evaluation's weights are kept in ``out/seed_<seed>/model.pt`` (``src/models/saved.py``).
+    ``say_done``: log a line when the seed was done already (off where the caller reports it).
 
     ``out/seed_<seed>/last.ckpt`` is rewritten at every epoch end while the seed trains and, inside
     an epoch, at the first evaluation after every ``retrain.checkpoint_every_min`` minutes (removed
@@ -309,7 +310,8 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     seed_file = out / f"seed_{seed}.json"
     if seed_file.exists():
         result = json.loads(seed_file.read_text())
-        log.info("%s already done (val %.4f)", label, result["val_acc"])
+        if say_done:
+            log.info("%s already done (val %.4f)", label, result["val_acc"])
         return result
     pl.seed_everything(seed, workers=True, verbose=False)
     # built from these, and saved with them: model.pt rebuilds the model it holds
@@ -362,10 +364,12 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
              bool(r.get("recompute", False)))
     per_seed = []
     for seed in seeds:
-        result = train_child(cfg, arch, dm, out, seed, f"retrain seed {seed}", save_model=True)
+        earlier = (out / f"seed_{seed}.json").exists()
+        result = train_child(cfg, arch, dm, out, seed, f"retrain seed {seed}", save_model=True, say_done=False)
         per_seed.append(result)
-        log.info("retrain: seed %d -> val %.4f test %.4f (step %d)", seed, result["val_acc"], result["test_acc"],
-                 result["step"])
+        # one line a seed, also for one an earlier invocation trained (it had two, one after the other)
+        log.info("retrain: seed %d -> val %.4f test %.4f (step %d%s)", seed, result["val_acc"], result["test_acc"],
+                 result["step"], "; done before this invocation" if earlier else "")
     results = {
         **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
