@@ -96,6 +96,8 @@ def test_rerun_in_the_same_dir_resumes_instead_of_recomputing(smoke_run, tiny_da
     log = (run_dir / "search.log").read_text()
     assert "supernet already trained" in log
     assert "resuming with 12 candidates already scored" in log
+    # said after the line that says what the search is (it came before it)
+    assert log.rindex("search: evolution over") < log.rindex("resuming with 12 candidates")
     # one line for the seed an earlier invocation trained (there were two: "already done", then its scores)
     assert re.search(r"retrain: seed 0 -> val [\d.]+ test [\d.]+ \(step \d+; done before this invocation\)", log)
     assert "seed 0 already done" not in log and "seed 1 -> val" in log and "seed 1 already" not in log

@@ -219,11 +219,12 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise AutoAttendError(f"{state_path} is unreadable ({type(exc).__name__}: {first}): delete it to search "
                                   "again from the start, or use a new hydra.run.dir") from None
-        log.info("search: resuming with %d candidates already scored", len(strategy.history))
     # population.jsonl is rewritten from the strategy state, so lines scored after the last saved
     # state (an interrupted run) are dropped rather than duplicated.
     _write_population(out / "population.jsonl", strategy.history)
     log.info("search: %s over %d candidates, each scored by %s", c.name, strategy.budget, what)
+    if strategy.history:  # after the line that says what the search is
+        log.info("search: resuming with %d candidates already scored", len(strategy.history))
 
     columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
