@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("| model | seed | step | val recorded | val now | test recorded | test now | reproduced |")
+    print("| model | seed | step | val recorded (%) | val now (%) | test recorded (%) | test now (%) | reproduced |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         note = "" if r["finished"] else " (seed unfinished)"

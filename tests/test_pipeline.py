@@ -294,6 +294,7 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
     proc = cli("src.evaluate", str(run_dir), data_dir=tiny_data, tmp=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
+    assert "| val recorded (%) | val now (%) | test recorded (%) | test now (%) |" in lines[0]  # bare numbers: the unit
     assert [line.split(" | ")[:2] + line.split(" | ")[-1:] for line in lines[2:4]] == [["| retrain", "0", "yes |"],
                                                                                       ["| retrain", "1", "yes |"]]
     assert lines[-1] == "all 2 model(s) reproduce their recorded validation and test scores"

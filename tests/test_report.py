@@ -446,6 +446,8 @@ def test_command_line(tmp_path):
                            "--markdown", str(tmp_path / "t.md")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[2].startswith("| a | search | sst2 |")
+    # the columns' unit is said under the table (its cells are bare numbers)
+    assert "Scores in % (the supernet's on the validation split; test: mean +- sample std" in proc.stdout
     assert out_csv.read_text().splitlines()[1].startswith("a,search,sst2,")
     assert (tmp_path / "t.md").read_text() == proc.stdout
     bad = subprocess.run([sys.executable, "-m", "src.report", str(tmp_path / "missing")], cwd=ROOT,
