@@ -585,8 +585,26 @@ def test_a_run_dir_in_use_by_another_command_is_refused(tiny_data, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
     run._hold_run_dir(run_dir)  # free once the holder's process is gone, killed or not
     run._release_run_dirs()
+
+
+@pytest.mark.parametrize("entry", ["src.search", "src.retrain"])
+@pytest.mark.parametrize("job_logging", ["stdout", "disabled"])
+def test_hydra_job_logging_options_other_than_the_default_compose(entry, job_logging, tiny_data, tmp_path):
+    """The log file's delayed opening was merged into whichever ``hydra/job_logging`` was chosen:
+    Hydra's own ``stdout`` (console only) and ``disabled`` have no ``file`` handler, so the merged
+    one had no class and every command ended in a ``logging.config`` traceback. They compose again;
+    the default still writes its log file."""
+    run_dir = tmp_path / "r"
+    proc = cli(entry, "+task=sst2", "hardware.progress=nope", f"hydra/job_logging={job_logging}",
+               data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
+    _assert_clean_failure(proc, run_dir, "error: hardware.progress: expected true or false, got 'nope'")
+    assert proc.returncode == 2 and not list(run_dir.glob("*.log"))
+    proc = cli(entry, "+task=sst2", "hardware.progress=nope", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 2
+    assert "expected true or false, got 'nope'" in (run_dir / f"{entry.split('.')[1]}.log").read_text()
 
 
 def test_unknown_task(tiny_data, tmp_path):
