@@ -129,6 +129,33 @@ def test_files_only_lines_reach_the_log_file_and_not_the_console(tmp_path):
     assert "fit: step" not in console_text.getvalue()
 
 
+def test_files_only_lines_keep_the_logging_levels(tmp_path):
+    """A line for the log file alone is filtered as any log record: not written by a file handler
+    set to warnings only, nor when the logger is not enabled for its level (it was written anyway)."""
+    from src.utils.logs import log_to_files_only
+
+    root, logger = logging.getLogger(), logging.getLogger("src.test_files_only")
+    warnings_only, everything = logging.FileHandler(tmp_path / "w.log"), logging.FileHandler(tmp_path / "a.log")
+    warnings_only.setLevel(logging.WARNING)
+    level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(warnings_only)
+    root.addHandler(everything)
+    try:
+        log_to_files_only(logger, "an info line")
+        log_to_files_only(logger, "an error line", logging.ERROR)
+        logger.setLevel(logging.ERROR)
+        log_to_files_only(logger, "an info line the logger is not enabled for")
+    finally:
+        logger.setLevel(logging.NOTSET)
+        for handler in (warnings_only, everything):
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    assert (tmp_path / "w.log").read_text().splitlines() == ["an error line"]
+    assert (tmp_path / "a.log").read_text().splitlines() == ["an info line", "an error line"]
+
+
 def test_a_slow_first_step_does_not_inflate_the_estimate(tmp_path, caplog):
     # a fresh machine's first step also builds the CPU kernels (minutes): the estimate must come
     # from the steps after it, not put a two-hour figure in the log
