@@ -384,9 +384,10 @@ def resume_step(path: Path, what: str = "supernet checkpoint") -> int | None:
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
                  label: str | None = None, **kwargs) -> pl.Trainer:
     """A Trainer whose logs and checkpoints live in ``run_dir/name``; ``keep_metrics_below``: a
-    resumed fit's step (``metrics.csv`` keeps the rows logged before it). With a terminal it shows
-    a progress bar; without one it logs progress lines (:class:`LogProgress`, ``label``, default
-    ``name``) every ``hardware.progress_every_s`` seconds."""
+    resumed fit's step (``metrics.csv`` keeps the rows logged before it). Progress lines
+    (:class:`LogProgress`, ``label``, default ``name``; at most every ``hardware.progress_every_s``
+    seconds): with a terminal beside a progress bar naming the same stage, in the run's log file
+    alone; without one on the console too, and no bar."""
     progress = cfg.hardware.get("progress", True)
     interactive = sys.stdout.isatty() and progress
     every = cfg.hardware.get("progress_every_s", 60)
