@@ -298,3 +298,8 @@ def test_the_terminal_bar_names_its_stage_and_counts_epochs_from_one(max_epochs,
     bar = next(cb for cb in trainer.callbacks if isinstance(cb, RichProgressBar))
     bar._trainer = SimpleNamespace(max_epochs=max_epochs)
     assert bar._get_train_description(0).rstrip() == expected
+    # the method overridden is Lightning's private one: were it renamed, the override would be
+    # silently skipped and the bar say "Epoch 0/3" again
+    import inspect
+
+    assert "self._get_train_description(trainer.current_epoch)" in inspect.getsource(RichProgressBar.on_train_epoch_start)
