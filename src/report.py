@@ -564,8 +564,8 @@ def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_O
            unreadable: list[tuple[Path, str]] | None = None) -> str:
     per_run, grouped = tables
     text = per_run.markdown() + "\n"
-    text += ("\nScores in % (the supernet's on the validation split; test: mean +- sample std over the seeds), "
-             "time in minutes.\n")
+    text += ("\nScores in % (the supernet's on the validation split; test: mean +- sample std over the seeds; "
+             "retrain val: the seeds' mean), time in minutes; a ranking's Spearman correlation is a plain number.\n")
     if grouped is not None:
         text += (f"\nRuns whose settings differ at most in {', '.join(over)} (their code may differ), folded "
                  "(mean +- sample std over the runs of each one's score):\n\n" + grouped.markdown() + "\n")
