@@ -303,3 +303,46 @@ def test_the_terminal_bar_names_its_stage_and_counts_epochs_from_one(max_epochs,
     import inspect
 
     assert "self._get_train_description(trainer.current_epoch)" in inspect.getsource(RichProgressBar.on_train_epoch_start)
+
+
+class _LogEachStep(pl.Callback):
+    """A line logged during the fit, as a checkpoint's or Lightning's own are."""
+
+    def on_train_batch_end(self, trainer, *args):
+        logging.getLogger("tests.fit").info("fit: step %d ended", trainer.global_step)
+
+
+def test_log_lines_print_above_a_training_bar_in_a_terminal(tmp_path, monkeypatch):
+    """A line logged during a training fit was written on the training bar's line (only the search's
+    bar had the console's lines above it); it prints whole, on a line of its own, and the console
+    handler gets its own stream back when the bar stops."""
+    from lightning.pytorch.callbacks.progress import rich_progress
+    from rich.progress import Progress
+
+    def eager_update(self, *args, **kwargs):  # draws the bar at every update, not on Rich's 10 Hz timer
+        Progress.update(self, *args, **kwargs)
+        self.refresh()
+
+    out = _Stream(True)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(rich_progress.CustomProgress, "update", eager_update)
+    console = logging.StreamHandler(out)  # configured before the bar starts, as Hydra's console handler
+    console.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(console)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        trainer = pl.Trainer(default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, max_steps=3, limit_val_batches=0,
+                             callbacks=[common.LabelledRichProgressBar("the fit"), _LogEachStep()])
+        trainer.fit(_Regression(), _loader(), _loader())
+        assert console.stream is out  # given back
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    logged = [line for line in lines if "step " in line and "ended" in line]
+    assert logged == [f"{PREFIX}fit: step {n} ended" for n in (1, 2, 3)], lines
+    assert any(line.startswith("the fit: epoch 1") for line in lines), lines  # the bar itself

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
+import io
 import logging
 import os
 import sys
@@ -20,6 +22,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig
+from rich.file_proxy import FileProxy
+from rich.progress import Progress
 from torch.utils.data import DataLoader, Subset
 
 from src.choices import FULL_PRECISIONS
@@ -342,6 +346,47 @@ class LogProgress(Callback):
             self._maybe_log(trainer)
 
 
+class _AboveTheBar(io.TextIOBase):
+    """A stream whose every whole line ``console.out`` prints above a live display, unwrapped (a
+    log line keeps its one line, where Rich's own proxy would break it at the console's width)."""
+
+    def __init__(self, console):
+        self.console, self.pending = console, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.console.out(line, highlight=False)
+        return len(text)
+
+
+@contextlib.contextmanager
+def console_logs_above(progress: Progress):
+    """While ``progress`` shows a live bar in a terminal, the console's log lines print above it.
+
+    Rich redirects ``sys.stdout`` / ``sys.stderr`` through the live display, but a logging handler
+    holds the stream it was configured with (Hydra's console handler: the real ``sys.stdout``), so
+    its lines were written straight after the bar, on the bar's own line, leaving a stale bar
+    fragment before every "search: N / M scored" line. Such handlers write above the bar for the
+    duration (the search's bar, and the training bars of :class:`LabelledRichProgressBar`)."""
+    originals = [s.rich_proxied_file for s in (sys.stdout, sys.stderr) if isinstance(s, FileProxy)]
+    moved = []
+    if not progress.disable and originals:
+        above = _AboveTheBar(progress.console)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) \
+                    and any(handler.stream is original for original in originals):
+                moved.append((handler, handler.setStream(above)))
+    try:
+        yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+
 class LabelledRichProgressBar(RichProgressBar):
     """Lightning's Rich bar, its description naming the stage as the log lines do (``supernet``,
     ``retrain seed 1``) and counting epochs from 1: Lightning's own said ``Epoch 0/3`` for the first
@@ -351,6 +396,20 @@ class LabelledRichProgressBar(RichProgressBar):
     def __init__(self, label: str, **kwargs):
         super().__init__(**kwargs)
         self.label = label
+        self._logs_above = None  # the console's log lines printed above the bar while it shows
+
+    def _init_progress(self, trainer: pl.Trainer) -> None:
+        super()._init_progress(trainer)
+        # a line logged during a fit (a checkpoint, Lightning's own) was written on the bar's line
+        if self.progress is not None and not self._progress_stopped and self._logs_above is None:
+            self._logs_above = console_logs_above(self.progress)
+            self._logs_above.__enter__()
+
+    def _stop_progress(self) -> None:
+        if self._logs_above is not None:
+            self._logs_above.__exit__(None, None, None)
+            self._logs_above = None
+        super()._stop_progress()
 
     def _get_train_description(self, current_epoch: int) -> str:
         text = f"{self.label}: epoch {current_epoch + 1}"

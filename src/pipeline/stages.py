@@ -11,8 +11,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import math
@@ -25,7 +23,6 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from omegaconf import DictConfig
-from rich.file_proxy import FileProxy
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from src.estimator import SupernetEstimator
@@ -33,8 +30,8 @@ from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
-from src.pipeline.common import (StopAtStep, last_checkpoint, lower_precision, make_loader, make_trainer,
-                                  read_checkpoint, resume_step)
+from src.pipeline.common import (StopAtStep, console_logs_above, last_checkpoint, lower_precision, make_loader,
+                                  make_trainer, read_checkpoint, resume_step)
 from src.pipeline.config import search_strategy
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
@@ -160,47 +157,6 @@ def _write_population(path: Path, history: list[tuple[Architecture, float]]) -> 
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-class _AboveTheBar(io.TextIOBase):
-    """A stream whose every whole line ``console.out`` prints above a live display, unwrapped (a
-    log line keeps its one line, where Rich's own proxy would break it at the console's width)."""
-
-    def __init__(self, console):
-        self.console, self.pending = console, ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        *lines, self.pending = (self.pending + text).split("\n")
-        for line in lines:
-            self.console.out(line, highlight=False)
-        return len(text)
-
-
-@contextlib.contextmanager
-def _console_logs_above(progress: Progress):
-    """While ``progress`` shows a live bar in a terminal, the console's log lines print above it.
-
-    Rich redirects ``sys.stdout`` / ``sys.stderr`` through the live display, but a logging handler
-    holds the stream it was configured with (Hydra's console handler: the real ``sys.stdout``), so
-    its lines were written straight after the bar, on the bar's own line, leaving a stale bar
-    fragment before every "search: N / M scored" line. Such handlers write above the bar for the
-    duration."""
-    originals = [s.rich_proxied_file for s in (sys.stdout, sys.stderr) if isinstance(s, FileProxy)]
-    moved = []
-    if not progress.disable and originals:
-        above = _AboveTheBar(progress.console)
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) \
-                    and any(handler.stream is original for original in originals):
-                moved.append((handler, handler.setStream(above)))
-    try:
-        yield
-    finally:
-        for handler, stream in moved:
-            handler.setStream(stream)
-
-
 def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what: str) -> SearchStrategy:
     """Run the ``strategy`` node's search over ``space`` with ``score(arch) -> float``, resumably.
 
@@ -232,7 +188,7 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
     # below are the progress, and a bar would be printed once, frozen, after them
     interactive = bool(cfg.hardware.get("progress", True)) and sys.stdout.isatty()
     with Progress(*columns, disable=not interactive, transient=False) as progress, \
-            _console_logs_above(progress), open(out / "population.jsonl", "a") as pop:
+            console_logs_above(progress), open(out / "population.jsonl", "a") as pop:
         best = max([s for _, s in strategy.history], default=float("nan"))  # kept as a running maximum
         task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history), best=best)
         while batch := strategy.ask():
