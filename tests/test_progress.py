@@ -346,3 +346,21 @@ def test_log_lines_print_above_a_training_bar_in_a_terminal(tmp_path, monkeypatc
     logged = [line for line in lines if "step " in line and "ended" in line]
     assert logged == [f"{PREFIX}fit: step {n} ended" for n in (1, 2, 3)], lines
     assert any(line.startswith("the fit: epoch 1") for line in lines), lines  # the bar itself
+
+
+def test_the_terminal_bar_shows_short_metric_names(tmp_path, monkeypatch):
+    """At 80 columns Lightning's bar had room for ``train/loss_s…`` alone: its metrics go by short
+    names, without the epoch aggregates and the logger's version number."""
+    from types import SimpleNamespace
+
+    bar = common.LabelledRichProgressBar("fit")
+    cases = [  # what the text supernet, a text child and the graph supernet log for the bar
+        ({"v_num": 3, "train/loss_step": 0.7, "train/loss_epoch": 0.71, "val/acc_mean": 0.52},
+         {"loss": 0.7, "val acc": 0.52}),
+        ({"v_num": 0, "train/loss_step": 0.6, "val/acc": 0.5, "test/acc": 0.49},
+         {"loss": 0.6, "val acc": 0.5, "test acc": 0.49}),
+        ({"train/loss": 0.69, "val/score_mean": 0.8}, {"loss": 0.69, "val score": 0.8}),
+    ]
+    for logged, shown in cases:
+        monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module, logged=logged: dict(logged))
+        assert bar.get_metrics(SimpleNamespace(), None) == shown

@@ -398,6 +398,17 @@ class LabelledRichProgressBar(RichProgressBar):
         self.label = label
         self._logs_above = None  # the console's log lines printed above the bar while it shows
 
+    def get_metrics(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict:
+        """The bar's metrics under short names (``loss`` for ``train/loss_step``, ``val acc`` for
+        ``val/acc_mean``), the epoch aggregates and the logger's version number left out: at 80
+        columns Lightning's bar had room for ``train/loss_s…`` alone. The log lines keep the full names."""
+        shown = {}
+        for name, value in super().get_metrics(trainer, module).items():
+            if name == "v_num" or name.endswith("_epoch"):
+                continue
+            shown[name.removeprefix("train/").removesuffix("_step").removesuffix("_mean").replace("/", " ")] = value
+        return shown
+
     def _init_progress(self, trainer: pl.Trainer) -> None:
         super()._init_progress(trainer)
         # a line logged during a fit (a checkpoint, Lightning's own) was written on the bar's line
