@@ -364,3 +364,15 @@ def test_the_terminal_bar_shows_short_metric_names(tmp_path, monkeypatch):
     for logged, shown in cases:
         monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module, logged=logged: dict(logged))
         assert bar.get_metrics(SimpleNamespace(), None) == shown
+
+
+def test_the_terminal_bar_pickles_while_it_redirects_the_console(monkeypatch):
+    """Lightning's bar leaves its console and live display out of its pickled state; the log
+    lines' redirection (a generator) is left out with them."""
+    import pickle
+    from types import SimpleNamespace
+
+    bar = common.LabelledRichProgressBar("fit")
+    bar._logs_above = common.console_logs_above(SimpleNamespace(disable=True))
+    bar._logs_above.__enter__()
+    assert pickle.loads(pickle.dumps(bar))._logs_above is None and bar._logs_above is not None

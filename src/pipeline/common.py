@@ -416,6 +416,11 @@ class LabelledRichProgressBar(RichProgressBar):
             self._logs_above = console_logs_above(self.progress)
             self._logs_above.__enter__()
 
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()  # Lightning's leaves out the console and the live display
+        state["_logs_above"] = None  # as this, their redirection
+        return state
+
     def _stop_progress(self) -> None:
         if self._logs_above is not None:
             self._logs_above.__exit__(None, None, None)
