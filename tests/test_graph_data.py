@@ -407,3 +407,45 @@ def test_a_copy_cut_short_is_copied_again(tmp_path, monkeypatch, kind):
     again, reference = loaded("cache"), loaded("uninterrupted")
     for key in ("y", "edge_index", "val_mask", "test_mask"):
         assert torch.equal(again[key], reference[key]), key
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """Write ``data`` (the file's size) over ``path`` and set its modification time back, as
+    ``cp -p`` / ``rsync -a`` of a corrected file do: only its change time moves."""
+    import os
+
+    before = path.stat()
+    assert len(data) == before.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_graph_files_fixed_in_place_with_their_size_and_time_kept_are_read_again(tmp_path):
+    """The graph caches are keyed by the raw files' change time too (``file_stamp``): labels fixed
+    in place with their size and modification time kept were served from the stale cache."""
+    import pickle
+
+    cache = tmp_path / "cache"
+    root = write_tiny_planetoid(tmp_path / "d")
+    first = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
+    first.setup()
+    for name in ("y", "ty", "ally"):  # class c becomes class 2 - c
+        path = _files(root)[name]
+        _rewrite_keeping_size_and_mtime(path, pickle.dumps(pickle.loads(path.read_bytes())[:, ::-1].copy(), protocol=2))
+    second = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
+    second.setup()
+    assert torch.equal(second.graph["y"], 2 - first.graph["y"])
+
+    ppi = write_tiny_ppi(tmp_path / "p")
+    old = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
+    old.setup()
+    labels = ppi / "ppi" / "raw" / "test_labels.npy"
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, 1 - np.load(labels))
+    _rewrite_keeping_size_and_mtime(labels, buffer.getvalue())
+    new = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
+    new.setup()
+    assert torch.equal(new.eval_batches[1]["y"], 1 - old.eval_batches[1]["y"])
