@@ -921,3 +921,36 @@ def test_a_rebuild_after_the_sources_changed_is_said(monkeypatch, tmp_path, capl
         with caplog.at_level(logging.INFO, logger=cpu_kernels.__name__):
             assert cpu_kernels.kernel_error() is None
         assert ("rebuilding the fused CPU kernels" in caplog.text) == said, caplog.text
+
+
+def test_stream_keep_keeps_a_number_exactly_at_the_threshold():
+    """A number of the stream whose top 24 bits equal ``p`` x 2^24 is kept (``>=``, as
+    ``torch.rand(shape) >= p``): the first number of seed 12345 is made the threshold. Checked
+    against SplitMix64 in plain Python, without the kernel (mutation audit 2026-12-05)."""
+    mask = (1 << 64) - 1
+    z = (12345 + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    top = (z ^ (z >> 31)) >> 40
+    p = top / 16777216.0  # exact in float32: a 24-bit numerator
+    assert stream_keep(1, p, 12345).tolist() == [True]
+    assert stream_keep(1, (top + 1) / 16777216.0, 12345).tolist() == [False]
+
+
+def test_keep_mask_draws_half_precision_uniforms_in_float32_off_the_cpu(monkeypatch):
+    """On another device the mask is ``torch.rand(shape) >= p`` in float32 for half-precision
+    ``like`` (bfloat16's 8-bit uniforms moved the keep rate: 0.3009 for p = 0.7), float64 for
+    float64. Checked on the meta device, whose tensors take the GPU's path (mutation audit 2026-12-05)."""
+    drawn = []
+    real_rand = torch.rand
+
+    def rand(*args, dtype=None, **kwargs):
+        drawn.append(dtype)
+        return real_rand(*args, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(torch, "rand", rand)
+    for dtype, expected in ((torch.bfloat16, torch.float32), (torch.float16, torch.float32),
+                            (torch.float32, torch.float32), (torch.float64, torch.float64)):
+        drawn.clear()
+        keep = keep_mask((4, 3), 0.7, torch.zeros(1, dtype=dtype, device="meta"))
+        assert drawn == [expected] and keep.shape == (4, 3) and keep.dtype == torch.bool, dtype
