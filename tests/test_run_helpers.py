@@ -1,0 +1,140 @@
+"""The run wrapper's small helpers, checked without running a pipeline (mutation audit 2026-12-05):
+the run-folder lock, the summary line, refusals in a sweep, the HPO's capped epochs, and the
+retrain stage's line per seed on a resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from src.utils.errors import AutoAttendError, RunDirInUseError
+from tests.conftest import compose_config
+
+
+def test_a_held_run_dir_is_refused_to_a_second_holder_until_released(tmp_path, monkeypatch):
+    """The lock is held as long as the run: a second hold of the folder (another open of the lock
+    file, as another command's) is refused, naming the setting that picks another folder; once
+    released, the folder can be held again."""
+    from src.pipeline import run
+
+    run_dir = tmp_path / "r"
+    run._hold_run_dir(run_dir)
+    try:
+        assert (run_dir / run.RUN_LOCK_FILE).exists() and len(run._held_run_dirs) == 1
+        with pytest.raises(RunDirInUseError, match=rf"^run dir {run_dir} is in use by another command still running: "
+                                                   r"wait for it to end \(to resume the run\), or give another "
+                                                   r"hydra.run.dir$"):
+            run._hold_run_dir(run_dir)
+        monkeypatch.setattr(run, "_in_multirun", lambda: True)
+        with pytest.raises(RunDirInUseError, match="or give another hydra.sweep.dir$"):
+            run._hold_run_dir(run_dir)
+        assert len(run._held_run_dirs) == 1  # the refused holds keep nothing open
+    finally:
+        run._release_run_dirs()
+    assert run._held_run_dirs == []
+    run._hold_run_dir(run_dir)
+    run._release_run_dirs()
+
+
+def test_a_run_dir_that_cannot_be_written_is_one_error_line(tmp_path):
+    from src.pipeline import run
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(AutoAttendError, match=rf"^hydra.run.dir: cannot write in {blocker / 'r'} \("):
+        run._hold_run_dir(blocker / "r")
+    assert run._held_run_dirs == []
+
+
+def _timer(totals, seconds, invocations):
+    return SimpleNamespace(totals=totals, seconds=seconds, invocations=invocations)
+
+
+def test_the_summary_line_names_lower_precision_and_the_time_of_every_invocation(tmp_path, capsys):
+    from src.pipeline import run
+
+    run._finish(tmp_path, "result", _timer({"data": 2.0, "retrain": 30.4}, {"data": 2.0, "retrain": 30.4}, 1), None)
+    assert capsys.readouterr().out.splitlines() == [f"run dir: {tmp_path}", "summary: result | 32 s (data 2 s, retrain 30 s)"]
+    run._finish(tmp_path, "result", _timer({"data": 4.0, "retrain": 60.0}, {"data": 2.0, "retrain": 10.0}, 2),
+                "hardware.precision=bf16-mixed")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "summary: result | lower precision: hardware.precision=bf16-mixed | 64 s (data 4 s, retrain 60 s) "
+        "over 2 invocations, this one 12 s")
+
+
+def test_a_setting_this_job_does_not_read_is_refused_but_only_warned_about_in_a_sweep(monkeypatch, caplog):
+    from src.pipeline import run
+
+    monkeypatch.setattr(run, "_in_multirun", lambda: False)
+    with pytest.raises(AutoAttendError, match="^x.y: not read$"):
+        run._refuse_unless_sweep("x.y: not read", "may read it")
+    monkeypatch.setattr(run, "_in_multirun", lambda: True)
+    with caplog.at_level(logging.WARNING, logger="src"):
+        run._refuse_unless_sweep("x.y: not read", "may read it")
+    assert "x.y: not read (other jobs of the sweep may read it)" in caplog.text
+
+
+def test_an_hpo_trial_line_says_capped_only_above_the_cap():
+    from src.pipeline.graph_stages import _as_trained
+
+    cfg = compose_config("search", ["+task=cora", "graph.retrain.epoch_cap=250"])
+    assert _as_trained(cfg, {"epochs": 250, "lr": 0.01}) == {"epochs": 250, "lr": 0.01}
+    assert _as_trained(cfg, {"epochs": 251}) == {"epochs": "251 (capped at 250)"}
+    assert _as_trained(cfg, {"lr": 0.01}) == {"lr": 0.01}
+    uncapped = compose_config("search", ["+task=cora", "graph.retrain.epoch_cap=null"])
+    assert _as_trained(uncapped, {"epochs": 9000}) == {"epochs": 9000}
+
+
+def test_the_retrain_line_of_a_seed_says_whether_an_earlier_invocation_trained_it(tmp_path, monkeypatch, caplog):
+    """One line a seed; a seed whose result an earlier invocation left says so."""
+    from src.pipeline import stages
+
+    class Stop(Exception):
+        pass
+
+    def train_child(cfg, arch, dm, out, seed, label, save_model=False, say_done=True):
+        assert say_done is False  # the stage's own line reports a seed done before
+        return {"val_acc": 0.5, "test_acc": 0.25, "step": 7 + seed}
+
+    def seed_summary(*args):
+        raise Stop
+
+    monkeypatch.setattr(stages, "train_child", train_child)
+    monkeypatch.setattr(stages, "seed_summary", seed_summary)
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "seed_0.json").write_text(json.dumps({"val_acc": 0.5}))
+    caplog.set_level(logging.INFO, logger=stages.__name__)
+    with pytest.raises(Stop):
+        stages.retrain(compose_config("search", ["+task=sst2", "retrain.seeds=2"]), None, None, tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrain: seed")]
+    assert lines == ["retrain: seed 0 -> val 0.5000 test 0.2500 (step 7; done before this invocation)",
+                     "retrain: seed 1 -> val 0.5000 test 0.2500 (step 8)"]
+
+
+def _search_lines(caplog, stages, cfg, out):
+    from src.space import FunctionalSpace
+
+    caplog.clear()
+    stages.run_strategy(cfg, FunctionalSpace(3), lambda arch: 0.5, out, "a constant")
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("search: ")]
+
+
+def test_an_aging_search_logs_every_100_candidates_and_at_its_end_and_says_when_it_resumes(tmp_path, caplog):
+    """Aging evolution proposes one child at a time: its lines come every 100 candidates and at
+    the budget (not one per child, and the last one not left out); a search resumed from its state
+    says how many candidates were scored before, a fresh one does not."""
+    from src.pipeline import stages
+
+    caplog.set_level(logging.INFO, logger=stages.__name__)
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=false", "strategy=aging",
+                                    "strategy.population=20", "strategy.budget=130"])
+    lines = _search_lines(caplog, stages, cfg, tmp_path / "search")
+    assert [line for line in lines if " scored, best " in line] == [
+        "search: 20 / 130 scored, best 0.5000", "search: 100 / 130 scored, best 0.5000",
+        "search: 130 / 130 scored, best 0.5000"]
+    assert not [line for line in lines if "resuming" in line]
+    lines = _search_lines(caplog, stages, cfg, tmp_path / "search")
+    assert "search: resuming with 130 candidates already scored" in lines
