@@ -277,3 +277,20 @@ def test_a_run_called_as_a_library_function_releases_its_folder(tmp_path):
         with pytest.raises(AutoAttendError, match="no such file and no built-in architecture"):
             run.run_retrain(cfg)
         assert run._held_run_dirs == [] and (tmp_path / run.RUN_LOCK_FILE).exists()
+
+
+def test_the_kernels_in_use_follow_the_device_and_whether_auto_could_build_them(monkeypatch):
+    """What an invocation records as its kernels: torch on a GPU whatever ``hardware.kernels``
+    says (the kernels take CPU tensors only), and with ``auto`` torch where the kernels cannot be
+    built, fused where they can (mutation audit 2026-12-05)."""
+    from src.models import cpu_kernels
+    from src.pipeline.common import kernels_in_use
+
+    fused = compose_config("search", ["+task=sst2", "hardware.kernels=fused"])
+    assert kernels_in_use(fused, "cpu") == "fused"
+    assert kernels_in_use(fused, "cuda") == "torch" and kernels_in_use(fused, torch.device("cuda", 0)) == "torch"
+    auto = compose_config("search", ["+task=sst2", "hardware.kernels=auto"])
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: "no C++ compiler")
+    assert kernels_in_use(auto, "cpu") == "torch"
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: None)
+    assert kernels_in_use(auto, "cpu") == "fused"

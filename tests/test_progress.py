@@ -376,3 +376,16 @@ def test_the_terminal_bar_pickles_while_it_redirects_the_console(monkeypatch):
     bar._logs_above = common.console_logs_above(SimpleNamespace(disable=True))
     bar._logs_above.__enter__()
     assert pickle.loads(pickle.dumps(bar))._logs_above is None and bar._logs_above is not None
+
+
+def test_a_line_comes_once_every_s_has_passed_not_a_step_later(tmp_path, caplog):
+    """Lines are at most ``every_s`` apart: the next is due when exactly that much time has passed
+    (mutation audit 2026-12-05)."""
+    ticks = iter(range(0, 10_000, 10))  # each look at the clock: 10 s later
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    _fit(tmp_path, [LogProgress("fit", every_s=30.0, clock=lambda: next(ticks))], max_steps=11,
+         limit_val_batches=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fit:")]
+    # the first at step 2 (20 s: the first with an estimate), then every 30 s: steps 5, 8, 11
+    assert [int(re.match(r"fit: step (\d+) / 11 ", line).group(1)) for line in lines] == [2, 5, 8, 11], lines
+
