@@ -246,29 +246,6 @@ def test_ppi_files_through_the_real_reader(tmp_path):
                                                                     "labels.npy"))
 
 
-def test_changed_files_are_not_served_from_a_stale_cache(tmp_path):
-    import pickle
-
-    cache = tmp_path / "cache"
-    root = write_tiny_planetoid(tmp_path / "d")
-    first = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
-    first.setup()
-    for name in ("y", "ty", "ally"):  # class c becomes class 2 - c
-        _files(root)[name].write_bytes(pickle.dumps(pickle.loads(_files(root)[name].read_bytes())[:, ::-1].copy()))
-    second = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
-    second.setup()
-    assert torch.equal(second.graph["y"], 2 - first.graph["y"])
-
-    ppi = write_tiny_ppi(tmp_path / "p")
-    old = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
-    old.setup()
-    labels = ppi / "ppi" / "raw" / "test_labels.npy"
-    np.save(labels, 1 - np.load(labels))
-    new = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
-    new.setup()
-    assert torch.equal(new.eval_batches[1]["y"], 1 - old.eval_batches[1]["y"])
-
-
 def test_ppi_incomplete_and_missing(tmp_path):
     root = write_tiny_ppi(tmp_path / "d")
     (root / "ppi" / "raw" / "valid_labels.npy").unlink()
@@ -421,10 +398,19 @@ def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
     assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
-def test_graph_files_fixed_in_place_with_their_size_and_time_kept_are_read_again(tmp_path):
-    """The graph caches are keyed by the raw files' change time too (``file_stamp``): labels fixed
-    in place with their size and modification time kept were served from the stale cache."""
+@pytest.mark.parametrize("keep_stamp", [False, True])
+def test_changed_graph_files_are_not_served_from_a_stale_cache(tmp_path, keep_stamp):
+    """A changed raw file is read again, not served from the cache; also one fixed in place with its
+    size and modification time kept (``cp -p``, ``rsync -a``): the caches are keyed by the change
+    time too (``file_stamp``)."""
+    import io
     import pickle
+
+    def rewrite(path: Path, data: bytes) -> None:
+        if keep_stamp:
+            _rewrite_keeping_size_and_mtime(path, data)
+        else:
+            path.write_bytes(data)
 
     cache = tmp_path / "cache"
     root = write_tiny_planetoid(tmp_path / "d")
@@ -432,7 +418,7 @@ def test_graph_files_fixed_in_place_with_their_size_and_time_kept_are_read_again
     first.setup()
     for name in ("y", "ty", "ally"):  # class c becomes class 2 - c
         path = _files(root)[name]
-        _rewrite_keeping_size_and_mtime(path, pickle.dumps(pickle.loads(path.read_bytes())[:, ::-1].copy(), protocol=2))
+        rewrite(path, pickle.dumps(pickle.loads(path.read_bytes())[:, ::-1].copy(), protocol=2))
     second = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(cache), download=False)
     second.setup()
     assert torch.equal(second.graph["y"], 2 - first.graph["y"])
@@ -441,11 +427,9 @@ def test_graph_files_fixed_in_place_with_their_size_and_time_kept_are_read_again
     old = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
     old.setup()
     labels = ppi / "ppi" / "raw" / "test_labels.npy"
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, 1 - np.load(labels))
-    _rewrite_keeping_size_and_mtime(labels, buffer.getvalue())
+    rewrite(labels, buffer.getvalue())
     new = PPIDataModule(data_dir=str(ppi), cache_dir=str(cache), download=False)
     new.setup()
     assert torch.equal(new.eval_batches[1]["y"], 1 - old.eval_batches[1]["y"])

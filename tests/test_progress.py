@@ -4,6 +4,7 @@ switched off)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -235,19 +236,32 @@ def _search_output(tty: bool, tmp_path, monkeypatch) -> list[str]:
     out = _Stream(tty)
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(stages, "Progress", EagerProgress)
-    console = logging.StreamHandler(out)  # configured before the bar starts, as Hydra's console handler
+    with _console_handler(out):
+        cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=true"])
+        space = FunctionalSpace(3, ops=("zero", "identity", "conv1", "conv3"))
+        stages.run_strategy(cfg, space, lambda arch: 0.5, tmp_path / "search", "a constant")
+    return _terminal_lines(out)
+
+
+@contextlib.contextmanager
+def _console_handler(out: io.StringIO):
+    """A console log handler writing ``PREFIX`` lines to ``out``, configured before any bar starts,
+    as Hydra's is; the root logger at INFO for the duration."""
+    console = logging.StreamHandler(out)
     console.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
     root = logging.getLogger()
     root.addHandler(console)
     level = root.level
     root.setLevel(logging.INFO)
     try:
-        cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=true"])
-        space = FunctionalSpace(3, ops=("zero", "identity", "conv1", "conv3"))
-        stages.run_strategy(cfg, space, lambda arch: 0.5, tmp_path / "search", "a constant")
+        yield console
     finally:
         root.removeHandler(console)
         root.setLevel(level)
+
+
+def _terminal_lines(out: io.StringIO) -> list[str]:
+    """Each line as a terminal leaves it: after its last ``\\r``, without colours."""
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     return [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
 
@@ -326,23 +340,13 @@ def test_log_lines_print_above_a_training_bar_in_a_terminal(tmp_path, monkeypatc
     out = _Stream(True)
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(rich_progress.CustomProgress, "update", eager_update)
-    console = logging.StreamHandler(out)  # configured before the bar starts, as Hydra's console handler
-    console.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
-    root = logging.getLogger()
-    root.addHandler(console)
-    level = root.level
-    root.setLevel(logging.INFO)
-    try:
+    with _console_handler(out) as console:
         trainer = pl.Trainer(default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
                              enable_model_summary=False, num_sanity_val_steps=0, max_steps=3, limit_val_batches=0,
                              callbacks=[common.LabelledRichProgressBar("the fit"), _LogEachStep()])
         trainer.fit(_Regression(), _loader(), _loader())
         assert console.stream is out  # given back
-    finally:
-        root.removeHandler(console)
-        root.setLevel(level)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
-    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    lines = _terminal_lines(out)
     logged = [line for line in lines if "step " in line and "ended" in line]
     assert logged == [f"{PREFIX}fit: step {n} ended" for n in (1, 2, 3)], lines
     assert any(line.startswith("the fit: epoch 1") for line in lines), lines  # the bar itself
