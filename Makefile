@@ -32,7 +32,7 @@ help:
 	@echo "make predict DIR=<text run dir> FILE=<texts, one per line> [ARGS=--jsonl]   (classify new text)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
-	@echo "make test        fast tests, in parallel processes (about 5-9 min on 2 cores; TEST_WORKERS=0: one process)"
+	@echo "make test        fast tests, in parallel processes (about 5-10 min on 2 cores; TEST_WORKERS=0: one process)"
 	@echo "make test-full   every test, also any marked slow (none at present)"
 	@echo "make clean       delete outputs/ (every run in it), multirun/ and .cache/ (the data caches)"
 	@echo "  (VENV=<dir>: the virtualenv to create and use, default .venv)"
