@@ -146,7 +146,7 @@ def describe(arch: Architecture, source: Path, extras: dict[str, Any]) -> str:
              f"layers reaching the output: {sum(live)} of {len(arch)}"
              + (f" (not computed: {_ranges(dead)})" if dead else "")]
     for key, value in extras.items():
-        # a score as the run's log lines give it (0.7936), not as the file holds it (0.7935779816513762)
+        # to 4 significant digits (0.7936), not as the file holds it (0.7935779816513762)
         shown = (", ".join(f"{k} {_number(v)}" for k, v in value.items()) if isinstance(value, dict)
                  else _number(value))
         lines.append(f"{key}: {shown}")

@@ -456,6 +456,12 @@ def resume_step(path: Path, what: str = "supernet checkpoint") -> int | None:
     return int(read_checkpoint(path, what)["global_step"]) if path.exists() else None
 
 
+def shows_bars(cfg: DictConfig) -> bool:
+    """Whether the stages show progress bars: with ``hardware.progress`` on and a terminal. Without
+    one (a log file, a pipe) log lines are the progress, and a bar would be printed once, frozen."""
+    return bool(cfg.hardware.get("progress", True)) and sys.stdout.isatty()
+
+
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
                  label: str | None = None, **kwargs) -> pl.Trainer:
     """A Trainer whose logs and checkpoints live in ``run_dir/name``; ``keep_metrics_below``: a
@@ -464,7 +470,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     seconds): with a terminal beside a progress bar naming the same stage, in the run's log file
     alone; without one on the console too, and no bar."""
     progress = cfg.hardware.get("progress", True)
-    interactive = sys.stdout.isatty() and progress
+    interactive = shows_bars(cfg)
     every = cfg.hardware.get("progress_every_s", 60)
     lines = [LogProgress(label or name, every, files_only=interactive)] if progress and every is not None else []
     progress_cb = ([LabelledRichProgressBar(label or name)] if interactive else []) + lines

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +30,7 @@ from src.models.optim import check_offload, check_state_dtype
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
 from src.pipeline.common import (StopAtStep, console_logs_above, last_checkpoint, lower_precision, make_loader,
-                                  make_trainer, read_checkpoint, resume_step)
+                                  make_trainer, read_checkpoint, resume_step, shows_bars)
 from src.pipeline.config import search_strategy
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
@@ -184,10 +183,7 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
 
     columns = [TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]:.4f}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    # a bar in a terminal, as the training stages show; without one (a log file, a pipe) the log lines
-    # below are the progress, and a bar would be printed once, frozen, after them
-    interactive = bool(cfg.hardware.get("progress", True)) and sys.stdout.isatty()
-    with Progress(*columns, disable=not interactive, transient=False) as progress, \
+    with Progress(*columns, disable=not shows_bars(cfg), transient=False) as progress, \
             console_logs_above(progress), open(out / "population.jsonl", "a") as pop:
         best = max([s for _, s in strategy.history], default=float("nan"))  # kept as a running maximum
         task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history), best=best)

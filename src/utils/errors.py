@@ -39,7 +39,7 @@ class SpaceExhaustedError(AutoAttendError):
 
 class RunDirInUseError(AutoAttendError):
     """The run folder is held by another command still running: the refusal is not written into
-    that run's log, which Hydra has already opened for this command too."""
+    that run's log (opened at its first line, it is not even opened for this command)."""
 
 
 # What the machine refuses rather than what the code gets wrong: said in one line, as a user error
