@@ -5,6 +5,9 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
 
 * ``supernet_step_s``       one supernet training step (median of ``bench.reps`` after warm-up)
 * ``supernet_build_s``      building the supernet; ``supernet_modules`` / ``supernet_params``
+Memory figures (``*_mb``) are in MB of 10^6 bytes, as ``memory_unit`` in ``bench.json`` says
+(files without that key, written before, hold MiB of 2^20 bytes under the same names).
+
 * ``supernet_peak_rss_mb``  peak resident memory of the process after supernet training steps
   (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
   process, as peak memory only grows), with Adam's moments created for every parameter before
@@ -34,7 +37,6 @@ import json
 import logging
 import platform
 import random
-import resource
 import shutil
 import signal
 import statistics
@@ -63,6 +65,7 @@ from src.utils.cpu import cpu_facts, describe
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
+from src.utils.memory import MEMORY_UNIT, peak_rss_bytes, to_mb
 from src.utils.parallel import resolve_workers
 
 log = logging.getLogger("src.bench")
@@ -90,7 +93,8 @@ def _timed(fn, reps: int, warmup: int, device: torch.device) -> list[float]:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """Peak resident memory in MB of 10^6 bytes (``ru_maxrss`` is KiB on Linux)."""
+    return to_mb(peak_rss_bytes())
 
 
 class _StandIn:
@@ -151,7 +155,7 @@ def text_figures(cfg: DictConfig) -> dict:
     # Adam's moments as a long run holds them (every op module sampled), not as after a few steps
     figures["supernet_optimizer_state"] = state_dtype
     figures["supernet_optimizer_offload"] = offload
-    figures["supernet_adam_state_mb"] = round(materialise_adam_state(opt) / 2**20, 2)
+    figures["supernet_adam_state_mb"] = round(to_mb(materialise_adam_state(opt)), 2)
     rng = random.Random(cfg.seed)
     workers = resolve_workers(b.get("arch_workers", "auto"), device, "bench.arch_workers")
     figures["supernet_arch_workers"] = workers
@@ -178,7 +182,7 @@ def text_figures(cfg: DictConfig) -> dict:
         shutil.rmtree(run_dir / "adam_state")
     figures["supernet_peak_rss_mb"] = round(_peak_rss_mb(), 0)
     if device.type == "cuda":
-        figures["supernet_peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 0)
+        figures["supernet_peak_cuda_mb"] = round(to_mb(torch.cuda.max_memory_allocated()), 0)
     log.info("supernet step: median %.2f s over %d reps", figures["supernet_step_s"], b.reps)
 
     val = make_loader(dm.val_set, b.eval_batch_size, False, cfg.seed)
@@ -277,7 +281,8 @@ def run_bench(cfg: DictConfig) -> None:
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
     print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))
-    figures = {"machine": machine, "config": {"sharing": cfg.space.sharing, **dict(cfg.bench)}}
+    figures = {"machine": machine, "config": {"sharing": cfg.space.sharing, **dict(cfg.bench)},
+               "memory_unit": MEMORY_UNIT}
     figures.update(text_figures(cfg))
     figures.update(graph_figures_if_available(cfg))
     for key, value in figures.items():

@@ -4,6 +4,9 @@
     python -m src.bench_data --rows 1000000 --out experiments/bench_data.json
 
 Each run is a fresh child process, so its peak resident memory (``ru_maxrss``) is its own.
+Sizes (``peak_rss_mb``, ``csv_mb``, ``cache_mb``) are in MB of 10^6 bytes, as the output's
+``memory_unit`` says (an output without it, such as ``experiments/bench/bench_data_1m.json``, holds
+MiB of 2^20 bytes under those names).
 Also provides :func:`write_zhang_csv`, the generator the tests use.
 """
 
@@ -15,13 +18,14 @@ import json
 import os
 import platform
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from src.utils.memory import MEMORY_UNIT, peak_rss_bytes, to_mb
 
 # Class-indicative words (so a model can learn something) and filler; every row also gets a few
 # random rare ids so the vocabulary grows with the corpus as a real one does.
@@ -78,14 +82,14 @@ def _child(args: argparse.Namespace) -> None:
     # Touch every split end to end, as a training epoch would.
     n_tokens = sum(int(split.lengths.sum()) for split in (dm.train_set, dm.val_set, dm.test_set))
     seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kib / 1024, 1),
+    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(to_mb(peak_rss_bytes()), 1),
                       "train": len(dm.train_set), "val": len(dm.val_set), "test": len(dm.test_set),
                       "vocab": len(dm.vocab), "tokens": n_tokens}))
 
 
 def _folder_mb(folder: Path) -> float:
-    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
+    """The size of the files under ``folder`` in MB of 10^6 bytes."""
+    return round(to_mb(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())), 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -124,11 +128,12 @@ def main(argv: list[str] | None = None) -> dict:
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True,
                                   cwd=Path(__file__).resolve().parents[1])
             runs.append({"run": run, **json.loads(proc.stdout.strip().splitlines()[-1])})
-            print(f"{run}: {runs[-1]['seconds']} s, peak RSS {runs[-1]['peak_rss_mb']} MB", flush=True)
+            print(f"{run}: {runs[-1]['seconds']} s, peak RSS {runs[-1]['peak_rss_mb']} MB (10^6 bytes)", flush=True)
         result = {
             "rows": args.rows, "test_rows": max(1, args.rows // 20), "text_fields": args.fields,
             "max_len": args.max_len, "num_proc": args.num_proc,
-            "csv_mb": round(((data / "train.csv").stat().st_size + (data / "test.csv").stat().st_size) / 2**20, 1),
+            "memory_unit": MEMORY_UNIT,
+            "csv_mb": round(to_mb((data / "train.csv").stat().st_size + (data / "test.csv").stat().st_size), 1),
             "generate_seconds": round(generate, 1), "cache_mb": _folder_mb(cache), "runs": runs,
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},

@@ -12,6 +12,8 @@ On Cora (public split), at the default graph supernet (conf/graph/default.yaml: 
                                   on a GPU also ``graph_supernet_peak_cuda_mb`` (reset first);
 * ``graph_supernet_params``, ``graph_supernet_modules``.
 
+Memory figures are in MB of 10^6 bytes (``src.utils.memory``; ``bench.json``'s ``memory_unit``).
+
 Each rep uses another architecture (a fixed random sequence), so the median is that of a typical
 architecture. They run on ``device`` (``hardware``'s device, as the text figures; recorded in
 ``graph_config``). Timing is never a test assertion.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import random
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 
 from src.utils.errors import AutoAttendError
+from src.utils.memory import kib_to_bytes, peak_rss_bytes, to_mb
 
 log = logging.getLogger("src.bench")
 
@@ -42,12 +44,14 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss_mb(reset: bool) -> float:
+def _peak_rss_mb(reset: bool, status: Path = Path("/proc/self/status")) -> float:
+    """Peak resident memory in MB of 10^6 bytes: ``VmHWM`` after a reset, else the process's
+    ``ru_maxrss`` (both in KiB on Linux)."""
     if reset:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+                return to_mb(kib_to_bytes(int(line.split()[1])))
+    return to_mb(peak_rss_bytes())
 
 
 def _sync(device: torch.device) -> None:
@@ -113,7 +117,7 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
         estimator = SupernetEstimator(model, dm.split_batches("val"), device, score_batch=graph_score_batch(False))
         score_s = _median_time(estimator, archs, warmup, device)
         peak = _peak_rss_mb(reset)
-        peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        peak_cuda = to_mb(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     finally:
         torch.set_num_threads(before)
     figures = {

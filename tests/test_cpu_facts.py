@@ -68,3 +68,29 @@ def test_the_memory_limit_is_the_lowest_of_the_process_cgroup_and_those_above(tm
     (tmp_path / "memory" / "job" / "memory.limit_in_bytes").write_text("2000\n")
     assert _cgroup_limits("4:memory:/job\n1:cpu:/\n", tmp_path) == [2000]
     assert _cgroup_limits("1:cpu:/\n", tmp_path) == []
+
+
+def test_memory_figures_named_mb_are_megabytes_of_a_million_bytes(tmp_path, monkeypatch):
+    """Every ``*_mb`` figure is bytes / 10^6 (the unit of the issue's "at most 1.6 GB"); they were
+    KiB / 1,024 and bytes / 2^20 (MiB, about 4.9 % smaller numbers) under the same names."""
+    import resource
+    from types import SimpleNamespace
+
+    import src.bench as bench
+    import src.bench_data as bench_data
+    import src.bench_graph as bench_graph
+    from src.utils.memory import MB, MEMORY_UNIT, to_mb
+
+    assert MB == 10**6 and MEMORY_UNIT == "MB = 10^6 bytes"
+    assert to_mb(1_600_000_000) == 1600.0 and to_mb(2**20) == 1.048576
+    # Linux's ru_maxrss counts KiB: 1,562,500 KiB = 1.6 x 10^9 bytes = 1,600 MB (1,525.9 MiB)
+    monkeypatch.setattr(resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=1_562_500))
+    assert bench._peak_rss_mb() == 1600.0
+    assert bench_graph._peak_rss_mb(reset=False) == 1600.0
+    status = tmp_path / "status"
+    status.write_text("VmPeak:\t 9999999 kB\nVmHWM:\t  781250 kB\nVmRSS:\t  1000 kB\n")  # 800 x 10^6 bytes
+    assert bench_graph._peak_rss_mb(reset=True, status=status) == 800.0
+    (tmp_path / "cache" / "sub").mkdir(parents=True)
+    (tmp_path / "cache" / "a.arrow").write_bytes(b"x" * 1_000_000)
+    (tmp_path / "cache" / "sub" / "b.json").write_bytes(b"x" * 500_000)
+    assert bench_data._folder_mb(tmp_path / "cache") == 1.5

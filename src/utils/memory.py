@@ -1,5 +1,16 @@
 """How much memory the machine gives this process, for checks that refuse settings no machine
-of that size can run (rather than letting the kernel kill the run minutes later)."""
+of that size can run (rather than letting the kernel kill the run minutes later), and the units
+memory figures are reported in.
+
+Units: every figure whose name ends in ``_mb`` (``bench.json``'s ``supernet_peak_rss_mb``,
+``supernet_adam_state_mb``, ``graph_supernet_peak_rss_mb``, ``*_peak_cuda_mb``, ``bench_data``'s
+``peak_rss_mb``, ``csv_mb``, ``cache_mb``) is in megabytes of 10^6 bytes (:data:`MB`), the unit of the
+issue's target (peak memory at most 1.6 GB = 1.6 x 10^9 bytes = 1,600 MB). Messages that speak of
+GiB use 2^30 bytes and say so. Linux reports ``ru_maxrss`` and ``/proc`` sizes (``VmRSS``,
+``VmHWM``) in KiB (1,024 bytes, printed as "kB"). Records written before ``*_mb`` meant 10^6 bytes
+(``bench.json`` files without a ``memory_unit`` key, ``bench_data.json`` files without one) hold MiB
+(2^20 bytes) under the same names: that code divided KiB by 1,024 and bytes by 2^20.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,28 @@ import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+KIB = 1024  # what Linux's "kB" in /proc and ru_maxrss count
+MIB = 2**20
+MB = 10**6  # the unit of every ``*_mb`` figure
+MEMORY_UNIT = "MB = 10^6 bytes"  # written into bench.json next to its ``*_mb`` figures
+
+
+def to_mb(n_bytes: float) -> float:
+    """Bytes as megabytes of 10^6 bytes, the unit of every ``*_mb`` figure."""
+    return n_bytes / MB
+
+
+def kib_to_bytes(kib: float) -> float:
+    """A Linux ``kB`` figure (``ru_maxrss``, ``VmRSS``, ``VmHWM``: units of 1,024 bytes) in bytes."""
+    return kib * KIB
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (``ru_maxrss``, KiB on Linux) in bytes."""
+    import resource
+
+    return int(kib_to_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 def _cgroup_limits(proc_cgroup: str, root: Path = CGROUP_ROOT) -> list[int]:
