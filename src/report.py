@@ -11,8 +11,11 @@ searched recursively. Columns: the
 settings that differ between the runs found (from ``run_settings.json``, so defaults count too, not
 only what was typed), the run's state when it has not finished, the supernet's best validation
 score, the retrained test score (mean +- sample std over its seeds, in %), the graph baselines and
-the ranking correlation when the run has them, and the wall clock. A Hydra multirun writes this
-report to its sweep directory (``report.md``, ``report.csv``) when its jobs end.
+the ranking correlation when the run has them, and the wall clock. Runs of both task families
+(text, graph) get a pair of tables each, with the settings that differ among that family's runs;
+``--wide`` prints one pair of every run with every setting that differs among them all, the
+columns the ``--csv`` file always has. A Hydra multirun writes this report to its sweep directory
+(``report.md``, ``report.csv``) when its jobs end.
 
 Reads JSON and YAML only: no torch, so it answers at once.
 """
@@ -536,11 +539,39 @@ def _spread(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f} ({len(values)})"
 
 
+FAMILY_TITLES = {"text": "Text tasks", "graph": "Graph tasks"}
+
+
+def family_of(run: Run) -> str:
+    """``graph`` or ``text``: the task family, whose runs read the same settings."""
+    return "graph" if run.graph else "text"
+
+
+@dataclass
+class Report:
+    """The report's tables. ``per_run`` and ``grouped`` hold every run, with a column for every
+    setting that differs anywhere among them (the ``--csv`` file's table, and what ``--wide``
+    prints); ``sections`` are the same runs by task family, each with only the settings that differ
+    among that family's runs (one section when the runs are all of one family). Unpacks as
+    ``per_run, grouped`` (and ``[0]``, ``[1]`` are those two)."""
+
+    per_run: Table
+    grouped: Table | None
+    sections: list[tuple[str, Table, Table | None]]
+
+    def __iter__(self):
+        return iter((self.per_run, self.grouped))
+
+    def __getitem__(self, index: int) -> Table | None:
+        return (self.per_run, self.grouped)[index]
+
+
 def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
-           unreadable: list[tuple[Path, str]] | None = None) -> tuple[Table, Table | None]:
-    """The per-run table and the table over ``over`` of the runs at or under ``roots``. With an
-    ``unreadable`` list, a run directory whose records cannot be read is added to it as ``(path,
-    error)`` and left out, instead of stopping the whole report (unless no run is left)."""
+           unreadable: list[tuple[Path, str]] | None = None) -> Report:
+    """The per-run table and the table over ``over`` of the runs at or under ``roots``, whole and
+    by task family (:class:`Report`). With an ``unreadable`` list, a run directory whose records
+    cannot be read is added to it as ``(path, error)`` and left out, instead of stopping the whole
+    report (unless no run is left)."""
     runs = []
     for path in find_runs(roots):
         try:
@@ -557,18 +588,37 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
     if unknown:
         raise AutoAttendError(f"--over {','.join(unknown)}: no run has such a setting (dotted keys of "
                               f"{SETTINGS_FILE}, e.g. seed or space.sharing)")
-    return runs_table(runs), groups_table(runs, over)
+    families: dict[str, list[Run]] = {}
+    for run in runs:
+        families.setdefault(family_of(run), []).append(run)
+    sections = ([(FAMILY_TITLES[family], runs_table(members), groups_table(members, over))
+                 for family, members in sorted(families.items(), key=lambda item: list(FAMILY_TITLES).index(item[0]))]
+                if len(families) > 1 else [])
+    per_run, grouped = runs_table(runs), groups_table(runs, over)
+    return Report(per_run, grouped, sections or [("", per_run, grouped)])
 
 
-def render(tables: tuple[Table, Table | None], over: tuple[str, ...] = DEFAULT_OVER,
-           unreadable: list[tuple[Path, str]] | None = None) -> str:
-    per_run, grouped = tables
-    text = per_run.markdown() + "\n"
-    text += ("\nScores in % (the supernet's on the validation split; test: mean +- sample std over the seeds; "
-             "retrain val: the seeds' mean), time in minutes; a ranking's Spearman correlation is a plain number.\n")
-    if grouped is not None:
-        text += (f"\nRuns whose settings differ at most in {', '.join(over)} (their code may differ), folded "
-                 "(mean +- sample std over the runs of each one's score):\n\n" + grouped.markdown() + "\n")
+def render(tables: Report, over: tuple[str, ...] = DEFAULT_OVER,
+           unreadable: list[tuple[Path, str]] | None = None, wide: bool = False) -> str:
+    """The report as markdown: a per-run table and a folded one for each task family among the
+    runs, each with the settings that differ within that family; ``wide``: one pair of tables for
+    every run, with every setting that differs anywhere among them (as the CSV)."""
+    sections = [("", tables.per_run, tables.grouped)] if wide else tables.sections
+    note = ("\nScores in % (the supernet's on the validation split; test: mean +- sample std over the seeds; "
+            "retrain val: the seeds' mean), time in minutes; a ranking's Spearman correlation is a plain number.\n")
+    text = ""
+    for title, per_run, grouped in sections:
+        if title:
+            runs = len(per_run.rows)
+            text += ("\n" if text else "") + f"## {title} ({runs} run{'' if runs == 1 else 's'})\n\n"
+        text += per_run.markdown() + "\n" + (note if len(sections) == 1 else "")
+        if grouped is not None:
+            text += (f"\nRuns whose settings differ at most in {', '.join(over)} (their code may differ), folded "
+                     "(mean +- sample std over the runs of each one's score):\n\n" + grouped.markdown() + "\n")
+    if len(sections) > 1:
+        text += note + ("Each family's tables show the settings that differ among its runs; `--wide` prints one "
+                        "table of every run with every setting that differs among them all, as the `--csv` file "
+                        "holds it.\n")
     if unreadable:
         text += f"\nRun directories left out, their records unreadable ({len(unreadable)}):\n\n"
         text += "".join(f"- `{path}`: {error}\n" for path, error in unreadable)
@@ -596,7 +646,7 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
         text += ("\n" if text else "") + f"Failed jobs ({len(failed)}):\n\n"
         text += "".join(f"- `{overrides}`: {error}\n" for overrides, error in failed)
     if tables is not None:
-        atomic_write_text(sweep_dir / "report.csv", tables[0].csv())
+        atomic_write_text(sweep_dir / "report.csv", tables.per_run.csv())
     path = atomic_write_text(sweep_dir / "report.md", text)
     print(text, end="")
     print(f"sweep report: {path}")
@@ -633,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="run directories, or folders (sweeps) holding them")
     parser.add_argument("--csv", help="also write the per-run table as CSV to this file")
     parser.add_argument("--markdown", help="also write the report (markdown) to this file")
+    parser.add_argument("--wide", action="store_true",
+                        help="one table of every run, with every setting that differs among them all (the "
+                             "--csv file's columns), instead of a table for each task family")
     parser.add_argument("--over", default=",".join(DEFAULT_OVER),
                         help="settings to average over: runs differing only in these are folded into "
                              "one row (comma-separated dotted keys; default: seed)")
@@ -643,8 +696,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_outputs({flag: path for flag, path in outputs.items() if path})
         tables = report(args.dirs, over, unreadable)
-        text = render(tables, over, unreadable)
-        contents = {"--csv": lambda: tables[0].csv(), "--markdown": lambda: text}
+        text = render(tables, over, unreadable, wide=args.wide)
+        contents = {"--csv": lambda: tables.per_run.csv(), "--markdown": lambda: text}
         _write_outputs({flag: (path, contents[flag]) for flag, path in outputs.items() if path})
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -525,3 +525,61 @@ def test_a_task_setting_overridden_in_a_sweep_is_a_column_and_separates_the_grou
     assert [r["task.path"] for r in rows(per_run)] == ["/a", "/a", "/b", "/b", ""]
     assert [(r["task.path"], r["runs"], r["test (mean +- std over runs)"]) for r in rows(grouped)] == [
         ("/a", "2", "91.00 +- 1.41 (2)"), ("/b", "2", "51.00 +- 1.41 (2)")]
+
+
+def test_runs_of_both_task_families_get_a_table_each_with_their_own_columns(tmp_path, capsys):
+    """A folder of text and graph runs of several budgets printed one table of the union of their
+    settings (about 43 columns over experiments/runs); each family now gets its own tables, with
+    the settings that differ among its runs only. The whole table stays: the report's ``per_run``,
+    the --csv file and --wide."""
+    quick = {**TEXT, "supernet.dim": 32, "retrain.seeds": 2}
+    write_run(tmp_path / "sst2_quick", quick, test=0.77)
+    write_run(tmp_path / "sst2_paper", {**TEXT, "supernet.dim": 64, "retrain.seeds": 10}, test=0.80)
+    write_run(tmp_path / "sst5_quick", {**quick, "task.name": "sst5", "task.num_classes": 5}, test=0.40)
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph", "task.num_classes": 7,
+             "graph.supernet.steps": 1000}
+    write_run(tmp_path / "cora_default", graph, test=0.81, baselines={
+        "gcn": {"test_acc_mean": 0.8, "test_acc_std": 0.01}})
+    write_run(tmp_path / "cora_long", {**graph, "graph.supernet.steps": 8000, "graph.space.sharing": "none"},
+              test=0.82)
+    write_run(tmp_path / "cora_long_s1", {**graph, "graph.supernet.steps": 8000, "graph.space.sharing": "none",
+                                          "seed": 1}, test=0.83)
+
+    tables = report([tmp_path])
+    settings = lambda table: [h for h in table.header if "." in h or h == "seed"]  # noqa: E731
+    # the whole table: every setting that differs anywhere, every run (what --csv and --wide give)
+    assert settings(tables.per_run) == ["seed", "supernet.dim", "retrain.seeds", "graph.space.sharing",
+                                        "graph.supernet.steps"]
+    assert "gcn test" in tables.per_run.header and len(tables.per_run.rows) == 6
+    (text_title, text, text_folded), (graph_title, graph_table, graph_folded) = tables.sections
+    assert (text_title, graph_title) == ("Text tasks", "Graph tasks")
+    assert settings(text) == ["supernet.dim", "retrain.seeds"] and "gcn test" not in text.header
+    assert [r["run"] for r in rows(text)] == ["sst2_paper", "sst2_quick", "sst5_quick"]
+    assert settings(graph_table) == ["seed", "graph.space.sharing", "graph.supernet.steps"]
+    assert "gcn test" in graph_table.header
+    assert [r["run"] for r in rows(graph_table)] == ["cora_default", "cora_long", "cora_long_s1"]
+    assert text_folded is None and rows(graph_folded)[0]["runs"] == "2"  # the two seeds of cora_long
+
+    assert main([str(tmp_path), "--csv", str(tmp_path / "all.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "## Text tasks (3 runs)" in out and "## Graph tasks (3 runs)" in out
+    header_lines = [line for line in out.splitlines() if line.startswith("| run |")]
+    assert len(header_lines) == 2 and "graph.supernet.steps" not in header_lines[0]
+    assert "supernet.dim" not in header_lines[1]
+    csv_header = next(csv.reader(io.StringIO((tmp_path / "all.csv").read_text())))
+    assert {"supernet.dim", "graph.supernet.steps", "gcn test mean"} <= set(csv_header)
+    assert main([str(tmp_path), "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert "## " not in wide and [line for line in wide.splitlines() if line.startswith("| run |")] == [
+        tables.per_run.markdown().splitlines()[0]]
+
+
+def test_runs_of_one_family_print_as_before(tmp_path, capsys):
+    """One family: one table, no family heading, the same with and without --wide."""
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    write_run(tmp_path / "b", {**TEXT, "space.sharing": "none"}, test=0.70)
+    assert len(report([tmp_path]).sections) == 1
+    assert main([str(tmp_path)]) == 0
+    narrow = capsys.readouterr().out
+    assert main([str(tmp_path), "--wide"]) == 0
+    assert capsys.readouterr().out == narrow and "## " not in narrow
