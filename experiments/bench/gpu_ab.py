@@ -124,7 +124,7 @@ def main() -> None:
     say("scores_identical", len({tuple(s) for s in scores.values()}) == 1)
     say("scores", scores[f"packed,128"])
     if device.type == "cuda":
-        say("peak_cuda_mb", round(torch.cuda.max_memory_allocated() / 2**20))
+        say("peak_cuda_mib", round(torch.cuda.max_memory_allocated() / 2**20))
 
 
 if __name__ == "__main__":

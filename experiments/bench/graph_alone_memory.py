@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def rss_mb() -> float:
+def rss_mib() -> float:  # VmRSS is in KiB ('kB'): / 1024 gives MiB
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
@@ -32,10 +32,10 @@ import torch  # noqa: E402
 from src.bench_graph import graph_figures  # noqa: E402
 
 print(f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}, torch {torch.__version__}")
-print(f"rss after imports: {rss_mb():.0f} MB")
+print(f"rss after imports: {rss_mib():.0f} MiB")
 with tempfile.TemporaryDirectory() as cache:
     figures = graph_figures(os.environ.get("AUTOATTEND_DATA_DIR", "./data"), reps=5, warmup=1, seed=0,
                             cache_dir=cache, download=False)
 print(json.dumps(figures))
-print(f"graph_supernet_peak_rss_mb {figures['graph_supernet_peak_rss_mb']:.0f} MB; rss after: {rss_mb():.0f} MB; "
-      f"process peak (ru_maxrss) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+print(f"graph_supernet_peak_rss_mb {figures['graph_supernet_peak_rss_mb']:.0f} MB (10^6 bytes); rss after: "
+      f"{rss_mib():.0f} MiB; process peak (ru_maxrss) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

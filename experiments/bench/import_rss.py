@@ -17,7 +17,7 @@ import json, sys
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) / 1024  # VmRSS is in KiB ('kB'): MiB
 base = rss()
 import torch
 after_torch = rss()
@@ -43,5 +43,5 @@ for case in CASES:
     torch_mb = statistics.median(r["torch"] - r["python"] for r in runs)
     added = statistics.median(r["after"] - r["torch"] for r in runs)
     deltas = ", ".join(f"{r['after'] - r['torch']:.0f}" for r in runs)
-    print(f"import torch, then {' + '.join(case):<52} torch adds {torch_mb:4.0f} MB, then +{added:4.0f} MB "
+    print(f"import torch, then {' + '.join(case):<52} torch adds {torch_mb:4.0f} MiB, then +{added:4.0f} MiB "
           f"(runs: {deltas}); loaded after: {', '.join(m for m, v in runs[0]['loaded'].items() if v)}")

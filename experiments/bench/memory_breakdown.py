@@ -17,19 +17,19 @@ import sys
 from pathlib import Path
 
 
-def rss_mb() -> float:
+def rss_mib() -> float:  # VmRSS is in KiB ('kB'): / 1024 gives MiB
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def peak_mb() -> float:
+def peak_mib() -> float:  # ru_maxrss is in KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stage(name: str) -> None:
-    print(f"{name:<40} rss {rss_mb():7.0f} MB   peak {peak_mb():7.0f} MB", flush=True)
+    print(f"{name:<40} rss {rss_mib():7.0f} MiB   peak {peak_mib():7.0f} MiB", flush=True)
 
 
 stage("python")
@@ -66,10 +66,10 @@ torch.manual_seed(0)
 model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=64, heads=8, sharing="full")
 model.encoder.recompute = recompute
 params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-stage(f"supernet ({params / 1e6:.1f} M params, {params * 4 / 2**20:.0f} MB)")
+stage(f"supernet ({params / 1e6:.1f} M params, {params * 4 / 2**20:.0f} MiB)")
 opt = supernet_adam([p for p in model.parameters() if p.requires_grad], lr=5e-4 / 16, state_dtype=state_dtype)
 state = materialise_adam_state(opt)
-stage(f"Adam state, {state_dtype} ({state / 2**20:.0f} MB)")
+stage(f"Adam state, {state_dtype} ({state / 2**20:.0f} MiB)")
 rng = random.Random(0)
 model.train()
 for step in range(steps):
@@ -98,7 +98,7 @@ for arch in space.sample_distinct(8, random.Random(1)):
     totals.append(sum(seen.values()) / 2**20)
     loss.backward()
     model.zero_grad(set_to_none=True)
-print("  per architecture (MB):", ", ".join(f"{t:.0f}" for t in totals))
-print("  largest shapes over the 8 (MB):")
+print("  per architecture (MiB):", ", ".join(f"{t:.0f}" for t in totals))
+print("  largest shapes over the 8 (MiB):")
 for (shape, dtype), nbytes in by_shape.most_common(6):
     print(f"    {str(shape):<22} {dtype:<8} {nbytes / 2**20:7.1f}")

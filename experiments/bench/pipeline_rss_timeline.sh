@@ -23,4 +23,4 @@ done
 [ -f "$run/supernet/DONE" ] && kill $pid
 wait $tpid
 cp "$run/search.log" "$out/search.log"; cp "$run/supernet/metrics.csv" "$out/metrics.csv" 2>/dev/null
-sort -t$'\t' -k2 -n "$out/rss.tsv" | tail -1 | awk '{print "peak sampled VmRSS " int($2/1024) " MB at " $1 " s (anon " int($3/1024) ", file " int($4/1024) ")"}' | tee "$out/peak.txt"
+sort -t$'\t' -k2 -n "$out/rss.tsv" | tail -1 | awk '{print "peak sampled VmRSS " int($2/1024) " MiB at " $1 " s (anon " int($3/1024) ", file " int($4/1024) " MiB)"}' | tee "$out/peak.txt"

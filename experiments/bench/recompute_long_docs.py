@@ -50,7 +50,7 @@ def one(recompute: bool) -> dict:
         opt.step()
         times.append(time.perf_counter() - start)
     return {"recompute": recompute, "loss": loss.item(), "step_s": [round(t, 2) for t in times],
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),  # KiB on Linux
             "real_tokens": int(mask.sum()), "arch": arch.to_dict()}
 
 
