@@ -16,7 +16,7 @@ class StreamingCheckpointIO(TorchCheckpointIO):
     """Lightning's :class:`TorchCheckpointIO`, except that a checkpoint on the local file system is
     written by ``torch.save`` straight into a temporary file in its folder, then renamed into place
     (as atomic as Lightning's save). Lightning first serialises the whole checkpoint into an
-    in-memory buffer and then writes that: for the paper supernet (453 MB of parameters) the process
+    in-memory buffer and then writes that: for the paper supernet (453 MiB of parameters) the process
     would hold the parameters a second time at every checkpoint. Other file systems: Lightning's way.
     """
 

@@ -33,7 +33,7 @@ from src.models import cpu_kernels
 
 # oneDNN builds (JIT-compiles) a primitive for every new product shape, and torch keeps up to
 # 1,024 in each of two caches, about 1 MB a shape: with the many row counts of a training run
-# (every batch has its own) RSS grew by 950 MB over 1,000 shapes, against 0 with MKL
+# (every batch has its own) RSS grew by 950 MiB over 1,000 shapes, against 0 with MKL
 # (``experiments/bench/onednn_cache_rss_2026-12-02.txt``). 64 holds a scoring pass's working set
 # (36 shapes: products and convolutions of nine length buckets) and a training step's; a new
 # shape costs about 0.7 ms. Read at the first primitive, so set here, before any model runs; a
