@@ -316,10 +316,14 @@ def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tm
     assert results["arch"] == chosen["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()
 
 
-def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, tmp_path):
+def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, tmp_path, caplog):
     """``graph.retrain.workers=2`` trains the HPO trials and the seeds in two spawned processes:
     per-trial and per-seed results (history included) are those of training them one after the
-    other in this process."""
+    other in this process. The progress over them (a line at every finished child here) counts
+    the children as they finish, in either process."""
+    import logging
+    import re
+
     from omegaconf import open_dict
 
     from src.data.planetoid import PlanetoidDataModule
@@ -334,10 +338,17 @@ def test_retrain_seeds_in_worker_processes_give_the_same_results(fixture_data, t
     for workers in (1, 2):
         cfg = compose_config("search", ["+task=cora", "budget=smoke", "hardware=cpu",
                                         f"graph.retrain.workers={workers}", "graph.retrain.seeds=3",
-                                        "graph.hpo.trials=3"])
+                                        "graph.hpo.trials=3", "hardware.progress=true",
+                                        "hardware.progress_every_s=0"])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"out{workers}")
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="src.pipeline.common")
         results[workers] = retrain(cfg, arch, dm, tmp_path / f"run{workers}")
+        for what in ("hpo: (\\d) / 3 trials", "retrain: (\\d) / 3 seeds"):
+            counts = [int(m.group(1)) for r in caplog.records if (m := re.match(what, r.getMessage()))]
+            # the first and second children's lines at least (a tick may repeat one); none after the last
+            assert {1, 2} <= set(counts) and counts == sorted(counts) and max(counts) < 3, (what, counts)
         for seed in (0, 1, 2):
             assert (tmp_path / f"run{workers}" / "retrain" / f"seed_{seed}.json").exists()
     assert results[1]["per_seed"] == results[2]["per_seed"]
@@ -364,6 +375,21 @@ def test_process_map_keeps_order_and_propagates_errors():
         list(process_map(abs, [-1, "not a number", 2], 2))
     assert resolve_process_workers(3, "cpu") == 3 and resolve_process_workers("auto", "cuda") == 1
     assert 1 <= resolve_process_workers("auto", "cpu") <= 4
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_process_map_reports_each_item_that_finishes(workers):
+    """``on_done`` (the graph stages' progress) is called once per item finished without error,
+    in this process or in the workers."""
+    from src.utils.parallel import process_map
+
+    done = []
+    assert list(process_map(abs, [-3, 1, -2], workers, on_done=lambda: done.append(1))) == [3, 1, 2]
+    assert len(done) == 3
+    done.clear()
+    with pytest.raises(TypeError):
+        list(process_map(abs, [-1, "not a number"], workers, on_done=lambda: done.append(1)))
+    assert done == [1]
 
 
 def test_process_map_stops_running_items_when_the_consumer_stops():

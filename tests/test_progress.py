@@ -9,6 +9,7 @@ import io
 import logging
 import re
 import sys
+import time
 
 import lightning.pytorch as pl
 import pytest
@@ -393,3 +394,146 @@ def test_a_line_comes_once_every_s_has_passed_not_a_step_later(tmp_path, caplog)
     # the first at step 2 (20 s: the first with an estimate), then every 30 s: steps 5, 8, 11
     assert [int(re.match(r"fit: step (\d+) / 11 ", line).group(1)) for line in lines] == [2, 5, 8, 11], lines
 
+
+
+# ---- a graph stage's children (HPO trials, retrain and baseline seeds): ChildrenProgress -------
+def _children_cfg(*overrides: str):
+    return compose_config("search", ["+task=cora", "hardware=cpu", *overrides])
+
+
+def test_children_lines_count_finished_children_with_an_estimate(monkeypatch, caplog):
+    """A line ``retrain: N / M seeds finished, <elapsed> elapsed, about <eta> left``: the first once
+    10 s have passed and a child has finished, then at most every ``progress_every_s``; none after
+    the last child (its own line follows)."""
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    now = [0.0]
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    with common.ChildrenProgress(_children_cfg("hardware.progress_every_s=30"), "retrain", 10, "seeds",
+                                 clock=lambda: now[0], tick_s=None) as progress:
+        for _ in range(10):
+            now[0] += 7  # a child: 7 s
+            progress.advance()
+            progress.check()  # a tick between children writes nothing more
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["retrain: 2 / 10 seeds finished, 0 min 14 s elapsed, about 0 min 56 s left",
+                     "retrain: 7 / 10 seeds finished, 0 min 49 s elapsed, about 0 min 21 s left"], lines
+
+
+def test_children_lines_come_while_the_first_children_train(monkeypatch, caplog):
+    """Minutes of training the first children side by side had no line: once ``progress_every_s``
+    has passed a line says so, without an estimate; children an earlier invocation finished count
+    as finished, not in the pace."""
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    now = [0.0]
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    with common.ChildrenProgress(_children_cfg("hardware.progress_every_s=60"), "hpo", 8, "trials", done_before=3,
+                                 clock=lambda: now[0], tick_s=None) as progress:
+        now[0] = 59.0
+        progress.check()
+        now[0] = 60.0
+        progress.check()
+        now[0] = 100.0
+        progress.advance()
+        now[0] = 120.0
+        progress.check()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["hpo: 3 / 8 trials finished, 1 min 00 s elapsed",
+                     "hpo: 4 / 8 trials finished, 2 min 00 s elapsed, about 8 min 00 s left"], lines
+
+
+def test_children_progress_off_writes_nothing(monkeypatch, caplog):
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    caplog.set_level(logging.INFO, logger=common.__name__)
+    for off in ("hardware.progress=false", "hardware.progress_every_s=null"):
+        with common.ChildrenProgress(_children_cfg(off, "hardware.progress_every_s=0"
+                                                   if off.endswith("false") else off), "retrain", 3, "seeds",
+                                     tick_s=0.01) as progress:
+            progress.advance()
+            time.sleep(0.05)
+    assert not caplog.records
+
+
+def _graph_retrain(monkeypatch, tmp_path, seeds: int, overrides=(), graph=None):
+    """``graph_stages.retrain`` of GCN with stand-in children of 7 s each on a clock of the test's."""
+    import functools
+    from types import SimpleNamespace
+
+    from src.pipeline import graph_stages
+    from src.space import Architecture
+    from tests.helpers import ROOT
+
+    now = [0.0]
+
+    class Fitted:
+        history: list = []
+
+        def __init__(self, seed):
+            self.seed = seed
+
+        def selected(self):
+            return {"val_acc": 0.5 + self.seed / 100, "test_acc": 0.4, "step": 3}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name, model_file=None):
+        now[0] += 7
+        return Fitted(seed)
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    monkeypatch.setattr(graph_stages, "ChildrenProgress",
+                        functools.partial(common.ChildrenProgress, clock=lambda: now[0], tick_s=None))
+    cfg = _children_cfg(f"graph.retrain.seeds={seeds}", "graph.retrain.workers=1", *overrides)
+    dm = SimpleNamespace(graph=graph, num_features=5, num_classes=3, multilabel=False, metric="accuracy")
+    return graph_stages.retrain(cfg, Architecture.load(ROOT / "src/space/archs/gcn.yaml"), dm, tmp_path)
+
+
+def test_graph_retrain_logs_its_progress_over_the_seeds_and_each_seed_once(monkeypatch, tmp_path, caplog):
+    """The graph retrain had no line between its seeds' lines (15-30 s each on Cora, two at a time):
+    progress lines count the finished seeds among them, each seed's own line stays, once; a re-run
+    counts the seeds an earlier invocation finished."""
+    from src.pipeline import graph_stages
+
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    caplog.set_level(logging.INFO)
+    _graph_retrain(monkeypatch, tmp_path, 10, ["hardware.progress_every_s=30"])
+    lines = [r.getMessage() for r in caplog.records if r.name in (common.__name__, graph_stages.__name__)]
+    seed_lines = [line for line in lines if line.startswith("retrain: seed ")]
+    assert [line.split(" ->")[0] for line in seed_lines] == [f"retrain: seed {s}" for s in range(10)]
+    progress = [line for line in lines if "seeds finished" in line]
+    assert progress == ["retrain: 2 / 10 seeds finished, 0 min 14 s elapsed, about 0 min 56 s left",
+                        "retrain: 7 / 10 seeds finished, 0 min 49 s elapsed, about 0 min 21 s left"], lines
+    # written as the seed that made it finished: "2 / 10" as seed 1 did (before its own line)
+    assert lines.index(seed_lines[0]) < lines.index(progress[0]) < lines.index(seed_lines[1])
+    caplog.clear()
+    for seed in (6, 7, 8, 9):
+        (tmp_path / "retrain" / f"seed_{seed}.json").unlink()
+    _graph_retrain(monkeypatch, tmp_path, 10, ["hardware.progress_every_s=0"])
+    progress = [r.getMessage() for r in caplog.records if "seeds finished" in r.getMessage()]
+    assert [line.split(",")[0] for line in progress] == [f"retrain: {n} / 10 seeds finished" for n in (7, 8, 9)]
+    assert "about 0 min 21 s left" in progress[0]  # 7 s a seed in this invocation, three to go
+    caplog.clear()
+    _graph_retrain(monkeypatch, tmp_path, 10, ["hardware.progress_every_s=0"])  # all finished: nothing to show
+    assert not [r for r in caplog.records if "finished" in r.getMessage()]
+
+
+def test_graph_retrain_shows_a_bar_over_its_seeds_in_a_terminal(monkeypatch, tmp_path):
+    """With a terminal the graph retrain shows a bar over its seeds (it had none, while the text
+    stages show theirs); the seeds' lines print whole above it, each once, and the progress lines
+    go to the log file alone."""
+    out = _Stream(True)
+    monkeypatch.setattr(sys, "stdout", out)
+    with _console_handler(out):
+        _graph_retrain(monkeypatch, tmp_path, 4, ["hardware.progress_every_s=0"], graph={})
+    lines = _terminal_lines(out)
+    seed_lines = [line for line in lines if "retrain: seed" in line]
+    assert [line.split(" ->")[0] for line in seed_lines] == [f"{PREFIX}retrain: seed {s}" for s in range(4)], lines
+    assert not any("seeds finished," in line for line in lines), lines  # the lines: in the log file
+    bars = [line for line in lines if line.startswith("retrain ") and "4/4 seeds finished" in line]
+    assert len(bars) == 1, lines  # the bar, at its end, once
+
+
+def test_the_children_bar_is_left_to_children_with_bars_of_their_own(monkeypatch, tmp_path):
+    """Children of a graph without a full batch (PPI) train through Lightning, whose bar shows each:
+    no stage bar beside it (Rich allows one live display), its lines in the log file alone."""
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: True, raising=False)
+    progress = common.ChildrenProgress(_children_cfg(), "retrain", 3, "seeds", bar=False, tick_s=None)
+    assert (progress.show_bar, progress.files_only) == (False, True)
+    assert common.ChildrenProgress(_children_cfg(), "retrain", 3, "seeds", tick_s=None).show_bar

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig
 from rich.file_proxy import FileProxy
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader, Subset
 
 from src.choices import FULL_PRECISIONS
@@ -460,6 +461,121 @@ def shows_bars(cfg: DictConfig) -> bool:
     """Whether the stages show progress bars: with ``hardware.progress`` on and a terminal. Without
     one (a log file, a pipe) log lines are the progress, and a bar would be printed once, frozen."""
     return bool(cfg.hardware.get("progress", True)) and sys.stdout.isatty()
+
+
+class ChildrenProgress:
+    """Progress over the children a stage trains one by one or side by side in worker processes (a
+    graph run's HPO trials, retrain and baseline seeds, re-ranked and ranking candidates), counted
+    as each child finishes: ``<label>: N / M <unit> finished, <elapsed> elapsed, about <eta> left``.
+    A Cora child is one plain loop of seconds to minutes, often in another process, so finished
+    children and the time elapsed are the granularity (per-epoch reports across processes would
+    cost more than they tell).
+
+    Shown as the training stages show theirs (:func:`make_trainer`): with a terminal and
+    ``hardware.progress`` a Rich bar (``bar=False``: none, where each child shows a Lightning bar
+    of its own), its lines in the run's log file alone; without a terminal, log lines on the
+    console. The first line once :data:`FIRST_PROGRESS_LINE_S` seconds have passed and a child has
+    finished (so it carries an estimate), or once ``hardware.progress_every_s`` seconds have passed
+    without one (the first children still training), then at most every that many seconds; checked
+    as each child finishes and every ``tick_s`` seconds between (a thread: the children's loops are
+    not touched). No line once the last child has finished (its own line follows). The estimate is
+    this invocation's time per finished child times the children left; ``done_before`` children
+    (finished by an earlier invocation) count as finished but not in the rate."""
+
+    def __init__(self, cfg: DictConfig, label: str, total: int, unit: str, done_before: int = 0, bar: bool = True,
+                 clock=time.monotonic, tick_s: float | None = 1.0):
+        every = cfg.hardware.get("progress_every_s", 60)
+        on = bool(cfg.hardware.get("progress", True))
+        self.every_s = float(every) if on and every is not None else None  # None: no lines
+        self.files_only = shows_bars(cfg)
+        self.show_bar = bar and shows_bars(cfg)
+        self.label, self.total, self.unit, self.done = label, int(total), unit, int(done_before)
+        self.done_before, self.clock, self.tick_s = int(done_before), clock, tick_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._progress: Progress | None = None
+        self._above = None
+        self.start_time: float | None = None
+        self.last_line: float | None = None
+
+    def __enter__(self) -> "ChildrenProgress":
+        self.start_time = self.clock()
+        if self.show_bar:
+            self._progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn(f"{self.unit} finished"), TimeElapsedColumn(),
+                                      TextColumn("{task.fields[left]}"), transient=False, refresh_per_second=2)
+            self._progress.__enter__()
+            self._above = console_logs_above(self._progress)
+            self._above.__enter__()
+            self._task = self._progress.add_task(self.label, total=self.total, completed=self.done, left="")
+        if self.tick_s is not None and (self.every_s is not None or self.show_bar):
+            self._thread = threading.Thread(target=self._tick, name="autoattend-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self.start_time = None  # a child reported after this (a worker stopped late) changes nothing
+            if self._progress is not None:
+                self._above.__exit__(None, None, None)
+                self._progress.__exit__(None, None, None)
+                self._progress = None
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            self.check()
+
+    def advance(self) -> None:
+        """One more child finished (called from whichever thread learns it)."""
+        with self._lock:
+            if self.start_time is None:
+                return
+            self.done += 1
+            self._show(self.clock())
+
+    def check(self) -> None:
+        """Refresh the bar's estimate, and write a line if one is due."""
+        with self._lock:
+            if self.start_time is not None:
+                self._show(self.clock())
+
+    def left(self, now: float) -> float | None:
+        """Seconds left by this invocation's pace, ``None`` before a child of it has finished."""
+        finished = self.done - self.done_before
+        if finished <= 0 or self.done >= self.total:
+            return None
+        return (now - self.start_time) / finished * (self.total - self.done)
+
+    def line(self, now: float) -> str:
+        text = (f"{self.label}: {self.done} / {self.total} {self.unit} finished, "
+                f"{_duration(now - self.start_time)} elapsed")
+        left = self.left(now)
+        return text if left is None else text + f", about {_duration(left)} left"
+
+    def _due(self, now: float) -> bool:
+        if self.every_s is None or self.done >= self.total:
+            return False
+        if self.last_line is not None:
+            return now - self.last_line >= self.every_s
+        if now - self.start_time >= self.every_s:
+            return True
+        return self.done > self.done_before and now - self.start_time >= min(FIRST_PROGRESS_LINE_S, self.every_s)
+
+    def _show(self, now: float) -> None:
+        if self._progress is not None:
+            left = self.left(now)
+            self._progress.update(self._task, completed=self.done,
+                                  left="" if left is None else f"about {_duration(left)} left")
+        if self._due(now):
+            self.last_line = now
+            if self.files_only:
+                log_to_files_only(log, self.line(now))
+            else:
+                log.info("%s", self.line(now))
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,

@@ -14,6 +14,7 @@ the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to bot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -31,7 +32,7 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
-from src.pipeline.common import StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint, resume_step
+from src.pipeline.common import ChildrenProgress, StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import read_arch, retrain_space
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
@@ -137,7 +138,8 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
     seeds = [int(cfg.seed) + RERANK_SEED_OFFSET + j for j in range(int(r.seeds))]
     todo = list(enumerate(candidates[len(done):], len(done) + 1))
     jobs = [(arch, hp, seed, out / "rerank", f"rank{rank}_seed{seed}") for rank, (arch, _) in todo for seed in seeds]
-    with closing(fit_children(cfg, dm, jobs)) as fitted:
+    with closing(fit_children(cfg, dm, jobs, label="rerank", unit="candidate seeds",
+                              done_before=len(done) * len(seeds))) as fitted:
         for rank, (arch, score) in todo:
             vals = [next(fitted)["selected"]["val_acc"] for _ in seeds]
             done.append({"rank": rank, "val_acc_supernet": score, "val_acc": sum(vals) / len(vals), "seeds": seeds,
@@ -214,10 +216,16 @@ def _fit_job(job: tuple) -> dict:
 
 
 def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, Path, str]],
-                 keep_models: bool = False) -> Iterator[dict]:
+                 keep_models: bool = False, label: str = "children", unit: str = "fits",
+                 done_before: int = 0) -> Iterator[dict]:
     """:func:`fit_child` for each ``(arch, hparams, seed, out, name)`` job, in order: yields
     ``{"selected": module.selected(), "history": module.history}``. ``keep_models``: each job's
     selected weights are kept in ``out/name/model.pt``.
+
+    While they train, the stage's progress over them (:class:`~src.pipeline.common.ChildrenProgress`:
+    ``<label>: N / M <unit> finished``, ``done_before`` of them finished by an earlier invocation)
+    shows as a bar in a terminal and as log lines otherwise; a bar only for full-batch graphs, whose
+    children show none of their own.
 
     Full-batch graphs on CPU train in ``graph.retrain.workers`` processes (``auto``: the cores the
     run's thread count leaves free, e.g. 2 on two cores with ``graph.threads=1``). Every job seeds
@@ -229,8 +237,19 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
         workers = resolve_process_workers(cfg.graph.retrain.get("workers", "auto"), device_of(cfg),
                                           "graph.retrain.workers")
     data = _FullGraph(dm.graph, dm.num_features, dm.num_classes, dm.multilabel) if workers > 1 else dm
-    return process_map(_fit_job, [(cfg, arch, data, hp, seed, out, name, keep_models)
-                                  for arch, hp, seed, out, name in jobs], workers)
+    items = [(cfg, arch, data, hp, seed, out, name, keep_models) for arch, hp, seed, out, name in jobs]
+    if not jobs:  # nothing to train (all finished before): no progress to show
+        return _showing(None, lambda: iter(()))
+    progress = ChildrenProgress(cfg, label, done_before + len(jobs), unit, done_before,
+                                bar=getattr(dm, "graph", None) is not None)
+    return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance))
+
+
+def _showing(progress: ChildrenProgress | None, start) -> Iterator[dict]:
+    """The results of ``start()`` with ``progress`` shown from the first request to the last
+    (or the consumer closing the iterator)."""
+    with progress or contextlib.nullcontext(), closing(start()) as results:
+        yield from results
 
 
 def _as_trained(cfg: DictConfig, settings: dict) -> dict:
@@ -260,7 +279,7 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     trials = list(done[:len(settings)])
     todo = range(len(trials), len(settings))
     jobs = [(arch, settings[t], cfg.seed + HPO_SEED_OFFSET + t, out / "hpo", f"trial_{t}") for t in todo]
-    with closing(fit_children(cfg, dm, jobs)) as fitted:
+    with closing(fit_children(cfg, dm, jobs, label="hpo", unit="trials", done_before=len(trials))) as fitted:
         for t, (_, _, seed, _, _), child in zip(todo, jobs, fitted):
             best = child["selected"]
             trials.append({"trial": t, "seed": seed, "hparams": settings[t], "val_acc": best["val_acc"],
@@ -298,7 +317,9 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
     finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
-    with closing(fit_children(cfg, dm, [(arch, hp, s, out, f"seed_{s}") for s in todo], keep_models=True)) as fitted:
+    jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]
+    with closing(fit_children(cfg, dm, jobs, keep_models=True, label=folder, unit="seeds",
+                              done_before=len(finished))) as fitted:
         for seed, child in zip(todo, fitted):
             chosen = child["selected"]
             result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],

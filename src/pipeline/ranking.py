@@ -119,7 +119,8 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
                 done[rank] = saved["val_per_seed"]
         jobs = [(arch, hp, seed, out / f"rank_{rank}", f"seed_{seed}") for rank, arch, _ in picked if rank not in done
                 for seed in seeds]
-        with closing(graph_stages.fit_children(cfg, dm, jobs)) as fitted:
+        with closing(graph_stages.fit_children(cfg, dm, jobs, label="ranking", unit="candidate seeds",
+                                               done_before=len(done) * len(seeds))) as fitted:
             for n, (rank, arch, score) in enumerate(picked, 1):
                 vals = done.get(rank)
                 if vals is None:

@@ -91,7 +91,8 @@ def _init_process(threads: int) -> None:
     warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
-def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
+                on_done: Callable[[], None] | None = None) -> Iterator[R]:
     """``fn`` over ``items`` in ``workers`` fresh processes (spawned, each with this process's
     intra-op thread count); results are yielded in item order.
 
@@ -100,16 +101,22 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     be picklable (``fn`` a module-level function). An exception in ``fn`` is raised here; it, Ctrl-C
     or the consumer closing the iterator cancels the items not yet started and stops those running
     (the workers ignore SIGINT: this process handles it). ``workers <= 1`` runs everything in this process.
+    ``on_done``: called as each item finishes without error, in the order they finish (from a
+    thread of the pool's when in processes), for a progress display.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
-        yield from map(fn, items)
+        for item in items:
+            result = fn(item)
+            if on_done is not None:
+                on_done()
+            yield result
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
                                initargs=(torch.get_num_threads(),))
     try:
-        yield from _in_order(pool, fn, items)
+        yield from _in_order(pool, fn, items, on_done)
     except BaseException:
         # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
         for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -119,10 +126,15 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T],
+              on_done: Callable[[], None] | None = None) -> Iterator[R]:
     """Submit every item to ``pool`` and yield the results in item order; on any exit (done, an
-    error, the consumer closing) the items not yet started are cancelled."""
+    error, the consumer closing) the items not yet started are cancelled. ``on_done``: called as
+    each item finishes without error, whatever the order."""
     futures = [pool.submit(fn, item) for item in items]
+    if on_done is not None:
+        for future in futures:
+            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None else on_done())
     try:
         for future in futures:
             yield future.result()
