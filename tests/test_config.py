@@ -120,6 +120,27 @@ def test_the_timer_adds_up_the_stages_of_every_invocation(tmp_path, caplog):
     assert f"{path} is unreadable: the run's time is counted from this invocation on" in caplog.text
 
 
+def test_the_timer_knows_whether_its_invocation_computed_anything_and_its_wall_time(tmp_path):
+    """``note_computing`` (a fit, a graph stage's children, candidates scored) marks the invocation
+    whose stage is running, not one outside a stage; ``wall_seconds`` counts from the invocation's
+    start, given or the timer's creation."""
+    import time as _time
+
+    from src.pipeline.config import Timer, note_computing
+
+    reread, computed = Timer(tmp_path / "a.json"), Timer(tmp_path / "b.json", started=_time.perf_counter() - 30)
+    note_computing()  # outside any stage: nobody's
+    with reread("data"):
+        pass
+    with reread("retrain"):
+        pass
+    with computed("supernet"):
+        note_computing()
+    note_computing()
+    assert (reread.computed, computed.computed) == (False, True)
+    assert 30 <= computed.wall_seconds < 60 and 0 <= reread.wall_seconds < 30
+
+
 @pytest.mark.parametrize("entry, usage", [("search", "usage: python -m src.search +task=<name>"),
                                           ("retrain", "usage: python -m src.retrain +task=<name> arch=<architecture>")])
 def test_help_says_how_to_run_an_entry_point(entry, usage):

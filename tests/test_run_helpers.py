@@ -49,8 +49,10 @@ def test_a_run_dir_that_cannot_be_written_is_one_error_line(tmp_path):
     assert run._held_run_dirs == []
 
 
-def _timer(totals, seconds, invocations):
-    return SimpleNamespace(totals=totals, seconds=seconds, invocations=invocations)
+def _timer(totals, seconds, invocations, wall_seconds=None, computed=True):
+    wall = sum(seconds.values()) if wall_seconds is None else wall_seconds
+    return SimpleNamespace(totals=totals, seconds=seconds, invocations=invocations, wall_seconds=wall,
+                           computed=computed)
 
 
 def test_the_summary_line_names_lower_precision_and_the_time_of_every_invocation(tmp_path, capsys):
@@ -63,6 +65,28 @@ def test_the_summary_line_names_lower_precision_and_the_time_of_every_invocation
     assert capsys.readouterr().out.splitlines()[-1] == (
         "summary: result | lower precision: hardware.precision=bf16-mixed | 64 s (data 4 s, retrain 60 s) "
         "over 2 invocations, this one 12 s")
+
+
+def test_the_summary_line_says_when_an_invocation_only_re_read_finished_stages(tmp_path, capsys):
+    """A re-run of a finished run said "over 2 invocations, this one 0 s": its stages' seconds (the
+    data read, the results re-read), while the command took seconds. "This one" is the invocation's
+    own wall time, and a re-run that trained and scored nothing says so."""
+    from src.pipeline import run
+
+    run._finish(tmp_path, "result", _timer({"data": 4.0, "retrain": 60.0}, {"data": 0.4, "retrain": 0.0}, 2,
+                                           wall_seconds=7.2, computed=False), None)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "summary: result | 64 s (data 4 s, retrain 60 s) over 2 invocations, this one 7 s; every stage had "
+        "finished before this invocation, which re-read them")
+    run._finish(tmp_path, "result", _timer({"data": 4.0, "retrain": 60.0}, {"data": 2.0, "retrain": 10.0}, 2,
+                                           wall_seconds=15.4), None)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "summary: result | 64 s (data 4 s, retrain 60 s) over 2 invocations, this one 15 s")
+    # a run whose record of earlier invocations was lost (timing.json unreadable) says it too
+    run._finish(tmp_path, "result", _timer({"data": 0.4}, {"data": 0.4}, 1, wall_seconds=5.0, computed=False), None)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "summary: result | 0 s (data 0 s) | this one 5 s; every stage had finished before this invocation, which "
+        "re-read them")
 
 
 def test_a_setting_this_job_does_not_read_is_refused_but_only_warned_about_in_a_sweep(monkeypatch, caplog):

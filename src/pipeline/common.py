@@ -32,7 +32,7 @@ from src.data.sampling import EpochShuffleSampler
 from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models import cpu_kernels
-from src.pipeline.config import task_family
+from src.pipeline.config import note_computing, task_family
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
@@ -585,6 +585,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     (:class:`LogProgress`, ``label``, default ``name``; at most every ``hardware.progress_every_s``
     seconds): with a terminal beside a progress bar naming the same stage, in the run's log file
     alone; without one on the console too, and no bar."""
+    note_computing()
     progress = cfg.hardware.get("progress", True)
     interactive = shows_bars(cfg)
     every = cfg.hardware.get("progress_every_s", 60)

@@ -257,6 +257,14 @@ def read_timing(path: Path) -> tuple[dict[str, float], int] | None:
         return None
 
 
+def note_computing() -> None:
+    """Tell the running stage's :class:`Timer` that this invocation computes something (a fit, the
+    children of a graph stage, candidates scored), not only re-reading what an earlier one finished:
+    the summary line says which (a re-run of a finished run said "this one 0 s")."""
+    if Timer.current is not None:
+        Timer.current.computed = True
+
+
 class Timer:
     """Wall-clock seconds per named stage, for the run summary.
 
@@ -267,10 +275,14 @@ class Timer:
     """
 
     FILE = TIMING_FILE
+    current: "Timer | None" = None  # the timer whose stage is running (see note_computing)
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, started: float | None = None):
         self.seconds: dict[str, float] = {}  # this invocation's
         self.path = path
+        # time.perf_counter() at this invocation's start (default: now); see wall_seconds
+        self.started = time.perf_counter() if started is None else started
+        self.computed = False  # whether a stage of this invocation trained or scored anything
         self.before: dict[str, float] = {}
         self.invocations_before = 0
         self._loaded = False
@@ -293,6 +305,12 @@ class Timer:
         return {k: round(self.before.get(k, 0.0) + self.seconds.get(k, 0.0), 1) for k in names}
 
     @property
+    def wall_seconds(self) -> float:
+        """This invocation's own wall-clock seconds so far, from its start (what the stages' seconds
+        leave out: starting Python, imports, reading the settings, writing the summary)."""
+        return time.perf_counter() - self.started
+
+    @property
     def invocations(self) -> int:
         """How many invocations ran a stage, this one included once it has."""
         return self.invocations_before + (1 if self.seconds else 0)
@@ -311,9 +329,11 @@ class Timer:
             def __enter__(self):
                 if not timer._loaded:
                     timer._load()
+                Timer.current = timer
                 self.t0 = time.perf_counter()
 
             def __exit__(self, exc_type, exc, tb):
+                Timer.current = None
                 if refusable and exc_type is not None and issubclass(exc_type, AutoAttendError):
                     return
                 timer.seconds[name] = round(timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0, 1)

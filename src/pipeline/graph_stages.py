@@ -34,7 +34,7 @@ from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
 from src.pipeline.common import ChildrenProgress, StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
-from src.pipeline.config import read_arch, retrain_space
+from src.pipeline.config import note_computing, read_arch, retrain_space
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
@@ -240,6 +240,7 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
     items = [(cfg, arch, data, hp, seed, out, name, keep_models) for arch, hp, seed, out, name in jobs]
     if not jobs:  # nothing to train (all finished before): no progress to show
         return _showing(None, lambda: iter(()))
+    note_computing()
     progress = ChildrenProgress(cfg, label, done_before + len(jobs), unit, done_before,
                                 bar=getattr(dm, "graph", None) is not None)
     return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance))

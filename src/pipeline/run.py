@@ -265,7 +265,18 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
     _hold_run_dir(run_dir)
-    return run_dir, Timer(run_dir / Timer.FILE), HydraRecord(cfg)
+    return run_dir, Timer(run_dir / Timer.FILE, started=_job_started[0] if _job_started else None), HydraRecord(cfg)
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started (``/proc``; 0 where it cannot be read). An allocator's
+    restart (``os.execve``) keeps the process, so its time before the restart counts too."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 RUN_LOCK_FILE = ".run.lock"
@@ -501,7 +512,10 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in totals.items())
     line += f" | {sum(totals.values()):.0f} s ({stages})"
     if timer.invocations > 1:
-        line += f" over {timer.invocations} invocations, this one {sum(timer.seconds.values()):.0f} s"
+        line += f" over {timer.invocations} invocations, this one {timer.wall_seconds:.0f} s"
+    if not timer.computed:  # its stages' seconds were those of reading the data and the results back
+        line += ("; " if timer.invocations > 1 else f" | this one {timer.wall_seconds:.0f} s; ") + \
+            "every stage had finished before this invocation, which re-read them"
     for text in (f"run dir: {run_dir}", f"summary: {line}"):
         print(text)
         _log_to_files_only(text, logging.INFO)  # the log file ends with the run's result too
@@ -530,6 +544,10 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     """Run ``fn``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C
     (SIGINT) or SIGTERM one ``interrupted:`` line saying how to resume and exit status 128 + the
     signal's number (130, 143)."""
+    # this invocation's start, for the summary's "this one N s": the process's, for its first job
+    # (starting Python, imports, composing the config), else this job's
+    _job_started[:] = [time.perf_counter() - (0.0 if _entered else _process_age_s())]
+    _entered.append(True)
     _quiet_lightning()
     interrupted = []
 
@@ -594,8 +612,11 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         sys.exit(2)
     finally:
         interrupt.restore(previous)
+        _job_started.clear()
 
 
+_job_started: list[float] = []  # time.perf_counter() at the start of the job entry() runs (see _start)
+_entered: list[bool] = []  # one item per job entry() has started in this process
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)

@@ -31,7 +31,7 @@ from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
 from src.pipeline.common import (StopAtStep, console_logs_above, last_checkpoint, lower_precision, make_loader,
                                   make_trainer, read_checkpoint, resume_step, shows_bars)
-from src.pipeline.config import search_strategy
+from src.pipeline.config import note_computing, search_strategy
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
 from src.utils.device import device_of
@@ -188,6 +188,7 @@ def run_strategy(cfg: DictConfig, space: FunctionalSpace, score, out: Path, what
         best = max([s for _, s in strategy.history], default=float("nan"))  # kept as a running maximum
         task = progress.add_task("search", total=strategy.budget, completed=len(strategy.history), best=best)
         while batch := strategy.ask():
+            note_computing()
             for n, arch in enumerate(batch, 1):
                 value = score(arch)
                 strategy.tell(arch, value)
