@@ -537,3 +537,15 @@ def test_the_children_bar_is_left_to_children_with_bars_of_their_own(monkeypatch
     progress = common.ChildrenProgress(_children_cfg(), "retrain", 3, "seeds", bar=False, tick_s=None)
     assert (progress.show_bar, progress.files_only) == (False, True)
     assert common.ChildrenProgress(_children_cfg(), "retrain", 3, "seeds", tick_s=None).show_bar
+
+
+def test_a_graph_stage_that_trains_children_tells_the_timer(monkeypatch, tmp_path):
+    """The summary says when an invocation only re-read finished stages: a graph retrain that
+    trains a seed computed something, one that finds every seed finished did not."""
+    from src.pipeline.config import Timer
+
+    for expected in (True, False):
+        timer = Timer(tmp_path / "timing.json")
+        with timer("retrain"):
+            _graph_retrain(monkeypatch, tmp_path, 2, ["hardware.progress=false"])
+        assert timer.computed is expected
