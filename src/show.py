@@ -39,6 +39,16 @@ def _recorded_arch(path: Path, key: str, unreadable: str, hint: str = "") -> tup
         raise AutoAttendError(f"{path}: {unreadable} ({type(exc).__name__}){hint}") from None
 
 
+def _entry(settings_file: Path) -> str | None:
+    """The entry point a run directory's ``run_settings.json`` names, or ``None`` (no such file, or
+    unreadable: the callers say why)."""
+    try:
+        record = json.loads(settings_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("entry") if isinstance(record, dict) else None
+
+
 def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
     """The architecture ``spec`` names, the file it was read from and what that file records
     beside the layers (:data:`RECORDED_KEYS`; the evaluation of a model file)."""
@@ -55,6 +65,9 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
         record, arch = _recorded_arch(retrained, "arch", "unreadable as a retrain's results")
         return arch, retrained, {k: record[k] for k in RECORDED_KEYS if k in record}
     settings_file = path / "run_settings.json"
+    if path.is_dir() and not (path / "search" / "best_arch.yaml").is_file() and _entry(settings_file) == "search":
+        raise AutoAttendError(f"{path}: a `python -m src.search` run whose search has not finished (no "
+                              "search/best_arch.yaml yet); resume it with the same command and hydra.run.dir")
     if path.is_dir() and not (path / "search").is_dir() and settings_file.is_file():
         # a src.retrain run still training: its record of settings holds the architecture's content
         settings, arch = _recorded_arch(settings_file, "architecture", "holds no architecture",

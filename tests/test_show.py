@@ -112,6 +112,20 @@ def test_a_retrain_run_still_training_shows_the_architecture_it_retrains(tmp_pat
     assert tuple(layers_from_table(table_rows(out))) == arch.layers and "hidden" in out
 
 
+def test_a_search_run_not_yet_searched_says_so(tmp_path, capsys):
+    """A search stopped in its supernet stage has a run_settings.json and no search/best_arch.yaml:
+    ``src.show`` said "run_settings.json: holds no architecture (KeyError); ...", as if the file were
+    damaged (the branch for a src.retrain run still training)."""
+    (tmp_path / "run_settings.json").write_text(json.dumps({"entry": "search", "seed": 0}))
+    for partial in (False, True):  # stopped in the supernet; stopped in the search (search/state.json)
+        if partial:
+            (tmp_path / "search").mkdir()
+            (tmp_path / "search" / "state.json").write_text("{}")
+        status, out, err = run(capsys, str(tmp_path))
+        assert status == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"error: {tmp_path}: a `python -m src.search` run whose search has not finished"), err
+
+
 def test_a_kept_model_shows_its_architecture_and_evaluation(tmp_path, capsys):
     from src.models.graph import GraphNet
     from src.models.saved import graph_child_spec, save_child, weights_of
