@@ -301,6 +301,27 @@ def test_reading_and_exporting_errors_are_one_clear_line():
     assert str(err.value) == "invalid architecture (layer 0, field 'q_src'): missing"
 
 
+@pytest.mark.parametrize("content, rest", [
+    ("layers:\n  - {kind: atn, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n",
+     "invalid architecture (layer 0, field 'kind'): expected one of ('add', 'attn'), got 'atn'"),
+    ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: zero, extra: 3}\n",
+     "invalid architecture (layer 0, field 'extra'): unknown key"),
+    ('layers:\n  - {kind: add, q_src: "0", q_op: conv1, k_src: 0, k_op: zero}\n',
+     "invalid architecture (layer 0, field 'q_src'): expected an integer node index, got '0'"),
+    ("just text\n", "invalid architecture: expected a mapping with a 'layers' list"),
+    ("- {arch: {layers: []}}\n- {arch: {layers: []}}\n", "invalid architecture: a list of 2 candidates"),
+])
+def test_an_architecture_file_error_names_the_file_first(tmp_path, content, rest):
+    """A malformed file said "invalid architecture (layer 0, field 'kind'): /path/a.yaml: expected ...",
+    the file in the middle, where every other error (an unknown op, a source out of range, the
+    authors' format) starts with it: "/path/a.yaml: invalid architecture (layer 0, ...): ..."."""
+    path = tmp_path / "a.yaml"
+    path.write_text(content)
+    with pytest.raises(AutoAttendError) as err:
+        Architecture.load(path)
+    assert str(err.value).startswith(f"{path}: {rest}"), str(err.value)
+
+
 def test_mutate_refuses_a_parent_outside_the_space_and_a_rate_that_changes_nothing():
     """An invalid parent gave an invalid child (the decisions not re-drawn are kept); rate 0 spun
     10,000 draws, then a RuntimeError."""

@@ -116,35 +116,35 @@ class Architecture:
         if isinstance(data, list):
             return from_authors(data)
         if not isinstance(data, dict) or "layers" not in data:
-            raise InvalidArchitectureError(f"{_at(source)}expected a mapping with a 'layers' list")
+            raise InvalidArchitectureError("expected a mapping with a 'layers' list", source=source)
         if not isinstance(data["layers"], list) or not data["layers"]:
-            raise InvalidArchitectureError(f"{_at(source)}'layers' must be a non-empty list")
+            raise InvalidArchitectureError("'layers' must be a non-empty list", source=source)
         layers = []
         for i, raw in enumerate(data["layers"]):
             if not isinstance(raw, dict):
                 hint = (" (a list of [o1, prev, o2, o3, kind] rows is the authors' format: give it as the top-level "
                         "list or under arch:, not under layers:)" if isinstance(raw, list) else "")
-                raise InvalidArchitectureError(f"{_at(source)}expected a mapping with kind, q_src, q_op, k_src, k_op "
-                                               f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i)
+                raise InvalidArchitectureError("expected a mapping with kind, q_src, q_op, k_src, k_op "
+                                               f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i, source=source)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
-                raise InvalidArchitectureError(f"{_at(source)}unknown key", layer=i, field=sorted(unknown)[0])
+                raise InvalidArchitectureError("unknown key", layer=i, field=sorted(unknown)[0], source=source)
             kind = raw.get("kind")
             if kind not in LAYER_KINDS:
-                raise InvalidArchitectureError(f"{_at(source)}expected one of {LAYER_KINDS}, got {kind!r}", i, "kind")
+                raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {kind!r}", i, "kind", source=source)
             required = ["q_src", "q_op", "k_src", "k_op"] + (["v_src", "v_op"] if kind == "attn" else [])
             for key in required:
                 if key not in raw:
-                    raise InvalidArchitectureError(f"{_at(source)}missing", layer=i, field=key)
+                    raise InvalidArchitectureError("missing", layer=i, field=key, source=source)
             for key in ("q_src", "k_src", "v_src"):
                 if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)):
-                    raise InvalidArchitectureError(f"{_at(source)}expected an integer node index, got {raw[key]!r}", i,
-                                                   key)
+                    raise InvalidArchitectureError(f"expected an integer node index, got {raw[key]!r}", i,
+                                                   key, source=source)
             for key in ("q_op", "k_op", "v_op"):
                 if key in raw and not isinstance(raw[key], str):
-                    raise InvalidArchitectureError(f"{_at(source)}expected an op name, got {raw[key]!r}", i, key)
+                    raise InvalidArchitectureError(f"expected an op name, got {raw[key]!r}", i, key, source=source)
             if kind == "add" and (raw.get("v_src") is not None or raw.get("v_op") is not None):
-                raise InvalidArchitectureError(f"{_at(source)}an 'add' layer has no V", layer=i, field="v_op")
+                raise InvalidArchitectureError("an 'add' layer has no V", layer=i, field="v_op", source=source)
             layers.append(Layer(kind=kind, q_src=raw["q_src"], q_op=raw["q_op"], k_src=raw["k_src"],
                                 k_op=raw["k_op"], v_src=raw.get("v_src"), v_op=raw.get("v_op")))
         return cls(tuple(layers))
@@ -175,9 +175,9 @@ class Architecture:
             data = data["arch"]
         if isinstance(data, list) and data and isinstance(data[0], dict) and "arch" in data[0]:
             # search/topk.yaml, or a list of population records: candidates, not one architecture
-            raise InvalidArchitectureError(f"{_at(source)}a list of {len(data)} candidates, not one architecture; "
+            raise InvalidArchitectureError(f"a list of {len(data)} candidates, not one architecture; "
                                            "give search/best_arch.yaml (or the run directory), or copy one "
-                                           "candidate's `arch:` into a file of its own")
+                                           "candidate's `arch:` into a file of its own", source=source)
         return cls.from_dict(data, source=source)
 
     @classmethod

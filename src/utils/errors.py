@@ -20,14 +20,16 @@ class DataNotFoundError(AutoAttendError):
 class InvalidArchitectureError(AutoAttendError):
     """An architecture violates the search space; names the layer and the field."""
 
-    def __init__(self, message: str, layer: int | None = None, field: str | None = None):
+    def __init__(self, message: str, layer: int | None = None, field: str | None = None,
+                 source: str | None = None):
         where = []
         if layer is not None:
             where.append(f"layer {layer}")
         if field is not None:
             where.append(f"field '{field}'")
         prefix = f"invalid architecture ({', '.join(where)}): " if where else "invalid architecture: "
-        super().__init__(prefix + message)
+        # the file first, as every other error about a file says it: "<file>: invalid architecture (...): ..."
+        super().__init__((f"{source}: " if source else "") + prefix + message)
         self.layer = layer
         self.field = field
 
