@@ -305,7 +305,8 @@ def test_reading_and_exporting_errors_are_one_clear_line():
     ("layers:\n  - {kind: atn, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n",
      "invalid architecture (layer 0, field 'kind'): expected one of ('add', 'attn'), got 'atn'"),
     ("layers:\n  - {kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: zero, extra: 3}\n",
-     "invalid architecture (layer 0, field 'extra'): unknown key"),
+     "invalid architecture (layer 0, field 'extra'): unknown key; a layer's keys are kind, q_src, q_op, k_src, "
+     "k_op (attn: also v_src, v_op)"),
     ('layers:\n  - {kind: add, q_src: "0", q_op: conv1, k_src: 0, k_op: zero}\n',
      "invalid architecture (layer 0, field 'q_src'): expected an integer node index, got '0'"),
     ("just text\n", "invalid architecture: expected a mapping with a 'layers' list"),

@@ -128,7 +128,9 @@ class Architecture:
                                                f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i, source=source)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
-                raise InvalidArchitectureError("unknown key", layer=i, field=sorted(unknown)[0], source=source)
+                raise InvalidArchitectureError("unknown key; a layer's keys are kind, q_src, q_op, k_src, k_op "
+                                               "(attn: also v_src, v_op)", layer=i, field=sorted(unknown)[0],
+                                               source=source)
             kind = raw.get("kind")
             if kind not in LAYER_KINDS:
                 raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {kind!r}", i, "kind", source=source)
