@@ -750,6 +750,8 @@ def test_gpu_requested_without_one_fails_before_loading_data(tmp_path, monkeypat
     ("src.search", ("+task=sst2", "seed=[1"), "error: cannot parse the override 'seed=[1': no viable alternative "
                                               "at input '[1' (quote a value with special characters"),
     ("src.search", ("+experiment=cora_default", "+task=sst2"), "write task=<name>, without the +"),
+    # no experiment: Hydra's "To override a value use 'override task: sst2'" is a config file's syntax
+    ("src.search", ("+task=cora", "+task=sst2"), "error: +task given 2 times (+task=cora, +task=sst2): give one"),
     ("src.search", ("+experiment=nope",), "Could not find 'experiment/nope'; Available options in 'experiment': "
                                           "cora_autogl, cora_default"),
     ("src.retrain", ("+experiment=cora_default",), "error: experiment cora_default is run by `python -m src.search`"),
