@@ -162,6 +162,22 @@ def test_help_says_how_to_run_an_entry_point(entry, usage):
     assert "hardware: auto, cpu, gpu" in groups
 
 
+@pytest.mark.parametrize("args", [("src.retrain", "--help"), ("src.search", "+task=sst2", "--cfg", "job")])
+def test_help_into_a_closed_pipe_stops_quietly(args):
+    """``python -m src.retrain --help | head``: when the reader has gone before Hydra prints, the
+    command ends with the status of a process SIGPIPE ended (141) and no BrokenPipeError traceback
+    (it ended with one and status 1, as the table commands no longer do)."""
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-m", *args], cwd=CONF.parent, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        proc.stdout.close()  # before the interpreter has even imported Hydra
+        err = proc.stderr.read()
+        status = proc.wait(timeout=120)
+    assert status == 141 and "Traceback" not in err and "BrokenPipeError" not in err, (status, err[-3000:])
+
+
 def test_sweep_job_folders_leave_out_only_the_settings_a_resume_may_change():
     """A sweep job's folder is named by the overrides a resume may not change (so a re-run with a
     machine setting or the ranking analysis added finds its folders), for both entry points; the

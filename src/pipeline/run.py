@@ -637,6 +637,11 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
             print(code, file=sys.stderr)
             code = 1
         exit_after_the_run(code or 0)
+    except BrokenPipeError:
+        # the reader of the output went away (`--help | head`, `--cfg job | head`): stop quietly with
+        # the status a shell gives a process SIGPIPE ended, as the table commands do (exit_status_of)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        exit_after_the_run(141)
     except BaseException:  # a crash: its traceback, and status 1, as Python gives them
         traceback.print_exc()
         exit_after_the_run(1)
