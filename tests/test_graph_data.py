@@ -90,8 +90,13 @@ def test_failed_planetoid_download_leaves_no_partial_cache(tmp_path, monkeypatch
     monkeypatch.setattr(pyg_fs, "cp", _failing_download(written))
     cache = tmp_path / "cache"
     dm = PlanetoidDataModule("cora", data_dir=str(tmp_path / "nowhere"), cache_dir=str(cache), download=True)
-    with pytest.raises(DataNotFoundError, match="no files in .*nowhere.* the download failed: OSError"):
+    with pytest.raises(DataNotFoundError, match="no files in .*nowhere.* the download failed: OSError") as err:
         dm.setup()
+    # what to do about it, as the SST and CSV readers say (it said only where it had looked)
+    raw = tmp_path / "nowhere" / "planetoid" / "Cora" / "raw"
+    assert str(err.value).endswith(f"; put the Planetoid release's raw files (ind.cora.x, .tx, .allx, .y, .ty, .ally, "
+                                   f".graph, .test.index) in {raw}, or set AUTOATTEND_DATA_DIR / paths.data_dir to "
+                                   "a folder holding planetoid/Cora/raw/"), str(err.value)
     assert len(written) == 2 and written[0].parent.is_relative_to(cache)
     assert not (cache / "planetoid" / "download" / "Cora").exists()
     assert any(r.getMessage().startswith("Cora: PyG: Downloading") for r in caplog.records)
@@ -267,8 +272,9 @@ def test_failed_ppi_download_leaves_no_partial_cache(tmp_path, monkeypatch):
         raise OSError(f"connection reset while fetching {url}")
     monkeypatch.setattr(pyg_ppi, "download_url", partial_zip)
     cache = tmp_path / "c"
-    with pytest.raises(DataNotFoundError, match="PPI: no files in .* the download failed: OSError"):
+    with pytest.raises(DataNotFoundError, match="PPI: no files in .* the download failed: OSError") as err:
         PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(cache)).setup()
+    assert str(err.value).endswith("or set AUTOATTEND_DATA_DIR / paths.data_dir to a folder holding ppi/raw/")
     assert not (cache / "ppi" / "download").exists()
 
 

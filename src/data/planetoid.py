@@ -315,7 +315,11 @@ class PlanetoidDataModule(GraphDataModule):
                                       f"(the pickled ind.{self.name.lower()}.* files of the Planetoid release, "
                                       f"consistent with each other): {reason}") from None
             remove_failed_download(root / self.name)
-            raise DataNotFoundError(f"{self.name}: no files in {source}, and the download failed: {reason}") from None
+            stem = f"ind.{self.name.lower()}"
+            raise DataNotFoundError(f"{self.name}: no files in {source}, and the download failed: {reason}; put the "
+                                    f"Planetoid release's raw files ({stem}.x, .tx, .allx, .y, .ty, .ally, .graph, "
+                                    f".test.index) in {source}, or set AUTOATTEND_DATA_DIR / paths.data_dir to a "
+                                    f"folder holding planetoid/{self.name}/raw/") from None
         data = dataset[0]
         where = source if from_files else f"{self.name} ({root})"
         if data.x.size(0) != data.y.size(0):

@@ -94,7 +94,10 @@ class PPIDataModule(GraphDataModule):
                     f"in every graph; <split>_feats.npy, <split>_labels.npy and <split>_graph_id.npy with one row "
                     f"per node): {reason}") from None
             remove_failed_download(root)
-            raise DataNotFoundError(f"PPI: no files in {src}, and the download failed: {reason}") from None
+            raise DataNotFoundError(f"PPI: no files in {src}, and the download failed: {reason}; put the PPI "
+                                    "release's files (<split>_feats.npy, _graph_id.npy, _graph.json, _labels.npy "
+                                    f"for train, valid, test) in {src}, or set AUTOATTEND_DATA_DIR / paths.data_dir "
+                                    "to a folder holding ppi/raw/") from None
         where = src if present else f"PPI ({root})"
         graphs = {}
         for split, ds in splits.items():

@@ -732,7 +732,8 @@ def config_error_line(exc: BaseException) -> str:
     if "Multiple values for task" in line:
         tasks = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("+task=")]
         if any(arg.startswith("+experiment=") for arg in sys.argv[1:]):
-            line += " (an +experiment=... config already selects a task: write task=<name>, without the +, to replace it)"
+            line += (" (an +experiment=... config already selects a task: write task=<name>, without the +, to "
+                     "replace it)")
         elif len(tasks) > 1:  # Hydra's advice ("use 'override task: ...'") is for a config file's defaults list
             line = f"+task given {len(tasks)} times ({', '.join('+task=' + t for t in tasks)}): give one"
     return line
