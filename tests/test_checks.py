@@ -189,6 +189,15 @@ def test_arch_names_a_file_a_search_run_directory_or_a_built_in(tmp_path):
     (tmp_path / "unfinished" / "search").mkdir(parents=True)
     with pytest.raises(AutoAttendError, match=r"arch=.*unfinished: a directory without search/best_arch.yaml"):
         arch_file(str(tmp_path / "unfinished"))
+    # a src.retrain run's directory: the message said only that it lacks search/best_arch.yaml
+    results = tmp_path / "retrained" / "retrain" / "results.json"
+    results.parent.mkdir(parents=True)
+    results.write_text("{}")
+    with pytest.raises(AutoAttendError) as err:
+        arch_file(str(tmp_path / "retrained"))
+    assert str(err.value) == (f"arch={tmp_path / 'retrained'}: a src.retrain run directory, without "
+                              f"search/best_arch.yaml; the architecture it retrained, with its settings: "
+                              f"arch={results}")
     with pytest.raises(AutoAttendError, match="no architecture given: add arch=<name or path> .built-ins: .*published_sst5"):
         arch_file(None)
 

@@ -138,6 +138,10 @@ def arch_file(spec: str, key: str | None = "arch") -> Path:
         for candidate in (path / "search" / "best_arch.yaml", path / "best_arch.yaml"):
             if candidate.is_file():
                 return candidate
+        if (path / "retrain" / "results.json").is_file():  # a src.retrain run: src.show reads it from there
+            results = path / "retrain" / "results.json"
+            raise AutoAttendError(f"{named}: a src.retrain run directory, without search/best_arch.yaml; the "
+                                  f"architecture it retrained, with its settings: arch={results}")
         raise AutoAttendError(f"{named}: a directory without search/best_arch.yaml (a search's run directory "
                               f"holds it once its search has finished)")
     builtin = ARCH_DIR / f"{spec}.yaml"
