@@ -101,6 +101,34 @@ def test_a_setting_this_job_does_not_read_is_refused_but_only_warned_about_in_a_
     assert "x.y: not read (other jobs of the sweep may read it)" in caplog.text
 
 
+@pytest.mark.parametrize("multirun, given, said", [
+    (True, ["hydra.run.dir=/tmp/x"], "hydra.run.dir=/tmp/x is not used by a multirun (-m): its jobs are in "
+                                     "hydra.sweep.dir, /s/weep (to resume this sweep: hydra.sweep.dir=/s/weep)"),
+    (False, ["hydra.sweep.dir=/tmp/x"], "hydra.sweep.dir=/tmp/x is used only by a multirun (-m): this run is in "
+                                        "hydra.run.dir, /r/un (to resume it: hydra.run.dir=/r/un)"),
+    (True, ["hydra.sweep.dir=/tmp/x"], None),
+    (False, ["hydra.run.dir=/tmp/x"], None),
+])
+def test_a_folder_setting_hydra_ignores_is_warned_about(monkeypatch, caplog, multirun, given, said):
+    """``-m ... hydra.run.dir=D`` put the sweep in a new timestamped folder, and the same command
+    typed again to resume started afresh in another, without a word (so did ``hydra.sweep.dir``
+    without ``-m``)."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.pipeline import run
+
+    hydra = SimpleNamespace(overrides=SimpleNamespace(hydra=["hydra.mode=MULTIRUN", *given]),
+                            sweep=SimpleNamespace(dir="/s/weep"))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra))
+    monkeypatch.setattr(run, "_hydra_initialized", lambda: True)
+    monkeypatch.setattr(run, "_in_multirun", lambda: multirun)
+    with caplog.at_level(logging.WARNING, logger="src"):
+        run._warn_unused_folder_setting(Path("/r/un"))
+    assert [r.getMessage() for r in caplog.records] == ([said] if said else [])
+
+
 def test_an_hpo_trial_line_says_capped_only_above_the_cap():
     from src.pipeline.graph_stages import _as_trained
 

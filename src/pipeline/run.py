@@ -264,6 +264,7 @@ def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]
                               f"`python -m src.{entry_point} -m +experiment={name}` or `make reproduce EXP={name}`")
     check_config(cfg, entry_point)
     run_dir = run_dir_of(cfg)
+    _warn_unused_folder_setting(run_dir)
     _hold_run_dir(run_dir)
     return run_dir, Timer(run_dir / Timer.FILE, started=_job_started[0] if _job_started else None), HydraRecord(cfg)
 
@@ -277,6 +278,24 @@ def _process_age_s() -> float:
         return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, AttributeError):
         return 0.0
+
+
+def _warn_unused_folder_setting(run_dir: Path) -> None:
+    """Hydra ignores ``hydra.run.dir`` in a multirun (``-m``) and ``hydra.sweep.dir`` in a single
+    run, in silence: the jobs went to a new timestamped folder, and the same command typed again to
+    resume started afresh in another."""
+    if not _hydra_initialized():
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    given = {o.split("=", 1)[0].lstrip("+"): o.split("=", 1)[1] for o in HydraConfig.get().overrides.hydra if "=" in o}
+    if _in_multirun() and "hydra.run.dir" in given:
+        sweep = HydraConfig.get().sweep.dir
+        log.warning("hydra.run.dir=%s is not used by a multirun (-m): its jobs are in hydra.sweep.dir, %s (to resume "
+                    "this sweep: hydra.sweep.dir=%s)", given["hydra.run.dir"], sweep, sweep)
+    elif not _in_multirun() and "hydra.sweep.dir" in given:
+        log.warning("hydra.sweep.dir=%s is used only by a multirun (-m): this run is in hydra.run.dir, %s (to resume "
+                    "it: hydra.run.dir=%s)", given["hydra.sweep.dir"], run_dir, run_dir)
 
 
 RUN_LOCK_FILE = ".run.lock"
