@@ -123,6 +123,24 @@ def test_experiment_run_dir_is_named_after_the_experiment():
             assert cfg.hydra.run.dir.startswith(f"{cfg.paths.output_dir}/cora/{entry}/")
 
 
+@pytest.mark.parametrize("args", [("+experiment=cora_default",), ("+task=cora", "+experiment=cora_rerank10")])
+def test_an_experiment_outside_the_repository_root_is_one_error_line(tmp_path, args):
+    """From another working directory the experiments' search path finds nothing and Hydra took
+    ``+experiment=<name>`` for a plain value: "no task selected", or with a task an AttributeError
+    traceback (``cfg.experiment.get``)."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOATTEND_DATA_DIR": str(tmp_path / "nowhere")}
+    proc = subprocess.run([sys.executable, "-m", "src.search", *args, f"hydra.run.dir={tmp_path / 'r'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    name = args[-1].split("=", 1)[1]
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        f"error: +experiment={name}: no experiment configs found from {tmp_path}: they are read from "
+        f"experiments/conf/experiment/ relative to the working directory; run from the repository root, {ROOT}"), \
+        proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("exp, message", [("", "make reproduce needs EXP=<name>"),
                                           ("nope", "no experiment nope")])
 def test_make_reproduce_refuses_unknown_experiments(exp, message):
