@@ -230,7 +230,10 @@ def test_malformed_glove_file_names_file_and_line(tmp_path, lines, lineno, detai
 
 
 def test_missing_glove_file_raises_data_not_found(tmp_path):
-    with pytest.raises(DataNotFoundError, match="nope.txt not found"):
+    """It said "GloVe file <path> not found", naming no setting (as the folder's error does)."""
+    with pytest.raises(DataNotFoundError, match=rf"^data.glove_path={tmp_path / 'nope.txt'}: no such file; expected "
+                                                r"the GloVe text file \(lines 'word v1 ... vE'\), or "
+                                                r"data.glove_path=null"):
         load_word_vectors([PAD, UNK, "a"], str(tmp_path / "nope.txt"))
 
 

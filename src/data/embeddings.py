@@ -178,7 +178,8 @@ def load_word_vectors(
             raise AutoAttendError(f"data.glove_path={path}: a folder; expected the GloVe text file (lines "
                                   "'word v1 ... vE'), e.g. glove.840B.300d.txt inside it")
         if not path.is_file():
-            raise DataNotFoundError(f"GloVe file {path} not found; expected a text file of lines 'word v1 ... vE'")
+            raise DataNotFoundError(f"data.glove_path={path}: no such file; expected the GloVe text file (lines "
+                                    "'word v1 ... vE'), or data.glove_path=null for the default vectors")
         matrix, priority = _read_glove_text(path, matrix_init, exact, lower)
         name = "glove_file"
     else:
