@@ -607,6 +607,16 @@ def test_the_table_commands_say_a_refused_file_in_one_line(capsys):
 
     with pytest.raises(PermissionError):
         exit_status_of(nameless)
+
+    def other_pipe():  # a pipe of the command's own broken (a worker gone), standard output still read
+        import multiprocessing
+
+        a, b = multiprocessing.Pipe()
+        b.close()
+        a.send(b"x")
+
+    with pytest.raises(BrokenPipeError):  # a crash: it returned 141, the output sent to /dev/null, in silence
+        exit_status_of(other_pipe)
     try:
         try:
             raise PermissionError(errno.EACCES, "Permission denied", "/cache/y")

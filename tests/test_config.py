@@ -178,6 +178,36 @@ def test_help_into_a_closed_pipe_stops_quietly(args):
     assert status == 141 and "Traceback" not in err and "BrokenPipeError" not in err, (status, err[-3000:])
 
 
+BROKEN_OTHER_PIPE = """
+import multiprocessing, sys
+from src.pipeline import run
+
+def main():
+    print("some output")
+    a, b = multiprocessing.Pipe()
+    b.close()
+    a.send(b"x")  # a pipe of the run's own (a worker's) broken: a crash, not the reader leaving
+
+run.run_and_exit(main)
+"""
+
+
+def test_a_broken_pipe_that_is_not_the_output_is_a_crash(tmp_path):
+    """Only the reader of standard output going away ends quietly with 141: a BrokenPipeError from
+    another pipe (a worker process gone) is a crash, with its traceback and status 1 (it ended with
+    status 141 and not a word, the output sent to /dev/null)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "crash.py"
+    script.write_text(BROKEN_OTHER_PIPE)
+    proc = subprocess.run([sys.executable, str(script)], cwd=CONF.parent, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(CONF.parent)})
+    assert proc.returncode == 1 and "BrokenPipeError" in proc.stderr, (proc.returncode, proc.stderr[-3000:])
+    assert proc.stdout == "some output\n"
+
+
 def test_sweep_job_folders_leave_out_only_the_settings_a_resume_may_change():
     """A sweep job's folder is named by the overrides a resume may not change (so a re-run with a
     machine setting or the ranking analysis added finds its folders), for both entry points; the

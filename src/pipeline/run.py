@@ -35,7 +35,8 @@ from src.space import live_layers
 from src.strategies import SearchStrategy
 from src.strategies.evolution import STRATEGY_SETTINGS
 from src.utils import interrupt
-from src.utils.errors import AutoAttendError, RunDirInUseError, machine_error, user_error_behind
+from src.utils.errors import (AutoAttendError, RunDirInUseError, machine_error, output_reader_gone,
+                              quiet_after_reader_gone, user_error_behind)
 from src.utils.io import atomic_write_json
 from src.utils.logs import log_to_files_only
 
@@ -657,10 +658,12 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
             code = 1
         exit_after_the_run(code or 0)
     except BrokenPipeError:
+        if not output_reader_gone():  # another pipe (a worker's): a crash, as below
+            traceback.print_exc()
+            exit_after_the_run(1)
         # the reader of the output went away (`--help | head`, `--cfg job | head`): stop quietly with
         # the status a shell gives a process SIGPIPE ended, as the table commands do (exit_status_of)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        exit_after_the_run(141)
+        exit_after_the_run(quiet_after_reader_gone())
     except BaseException:  # a crash: its traceback, and status 1, as Python gives them
         traceback.print_exc()
         exit_after_the_run(1)

@@ -84,8 +84,8 @@ def exit_status_of(main) -> int:
     """``main()``'s exit status, for entry points that print tables: when the reader of their
     output goes away (``python -m src.predict RUN --file F | head``), stop quietly with the status
     a shell gives a process that SIGPIPE ended (141), instead of a BrokenPipeError traceback; a
-    permission, read-only or full-disk error is one ``error:`` line, status 2."""
-    import os
+    permission, read-only or full-disk error is one ``error:`` line, status 2; a BrokenPipeError
+    from another pipe than standard output (:func:`output_reader_gone`) is raised, a crash."""
     import sys
 
     try:
@@ -93,12 +93,40 @@ def exit_status_of(main) -> int:
         sys.stdout.flush()  # a pipe closed after the last print breaks here, not at exit
         return status
     except BrokenPipeError:
-        # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        if not output_reader_gone():  # another pipe of the command's: a crash
+            raise
+        return quiet_after_reader_gone()
     except OSError as exc:  # after BrokenPipeError, one of them
         refused = machine_error(exc)
         if refused is None:
             raise
         print(f"error: {refused}", file=sys.stderr)
         return 2
+
+
+SIGPIPE_STATUS = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13)
+
+
+def output_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``| head`` after its lines), as
+    opposed to a BrokenPipeError from another pipe of the command's (a worker process gone), which
+    is a crash to report. ``False`` where it cannot be told."""
+    import select
+    import sys
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (replaced), no poll
+        return False
+
+
+def quiet_after_reader_gone() -> int:
+    """After the reader of standard output went away: point it at ``/dev/null``, so that the flush
+    at exit cannot fail again, and return :data:`SIGPIPE_STATUS`."""
+    import os
+    import sys
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return SIGPIPE_STATUS
