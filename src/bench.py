@@ -5,9 +5,6 @@ Measures, at the paper's supernet configuration (D=64, 8 heads, 24 layers, ``spa
 
 * ``supernet_step_s``       one supernet training step (median of ``bench.reps`` after warm-up)
 * ``supernet_build_s``      building the supernet; ``supernet_modules`` / ``supernet_params``
-Memory figures (``*_mb``) are in MB of 10^6 bytes, as ``memory_unit`` in ``bench.json`` says
-(files without that key, written before, hold MiB of 2^20 bytes under the same names).
-
 * ``supernet_peak_rss_mb``  peak resident memory of the process after supernet training steps
   (``bench.arch_workers`` architectures at a time: compare ``bench.arch_workers=1`` in its own
   process, as peak memory only grows), with Adam's moments created for every parameter before
@@ -19,6 +16,9 @@ Memory figures (``*_mb``) are in MB of 10^6 bytes, as ``memory_unit`` in ``bench
 * ``candidate_score_s``     scoring one candidate on the 1,101 SST-5 dev sentences
 * ``retrain_step_s``        one training step of the published SST-5 architecture (D=256, batch 128)
 * ``graph_*``               the graph supernet on Cora, when the graph half is installed (on the same device)
+
+Memory figures (``*_mb``) are in MB of 10^6 bytes, as ``memory_unit`` in ``bench.json`` says
+(files without that key, written before, hold MiB of 2^20 bytes under the same names).
 
 Batches come from the real SST-5 trees when ``paths.data_dir`` holds them, else from a generated
 stand-in with SST-5's sentence-length distribution. Figures are printed and written to
