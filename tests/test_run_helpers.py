@@ -124,8 +124,10 @@ def test_a_folder_setting_hydra_ignores_is_warned_about(monkeypatch, caplog, mul
     monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra))
     monkeypatch.setattr(run, "_hydra_initialized", lambda: True)
     monkeypatch.setattr(run, "_in_multirun", lambda: multirun)
+    monkeypatch.setattr(run, "_folder_setting_warned", [])
     with caplog.at_level(logging.WARNING, logger="src"):
         run._warn_unused_folder_setting(Path("/r/un"))
+        run._warn_unused_folder_setting(Path("/r/un2"))  # a sweep's next job: said once, not per job
     assert [r.getMessage() for r in caplog.records] == ([said] if said else [])
 
 

@@ -284,8 +284,8 @@ def _process_age_s() -> float:
 def _warn_unused_folder_setting(run_dir: Path) -> None:
     """Hydra ignores ``hydra.run.dir`` in a multirun (``-m``) and ``hydra.sweep.dir`` in a single
     run, in silence: the jobs went to a new timestamped folder, and the same command typed again to
-    resume started afresh in another."""
-    if not _hydra_initialized():
+    resume started afresh in another. Said once per invocation (a sweep's jobs share the setting)."""
+    if not _hydra_initialized() or _folder_setting_warned:
         return
     from hydra.core.hydra_config import HydraConfig
 
@@ -297,6 +297,9 @@ def _warn_unused_folder_setting(run_dir: Path) -> None:
     elif not _in_multirun() and "hydra.sweep.dir" in given:
         log.warning("hydra.sweep.dir=%s is used only by a multirun (-m): this run is in hydra.run.dir, %s (to resume "
                     "it: hydra.run.dir=%s)", given["hydra.sweep.dir"], run_dir, run_dir)
+    else:
+        return
+    _folder_setting_warned.append(True)
 
 
 RUN_LOCK_FILE = ".run.lock"
@@ -638,6 +641,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 _job_started: list[float] = []  # time.perf_counter() at the start of the job entry() runs (see _start)
 _entered: list[bool] = []  # one item per job entry() has started in this process
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
+_folder_setting_warned: list[bool] = []  # whether this invocation said a folder setting is ignored
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
 _finished_runs: list[str] = []  # the run folder of a single run whose job returned (Hydra may still be tearing down)
 _finished_jobs: list[str] = []  # the run folders of a multirun's jobs that returned
@@ -783,6 +787,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
                                               r"available")
     _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
     _sweep_dirs.clear()
+    _folder_setting_warned.clear()
     _finished_runs.clear()
     _finished_jobs.clear()
     _job_folders.clear()
