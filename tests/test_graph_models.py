@@ -533,3 +533,238 @@ def test_a_repeated_graph_batch_is_copied_to_the_device_once(monkeypatch):
     module.transfer_batch_to_device(graph, torch.device("cpu"), 0)
     module.transfer_batch_to_device(graph, torch.device("cpu"), 0)
     assert len(copies) == 4  # on the CPU Lightning's own (a no-op copy) every time
+
+
+# ---- mutation audit of the models (2026-12-05): dropout placement, readout, stem, ops' settings --
+
+def _dropout_calls(monkeypatch, model: GraphNet, x: torch.Tensor, edge_index: torch.Tensor,
+                   arch: Architecture | None = None) -> list[tuple[tuple, float, bool]]:
+    """``(shape, p, training)`` of every dropout one forward of ``model`` asks for (stem, ops,
+    attention weights, classifier input), in order."""
+    import src.models.graph as graph
+
+    calls, real = [], graph.fast_dropout
+
+    def record(t, p, training=True, *args, **kwargs):
+        calls.append((tuple(t.shape), p, training))
+        return real(t, p, training, *args, **kwargs)
+
+    monkeypatch.setattr(graph, "fast_dropout", record)
+    model(x, edge_index, arch)
+    monkeypatch.setattr(graph, "fast_dropout", real)
+    return calls
+
+
+def test_dropout_falls_where_the_module_docstring_says(monkeypatch):
+    """Training: the stem drops the features, ops reading the stem's output do not drop it again,
+    ops reading a hidden node (or a stem-free child's raw features) drop their input, attention
+    weights get ``attn_dropout`` and the classifier's input ``dropout``. Evaluation: none of it."""
+    x, edge_index = torch.rand(16, 5), path_graph(8, 2)
+    torch.manual_seed(0)
+    supernet = GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4, dropout=0.6, attn_dropout=0.3).train()
+    # ATTN_FIRST: attn layer over three linear ops reading node 0, then sage + gcn reading node 1
+    calls = _dropout_calls(monkeypatch, supernet, x, edge_index, ATTN_FIRST)
+    assert calls[0] == ((16, 5), 0.6, True)  # the stem, on the features
+    assert calls[-1] == ((16, 16), 0.6, True)  # the classifier's input
+    assert sorted(p for _, p, _ in calls) == [0.0, 0.0, 0.0, 0.3, 0.6, 0.6, 0.6, 0.6]
+    # a stem-free child: gat4 reads the raw features and drops them itself
+    torch.manual_seed(0)
+    model = GraphNet.child(5, 3, ADD_FIRST, hidden=16, heads=4, dropout=0.6, attn_dropout=0.3).train()
+    assert model.stem is None
+    calls = _dropout_calls(monkeypatch, model, x, edge_index)
+    assert calls[0] == ((16, 5), 0.6, True) and calls[-1] == ((16, 16), 0.6, True)
+    assert [p for _, p, _ in calls] == [0.6] * 4  # gat4, sage, gcn, classifier
+    # evaluation: the same modules, no draw; the logits are those of the same weights without dropout
+    for net, arch, build in ((supernet, ATTN_FIRST, lambda p, a: GraphNet.supernet(5, 3, SPACE, hidden=16, heads=4,
+                                                                                 dropout=p, attn_dropout=a)),
+                             (model, None, lambda p, a: GraphNet.child(5, 3, ADD_FIRST, hidden=16, heads=4,
+                                                                        dropout=p, attn_dropout=a))):
+        net.eval()
+        assert all(not training for _, _, training in _dropout_calls(monkeypatch, net, x, edge_index, arch))
+        torch.manual_seed(0)
+        plain = build(0.0, 0.0).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(net(x, edge_index, arch), plain(x, edge_index, arch), rtol=0, atol=0)
+
+
+def test_the_class_wide_last_layer_of_the_last_readout_is_not_activated():
+    """Under ``readout="last"`` the last layer's ops give the logits: no activation follows them
+    (GCN's output layer; with tanh every logit would lie in (-1, 1))."""
+    x, edge_index = torch.randn(12, 5), path_graph(6, 2)
+    model = child(Architecture.load(ROOT / "src/space/archs/gcn.yaml"), readout="last", stem="none")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)
+        enc = model.encoder
+        (_, _, _, _, first), (_, _, _, _, second) = [k for k in enc.keys_for(model.arch) if k[3] != "zero"]
+        expected = enc.ops[second](torch.tanh(enc.ops[first](x, edge_index)), edge_index)
+        logits = model(x, edge_index)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
+    assert logits.abs().max() > 1.0
+
+
+def test_a_child_needs_a_stem_only_for_what_reads_node_0():
+    """``stem="auto"``: a sage op reading a hidden node does not need one (only node 0's readers count)."""
+    later = Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("add", 1, "sage", 1, "zero")))
+    assert GraphNet.child(5, 3, later, hidden=16, heads=4).stem is None
+    first = Architecture((Layer("add", 0, "sage", 0, "zero"), Layer("add", 1, "gcn", 1, "zero")))
+    assert GraphNet.child(5, 3, first, hidden=16, heads=4).stem is not None
+
+
+def test_sage_averages_its_in_neighbours():
+    """``sage`` is GraphSAGE with the mean aggregator: ``lin_l(mean_j x_j) + lin_r(x_i)``."""
+    from src.models.graph import GraphOp
+
+    torch.manual_seed(0)
+    op = GraphOp("sage", 4, 3, 0.0, 0.0).eval()
+    x = torch.randn(4, 4)
+    edge_index = torch.tensor([[1, 2, 3, 0], [0, 0, 0, 1]])  # 1, 2, 3 -> 0 and 0 -> 1
+    with torch.no_grad():
+        out = op(x, edge_index)
+        expected0 = op.conv.lin_l(x[1:].mean(0)) + op.conv.lin_r(x[0])
+    torch.testing.assert_close(out[0], expected0, rtol=1e-5, atol=1e-6)
+
+
+def test_sgc_propagates_sgc_k_steps():
+    n = 8
+    x, edge_index = torch.rand(n, 5), path_graph(n)
+    model = child(Architecture((Layer("add", 0, "sgc", 0, "zero"),)), sgc_k=3)
+    with torch.no_grad():
+        base = model(x, edge_index)[0]
+        for u, reached in ((3, True), (4, False)):
+            x2 = x.clone()
+            x2[u] += 1.0
+            assert (not torch.allclose(model(x2, edge_index)[0], base, atol=1e-6)) == reached, u
+
+
+# ---- mutation audit (2026-12-05): the graph LightningModules -----------------------------------
+
+def test_node_loss_reads_only_the_masked_nodes():
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(10, 3, generator=g), torch.randint(0, 3, (10,), generator=g)
+    mask = torch.arange(10) % 3 == 0
+    from src.lit.graph_modules import node_loss
+
+    assert node_loss(logits, y, mask, False) == torch.nn.functional.cross_entropy(logits[mask], y[mask])
+    assert node_loss(logits, y, mask, False) != torch.nn.functional.cross_entropy(logits, y)
+    labels = (torch.rand(10, 4, generator=g) > 0.5).float()
+    multi = torch.randn(10, 4, generator=g)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(multi[mask], labels[mask])
+    assert node_loss(multi, labels, mask, True) == expected
+    assert expected != torch.nn.functional.binary_cross_entropy_with_logits(multi, labels)
+
+
+def test_multilabel_scorer_counts_false_negatives_and_false_positives():
+    """(2 TP, 2 TP + FP + FN): one true positive, one false positive, two false negatives -> 2 / 5."""
+    y = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    logits = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x, edge_index, arch):
+            return logits
+
+    batch = {"x": torch.zeros(3, 1), "edge_index": path_graph(3), "y": y, "val_mask": torch.ones(3, dtype=torch.bool)}
+    assert graph_score_batch(True)(Fixed(), batch, ATTN_FIRST) == (2, 2 + 1 + 2)
+
+
+def _fit_supernet(module: GraphSupernetModule, batch: dict, steps: int, tmp_path) -> pl.Trainer:
+    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         accelerator="cpu", default_root_dir=str(tmp_path))
+    trainer.fit(module, DataLoader(RepeatDataset(batch, 1), batch_size=None, generator=torch.Generator()))
+    return trainer
+
+
+def _grads_of(model: GraphNet, batch: dict, archs: list[Architecture]) -> dict[str, torch.Tensor]:
+    """The summed gradients of ``archs``' training losses (dropout 0: deterministic)."""
+    from src.lit.graph_modules import node_loss
+
+    model.zero_grad()
+    for arch in archs:
+        node_loss(model(batch["x"], batch["edge_index"], arch), batch["y"], batch["train_mask"], False).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return grads
+
+
+def test_graph_supernet_step_zeroes_clips_and_logs_the_mean_loss(tmp_path):
+    """Each step starts from zero gradients (the second step's are its own architectures' alone),
+    clips their global norm to ``clip`` when set, and logs the mean of its architectures' losses.
+    lr 0 keeps the weights, so the gradients can be recomputed afterwards."""
+    from src.lit.graph_modules import node_loss
+
+    model, batch = _supernet_and_batch()
+    rng = random.Random(5)
+    first, second = SPACE.sample_distinct(2, rng), SPACE.sample_distinct(2, rng)  # the module's draws
+    with torch.no_grad():
+        losses = [float(node_loss(model(batch["x"], batch["edge_index"], a), batch["y"], batch["train_mask"], False))
+                  for a in first]
+    expected = _grads_of(model, batch, second)
+    module = GraphSupernetModule(model, SPACE, archs_per_step=2, lr=0.0, weight_decay=0.0, seed=5, monitor_archs=0)
+    trainer = _fit_supernet(module, batch, 1, tmp_path / "one")
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(sum(losses) / 2, rel=1e-6)
+    _fit_supernet(GraphSupernetModule(model, SPACE, archs_per_step=2, lr=0.0, weight_decay=0.0, seed=5,
+                                      monitor_archs=0), batch, 2, tmp_path / "two")
+    got = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert got.keys() == expected.keys()
+    for name in got:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-7)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in expected.values()]))
+    assert norm > 0.01
+    model.zero_grad()
+    _fit_supernet(GraphSupernetModule(model, SPACE, archs_per_step=2, lr=0.0, weight_decay=0.0, clip=0.01, seed=5,
+                                      monitor_archs=0), batch, 2, tmp_path / "clipped")
+    clipped = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in clipped.values()]))
+    assert float(total) == pytest.approx(0.01, rel=1e-4)
+    for name in clipped:  # the direction kept: every gradient scaled by the same factor
+        torch.testing.assert_close(clipped[name], expected[name] * (0.01 / norm), rtol=1e-4, atol=1e-9)
+
+
+def test_graph_supernet_validation_is_the_mean_over_monitor_archs_of_the_validation_nodes(tmp_path):
+    model, batch = _supernet_and_batch()
+    module = GraphSupernetModule(model, SPACE, monitor_archs=3, seed=2)
+    model.eval()
+    scores = [graph_score_batch(False)(model, batch, arch) for arch in module.monitor]
+    expected = sum(c / n for c, n in scores) / len(scores)
+    whole = {**batch, "val_mask": torch.ones_like(batch["val_mask"])}
+    assert expected != sum(c / n for c, n in (graph_score_batch(False)(model, whole, a) for a in module.monitor)) / 3
+    assert expected != max(c / n for c, n in scores)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", default_root_dir=str(tmp_path))
+    (logged,) = trainer.validate(module, DataLoader(ListDataset([batch]), batch_size=None))
+    assert logged["val/score_mean"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_full_batch_fit_evaluates_the_last_epoch_and_calls_on_new_best_only_for_new_bests():
+    batch = _tiny_batch()
+    calls = []
+    module = _child_module(ATTN_FIRST)
+    module.on_new_best = calls.append
+    torch.manual_seed(7)
+    module.fit_full_batch(batch, epochs=40, eval_every=3)
+    assert [h["step"] for h in module.history] == list(range(3, 40, 3)) + [40]
+    best, expected = None, []
+    for h in module.history:
+        if best is None or selection_key(h) > selection_key(best):
+            best = h
+            expected.append(h)
+    assert calls == expected and len(calls) < len(module.history)
+
+
+def test_an_evaluation_counts_only_its_own_batch():
+    """:meth:`GraphChildModule.evaluate` resets its metrics: a second batch's scores are not
+    pooled with the first's (here the second batch's labels are the model's own predictions)."""
+    first = _tiny_batch()
+    module = _child_module(ATTN_FIRST)
+    with torch.no_grad():
+        predicted = module.model.eval()(first["x"], first["edge_index"]).argmax(-1)
+    second = {**first, "y": predicted}
+    scores = module.evaluate(first)
+    assert scores["val_acc"] < 1.0 and scores["test_acc"] < 1.0
+    assert module.evaluate(second) == {**_child_module(ATTN_FIRST).evaluate(second), "val_acc": 1.0, "test_acc": 1.0}
+
+
+def test_the_graph_child_optimiser_has_the_weight_decay():
+    group = _child_module(ATTN_FIRST).configure_optimizers().param_groups[0]
+    assert group["lr"] == 0.01 and group["weight_decay"] == 5e-4
