@@ -971,3 +971,134 @@ def test_dropout_masks_of_half_precision_tensors_are_drawn_in_float32():
         assert abs(masks[1].float().mean().item() - 0.3) < 0.005
     finally:
         cpu_kernels.set_backend(before)
+
+
+# ---- mutation audit of the models (2026-12-05): the supernet step and its validation ----------
+
+def _summed_grads(model, tokens, mask, labels, archs):
+    model.zero_grad()
+    for a in archs:
+        torch.nn.functional.cross_entropy(model(tokens, mask, a), labels).backward()
+    grads = _grads(model)
+    model.zero_grad()
+    return grads
+
+
+def _fit_text_supernet(module, steps, root):
+    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(root))
+    trainer.fit(module, _tiny_loader())
+    return trainer
+
+
+def test_supernet_step_zeroes_clips_and_logs_the_mean_loss(tmp_path):
+    """A step's gradients are its own architectures' summed (zeroed first: after two steps they are
+    the second step's alone), their global norm clipped to ``clip`` (the direction kept), the loss
+    logged is the mean over the step's architectures, and Adam's rate is ``lr / archs_per_step``.
+    lr 0 keeps the weights, so the gradients can be recomputed afterwards; dropout 0."""
+    space = FunctionalSpace(3)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2, dropout=0.0, attn_dropout=0.0)
+    (batch_,) = list(_tiny_loader())
+    tokens, mask, labels = batch_["tokens"], batch_["mask"], batch_["labels"]
+    rng = random.Random(4)
+    first, second = space.sample_distinct(2, rng), space.sample_distinct(2, rng)  # the module's draws
+    with torch.no_grad():
+        losses = [torch.nn.functional.cross_entropy(model(tokens, mask, a), labels).item() for a in first]
+    expected = _summed_grads(model, tokens, mask, labels, second)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in expected.values()]))
+    assert norm > 0.01
+
+    def module(clip):
+        return SupernetModule(model, space, archs_per_step=2, lr=0.0, clip=clip, seed=4, monitor_archs=0)
+
+    assert SupernetModule(model, space, archs_per_step=4, lr=0.2).configure_optimizers().param_groups[0]["lr"] == 0.05
+    trainer = _fit_text_supernet(module(1e6), 1, tmp_path / "one")
+    assert float(trainer.callback_metrics["train/loss_step"]) == pytest.approx(sum(losses) / 2, rel=1e-5)
+    _fit_text_supernet(module(1e6), 2, tmp_path / "two")
+    got = _grads(model)
+    assert got.keys() == expected.keys()
+    for name in got:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-7)
+    model.zero_grad()
+    _fit_text_supernet(module(0.01), 2, tmp_path / "clipped")
+    clipped = _grads(model)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in clipped.values()]))
+    assert float(total) == pytest.approx(0.01, rel=1e-4)
+    for name in clipped:
+        torch.testing.assert_close(clipped[name], expected[name] * (0.01 / norm), rtol=1e-3, atol=1e-9)
+
+
+def test_supernet_validation_logs_the_mean_accuracy_of_every_monitor_arch(tmp_path):
+    space = FunctionalSpace(3)
+    model = supernet(space, "full")
+    module = SupernetModule(model, space, monitor_archs=4, seed=6)
+    tokens, mask = batch(24, 9, seed=2)
+    labels = (tokens[:, 0] % CLASSES).long()
+    model.eval()
+    with torch.no_grad():
+        accs = [(model(tokens, mask, a).argmax(-1) == labels).float().mean().item() for a in module.monitor]
+    assert len(set(accs)) > 1  # the mean differs from any one architecture's
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path))
+    (logged,) = trainer.validate(module, _tiny_loader(seed=2))
+    assert logged["val/acc_mean"] == pytest.approx(sum(accs) / len(accs), rel=1e-6)
+
+
+def test_a_child_gives_the_same_op_in_the_same_slot_of_two_layers_two_modules():
+    """Child keys carry the layer: conv1 as addend 1 of layers 0 and 1 is two modules, not one."""
+    arch = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("add", 1, "conv1", 0, "zero")))
+    child = TextClassifier.child(embeddings(), CLASSES, arch, dim=8, heads=2)
+    assert len(child.encoder.ops) == 2
+    first, second = (key for _, _, op, key in child.encoder.keys_for(arch) if op == "conv1")
+    assert child.encoder.ops[first] is not child.encoder.ops[second]
+
+
+def test_every_layer_drops_its_output_in_training():
+    """``dropout`` after every add and attn layer (the encoder's Dropout runs once per live layer,
+    on the layer's sum or attention output), none of it in evaluation."""
+    arch = Architecture((Layer("add", 0, "conv1", 0, "zero"), Layer("attn", 1, "conv3", 1, "identity", 1, "conv1"),
+                         Layer("add", 2, "identity", 1, "conv3")))
+    torch.manual_seed(0)
+    model = TextClassifier.child(embeddings(), CLASSES, arch, dim=16, heads=2, dropout=0.5, attn_dropout=0.0)
+    tokens, mask = batch()
+    dropped = []
+    model.encoder.dropout.register_forward_hook(lambda module, args, out: dropped.append(not torch.equal(args[0], out)))
+    model.train()
+    model(tokens, mask)
+    assert dropped == [True, True, True]
+    dropped.clear()
+    model.eval()
+    model(tokens, mask)
+    assert dropped == [False, False, False]
+
+
+def test_the_classifier_starts_near_zero():
+    """Classifier weights drawn from N(0, 0.02), bias 0: the first logits are near uniform."""
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(torch.randn(VOCAB, EMB), CLASSES, FunctionalSpace(2), dim=256, heads=2)
+    assert torch.equal(model.classifier.bias, torch.zeros(CLASSES))
+    assert float(model.classifier.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+
+
+def test_embeddings_train_only_when_not_frozen():
+    arch = Architecture((Layer("add", 0, "conv1", 0, "zero"),))
+    frozen = TextClassifier.child(embeddings(), CLASSES, arch, dim=8, heads=2)
+    tuned = TextClassifier.child(embeddings(), CLASSES, arch, dim=8, heads=2, freeze_embeddings=False)
+    assert not frozen.embedding.weight.requires_grad and "embedding.weight" not in frozen.used_parameters()
+    assert tuned.embedding.weight.requires_grad and "embedding.weight" in tuned.used_parameters()
+
+
+def test_each_architecture_of_a_step_draws_its_own_dropout_masks():
+    """``arch_generators``: one generator per architecture, each seeded differently from torch's
+    global RNG (the same seeds after the same ``torch.manual_seed``)."""
+    from src.models.multi_arch import arch_generators
+
+    def first_draws():
+        return [torch.rand(8, generator=g) for g in arch_generators(3, "cpu")]
+
+    torch.manual_seed(1)
+    draws = first_draws()
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], draws[2])
+    torch.manual_seed(1)
+    assert all(torch.equal(a, b) for a, b in zip(draws, first_draws()))
