@@ -1419,3 +1419,77 @@ def test_evaluate_without_the_data_names_the_folder_the_run_read(smoke_run, tiny
     assert line.startswith("error: ") and line.endswith(
         f"(the run read its data from {tiny_data.resolve()}, invocations.json: paths.data_dir={tiny_data.resolve()} "
         "if it is still there)"), line
+
+
+def _child_fit_parts(lr: float = 5e-4, weight_decay: float = 0.0, on_new_best=None):
+    """A small text ChildModule and three loaders of two-token-long examples (pad_collate batches)."""
+    import random as random_
+
+    from torch.utils.data import DataLoader
+
+    from src.data.text import pad_collate
+    from src.lit.modules import ChildModule
+    from src.models.text import TextClassifier
+
+    arch = FunctionalSpace(2).sample(random_.Random(0))
+    torch.manual_seed(0)
+    module = ChildModule(TextClassifier.child(torch.randn(12, 8), 2, arch, dim=16, heads=2), lr=lr,
+                         weight_decay=weight_decay, on_new_best=on_new_best)
+    g = torch.Generator().manual_seed(1)
+
+    def loader(n: int, batch_size: int = 10) -> DataLoader:
+        examples = [(torch.randint(1, 12, (1 + i % 3,), generator=g), int(torch.randint(0, 2, (), generator=g)))
+                    for i in range(n)]
+        return DataLoader(examples, batch_size=batch_size, collate_fn=pad_collate)
+
+    return module, loader
+
+
+def _child_trainer(root, **kwargs):
+    import lightning.pytorch as pl
+
+    return pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=root, **kwargs)
+
+
+def test_child_evaluations_count_each_split_once_and_skip_the_sanity_check(tmp_path):
+    """Each evaluation scores its own validation and test batches only (the metrics restart), the
+    sanity check adds no evaluation to the history, ``on_new_best`` is called only for an
+    evaluation that becomes the selected one (lr 0: every evaluation ties, so only the first), and
+    the optimiser has the weight decay."""
+    calls = []
+    module, loader = _child_fit_parts(lr=0.0, weight_decay=1e-3, on_new_best=calls.append)
+    assert module.configure_optimizers().param_groups[0]["weight_decay"] == 1e-3
+    train, first, second = loader(20), loader(30), loader(30)
+    _child_trainer(tmp_path, max_epochs=3, num_sanity_val_steps=1).fit(module, train, [first, second])
+    assert [h["step"] for h in module.history] == [2, 4, 6]
+    assert len({(h["val_acc"], h["test_acc"]) for h in module.history}) == 1
+    assert calls == [module.history[0]]
+
+    def accuracy(data):
+        module.model.eval()
+        with torch.no_grad():
+            hits = [(module.model(b["tokens"], b["mask"]).argmax(-1) == b["labels"]) for b in data]
+        return torch.cat(hits).float().mean().item()
+
+    expected = accuracy(second), accuracy(first)
+    assert expected[0] != expected[1]
+    _child_trainer(tmp_path).validate(module, [second, first])
+    assert (module.history[-1]["val_acc"], module.history[-1]["test_acc"]) == pytest.approx(expected)
+
+
+def test_child_epoch_loss_is_the_batch_weighted_mean_of_its_step_losses(tmp_path):
+    """Batches of 10, 10 and 4: ``train/loss_epoch`` weighs each step's loss by its batch's size."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    module, loader = _child_fit_parts(lr=1e-2)
+    trainer = _child_trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0, log_every_n_steps=1,
+                             limit_val_batches=0)
+    trainer.logger = CSVLogger(str(tmp_path), name="", version="")
+    trainer.fit(module, loader(24))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    steps = [float(r["train/loss_step"]) for r in rows if r["train/loss_step"]]
+    (logged,) = [float(r["train/loss_epoch"]) for r in rows if r["train/loss_epoch"]]
+    assert len(steps) == 3
+    assert logged == pytest.approx((10 * steps[0] + 10 * steps[1] + 4 * steps[2]) / 24, rel=1e-6)
+    assert logged != pytest.approx(sum(steps) / 3, rel=1e-6)
