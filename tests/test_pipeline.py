@@ -499,7 +499,10 @@ def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data, arch_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "retrain" / "results.json").read_text())
     assert results["arch"] == Architecture.load(run_dir / "search" / "best_arch.yaml").to_dict()
-    assert "test acc" in proc.stdout
+    # named by the file retrained, also when given the search's run directory (read as that run's results)
+    best = run_dir.resolve() / "search" / "best_arch.yaml"
+    assert f"summary: {best}: test acc" in proc.stdout
+    assert json.loads((out / "summary.json").read_text())["arch"] == str(best)
     assert results["protocol"]["lower_precision"] is None and "lower precision" not in proc.stdout
     assert json.loads((out / "summary.json").read_text())["lower_precision"] is None
 

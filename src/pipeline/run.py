@@ -192,12 +192,15 @@ def run_retrain(cfg: DictConfig) -> dict:
     with timer("retrain"):
         results = (graph_stages.retrain(cfg, arch, dm, run_dir, hparams, source=source) if graph
                    else stages.retrain(cfg, arch, dm, run_dir))
-    summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": str(cfg.arch),
+    # a search's run directory given as arch= is named by the file read from it: the summary line
+    # and src.report's row had read as if the results were that search run's
+    named = str(read.path) if Path(str(cfg.arch)).expanduser().is_dir() else str(cfg.arch)
+    summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": named,
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg)),
                "lower_precision": lower_precision(cfg)}
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
-    _finish(run_dir, f"{cfg.arch}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
+    _finish(run_dir, f"{named}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
             timer, summary["lower_precision"])
     return summary
 
