@@ -192,3 +192,55 @@ def test_an_aging_search_logs_every_100_candidates_and_at_its_end_and_says_when_
     assert not [line for line in lines if "resuming" in line]
     lines = _search_lines(caplog, stages, cfg, tmp_path / "search")
     assert "search: resuming with 130 candidates already scored" in lines
+
+
+def test_a_pending_kernel_build_is_seen_from_the_library_file(tmp_path, monkeypatch):
+    """``build_pending``: no library, or one older than a source, means the first use compiles."""
+    import os
+
+    from src.models import cpu_kernels
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(cpu_kernels, "_loaded", False)
+    monkeypatch.setattr(cpu_kernels, "_error", None)
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")
+    assert cpu_kernels.build_pending()
+    name = cpu_kernels._extension_name()
+    library = cpu_kernels._build_directory(name) / f"{name}.so"
+    library.write_bytes(b"")
+    newest = max(s.stat().st_mtime for s in cpu_kernels.SOURCES)
+    os.utime(library, (newest + 10, newest + 10))
+    assert not cpu_kernels.build_pending()
+    os.utime(library, (newest - 10, newest - 10))
+    assert cpu_kernels.build_pending()  # a source changed since the build
+    monkeypatch.setattr(cpu_kernels, "_backend", "torch")
+    assert not cpu_kernels.build_pending()
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")
+    monkeypatch.setattr(cpu_kernels, "_loaded", True)
+    assert not cpu_kernels.build_pending()
+
+
+@pytest.mark.parametrize("overrides, stage", [
+    (["+task=sst2"], True),
+    (["+task=sst2", "hardware.kernels=torch"], False),
+    (["+task=sst2", "hardware.precision=bf16-mixed"], False),
+    (["+task=cora"], False),
+])
+def test_the_first_runs_kernel_build_is_a_stage_of_its_own(monkeypatch, overrides, stage):
+    """The build (30-45 s) was counted in the summary's ``data`` stage; it is now ``kernels``, and
+    only where the run would build them (a text run on the CPU in float32, not built yet)."""
+    from src.models import cpu_kernels
+    from src.pipeline import run
+    from src.pipeline.config import Timer
+
+    built = []
+    monkeypatch.setattr(cpu_kernels, "build_pending", lambda: True)
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: built.append(1))
+    cfg = compose_config("search", overrides + ["hardware=cpu"])
+    timer = Timer()
+    run._build_kernels(cfg, timer)
+    assert ("kernels" in timer.seconds) is stage and bool(built) is stage
+    monkeypatch.setattr(cpu_kernels, "build_pending", lambda: False)
+    later = Timer()
+    run._build_kernels(cfg, later)
+    assert "kernels" not in later.seconds

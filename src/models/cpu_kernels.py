@@ -158,6 +158,26 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
+def _library_state(library: Path) -> str:
+    """``missing``, ``stale`` (a source is newer) or ``current``: whether loading builds first."""
+    if not library.exists():
+        return "missing"
+    return "stale" if max(s.stat().st_mtime for s in SOURCES) > library.stat().st_mtime else "current"
+
+
+def build_pending() -> bool:
+    """Whether the kernels' first use will compile them (none built for this checkout and CPU kind,
+    or their sources changed since), for the run's timing; ``False`` once loaded or failed, or
+    under ``hardware.kernels=torch``."""
+    if _loaded or _error is not None or _backend == "torch":
+        return False
+    try:
+        name = _extension_name()
+        return _library_state(_build_directory(name) / f"{name}.so") != "current"
+    except OSError:  # the build folder cannot be made: the build will say why
+        return False
+
+
 def kernel_error() -> str | None:
     """Why the kernels are unavailable (they are built on the first call), or ``None`` once loaded."""
     global _error, _loaded
@@ -173,10 +193,10 @@ def kernel_error() -> str | None:
             name = _extension_name()
             build_dir = _build_directory(name)
             with _build_owner(build_dir):
-                library = build_dir / f"{name}.so"
-                if not library.exists():
+                state = _library_state(build_dir / f"{name}.so")
+                if state == "missing":
                     log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, 30-45 s on 2 cores)", build_dir)
-                elif max(s.stat().st_mtime for s in SOURCES) > library.stat().st_mtime:
+                elif state == "stale":
                     log.info("rebuilding the fused CPU kernels in %s: their sources changed (30-45 s on 2 cores)", build_dir)
                 load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
                      build_directory=str(build_dir))

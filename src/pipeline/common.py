@@ -739,11 +739,24 @@ def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str | None:
     the first step anyway); ``None`` for graph tasks, which use none of them."""
     if task_family(cfg) == "graph":
         return None
+    if not _kernels_wanted(cfg, device):
+        return "torch"
+    return "fused" if str(cfg.hardware.get("kernels") or "auto") == "fused" or cpu_kernels.kernel_error() is None \
+        else "torch"
+
+
+def _kernels_wanted(cfg: DictConfig, device: torch.device | str) -> bool:
+    """Whether a text run's settings let its ops use the fused kernels (CPU, float32/64, backend not
+    ``torch``): autocast hands the ops mixed dtypes, which the kernels leave to torch."""
     backend = str(cfg.hardware.get("kernels") or "auto")
     precision = str(cfg.hardware.get("precision") or "32-true")
-    if backend == "torch" or torch.device(device).type != "cpu" or precision not in FULL_PRECISIONS:
-        return "torch"  # autocast hands the ops mixed dtypes, which the kernels leave to torch
-    return "fused" if backend == "fused" or cpu_kernels.kernel_error() is None else "torch"
+    return backend != "torch" and torch.device(device).type == "cpu" and precision in FULL_PRECISIONS
+
+
+def kernels_to_build(cfg: DictConfig, device: torch.device | str) -> bool:
+    """Whether this run's first use of the kernels will compile them (:func:`cpu_kernels.build_pending`),
+    so that the run times the build as a stage of its own."""
+    return task_family(cfg) != "graph" and _kernels_wanted(cfg, device) and cpu_kernels.build_pending()
 
 
 def env_summary(device: torch.device | str = "cpu") -> dict:
