@@ -7,7 +7,8 @@ For every model a run kept (``retrain/seed_<s>/model.pt``, and a graph run's bas
 ``baselines/<name>/seed_<s>/model.pt``: the weights of each seed's selected evaluation,
 ``src/models/saved.py``), the run's data is rebuilt from its ``.hydra/config.yaml`` (the same
 vocabulary and splits; ``key=value`` arguments override that config: where the data now lie, or
-a machine setting, never one the results depend on), the model is loaded, and its validation
+a machine setting, never one the results depend on; without ``paths.data_dir=...`` or
+``AUTOATTEND_DATA_DIR`` the data are read where the run read them, ``invocations.json``), the model is loaded, and its validation
 and test scores are computed again and printed beside the recorded ones. Exit status 0 when every
 seed reproduces its record, 1 when one does not, 2 on bad input. Writes nothing.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +63,12 @@ def run_config(run_dir: Path, overrides: list[str]):
                                       "it; override only where things are and how the machine runs (paths.*, "
                                       f"hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
+        data_dir = runs_data_dir(run_dir, overrides)
+        if data_dir is not None:
+            if Path(str(cfg.paths.data_dir)).expanduser().resolve() != Path(data_dir):
+                print(f"note: reading the data from {data_dir}, where the run read them ({INVOCATIONS_FILE}; "
+                      "paths.data_dir=... for another folder)", file=sys.stderr)
+            cfg.paths.data_dir = data_dir
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
             try:
                 OmegaConf.select(cfg, override.split("=", 1)[0], throw_on_resolution_failure=True)
@@ -103,6 +111,17 @@ def settings_of_the_run(run_dir: Path):
         key = getattr(exc, "full_key", None) or str(exc).splitlines()[0]
         raise AutoAttendError(f"{config}: {key}: not a valid setting ({str(exc).splitlines()[0]}); if the file "
                               "was edited, restore it from the run's command") from None
+
+
+def runs_data_dir(run_dir: Path, overrides: list[str]) -> str | None:
+    """The folder to read the data from when neither ``paths.data_dir=...`` nor ``AUTOATTEND_DATA_DIR``
+    says: the one the run read (:func:`recorded_data_dir`), if it is still a folder. The run's config
+    keeps ``paths.data_dir`` as ``${oc.env:AUTOATTEND_DATA_DIR,./data}``, so a run made with the
+    variable set was evaluated from ``./data`` without it (and refused: not found there)."""
+    if os.environ.get("AUTOATTEND_DATA_DIR") or any(o.split("=", 1)[0] == "paths.data_dir" for o in overrides):
+        return None
+    recorded = recorded_data_dir(run_dir)
+    return recorded if recorded is not None and Path(recorded).is_dir() else None
 
 
 def recorded_data_dir(run_dir: Path) -> str | None:

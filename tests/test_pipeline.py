@@ -1424,6 +1424,24 @@ def test_evaluate_without_the_data_names_the_folder_the_run_read(smoke_run, tiny
         "if it is still there)"), line
 
 
+def test_evaluate_reads_the_data_where_the_run_read_them_unless_told(smoke_run, tiny_data, tmp_path, monkeypatch,
+                                                                     capsys):
+    """The run's config keeps paths.data_dir as ${oc.env:AUTOATTEND_DATA_DIR,./data}: evaluated
+    without the variable it looked in ./data; it now reads the folder the run read (invocations.json),
+    while the variable or paths.data_dir=... still choose another."""
+    from src.evaluate import run_config
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    assert run_config(smoke_run[1], []).paths.data_dir == str(tiny_data.resolve())
+    assert capsys.readouterr().err == (f"note: reading the data from {tiny_data.resolve()}, where the run read them "
+                                       "(invocations.json; paths.data_dir=... for another folder)\n")
+    assert run_config(smoke_run[1], [f"paths.data_dir={tmp_path}"]).paths.data_dir == str(tmp_path)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("AUTOATTEND_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert run_config(smoke_run[1], []).paths.data_dir == str(tmp_path / "elsewhere")
+
+
 def _child_fit_parts(lr: float = 5e-4, weight_decay: float = 0.0, on_new_best=None):
     """A small text ChildModule and three loaders of two-token-long examples (pad_collate batches)."""
     import random as random_
