@@ -113,6 +113,15 @@ def test_read_rows_header_and_label_base(tmp_path):
     assert list(read_rows(path, 3, 4, header=True)) == [{"label": 1, "text": "a b"}, {"label": 3, "text": "c d"}]
     with pytest.raises(AutoAttendError, match="row 1 .*is not an integer"):
         list(read_rows(path, 3, 4))
+    # Past the first row (or with header=true) a word label is a class name, not a header: the
+    # hint says so instead of suggesting task.header=true again.
+    path.write_text('"label","title","text"\n"pos","a","b"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match="row 2 .*'pos' is not an integer.*class numbers") as info:
+        list(read_rows(path, 3, 4, header=True))
+    assert "task.header" not in str(info.value)
+    path.write_text('"2","a","b"\n"neg","c","d"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match="row 2 .*'neg' is not an integer.*class numbers"):
+        list(read_rows(path, 3, 4))
     path.write_text('"label","title","text"\n', encoding="utf-8")
     with pytest.raises(AutoAttendError, match="no data rows"):
         list(read_rows(path, 3, 4, header=True))

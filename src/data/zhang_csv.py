@@ -109,9 +109,13 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
             try:
                 label = int(row[0])
             except ValueError:
+                # A header is only ever the first row of a file read without one; past it (or with
+                # task.header=true) a word there is a class name, which the files must give as a number.
+                hint = ("a header row? set task.header=true" if row_no == 1 and not header else
+                        "labels are class numbers; write each class name as its number, "
+                        "task.label_names names them")
                 raise AutoAttendError(
-                    f"{where}: label {row[0][:40]!r} is not an integer; expected {lo}..{hi} "
-                    f"(a header row? set task.header=true)"
+                    f"{where}: label {row[0][:40]!r} is not an integer; expected {lo}..{hi} ({hint})"
                 ) from None
             if not lo <= label <= hi:
                 raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes})")
