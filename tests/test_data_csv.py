@@ -140,6 +140,7 @@ def test_read_rows_header_and_label_base(tmp_path):
     (b'"0","a","b"\n', ["row 1", "label 0 outside 1..4"]),
     (b'"label","title","text"\n', ["row 1", "label 'label' is not an integer", "header"]),
     (b"", ["the file is empty"]),
+    (b'1\ta\tb\n2\tc\td\n', ["row 1 (line 1)", "found 1 fields", "separated by tabs (TSV)", "comma-separated"]),
     (b'"1","a","b"\n"2","caf\xe9","d"\n', ["line 2", "not valid UTF-8"]),
     (b'"1","a","b"\n"2","unclosed,"d"\n', ["row 2", "malformed CSV"]),
 ])
@@ -159,6 +160,20 @@ def test_bad_csv_one_line_error_and_no_cache_left(tmp_path, content, needles):
     write_zhang_csv(data / "train.csv", 40, num_classes=4, text_fields=2)
     fixed = _ready(_dm(data, cache, text_fields=2))
     assert len(fixed.train_set) + len(fixed.val_set) == 40
+
+
+@pytest.mark.parametrize(("content", "note"), [(b"1\tsome text\n", "tabs (TSV)"), (b"1;some text\n", "semicolons"),
+                                             (b"1\n", "")])
+def test_a_file_read_as_one_field_says_what_separates_its_fields(tmp_path, content, note):
+    """A TSV (or semicolon) file without task.text_fields was "found 1 field" with no word of why."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_zhang_csv(data / "test.csv", 8, num_classes=4, text_fields=1)
+    (data / "train.csv").write_bytes(content)
+    with pytest.raises(AutoAttendError) as info:
+        _ready(_dm(data, cache))
+    message = str(info.value)
+    assert "\n" not in message and f"{data / 'train.csv'}, row 1: found 1 field; expected a label" in message
+    assert (note in message and "comma-separated" in message) if note else "separated" not in message
 
 
 def test_error_in_test_file_names_it_and_cleans_up(tmp_path):

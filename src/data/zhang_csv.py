@@ -74,10 +74,22 @@ def _decoded_lines(path: Path) -> Iterator[str]:
                 ) from None
 
 
+def separator_hint(row: list[str]) -> str:
+    """A note for a record read as one field holding tabs or semicolons: another separator than commas."""
+    if len(row) == 1:
+        for sep, name in (("\t", "tabs (TSV)"), (";", "semicolons")):
+            if sep in row[0]:
+                return f" (its fields look separated by {name}; the files must be comma-separated)"
+    return ""
+
+
 def count_fields(path: Path) -> int:
     """Number of fields in the first record of ``path`` (label included)."""
     for row in csv.reader(_decoded_lines(path), strict=True):
         if row:  # blank lines are no records
+            if len(row) < 2:
+                raise AutoAttendError(f"{path}, row 1: found {len(row)} field; expected a label and at least "
+                                      f"one text field{separator_hint(row)}")
             return len(row)
     raise AutoAttendError(f"{path}: the file is empty; expected CSV rows \"label\",\"text field\",...")
 
@@ -105,7 +117,8 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
                 continue
             where = f"{path}, row {row_no} (line {reader.line_num})"
             if len(row) != num_fields:
-                raise AutoAttendError(f"{where}: found {len(row)} fields, expected {expected}")
+                raise AutoAttendError(f"{where}: found {len(row)} fields, expected {expected}"
+                                      f"{separator_hint(row)}")
             try:
                 label = int(row[0])
             except ValueError:
