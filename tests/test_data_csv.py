@@ -529,7 +529,7 @@ def test_files_given_in_part_or_as_folders_are_refused_not_replaced_by_the_hub_c
     folder.mkdir()
     (folder / "test.csv").write_text('"1","a title","a text"\n')
     with pytest.raises(DataNotFoundError, match=rf"^task agnews: incomplete files, {folder / 'train.csv'} missing "
-                                                r"\(while test.csv is there\)$"):
+                                                r"\(while test.csv is there\); add the missing file"):
         _ready(_dm(folder, tmp_path / "cache", name="agnews", hub_name=hub_name))
     for name in ("train.csv", "valid.csv"):
         write_zhang_csv(folder / "train.csv", 40, num_classes=4, text_fields=2, seed=0)

@@ -522,7 +522,7 @@ def test_tree_files_given_in_part_or_as_a_folder_are_refused_not_replaced_by_the
     trees = (root / "sst" / "trees").resolve()
     (trees / "dev.txt").unlink()
     with pytest.raises(DataNotFoundError, match=rf"^SST trees: incomplete files, {trees / 'dev.txt'} missing "
-                                                r"\(while train.txt, test.txt are there\)$"):
+                                                r"\(while train.txt, test.txt are there\); add the missing file"):
         _dm(root, tmp_path / "cache", num_classes=5, hub_name="SetFit/sst5").setup()
     (trees / "dev.txt").mkdir()
     with pytest.raises(DataNotFoundError, match=rf"^SST trees: {trees / 'dev.txt'} is a folder; expected the val split's file$"):

@@ -108,7 +108,7 @@ def test_planetoid_incomplete_files(tmp_path):
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
     raw = root / "planetoid" / "Cora" / "raw"
     with pytest.raises(DataNotFoundError, match=rf"^Planetoid Cora \({raw}\): incomplete files, {raw / 'ind.cora.ty'} "
-                                                r"missing \(while ind.cora.x, .* are there\)$"):
+                                                r"missing \(while ind.cora.x, .* are there\); add the missing file"):
         dm.setup()
 
 

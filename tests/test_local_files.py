@@ -30,11 +30,13 @@ def test_some_required_files_without_the_others_are_one_error_naming_both(tmp_pa
     files = {name: tmp_path / name for name in ("a", "b", "c")}
     files["a"].write_text("x")
     with pytest.raises(DataNotFoundError, match=rf"^data: incomplete files, {tmp_path / 'b'}, {tmp_path / 'c'} missing "
-                                                r"\(while a is there\)$"):
+                                                r"\(while a is there\); add the missing files: a set given in part is not "
+                                                r"completed from the hub or a download, which only a folder with none "
+                                                r"of them falls back to$"):
         local_files_complete(files, ("a", "b", "c"), "data")
     files["b"].write_text("x")
     with pytest.raises(DataNotFoundError, match=rf"^data: incomplete files, {tmp_path / 'c'} missing "
-                                                r"\(while a, b are there\)$"):
+                                                r"\(while a, b are there\); add the missing file: "):
         local_files_complete(files, ("a", "b", "c"), "data")
 
 

@@ -59,5 +59,7 @@ def local_files_complete(files: dict[str, Path], required: tuple[str, ...], what
         missing = [str(files[split]) for split in required if split not in present]
         names = ", ".join(files[split].name for split in present)
         raise DataNotFoundError(f"{what}: incomplete files, {', '.join(missing)} missing (while {names} "
-                                f"{'is' if len(present) == 1 else 'are'} there)")
+                                f"{'is' if len(present) == 1 else 'are'} there); add the missing "
+                                f"file{'s' if len(missing) > 1 else ''}: a set given in part is not completed "
+                                f"from the hub or a download, which only a folder with none of them falls back to")
     return len(present) == len(required)
