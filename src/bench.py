@@ -56,7 +56,7 @@ from src.models.optim import check_offload, check_state_dtype, materialise_adam_
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
 from src.pipeline.checks import check_bench_config
-from src.pipeline.common import make_loader, set_float32_precision
+from src.pipeline.common import make_loader, set_float32_precision, warn_oversubscribed
 from src.pipeline.config import resolve_arch, run_dir_of
 from src.pipeline.run import refuse_added_settings, run_and_exit
 from src.space import FunctionalSpace
@@ -271,6 +271,7 @@ def run_bench(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
+        warn_oversubscribed(int(cfg.hardware.threads), "hardware.threads")
     precision = set_float32_precision(cfg.hardware.get("matmul_precision"))
     cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     machine_kernels = kernels_fact(device)

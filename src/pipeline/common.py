@@ -71,6 +71,20 @@ def lower_precision(cfg: DictConfig) -> str | None:
     return None
 
 
+def warn_oversubscribed(threads: int, key: str) -> bool:
+    """Warn when ``threads`` is more than the cores this process may run on: torch's threads then
+    wait on each other (a ``budget=smoke`` Cora search with ``hardware.threads=64`` on 2 cores took
+    43 s instead of 3 s, 2026-12-05), with no word of why. Returns whether it warned."""
+    from src.utils.parallel import usable_cores
+
+    cores = usable_cores()
+    if threads <= cores:
+        return False
+    log.warning("%s=%d is more than the %d core(s) this process may run on: the extra threads slow it "
+                "down rather than speed it up (null: torch's default)", key, threads, cores)
+    return True
+
+
 def setup_hardware(cfg: DictConfig) -> None:
     """Thread count, float32 precision (:func:`set_float32_precision`) and the fused-kernel backend
     from the ``hardware`` group.
@@ -82,6 +96,7 @@ def setup_hardware(cfg: DictConfig) -> None:
         threads = cfg.graph.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
+        warn_oversubscribed(int(threads), "hardware.threads" if cfg.hardware.get("threads") else "graph.threads")
     set_float32_precision(cfg.hardware.get("matmul_precision"))
     lower = lower_precision(cfg)
     if lower is not None:
