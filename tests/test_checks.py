@@ -242,6 +242,32 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
     assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == recorded  # the record is never overwritten
 
 
+def test_a_resume_may_read_a_csv_corpus_from_another_place(tmp_path, caplog):
+    """``+task=agnews`` resumed with ``paths.data_dir`` moved (README: paths may differ on resume),
+    or ``+task=csv`` with the corpus folder moved, was refused as other settings (task.path, a
+    place; data.json checks the files). The record keeps where the run started; other settings
+    beside a moved path are still refused."""
+    for task, first, moved in ((["+task=agnews"], ["paths.data_dir=/a"], ["paths.data_dir=/b"]),
+                               (["+task=csv", "task.num_classes=3"], ["task.path=/a/mine"], ["task.path=/b/mine"])):
+        run_dir = tmp_path / task[0][6:]
+        run_dir.mkdir()
+        check_run_settings(run_dir, run_settings(compose_config("search", [*task, "budget=smoke", *first]), "search"))
+        recorded = json.loads((run_dir / SETTINGS_FILE).read_text())
+        (run_dir / "supernet").mkdir()
+        (run_dir / "supernet" / "last.ckpt").write_bytes(b"")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert check_run_settings(run_dir, run_settings(compose_config("search", [*task, "budget=smoke", *moved]),
+                                                            "search")) == []
+        assert any("read from another place" in r.getMessage() and "task.path: /a/" in r.getMessage()
+                   and "data.json checks" in r.getMessage() for r in caplog.records), caplog.text
+        assert json.loads((run_dir / SETTINGS_FILE).read_text()) == recorded
+        with pytest.raises(AutoAttendError, match=r"other settings.*seed: 0 -> 1") as err:
+            check_run_settings(run_dir, run_settings(compose_config("search", [*task, "budget=smoke", *moved, "seed=1"]),
+                                                     "search"))
+        assert "task.path" not in str(err.value)
+
+
 @pytest.mark.parametrize("left", ["retrain/seed_0/last.ckpt", "ranking/rank_3/seed_3000.json",
                                   "ranking/rank_3/seed_3000/last.ckpt", "ranking/rank_3/result.json"])
 def test_a_stop_inside_a_retrain_seed_or_the_ranking_keeps_the_settings(left, tmp_path):
@@ -334,7 +360,7 @@ def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_pa
     with pytest.raises(AutoAttendError) as err:
         check_run_data(tmp_path, facts)
     assert str(err.value) == (f"run dir {tmp_path} was started on other data (features: 5 -> 3), and resuming would "
-                              "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
+                              "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data, "
                               "or give a new hydra.run.dir")
     assert json.loads((tmp_path / DATA_FILE).read_text()) == other
     # a record from before a fact existed is not compared on it

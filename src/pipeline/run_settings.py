@@ -42,6 +42,13 @@ MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers",
               "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
               "strategy.save_every", "ranking", "task.label_names")
 
+# Where a CSV task's files are (task.path, ``${paths.data_dir}/<name>_csv`` for the presets): like
+# paths.data_dir, a place, which a resume may change (data.json then checks the files are the run's);
+# unlike it, kept in the record and in a sweep job's folder name, so src.report names each run's
+# corpus and a sweep over corpora (task.path=/a,/b) runs each in its own folder. Before, a resume
+# with paths.data_dir moved (+task=agnews) or the corpus folder moved (+task=csv) was refused.
+DATA_LOCATION = ("task.path", "task.datamodule.path")
+
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
 # graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
 UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
@@ -160,7 +167,9 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
         added = sorted(set(settings) - set(recorded))
-        differ = [k for k in sorted(recorded) if k not in settings or recorded[k] != settings[k]]
+        moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
+        differ = [k for k in sorted(recorded)
+                  if (k not in settings or recorded[k] != settings[k]) and k not in moved]
         if differ:
             shown = _changes(recorded, settings, differ[:6], "(unset)")
             more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
@@ -168,6 +177,10 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
                 f"run dir {run_dir} was started with other settings, and resuming would mix their results "
                 f"with these: {shown}{more}. Re-run with the recorded settings ({path}) to resume, or give a "
                 "new hydra.run.dir")
+        if moved:
+            log.warning("run dir %s: its data are read from another place than where the run started (%s); "
+                        "%s checks they are the same data", run_dir, _changes(recorded, settings, moved[:1], "(unset)"),
+                        DATA_FILE)
         if added:
             log.warning("run dir %s was started before these options existed; it resumes with their values now, "
                         "which %s records from here on: %s", run_dir, path.name,
@@ -197,7 +210,7 @@ def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
         differ = describe_data_difference(recorded, facts)
         if differ:
             raise AutoAttendError(f"run dir {run_dir} was started on other data ({differ}), and resuming would mix "
-                                  "results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
+                                  "results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data, "
                                   "or give a new hydra.run.dir")
         return
     atomic_write_json(path, facts)
