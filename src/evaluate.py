@@ -38,7 +38,7 @@ def run_config(run_dir: Path, overrides: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     from src.pipeline.checks import check_hardware, check_int, check_paths, has_key
-    from src.pipeline.run_settings import may_change
+    from src.pipeline.run_settings import DATA_LOCATION, may_change, within
 
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
@@ -57,11 +57,12 @@ def run_config(run_dir: Path, overrides: list[str]):
             if not has_key(recorded, key):
                 raise AutoAttendError(f"{key}: no such setting in {config} (override a key the run's config has, "
                                       "e.g. paths.data_dir=...)")
-            if not may_change(key) and key not in EVALUATION_MAY_CHANGE:
+            # task.path: where a CSV task's files are now (a corpus moved; data.json checks them)
+            if not may_change(key) and key not in EVALUATION_MAY_CHANGE and not within(key, DATA_LOCATION):
                 # data.max_len=3 rebuilt other data and blamed the models; seed=abc gave a traceback
                 raise AutoAttendError(f"{key}: a setting the run's results depend on, which is kept as the run had "
                                       "it; override only where things are and how the machine runs (paths.*, "
-                                      f"hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
+                                      f"task.path, hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         data_dir = runs_data_dir(run_dir, overrides)
         if data_dir is not None:

@@ -369,6 +369,17 @@ def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_pa
     (tmp_path / DATA_FILE).write_text(json.dumps(facts))
     with pytest.raises(AutoAttendError, match=f"labels_sha256: {digest} -> {relabelled['labels_sha256']}"):
         check_run_data(tmp_path, relabelled)
+    # src.evaluate on other data names where it read them: a +task=csv corpus is at task.path, not
+    # under paths.data_dir (the line named paths.data_dir, which that task never read)
+    from src.pipeline.common import check_data_of_run
+
+    other_dm = types.SimpleNamespace(**{**vars(dm), "graph": graph(10, 30, edited)})
+    for overrides, where in ((["+task=csv", "task.num_classes=4", "task.path=/b/mine"], "task.path=/b/mine"),
+                             (["+task=agnews", "paths.data_dir=/b"], "paths.data_dir=/b")):
+        with pytest.raises(AutoAttendError) as err:
+            check_data_of_run(tmp_path, compose_config("search", overrides), other_dm, graph=True)
+        assert str(err.value).startswith(f"{tmp_path}: the data at {where} are not the run's (labels_sha256: ")
+        assert str(err.value).endswith(f"give the run's data folder ({where.split('=')[0]}=...)")
 
 
 def test_an_unreadable_settings_record_is_named(tmp_path):

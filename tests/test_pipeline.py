@@ -482,7 +482,7 @@ def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
         proc = cli("src.evaluate", str(run_dir), override, data_dir=tiny_data, tmp=tmp)
         assert proc.returncode == 2 and proc.stderr.strip() == (
             f"error: {override.split('=')[0]}: a setting the run's results depend on, which is kept as the run had "
-            "it; override only where things are and how the machine runs (paths.*, hardware.threads, "
+            "it; override only where things are and how the machine runs (paths.*, task.path, hardware.threads, "
             "hardware.accelerator, retrain.eval_batch_size, ...)"), proc.stderr[-2000:]
     proc = cli("src.evaluate", str(run_dir), "hardware.threads=-2", data_dir=tiny_data, tmp=tmp)
     assert proc.returncode == 2 and proc.stderr.strip() == (
@@ -1027,6 +1027,25 @@ def test_the_seed_summary_is_the_mean_and_sample_std_over_every_seed():
     assert summary["selection_rule"] == SELECTION_RULE
     one = seed_summary(arch, [0], per_seed[:1], SELECTION_RULE)
     assert (one["test_acc_mean"], one["test_acc_std"], one["val_acc_mean"]) == (0.5, 0.0, 0.7)
+
+
+def test_evaluate_reads_a_moved_csv_corpus_from_task_path(tmp_path, monkeypatch):
+    """``src.evaluate <run> task.path=<the corpus's new folder>`` was refused as "a setting the run's
+    results depend on": a CSV run whose corpus moved could not be evaluated (data.json still checks
+    that the files there are the run's); a setting the results depend on is still refused."""
+    from omegaconf import OmegaConf
+
+    from src.evaluate import run_config
+    from src.utils.errors import AutoAttendError
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    (tmp_path / ".hydra").mkdir()
+    cfg = compose_config("search", ["+task=csv", "task.num_classes=3", "task.path=/a/mine", "budget=smoke"])
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    moved = run_config(tmp_path, ["task.path=/b/mine"])
+    assert moved.task.path == "/b/mine" and moved.task.datamodule.path == "/b/mine"
+    with pytest.raises(AutoAttendError, match=r"^data.max_len: a setting the run's results depend on.*task.path"):
+        run_config(tmp_path, ["data.max_len=3"])
 
 
 def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypatch, capsys):

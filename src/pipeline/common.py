@@ -173,8 +173,11 @@ def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
     recorded = read_data_record(run_dir)
     differ = "" if recorded is None else describe_data_difference(recorded, data_facts(dm, graph))
     if differ:
-        raise AutoAttendError(f"{run_dir}: the data at paths.data_dir={cfg.paths.data_dir} are not the run's "
-                              f"({differ}); give the run's data folder (paths.data_dir=...)")
+        # a CSV task reads task.path (+task=csv: a folder of its own, not under paths.data_dir)
+        where = (f"task.path={cfg.task.path}" if cfg.task.get("name") == "csv"
+                 else f"paths.data_dir={cfg.paths.data_dir}")
+        raise AutoAttendError(f"{run_dir}: the data at {where} are not the run's "
+                              f"({differ}); give the run's data folder ({where.split('=')[0]}=...)")
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int | None = None,
