@@ -122,6 +122,9 @@ def test_read_rows_header_and_label_base(tmp_path):
     path.write_text('"2","a","b"\n"neg","c","d"\n', encoding="utf-8")
     with pytest.raises(AutoAttendError, match="row 2 .*'neg' is not an integer.*class numbers"):
         list(read_rows(path, 3, 4))
+    path.write_text('"2","a","b"\n"","c","d"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match="row 2 .*label '' is not an integer; expected 1..4 \\(an empty label"):
+        list(read_rows(path, 3, 4))
     path.write_text('"label","title","text"\n', encoding="utf-8")
     with pytest.raises(AutoAttendError, match="no data rows"):
         list(read_rows(path, 3, 4, header=True))

@@ -124,7 +124,8 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
             except ValueError:
                 # A header is only ever the first row of a file read without one; past it (or with
                 # task.header=true) a word there is a class name, which the files must give as a number.
-                hint = ("a header row? set task.header=true" if row_no == 1 and not header else
+                hint = ("an empty label: every row needs its class number" if not row[0].strip() else
+                        "a header row? set task.header=true" if row_no == 1 and not header else
                         "labels are class numbers; write each class name as its number, "
                         "task.label_names names them")
                 raise AutoAttendError(
