@@ -70,6 +70,12 @@ def run_config(run_dir: Path, overrides: list[str]):
                 print(f"note: reading the data from {data_dir}, where the run read them ({INVOCATIONS_FILE}; "
                       "paths.data_dir=... for another folder)", file=sys.stderr)
             cfg.paths.data_dir = data_dir
+        task_path = runs_task_path(run_dir, cfg, overrides)
+        if task_path is not None:
+            print(f"note: reading the corpus from {task_path}, where the run read it ({INVOCATIONS_FILE}: its "
+                  f"task.path={cfg.task.path} is relative to the folder it started in; task.path=... for another)",
+                  file=sys.stderr)
+            cfg.task.path = task_path
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
             try:
                 OmegaConf.select(cfg, override.split("=", 1)[0], throw_on_resolution_failure=True)
@@ -123,6 +129,21 @@ def runs_data_dir(run_dir: Path, overrides: list[str]) -> str | None:
         return None
     recorded = recorded_data_dir(run_dir)
     return recorded if recorded is not None and Path(recorded).is_dir() else None
+
+
+def runs_task_path(run_dir: Path, cfg, overrides: list[str]) -> str | None:
+    """A ``+task=csv`` run's corpus folder when its config gives it relative (``task.path=my_corpus``,
+    relative to the folder the run was started in) and no ``task.path=...`` says otherwise: the
+    folder the run read (``invocations.json``), if it is still one. Read from the current folder,
+    it was "CSV files not found" wherever src.evaluate was started elsewhere."""
+    if any(o.split("=", 1)[0] == "task.path" for o in overrides) or cfg.task.get("name") != "csv":
+        return None
+    path = cfg.task.get("path")
+    if path is None or Path(str(path)).expanduser().is_absolute():
+        return None
+    invocations = read_invocations(run_dir)
+    recorded = invocations[-1].get("task_path") if invocations else None
+    return str(recorded) if recorded and Path(str(recorded)).is_dir() else None
 
 
 def recorded_data_dir(run_dir: Path) -> str | None:

@@ -78,6 +78,21 @@ def test_each_invocation_records_its_data_folder(tmp_path, caplog):
     assert recorded_data_dir(tmp_path) == invocations[-1]["data_dir"]
 
 
+def test_each_invocation_records_a_csv_tasks_corpus_folder_resolved(tmp_path):
+    """A relative ``task.path`` is relative to where the run started: the record holds the folder
+    (``src.evaluate`` started elsewhere reads it there); tasks without a path record none."""
+    from pathlib import Path
+
+    from src.pipeline import run
+
+    for name, overrides in (("csv", ["+task=csv", "task.num_classes=3", "task.path=my_corpus"]), ("sst2", ["+task=sst2"])):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        run._record_invocation(compose_config("search", overrides), run_dir)
+        last = json.loads((run_dir / INVOCATIONS_FILE).read_text())["invocations"][-1]
+        assert last.get("task_path") == (str(Path("my_corpus").resolve()) if name == "csv" else None)
+
+
 def test_a_sweep_job_records_its_own_overrides(tmp_path, caplog, monkeypatch):
     """A sweep's command line is the whole sweep's: each job's record names the job's overrides."""
     from types import SimpleNamespace

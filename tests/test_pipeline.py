@@ -1048,6 +1048,31 @@ def test_evaluate_reads_a_moved_csv_corpus_from_task_path(tmp_path, monkeypatch)
         run_config(tmp_path, ["data.max_len=3"])
 
 
+def test_evaluate_reads_a_relative_csv_corpus_where_the_run_read_it(tmp_path, monkeypatch, capsys):
+    """A run started in /data with ``task.path=my_corpus`` recorded that relative path, and
+    ``src.evaluate`` started elsewhere looked for the corpus under its own folder ("CSV files not
+    found"): it now reads the folder the run read (invocations.json), saying so; task.path=... wins."""
+    from omegaconf import OmegaConf
+
+    from src.evaluate import run_config
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    corpus = tmp_path / "started_here" / "my_corpus"
+    corpus.mkdir(parents=True)
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    cfg = compose_config("search", ["+task=csv", "task.num_classes=3", "task.path=my_corpus", "budget=smoke"])
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
+        {"started": "2026-12-05T10:00:00+0000", "argv": [], "data_dir": str(tmp_path), "task_path": str(corpus)}]}))
+    monkeypatch.chdir(tmp_path)
+    assert run_config(run_dir, []).task.datamodule.path == str(corpus)
+    assert f"note: reading the corpus from {corpus}, where the run read it" in capsys.readouterr().err
+    assert run_config(run_dir, ["task.path=/b/mine"]).task.datamodule.path == "/b/mine"
+    corpus.rmdir()  # the recorded folder is gone: the config's path stands, and is reported as not found
+    assert run_config(run_dir, []).task.datamodule.path == "my_corpus"
+
+
 def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypatch, capsys):
     """``src.evaluate`` calls a seed reproduced only when both its recomputed validation and test
     accuracies equal the recorded ones (float rounding aside): one example of 60 more or fewer

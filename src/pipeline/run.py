@@ -515,11 +515,16 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
                     ", ".join(f"{key} {last.get(key)}" for key in changed))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     data_dir = str(Path(cfg.paths.data_dir).expanduser().resolve())
+    # a CSV task's corpus folder, resolved: a relative task.path is relative to where the run started
+    # (src.evaluate, started elsewhere, reads it from here)
+    task_path = cfg.task.get("path")
+    where = {"task_path": str(Path(str(task_path)).expanduser().resolve())} if task_path else {}
     # a sweep's command line is the whole sweep's: the job's own overrides say which job this is
     job = list(HydraConfig.get().overrides.task) if _in_multirun() else None
     atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:],
                                                         **({"job_overrides": job} if job is not None else {}),
-                                                        **now, "data_dir": data_dir, "commit": source_commit()}]})
+                                                        **now, "data_dir": data_dir, **where,
+                                                        "commit": source_commit()}]})
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
