@@ -140,7 +140,7 @@ def test_read_rows_header_and_label_base(tmp_path):
     (b'"1","a","b"\n"2","c"\n', ["row 2 (line 2)", "found 2 fields, expected 3 fields"]),
     (b'"1","a","b"\n"2","c","d"\n"3","x","y","z"\n', ["row 3 (line 3)", "found 4 fields"]),
     (b'"1","a","b"\n"5","c","d"\n', ["row 2", "label 5 outside 1..4", "num_classes=4"]),
-    (b'"0","a","b"\n', ["row 1", "label 0 outside 1..4"]),
+    (b'"0","a","b"\n', ["row 1", "label 0 outside 1..4", "labels counted from 0? set task.label_base=0)"]),
     (b'"label","title","text"\n', ["row 1", "label 'label' is not an integer", "header"]),
     (b"", ["the file is empty"]),
     (b'1\ta\tb\n2\tc\td\n', ["row 1 (line 1)", "found 1 fields", "separated by tabs (TSV)", "comma-separated"]),

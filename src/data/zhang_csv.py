@@ -132,7 +132,9 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
                     f"{where}: label {row[0][:40]!r} is not an integer; expected {lo}..{hi} ({hint})"
                 ) from None
             if not lo <= label <= hi:
-                raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes})")
+                # one below the smallest: files that count their classes from there (0, as many do)
+                base = f"; labels counted from {label}? set task.label_base={label}" if label == lo - 1 >= 0 else ""
+                raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes}{base})")
             yield {"label": label - label_base, "text": join_fields(row[1:])}
     except csv.Error as err:
         raise AutoAttendError(f"{path}, row {row_no + 1} (line {reader.line_num}): malformed CSV ({err}); "
