@@ -117,6 +117,13 @@ def test_bad_settings_are_refused():
     cfg = compose_config("search", ["+task=cora", "strategy=aging", "strategy.sample_size=0"])
     with pytest.raises(AutoAttendError, match="strategy.sample_size: expected an integer >= 1 or null, got 0"):
         check_config(cfg, "search")
+    # a tournament larger than the population drew all of it, in silence (always the best member)
+    cfg = compose_config("search", ["+task=cora", "strategy=aging", "strategy.population=6", "strategy.sample_size=100"])
+    with pytest.raises(AutoAttendError, match=r"strategy.sample_size: expected null or an integer <= "
+                                              r"strategy.population \(6\): .*, got 100"):
+        check_config(cfg, "search")
+    check_config(compose_config("search", ["+task=cora", "strategy=aging", "strategy.population=6",
+                                           "strategy.sample_size=6"]), "search")
     check_config(compose_config("search", ["+task=cora", "strategy=aging"]), "search")
     # evolution takes no budget (its evaluations are population + rounds x parents): a budget was
     # accepted and the full 1,000 candidates scored

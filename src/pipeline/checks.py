@@ -233,6 +233,12 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
             _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
                   budget)
+        sample = _get(cfg, f"{st}.sample_size")
+        if _get(cfg, f"{st}.name") == "aging" and isinstance(sample, int) and isinstance(population, int) \
+                and sample > population:
+            # the tournament drew the whole population, in silence: always the best member, not a tournament
+            _fail(f"{st}.sample_size", f"null or an integer <= strategy.population ({population}): each child's "
+                  "parent is the best of that many members drawn from the population", sample)
         check_float(cfg, f"{st}.mutation_rate", 0, 1, low_open=True)  # 0 could never make a new child
     r = "retrain"
     for key in ("dim", "heads", "epochs", "batch_size", "eval_batch_size", "eval_every"):
