@@ -12,7 +12,7 @@ from torchmetrics.functional import spearman_corrcoef
 
 from src.pipeline import ranking
 from src.pipeline.ranking import distinct_ranked, rank_correlations, spearman_interval
-from src.pipeline.ranking_plan import evenly_spaced
+from src.pipeline.ranking_plan import evenly_spaced, picked_ranks, ranking_seeds
 from src.space import FunctionalSpace
 from src.utils.errors import AutoAttendError
 from tests.conftest import compose_config
@@ -145,3 +145,82 @@ def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
     assert third.returncode == 0, third.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["ranking"] == summary["ranking"]
     assert "ranking: Spearman" in third.stdout
+
+
+def test_evenly_spaced_rounds_to_the_nearest_rank_and_ranks_count_from_one():
+    # 8 / 3 = 2.67 between picks: 0, 2.67, 5.33, 8 round to 0, 3, 5, 8 (not floored to 0, 2, 5, 8)
+    assert evenly_spaced(9, 4) == [0, 3, 5, 8]
+    assert evenly_spaced(1000, 32)[3] == 97  # 3 * 999 / 31 = 96.68
+    assert picked_ranks(10, 4) == [1, 4, 7, 10] and picked_ranks(3, 5) == [1, 2, 3]
+    assert ranking_seeds(7, 2) == [3007, 3008]
+
+
+def test_rank_correlations_from_three_points_and_none_for_a_constant_supernet_side():
+    # ranks (1, 2, 3) vs (1, 3, 2): d^2 = 2, rho = 1 - 6 * 2 / (3 * 8) = 0.5; tau = (2 - 1) / 3
+    r = rank_correlations([1, 2, 3], [1, 3, 2])
+    assert r["spearman"] == pytest.approx(0.5, abs=1e-5) and r["kendall"] == pytest.approx(1 / 3, abs=1e-5) and r["n"] == 3
+    assert rank_correlations([5, 5, 5], [1, 2, 3]) == {"spearman": None, "spearman_ci95": None, "kendall": None,
+                                                       "n": 3}
+
+
+def test_the_bootstrap_interval_is_the_central_95_percent_of_the_resampled_rhos():
+    generator = torch.Generator().manual_seed(3)
+    a = torch.rand(30, generator=generator, dtype=torch.float64)
+    b = a + torch.rand(30, generator=generator, dtype=torch.float64)
+    low, high = spearman_interval(a, b)
+    # the same resamples as the interval's (seed 0): about 95 % of their rhos lie inside it
+    index = torch.randint(0, 30, (30, 2000), generator=torch.Generator().manual_seed(0))
+    rho = spearman_corrcoef(a[index], b[index]).to(torch.float64)
+    inside = float(((rho >= low) & (rho <= high)).double().mean())
+    assert 0.94 <= inside <= 0.96
+
+
+def test_the_bootstrap_interval_leaves_out_resamples_with_one_constant_side():
+    # one pair of 8 differs on the scratch side: about 1 - (7/8)^8 = 66 % of the resamples vary on
+    # both sides, more than half: an interval from those alone. The differing pair has the largest
+    # supernet score, so every such resample has rho > 0 (the ~34 % with a constant side, which
+    # have no rho, would pull the interval down to 0)
+    a = torch.arange(8, dtype=torch.float64)
+    b = torch.tensor([0.0] * 7 + [1.0], dtype=torch.float64)
+    interval = spearman_interval(a, b)
+    assert interval is not None and 0 < interval[0] <= interval[1] <= 1
+
+
+def _fits_by_seed(monkeypatch, by_seed):
+    from src.pipeline import graph_stages
+
+    trained = []
+
+    class Fitted:
+        history: list = []
+
+        def __init__(self, score):
+            self.score = score
+
+        def selected(self):
+            return {"val_acc": self.score}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name, model_file=None):
+        trained.append((arch, seed))
+        return Fitted(by_seed[seed][arch])
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    return trained
+
+
+def test_seed_agreement_correlates_the_first_seed_with_the_second_and_new_seeds_retrain(tmp_path, monkeypatch):
+    archs = FunctionalSpace(2, GRAPH_OPS, priors=True, kinds=("add", "attn")).sample_distinct(5, random.Random(0))
+    _population(tmp_path / "search" / "population.jsonl", [(a, 0.9 - 0.1 * i) for i, a in enumerate(archs)])
+    first = {a: 0.1 * i for i, a in enumerate(archs)}
+    by_seed = {3000: first, 3001: {a: -v for a, v in first.items()}, 3002: first}  # seed 3001 ranks them backwards
+    trained = _fits_by_seed(monkeypatch, by_seed)
+    cfg = compose_config("search", ["+task=cora", "ranking.candidates=5", "ranking.seeds=2", "space.sharing=none"])
+    result = ranking.measure(cfg, None, tmp_path, graph=True)
+    assert result["seed_agreement"]["spearman"] == pytest.approx(-1.0)
+    # three seeds instead of two: every candidate's saved result is for other seeds, so all train again
+    trained.clear()
+    cfg.ranking.seeds = 3
+    result = ranking.measure(cfg, None, tmp_path, graph=True)
+    assert trained == [(a, s) for a in archs for s in (3000, 3001, 3002)] and result["seeds"] == [3000, 3001, 3002]
+    assert [r["scratch_val_per_seed"] for r in result["candidates"]] == [
+        [by_seed[s][a] for s in (3000, 3001, 3002)] for a in archs]
