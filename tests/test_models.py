@@ -3,6 +3,8 @@
 import csv
 import math
 import random
+import threading
+import time
 
 import lightning.pytorch as pl
 import pytest
@@ -1102,3 +1104,89 @@ def test_each_architecture_of_a_step_draws_its_own_dropout_masks():
     assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], draws[2])
     torch.manual_seed(1)
     assert all(torch.equal(a, b) for a, b in zip(draws, first_draws()))
+
+
+def test_length_buckets_sort_longest_first_keep_ties_in_order_and_trim_each_bucket():
+    from src.estimator import length_buckets
+
+    batches = _val_batches(n=40, batch_size=13)
+    buckets = length_buckets(batches, 7)
+    lengths = torch.cat([b["mask"].sum(1) for b in buckets]).tolist()
+    assert lengths == sorted(lengths, reverse=True)
+    for b in buckets:
+        assert b["tokens"].shape[1] == int(b["mask"].sum(1).max())  # padded to its own longest only
+    # ties in input order: the rows of each length come in the order they had
+    rows = [(int(n), t[:int(n)].tolist()) for b in batches for t, n in zip(b["tokens"], b["mask"].sum(1))]
+    out = [(int(n), t[:int(n)].tolist()) for b in buckets for t, n in zip(b["tokens"], b["mask"].sum(1))]
+    assert out == sorted(rows, key=lambda r: -r[0])
+    bad = dict(batches[0], mask=batches[0]["mask"].flip(1))  # left-padded: not a prefix mask
+    with pytest.raises(ValueError, match="right-padded"):
+        length_buckets([bad], 7)
+
+
+def test_a_custom_scorer_takes_the_plain_path():
+    from src.estimator import SupernetEstimator
+
+    space = FunctionalSpace(3)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2).eval()
+    calls = []
+
+    def first_label_count(model, batch, arch):
+        calls.append(len(batch["labels"]))
+        return float((batch["labels"] == 0).sum()), len(batch["labels"])
+
+    batches = _val_batches()
+    estimator = SupernetEstimator(model, batches, "cpu", first_label_count)
+    assert not estimator.fast
+    arch = space.sample(random.Random(0))
+    expected = sum(int((b["labels"] == 0).sum()) for b in batches) / 70
+    assert estimator(arch) == pytest.approx(expected) and calls == [len(b["labels"]) for b in batches]
+
+
+def test_the_cached_stem_follows_the_embedding_and_worker_threads_score_without_autograd():
+    from src.estimator import SupernetEstimator
+
+    space = FunctionalSpace(4)
+    torch.manual_seed(0)
+    model = TextClassifier.supernet(embeddings(), CLASSES, space, dim=16, heads=2).eval()
+    estimator = SupernetEstimator(model, _val_batches(), "cpu", bucket_size=8, workers=3)
+    archs = space.sample_distinct(4, random.Random(1))
+    modes = []
+    model.encoder.register_forward_hook(lambda *args: modes.append(torch.is_inference_mode_enabled()))
+    before = [estimator(a) for a in archs]
+    assert modes and all(modes)
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.randn_like(model.embedding.weight))
+    after = [estimator(a) for a in archs]
+    assert after == [estimator.plain(a) for a in archs] and after != before
+
+
+def test_thread_map_divides_the_intra_op_threads_and_runs_one_worker_in_the_calling_thread(monkeypatch):
+    from src.utils import parallel
+
+    assert list(parallel.thread_map(lambda i: threading.get_ident(), [1, 2, 3], 1)) == [threading.get_ident()] * 3
+    assert list(parallel.thread_map(lambda i: threading.get_ident(), [1], 4)) == [threading.get_ident()]
+    calls = []
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(parallel.torch, "set_num_threads", calls.append)
+    assert list(parallel.thread_map(abs, [-1, -2, -3], 3)) == [1, 2, 3]
+    assert calls == [2, 8]  # 8 // 3 threads each while it runs, then 8 again
+
+
+def test_thread_map_cancels_the_items_not_started_when_one_fails():
+    from src.utils.parallel import thread_map
+
+    ran = []
+
+    def fn(i):
+        ran.append(i)
+        if i == 0:
+            raise KeyError("first")
+        time.sleep(0.05)
+        return i
+
+    with pytest.raises(KeyError):
+        list(thread_map(fn, range(40), 2))
+    time.sleep(0.2)
+    assert len(ran) < 10  # not the 40 a pool left to finish its queue runs
