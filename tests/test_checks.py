@@ -829,3 +829,29 @@ def test_an_architecture_files_settings_are_read_for_its_task(tmp_path):
                run_dir=tmp_path / "r")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
         f"error: arch={text}: carries hparams, the settings of a graph architecture"), proc.stderr[-2000:]
+
+
+def test_auto_workers_follow_the_thread_count_and_the_cores(monkeypatch):
+    from src.utils import parallel
+
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 2)
+    assert parallel.resolve_workers("auto", "cpu") == 2
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 16)
+    assert parallel.resolve_workers(None, "cpu") == 4
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 2)
+    assert parallel.resolve_process_workers("auto", "cpu") == 4
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 4)
+    assert parallel.resolve_process_workers("auto", "cpu") == 2
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 3)
+    assert parallel.resolve_process_workers("auto", "cpu") == 1
+    assert parallel.resolve_process_workers(3, "cpu") == 3
+
+
+def test_parse_workers_refuses_booleans():
+    from src.utils.workers import parse_workers
+
+    for bad in (True, False, "-1", "1.0"):
+        with pytest.raises(ValueError, match="must be 'auto' or an integer >= 1"):
+            parse_workers(bad, "k")
+    assert parse_workers(" 3 ") == 3 and parse_workers("auto") is None
