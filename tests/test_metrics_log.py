@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import signal
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 
 from src.pipeline.common import ResumableCSVLogger, _KeptRowsWriter, last_checkpoint
 from src.pipeline.run import entry
+from src.utils import interrupt
 
 # what a fit logs: training rows, then an evaluation that brings new columns, then training again
 LOGGED = [({"train/loss_step": 0.75}, 0), ({"train/loss_step": 0.5}, 1),
@@ -139,3 +141,51 @@ def _stop_right_after_the_first_checkpoint(tmp_path, logger_class, status: int) 
     _, rows = _read(tmp_path / "log" / "metrics.csv")
     assert [row["step"] for row in rows if row.get("loss_epoch")] == ["3"]  # epoch 0's row, at its last step
     assert max(int(row["step"]) for row in rows) == 3  # nothing of epoch 1
+
+
+@pytest.fixture
+def clean_hold():
+    interrupt.release(raise_pending=False)
+    yield
+    interrupt.release(raise_pending=False)
+
+
+def test_an_interrupt_is_held_once_and_raised_on_release(clean_hold):
+    assert not interrupt.defer()  # no hold: the handler raises at once
+    interrupt.hold()
+    assert interrupt.defer()  # held
+    assert not interrupt.defer()  # a second Ctrl-C is never held
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.release()
+    assert not interrupt.defer()  # the hold ended
+    interrupt.hold()
+    assert interrupt.defer()
+    interrupt.release(raise_pending=False)  # dropped, not raised
+    assert not interrupt.defer()
+    interrupt.hold()
+    interrupt.release()  # nothing pending: nothing raised
+    assert not interrupt.defer()
+
+
+def test_install_and_restore_cover_sigint_and_sigterm():
+    def handler(signum, frame):
+        pass
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = interrupt.install(handler)
+    try:
+        assert previous == before
+        assert signal.getsignal(signal.SIGINT) is handler and signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        interrupt.restore(previous)
+    assert {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} == before
+
+
+def test_the_checkpoint_callback_does_not_raise_a_held_interrupt_over_an_exception(tmp_path, clean_hold):
+    from src.pipeline.common import last_checkpoint
+
+    callback = last_checkpoint(tmp_path)
+    interrupt.hold()
+    assert interrupt.defer()
+    callback.on_exception(SimpleNamespace(), None, RuntimeError("the fit's own error"))  # no KeyboardInterrupt
+    assert not interrupt.defer()
