@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from src.lit.checkpoint_io import StreamingCheckpointIO
+from src.utils.io import atomic_target, atomic_write_json, atomic_write_text
 
 
 def test_checkpoint_is_saved_through_a_file_in_its_folder_and_loads_back(tmp_path, monkeypatch):
@@ -91,3 +92,50 @@ def test_the_last_checkpoint_is_written_at_every_epoch_end(smoke_cfg, tmp_path):
     assert seen == [None, 2, 4]
     assert sorted(p.name for p in (tmp_path / "supernet").glob("*.ckpt")) == ["last.ckpt"]
     assert torch.load(tmp_path / "supernet" / "last.ckpt", weights_only=False)["global_step"] == 6
+
+
+def test_an_atomic_write_replaces_the_file_and_a_failed_one_leaves_it(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text("old\n")
+    os.link(path, tmp_path / "link")
+    atomic_write_text(path, "new\n")
+    # a new file renamed over the old: a reader holding the old one still reads it whole
+    assert path.read_text() == "new\n" and (tmp_path / "link").read_text() == "old\n"
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(path, "half \ud800")  # fails while writing
+    assert path.read_text() == "new\n"
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"x": object()})
+    assert path.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "result.json"]  # no temporary file left
+
+
+def test_an_atomic_write_goes_through_a_file_in_the_same_folder_with_a_normal_mode(tmp_path, monkeypatch):
+    replaced = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: replaced.append((a, b)) or real(a, b))
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "sub" / "a.txt", "x")
+    finally:
+        os.umask(old)
+    (src, dst), = replaced
+    assert os.path.dirname(src) == str(tmp_path / "sub") and dst == tmp_path / "sub" / "a.txt"
+    assert (tmp_path / "sub" / "a.txt").stat().st_mode & 0o777 == 0o640
+    with pytest.raises(ValueError):
+        with atomic_target(tmp_path / "b.txt") as tmp:
+            tmp.write_text("partial")
+            raise ValueError
+    assert not (tmp_path / "b.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
+def test_resume_step_reads_the_global_step_and_a_checkpoint_without_weights_is_refused(tmp_path):
+    from src.pipeline.common import read_checkpoint, resume_step
+    from src.utils.errors import AutoAttendError
+
+    assert resume_step(tmp_path / "none.ckpt") is None
+    torch.save({"state_dict": {}, "global_step": 12, "epoch": 3}, tmp_path / "last.ckpt")
+    assert resume_step(tmp_path / "last.ckpt") == 12
+    torch.save({"global_step": 12}, tmp_path / "bad.ckpt")
+    with pytest.raises(AutoAttendError, match="bad.ckpt is unreadable .*no state_dict"):
+        read_checkpoint(tmp_path / "bad.ckpt")
