@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 import time
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
@@ -549,3 +550,21 @@ def test_a_graph_stage_that_trains_children_tells_the_timer(monkeypatch, tmp_pat
         with timer("retrain"):
             _graph_retrain(monkeypatch, tmp_path, 2, ["hardware.progress=false"])
         assert timer.computed is expected
+
+
+def test_stop_at_step_stops_at_the_step_and_at_the_start_of_a_fit_resumed_there():
+    from src.pipeline.common import StopAtStep
+
+    def trainer(step):
+        return SimpleNamespace(global_step=step, should_stop=False)
+
+    t = trainer(5)
+    StopAtStep(5).on_train_start(t, None)
+    assert t.should_stop  # resumed at (or past) the last step: no further batch
+    t = trainer(0)
+    StopAtStep(0).on_train_start(t, None)
+    assert t.should_stop
+    for max_steps in (None, -1, 6):
+        t = trainer(5)
+        StopAtStep(max_steps).on_train_batch_end(t, None)
+        assert not t.should_stop

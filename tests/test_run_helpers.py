@@ -244,3 +244,15 @@ def test_the_first_runs_kernel_build_is_a_stage_of_its_own(monkeypatch, override
     later = Timer()
     run._build_kernels(cfg, later)
     assert "kernels" not in later.seconds
+
+
+def test_a_finished_retrain_seed_is_read_back_not_trained_again(tmp_path, monkeypatch):
+    from src.pipeline import stages
+    from tests.conftest import compose_config
+
+    saved = {"seed": 4, "val_acc": 0.5, "test_acc": 0.25, "step": 9, "history": []}
+    (tmp_path / "seed_4.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(stages.pl, "seed_everything", lambda *a, **k: pytest.fail("trained again"))
+    cfg = compose_config("search", ["+task=sst2"])
+    for say_done in (True, False):
+        assert stages.train_child(cfg, None, None, tmp_path, 4, "seed 4", say_done=say_done) == saved

@@ -78,3 +78,14 @@ def test_fits_validated_every_n_steps_save_inside_an_epoch_after_a_validation(tm
                          callbacks=[last_checkpoint(tmp_path / "ckpt", on_train_epoch_end=True, every_s=every_s)])
     trainer.fit(model, loader, DataLoader(RandomDataset(32, 4), batch_size=4))
     assert model.saved_at == saved_at
+
+
+def test_make_loader_subsets_by_seed_and_shuffles_by_epoch():
+    from src.data.sampling import EpochShuffleSampler
+    from src.pipeline.common import make_loader
+
+    data = list(range(50))
+    a, b, c = (make_loader(data, 4, False, s, subset=10).dataset.indices for s in (0, 0, 1))
+    assert a == b and a != c and len(set(a)) == 10
+    assert isinstance(make_loader(data, 4, True, 3).sampler, EpochShuffleSampler)
+    assert list(make_loader(data, 4, False, 3).sampler) == list(range(50))
