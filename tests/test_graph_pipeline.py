@@ -484,3 +484,18 @@ def test_graph_retrain_summarises_every_seed_and_resumes_only_what_is_missing(tm
     again = graph_stages.retrain(cfg, arch, dm, tmp_path)
     assert trained == [(1, trials[0]["hparams"])]
     assert again == results
+
+
+def _intra_op_threads(_):
+    return torch.get_num_threads()
+
+
+def test_process_map_workers_take_this_processs_intra_op_thread_count():
+    from src.utils.parallel import process_map
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # not a fresh process's default on this machine
+    try:
+        assert list(process_map(_intra_op_threads, [0, 1], 2)) == [3, 3]
+    finally:
+        torch.set_num_threads(threads)
