@@ -256,3 +256,23 @@ def test_a_finished_retrain_seed_is_read_back_not_trained_again(tmp_path, monkey
     cfg = compose_config("search", ["+task=sst2"])
     for say_done in (True, False):
         assert stages.train_child(cfg, None, None, tmp_path, 4, "seed 4", say_done=say_done) == saved
+
+
+def test_the_search_lines_carry_the_best_score_so_far(tmp_path, caplog):
+    """The ``best`` of a search line is the running maximum, not the last candidate's score."""
+    from src.pipeline import stages
+    from src.space import FunctionalSpace
+
+    caplog.set_level(logging.INFO, logger=stages.__name__)
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware.progress=false", "strategy=aging",
+                                    "strategy.population=20", "strategy.budget=130"])
+    scored = []
+
+    def falling(arch):  # each candidate scores lower than the one before
+        scored.append(arch)
+        return 1.0 / len(scored)
+
+    stages.run_strategy(cfg, FunctionalSpace(3), falling, tmp_path / "search", "a falling score")
+    lines = [r.getMessage() for r in caplog.records if " scored, best " in r.getMessage()]
+    assert lines == ["search: 20 / 130 scored, best 1.0000", "search: 100 / 130 scored, best 1.0000",
+                     "search: 130 / 130 scored, best 1.0000"]
