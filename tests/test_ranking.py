@@ -224,3 +224,22 @@ def test_seed_agreement_correlates_the_first_seed_with_the_second_and_new_seeds_
     assert trained == [(a, s) for a in archs for s in (3000, 3001, 3002)] and result["seeds"] == [3000, 3001, 3002]
     assert [r["scratch_val_per_seed"] for r in result["candidates"]] == [
         [by_seed[s][a] for s in (3000, 3001, 3002)] for a in archs]
+
+
+def test_text_ranking_trains_each_picked_candidate_for_every_seed_in_its_rank_folder(tmp_path, monkeypatch):
+    from src.pipeline import stages
+
+    archs = FunctionalSpace(3).sample_distinct(7, random.Random(0))
+    _population(tmp_path / "search" / "population.jsonl", [(a, 0.9 - 0.1 * i) for i, a in enumerate(archs)])
+    calls = []
+
+    def train_child(cfg, arch, dm, out, seed, label, save_model=False, say_done=True):
+        calls.append((archs.index(arch), out.name, seed))
+        return {"val_acc": 0.1 * archs.index(arch) + 0.01 * (seed - 3000)}
+
+    monkeypatch.setattr(stages, "train_child", train_child)
+    cfg = compose_config("search", ["+task=sst2", "ranking.candidates=3", "ranking.seeds=2"])
+    result = ranking.measure(cfg, None, tmp_path, graph=False)
+    # ranks 1, 4, 7: each in the folder of its supernet rank (so a run with other candidates resumes it)
+    assert calls == [(i, f"rank_{i + 1}", s) for i in (0, 3, 6) for s in (3000, 3001)]
+    assert [r["scratch_val_mean"] for r in result["candidates"]] == pytest.approx([0.005, 0.305, 0.605])
