@@ -276,3 +276,24 @@ def test_the_search_lines_carry_the_best_score_so_far(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if " scored, best " in r.getMessage()]
     assert lines == ["search: 20 / 130 scored, best 1.0000", "search: 100 / 130 scored, best 1.0000",
                      "search: 130 / 130 scored, best 1.0000"]
+
+
+def test_a_seed_trained_in_this_invocation_is_not_called_done_before(tmp_path, monkeypatch, caplog):
+    """As the real ``train_child``, the stand-in writes the seed's file: only a file there before the
+    seed started makes its line say "done before this invocation"."""
+    from src.pipeline import stages
+
+    class Stop(Exception):
+        pass
+
+    def train_child(cfg, arch, dm, out, seed, label, save_model=False, say_done=True):
+        (out / f"seed_{seed}.json").write_text("{}")
+        return {"val_acc": 0.5, "test_acc": 0.25, "step": 3}
+
+    monkeypatch.setattr(stages, "train_child", train_child)
+    monkeypatch.setattr(stages, "seed_summary", lambda *args: (_ for _ in ()).throw(Stop()))
+    caplog.set_level(logging.INFO, logger=stages.__name__)
+    with pytest.raises(Stop):
+        stages.retrain(compose_config("search", ["+task=sst2", "retrain.seeds=1"]), None, None, tmp_path)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrain: seed")] == [
+        "retrain: seed 0 -> val 0.5000 test 0.2500 (step 3)"]

@@ -89,3 +89,28 @@ def test_make_loader_subsets_by_seed_and_shuffles_by_epoch():
     assert a == b and a != c and len(set(a)) == 10
     assert isinstance(make_loader(data, 4, True, 3).sampler, EpochShuffleSampler)
     assert list(make_loader(data, 4, False, 3).sampler) == list(range(50))
+
+
+class _SavesAfterValidations(BoringModel):
+    def __init__(self):
+        super().__init__()
+        self.validations = 0
+        self.saved_at: list[tuple[int, int]] = []
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.validations += 1
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.saved_at.append((self.global_step, self.validations))
+
+
+def test_the_save_after_an_epochs_last_batch_waits_for_its_validation(tmp_path):
+    """``every_s=0``, validated at epoch ends: the save at step 4 (the epoch's last batch) comes
+    after that epoch's validation, not before it (a resume from it would skip the validation)."""
+    model = _SavesAfterValidations()
+    loader = DataLoader(RandomDataset(32, 16), batch_size=4, sampler=EpochShuffleSampler(16, 0))
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=2, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[last_checkpoint(tmp_path / "ckpt", every_s=0.0)])
+    trainer.fit(model, loader, DataLoader(RandomDataset(32, 4), batch_size=4))
+    assert model.saved_at == [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 1), (7, 1), (8, 2)]
