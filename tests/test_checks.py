@@ -846,6 +846,9 @@ def test_auto_workers_follow_the_thread_count_and_the_cores(monkeypatch):
     monkeypatch.setattr(parallel, "usable_cores", lambda: 3)
     assert parallel.resolve_process_workers("auto", "cpu") == 1
     assert parallel.resolve_process_workers(3, "cpu") == 3
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
+    monkeypatch.setattr(parallel.torch, "get_num_threads", lambda: 1)
+    assert parallel.resolve_process_workers("auto", "cuda") == 1  # one process a GPU, whatever the cores
 
 
 def test_parse_workers_refuses_booleans():
