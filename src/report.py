@@ -27,13 +27,14 @@ import csv
 import io
 import itertools
 import json
+import os
 import re
 import statistics
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, unread_by_retrain
 from src.utils.errors import AutoAttendError
@@ -146,6 +147,20 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
+def _folders(root: Path) -> Iterator[tuple[Path, set[str]]]:
+    """Every folder at or under ``root`` with the names of its files, following links to folders
+    (``Path.rglob`` did not: a run linked into a folder of runs was not found), each real folder once
+    (a link back up the tree ends there)."""
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        yield Path(folder), set(files)
+
+
 def find_runs(roots: list[str | Path]) -> list[Path]:
     """The run directories at or under ``roots``, in natural path order, each once."""
     found: set[Path] = set()
@@ -154,9 +169,11 @@ def find_runs(roots: list[str | Path]) -> list[Path]:
             raise AutoAttendError(f"{root}: a file; give the run directory (or a folder of them) instead")
         if not root.is_dir():
             raise AutoAttendError(f"{root}: no such directory (expected a run directory or a folder of them)")
-        found.update(p.parent.resolve() for p in root.rglob(SETTINGS_FILE))
-        found.update(p.parent.parent.resolve() for p in root.rglob(".hydra/config.yaml")
-                     if (p.parent.parent / "summary.json").is_file() and _our_summary(p.parent.parent / "summary.json"))
+        for folder, files in _folders(root):
+            if SETTINGS_FILE in files or ((folder / ".hydra" / "config.yaml").is_file()
+                                          and (folder / "summary.json").is_file()
+                                          and _our_summary(folder / "summary.json")):
+                found.add(folder.resolve())
     if not found:
         raise AutoAttendError(f"no run directories ({SETTINGS_FILE}) under {', '.join(map(str, roots))}")
     return sorted(found, key=_natural_key)

@@ -281,6 +281,18 @@ def test_sweep_jobs_in_numeric_order_and_each_run_once(tmp_path):
     assert [p.name for p in runs] == ["1_job", "2_job", "10_job"]
 
 
+def test_runs_linked_into_a_folder_are_found_once_and_a_loop_ends(tmp_path):
+    """A run linked into a folder of runs (``ln -s /tmp/run d/r``) was not found: "no run directories"."""
+    real = write_run(tmp_path / "elsewhere" / "run", TEXT, test=0.7)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "r").symlink_to(real)
+    (folder / "twice").symlink_to(real)
+    (folder / "up").symlink_to(folder)  # a link back up the tree
+    assert find_runs([folder]) == [real.resolve()]
+    assert [r["run"] for r in rows(report([folder])[0])] == ["run"]
+
+
 def test_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(AutoAttendError, match="nope: no such directory"):
         find_runs([tmp_path / "nope"])
