@@ -297,3 +297,12 @@ def test_a_seed_trained_in_this_invocation_is_not_called_done_before(tmp_path, m
         stages.retrain(compose_config("search", ["+task=sst2", "retrain.seeds=1"]), None, None, tmp_path)
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrain: seed")] == [
         "retrain: seed 0 -> val 0.5000 test 0.2500 (step 3)"]
+
+
+def test_the_stage_lines_say_the_sliding_windows():
+    """``data.window`` was said only in ``run_settings.json``: the data line gives ``max_len`` alone."""
+    from src.pipeline.stages import windows_said
+
+    assert windows_said(compose_config("search", ["+task=sst2"])) == ""
+    cfg = compose_config("search", ["+task=sst2", "data.window=64", "data.stride=16"])
+    assert windows_said(cfg) == ", in windows of 64 tokens every 16"

@@ -51,6 +51,13 @@ def window_args(cfg: DictConfig) -> dict:
     return {"window": cfg.data.get("window"), "stride": cfg.data.get("stride", 32)}
 
 
+def windows_said(cfg: DictConfig) -> str:
+    """The sliding windows for a stage's first line (``''`` without them): the data line says only
+    ``max_len``, and long documents read in windows were told apart only in ``run_settings.json``."""
+    windows = window_args(cfg)
+    return f", in windows of {windows['window']} tokens every {windows['stride']}" if windows["window"] else ""
+
+
 # Bytes autograd keeps per token position, layer and channel while training, at the least: four
 # float32 (B, T, D) tensors a layer. Measured 36-64 over six sampled paper-supernet architectures
 # (experiments/bench/activation_bytes.py), so a batch this refuses needs at least twice what it states.
@@ -114,9 +121,9 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     model = build_supernet(cfg, dm, space)
     model.encoder.recompute = bool(s.get("recompute", False))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s%s, recompute %s",
+    log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s%s, recompute %s%s",
              len(model.encoder.ops), n_params / 1e6, cfg.space.sharing, optimizer_state,
-             f" offloaded to {out}" if offload else "", model.encoder.recompute)
+             f" offloaded to {out}" if offload else "", model.encoder.recompute, windows_said(cfg))
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
                             weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
                             arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
@@ -314,8 +321,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     out = run_dir / "retrain"
     out.mkdir(parents=True, exist_ok=True)
     seeds = [cfg.seed + i for i in range(r.seeds)]
-    log.info("retrain: %d seed(s), D=%d, %d heads, recompute %s", len(seeds), r.dim, r.heads,
-             bool(r.get("recompute", False)))
+    log.info("retrain: %d seed(s), D=%d, %d heads, recompute %s%s", len(seeds), r.dim, r.heads,
+             bool(r.get("recompute", False)), windows_said(cfg))
     per_seed = []
     for seed in seeds:
         earlier = (out / f"seed_{seed}.json").exists()
