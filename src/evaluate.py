@@ -72,9 +72,10 @@ def run_config(run_dir: Path, overrides: list[str]):
             cfg.paths.data_dir = data_dir
         task_path = runs_task_path(run_dir, cfg, overrides)
         if task_path is not None:
-            print(f"note: reading the corpus from {task_path}, where the run read it ({INVOCATIONS_FILE}: its "
-                  f"task.path={cfg.task.path} is relative to the folder it started in; task.path=... for another)",
-                  file=sys.stderr)
+            if Path(str(cfg.task.path)).expanduser().resolve() != Path(task_path):  # started elsewhere
+                print(f"note: reading the corpus from {task_path}, where the run read it ({INVOCATIONS_FILE}: its "
+                      f"task.path={cfg.task.path} is relative to the folder it started in; task.path=... for another)",
+                      file=sys.stderr)
             cfg.task.path = task_path
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
             try:

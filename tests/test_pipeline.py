@@ -1073,6 +1073,29 @@ def test_evaluate_reads_a_relative_csv_corpus_where_the_run_read_it(tmp_path, mo
     assert run_config(run_dir, []).task.datamodule.path == "my_corpus"
 
 
+def test_evaluate_says_nothing_of_the_corpus_started_where_the_run_started(tmp_path, monkeypatch, capsys):
+    """Started in the folder the run started in, the relative ``task.path`` is the recorded folder:
+    the note "reading the corpus from ..." was printed anyway (the data folder's note is not)."""
+    from omegaconf import OmegaConf
+
+    from src.evaluate import run_config
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    started = tmp_path / "started_here"
+    (started / "my_corpus").mkdir(parents=True)
+    (started / "data").mkdir()
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    cfg = compose_config("search", ["+task=csv", "task.num_classes=3", "task.path=my_corpus", "budget=smoke"])
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
+        {"started": "2026-12-05T10:00:00+0000", "argv": [], "data_dir": str((started / "data").resolve()),
+         "task_path": str((started / "my_corpus").resolve())}]}))
+    monkeypatch.chdir(started)
+    assert run_config(run_dir, []).task.datamodule.path == str((started / "my_corpus").resolve())
+    assert capsys.readouterr().err == ""
+
+
 def test_evaluate_reproduces_only_scores_equal_to_the_record(tmp_path, monkeypatch, capsys):
     """``src.evaluate`` calls a seed reproduced only when both its recomputed validation and test
     accuracies equal the recorded ones (float rounding aside): one example of 60 more or fewer
