@@ -306,3 +306,28 @@ def test_the_stage_lines_say_the_sliding_windows():
     assert windows_said(compose_config("search", ["+task=sst2"])) == ""
     cfg = compose_config("search", ["+task=sst2", "data.window=64", "data.stride=16"])
     assert windows_said(cfg) == ", in windows of 64 tokens every 16"
+
+
+def test_a_run_refused_after_its_kernel_build_records_no_invocation(tmp_path, monkeypatch):
+    """A re-run refused by the data stage (other data than the run's) is "no work of the run": its
+    time and invocation are not recorded. The kernel build before it, a stage of its own, recorded
+    both (timing.json counted an invocation that invocations.json never had)."""
+    from src.models import cpu_kernels
+    from src.pipeline import run
+    from src.pipeline.config import Timer
+
+    monkeypatch.setattr(cpu_kernels, "build_pending", lambda: True)
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: None)
+    cfg = compose_config("search", ["+task=sst2", "hardware=cpu"])
+    timer = Timer(tmp_path / "timing.json")
+    run._build_kernels(cfg, timer)
+    with pytest.raises(AutoAttendError):
+        with timer("data", refusable=True):
+            raise AutoAttendError("other data")
+    assert not (tmp_path / "timing.json").exists()
+    timer = Timer(tmp_path / "timing.json")  # one that goes on records the build with its data stage
+    run._build_kernels(cfg, timer)
+    with timer("data", refusable=True):
+        pass
+    recorded = json.loads((tmp_path / "timing.json").read_text())
+    assert list(recorded["seconds"]) == ["kernels", "data"] and recorded["invocations"] == 1
