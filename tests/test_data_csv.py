@@ -144,6 +144,11 @@ def test_read_rows_header_and_label_base(tmp_path):
     (b'"label","title","text"\n', ["row 1", "label 'label' is not an integer", "header"]),
     (b"", ["the file is empty"]),
     (b'1\ta\tb\n2\tc\td\n', ["row 1 (line 1)", "found 1 fields", "separated by tabs (TSV)", "comma-separated"]),
+    # a comma in the text split the tab-separated row in two: the label field was "1\tgood", and the
+    # hint said "a header row?"
+    (b'1\tgood, fun\tb\n2\tc\td\n', ["row 1 (line 1)", "found 2 fields", "separated by tabs (TSV)",
+                                       "comma-separated"]),
+    (b'1;good, fun\n2;c\n', ["row 1 (line 1)", "found 2 fields", "separated by semicolons"]),
     (b'"1","a","b"\n"2","caf\xe9","d"\n', ["line 2", "not valid UTF-8"]),
     (b'"1","a","b"\n"2","unclosed,"d"\n', ["row 2", "malformed CSV"]),
 ])
@@ -163,6 +168,16 @@ def test_bad_csv_one_line_error_and_no_cache_left(tmp_path, content, needles):
     write_zhang_csv(data / "train.csv", 40, num_classes=4, text_fields=2)
     fixed = _ready(_dm(data, cache, text_fields=2))
     assert len(fixed.train_set) + len(fixed.val_set) == 40
+
+
+def test_a_tab_separated_row_split_by_a_comma_in_its_text_says_tabs_not_header(tmp_path):
+    """Read with as many fields as the comma split gave, the label field is "1\tgood": the hint said
+    "a header row?" where the file is tab-separated."""
+    path = tmp_path / "train.csv"
+    path.write_text("1\tgood, fun\n2\tbad, dull\n", encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"row 1 .*is not an integer.*\(its fields look separated by tabs "
+                                              r"\(TSV\); the files must be comma-separated\)$"):
+        list(read_rows(path, count_fields(path), 2))
 
 
 @pytest.mark.parametrize(("content", "note"), [(b"1\tsome text\n", "tabs (TSV)"), (b"1;some text\n", "semicolons"),

@@ -75,8 +75,9 @@ def _decoded_lines(path: Path) -> Iterator[str]:
 
 
 def separator_hint(row: list[str]) -> str:
-    """A note for a record read as one field holding tabs or semicolons: another separator than commas."""
-    if len(row) == 1:
+    """A note for a record read as one field holding tabs or semicolons: another separator than commas;
+    or as a label field that does (``1\\tgood``: a comma in the text split the row)."""
+    if len(row) == 1 or (row and re.match(r"\s*-?\d+\s*[\t;]", row[0])):
         for sep, name in (("\t", "tabs (TSV)"), (";", "semicolons")):
             if sep in row[0]:
                 return f" (its fields look separated by {name}; the files must be comma-separated)"
@@ -124,7 +125,10 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
             except ValueError:
                 # A header is only ever the first row of a file read without one; past it (or with
                 # task.header=true) a word there is a class name, which the files must give as a number.
+                # a tab- or semicolon-separated row whose text holds a comma: its label field is "1\tgood"
+                separated = separator_hint(row)[2:-1]
                 hint = ("an empty label: every row needs its class number" if not row[0].strip() else
+                        separated if separated else
                         "a header row? set task.header=true" if row_no == 1 and not header else
                         "labels are class numbers; write each class name as its number, "
                         "task.label_names names them")
