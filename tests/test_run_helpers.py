@@ -320,14 +320,46 @@ def test_a_run_refused_after_its_kernel_build_records_no_invocation(tmp_path, mo
     monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: None)
     cfg = compose_config("search", ["+task=sst2", "hardware=cpu"])
     timer = Timer(tmp_path / "timing.json")
-    run._build_kernels(cfg, timer)
     with pytest.raises(AutoAttendError):
         with timer("data", refusable=True):
+            run._build_kernels(cfg, timer)
             raise AutoAttendError("other data")
     assert not (tmp_path / "timing.json").exists()
     timer = Timer(tmp_path / "timing.json")  # one that goes on records the build with its data stage
-    run._build_kernels(cfg, timer)
     with timer("data", refusable=True):
-        pass
+        run._build_kernels(cfg, timer)
     recorded = json.loads((tmp_path / "timing.json").read_text())
     assert list(recorded["seconds"]) == ["kernels", "data"] and recorded["invocations"] == 1
+
+
+def test_time_set_aside_in_a_stage_counts_for_the_other_stage_only(tmp_path):
+    """The kernel build inside the data stage: its seconds go to ``kernels``, not to ``data`` too."""
+    import time as time_
+
+    from src.pipeline.config import Timer
+
+    timer = Timer(tmp_path / "timing.json")
+    with timer("data"):
+        with timer.aside("kernels"):
+            time_.sleep(0.3)
+    assert timer.seconds["kernels"] >= 0.3 and timer.seconds["data"] < 0.1
+    with timer("supernet"):  # the next stage starts with nothing set aside
+        time_.sleep(0.2)
+    assert timer.seconds["supernet"] >= 0.2
+
+
+def test_missing_data_is_said_before_the_first_runs_kernel_build(tmp_path, monkeypatch):
+    """The kernel build (30-45 s) comes once the data are there: a first run with a missing file
+    waited for the build before it was told."""
+    from src.models import cpu_kernels
+    from src.pipeline import common, run
+    from src.utils.errors import DataNotFoundError
+
+    builds = []
+    monkeypatch.setattr(cpu_kernels, "build_pending", lambda: True)
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: builds.append(1))
+    monkeypatch.setattr(common, "build_datamodule", lambda cfg: (_ for _ in ()).throw(DataNotFoundError("no files")))
+    cfg = compose_config("search", ["+task=sst2", "hardware=cpu", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(DataNotFoundError, match="no files"):
+        run.run_search(cfg)
+    assert builds == []

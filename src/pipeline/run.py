@@ -98,7 +98,6 @@ def run_search(cfg: DictConfig) -> dict:
 
     st = graph_stages if graph else stages
     log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
-    _build_kernels(cfg, timer)
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
@@ -107,6 +106,7 @@ def run_search(cfg: DictConfig) -> dict:
             stages.check_batch_memory(cfg, dm, {"supernet": space.num_layers,
                                                 **({"retrain": space.num_layers} if retrains else {})})
         check_run_data(run_dir, data_facts(dm, graph))
+        _build_kernels(cfg, timer)
         record.write(run_dir)
         _record_invocation(cfg, run_dir)
     with timer("supernet"):
@@ -182,13 +182,13 @@ def run_retrain(cfg: DictConfig) -> dict:
     source, hparams = _command_line_hparams(cfg, hparams)
     # the architecture's content, not only its name or path: an edited file is another run
     check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
-    _build_kernels(cfg, timer)
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)
         if not graph:  # the layers that reach the output: the others are not computed
             stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
         check_run_data(run_dir, data_facts(dm, graph))
+        _build_kernels(cfg, timer)
         record.write(run_dir)
         _record_invocation(cfg, run_dir)
     with timer("retrain"):
@@ -467,18 +467,17 @@ def _search_node_missing(exc: ConfigCompositionException) -> str | None:
 
 def _build_kernels(cfg: DictConfig, timer: Timer) -> None:
     """A text run that is the first on its checkout and CPU kind compiles the fused kernels (30-45 s
-    on 2 cores): before its data are read, as a stage of its own (``kernels`` in the summary), not
-    inside ``data`` (where recording which kernels it computes with built them before). Its time is
-    recorded with the ``data`` stage that follows: a run that stage refuses (other data than the
-    run's) records neither, nor the invocation (:class:`Timer`, ``refusable``)."""
+    on 2 cores): inside the ``data`` stage once the data are known to be there and the run's (a
+    missing file is said before the build, not after it), timed as a stage of its own (``kernels``
+    in the summary, :meth:`Timer.aside`) and recorded with ``data``: a run that stage refuses records
+    neither, nor the invocation."""
     from src.pipeline.common import kernels_in_use, kernels_to_build
     from src.utils.device import device_of
 
     device = device_of(cfg)
     if kernels_to_build(cfg, device):
-        started = time.perf_counter()
-        kernels_in_use(cfg, device)
-        timer.seconds["kernels"] = round(timer.seconds.get("kernels", 0.0) + time.perf_counter() - started, 1)
+        with timer.aside("kernels"):
+            kernels_in_use(cfg, device)
 
 
 def _timing(timer: Timer) -> dict:
