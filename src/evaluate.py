@@ -64,19 +64,13 @@ def run_config(run_dir: Path, overrides: list[str]):
                                       "it; override only where things are and how the machine runs (paths.*, "
                                       f"task.path, hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
-        data_dir = runs_data_dir(run_dir, overrides)
-        if data_dir is not None:
-            if Path(str(cfg.paths.data_dir)).expanduser().resolve() != Path(data_dir):
-                print(f"note: reading the data from {data_dir}, where the run read them ({INVOCATIONS_FILE}; "
-                      "paths.data_dir=... for another folder)", file=sys.stderr)
-            cfg.paths.data_dir = data_dir
-        task_path = runs_task_path(run_dir, cfg, overrides)
-        if task_path is not None:
-            if Path(str(cfg.task.path)).expanduser().resolve() != Path(task_path):  # started elsewhere
-                print(f"note: reading the corpus from {task_path}, where the run read it ({INVOCATIONS_FILE}: its "
-                      f"task.path={cfg.task.path} is relative to the folder it started in; task.path=... for another)",
-                      file=sys.stderr)
-            cfg.task.path = task_path
+        given = {o.split("=", 1)[0] for o in overrides}
+        last = (read_invocations(run_dir) or [{}])[-1]
+        _read_where_the_run_read(cfg, "paths.data_dir", runs_data_dir(last, given), "the data",
+                                 f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)")
+        _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), "the corpus",
+                                 f"where the run read it ({INVOCATIONS_FILE}: its task.path={cfg.task.get('path')} is "
+                                 "relative to the folder it started in; task.path=... for another)")
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
             try:
                 OmegaConf.select(cfg, override.split("=", 1)[0], throw_on_resolution_failure=True)
@@ -121,30 +115,46 @@ def settings_of_the_run(run_dir: Path):
                               "was edited, restore it from the run's command") from None
 
 
-def runs_data_dir(run_dir: Path, overrides: list[str]) -> str | None:
-    """The folder to read the data from when neither ``paths.data_dir=...`` nor ``AUTOATTEND_DATA_DIR``
-    says: the one the run read (:func:`recorded_data_dir`), if it is still a folder. The run's config
-    keeps ``paths.data_dir`` as ``${oc.env:AUTOATTEND_DATA_DIR,./data}``, so a run made with the
-    variable set was evaluated from ``./data`` without it (and refused: not found there)."""
-    if os.environ.get("AUTOATTEND_DATA_DIR") or any(o.split("=", 1)[0] == "paths.data_dir" for o in overrides):
+def _read_where_the_run_read(cfg, key: str, folder: str | None, what: str, why: str) -> None:
+    """Set ``key`` to ``folder`` (``None``: leave it), with a note on stderr (``reading <what> from
+    <folder>, <why>``) where that is not where ``key`` already leads from here."""
+    from omegaconf import OmegaConf
+
+    if folder is None:
+        return
+    if Path(str(OmegaConf.select(cfg, key))).expanduser().resolve() != Path(folder):
+        print(f"note: reading {what} from {folder}, {why}", file=sys.stderr)
+    OmegaConf.update(cfg, key, folder)
+
+
+def _recorded_folder(invocation: dict, field: str) -> str | None:
+    """``invocation[field]`` (an ``invocations.json`` entry's folder), if it is still a folder."""
+    value = invocation.get(field)
+    return str(value) if value and Path(str(value)).is_dir() else None
+
+
+def runs_data_dir(invocation: dict, given: set[str]) -> str | None:
+    """The folder to read the data from when neither ``paths.data_dir=...`` (in ``given``, the keys
+    overridden) nor ``AUTOATTEND_DATA_DIR`` says: the one the run's last ``invocation`` read, if it
+    is still a folder. The run's config keeps ``paths.data_dir`` as
+    ``${oc.env:AUTOATTEND_DATA_DIR,./data}``, so a run made with the variable set was evaluated from
+    ``./data`` without it (and refused: not found there)."""
+    if os.environ.get("AUTOATTEND_DATA_DIR") or "paths.data_dir" in given:
         return None
-    recorded = recorded_data_dir(run_dir)
-    return recorded if recorded is not None and Path(recorded).is_dir() else None
+    return _recorded_folder(invocation, "data_dir")
 
 
-def runs_task_path(run_dir: Path, cfg, overrides: list[str]) -> str | None:
+def runs_task_path(invocation: dict, cfg, given: set[str]) -> str | None:
     """A ``+task=csv`` run's corpus folder when its config gives it relative (``task.path=my_corpus``,
     relative to the folder the run was started in) and no ``task.path=...`` says otherwise: the
-    folder the run read (``invocations.json``), if it is still one. Read from the current folder,
-    it was "CSV files not found" wherever src.evaluate was started elsewhere."""
-    if any(o.split("=", 1)[0] == "task.path" for o in overrides) or cfg.task.get("name") != "csv":
+    folder the run's last ``invocation`` read, if it is still one. Read from the current folder, it
+    was "CSV files not found" wherever src.evaluate was started elsewhere."""
+    if "task.path" in given or cfg.task.get("name") != "csv":
         return None
     path = cfg.task.get("path")
     if path is None or Path(str(path)).expanduser().is_absolute():
         return None
-    invocations = read_invocations(run_dir)
-    recorded = invocations[-1].get("task_path") if invocations else None
-    return str(recorded) if recorded and Path(str(recorded)).is_dir() else None
+    return _recorded_folder(invocation, "task_path")
 
 
 def recorded_data_dir(run_dir: Path) -> str | None:
