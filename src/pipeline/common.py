@@ -293,6 +293,26 @@ def _duration(seconds: float) -> str:
 FIRST_PROGRESS_LINE_S = 10.0
 
 
+def progress_line_due(now: float, start: float, last_line: float | None, every_s: float, estimated: bool) -> bool:
+    """Whether a progress line is due (the rule of :class:`LogProgress` and :class:`ChildrenProgress`):
+    the first once :data:`FIRST_PROGRESS_LINE_S` seconds have passed with an ``estimated`` time left,
+    or ``every_s`` seconds without one; then at most every ``every_s`` seconds."""
+    if last_line is not None:
+        return now - last_line >= every_s
+    if now - start >= every_s:
+        return True
+    return estimated and now - start >= min(FIRST_PROGRESS_LINE_S, every_s)
+
+
+def say_progress(text: str, files_only: bool) -> None:
+    """A progress line: in the run's log files alone beside a terminal's bar (``files_only``), else
+    on the console too."""
+    if files_only:
+        log_to_files_only(log, text)
+    else:
+        log.info("%s", text)
+
+
 class LogProgress(Callback):
     """Progress as log lines: one line
     ``<label>: step s / total (p %), <elapsed> elapsed, about <eta> left; <latest metrics>``,
@@ -338,21 +358,14 @@ class LogProgress(Callback):
         return text
 
     def _due(self, trainer: pl.Trainer, now: float) -> bool:
-        if self.last_line is not None:
-            return now - self.last_line >= self.every_s
-        if now - self.start_time >= self.every_s:
-            return True
         estimated = self.rate_from is not None and trainer.global_step > self.rate_from[0]
-        return estimated and now - self.start_time >= min(FIRST_PROGRESS_LINE_S, self.every_s)
+        return progress_line_due(now, self.start_time, self.last_line, self.every_s, estimated)
 
     def _maybe_log(self, trainer: pl.Trainer, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         if self._due(trainer, now):
             self.last_line = now
-            if self.files_only:
-                log_to_files_only(log, self.line(trainer, now))
-            else:
-                log.info("%s", self.line(trainer, now))
+            say_progress(self.line(trainer, now), self.files_only)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         now = self.clock()
@@ -577,11 +590,7 @@ class ChildrenProgress:
     def _due(self, now: float) -> bool:
         if self.every_s is None or self.done >= self.total:
             return False
-        if self.last_line is not None:
-            return now - self.last_line >= self.every_s
-        if now - self.start_time >= self.every_s:
-            return True
-        return self.done > self.done_before and now - self.start_time >= min(FIRST_PROGRESS_LINE_S, self.every_s)
+        return progress_line_due(now, self.start_time, self.last_line, self.every_s, self.done > self.done_before)
 
     def _show(self, now: float) -> None:
         if self._progress is not None:
@@ -590,10 +599,7 @@ class ChildrenProgress:
                                   left="" if left is None else f"about {_duration(left)} left")
         if self._due(now):
             self.last_line = now
-            if self.files_only:
-                log_to_files_only(log, self.line(now))
-            else:
-                log.info("%s", self.line(now))
+            say_progress(self.line(now), self.files_only)
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: int | None = None,
