@@ -212,6 +212,10 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     return described, rows
 
 
+class BlankLineError(AutoAttendError):
+    """A file of texts with a blank line between two texts (:func:`read_texts`)."""
+
+
 def read_texts(path: str) -> list[str]:
     """One text per line of ``path`` (``-``: standard input); blank lines at the end (an editor's
     extra newline) are dropped, a blank line between texts is an error naming it. Lines end at
@@ -229,7 +233,7 @@ def read_texts(path: str) -> list[str]:
         lines.pop()
     blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)
     if blank is not None:
-        raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")
+        raise BlankLineError(f"{path}, line {blank}: blank; expected one text per line")
     return lines
 
 
@@ -266,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
-        texts = read_texts(args.file) if args.file is not None else args.texts
+        texts, file_error = args.texts, None
+        if args.file is not None:
+            try:
+                texts = read_texts(args.file)
+            except BlankLineError as exc:  # raised once the run is known to classify text (a graph run takes none)
+                file_error = exc
         target = Path(args.target)
         paths = choose_models(target, args.seed, args.ensemble)
         if args.override:  # checked whether or not the model needs its run's config: never silently ignored
@@ -278,10 +287,12 @@ def main(argv: list[str] | None = None) -> int:
 
         nodes = None
         if read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT:
-            if texts:
+            if texts or args.file is not None:
                 raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
-                                      "give no texts")
+                                      f"give no texts{' (no --file)' if args.file is not None else ''}")
             described, nodes = _node_rows(paths, target if target.is_dir() else _run_dir_of(target), args.override)
+        elif file_error is not None:
+            raise file_error
         elif not texts:
             if args.file is not None:
                 raise AutoAttendError(f"{'standard input' if args.file == '-' else args.file}: no text to classify "

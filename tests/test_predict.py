@@ -130,6 +130,12 @@ def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys):
     assert main([str(path), "some text"]) == 2
     assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
                                        "give no texts\n")
+    # --file too, whatever the file holds: a blank line is not what is wrong, and an empty file is no licence
+    for name, content in (("blank.txt", "one\n\ntwo\n"), ("empty.txt", "")):
+        (tmp_path / name).write_text(content)
+        assert main([str(path), "--file", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
+                                           "give no texts (no --file)\n")
     assert main([str(path)]) == 2  # its nodes need its run's graph
     assert capsys.readouterr().err == (f"error: {path}: not inside a run directory (no .hydra/config.yaml above it), "
                                        "which a graph model needs for its graph\n")
@@ -189,6 +195,10 @@ def test_an_empty_file_of_texts_is_named(tmp_path, capsys):
                                        "(expected one text per line)\n")
     assert main([str(tmp_path / "model.pt")]) == 2
     assert capsys.readouterr().err == "error: no text to classify: give texts as arguments or --file PATH\n"
+    (tmp_path / "blank.txt").write_text("one\n\ntwo\n")  # a text model still names a blank line between texts
+    assert main([str(tmp_path / "model.pt"), "--file", str(tmp_path / "blank.txt")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'blank.txt'}, line 2: blank; expected one text per line\n"
+
 
 def test_an_override_is_checked_even_where_the_model_does_not_need_it(tmp_path, capsys):
     """A text model that stores its text settings never reads its run's config, so ``--override``
