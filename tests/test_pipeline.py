@@ -1326,11 +1326,11 @@ def test_a_second_stop_while_a_job_reports_its_interrupt_is_ignored(tmp_path):
         import src.pipeline.run as r
 
         def job(cfg):
-            original = r._log_to_files_only
-            def second_stop(message):  # the second signal arrives while the first is reported
+            original = r.log_to_files_only
+            def second_stop(*args):  # the second signal arrives while the first is reported
                 os.kill(os.getpid(), signal.SIGTERM)
-                original(message)
-            r._log_to_files_only = second_stop
+                original(*args)
+            r.log_to_files_only = second_stop
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(30)
 

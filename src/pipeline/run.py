@@ -566,12 +566,7 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
             "every stage had finished before this invocation, which re-read them"
     for text in (f"run dir: {run_dir}", f"summary: {line}"):
         print(text)
-        _log_to_files_only(text, logging.INFO)  # the log file ends with the run's result too
-
-
-def _log_to_files_only(message: str, level: int = logging.ERROR) -> None:
-    """Record ``message`` in the run's log file without repeating it on the console."""
-    log_to_files_only(log, message, level)
+        log_to_files_only(log, text, logging.INFO)  # the log file ends with the run's result too
 
 
 def _exit_for_signal(signum: int) -> None:
@@ -640,7 +635,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             kept, setting = run_dir_of(cfg), "hydra.run.dir"
         message = (f"interrupted{by}: what finished is kept in {kept}; run the same command with "
                    f"{setting}={kept} to resume")
-        _log_to_files_only(message)
+        log_to_files_only(log, message, logging.ERROR)
         print(message, file=sys.stderr)
         _exit_for_signal(signum)
     except Exception as exc:
@@ -648,7 +643,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         if error is None:
             raise
         if not isinstance(error, RunDirInUseError):  # that log is the running command's
-            _log_to_files_only(f"error: {error}")
+            log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)
         if _in_multirun():
             from hydra.core.hydra_config import HydraConfig
