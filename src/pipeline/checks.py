@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
                          GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
+from src.space.space import priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
 from src.utils.workers import parse_workers
@@ -164,7 +165,7 @@ def check_hardware(cfg: DictConfig) -> None:
 def _check_nonzero_op(cfg: DictConfig, node: str) -> None:
     """Under the priors Q, K and V take an op other than ``zero``: ``ops=[zero]`` leaves them none."""
     ops, priors = _get(cfg, f"{node}.ops"), _get(cfg, f"{node}.priors")
-    if isinstance(ops, ListConfig) and priors is True and all(op == "zero" for op in ops):
+    if isinstance(ops, ListConfig) and priors_leave_no_op(list(ops), priors is True):
         raise AutoAttendError(f"{node}.ops={list(ops)}: under the design priors ({node}.priors=true) Q, K and V "
                               "take an op other than zero; add one, or set the priors off")
 

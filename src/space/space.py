@@ -30,6 +30,13 @@ def op_families(arch: Architecture) -> list[str]:
     return [name for name, known in OP_FAMILIES.items() if ops <= set(known)]
 
 
+def priors_leave_no_op(ops: Sequence[str], priors: bool, zero_op: str = "zero") -> bool:
+    """Whether ``ops`` leave Q, K and V nothing to take: under the priors they take an op other
+    than ``zero_op``. The one rule for :class:`FunctionalSpace` and the config check
+    (``src.pipeline.checks``), which reports it by its config keys before torch is imported."""
+    return bool(priors) and all(op == zero_op for op in ops)
+
+
 @dataclass(frozen=True)
 class Context:
     """Where an op is applied: the key material of context-aware parameter sharing.
@@ -70,7 +77,7 @@ class FunctionalSpace:
         self.kinds = tuple(kinds)
         self.zero_op = zero_op
         self.nonzero_ops = tuple(o for o in self.ops if o != zero_op)
-        if not self.nonzero_ops and self.priors:  # under the priors Q, K and V take a non-zero op
+        if priors_leave_no_op(self.ops, self.priors, zero_op):
             raise ValueError(f"ops {self.ops!r}: the priors need an op other than {zero_op!r} (or priors=False)")
 
     def __repr__(self) -> str:
