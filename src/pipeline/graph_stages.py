@@ -14,7 +14,6 @@ the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to bot
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -239,17 +238,17 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
     data = _FullGraph(dm.graph, dm.num_features, dm.num_classes, dm.multilabel) if workers > 1 else dm
     items = [(cfg, arch, data, hp, seed, out, name, keep_models) for arch, hp, seed, out, name in jobs]
     if not jobs:  # nothing to train (all finished before): no progress to show
-        return _showing(None, lambda: iter(()))
+        return (result for result in ())  # a generator, as below: callers may close() it
     note_computing()
     progress = ChildrenProgress(cfg, label, done_before + len(jobs), unit, done_before,
                                 bar=getattr(dm, "graph", None) is not None)
     return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance))
 
 
-def _showing(progress: ChildrenProgress | None, start) -> Iterator[dict]:
+def _showing(progress: ChildrenProgress, start) -> Iterator[dict]:
     """The results of ``start()`` with ``progress`` shown from the first request to the last
     (or the consumer closing the iterator)."""
-    with progress or contextlib.nullcontext(), closing(start()) as results:
+    with progress, closing(start()) as results:
         yield from results
 
 
