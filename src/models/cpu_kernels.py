@@ -70,12 +70,12 @@ SOURCES = tuple(Path(__file__).with_name(name)
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).
 CFLAGS = ["-O3", "-march=native", "-ffast-math"]
-# GCC's tuning for Intel's AVX-512 cores (and its generic one) vectorises loops 256 bits wide even
-# where AVX-512 is there (`-mprefer-vector-width=256`): the GRU's gates, LayerNorm and the other
-# loops it vectorises itself then used half a register, while the explicit 16-float vectors use a
-# whole one. 512 on x86 (without AVX-512 the compiler stays at 256): the bidirectional GRU op of a
-# scoring bucket 4.96 -> 3.90 ms, scoring 0.44-0.46 -> 0.39-0.41 s a candidate on an Intel Xeon with
-# AVX-512 (2026-12-05, experiments/README.md).
+# GCC's tuning for Intel's AVX-512 cores (sapphirerapids, rocketlake, ...; not znver4 or x86-64-v4)
+# vectorises loops 256 bits wide (`-mprefer-vector-width=256`): the GRU's gates, LayerNorm and the
+# other loops it vectorises itself then used half a register, while the explicit 16-float vectors
+# use a whole one. 512 on x86 (without AVX-512 the compiler stays at 256): the bidirectional GRU op
+# of a scoring bucket 4.96 -> 3.90 ms, scoring 0.438-0.442 -> 0.378-0.396 s a candidate on an Intel
+# Xeon with AVX-512 (2026-12-05, experiments/README.md, series r).
 if platform.machine() in ("x86_64", "AMD64"):
     CFLAGS.append("-mprefer-vector-width=512")
 STALE_LOCK_S = 600
