@@ -63,7 +63,7 @@ from src.space import FunctionalSpace
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.device import device_of
-from src.utils.errors import AutoAttendError
+from src.utils.errors import AutoAttendError, user_error_behind
 from src.utils.io import atomic_write_json
 from src.utils.memory import MEMORY_UNIT, peak_rss_bytes, to_mb
 from src.utils.parallel import resolve_workers
@@ -284,12 +284,22 @@ def run_bench(cfg: DictConfig) -> None:
     print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))
     figures = {"machine": machine, "config": {"sharing": cfg.space.sharing, **dict(cfg.bench)},
                "memory_unit": MEMORY_UNIT}
-    figures.update(text_figures(cfg))
-    figures.update(graph_figures_if_available(cfg))
-    for key, value in figures.items():
-        if key not in ("machine", "config"):
-            print(f"{key}: {value}")
-    path = atomic_write_json(run_dir / "bench.json", figures)
+    try:
+        figures.update(text_figures(cfg))
+        figures.update(graph_figures_if_available(cfg))
+        for key, value in figures.items():
+            if key not in ("machine", "config"):
+                print(f"{key}: {value}")
+        path = atomic_write_json(run_dir / "bench.json", figures)
+    except Exception as exc:
+        # unreadable data, an unwritable run or cache folder, a full disk: one line and status 2, as
+        # the other entry points (src.pipeline.run.entry) say them; it was Hydra's "Error executing
+        # job" line, a traceback and status 1. Anything else keeps its traceback.
+        error = user_error_behind(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(json.dumps({"bench_json": str(path)}))
     print(path)
 

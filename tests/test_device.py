@@ -145,6 +145,25 @@ def test_a_stopped_bench_says_so_in_one_line_and_writes_nothing(tmp_path, signum
     assert "Traceback" not in stderr and not (tmp_path / "run" / "bench.json").exists()
 
 
+def test_a_data_error_while_measuring_is_one_line(tmp_path):
+    """Unreadable SST-5 trees (found once the figures have started, after the config checks): one
+    ``error:`` line naming the file and exit status 2, as src.search says it, and no bench.json; it
+    was Hydra's "Error executing job" line, a traceback and exit status 1."""
+    trees = tmp_path / "data" / "sst" / "trees"
+    trees.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (trees / f"{split}.txt").write_text("this is not a tree\n")
+    env = {**os.environ, "AUTOATTEND_ALLOCATOR": "system"}
+    command = [sys.executable, "-m", "src.bench", "hardware=cpu", "hardware.kernels=torch", "bench.num_layers=3",
+               "bench.dim=16", "bench.heads=2", f"paths.data_dir={tmp_path}/data", f"paths.cache_dir={tmp_path}/cache",
+               f"hydra.run.dir={tmp_path}/run"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [f"error: {trees / 'train.txt'}, line 1: malformed PTB tree: token "
+                                                "'this' outside any bracket; expected '(label ...)'"]
+    assert not (tmp_path / "run" / "bench.json").exists()
+
+
 def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
     """The fused kernels take CPU tensors only: a GPU bench does not build them (a build was the
     first thing ``src.bench hardware=gpu`` did), and its machine facts say torch's ops ran."""
