@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from src.utils.io import atomic_write_json
 from src.utils.memory import MEMORY_UNIT, peak_rss_bytes, to_mb
 
 # Class-indicative words (so a model can learn something) and filler; every row also gets a few
@@ -125,8 +126,10 @@ def main(argv: list[str] | None = None) -> dict:
                    "--embedding-source", args.embedding_source]
             cmd += ["--num-proc", str(args.num_proc)] if args.num_proc else []
             cmd += ["--progress"] if args.progress else []
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True,
-                                  cwd=Path(__file__).resolve().parents[1])
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+            if proc.returncode != 0:  # its own error is above, on the shared standard error
+                raise SystemExit(f"error: the {run} run of the data preparation failed (exit status "
+                                 f"{proc.returncode}); no figures written")
             runs.append({"run": run, **json.loads(proc.stdout.strip().splitlines()[-1])})
             print(f"{run}: {runs[-1]['seconds']} s, peak RSS {runs[-1]['peak_rss_mb']} MB (10^6 bytes)", flush=True)
         result = {
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result, indent=2))
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            atomic_write_json(args.out, result)
         return result
     finally:
         if not args.work:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 
+import pytest
 import torch
 
 from src.utils.cpu import ISA_FLAGS, cpu_facts, describe, parse_cpuinfo
@@ -94,3 +95,19 @@ def test_memory_figures_named_mb_are_megabytes_of_a_million_bytes(tmp_path, monk
     (tmp_path / "cache" / "a.arrow").write_bytes(b"x" * 1_000_000)
     (tmp_path / "cache" / "sub" / "b.json").write_bytes(b"x" * 500_000)
     assert bench_data._folder_mb(tmp_path / "cache") == 1.5
+
+
+def test_a_failed_data_preparation_run_is_one_error_line_and_writes_no_figures(tmp_path, monkeypatch):
+    """``src.bench_data`` runs the preparation in a child process: a child that failed (its own
+    error already on standard error) ended the parent with a ``CalledProcessError`` traceback."""
+    import subprocess
+
+    import src.bench_data as bench_data
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3, stdout=""))
+    out = tmp_path / "figures.json"
+    with pytest.raises(SystemExit) as stop:
+        bench_data.main(["--rows", "20", "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert str(stop.value) == ("error: the cold run of the data preparation failed (exit status 3); "
+                               "no figures written")
+    assert not out.exists()
