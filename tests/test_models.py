@@ -1190,3 +1190,76 @@ def test_thread_map_cancels_the_items_not_started_when_one_fails():
         list(thread_map(fn, range(40), 2))
     time.sleep(0.2)
     assert len(ran) < 10  # not the 40 a pool left to finish its queue runs
+
+
+def test_each_timed_bench_step_is_the_whole_step(tmp_path, monkeypatch):
+    """What ``make bench`` times is the work its figures name: each supernet step back-propagates
+    ``archs_per_step`` distinct architectures, clips at 5.0 and takes Adam's step (and the weights
+    move); each retrain step clips at 1.0 and steps; each scoring call scores a new candidate on the
+    whole dev set. A timed region that silently dropped one of them would still give figures > 0."""
+    from omegaconf import open_dict
+
+    import src.bench as bench
+    from conftest import compose_config
+    from helpers import write_tiny_sst
+
+    cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.dim=16", "bench.heads=2",
+                                   "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
+                                   "bench.reps=2", "bench.warmup=1", "bench.arch_workers=1", "bench.score_workers=1"])
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
+        cfg.paths.cache_dir = str(tmp_path / "cache")
+        cfg.paths.output_dir = str(tmp_path / "out")
+    events: list = []
+    backward_archs, clip = bench.backward_archs, torch.nn.utils.clip_grad_norm_
+    supernet_adam, adam_step = bench.supernet_adam, torch.optim.Adam.step
+    timed, estimator_cls = bench._timed, bench.SupernetEstimator
+
+    def recorded_backward(model, tokens, mask, labels, archs, **kw):
+        events.append(("backward", len({repr(a) for a in archs})))
+        return backward_archs(model, tokens, mask, labels, archs, **kw)
+
+    def recorded_supernet_adam(params, **kw):
+        opt = supernet_adam(params, **kw)
+        first, step = params[0], opt.step
+
+        def stepped(*args, **kwargs):
+            before = first.detach().clone()
+            out = step(*args, **kwargs)
+            events.append(("supernet adam", not torch.equal(before, first.detach())))
+            return out
+        opt.step = stepped
+        return opt
+
+    class RecordedEstimator(estimator_cls):
+        def __call__(self, arch):
+            events.append(("score", repr(arch), self.num_examples))
+            return super().__call__(arch)
+
+    monkeypatch.setattr(bench, "backward_archs", recorded_backward)
+    monkeypatch.setattr(bench, "supernet_adam", recorded_supernet_adam)
+    monkeypatch.setattr(bench, "SupernetEstimator", RecordedEstimator)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: (
+        events.append(("clip", max_norm)), clip(params, max_norm, **kw))[1])
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **kw: (events.append(("adam",)),
+                                                                          adam_step(self, *a, **kw))[1])
+    monkeypatch.setattr(bench, "_timed", lambda fn, reps, warmup, device: timed(
+        lambda: (events.append("["), fn(), events.append("]")), reps, warmup, device))
+    bench.text_figures(cfg)
+    calls, current = [], None
+    for event in events:
+        if event == "[":
+            current = []
+        elif event == "]":
+            calls.append(current)
+            current = None
+        elif current is not None:
+            current.append(event)
+    assert len(calls) == 3 * (1 + 2)  # supernet, scoring, retrain: one warm-up and two timed calls each
+    supernet, scoring, retrain = calls[0:3], calls[3:6], calls[6:9]
+    # (the float32 supernet optimizer is torch's Adam: its step is recorded as "adam" inside "supernet adam")
+    assert all([e for e in c if e != ("adam",)] == [("backward", 3), ("clip", 5.0), ("supernet adam", True)]
+               for c in supernet), supernet
+    assert all(len(c) == 1 and c[0][0] == "score" and c[0][2] == 12 for c in scoring), scoring
+    assert len({c[0][1] for c in scoring}) == 3  # a new candidate each call
+    assert all(c == [("clip", 1.0), ("adam",)] for c in retrain), retrain
