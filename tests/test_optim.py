@@ -257,3 +257,103 @@ def test_offloaded_state_errors_name_the_problem(tmp_path):
         OffloadedMoments(tmp_path / "c", 4, torch.float32).restore("../opt.pt")
     with pytest.raises(AutoAttendError, match="supernet.optimizer_offload: expected true or false, got 'yes'"):
         check_offload("yes")
+
+
+def test_low_precision_adam_refuses_other_state_dtypes_and_supernet_adam_checks_the_name():
+    """Protects the constructor's dtype check (only bfloat16 and float32 moments) and
+    ``supernet_adam``'s check of the configured name (an unknown name is not silently bfloat16)."""
+    with pytest.raises(ValueError, match=r"state_dtype must be torch.bfloat16 or torch.float32, got torch.float16"):
+        LowPrecisionStateAdam(_params(), state_dtype=torch.float16)
+    with pytest.raises(AutoAttendError, match=r"supernet.optimizer_state: expected one of float32, bfloat16, got 'fp16'"):
+        supernet_adam(_params(), lr=1e-2, state_dtype="fp16")
+    with pytest.raises(AutoAttendError, match=r"supernet.optimizer_offload: expected true or false, got 1"):
+        check_offload(1)  # an integer is not a boolean setting
+    assert check_offload(False) is False
+
+
+def test_offloading_refuses_non_cpu_parameters_and_implies_flat_state(tmp_path):
+    """Protects the CPU-only check of ``offload_dir`` and that offloading allocates the flat state in
+    the mapped file even with ``flat_state=False`` (else the moments would live in process memory)."""
+    with pytest.raises(AutoAttendError, match=r"keeps CPU parameters' moments in a file; got parameters on meta"):
+        LowPrecisionStateAdam([torch.zeros(3, device="meta", requires_grad=True)], offload_dir=tmp_path / "m")
+    params = _params()
+    opt = LowPrecisionStateAdam(params, lr=1e-2, flat_state=False, offload_dir=tmp_path / "o")
+    assert len(opt.state) == len(params)
+    mapped = opt._offload.buffer.untyped_storage().data_ptr()
+    assert all(opt.state[p][key].untyped_storage().data_ptr() == mapped for p in params
+               for key in ("exp_avg", "exp_avg_sq"))
+
+
+def test_lazy_bfloat16_state_is_bfloat16():
+    """Protects the dtype of lazily created moments (``flat_state=False``): bfloat16, half the bytes of
+    float32 ones, not float32 buffers that merely hold rounded values."""
+    params = _params()
+    opt = LowPrecisionStateAdam(params, lr=1e-2, flat_state=False)
+    _train(params, opt, 2)
+    assert all(opt.state[p][key].dtype == torch.bfloat16 for p in params for key in ("exp_avg", "exp_avg_sq"))
+    lazy = LowPrecisionStateAdam(_params(), lr=1e-2, flat_state=False)
+    assert materialise_adam_state(lazy) == 2 * 2 * sum(p.numel() for p in _params())
+
+
+def test_loading_a_state_without_a_parameter_zeroes_its_flat_moments():
+    """Protects ``load_state_dict``'s reset of a flat-state parameter the loaded state has no entry
+    for: its moments go back to zero (a fresh parameter), not the values of the earlier steps."""
+    params = _params()
+    opt = LowPrecisionStateAdam(params, lr=1e-2)
+    _train(params, opt, 3)
+    assert torch.count_nonzero(opt.state[params[0]]["exp_avg"]) > 0
+    opt.load_state_dict(LowPrecisionStateAdam(_params(), lr=1e-2, flat_state=False).state_dict())
+    for p in params:
+        assert opt.state[p]["step"] == 0
+        assert torch.count_nonzero(opt.state[p]["exp_avg"]) == torch.count_nonzero(opt.state[p]["exp_avg_sq"]) == 0
+
+
+def test_materialising_keeps_the_state_a_trained_optimizer_has():
+    """Protects ``materialise_adam_state``'s ``if not state``: it creates only missing state and never
+    resets the moments and steps of parameters that already trained."""
+    params = _params()
+    opt = torch.optim.Adam(params, lr=1e-2)
+    _train(params, opt, 3)
+    before = {id(p): opt.state[p]["exp_avg"].clone() for p in params}
+    assert materialise_adam_state(opt) == 2 * 4 * sum(p.numel() for p in params)
+    for p in params:
+        assert float(opt.state[p]["step"]) > 0 and torch.equal(opt.state[p]["exp_avg"], before[id(p)])
+
+
+def test_offloaded_snapshots_after_a_restore_keep_the_newest_two_and_copy_in_pieces(tmp_path, monkeypatch):
+    """Protects :meth:`OffloadedMoments.restore`: it takes only exact snapshot names and counts the
+    restored file among the two kept (two later snapshots delete it); and ``_copy_range``'s offsets,
+    so a copy that ``copy_file_range`` does in several short pieces is still the whole file."""
+    import os
+
+    real = os.copy_file_range
+    monkeypatch.setattr(os, "copy_file_range", lambda src, dst, count, a, b: real(src, dst, min(count, 100), a, b))
+    params = _params()
+    opt = supernet_adam(params, lr=1e-2, offload_dir=tmp_path)
+    _train(params, opt, 3)
+    saved = opt.state_dict()
+    moments = opt._offload.buffer.clone()
+    assert (tmp_path / "adam_moments.3.bin").read_bytes() == moments.numpy().tobytes()
+    resumed = _params()
+    opt2 = supernet_adam(resumed, lr=1e-2, offload_dir=tmp_path)
+    opt2.load_state_dict(saved)
+    assert torch.equal(opt2._offload.buffer, moments)
+    with pytest.raises(AutoAttendError, match=r"'adam_moments.3.bin.partial' is not a snapshot name"):
+        opt2._offload.restore("adam_moments.3.bin.partial")
+    opt2._offload.snapshot(4)
+    opt2._offload.snapshot(5)
+    assert sorted(p.name for p in tmp_path.glob("adam_moments.*")) == ["adam_moments.4.bin", "adam_moments.5.bin"]
+
+
+def test_an_offloaded_file_descriptor_is_closed_with_its_moments(tmp_path):
+    """Protects the finaliser that closes the (unlinked) mapped file's descriptor when the moments go."""
+    import gc
+    import os
+
+    moments = OffloadedMoments(tmp_path, 16, torch.float32)
+    fd = moments._fd
+    os.fstat(fd)
+    del moments
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
