@@ -139,3 +139,26 @@ def test_resume_step_reads_the_global_step_and_a_checkpoint_without_weights_is_r
     torch.save({"global_step": 12}, tmp_path / "bad.ckpt")
     with pytest.raises(AutoAttendError, match="bad.ckpt is unreadable .*no state_dict"):
         read_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_other_file_systems_and_storage_options_go_lightnings_way(tmp_path):
+    """Protects the fallback to Lightning's :class:`TorchCheckpointIO`: a checkpoint on another file
+    system (here fsspec's ``memory://``) is written there and nowhere on the local disk, and
+    ``storage_options`` (which Lightning refuses) is refused rather than ignored."""
+    import fsspec
+
+    target = tmp_path / "remote" / "last.ckpt"
+    url = f"memory://{target}"
+    StreamingCheckpointIO().save_checkpoint({"state_dict": {"w": torch.arange(6.0)}, "epoch": 2}, url)
+    assert not (tmp_path / "remote").exists()  # nothing written locally at the path the URL names
+    memory = fsspec.filesystem("memory")
+    try:
+        assert memory.exists(str(target))
+        loaded = StreamingCheckpointIO().load_checkpoint(url)
+        assert loaded["epoch"] == 2 and torch.equal(loaded["state_dict"]["w"], torch.arange(6.0))
+    finally:
+        memory.rm(str(tmp_path), recursive=True)
+    local = tmp_path / "local.ckpt"
+    with pytest.raises(TypeError, match="storage_options"):
+        StreamingCheckpointIO().save_checkpoint({"epoch": 1}, local, storage_options={"compression": None})
+    assert not local.exists()

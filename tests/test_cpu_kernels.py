@@ -970,3 +970,28 @@ def test_keep_mask_draws_half_precision_uniforms_in_float32_off_the_cpu(monkeypa
         drawn.clear()
         keep = keep_mask((4, 3), 0.7, torch.zeros(1, dtype=dtype, device="meta"))
         assert drawn == [expected] and keep.shape == (4, 3) and keep.dtype == torch.bool, dtype
+
+
+def test_mask_derived_plans_are_kept_per_thread():
+    """Protects ``per_mask``'s per-thread table: another thread builds its own value for the same
+    mask (the table is never shared between threads), and its entry does not replace this one's."""
+    import threading
+
+    from src.models.mask_cache import per_mask
+
+    mask = torch.tensor([[True, False]])
+    builds = []
+
+    def build(m):
+        builds.append(threading.get_ident())
+        return object()
+
+    mine = per_mask("test_per_thread", mask, build)
+    theirs = []
+    worker = threading.Thread(target=lambda: theirs.extend([per_mask("test_per_thread", mask, build),
+                                                            per_mask("test_per_thread", mask, build)]))
+    worker.start()
+    worker.join()
+    assert len(builds) == 2 and builds[0] != builds[1]
+    assert theirs[0] is theirs[1] and theirs[0] is not mine
+    assert per_mask("test_per_thread", mask, build) is mine and len(builds) == 2

@@ -325,3 +325,68 @@ def test_loading_a_text_model_does_not_import_pyg():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+class _NotAWeight:
+    """A picklable object that is no tensor: what a foreign or tampered model file could hold."""
+
+
+def _text_child():
+    from src.models.text import TextClassifier
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/published_sst5.yaml")
+    return TextClassifier.child(torch.randn(len(VOCAB), 8), 2, arch, dim=16, heads=2, dropout=0.5), arch
+
+
+def test_a_saved_model_is_a_copy_loads_in_eval_mode_and_keeps_its_label_names(tmp_path):
+    """Protects ``weights_of`` (a copy: later training does not change weights kept in memory),
+    ``text_child_spec`` (its own list of class names), ``load_child``'s eval mode (no dropout at
+    prediction) and its strict loading (a file missing a weight is refused, not half-loaded)."""
+    from src.models.saved import load_child, save_child, text_child_spec, weights_of
+
+    model, arch = _text_child()
+    weights = weights_of(model)
+    first = next(iter(weights))
+    kept = weights[first].clone()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert torch.equal(weights[first], kept)
+    names = ["no", "yes"]
+    spec = text_child_spec(model, arch, label_names=names, dim=16, heads=2, dropout=0.5)
+    names.append("maybe")
+    assert spec["label_names"] == ["no", "yes"] and "text_input" not in spec
+    save_child(tmp_path / "model.pt", weights, spec, {"step": 3})
+    loaded, record = load_child(tmp_path / "model.pt")
+    assert not loaded.training and not any(m.training for m in loaded.modules())
+    assert record["evaluation"] == {"step": 3}
+    partial = dict(weights)
+    del partial[first]
+    save_child(tmp_path / "partial.pt", partial, spec, {"step": 3})
+    with pytest.raises(RuntimeError, match=f"Missing key.*{first}"):
+        load_child(tmp_path / "partial.pt")
+
+
+def test_reading_a_file_that_is_not_a_saved_model_is_one_clear_error(tmp_path):
+    """Protects ``read_saved``'s checks: a missing file, a one-byte file (not "empty"), a file with
+    objects other than tensors (never unpickled: ``weights_only``; torch's long message cut to its
+    first line) and another program's torch file each give one ``AutoAttendError`` line."""
+    from src.models.saved import TEXT_FORMAT, read_saved
+
+    with pytest.raises(AutoAttendError, match=r"nowhere.pt: no saved model \(retrain/seed_<s>/model.pt is written"):
+        read_saved(tmp_path / "nowhere.pt")
+    (tmp_path / "one.pt").write_bytes(b"x")
+    with pytest.raises(AutoAttendError, match=r"one.pt: not a saved model \(not a file torch.save wrote; expected"):
+        read_saved(tmp_path / "one.pt")
+    torch.save({"spec": {"format": TEXT_FORMAT}, "evaluation": {}, "state_dict": {}, "extra": _NotAWeight()},
+               tmp_path / "pickled.pt")
+    with pytest.raises(AutoAttendError, match=r"pickled.pt: not a saved model \(UnpicklingError: ") as caught:
+        read_saved(tmp_path / "pickled.pt")
+    assert "\n" not in str(caught.value)
+    for name, content in (("other.pt", {"spec": {"format": "someone.else.v1"}, "state_dict": {}}),
+                          ("list.pt", [torch.zeros(2)])):
+        torch.save(content, tmp_path / name)
+        with pytest.raises(AutoAttendError, match=f"{name}: not a saved model of this project \\(expected format "
+                                                  f"{TEXT_FORMAT} or"):
+            read_saved(tmp_path / name)

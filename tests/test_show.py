@@ -199,3 +199,37 @@ def test_shows_a_file_without_importing_torch():
     code = "import sys; from src.show import main; main(['gat']); assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith(f"{ROOT / 'src/space/archs/gat.yaml'}: 2 layers"), proc.stderr
+
+
+def test_the_drawing_greys_the_edges_into_dead_layers_and_quotes_its_title():
+    """Protects ``dot``: an edge into a layer that does not reach the output is grey (its node alone
+    was checked), and quotes and backslashes in the title are escaped for Graphviz."""
+    from src.show import dot
+
+    arch = Architecture.load(ROOT / "src/space/archs/published_sst5.yaml")
+    live = live_layers(arch)
+    out = dot(arch, 'C:\\runs\\"best"')
+    assert '  label="C:\\\\runs\\\\\\"best\\"";' in out.splitlines()
+    edges = re.findall(r'^  x\d+ -> x(\d+) \[label="[^"]+"(.*)\];$', out, re.M)
+    assert len(edges) == sum(len(list(layer.edges())) for layer in arch)
+    assert [("color=grey" in style) for _, style in edges] == [not live[int(i) - 1] for i, _ in edges]
+    assert any(not live[int(i) - 1] for i, _ in edges)
+
+
+def test_an_architecture_of_zero_and_identity_only_is_text_or_graph(tmp_path, capsys):
+    """Protects ``family``'s case of an architecture whose ops are all in both op sets."""
+    path = tmp_path / "plain.yaml"
+    Architecture((Layer("add", 0, "identity", 0, "zero"),)).save(path)
+    status, out, _ = run(capsys, str(path))
+    assert status == 0 and out.startswith(f"{path}: 1 layers of text or graph ops (0 attn, 1 add); "
+                                          "ops used: zero, identity\n"), out
+
+
+def test_an_unreadable_run_settings_file_is_one_line(tmp_path, capsys):
+    """Protects ``_entry``'s handling of a damaged ``run_settings.json`` (not JSON): one error line
+    naming the file, not a traceback."""
+    (tmp_path / "run_settings.json").write_text("{")
+    status, out, err = run(capsys, str(tmp_path))
+    assert status == 2 and out == ""
+    assert err == f"error: {tmp_path / 'run_settings.json'}: holds no architecture (JSONDecodeError); a search's " \
+                  "run directory holds search/best_arch.yaml once its search has finished\n", err
