@@ -162,3 +162,14 @@ def test_other_file_systems_and_storage_options_go_lightnings_way(tmp_path):
     with pytest.raises(TypeError, match="storage_options"):
         StreamingCheckpointIO().save_checkpoint({"epoch": 1}, local, storage_options={"compression": None})
     assert not local.exists()
+
+
+def test_a_file_url_is_written_at_its_local_path(tmp_path, monkeypatch):
+    """Protects the streaming save's use of the path fsspec resolves: a ``file://`` URL (which
+    Lightning accepts) is written at its local path, not at a relative path named after the URL."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "ckpts" / "last.ckpt"
+    path.parent.mkdir()
+    StreamingCheckpointIO().save_checkpoint({"epoch": 4}, f"file://{path}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpts"]
+    assert StreamingCheckpointIO().load_checkpoint(path)["epoch"] == 4

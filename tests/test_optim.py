@@ -3,6 +3,7 @@ option) is the same update with stochastically rounded moments."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import lightning.pytorch as pl
@@ -324,7 +325,6 @@ def test_offloaded_snapshots_after_a_restore_keep_the_newest_two_and_copy_in_pie
     """Protects :meth:`OffloadedMoments.restore`: it takes only exact snapshot names and counts the
     restored file among the two kept (two later snapshots delete it); and ``_copy_range``'s offsets,
     so a copy that ``copy_file_range`` does in several short pieces is still the whole file."""
-    import os
 
     real = os.copy_file_range
     monkeypatch.setattr(os, "copy_file_range", lambda src, dst, count, a, b: real(src, dst, min(count, 100), a, b))
@@ -348,7 +348,6 @@ def test_offloaded_snapshots_after_a_restore_keep_the_newest_two_and_copy_in_pie
 def test_an_offloaded_file_descriptor_is_closed_with_its_moments(tmp_path):
     """Protects the finaliser that closes the (unlinked) mapped file's descriptor when the moments go."""
     import gc
-    import os
 
     moments = OffloadedMoments(tmp_path, 16, torch.float32)
     fd = moments._fd
@@ -357,3 +356,23 @@ def test_an_offloaded_file_descriptor_is_closed_with_its_moments(tmp_path):
     gc.collect()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_a_failed_snapshot_leaves_the_earlier_file_of_that_name_whole(tmp_path, monkeypatch):
+    """Protects :meth:`OffloadedMoments.snapshot`'s copy through a ``.partial`` file and a rename: a
+    copy that fails leaves an earlier snapshot of the same name as it was."""
+    import src.models.optim as optim
+
+    moments = OffloadedMoments(tmp_path, 16, torch.float32)
+    moments.buffer.copy_(torch.arange(16.0))
+    moments.snapshot(3)
+    moments.buffer.zero_()
+
+    def failing(source, target, nbytes):
+        os.write(target, b"\0" * 8)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(optim, "_copy_range", failing)
+    with pytest.raises(OSError, match="disk full"):
+        moments.snapshot(3)
+    assert (tmp_path / "adam_moments.3.bin").read_bytes() == torch.arange(16.0).numpy().tobytes()

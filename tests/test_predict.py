@@ -390,3 +390,22 @@ def test_reading_a_file_that_is_not_a_saved_model_is_one_clear_error(tmp_path):
         with pytest.raises(AutoAttendError, match=f"{name}: not a saved model of this project \\(expected format "
                                                   f"{TEXT_FORMAT} or"):
             read_saved(tmp_path / name)
+
+
+def test_a_failed_save_leaves_the_saved_model_as_it_was(tmp_path):
+    """Protects ``save_child``'s write through a temporary file and a rename: a save that fails
+    midway leaves the previous ``model.pt`` whole and no partial file beside it."""
+    from src.models.saved import load_child, save_child, text_child_spec, weights_of
+
+    model, arch = _text_child()
+    spec = text_child_spec(model, arch, dim=16, heads=2, dropout=0.5)
+    save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 3})
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 4, "bad": Unpicklable()})
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert load_child(tmp_path / "model.pt")[1]["evaluation"] == {"step": 3}

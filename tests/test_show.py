@@ -233,3 +233,16 @@ def test_an_unreadable_run_settings_file_is_one_line(tmp_path, capsys):
     assert status == 2 and out == ""
     assert err == f"error: {tmp_path / 'run_settings.json'}: holds no architecture (JSONDecodeError); a search's " \
                   "run directory holds search/best_arch.yaml once its search has finished\n", err
+
+
+def test_a_directory_with_a_search_folder_but_no_winner_is_not_read_as_a_retrain(tmp_path, capsys):
+    """Protects ``load``'s rule that a run directory with a ``search/`` folder is a search's: with no
+    ``search/best_arch.yaml`` yet (and a run_settings.json naming no entry) it says the winner is
+    missing, rather than reading run_settings.json as a retrain's record."""
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "state.json").write_text("{}")
+    (tmp_path / "run_settings.json").write_text(json.dumps({"seed": 0}))
+    status, out, err = run(capsys, str(tmp_path))
+    assert status == 2 and out == ""
+    assert err == (f"error: {tmp_path}: a directory without search/best_arch.yaml (a search's run directory holds "
+                   "it once its search has finished)\n"), err
