@@ -300,6 +300,22 @@ def test_rerank_keeps_the_best_validation_of_distinct_candidates_and_resumes(tmp
     assert graph_stages.rerank(cfg, ranked, None, tmp_path)[0] == archs[1] and trained == []
 
 
+def test_nothing_left_to_fit_is_an_empty_iterator_a_caller_may_read_and_close():
+    """``fit_children`` with no jobs (every child finished before): reading it to the end and
+    closing it are both fine. Through the progress wrapper it raised AttributeError at the end
+    (``closing`` called ``close()`` on a tuple iterator); no caller read past its own empty list."""
+    from types import SimpleNamespace
+
+    from src.pipeline import graph_stages
+
+    fitted = graph_stages.fit_children(None, SimpleNamespace(graph=None), [])
+    assert list(fitted) == []
+    fitted.close()
+    unread = graph_stages.fit_children(None, SimpleNamespace(graph=None), [])
+    unread.close()
+    assert next(unread, None) is None
+
+
 def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tmp_path):
     run_dir = tmp_path / "run"
     proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", "graph.rerank.topk=3",
