@@ -128,8 +128,11 @@ def main(argv: list[str] | None = None) -> dict:
             cmd += ["--progress"] if args.progress else []
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
             if proc.returncode != 0:  # its own error is above, on the shared standard error
-                raise SystemExit(f"error: the {run} run of the data preparation failed (exit status "
-                                 f"{proc.returncode}); no figures written")
+                how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                       else f"exit status {proc.returncode}")
+                print(f"error: the {run} run of the data preparation failed ({how}); no figures written",
+                      file=sys.stderr)
+                raise SystemExit(2)
             runs.append({"run": run, **json.loads(proc.stdout.strip().splitlines()[-1])})
             print(f"{run}: {runs[-1]['seconds']} s, peak RSS {runs[-1]['peak_rss_mb']} MB (10^6 bytes)", flush=True)
         result = {

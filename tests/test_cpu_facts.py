@@ -97,17 +97,20 @@ def test_memory_figures_named_mb_are_megabytes_of_a_million_bytes(tmp_path, monk
     assert bench_data._folder_mb(tmp_path / "cache") == 1.5
 
 
-def test_a_failed_data_preparation_run_is_one_error_line_and_writes_no_figures(tmp_path, monkeypatch):
+@pytest.mark.parametrize("returncode, how", [(3, "exit status 3"), (-9, "killed by signal 9")])
+def test_a_failed_data_preparation_run_is_one_error_line_and_writes_no_figures(tmp_path, monkeypatch, capsys,
+                                                                               returncode, how):
     """``src.bench_data`` runs the preparation in a child process: a child that failed (its own
-    error already on standard error) ended the parent with a ``CalledProcessError`` traceback."""
+    error already on standard error) ended the parent with a ``CalledProcessError`` traceback. Now
+    one line and exit status 2, as the other commands say a user's error."""
     import subprocess
 
     import src.bench_data as bench_data
 
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3, stdout=""))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, returncode, stdout=""))
     out = tmp_path / "figures.json"
     with pytest.raises(SystemExit) as stop:
         bench_data.main(["--rows", "20", "--work", str(tmp_path / "work"), "--out", str(out)])
-    assert str(stop.value) == ("error: the cold run of the data preparation failed (exit status 3); "
-                               "no figures written")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: the cold run of the data preparation failed ({how}); no figures written\n"
     assert not out.exists()
