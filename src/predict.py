@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
         texts, file_error = args.texts, None
-        if args.file is not None:
+        if args.file is not None and args.file != "-":  # standard input: read once the run takes text
             try:
                 texts = read_texts(args.file)
             except BlankLineError as exc:  # raised once the run is known to classify text (a graph run takes none)
@@ -291,14 +291,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
                                       f"give no texts{' (no --file)' if args.file is not None else ''}")
             described, nodes = _node_rows(paths, target if target.is_dir() else _run_dir_of(target), args.override)
-        elif file_error is not None:
-            raise file_error
-        elif not texts:
-            if args.file is not None:
-                raise AutoAttendError(f"{'standard input' if args.file == '-' else args.file}: no text to classify "
-                                      "in it (expected one text per line)")
-            raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
         else:
+            if file_error is not None:
+                raise file_error
+            if args.file == "-":
+                texts = read_texts("-")
+            if not texts:
+                if args.file is not None:
+                    raise AutoAttendError(f"{'standard input' if args.file == '-' else args.file}: no text to "
+                                          "classify in it (expected one text per line)")
+                raise AutoAttendError("no text to classify: give texts as arguments or --file PATH")
             described, rows = _text_rows(paths, texts, args.override)
     except AutoAttendError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -116,7 +116,7 @@ def test_real_sst_dev_sentences_come_back_as_their_tree_tokens():
     assert len(trees) == 1101 and same >= 1099
 
 
-def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys):
+def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys, monkeypatch):
     from src.models.graph import GraphNet
     from src.models.saved import graph_child_spec, save_child, weights_of
     from src.predict import main
@@ -136,6 +136,14 @@ def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys):
         assert main([str(path), "--file", str(tmp_path / name)]) == 2
         assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
                                            "give no texts (no --file)\n")
+    # standard input is not read at all (on a terminal that waited for Ctrl-D before the refusal)
+    class Unread:
+        def read(self):
+            raise AssertionError("standard input read for a graph model")
+    monkeypatch.setattr(sys, "stdin", Unread())
+    assert main([str(path), "--file", "-"]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
+                                       "give no texts (no --file)\n")
     assert main([str(path)]) == 2  # its nodes need its run's graph
     assert capsys.readouterr().err == (f"error: {path}: not inside a run directory (no .hydra/config.yaml above it), "
                                        "which a graph model needs for its graph\n")
@@ -177,7 +185,7 @@ def test_weights_are_unchanged_by_the_stored_text_settings(tmp_path):
 
 
 
-def test_an_empty_file_of_texts_is_named(tmp_path, capsys):
+def test_an_empty_file_of_texts_is_named(tmp_path, capsys, monkeypatch):
     """``--file`` with no text in it names the file, rather than asking for texts or --file."""
     from src.models.saved import save_child, text_child_spec, weights_of
     from src.models.text import TextClassifier
@@ -195,6 +203,9 @@ def test_an_empty_file_of_texts_is_named(tmp_path, capsys):
                                        "(expected one text per line)\n")
     assert main([str(tmp_path / "model.pt")]) == 2
     assert capsys.readouterr().err == "error: no text to classify: give texts as arguments or --file PATH\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # standard input, read once the model takes text
+    assert main([str(tmp_path / "model.pt"), "--file", "-"]) == 2
+    assert capsys.readouterr().err == "error: standard input: no text to classify in it (expected one text per line)\n"
     (tmp_path / "blank.txt").write_text("one\n\ntwo\n")  # a text model still names a blank line between texts
     assert main([str(tmp_path / "model.pt"), "--file", str(tmp_path / "blank.txt")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'blank.txt'}, line 2: blank; expected one text per line\n"
