@@ -63,8 +63,9 @@ from src.space import FunctionalSpace
 from src.utils import allocator, interrupt
 from src.utils.cpu import cpu_facts, describe
 from src.utils.device import device_of
-from src.utils.errors import AutoAttendError, user_error_behind
+from src.utils.errors import user_error_behind
 from src.utils.io import atomic_write_json
+from src.utils.logs import log_to_files_only
 from src.utils.memory import MEMORY_UNIT, peak_rss_bytes, to_mb
 from src.utils.parallel import resolve_workers
 
@@ -249,6 +250,17 @@ def main(cfg: DictConfig) -> None:
     previous = interrupt.install(on_interrupt)
     try:
         run_bench(cfg)
+    except Exception as exc:
+        # a bad setting, hardware=gpu without a GPU, unreadable data, an unwritable run or cache
+        # folder, a full disk: one line and status 2, as the other entry points (src.pipeline.run.entry)
+        # say them (an error while measuring was Hydra's "Error executing job" line, a traceback and
+        # status 1). Anything else keeps its traceback.
+        error = user_error_behind(exc)
+        if error is None:
+            raise
+        log_to_files_only(log, f"error: {error}", logging.ERROR)
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         interrupt.install(signal.SIG_IGN)
         signum = stopped[0] if stopped else signal.SIGINT
@@ -262,13 +274,9 @@ def main(cfg: DictConfig) -> None:
 
 def run_bench(cfg: DictConfig) -> None:
     """Check the settings, print the machine facts, measure every figure, write ``bench.json``."""
-    try:  # a bad setting or hardware=gpu without a GPU: one line, as the other entry points say it
-        refuse_added_settings()  # +bench.foo=1 ran the whole bench with nothing reading it
-        check_bench_config(cfg)
-        device = device_of(cfg)
-    except AutoAttendError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    refuse_added_settings()  # +bench.foo=1 ran the whole bench with nothing reading it
+    check_bench_config(cfg)
+    device = device_of(cfg)
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
         warn_oversubscribed(int(cfg.hardware.threads), "hardware.threads")
@@ -284,22 +292,12 @@ def run_bench(cfg: DictConfig) -> None:
     print("machine: " + ", ".join(f"{k}={describe(v) if k == 'cpu' else v}" for k, v in machine.items()))
     figures = {"machine": machine, "config": {"sharing": cfg.space.sharing, **dict(cfg.bench)},
                "memory_unit": MEMORY_UNIT}
-    try:
-        figures.update(text_figures(cfg))
-        figures.update(graph_figures_if_available(cfg))
-        for key, value in figures.items():
-            if key not in ("machine", "config"):
-                print(f"{key}: {value}")
-        path = atomic_write_json(run_dir / "bench.json", figures)
-    except Exception as exc:
-        # unreadable data, an unwritable run or cache folder, a full disk: one line and status 2, as
-        # the other entry points (src.pipeline.run.entry) say them; it was Hydra's "Error executing
-        # job" line, a traceback and status 1. Anything else keeps its traceback.
-        error = user_error_behind(exc)
-        if error is None:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    figures.update(text_figures(cfg))
+    figures.update(graph_figures_if_available(cfg))
+    for key, value in figures.items():
+        if key not in ("machine", "config"):
+            print(f"{key}: {value}")
+    path = atomic_write_json(run_dir / "bench.json", figures)
     print(json.dumps({"bench_json": str(path)}))
     print(path)
 

@@ -162,6 +162,9 @@ def test_a_data_error_while_measuring_is_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [f"error: {trees / 'train.txt'}, line 1: malformed PTB tree: token "
                                                 "'this' outside any bracket; expected '(label ...)'"]
     assert not (tmp_path / "run" / "bench.json").exists()
+    # and the run's log ends with it too, as the other entry points' logs do
+    logs = list((tmp_path / "run").glob("*.log"))
+    assert logs and any(done.stderr.strip() in p.read_text() for p in logs), logs
 
 
 def test_bench_builds_no_cpu_kernels_for_a_gpu_run(monkeypatch):
