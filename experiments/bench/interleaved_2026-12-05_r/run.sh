@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benches of 2026-12-05, eighteenth series, on an Intel Xeon host with AMX and AVX512_BF16 (cpu
-# model 167; the host of every run of 2026-12-05): 760a323 (the code when the series began) and b4de994 (about
+# model 167): 760a323 (the code when the series began) and b4de994 (about
 # the authors' code), interleaved, as `make bench` runs them (mimalloc preloaded,
 # MIMALLOC_PURGE_DELAY=10000, 2 threads). Worktrees at /tmp/wt_<commit>, run with the main
 # checkout's virtual environment; nothing else ran.
