@@ -3,6 +3,7 @@ the state a GPU run keeps, with ``torch.cuda`` stood in for where needed."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -316,3 +317,27 @@ def test_the_kernels_in_use_follow_the_device_and_whether_auto_could_build_them(
     assert kernels_in_use(auto, "cpu") == "torch"
     monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: None)
     assert kernels_in_use(auto, "cpu") == "fused"
+
+
+@pytest.mark.parametrize("reps, warned", [(2, True), (5, False)])
+def test_fewer_timed_repetitions_than_a_record_takes_are_said(tmp_path, monkeypatch, caplog, reps, warned):
+    """``bench.reps`` below 5 is allowed for a quick look, but its text figures are not medians of
+    the 5 timed repetitions the benchmark's figures are defined over: said once, before measuring,
+    rather than left for a reader of ``bench.json``'s ``config`` to notice."""
+    import logging
+
+    from omegaconf import open_dict
+
+    import src.bench as bench
+
+    cfg = compose_config("bench", ["hardware=cpu", "hardware.kernels=torch", f"bench.reps={reps}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "out")
+    monkeypatch.setattr(bench, "text_figures", lambda cfg: {})
+    monkeypatch.setattr(bench, "graph_figures_if_available", lambda cfg: {})
+    with caplog.at_level(logging.WARNING, logger="src.bench"):
+        bench.run_bench(cfg)
+    said = [r.getMessage() for r in caplog.records if "bench.reps" in r.getMessage()]
+    assert said == ([f"bench.reps={reps}: the text figures are medians of fewer than the 5 timed repetitions the "
+                     "benchmark's figures are defined over; fine for a quick look, not for a record"] if warned else [])
+    assert json.loads((tmp_path / "out" / "bench.json").read_text())["config"]["reps"] == reps
