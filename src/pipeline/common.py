@@ -518,8 +518,8 @@ class ChildrenProgress:
         every = cfg.hardware.get("progress_every_s", 60)
         on = bool(cfg.hardware.get("progress", True))
         self.every_s = float(every) if on and every is not None else None  # None: no lines
-        self.files_only = shows_bars(cfg)
-        self.show_bar = bar and shows_bars(cfg)
+        self.files_only = shows_bars(cfg)  # a terminal's bar beside the lines: they go to the log files alone
+        self.show_bar = bar and self.files_only
         self.label, self.total, self.unit, self.done = label, int(total), unit, int(done_before)
         self.done_before, self.clock, self.tick_s = int(done_before), clock, tick_s
         self._lock = threading.Lock()
