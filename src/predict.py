@@ -212,10 +212,6 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     return described, rows
 
 
-class BlankLineError(AutoAttendError):
-    """A file of texts with a blank line between two texts (:func:`read_texts`)."""
-
-
 def read_texts(path: str) -> list[str]:
     """One text per line of ``path`` (``-``: standard input); blank lines at the end (an editor's
     extra newline) are dropped, a blank line between texts is an error naming it. Lines end at
@@ -233,7 +229,7 @@ def read_texts(path: str) -> list[str]:
         lines.pop()
     blank = next((i for i, line in enumerate(lines, 1) if not line.strip()), None)
     if blank is not None:
-        raise BlankLineError(f"{path}, line {blank}: blank; expected one text per line")
+        raise AutoAttendError(f"{path}, line {blank}: blank; expected one text per line")
     return lines
 
 
@@ -274,10 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.file is not None and args.file != "-":  # standard input: read once the run takes text
             try:
                 texts = read_texts(args.file)
-            except BlankLineError as exc:  # raised once the run is known to classify text (a graph run takes none)
+            except AutoAttendError as exc:  # raised once the run is known to classify text (a graph run takes none)
                 file_error = exc
         target = Path(args.target)
-        paths = choose_models(target, args.seed, args.ensemble)
+        try:
+            paths = choose_models(target, args.seed, args.ensemble)
+        except AutoAttendError:
+            if file_error is not None:  # both wrong: the file is named first, as when it was read first
+                raise file_error from None
+            raise
         if args.override:  # checked whether or not the model needs its run's config: never silently ignored
             from src.evaluate import run_config
 

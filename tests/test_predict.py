@@ -130,9 +130,11 @@ def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys, monkeypatch):
     assert main([str(path), "some text"]) == 2
     assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
                                        "give no texts\n")
-    # --file too, whatever the file holds: a blank line is not what is wrong, and an empty file is no licence
-    for name, content in (("blank.txt", "one\n\ntwo\n"), ("empty.txt", "")):
-        (tmp_path / name).write_text(content)
+    # --file too, whatever the file holds: a blank line or a missing file is not what is wrong, and an empty
+    # file is no licence
+    for name, content in (("blank.txt", "one\n\ntwo\n"), ("empty.txt", ""), ("missing.txt", None)):
+        if content is not None:
+            (tmp_path / name).write_text(content)
         assert main([str(path), "--file", str(tmp_path / name)]) == 2
         assert capsys.readouterr().err == (f"error: {path}: a graph run's models classify the nodes of its graph; "
                                            "give no texts (no --file)\n")
