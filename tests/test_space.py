@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.space import Architecture, FunctionalSpace, Layer, from_authors, op_families, to_authors
+from src.space import Architecture, FunctionalSpace, Layer, arch_contexts, from_authors, op_families, to_authors
 from src.utils.errors import AutoAttendError, InvalidArchitectureError, SpaceExhaustedError
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "space" / "archs" / "published_sst5.yaml"
@@ -110,6 +110,18 @@ def test_sample_distinct_is_distinct_honours_exclude_and_fails_when_the_space_ru
     assert set(space.sample_distinct(4, random.Random(3), exclude={*every[:2], outside})) == set(every[2:])
 
 
+def test_sample_distinct_leaves_the_callers_exclude_set_as_it_was_and_tries_per_candidate():
+    """``exclude`` is the caller's (the strategies pass their scored candidates): the draws are not
+    added to it. ``max_tries`` bounds the draws per candidate asked for, not the whole call."""
+    space = FunctionalSpace(1, ops=("zero", "identity", "conv1"), kinds=("add",))
+    exclude = set(space.sample_distinct(2, random.Random(0)))
+    before = set(exclude)
+    drawn = space.sample_distinct(3, random.Random(1), exclude=exclude)
+    assert exclude == before and not set(drawn) & before
+    # five candidates of a 1e16-architecture space at one try each: five draws, each new
+    assert len(set(FunctionalSpace(6).sample_distinct(5, random.Random(0), max_tries=1))) == 5
+
+
 @pytest.mark.parametrize("priors", [True, False])
 def test_mutation_redraws_every_source_decision(priors):
     # one kind, so no kind flip re-samples a layer: every change below comes from a per-decision redraw
@@ -190,6 +202,8 @@ def test_save_and_load(tmp_path):
     ("layers: [{kind: add, q_src: zero, q_op: conv1, k_src: 0, k_op: gru}]", "q_src"),
     ("layers: [{kind: add, q_src: 0, q_op: conv1, k_src: 0, k_op: gru, colour: red}]", "colour"),
     ("layers: [{kind: sum, q_src: 0, q_op: conv1, k_src: 0, k_op: gru}]", "kind"),
+    ("layers: [{kind: attn, q_src: 0, q_op: conv1, k_src: 0, k_op: gru}]", "v_src"),  # an attn layer has a V
+    ("layers: [{kind: attn, q_src: 0, q_op: conv1, k_src: 0, k_op: gru, v_src: 0}]", "v_op"),
 ])
 def test_malformed_files_name_layer_and_field(text, field):
     with pytest.raises(InvalidArchitectureError, match=f"layer 0.*{field}"):
@@ -244,6 +258,9 @@ def test_authors_format_errors():
         from_authors([[1, 0, 2, -1]])
     with pytest.raises(InvalidArchitectureError, match="layer 0"):
         from_authors([[1, 0, 2, -1, 0, 0]])
+    for row in ([1, 0, "2", -1, 0], [1.0, 0, 2, -1, 0]):  # indices only: not a TypeError from the op lookup
+        with pytest.raises(InvalidArchitectureError, match=r"layer 0.*expected \[o1, prev, o2, o3, kind\] integers"):
+            from_authors([row])
 
 
 @pytest.mark.parametrize("layer", [Layer("add", 0, "conv1", 1, "zero"),  # q_src is not the preceding node
@@ -346,6 +363,23 @@ def test_op_families_name_the_op_sets_holding_every_op(ops, families):
     assert op_families(arch) == families
 
 
+def test_an_attn_layers_v_op_counts_among_the_architectures_ops():
+    arch = Architecture((Layer("attn", 0, "conv1", 0, "identity", 0, "gcn"),))
+    assert arch.ops() == {"conv1", "identity", "gcn"}
+    assert op_families(arch) == []  # a graph op in V makes a text architecture a mix
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_contexts_are_exactly_those_the_spaces_architectures_apply_ops_in(priors):
+    """The supernet builds a module per context of :meth:`FunctionalSpace.contexts`: one missing
+    (V from the preceding node, say) left some architectures without a module, one too many was
+    never trained."""
+    space = FunctionalSpace(3, ops=("zero", "identity", "conv1"), priors=priors)
+    rng = random.Random(0)
+    applied = {ctx for _ in range(3000) for _, _, ctx in arch_contexts(space.sample(rng))}
+    assert set(space.contexts()) == applied
+
+
 def test_read_gives_the_architecture_and_what_the_file_records_beside_it(tmp_path):
     arch = Architecture((Layer("add", 0, "conv1", 0, "identity"),))
     path = tmp_path / "best_arch.yaml"
@@ -353,6 +387,9 @@ def test_read_gives_the_architecture_and_what_the_file_records_beside_it(tmp_pat
     read, data = Architecture.read(path)
     assert read == arch == Architecture.load(path)
     assert data == {"arch": arch.to_dict(), "val_acc_supernet": 0.5}
+    # a file in our format keeps its layers even when it also records an `arch` entry (a name, say)
+    path.write_text(yaml.safe_dump({"arch": "published_sst5", **arch.to_dict()}))
+    assert Architecture.load(path) == arch
     path.write_text("arch: {layers: [")
     with pytest.raises(AutoAttendError, match=rf"^{path}: not valid YAML, line 1"):
         Architecture.read(path)

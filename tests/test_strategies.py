@@ -104,6 +104,19 @@ def test_tell_rejects_unknown_candidates_and_state_of_other_strategy():
 def test_random_search_gets_evolution_budget_by_default():
     space = FunctionalSpace(3)
     assert build_strategy("random", space, 0, population=50, rounds=2, parents=10).budget == 70
+    assert len(build_strategy("random", space, 0, budget=250).ask()) == 100  # batches of 100 by default
+
+
+@pytest.mark.parametrize("name", ["evolution", "aging", "random"])
+def test_every_draw_comes_from_the_strategys_one_seeded_rng(name):
+    """The first candidates are drawn from the strategy's own RNG, whose stream the children's draws
+    then continue (a fresh generator of the same seed would make the first mutations replay the
+    population's random numbers)."""
+    space = FunctionalSpace(4)
+    strategy = build_strategy(name, space, 11, population=6, rounds=1, parents=2, budget=8, batch=6)
+    reference = random.Random(11)
+    assert strategy.ask() == space.sample_distinct(6, reference)
+    assert strategy.rng.getstate() == reference.getstate()
 
 
 TINY = FunctionalSpace(2, ops=("zero", "identity"))  # 18 architectures: repeats are likely unless prevented
@@ -150,7 +163,7 @@ def test_children_are_mutated_at_the_configured_rate():
     assert all(c.kind != p.kind for c, p in zip(child, parent))
 
 
-@pytest.mark.parametrize("population, rounds, parents", [(5, 3, 2), (4, 2, 10), (3, 3, 3)])
+@pytest.mark.parametrize("population, rounds, parents", [(5, 3, 2), (4, 2, 10), (3, 3, 3), (5, 0, 2)])
 def test_budget_is_the_number_of_candidates_scored(population, rounds, parents):
     # with more parents than the population, a round has as many children as candidates scored so far
     space = FunctionalSpace(4)
@@ -255,6 +268,10 @@ def test_a_state_from_another_space_is_refused():
     other = Evolution(FunctionalSpace(4), seed=0, population=4, rounds=1, parents=2)
     with pytest.raises(ValueError, match="outside this strategy's space"):
         other.load_state_dict(json.loads(json.dumps(strategy.state_dict())))
+    asked = Evolution(FunctionalSpace(3), seed=0, population=4, rounds=1, parents=2)
+    asked.ask()  # nothing scored yet: the candidates outside the space are all pending
+    with pytest.raises(ValueError, match="outside this strategy's space"):
+        other.load_state_dict(json.loads(json.dumps(asked.state_dict())))
 
 
 def test_build_strategy_refuses_an_unknown_setting_and_an_empty_budget():

@@ -48,6 +48,29 @@ def test_the_oldest_member_leaves_and_the_tournament_takes_the_best(monkeypatch)
         assert parent == max(window, key=lambda m: m[1])[0] == window[0][0]
 
 
+def test_a_tie_in_the_tournament_goes_to_the_youngest_member(monkeypatch):
+    """As the class says: of equally scored members drawn, the youngest is the parent."""
+    space = FunctionalSpace(4)
+    aging = AgingEvolution(space, seed=0, population=5, sample_size=5, budget=8, mutation_rate=0.2)
+    parents = record_parents(aging, monkeypatch)
+    aging.run(lambda arch: 0.5)  # every member in every tournament, all tied
+    assert parents == [aging.history[i - 1][0] for i in range(5, 8)]
+
+
+def test_build_strategy_gives_aging_evolution_its_defaults_and_mutation_rate(monkeypatch):
+    """Without settings: AutoGL's 500 members and tournaments of 100, at evolution's 1,000
+    evaluations. A mutation rate given is the children's (at rate 1 every layer flips kind)."""
+    space = FunctionalSpace(6)
+    default = build_strategy("aging", space, 0)
+    assert (default.population, default.sample_size, default.budget) == (500, 100, 1000)
+    assert len(default.ask()) == 500
+    aging = build_strategy("aging", space, 0, population=3, budget=5, mutation_rate=1.0)
+    parents = record_parents(aging, monkeypatch)
+    aging.run(lambda arch: sum(l.kind == "attn" for l in arch))
+    for parent, (child, _) in zip(parents, aging.history[3:], strict=True):
+        assert all(p.kind != c.kind for p, c in zip(parent, child))
+
+
 def test_a_tournament_of_one_draws_parents_from_the_whole_population(monkeypatch):
     space = FunctionalSpace(4)
     aging = AgingEvolution(space, seed=1, population=20, sample_size=1, budget=220, mutation_rate=0.2)
