@@ -224,6 +224,35 @@ def test_attention_kernel_ignores_padded_keys_and_non_contiguous_inputs(kernel):
         torch.ops.autoattend.attention(q, k, v, mask.float(), 4)
 
 
+def test_attention_kernels_subtract_the_largest_score_of_every_key(kernel):
+    """The softmax subtracts each query's largest score over all its real keys, so scores hundreds
+    above the others stay finite in float32 (exp overflows past 88): here the last real key of each
+    sequence, with an even number of keys (the maximum's pairwise loop leaves the last row of an odd
+    count to a tail step; dropping that step went unseen with scores of a few units, mutation audit
+    of the kernels 2026-12-05). Inference and training kernels, outputs and gradients, against the
+    definition."""
+    mask = torch.arange(8)[None, :] < torch.tensor([4, 2, 8, 6])[:, None]
+    q, k, v = attention_inputs(mask, 16, torch.float32, seed=6)
+    q = q.abs() + 1
+    for i, n in enumerate(mask.sum(1).tolist()):
+        k[i, n - 1] = 15.0  # scores of about 110 (beyond exp's float32 range) against a few units
+    want = reference_attention(q, k, v, mask, 2)
+    with torch.inference_mode():
+        got = torch.ops.autoattend.attention(q, k, v, mask, 2)
+    assert torch.isfinite(got).all() and torch.allclose(got, want, atol=1e-5, rtol=0), (got - want).abs().max()
+    weights = torch.randn(q.shape, generator=torch.Generator().manual_seed(7))
+    grads = []
+    for fn in (lambda a, b, c: reference_attention(a, b, c, mask, 2),
+               lambda a, b, c: _FusedAttention.apply(a, b, c, mask, 2, torch.empty(0, dtype=torch.bool), 1.0)):
+        inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+        out = fn(*inputs)
+        (out * weights).sum().backward()
+        grads.append([out.detach()] + [x.grad for x in inputs])
+    for a, b in zip(*grads):
+        # float32 scores of ~110 carry rounding of ~1e-5 into the gradients; the unstable softmax gives inf/NaN
+        assert torch.isfinite(b).all() and torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
 def reference_attention_with_keep(q, k, v, mask, heads, keep, scale):
     """The definition with dropout factors: ``keep`` in (sequence, head, real query, real key) order."""
     b, t, d = q.shape
@@ -321,9 +350,8 @@ def test_supernet_training_logits_and_gradients_match_the_torch_backend(kernel, 
     assert_backends_agree(backend, model, tokens, mask, archs, "attn_norms")
 
 
-def splitmix_keep(count, p, seed):
-    """uniform_keep's definition in numpy: the top 24 bits of SplitMix64 of seed + (i + 1) * gamma,
-    kept when u * 2^-24 >= float32(p)."""
+def splitmix_top24(count, seed):
+    """The top 24 bits of SplitMix64 of seed + (i + 1) * gamma, i < count, as float64 (numpy)."""
     import numpy as np
 
     with np.errstate(over="ignore"):
@@ -331,8 +359,15 @@ def splitmix_keep(count, p, seed):
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    u = (z >> np.uint64(40)).astype(np.float64)
-    return torch.from_numpy(u * 2.0 ** -24 >= float(np.float32(p)))
+    return (z >> np.uint64(40)).astype(np.float64)
+
+
+def splitmix_keep(count, p, seed):
+    """uniform_keep's definition in numpy: the top 24 bits u of SplitMix64 of seed + (i + 1) * gamma,
+    kept when u * 2^-24 >= float32(p)."""
+    import numpy as np
+
+    return torch.from_numpy(splitmix_top24(count, seed) * 2.0 ** -24 >= float(np.float32(p)))
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.3])
@@ -349,6 +384,27 @@ def test_uniform_keep_is_its_definition_with_the_distribution_of_torch_rand(kern
     assert not torch.equal(keep[:1000], torch.ops.autoattend.uniform_keep(1000, p, 12346))
     assert torch.ops.autoattend.uniform_keep(100, 0.0, 1).all() and not torch.ops.autoattend.uniform_keep(100, 1.0, 1).any()
     assert torch.ops.autoattend.uniform_keep(0, p, 1).shape == (0,)
+
+
+def test_uniform_keep_drops_a_number_just_below_a_p_between_two_24_bit_steps(kernel):
+    """A float32 ``p`` finer than 2^-24 (any p < 0.5) lies between two 24-bit uniforms: the number
+    just below it is dropped (as ``torch.rand >= p`` drops it), so the kernel's threshold is p x
+    2^24 rounded up; rounded down it kept that number, one draw in 2^24 too many, which the
+    million-draw test above does not see (mutation audit of the kernels 2026-12-05)."""
+    import numpy as np
+
+    u = int(splitmix_top24(1, 12345)[0])  # the first number of seed 12345
+    assert u < 2**23
+    p = (u + 0.5) / 2**24  # exact in float32 below 0.5
+    assert float(np.float32(p)) == p
+    for count in (1, 40):  # 40: the first number within a longer draw
+        keep = torch.ops.autoattend.uniform_keep(count, p, 12345)
+        assert torch.equal(keep, splitmix_keep(count, p, 12345)) and not keep[0]
+        assert torch.equal(keep, stream_keep(count, p, 12345))
+    assert torch.ops.autoattend.uniform_keep(1, u / 2**24, 12345).tolist() == [True]
+    x = torch.ones(1, 1)
+    assert torch.ops.autoattend.dropout_rows(x, None, 1, p, 12345).item() == 0.0  # the dropout's own threshold
+    assert torch.ops.autoattend.dropout_rows(x, None, 1, u / 2**24, 12345).item() > 0.0
 
 
 def test_keep_mask_follows_the_thread_generator_and_the_torch_paths_draw_the_same_stream(kernel, backend):
@@ -436,7 +492,9 @@ def test_masked_layer_norm_kernel_is_layer_norm_then_fill(kernel, backend, dtype
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.uniform_(-0.5, 0.5)
-    x, mask = padded_batch([9, 1, 6, 3], 9, 64, dtype, seed=5)
+    # 72 rows: more than one of the kernel's 64-row chunks, with real rows on both sides of the
+    # boundary (rows 63 and 64; a chunk one row short went unseen with 36 rows)
+    x, mask = padded_batch([9, 1, 6, 3, 9, 2, 7, 5], 9, 64, dtype, seed=5)
     x = (x * 3 + 1).masked_fill(~mask.unsqueeze(-1), 7.0).transpose(0, 1).contiguous().transpose(0, 1)
     x.requires_grad_()
     weight = torch.randn(x.shape, dtype=dtype)
@@ -459,6 +517,10 @@ def test_masked_layer_norm_kernel_is_layer_norm_then_fill(kernel, backend, dtype
             assert torch.allclose(a, b, atol=tol * 10, rtol=tol)
     assert (ref[~mask] == fill).all() and torch.allclose(ref[mask], exact[mask], atol=tol, rtol=tol)
     assert (grads[0][~mask] == 0).all()
+    # without autograd (scoring) the kernel's other entry point: the same values and the same fill
+    backend("fused")
+    with torch.no_grad():
+        assert torch.equal(masked_layer_norm(norm, x, mask, fill), out)
 
 
 def test_masked_layer_norm_gradcheck(kernel):
@@ -797,6 +859,14 @@ def test_onednn_linear_runs_only_for_cpu_float32_outside_the_torch_backend(onedn
     x = torch.randn(4, 5)
     (dw,) = torch.autograd.grad(linear_mod.linear(x, w).sum(), [w])
     assert torch.allclose(dw, torch.ones(4, 6).t() @ x, atol=1e-5)
+    # only the bias needs one (weight and input frozen): the product still records a backward
+    # (mutation audit of the kernels 2026-12-05: a check of x and weight alone left the bias without)
+    bias = torch.randn(6, requires_grad=True)
+    upstream = torch.randn(4, 6)
+    out = linear_mod.linear(x, w.detach(), bias)
+    assert torch.allclose(out, nn.functional.linear(x, w.detach(), bias), atol=1e-5)
+    (db,) = torch.autograd.grad((out * upstream).sum(), [bias])
+    assert torch.allclose(db, upstream.sum(0), atol=1e-5)
 
 
 def test_mask_derived_plans_are_reused_only_for_the_same_unmodified_mask():
