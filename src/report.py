@@ -12,9 +12,14 @@ settings that differ between the runs found (from ``run_settings.json``, so defa
 only what was typed), the run's state when it has not finished, the supernet's best validation
 score, the retrained test score (mean +- sample std over its seeds, in %), the graph baselines and
 the ranking correlation when the run has them, and the wall clock. Runs of both task families
-(text, graph) get a pair of tables each, with the settings that differ among that family's runs;
-``--wide`` prints one pair of every run with every setting that differs among them all, the
-columns the ``--csv`` file always has. A Hydra multirun writes this report to its sweep directory
+(text, graph) get a pair of tables each, with the settings that differ among that family's runs.
+Runs of several budgets (``budget=quick``, ``paper``: ``.hydra/hydra.yaml``) get a ``budget``
+column, which stands for the settings that differ only with it: left out where every run's
+``.hydra/`` records name its budget, a budget's file (``conf/budget/``) sets the setting, no run's
+typed overrides (``.hydra/overrides.yaml``) touch it, and the runs of each budget agree on it
+(:func:`budget_keys`); runs of two budgets never fold into one row. ``--wide`` prints one pair of
+every run with every setting that differs among them all (and the ``budget`` column), the columns
+the ``--csv`` file always has. A Hydra multirun writes this report to its sweep directory
 (``report.md``, ``report.csv``) when its jobs end.
 
 Reads JSON and YAML only: no torch, so it answers at once.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import itertools
 import json
@@ -60,6 +66,10 @@ class Run:
     state: str = "finished"
     # an unfinished run's figures so far: its search's best supernet score, the seconds of its stages
     partial: dict[str, Any] = field(default_factory=dict)
+    # its budget (conf/budget/<name>.yaml) and the overrides typed for it, from its .hydra/ records
+    # (:func:`_hydra_record`); None where they do not say
+    budget: str | None = None
+    overrides: list[str] | None = None
 
     @property
     def entry(self) -> str:
@@ -310,13 +320,108 @@ def load_run(path: Path) -> Run:
     else:  # find_runs lists such a run only once it has finished
         settings = _settings_from_config(path, summary)
     settings = {**settings, **_machine_settings(path)}
+    budget, overrides = _hydra_record(path)
     if summary is not None:
         # a ranking stage added to the finished run, stopped: its summary is the earlier invocation's
         progress = _ranking_progress(path) if (path / "ranking").is_dir() else None
         if progress is not None and progress[0] < progress[1]:
-            return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates")
-        return Run(path, settings, summary)
-    return Run(path, settings, None, state=_state(path, settings), partial=_partial(path))
+            return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates",
+                       budget=budget, overrides=overrides)
+        return Run(path, settings, summary, budget=budget, overrides=overrides)
+    return Run(path, settings, None, state=_state(path, settings), partial=_partial(path), budget=budget,
+               overrides=overrides)
+
+
+def _dig(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _hydra_record(path: Path) -> tuple[str | None, list[str] | None]:
+    """The run's budget (``hydra.runtime.choices.budget`` in ``.hydra/hydra.yaml``) and the
+    overrides typed for it (``.hydra/overrides.yaml``, else ``hydra.overrides.task`` there); ``None``
+    for what its records do not say (none written, or damaged: not an error, nothing is folded)."""
+    import yaml
+
+    def load(name: str) -> Any:
+        try:  # the C loader where there is one: a hydra.yaml is some 170 lines
+            return yaml.load((path / ".hydra" / name).read_text(encoding="utf-8"),
+                             Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+
+    hydra = load("hydra.yaml")
+    budget = _dig(hydra, "hydra", "runtime", "choices", "budget")
+    overrides = load("overrides.yaml")
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        overrides = _dig(hydra, "hydra", "overrides", "task")
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        overrides = None
+    return (budget if isinstance(budget, str) and budget else None), overrides
+
+
+BUDGET_DIR = Path(__file__).resolve().parents[1] / "conf" / "budget"
+
+
+@functools.lru_cache(maxsize=None)
+def _budget_sets(name: str) -> tuple[str, ...]:
+    """The dotted keys ``conf/budget/<name>.yaml`` sets (a ``_global_`` file); none for a budget
+    without a readable file there."""
+    import yaml
+
+    from src.pipeline.run_settings import flatten
+
+    try:
+        tree = yaml.safe_load((BUDGET_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ()
+    return tuple(flatten(tree)) if isinstance(tree, dict) else ()
+
+
+EVERY_KEY = ""  # what an override that may set any key touches
+
+
+def _override_paths(override: str) -> list[str]:
+    """The config paths a typed override touches: ``a.b=1``, ``+a.b=1``, ``++a.b=1``, ``~a.b`` set
+    ``a.b``; a group's (``strategy=aging``, ``graph/supernet=x``, ``supernet@graph.supernet=x``) its
+    name (and package); ``experiment=...`` (its file sets anything) or a ``_global_`` package every key."""
+    group, _, package = override.split("=", 1)[0].strip().lstrip("~+").partition("@")
+    paths = [group.replace("/", ".")] + ([package] if package else [])
+    return [EVERY_KEY if p in ("experiment", "_global_") else p.removeprefix("_global_.") for p in paths]
+
+
+def _touches(path: str, key: str) -> bool:
+    """A config path and a setting are one, or one is inside the other."""
+    return path == EVERY_KEY or key == path or key.startswith(path + ".") or path.startswith(key + ".")
+
+
+def budget_column(runs: list[Run]) -> bool:
+    """Whether the runs are of more than one budget (a run whose records name none does not count)."""
+    return len({run.budget for run in runs} - {None}) > 1
+
+
+def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
+    """Of the ``varying`` settings, those that vary only with the runs' budget, which a ``budget``
+    column then stands for: runs of several budgets, each run's budget and typed overrides known;
+    a key that one of those budgets' files sets (``conf/budget/``), no run's overrides touch
+    (``supernet.dim=128``, ``strategy=aging``, ``+experiment=...``), and on which the runs of each
+    budget that read it agree. None otherwise: a user's own override is never hidden."""
+    if not budget_column(runs) or any(run.budget is None or run.overrides is None for run in runs):
+        return []
+    set_by_budgets = {key for name in {run.budget for run in runs} for key in _budget_sets(name)}
+    typed = {path for run in runs for override in run.overrides for path in _override_paths(override)}
+
+    def of_the_budget(key: str) -> bool:
+        if not any(_touches(path, key) for path in set_by_budgets) or any(_touches(path, key) for path in typed):
+            return False
+        values: dict[str, set[str]] = {}
+        for run in runs:
+            if key in run.settings and reads(run, key):
+                values.setdefault(run.budget, set()).add(json.dumps(run.settings[key], sort_keys=True))
+        return all(len(seen) == 1 for seen in values.values())
+
+    return [key for key in varying if of_the_budget(key)]
 
 
 MACHINE_PREFIX = "machine."
@@ -429,6 +534,8 @@ _MEAN_STD = re.compile(r"(-?[\d.]+) \+- ([\d.]+)")
 class Table:
     header: list[str]
     rows: list[list[str]]
+    # the varying settings left out for its `budget` column (:func:`budget_keys`)
+    budget_keys: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         def line(cells: list[str]) -> str:
@@ -473,16 +580,20 @@ def _common_root(paths: list[Path]) -> Path:
     return root
 
 
-def runs_table(runs: list[Run]) -> Table:
-    """One row per run: its path (relative to the runs' common folder), entry point, task, the
-    varying settings, state, scores in % and minutes."""
+def runs_table(runs: list[Run], fold: bool = True) -> Table:
+    """One row per run: its path (relative to the runs' common folder), entry point, task, its
+    budget where the runs' budgets differ, the varying settings (``fold``: without those the budget
+    column stands for, :func:`budget_keys`), state, scores in % and minutes."""
     varying = varying_keys(runs)
+    left_out = budget_keys(runs, varying) if fold else []
+    varying = [k for k in varying if k not in left_out]
+    any_budget = budget_column(runs)
     baselines = _baseline_names(runs)
     any_ranking = any((r.summary or {}).get("ranking") for r in runs)
     any_arch = any(r.entry == "retrain" for r in runs)
     metrics = {(r.summary or {}).get("metric", "accuracy") for r in runs if r.summary}
     root = _common_root([r.path for r in runs])
-    header = (["run", "entry", "task"] + (["arch"] if any_arch else []) + varying
+    header = (["run", "entry", "task"] + (["arch"] if any_arch else []) + (["budget"] if any_budget else []) + varying
               + ["state", "supernet val", "test (mean +- std)", "seeds", "retrain val"]
               + (["metric"] if metrics - {"accuracy"} else [])
               + [f"{name} test" for name in baselines] + (["ranking Spearman (n)"] if any_ranking else [])
@@ -495,7 +606,7 @@ def runs_table(runs: list[Run]) -> Table:
         row = [str(run.path.relative_to(root)), run.entry, run.task]
         if any_arch:
             row.append(str(summary.get("arch", "")) if run.entry == "retrain" else "")
-        row += [_setting(run, k) for k in varying]
+        row += ([run.budget or ""] if any_budget else []) + [_setting(run, k) for k in varying]
         row += [run.state, _pct(summary.get("best_val_acc_supernet", run.partial.get("best_val_acc_supernet"))),
                 _mean_std(retrain),
                 str(len(retrain["seeds"])) if retrain else "", _pct(retrain["val_acc_mean"]) if retrain else ""]
@@ -510,30 +621,35 @@ def runs_table(runs: list[Run]) -> Table:
                 row.append(f"{'n/a' if rho is None else f'{rho:+.2f}'} ({ranking['n']})")
         row.append(_seconds(run.summary or run.partial))
         rows.append(row)
-    return Table(header, rows)
+    return Table(header, rows, left_out)
 
 
-def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table | None:
+def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER, fold: bool = True) -> Table | None:
     """Finished runs whose settings differ only in the keys ``over`` (the seed, by default), one
     row per group of two or more: the mean and sample std over the runs of their retrained test
-    score and supernet score, in %. ``None`` when no group has two finished runs."""
+    score and supernet score, in %. Runs of different budgets are never one group (a ``budget``
+    column; ``fold``: as :func:`runs_table`). ``None`` when no group has two finished runs."""
     finished = [r for r in runs if r.summary is not None]
     varying = [k for k in varying_keys(finished) if k not in over] if finished else []
     # what the runs computed with (threads, ...) tells repeats apart but does not split a configuration's group
     machine = [k for k in varying if k.startswith(MACHINE_PREFIX)]
     varying = [k for k in varying if k not in machine]
+    left_out = budget_keys(finished, varying) if fold else []
+    varying = [k for k in varying if k not in left_out]
+    any_budget = budget_column(finished)
     groups: dict[tuple, list[Run]] = {}
     for run in finished:
-        key = (run.entry, run.task, str(run.summary.get("arch", "")), tuple(_setting(run, k) for k in varying))
+        key = (run.entry, run.task, str(run.summary.get("arch", "")), (run.budget or "") if any_budget else "",
+               tuple(_setting(run, k) for k in varying))
         groups.setdefault(key, []).append(run)
     groups = {k: g for k, g in groups.items() if len(g) >= 2}
     if not groups:
         return None
-    any_arch = any(arch for _, _, arch, _ in groups)
-    header = (["entry", "task"] + (["arch"] if any_arch else []) + varying
+    any_arch = any(arch for _, _, arch, _, _ in groups)
+    header = (["entry", "task"] + (["arch"] if any_arch else []) + (["budget"] if any_budget else []) + varying
               + ["runs", " / ".join(over), "supernet val (mean +- std)", "test (mean +- std over runs)"])
     rows = []
-    for (entry, task, arch, values), group in groups.items():
+    for (entry, task, arch, budget, values), group in groups.items():
         tests = [r.test() for r in group if r.test() is not None]
         supernet = [float(r.summary["best_val_acc_supernet"]) for r in group
                     if r.summary.get("best_val_acc_supernet") is not None]
@@ -543,9 +659,9 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER) -> Table
         repeats = len(group) - len({(label, tuple(_setting(r, k) for k in machine))
                                     for label, r in zip(labels, group)})
         count = f"{len(group)} ({repeats} repeat{'s' if repeats > 1 else ''})" if repeats else str(len(group))
-        rows.append([entry, task] + ([arch] if any_arch else []) + list(values)
+        rows.append([entry, task] + ([arch] if any_arch else []) + ([budget] if any_budget else []) + list(values)
                     + [count, " ".join(labels), _spread(supernet), _spread(tests)])
-    return Table(header, rows)
+    return Table(header, rows, left_out)
 
 
 def _spread(values: list[float]) -> str:
@@ -569,8 +685,9 @@ class Report:
     """The report's tables. ``per_run`` and ``grouped`` hold every run, with a column for every
     setting that differs anywhere among them (the ``--csv`` file's table, and what ``--wide``
     prints); ``sections`` are the same runs by task family, each with only the settings that differ
-    among that family's runs (one section when the runs are all of one family). Unpacks as
-    ``per_run, grouped`` (and ``[0]``, ``[1]`` are those two)."""
+    among that family's runs, less those its ``budget`` column stands for (:func:`budget_keys`;
+    one untitled section when the runs are all of one family). Unpacks as ``per_run, grouped``
+    (and ``[0]``, ``[1]`` are those two)."""
 
     per_run: Table
     grouped: Table | None
@@ -608,11 +725,9 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
     families: dict[str, list[Run]] = {}
     for run in runs:
         families.setdefault(family_of(run), []).append(run)
-    sections = ([(FAMILY_TITLES[family], runs_table(members), groups_table(members, over))
-                 for family, members in sorted(families.items(), key=lambda item: list(FAMILY_TITLES).index(item[0]))]
-                if len(families) > 1 else [])
-    per_run, grouped = runs_table(runs), groups_table(runs, over)
-    return Report(per_run, grouped, sections or [("", per_run, grouped)])
+    sections = [(FAMILY_TITLES[family] if len(families) > 1 else "", runs_table(members), groups_table(members, over))
+                for family, members in sorted(families.items(), key=lambda item: list(FAMILY_TITLES).index(item[0]))]
+    return Report(runs_table(runs, fold=False), groups_table(runs, over, fold=False), sections)
 
 
 def render(tables: Report, over: tuple[str, ...] = DEFAULT_OVER,
@@ -636,6 +751,12 @@ def render(tables: Report, over: tuple[str, ...] = DEFAULT_OVER,
         text += note + ("Each family's tables show the settings that differ among its runs; `--wide` prints one "
                         "table of every run with every setting that differs among them all, as the `--csv` file "
                         "holds it.\n")
+    left_out = list(dict.fromkeys(key for _, per_run, grouped in sections
+                                  for key in per_run.budget_keys + (grouped.budget_keys if grouped else [])))
+    if left_out:
+        shown = ", ".join(left_out[:4]) + (", ..." if len(left_out) > 4 else "")
+        text += (f"\nSettings that differ only with the budget are left out ({len(left_out)}: {shown}); the `budget` "
+                 "column stands for them, `--wide` and the `--csv` file show them.\n")
     if unreadable:
         text += f"\nRun directories left out, their records unreadable ({len(unreadable)}):\n\n"
         text += "".join(f"- `{path}`: {error}\n" for path, error in unreadable)

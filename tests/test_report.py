@@ -595,3 +595,106 @@ def test_runs_of_one_family_print_as_before(tmp_path, capsys):
     narrow = capsys.readouterr().out
     assert main([str(tmp_path), "--wide"]) == 0
     assert capsys.readouterr().out == narrow and "## " not in narrow
+
+
+# settings as budget=quick and budget=paper (the defaults) set them (conf/budget/quick.yaml)
+BUDGETS = {"quick": {**TEXT, "supernet.dim": 32, "retrain.seeds": 2, "strategy.population": 100},
+           "paper": {**TEXT, "supernet.dim": 64, "retrain.seeds": 10, "strategy.population": 500}}
+
+
+def budget_run(path: Path, budget: str, *overrides: str, test: float = 0.75, **settings) -> Path:
+    """A run of ``budget`` (its settings, updated by ``settings``) with the ``.hydra/`` records a run
+    writes: ``hydra.yaml`` naming its budget, and the ``overrides`` typed after ``+task=sst2 budget=...``."""
+    run = write_run(path, {**BUDGETS[budget], **settings}, test=test)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    choices:\n      budget: {budget}\n"
+                                               "      task: sst2\n")
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ("+task=sst2", f"budget={budget}",
+                                                                                  *overrides)))
+    return run
+
+
+def section_settings(tmp_path) -> list[str]:
+    """The budget and settings columns of the (one-family) report's per-run table."""
+    ((_, per_run, _),) = report([tmp_path]).sections
+    return [h for h in per_run.header if "." in h or h in ("seed", "budget")]
+
+
+def test_runs_of_several_budgets_get_a_budget_column_instead_of_its_settings(tmp_path, capsys):
+    """``budget=quick`` and ``budget=paper`` runs showed a column for each setting the budget sets
+    (conf/budget/quick.yaml sets 20); a ``budget`` column stands for them, unless the user typed one.
+    The whole table (--wide, --csv) keeps them, with the budget column."""
+    budget_run(tmp_path / "q", "quick")
+    budget_run(tmp_path / "p0", "paper")
+    budget_run(tmp_path / "p1", "paper", "seed=1", seed=1)
+    assert section_settings(tmp_path) == ["budget", "seed"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert [(r["run"], r["budget"], r["seed"]) for r in rows(per_run)] == [("p0", "paper", "0"), ("p1", "paper", "1"),
+                                                                           ("q", "quick", "0")]
+    assert per_run.budget_keys == ["supernet.dim", "retrain.seeds", "strategy.population"]
+    whole = report([tmp_path]).per_run
+    assert [h for h in whole.header if "." in h or h in ("seed", "budget")] == [
+        "budget", "seed", "supernet.dim", "retrain.seeds", "strategy.population"]
+    assert main([str(tmp_path), "--csv", str(tmp_path / "all.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "Settings that differ only with the budget are left out (3: supernet.dim, retrain.seeds, " in out
+    assert "| supernet.dim |" not in out
+    assert {"budget", "supernet.dim"} <= set(next(csv.reader(io.StringIO((tmp_path / "all.csv").read_text()))))
+    assert main([str(tmp_path), "--wide"]) == 0
+    assert "| budget | seed | supernet.dim | retrain.seeds | strategy.population |" in capsys.readouterr().out
+
+
+def test_a_setting_a_run_was_given_is_shown_beside_the_budget(tmp_path):
+    """A user's own override (``supernet.dim=128`` in one paper run; ``++retrain.seeds=10``, the
+    budget's value) is never hidden behind the budget column."""
+    budget_run(tmp_path / "q", "quick")
+    budget_run(tmp_path / "p0", "paper")
+    budget_run(tmp_path / "p1", "paper", "supernet.dim=128", "++retrain.seeds=10", **{"supernet.dim": 128})
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert [r["supernet.dim"] for r in rows(per_run)] == ["64", "128", "32"]
+
+
+def test_a_run_of_unknown_budget_folds_nothing(tmp_path):
+    """A run without ``.hydra/hydra.yaml`` (or without its overrides) among runs of two budgets: its
+    budget cell is empty and every differing setting is shown, as before."""
+    budget_run(tmp_path / "q", "quick")
+    budget_run(tmp_path / "p", "paper")
+    write_run(tmp_path / "x", BUDGETS["paper"], test=0.7)
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert [r["budget"] for r in rows(per_run)] == ["paper", "quick", ""]
+    shutil.rmtree(tmp_path / "x")
+    (budget_run(tmp_path / "x", "paper") / ".hydra" / "overrides.yaml").unlink()  # what was typed is not known
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
+
+
+def test_a_group_override_keeps_its_settings_shown(tmp_path):
+    """``strategy=aging`` sets every ``strategy.*`` key (here to the budget's population): they stay
+    columns; ``+experiment=...`` may set any key, so nothing is left out."""
+    budget_run(tmp_path / "q", "quick")
+    budget_run(tmp_path / "p0", "paper")
+    budget_run(tmp_path / "p1", "paper", "strategy=aging", **{"strategy.name": "aging"})
+    assert section_settings(tmp_path) == ["budget", "strategy.name", "strategy.population"]
+    shutil.rmtree(tmp_path / "p1")
+    budget_run(tmp_path / "p1", "paper", "+experiment=sst2_paper")
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
+
+
+def test_runs_of_two_budgets_never_fold_together(tmp_path):
+    """Seeds of a quick and of a paper run with the same settings (their budget's own overridden to
+    one value, say) were folded into one row of both budgets' runs; each budget is its own row."""
+    for budget in ("quick", "paper"):
+        for seed in (0, 1):
+            budget_run(tmp_path / f"{budget}_{seed}", budget, f"seed={seed}", test=0.7 + seed / 100,
+                       **{**BUDGETS["paper"], "seed": seed})
+    ((_, _, folded),) = report([tmp_path]).sections
+    assert [(r["budget"], r["runs"], r["seed"]) for r in rows(folded)] == [("paper", "2", "0 1"), ("quick", "2", "0 1")]
+    assert [r["budget"] for r in rows(report([tmp_path]).grouped)] == ["paper", "quick"]  # --wide's too
+    for budget in ("quick", "paper"):  # the budgets' own settings: a row each, without them
+        for seed in (0, 1):
+            shutil.rmtree(tmp_path / f"{budget}_{seed}")
+            budget_run(tmp_path / f"{budget}_{seed}", budget, f"seed={seed}", seed=seed)
+    ((_, _, folded),) = report([tmp_path]).sections
+    assert [h for h in folded.header if "." in h or h == "budget"] == ["budget"]
+    assert [(r["budget"], r["runs"]) for r in rows(folded)] == [("paper", "2"), ("quick", "2")]
