@@ -84,6 +84,11 @@ def test_tree_label_out_of_range_rejected(tmp_path):
         path.write_text(bad + "\n", encoding="utf-8")
         with pytest.raises(AutoAttendError, match="line 1: label -?[15] out of range"):
             read_tree_file(path, num_labels=5)
+    # Every node is checked: the root and a node below the root's children too.
+    for bad, label in (("(7 (2 a) (2 b))", 7), ("(2 (2 a) (3 (2 b) (9 c)))", 9)):
+        path.write_text(bad + "\n", encoding="utf-8")
+        with pytest.raises(AutoAttendError, match=f"line 1: label {label} out of range"):
+            read_tree_file(path, num_labels=5)
 
 
 def test_blank_lines_in_a_tree_file_are_skipped_and_still_counted(tmp_path):
@@ -321,6 +326,11 @@ def test_datamodule_on_tiny_sst_dataloaders(tmp_path):
     assert torch.equal(next(iter(dm2.train_dataloader()))["labels"], first["labels"])
     order = torch.cat([b["labels"] for b in batches])
     assert not torch.equal(order, dm.train_set.labels)
+    # The order follows the run's seed.
+    reseeded = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", batch_size=8, max_len=5, seed=1)
+    reseeded.setup()
+    assert torch.equal(reseeded.train_set.tokens, dm.train_set.tokens)
+    assert not torch.equal(torch.cat([b["labels"] for b in reseeded.train_dataloader()]), order)
     val = list(dm.val_dataloader())
     assert [b["labels"].shape[0] for b in val] == [6, 4]
     assert torch.equal(torch.cat([b["labels"] for b in val]), dm.val_set.labels)  # not shuffled
@@ -341,6 +351,10 @@ def test_subsets_are_seeded(tmp_path):
     assert a.stats["train_total"] > 17
     assert torch.equal(a.train_set.tokens, b.train_set.tokens)
     assert torch.equal(a.val_set.labels, b.val_set.labels)
+    # ... by the run's seed: another seed draws other rows.
+    c = _dm(root, tmp_path / "cache", num_classes=5, train_level="phrase", train_subset=17, val_subset=4, seed=3)
+    c.setup()
+    assert not torch.equal(c.train_set.tokens, a.train_set.tokens)
     # A subset keeps its rows in their original order (a sub-sequence of the full split, not the first rows).
     full = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", seed=2)
     sub = _dm(root, tmp_path / "cache", num_classes=5, train_level="sentence", train_subset=12, seed=2)
@@ -546,3 +560,48 @@ def test_a_glove_file_matching_no_vocabulary_word_is_warned_about(tmp_path, capl
         caplog.clear()
         load_word_vectors([PAD, UNK, "movie", "film"], str(glove), seed=0)
     assert "holds none" not in caplog.text
+
+
+@pytest.mark.parametrize(("bad", "detail"), [
+    ("(2 (2 a) (2 b) (", "expected an integer label after '('"),  # a bracket opened at the end of the line
+    ("(2 a (2 b))", "leaf (2 a) also has a subtree"),
+    ("(2 (2 a) b)", "node with label 2 has more than one word or mixes words and subtrees"),
+])
+def test_a_malformed_tree_says_what_is_wrong_with_it(tmp_path, bad, detail):
+    """Each malformed shape is refused with its own reason (a '(' ending the line was an IndexError; a
+    leaf given a subtree, or a word after a subtree, was read as a tree with a word and children)."""
+    path = tmp_path / "trees.txt"
+    path.write_text(bad + "\n", encoding="utf-8")
+    with pytest.raises(AutoAttendError) as info:
+        read_tree_file(path)
+    assert str(info.value) == f"{path}, line 1: malformed PTB tree: {detail}"
+
+
+def test_a_tree_label_outside_0_to_4_is_refused_by_the_datamodule(tmp_path):
+    """An SST-5 tree file with label 7 on a phrase trained on class 7 (SST-5) or on "positive" (SST-2)."""
+    root = _write_trees(tmp_path / "data", train=["(0 (1 awful) (2 film))", "(4 (3 good) (7 great))"],
+                        dev=["(1 (1 bad) (2 day))"], test=["(4 (4 great) (2 day))"])
+    for classes in (5, 2):
+        with pytest.raises(AutoAttendError, match=r"train\.txt, line 2: label 7 out of range; expected 0\.\.4$"):
+            _dm(root, tmp_path / "cache", num_classes=classes, train_level="phrase").setup()
+
+
+def test_a_hub_label_equal_to_num_classes_is_refused(tmp_path, monkeypatch):
+    """A hub copy of SST-2 holding label 2 (a neutral class of a 3-class copy) is not a 2-class task."""
+    import datasets
+
+    def split(labels):
+        return datasets.Dataset.from_dict({"text": ["a good film"] * len(labels), "label": labels})
+
+    fake = datasets.DatasetDict({"train": split([0, 1, 2]), "validation": split([1]), "test": split([0])})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+    with pytest.raises(AutoAttendError, match=r"split 'train' column 'label' has value 2; expected 0\.\.1 for "
+                                              r"num_classes=2"):
+        _dm(tmp_path / "empty", tmp_path / "cache", num_classes=2, hub_name="x/sst2").setup()
+
+
+def test_loaders_and_text_encoder_before_setup_say_so(tmp_path):
+    dm = _dm(tmp_path, tmp_path / "cache", num_classes=5)
+    for ask in (dm.train_dataloader, dm.val_dataloader, dm.test_dataloader, dm.text_encoder):
+        with pytest.raises(RuntimeError, match=r"^SSTDataModule\.setup\(\) must run before asking for"):
+            ask()
