@@ -63,6 +63,9 @@ def test_tokenize_words_clitics_and_punctuation():
     assert tokenize("Don't stop, it's $10.5!") == ["Do", "n't", "stop", ",", "it", "'s", "$", "10", ".", "5", "!"]
     assert tokenize("'quoted' WORDS", lowercase=True) == ["'", "quoted", "'", "words"]
     assert tokenize("   ") == []
+    # Every clitic, in any case.
+    assert tokenize("I'm sure we'd go") == ["I", "'m", "sure", "we", "'d", "go"]
+    assert tokenize("DON'T STOP, IT'S") == ["DO", "N'T", "STOP", ",", "IT", "'S"]
 
 
 def test_read_rows_exact_zhang_format(tmp_path):
@@ -133,6 +136,10 @@ def test_read_rows_header_and_label_base(tmp_path):
     assert [r["label"] for r in read_rows(path, 3, 4, label_base=0)] == [0, 3]
     path.write_text('"4","a","b"\n', encoding="utf-8")
     with pytest.raises(AutoAttendError, match=r"label 4 outside 0\.\.3"):
+        list(read_rows(path, 3, 4, label_base=0))
+    # One below a base of 0 is no base to suggest.
+    path.write_text('"-1","a","b"\n', encoding="utf-8")
+    with pytest.raises(AutoAttendError, match=r"row 1 \(line 1\): label -1 outside 0\.\.3 \(num_classes=4\)$"):
         list(read_rows(path, 3, 4, label_base=0))
 
 
@@ -413,7 +420,7 @@ def test_token_id_split_pickles_by_path(corpus, tmp_path):
     assert isinstance(clone, TokenIdSplit) and len(clone) == len(dm.test_set)
     assert clone[-1][0].tolist() == dm.test_set[len(dm.test_set) - 1][0].tolist()
     assert len(pickle.dumps(dm.train_set)) < 2000
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=f"^index {len(dm.test_set)} out of range for a split of {len(dm.test_set)}$"):
         dm.test_set[len(dm.test_set)]
 
 
@@ -664,3 +671,35 @@ def test_a_header_setting_on_a_file_without_one_is_warned_about(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="src.data"):
         assert [r["label"] for r in read_rows(path, 3, 2, header=True)] == [0]
     assert "skips its first row" not in caplog.text
+    # A negative label reads as data too (labels -1 / 1, counted from task.label_base=-1).
+    path.write_text('"-1","a","b"\n"1","c","d"\n')
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        assert [r["label"] for r in read_rows(path, 3, 3, label_base=-1, header=True)] == [2]
+    assert "task.header=true skips its first row, which reads as data (label -1)" in caplog.text
+
+
+def _write_id_stream(path: Path, docs: list[list[int]], labels: list[int], chunk: int) -> None:
+    """An Arrow IPC stream with columns ``ids`` / ``label`` as the id cache holds, one record batch per
+    ``chunk`` rows, after an empty batch."""
+    import pyarrow as pa
+
+    schema = pa.schema([("ids", pa.list_(pa.int32())), ("label", pa.int64())])
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(pa.table({"ids": pa.array([], pa.list_(pa.int32())), "label": pa.array([], pa.int64())}))
+        for s in range(0, len(docs), chunk):
+            writer.write_table(pa.table({"ids": pa.array(docs[s:s + chunk], pa.list_(pa.int32())),
+                                         "label": pa.array(labels[s:s + chunk], pa.int64())}))
+
+
+def test_token_id_split_reads_every_batch_of_every_file_in_order(tmp_path):
+    """A split of several files (``num_proc`` > 1 writes one per worker) of several record batches:
+    items past the first batch or file were read at the wrong place, or not at all."""
+    docs = [[i + 2] * (1 + i % 3) for i in range(10)]
+    labels = [i % 4 for i in range(10)]
+    _write_id_stream(tmp_path / "a.arrow", docs[:7], labels[:7], chunk=3)  # batches of 3, 3, 1
+    _write_id_stream(tmp_path / "b.arrow", docs[7:], labels[7:], chunk=2)  # batches of 2, 1
+    split = TokenIdSplit([tmp_path / "a.arrow", tmp_path / "b.arrow"])
+    assert len(split) == 10
+    assert [(split[i][0].tolist(), split[i][1]) for i in range(10)] == list(zip(docs, labels))
+    assert split[-4][0].tolist() == docs[6] and split[-3][0].tolist() == docs[7]
+    assert split.lengths.tolist() == [len(d) for d in docs] and split.labels.tolist() == labels
