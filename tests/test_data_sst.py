@@ -586,8 +586,9 @@ def test_a_tree_label_outside_0_to_4_is_refused_by_the_datamodule(tmp_path):
             _dm(root, tmp_path / "cache", num_classes=classes, train_level="phrase").setup()
 
 
-def test_a_hub_label_equal_to_num_classes_is_refused(tmp_path, monkeypatch):
-    """A hub copy of SST-2 holding label 2 (a neutral class of a 3-class copy) is not a 2-class task."""
+def test_a_hub_copy_with_a_label_equal_to_num_classes_or_no_label_column_is_refused(tmp_path, monkeypatch):
+    """A hub copy of SST-2 holding label 2 (a neutral class of a 3-class copy) is not a 2-class task; a
+    copy without a ``label`` column is named as such (not a ``KeyError``)."""
     import datasets
 
     def split(labels):
@@ -597,6 +598,12 @@ def test_a_hub_label_equal_to_num_classes_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
     with pytest.raises(AutoAttendError, match=r"split 'train' column 'label' has value 2; expected 0\.\.1 for "
                                               r"num_classes=2"):
+        _dm(tmp_path / "empty", tmp_path / "cache", num_classes=2, hub_name="x/sst2").setup()
+    unlabelled = datasets.DatasetDict({name: datasets.Dataset.from_dict({"text": ["a good film"]})
+                                       for name in ("train", "validation", "test")})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: unlabelled)
+    with pytest.raises(AutoAttendError, match=r"^hub dataset 'x/sst2' split 'train' has no column 'label'; expected "
+                                              r"columns text, label$"):
         _dm(tmp_path / "empty", tmp_path / "cache", num_classes=2, hub_name="x/sst2").setup()
 
 
