@@ -41,6 +41,9 @@ def test_encoder_ids_mask_truncation_and_unknown_words():
     assert mask.tolist() == [[True, False], [True, True]]
     assert encoder.unknown("The film is good.") == (1, 4)  # counted over what the model sees
     assert TextEncoder("ptb", True, VOCAB, 4).ids("The FILM") == [ids["the"], ids["film"]]
+    # lower-cased, the tokenizer's brackets too: a lower-cased vocabulary (the hub's SST) holds -lrb-
+    lower = (PAD, UNK, "good", "-lrb-", "-rrb-")
+    assert TextEncoder("ptb", True, lower, 8).ids("(Good)") == [3, 2, 4]
 
 
 def test_encoder_round_trips_and_rejects_bad_input():

@@ -9,7 +9,8 @@ Tokenizers:
 
 - ``ptb``: Penn-Treebank tokens, as the Stanford Sentiment Treebank's trees hold them (NLTK's
   Treebank tokenizer: clitics split, ``(`` -> ``-LRB-``, quotes -> ````` / ``''``; then the
-  trees' escapes ``\\/`` and ``\\*``). Re-tokenising the SST dev sentences, written out as plain
+  trees' escapes ``\\/`` and ``\\*``); lower-cased where the vocabulary is, brackets too
+  (``-lrb-``). Re-tokenising the SST dev sentences, written out as plain
   text, gives their tree tokens back for 1,099 of 1,101 (``tests/test_predict.py``).
 - ``zhang_csv``: the Zhang et al. CSV tasks' own path (:func:`src.data.zhang_csv.clean_field`,
   then :func:`src.data.zhang_csv.tokenize`), exactly as their DataModule reads a text field.
@@ -74,7 +75,11 @@ class TextEncoder:
         """The words of ``text`` as the task's tokenizer splits them (before truncation)."""
         if self.tokenizer == "zhang_csv":
             return _zhang_tokenize(text, self.lowercase)
-        return ptb_tokenize(text.lower() if self.lowercase else text)
+        if not self.lowercase:
+            return ptb_tokenize(text)
+        # the tokenizer writes brackets upper-case (-LRB-), which a lower-cased vocabulary (a hub
+        # copy of SST) holds as -lrb-
+        return [token.lower() for token in ptb_tokenize(text.lower())]
 
     def ids(self, text: str) -> list[int]:
         """Token ids of ``text``, at most ``max_len``; a text with no token is an error."""
