@@ -154,6 +154,8 @@ def test_planetoid_unreadable_file_is_named(tmp_path):
     ("test.index", "test.index: 40 test node ids against 60 feature rows in ind.cora.tx (one of them "
      "cut short"),
     ("ty", "ty: feature/label size mismatch: 50 label rows against 60 feature rows in ind.cora.tx"),
+    # PyG takes the training nodes from ind.cora.y's rows: cut short, a smaller training split
+    ("y", "y: feature/label size mismatch: 10 label rows against 15 feature rows in ind.cora.x"),
     ("graph", "graph: expected the adjacency dict (node -> neighbours), got ndarray"),
 ])
 def test_planetoid_files_that_disagree_are_named(tmp_path, damage, needle):
@@ -166,8 +168,8 @@ def test_planetoid_files_that_disagree_are_named(tmp_path, damage, needle):
     if damage == "test.index":
         lines = files["test.index"].read_text().splitlines()
         files["test.index"].write_text("".join(f"{line}\n" for line in lines[:40]))
-    elif damage == "ty":
-        files["ty"].write_bytes(pickle.dumps(pickle.loads(files["ty"].read_bytes())[:50]))
+    elif damage in ("ty", "y"):
+        files[damage].write_bytes(pickle.dumps(pickle.loads(files[damage].read_bytes())[:-5 if damage == "y" else 50]))
     else:
         files["graph"].write_bytes(files["y"].read_bytes())
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
@@ -202,6 +204,50 @@ def test_planetoid_feature_label_mismatch(tmp_path):
 def test_unknown_planetoid_name():
     with pytest.raises(AutoAttendError, match="unknown Planetoid set 'coraa'"):
         PlanetoidDataModule("coraa")
+    # the name in any case, as PyG and the papers write it
+    assert [PlanetoidDataModule(n).name for n in ("CiteSeer", "PUBMED", "cora")] == ["CiteSeer", "PubMed", "Cora"]
+
+
+def test_a_node_without_features_keeps_a_zero_row(tmp_path):
+    """Row normalisation of a node with no words (CiteSeer's test nodes missing from its files):
+    the row stays zero, not 0/0 = NaN, which would reach every neighbour's aggregate."""
+    import pickle
+
+    root = write_tiny_planetoid(tmp_path / "d")
+    allx = _files(root)["allx"]
+    feats = pickle.loads(allx.read_bytes()).tolil()
+    feats[530] = 0  # an unlabelled node
+    allx.write_bytes(pickle.dumps(feats.tocsr(), protocol=2))
+    dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)
+    dm.setup()
+    dense = dm.graph["x"].to_dense()
+    assert torch.isfinite(dense).all()
+    assert not dense[530].any() and torch.allclose(dense[:530].sum(1), torch.ones(530))
+
+
+def test_pyg_messages_are_logged_by_whole_lines():
+    """A line PyG writes in pieces (a progress message, then its end) is one log line; a last line
+    without its newline is logged when the block ends."""
+    import logging as logging_module
+
+    from src.data.planetoid import pyg_messages_to_log
+
+    records = []
+    handler = logging_module.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging_module.getLogger("src.data.planetoid")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging_module.INFO)
+    try:
+        with pyg_messages_to_log("Cora"):
+            print("Downloading ", end="", file=sys.stderr)
+            print("ind.cora.x\nProcessing...", file=sys.stderr)
+            print("Done!", end="", file=sys.stderr)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert records == ["Cora: PyG: Downloading ind.cora.x", "Cora: PyG: Processing...", "Cora: PyG: Done!"]
 
 
 def test_check_graph_catches_bad_batches():
@@ -213,6 +259,8 @@ def test_check_graph_catches_bad_batches():
              ({"edge_index": torch.tensor([[0, 4], [1, 2]])}, r"refers to node 4 but there are 4 nodes \(0\.\.3\)"),
              ({"edge_index": torch.tensor([[0, -1], [3, 2]])}, "refers to node -1 but"),
              ({"val_mask": torch.ones(3, dtype=torch.bool)}, "val_mask has 3 entries"),
+             ({"test_mask": torch.ones(5, dtype=torch.bool)}, "test_mask has 5 entries"),
+             ({"edge_index": torch.zeros(3, 2, dtype=torch.long)}, r"edge_index must be \(2, E\), got \(3, 2\)"),
              ({}, "multi-label task needs")]
     for change, message in cases:
         with pytest.raises(AutoAttendError, match=message):
@@ -242,6 +290,14 @@ def test_ppi_files_through_the_real_reader(tmp_path):
     assert bool(((ei[0] < 30) == (ei[1] < 30)).all())
     batches = list(dm.train_loader(seed=0))
     assert [b["x"].size(0) for b in batches] == [60, 30] and all(b["train_mask"].all() for b in batches)
+    # the training graphs come in the order the run's seed draws (EpochShuffleSampler), one per step
+    from src.data.sampling import EpochShuffleSampler
+
+    dm.batch_size = 1
+    for seed in (1, 2, 3):
+        order = list(EpochShuffleSampler(3, seed))
+        got = [b["x"] for b in dm.train_loader(seed=seed)]
+        assert all(torch.equal(x, dm.train_graphs[i].x) for x, i in zip(got, order)), (seed, order)
     # the data directory is read only; processing happened in the cache
     assert {p: p.stat().st_mtime_ns for p in (root / "ppi").rglob("*")} == before
     assert list((tmp_path / "cache" / "ppi").rglob("processed"))
