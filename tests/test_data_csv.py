@@ -703,3 +703,74 @@ def test_token_id_split_reads_every_batch_of_every_file_in_order(tmp_path):
     assert [(split[i][0].tolist(), split[i][1]) for i in range(10)] == list(zip(docs, labels))
     assert split[-4][0].tolist() == docs[6] and split[-3][0].tolist() == docs[7]
     assert split.lengths.tolist() == [len(d) for d in docs] and split.labels.tolist() == labels
+
+
+# ------------------------------------------------------------------------------------ mutation audit (graph/csv data)
+
+
+@pytest.mark.parametrize(("setting", "needle"), [
+    ({"num_classes": 1}, "num_classes must be >= 2"),
+    ({"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
+    ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\)"),
+    ({"max_vocab": 2}, "max_vocab must be >= 3"),
+    ({"min_freq": 0}, "min_freq must be >= 1"),
+    ({"text_fields": 0}, "text_fields must be >= 1"),
+    ({"max_len": 0}, "max_len must be >= 1"),
+])
+def test_settings_just_outside_their_range_are_refused(tmp_path, setting, needle):
+    with pytest.raises(AutoAttendError, match=needle):
+        _dm(tmp_path, tmp_path, **setting)
+    # the bound itself is a valid setting
+    bound = {"num_classes": 2, "val_fraction": 0.5, "max_vocab": 3, "min_freq": 1, "text_fields": 1, "max_len": 1}
+    key = next(iter(setting))
+    _dm(tmp_path, tmp_path, **{key: bound[key]})
+
+
+def test_the_header_setting_reaches_the_reader_and_keys_the_cache(tmp_path):
+    """``task.header=true`` skips each file's first row; the same files read without it (the cache
+    built for them) keep it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, n in (("train.csv", 10), ("test.csv", 4)):
+        (data / name).write_text("".join(f'"{1 + i % 2}","doc number {i}"\n' for i in range(n)))
+    plain = _ready(_dm(data, tmp_path / "cache", num_classes=2))
+    header = _ready(_dm(data, tmp_path / "cache", num_classes=2, header=True))
+    assert (len(plain.train_set) + len(plain.val_set), len(plain.test_set)) == (10, 4)
+    assert (len(header.train_set) + len(header.val_set), len(header.test_set)) == (9, 3)
+    assert _words(header, header.test_set[0][0])[:2] == ["doc", "number"] and header.test_set[0][1] == 1  # row 2
+
+
+def test_hub_labels_from_their_base_a_missing_text_and_the_hub_validation_split(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import datasets
+
+    def split(n):  # star ratings 1..2 of a 3-class task; the first review has no text (None)
+        return datasets.Dataset.from_dict({"stars": [1 + i % 2 for i in range(n)],
+                                           "text": [None] + [f"review {i}" for i in range(1, n)]})
+
+    splits = {"train": split(20), "validation": split(5), "test": split(6)}
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.DatasetDict(splits))
+    kwargs = dict(num_classes=3, hub_name="x/reviews", hub_label_column="stars", hub_label_base=1, label_base=0)
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        dm = _ready(_dm(tmp_path / "no_csv", tmp_path / "cache", **kwargs))
+    assert [dm.test_set[i][1] for i in range(4)] == [0, 1, 0, 1]  # stars 1, 2 -> classes 0, 1
+    assert _words(dm, dm.test_set[0][0]) == [UNK]  # no text: an empty document, not the word "None"
+    assert _words(dm, dm.test_set[1][0]) == ["review", "1"]
+    # the hub's validation split is the validation set; nothing carved from train
+    assert dm.stats["val_split"] == {"source": "hub validation", "size": 5}
+    assert (len(dm.train_set), len(dm.val_set)) == (20, 5)
+    # the class never seen is named as the hub writes it (from hub_label_base, not label_base)
+    assert "no training document has label 3 of the 3 classes (labels 1..3" in caplog.text
+    # a hub dataset without a test split is refused
+    del splits["test"]
+    with pytest.raises(AutoAttendError, match="has no 'test' split; expected train and test"):
+        _ready(_dm(tmp_path / "no_csv", tmp_path / "cache2", **kwargs))
+
+
+def test_random_word_vectors_follow_the_run_seed_through_the_cache(corpus, tmp_path):
+    first = _ready(_dm(corpus, tmp_path / "cache", seed=0))
+    again = _ready(_dm(corpus, tmp_path / "cache", seed=0))
+    other = _ready(_dm(corpus, tmp_path / "cache", seed=1))
+    assert torch.equal(first.embeddings, again.embeddings)
+    assert len(first.vocab) == len(other.vocab) and not torch.equal(first.embeddings[1:], other.embeddings[1:])
