@@ -640,7 +640,10 @@ def test_a_gzipped_glove_file_is_read(tmp_path):
 
 def test_a_line_without_its_word_or_without_values_names_the_line(tmp_path):
     glove = _write_glove(tmp_path / "broken.txt", ["good 1 2 3", " 1 2 3"])
-    with pytest.raises(AutoAttendError, match=f"{glove}, line 2: expected a word followed by 3 floats"):
+    with pytest.raises(AutoAttendError, match=f"{glove}, line 2: expected a word followed by 3 floats, no word before"):
+        load_word_vectors([PAD, UNK, "good"], str(glove))
+    glove = _write_glove(tmp_path / "short.txt", ["good 1 2 3", "bad 1 2"])
+    with pytest.raises(AutoAttendError, match=f"{glove}, line 2: expected a word followed by 3 floats, got 2 values"):
         load_word_vectors([PAD, UNK, "good"], str(glove))
     glove = _write_glove(tmp_path / "words.txt", ["good", "bad"])
     with pytest.raises(AutoAttendError, match=f"{glove}, line 1: expected a word followed by space-separated floats"):

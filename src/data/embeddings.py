@@ -104,9 +104,8 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
             # Split from the right: glove.840B has words containing spaces.
             parts = line.rsplit(" ", dim)
             if len(parts) != dim + 1 or not parts[0]:
-                raise AutoAttendError(
-                    f"{path}, line {lineno}: expected a word followed by {dim} floats, got {len(parts) - 1} values"
-                )
+                got = "no word before them" if len(parts) == dim + 1 else f"got {len(parts) - 1} values"
+                raise AutoAttendError(f"{path}, line {lineno}: expected a word followed by {dim} floats, {got}")
             if not _assign(matrix, priority, parts[0], None, exact, lower):
                 continue
             # Only used rows are converted: parsing every float of a multi-GB file would be slow.
