@@ -705,7 +705,7 @@ def test_token_id_split_reads_every_batch_of_every_file_in_order(tmp_path):
     assert split.lengths.tolist() == [len(d) for d in docs] and split.labels.tolist() == labels
 
 
-# ------------------------------------------------------------------------------------ mutation audit (graph/csv data)
+# ------------------------------------------------------------------------------------ bounds, header, hub, seeds
 
 
 @pytest.mark.parametrize(("setting", "needle"), [
