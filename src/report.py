@@ -16,8 +16,9 @@ the ranking correlation when the run has them, and the wall clock. Runs of both 
 Runs of several budgets (``budget=quick``, ``paper``: ``.hydra/hydra.yaml``) get a ``budget``
 column, which stands for the settings that differ only with it: left out where every run's
 ``.hydra/`` records name its budget, a budget's file (``conf/budget/``) sets the setting, no run's
-typed overrides (``.hydra/overrides.yaml``) touch it, and the runs of each budget agree on it
-(:func:`budget_keys`); runs of two budgets never fold into one row. ``--wide`` prints one pair of
+typed overrides (``.hydra/overrides.yaml``) touch it, its group's config does not derive it from
+other settings (the graph keys that follow the task's protocol), and the runs of each budget agree
+on it (:func:`budget_keys`); runs of two budgets never fold into one row. ``--wide`` prints one pair of
 every run with every setting that differs among them all (and the ``budget`` column), the columns
 the ``--csv`` file always has. A Hydra multirun writes this report to its sweep directory
 (``report.md``, ``report.csv``) when its jobs end.
@@ -348,7 +349,7 @@ def _hydra_record(path: Path) -> tuple[str | None, list[str] | None]:
         try:  # the C loader where there is one: a hydra.yaml is some 170 lines
             return yaml.load((path / ".hydra" / name).read_text(encoding="utf-8"),
                              Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):  # ValueError: a date such as 2026-13-45
             return None
 
     hydra = load("hydra.yaml")
@@ -361,7 +362,8 @@ def _hydra_record(path: Path) -> tuple[str | None, list[str] | None]:
     return (budget if isinstance(budget, str) and budget else None), overrides
 
 
-BUDGET_DIR = Path(__file__).resolve().parents[1] / "conf" / "budget"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+BUDGET_DIR = CONF_DIR / "budget"
 
 
 @functools.lru_cache(maxsize=None)
@@ -377,6 +379,26 @@ def _budget_sets(name: str) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return ()
     return tuple(flatten(tree)) if isinstance(tree, dict) else ()
+
+
+@functools.lru_cache(maxsize=None)
+def _derived(key: str) -> bool:
+    """Whether a config file of the key's group (``conf/<group>/*.yaml``) gives it as an
+    interpolation (``graph.supernet.steps: ${oc.select:task.protocol.supernet_steps,2000}``): its
+    value then follows other settings too (the task's protocol, ``+task.protocol.seeds=5``), not the
+    budget alone."""
+    import yaml
+
+    group, _, rest = key.partition(".")
+    for path in sorted((CONF_DIR / group).glob("*.yaml")) if rest else ():
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+            return True  # unknown: never folded
+        value = _dig(tree, *rest.split("."))
+        if isinstance(value, str) and "${" in value:
+            return True
+    return False
 
 
 EVERY_KEY = ""  # what an override that may set any key touches
@@ -405,15 +427,18 @@ def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
     """Of the ``varying`` settings, those that vary only with the runs' budget, which a ``budget``
     column then stands for: runs of several budgets, each run's budget and typed overrides known;
     a key that one of those budgets' files sets (``conf/budget/``), no run's overrides touch
-    (``supernet.dim=128``, ``strategy=aging``, ``+experiment=...``), and on which the runs of each
-    budget that read it agree. None otherwise: a user's own override is never hidden."""
+    (``supernet.dim=128``, ``strategy=aging``, ``+experiment=...``), whose group's config does not
+    derive it from other settings (:func:`_derived`: the graph keys that follow the task's protocol),
+    and on which the runs of each budget that read it agree. None otherwise: a user's own override is
+    never hidden."""
     if not budget_column(runs) or any(run.budget is None or run.overrides is None for run in runs):
         return []
     set_by_budgets = {key for name in {run.budget for run in runs} for key in _budget_sets(name)}
     typed = {path for run in runs for override in run.overrides for path in _override_paths(override)}
 
     def of_the_budget(key: str) -> bool:
-        if not any(_touches(path, key) for path in set_by_budgets) or any(_touches(path, key) for path in typed):
+        if (not any(_touches(path, key) for path in set_by_budgets) or any(_touches(path, key) for path in typed)
+                or _derived(key)):
             return False
         values: dict[str, set[str]] = {}
         for run in runs:

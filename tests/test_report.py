@@ -667,6 +667,25 @@ def test_a_run_of_unknown_budget_folds_nothing(tmp_path):
     shutil.rmtree(tmp_path / "x")
     (budget_run(tmp_path / "x", "paper") / ".hydra" / "overrides.yaml").unlink()  # what was typed is not known
     assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
+    # damaged records (YAML reads 2026-13-45 as a date, which fails with a ValueError): not known either
+    (tmp_path / "x" / ".hydra" / "overrides.yaml").write_text("- 2026-13-45\n")
+    (tmp_path / "x" / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      budget: 2026-02-30\n")
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
+
+
+def test_a_setting_that_follows_the_task_protocol_is_not_put_down_to_the_budget(tmp_path):
+    """``graph.supernet.steps`` is the task protocol's (``${oc.select:task.protocol.supernet_steps,2000}``)
+    where no budget sets it: a paper run given ``+task.protocol.supernet_steps=1000`` beside a quick
+    run (500) showed the budget column alone, the override nowhere. The strategy's population,
+    which only the budget sets, is still left out."""
+    graph = {"task.name": "cora", "task.family": "graph"}
+    budget_run(tmp_path / "q", "quick", **graph, **{"graph.supernet.steps": 500})
+    budget_run(tmp_path / "p", "paper", "+task.protocol.supernet_steps=1000", **graph,
+               **{"graph.supernet.steps": 1000})
+    assert section_settings(tmp_path) == ["budget", "graph.supernet.steps"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert per_run.budget_keys == ["strategy.population"]
+    assert [r["graph.supernet.steps"] for r in rows(per_run)] == ["1000", "500"]
 
 
 def test_a_group_override_keeps_its_settings_shown(tmp_path):
