@@ -275,19 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         target = Path(args.target)
         try:
             paths = choose_models(target, args.seed, args.ensemble)
+            if args.override:  # checked whether or not the model needs its run's config: never silently ignored
+                from src.evaluate import run_config
+
+                run_config(target if target.is_dir() else _run_dir_of(target, "--override needs (it sets the "
+                                                                              "run's config)"), args.override)
+            from src.models.saved import GRAPH_FORMAT, read_saved  # torch: after the cheap checks of the input
+
+            graph = read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT
         except AutoAttendError:
             if file_error is not None:  # both wrong: the file is named first, as when it was read first
                 raise file_error from None
             raise
-        if args.override:  # checked whether or not the model needs its run's config: never silently ignored
-            from src.evaluate import run_config
-
-            run_config(target if target.is_dir() else _run_dir_of(target, "--override needs (it sets the run's "
-                                                                          "config)"), args.override)
-        from src.models.saved import GRAPH_FORMAT, read_saved  # torch: after the cheap checks of the input
-
         nodes = None
-        if read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT:
+        if graph:
             if texts or args.file is not None:
                 raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
                                       f"give no texts{' (no --file)' if args.file is not None else ''}")

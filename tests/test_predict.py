@@ -159,6 +159,7 @@ def test_predict_refuses_texts_for_a_graph_model(tmp_path, capsys, monkeypatch):
     (["{tmp}", "text"], "error: {tmp}: not a run directory (expected retrain/seed_<s>/model.pt"),
     (["{tmp}/notes.txt", "text"], "error: {tmp}/notes.txt: not a saved model"),
     (["{tmp}", "--file", "{tmp}/missing.txt"], "error: {tmp}/missing.txt: cannot read"),
+    (["{tmp}/notes.txt", "--file", "{tmp}/missing.txt"], "error: {tmp}/missing.txt: cannot read"),  # not a model
     (["{tmp}", "--file", "{tmp}/notes.txt", "text"], "error: give texts as arguments or --file, not both"),
     (["{tmp}/notes.txt", "--seed", "1", "text"], "error: {tmp}/notes.txt: --seed and --ensemble choose among"),
 ])
