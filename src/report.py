@@ -339,22 +339,30 @@ def _dig(tree: Any, *keys: str) -> Any:
     return tree
 
 
+def _read_yaml(path: Path) -> Any:
+    """``path``'s YAML, or ``None`` where it cannot be read (missing, undecodable, not YAML, or a
+    ``ValueError`` such as the date 2026-13-45)."""
+    import yaml
+
+    try:  # the C loader where there is one: a hydra.yaml is some 170 lines
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _conf_tree(path: Path) -> Any:
+    """A file of the project's own ``conf/``, read once per process (:func:`_read_yaml`)."""
+    return _read_yaml(path)
+
+
 def _hydra_record(path: Path) -> tuple[str | None, list[str] | None]:
     """The run's budget (``hydra.runtime.choices.budget`` in ``.hydra/hydra.yaml``) and the
     overrides typed for it (``.hydra/overrides.yaml``, else ``hydra.overrides.task`` there); ``None``
     for what its records do not say (none written, or damaged: not an error, nothing is folded)."""
-    import yaml
-
-    def load(name: str) -> Any:
-        try:  # the C loader where there is one: a hydra.yaml is some 170 lines
-            return yaml.load((path / ".hydra" / name).read_text(encoding="utf-8"),
-                             Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):  # ValueError: a date such as 2026-13-45
-            return None
-
-    hydra = load("hydra.yaml")
+    hydra = _read_yaml(path / ".hydra" / "hydra.yaml")
     budget = _dig(hydra, "hydra", "runtime", "choices", "budget")
-    overrides = load("overrides.yaml")
+    overrides = _read_yaml(path / ".hydra" / "overrides.yaml")
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         overrides = _dig(hydra, "hydra", "overrides", "task")
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
@@ -370,14 +378,9 @@ BUDGET_DIR = CONF_DIR / "budget"
 def _budget_sets(name: str) -> tuple[str, ...]:
     """The dotted keys ``conf/budget/<name>.yaml`` sets (a ``_global_`` file); none for a budget
     without a readable file there."""
-    import yaml
-
     from src.pipeline.run_settings import flatten
 
-    try:
-        tree = yaml.safe_load((BUDGET_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return ()
+    tree = _conf_tree(BUDGET_DIR / f"{name}.yaml")
     return tuple(flatten(tree)) if isinstance(tree, dict) else ()
 
 
@@ -387,13 +390,10 @@ def _derived(key: str) -> bool:
     interpolation (``graph.supernet.steps: ${oc.select:task.protocol.supernet_steps,2000}``): its
     value then follows other settings too (the task's protocol, ``+task.protocol.seeds=5``), not the
     budget alone."""
-    import yaml
-
     group, _, rest = key.partition(".")
     for path in sorted((CONF_DIR / group).glob("*.yaml")) if rest else ():
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        tree = _conf_tree(path)
+        if tree is None:
             return True  # unknown: never folded
         value = _dig(tree, *rest.split("."))
         if isinstance(value, str) and "${" in value:
