@@ -68,9 +68,10 @@ class Run:
     # an unfinished run's figures so far: its search's best supernet score, the seconds of its stages
     partial: dict[str, Any] = field(default_factory=dict)
     # its budget (conf/budget/<name>.yaml) and the overrides typed for it, from its .hydra/ records
-    # (:func:`_hydra_record`); None where they do not say
+    # and its task's config file (conf/task/<name>.yaml) (:func:`_hydra_record`); None where they do not say
     budget: str | None = None
     overrides: list[str] | None = None
+    task_file: str | None = None
 
     @property
     def entry(self) -> str:
@@ -321,16 +322,14 @@ def load_run(path: Path) -> Run:
     else:  # find_runs lists such a run only once it has finished
         settings = _settings_from_config(path, summary)
     settings = {**settings, **_machine_settings(path)}
-    budget, overrides = _hydra_record(path)
+    record = dict(zip(("budget", "overrides", "task_file"), _hydra_record(path)))
     if summary is not None:
         # a ranking stage added to the finished run, stopped: its summary is the earlier invocation's
         progress = _ranking_progress(path) if (path / "ranking").is_dir() else None
         if progress is not None and progress[0] < progress[1]:
-            return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates",
-                       budget=budget, overrides=overrides)
-        return Run(path, settings, summary, budget=budget, overrides=overrides)
-    return Run(path, settings, None, state=_state(path, settings), partial=_partial(path), budget=budget,
-               overrides=overrides)
+            return Run(path, settings, summary, state=f"ranking {progress[0]}/{progress[1]} candidates", **record)
+        return Run(path, settings, summary, **record)
+    return Run(path, settings, None, state=_state(path, settings), partial=_partial(path), **record)
 
 
 def _dig(tree: Any, *keys: str) -> Any:
@@ -356,18 +355,21 @@ def _conf_tree(path: Path) -> Any:
     return _read_yaml(path)
 
 
-def _hydra_record(path: Path) -> tuple[str | None, list[str] | None]:
-    """The run's budget (``hydra.runtime.choices.budget`` in ``.hydra/hydra.yaml``) and the
-    overrides typed for it (``.hydra/overrides.yaml``, else ``hydra.overrides.task`` there); ``None``
-    for what its records do not say (none written, or damaged: not an error, nothing is folded)."""
+def _hydra_record(path: Path) -> tuple[str | None, list[str] | None, str | None]:
+    """The run's budget (``hydra.runtime.choices.budget`` in ``.hydra/hydra.yaml``), the overrides
+    typed for it (``.hydra/overrides.yaml``, else ``hydra.overrides.task`` there) and its task's file
+    (``choices.task``); ``None`` for what its records do not say (none written, or damaged: not an
+    error, nothing is folded)."""
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml")
-    budget = _dig(hydra, "hydra", "runtime", "choices", "budget")
+    choice = functools.partial(_dig, hydra, "hydra", "runtime", "choices")
+    budget, task_file = choice("budget"), choice("task")
     overrides = _read_yaml(path / ".hydra" / "overrides.yaml")
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         overrides = _dig(hydra, "hydra", "overrides", "task")
     if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         overrides = None
-    return (budget if isinstance(budget, str) and budget else None), overrides
+    return ((budget if isinstance(budget, str) and budget else None), overrides,
+            (task_file if isinstance(task_file, str) and task_file else None))
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -401,6 +403,41 @@ def _derived(key: str) -> bool:
     return False
 
 
+_ABSENT = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return b is not _ABSENT and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _budget_settings(entry: str, task_file: str | None, budget: str) -> dict[str, Any] | None:
+    """The settings (flat, canonical, as ``run_settings.json`` holds them) of ``python -m
+    src.<entry> +task=<task_file> budget=<budget>`` with nothing else typed, composed from the
+    project's ``conf/`` as it is now; ``None`` where that cannot be composed (an unknown entry, task
+    or budget, a config that needs a setting typed)."""
+    if entry not in ("search", "retrain") or task_file is None:
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from omegaconf.errors import OmegaConfBaseException
+
+    import src.pipeline.config  # noqa: F401  (registers the resolver conf/ uses)
+    from src.pipeline.run_settings import run_settings
+
+    outer = get_gh_backup()  # inside a Hydra app (a multirun's report): its state is put back after
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return canonical(run_settings(compose(entry, [f"+task={task_file}", f"budget={budget}"]), entry))
+    except (HydraException, OmegaConfBaseException, ValueError, KeyError):
+        return None
+    finally:
+        restore_gh_from_backup(outer)
+
+
 EVERY_KEY = ""  # what an override that may set any key touches
 
 
@@ -429,9 +466,14 @@ def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
     a key that one of those budgets' files sets (``conf/budget/``), no run's overrides touch
     (``supernet.dim=128``, ``strategy=aging``, ``+experiment=...``), whose group's config does not
     derive it from other settings (:func:`_derived`: the graph keys that follow the task's protocol),
-    and on which the runs of each budget that read it agree. None otherwise: a user's own override is
-    never hidden."""
+    on which every run that reads it has the value its budget and task give with nothing typed
+    (:func:`_budget_settings`: the records of runs from before ``a18b2db`` may be those of a refused
+    re-run, not of the run) and on which the runs of each budget that read it agree. None otherwise: a
+    user's own override is never hidden."""
     if not budget_column(runs) or any(run.budget is None or run.overrides is None for run in runs):
+        return []
+    expected = {id(run): _budget_settings(run.entry, run.task_file, run.budget) for run in runs}
+    if any(values is None for values in expected.values()):
         return []
     set_by_budgets = {key for name in {run.budget for run in runs} for key in _budget_sets(name)}
     typed = {path for run in runs for override in run.overrides for path in _override_paths(override)}
@@ -443,6 +485,8 @@ def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
         values: dict[str, set[str]] = {}
         for run in runs:
             if key in run.settings and reads(run, key):
+                if not _same(run.settings[key], expected[id(run)].get(key, _ABSENT)):
+                    return False  # not what its budget gives, whatever its records say was typed
                 values.setdefault(run.budget, set()).add(json.dumps(run.settings[key], sort_keys=True))
         return all(len(seen) == 1 for seen in values.values())
 

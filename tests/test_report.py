@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from src.report import find_runs, load_run, main, report, varying_keys, write_sweep_report
+from src.report import CONF_DIR, _budget_settings, find_runs, load_run, main, report, varying_keys, write_sweep_report
 from src.utils.errors import AutoAttendError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -597,19 +597,21 @@ def test_runs_of_one_family_print_as_before(tmp_path, capsys):
     assert capsys.readouterr().out == narrow and "## " not in narrow
 
 
-# settings as budget=quick and budget=paper (the defaults) set them (conf/budget/quick.yaml)
+# settings as budget=quick and budget=paper (the defaults) set them for +task=sst2 (conf/budget/quick.yaml;
+# paper: the groups' defaults, conf/retrain/default.yaml's 5 seeds)
 BUDGETS = {"quick": {**TEXT, "supernet.dim": 32, "retrain.seeds": 2, "strategy.population": 100},
-           "paper": {**TEXT, "supernet.dim": 64, "retrain.seeds": 10, "strategy.population": 500}}
+           "paper": {**TEXT, "supernet.dim": 64, "retrain.seeds": 5, "strategy.population": 500}}
 
 
 def budget_run(path: Path, budget: str, *overrides: str, test: float = 0.75, **settings) -> Path:
     """A run of ``budget`` (its settings, updated by ``settings``) with the ``.hydra/`` records a run
     writes: ``hydra.yaml`` naming its budget, and the ``overrides`` typed after ``+task=sst2 budget=...``."""
     run = write_run(path, {**BUDGETS[budget], **settings}, test=test)
+    task = settings.get("task.name", "sst2")
     (run / ".hydra").mkdir()
     (run / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    choices:\n      budget: {budget}\n"
-                                               "      task: sst2\n")
-    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ("+task=sst2", f"budget={budget}",
+                                               f"      task: {task}\n")
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in (f"+task={task}", f"budget={budget}",
                                                                                   *overrides)))
     return run
 
@@ -645,14 +647,45 @@ def test_runs_of_several_budgets_get_a_budget_column_instead_of_its_settings(tmp
 
 
 def test_a_setting_a_run_was_given_is_shown_beside_the_budget(tmp_path):
-    """A user's own override (``supernet.dim=128`` in one paper run; ``++retrain.seeds=10``, the
+    """A user's own override (``supernet.dim=128`` in one paper run; ``++retrain.seeds=5``, the
     budget's value) is never hidden behind the budget column."""
     budget_run(tmp_path / "q", "quick")
     budget_run(tmp_path / "p0", "paper")
-    budget_run(tmp_path / "p1", "paper", "supernet.dim=128", "++retrain.seeds=10", **{"supernet.dim": 128})
+    budget_run(tmp_path / "p1", "paper", "supernet.dim=128", "++retrain.seeds=5", **{"supernet.dim": 128})
     assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds"]
     ((_, per_run, _),) = report([tmp_path]).sections
     assert [r["supernet.dim"] for r in rows(per_run)] == ["64", "128", "32"]
+
+
+def test_a_setting_other_than_its_budget_gives_is_shown_whatever_the_records_say(tmp_path):
+    """Before ``a18b2db`` a refused re-run rewrote a finished run's ``.hydra/`` records: a quick run
+    given ``supernet.dim=48`` could then record no override at all. Its 48 is not what
+    ``budget=quick`` gives (32), so it is shown, beside the keys that do follow the budget; the same
+    for a paper run whose ``retrain.seeds`` (7) no budget gives. A run whose budget and task
+    cannot be composed (``conf/budget/huge.yaml`` does not exist) folds nothing."""
+    budget_run(tmp_path / "q0", "quick")
+    budget_run(tmp_path / "q1", "quick", **{"supernet.dim": 48})
+    budget_run(tmp_path / "p", "paper")
+    assert section_settings(tmp_path) == ["budget", "supernet.dim"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert per_run.budget_keys == ["retrain.seeds", "strategy.population"]
+    assert [r["supernet.dim"] for r in rows(per_run)] == ["64", "32", "48"]
+    shutil.rmtree(tmp_path / "q1")
+    budget_run(tmp_path / "p1", "paper", **{"retrain.seeds": 7})
+    assert section_settings(tmp_path) == ["budget", "retrain.seeds"]
+    shutil.rmtree(tmp_path / "p1")
+    # as a multirun's report is, inside a Hydra app: the app's own Hydra is left as it was
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    _budget_settings.cache_clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR / "task"), version_base="1.3"):
+        assert section_settings(tmp_path) == ["budget"]  # composed there too: every difference folded
+        assert GlobalHydra.instance().is_initialized() and compose("cora")["name"] == "cora"
+    huge = budget_run(tmp_path / "h", "paper")
+    (huge / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      budget: huge\n"
+                                                "      task: sst2\n")
+    assert section_settings(tmp_path) == ["budget", "supernet.dim", "retrain.seeds", "strategy.population"]
 
 
 def test_a_run_of_unknown_budget_folds_nothing(tmp_path):
