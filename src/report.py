@@ -17,8 +17,9 @@ Runs of several budgets (``budget=quick``, ``paper``: ``.hydra/hydra.yaml``) get
 column, which stands for the settings that differ only with it: left out where every run's
 ``.hydra/`` records name its budget, a budget's file (``conf/budget/``) sets the setting, no run's
 typed overrides (``.hydra/overrides.yaml``) touch it, its group's config does not derive it from
-other settings (the graph keys that follow the task's protocol), and the runs of each budget agree
-on it (:func:`budget_keys`); runs of two budgets never fold into one row. ``--wide`` prints one pair of
+other settings (the graph keys that follow the task's protocol), each run's value is the one its
+budget and task compose to with nothing typed, and the runs of each budget agree on it
+(:func:`budget_keys`); runs of two budgets never fold into one row. ``--wide`` prints one pair of
 every run with every setting that differs among them all (and the ``budget`` column), the columns
 the ``--csv`` file always has. A Hydra multirun writes this report to its sweep directory
 (``report.md``, ``report.csv``) when its jobs end.
