@@ -198,3 +198,49 @@ def test_a_restart_the_system_refuses_runs_on_with_the_system_malloc(monkeypatch
     allocator.entry_point_preload()  # returns: the command goes on
     assert capsys.readouterr().err == (f"note: could not restart with {lib} preloaded (Operation not permitted); "
                                        "running with the system malloc\n")
+
+
+def test_an_empty_choice_is_auto_a_relative_path_is_a_file_and_off_linux_auto_is_nothing(monkeypatch, tmp_path):
+    """``AUTOATTEND_ALLOCATOR=`` (empty or blanks, as ``make`` passes an unset variable) means
+    ``auto``; a relative path (``libs/libx.so``) is a library file, not an allocator name; on another
+    system ``auto`` preloads nothing and a named allocator is refused."""
+    monkeypatch.setattr(allocator, "find", lambda name: {"mimalloc": "/x/libmimalloc.so", "jemalloc": None}[name])
+    for empty in ("", "  "):
+        monkeypatch.setenv(allocator.ENV, empty)
+        assert allocator.preload() == "/x/libmimalloc.so"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "libs").mkdir()
+    (tmp_path / "libs" / "libx.so").write_bytes(b"")
+    assert allocator.preload("libs/libx.so") == "libs/libx.so"
+    with pytest.raises(allocator.AllocatorError, match="AUTOATTEND_ALLOCATOR=libs/liby.so: no such file"):
+        allocator.preload("libs/liby.so")
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    assert allocator.preload("auto") == ""
+    with pytest.raises(allocator.AllocatorError,
+                       match="AUTOATTEND_ALLOCATOR=jemalloc: preloading an allocator is supported on Linux only"):
+        allocator.preload("jemalloc")
+
+
+def test_find_takes_the_pip_wheels_mimalloc_first_and_a_folder_is_no_library(monkeypatch, tmp_path):
+    """``find("mimalloc")`` is the ``cmeel-mimalloc`` wheel's library where it is installed, else the
+    system's; the other names ask the system only; a folder given as the library is refused."""
+    import ctypes.util
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.sys")
+    monkeypatch.setattr(allocator, "_pip_mimalloc", lambda: "/venv/libmimalloc.so")
+    assert allocator.find("mimalloc") == "/venv/libmimalloc.so"
+    assert allocator.find("jemalloc") == "libjemalloc.so.sys"
+    monkeypatch.setattr(allocator, "_pip_mimalloc", lambda: None)
+    assert allocator.find("mimalloc") == "libmimalloc.so.sys"
+    with pytest.raises(allocator.AllocatorError, match="unknown allocator 'ptmalloc3'"):
+        allocator.find("ptmalloc3")
+    with pytest.raises(allocator.AllocatorError, match=f"AUTOATTEND_ALLOCATOR={tmp_path}: no such file"):
+        allocator.preload(str(tmp_path))
+
+
+def test_active_names_an_allocator_only_for_its_own_library():
+    """A mapped library whose name merely contains an allocator's (a profiler's shim) is not it."""
+    maps = ("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+            "7f02-7f03 r-xp 00000000 08:01 2 /venv/site-packages/_jemalloc_stats.cpython-311.so\n")
+    assert allocator.active(maps) == "system malloc"
+    assert allocator.active(maps + "7f04-7f05 r-xp 0 08:01 3 /usr/lib/libtcmalloc_minimal.so.4\n") == "tcmalloc"

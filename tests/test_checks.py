@@ -200,6 +200,19 @@ def test_arch_names_a_file_a_search_run_directory_or_a_built_in(tmp_path):
                               f"arch={results}")
     with pytest.raises(AutoAttendError, match="no architecture given: add arch=<name or path> .built-ins: .*published_sst5"):
         arch_file(None)
+    with pytest.raises(AutoAttendError, match="no architecture given: add arch=<name or path>"):
+        arch_file("  ")  # blanks only (make retrain ARCH=" "): no name, not a file called "  "
+
+
+def test_arch_may_name_a_file_under_the_home_folder(tmp_path, monkeypatch):
+    """``arch=~/archs/mine.yaml``, as a shell leaves it inside a Hydra override, is the user's file."""
+    from src.pipeline.config import arch_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mine = tmp_path / "archs" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("layers: []\n")
+    assert arch_file("~/archs/mine.yaml") == mine
 
 
 def test_retrain_needs_at_least_one_seed_and_search_may_skip_retraining():
@@ -663,6 +676,40 @@ def test_the_table_commands_say_a_refused_file_in_one_line(capsys):
         assert str(user_error_behind(outer)).startswith("/cache/y: Permission denied; check its permissions")
 
 
+def test_every_refusal_of_the_machine_is_one_line_naming_the_file_also_behind_an_implicit_chain():
+    """Permission (EACCES, EPERM), read-only, full-disk and quota errors about a file are one line
+    naming it, with the OS's words and what to do; one without a file name is not; an error raised
+    while handling the refusal (``__context__``, no ``from``) is traced back to it too."""
+    import errno
+
+    from src.utils.errors import AutoAttendError, machine_error, user_error_behind
+
+    hints = {errno.EACCES: "check its permissions for the user running this", errno.EPERM: "check its permissions",
+             errno.EROFS: "a read-only file system: point paths.cache_dir",
+             errno.ENOSPC: "the disk is full: free some space",
+             errno.EDQUOT: "the disk quota is used up: free some space, or point the paths elsewhere"}
+    for code, hint in hints.items():
+        refused = machine_error(OSError(code, "refused", "/data/x"))
+        assert isinstance(refused, AutoAttendError) and str(refused).startswith(f"/data/x: refused; {hint}"), code
+    assert machine_error(OSError(errno.EACCES, "Permission denied")) is None
+    assert machine_error(OSError(errno.ENOENT, "No such file", "/data/x")) is None
+    assert machine_error(ValueError("no OSError")) is None
+    try:
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied", "/cache/z")
+        except PermissionError:
+            raise RuntimeError("a library's handler failing in turn")
+    except RuntimeError as outer:
+        assert str(user_error_behind(outer)).startswith("/cache/z: Permission denied; check its permissions")
+    try:
+        try:
+            raise AutoAttendError("data/x.csv: bad row")
+        except AutoAttendError:
+            raise KeyError("wrapped")
+    except KeyError as outer:
+        assert str(user_error_behind(outer)) == "data/x.csv: bad row"
+
+
 def test_a_setting_of_the_other_family_is_only_a_warning_in_a_multirun(monkeypatch, caplog):
     """In a sweep over tasks of both families (``-m +task=sst2,cora retrain.seeds=3``) a text
     setting is meant for the text jobs: the graph job warns instead of failing."""
@@ -822,6 +869,7 @@ def test_an_architecture_files_settings_are_read_for_its_task(tmp_path):
     assert read_arch(str(tmp_path / "null.yaml"), "cora").hparams is None
     assert not read_arch(str(tmp_path / "null.yaml"), "cora").carries
     assert read_arch(str(tmp_path / "per_task.yaml"), "cora").hparams == {"lr": 0.01}
+    assert read_arch(str(tmp_path / "per_task.yaml"), "sst2").carries  # a text run refuses them, for any task
     assert read_arch(str(tmp_path / "per_task.yaml"), "citeseer").hparams is None
     text = tmp_path / "text.yaml"
     text.write_text((ARCH_DIR / "published_sst5.yaml").read_text() + "hparams:\n  lrr: 0.1\n")
@@ -858,3 +906,27 @@ def test_parse_workers_refuses_booleans():
         with pytest.raises(ValueError, match="must be 'auto' or an integer >= 1"):
             parse_workers(bad, "k")
     assert parse_workers(" 3 ") == 3 and parse_workers("auto") is None
+
+
+def test_an_architecture_files_task_entries_override_and_are_checked_naming_file_and_key(tmp_path):
+    """``task_hparams.<task>`` overrides ``hparams`` for that task only; an unknown settings key, a
+    task entry that is no mapping, or a ``task_arch`` that is no mapping is one error naming the file
+    and the key; an invalid ``task_arch.<task>`` architecture names that entry."""
+    path = tmp_path / "arch.yaml"
+    arch = "arch:\n  layers:\n    - {kind: add, q_src: 0, q_op: gcn, k_src: 0, k_op: zero}\n"
+    path.write_text(arch + "hparams: {lr: 0.01, epochs: 5}\ntask_hparams:\n  cora: {lr: 0.005}\n")
+    assert read_arch(str(path), "cora").hparams == {"lr": 0.005, "epochs": 5}
+    assert read_arch(str(path), "citeseer").hparams == {"lr": 0.01, "epochs": 5}
+    refusals = {
+        "hparams: {lrr: 0.1}\n": "unknown hparams key 'lrr'; expected some of ('hidden',",
+        "task_hparams:\n  cora: [1, 2]\n": "hparams and task_hparams.<task> must be mappings of settings",
+        "task_arch: [1, 2]\n": "task_arch must map task names to architectures",
+        "task_arch:\n  cora:\n    layers:\n      - {kind: add, q_src: x, q_op: gcn, k_src: 0, k_op: zero}\n":
+            "task_arch.cora: invalid architecture (layer 0",
+        "zz: 1\naa: 2\n": "unknown top-level key 'aa'; expected some of layers, arch",
+    }
+    for tail, needle in refusals.items():
+        path.write_text(arch + tail)
+        with pytest.raises(AutoAttendError) as err:
+            read_arch(str(path), "cora").hparams
+        assert str(err.value).startswith(f"{path}") and needle in str(err.value), (tail, str(err.value))

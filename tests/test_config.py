@@ -247,3 +247,91 @@ def test_sweep_job_folder_names_stay_one_folder_within_the_name_limit():
         assert subdir == "${job_folder:${hydra.job.override_dirname},${hydra.job.num}}"
     assert job_folder_name("seed=1", 4) == "seed=1"  # no job number: a re-run of the sweep finds its folder
     assert job_folder_name("", 4) == "4"  # no overrides to name the job by
+
+
+def test_a_timing_record_of_another_shape_is_unreadable_and_restarts_the_count(tmp_path, caplog):
+    """``timing.json`` without its keys, or with seconds that are no mapping of numbers, is read as
+    no record (the count restarts, with the warning), never a traceback."""
+    from src.pipeline.config import Timer, read_timing
+
+    path = tmp_path / Timer.FILE
+    for text in ('{"invocations": 2}', '{"seconds": {"data": 1.0}}', '{"seconds": [1, 2], "invocations": 2}',
+                 '{"seconds": {"data": "x"}, "invocations": 1}', "[]", "{not json"):
+        path.write_text(text)
+        assert read_timing(path) is None, text
+        timer = Timer(path)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            with timer("data"):
+                pass
+        assert list(timer.totals) == ["data"] and timer.invocations == 1, text
+        assert caplog.messages == [f"{path} is unreadable: the run's time is counted from this invocation on"], text
+    fresh = Timer(tmp_path / "new" / Timer.FILE)  # a first invocation: nothing to say
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        with fresh("data"):
+            pass
+    assert caplog.messages == [] and fresh.invocations == 1
+    path.write_text('{"seconds": {"data": 2, "search": 3.5}, "invocations": "2"}')
+    assert read_timing(path) == ({"data": 2.0, "search": 3.5}, 2)
+
+
+def test_stage_seconds_leave_out_their_asides_add_up_and_a_refusable_stage_counts_unless_refused(monkeypatch,
+                                                                                                tmp_path):
+    """On a fake clock: the time set aside inside a stage (every aside, not only the last) counts
+    for the aside's stage only, a later stage is not charged for it, a stage run twice adds up; a
+    refusable stage ended by something other than a user error (Ctrl-C) is recorded like any stage;
+    once a stage has ended, ``note_computing`` marks no timer."""
+    import json as _json
+    import time as _time
+
+    from src.pipeline.config import Timer, note_computing
+
+    now = [100.0]
+    monkeypatch.setattr(_time, "perf_counter", lambda: now[0])
+    timer = Timer(None)
+    with timer("data"):
+        with timer.aside("build"):
+            now[0] += 4
+        with timer.aside("build"):
+            now[0] += 3
+        now[0] += 2
+    assert timer.seconds == {"data": 2.0, "build": 7.0}
+    with timer("supernet"):
+        now[0] += 5
+    with timer("supernet"):
+        now[0] += 1
+    assert timer.seconds == {"data": 2.0, "build": 7.0, "supernet": 6.0} and timer.wall_seconds == 15.0
+    note_computing()
+    assert Timer.current is None and not timer.computed
+    path = tmp_path / Timer.FILE
+    stopped = Timer(path)
+    with pytest.raises(KeyboardInterrupt):
+        with stopped("data", refusable=True):
+            now[0] += 8
+            raise KeyboardInterrupt
+    assert stopped.seconds == {"data": 8.0}
+    assert _json.loads(path.read_text()) == {"seconds": {"data": 8.0}, "invocations": 1}
+
+
+def test_a_sweep_job_folder_name_is_cut_only_past_the_limit_and_its_digest_tells_paths_apart():
+    """A name of exactly :data:`JOB_NAME_MAX` characters is kept as written; two long override lists
+    that differ only in ``/`` against ``_`` (the same folder name once ``/`` is replaced) still get
+    folders of their own: the digest is of the overrides as given."""
+    from src.pipeline.config import JOB_NAME_MAX, job_folder_name
+
+    exact = "seed=" + "1" * (JOB_NAME_MAX - 5)
+    assert job_folder_name(exact) == exact
+    assert len(job_folder_name(exact + "2")) == JOB_NAME_MAX and job_folder_name(exact + "2") != exact[:JOB_NAME_MAX]
+    long = ",".join(f"supernet.key_{i}={i}" for i in range(10))
+    slash, underscore = job_folder_name(long + ",task.path=/d/x.csv"), job_folder_name(long + ",task.path=_d_x.csv")
+    assert slash != underscore and slash[:JOB_NAME_MAX - 11] == underscore[:JOB_NAME_MAX - 11]
+
+
+def test_help_lists_the_config_groups_in_order_with_their_options():
+    """The ``group: option, ...`` lines of ``--help`` (``${config_groups:...}``), groups and options sorted."""
+    from src.pipeline.config import config_groups_help
+
+    lines = config_groups_help("task", "hardware", "budget").splitlines()
+    assert [line.split(":")[0] for line in lines] == ["budget", "hardware", "task"]
+    assert lines[1] == "hardware: auto, cpu, gpu" and lines[2].startswith("task: agnews, amazon2")

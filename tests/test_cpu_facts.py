@@ -114,3 +114,61 @@ def test_a_failed_data_preparation_run_is_one_error_line_and_writes_no_figures(t
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"error: the cold run of the data preparation failed ({how}); no figures written\n"
     assert not out.exists()
+
+
+def test_only_the_first_processor_counts_and_describe_says_what_it_lacks():
+    """A later processor's fields are not mixed into the first's (a chip whose first block lacks
+    flags reports none); ``describe`` says ``model ?`` and ``unknown CPU`` for what is missing and
+    leaves out an empty flag list."""
+    facts = parse_cpuinfo("processor\t: 0\ncpu family\t: 6\n\nprocessor\t: 1\nmodel\t\t: 85\nflags\t\t: avx2 fma\n")
+    assert facts == {"family": 6, "isa": []}
+    facts["torch_capability"] = "AVX2"
+    assert describe(facts) == "unknown CPU (family 6, model ?; torch AVX2)"
+    assert parse_cpuinfo("vendor_id\t: X\ncpu family\t: 0x19\nmodel\t\t: 17\n") == {
+        "vendor": "X", "family": "0x19", "model": 17, "isa": []}
+
+
+def test_the_memory_limits_stop_at_the_cgroup_root_and_kib_are_1024_bytes(tmp_path, monkeypatch):
+    """A ``memory.max`` above the cgroup root (no control group's) is not read; Linux's ``kB`` and
+    ``ru_maxrss`` are KiB."""
+    import resource
+    from types import SimpleNamespace
+
+    from src.utils.memory import _cgroup_limits, kib_to_bytes, peak_rss_bytes
+
+    root = tmp_path / "cgroup"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "memory.max").write_text("3000\n")
+    (tmp_path / "memory.max").write_text("10\n")  # outside the hierarchy
+    assert _cgroup_limits("0::/a\n", root) == [3000]
+    assert kib_to_bytes(2) == 2048
+    monkeypatch.setattr(resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=3))
+    assert peak_rss_bytes() == 3072
+
+
+def test_without_proc_cpuinfo_the_processor_name_comes_before_the_machine_type(tmp_path, monkeypatch):
+    monkeypatch.setattr(platform, "processor", lambda: "Intel64 Family 6 Model 85")
+    monkeypatch.setattr(platform, "machine", lambda: "AMD64")
+    assert cpu_facts(tmp_path / "missing")["model_name"] == "Intel64 Family 6 Model 85"
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_facts(tmp_path / "missing")["model_name"] == "AMD64"
+
+
+def test_the_machines_memory_is_the_lowest_of_physical_memory_and_the_cgroup_limits(monkeypatch):
+    import os
+
+    import src.utils.memory as memory
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1000}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(memory, "_cgroup_limits", lambda text: [9_000_000, 2_000_000])
+    assert memory.machine_memory_bytes() == 2_000_000
+    monkeypatch.setattr(memory, "_cgroup_limits", lambda text: [9_000_000])
+    assert memory.machine_memory_bytes() == 4_096_000
+
+    def unknown(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(os, "sysconf", unknown)
+    monkeypatch.setattr(memory, "_cgroup_limits", lambda text: [])
+    assert memory.machine_memory_bytes() is None

@@ -307,3 +307,38 @@ def test_a_state_saved_under_other_settings_is_refused():
         assert resumed.state_dict() == strategy.state_dict()
         del state["settings"]
         make(**other).load_state_dict(state)
+
+
+def test_the_search_space_and_strategy_are_those_the_config_names():
+    """``search_space`` and ``search_strategy`` carry every setting of the config over: the priors
+    off, aging's tournament size and mutation rate (not the defaults)."""
+    from src.pipeline.config import search_space, search_strategy
+    from tests.conftest import compose_config
+
+    cfg = compose_config("search", ["+task=sst2", "space.num_layers=3", "space.priors=false", "strategy=aging",
+                                    "strategy.population=20", "strategy.sample_size=7", "strategy.mutation_rate=0.5",
+                                    "strategy.budget=40"])
+    space = search_space(cfg)
+    assert (space.num_layers, space.priors) == (3, False)
+    strategy = search_strategy(cfg, space)
+    assert strategy.name == "aging"
+    assert strategy.settings() == {"population": 20, "sample_size": 7, "budget": 40, "mutation_rate": 0.5}
+
+
+def test_a_budget_of_exactly_the_spaces_size_is_accepted_and_a_default_budget_names_its_settings():
+    """The refusal is for more distinct architectures than the space holds (155 at one text layer):
+    all 155 may be scored. A random search's budget left to its default (population + rounds x
+    parents) is lowered through those settings, not ``strategy.budget``."""
+    from src.pipeline.config import search_space, search_strategy
+    from src.utils.errors import AutoAttendError
+    from tests.conftest import compose_config
+
+    cfg = compose_config("search", ["+task=sst2", "space.num_layers=1", "strategy=random", "strategy.budget=155"])
+    space = search_space(cfg)
+    assert space.size() == 155 and search_strategy(cfg, space).budget == 155
+    cfg = compose_config("search", ["+task=sst2", "space.num_layers=1", "strategy=random", "strategy.population=200"])
+    with pytest.raises(AutoAttendError) as refused:
+        search_strategy(cfg, search_space(cfg))
+    assert str(refused.value) == (
+        "strategy=random would score 700 distinct architectures but the space holds 155 (space.num_layers=1): "
+        "raise space.num_layers or lower strategy.population, strategy.rounds, strategy.parents")
