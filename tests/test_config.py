@@ -335,3 +335,21 @@ def test_help_lists_the_config_groups_in_order_with_their_options():
     lines = config_groups_help("task", "hardware", "budget").splitlines()
     assert [line.split(":")[0] for line in lines] == ["budget", "hardware", "task"]
     assert lines[1] == "hardware: auto, cpu, gpu" and lines[2].startswith("task: agnews, amazon2")
+
+
+def test_a_sweep_job_folder_name_of_non_ascii_values_stays_within_the_name_limit_in_bytes(tmp_path):
+    """The file system's limit is 255 bytes: 90 CJK characters (270 bytes in UTF-8) were kept as
+    written, under the 120-character limit, and the job failed with ``File name too long`` (as did a
+    long name cut at 109 such characters). A name the file system takes is kept as it was named
+    (a re-run of the sweep finds its folder); a cut one ends on a whole character."""
+    from src.pipeline.config import job_folder_name
+
+    assert job_folder_name("task.path=" + "評" * 40) == "task.path=" + "評" * 40  # 130 bytes: as before
+    for overrides in ("task.path=" + "評" * 90, "task.path=_" + "評" * 120, "seed=1,task.path=_d_" + "ü" * 200):
+        name = job_folder_name(overrides)
+        assert len(name.encode("utf-8")) <= 255 and name.startswith(overrides[:10]), overrides
+        (tmp_path / name).mkdir()
+    assert job_folder_name("task.path=" + "評" * 90) == "task.path=" + "評" * 78 + "-" + \
+        job_folder_name("task.path=" + "評" * 90)[-10:]
+    assert job_folder_name("task.path=_" + "評" * 120).startswith("task.path=_" + "評" * 77 + "-")
+    assert job_folder_name("task.path=" + "評" * 90) != job_folder_name("task.path=" + "評" * 91)

@@ -27,23 +27,28 @@ from src.utils.io import atomic_write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
-JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written (file names stop at 255 bytes)
+JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written
+NAME_BYTES_MAX = 255  # bytes of a file name (UTF-8), the limit of Linux's and macOS's file systems
 
 
 def job_folder_name(overrides: str, job_num: int | str = 0) -> str:
     """A sweep job's folder name from Hydra's ``override_dirname`` (``a=1,b=2``): as it is, except
     that a ``/`` (a path in a value, which would nest folders) becomes ``_``, and a name longer
-    than :data:`JOB_NAME_MAX` is cut there and ends with a digest of the whole (unique, and within
-    the file system's limit on a name). No job number in front, so that a sweep re-run in its
-    folder with other swept values (``seed=0,1`` then ``seed=1,2``) finds the jobs it already has;
-    the job number only where there are no overrides to name the job by."""
+    than :data:`JOB_NAME_MAX` characters is cut there and ends with a digest of the whole (unique,
+    and within the file system's limit on a name, :data:`NAME_BYTES_MAX` bytes: a value in another
+    script takes two to four UTF-8 bytes a character, so such a name is cut shorter where it has
+    to be, on a whole character; a name the file system takes is kept as before). No job number in
+    front, so that a sweep re-run in its folder with other swept values (``seed=0,1`` then
+    ``seed=1,2``) finds the jobs it already has; the job number only where there are no overrides to
+    name the job by."""
     name = overrides.replace("/", "_")
     if not name:
         return str(job_num)
-    if len(name) <= JOB_NAME_MAX:
+    if len(name) <= JOB_NAME_MAX and len(name.encode("utf-8")) <= NAME_BYTES_MAX:
         return name
     digest = hashlib.sha1(overrides.encode("utf-8")).hexdigest()[:10]
-    return f"{name[:JOB_NAME_MAX - 11]}-{digest}"
+    head = name[:JOB_NAME_MAX - 11].encode("utf-8")[:NAME_BYTES_MAX - 11].decode("utf-8", "ignore")  # whole characters
+    return f"{head}-{digest}"
 
 
 def sweep_excluded_keys(*, _root_: DictConfig) -> list[str]:
