@@ -220,9 +220,16 @@ def text_figures(cfg: DictConfig) -> dict:
 
 
 def graph_figures_if_available(cfg: DictConfig) -> dict:
+    """The graph figures, or ``None`` for each with a note where PyG (imported by the graph code
+    only when it runs) or the graph bench cannot be imported: the text figures are still written."""
+    import importlib.util
+
     try:
         from src.bench_graph import graph_figures
+        installed = importlib.util.find_spec("torch_geometric") is not None
     except ImportError:
+        installed = False
+    if not installed:
         return {"graph_supernet_step_s": None, "graph_candidate_score_s": None,
                 "graph_note": "graph half not installed"}
     return graph_figures(cfg.paths.data_dir, reps=cfg.bench.reps, warmup=cfg.bench.warmup, seed=cfg.seed,
