@@ -28,18 +28,28 @@ from src.space import Architecture  # noqa: E402
 BASE = dict(hidden=64, dropout=0.6, attn_dropout=0.6, act="elu", readout="last", stem="none", lr=5e-3,
             weight_decay=5e-4, epochs=300)
 
-torch.set_num_threads(1)
-logging.disable(logging.WARNING)
-with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-    cfg = compose("retrain", ["+task=cora", f"paths.data_dir={os.environ['AUTOATTEND_DATA_DIR']}", "hardware=cpu"])
-dm = build_datamodule(cfg)
-for spec in yaml.safe_load(open(sys.argv[1])):
-    arch = Architecture.from_dict({"layers": spec["layers"]})
-    hp = {**_child_settings(cfg, None), **BASE, **spec.get("hp", {})}
-    start, vals, tests = time.time(), [], []
-    for seed in range(int(sys.argv[2])):
-        chosen = fit_child(cfg, arch, dm, hp, seed, Path("/tmp/cora_probe"), f"s{seed}").selected()
-        vals.append(chosen["val_acc"])
-        tests.append(chosen["test_acc"])
-    print(f"{spec['name']:40s} val {100 * statistics.mean(vals):.2f} test {100 * statistics.mean(tests):.2f} "
-          f"+- {100 * statistics.pstdev(tests):.2f}  ({time.time() - start:.0f}s)", flush=True)
+def main(specs_file: str, seeds: int, own_keys: tuple[str, ...] = (), on_spec=None) -> None:
+    """Each spec's line. ``own_keys``: keys of a caller's ``hp`` kept from the pipeline and handed,
+    with their values, to ``on_spec`` before the spec's seeds run (``probe_recipe.py``)."""
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("retrain", ["+task=cora", f"paths.data_dir={os.environ['AUTOATTEND_DATA_DIR']}", "hardware=cpu"])
+    dm = build_datamodule(cfg)
+    for spec in yaml.safe_load(open(specs_file)):
+        arch = Architecture.from_dict({"layers": spec["layers"]})
+        given = spec.get("hp", {})
+        if on_spec is not None:
+            on_spec({k: given[k] for k in own_keys if k in given})
+        hp = {**_child_settings(cfg, None), **BASE, **{k: v for k, v in given.items() if k not in own_keys}}
+        start, vals, tests = time.time(), [], []
+        for seed in range(seeds):
+            chosen = fit_child(cfg, arch, dm, hp, seed, Path("/tmp/cora_probe"), f"s{seed}").selected()
+            vals.append(chosen["val_acc"])
+            tests.append(chosen["test_acc"])
+        print(f"{spec['name']:40s} val {100 * statistics.mean(vals):.2f} test {100 * statistics.mean(tests):.2f} "
+              f"+- {100 * statistics.pstdev(tests):.2f}  ({time.time() - start:.0f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

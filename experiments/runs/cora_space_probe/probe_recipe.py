@@ -25,29 +25,18 @@ validation epoch) are the pipeline's (conf/graph/default.yaml). Prints mean best
 accuracy and test accuracy at that epoch (mean +- population std). A diagnosis tool: it reads test
 accuracy, so nothing it prints may select a reported model.
 """
-import logging
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import probe  # noqa: E402  (puts the repository root on sys.path too)
 import torch  # noqa: E402
-import yaml  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 import src.pipeline.graph_stages as graph_stages  # noqa: E402
 from src.lit.graph_modules import GraphChildModule  # noqa: E402
 from src.models.graph import GraphNet, graph_child_op_keys  # noqa: E402
-from src.pipeline.common import build_datamodule  # noqa: E402
-from src.pipeline.graph_stages import _child_settings, fit_child  # noqa: E402
-from src.space import Architecture  # noqa: E402
 
-BASE = dict(hidden=64, dropout=0.6, attn_dropout=0.6, act="elu", readout="last", stem="none", lr=5e-3,
-            weight_decay=5e-4, epochs=300)
 EXTRA = ("wd_first", "in_dropout", "hidden_dropout")  # this script's keys, kept from the pipeline
 recipe: dict = {}  # the current spec's EXTRA keys, read by the two patches below
 
@@ -88,24 +77,13 @@ class RecipeGraphNet(GraphNet):
         return model
 
 
+def use_recipe(extra: dict) -> None:
+    recipe.clear()
+    recipe.update(extra)
+
+
 GraphChildModule.configure_optimizers = configure_optimizers
 graph_stages.GraphNet = RecipeGraphNet
 
-torch.set_num_threads(1)
-logging.disable(logging.WARNING)
-with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-    cfg = compose("retrain", ["+task=cora", f"paths.data_dir={os.environ['AUTOATTEND_DATA_DIR']}", "hardware=cpu"])
-dm = build_datamodule(cfg)
-for spec in yaml.safe_load(open(sys.argv[1])):
-    arch = Architecture.from_dict({"layers": spec["layers"]})
-    given = spec.get("hp", {})
-    recipe.clear()
-    recipe.update({k: given[k] for k in EXTRA if k in given})
-    hp = {**_child_settings(cfg, None), **BASE, **{k: v for k, v in given.items() if k not in EXTRA}}
-    start, vals, tests = time.time(), [], []
-    for seed in range(int(sys.argv[2])):
-        chosen = fit_child(cfg, arch, dm, hp, seed, Path("/tmp/cora_probe"), f"s{seed}").selected()
-        vals.append(chosen["val_acc"])
-        tests.append(chosen["test_acc"])
-    print(f"{spec['name']:40s} val {100 * statistics.mean(vals):.2f} test {100 * statistics.mean(tests):.2f} "
-          f"+- {100 * statistics.pstdev(tests):.2f}  ({time.time() - start:.0f}s)", flush=True)
+if __name__ == "__main__":
+    probe.main(sys.argv[1], int(sys.argv[2]), own_keys=EXTRA, on_spec=use_recipe)
