@@ -768,3 +768,17 @@ def test_an_evaluation_counts_only_its_own_batch():
 def test_the_graph_child_optimiser_has_the_weight_decay():
     group = _child_module(ATTN_FIRST).configure_optimizers().param_groups[0]
     assert group["lr"] == 0.01 and group["weight_decay"] == 5e-4
+
+
+def test_arma_ops_do_not_share_a_module_across_models():
+    """PyG's ``ARMAConv`` defaults to one ``ReLU`` instance for every conv (a default argument): one
+    model's ``eval()`` put it in eval mode inside every other model, which Lightning then warned of
+    ("modules in eval mode at the start of training"). Each ARMA op has its own."""
+    from src.models.graph import GraphOp
+
+    first, second = GraphOp("arma", 4, 3, 0.0, 0.0), GraphOp("arma", 4, 3, 0.0, 0.0)
+    assert first.conv.act is not second.conv.act
+    first.eval()
+    assert all(m.training for m in second.modules())
+    x, edge_index = torch.rand(4, 4), path_graph(4)
+    assert bool((first(x, edge_index) >= 0).all())  # still ReLU-activated

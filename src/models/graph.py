@@ -209,7 +209,9 @@ class GraphOp(nn.Module):
         elif op == "linear":
             self.conv = nn.Linear(in_dim, out_dim)
         elif op == "arma":
-            self.conv = ARMAConv(in_dim, out_dim, num_stacks=1, num_layers=1)
+            # its own ReLU: PyG's default is one instance shared by every ARMAConv (a default argument),
+            # so one model's eval() switched it in every other model
+            self.conv = ARMAConv(in_dim, out_dim, num_stacks=1, num_layers=1, act=nn.ReLU())
             # PyG builds the recursion weight even for one ARMA layer, which never uses it
             self.conv.weight.requires_grad_(False)
         elif op == "cheb":
