@@ -1000,6 +1000,7 @@ def test_a_child_fitted_with_one_evaluation_loader_says_it_needs_two(tmp_path):
                                               "of the test split came"):
         trainer.fit(module, loader, loader)
     assert not any(m.update_called for m in module.metrics)  # a fit again counts none of the refused one's batches
+    module.train()  # the refusal came inside validation, which had put the model in eval mode
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, loader, [loader, loader])
