@@ -477,16 +477,17 @@ def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
     user's own override is never hidden."""
     if not budget_column(runs) or any(run.budget is None or run.overrides is None for run in runs):
         return []
+    set_by_budgets = {key for name in {run.budget for run in runs} for key in _budget_sets(name)}
+    typed = {path for run in runs for override in run.overrides for path in _override_paths(override)}
+    candidates = [key for key in varying if any(_touches(path, key) for path in set_by_budgets)
+                  and not any(_touches(path, key) for path in typed) and not _derived(key)]
+    if not candidates:
+        return []  # nothing to compose the budgets' settings for
     expected = {id(run): _budget_settings(run.entry, run.task_file, run.budget) for run in runs}
     if any(values is None for values in expected.values()):
         return []
-    set_by_budgets = {key for name in {run.budget for run in runs} for key in _budget_sets(name)}
-    typed = {path for run in runs for override in run.overrides for path in _override_paths(override)}
 
     def of_the_budget(key: str) -> bool:
-        if (not any(_touches(path, key) for path in set_by_budgets) or any(_touches(path, key) for path in typed)
-                or _derived(key)):
-            return False
         values: dict[str, set[str]] = {}
         for run in runs:
             if key in run.settings and reads(run, key):
@@ -495,7 +496,7 @@ def budget_keys(runs: list[Run], varying: list[str]) -> list[str]:
                 values.setdefault(run.budget, set()).add(json.dumps(run.settings[key], sort_keys=True))
         return all(len(seen) == 1 for seen in values.values())
 
-    return [key for key in varying if of_the_budget(key)]
+    return [key for key in candidates if of_the_budget(key)]
 
 
 MACHINE_PREFIX = "machine."
