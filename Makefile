@@ -21,7 +21,7 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 EXP    ?=
 EXP_CFG = experiments/conf/experiment/$(EXP).yaml
 
-.PHONY: help install search retrain retrain-args reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
+.PHONY: help install install-locked lock search retrain retrain-args reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
 
 help:
 	@echo "make search TASK=sst2 [BUDGET=quick|paper|smoke] [ARGS='space.sharing=none ...']"
@@ -32,6 +32,8 @@ help:
 	@echo "make predict DIR=<text run dir> FILE=<texts, one per line> [ARGS=--jsonl]   (classify new text)"
 	@echo "make bench [ARGS='hardware=gpu space.sharing=none bench.reps=5']"
 	@echo "  (search/retrain/bench preload mimalloc; ALLOCATOR=jemalloc|system|/path/lib.so to change)"
+	@echo "make install-locked [VENV=.venv-locked]   (a new virtualenv with the exact versions of requirements/cpu-lock.txt)"
+	@echo "make lock        rewrite requirements/cpu-lock.txt from the packages installed in .venv"
 	@echo "make test        fast tests, in parallel processes (about 5-10 min on 2 cores; TEST_WORKERS=0: one process)"
 	@echo "make test-full   every test, also any marked slow (none at present)"
 	@echo "make clean       delete outputs/ (every run in it), multirun/ and .cache/ (the data caches)"
@@ -44,6 +46,22 @@ $(PY): requirements/cpu.txt pyproject.toml
 	touch $(PY)
 
 install: $(PY)
+
+# The exact versions the test suite last passed with (requirements/cpu-lock.txt, src/utils/lock.py):
+# install-locked builds a new virtualenv from them alone (pip --no-deps, so nothing unpinned comes
+# in; pip check then verifies that nothing is missing); lock rewrites the file from $(VENV).
+LOCK = requirements/cpu-lock.txt
+install-locked:
+	@test ! -e $(VENV) || { echo "error: $(VENV) exists; make install-locked builds a new virtualenv: remove it or give VENV=<new dir>" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $(PY)
+
+lock: $(PY)
+	$(PY) -m src.utils.lock --out $(LOCK)
 
 search: $(PY)
 	$(PRELOAD) $(PY) -m src.search +task=$(TASK) budget=$(BUDGET) $(ARGS)

@@ -1,0 +1,178 @@
+"""The exact versions of every package an install of this project needs: ``requirements/cpu-lock.txt``.
+
+``requirements/cpu.txt`` (what ``make install`` and CI install) names lower bounds, so a fresh
+install takes each library's newest release, and a run's numbers can move with them (Lightning's
+and PyG's releases change what a seed draws, for instance). Every run records the versions it ran
+with (``summary.json``, ``env.versions``); the lock is the whole set the test suite last passed
+with, so that a recorded run can be repeated on the libraries it had::
+
+    make install-locked VENV=.venv-locked    # a new virtualenv from the lock alone, then pip check
+    make lock                                # rewrite the lock from .venv (after make install)
+
+The lock is written from the installed packages' own metadata, not from ``pip freeze``: it holds
+the packages ``requirements/cpu.txt`` asks for, with their extras, and what those require in turn
+(environment markers evaluated for this machine), and nothing else a virtualenv may hold. Local
+version labels (torch's ``+cpu``) are dropped, as ``requirements/cpu.txt`` pins ``torch==2.13.0``.
+
+    python -m src.utils.lock [--requirements requirements/cpu.txt] [--out requirements/cpu-lock.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import platform
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = ROOT / "requirements" / "cpu.txt"
+LOCK = ROOT / "requirements" / "cpu-lock.txt"
+PROJECT = "autoattend"
+
+# (name) -> (its name as published, its version, its requirement strings); None: not installed
+Metadata = Callable[[str], "tuple[str, str, list[str]] | None"]
+
+
+class LockError(RuntimeError):
+    """A requirement that cannot be resolved from the installed packages, or a malformed file."""
+
+
+def installed_metadata(name: str) -> tuple[str, str, list[str]] | None:
+    """What the installed distribution ``name`` says of itself (``importlib.metadata``)."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return dist.metadata["Name"], dist.version, list(dist.requires or [])
+
+
+def root_requirements(path: Path = REQUIREMENTS) -> list[Requirement]:
+    """The requirements a requirements file names: one per line, ``#`` comments, ``-e .[extras]``
+    for this project (read as ``autoattend[extras]``). Other pip options are refused, naming the line."""
+    roots = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split(" #")[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line:
+            continue
+        if line.startswith("-e"):
+            target = line[2:].strip()
+            if not target.startswith("."):
+                raise LockError(f"{path}:{number}: only '-e .' or '-e .[extras]' (this project) is understood, got {line!r}")
+            line = PROJECT + target[1:]
+        elif line.startswith("-"):
+            raise LockError(f"{path}:{number}: pip option {line!r} is not understood here; expected a requirement")
+        try:
+            roots.append(Requirement(line))
+        except InvalidRequirement as exc:
+            raise LockError(f"{path}:{number}: {line!r} is not a requirement ({exc})") from exc
+    return roots
+
+
+def _applies(req: Requirement) -> bool:
+    """Whether ``req`` (a line of the requirements file, no extra of its own) holds on this machine."""
+    return req.marker is None or req.marker.evaluate({"extra": ""})
+
+
+def closure(roots: Iterable[Requirement], metadata: Metadata | None = None) -> dict[str, tuple[str, str]]:
+    """Every package the ``roots`` need, by canonical name -> (published name, installed version),
+    following each package's requirements (with the extras asked of it) to the end. Raises
+    :class:`LockError` for a needed package that is not installed or whose version breaks a
+    requirement, naming which package needs it. ``metadata``: :func:`installed_metadata` if not given."""
+    metadata = metadata or installed_metadata
+    found: dict[str, tuple[str, str]] = {}
+    extras_done: dict[str, set[str]] = {}
+    todo: list[tuple[Requirement, str]] = [(req, "the requirements file") for req in roots]
+    while todo:
+        req, needed_by = todo.pop()
+        if not _applies(req):
+            continue
+        key = canonicalize_name(req.name)
+        meta = metadata(req.name)
+        if meta is None:
+            raise LockError(f"{req.name} (needed by {needed_by}) is not installed: run make install first")
+        name, version, requires = meta
+        if req.specifier and not req.specifier.contains(version, prereleases=True):
+            raise LockError(f"{name} {version} is installed, but {needed_by} needs {req}")
+        asked = set(req.extras)
+        if key in extras_done and asked <= extras_done[key]:
+            continue
+        new_extras = asked - extras_done.get(key, set())
+        first_visit = key not in extras_done
+        extras_done.setdefault(key, set()).update(asked)
+        found[key] = (name, version)
+        for text in requires:
+            sub = Requirement(text)
+            if sub.marker is None:
+                if first_visit:
+                    todo.append((sub, name))
+                continue
+            base = sub.marker.evaluate({"extra": ""})
+            if (first_visit and base) or any(sub.marker.evaluate({"extra": e}) for e in new_extras):
+                sub.marker = None
+                todo.append((sub, f"{name}[{','.join(sorted(asked))}]" if asked else name))
+    return found
+
+
+def public_version(version: str) -> str:
+    """``2.13.0+cpu`` -> ``2.13.0``: the local label names a build, not a release."""
+    return version.split("+", 1)[0]
+
+
+def lock_text(packages: dict[str, tuple[str, str]], requirements: Path = REQUIREMENTS) -> str:
+    """The lock file's text: a header saying what it is and where it was written, then one
+    ``name==version`` line per package (this project left out), sorted by canonical name."""
+    lines = [
+        f"# Exact versions of everything {requirements.name} installs, with what it needs in turn: written by",
+        "# `make lock` (python -m src.utils.lock, from the packages installed in .venv) on "
+        f"{datetime.date.today().isoformat()},",
+        f"# Python {platform.python_version()}, {sys.platform} {platform.machine()}. Install with `make install-locked`"
+        " (pip --no-deps, then pip check).",
+    ]
+    lines += [f"{name}=={public_version(version)}" for key, (name, version) in sorted(packages.items())
+              if key != PROJECT]
+    return "\n".join(lines) + "\n"
+
+
+def read_lock(path: Path = LOCK) -> dict[str, tuple[str, str]]:
+    """The lock's pins, canonical name -> (name, version). Refuses anything but ``name==version``
+    lines and comments, and a package named twice, naming the line."""
+    pins: dict[str, tuple[str, str]] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        if not sep or not name or not version or any(c in line for c in " ;@<>!~[") or "==" in version:
+            raise LockError(f"{path}:{number}: expected 'name==version', got {line!r}")
+        key = canonicalize_name(name)
+        if key in pins:
+            raise LockError(f"{path}:{number}: {name} is pinned twice")
+        pins[key] = (name, version)
+    return pins
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.utils.lock", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requirements", type=Path, default=REQUIREMENTS, help="the file whose closure is locked")
+    parser.add_argument("--out", type=Path, default=LOCK, help="where the lock is written")
+    args = parser.parse_args(argv)
+    try:
+        text = lock_text(closure(root_requirements(args.requirements)), args.requirements)
+    except (LockError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_text(text)
+    partial.replace(args.out)
+    print(f"{args.out}: {sum(1 for line in text.splitlines() if not line.startswith('#'))} packages")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
