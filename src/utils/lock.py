@@ -75,7 +75,7 @@ def root_requirements(path: Path = REQUIREMENTS) -> list[Requirement]:
 
 
 def _applies(req: Requirement) -> bool:
-    """Whether ``req`` (a line of the requirements file, no extra of its own) holds on this machine."""
+    """Whether ``req`` holds on this machine for a package installed without extras."""
     return req.marker is None or req.marker.evaluate({"extra": ""})
 
 
@@ -106,16 +106,13 @@ def closure(roots: Iterable[Requirement], metadata: Metadata | None = None) -> d
         first_visit = key not in extras_done
         extras_done.setdefault(key, set()).update(asked)
         found[key] = (name, version)
+        # on a first visit every requirement that holds here; later, those only the new extras add
         for text in requires:
             sub = Requirement(text)
-            if sub.marker is None:
-                if first_visit:
-                    todo.append((sub, name))
-                continue
-            base = sub.marker.evaluate({"extra": ""})
-            if (first_visit and base) or any(sub.marker.evaluate({"extra": e}) for e in new_extras):
+            for_new_extras = sub.marker is not None and any(sub.marker.evaluate({"extra": e}) for e in new_extras)
+            if (first_visit and _applies(sub)) or for_new_extras:
                 sub.marker = None
-                todo.append((sub, f"{name}[{','.join(sorted(asked))}]" if asked else name))
+                todo.append((sub, f"{name}[{','.join(sorted(asked))}]" if for_new_extras else name))
     return found
 
 
