@@ -35,11 +35,15 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(tiny_data, tmp_path_factory):
-    return smoke_search("sst2", tiny_data, tmp_path_factory.mktemp("run"))
+    """The smoke search, shared by this module's tests; some invoke it again in its folder, so its
+    log as the first invocation left it is kept beside the folder (``first_search.log``)."""
+    tmp, run_dir, proc = smoke_search("sst2", tiny_data, tmp_path_factory.mktemp("run"))
+    shutil.copyfile(run_dir / "search.log", tmp / "first_search.log")
+    return tmp, run_dir, proc
 
 
 def test_smoke_search_writes_every_result(smoke_run):
-    _, run_dir, proc = smoke_run
+    tmp, run_dir, proc = smoke_run
     assert f"run dir: {run_dir}" in proc.stdout
     assert "summary: best supernet val acc" in proc.stdout and "retrained test acc" in proc.stdout
     summary_line = next(line for line in proc.stdout.splitlines() if line.startswith("summary: "))
@@ -48,7 +52,7 @@ def test_smoke_search_writes_every_result(smoke_run):
                         r"over 2 seed\(s\) \| \d+ s \((kernels \d+ s, )?data \d+ s, supernet \d+ s, search \d+ s, retrain \d+ s\)",
                         summary_line), summary_line
     # the log file ends as the console does: where the results are and the headline numbers
-    log_tail = (run_dir / "search.log").read_text().splitlines()[-2:]
+    log_tail = (tmp / "first_search.log").read_text().splitlines()[-2:]
     assert [line.split("] - ", 1)[1] for line in log_tail] == [f"run dir: {run_dir}", summary_line]
     assert "Warning" not in proc.stderr, proc.stderr  # nothing for a user to wonder about
     assert (run_dir / "supernet" / "last.ckpt").exists() and (run_dir / "supernet" / "DONE").exists()
