@@ -124,3 +124,15 @@ def test_the_lock_is_the_closure_of_this_environment_when_it_holds_the_locked_ve
             pytest.skip(f"this environment's {name} is {meta[1] if meta else 'not installed'}, the lock's {version}")
     found = lock.closure(lock.root_requirements())
     assert {k: (n, lock.public_version(v)) for k, (n, v) in found.items() if k != lock.PROJECT} == pins
+
+
+def test_main_says_which_file_it_cannot_write(tmp_path, monkeypatch, capsys):
+    req = tmp_path / "req.txt"
+    req.write_text("app\n")
+    monkeypatch.setattr(lock, "installed_metadata", fake_metadata({"app": ("1", [])}))
+    out = tmp_path / "missing" / "lock.txt"
+    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(out.parent) in err and "Traceback" not in err
+    assert lock.main(["--requirements", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "l.txt")]) == 1
+    assert "absent.txt" in capsys.readouterr().err and not (tmp_path / "l.txt").exists()

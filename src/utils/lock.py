@@ -159,14 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requirements", type=Path, default=REQUIREMENTS, help="the file whose closure is locked")
     parser.add_argument("--out", type=Path, default=LOCK, help="where the lock is written")
     args = parser.parse_args(argv)
+    partial = args.out.with_name(args.out.name + ".partial")
     try:
         text = lock_text(closure(root_requirements(args.requirements)), args.requirements)
+        partial.write_text(text)
+        partial.replace(args.out)
     except (LockError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        partial.unlink(missing_ok=True)
         return 1
-    partial = args.out.with_name(args.out.name + ".partial")
-    partial.write_text(text)
-    partial.replace(args.out)
     print(f"{args.out}: {sum(1 for line in text.splitlines() if not line.startswith('#'))} packages")
     return 0
 
