@@ -136,3 +136,26 @@ def test_main_says_which_file_it_cannot_write(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: ") and str(out.parent) in err and "Traceback" not in err
     assert lock.main(["--requirements", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "l.txt")]) == 1
     assert "absent.txt" in capsys.readouterr().err and not (tmp_path / "l.txt").exists()
+
+
+def test_differences_name_each_locked_package_installed_at_another_version(tmp_path):
+    pytest_version = lock.installed_metadata("pytest")[1]
+    path = tmp_path / "lock.txt"
+    path.write_text(f"# header\npytest=={pytest_version}\nPyYAML==0.0.1\nno-such-package-here==1.0\n")
+    yaml_version = lock.installed_metadata("pyyaml")[1]
+    found = lock.differences(path)
+    assert found == {"PyYAML": {"installed": yaml_version, "locked": "0.0.1"},
+                     "no-such-package-here": {"installed": None, "locked": "1.0"}}
+    assert lock.describe_differences(found, path, shown=1) == \
+        f"2 differ from {path}: PyYAML {yaml_version} (locked 0.0.1) and 1 more"
+    assert lock.describe_differences(found, path) == \
+        f"2 differ from {path}: PyYAML {yaml_version} (locked 0.0.1), no-such-package-here not installed (locked 1.0)"
+    same = tmp_path / "same.txt"
+    same.write_text(f"pytest=={pytest_version}\n")
+    assert lock.differences(same) == {} and lock.describe_differences({}, same) == f"the versions {same} pins"
+    one = {"torchmetrics": {"installed": "1.10.0", "locked": "1.9.0"}}
+    assert lock.describe_differences(one, path) == f"1 differs from {path}: torchmetrics 1.10.0 (locked 1.9.0)"
+    assert lock.differences(tmp_path / "absent.txt") is None
+    assert "cannot be read" in lock.describe_differences(None, tmp_path / "absent.txt")
+    # a lock in the checkout is named from its root
+    assert lock.describe_differences({}) == "the versions requirements/cpu-lock.txt pins"

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from src.space import Architecture, FunctionalSpace
+from src.utils import lock
 from tests.conftest import compose_config
 from tests.helpers import cli, cli_command, cli_interrupted_once, real_data_dir, smoke_search, write_tiny_sst
 
@@ -81,6 +82,9 @@ def test_smoke_search_writes_every_result(smoke_run):
     # the record names the CPU it ran on (hosts differ; timings compare only on the same kind)
     assert summary["machine"]["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "cpu: " in (run_dir / "search.log").read_text()
+    # and whether its libraries are the lock's (requirements/cpu-lock.txt), in the log too
+    assert summary["machine"]["lock_differences"] == lock.differences()
+    assert f"libraries: {lock.describe_differences(lock.differences())}\n" in (tmp / "first_search.log").read_text()
     assert (run_dir / ".hydra" / "config.yaml").exists()
 
 

@@ -33,7 +33,7 @@ from src.data.text import pad_collate
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models import cpu_kernels
 from src.pipeline.config import note_computing, task_family
-from src.utils import allocator, interrupt
+from src.utils import allocator, interrupt, lock
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target
@@ -111,6 +111,7 @@ def setup_hardware(cfg: DictConfig) -> None:
     else:
         log.info("allocator: %s", malloc)
     log.info("cpu: %s", describe(cpu_facts()))
+    log.info("libraries: %s", lock.describe_differences(lock.differences()))
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -786,15 +787,16 @@ def kernels_to_build(cfg: DictConfig, device: torch.device | str) -> bool:
 def env_summary(device: torch.device | str = "cpu") -> dict:
     """The machine facts a run records (``summary.json``): for a run on a GPU (``device``) that GPU's
     name, and what its ops ran on (the fused kernels take CPU tensors only); the float32 precision
-    the run computed in (:func:`set_float32_precision`); the libraries' versions and the code's
-    git commit (:func:`library_versions`, :func:`source_commit`)."""
+    the run computed in (:func:`set_float32_precision`); the libraries' versions, those that differ
+    from ``requirements/cpu-lock.txt`` and the code's git commit (:func:`library_versions`,
+    :func:`lock.differences`, :func:`source_commit`)."""
     device = torch.device(device)
     on_gpu = device.type == "cuda"
     facts = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
              "cpu_count": os.cpu_count(), "cpu": cpu_facts(), "allocator": allocator.active(),
              "kernels": cpu_kernels.status_on(device),
              "float32_precision": torch.get_float32_matmul_precision(), "cudnn_tf32": torch.backends.cudnn.allow_tf32,
-             "versions": library_versions(), "commit": source_commit()}
+             "versions": library_versions(), "lock_differences": lock.differences(), "commit": source_commit()}
     if on_gpu:
         facts["gpu"] = torch.cuda.get_device_name(device)
     return facts

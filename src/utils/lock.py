@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import platform
 import sys
@@ -152,6 +153,38 @@ def read_lock(path: Path = LOCK) -> dict[str, tuple[str, str]]:
             raise LockError(f"{path}:{number}: {name} is pinned twice")
         pins[key] = (name, version)
     return pins
+
+
+@functools.lru_cache(maxsize=None)
+def differences(path: Path = LOCK) -> dict[str, dict[str, str | None]] | None:
+    """The locked packages whose installed version is another one (local labels aside), name ->
+    ``{"installed": version or None, "locked": version}``: ``{}`` where this environment holds
+    exactly the lock's versions, ``None`` where there is no lock to compare with (a copy of the code
+    without ``requirements/``, or a lock that cannot be read). What a run records beside its versions."""
+    try:
+        pins = read_lock(path)
+    except (OSError, LockError):
+        return None
+    found: dict[str, dict[str, str | None]] = {}
+    for name, locked in pins.values():
+        meta = installed_metadata(name)
+        installed = public_version(meta[1]) if meta else None
+        if installed != locked:
+            found[name] = {"installed": installed, "locked": locked}
+    return found
+
+
+def describe_differences(found: dict[str, dict[str, str | None]] | None, path: Path = LOCK, shown: int = 5) -> str:
+    """One line for a run's log: whether its libraries are the lock's, and the first ``shown`` that are not."""
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    if found is None:
+        return f"not compared with a lock ({name} cannot be read)"
+    if not found:
+        return f"the versions {name} pins"
+    items = [f"{pkg} {v['installed'] or 'not installed'} (locked {v['locked']})" for pkg, v in sorted(found.items())]
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    verb = "differs" if len(items) == 1 else "differ"
+    return f"{len(items)} {verb} from {name}: " + ", ".join(items[:shown]) + more
 
 
 def main(argv: list[str] | None = None) -> int:
