@@ -1,10 +1,11 @@
 """The exact versions of every package an install of this project needs: ``requirements/cpu-lock.txt``.
 
 ``requirements/cpu.txt`` (what ``make install`` and CI install) names lower bounds, so a fresh
-install takes each library's newest release, and a run's numbers can move with them (Lightning's
-and PyG's releases change what a seed draws, for instance). Every run records the versions it ran
-with (``summary.json``, ``machine.versions``); the lock is the whole set the test suite last passed
-with, so that a recorded run can be repeated on the libraries it had::
+install takes each library's newest release, and a run's numbers can move with them. Every run
+records the versions it ran with and those that differ from the lock (``summary.json``,
+``machine.versions`` and ``machine.lock_differences``; a ``libraries:`` line in its log); the lock
+is the whole set the test suite last passed with, so that a recorded run can be repeated on the
+libraries it had::
 
     make install-locked VENV=.venv-locked    # a new virtualenv from the lock alone, then pip check
     make lock                                # rewrite the lock from .venv (after make install)
