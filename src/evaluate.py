@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.pipeline.run_settings import INVOCATIONS_FILE, read_invocations
+from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, read_invocations
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
@@ -68,7 +68,8 @@ def run_config(run_dir: Path, overrides: list[str]):
         last = (read_invocations(run_dir) or [{}])[-1]
         _read_where_the_run_read(cfg, "paths.data_dir", runs_data_dir(last, given), "the data",
                                  f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)")
-        _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), "the corpus",
+        own = "the corpus" if cfg.task.get("name") == "csv" else "the graph file"
+        _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), own,
                                  f"where the run read it ({INVOCATIONS_FILE}: its task.path={cfg.task.get('path')} is "
                                  "relative to the folder it started in; task.path=... for another)")
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
@@ -127,10 +128,14 @@ def _read_where_the_run_read(cfg, key: str, folder: str | None, what: str, why: 
     OmegaConf.update(cfg, key, folder)
 
 
-def _recorded_folder(invocation: dict, field: str) -> str | None:
-    """``invocation[field]`` (an ``invocations.json`` entry's folder), if it is still a folder."""
+def _recorded_folder(invocation: dict, field: str, file_ok: bool = False) -> str | None:
+    """``invocation[field]`` (an ``invocations.json`` entry's folder), if it is still a folder (or,
+    with ``file_ok``, a file)."""
     value = invocation.get(field)
-    return str(value) if value and Path(str(value)).is_dir() else None
+    if not value:
+        return None
+    path = Path(str(value))
+    return str(value) if path.is_dir() or (file_ok and path.is_file()) else None
 
 
 def runs_data_dir(invocation: dict, given: set[str]) -> str | None:
@@ -145,16 +150,17 @@ def runs_data_dir(invocation: dict, given: set[str]) -> str | None:
 
 
 def runs_task_path(invocation: dict, cfg, given: set[str]) -> str | None:
-    """A ``+task=csv`` run's corpus folder when its config gives it relative (``task.path=my_corpus``,
-    relative to the folder the run was started in) and no ``task.path=...`` says otherwise: the
-    folder the run's last ``invocation`` read, if it is still one. Read from the current folder, it
-    was "CSV files not found" wherever src.evaluate was started elsewhere."""
-    if "task.path" in given or cfg.task.get("name") != "csv":
+    """A ``+task=csv`` run's corpus folder (a ``+task=graph_file`` run's file) when its config gives
+    it relative (``task.path=my_corpus``, relative to the folder the run was started in) and no
+    ``task.path=...`` says otherwise: the path the run's last ``invocation`` read, if it is still
+    there. Read from the current folder, it was "CSV files not found" wherever src.evaluate was
+    started elsewhere."""
+    if "task.path" in given or cfg.task.get("name") not in OWN_DATA_TASKS:
         return None
     path = cfg.task.get("path")
     if path is None or Path(str(path)).expanduser().is_absolute():
         return None
-    return _recorded_folder(invocation, "task_path")
+    return _recorded_folder(invocation, "task_path", file_ok=True)
 
 
 def recorded_data_dir(run_dir: Path) -> str | None:

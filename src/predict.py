@@ -16,10 +16,10 @@ holds all of that; a file kept before it did (no ``text_input``) has it rebuilt 
 ``.hydra/config.yaml`` (``--override key=value``, e.g. where the data now lies). Exit status 0,
 or 2 on bad input. Writes nothing but the predictions to stdout.
 
-A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubMed): given no
+A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubMed, a graph_file): given no
 texts, ``src.predict <graph run dir>`` rebuilds the graph from the run's config and prints a CSV
 row per node (``node,split,label,prediction,probability``; ``--jsonl``: every class's
-probability), the split being the public split's ``train`` / ``val`` / ``test`` or empty.
+probability), the split being the task's ``train`` / ``val`` / ``test`` (Planetoid's public split) or empty.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
         check_data_of_run(run_dir, cfg, dm, graph=True)
     if dm.graph is None:
         raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
-                              "single-graph tasks (Cora, CiteSeer, PubMed)")
+                              "single-graph tasks (Cora, CiteSeer, PubMed, graph_file)")
     graph = dm.graph
     described, probabilities = [], None
     for path in paths:

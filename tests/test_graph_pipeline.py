@@ -228,7 +228,7 @@ def test_ppi_smoke_search_inductive_multilabel(tmp_path):
     proc = cli("src.predict", str(run_dir), data_dir=data, tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: {run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of single-graph tasks "
-        "(Cora, CiteSeer, PubMed)")
+        "(Cora, CiteSeer, PubMed, graph_file)")
 
 
 # ---- bad input ------------------------------------------------------------------------------

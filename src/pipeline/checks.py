@@ -377,8 +377,25 @@ def check_arch_hparams(hparams: Any, source: str) -> None:
         raise AutoAttendError(f"{source}: {exc}") from None
 
 
+def _check_graph_file_task(cfg: DictConfig) -> None:
+    """``+task=graph_file`` (a graph of one's own, :mod:`src.data.graph_file`): its file named and its
+    switches booleans, said before torch and PyG load rather than after the run has started."""
+    target = _get(cfg, "task.datamodule._target_")
+    if not (isinstance(target, str) and target.endswith(".GraphFileDataModule")):
+        return
+    path = _get(cfg, "task.path")
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise AutoAttendError(f"task {_get(cfg, 'task.name')}: no data given; add task.path=<the graph's .npz or "
+                              ".pt file>")
+    if not isinstance(path, str):
+        _fail("task.path", "the path of a .npz or .pt file", path)
+    for key in ("task.row_normalize", "task.to_undirected"):
+        check_bool(cfg, key)
+
+
 def _check_graph(cfg: DictConfig, entry: str) -> None:
     g = "graph"
+    _check_graph_file_task(cfg)
     precision = _get(cfg, "hardware.precision")
     if _get(cfg, "task.family") == "graph" and precision is not _ABSENT and str(precision) not in ("32-true", "32"):
         # bf16-mixed and 64-true failed in the supernet's first step on the CPU (no bfloat16 sparse

@@ -1,0 +1,210 @@
+"""``+task=graph_file``: a graph of one's own from a .npz or .pt file (src/data/graph_file.py).
+
+The reader on files the tests write (both formats give the same graph; the options; every bad
+input as one line naming the file and the array), then the whole command line: a smoke search
+on a graph with unlabelled nodes, ``src.predict`` classifying every node and ``src.evaluate``
+reproducing the run from another folder, and a missing ``task.path`` refused before torch loads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.graph_file import GraphFileDataModule
+from src.utils.errors import AutoAttendError, DataNotFoundError
+from tests.helpers import ROOT, cli, cli_command
+
+NODES, FEATURES, CLASSES, UNLABELLED = 40, 6, 3, 4
+
+
+def graph_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    """A small graph whose edges mostly join nodes of one class: ``NODES`` nodes, the last
+    ``UNLABELLED`` of them unlabelled (-1) and in no split; 12 / 12 / 12 train / val / test."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, CLASSES, NODES)
+    y[:CLASSES] = np.arange(CLASSES)  # every class present
+    x = rng.random((NODES, FEATURES)).astype(np.float32)
+    x[np.arange(NODES), y] += 1.0
+    src = rng.integers(0, NODES, 160)
+    same = np.array([rng.choice(np.flatnonzero(y == y[s])) for s in src])
+    dst = np.where(rng.random(160) < 0.8, same, rng.integers(0, NODES, 160))
+    masks = {name: np.zeros(NODES, bool) for name in ("train_mask", "val_mask", "test_mask")}
+    for i, name in enumerate(masks):
+        masks[name][12 * i:12 * (i + 1)] = True
+    y[NODES - UNLABELLED:] = -1
+    return {"x": x, "edge_index": np.stack([src, dst]).astype(np.int64), "y": y.astype(np.int64), **masks}
+
+
+def write_npz(path: Path, arrays: dict) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def write_pt(path: Path, arrays: dict) -> Path:
+    torch.save({k: torch.as_tensor(v) for k, v in arrays.items()}, path)
+    return path
+
+
+def load(path: Path, **kwargs) -> GraphFileDataModule:
+    dm = GraphFileDataModule(path=str(path), **kwargs)
+    dm.setup()
+    return dm
+
+
+def test_npz_and_pt_files_give_the_same_graph(tmp_path):
+    arrays = graph_arrays()
+    a, b = load(write_npz(tmp_path / "g.npz", arrays)), load(write_pt(tmp_path / "g.pt", arrays))
+    for dm in (a, b):
+        assert (dm.num_features, dm.num_classes) == (FEATURES, CLASSES)
+        assert dm.graph["x"].dtype == torch.float32 and not dm.graph["x"].is_sparse
+        assert torch.equal(dm.graph["x"], torch.from_numpy(arrays["x"]))
+        assert torch.equal(dm.graph["edge_index"], torch.from_numpy(arrays["edge_index"]))
+        assert torch.equal(dm.graph["y"], torch.from_numpy(arrays["y"]))
+        for split in ("train_mask", "val_mask", "test_mask"):
+            assert dm.graph[split].dtype == torch.bool and torch.equal(dm.graph[split], torch.from_numpy(arrays[split]))
+        assert dm.eval_batches == [dm.graph] and dm.split_batches("val") == [dm.graph]
+
+
+def test_a_pyg_data_saved_as_a_dict_is_read(tmp_path):
+    """``torch.save(data.to_dict(), path)``, the way the module docstring gives for a PyG ``Data``
+    (masks as 0/1 integers, extra entries ignored)."""
+    from torch_geometric.data import Data
+
+    arrays = {k: torch.as_tensor(v) for k, v in graph_arrays().items()}
+    arrays["train_mask"] = arrays["train_mask"].long()
+    data = Data(**arrays, note=torch.zeros(1))
+    torch.save(data.to_dict(), tmp_path / "data.pt")
+    dm = load(tmp_path / "data.pt")
+    assert dm.num_classes == CLASSES and int(dm.graph["train_mask"].sum()) == 12
+
+
+def test_row_normalize_and_to_undirected(tmp_path):
+    arrays = graph_arrays()
+    arrays["x"][5] = 0.0  # a node without features stays zero
+    arrays["edge_index"] = np.array([[0, 1, 1, 2], [1, 0, 2, 3]])  # 0-1 both ways, 1->2, 2->3
+    path = write_npz(tmp_path / "g.npz", arrays)
+    dm = load(path, row_normalize=True, to_undirected=True)
+    sums = dm.graph["x"].sum(-1)
+    assert torch.allclose(sums[torch.arange(NODES) != 5], torch.ones(NODES - 1)) and sums[5] == 0
+    edges = {tuple(e) for e in dm.graph["edge_index"].t().tolist()}
+    assert edges == {(0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2)} and dm.graph["edge_index"].size(1) == 6
+    plain = load(path)
+    assert plain.graph["edge_index"].size(1) == 4 and not torch.allclose(plain.graph["x"].sum(-1)[:5], torch.ones(5))
+
+
+def _bad(arrays: dict, change) -> dict:
+    arrays = dict(arrays)
+    change(arrays)
+    return arrays
+
+
+BAD_ARRAYS = {
+    "missing": (lambda a: a.pop("val_mask"), "no 'val_mask' array; expected x, edge_index, y, train_mask, val_mask"),
+    "x_1d": (lambda a: a.update(x=a["x"][:, 0]), "'x' must be (N, F) real features"),
+    "x_nan": (lambda a: a["x"].__setitem__((3, 2), np.nan), "'x' holds NaN or infinite values"),
+    "edges_float": (lambda a: a.update(edge_index=a["edge_index"].astype(np.float32)),
+                    "'edge_index' must hold integer node ids"),
+    "multilabel": (lambda a: a.update(y=np.zeros((NODES, CLASSES), np.int64)),
+                   "'y' must be (N,) integer class ids (single-label)"),
+    "mask_values": (lambda a: a.update(val_mask=a["val_mask"].astype(np.int64) * 2),
+                    "'val_mask' must be (N,) booleans or 0/1 integers"),
+    "mask_length": (lambda a: a.update(test_mask=a["test_mask"][:-1]), "test_mask has 39 entries for 40 nodes"),
+    "labels_length": (lambda a: a.update(y=a["y"][:-2]), "feature/label size mismatch: 40 feature rows but 38 labels"),
+    "overlap": (lambda a: a["test_mask"].__setitem__(0, True), "node 0 is in both 'train_mask' and 'test_mask'"),
+    "empty_split": (lambda a: a.update(val_mask=np.zeros(NODES, bool)), "'val_mask' selects no node"),
+    "unlabelled_in_split": (lambda a: a["y"].__setitem__(13, -1), "node 13 is in a split but has label -1"),
+    "label_below": (lambda a: a["y"].__setitem__(NODES - 1, -2), "'y' holds -2"),
+    "one_class": (lambda a: a.update(y=np.where(a["y"] >= 0, 0, -1)), "every labelled node has class 0"),
+    "no_edges": (lambda a: a.update(edge_index=np.zeros((2, 0), np.int64)), "the graph has no edges"),
+    "edge_range": (lambda a: a["edge_index"].__setitem__((1, 7), NODES), "edge_index refers to node 40 but there are 40"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARRAYS))
+@pytest.mark.parametrize("write", [write_npz, write_pt], ids=["npz", "pt"])
+def test_bad_arrays_are_one_line_naming_the_file(tmp_path, case, write):
+    change, message = BAD_ARRAYS[case]
+    arrays = {k: v.copy() for k, v in graph_arrays().items()}
+    path = write(tmp_path / ("g.npz" if write is write_npz else "g.pt"), _bad(arrays, change))
+    with pytest.raises(AutoAttendError) as err:
+        load(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text, text
+
+
+def test_bad_files_are_one_line_naming_the_file(tmp_path):
+    arrays = graph_arrays()
+    with pytest.raises(DataNotFoundError, match="no such file"):
+        load(tmp_path / "absent.npz")
+    (tmp_path / "g.csv").write_text("1,2\n")
+    with pytest.raises(AutoAttendError, match=r"g\.csv: expected a \.npz file or a \.pt / \.pth dict of tensors"):
+        load(tmp_path / "g.csv")
+    (tmp_path / "cut.npz").write_bytes(write_npz(tmp_path / "whole.npz", arrays).read_bytes()[:200])
+    with pytest.raises(AutoAttendError, match=r"cut\.npz: unreadable \("):
+        load(tmp_path / "cut.npz")
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    with pytest.raises(AutoAttendError, match=r"list\.pt: expected a dict of tensors .* got list"):
+        load(tmp_path / "list.pt")
+    np.savez(tmp_path / "objects.npz", **{**arrays, "x": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(AutoAttendError, match=r"objects\.npz: unreadable \(ValueError"):
+        load(tmp_path / "objects.npz")  # never unpickled
+    negative = {**arrays, "x": arrays["x"] - 2.0}
+    with pytest.raises(AutoAttendError, match="row_normalize=true needs non-negative features"):
+        load(write_npz(tmp_path / "neg.npz", negative), row_normalize=True)
+    with pytest.raises(AutoAttendError, match=r"task graph_file: no data given; add task\.path="):
+        GraphFileDataModule(path=None)
+
+
+def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
+    """The whole pipeline on a file given relative to the folder the run started in; src.predict
+    classifies every node (the unlabelled ones too, label -1) and its predictions give the recorded
+    accuracies; src.evaluate, started elsewhere, finds the file where the run read it."""
+    start = tmp_path / "start"
+    start.mkdir()
+    write_npz(start / "mine.npz", graph_arrays())
+    run_dir = tmp_path / "run"
+    command = ["src.search", "+task=graph_file", "task.path=mine.npz", "budget=smoke", "hardware=cpu"]
+    spec = cli_command(*command, data_dir=tmp_path / "no_data", tmp=tmp_path, run_dir=run_dir)
+    spec["env"]["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(spec["args"], cwd=start, env=spec["env"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metric"] == "accuracy" and len(summary["baselines"]) >= 1
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["classes"] == CLASSES and data["features"] == FEATURES and data["nodes"][0] == NODES
+
+    proc = cli("src.predict", str(run_dir), data_dir=tmp_path / "no_data", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [int(r["node"]) for r in rows] == list(range(NODES))
+    unlabelled = [r for r in rows if r["label"] == "-1"]
+    assert len(unlabelled) == UNLABELLED and all(r["split"] == "" and 0 <= int(r["prediction"]) < CLASSES
+                                                  for r in unlabelled)
+    seed = proc.stderr.split("seed_")[1].split("/")[0]
+    recorded = json.loads((run_dir / "retrain" / f"seed_{seed}.json").read_text())
+    test = [r for r in rows if r["split"] == "test"]
+    assert sum(r["prediction"] == r["label"] for r in test) / len(test) == pytest.approx(recorded["test_acc"], abs=1e-6)
+
+    proc = cli("src.evaluate", str(run_dir), data_dir=tmp_path / "no_data", tmp=tmp_path)  # cwd: the repository
+    assert proc.returncode == 0 and "reproduce their recorded validation and test scores" in proc.stdout, \
+        proc.stderr[-3000:]
+
+
+def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):
+    proc = cli("src.search", "+task=graph_file", "budget=smoke", data_dir=tmp_path, tmp=tmp_path,
+               run_dir=tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: task graph_file: no data given; add task.path=<the graph's .npz or .pt file>"]
+    assert not (tmp_path / "run" / "run_settings.json").exists()
+    proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.to_undirected=maybe", "budget=smoke",
+               data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run2")
+    assert proc.returncode == 2 and "error: task.to_undirected: expected true or false, got 'maybe'" in proc.stderr
