@@ -208,3 +208,22 @@ def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):
     proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.to_undirected=maybe", "budget=smoke",
                data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run2")
     assert proc.returncode == 2 and "error: task.to_undirected: expected true or false, got 'maybe'" in proc.stderr
+
+
+def test_cora_written_to_a_file_is_the_planetoid_graph(tmp_path):
+    """Real data: Cora as the Planetoid module serves it, written to a .npz, reads back as the same
+    graph (dense features where Planetoid's are sparse), classes and feature width."""
+    from src.data.planetoid import PlanetoidDataModule
+    from tests.helpers import real_data_dir
+
+    data = real_data_dir("planetoid/Cora/raw/ind.cora.graph")
+    if data is None:
+        pytest.skip("real Cora files not found (set AUTOATTEND_DATA_DIR or put them in "
+                    "../shared/data/planetoid/Cora/raw)")
+    cora = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(tmp_path / "cache"), download=False)
+    cora.setup()
+    arrays = {k: (v.to_dense() if v.is_sparse else v).numpy() for k, v in cora.graph.items()}
+    dm = load(write_npz(tmp_path / "cora.npz", arrays))
+    assert (dm.num_features, dm.num_classes) == (cora.num_features, cora.num_classes) == (1433, 7)
+    for key, value in cora.graph.items():
+        assert torch.equal(dm.graph[key], value.to_dense() if value.is_sparse else value), key
