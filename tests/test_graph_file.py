@@ -100,6 +100,23 @@ def test_row_normalize_and_to_undirected(tmp_path):
     assert plain.graph["edge_index"].size(1) == 4 and not torch.allclose(plain.graph["x"].sum(-1)[:5], torch.ones(5))
 
 
+def test_sparse_features_by_density_or_setting(tmp_path):
+    """``auto``: sparse under 10 % non-zeros (as Planetoid serves its bag-of-words), dense otherwise;
+    ``true`` / ``false`` force it; the values are the same either way."""
+    arrays = graph_arrays()
+    mostly_zero = {**arrays, "x": np.zeros((NODES, 60), np.float32)}  # one non-zero a row: 1.7 %
+    mostly_zero["x"][np.arange(NODES), np.arange(NODES)] = 2.0
+    sparse_path = write_npz(tmp_path / "sparse.npz", mostly_zero)
+    dense_path = write_npz(tmp_path / "dense.npz", arrays)
+    assert load(sparse_path).graph["x"].is_sparse and not load(dense_path).graph["x"].is_sparse
+    assert not load(sparse_path, sparse_features=False).graph["x"].is_sparse
+    forced = load(dense_path, sparse_features=True).graph["x"]
+    assert forced.is_sparse and torch.equal(forced.to_dense(), torch.from_numpy(arrays["x"]))
+    assert torch.equal(load(sparse_path).graph["x"].to_dense(), torch.from_numpy(mostly_zero["x"]).float())
+    with pytest.raises(AutoAttendError, match="task.sparse_features: expected auto, true or false, got 1"):
+        GraphFileDataModule(path=str(dense_path), sparse_features=1)
+
+
 def _bad(arrays: dict, change) -> dict:
     arrays = dict(arrays)
     change(arrays)
@@ -208,11 +225,16 @@ def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):
     proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.to_undirected=maybe", "budget=smoke",
                data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run2")
     assert proc.returncode == 2 and "error: task.to_undirected: expected true or false, got 'maybe'" in proc.stderr
+    proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.sparse_features=sometimes",
+               "budget=smoke", data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run3")
+    assert proc.returncode == 2 and "error: task.sparse_features: expected auto, true or false, got 'sometimes'" in \
+        proc.stderr
 
 
-def test_cora_written_to_a_file_is_the_planetoid_graph(tmp_path):
+def test_cora_written_to_a_file_searches_as_cora_does(tmp_path):
     """Real data: Cora as the Planetoid module serves it, written to a .npz, reads back as the same
-    graph (dense features where Planetoid's are sparse), classes and feature width."""
+    graph (its features sparse too, 1.3 % non-zero), and a smoke search on the file gives the
+    ``+task=cora`` run's supernet metrics, candidate scores and retrained seeds, bit for bit."""
     from src.data.planetoid import PlanetoidDataModule
     from tests.helpers import real_data_dir
 
@@ -223,7 +245,22 @@ def test_cora_written_to_a_file_is_the_planetoid_graph(tmp_path):
     cora = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(tmp_path / "cache"), download=False)
     cora.setup()
     arrays = {k: (v.to_dense() if v.is_sparse else v).numpy() for k, v in cora.graph.items()}
-    dm = load(write_npz(tmp_path / "cora.npz", arrays))
+    path = write_npz(tmp_path / "cora.npz", arrays)
+    dm = load(path)
     assert (dm.num_features, dm.num_classes) == (cora.num_features, cora.num_classes) == (1433, 7)
+    assert dm.graph["x"].is_sparse
     for key, value in cora.graph.items():
-        assert torch.equal(dm.graph[key], value.to_dense() if value.is_sparse else value), key
+        assert torch.equal(dm.graph[key].to_dense() if key == "x" else dm.graph[key],
+                           value.to_dense() if value.is_sparse else value), key
+    runs = {}
+    for name, task in (("cora", ["+task=cora"]), ("file", ["+task=graph_file", f"task.path={path}"])):
+        runs[name] = tmp_path / name
+        proc = cli("src.search", *task, "budget=smoke", "hardware=cpu", data_dir=data, tmp=tmp_path,
+                   run_dir=runs[name])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for record in ("supernet/metrics.csv", "search/population.jsonl"):
+        assert (runs["cora"] / record).read_text() == (runs["file"] / record).read_text(), record
+    for record in ("retrain/results.json", "baselines/gcn/results.json"):
+        a, b = (json.loads((runs[name] / record).read_text()) for name in ("cora", "file"))
+        assert (a.pop("protocol").pop("task"), b.pop("protocol").pop("task")) == ("cora", "graph_file")
+        assert a == b, record

@@ -391,6 +391,9 @@ def _check_graph_file_task(cfg: DictConfig) -> None:
         _fail("task.path", "the path of a .npz or .pt file", path)
     for key in ("task.row_normalize", "task.to_undirected"):
         check_bool(cfg, key)
+    sparse = _get(cfg, "task.sparse_features")
+    if sparse is not _ABSENT and not (isinstance(sparse, bool) or sparse == "auto"):
+        _fail("task.sparse_features", "auto, true or false", sparse)
 
 
 def _check_graph(cfg: DictConfig, entry: str) -> None:
