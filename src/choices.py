@@ -10,6 +10,7 @@ ACT_POSITIONS = ("layer", "op")  # a graph layer's activation: after its add/att
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors
+GRAPH_FILE_SPLITS = ("file", "random")  # +task=graph_file: the masks of the file, or drawn (src.data.graph_file)
 KERNEL_BACKENDS = ("auto", "fused", "torch")  # hardware.kernels (src.models.cpu_kernels.BACKENDS)
 OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam moments (src.models.optim)
 # The `precision` values runs support: Lightning's float32 and float64, and its two mixed precisions

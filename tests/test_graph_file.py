@@ -117,6 +117,43 @@ def test_sparse_features_by_density_or_setting(tmp_path):
         GraphFileDataModule(path=str(dense_path), sparse_features=1)
 
 
+def test_a_random_split_is_planetoids_kind_drawn_from_its_own_seed(tmp_path):
+    """``split=random``: ``train_per_class`` labelled nodes of each class, then ``val_size`` and
+    ``test_size`` (None: the rest) of the other labelled nodes, disjoint, never an unlabelled node;
+    the same split for the same ``split_seed`` (whatever the run's seed), another for another; the
+    file's masks, when it has them, are not read."""
+    arrays = graph_arrays()
+    no_masks = {k: v for k, v in arrays.items() if not k.endswith("_mask")}
+    path = write_npz(tmp_path / "g.npz", no_masks)
+    with pytest.raises(AutoAttendError, match="no 'train_mask' array; .* \\(or task.split=random to draw the split\\)"):
+        load(path)
+    sizes = {"train_per_class": 3, "val_size": 10, "test_size": 12}
+    dm = load(path, split="random", **sizes)
+    g = dm.graph
+    labelled = torch.from_numpy(arrays["y"]) >= 0
+    assert torch.bincount(g["y"][g["train_mask"]], minlength=CLASSES).tolist() == [3] * CLASSES
+    assert [int(g[m].sum()) for m in ("val_mask", "test_mask")] == [10, 12]
+    assert int((g["train_mask"].long() + g["val_mask"].long() + g["test_mask"].long()).max()) == 1
+    assert not (g["train_mask"] | g["val_mask"] | g["test_mask"])[~labelled].any()
+    again = load(path, split="random", seed=7, **sizes).graph  # the run's seed does not move it
+    other = load(path, split="random", split_seed=1, **sizes).graph
+    for split in ("train_mask", "val_mask", "test_mask"):
+        assert torch.equal(again[split], g[split])
+    assert not all(torch.equal(other[s], g[s]) for s in ("train_mask", "val_mask", "test_mask"))
+    rest = load(path, split="random", train_per_class=3, val_size=10, test_size=None).graph
+    assert int(rest["test_mask"].sum()) == int(labelled.sum()) - 3 * CLASSES - 10
+    with_masks = load(write_npz(tmp_path / "m.npz", arrays), split="random", **sizes).graph
+    assert torch.equal(with_masks["train_mask"], g["train_mask"])
+    counts = torch.bincount(torch.from_numpy(arrays["y"])[labelled])
+    with pytest.raises(AutoAttendError, match=f"class {int(counts.argmin())} has {int(counts.min())} labelled node"):
+        load(path, split="random", train_per_class=int(counts.min()) + 1, val_size=1, test_size=1)
+    with pytest.raises(AutoAttendError, match="labelled nodes outside the training split, fewer than task.val_size=30 "
+                                              "\\+ task.test_size=20"):
+        load(path, split="random", train_per_class=3, val_size=30, test_size=20)
+    with pytest.raises(AutoAttendError, match="task.split: expected one of file, random, got 'drawn'"):
+        GraphFileDataModule(path=str(path), split="drawn")
+
+
 def _bad(arrays: dict, change) -> dict:
     arrays = dict(arrays)
     change(arrays)
@@ -141,7 +178,8 @@ BAD_ARRAYS = {
     "label_below": (lambda a: a["y"].__setitem__(NODES - 1, -2), "'y' holds -2"),
     "one_class": (lambda a: a.update(y=np.where(a["y"] >= 0, 0, -1)), "every labelled node has class 0"),
     "no_edges": (lambda a: a.update(edge_index=np.zeros((2, 0), np.int64)), "the graph has no edges"),
-    "edge_range": (lambda a: a["edge_index"].__setitem__((1, 7), NODES), "edge_index refers to node 40 but there are 40"),
+    "edge_range": (lambda a: a["edge_index"].__setitem__((1, 7), NODES),
+                   "edge_index refers to node 40 but there are 40"),
 }
 
 
@@ -225,6 +263,9 @@ def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):
     proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.to_undirected=maybe", "budget=smoke",
                data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run2")
     assert proc.returncode == 2 and "error: task.to_undirected: expected true or false, got 'maybe'" in proc.stderr
+    proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.split=drawn", "budget=smoke",
+               data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run4")
+    assert proc.returncode == 2 and "error: task.split: expected one of file, random, got 'drawn'" in proc.stderr
     proc = cli("src.search", "+task=graph_file", "task.path=g.npz", "task.sparse_features=sometimes",
                "budget=smoke", data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run3")
     assert proc.returncode == 2 and "error: task.sparse_features: expected auto, true or false, got 'sometimes'" in \

@@ -8,7 +8,9 @@ baselines, ``src.predict``) on it, transductively as on Cora. The file holds nam
   (list both directions of an undirected edge, or set ``task.to_undirected=true``);
 * ``y`` (N,) integer class ids from 0; ``-1`` marks an unlabelled node, which no split may hold
   (``src.predict`` classifies it like every other node);
-* ``train_mask``, ``val_mask``, ``test_mask`` (N,) booleans (or 0/1 integers), disjoint, none empty.
+* ``train_mask``, ``val_mask``, ``test_mask`` (N,) booleans (or 0/1 integers), disjoint, none empty;
+  or, with ``task.split=random``, no masks: a seeded split of the labelled nodes as Planetoid's
+  (``train_per_class`` nodes of each class, then ``val_size`` and ``test_size`` of the rest).
 
 Formats: ``.npz`` (``numpy.savez``; read without pickle) or ``.pt`` / ``.pth``, a dict of tensors
 read with ``torch.load(weights_only=True)``, as ``torch.save(data.to_dict(), path)`` writes a PyG
@@ -23,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.choices import GRAPH_FILE_SPLITS
 from src.data.planetoid import GraphDataModule, check_graph, data_to_batch
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
-ARRAYS = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask")
 SPLITS = ("train_mask", "val_mask", "test_mask")
+ARRAYS = ("x", "edge_index", "y", *SPLITS)
 SUFFIXES = (".npz", ".pt", ".pth")
 UNLABELLED = -1
 # sparse_features=auto: features with fewer non-zeros than this share are kept as a sparse tensor, as
@@ -59,11 +62,14 @@ def read_arrays(path: Path) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
 
 
-def _check_arrays(arrays: dict[str, torch.Tensor], where: Path) -> None:
-    """Names, shapes and dtypes the module docstring states; raises one line naming the array."""
-    missing = [name for name in ARRAYS if name not in arrays]
+def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = True) -> None:
+    """Names, shapes and dtypes the module docstring states (the masks only with ``masks``);
+    raises one line naming the array."""
+    needed = ARRAYS if masks else ARRAYS[:3]
+    missing = [name for name in needed if name not in arrays]
     if missing:
-        raise AutoAttendError(f"{where}: no {missing[0]!r} array; expected {', '.join(ARRAYS)} "
+        hint = " (or task.split=random to draw the split)" if missing[0] in SPLITS else ""
+        raise AutoAttendError(f"{where}: no {missing[0]!r} array; expected {', '.join(needed)}{hint} "
                               f"(found: {', '.join(sorted(arrays)) or 'none'})")
     x, edge_index, y = arrays["x"], arrays["edge_index"], arrays["y"]
     if x.dim() != 2 or x.is_complex() or x.dtype == torch.bool:
@@ -75,7 +81,7 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path) -> None:
     if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'y' must be (N,) integer class ids (single-label), got {y.dtype} of shape "
                               f"{tuple(y.shape)}")
-    for split in SPLITS:
+    for split in SPLITS if masks else ():
         mask = arrays[split]
         if mask.dim() != 1 or mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
             raise AutoAttendError(f"{where}: '{split}' must be (N,) booleans or 0/1 integers, got {mask.dtype} of "
@@ -109,6 +115,32 @@ def _check_split(batch: dict, where: Path) -> int:
     return classes
 
 
+def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size: int | None, seed: int,
+                 where: Path) -> dict[str, torch.Tensor]:
+    """A split of the labelled nodes (``y`` (N,) >= 0) as Planetoid's public one is made: in one
+    random order drawn with ``seed``, the first ``train_per_class`` nodes of each class train, the
+    next ``val_size`` of the rest validate and the ``test_size`` after them (``None``: all the
+    rest) test. -> the three (N,) bool masks by name."""
+    n = y.numel()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    order = order[y[order] >= 0]
+    masks = {split: torch.zeros(n, dtype=torch.bool) for split in SPLITS}
+    for c in range(int(y.max()) + 1):
+        of_class = order[y[order] == c]
+        if len(of_class) < train_per_class:
+            raise AutoAttendError(f"{where}: class {c} has {len(of_class)} labelled node(s), fewer than "
+                                  f"task.train_per_class={train_per_class}")
+        masks["train_mask"][of_class[:train_per_class]] = True
+    rest = order[~masks["train_mask"][order]]
+    if len(rest) < val_size + (test_size or 1):
+        test = f"task.test_size={test_size}" if test_size else "at least one test node"
+        wanted = f"task.val_size={val_size} + {test}"
+        raise AutoAttendError(f"{where}: {len(rest)} labelled nodes outside the training split, fewer than {wanted}")
+    masks["val_mask"][rest[:val_size]] = True
+    masks["test_mask"][rest[val_size:None if test_size is None else val_size + test_size]] = True
+    return masks
+
+
 class GraphFileDataModule(GraphDataModule):
     """One graph from a file (transductive, one full-graph batch); format in the module docstring.
 
@@ -116,11 +148,15 @@ class GraphFileDataModule(GraphDataModule):
     for Planetoid); ``to_undirected``: every edge also added reversed (duplicates merged);
     ``sparse_features``: ``x`` served as a sparse COO tensor (``true``), dense (``false``), or sparse
     when under :data:`SPARSE_BELOW` of its entries are non-zero (``auto``). The same values either
-    way; sparse features make the ops that read them faster where most are zero.
+    way; sparse features make the ops that read them faster where most are zero. ``split``:
+    ``file`` (the file's masks) or ``random`` (:func:`random_split` with ``train_per_class``,
+    ``val_size``, ``test_size`` and ``split_seed``, which is the data's, not the run's seed).
     """
 
     def __init__(self, path: str | None = None, name: str = "graph_file", row_normalize: bool = False,
-                 to_undirected: bool = False, sparse_features: bool | str = "auto", **kwargs):
+                 to_undirected: bool = False, sparse_features: bool | str = "auto", split: str = "file",
+                 train_per_class: int = 20, val_size: int = 500, test_size: int | None = 1000, split_seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         if path is None:
             raise AutoAttendError(f"task {name}: no data given; add task.path=<the graph's .npz or .pt file>")
@@ -129,13 +165,18 @@ class GraphFileDataModule(GraphDataModule):
         self.path = Path(path).expanduser().resolve()
         self.name, self.row_normalize, self.to_undirected = name, bool(row_normalize), bool(to_undirected)
         self.sparse_features = sparse_features
+        if split not in GRAPH_FILE_SPLITS:
+            raise AutoAttendError(f"task.split: expected one of {', '.join(GRAPH_FILE_SPLITS)}, got {split!r}")
+        self.split, self.split_seed = split, split_seed
+        self.split_sizes = (train_per_class, val_size, test_size)
 
     def load(self) -> None:
         from torch_geometric.data import Data
         from torch_geometric.utils import to_undirected
 
         arrays = read_arrays(self.path)
-        _check_arrays(arrays, self.path)
+        from_file = self.split == "file"
+        _check_arrays(arrays, self.path, masks=from_file)
         x = arrays["x"].float()
         if self.row_normalize:
             if bool((x < 0).any()):
@@ -143,8 +184,18 @@ class GraphFileDataModule(GraphDataModule):
                                       "weights); 'x' has negative values")
             x = x / x.sum(-1, keepdim=True).clamp(min=1e-12)
         edge_index = arrays["edge_index"].long()
-        data = Data(x=x, edge_index=edge_index, y=arrays["y"].long(),
-                    **{split: arrays[split].bool() for split in SPLITS})
+        y = arrays["y"].long()
+        if from_file:
+            masks = {split: arrays[split].bool() for split in SPLITS}
+        else:
+            if y.numel() != x.size(0):
+                raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
+                                      f"{y.numel()} labels")
+            masks = random_split(y, *self.split_sizes, seed=self.split_seed, where=self.path)
+            log.info("%s: split drawn (task.split=random, seed %d): %d per class / %d / %d%s", self.path,
+                     self.split_seed, self.split_sizes[0], int(masks["val_mask"].sum()), int(masks["test_mask"].sum()),
+                     "; the file's masks are not used" if any(k in arrays for k in SPLITS) else "")
+        data = Data(x=x, edge_index=edge_index, y=y, **masks)
         sparse = (self.sparse_features if isinstance(self.sparse_features, bool)
                   else x.numel() > 0 and float((x != 0).float().mean()) < SPARSE_BELOW)
         batch = data_to_batch(data, sparse_x=sparse)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS, GRAPH_FILE_SPLITS,
                          GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import priors_leave_no_op
@@ -394,6 +394,11 @@ def _check_graph_file_task(cfg: DictConfig) -> None:
     sparse = _get(cfg, "task.sparse_features")
     if sparse is not _ABSENT and not (isinstance(sparse, bool) or sparse == "auto"):
         _fail("task.sparse_features", "auto, true or false", sparse)
+    check_choice(cfg, "task.split", GRAPH_FILE_SPLITS)
+    check_int(cfg, "task.train_per_class", 1)
+    check_int(cfg, "task.val_size", 1)
+    check_int(cfg, "task.test_size", 1, none_ok=True)
+    check_int(cfg, "task.split_seed", 0, high=SEED_MAX)
 
 
 def _check_graph(cfg: DictConfig, entry: str) -> None:
