@@ -36,7 +36,8 @@ ARRAYS = ("x", "edge_index", "y", *SPLITS)
 SUFFIXES = (".npz", ".pt", ".pth")
 UNLABELLED = -1
 # sparse_features=auto: features with fewer non-zeros than this share are kept as a sparse tensor, as
-# Planetoid's bag-of-words are (Cora, 1.3 % non-zero: a smoke-sized Cora search 36 s sparse, 53 s dense)
+# Planetoid's bag-of-words are (Cora, 1.3 % non-zero: a reduced Cora search took 36 s sparse, 53 s
+# dense; experiments/README.md, "Cora from a file")
 SPARSE_BELOW = 0.1
 
 
