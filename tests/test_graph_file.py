@@ -251,6 +251,13 @@ def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
     proc = cli("src.evaluate", str(run_dir), data_dir=tmp_path / "no_data", tmp=tmp_path)  # cwd: the repository
     assert proc.returncode == 0 and "reproduce their recorded validation and test scores" in proc.stdout, \
         proc.stderr[-3000:]
+    edited = graph_arrays()
+    edited["y"][0] = (edited["y"][0] + 1) % CLASSES
+    other = write_npz(tmp_path / "edited.npz", edited)
+    proc = cli("src.evaluate", str(run_dir), f"task.path={other}", data_dir=tmp_path / "no_data", tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(
+        f"error: {run_dir}: the data at task.path={other} are not the run's (labels_sha256: "), proc.stderr[-2000:]
+    assert proc.stderr.strip().endswith("give the run's data file (task.path=...)")
 
 
 def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):

@@ -177,8 +177,9 @@ def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
         # +task=csv and +task=graph_file read task.path (data of one's own, not under paths.data_dir)
         where = (f"task.path={cfg.task.path}" if cfg.task.get("name") in OWN_DATA_TASKS
                  else f"paths.data_dir={cfg.paths.data_dir}")
+        kind = "file" if cfg.task.get("name") == "graph_file" else "folder"
         raise AutoAttendError(f"{run_dir}: the data at {where} are not the run's "
-                              f"({differ}); give the run's data folder ({where.split('=')[0]}=...)")
+                              f"({differ}); give the run's data {kind} ({where.split('=')[0]}=...)")
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int | None = None,
