@@ -147,9 +147,9 @@ def test_a_random_split_is_planetoids_kind_drawn_from_its_own_seed(tmp_path):
     counts = torch.bincount(torch.from_numpy(arrays["y"])[labelled])
     with pytest.raises(AutoAttendError, match=f"class {int(counts.argmin())} has {int(counts.min())} labelled node"):
         load(path, split="random", train_per_class=int(counts.min()) + 1, val_size=1, test_size=1)
-    with pytest.raises(AutoAttendError, match="labelled nodes outside the training split, fewer than task.val_size=30 "
-                                              "\\+ task.test_size=20"):
-        load(path, split="random", train_per_class=3, val_size=30, test_size=20)
+    with pytest.raises(AutoAttendError, match="27 labelled nodes outside the training split, fewer than "
+                                              "task.val_size=20 \\+ task.test_size=20"):
+        load(path, split="random", train_per_class=3, val_size=20, test_size=20)
     with pytest.raises(AutoAttendError, match="task.split: expected one of file, random, got 'drawn'"):
         GraphFileDataModule(path=str(path), split="drawn")
 
