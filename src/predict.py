@@ -191,6 +191,9 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     if dm.graph is None:
         raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
                               "single-graph tasks (Cora, CiteSeer, PubMed, graph_file)")
+    if dm.multilabel:
+        raise AutoAttendError(f"{run_dir}: a multi-label task; src.predict gives each node one class, of "
+                              "single-label tasks only")
     graph = dm.graph
     described, probabilities = [], None
     for path in paths:

@@ -86,6 +86,28 @@ def test_a_pyg_data_saved_as_a_dict_is_read(tmp_path):
     assert dm.num_classes == CLASSES and int(dm.graph["train_mask"].sum()) == 12
 
 
+def multilabel_arrays(labels: int = 5) -> dict[str, np.ndarray]:
+    """:func:`graph_arrays` with (N, ``labels``) 0/1 targets, label 0 following the first feature."""
+    arrays = graph_arrays()
+    rng = np.random.default_rng(1)
+    y = (rng.random((NODES, labels)) < 0.3).astype(np.float32)
+    y[:, 0] = arrays["x"][:, 0] > 0.5
+    return {**arrays, "y": y}
+
+
+def test_a_multi_label_graph_is_served_as_ppi_is(tmp_path):
+    """(N, C) 0/1 targets: a multi-label task (BCE, micro-F1) with C labels, targets as float; the
+    random split, per class, is refused for it."""
+    arrays = multilabel_arrays()
+    dm = load(write_npz(tmp_path / "ml.npz", arrays))
+    assert dm.multilabel and dm.metric == "micro_f1" and dm.num_classes == 5
+    assert dm.graph["y"].dtype == torch.float32 and torch.equal(dm.graph["y"], torch.from_numpy(arrays["y"]))
+    single = load(write_npz(tmp_path / "g.npz", graph_arrays()))
+    assert not single.multilabel and single.metric == "accuracy"
+    with pytest.raises(AutoAttendError, match="task.split=random draws a per-class split of single-label nodes"):
+        load(tmp_path / "ml.npz", split="random")
+
+
 def test_row_normalize_and_to_undirected(tmp_path):
     arrays = graph_arrays()
     arrays["x"][5] = 0.0  # a node without features stays zero
@@ -166,8 +188,12 @@ BAD_ARRAYS = {
     "x_nan": (lambda a: a["x"].__setitem__((3, 2), np.nan), "'x' holds NaN or infinite values"),
     "edges_float": (lambda a: a.update(edge_index=a["edge_index"].astype(np.float32)),
                     "'edge_index' must hold integer node ids"),
-    "multilabel": (lambda a: a.update(y=np.zeros((NODES, CLASSES), np.int64)),
-                   "'y' must be (N,) integer class ids (single-label)"),
+    "multilabel_values": (lambda a: a.update(y=np.full((NODES, CLASSES), 2, np.int64)),
+                          "a 2-D 'y' holds multi-label targets, (N, C) zeros and ones"),
+    "y_3d": (lambda a: a.update(y=np.zeros((NODES, 2, 2), np.int64)),
+             "'y' must be (N,) integer class ids, or (N, C) 0/1 multi-label targets"),
+    "y_float": (lambda a: a.update(y=a["y"].astype(np.float32)),
+                "'y' must be (N,) integer class ids, or (N, C) 0/1 multi-label targets"),
     "mask_values": (lambda a: a.update(val_mask=a["val_mask"].astype(np.int64) * 2),
                     "'val_mask' must be (N,) booleans or 0/1 integers"),
     "mask_length": (lambda a: a.update(test_mask=a["test_mask"][:-1]), "test_mask has 39 entries for 40 nodes"),
@@ -258,6 +284,26 @@ def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().startswith(
         f"error: {run_dir}: the data at task.path={other} are not the run's (labels_sha256: "), proc.stderr[-2000:]
     assert proc.stderr.strip().endswith("give the run's data file (task.path=...)")
+
+
+def test_a_multi_label_graph_file_through_the_command_line(tmp_path):
+    """Search, retrain and baseline in micro-F1 (PPI's metric, under the ``*_acc`` keys), models
+    that src.evaluate reproduces; src.predict, which gives one class a node, refuses in one line."""
+    path = write_npz(tmp_path / "ml.npz", multilabel_arrays())
+    run_dir = tmp_path / "run"
+    proc = cli("src.search", "+task=graph_file", f"task.path={path}", "budget=smoke", "hardware=cpu",
+               data_dir=tmp_path, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "retrained test micro-F1" in proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metric"] == "micro_f1" and 0.0 <= summary["retrain"]["test_acc_mean"] <= 1.0
+    assert json.loads((run_dir / "retrain" / "results.json").read_text())["metric"] == "micro_f1"
+    proc = cli("src.evaluate", str(run_dir), data_dir=tmp_path, tmp=tmp_path)
+    assert proc.returncode == 0 and "reproduce their recorded validation and test scores" in proc.stdout, \
+        proc.stderr[-3000:]
+    proc = cli("src.predict", str(run_dir), data_dir=tmp_path, tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {run_dir}: a multi-label task; src.predict gives each node one class, of single-label tasks only")
 
 
 def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):

@@ -7,7 +7,8 @@ baselines, ``src.predict``) on it, transductively as on Cora. The file holds nam
 * ``edge_index`` (2, E) integer node ids, messages flowing ``edge_index[0] -> edge_index[1]``
   (list both directions of an undirected edge, or set ``task.to_undirected=true``);
 * ``y`` (N,) integer class ids from 0; ``-1`` marks an unlabelled node, which no split may hold
-  (``src.predict`` classifies it like every other node);
+  (``src.predict`` classifies it like every other node); or (N, C) 0/1 targets of a multi-label
+  task (as PPI's: BCE loss, micro-F1, reported under the ``*_acc`` keys with ``"metric": "micro_f1"``);
 * ``train_mask``, ``val_mask``, ``test_mask`` (N,) booleans (or 0/1 integers), disjoint, none empty;
   or, with ``task.split=random``, no masks: a seeded split of the labelled nodes as Planetoid's
   (``train_per_class`` nodes of each class, then ``val_size`` and ``test_size`` of the rest).
@@ -79,9 +80,13 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
         raise AutoAttendError(f"{where}: 'x' holds NaN or infinite values")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'edge_index' must hold integer node ids, got {edge_index.dtype}")
-    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        raise AutoAttendError(f"{where}: 'y' must be (N,) integer class ids (single-label), got {y.dtype} of shape "
-                              f"{tuple(y.shape)}")
+    if y.dim() == 2:
+        if y.size(1) < 1 or y.is_complex() or not bool(((y == 0) | (y == 1)).all()):
+            raise AutoAttendError(f"{where}: a 2-D 'y' holds multi-label targets, (N, C) zeros and ones; got {y.dtype} "
+                                  f"of shape {tuple(y.shape)} with other values")
+    elif y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        raise AutoAttendError(f"{where}: 'y' must be (N,) integer class ids, or (N, C) 0/1 multi-label targets; got "
+                              f"{y.dtype} of shape {tuple(y.shape)}")
     for split in SPLITS if masks else ():
         mask = arrays[split]
         if mask.dim() != 1 or mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
@@ -90,7 +95,8 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
 
 
 def _check_split(batch: dict, where: Path) -> int:
-    """Splits non-empty and disjoint, every node they hold labelled; returns the class count."""
+    """Splits non-empty and disjoint, every node they hold labelled; returns the class (or, for
+    multi-label targets, label) count."""
     y = batch["y"]
     for split in SPLITS:
         if not batch[split].any():
@@ -101,6 +107,8 @@ def _check_split(batch: dict, where: Path) -> int:
             if both.any():
                 raise AutoAttendError(f"{where}: node {int(both.nonzero()[0])} is in both '{first}' and '{second}'; "
                                       "the splits must be disjoint")
+    if y.dim() == 2:
+        return y.size(1)
     in_a_split = batch["train_mask"] | batch["val_mask"] | batch["test_mask"]
     bad = in_a_split & (y < 0)
     if bad.any():
@@ -185,11 +193,15 @@ class GraphFileDataModule(GraphDataModule):
                                       "weights); 'x' has negative values")
             x = x / x.sum(-1, keepdim=True).clamp(min=1e-12)
         edge_index = arrays["edge_index"].long()
-        y = arrays["y"].long()
+        multilabel = arrays["y"].dim() == 2
+        y = arrays["y"].float() if multilabel else arrays["y"].long()
+        if multilabel and not from_file:
+            raise AutoAttendError(f"{self.path}: task.split=random draws a per-class split of single-label nodes; "
+                                  "give a multi-label graph its train_mask, val_mask and test_mask")
         if from_file:
             masks = {split: arrays[split].bool() for split in SPLITS}
         else:
-            if y.numel() != x.size(0):
+            if y.size(0) != x.size(0):
                 raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
                                       f"{y.numel()} labels")
             masks = random_split(y, *self.split_sizes, seed=self.split_seed, where=self.path)
@@ -200,15 +212,16 @@ class GraphFileDataModule(GraphDataModule):
         sparse = (self.sparse_features if isinstance(self.sparse_features, bool)
                   else x.numel() > 0 and float((x != 0).float().mean()) < SPARSE_BELOW)
         batch = data_to_batch(data, sparse_x=sparse)
-        check_graph(batch, str(self.path), multilabel=False)
+        check_graph(batch, str(self.path), multilabel=multilabel)
         if self.to_undirected:
             batch["edge_index"] = to_undirected(batch["edge_index"], num_nodes=x.size(0))
         self.num_classes = _check_split(batch, self.path)
+        self.multilabel, self.metric = multilabel, "micro_f1" if multilabel else "accuracy"
         self.num_features = x.size(1)
         self.graph = batch
         self.eval_batches = [batch]
-        unlabelled = int((batch["y"] < 0).sum())
-        log.info("%s: %d nodes (%d unlabelled), %d edges, %d features (%s), %d classes, split %d / %d / %d",
+        unlabelled = 0 if multilabel else int((batch["y"] < 0).sum())
+        log.info("%s: %d nodes (%d unlabelled), %d edges, %d features (%s), %d %s, split %d / %d / %d",
                  self.path, x.size(0), unlabelled, batch["edge_index"].size(1), self.num_features,
-                 "sparse" if sparse else "dense", self.num_classes,
+                 "sparse" if sparse else "dense", self.num_classes, "labels (multi-label)" if multilabel else "classes",
                  int(batch["train_mask"].sum()), int(batch["val_mask"].sum()), int(batch["test_mask"].sum()))
