@@ -20,6 +20,9 @@ A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubM
 texts, ``src.predict <graph run dir>`` rebuilds the graph from the run's config and prints a CSV
 row per node (``node,split,label,prediction,probability``; ``--jsonl``: every class's
 probability), the split being the task's ``train`` / ``val`` / ``test`` (Planetoid's public split) or empty.
+A multi-label graph's rows are ``node,split,labels,predictions``, label sets joined by ``;`` (a label
+is predicted where its sigmoid probability, averaged over the models, is above one half; ``--jsonl``:
+each label's probability).
 """
 
 from __future__ import annotations
@@ -171,7 +174,9 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
                   overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
     """Classify every node of a graph run's graph (single-graph tasks). Returns ``(descriptions of
     the models used, one row per node)``: ``node`` index, ``split`` (train / val / test / ""),
-    true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``."""
+    true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``; for
+    a multi-label task ``label`` and ``prediction`` are lists of label indices (those whose mean
+    sigmoid probability is above one half)."""
     target = Path(target)
     run_dir = target if target.is_dir() else _run_dir_of(target)
     return _node_rows(choose_models(target, seed, ensemble), run_dir, overrides)
@@ -191,10 +196,10 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     if dm.graph is None:
         raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
                               "single-graph tasks (Cora, CiteSeer, PubMed, graph_file)")
-    if dm.multilabel:
-        raise AutoAttendError(f"{run_dir}: a multi-label task; src.predict gives each node one class, of "
-                              "single-label tasks only")
     graph = dm.graph
+    # multi-label (a graph_file with (N, C) targets): each label's own probability, a sigmoid, and the
+    # labels above one half, as the run scored them (a logit > 0)
+    squash = torch.sigmoid if dm.multilabel else (lambda logits: torch.softmax(logits, dim=-1))
     described, probabilities = [], None
     for path in paths:
         model, record = load_child(path)
@@ -202,16 +207,20 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
             raise AutoAttendError(f"{path}: a text model; give texts to classify")
         described.append(_describe(path, record["evaluation"]))
         with torch.inference_mode():
-            these = torch.softmax(model(graph["x"], graph["edge_index"]).float(), dim=-1)
+            these = squash(model(graph["x"], graph["edge_index"]).float())
         probabilities = these if probabilities is None else probabilities + these
     probabilities = probabilities / len(paths)
     split = [""] * probabilities.shape[0]
     for name in ("train", "val", "test"):
         for node in graph[f"{name}_mask"].nonzero().flatten().tolist():
             split[node] = name
-    rows = [{"node": node, "split": split[node], "label": int(label), "prediction": prediction, "probabilities": probs}
-            for node, (probs, label, prediction) in enumerate(zip(probabilities.tolist(), graph["y"].tolist(),
-                                                                  probabilities.argmax(-1).tolist()))]
+    if dm.multilabel:
+        labels = [row.nonzero().flatten().tolist() for row in graph["y"] > 0.5]
+        predictions = [row.nonzero().flatten().tolist() for row in probabilities > 0.5]
+    else:
+        labels, predictions = [int(label) for label in graph["y"].tolist()], probabilities.argmax(-1).tolist()
+    rows = [{"node": node, "split": split[node], "label": label, "prediction": prediction, "probabilities": probs}
+            for node, (probs, label, prediction) in enumerate(zip(probabilities.tolist(), labels, predictions))]
     return described, rows
 
 
@@ -240,6 +249,12 @@ def _print_nodes(rows: list[dict[str, Any]], jsonl: bool) -> None:
     if jsonl:
         for row in rows:
             print(json.dumps(row))
+        return
+    if rows and isinstance(rows[0]["label"], list):  # multi-label: label sets, ';'-separated
+        print("node,split,labels,predictions")
+        for row in rows:
+            print(f"{row['node']},{row['split']},{';'.join(map(str, row['label']))},"
+                  f"{';'.join(map(str, row['prediction']))}")
         return
     print("node,split,label,prediction,probability")
     for row in rows:

@@ -288,7 +288,7 @@ def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
 
 def test_a_multi_label_graph_file_through_the_command_line(tmp_path):
     """Search, retrain and baseline in micro-F1 (PPI's metric, under the ``*_acc`` keys), models
-    that src.evaluate reproduces; src.predict, which gives one class a node, refuses in one line."""
+    that src.evaluate reproduces; src.predict's label sets give the recorded test micro-F1."""
     path = write_npz(tmp_path / "ml.npz", multilabel_arrays())
     run_dir = tmp_path / "run"
     proc = cli("src.search", "+task=graph_file", f"task.path={path}", "budget=smoke", "hardware=cpu",
@@ -301,9 +301,24 @@ def test_a_multi_label_graph_file_through_the_command_line(tmp_path):
     proc = cli("src.evaluate", str(run_dir), data_dir=tmp_path, tmp=tmp_path)
     assert proc.returncode == 0 and "reproduce their recorded validation and test scores" in proc.stdout, \
         proc.stderr[-3000:]
+    proc = cli("src.predict", str(run_dir), "--jsonl", data_dir=tmp_path, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes = [json.loads(line) for line in proc.stdout.splitlines()]
+    seed = proc.stderr.split("seed_")[1].split("/")[0]
+    recorded = json.loads((run_dir / "retrain" / f"seed_{seed}.json").read_text())
+    targets = multilabel_arrays()["y"]
+    tp = fp = fn = 0
+    for node in nodes:
+        assert node["label"] == np.flatnonzero(targets[node["node"]]).tolist()
+        assert node["prediction"] == [i for i, p in enumerate(node["probabilities"]) if p > 0.5]
+        if node["split"] == "test":
+            truth, guess = set(node["label"]), set(node["prediction"])
+            tp, fp, fn = tp + len(truth & guess), fp + len(guess - truth), fn + len(truth - guess)
+    assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(recorded["test_acc"], abs=1e-6)
     proc = cli("src.predict", str(run_dir), data_dir=tmp_path, tmp=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: {run_dir}: a multi-label task; src.predict gives each node one class, of single-label tasks only")
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0] == "node,split,labels,predictions"
+    first = next(n for n in nodes if len(n["label"]) > 1)
+    assert proc.stdout.splitlines()[1 + first["node"]].split(",")[2] == ";".join(map(str, first["label"]))
 
 
 def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):
