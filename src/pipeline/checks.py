@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS, GRAPH_FILE_SPLITS,
-                         GRAPH_ACTIVATIONS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS, READOUTS)
+from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
+                         GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
+                         READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
@@ -378,8 +379,9 @@ def check_arch_hparams(hparams: Any, source: str) -> None:
 
 
 def _check_graph_file_task(cfg: DictConfig) -> None:
-    """``+task=graph_file`` (a graph of one's own, :mod:`src.data.graph_file`): its file named and its
-    switches booleans, said before torch and PyG load rather than after the run has started."""
+    """``+task=graph_file`` (a graph of one's own, :mod:`src.data.graph_file`): its file named, its
+    switches booleans, its split settings in range; said before torch and PyG load rather than
+    after the run has started (the DataModule checks the same for callers from Python)."""
     target = _get(cfg, "task.datamodule._target_")
     if not (isinstance(target, str) and target.endswith(".GraphFileDataModule")):
         return
