@@ -373,3 +373,22 @@ def test_cora_written_to_a_file_searches_as_cora_does(tmp_path):
         a, b = (json.loads((runs[name] / record).read_text()) for name in ("cora", "file"))
         assert (a.pop("protocol").pop("task"), b.pop("protocol").pop("task")) == ("cora", "graph_file")
         assert a == b, record
+
+
+@pytest.mark.parametrize("override, message", [
+    ("task.test_size=0", "task.test_size: expected an integer >= 1 or null, got 0"),
+    ("task.val_size=null", "task.val_size: expected an integer >= 1, got None"),
+    ("task.train_per_class=two", "task.train_per_class: expected an integer >= 1, got 'two'"),
+    ("task.split_seed=-1", "task.split_seed: expected an integer"),
+    ("task.row_normalize=1", "task.row_normalize: expected true or false, got 1"),
+    ("task.path=3", "task.path: expected the path of a .npz or .pt file, got 3"),
+])
+def test_graph_file_settings_are_checked_before_torch_loads(override, message):
+    from src.pipeline.checks import check_config
+    from tests.conftest import compose_config
+
+    cfg = compose_config("search", ["+task=graph_file", "task.path=g.npz", override])
+    with pytest.raises(AutoAttendError) as err:
+        check_config(cfg, "search")
+    assert str(err.value).startswith(message), str(err.value)
+    check_config(compose_config("search", ["+task=graph_file", "task.path=g.npz", "task.test_size=null"]), "search")
