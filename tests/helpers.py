@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Words by sentiment class (0 very negative ... 4 very positive); all are common lower-case
@@ -82,6 +84,16 @@ def real_data_dir(*required: str) -> Path | None:
     if not path.is_dir() or not all((path / rel).exists() for rel in required):
         return None
     return path
+
+
+def real_cora_dir() -> Path:
+    """The data folder holding the real Cora files (:func:`real_data_dir`); skips the calling test,
+    saying where to put them, when there is none."""
+    data = real_data_dir("planetoid/Cora/raw/ind.cora.graph")
+    if data is None:
+        pytest.skip("real Cora files not found (set AUTOATTEND_DATA_DIR or put them in "
+                    "../shared/data/planetoid/Cora/raw)")
+    return data
 
 
 # ---- graphs ----------------------------------------------------------------------------------

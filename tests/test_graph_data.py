@@ -15,7 +15,7 @@ import torch
 from src.data.planetoid import PLANETOID_FILES, PlanetoidDataModule, check_graph
 from src.data.ppi import PPIDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from tests.helpers import real_data_dir, write_tiny_planetoid, write_tiny_ppi
+from tests.helpers import real_cora_dir, write_tiny_planetoid, write_tiny_ppi
 
 
 @pytest.fixture(scope="module")
@@ -385,10 +385,7 @@ def test_a_damaged_processed_cache_is_rebuilt_from_the_raw_files(tmp_path, caplo
 # ---- the real Cora files ---------------------------------------------------------------------
 
 def test_real_cora(tmp_path):
-    data = real_data_dir("planetoid/Cora/raw/ind.cora.graph")
-    if data is None:
-        pytest.skip("real Cora files not found (set AUTOATTEND_DATA_DIR or put them in "
-                    "../shared/data/planetoid/Cora/raw)")
+    data = real_cora_dir()
     dm = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(tmp_path / "cache"), download=False)
     dm.setup()
     g = dm.graph

@@ -20,7 +20,7 @@ import torch
 
 from src.data.graph_file import GraphFileDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from tests.helpers import ROOT, cli, cli_command
+from tests.helpers import ROOT, cli, cli_command, real_cora_dir
 
 NODES, FEATURES, CLASSES, UNLABELLED = 40, 6, 3, 4
 
@@ -345,12 +345,8 @@ def test_cora_written_to_a_file_searches_as_cora_does(tmp_path):
     graph (its features sparse too, 1.3 % non-zero), and a smoke search on the file gives the
     ``+task=cora`` run's supernet metrics, candidate scores and retrained seeds, bit for bit."""
     from src.data.planetoid import PlanetoidDataModule
-    from tests.helpers import real_data_dir
 
-    data = real_data_dir("planetoid/Cora/raw/ind.cora.graph")
-    if data is None:
-        pytest.skip("real Cora files not found (set AUTOATTEND_DATA_DIR or put them in "
-                    "../shared/data/planetoid/Cora/raw)")
+    data = real_cora_dir()
     cora = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(tmp_path / "cache"), download=False)
     cora.setup()
     arrays = {k: (v.to_dense() if v.is_sparse else v).numpy() for k, v in cora.graph.items()}
