@@ -108,6 +108,22 @@ def test_a_multi_label_graph_is_served_as_ppi_is(tmp_path):
         load(tmp_path / "ml.npz", split="random")
 
 
+def test_pygs_karate_club_saved_as_the_readme_says(tmp_path):
+    """The README's example: PyG's bundled KarateClub ``Data`` (34 nodes, 4 classes, a training mask
+    only) saved with ``to_dict()`` and read with a drawn split: 2 / 10 / the other 16 nodes."""
+    from torch_geometric.datasets import KarateClub
+
+    data = KarateClub()[0]
+    torch.save(data.to_dict(), tmp_path / "karate.pt")
+    with pytest.raises(AutoAttendError, match="no 'val_mask' array"):
+        load(tmp_path / "karate.pt")
+    dm = load(tmp_path / "karate.pt", split="random", train_per_class=2, val_size=10, test_size=None)
+    g = dm.graph
+    assert (dm.num_classes, dm.num_features, g["edge_index"].size(1)) == (4, 34, 156)
+    assert [int(g[m].sum()) for m in ("train_mask", "val_mask", "test_mask")] == [8, 10, 16]
+    assert torch.equal(g["y"], data.y) and torch.equal(g["edge_index"], data.edge_index)
+
+
 def test_row_normalize_and_to_undirected(tmp_path):
     arrays = graph_arrays()
     arrays["x"][5] = 0.0  # a node without features stays zero
