@@ -128,7 +128,7 @@ def _read_where_the_run_read(cfg, key: str, folder: str | None, what: str, why: 
     OmegaConf.update(cfg, key, folder)
 
 
-def _recorded_folder(invocation: dict, field: str, file_ok: bool = False) -> str | None:
+def _recorded_path(invocation: dict, field: str, file_ok: bool = False) -> str | None:
     """``invocation[field]`` (an ``invocations.json`` entry's folder), if it is still a folder (or,
     with ``file_ok``, a file)."""
     value = invocation.get(field)
@@ -146,7 +146,7 @@ def runs_data_dir(invocation: dict, given: set[str]) -> str | None:
     ``./data`` without it (and refused: not found there)."""
     if os.environ.get("AUTOATTEND_DATA_DIR") or "paths.data_dir" in given:
         return None
-    return _recorded_folder(invocation, "data_dir")
+    return _recorded_path(invocation, "data_dir")
 
 
 def runs_task_path(invocation: dict, cfg, given: set[str]) -> str | None:
@@ -160,7 +160,7 @@ def runs_task_path(invocation: dict, cfg, given: set[str]) -> str | None:
     path = cfg.task.get("path")
     if path is None or Path(str(path)).expanduser().is_absolute():
         return None
-    return _recorded_folder(invocation, "task_path", file_ok=True)
+    return _recorded_path(invocation, "task_path", file_ok=True)
 
 
 def recorded_data_dir(run_dir: Path) -> str | None:

@@ -32,6 +32,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from src.utils.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements" / "cpu.txt"
 LOCK = ROOT / "requirements" / "cpu-lock.txt"
@@ -193,14 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requirements", type=Path, default=REQUIREMENTS, help="the file whose closure is locked")
     parser.add_argument("--out", type=Path, default=LOCK, help="where the lock is written")
     args = parser.parse_args(argv)
-    partial = args.out.with_name(args.out.name + ".partial")
     try:
         text = lock_text(closure(root_requirements(args.requirements)), args.requirements)
-        partial.write_text(text)
-        partial.replace(args.out)
+        if not args.out.parent.is_dir():  # atomic_write_text would create it: a mistyped --out is refused
+            raise OSError(f"{args.out.parent}: no such folder to write {args.out.name} in")
+        atomic_write_text(args.out, text)
     except (LockError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        partial.unlink(missing_ok=True)
         return 1
     print(f"{args.out}: {sum(1 for line in text.splitlines() if not line.startswith('#'))} packages")
     return 0
