@@ -16,10 +16,12 @@ holds all of that; a file kept before it did (no ``text_input``) has it rebuilt 
 ``.hydra/config.yaml`` (``--override key=value``, e.g. where the data now lies). Exit status 0,
 or 2 on bad input. Writes nothing but the predictions to stdout.
 
-A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubMed, a graph_file): given no
-texts, ``src.predict <graph run dir>`` rebuilds the graph from the run's config and prints a CSV
-row per node (``node,split,label,prediction,probability``; ``--jsonl``: every class's
-probability), the split being the task's ``train`` / ``val`` / ``test`` (Planetoid's public split) or empty.
+A graph run's models classify the nodes of the run's graph (Cora, CiteSeer, PubMed, a graph_file) or
+graphs (PPI, a graph_file with several): given no texts, ``src.predict <graph run dir>`` rebuilds
+the data from the run's config and prints a CSV row per node (``node,split,label,prediction,probability``;
+``--jsonl``: every class's probability), the split being the task's ``train`` / ``val`` / ``test``
+(Planetoid's public split) or empty. Nodes are numbered as the file's rows for a graph_file, and for
+PPI in the order of its training, validation and test graphs.
 A multi-label graph's rows are ``node,split,labels,predictions``, label sets joined by ``;`` (a label
 is predicted where its sigmoid probability, averaged over the models, is above one half; ``--jsonl``:
 each label's probability).
@@ -172,7 +174,7 @@ def _run_dir_of(model_file: Path, needed_by: str = "a graph model needs for its 
 
 def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = False,
                   overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
-    """Classify every node of a graph run's graph (single-graph tasks). Returns ``(descriptions of
+    """Classify every node of a graph run's graph or graphs. Returns ``(descriptions of
     the models used, one row per node)``: ``node`` index, ``split`` (train / val / test / ""),
     true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``; for
     a multi-label task ``label`` and ``prediction`` are lists of label indices (those whose mean
@@ -193,13 +195,10 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     with settings_of_the_run(run_dir):
         dm = build_datamodule(cfg)
         check_data_of_run(run_dir, cfg, dm, graph=True)
-    if dm.graph is None:
-        raise AutoAttendError(f"{run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of "
-                              "single-graph tasks (Cora, CiteSeer, PubMed, graph_file)")
-    graph = dm.graph
-    # multi-label (a graph_file with (N, C) targets): each label's own probability, a sigmoid, and the
-    # labels above one half, as the run scored them (a logit > 0)
+    # multi-label (a graph_file with (N, C) targets, PPI): each label's own probability, a sigmoid, and
+    # the labels above one half, as the run scored them (a logit > 0)
     squash = torch.sigmoid if dm.multilabel else (lambda logits: torch.softmax(logits, dim=-1))
+    pieces = dm.node_batches()
     described, probabilities = [], None
     for path in paths:
         model, record = load_child(path)
@@ -207,20 +206,27 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
             raise AutoAttendError(f"{path}: a text model; give texts to classify")
         described.append(_describe(path, record["evaluation"]))
         with torch.inference_mode():
-            these = squash(model(graph["x"], graph["edge_index"]).float())
+            these = torch.cat([squash(model(batch["x"], batch["edge_index"]).float()) for _, batch in pieces])
         probabilities = these if probabilities is None else probabilities + these
     probabilities = probabilities / len(paths)
+    ids = torch.cat([nodes for nodes, _ in pieces])
     split = [""] * probabilities.shape[0]
-    for name in ("train", "val", "test"):
-        for node in graph[f"{name}_mask"].nonzero().flatten().tolist():
-            split[node] = name
+    offset = 0
+    for _, batch in pieces:
+        for name in ("train", "val", "test"):
+            for node in batch[f"{name}_mask"].nonzero().flatten().tolist():
+                split[offset + node] = name
+        offset += batch["x"].size(0)
+    targets = torch.cat([batch["y"] for _, batch in pieces])
     if dm.multilabel:
-        labels = [row.nonzero().flatten().tolist() for row in graph["y"] > 0.5]
+        labels = [row.nonzero().flatten().tolist() for row in targets > 0.5]
         predictions = [row.nonzero().flatten().tolist() for row in probabilities > 0.5]
     else:
-        labels, predictions = [int(label) for label in graph["y"].tolist()], probabilities.argmax(-1).tolist()
-    rows = [{"node": node, "split": split[node], "label": label, "prediction": prediction, "probabilities": probs}
-            for node, (probs, label, prediction) in enumerate(zip(probabilities.tolist(), labels, predictions))]
+        labels, predictions = [int(label) for label in targets.tolist()], probabilities.argmax(-1).tolist()
+    rows = [{"node": node, "split": split[i], "label": label, "prediction": prediction, "probabilities": probs}
+            for i, (node, probs, label, prediction) in enumerate(zip(ids.tolist(), probabilities.tolist(), labels,
+                                                                     predictions))]
+    rows.sort(key=lambda row: row["node"])
     return described, rows
 
 

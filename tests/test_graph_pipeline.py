@@ -224,11 +224,20 @@ def test_ppi_smoke_search_inductive_multilabel(tmp_path):
     proc = cli("src.evaluate", str(run_dir), data_dir=data, tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("all 4 model(s) reproduce")
-    # per-node predictions are for single-graph tasks
-    proc = cli("src.predict", str(run_dir), data_dir=data, tmp=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: {run_dir}: the task has many graphs (PPI); src.predict classifies the nodes of single-graph tasks "
-        "(Cora, CiteSeer, PubMed, graph_file)")
+    # per-node predictions: every node of every graph, in the order train, val, test graphs; the test
+    # nodes' label sets give the recorded test micro-F1 back
+    proc = cli("src.predict", str(run_dir), "--jsonl", data_dir=data, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [n["node"] for n in nodes] == list(range(4 * 30))  # 2 / 1 / 1 graphs of 30 nodes
+    assert [n["split"] for n in nodes] == ["train"] * 60 + ["val"] * 30 + ["test"] * 30
+    seed = proc.stderr.split("seed_")[1].split("/")[0]
+    recorded = json.loads((run_dir / "retrain" / f"seed_{seed}.json").read_text())
+    tp = fp = fn = 0
+    for node in (n for n in nodes if n["split"] == "test"):
+        truth, guess = set(node["label"]), set(node["prediction"])
+        tp, fp, fn = tp + len(truth & guess), fp + len(guess - truth), fn + len(truth - guess)
+    assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(recorded["test_acc"], abs=1e-6)
 
 
 # ---- bad input ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""A graph of your own for node classification: one file holding one graph and its split.
+"""A graph of your own for node classification: one file holding one graph, or several, and the split.
 
 ``+task=graph_file task.path=/data/my_graph.npz`` runs the graph pipeline (search, retrain,
-baselines, ``src.predict``) on it, transductively as on Cora. The file holds named arrays:
+baselines, ``src.predict``) on it: transductively as on Cora, or, when the file holds several
+graphs, inductively as on PPI. The file holds named arrays:
 
 * ``x`` (N, F) node features (any real dtype; read as float32);
 * ``edge_index`` (2, E) integer node ids, messages flowing ``edge_index[0] -> edge_index[1]``
@@ -11,7 +12,12 @@ baselines, ``src.predict``) on it, transductively as on Cora. The file holds nam
   task (as PPI's: BCE loss, micro-F1, reported under the ``*_acc`` keys with ``"metric": "micro_f1"``);
 * ``train_mask``, ``val_mask``, ``test_mask`` (N,) booleans (or 0/1 integers), disjoint, none empty;
   or, with ``task.split=random``, no masks: a seeded split of the labelled nodes as Planetoid's
-  (``train_per_class`` nodes of each class, then ``val_size`` and ``test_size`` of the rest).
+  (``train_per_class`` nodes of each class, then ``val_size`` and ``test_size`` of the rest);
+* optionally ``batch`` (N,) integers, the graph each node belongs to (PyG's name: a ``Batch``
+  saved with ``to_dict()`` holds it): several graphs, no edge between two of them, each graph's
+  split nodes all in one split. Training then sees only the training graphs, ``task.batch_size``
+  of them merged per step (in a new order every epoch), and validation and test run on their own
+  graphs (inductive, as PPI's 20 / 2 / 2 graphs). The split comes from the masks.
 
 Formats: ``.npz`` (``numpy.savez``; read without pickle) or ``.pt`` / ``.pth``, a dict of tensors
 read with ``torch.load(weights_only=True)``, as ``torch.save(data.to_dict(), path)`` writes a PyG
@@ -27,13 +33,14 @@ import numpy as np
 import torch
 
 from src.choices import GRAPH_FILE_SPLITS
-from src.data.planetoid import GraphDataModule, check_graph, data_to_batch
+from src.data.planetoid import GraphDataModule, check_graph, collate_graphs, data_to_batch
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train_mask", "val_mask", "test_mask")
 ARRAYS = ("x", "edge_index", "y", *SPLITS)
+GRAPH_IDS = "batch"  # optional: each node's graph (PyG's Batch.batch)
 SUFFIXES = (".npz", ".pt", ".pth")
 UNLABELLED = -1
 # sparse_features=auto: features with fewer non-zeros than this share are kept as a sparse tensor, as
@@ -87,6 +94,16 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
     elif y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'y' must be (N,) integer class ids, or (N, C) 0/1 multi-label targets; got "
                               f"{y.dtype} of shape {tuple(y.shape)}")
+    if GRAPH_IDS in arrays:
+        graph_of = arrays[GRAPH_IDS]
+        if graph_of.dim() != 1 or graph_of.is_floating_point() or graph_of.dtype == torch.bool:
+            raise AutoAttendError(f"{where}: '{GRAPH_IDS}' must be (N,) integer graph ids, one per node; got "
+                                  f"{graph_of.dtype} of shape {tuple(graph_of.shape)}")
+        if graph_of.numel() != x.size(0):
+            raise AutoAttendError(f"{where}: '{GRAPH_IDS}' has {graph_of.numel()} entries for {x.size(0)} nodes "
+                                  "(one graph id per row of 'x')")
+        if graph_of.numel() and int(graph_of.min()) < 0:
+            raise AutoAttendError(f"{where}: '{GRAPH_IDS}' holds {int(graph_of.min())}; graph ids are integers from 0")
     for split in SPLITS if masks else ():
         mask = arrays[split]
         if mask.dim() != 1 or mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
@@ -150,8 +167,55 @@ def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size
     return masks
 
 
+def split_into_graphs(batch: dict, graph_of: torch.Tensor, where: Path) -> dict[str, list[tuple[torch.Tensor, object]]]:
+    """The graphs of a file with several, by split: for ``train_mask``, ``val_mask`` and
+    ``test_mask``, in the order of their graph ids, pairs of (the graph's node ids in the file (n,),
+    a PyG ``Data`` of it, nodes numbered from 0 in the file's order, edges in the file's order).
+    ``batch`` holds the whole file (dense ``x``); ``graph_of`` (N,) each node's graph id. Refuses an
+    edge between two graphs, and a graph whose nodes are in no split or in more than one."""
+    from torch_geometric.data import Data
+
+    edge_index = batch["edge_index"]
+    across = (graph_of[edge_index[0]] != graph_of[edge_index[1]]).nonzero().flatten()
+    if across.numel():
+        edge = int(across[0])
+        a, b = edge_index[:, edge].tolist()
+        raise AutoAttendError(f"{where}: edge {edge} joins node {a} (graph {int(graph_of[a])}) and node {b} (graph "
+                              f"{int(graph_of[b])}); with a '{GRAPH_IDS}' array every edge stays within one graph")
+    ids, graph, nodes_per_graph = graph_of.unique(return_inverse=True, return_counts=True)
+    in_split = torch.stack([torch.bincount(graph[batch[split]], minlength=ids.numel()) > 0 for split in SPLITS])
+    splits_held = in_split.sum(0)
+    if bool((splits_held == 0).any()):
+        g = int((splits_held == 0).nonzero()[0])
+        raise AutoAttendError(f"{where}: graph {int(ids[g])} ('{GRAPH_IDS}') has no node in train_mask, val_mask or "
+                              "test_mask; every graph of a file with several is trained, validated or tested on")
+    if bool((splits_held > 1).any()):
+        g = int((splits_held > 1).nonzero()[0])
+        held = " and ".join(f"'{SPLITS[i]}'" for i in in_split[:, g].nonzero().flatten().tolist())
+        raise AutoAttendError(f"{where}: graph {int(ids[g])} ('{GRAPH_IDS}') has nodes in {held}; with several graphs "
+                              "each graph's nodes are in one split (inductive: unseen graphs are validated and tested)")
+    n = graph_of.numel()
+    node_order = torch.argsort(graph, stable=True)
+    first_of_graph = nodes_per_graph.cumsum(0) - nodes_per_graph
+    local = torch.empty_like(node_order)
+    local[node_order] = torch.arange(n) - first_of_graph.repeat_interleave(nodes_per_graph)
+    edge_graph = graph[edge_index[0]]
+    edges = local[edge_index[:, torch.argsort(edge_graph, stable=True)]]
+    edges_per_graph = torch.bincount(edge_graph, minlength=ids.numel())
+    by_split: dict[str, list] = {split: [] for split in SPLITS}
+    for g, (nodes, graph_edges) in enumerate(zip(node_order.split(nodes_per_graph.tolist()),
+                                                 edges.split(edges_per_graph.tolist(), dim=1))):
+        split = SPLITS[int(in_split[:, g].nonzero()[0])]
+        data = Data(x=batch["x"][nodes], edge_index=graph_edges, y=batch["y"][nodes],
+                    **{name: batch[name][nodes] for name in SPLITS})
+        by_split[split].append((nodes, data))
+    return by_split
+
+
 class GraphFileDataModule(GraphDataModule):
-    """One graph from a file (transductive, one full-graph batch); format in the module docstring.
+    """One graph from a file (transductive, one full-graph batch), or several (inductive: the
+    training graphs merged ``batch_size`` at a time, one batch of validation and one of test
+    graphs); format in the module docstring.
 
     ``row_normalize``: each node's features divided by their sum (PyG's ``NormalizeFeatures``, as
     for Planetoid); ``to_undirected``: every edge also added reversed (duplicates merged);
@@ -160,13 +224,16 @@ class GraphFileDataModule(GraphDataModule):
     way; sparse features make the ops that read them faster where most are zero. ``split``:
     ``file`` (the file's masks) or ``random`` (:func:`random_split` with ``train_per_class``,
     ``val_size``, ``test_size`` and ``split_seed``, which is the data's, not the run's seed).
+    ``batch_size``: training graphs merged per step when the file holds several (else unused).
     """
 
     def __init__(self, path: str | None = None, name: str = "graph_file", row_normalize: bool = False,
                  to_undirected: bool = False, sparse_features: bool | str = "auto", split: str = "file",
                  train_per_class: int = 20, val_size: int = 500, test_size: int | None = 1000, split_seed: int = 0,
-                 **kwargs):
-        super().__init__(**kwargs)
+                 batch_size: int = 1, **kwargs):
+        super().__init__(batch_size=batch_size, **kwargs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise AutoAttendError(f"task.batch_size: expected an integer >= 1, got {batch_size!r}")
         if path is None:
             raise AutoAttendError(f"task {name}: no data given; add task.path=<the graph's .npz or .pt file>")
         if not (isinstance(sparse_features, bool) or sparse_features == "auto"):
@@ -198,6 +265,10 @@ class GraphFileDataModule(GraphDataModule):
         if multilabel and not from_file:
             raise AutoAttendError(f"{self.path}: task.split=random draws a per-class split of single-label nodes; "
                                   "give a multi-label graph its train_mask, val_mask and test_mask")
+        if GRAPH_IDS in arrays and not from_file:
+            raise AutoAttendError(f"{self.path}: task.split=random draws a split of one graph's nodes; a file with "
+                                  f"a '{GRAPH_IDS}' array (several graphs) needs its train_mask, val_mask and "
+                                  "test_mask")
         if from_file:
             masks = {split: arrays[split].bool() for split in SPLITS}
         else:
@@ -211,17 +282,32 @@ class GraphFileDataModule(GraphDataModule):
         data = Data(x=x, edge_index=edge_index, y=y, **masks)
         sparse = (self.sparse_features if isinstance(self.sparse_features, bool)
                   else x.numel() > 0 and float((x != 0).float().mean()) < SPARSE_BELOW)
-        batch = data_to_batch(data, sparse_x=sparse)
+        several = GRAPH_IDS in arrays
+        batch = data_to_batch(data, sparse_x=sparse and not several)
         check_graph(batch, str(self.path), multilabel=multilabel)
         if self.to_undirected:
             batch["edge_index"] = to_undirected(batch["edge_index"], num_nodes=x.size(0))
         self.num_classes = _check_split(batch, self.path)
         self.multilabel, self.metric = multilabel, "micro_f1" if multilabel else "accuracy"
         self.num_features = x.size(1)
-        self.graph = batch
-        self.eval_batches = [batch]
+        if several:
+            graphs = split_into_graphs(batch, arrays[GRAPH_IDS].long(), self.path)
+            self.sparse_x = sparse
+            self.train_graphs = [data for _, data in graphs["train_mask"]]
+            self.eval_batches = [collate_graphs([data for _, data in graphs[split]], sparse_x=sparse)
+                                 for split in ("val_mask", "test_mask")]
+            self.node_ids = torch.cat([nodes for split in SPLITS for nodes, _ in graphs[split]])
+            for split, merged in (("training", collate_graphs(self.train_graphs)), ("validation", self.eval_batches[0]),
+                                  ("test", self.eval_batches[1])):
+                check_graph(merged, f"{self.path} ({split} graphs)", multilabel=multilabel)
+            shape = "{} graphs ({} / {} / {} train / val / test)".format(
+                sum(map(len, graphs.values())), *(len(graphs[split]) for split in SPLITS))
+        else:
+            self.graph = batch
+            self.eval_batches = [batch]
+            shape = "one graph"
         unlabelled = 0 if multilabel else int((batch["y"] < 0).sum())
-        log.info("%s: %d nodes (%d unlabelled), %d edges, %d features (%s), %d %s, split %d / %d / %d",
-                 self.path, x.size(0), unlabelled, batch["edge_index"].size(1), self.num_features,
+        log.info("%s: %s, %d nodes (%d unlabelled), %d edges, %d features (%s), %d %s, split %d / %d / %d nodes",
+                 self.path, shape, x.size(0), unlabelled, batch["edge_index"].size(1), self.num_features,
                  "sparse" if sparse else "dense", self.num_classes, "labels (multi-label)" if multilabel else "classes",
                  int(batch["train_mask"].sum()), int(batch["val_mask"].sum()), int(batch["test_mask"].sum()))

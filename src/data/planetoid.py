@@ -15,6 +15,7 @@ PyG processes next to the raw folder -- and downloaded by PyG into the cache oth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -146,11 +147,12 @@ def data_to_batch(data, train: bool = False, val: bool = False, test: bool = Fal
             "y": data.y, **masks}
 
 
-def collate_graphs(graphs: list) -> dict:
-    """Merge graphs into one disjoint graph (PyG ``Batch``) -> batch dict (train/val/test flags kept)."""
+def collate_graphs(graphs: list, sparse_x: bool = False) -> dict:
+    """Merge graphs into one disjoint graph (PyG ``Batch``) -> batch dict (train/val/test flags kept;
+    ``x`` sparse COO when ``sparse_x``)."""
     from torch_geometric.data import Batch
 
-    return data_to_batch(Batch.from_data_list(graphs))
+    return data_to_batch(Batch.from_data_list(graphs), sparse_x=sparse_x)
 
 
 class RepeatDataset(Dataset):
@@ -184,11 +186,14 @@ class GraphDataModule(pl.LightningDataModule, ABC):
 
     :meth:`load` sets ``num_features``, ``num_classes``, ``eval_batches`` (batch dicts holding
     every validation and test node) and either ``graph`` (one full-graph batch, transductive) or
-    ``train_graphs`` (PyG ``Data`` objects merged ``batch_size`` at a time, inductive).
+    ``train_graphs`` (PyG ``Data`` objects merged ``batch_size`` at a time, inductive; their ``x``
+    served sparse when ``sparse_x``). ``node_ids``, when set, numbers the nodes of
+    :meth:`node_batches` as their source does (a graph file's rows); else they are numbered in order.
     """
 
     multilabel = False
     metric = "accuracy"
+    sparse_x = False
 
     def __init__(self, data_dir: str = "./data", cache_dir: str = "./.cache/autoattend", seed: int = 0,
                  download: bool = True, batch_size: int = 1, **_ignored):
@@ -199,6 +204,7 @@ class GraphDataModule(pl.LightningDataModule, ABC):
         self.graph: dict | None = None
         self.train_graphs: list = []
         self.eval_batches: list[dict] = []
+        self.node_ids: torch.Tensor | None = None
         self._loaded = False
 
     @abstractmethod
@@ -219,12 +225,25 @@ class GraphDataModule(pl.LightningDataModule, ABC):
         graph once per epoch, ``batch_size`` graphs merged per step, shuffled with ``seed``."""
         if self.graph is not None:
             return DataLoader(RepeatDataset(self.graph, steps_per_epoch), batch_size=None, shuffle=False)
-        return DataLoader(self.train_graphs, batch_size=self.batch_size, collate_fn=collate_graphs,
+        return DataLoader(self.train_graphs, batch_size=self.batch_size,
+                          collate_fn=functools.partial(collate_graphs, sparse_x=self.sparse_x),
                           sampler=EpochShuffleSampler(len(self.train_graphs), seed))
 
     def eval_loader(self) -> DataLoader:
         """Every validation and test batch, in a fixed order."""
         return DataLoader(ListDataset(self.eval_batches), batch_size=None, shuffle=False)
+
+    def node_batches(self) -> list[tuple[torch.Tensor, dict]]:
+        """Every node once, as (node ids (n,), the batch dict of its n nodes) pairs: the full graph,
+        or the training graphs merged and then each evaluation batch. The ids are ``node_ids``
+        (the source's numbering) where :meth:`load` set it, else the nodes' order here."""
+        if self.graph is not None:
+            batches = [self.graph]
+        else:
+            batches = [collate_graphs(self.train_graphs, sparse_x=self.sparse_x), *self.eval_batches]
+        sizes = [int(b["x"].size(0)) for b in batches]
+        ids = self.node_ids if self.node_ids is not None else torch.arange(sum(sizes))
+        return list(zip(ids.split(sizes), batches))
 
 
 class PlanetoidDataModule(GraphDataModule):
