@@ -68,7 +68,7 @@ def run_config(run_dir: Path, overrides: list[str]):
         last = (read_invocations(run_dir) or [{}])[-1]
         _read_where_the_run_read(cfg, "paths.data_dir", runs_data_dir(last, given), "the data",
                                  f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)")
-        own = "the corpus" if cfg.task.get("name") == "csv" else "the graph file"
+        own = OWN_DATA_TASKS.get(cfg.task.get("name"), ("the data", "path"))[0]
         _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), own,
                                  f"where the run read it ({INVOCATIONS_FILE}: its task.path={cfg.task.get('path')} is "
                                  "relative to the folder it started in; task.path=... for another)")

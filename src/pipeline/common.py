@@ -175,9 +175,9 @@ def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
     differ = "" if recorded is None else describe_data_difference(recorded, data_facts(dm, graph))
     if differ:
         # +task=csv and +task=graph_file read task.path (data of one's own, not under paths.data_dir)
-        where = (f"task.path={cfg.task.path}" if cfg.task.get("name") in OWN_DATA_TASKS
-                 else f"paths.data_dir={cfg.paths.data_dir}")
-        kind = "file" if cfg.task.get("name") == "graph_file" else "folder"
+        own = cfg.task.get("name") in OWN_DATA_TASKS
+        where = f"task.path={cfg.task.path}" if own else f"paths.data_dir={cfg.paths.data_dir}"
+        kind = OWN_DATA_TASKS[cfg.task.name][1] if own else "folder"
         raise AutoAttendError(f"{run_dir}: the data at {where} are not the run's "
                               f"({differ}); give the run's data {kind} ({where.split('=')[0]}=...)")
 

@@ -49,8 +49,9 @@ MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers",
 # with paths.data_dir moved (+task=agnews) or the corpus folder moved (+task=csv) was refused.
 DATA_LOCATION = ("task.path", "task.datamodule.path")
 # The tasks whose data are task.path itself, not a place under paths.data_dir: a CSV corpus folder of
-# one's own (+task=csv) and a graph file of one's own (+task=graph_file)
-OWN_DATA_TASKS = ("csv", "graph_file")
+# one's own (+task=csv) and a graph file of one's own (+task=graph_file); for each, what the path
+# names, as messages say it: (the data, the kind of path)
+OWN_DATA_TASKS = {"csv": ("the corpus", "folder"), "graph_file": ("the graph file", "file")}
 
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
 # graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
