@@ -24,7 +24,11 @@ the data from the run's config and prints a CSV row per node (``node,split,label
 PPI in the order of its training, validation and test graphs.
 A multi-label graph's rows are ``node,split,labels,predictions``, label sets joined by ``;`` (a label
 is predicted where its sigmoid probability, averaged over the models, is above one half; ``--jsonl``:
-each label's probability).
+each label's probability). ``--graph FILE`` classifies the nodes of another graph instead (a
+``.npz`` / ``.pt`` file as ``+task=graph_file`` reads, of which only ``x`` and ``edge_index`` are
+needed; ``y`` and masks, where given, fill the label and split columns): its features go through
+the run's task preprocessing (Planetoid's row normalisation; a graph_file run's ``task.row_normalize``
+and ``task.to_undirected``), and the run's own data are not read.
 """
 
 from __future__ import annotations
@@ -185,25 +189,74 @@ def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = 
 
 
 def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
-    import torch
-
     from src.evaluate import run_config, settings_of_the_run
-    from src.models.saved import GRAPH_FORMAT, load_child
     from src.pipeline.common import build_datamodule, check_data_of_run
 
     cfg = run_config(run_dir, list(overrides))
     with settings_of_the_run(run_dir):
         dm = build_datamodule(cfg)
         check_data_of_run(run_dir, cfg, dm, graph=True)
-    # multi-label (a graph_file with (N, C) targets, PPI): each label's own probability, a sigmoid, and
-    # the labels above one half, as the run scored them (a logit > 0)
-    squash = torch.sigmoid if dm.multilabel else (lambda logits: torch.softmax(logits, dim=-1))
-    pieces = dm.node_batches()
-    described, probabilities = [], None
+    return _classified_nodes(paths, dm.node_batches(), lambda spec: dm.multilabel)
+
+
+def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, overrides: Sequence[str]):
+    """``--graph``: the nodes of another graph file, made what the run's models were trained on by
+    its task's preprocessing (Planetoid's row normalisation, a graph_file's settings); the run's
+    own data are not read."""
+    from hydra.utils import instantiate
+
+    from src.data.graph_file import SPLITS, read_graph_to_classify
+    from src.evaluate import run_config, settings_of_the_run
+
+    cfg = run_config(run_dir, list(overrides))
+    arrays = read_graph_to_classify(graph_file)
+    with settings_of_the_run(run_dir):
+        dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
+                         seed=cfg.seed)
+    x, edge_index = dm.prepare_graph(arrays["x"], arrays["edge_index"], str(graph_file))
+    n = x.size(0)
+    batch = {"x": x, "edge_index": edge_index, "y": arrays.get("y"),
+             **{name: arrays[name].bool() if name in arrays else None for name in SPLITS}}
+
+    def multilabel(spec: dict) -> bool:
+        if spec["in_dim"] != x.size(1):
+            raise AutoAttendError(f"{graph_file}: 'x' has {x.size(1)} features per node; the run's models take "
+                                  f"{spec['in_dim']} (the features of its training data)")
+        return bool(spec["multilabel"]) if "multilabel" in spec else _run_was_multilabel(run_dir, dm)
+
+    import torch
+
+    return _classified_nodes(paths, [(torch.arange(n), batch)], multilabel)
+
+
+def _run_was_multilabel(run_dir: Path, dm) -> bool:
+    """For model files saved before their spec said it: the run's recorded metric (micro-F1: a
+    multi-label task), else the task's DataModule (PPI)."""
+    for record in (run_dir / "retrain" / "results.json", run_dir / "summary.json"):
+        try:
+            return json.loads(record.read_text())["metric"] == "micro_f1"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return bool(dm.multilabel)
+
+
+def _classified_nodes(paths: list[Path], pieces: list[tuple[Any, dict]], multilabel_of):
+    """Rows for every node of ``pieces`` ((node ids (n,), batch dict) pairs; ``y`` and the masks may
+    be None) with the models of ``paths``, probabilities averaged; ``multilabel_of(spec)`` says
+    (and may check) how a model's outputs are read. Rows sorted by node id."""
+    import torch
+
+    from src.models.saved import GRAPH_FORMAT, load_child
+
+    described, probabilities, multilabel = [], None, None
     for path in paths:
         model, record = load_child(path)
         if record["spec"]["format"] != GRAPH_FORMAT:
             raise AutoAttendError(f"{path}: a text model; give texts to classify")
+        multilabel = multilabel_of(record["spec"])
+        # multi-label (a graph_file with (N, C) targets, PPI): each label's own probability, a sigmoid,
+        # and the labels above one half, as the run scored them (a logit > 0)
+        squash = torch.sigmoid if multilabel else (lambda logits: torch.softmax(logits, dim=-1))
         described.append(_describe(path, record["evaluation"]))
         with torch.inference_mode():
             these = torch.cat([squash(model(batch["x"], batch["edge_index"]).float()) for _, batch in pieces])
@@ -211,18 +264,26 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     probabilities = probabilities / len(paths)
     ids = torch.cat([nodes for nodes, _ in pieces])
     split = [""] * probabilities.shape[0]
+    labels: list = []
     offset = 0
     for _, batch in pieces:
+        n = batch["x"].size(0)
         for name in ("train", "val", "test"):
-            for node in batch[f"{name}_mask"].nonzero().flatten().tolist():
-                split[offset + node] = name
-        offset += batch["x"].size(0)
-    targets = torch.cat([batch["y"] for _, batch in pieces])
-    if dm.multilabel:
-        labels = [row.nonzero().flatten().tolist() for row in targets > 0.5]
+            if batch.get(f"{name}_mask") is not None:
+                for node in batch[f"{name}_mask"].nonzero().flatten().tolist():
+                    split[offset + node] = name
+        y = batch.get("y")
+        if y is None:
+            labels += [None] * n
+        elif y.dim() == 2:
+            labels += [row.nonzero().flatten().tolist() for row in y > 0.5]
+        else:
+            labels += [int(label) for label in y.tolist()]
+        offset += n
+    if multilabel:
         predictions = [row.nonzero().flatten().tolist() for row in probabilities > 0.5]
     else:
-        labels, predictions = [int(label) for label in targets.tolist()], probabilities.argmax(-1).tolist()
+        predictions = probabilities.argmax(-1).tolist()
     rows = [{"node": node, "split": split[i], "label": label, "prediction": prediction, "probabilities": probs}
             for i, (node, probs, label, prediction) in enumerate(zip(ids.tolist(), probabilities.tolist(), labels,
                                                                      predictions))]
@@ -252,19 +313,21 @@ def read_texts(path: str) -> list[str]:
 
 
 def _print_nodes(rows: list[dict[str, Any]], jsonl: bool) -> None:
+    """CSV (or JSON lines) of node rows; a graph given without labels leaves the label column empty."""
     if jsonl:
         for row in rows:
             print(json.dumps(row))
         return
-    if rows and isinstance(rows[0]["label"], list):  # multi-label: label sets, ';'-separated
+    if rows and isinstance(rows[0]["prediction"], list):  # multi-label: label sets, ';'-separated
         print("node,split,labels,predictions")
         for row in rows:
-            print(f"{row['node']},{row['split']},{';'.join(map(str, row['label']))},"
-                  f"{';'.join(map(str, row['prediction']))}")
+            labels = "" if row["label"] is None else ";".join(map(str, row["label"]))
+            print(f"{row['node']},{row['split']},{labels},{';'.join(map(str, row['prediction']))}")
         return
     print("node,split,label,prediction,probability")
     for row in rows:
-        print(f"{row['node']},{row['split']},{row['label']},{row['prediction']},"
+        label = "" if row["label"] is None else row["label"]
+        print(f"{row['node']},{row['split']},{label},{row['prediction']},"
               f"{row['probabilities'][row['prediction']]:.4f}")
 
 
@@ -284,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument("--seed", type=int, help="use this retrain seed's model (default: best validation score)")
     choice.add_argument("--ensemble", action="store_true", help="average the probabilities of every finished seed")
     parser.add_argument("--jsonl", action="store_true", help="one JSON object per text, every class's probability")
+    parser.add_argument("--graph", metavar="FILE", help="a graph run: classify the nodes of this graph file (.npz / "
+                                                        ".pt: x, edge_index; y and masks optional) instead of its own")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the run's config, for model files kept without their text settings")
     args = parser.parse_intermixed_args(argv)  # options may come between the target and the texts
@@ -316,8 +381,14 @@ def main(argv: list[str] | None = None) -> int:
             if texts or args.file is not None:
                 raise AutoAttendError(f"{args.target}: a graph run's models classify the nodes of its graph; "
                                       f"give no texts{' (no --file)' if args.file is not None else ''}")
-            described, nodes = _node_rows(paths, target if target.is_dir() else _run_dir_of(target), args.override)
+            run_dir = target if target.is_dir() else _run_dir_of(target)
+            if args.graph is not None:
+                described, nodes = _new_graph_rows(paths, run_dir, Path(args.graph), args.override)
+            else:
+                described, nodes = _node_rows(paths, run_dir, args.override)
         else:
+            if args.graph is not None:
+                raise AutoAttendError(f"{args.target}: a text run's models classify text; --graph is for a graph run")
             if file_error is not None:
                 raise file_error
             if args.file == "-":

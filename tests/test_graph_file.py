@@ -138,6 +138,22 @@ def test_row_normalize_and_to_undirected(tmp_path):
     assert plain.graph["edge_index"].size(1) == 4 and not torch.allclose(plain.graph["x"].sum(-1)[:5], torch.ones(5))
 
 
+@pytest.mark.parametrize("settings", [{}, {"row_normalize": True, "to_undirected": True}, {"sparse_features": True}],
+                         ids=["as_read", "normalized_undirected", "sparse"])
+def test_another_graph_is_prepared_as_the_file_was(tmp_path, settings):
+    """``prepare_graph`` (``src.predict --graph``) gives a graph's raw arrays the task's feature
+    preprocessing, edges and sparsity: the file's own arrays come out as the DataModule serves them."""
+    arrays = graph_arrays()
+    arrays["edge_index"] = arrays["edge_index"][:, :100]
+    dm = load(write_npz(tmp_path / "g.npz", arrays), **settings)
+    x, edge_index = dm.prepare_graph(torch.from_numpy(arrays["x"]).double(), torch.from_numpy(arrays["edge_index"]),
+                                     "other.npz")
+    assert x.dtype == torch.float32 and x.is_sparse == dm.graph["x"].is_sparse == settings.get("sparse_features", False)
+    assert torch.equal(x.to_dense(), dm.graph["x"].to_dense())
+    assert torch.equal(edge_index, dm.graph["edge_index"])
+    assert edge_index.size(1) > 100 if settings.get("to_undirected") else edge_index.size(1) == 100
+
+
 def test_sparse_features_by_density_or_setting(tmp_path):
     """``auto``: sparse under 10 % non-zeros (as Planetoid serves its bag-of-words), dense otherwise;
     ``true`` / ``false`` force it; the values are the same either way."""
@@ -260,6 +276,35 @@ def test_bad_files_are_one_line_naming_the_file(tmp_path):
         GraphFileDataModule(path=None)
 
 
+def test_a_graph_to_classify_needs_only_features_and_edges(tmp_path):
+    """``read_graph_to_classify`` (``src.predict --graph``): ``x`` and ``edge_index`` suffice (no
+    edge, no label, no split needed), what else is there is checked and kept, and a bad array is one
+    line naming the file."""
+    from src.data.graph_file import read_graph_to_classify
+
+    arrays = graph_arrays()
+    bare = read_graph_to_classify(write_npz(tmp_path / "bare.npz", {"x": arrays["x"],
+                                                                     "edge_index": np.zeros((2, 0), np.int64)}))
+    assert set(bare) == {"x", "edge_index"} and bare["edge_index"].shape == (2, 0)
+    some = read_graph_to_classify(write_npz(tmp_path / "some.npz", {k: arrays[k] for k in ("x", "edge_index", "y",
+                                                                                           "test_mask")}))
+    assert set(some) == {"x", "edge_index", "y", "test_mask"} and torch.equal(some["y"], torch.from_numpy(arrays["y"]))
+    bad = {
+        "edges": ({"edge_index": np.array([[0], [NODES]])}, f"edge_index refers to node {NODES} but there are {NODES}"),
+        "edge_shape": ({"edge_index": np.zeros((3, 2), np.int64)}, "'edge_index' must be (2, E), got (3, 2)"),
+        "y_rows": ({"y": arrays["y"][:-1]}, f"'y' has {NODES - 1} rows for {NODES} nodes"),
+        "mask": ({"val_mask": np.full(NODES, 2)}, "'val_mask' must be (N,) booleans or 0/1 integers"),
+        "label": ({"y": np.full(NODES, -5)}, "'y' holds -5"),
+        "no_edges": ({"edge_index": None}, "no 'edge_index' array; expected x, edge_index (found: x)"),
+    }
+    for name, (change, message) in bad.items():
+        changed = {"x": arrays["x"], "edge_index": arrays["edge_index"], **change}
+        path = write_npz(tmp_path / f"{name}.npz", {k: v for k, v in changed.items() if v is not None})
+        with pytest.raises(AutoAttendError) as err:
+            read_graph_to_classify(path)
+        assert str(err.value).startswith(f"{path}: ") and message in str(err.value), (name, str(err.value))
+
+
 def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
     """The whole pipeline on a file given relative to the folder the run started in; src.predict
     classifies every node (the unlabelled ones too, label -1) and its predictions give the recorded
@@ -335,6 +380,23 @@ def test_a_multi_label_graph_file_through_the_command_line(tmp_path):
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == "node,split,labels,predictions"
     first = next(n for n in nodes if len(n["label"]) > 1)
     assert proc.stdout.splitlines()[1 + first["node"]].split(",")[2] == ";".join(map(str, first["label"]))
+    # --graph: the features and edges alone (no labels) get the same label sets; a model file saved
+    # before its spec said it is multi-label is read as one from the run's recorded metric
+    unlabelled = {k: v for k, v in multilabel_arrays().items() if k in ("x", "edge_index")}
+    other = write_npz(tmp_path / "other.npz", unlabelled)
+    model_file = run_dir / "retrain" / f"seed_{seed}" / "model.pt"
+    for older in (False, True):
+        if older:
+            record = torch.load(model_file, weights_only=False)
+            assert record["spec"].pop("multilabel") is True
+            torch.save(record, model_file)
+        proc = cli("src.predict", str(run_dir), "--jsonl", "--graph", str(other), data_dir=tmp_path, tmp=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        again = [json.loads(line) for line in proc.stdout.splitlines()]
+        expected = [(None, "", n["prediction"]) for n in nodes]
+        assert [(n["label"], n["split"], n["prediction"]) for n in again] == expected
+    proc = cli("src.predict", str(run_dir), "--graph", str(other), data_dir=tmp_path, tmp=tmp_path)
+    assert proc.stdout.splitlines()[1 + first["node"]].split(",")[2] == ""
 
 
 def test_a_graph_file_task_without_a_path_is_refused_before_the_run(tmp_path):

@@ -524,3 +524,45 @@ def test_process_map_workers_take_this_processs_intra_op_thread_count():
         assert list(process_map(_intra_op_threads, [0, 1], 2)) == [3, 3]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_predict_on_another_graph_file_applies_the_tasks_preprocessing(smoke_run, fixture_data, tmp_path):
+    """``src.predict --graph FILE``: the Cora fixture's raw features (PyG's reader, no
+    normalisation) and edges written to a file, without labels or masks, are classified as the run's
+    own graph is (Planetoid's row normalisation applied, the same probabilities), the label and
+    split columns left empty; the run's data are not read. A file of the wrong width, a text
+    option, and a file lacking ``x`` are one line each."""
+    import shutil
+
+    import numpy as np
+    from torch_geometric.datasets import Planetoid
+
+    tmp, run_dir, _ = smoke_run
+    shutil.copytree(fixture_data / "planetoid" / "Cora" / "raw", tmp_path / "pyg" / "Cora" / "raw")
+    raw = Planetoid(str(tmp_path / "pyg"), "Cora")[0]
+    assert not torch.allclose(raw.x.sum(1), torch.ones(raw.num_nodes))  # normalising matters
+    graph = tmp_path / "new.npz"
+    np.savez(graph, x=raw.x.numpy(), edge_index=raw.edge_index.numpy())
+    own = cli("src.predict", str(run_dir), "--jsonl", data_dir=fixture_data, tmp=tmp)
+    new = cli("src.predict", str(run_dir), "--jsonl", "--graph", str(graph), data_dir=tmp_path / "nowhere", tmp=tmp)
+    assert own.returncode == 0 and new.returncode == 0, (own.stderr[-2000:], new.stderr[-2000:])
+    assert own.stderr.splitlines()[0] == new.stderr.splitlines()[0]  # the same model chosen
+    ours, theirs = ([json.loads(line) for line in p.stdout.splitlines()] for p in (new, own))
+    assert len(ours) == len(theirs) == raw.num_nodes
+    for a, b in zip(ours, theirs):
+        assert (a["node"], a["prediction"], a["label"], a["split"]) == (b["node"], b["prediction"], None, "")
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+    csv_out = cli("src.predict", str(run_dir), "--graph", str(graph), data_dir=tmp_path / "nowhere", tmp=tmp)
+    assert csv_out.stdout.splitlines()[1].startswith("0,,,")
+    np.savez(tmp_path / "narrow.npz", x=raw.x.numpy()[:, :-1], edge_index=raw.edge_index.numpy())
+    np.savez(tmp_path / "no_x.npz", edge_index=raw.edge_index.numpy())
+    for args, line in (
+            (["--graph", str(tmp_path / "narrow.npz")],
+             f"error: {tmp_path / 'narrow.npz'}: 'x' has {raw.num_features - 1} features per node; the run's models "
+             f"take {raw.num_features} (the features of its training data)"),
+            (["--graph", str(tmp_path / "no_x.npz")], f"error: {tmp_path / 'no_x.npz'}: no 'x' array; expected x, "
+                                                      "edge_index (found: edge_index)"),
+            (["--graph", str(graph), "some text"], f"error: {run_dir}: a graph run's models classify the nodes of its "
+                                                   "graph; give no texts")):
+        proc = cli("src.predict", str(run_dir), *args, data_dir=tmp_path / "nowhere", tmp=tmp)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == line, proc.stderr[-2000:]

@@ -426,3 +426,17 @@ def test_a_failed_save_leaves_the_saved_model_as_it_was(tmp_path):
         save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 4, "bad": Unpicklable()})
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     assert load_child(tmp_path / "model.pt")[1]["evaluation"] == {"step": 3}
+
+
+def test_graph_option_is_for_graph_runs(tmp_path, capsys):
+    """``--graph`` with a text model: one line, not texts silently ignored or a traceback."""
+    from src.models.saved import save_child, text_child_spec, weights_of
+    from src.predict import main
+
+    model, arch = _text_child()
+    encoder = TextEncoder("ptb", False, VOCAB, 64)
+    spec = text_child_spec(model, arch, text_input=encoder.to_dict(), dim=16, heads=2, dropout=0.5)
+    save_child(tmp_path / "model.pt", weights_of(model), spec, {"step": 1, "val_acc": 0.5, "test_acc": 0.5})
+    assert main([str(tmp_path / "model.pt"), "--graph", str(tmp_path / "g.npz"), "a text"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'model.pt'}: a text run's models classify text; --graph "
+                                       "is for a graph run\n")

@@ -71,27 +71,29 @@ def read_arrays(path: Path) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
 
 
-def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = True) -> None:
-    """Names, shapes and dtypes the module docstring states (the masks only with ``masks``);
-    raises one line naming the array."""
+def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = True, labels: bool = True) -> None:
+    """Names, shapes and dtypes the module docstring states (the masks only with ``masks``; ``y``
+    required only with ``labels``, else checked where present); raises one line naming the array."""
     needed = ARRAYS if masks else ARRAYS[:3]
+    if not labels:
+        needed = tuple(name for name in needed if name != "y")
     missing = [name for name in needed if name not in arrays]
     if missing:
         hint = " (or task.split=random to draw the split)" if missing[0] in SPLITS else ""
         raise AutoAttendError(f"{where}: no {missing[0]!r} array; expected {', '.join(needed)}{hint} "
                               f"(found: {', '.join(sorted(arrays)) or 'none'})")
-    x, edge_index, y = arrays["x"], arrays["edge_index"], arrays["y"]
+    x, edge_index, y = arrays["x"], arrays["edge_index"], arrays.get("y")
     if x.dim() != 2 or x.is_complex() or x.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'x' must be (N, F) real features, got {x.dtype} of shape {tuple(x.shape)}")
     if not torch.isfinite(x.float()).all():
         raise AutoAttendError(f"{where}: 'x' holds NaN or infinite values")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'edge_index' must hold integer node ids, got {edge_index.dtype}")
-    if y.dim() == 2:
+    if y is not None and y.dim() == 2:
         if y.size(1) < 1 or y.is_complex() or not bool(((y == 0) | (y == 1)).all()):
             raise AutoAttendError(f"{where}: a 2-D 'y' holds multi-label targets, (N, C) zeros and ones; got {y.dtype} "
                                   f"of shape {tuple(y.shape)} with other values")
-    elif y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+    elif y is not None and (y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool):
         raise AutoAttendError(f"{where}: 'y' must be (N,) integer class ids, or (N, C) 0/1 multi-label targets; got "
                               f"{y.dtype} of shape {tuple(y.shape)}")
     if GRAPH_IDS in arrays:
@@ -105,10 +107,13 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
         if graph_of.numel() and int(graph_of.min()) < 0:
             raise AutoAttendError(f"{where}: '{GRAPH_IDS}' holds {int(graph_of.min())}; graph ids are integers from 0")
     for split in SPLITS if masks else ():
-        mask = arrays[split]
-        if mask.dim() != 1 or mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
-            raise AutoAttendError(f"{where}: '{split}' must be (N,) booleans or 0/1 integers, got {mask.dtype} of "
-                                  f"shape {tuple(mask.shape)}")
+        _check_mask(arrays[split], split, where)
+
+
+def _check_mask(mask: torch.Tensor, split: str, where: Path) -> None:
+    if mask.dim() != 1 or mask.is_floating_point() or not bool(((mask == 0) | (mask == 1)).all()):
+        raise AutoAttendError(f"{where}: '{split}' must be (N,) booleans or 0/1 integers, got {mask.dtype} of "
+                              f"shape {tuple(mask.shape)}")
 
 
 def _check_split(batch: dict, where: Path) -> int:
@@ -165,6 +170,33 @@ def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size
     masks["val_mask"][rest[:val_size]] = True
     masks["test_mask"][rest[val_size:None if test_size is None else val_size + test_size]] = True
     return masks
+
+
+def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
+    """A graph (or several, merged) whose nodes a run's models are to classify (``src.predict
+    --graph``), from a file in the module's format: ``x`` (N, F) and ``edge_index`` (2, E) required
+    (no edge is needed), ``y`` and any of the masks optional (the output shows them), ``batch``
+    ignored (messages never cross graphs that no edge joins). -> the arrays by name, each checked."""
+    arrays = read_arrays(path)
+    _check_arrays(arrays, path, masks=False, labels=False)
+    masks = [name for name in SPLITS if name in arrays]
+    for name in masks:
+        _check_mask(arrays[name], name, path)
+    n = arrays["x"].size(0)
+    edge_index = arrays["edge_index"]
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise AutoAttendError(f"{path}: 'edge_index' must be (2, E), got {tuple(edge_index.shape)}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
+        raise AutoAttendError(f"{path}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
+    for name in ("y", *masks):
+        if name in arrays and arrays[name].size(0) != n:
+            raise AutoAttendError(f"{path}: '{name}' has {arrays[name].size(0)} rows for {n} nodes (one per row "
+                                  "of 'x')")
+    if "y" in arrays and arrays["y"].dim() == 1 and bool((arrays["y"] < UNLABELLED).any()):
+        raise AutoAttendError(f"{path}: 'y' holds {int(arrays['y'].min())}; labels are class ids from 0, or "
+                              f"{UNLABELLED} for an unlabelled node")
+    return {name: arrays[name] for name in ("x", "edge_index", "y", *masks) if name in arrays}
 
 
 def split_into_graphs(batch: dict, graph_of: torch.Tensor, where: Path) -> dict[str, list[tuple[torch.Tensor, object]]]:
@@ -246,6 +278,31 @@ class GraphFileDataModule(GraphDataModule):
         self.split, self.split_seed = split, split_seed
         self.split_sizes = (train_per_class, val_size, test_size)
 
+    def _features(self, x: torch.Tensor, where: Path | str) -> torch.Tensor:
+        """(N, F) features as float32, divided by their row sums with ``row_normalize``."""
+        x = x.float()
+        if self.row_normalize:
+            if bool((x < 0).any()):
+                raise AutoAttendError(f"{where}: task.row_normalize=true needs non-negative features (counts or "
+                                      "weights); 'x' has negative values")
+            x = x / x.sum(-1, keepdim=True).clamp(min=1e-12)
+        return x
+
+    def _sparse(self, x: torch.Tensor) -> bool:
+        """Whether features ``x`` are served sparse (``sparse_features``, or by density)."""
+        if isinstance(self.sparse_features, bool):
+            return self.sparse_features
+        return x.numel() > 0 and float((x != 0).float().mean()) < SPARSE_BELOW
+
+    def prepare_graph(self, x: torch.Tensor, edge_index: torch.Tensor, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The file's preprocessing: ``row_normalize``, ``to_undirected``, sparse by ``sparse_features``."""
+        from torch_geometric.utils import to_undirected
+
+        x, edge_index = self._features(x, where), edge_index.long()
+        if self.to_undirected:
+            edge_index = to_undirected(edge_index, num_nodes=x.size(0))
+        return (x.to_sparse_coo().coalesce() if self._sparse(x) else x), edge_index
+
     def load(self) -> None:
         from torch_geometric.data import Data
         from torch_geometric.utils import to_undirected
@@ -253,12 +310,7 @@ class GraphFileDataModule(GraphDataModule):
         arrays = read_arrays(self.path)
         from_file = self.split == "file"
         _check_arrays(arrays, self.path, masks=from_file)
-        x = arrays["x"].float()
-        if self.row_normalize:
-            if bool((x < 0).any()):
-                raise AutoAttendError(f"{self.path}: task.row_normalize=true needs non-negative features (counts or "
-                                      "weights); 'x' has negative values")
-            x = x / x.sum(-1, keepdim=True).clamp(min=1e-12)
+        x = self._features(arrays["x"], self.path)
         edge_index = arrays["edge_index"].long()
         multilabel = arrays["y"].dim() == 2
         y = arrays["y"].float() if multilabel else arrays["y"].long()
@@ -280,8 +332,7 @@ class GraphFileDataModule(GraphDataModule):
                      self.split_seed, self.split_sizes[0], int(masks["val_mask"].sum()), int(masks["test_mask"].sum()),
                      "; the file's masks are not used" if any(k in arrays for k in SPLITS) else "")
         data = Data(x=x, edge_index=edge_index, y=y, **masks)
-        sparse = (self.sparse_features if isinstance(self.sparse_features, bool)
-                  else x.numel() > 0 and float((x != 0).float().mean()) < SPARSE_BELOW)
+        sparse = self._sparse(x)
         several = GRAPH_IDS in arrays
         batch = data_to_batch(data, sparse_x=sparse and not several)
         check_graph(batch, str(self.path), multilabel=multilabel)

@@ -133,6 +133,12 @@ def check_graph(batch: dict, source: str, multilabel: bool) -> None:
         raise AutoAttendError(f"{source}: a multi-label task needs (N, C) 0/1 targets, got shape {tuple(y.shape)}")
 
 
+def row_normalized(x: torch.Tensor) -> torch.Tensor:
+    """Planetoid's features row-normalised (PyG's NormalizeFeatures): each node's (N, F) row sums
+    to 1; an all-zero row, as CiteSeer's test nodes missing from its files, stays zero."""
+    return x / x.sum(-1, keepdim=True).clamp(min=1.0)
+
+
 def data_to_batch(data, train: bool = False, val: bool = False, test: bool = False, sparse_x: bool = False) -> dict:
     """A PyG ``Data``/``Batch`` -> the batch dict (layout in the module docstring: ``x`` (N, F)
     float, sparse COO when ``sparse_x``; ``edge_index`` (2, E) long; ``y`` as ``data`` holds it;
@@ -233,6 +239,12 @@ class GraphDataModule(pl.LightningDataModule, ABC):
         """Every validation and test batch, in a fixed order."""
         return DataLoader(ListDataset(self.eval_batches), batch_size=None, shuffle=False)
 
+    def prepare_graph(self, x: torch.Tensor, edge_index: torch.Tensor, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Another graph's raw ``x`` (N, F) and ``edge_index`` (2, E) made what this task's models
+        were trained on (``src.predict --graph``): the task's feature preprocessing and edges, ``x``
+        float32, sparse COO where the task serves it sparse. Here: as read."""
+        return x.float(), edge_index.long()
+
     def node_batches(self) -> list[tuple[torch.Tensor, dict]]:
         """Every node once, as (node ids (n,), the batch dict of its n nodes) pairs: the full graph,
         or the training graphs merged and then each evaluation batch. The ids are ``node_ids``
@@ -306,6 +318,10 @@ class PlanetoidDataModule(GraphDataModule):
                                       "(one of them cut short or from another release?)")
         return None
 
+    def prepare_graph(self, x: torch.Tensor, edge_index: torch.Tensor, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Planetoid's preprocessing: features row-normalised, served sparse; edges as given."""
+        return row_normalized(x.float()).to_sparse_coo().coalesce(), edge_index.long()
+
     def load(self) -> None:
         from torch_geometric.datasets import Planetoid
 
@@ -346,9 +362,7 @@ class PlanetoidDataModule(GraphDataModule):
             raise AutoAttendError(f"{where}: feature/label size mismatch: {data.x.size(0)} feature rows but "
                                   f"{data.y.size(0)} labels ({stem}.allx + {stem}.tx rows against {stem}.ally + "
                                   f"{stem}.ty rows)")
-        # row-normalise (PyG's NormalizeFeatures): each node's features sum to 1 (an all-zero row,
-        # as CiteSeer's test nodes missing from its files, stays zero)
-        data.x = data.x / data.x.sum(-1, keepdim=True).clamp(min=1.0)
+        data.x = row_normalized(data.x)
         self.num_features = data.x.size(1)
         self.num_classes = int(data.y.max()) + 1
         if self.num_classes < 2:

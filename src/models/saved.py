@@ -48,10 +48,13 @@ def text_child_spec(model: TextClassifier, arch: Architecture, text_input: dict[
     return spec
 
 
-def graph_child_spec(arch: Architecture, in_dim: int, num_classes: int, **settings: Any) -> dict[str, Any]:
-    """As :func:`text_child_spec` for :meth:`GraphNet.child` (hidden, heads, dropout, act, ...)."""
+def graph_child_spec(arch: Architecture, in_dim: int, num_classes: int, multilabel: bool = False,
+                     **settings: Any) -> dict[str, Any]:
+    """As :func:`text_child_spec` for :meth:`GraphNet.child` (hidden, heads, dropout, act, ...);
+    ``multilabel``: its ``num_classes`` outputs are independent labels (sigmoid), not classes, which
+    ``src.predict --graph`` needs to know without the run's data."""
     return {"format": GRAPH_FORMAT, "architecture": arch.to_dict(), "in_dim": in_dim, "num_classes": num_classes,
-            **settings}
+            "multilabel": bool(multilabel), **settings}
 
 
 def weights_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -92,7 +95,7 @@ def load_child(path: str | Path) -> tuple[TextClassifier | GraphNet, dict[str, A
     spec = dict(record["spec"])
     arch = Architecture.from_dict(spec.pop("architecture"), source=str(path))
     num_classes = spec.pop("num_classes")
-    for about_input_output in ("text_input", "label_names"):
+    for about_input_output in ("text_input", "label_names", "multilabel"):
         spec.pop(about_input_output, None)
     if spec.pop("format") == TEXT_FORMAT:
         model = TextClassifier.child(torch.zeros(*spec.pop("embedding_shape")), num_classes, arch, **spec)

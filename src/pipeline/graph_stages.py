@@ -192,8 +192,8 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
                                check_val_every_n_epoch=every)
         trainer.fit(module, dm.train_loader(seed=seed), dm.eval_loader())
     if model_file is not None:
-        save_child(model_file, kept["weights"], graph_child_spec(arch, dm.num_features, dm.num_classes, **settings),
-                   kept["evaluation"])
+        spec = graph_child_spec(arch, dm.num_features, dm.num_classes, dm.multilabel, **settings)
+        save_child(model_file, kept["weights"], spec, kept["evaluation"])
     return module
 
 
