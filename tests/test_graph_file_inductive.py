@@ -141,44 +141,17 @@ def test_ppi_written_to_one_file_serves_and_searches_as_ppi(tmp_path):
             assert torch.equal(ours[key], theirs[key]), key
     for ours, theirs in zip(dm.eval_batches, ppi.eval_batches):
         assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    task = ["+task=graph_file", f"task.path={path}", "task.batch_size=2"]
     runs = {"ppi": tmp_path / "ppi", "file": tmp_path / "file"}
-    common = ["budget=smoke", "hardware=cpu"]
-    for name, overrides in (("ppi", ["+task=ppi"]), ("file", task + protocol_of("ppi", task, common))):
-        proc = cli("src.search", *overrides, *common, data_dir=data, tmp=tmp_path, run_dir=runs[name])
+    for name, task in (("ppi", ["+task=ppi"]), ("file", ["+task=graph_file", f"task.path={path}", "task/protocol=ppi"])):
+        proc = cli("src.search", *task, "budget=smoke", "hardware=cpu", data_dir=data, tmp=tmp_path, run_dir=runs[name])
         assert proc.returncode == 0, proc.stderr[-3000:]
     for record in ("supernet/metrics.csv", "search/population.jsonl"):
         assert (runs["ppi"] / record).read_text() == (runs["file"] / record).read_text(), record
-    a, b = (json.loads((runs[name] / "retrain" / "results.json").read_text()) for name in ("ppi", "file"))
-    assert (a.pop("protocol").pop("task"), b.pop("protocol").pop("task")) == ("ppi", "graph_file")
-    assert a == b
-
-
-def protocol_of(task: str, others: list[str], common: list[str]) -> list[str]:
-    """The ``graph.*`` overrides that give the ``others`` config (a graph_file task) the graph
-    protocol ``+task=<task>`` resolves to under ``common``: PPI's 5 seeds, width, dropout... are
-    read from its ``task.protocol``, which a graph_file run sets through ``graph.*``."""
-    from omegaconf import OmegaConf
-
-    from tests.conftest import compose_config
-
-    def leaves(overrides: list[str]) -> dict:
-        cfg = compose_config("search", overrides + common)
-        flat = {}
-
-        def walk(node, prefix):
-            for key, value in node.items():
-                if isinstance(value, dict):
-                    walk(value, f"{prefix}.{key}")
-                else:
-                    flat[f"{prefix}.{key}"] = value
-        walk(OmegaConf.to_container(cfg.graph, resolve=True), "graph")
-        return flat
-
-    theirs, ours = leaves([f"+task={task}"]), leaves(others)
-    differ = {key: value for key, value in theirs.items() if ours.get(key) != value}
-    assert differ and all(isinstance(v, (int, float, str)) for v in differ.values()), differ
-    return [f"{key}={value}" for key, value in differ.items()]
+    for record in ("retrain/results.json", "baselines/gcn/results.json"):  # the baselines with PPI's settings too
+        a, b = (json.loads((runs[name] / record).read_text()) for name in ("ppi", "file"))
+        assert (a.pop("protocol").pop("task"), b.pop("protocol").pop("task")) == ("ppi", "graph_file")
+        assert a == b, record
+    assert json.loads((runs["file"] / "baselines/gcn/results.json").read_text())["hparams"]["hidden"] == 256
 
 
 def _with(arrays: dict, **changes) -> dict:
@@ -259,21 +232,26 @@ def test_several_graphs_through_the_command_line(tmp_path):
         proc.stderr[-3000:]
 
 
-def test_the_readmes_ppi_protocol_for_a_file_is_ppis():
-    """The overrides the README gives for running a file of graphs under PPI's protocol compose the
-    graph settings ``+task=ppi`` has, and pass the checks."""
-    import re
-
+def test_task_protocol_ppi_gives_a_file_ppis_protocol():
+    """``task/protocol=ppi`` (the README's way to run a file of graphs as PPI) composes the graph
+    settings ``+task=ppi`` has, PPI's 2 graphs a step, and the baselines' PPI settings; without it a
+    graph_file run has Planetoid's protocol, as Cora."""
     from omegaconf import OmegaConf
 
     from src.pipeline.checks import check_config
+    from src.pipeline.config import read_arch, settings_task
     from tests.conftest import compose_config
     from tests.helpers import ROOT
 
-    text = " ".join((ROOT / "README.md").read_text().split())
-    (given,) = re.findall(r"given PPI's protocol through `graph\.\*`: `([^`]+)`", text)
-    ours = compose_config("search", ["+task=graph_file", "task.path=g.npz", *given.split()])
+    assert "+task=graph_file task.path=<file> task/protocol=ppi" in " ".join((ROOT / "README.md").read_text().split())
+    ours = compose_config("search", ["+task=graph_file", "task.path=g.npz", "task/protocol=ppi"])
     check_config(ours, "search")
-    ppi = compose_config("search", ["+task=ppi"])
+    ppi, cora = compose_config("search", ["+task=ppi"]), compose_config("search", ["+task=cora"])
     assert OmegaConf.to_container(ours.graph, resolve=True) == OmegaConf.to_container(ppi.graph, resolve=True)
     assert ours.task.datamodule.batch_size == ppi.task.datamodule.batch_size == 2
+    assert settings_task(ours) == settings_task(ppi) == "ppi"
+    assert read_arch("gcn", settings_task(ours)).hparams["hidden"] == 256
+    plain = compose_config("search", ["+task=graph_file", "task.path=g.npz"])
+    assert OmegaConf.to_container(plain.graph, resolve=True) == OmegaConf.to_container(cora.graph, resolve=True)
+    assert plain.task.datamodule.batch_size == 1 and settings_task(plain) == "graph_file"
+    assert read_arch("gcn", settings_task(plain)).hparams["hidden"] == 16

@@ -100,6 +100,14 @@ def task_family(cfg: DictConfig) -> str:
     return str(cfg.task.get("family", "text"))
 
 
+def settings_task(cfg: DictConfig) -> str:
+    """The task whose entries (``task_hparams.<task>``, ``task_arch.<task>``) architecture files give
+    this run: the task's protocol's ``name`` where it has one (a graph_file run with
+    ``task/protocol=ppi`` trains its baselines as PPI's), else the task's own name."""
+    protocol = cfg.task.get("protocol")
+    return str((protocol.get("name") if protocol is not None else None) or cfg.task.name)
+
+
 def _space_node(cfg: DictConfig) -> DictConfig:
     """The config node describing the task's space: ``space`` for text, ``graph.space`` for graphs."""
     return cfg.graph.space if task_family(cfg) == "graph" else cfg.space

@@ -33,7 +33,7 @@ from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
 from src.pipeline.common import ChildrenProgress, StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint, resume_step
 from src.pipeline.checks import CHILD_KEYS
-from src.pipeline.config import note_computing, read_arch, retrain_space
+from src.pipeline.config import note_computing, read_arch, retrain_space, settings_task
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
@@ -347,7 +347,7 @@ def baselines(cfg: DictConfig, dm, run_dir: Path) -> dict:
     """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds."""
     out = {}
     for name in cfg.graph.get("baselines") or []:
-        read = read_arch(name, cfg.task.name)
+        read = read_arch(name, settings_task(cfg))
         retrain_space(cfg, len(read.arch)).validate(read.arch)
         res = retrain(cfg, read.arch, dm, run_dir, hparams=read.hparams, folder=f"baselines/{name}")
         out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}

@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
-                                 search_strategy, task_family)
+                                 search_strategy, settings_task, task_family)
 from src.pipeline.run_settings import (SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data, check_run_settings,
                                        format_mean_std, run_settings, unread_by_retrain, within)
 from src.space import live_layers
@@ -155,7 +155,7 @@ def run_search(cfg: DictConfig) -> dict:
 def run_retrain(cfg: DictConfig) -> dict:
     """Retrain a given architecture (built-in name or file) from scratch for several seeds."""
     run_dir, timer, record = _start(cfg, "retrain")
-    read = read_arch(cfg.arch, cfg.task.name)
+    read = read_arch(cfg.arch, settings_task(cfg))
     arch = read.arch
     graph = task_family(cfg) == "graph"
     _check_arch_family(cfg, arch, graph)
@@ -231,7 +231,7 @@ def _check_baselines(cfg: DictConfig) -> None:
     checked before the supernet trains rather than when the baselines' turn comes."""
     for name in cfg.graph.get("baselines") or []:
         try:
-            read = read_arch(name, cfg.task.name)
+            read = read_arch(name, settings_task(cfg))
             _check_arch_family(cfg, read.arch, True, named=name)
             retrain_space(cfg, len(read.arch)).validate(read.arch)
             read.hparams  # checked as they are read
