@@ -255,3 +255,14 @@ def test_task_protocol_ppi_gives_a_file_ppis_protocol():
     assert OmegaConf.to_container(plain.graph, resolve=True) == OmegaConf.to_container(cora.graph, resolve=True)
     assert plain.task.datamodule.batch_size == 1 and settings_task(plain) == "graph_file"
     assert read_arch("gcn", settings_task(plain)).hparams["hidden"] == 16
+
+
+def test_many_graph_protocol_trains_on_every_core():
+    """PPI's protocol leaves ``graph.threads`` to torch (every core: its children train in this
+    process, no worker processes beside them); Planetoid's keeps one thread a process."""
+    from tests.conftest import compose_config
+
+    for task in (["+task=ppi"], ["+task=graph_file", "task.path=g.npz", "task/protocol=ppi"]):
+        assert compose_config("search", task).graph.threads is None
+    for task in (["+task=cora"], ["+task=graph_file", "task.path=g.npz"]):
+        assert compose_config("search", task).graph.threads == 1
