@@ -177,15 +177,20 @@ def _run_dir_of(model_file: Path, needed_by: str = "a graph model needs for its 
 
 
 def predict_nodes(target: str | Path, seed: int | None = None, ensemble: bool = False,
-                  overrides: Sequence[str] = ()) -> tuple[list[str], list[dict[str, Any]]]:
-    """Classify every node of a graph run's graph or graphs. Returns ``(descriptions of
-    the models used, one row per node)``: ``node`` index, ``split`` (train / val / test / ""),
-    true ``label``, ``prediction`` (arg-max of the mean class probabilities), ``probabilities``; for
-    a multi-label task ``label`` and ``prediction`` are lists of label indices (those whose mean
-    sigmoid probability is above one half)."""
+                  overrides: Sequence[str] = (), graph: str | Path | None = None
+                  ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Classify every node of a graph run's graph or graphs (``graph``: of that graph file instead,
+    as ``--graph``). Returns ``(descriptions of the models used, one row per node)``: ``node``
+    index, ``split`` (train / val / test / ""), true ``label`` (None where the file gives none),
+    ``prediction`` (arg-max of the mean class probabilities), ``probabilities``; for a multi-label
+    task ``label`` and ``prediction`` are lists of label indices (those whose mean sigmoid
+    probability is above one half)."""
     target = Path(target)
     run_dir = target if target.is_dir() else _run_dir_of(target)
-    return _node_rows(choose_models(target, seed, ensemble), run_dir, overrides)
+    paths = choose_models(target, seed, ensemble)
+    if graph is not None:
+        return _new_graph_rows(paths, run_dir, Path(graph), overrides)
+    return _node_rows(paths, run_dir, overrides)
 
 
 def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
@@ -203,6 +208,7 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
     """``--graph``: the nodes of another graph file, made what the run's models were trained on by
     its task's preprocessing (Planetoid's row normalisation, a graph_file's settings); the run's
     own data are not read."""
+    import torch
     from hydra.utils import instantiate
 
     from src.data.graph_file import SPLITS, read_graph_to_classify
@@ -223,8 +229,6 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
             raise AutoAttendError(f"{graph_file}: 'x' has {x.size(1)} features per node; the run's models take "
                                   f"{spec['in_dim']} (the features of its training data)")
         return bool(spec["multilabel"]) if "multilabel" in spec else _run_was_multilabel(run_dir, dm)
-
-    import torch
 
     return _classified_nodes(paths, [(torch.arange(n), batch)], multilabel)
 

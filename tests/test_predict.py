@@ -440,3 +440,34 @@ def test_graph_option_is_for_graph_runs(tmp_path, capsys):
     assert main([str(tmp_path / "model.pt"), "--graph", str(tmp_path / "g.npz"), "a text"]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path / 'model.pt'}: a text run's models classify text; --graph "
                                        "is for a graph run\n")
+
+
+def test_predict_nodes_of_a_graph_file_from_python(tmp_path):
+    """``predict_nodes(..., graph=FILE)``, the API behind ``--graph``: rows for that file's nodes."""
+    import numpy as np
+
+    from src.models.graph import GraphNet
+    from src.models.saved import graph_child_spec, save_child, weights_of
+    from src.predict import predict_nodes
+    from src.space import Architecture
+
+    arch = Architecture.load(ROOT / "src/space/archs/gcn.yaml")
+    model = GraphNet.child(5, 3, arch, hidden=4, heads=1)
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(
+        "task: {name: graph_file, family: graph, path: g.npz, datamodule: {_target_: "
+        "src.data.graph_file.GraphFileDataModule, path: g.npz}}\npaths: {data_dir: d, cache_dir: c}\nseed: 0\n")
+    path = run / "retrain" / "seed_0" / "model.pt"
+    save_child(path, weights_of(model), graph_child_spec(arch, 5, 3, hidden=4, heads=1),
+               {"step": 1, "val_acc": 0.5, "test_acc": 0.5})
+    rng = np.random.default_rng(0)
+    x, edges = rng.random((7, 5)).astype(np.float32), np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
+    np.savez(tmp_path / "new.npz", x=x, edge_index=edges)
+    described, rows = predict_nodes(path, graph=tmp_path / "new.npz")
+    model.eval()
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.from_numpy(x), torch.from_numpy(edges)), dim=-1)
+    assert [r["node"] for r in rows] == list(range(7)) and all(r["label"] is None for r in rows)
+    assert [r["prediction"] for r in rows] == expected.argmax(-1).tolist()
+    assert torch.allclose(torch.tensor([r["probabilities"] for r in rows]), expected, atol=1e-6)
