@@ -187,19 +187,53 @@ def test_bad_several_graph_files_are_one_line_naming_the_file(tmp_path):
         text = str(err.value)
         assert text.startswith(f"{path}: ") and message in text and "\n" not in text, (name, text)
     path = write_npz(tmp_path / "g.npz", arrays)
-    with pytest.raises(AutoAttendError, match="task.split=random draws a split of one graph's nodes; a file with a "
-                                              "'batch' array"):
-        load(path, split="random")
     with pytest.raises(AutoAttendError, match="task.batch_size: expected an integer >= 1, got 0"):
         GraphFileDataModule(path=str(path), batch_size=0)
+    with pytest.raises(AutoAttendError, match="task.test_graphs: expected an integer >= 1, got 0"):
+        GraphFileDataModule(path=str(path), test_graphs=0)
+    with pytest.raises(AutoAttendError, match="6 graphs \\('batch'\\), too few for task.val_graphs=3 \\+ "
+                                              "task.test_graphs=3 and at least one training graph"):
+        load(path, split="random", val_graphs=3, test_graphs=3)
 
 
-def test_batch_size_is_checked_before_torch_loads():
+def test_a_random_split_of_several_graphs_draws_whole_graphs(tmp_path):
+    """``split=random`` with a ``batch`` array: ``val_graphs`` and ``test_graphs`` whole graphs drawn
+    from ``split_seed``, the rest train; every labelled node of a graph in its graph's split, the
+    unlabelled in none; the file's masks unused; multi-label targets too."""
+    arrays = several_graphs()
+    g, labelled = torch.from_numpy(arrays["batch"]), torch.from_numpy(arrays["y"]) >= 0
+    without_masks = {k: v for k, v in arrays.items() if k not in MASKS}
+    path = write_npz(tmp_path / "g.npz", without_masks)
+    splits = {}
+    for seed in range(4):
+        dm = load(path, split="random", split_seed=seed, val_graphs=1, test_graphs=2)
+        whole = {m: torch.cat([d[m] for d in dm.train_graphs] + [b[m] for b in dm.eval_batches]) for m in MASKS}
+        order = dm.node_ids
+        held = {}
+        for m in MASKS:
+            held[m] = sorted(set(g[order][whole[m]].tolist()))
+            for graph in held[m]:  # all of the graph's labelled nodes, in this split only
+                assert torch.equal(whole[m][g[order] == graph], labelled[order][g[order] == graph])
+        assert [len(held[m]) for m in MASKS] == [3, 1, 2] and not set(held["val_mask"]) & set(held["test_mask"])
+        assert sorted(sum(held.values(), [])) == sorted(GRAPH_SPLITS)
+        splits[seed] = held
+        again = load(path, split="random", split_seed=seed, val_graphs=1, test_graphs=2)
+        assert all(torch.equal(a.x, b.x) for a, b in zip(again.train_graphs, dm.train_graphs))
+    assert len({tuple(h["test_mask"]) for h in splits.values()}) > 1  # the seed draws
+    ignored = load(write_npz(tmp_path / "m.npz", arrays), split="random", split_seed=0, val_graphs=1, test_graphs=2)
+    assert torch.equal(ignored.node_ids, load(path, split="random", split_seed=0, val_graphs=1, test_graphs=2).node_ids)
+    multi = {**without_masks, "y": (np.random.default_rng(1).random((len(g), 4)) < 0.4).astype(np.float32)}
+    dm = load(write_npz(tmp_path / "ml.npz", multi), split="random", val_graphs=2, test_graphs=2)
+    assert dm.multilabel and len(dm.train_graphs) == 2 and all(bool(d.train_mask.all()) for d in dm.train_graphs)
+
+
+@pytest.mark.parametrize("key", ["batch_size", "val_graphs", "test_graphs"])
+def test_the_several_graph_settings_are_checked_before_torch_loads(key):
     from src.pipeline.checks import check_config
     from tests.conftest import compose_config
 
-    cfg = compose_config("search", ["+task=graph_file", "task.path=g.npz", "task.batch_size=0"])
-    with pytest.raises(AutoAttendError, match="task.batch_size: expected an integer >= 1, got 0"):
+    cfg = compose_config("search", ["+task=graph_file", "task.path=g.npz", f"task.{key}=0"])
+    with pytest.raises(AutoAttendError, match=f"task.{key}: expected an integer >= 1, got 0"):
         check_config(cfg, "search")
 
 

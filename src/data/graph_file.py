@@ -17,7 +17,9 @@ graphs, inductively as on PPI. The file holds named arrays:
   saved with ``to_dict()`` holds it): several graphs, no edge between two of them, each graph's
   split nodes all in one split. Training then sees only the training graphs, ``task.batch_size``
   of them merged per step (in a new order every epoch), and validation and test run on their own
-  graphs (inductive, as PPI's 20 / 2 / 2 graphs). The split comes from the masks.
+  graphs (inductive, as PPI's 20 / 2 / 2 graphs). The split comes from the masks, or with
+  ``task.split=random`` whole graphs are drawn: ``task.val_graphs`` and ``task.test_graphs`` of
+  them (2 and 2, as PPI), the rest train.
 
 Formats: ``.npz`` (``numpy.savez``; read without pickle) or ``.pt`` / ``.pth``, a dict of tensors
 read with ``torch.load(weights_only=True)``, as ``torch.save(data.to_dict(), path)`` writes a PyG
@@ -172,6 +174,26 @@ def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size
     return masks
 
 
+def random_graph_split(y: torch.Tensor, graph_of: torch.Tensor, val_graphs: int, test_graphs: int, seed: int,
+                       where: Path) -> dict[str, object]:
+    """A split of a file's graphs (``graph_of`` (N,) each node's graph id): in one random order drawn
+    with ``seed``, the first ``val_graphs`` graphs validate, the next ``test_graphs`` test and the
+    rest train; each graph's labelled nodes (``y`` (N,) >= 0, or every node of (N, C) multi-label
+    targets) are in its split. -> the three (N,) bool masks by name, and under ``graphs`` the
+    (train, val, test) graph ids."""
+    ids = graph_of.unique()
+    if len(ids) < val_graphs + test_graphs + 1:
+        raise AutoAttendError(f"{where}: {len(ids)} graphs ('{GRAPH_IDS}'), too few for task.val_graphs={val_graphs} "
+                              f"+ task.test_graphs={test_graphs} and at least one training graph")
+    order = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(int(seed)))]
+    chosen = {"val_mask": order[:val_graphs], "test_mask": order[val_graphs:val_graphs + test_graphs],
+              "train_mask": order[val_graphs + test_graphs:]}
+    labelled = torch.ones_like(graph_of, dtype=torch.bool) if y.dim() == 2 else y >= 0
+    masks: dict[str, object] = {split: torch.isin(graph_of, chosen[split]) & labelled for split in SPLITS}
+    masks["graphs"] = tuple(sorted(chosen[split].tolist()) for split in SPLITS)
+    return masks
+
+
 def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
     """A graph (or several, merged) whose nodes a run's models are to classify (``src.predict
     --graph``), from a file in the module's format: ``x`` (N, F) and ``edge_index`` (2, E) required
@@ -256,16 +278,19 @@ class GraphFileDataModule(GraphDataModule):
     way; sparse features make the ops that read them faster where most are zero. ``split``:
     ``file`` (the file's masks) or ``random`` (:func:`random_split` with ``train_per_class``,
     ``val_size``, ``test_size`` and ``split_seed``, which is the data's, not the run's seed).
-    ``batch_size``: training graphs merged per step when the file holds several (else unused).
+    ``batch_size``: training graphs merged per step when the file holds several (else unused);
+    with several and ``split=random``, :func:`random_graph_split` with ``val_graphs`` and
+    ``test_graphs`` (PPI's 2 and 2) draws which graphs validate and test.
     """
 
     def __init__(self, path: str | None = None, name: str = "graph_file", row_normalize: bool = False,
                  to_undirected: bool = False, sparse_features: bool | str = "auto", split: str = "file",
                  train_per_class: int = 20, val_size: int = 500, test_size: int | None = 1000, split_seed: int = 0,
-                 batch_size: int = 1, **kwargs):
+                 batch_size: int = 1, val_graphs: int = 2, test_graphs: int = 2, **kwargs):
         super().__init__(batch_size=batch_size, **kwargs)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise AutoAttendError(f"task.batch_size: expected an integer >= 1, got {batch_size!r}")
+        for key, value in (("batch_size", batch_size), ("val_graphs", val_graphs), ("test_graphs", test_graphs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AutoAttendError(f"task.{key}: expected an integer >= 1, got {value!r}")
         if path is None:
             raise AutoAttendError(f"task {name}: no data given; add task.path=<the graph's .npz or .pt file>")
         if not (isinstance(sparse_features, bool) or sparse_features == "auto"):
@@ -277,6 +302,7 @@ class GraphFileDataModule(GraphDataModule):
             raise AutoAttendError(f"task.split: expected one of {', '.join(GRAPH_FILE_SPLITS)}, got {split!r}")
         self.split, self.split_seed = split, split_seed
         self.split_sizes = (train_per_class, val_size, test_size)
+        self.graph_split_sizes = (val_graphs, test_graphs)
 
     def _features(self, x: torch.Tensor, where: Path | str) -> torch.Tensor:
         """(N, F) features as float32, divided by their row sums with ``row_normalize``."""
@@ -314,15 +340,20 @@ class GraphFileDataModule(GraphDataModule):
         edge_index = arrays["edge_index"].long()
         multilabel = arrays["y"].dim() == 2
         y = arrays["y"].float() if multilabel else arrays["y"].long()
-        if multilabel and not from_file:
+        several = GRAPH_IDS in arrays
+        if multilabel and not from_file and not several:
             raise AutoAttendError(f"{self.path}: task.split=random draws a per-class split of single-label nodes; "
                                   "give a multi-label graph its train_mask, val_mask and test_mask")
-        if GRAPH_IDS in arrays and not from_file:
-            raise AutoAttendError(f"{self.path}: task.split=random draws a split of one graph's nodes; a file with "
-                                  f"a '{GRAPH_IDS}' array (several graphs) needs its train_mask, val_mask and "
-                                  "test_mask")
         if from_file:
             masks = {split: arrays[split].bool() for split in SPLITS}
+        elif several:
+            if y.size(0) != x.size(0):
+                raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
+                                      f"{y.size(0)} label rows")
+            masks = random_graph_split(y, arrays[GRAPH_IDS].long(), *self.graph_split_sizes, seed=self.split_seed,
+                                       where=self.path)
+            log.info("%s: split drawn (task.split=random, seed %d): graphs %d / %d / %d", self.path, self.split_seed,
+                     *(len(g) for g in masks.pop("graphs")))
         else:
             if y.size(0) != x.size(0):
                 raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
@@ -333,7 +364,6 @@ class GraphFileDataModule(GraphDataModule):
                      "; the file's masks are not used" if any(k in arrays for k in SPLITS) else "")
         data = Data(x=x, edge_index=edge_index, y=y, **masks)
         sparse = self._sparse(x)
-        several = GRAPH_IDS in arrays
         batch = data_to_batch(data, sparse_x=sparse and not several)
         check_graph(batch, str(self.path), multilabel=multilabel)
         if self.to_undirected:

@@ -402,6 +402,8 @@ def _check_graph_file_task(cfg: DictConfig) -> None:
     check_int(cfg, "task.test_size", 1, none_ok=True)
     check_int(cfg, "task.split_seed", 0, high=SEED_MAX)
     check_int(cfg, "task.batch_size", 1)
+    check_int(cfg, "task.val_graphs", 1)
+    check_int(cfg, "task.test_graphs", 1)
 
 
 def _check_graph(cfg: DictConfig, entry: str) -> None:
