@@ -29,8 +29,8 @@ MASKS = ("train_mask", "val_mask", "test_mask")
 
 def several_graphs(seed: int = 0, unlabelled: int = 2) -> dict[str, np.ndarray]:
     """Six small graphs (:data:`GRAPH_SPLITS`) whose edges mostly join nodes of one class, written
-    with their rows shuffled (a graph's nodes are not contiguous in the file); in every graph the
-    last ``unlabelled`` nodes have label -1 and no split."""
+    with their rows and their edges shuffled (a graph's nodes and edges are not contiguous in the
+    file); in every graph the last ``unlabelled`` nodes have label -1 and no split."""
     rng = np.random.default_rng(seed)
     xs, ys, edges, graph_of, masks, offset = [], [], [], [], {m: [] for m in MASKS}, 0
     for g, split in GRAPH_SPLITS.items():
@@ -53,7 +53,8 @@ def several_graphs(seed: int = 0, unlabelled: int = 2) -> dict[str, np.ndarray]:
     arrays = {"x": np.concatenate(xs), "y": np.concatenate(ys), "batch": np.concatenate(graph_of),
               **{m: np.concatenate(v) for m, v in masks.items()}}
     arrays = {k: v[inverse] for k, v in arrays.items()}
-    arrays["edge_index"] = perm[np.concatenate(edges, axis=1)].astype(np.int64)
+    edge_index = np.concatenate(edges, axis=1)
+    arrays["edge_index"] = perm[edge_index[:, rng.permutation(edge_index.shape[1])]].astype(np.int64)  # graphs mixed
     return arrays
 
 
