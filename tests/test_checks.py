@@ -774,7 +774,7 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                         "graph.supernet.heads=4", "graph.retrain.hidden=12", "graph.retrain.heads=4"],
                                        # one layer whose output is the classes: its heads are averaged
                                        ["graph.space.num_layers=1", "graph.retrain.readout=last",
-                                        "graph.retrain.hidden=24"],
+                                        "graph.retrain.hidden=24", "graph.space.ops=[gcn,gat16]"],
                                        # settings nothing trains with: no HPO, no child
                                        ["+graph.hpo.space.hidden=[20]"],
                                        # the HPO runs before the retrain's seeds: none, no HPO
@@ -783,6 +783,27 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                        ["graph.retrain.seeds=0", "graph.retrain.hidden=40"]])
 def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
+
+
+def test_a_search_reading_out_with_the_last_layer_may_not_search_identity(tmp_path):
+    """``graph.retrain.readout=last`` makes a child's last layer map to the classes, which an identity
+    op cannot: a Cora search stopped at its ninth re-ranked candidate, minutes in ("layer 1 q:
+    identity cannot map node 1 (width 64) to width 7"). Refused before the run, naming the ops to
+    search instead; accepted without identity, or where no child trains."""
+    line = ("graph.retrain.readout=last: the searched model's last layer then maps to the classes, which an identity "
+            "op cannot (it keeps its input's width), and the search may put one there; leave identity out of the "
+            "search (graph.space.ops=[zero,gcn,sage,gat1,gat2,gat4,gat8,gat16,linear,arma,cheb,sgc]) or keep "
+            "graph.retrain.readout=linear")
+    with pytest.raises(AutoAttendError) as err:
+        check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last"]), "search")
+    assert str(err.value) == line
+    for ok in (["graph.space.ops=[zero,gcn,sgc]"], ["graph.retrain.seeds=0"]):
+        check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last", *ok]), "search")
+    check_config(compose_config("retrain", ["+task=cora", "arch=gcn", "graph.retrain.readout=last"]), "retrain")
+    proc = cli("src.search", "+task=cora", "graph.retrain.readout=last", "budget=smoke", data_dir=tmp_path,
+               tmp=tmp_path, run_dir=tmp_path / "run")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {line}", proc.stderr[-2000:]
+    assert not (tmp_path / "run" / "supernet").exists()
 
 
 def test_a_text_architecture_file_carrying_hparams_is_refused_and_retrain_reads_act_at(tmp_path):

@@ -192,6 +192,12 @@ def test_bad_several_graph_files_are_one_line_naming_the_file(tmp_path):
         GraphFileDataModule(path=str(path), batch_size=0)
     with pytest.raises(AutoAttendError, match="task.test_graphs: expected an integer >= 1, got 0"):
         GraphFileDataModule(path=str(path), test_graphs=0)
+    n = len(arrays["y"])
+    for name, short in (("several", _with(arrays, y=arrays["y"][:-1])),
+                        ("one", {k: v for k, v in _with(arrays, y=arrays["y"][:-1]).items() if k != "batch"})):
+        short_path = write_npz(tmp_path / f"short_{name}.npz", short)
+        with pytest.raises(AutoAttendError, match=f"feature/label size mismatch: {n} feature rows but {n - 1} labels"):
+            load(short_path, split="random", train_per_class=1, val_size=1, test_size=1, val_graphs=1, test_graphs=1)
     with pytest.raises(AutoAttendError, match="6 graphs \\('batch'\\), too few for task.val_graphs=3 \\+ "
                                               "task.test_graphs=3 and at least one training graph"):
         load(path, split="random", val_graphs=3, test_graphs=3)

@@ -344,20 +344,17 @@ class GraphFileDataModule(GraphDataModule):
         if multilabel and not from_file and not several:
             raise AutoAttendError(f"{self.path}: task.split=random draws a per-class split of single-label nodes; "
                                   "give a multi-label graph its train_mask, val_mask and test_mask")
+        if not from_file and y.size(0) != x.size(0):  # a drawn split indexes y by node (with masks: check_graph)
+            raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
+                                  f"{y.size(0)} labels")
         if from_file:
             masks = {split: arrays[split].bool() for split in SPLITS}
         elif several:
-            if y.size(0) != x.size(0):
-                raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
-                                      f"{y.size(0)} label rows")
             masks = random_graph_split(y, arrays[GRAPH_IDS].long(), *self.graph_split_sizes, seed=self.split_seed,
                                        where=self.path)
             log.info("%s: split drawn (task.split=random, seed %d): graphs %d / %d / %d", self.path, self.split_seed,
                      *(len(g) for g in masks.pop("graphs")))
         else:
-            if y.size(0) != x.size(0):
-                raise AutoAttendError(f"{self.path}: feature/label size mismatch: {x.size(0)} feature rows but "
-                                      f"{y.numel()} labels")
             masks = random_split(y, *self.split_sizes, seed=self.split_seed, where=self.path)
             log.info("%s: split drawn (task.split=random, seed %d): %d per class / %d / %d%s", self.path,
                      self.split_seed, self.split_sizes[0], int(masks["val_mask"].sum()), int(masks["test_mask"].sum()),

@@ -424,6 +424,7 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_graph_child(cfg, f"{g}.retrain")
     if entry == "search":
         _check_gat_widths(cfg)
+        _check_identity_under_last_readout(cfg)
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)
     check_int(cfg, f"{g}.supernet.monitor_archs", 0)
@@ -444,6 +445,29 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
               OmegaConf.to_container(baselines) if isinstance(baselines, ListConfig) else baselines)
 
 
+def _search_trains_children(cfg: DictConfig) -> bool:
+    """A graph search trains children with the retrain's settings: its seeds, the re-ranking or the
+    ranking stage."""
+    return any(isinstance(v, int) and v > 0 for v in (_get(cfg, "graph.retrain.seeds"), _get(cfg, "graph.rerank.topk"),
+                                                      _get(cfg, "ranking.candidates")))
+
+
+def _check_identity_under_last_readout(cfg: DictConfig) -> None:
+    """Children that read out with their last layer (``graph.retrain.readout=last``) have that
+    layer map to the classes, which an ``identity`` op cannot: a searched candidate with identity
+    there stopped a Cora search at its ninth re-ranked candidate (``identity cannot map node 1
+    (width 64) to width 7``). Refused before the supernet trains instead."""
+    ops = _get(cfg, "graph.space.ops")
+    if _get(cfg, "graph.retrain.readout") != "last" or not isinstance(ops, ListConfig) or "identity" not in ops:
+        return
+    if _search_trains_children(cfg):
+        others = ",".join(op for op in ops if op != "identity")
+        raise AutoAttendError("graph.retrain.readout=last: the searched model's last layer then maps to the classes, "
+                              "which an identity op cannot (it keeps its input's width), and the search may put one "
+                              f"there; leave identity out of the search (graph.space.ops=[{others}]) or keep "
+                              "graph.retrain.readout=linear")
+
+
 def _check_gat_widths(cfg: DictConfig) -> None:
     """A search's hidden widths split evenly into the heads of every GAT op of ``graph.space.ops``
     (concatenated, each head takes hidden/heads channels): ``graph.supernet.hidden=24`` with gat16
@@ -452,10 +476,8 @@ def _check_gat_widths(cfg: DictConfig) -> None:
     heads = sorted({GAT_HEADS[op] for op in ops if op in GAT_HEADS}) if isinstance(ops, ListConfig) else []
     # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
-    # children train: the seeds, the re-ranking or the ranking stage (both with the retrain's settings)
     seeds = _get(cfg, "graph.retrain.seeds")
-    children = any(isinstance(v, int) and v > 0 for v in (seeds, _get(cfg, "graph.rerank.topk"),
-                                                          _get(cfg, "ranking.candidates")))
+    children = _search_trains_children(cfg)
     # the HPO runs in the retrain, before its seeds; 0 or 1 trial: off
     hpo_trials, hpo_hidden = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.hpo.space.hidden")
     hpo = isinstance(hpo_trials, int) and hpo_trials > 1 and isinstance(seeds, int) and seeds > 0
