@@ -143,7 +143,8 @@ def test_ppi_written_to_one_file_serves_and_searches_as_ppi(tmp_path):
     for ours, theirs in zip(dm.eval_batches, ppi.eval_batches):
         assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     runs = {"ppi": tmp_path / "ppi", "file": tmp_path / "file"}
-    for name, task in (("ppi", ["+task=ppi"]), ("file", ["+task=graph_file", f"task.path={path}", "task/protocol=ppi"])):
+    file_task = ["+task=graph_file", f"task.path={path}", "task/protocol=ppi"]
+    for name, task in (("ppi", ["+task=ppi"]), ("file", file_task)):
         proc = cli("src.search", *task, "budget=smoke", "hardware=cpu", data_dir=data, tmp=tmp_path, run_dir=runs[name])
         assert proc.returncode == 0, proc.stderr[-3000:]
     for record in ("supernet/metrics.csv", "search/population.jsonl"):
