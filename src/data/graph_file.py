@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from src.choices import GRAPH_FILE_SPLITS
-from src.data.planetoid import GraphDataModule, check_graph, collate_graphs, data_to_batch
+from src.data.planetoid import GraphDataModule, check_edges, check_graph, collate_graphs, data_to_batch
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,11 @@ def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size
 
 
 def random_graph_split(y: torch.Tensor, graph_of: torch.Tensor, val_graphs: int, test_graphs: int, seed: int,
-                       where: Path) -> dict[str, object]:
+                       where: Path) -> tuple[dict[str, torch.Tensor], tuple[list[int], ...]]:
     """A split of a file's graphs (``graph_of`` (N,) each node's graph id): in one random order drawn
     with ``seed``, the first ``val_graphs`` graphs validate, the next ``test_graphs`` test and the
     rest train; each graph's labelled nodes (``y`` (N,) >= 0, or every node of (N, C) multi-label
-    targets) are in its split. -> the three (N,) bool masks by name, and under ``graphs`` the
-    (train, val, test) graph ids."""
+    targets) are in its split. -> (the three (N,) bool masks by name, the (train, val, test) graph ids)."""
     ids = graph_of.unique()
     if len(ids) < val_graphs + test_graphs + 1:
         raise AutoAttendError(f"{where}: {len(ids)} graphs ('{GRAPH_IDS}'), too few for task.val_graphs={val_graphs} "
@@ -189,9 +188,8 @@ def random_graph_split(y: torch.Tensor, graph_of: torch.Tensor, val_graphs: int,
     chosen = {"val_mask": order[:val_graphs], "test_mask": order[val_graphs:val_graphs + test_graphs],
               "train_mask": order[val_graphs + test_graphs:]}
     labelled = torch.ones_like(graph_of, dtype=torch.bool) if y.dim() == 2 else y >= 0
-    masks: dict[str, object] = {split: torch.isin(graph_of, chosen[split]) & labelled for split in SPLITS}
-    masks["graphs"] = tuple(sorted(chosen[split].tolist()) for split in SPLITS)
-    return masks
+    masks = {split: torch.isin(graph_of, chosen[split]) & labelled for split in SPLITS}
+    return masks, tuple(sorted(chosen[split].tolist()) for split in SPLITS)
 
 
 def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
@@ -205,12 +203,7 @@ def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
     for name in masks:
         _check_mask(arrays[name], name, path)
     n = arrays["x"].size(0)
-    edge_index = arrays["edge_index"]
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise AutoAttendError(f"{path}: 'edge_index' must be (2, E), got {tuple(edge_index.shape)}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
-        bad = int(edge_index.min()) if int(edge_index.min()) < 0 else int(edge_index.max())
-        raise AutoAttendError(f"{path}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
+    check_edges(arrays["edge_index"], n, str(path), name="'edge_index'")
     for name in ("y", *masks):
         if name in arrays and arrays[name].size(0) != n:
             raise AutoAttendError(f"{path}: '{name}' has {arrays[name].size(0)} rows for {n} nodes (one per row "
@@ -350,10 +343,10 @@ class GraphFileDataModule(GraphDataModule):
         if from_file:
             masks = {split: arrays[split].bool() for split in SPLITS}
         elif several:
-            masks = random_graph_split(y, arrays[GRAPH_IDS].long(), *self.graph_split_sizes, seed=self.split_seed,
-                                       where=self.path)
+            masks, drawn = random_graph_split(y, arrays[GRAPH_IDS].long(), *self.graph_split_sizes,
+                                              seed=self.split_seed, where=self.path)
             log.info("%s: split drawn (task.split=random, seed %d): graphs %d / %d / %d", self.path, self.split_seed,
-                     *(len(g) for g in masks.pop("graphs")))
+                     *map(len, drawn))
         else:
             masks = random_split(y, *self.split_sizes, seed=self.split_seed, where=self.path)
             log.info("%s: split drawn (task.split=random, seed %d): %d per class / %d / %d%s", self.path,

@@ -123,14 +123,21 @@ def check_graph(batch: dict, source: str, multilabel: bool) -> None:
             raise AutoAttendError(f"{source}: {split} has {batch[split].size(0)} entries for {n} nodes")
     if edge_index.numel() == 0:
         raise AutoAttendError(f"{source}: the graph has no edges; node classification needs a graph with edges")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise AutoAttendError(f"{source}: edge_index must be (2, E), got {tuple(edge_index.shape)}")
-    lowest, highest = int(edge_index.min()), int(edge_index.max())
-    if lowest < 0 or highest >= n:
-        bad = lowest if lowest < 0 else highest
-        raise AutoAttendError(f"{source}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
+    check_edges(edge_index, n, source)
     if multilabel and y.dim() != 2:
         raise AutoAttendError(f"{source}: a multi-label task needs (N, C) 0/1 targets, got shape {tuple(y.shape)}")
+
+
+def check_edges(edge_index: torch.Tensor, n: int, source: str, name: str = "edge_index") -> None:
+    """``edge_index`` is (2, E) and names nodes 0..n-1 only (E may be 0); one line otherwise, calling
+    the array ``name``."""
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise AutoAttendError(f"{source}: {name} must be (2, E), got {tuple(edge_index.shape)}")
+    if edge_index.numel():
+        lowest, highest = int(edge_index.min()), int(edge_index.max())
+        if lowest < 0 or highest >= n:
+            bad = lowest if lowest < 0 else highest
+            raise AutoAttendError(f"{source}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
 
 
 def row_normalized(x: torch.Tensor) -> torch.Tensor:
