@@ -785,24 +785,36 @@ def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
 
 
-def test_a_search_reading_out_with_the_last_layer_may_not_search_identity(tmp_path):
+def test_a_search_reading_out_with_the_last_layer_leaves_identity_out_of_that_layer_only(tmp_path):
     """``graph.retrain.readout=last`` makes a child's last layer map to the classes, which an identity
-    op cannot: a Cora search stopped at its ninth re-ranked candidate, minutes in ("layer 1 q:
-    identity cannot map node 1 (width 64) to width 7"). Refused before the run, naming the ops to
-    search instead; accepted without identity, or where no child trains."""
-    line = ("graph.retrain.readout=last: the searched model's last layer then maps to the classes, which an identity "
-            "op cannot (it keeps its input's width), and the search may put one there; leave identity out of the "
-            "search (graph.space.ops=[zero,gcn,sage,gat1,gat2,gat4,gat8,gat16,linear,arma,cheb,sgc]) or keep "
-            "graph.retrain.readout=linear")
-    with pytest.raises(AutoAttendError) as err:
-        check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last"]), "search")
-    assert str(err.value) == line
-    for ok in (["graph.space.ops=[zero,gcn,sgc]"], ["graph.retrain.seeds=0"]):
-        check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last", *ok]), "search")
+    op cannot (a Cora search stopped at its ninth re-ranked candidate: "layer 1 q: identity cannot map
+    node 1 (width 64) to width 7"). The search's space leaves identity out of its last layer; refused
+    before the run only where that leaves the last layer no op."""
+    from src.pipeline.config import search_space
+
+    ops = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", "gat16", "linear", "arma", "cheb", "sgc")
+    cfg = compose_config("search", ["+task=cora", "graph.retrain.readout=last"])
+    check_config(cfg, "search")
+    space = search_space(cfg)
+    assert space.ops == ops and space.last_layer_ops == tuple(op for op in ops if op != "identity")
+    assert search_space(compose_config("search", ["+task=cora"])).last_layer_ops == ops
+    assert search_space(compose_config("search", ["+task=sst2"])).last_layer_ops == search_space(
+        compose_config("search", ["+task=sst2"])).ops
+    for bad, rest in ((["graph.space.ops=[zero,identity]"], " but zero"), (["graph.space.ops=[identity]"], "")):
+        line = ("graph.retrain.readout=last: the searched model's last layer maps to the classes, which identity "
+                f"cannot (it keeps its input's width), and graph.space.ops={bad[0].split('=')[1][1:-1].split(',')} "
+                f"leave that layer no other op{rest}; add one (gcn, ...) or keep graph.retrain.readout=linear")
+        with pytest.raises(AutoAttendError) as err:
+            check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last", *bad]), "search")
+        assert str(err.value) == line
+    # without the priors zero is an op of Q too
+    check_config(compose_config("search", ["+task=cora", "graph.retrain.readout=last", "graph.space.ops=[zero,identity]",
+                                           "space.priors=false"]), "search")
     check_config(compose_config("retrain", ["+task=cora", "arch=gcn", "graph.retrain.readout=last"]), "retrain")
-    proc = cli("src.search", "+task=cora", "graph.retrain.readout=last", "budget=smoke", data_dir=tmp_path,
-               tmp=tmp_path, run_dir=tmp_path / "run")
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {line}", proc.stderr[-2000:]
+    proc = cli("src.search", "+task=cora", "graph.retrain.readout=last", "graph.space.ops=[zero,identity]",
+               "budget=smoke", data_dir=tmp_path, tmp=tmp_path, run_dir=tmp_path / "run")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "error: graph.retrain.readout=last: the searched model's last layer maps"), proc.stderr[-2000:]
     assert not (tmp_path / "run" / "supernet").exists()
 
 

@@ -566,3 +566,27 @@ def test_predict_on_another_graph_file_applies_the_tasks_preprocessing(smoke_run
                                                    "graph; give no texts")):
         proc = cli("src.predict", str(run_dir), *args, data_dir=tmp_path / "nowhere", tmp=tmp)
         assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == line, proc.stderr[-2000:]
+
+
+def test_a_search_reading_out_with_the_last_layer_searches_identity_in_the_other_layers(fixture_data, tmp_path):
+    """``graph.retrain.readout=last`` maps a child's last layer to the classes, which ``identity``
+    cannot: a Cora search stopped at its ninth re-ranked candidate ("layer 1 q: identity cannot map
+    node 1 (width 64) to width 7"), then such searches were refused. The space now leaves identity
+    out of the last layer alone: every candidate scored, re-ranked and retrained has none there,
+    while the first layer still takes it."""
+    run_dir = tmp_path / "run"
+    proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", "graph.retrain.readout=last",
+               "graph.space.ops=[zero,identity,gcn]", "graph.rerank.topk=4", "graph.baselines=[]",
+               data_dir=fixture_data, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "last_layer_ops=('zero', 'gcn')" in proc.stderr + proc.stdout
+    population = [Architecture.from_dict(json.loads(line)["arch"])
+                  for line in (run_dir / "search" / "population.jsonl").read_text().splitlines()]
+    assert len(population) == 12
+    last_ops = {op for a in population for op in (a[1].q_op, a[1].k_op, a[1].v_op)}
+    first_ops = {op for a in population for op in (a[0].q_op, a[0].k_op, a[0].v_op)}
+    assert "identity" not in last_ops and "gcn" in last_ops and "identity" in first_ops
+    rerank = json.loads((run_dir / "search" / "rerank.json").read_text())
+    assert len(rerank["candidates"]) == 4 and all(c["val_acc"] > 0 for c in rerank["candidates"])
+    results = json.loads((run_dir / "retrain" / "results.json").read_text())
+    assert results["hparams"]["readout"] == "last" and len(results["per_seed"]) == 2

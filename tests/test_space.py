@@ -393,3 +393,55 @@ def test_read_gives_the_architecture_and_what_the_file_records_beside_it(tmp_pat
     path.write_text("arch: {layers: [")
     with pytest.raises(AutoAttendError, match=rf"^{path}: not valid YAML, line 1"):
         Architecture.read(path)
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_last_layer_ops_keep_an_op_out_of_the_last_layer_alone(priors):
+    """``last_layer_ops`` (a graph child reading out with its last layer cannot put ``identity``
+    there): sampling, mutation, validity, size and contexts all leave the op out of the last layer
+    and keep it in the others."""
+    ops = ("zero", "identity", "conv1")
+    space = FunctionalSpace(3, ops=ops, priors=priors, last_layer_ops=("zero", "conv1"))
+    assert space.last_layer_ops == ("zero", "conv1") and "last_layer_ops=('zero', 'conv1')" in repr(space)
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(3000)]
+    assert all("identity" not in (a[2].q_op, a[2].k_op, a[2].v_op) for a in archs)
+    assert any("identity" in (a[1].q_op, a[1].k_op, a[1].v_op) for a in archs)
+    children = [space.mutate(a, rng, rate=0.5) for a in archs[:500]]
+    assert all("identity" not in (c[2].q_op, c[2].k_op, c[2].v_op) for c in children)
+    assert any("identity" in (c[1].q_op, c[1].k_op, c[1].v_op) for c in children)
+    bad = archs[0].layers[:2] + (Layer("add", 2, "identity", 0, "conv1"),)
+    with pytest.raises(InvalidArchitectureError, match="op 'identity' is not allowed in the last layer") as err:
+        space.validate(Architecture(bad))
+    assert (err.value.layer, err.value.field) == (2, "q_op")
+    FunctionalSpace(3, ops=ops, priors=priors).validate(Architecture(bad))  # the same layer without the restriction
+    small = FunctionalSpace(2, ops=ops, priors=priors, last_layer_ops=("zero", "conv1"))
+    assert len({small.sample(rng) for _ in range(60_000)}) == small.size() < FunctionalSpace(2, ops, priors).size()
+    applied = {ctx for a in archs for _, _, ctx in arch_contexts(a)}
+    assert set(space.contexts()) == applied and not any(c.layer == 2 and c.op == "identity" for c in applied)
+
+
+def test_all_ops_in_the_last_layer_is_the_plain_space_draw_for_draw():
+    """``last_layer_ops`` naming every op is the space without it: the same samples and children
+    from the same seed (a search with it reproduces the runs recorded without it)."""
+    plain, same = FunctionalSpace(4), FunctionalSpace(4, last_layer_ops=("gru", "conv3", "identity", "maxpool3",
+                                                                         "conv1", "zero"))
+    assert same.last_layer_ops == plain.ops and repr(same) == repr(plain)
+    a, b = random.Random(3), random.Random(3)
+    for _ in range(200):
+        x, y = plain.sample(a), same.sample(b)
+        assert x == y and plain.mutate(x, a) == same.mutate(y, b)
+    assert plain.size() == same.size()
+
+
+@pytest.mark.parametrize("last, message", [
+    (("gcn",), "last_layer_ops must be some of ops"),
+    ("conv1", "last_layer_ops must be some of ops"),
+    ((), "last_layer_ops must be some of ops"),
+    (("zero",), "the priors need an op other than 'zero'"),
+])
+def test_last_layer_ops_outside_the_ops_or_leaving_no_op_are_refused(last, message):
+    with pytest.raises(ValueError, match=message):
+        FunctionalSpace(2, last_layer_ops=last)
+    if last == ("zero",):
+        FunctionalSpace(2, priors=False, last_layer_ops=last)  # without the priors zero is an op

@@ -424,7 +424,7 @@ def _check_graph(cfg: DictConfig, entry: str) -> None:
     check_graph_child(cfg, f"{g}.retrain")
     if entry == "search":
         _check_gat_widths(cfg)
-        _check_identity_under_last_readout(cfg)
+        _check_last_layer_ops(cfg)
     for key in ("steps", "steps_per_epoch", "archs_per_step"):
         check_int(cfg, f"{g}.supernet.{key}", 1)
     check_int(cfg, f"{g}.supernet.monitor_archs", 0)
@@ -452,20 +452,20 @@ def _search_trains_children(cfg: DictConfig) -> bool:
                                                       _get(cfg, "ranking.candidates")))
 
 
-def _check_identity_under_last_readout(cfg: DictConfig) -> None:
+def _check_last_layer_ops(cfg: DictConfig) -> None:
     """Children that read out with their last layer (``graph.retrain.readout=last``) have that
-    layer map to the classes, which an ``identity`` op cannot: a searched candidate with identity
-    there stopped a Cora search at its ninth re-ranked candidate (``identity cannot map node 1
-    (width 64) to width 7``). Refused before the supernet trains instead."""
-    ops = _get(cfg, "graph.space.ops")
+    layer map to the classes, which an ``identity`` op cannot, so the search leaves identity out of
+    its last layer (``src.pipeline.config.last_layer_ops``); refused where that leaves the last
+    layer no op at all."""
+    ops, priors = _get(cfg, "graph.space.ops"), _get(cfg, "graph.space.priors")
     if _get(cfg, "graph.retrain.readout") != "last" or not isinstance(ops, ListConfig) or "identity" not in ops:
         return
-    if _search_trains_children(cfg):
-        others = ",".join(op for op in ops if op != "identity")
-        raise AutoAttendError("graph.retrain.readout=last: the searched model's last layer then maps to the classes, "
-                              "which an identity op cannot (it keeps its input's width), and the search may put one "
-                              f"there; leave identity out of the search (graph.space.ops=[{others}]) or keep "
-                              "graph.retrain.readout=linear")
+    last = [op for op in ops if op != "identity"]
+    if not last or priors_leave_no_op(last, priors is True):
+        raise AutoAttendError(f"graph.retrain.readout=last: the searched model's last layer maps to the classes, "
+                              f"which identity cannot (it keeps its input's width), and graph.space.ops={list(ops)} "
+                              f"leave that layer no other op{' but zero' if last else ''}; add one (gcn, ...) or "
+                              "keep graph.retrain.readout=linear")
 
 
 def _check_gat_widths(cfg: DictConfig) -> None:

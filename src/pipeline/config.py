@@ -113,11 +113,20 @@ def _space_node(cfg: DictConfig) -> DictConfig:
     return cfg.graph.space if task_family(cfg) == "graph" else cfg.space
 
 
+def last_layer_ops(cfg: DictConfig) -> tuple[str, ...] | None:
+    """The ops a searched model's last layer may use, ``None`` for all of the space's: a graph child
+    that reads out with its last layer (``graph.retrain.readout=last``) maps that layer to the
+    classes, which ``identity`` cannot (it keeps its input's width)."""
+    if task_family(cfg) != "graph" or cfg.graph.retrain.get("readout") != "last":
+        return None
+    return tuple(op for op in cfg.graph.space.ops if op != "identity")
+
+
 def search_space(cfg: DictConfig) -> FunctionalSpace:
     """The task's search space."""
     s = _space_node(cfg)
     return FunctionalSpace(num_layers=int(s.num_layers), ops=tuple(s.ops), priors=bool(s.priors),
-                           kinds=tuple(s.kinds))
+                           kinds=tuple(s.kinds), last_layer_ops=last_layer_ops(cfg))
 
 
 def search_strategy(cfg: DictConfig, space: FunctionalSpace) -> SearchStrategy:

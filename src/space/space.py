@@ -61,10 +61,15 @@ class FunctionalSpace:
       2. K and V come from the same node (``v_src == k_src``);
       3. ``zero`` is allowed only as addend 2 of an ``add`` layer.
     Without priors every source is any earlier node and ``zero`` is allowed on every edge.
+
+    ``last_layer_ops`` (default: ``ops``) are the ops the last layer may use, for models whose last
+    layer maps to another width than the others: a graph child reading out with its last layer
+    maps it to the classes, which ``identity`` cannot.
     """
 
     def __init__(self, num_layers: int, ops: Sequence[str] = TEXT_OPS, priors: bool = True,
-                 kinds: Sequence[str] = LAYER_KINDS, zero_op: str = "zero"):
+                 kinds: Sequence[str] = LAYER_KINDS, zero_op: str = "zero",
+                 last_layer_ops: Sequence[str] | None = None):
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
         for name, values, known in (("kinds", kinds, LAYER_KINDS), ("ops", ops, TEXT_OPS + GRAPH_OPS)):
@@ -76,22 +81,33 @@ class FunctionalSpace:
         self.priors = priors
         self.kinds = tuple(kinds)
         self.zero_op = zero_op
-        self.nonzero_ops = tuple(o for o in self.ops if o != zero_op)
         if priors_leave_no_op(self.ops, self.priors, zero_op):
             raise ValueError(f"ops {self.ops!r}: the priors need an op other than {zero_op!r} (or priors=False)")
+        if last_layer_ops is None:
+            self.last_layer_ops = self.ops
+        else:
+            if isinstance(last_layer_ops, str) or not last_layer_ops or not set(last_layer_ops) <= set(self.ops):
+                raise ValueError(f"last_layer_ops must be some of ops {self.ops}, got {last_layer_ops!r}")
+            self.last_layer_ops = tuple(o for o in self.ops if o in set(last_layer_ops))  # in the order of ops
+            if priors_leave_no_op(self.last_layer_ops, self.priors, zero_op):
+                raise ValueError(f"last_layer_ops {self.last_layer_ops!r}: the priors need an op other than "
+                                 f"{zero_op!r} (or priors=False)")
+        # (last layer?, zero allowed?) -> the ops a slot may take
+        self._choices = {(last, zero_ok): tuple(o for o in (self.last_layer_ops if last else self.ops)
+                                                  if zero_ok or o != zero_op)
+                         for last in (False, True) for zero_ok in (False, True)}
 
     def __repr__(self) -> str:
+        last = f", last_layer_ops={self.last_layer_ops}" if self.last_layer_ops != self.ops else ""
         return (f"FunctionalSpace(num_layers={self.num_layers}, ops={self.ops}, priors={self.priors}, "
-                f"kinds={self.kinds})")
+                f"kinds={self.kinds}{last})")
 
     # ---- which choices each decision has --------------------------------------------------
     def _q_sources(self, i: int) -> range:
         return range(i, i + 1) if self.priors else range(i + 1)
 
-    def _op_choices(self, kind: str, slot: str) -> tuple[str, ...]:
-        if not self.priors or (kind == "add" and slot == "k"):
-            return self.ops
-        return self.nonzero_ops
+    def _op_choices(self, kind: str, slot: str, i: int) -> tuple[str, ...]:
+        return self._choices[i == self.num_layers - 1, not self.priors or (kind == "add" and slot == "k")]
 
     # ---- validity -------------------------------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:
@@ -114,6 +130,9 @@ class FunctionalSpace:
                     raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {src!r}", i, f"{slot}_src")
                 if op not in self.ops:
                     raise InvalidArchitectureError(f"unknown op {op!r}; expected one of {self.ops}", i, f"{slot}_op")
+                if i == self.num_layers - 1 and op not in self.last_layer_ops:
+                    raise InvalidArchitectureError(f"op {op!r} is not allowed in the last layer; expected one of "
+                                                   f"{self.last_layer_ops}", i, f"{slot}_op")
             if self.priors:
                 if layer.q_src != i:
                     raise InvalidArchitectureError(f"prior 1: Q/addend 1 must come from node {i}, got {layer.q_src}",
@@ -122,7 +141,7 @@ class FunctionalSpace:
                     raise InvalidArchitectureError(f"prior 2: K and V must share a source, got k_src={layer.k_src} "
                                                    f"v_src={layer.v_src}", i, "v_src")
                 for slot, _, op in slots:
-                    if op not in self._op_choices(layer.kind, slot):
+                    if op not in self._op_choices(layer.kind, slot, i):
                         raise InvalidArchitectureError(f"prior 3: '{self.zero_op}' is not allowed here", i, f"{slot}_op")
         return arch
 
@@ -138,13 +157,13 @@ class FunctionalSpace:
         """Draw layer ``i`` with every decision uniform (``kind`` fixed when given)."""
         kind = kind or rng.choice(self.kinds)
         q_src = rng.choice(self._q_sources(i))
-        q_op = rng.choice(self._op_choices(kind, "q"))
+        q_op = rng.choice(self._op_choices(kind, "q", i))
         k_src = rng.randrange(i + 1)
-        k_op = rng.choice(self._op_choices(kind, "k"))
+        k_op = rng.choice(self._op_choices(kind, "k", i))
         if kind == "add":
             return Layer(kind, q_src, q_op, k_src, k_op)
         v_src = k_src if self.priors else rng.randrange(i + 1)
-        v_op = rng.choice(self._op_choices(kind, "v"))
+        v_op = rng.choice(self._op_choices(kind, "v", i))
         return Layer(kind, q_src, q_op, k_src, k_op, v_src, v_op)
 
     def sample(self, rng: random.Random) -> Architecture:
@@ -191,9 +210,9 @@ class FunctionalSpace:
                     layers.append(self.sample_layer(i, rng, kind=flipped))
                     continue
                 q_src = rng.choice(self._q_sources(i)) if rng.random() < rate else layer.q_src
-                q_op = rng.choice(self._op_choices(layer.kind, "q")) if rng.random() < rate else layer.q_op
+                q_op = rng.choice(self._op_choices(layer.kind, "q", i)) if rng.random() < rate else layer.q_op
                 k_src = rng.randrange(i + 1) if rng.random() < rate else layer.k_src
-                k_op = rng.choice(self._op_choices(layer.kind, "k")) if rng.random() < rate else layer.k_op
+                k_op = rng.choice(self._op_choices(layer.kind, "k", i)) if rng.random() < rate else layer.k_op
                 if layer.kind == "add":
                     layers.append(Layer("add", q_src, q_op, k_src, k_op))
                     continue
@@ -201,7 +220,7 @@ class FunctionalSpace:
                     v_src = k_src
                 else:
                     v_src = rng.randrange(i + 1) if rng.random() < rate else layer.v_src
-                v_op = rng.choice(self._op_choices("attn", "v")) if rng.random() < rate else layer.v_op
+                v_op = rng.choice(self._op_choices("attn", "v", i)) if rng.random() < rate else layer.v_op
                 layers.append(Layer("attn", q_src, q_op, k_src, k_op, v_src, v_op))
             child = Architecture(tuple(layers))
             if child != arch:
@@ -214,9 +233,9 @@ class FunctionalSpace:
         n = 0
         for kind in self.kinds:
             sources = (i + 1) * len(self._q_sources(i)) * (1 if (self.priors or kind == "add") else i + 1)
-            ops = len(self._op_choices(kind, "q")) * len(self._op_choices(kind, "k"))
+            ops = len(self._op_choices(kind, "q", i)) * len(self._op_choices(kind, "k", i))
             if kind == "attn":
-                ops *= len(self._op_choices(kind, "v"))
+                ops *= len(self._op_choices(kind, "v", i))
             n += sources * ops
         return n
 
@@ -238,7 +257,7 @@ class FunctionalSpace:
                     slots.append(("v", range(i + 1), roles[2]))
                 for slot, sources, role in slots:
                     for src in sources:
-                        for op in self._op_choices(kind, slot):
+                        for op in self._op_choices(kind, slot, i):
                             for src_kind in self.source_kinds(src):
                                 yield Context(src, i, op, src_kind, role)
 
