@@ -118,6 +118,13 @@ def _check_mask(mask: torch.Tensor, split: str, where: Path) -> None:
                               f"shape {tuple(mask.shape)}")
 
 
+def _check_label_range(y: torch.Tensor, where: Path) -> None:
+    """Single-label ``y`` (N,): class ids from 0, or ``UNLABELLED``."""
+    if bool((y < UNLABELLED).any()):
+        raise AutoAttendError(f"{where}: 'y' holds {int(y.min())}; labels are class ids from 0, or {UNLABELLED} for "
+                              "an unlabelled node")
+
+
 def _check_split(batch: dict, where: Path) -> int:
     """Splits non-empty and disjoint, every node they hold labelled; returns the class (or, for
     multi-label targets, label) count."""
@@ -139,9 +146,7 @@ def _check_split(batch: dict, where: Path) -> int:
         node = int(bad.nonzero()[0])
         raise AutoAttendError(f"{where}: node {node} is in a split but has label {int(y[node])}; labels are class ids "
                               f"from 0 ({UNLABELLED}: unlabelled, outside every split)")
-    if bool((y < UNLABELLED).any()):
-        raise AutoAttendError(f"{where}: 'y' holds {int(y.min())}; labels are class ids from 0, or {UNLABELLED} for "
-                              "an unlabelled node")
+    _check_label_range(y, where)
     classes = int(y.max()) + 1
     if classes < 2:
         raise AutoAttendError(f"{where}: every labelled node has class 0; node classification needs at least two")
@@ -208,9 +213,8 @@ def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
         if name in arrays and arrays[name].size(0) != n:
             raise AutoAttendError(f"{path}: '{name}' has {arrays[name].size(0)} rows for {n} nodes (one per row "
                                   "of 'x')")
-    if "y" in arrays and arrays["y"].dim() == 1 and bool((arrays["y"] < UNLABELLED).any()):
-        raise AutoAttendError(f"{path}: 'y' holds {int(arrays['y'].min())}; labels are class ids from 0, or "
-                              f"{UNLABELLED} for an unlabelled node")
+    if "y" in arrays and arrays["y"].dim() == 1:
+        _check_label_range(arrays["y"], path)
     return {name: arrays[name] for name in ("x", "edge_index", "y", *masks) if name in arrays}
 
 
