@@ -138,8 +138,18 @@ def test_gat_heads_must_divide_the_width_and_identity_needs_equal_widths():
     arch = Architecture((Layer("add", 0, "gat8", 0, "zero"), Layer("add", 1, "gcn", 1, "zero")))
     with pytest.raises(AutoAttendError, match="not divisible by its 8 heads"):
         GraphNet.child(5, 3, arch, hidden=12, readout="last")
-    with pytest.raises(AutoAttendError, match="identity cannot map"):
+    with pytest.raises(AutoAttendError, match="identity cannot map") as err:
         GraphNet.child(5, 3, Architecture((Layer("add", 0, "identity", 0, "zero"),)), hidden=16, readout="last")
+    assert "the last layer maps to the classes under readout 'last'" in str(err.value)
+    # a first layer reading the raw features (no stem) is not the readout's doing
+    last_ok = Layer("add", 1, "gcn", 1, "zero")
+    with pytest.raises(AutoAttendError, match="identity cannot map node 0") as err:
+        GraphNet.child(5, 3, Architecture((Layer("add", 0, "identity", 0, "zero"), last_ok)), hidden=16,
+                       readout="last", stem="none")
+    assert "readout" not in str(err.value)
+    # under the linear readout the last layer keeps the hidden width, which identity maps to
+    GraphNet.child(16, 3, Architecture((Layer("add", 0, "gcn", 0, "zero"), Layer("add", 1, "identity", 1, "zero"))),
+                   hidden=16, readout="linear")
 
 
 @pytest.mark.parametrize("kind", ["add", "attn"])

@@ -438,8 +438,10 @@ class GraphNet(nn.Module):
         widths = layer_widths(len(arch), in_dim, hidden, num_classes, readout, use_stem)
         for i, slot, ctx in arch_contexts(arch):
             if ctx.op == "identity" and widths[ctx.src] != widths[i + 1]:
+                why = (" (the last layer maps to the classes under readout 'last': the readout "
+                       "'linear' takes identity there)" if readout == "last" and i == len(arch) - 1 else "")
                 raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
-                                      f"{widths[ctx.src]}) to width {widths[i + 1]}")
+                                      f"{widths[ctx.src]}) to width {widths[i + 1]}{why}")
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, CHILD, graph_child_op_keys(arch), sgc_k,
                                final_act=readout == "linear", stem=use_stem, act_at=act_at,
                                attn_self_loops=attn_self_loops)
