@@ -647,6 +647,75 @@ def test_sgc_propagates_sgc_k_steps():
             assert (not torch.allclose(model(x2, edge_index)[0], base, atol=1e-6)) == reached, u
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sgc_op_with_its_normalisation_cached_computes_what_pygs_sgconv_computes(dtype, monkeypatch):
+    """The SGC op normalises the adjacency once per graph (PyG's ``SGConv`` does it on every call):
+    the same output and gradients bit for bit, on a second graph too (the
+    cache follows the graph, and the dtype), and one normalisation for repeated calls."""
+    from torch_geometric.nn import SGConv
+
+    import src.models.graph as graph
+
+    from src.models.graph import GraphOp
+
+    torch.manual_seed(0)
+    op = GraphOp("sgc", 6, 4, dropout=0.0, attn_dropout=0.0, sgc_k=2).to(dtype)
+    reference = SGConv(6, 4, K=2).to(dtype)
+    reference.load_state_dict(op.conv.state_dict())
+    calls = []
+    real_norm = graph.gcn_norm
+    monkeypatch.setattr(graph, "gcn_norm", lambda *a, **k: calls.append(1) or real_norm(*a, **k))
+    g = torch.Generator().manual_seed(1)
+    graphs = [path_graph(5, components=2), torch.randint(0, 10, (2, 30), generator=g)]
+    for edge_index in graphs:
+        for _ in range(2):  # the second call reads the cached normalisation
+            x = torch.randn(10, 6, dtype=dtype, generator=g)
+            x_ref = x.clone().requires_grad_(True)
+            x.requires_grad_(True)
+            out, expected = op(x, edge_index), reference(x_ref, edge_index)
+            assert torch.equal(out, expected)
+            out.square().sum().backward()
+            expected.square().sum().backward()
+            assert torch.equal(x.grad, x_ref.grad)
+            for (name, p), q in zip(op.conv.named_parameters(), reference.parameters()):
+                assert torch.equal(p.grad, q.grad), name
+            op.zero_grad()
+            reference.zero_grad()
+    assert len(calls) == 2  # once per graph
+    with torch.no_grad():  # another dtype: normalised again, in that dtype
+        other = torch.float64 if dtype == torch.float32 else torch.float32
+        x = torch.randn(10, 6, generator=g)
+        assert torch.equal(op.to(other)(x.to(other), graphs[1]), reference.to(other)(x.to(other), graphs[1]))
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("op_name", ["gcn", "sgc"])
+def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_name):
+    """GCN and SGC cache their adjacency's normalisation per graph. One made under
+    ``torch.inference_mode`` (an op whose first call was an evaluation) made the next training step
+    on the same graph raise "Inference tensors cannot be saved for backward"; it is made again
+    then, and the results are those of a module that never evaluated."""
+    from src.models.graph import GraphOp
+
+    edge_index = path_graph(6)
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    evaluated_first = GraphOp(op_name, 4, 3, dropout=0.0, attn_dropout=0.0)
+    torch.manual_seed(0)
+    trained_only = GraphOp(op_name, 4, 3, dropout=0.0, attn_dropout=0.0)
+    with torch.inference_mode():
+        evaluated = evaluated_first(x, edge_index)
+    outs = []
+    for op in (evaluated_first, trained_only):
+        out = op(x, edge_index)
+        out.square().sum().backward()
+        outs.append((out.detach(), [p.grad.clone() for p in op.parameters()]))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][0], evaluated)
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
+    with torch.inference_mode():  # evaluating again reads the training-made normalisation
+        assert torch.equal(evaluated_first(x, edge_index), evaluated)
+
+
 # ---- mutation audit (2026-12-05): the graph LightningModules -----------------------------------
 
 def test_node_loss_reads_only_the_masked_nodes():
