@@ -17,7 +17,7 @@ from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PR
                          GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
                          READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
-from src.space.space import priors_leave_no_op
+from src.space.space import last_layer_ops_under, priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
 from src.utils.errors import AutoAttendError
 from src.utils.workers import parse_workers
@@ -455,12 +455,12 @@ def _search_trains_children(cfg: DictConfig) -> bool:
 def _check_last_layer_ops(cfg: DictConfig) -> None:
     """Children that read out with their last layer (``graph.retrain.readout=last``) have that
     layer map to the classes, which an ``identity`` op cannot, so the search leaves identity out of
-    its last layer (``src.pipeline.config.last_layer_ops``); refused where that leaves the last
-    layer no op at all."""
+    its last layer (:func:`~src.space.space.last_layer_ops_under`); refused where that leaves the
+    last layer no op at all."""
     ops, priors = _get(cfg, "graph.space.ops"), _get(cfg, "graph.space.priors")
-    if _get(cfg, "graph.retrain.readout") != "last" or not isinstance(ops, ListConfig) or "identity" not in ops:
+    last = last_layer_ops_under(ops, _get(cfg, "graph.retrain.readout")) if isinstance(ops, ListConfig) else None
+    if last is None or len(last) == len(ops):
         return
-    last = [op for op in ops if op != "identity"]
     if not last or priors_leave_no_op(last, priors is True):
         raise AutoAttendError(f"graph.retrain.readout=last: the searched model's last layer maps to the classes, "
                               f"which identity cannot (it keeps its input's width), and graph.space.ops={list(ops)} "

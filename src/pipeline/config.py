@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
 from src.pipeline.run_settings import TIMING_FILE, flatten, may_change
 from src.space import Architecture, FunctionalSpace
+from src.space.space import last_layer_ops_under
 from src.strategies import SearchStrategy, build_strategy
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
@@ -114,12 +115,12 @@ def _space_node(cfg: DictConfig) -> DictConfig:
 
 
 def last_layer_ops(cfg: DictConfig) -> tuple[str, ...] | None:
-    """The ops a searched model's last layer may use, ``None`` for all of the space's: a graph child
-    that reads out with its last layer (``graph.retrain.readout=last``) maps that layer to the
-    classes, which ``identity`` cannot (it keeps its input's width)."""
-    if task_family(cfg) != "graph" or cfg.graph.retrain.get("readout") != "last":
+    """The ops a searched model's last layer may use, ``None`` for all of the space's: see
+    :func:`~src.space.space.last_layer_ops_under` (a graph child reading out with its last layer,
+    ``graph.retrain.readout=last``)."""
+    if task_family(cfg) != "graph":
         return None
-    return tuple(op for op in cfg.graph.space.ops if op != "identity")
+    return last_layer_ops_under(cfg.graph.space.ops, cfg.graph.retrain.get("readout"))
 
 
 def search_space(cfg: DictConfig) -> FunctionalSpace:

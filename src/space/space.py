@@ -37,6 +37,13 @@ def priors_leave_no_op(ops: Sequence[str], priors: bool, zero_op: str = "zero") 
     return bool(priors) and all(op == zero_op for op in ops)
 
 
+def last_layer_ops_under(ops: Sequence[str], readout: str | None) -> tuple[str, ...] | None:
+    """The ops a graph model's last layer may use under ``readout``, ``None`` for all of ``ops``: under
+    ``last`` that layer maps to the classes, which ``identity`` cannot (it keeps its input's width).
+    The one rule for the search space (``src.pipeline.config.search_space``) and the config check."""
+    return tuple(op for op in ops if op != "identity") if readout == "last" else None
+
+
 @dataclass(frozen=True)
 class Context:
     """Where an op is applied: the key material of context-aware parameter sharing.
