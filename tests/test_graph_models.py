@@ -689,9 +689,10 @@ def test_sgc_op_with_its_normalisation_cached_computes_what_pygs_sgconv_computes
     assert len(calls) == 3
 
 
-@pytest.mark.parametrize("op_name", ["gcn", "sgc"])
+@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage"])
 def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_name):
-    """GCN and SGC cache their adjacency's normalisation per graph. One made under
+    """GCN and SGC cache their adjacency's normalisation per graph, and GCN, SGC and SAGE the
+    propagate kernel's CSR view of it (SAGE with its in-degrees). One made under
     ``torch.inference_mode`` (an op whose first call was an evaluation) made the next training step
     on the same graph raise "Inference tensors cannot be saved for backward"; it is made again
     then, and the results are those of a module that never evaluated."""
@@ -714,6 +715,82 @@ def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_
     assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
     with torch.inference_mode():  # evaluating again reads the training-made normalisation
         assert torch.equal(evaluated_first(x, edge_index), evaluated)
+
+
+def awkward_graph(n: int, edges: int, seed: int) -> torch.Tensor:
+    """Random edges in random order with repeated edges, self loops and nodes without in-edges."""
+    g = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(0, n - 2, (2, edges), generator=g)  # the last two nodes get no edge
+    edge_index = torch.cat([edge_index, edge_index[:, :7], torch.arange(3).repeat(2, 1)], dim=1)
+    return edge_index[:, torch.randperm(edge_index.size(1), generator=g)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage"])
+@pytest.mark.parametrize("kernels", ["auto", "torch"])
+def test_propagating_ops_compute_pygs_convolutions_bit_for_bit(op_name, kernels, dtype, monkeypatch):
+    """GCN, SGC and SAGE sum their neighbours with the propagate kernel (on CPU float tensors, unless
+    ``hardware.kernels=torch``): the same outputs and every gradient bit for bit as PyG's
+    ``GCNConv``, ``SGConv`` and ``SAGEConv``, on features whose rows differ by twelve orders of
+    magnitude (so the order of the sums shows), on one thread and two; the CSR view is made
+    once per graph."""
+    from torch_geometric.nn import GCNConv, SAGEConv, SGConv
+
+    import src.models.graph as graph
+    from src.models import cpu_kernels
+
+    if kernels == "auto" and cpu_kernels.kernel_error() is not None:
+        pytest.skip(f"the fused CPU kernels cannot be built here: {cpu_kernels.kernel_error()}")
+    monkeypatch.setattr(cpu_kernels, "_backend", kernels)
+    calls, builds = [], []
+    real_apply, real_init = graph._GatherSum.apply, graph.EdgeCsr.__init__
+    monkeypatch.setattr(graph._GatherSum, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    monkeypatch.setattr(graph.EdgeCsr, "__init__", lambda self, *a: builds.append(1) or real_init(self, *a))
+    torch.manual_seed(0)
+    op = graph.GraphOp(op_name, 12, 9, dropout=0.0, attn_dropout=0.0).to(dtype)
+    reference = {"gcn": lambda: GCNConv(12, 9), "sgc": lambda: SGConv(12, 9, K=2),
+                 "sage": lambda: SAGEConv(12, 9, aggr="mean")}[op_name]().to(dtype)
+    reference.load_state_dict(op.conv.state_dict())
+    g = torch.Generator().manual_seed(2)
+    n = 60
+    graphs = [awkward_graph(n, 400, seed=3), awkward_graph(n, 250, seed=4)]
+    scale = torch.logspace(-6, 6, n, dtype=dtype)[torch.randperm(n, generator=g)].unsqueeze(1)
+    threads = torch.get_num_threads()
+    try:
+        for edge_index in graphs:
+            for thread_count in (1, 2):
+                torch.set_num_threads(thread_count)
+                x = torch.randn(n, 12, dtype=dtype, generator=g) * scale
+                x_ref = x.clone().requires_grad_(True)
+                x.requires_grad_(True)
+                out, expected = op(x, edge_index), reference(x_ref, edge_index)
+                assert torch.equal(out, expected)
+                upstream = torch.randn(out.shape, dtype=dtype, generator=g) * 1e3
+                out.backward(upstream)
+                expected.backward(upstream)
+                assert torch.equal(x.grad, x_ref.grad)
+                for (name, p), q in zip(op.conv.named_parameters(), reference.parameters()):
+                    assert (p.grad is None) == (q.grad is None) and (p.grad is None or torch.equal(p.grad, q.grad)), name
+                op.zero_grad()
+                reference.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    steps = {"sgc": 2}.get(op_name, 1)
+    assert len(calls) == (2 * 2 * steps if kernels == "auto" else 0)
+    assert len(builds) == (2 if kernels == "auto" else 0)  # once per graph
+
+
+def test_the_propagate_kernel_refuses_an_edge_outside_the_graph():
+    """An edge to a node the features do not have: one clear error (PyG's path raised an
+    IndexError from inside its gather)."""
+    from src.models import cpu_kernels
+    from src.models.graph import EdgeCsr, GraphOp
+
+    with pytest.raises(AutoAttendError, match=r"edge_index refers to nodes outside 0\.\.4"):
+        EdgeCsr(torch.tensor([[0, 5], [1, 2]]), None, 5)
+    if cpu_kernels.kernel_error() is None:
+        with pytest.raises(AutoAttendError, match="outside 0..3"):
+            GraphOp("sage", 3, 2, 0.0, 0.0)(torch.randn(4, 3), torch.tensor([[0, 4], [1, 1]]))
 
 
 # ---- mutation audit (2026-12-05): the graph LightningModules -----------------------------------

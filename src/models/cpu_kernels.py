@@ -17,7 +17,10 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
 * ``layernorm_kernel.cpp``: LayerNorm of the real positions only, padded ones filled
   (:func:`src.models.ops.masked_layer_norm`; fallback ``nn.LayerNorm`` then ``masked_fill``);
 * ``pool_kernel.cpp``: the max-pool op along the tokens, forward and backward
-  (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``).
+  (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``);
+* ``propagate_kernel.cpp``: weighted neighbour sums over a CSR view of a graph's edges, the
+  propagation of the GCN, SGC and GraphSAGE ops, forward and backward
+  (:func:`src.models.graph.propagate`; fallback PyG's ``propagate``, which it matches bit for bit).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (30-45 s on 2 cores:
 ``experiments/bench/kernel_build_timing.sh``; cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
@@ -65,7 +68,7 @@ log = logging.getLogger(__name__)
 BACKENDS = KERNEL_BACKENDS
 SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("gru_kernel.cpp", "attention_kernel.cpp", "dropout_kernel.cpp", "padding_kernel.cpp",
-                                                     "layernorm_kernel.cpp", "pool_kernel.cpp"))
+                                                     "layernorm_kernel.cpp", "pool_kernel.cpp", "propagate_kernel.cpp"))
 # -ffast-math lets GCC call glibc's vectorised tanhf / expf (libmvec); it is a compile flag only, so
 # the library does not link crtfastmath.o, which would flush denormals to zero for the whole process
 # (tested).
@@ -217,8 +220,8 @@ def kernel_error() -> str | None:
 
 
 def status() -> str:
-    """What the kernel-backed ops (GRU, attention, dropout, LayerNorm, padding fills, max-pool) run on, for
-    logs and run records; never starts a build."""
+    """What the kernel-backed ops (GRU, attention, dropout, LayerNorm, padding fills, max-pool, graph
+    propagation) run on, for logs and run records; never starts a build."""
     if _backend == "torch":
         return "torch ops (hardware.kernels=torch)"
     if _loaded:

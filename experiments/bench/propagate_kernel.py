@@ -1,0 +1,103 @@
+"""The propagate kernel (``src/models/propagate_kernel.cpp``) against PyG's gather-scatter path on
+Cora, in one process, switching ``hardware.kernels`` between ``auto`` (the kernel) and ``torch``
+(PyG's ``propagate``), 1 thread:
+
+1. one GCN-normalised propagation of 64 channels, forward and forward + backward;
+2. the gcn, sgc and sage ops (64 -> 64), forward + backward;
+3. ``src.bench_graph.graph_figures`` (the ``make bench`` graph figures: supernet step, candidate scoring);
+4. two children trained as the retrain trains them (``fit_child``, the default Cora settings,
+   seeds 0-1): the GCN baseline and the re-ranked winner of
+   ``runs/cora_rerank100_relu_last_identity_2026-12-06`` (sgc and gcn ops), seconds and whether
+   every evaluation of the two paths is the same.
+
+Run from the repository root: ``.venv/bin/python experiments/bench/propagate_kernel.py`` with
+``AUTOATTEND_DATA_DIR`` holding planetoid/Cora (default ``/work/shared/data``).
+"""
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+import torch
+from omegaconf import open_dict
+
+from src.bench_graph import graph_figures
+from src.models import cpu_kernels
+from src.models.graph import GraphOp, gcn_norm
+from src.pipeline import graph_stages
+from src.pipeline.common import build_datamodule
+from src.space import Architecture
+from tests.conftest import compose_config
+
+torch.set_num_threads(1)
+DATA = os.environ.get("AUTOATTEND_DATA_DIR", "/work/shared/data")
+BACKENDS = ("torch", "auto")
+
+
+def median_ms(fn, reps=30, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+cfg = compose_config("search", ["+task=cora"])
+with open_dict(cfg):
+    cfg.paths.data_dir = DATA
+    cfg.paths.cache_dir = "/tmp/propagate_kernel_cache"
+dm = build_datamodule(cfg)
+dm.setup("fit")
+edge_index = dm.graph["edge_index"]
+n = dm.graph["x"].size(0)
+print(f"Cora: {n} nodes, {edge_index.size(1)} edges; torch {torch.__version__}, threads {torch.get_num_threads()}")
+print(f"kernels: {cpu_kernels.kernel_error() or 'built'}")
+
+g = torch.Generator().manual_seed(0)
+x = torch.randn(n, 64, generator=g)
+print("\n1. one propagation, 64 channels (gcn op's cached normalisation), median of 30")
+for op_name in ("gcn", "sgc", "sage"):
+    for backend in BACKENDS:
+        cpu_kernels.set_backend(backend)
+        torch.manual_seed(0)
+        op = GraphOp(op_name, 64, 64, dropout=0.0, attn_dropout=0.0)
+        xg = x.clone().requires_grad_(True)
+        fwd = median_ms(lambda: op(x, edge_index))
+
+        def step():
+            op(xg, edge_index).sum().backward()
+
+        both = median_ms(step)
+        print(f"   {op_name:4s} {backend:5s}: forward {fwd:6.3f} ms, forward + backward {both:6.3f} ms")
+
+print("\n2. make bench's graph figures (src.bench_graph.graph_figures, 1 thread, reps 5)")
+for backend in BACKENDS:
+    cpu_kernels.set_backend(backend)
+    f = graph_figures(DATA, reps=5, warmup=1, cache_dir="/tmp/propagate_kernel_cache", download=False)
+    print(f"   {backend:5s}: supernet step {f['graph_supernet_step_s'] * 1e3:.1f} ms, "
+          f"candidate scoring {f['graph_candidate_score_s'] * 1e3:.1f} ms")
+
+print("\n3. children trained as the retrain trains them (default Cora settings)")
+archs = {"gcn": Architecture.load(ROOT / "src/space/archs/gcn.yaml"),
+         "rerank winner": Architecture.load(
+             ROOT / "experiments/runs/cora_rerank100_relu_last_identity_2026-12-06/search/best_arch.yaml")}
+hp = graph_stages._child_settings(cfg, None)
+for name, arch in archs.items():
+    results = {}
+    for backend in BACKENDS:
+        cpu_kernels.set_backend(backend)
+        for seed in (0, 1):
+            t = time.perf_counter()
+            m = graph_stages.fit_child(cfg, arch, dm, hp, seed, Path("/tmp/propagate_kernel_fit"), "x")
+            seconds = time.perf_counter() - t
+            results[backend, seed] = m.history
+            print(f"   {name} {backend:5s} seed {seed}: {seconds:5.2f} s, {len(m.history)} evaluations, "
+                  f"selected {m.selected()}")
+    same = all(results["torch", s] == results["auto", s] for s in (0, 1))
+    print(f"   {name}: every evaluation the same on both paths: {same}")
