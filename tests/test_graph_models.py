@@ -689,10 +689,10 @@ def test_sgc_op_with_its_normalisation_cached_computes_what_pygs_sgconv_computes
     assert len(calls) == 3
 
 
-@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage"])
+@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage", "arma", "cheb"])
 def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_name):
-    """GCN and SGC cache their adjacency's normalisation per graph, and GCN, SGC and SAGE the
-    propagate kernel's CSR view of it (SAGE with its in-degrees). One made under
+    """GCN, SGC, ARMA and Chebyshev cache their adjacency's normalisation per graph, and they and
+    SAGE the propagate kernel's CSR view of it (SAGE with its in-degrees). One made under
     ``torch.inference_mode`` (an op whose first call was an evaluation) made the next training step
     on the same graph raise "Inference tensors cannot be saved for backward"; it is made again
     then, and the results are those of a module that never evaluated."""
@@ -710,7 +710,7 @@ def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_
     for op in (evaluated_first, trained_only):
         out = op(x, edge_index)
         out.square().sum().backward()
-        outs.append((out.detach(), [p.grad.clone() for p in op.parameters()]))
+        outs.append((out.detach(), [p.grad.clone() for p in op.parameters() if p.requires_grad]))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][0], evaluated)
     assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
     with torch.inference_mode():  # evaluating again reads the training-made normalisation
@@ -726,15 +726,17 @@ def awkward_graph(n: int, edges: int, seed: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage"])
+@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage", "arma", "cheb"])
 @pytest.mark.parametrize("kernels", ["auto", "torch"])
 def test_propagating_ops_compute_pygs_convolutions_bit_for_bit(op_name, kernels, dtype, monkeypatch):
-    """GCN, SGC and SAGE sum their neighbours with the propagate kernel (on CPU float tensors, unless
-    ``hardware.kernels=torch``): the same outputs and every gradient bit for bit as PyG's
-    ``GCNConv``, ``SGConv`` and ``SAGEConv``, on features whose rows differ by twelve orders of
+    """GCN, SGC, SAGE, ARMA and Chebyshev sum their neighbours with the propagate kernel (on CPU
+    float tensors, unless ``hardware.kernels=torch``), with their normalisations made once per
+    graph: the same outputs and every gradient bit for bit as PyG's ``GCNConv``, ``SGConv``,
+    ``SAGEConv``, ``ARMAConv`` and ``ChebConv``, on features whose rows differ by twelve orders of
     magnitude (so the order of the sums shows), on one thread and two; the CSR view is made
     once per graph."""
-    from torch_geometric.nn import GCNConv, SAGEConv, SGConv
+    from torch import nn
+    from torch_geometric.nn import ARMAConv, ChebConv, GCNConv, SAGEConv, SGConv
 
     import src.models.graph as graph
     from src.models import cpu_kernels
@@ -749,7 +751,8 @@ def test_propagating_ops_compute_pygs_convolutions_bit_for_bit(op_name, kernels,
     torch.manual_seed(0)
     op = graph.GraphOp(op_name, 12, 9, dropout=0.0, attn_dropout=0.0).to(dtype)
     reference = {"gcn": lambda: GCNConv(12, 9), "sgc": lambda: SGConv(12, 9, K=2),
-                 "sage": lambda: SAGEConv(12, 9, aggr="mean")}[op_name]().to(dtype)
+                 "sage": lambda: SAGEConv(12, 9, aggr="mean"), "cheb": lambda: ChebConv(12, 9, K=2),
+                 "arma": lambda: ARMAConv(12, 9, num_stacks=1, num_layers=1, act=nn.ReLU())}[op_name]().to(dtype)
     reference.load_state_dict(op.conv.state_dict())
     g = torch.Generator().manual_seed(2)
     n = 60

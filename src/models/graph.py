@@ -223,13 +223,18 @@ class _GatherSum(torch.autograd.Function):
 
 def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor,
               csr: Callable[[], EdgeCsr]) -> torch.Tensor:
-    """PyG's weighted sum propagation of ``conv`` (GCN's and SGC's: message ``weight * x_j``, summed
-    at the target): ``x`` (N, D) -> (N, D). On CPU float tensors through the propagate kernel over
-    ``csr()`` (made on demand; the caller caches it per graph), which computes PyG's values bit for
-    bit, forward and backward (``tests/test_graph.py``); elsewhere, and under
-    ``hardware.kernels=torch``, through ``conv.propagate``."""
+    """PyG's weighted sum propagation of ``conv`` (GCN's, SGC's, ARMA's and Chebyshev's: message
+    ``weight * x_j``, summed at the target): ``x`` (N, D), or ARMA's (1, N, D), to the same shape.
+    On CPU float tensors through the propagate kernel over ``csr()`` (made on demand; the caller
+    caches it per graph), which computes PyG's values bit for bit, forward and backward
+    (``tests/test_graph_models.py``); elsewhere, and under ``hardware.kernels=torch``, through
+    ``conv.propagate``."""
     if weight.requires_grad or not use_kernel(x):
+        if isinstance(conv, ChebConv):
+            return conv.propagate(edge_index, x=x, norm=weight)
         return conv.propagate(edge_index, x=x, edge_weight=weight)
+    if x.dim() == 3 and x.size(0) == 1:  # ARMA's (stacks, N, D) with its one stack
+        return _GatherSum.apply(x[0], csr()).unsqueeze(0)
     return _GatherSum.apply(x, csr())
 
 
@@ -260,7 +265,8 @@ class GraphOp(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.uses_edges = op != "linear"
         self._graph: torch.Tensor | None = None  # the edge_index a cached normalisation belongs to
-        self._sgc_norm: tuple[torch.Tensor, torch.Tensor] | None = None  # sgc: (edges with self loops, weights)
+        # sgc, arma, cheb: their normalised graph (edges, weights), made once per graph and dtype
+        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
         # the propagate kernel's view of the graph: (the edge tensor it was made from, EdgeCsr, sage's in-degrees)
         self._csr: tuple[torch.Tensor, EdgeCsr, torch.Tensor | None] | None = None
         if op == "gcn":
@@ -311,6 +317,10 @@ class GraphOp(nn.Module):
             return self._gcn(x, edge_index)
         if self.op == "sage":
             return self._sage(x, edge_index)
+        if self.op == "arma":
+            return self._arma(x, edge_index)
+        if self.op == "cheb":
+            return self._cheb(x, edge_index)
         return self.conv(x, edge_index)
 
     def _edge_csr(self, edges: torch.Tensor, weights: torch.Tensor | None, num_nodes: int) -> EdgeCsr:
@@ -348,23 +358,56 @@ class GraphOp(nn.Module):
         mean = _GatherSum.apply(x, csr) / degree.view(-1, 1)
         return conv.lin_l(mean) + conv.lin_r(x)
 
+    def _normalised(self, edge_index: torch.Tensor, x: torch.Tensor,
+                    normalise: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``normalise()`` (the op's normalised graph: edges, weights) once per graph and dtype."""
+        if (edge_index is not self._graph or self._norm is None or self._norm[1].dtype != x.dtype
+                or _stale(self._norm)):
+            self._norm = normalise()
+            self._graph = edge_index
+        return self._norm
+
     def _sgc(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``SGConv.forward`` with the symmetric normalisation computed once per graph (and dtype):
         the same operations on the same values, so the same output bit for bit. PyG's own
         ``cached=True`` keeps the propagated features instead, which holds only for a fixed input.
         On Cora a forward pass takes 1.4 ms instead of 1.9, with backward 3.8 instead of 4.2-4.4
-        (experiments/bench/sgc_cached_norm_2026-12-06.txt)."""
+        (experiments/bench/sgc_cached_norm_2026-12-06.txt; before the propagate kernel)."""
         conv = self.conv
-        if (edge_index is not self._graph or self._sgc_norm is None or self._sgc_norm[1].dtype != x.dtype
-                or _stale(self._sgc_norm)):
-            self._sgc_norm = gcn_norm(edge_index, None, x.size(conv.node_dim), False, conv.add_self_loops, conv.flow,
-                                      dtype=x.dtype)
-            self._graph = edge_index
-        edges, weights = self._sgc_norm
         n = x.size(conv.node_dim)
+        edges, weights = self._normalised(edge_index, x, lambda: gcn_norm(
+            edge_index, None, n, False, conv.add_self_loops, conv.flow, dtype=x.dtype))
         for _ in range(conv.K):
             x = propagate(conv, x, edges, weights, lambda: self._edge_csr(edges, weights, n))
         return conv.lin(x)
+
+    def _arma(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``ARMAConv.forward`` for its one stack and one layer, with the normalisation (no self
+        loops) computed once per graph and the propagation through :func:`propagate`: the same
+        operations on the same values, so the same output bit for bit."""
+        conv = self.conv
+        n = x.size(conv.node_dim)
+        edges, weights = self._normalised(edge_index, x, lambda: gcn_norm(
+            edge_index, None, n, add_self_loops=False, flow=conv.flow, dtype=x.dtype))
+        x = x.unsqueeze(-3)  # (stacks = 1, N, in)
+        out = propagate(conv, x @ conv.init_weight, edges, weights, lambda: self._edge_csr(edges, weights, n))
+        out = out + F.dropout(x, p=conv.dropout, training=conv.training) @ conv.root_weight[0]
+        if conv.bias is not None:
+            out = out + conv.bias[0]
+        return conv.act(out).mean(dim=-3)
+
+    def _cheb(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``ChebConv.forward`` (K = 2: ``lins[0](x) + lins[1](L x)``, L the scaled normalised
+        Laplacian) with L computed once per graph and its product through :func:`propagate`: the
+        same operations on the same values, so the same output bit for bit."""
+        conv = self.conv
+        n = x.size(conv.node_dim)
+        edges, weights = self._normalised(edge_index, x, lambda: conv.__norm__(
+            edge_index, n, None, conv.normalization, None, dtype=x.dtype))
+        out = conv.lins[0](x)
+        if len(conv.lins) > 1:
+            out = out + conv.lins[1](propagate(conv, x, edges, weights, lambda: self._edge_csr(edges, weights, n)))
+        return out if conv.bias is None else out + conv.bias
 
 
 class EdgeSoftmaxAttention(MessagePassing):
