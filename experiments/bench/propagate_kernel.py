@@ -2,13 +2,14 @@
 Cora, in one process, switching ``hardware.kernels`` between ``auto`` (the kernel) and ``torch``
 (PyG's ``propagate``), 1 thread:
 
-1. one GCN-normalised propagation of 64 channels, forward and forward + backward;
-2. the gcn, sgc and sage ops (64 -> 64), forward + backward;
-3. ``src.bench_graph.graph_figures`` (the ``make bench`` graph figures: supernet step, candidate scoring);
-4. two children trained as the retrain trains them (``fit_child``, the default Cora settings,
+1. the gcn, sgc, sage, arma and cheb ops (64 -> 64) on Cora, forward and forward + backward;
+2. ``src.bench_graph.graph_figures`` (the ``make bench`` graph figures: supernet step, candidate scoring);
+3. two children trained as the retrain trains them (``fit_child``, the default Cora settings,
    seeds 0-1): the GCN baseline and the re-ranked winner of
    ``runs/cora_rerank100_relu_last_identity_2026-12-06`` (sgc and gcn ops), seconds and whether
-   every evaluation of the two paths is the same.
+   every evaluation of the two paths is the same;
+4. the ops on a new random graph every call (4,700 nodes, 70,000 edges: two PPI graphs' size), as
+   mini-batches of graphs meet them: the kernel's CSR view is then made on every call.
 
 Run from the repository root: ``.venv/bin/python experiments/bench/propagate_kernel.py`` with
 ``AUTOATTEND_DATA_DIR`` holding planetoid/Cora (default ``/work/shared/data``).
@@ -26,7 +27,7 @@ from omegaconf import open_dict
 
 from src.bench_graph import graph_figures
 from src.models import cpu_kernels
-from src.models.graph import GraphOp, gcn_norm
+from src.models.graph import GraphOp
 from src.pipeline import graph_stages
 from src.pipeline.common import build_datamodule
 from src.space import Architecture
@@ -35,6 +36,7 @@ from tests.conftest import compose_config
 torch.set_num_threads(1)
 DATA = os.environ.get("AUTOATTEND_DATA_DIR", "/work/shared/data")
 BACKENDS = ("torch", "auto")
+OPS = ("gcn", "sgc", "sage", "arma", "cheb")
 
 
 def median_ms(fn, reps=30, warmup=3):
@@ -61,8 +63,8 @@ print(f"kernels: {cpu_kernels.kernel_error() or 'built'}")
 
 g = torch.Generator().manual_seed(0)
 x = torch.randn(n, 64, generator=g)
-print("\n1. one propagation, 64 channels (gcn op's cached normalisation), median of 30")
-for op_name in ("gcn", "sgc", "sage"):
+print("\n1. one op, 64 -> 64 channels, median of 30")
+for op_name in OPS:
     for backend in BACKENDS:
         cpu_kernels.set_backend(backend)
         torch.manual_seed(0)
@@ -101,3 +103,20 @@ for name, arch in archs.items():
                   f"selected {m.selected()}")
     same = all(results["torch", s] == results["auto", s] for s in (0, 1))
     print(f"   {name}: every evaluation the same on both paths: {same}")
+
+print("\n4. a new graph every call (4,700 nodes, 70,000 random edges), forward + backward, median of 18")
+n, e = 4700, 70000
+graphs = [torch.randint(0, n, (2, e), generator=g) for _ in range(20)]
+x = torch.randn(n, 64, generator=g, requires_grad=True)
+for op_name in OPS:
+    for backend in BACKENDS:
+        cpu_kernels.set_backend(backend)
+        torch.manual_seed(0)
+        op = GraphOp(op_name, 64, 64, dropout=0.0, attn_dropout=0.0)
+        times = []
+        for edge_index in graphs:
+            edge_index = edge_index.clone()  # a new tensor: every cache keyed by the graph starts again
+            t = time.perf_counter()
+            op(x, edge_index).sum().backward()
+            times.append(time.perf_counter() - t)
+        print(f"   {op_name:4s} {backend:5s}: {1e3 * statistics.median(times[2:]):6.2f} ms")
