@@ -184,8 +184,8 @@ class EdgeCsr:
     sums) and rows by source (their gradient), each row's edges in edge-list order (a stable
     sort), the order in which PyG's ``scatter_add_`` and autograd's ``index_add_`` add them up.
 
-    ``edge_index`` (2, E) long, rows (source j, target i); ``weight`` (E,) or ``None`` (all 1);
-    ``num_nodes`` N.
+    ``edge_index`` (2, E) long, rows (source j, target i); ``weight`` (E,) or ``None`` (all 1, or
+    weights given per call: :class:`_HeadGatherSum`); ``num_nodes`` N.
     """
 
     def __init__(self, edge_index: torch.Tensor, weight: torch.Tensor | None, num_nodes: int):
@@ -194,6 +194,7 @@ class EdgeCsr:
             raise AutoAttendError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
         by_target = torch.sort(target, stable=True).indices
         by_source = torch.sort(source, stable=True).indices
+        self.source, self.target, self.by_target, self.by_source = source, target, by_target, by_source
         self.rowptr = _row_pointers(target, num_nodes)
         self.col = source[by_target].contiguous()
         self.weight = None if weight is None else weight[by_target].contiguous()
@@ -219,6 +220,56 @@ class _GatherSum(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         csr = ctx.csr
         return torch.ops.autoattend.gather_sum(grad.contiguous(), csr.rowptr_t, csr.col_t, csr.weight_t), None
+
+
+class _HeadGatherSum(torch.autograd.Function):
+    """``out[i, h] = sum over edges e = j -> i of alpha[e, h] * x[j, h]`` (GAT's and the edge-softmax
+    attention's aggregation, PyG's ``scatter_add_`` of ``alpha * x_j``) by the propagate kernel,
+    with weights per edge and head that carry gradients. ``x`` (N, H, C), ``alpha`` (E, H) in
+    edge-list order -> (N, H, C). Gradients as autograd computes them through PyG's path, bit for
+    bit: ``x``'s by the kernel over the source view, ``alpha``'s as ``(grad[i] * x[j]).sum(-1)``
+    per edge, the product and sum autograd takes."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
+        ctx.csr = csr
+        ctx.save_for_backward(x, alpha)
+        n, heads, width = x.shape
+        weight = alpha[csr.by_target].contiguous()
+        return torch.ops.autoattend.gather_sum(x.reshape(n, heads * width), csr.rowptr, csr.col,
+                                               weight).view(n, heads, width)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        csr = ctx.csr
+        x, alpha = ctx.saved_tensors
+        n, heads, width = x.shape
+        grad = grad.contiguous()
+        grad_x = grad_alpha = None
+        if ctx.needs_input_grad[0]:
+            weight = alpha[csr.by_source].contiguous()
+            grad_x = torch.ops.autoattend.gather_sum(grad.view(n, heads * width), csr.rowptr_t, csr.col_t,
+                                                     weight).view(n, heads, width)
+        if ctx.needs_input_grad[1]:
+            grad_alpha = (grad.index_select(0, csr.target) * x.index_select(0, csr.source)).sum(-1, keepdim=True)
+            grad_alpha = grad_alpha.squeeze(-1)
+        return grad_x, grad_alpha, None
+
+
+class KernelGATConv(GATConv):
+    """PyG's ``GATConv`` whose sum of ``alpha * x_j`` over in-edges runs on the propagate kernel
+    (:class:`_HeadGatherSum`; PyG's values bit for bit, ``tests/test_graph_models.py``) for CPU
+    float tensors; the same parameters, and PyG's own path elsewhere and under
+    ``hardware.kernels=torch``. The edge list (with the self loops GATConv adds on every call) is
+    viewed as CSR on every call."""
+
+    def propagate(self, edge_index, size=None, **kwargs):
+        x, alpha = kwargs.get("x"), kwargs.get("alpha")
+        source = x[0] if isinstance(x, tuple) else x
+        if (size is not None or alpha is None or not isinstance(edge_index, torch.Tensor) or source is None
+                or not use_kernel(source) or set(kwargs) != {"x", "alpha"}):
+            return super().propagate(edge_index, size=size, **kwargs)
+        return _HeadGatherSum.apply(source, alpha, EdgeCsr(edge_index, None, source.size(0)))
 
 
 def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor,
@@ -277,11 +328,11 @@ class GraphOp(nn.Module):
         elif op in GAT_HEADS:
             heads = GAT_HEADS[op]
             if average_heads:
-                self.conv = GATConv(in_dim, out_dim, heads=heads, concat=False, dropout=attn_dropout)
+                self.conv = KernelGATConv(in_dim, out_dim, heads=heads, concat=False, dropout=attn_dropout)
             elif out_dim % heads:
                 raise AutoAttendError(f"op {op}: output width {out_dim} is not divisible by its {heads} heads")
             else:
-                self.conv = GATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
+                self.conv = KernelGATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
         elif op == "linear":
             self.conv = nn.Linear(in_dim, out_dim)
         elif op == "arma":
@@ -437,17 +488,26 @@ class EdgeSoftmaxAttention(MessagePassing):
             edge_index, _ = remove_self_loops(edge_index)
             edge_index, _ = add_self_loops(edge_index, num_nodes=n)
         dh = d // heads
-        out = self.propagate(edge_index, q=q.view(n, heads, dh), k=k.view(n, heads, dh),
-                             v=v.view(n, heads, dh), size=(n, n))
-        return out.reshape(n, d)
+        q, k, v = q.view(n, heads, dh), k.view(n, heads, dh), v.view(n, heads, dh)
+        if not use_kernel(v):
+            return self.propagate(edge_index, q=q, k=k, v=v, size=(n, n)).reshape(n, d)
+        # PyG's propagate step by step (the same gathers, scores, softmax and dropout), its sum of
+        # alpha * v_j over in-edges by the propagate kernel: the same values bit for bit
+        target = edge_index[1]
+        alpha = self.weights(q.index_select(0, target), k.index_select(0, edge_index[0]), target, n)
+        return _HeadGatherSum.apply(v, alpha, EdgeCsr(edge_index, None, n)).reshape(n, d)
+
+    def weights(self, q_i: torch.Tensor, k_j: torch.Tensor, index: torch.Tensor, size_i: int | None,
+                ptr: torch.Tensor | None = None) -> torch.Tensor:
+        """Per edge: q_i, k_j (E, H, d_h) -> the attention weights alpha (E, H), dropout applied."""
+        score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
+        alpha = softmax(score, index, ptr, size_i)
+        return fast_dropout(alpha, self.attn_dropout, self.training)
 
     def message(self, q_i: torch.Tensor, k_j: torch.Tensor, v_j: torch.Tensor, index: torch.Tensor,
                 ptr: torch.Tensor | None, size_i: int | None) -> torch.Tensor:
         """Per edge: q_i, k_j, v_j (E, H, d_h) -> alpha * v_j (E, H, d_h)."""
-        score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
-        alpha = softmax(score, index, ptr, size_i)
-        alpha = fast_dropout(alpha, self.attn_dropout, self.training)
-        return v_j * alpha.unsqueeze(-1)
+        return v_j * self.weights(q_i, k_j, index, size_i, ptr).unsqueeze(-1)
 
 
 def layer_widths(num_layers: int, in_dim: int, hidden: int, num_classes: int, readout: str, stem: bool) -> list[int]:

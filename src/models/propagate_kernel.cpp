@@ -1,5 +1,6 @@
 // Weighted neighbour sums of a graph's node features over a CSR view of its edges, the propagation
-// of the GCN, SGC and GraphSAGE-mean ops (torch.ops.autoattend.gather_sum).
+// of the GCN, SGC, GraphSAGE-mean, ARMA and Chebyshev ops, and with one weight per edge and head,
+// of GAT and the edge-softmax attention (torch.ops.autoattend.gather_sum).
 // Compiled at first use by src/models/cpu_kernels.py.
 //
 // Why: PyG propagates a (2, E) edge list as index_select, a per-edge product and scatter_add_, three
@@ -23,7 +24,8 @@
 namespace {
 
 // x (N, D); rowptr (R + 1) and col (nnz) int64, a CSR whose row r lists the source rows of x that
-// row r of the output sums; weight (nnz) or none (every weight 1). Returns (R, D):
+// row r of the output sums; weight (nnz), (nnz, H) with H dividing D (head h weighs channels
+// h * D / H to (h + 1) * D / H - 1), or none (every weight 1). Returns (R, D):
 // out[r] = sum over k in [rowptr[r], rowptr[r + 1]) of weight[k] * x[col[k]], left to right.
 at::Tensor gather_sum(const at::Tensor& x, const at::Tensor& rowptr, const at::Tensor& col,
                       const std::optional<at::Tensor>& weight) {
@@ -34,14 +36,17 @@ at::Tensor gather_sum(const at::Tensor& x, const at::Tensor& rowptr, const at::T
                   col.scalar_type() == at::kLong,
               "autoattend gather_sum: rowptr (R + 1) and col (nnz) must be int64 vectors");
   const bool weighted = weight.has_value() && weight->defined();
+  const int64_t heads = weighted && weight->dim() == 2 ? weight->size(1) : 1;
   if (weighted) {
-    TORCH_CHECK(weight->dim() == 1 && weight->numel() == col.numel() && weight->scalar_type() == x.scalar_type(),
-                "autoattend gather_sum: weight must be (nnz,) of x's dtype, got ", weight->sizes());
+    TORCH_CHECK((weight->dim() == 1 || weight->dim() == 2) && weight->size(0) == col.numel() &&
+                    weight->scalar_type() == x.scalar_type() && heads > 0 && x.size(1) % heads == 0,
+                "autoattend gather_sum: weight must be (nnz,) or (nnz, H) with H dividing D, of x's dtype, got ",
+                weight->sizes(), " for x ", x.sizes());
   }
   const auto xc = x.contiguous();
   const auto rp = rowptr.contiguous();
   const auto cc = col.contiguous();
-  const int64_t rows = rp.numel() - 1, n = xc.size(0), D = xc.size(1);
+  const int64_t rows = rp.numel() - 1, n = xc.size(0), D = xc.size(1), width = D / heads;
   const int64_t* ptr = rp.data_ptr<int64_t>();
   const int64_t* src = cc.data_ptr<int64_t>();
   TORCH_CHECK(ptr[0] == 0 && ptr[rows] == cc.numel(), "autoattend gather_sum: rowptr must run from 0 to nnz");
@@ -61,10 +66,12 @@ at::Tensor gather_sum(const at::Tensor& x, const at::Tensor& rowptr, const at::T
           TORCH_CHECK(j >= 0 && j < n, "autoattend gather_sum: column ", j, " out of range for ", n, " rows");
           const scalar_t* row = xs + j * D;
           if (ws != nullptr) {
-            const scalar_t w = ws[k];
-            for (int64_t d = 0; d < D; ++d) {
-              const scalar_t product = w * row[d];
-              o[d] = o[d] + product;
+            for (int64_t h = 0; h < heads; ++h) {
+              const scalar_t w = ws[k * heads + h];
+              for (int64_t d = h * width; d < (h + 1) * width; ++d) {
+                const scalar_t product = w * row[d];
+                o[d] = o[d] + product;
+              }
             }
           } else {
             for (int64_t d = 0; d < D; ++d) o[d] = o[d] + row[d];
