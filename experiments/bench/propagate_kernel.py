@@ -3,7 +3,7 @@ Cora, in one process, 1 thread: ``pyg`` runs the graph ops' propagation through 
 (``src.models.graph.use_kernel`` patched to say no), ``kernel`` through the kernel; the project's
 other kernels (dropout masks) run in both:
 
-1. the gcn, sgc, sage, arma and cheb ops (64 -> 64) on Cora, forward and forward + backward;
+1. the gcn, sgc, sage, arma, cheb and gat8 ops (64 -> 64) on Cora, forward and forward + backward;
 2. ``src.bench_graph.graph_figures`` (the ``make bench`` graph figures: supernet step, candidate scoring);
 3. two children trained as the retrain trains them (``fit_child``, the default Cora settings,
    seeds 0-2, the two paths in turn): the GCN baseline and the re-ranked winner of
@@ -43,7 +43,7 @@ _use_kernel = graph_module.use_kernel
 
 def set_path(name: str) -> None:
     graph_module.use_kernel = _use_kernel if name == "kernel" else (lambda x: False)
-OPS = ("gcn", "sgc", "sage", "arma", "cheb")
+OPS = ("gcn", "sgc", "sage", "arma", "cheb", "gat8")
 
 
 def median_ms(fn, reps=30, warmup=3):
