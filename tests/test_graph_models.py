@@ -689,10 +689,10 @@ def test_sgc_op_with_its_normalisation_cached_computes_what_pygs_sgconv_computes
     assert len(calls) == 3
 
 
-@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage", "arma", "cheb"])
+@pytest.mark.parametrize("op_name", ["gcn", "sgc", "sage", "arma", "cheb", "gat1"])
 def test_a_normalisation_cached_in_inference_mode_is_made_again_for_training(op_name):
-    """GCN, SGC, ARMA and Chebyshev cache their adjacency's normalisation per graph, and they and
-    SAGE the propagate kernel's CSR view of it (SAGE with its in-degrees). One made under
+    """GCN, SGC, ARMA and Chebyshev cache their adjacency's normalisation per graph, GAT its edges
+    with self loops, and all of them and SAGE the propagate kernel's CSR view (SAGE with its in-degrees). One made under
     ``torch.inference_mode`` (an op whose first call was an evaluation) made the next training step
     on the same graph raise "Inference tensors cannot be saved for backward"; it is made again
     then, and the results are those of a module that never evaluated."""
@@ -788,9 +788,10 @@ def test_propagating_ops_compute_pygs_convolutions_bit_for_bit(op_name, kernels,
 @pytest.mark.parametrize("kernels", ["auto", "torch"])
 def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype, monkeypatch):
     """GAT and the edge-softmax attention sum ``alpha * x_j`` over in-edges with the propagate
-    kernel, weights per edge and head: the same outputs and every gradient bit for bit as PyG's
-    ``GATConv`` and as the attention's ``propagate`` (with attention dropout, drawn the same),
-    on one thread and two."""
+    kernel, weights per edge and head, and add their self loops once per graph: the same outputs
+    and every gradient bit for bit as PyG's ``GATConv`` and as the attention's ``propagate`` (with
+    attention dropout, drawn the same), on one thread and two, twice on each graph (the second
+    call reads what the first cached)."""
     from torch_geometric.nn import GATConv
 
     import src.models.graph as graph
@@ -809,18 +810,18 @@ def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype
         real_use_kernel = graph.use_kernel
         monkeypatch.setattr(graph, "use_kernel", lambda x: False if x.data_ptr() in pyg_inputs else real_use_kernel(x))
     else:
-        op = graph.GraphOp("gat4", 12, 8, dropout=0.0, attn_dropout=0.3, average_heads=layer == "gat4_averaged")
-        ours = op.conv.to(dtype).train()
+        ours = graph.GraphOp("gat4", 12, 8, dropout=0.0, attn_dropout=0.3,
+                             average_heads=layer == "gat4_averaged").to(dtype).train()
         reference = GATConv(12, 8 if layer == "gat4_averaged" else 2, heads=4, concat=layer == "gat4",
                             dropout=0.3).to(dtype).train()
-        reference.load_state_dict(ours.state_dict())
+        reference.load_state_dict(ours.conv.state_dict())
     g = torch.Generator().manual_seed(5)
     n = 60
     scale = torch.logspace(-4, 4, n, dtype=dtype)[torch.randperm(n, generator=g)].unsqueeze(1)
     threads = torch.get_num_threads()
     try:
         for edge_index in (awkward_graph(n, 400, seed=6), awkward_graph(n, 250, seed=7)):
-            for thread_count in (1, 2):
+            for thread_count in (1, 2, 2):
                 torch.set_num_threads(thread_count)
                 if layer == "attention":
                     inputs = [torch.randn(n, 8, dtype=dtype, generator=g) * scale for _ in range(3)]
@@ -847,7 +848,27 @@ def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype
                 reference.zero_grad()
     finally:
         torch.set_num_threads(threads)
-    assert len(calls) == (4 if kernels == "auto" else 0)
+    assert len(calls) == (6 if kernels == "auto" else 0)
+
+
+def test_the_attention_made_its_graph_in_inference_mode_and_then_trains():
+    """The edge-softmax attention keeps its edges with self loops (and their CSR view) per graph;
+    ones made under ``torch.inference_mode`` are made again for training, with the results of a
+    module that never evaluated."""
+    edge_index = path_graph(6)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(6, 8, generator=g) for _ in range(3))
+    evaluated_first, trained_only = EdgeSoftmaxAttention(heads=2), EdgeSoftmaxAttention(heads=2)
+    with torch.inference_mode():
+        evaluated = evaluated_first(q, k, v, edge_index)
+    results = []
+    for attention in (evaluated_first, trained_only):
+        leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+        out = attention(*leaves, edge_index)
+        out.square().sum().backward()
+        results.append((out.detach(), [t.grad for t in leaves]))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][0], evaluated)
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
 
 
 def test_the_propagate_kernel_refuses_an_edge_outside_the_graph():

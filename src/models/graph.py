@@ -259,9 +259,10 @@ class _HeadGatherSum(torch.autograd.Function):
 class KernelGATConv(GATConv):
     """PyG's ``GATConv`` whose sum of ``alpha * x_j`` over in-edges runs on the propagate kernel
     (:class:`_HeadGatherSum`; PyG's values bit for bit, ``tests/test_graph_models.py``) for CPU
-    float tensors; the same parameters, and PyG's own path elsewhere and under
-    ``hardware.kernels=torch``. The edge list (with the self loops GATConv adds on every call) is
-    viewed as CSR on every call."""
+    float tensors, over a CSR view made once per edge tensor; the same parameters, and PyG's own
+    path elsewhere and under ``hardware.kernels=torch``. :class:`GraphOp` builds it without
+    GATConv's own self loops, which it adds once per graph instead (GATConv removes and adds them
+    on every call, a new edge tensor each time)."""
 
     def propagate(self, edge_index, size=None, **kwargs):
         x, alpha = kwargs.get("x"), kwargs.get("alpha")
@@ -269,7 +270,10 @@ class KernelGATConv(GATConv):
         if (size is not None or alpha is None or not isinstance(edge_index, torch.Tensor) or source is None
                 or not use_kernel(source) or set(kwargs) != {"x", "alpha"}):
             return super().propagate(edge_index, size=size, **kwargs)
-        return _HeadGatherSum.apply(source, alpha, EdgeCsr(edge_index, None, source.size(0)))
+        csr = getattr(self, "_edge_csr", None)
+        if csr is None or csr[0] is not edge_index or _stale((csr[1].rowptr, None)):
+            csr = self._edge_csr = (edge_index, EdgeCsr(edge_index, None, source.size(0)))
+        return _HeadGatherSum.apply(source, alpha, csr[1])
 
 
 def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor,
@@ -320,6 +324,7 @@ class GraphOp(nn.Module):
         self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
         # the propagate kernel's view of the graph: (the edge tensor it was made from, EdgeCsr, sage's in-degrees)
         self._csr: tuple[torch.Tensor, EdgeCsr, torch.Tensor | None] | None = None
+        self._looped: tuple[torch.Tensor, torch.Tensor] | None = None  # gat: (the graph, its edges with self loops)
         if op == "gcn":
             # cached: the symmetric normalisation is computed once per graph (see forward)
             self.conv = GCNConv(in_dim, out_dim, cached=True)
@@ -328,11 +333,13 @@ class GraphOp(nn.Module):
         elif op in GAT_HEADS:
             heads = GAT_HEADS[op]
             if average_heads:
-                self.conv = KernelGATConv(in_dim, out_dim, heads=heads, concat=False, dropout=attn_dropout)
+                self.conv = KernelGATConv(in_dim, out_dim, heads=heads, concat=False, dropout=attn_dropout,
+                                          add_self_loops=False)
             elif out_dim % heads:
                 raise AutoAttendError(f"op {op}: output width {out_dim} is not divisible by its {heads} heads")
             else:
-                self.conv = KernelGATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout)
+                self.conv = KernelGATConv(in_dim, out_dim // heads, heads=heads, concat=True, dropout=attn_dropout,
+                                          add_self_loops=False)
         elif op == "linear":
             self.conv = nn.Linear(in_dim, out_dim)
         elif op == "arma":
@@ -372,7 +379,18 @@ class GraphOp(nn.Module):
             return self._arma(x, edge_index)
         if self.op == "cheb":
             return self._cheb(x, edge_index)
+        if self.op in GAT_HEADS:  # GATConv's own self loops, once per graph (see KernelGATConv)
+            return self.conv(x, self._self_looped(edge_index, x.size(0)))
         return self.conv(x, edge_index)
+
+    def _self_looped(self, edge_index: torch.Tensor, n: int) -> torch.Tensor:
+        """``edge_index`` with its self loops removed and one added to every node, as ``GATConv``
+        does on each call (the same edge list), once per graph."""
+        if self._looped is None or self._looped[0] is not edge_index or _stale((self._looped[1], None)):
+            edges, _ = remove_self_loops(edge_index)
+            edges, _ = add_self_loops(edges, num_nodes=n)
+            self._looped = (edge_index, edges)
+        return self._looped[1]
 
     def _edge_csr(self, edges: torch.Tensor, weights: torch.Tensor | None, num_nodes: int) -> EdgeCsr:
         """The kernel's CSR views of ``edges``, made once per edge tensor (the graph, or a cached
@@ -484,9 +502,7 @@ class EdgeSoftmaxAttention(MessagePassing):
         heads = self.heads if heads is None else heads
         if d % heads:
             raise AutoAttendError(f"attention width {d} is not divisible by {heads} heads")
-        if self.self_loops:
-            edge_index, _ = remove_self_loops(edge_index)
-            edge_index, _ = add_self_loops(edge_index, num_nodes=n)
+        edge_index, csr = self._graph_for(edge_index, n)
         dh = d // heads
         q, k, v = q.view(n, heads, dh), k.view(n, heads, dh), v.view(n, heads, dh)
         if not use_kernel(v):
@@ -495,7 +511,25 @@ class EdgeSoftmaxAttention(MessagePassing):
         # alpha * v_j over in-edges by the propagate kernel: the same values bit for bit
         target = edge_index[1]
         alpha = self.weights(q.index_select(0, target), k.index_select(0, edge_index[0]), target, n)
-        return _HeadGatherSum.apply(v, alpha, EdgeCsr(edge_index, None, n)).reshape(n, d)
+        return _HeadGatherSum.apply(v, alpha, csr()).reshape(n, d)
+
+    def _graph_for(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, Callable[[], EdgeCsr]]:
+        """The edges attended over (with one self loop per node, ``self_loops``) and their CSR view
+        (made on demand), once per graph."""
+        cache = getattr(self, "_cache", None)
+        if cache is None or cache[0] is not edge_index or _stale((cache[1], None)):
+            edges = edge_index
+            if self.self_loops:
+                edges, _ = remove_self_loops(edge_index)
+                edges, _ = add_self_loops(edges, num_nodes=n)
+            cache = self._cache = [edge_index, edges, None]
+
+        def csr() -> EdgeCsr:
+            if cache[2] is None:
+                cache[2] = EdgeCsr(cache[1], None, n)
+            return cache[2]
+
+        return cache[1], csr
 
     def weights(self, q_i: torch.Tensor, k_j: torch.Tensor, index: torch.Tensor, size_i: int | None,
                 ptr: torch.Tensor | None = None) -> torch.Tensor:
