@@ -871,6 +871,39 @@ def test_the_attention_made_its_graph_in_inference_mode_and_then_trains():
     assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
 
 
+def test_what_ops_derive_from_a_graph_is_made_once_for_all_of_them_and_goes_with_the_graph(monkeypatch):
+    """Normalisations, edges with self loops and CSR views are made once per graph however many op
+    modules read it (a supernet has about 140), and dropped when the graph's edge tensor is (a
+    mini-batch that has gone holds no memory): the same outputs as each op alone."""
+    import gc
+
+    import src.models.graph as graph
+    from src.models import cpu_kernels
+
+    made = []
+    real_norm, real_init = graph.gcn_norm, graph.EdgeCsr.__init__
+    monkeypatch.setattr(graph, "gcn_norm", lambda *a, **k: made.append("gcn_norm") or real_norm(*a, **k))
+    monkeypatch.setattr(graph.EdgeCsr, "__init__", lambda self, *a: made.append("csr") or real_init(self, *a))
+    torch.manual_seed(0)
+    ops = [graph.GraphOp(name, 6, 4, 0.0, 0.0) for name in ("gcn", "gcn", "sgc", "gat2", "gat4", "sage", "arma", "cheb")]
+    attention = graph.EdgeSoftmaxAttention(heads=2)
+    edge_index = awkward_graph(30, 120, seed=8)
+    x = torch.randn(30, 6, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        outs = [op(x, edge_index) for op in ops] + [attention(x[:, :4], x[:, 2:], x[:, 1:5], edge_index)]
+        again = [op(x, edge_index) for op in ops] + [attention(x[:, :4], x[:, 2:], x[:, 1:5], edge_index)]
+    assert all(torch.equal(a, b) for a, b in zip(outs, again))
+    assert made.count("gcn_norm") == 2  # gcn twice and sgc: one normalisation; arma's without self loops
+    # CSR views: gcn's normalisation, arma's, cheb's, the graph with self loops (gat2, gat4 and the
+    # attention), the graph itself (sage)
+    assert made.count("csr") == (5 if cpu_kernels.kernel_error() is None else 0)
+    slot = id(edge_index)
+    assert slot in graph._DERIVED
+    del edge_index
+    gc.collect()
+    assert slot not in graph._DERIVED
+
+
 def test_the_propagate_kernel_refuses_an_edge_outside_the_graph():
     """An edge to a node the features do not have: one clear error (PyG's path raised an
     IndexError from inside its gather)."""

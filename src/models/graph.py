@@ -35,9 +35,10 @@ reading the stem's output skip it.
 
 Speed on one CPU thread (Cora): sparse features go through :func:`sparse_linear` (CSR products for
 the forward pass and for the weight gradient, 3x cheaper than autograd through a COO product),
-GCN's and SGC's normalisations are computed once per graph, GCN, SGC and SAGE sum their
-neighbours with the propagate kernel (:func:`propagate`: PyG's sums bit for bit, a GCN op's
-forward and backward 3.4x faster), and dropout masks come from
+what the ops derive from a graph (normalisations, edges with self loops, CSR views) is made once
+per graph for all of them (:func:`derived`), every op's message passing runs on the propagate
+kernel (:func:`propagate`, :class:`_HeadGatherSum`: PyG's sums bit for bit; a GCN op's forward
+and backward about 3x faster), and dropout masks come from
 :func:`src.models.ops.fast_dropout` (``torch.rand`` or the dropout kernel, not ``bernoulli_``);
 the tests check each against the straightforward path.
 
@@ -50,7 +51,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+import weakref
+from typing import Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,8 @@ from src.models.cpu_kernels import use_kernel
 from src.models.ops import fast_dropout
 from src.space import GRAPH_OPS, Architecture, FunctionalSpace, arch_contexts
 from src.utils.errors import AutoAttendError
+
+T = TypeVar("T")
 
 # ops that multiply the features by a weight before any message passing: they take sparse F-wide input
 LINEAR_FIRST = ("gcn", "gat1", "gat2", "gat4", "gat8", "gat16", "linear")
@@ -194,7 +198,9 @@ class EdgeCsr:
             raise AutoAttendError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
         by_target = torch.sort(target, stable=True).indices
         by_source = torch.sort(source, stable=True).indices
-        self.source, self.target, self.by_target, self.by_source = source, target, by_target, by_source
+        # copies, not views: a view would keep edge_index alive from the per-graph cache (derived)
+        self.source, self.target = source.clone(), target.clone()
+        self.by_target, self.by_source = by_target, by_source
         self.rowptr = _row_pointers(target, num_nodes)
         self.col = source[by_target].contiguous()
         self.weight = None if weight is None else weight[by_target].contiguous()
@@ -259,7 +265,7 @@ class _HeadGatherSum(torch.autograd.Function):
 class KernelGATConv(GATConv):
     """PyG's ``GATConv`` whose sum of ``alpha * x_j`` over in-edges runs on the propagate kernel
     (:class:`_HeadGatherSum`; PyG's values bit for bit, ``tests/test_graph_models.py``) for CPU
-    float tensors, over a CSR view made once per edge tensor; the same parameters, and PyG's own
+    float tensors, over a CSR view made once per edge tensor (:func:`edge_csr`); the same parameters, and PyG's own
     path elsewhere and under ``hardware.kernels=torch``. :class:`GraphOp` builds it without
     GATConv's own self loops, which it adds once per graph instead (GATConv removes and adds them
     on every call, a new edge tensor each time)."""
@@ -270,10 +276,7 @@ class KernelGATConv(GATConv):
         if (size is not None or alpha is None or not isinstance(edge_index, torch.Tensor) or source is None
                 or not use_kernel(source) or set(kwargs) != {"x", "alpha"}):
             return super().propagate(edge_index, size=size, **kwargs)
-        csr = getattr(self, "_edge_csr", None)
-        if csr is None or csr[0] is not edge_index or _stale((csr[1].rowptr, None)):
-            csr = self._edge_csr = (edge_index, EdgeCsr(edge_index, None, source.size(0)))
-        return _HeadGatherSum.apply(source, alpha, csr[1])
+        return _HeadGatherSum.apply(source, alpha, edge_csr(edge_index, source.size(0)))
 
 
 def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor,
@@ -293,13 +296,60 @@ def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, w
     return _GatherSum.apply(x, csr())
 
 
-def _stale(normalisation: tuple[torch.Tensor, torch.Tensor | None] | None) -> bool:
-    """Whether a cached normalisation was made under ``torch.inference_mode`` and the call now is
-    not: autograd cannot save its tensors for backward, so a module whose first call was an
-    evaluation raised on its first training step on the same graph."""
-    if normalisation is None or torch.is_inference_mode_enabled():
-        return False
-    return any(t is not None and t.is_inference() for t in normalisation)
+_DERIVED: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def derived(edge_index: torch.Tensor, key: tuple, make: Callable[[], T]) -> T:
+    """``make()``, something derived from the graph ``edge_index`` alone (a normalisation, the edges
+    with self loops, a CSR view), once per graph, ``key`` and mode, shared by every op that reads
+    the graph and dropped with its edge tensor: one copy per graph, not one per op module (a
+    supernet has about 140 that propagate), and none kept for a mini-batch that has gone.
+
+    Values made under ``torch.inference_mode`` are inference tensors, which autograd cannot save
+    for backward, so evaluation and training keep their own (a module whose first call was an
+    evaluation raised on its first training step on the same graph, before 2026-12-06). A value
+    must not hold ``edge_index`` itself or a view of it: the cache would then keep the graph alive."""
+    slot = id(edge_index)
+    entry = _DERIVED.get(slot)
+    if entry is None or entry[0]() is not edge_index:
+        def forget(ref: weakref.ref, slot: int = slot, table: dict = _DERIVED) -> None:
+            if slot in table and table[slot][0] is ref:  # not a newer graph's entry under a reused id
+                del table[slot]
+
+        entry = _DERIVED[slot] = (weakref.ref(edge_index, forget), {})
+    key = key + (torch.is_inference_mode_enabled(),)
+    if key not in entry[1]:
+        entry[1][key] = make()
+    return entry[1][key]
+
+
+def self_looped(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """``edge_index`` with its self loops removed and one added to every one of the ``n`` nodes
+    (``GATConv``'s edge list, and the attention's), once per graph."""
+    def make() -> torch.Tensor:
+        edges, _ = remove_self_loops(edge_index)
+        return add_self_loops(edges, num_nodes=n)[0]
+
+    return derived(edge_index, ("self_looped", n), make)
+
+
+def edge_csr(edges: torch.Tensor, n: int) -> EdgeCsr:
+    """The propagate kernel's CSR views of ``edges`` with no weights of their own (SAGE's graph,
+    GAT's and the attention's edges with self loops), once per edge tensor."""
+    return derived(edges, ("csr", n), lambda: EdgeCsr(edges, None, n))
+
+
+def normalised(edge_index: torch.Tensor, n: int, key: tuple, normalise: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+               ) -> tuple[torch.Tensor, torch.Tensor, Callable[[], EdgeCsr]]:
+    """A normalisation of the graph (``normalise()``: edges, weights) named by ``key``, once per
+    graph, with its CSR view on demand (made once as well)."""
+    def make() -> tuple[torch.Tensor | None, torch.Tensor]:
+        edges, weights = normalise()
+        return (None if edges is edge_index else edges), weights  # gcn_norm without self loops keeps the graph's
+
+    edges, weights = derived(edge_index, key, make)
+    edges = edge_index if edges is None else edges
+    return edges, weights, lambda: derived(edge_index, key + ("csr",), lambda: EdgeCsr(edges, weights, n))
 
 
 class GraphOp(nn.Module):
@@ -319,15 +369,8 @@ class GraphOp(nn.Module):
         self.op = op
         self.dropout = nn.Dropout(dropout)
         self.uses_edges = op != "linear"
-        self._graph: torch.Tensor | None = None  # the edge_index a cached normalisation belongs to
-        # sgc, arma, cheb: their normalised graph (edges, weights), made once per graph and dtype
-        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
-        # the propagate kernel's view of the graph: (the edge tensor it was made from, EdgeCsr, sage's in-degrees)
-        self._csr: tuple[torch.Tensor, EdgeCsr, torch.Tensor | None] | None = None
-        self._looped: tuple[torch.Tensor, torch.Tensor] | None = None  # gat: (the graph, its edges with self loops)
         if op == "gcn":
-            # cached: the symmetric normalisation is computed once per graph (see forward)
-            self.conv = GCNConv(in_dim, out_dim, cached=True)
+            self.conv = GCNConv(in_dim, out_dim)
         elif op == "sage":
             self.conv = SAGEConv(in_dim, out_dim, aggr="mean")
         elif op in GAT_HEADS:
@@ -365,10 +408,6 @@ class GraphOp(nn.Module):
             x = x.to_dense()
         if not self.uses_edges:
             return sparse_linear(x, self.conv.weight, self.conv.bias) if x.is_sparse else self.conv(x)
-        if self.op == "gcn" and (edge_index is not self._graph or _stale(self.conv._cached_edge_index)):
-            # a new graph (another mini-batch): drop GCNConv's cached normalisation
-            self.conv._cached_edge_index = None
-            self._graph = edge_index
         if self.op == "sgc":
             return self._sgc(x, edge_index)
         if self.op == "gcn":
@@ -380,39 +419,23 @@ class GraphOp(nn.Module):
         if self.op == "cheb":
             return self._cheb(x, edge_index)
         if self.op in GAT_HEADS:  # GATConv's own self loops, once per graph (see KernelGATConv)
-            return self.conv(x, self._self_looped(edge_index, x.size(0)))
+            return self.conv(x, self_looped(edge_index, x.size(0)))
         return self.conv(x, edge_index)
 
-    def _self_looped(self, edge_index: torch.Tensor, n: int) -> torch.Tensor:
-        """``edge_index`` with its self loops removed and one added to every node, as ``GATConv``
-        does on each call (the same edge list), once per graph."""
-        if self._looped is None or self._looped[0] is not edge_index or _stale((self._looped[1], None)):
-            edges, _ = remove_self_loops(edge_index)
-            edges, _ = add_self_loops(edges, num_nodes=n)
-            self._looped = (edge_index, edges)
-        return self._looped[1]
-
-    def _edge_csr(self, edges: torch.Tensor, weights: torch.Tensor | None, num_nodes: int) -> EdgeCsr:
-        """The kernel's CSR views of ``edges``, made once per edge tensor (the graph, or a cached
-        normalisation of it)."""
-        if self._csr is None or self._csr[0] is not edges or _stale((self._csr[1].rowptr, self._csr[2])):
-            degree = None
-            if weights is None:  # sage: the in-degrees its mean divides by, as PyG's scatter mean counts them
-                degree = torch.zeros(num_nodes, dtype=torch.get_default_dtype()).scatter_add_(
-                    0, edges[1], torch.ones(edges.size(1))).clamp(min=1)
-            self._csr = (edges, EdgeCsr(edges, weights, num_nodes), degree)
-        return self._csr[1]
+    def _gcn_normalised(self, edge_index: torch.Tensor, x: torch.Tensor, self_loops: bool):
+        """PyG's ``gcn_norm`` of the graph (symmetric, not improved) and its CSR view, once per
+        graph and dtype (:func:`normalised`)."""
+        n, flow = x.size(self.conv.node_dim), self.conv.flow
+        return normalised(edge_index, n, ("gcn_norm", n, x.dtype, self_loops, flow), lambda: gcn_norm(
+            edge_index, None, n, False, self_loops, flow, dtype=x.dtype))
 
     def _gcn(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``GCNConv.forward`` (cached normalisation) with its propagation through :func:`propagate`:
-        the same operations on the same values, so the same output bit for bit."""
+        """``GCNConv.forward`` with its normalisation made once per graph (:func:`derived`; GCNConv's
+        ``cached=True`` kept one per module) and its propagation through :func:`propagate`: the
+        same operations on the same values, so the same output bit for bit."""
         conv = self.conv
-        if conv._cached_edge_index is None:
-            conv._cached_edge_index = gcn_norm(edge_index, None, x.size(conv.node_dim), conv.improved,
-                                               conv.add_self_loops, conv.flow, x.dtype)
-        edges, weights = conv._cached_edge_index
-        n = x.size(conv.node_dim)
-        out = propagate(conv, conv.lin(x), edges, weights, lambda: self._edge_csr(edges, weights, n))
+        edges, weights, csr = self._gcn_normalised(edge_index, x, conv.add_self_loops)
+        out = propagate(conv, conv.lin(x), edges, weights, csr)
         return out if conv.bias is None else out + conv.bias
 
     def _sage(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
@@ -422,44 +445,31 @@ class GraphOp(nn.Module):
         conv = self.conv
         if not use_kernel(x):
             return conv(x, edge_index)
-        csr = self._edge_csr(edge_index, None, x.size(0))
-        degree = self._csr[2].to(x.dtype)
-        mean = _GatherSum.apply(x, csr) / degree.view(-1, 1)
+        n = x.size(0)
+        degree = derived(edge_index, ("in_degree", n, x.dtype), lambda: torch.zeros(n, dtype=x.dtype).scatter_add_(
+            0, edge_index[1], torch.ones(edge_index.size(1), dtype=x.dtype)).clamp(min=1).view(-1, 1))
+        mean = _GatherSum.apply(x, edge_csr(edge_index, n)) / degree
         return conv.lin_l(mean) + conv.lin_r(x)
 
-    def _normalised(self, edge_index: torch.Tensor, x: torch.Tensor,
-                    normalise: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``normalise()`` (the op's normalised graph: edges, weights) once per graph and dtype."""
-        if (edge_index is not self._graph or self._norm is None or self._norm[1].dtype != x.dtype
-                or _stale(self._norm)):
-            self._norm = normalise()
-            self._graph = edge_index
-        return self._norm
-
     def _sgc(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``SGConv.forward`` with the symmetric normalisation computed once per graph (and dtype):
-        the same operations on the same values, so the same output bit for bit. PyG's own
-        ``cached=True`` keeps the propagated features instead, which holds only for a fixed input.
-        On Cora a forward pass takes 1.4 ms instead of 1.9, with backward 3.8 instead of 4.2-4.4
-        (experiments/bench/sgc_cached_norm_2026-12-06.txt; before the propagate kernel)."""
+        """``SGConv.forward`` with the symmetric normalisation made once per graph (and dtype) and
+        its propagation through :func:`propagate`: the same operations on the same values, so the
+        same output bit for bit. PyG's own ``cached=True`` keeps the propagated features instead,
+        which holds only for a fixed input."""
         conv = self.conv
-        n = x.size(conv.node_dim)
-        edges, weights = self._normalised(edge_index, x, lambda: gcn_norm(
-            edge_index, None, n, False, conv.add_self_loops, conv.flow, dtype=x.dtype))
+        edges, weights, csr = self._gcn_normalised(edge_index, x, conv.add_self_loops)
         for _ in range(conv.K):
-            x = propagate(conv, x, edges, weights, lambda: self._edge_csr(edges, weights, n))
+            x = propagate(conv, x, edges, weights, csr)
         return conv.lin(x)
 
     def _arma(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``ARMAConv.forward`` for its one stack and one layer, with the normalisation (no self
-        loops) computed once per graph and the propagation through :func:`propagate`: the same
+        loops) made once per graph and the propagation through :func:`propagate`: the same
         operations on the same values, so the same output bit for bit."""
         conv = self.conv
-        n = x.size(conv.node_dim)
-        edges, weights = self._normalised(edge_index, x, lambda: gcn_norm(
-            edge_index, None, n, add_self_loops=False, flow=conv.flow, dtype=x.dtype))
+        edges, weights, csr = self._gcn_normalised(edge_index, x, False)
         x = x.unsqueeze(-3)  # (stacks = 1, N, in)
-        out = propagate(conv, x @ conv.init_weight, edges, weights, lambda: self._edge_csr(edges, weights, n))
+        out = propagate(conv, x @ conv.init_weight, edges, weights, csr)
         out = out + F.dropout(x, p=conv.dropout, training=conv.training) @ conv.root_weight[0]
         if conv.bias is not None:
             out = out + conv.bias[0]
@@ -467,15 +477,16 @@ class GraphOp(nn.Module):
 
     def _cheb(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``ChebConv.forward`` (K = 2: ``lins[0](x) + lins[1](L x)``, L the scaled normalised
-        Laplacian) with L computed once per graph and its product through :func:`propagate`: the
-        same operations on the same values, so the same output bit for bit."""
+        Laplacian) with L made once per graph and its product through :func:`propagate`: the same
+        operations on the same values, so the same output bit for bit."""
         conv = self.conv
         n = x.size(conv.node_dim)
-        edges, weights = self._normalised(edge_index, x, lambda: conv.__norm__(
-            edge_index, n, None, conv.normalization, None, dtype=x.dtype))
+        edges, weights, csr = normalised(edge_index, n, ("chebyshev", n, x.dtype, conv.normalization),
+                                         lambda: conv.__norm__(edge_index, n, None, conv.normalization, None,
+                                                               dtype=x.dtype))
         out = conv.lins[0](x)
         if len(conv.lins) > 1:
-            out = out + conv.lins[1](propagate(conv, x, edges, weights, lambda: self._edge_csr(edges, weights, n)))
+            out = out + conv.lins[1](propagate(conv, x, edges, weights, csr))
         return out if conv.bias is None else out + conv.bias
 
 
@@ -502,7 +513,8 @@ class EdgeSoftmaxAttention(MessagePassing):
         heads = self.heads if heads is None else heads
         if d % heads:
             raise AutoAttendError(f"attention width {d} is not divisible by {heads} heads")
-        edge_index, csr = self._graph_for(edge_index, n)
+        if self.self_loops:
+            edge_index = self_looped(edge_index, n)
         dh = d // heads
         q, k, v = q.view(n, heads, dh), k.view(n, heads, dh), v.view(n, heads, dh)
         if not use_kernel(v):
@@ -511,25 +523,7 @@ class EdgeSoftmaxAttention(MessagePassing):
         # alpha * v_j over in-edges by the propagate kernel: the same values bit for bit
         target = edge_index[1]
         alpha = self.weights(q.index_select(0, target), k.index_select(0, edge_index[0]), target, n)
-        return _HeadGatherSum.apply(v, alpha, csr()).reshape(n, d)
-
-    def _graph_for(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, Callable[[], EdgeCsr]]:
-        """The edges attended over (with one self loop per node, ``self_loops``) and their CSR view
-        (made on demand), once per graph."""
-        cache = getattr(self, "_cache", None)
-        if cache is None or cache[0] is not edge_index or _stale((cache[1], None)):
-            edges = edge_index
-            if self.self_loops:
-                edges, _ = remove_self_loops(edge_index)
-                edges, _ = add_self_loops(edges, num_nodes=n)
-            cache = self._cache = [edge_index, edges, None]
-
-        def csr() -> EdgeCsr:
-            if cache[2] is None:
-                cache[2] = EdgeCsr(cache[1], None, n)
-            return cache[2]
-
-        return cache[1], csr
+        return _HeadGatherSum.apply(v, alpha, edge_csr(edge_index, n)).reshape(n, d)
 
     def weights(self, q_i: torch.Tensor, k_j: torch.Tensor, index: torch.Tensor, size_i: int | None,
                 ptr: torch.Tensor | None = None) -> torch.Tensor:
