@@ -19,8 +19,9 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
 * ``pool_kernel.cpp``: the max-pool op along the tokens, forward and backward
   (:func:`src.models.ops.max_pool_time`; fallback a channels-last ``max_pool2d``);
 * ``propagate_kernel.cpp``: weighted neighbour sums over a CSR view of a graph's edges, the
-  propagation of the GCN, SGC and GraphSAGE ops, forward and backward
-  (:func:`src.models.graph.propagate`; fallback PyG's ``propagate``, which it matches bit for bit).
+  message passing of every graph op (one weight per edge, or per edge and head for GAT and the
+  attention), forward and backward (:func:`src.models.graph.propagate`,
+  ``src.models.graph._HeadGatherSum``; fallback PyG's ``propagate``, which it matches bit for bit).
 
 The extension is compiled with ``torch.utils.cpp_extension`` at first use (30-45 s on 2 cores:
 ``experiments/bench/kernel_build_timing.sh``; cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
