@@ -227,7 +227,7 @@ def test_a_pending_kernel_build_is_seen_from_the_library_file(tmp_path, monkeypa
     (["+task=cora"], False),
 ])
 def test_the_first_runs_kernel_build_is_a_stage_of_its_own(monkeypatch, overrides, stage):
-    """The build (30-45 s) was counted in the summary's ``data`` stage; it is now ``kernels``, and
+    """The build (30-50 s) was counted in the summary's ``data`` stage; it is now ``kernels``, and
     only where the run would build them (a text run on the CPU in float32, not built yet)."""
     from src.models import cpu_kernels
     from src.pipeline import run
@@ -349,7 +349,7 @@ def test_time_set_aside_in_a_stage_counts_for_the_other_stage_only(tmp_path):
 
 
 def test_missing_data_is_said_before_the_first_runs_kernel_build(tmp_path, monkeypatch):
-    """The kernel build (30-45 s) comes once the data are there: a first run with a missing file
+    """The kernel build (30-50 s) comes once the data are there: a first run with a missing file
     waited for the build before it was told."""
     from src.models import cpu_kernels
     from src.pipeline import common, run

@@ -23,7 +23,7 @@ One C++ extension holds these kernels, each with a torch fallback that computes 
   attention), forward and backward (:func:`src.models.graph.propagate`,
   ``src.models.graph._HeadGatherSum``; fallback PyG's ``propagate``, which it matches bit for bit).
 
-The extension is compiled with ``torch.utils.cpp_extension`` at first use (30-45 s on 2 cores:
+The extension is compiled with ``torch.utils.cpp_extension`` at first use (30-50 s on 2 cores:
 ``experiments/bench/kernel_build_timing.sh``; cached under ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``, see :func:`_build_directory`).
 
 Backends (``hardware.kernels``, set by :func:`set_backend`):
@@ -134,7 +134,7 @@ def _build_owner(path: Path):
     A build interrupted by Ctrl-C or a kill leaves torch's own ``lock`` file behind, and every later
     load would wait on it. The OS lock is released when its process dies, so a process holding it
     knows that any torch ``lock`` left in the folder is stale and removes it at once. (Without
-    ``fcntl``, a torch lock older than ten minutes is taken as stale; a build takes 30-45 s on 2 cores.)
+    ``fcntl``, a torch lock older than ten minutes is taken as stale; a build takes 30-50 s on 2 cores.)
     """
     torch_lock = path / "lock"
     if fcntl is None:
@@ -207,9 +207,9 @@ def kernel_error() -> str | None:
             with _build_owner(build_dir):
                 state = _library_state(build_dir / f"{name}.so")
                 if state == "missing":
-                    log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, 30-45 s on 2 cores)", build_dir)
+                    log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, 30-50 s on 2 cores)", build_dir)
                 elif state == "stale":
-                    log.info("rebuilding the fused CPU kernels in %s: their sources changed (30-45 s on 2 cores)", build_dir)
+                    log.info("rebuilding the fused CPU kernels in %s: their sources changed (30-50 s on 2 cores)", build_dir)
                 load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=CFLAGS, is_python_module=False,
                      build_directory=str(build_dir))
             _loaded = True
