@@ -880,6 +880,7 @@ def test_what_ops_derive_from_a_graph_is_made_once_for_all_of_them_and_goes_with
     import src.models.graph as graph
     from src.models import cpu_kernels
 
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")  # whatever an earlier test in this process chose
     made = []
     real_norm, real_init = graph.gcn_norm, graph.EdgeCsr.__init__
     monkeypatch.setattr(graph, "gcn_norm", lambda *a, **k: made.append("gcn_norm") or real_norm(*a, **k))
@@ -904,11 +905,13 @@ def test_what_ops_derive_from_a_graph_is_made_once_for_all_of_them_and_goes_with
     assert slot not in graph._DERIVED
 
 
-def test_the_propagate_kernel_refuses_an_edge_outside_the_graph():
+def test_the_propagate_kernel_refuses_an_edge_outside_the_graph(monkeypatch):
     """An edge to a node the features do not have: one clear error (PyG's path raised an
     IndexError from inside its gather)."""
     from src.models import cpu_kernels
     from src.models.graph import EdgeCsr, GraphOp
+
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")  # whatever an earlier test in this process chose
 
     with pytest.raises(AutoAttendError, match=r"edge_index refers to nodes outside 0\.\.4"):
         EdgeCsr(torch.tensor([[0, 5], [1, 2]]), None, 5)
