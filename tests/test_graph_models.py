@@ -788,7 +788,8 @@ def test_propagating_ops_compute_pygs_convolutions_bit_for_bit(op_name, kernels,
 @pytest.mark.parametrize("kernels", ["auto", "torch"])
 def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype, monkeypatch):
     """GAT and the edge-softmax attention sum ``alpha * x_j`` over in-edges with the propagate
-    kernel, weights per edge and head, and add their self loops once per graph: the same outputs
+    kernel, weights per edge and head, take their softmax's maximum and sum from it, and add their
+    self loops once per graph: the same outputs
     and every gradient bit for bit as PyG's ``GATConv`` and as the attention's ``propagate`` (with
     attention dropout, drawn the same), on one thread and two, twice on each graph (the second
     call reads what the first cached)."""
@@ -800,9 +801,10 @@ def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype
     if kernels == "auto" and cpu_kernels.kernel_error() is not None:
         pytest.skip(f"the fused CPU kernels cannot be built here: {cpu_kernels.kernel_error()}")
     monkeypatch.setattr(cpu_kernels, "_backend", kernels)
-    calls = []
-    real_apply = graph._HeadGatherSum.apply
+    calls, softmaxes = [], []
+    real_apply, real_softmax = graph._HeadGatherSum.apply, graph.edge_softmax
     monkeypatch.setattr(graph._HeadGatherSum, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    monkeypatch.setattr(graph, "edge_softmax", lambda *a: softmaxes.append(1) or real_softmax(*a))
     torch.manual_seed(0)
     if layer == "attention":
         ours = graph.EdgeSoftmaxAttention(heads=4, attn_dropout=0.3).to(dtype).train()
@@ -848,7 +850,47 @@ def test_edge_attention_sums_compute_pygs_path_bit_for_bit(layer, kernels, dtype
                 reference.zero_grad()
     finally:
         torch.set_num_threads(threads)
-    assert len(calls) == (6 if kernels == "auto" else 0)
+    assert len(calls) == len(softmaxes) == (6 if kernels == "auto" else 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_softmax_kernels_give_torchs_maximum_sum_and_products(dtype, monkeypatch):
+    """``segment_max`` is ``scatter_reduce_(..., "amax", include_self=False)`` on zeros (a NaN wins,
+    of +0 and -0 the first stays, a node without in-edges gets 0), the kernel's per-node sum is
+    ``scatter_add_``'s (values twelve orders of magnitude apart, so the order shows) and
+    ``edge_products`` is ``a[ia] * b[ib]``: equal bit for bit, NaNs in the same places."""
+    import src.models.graph as graph
+    from src.models import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")  # whatever an earlier test in this process chose
+    if cpu_kernels.kernel_error() is not None:
+        pytest.skip(f"the fused CPU kernels cannot be built here: {cpu_kernels.kernel_error()}")
+    g = torch.Generator().manual_seed(12)
+    n, heads = 40, 3
+    edge_index = awkward_graph(n, 300, seed=13)
+    e = edge_index.size(1)
+    target = edge_index[1]
+    scores = torch.randn(e, heads, dtype=dtype, generator=g) * torch.logspace(-6, 6, e, dtype=dtype)[
+        torch.randperm(e, generator=g)].unsqueeze(1)
+    scores[5, 0], scores[9, 1] = float("nan"), float("-inf")
+    first = int((target == target[20]).nonzero()[0])  # +0 then -0 at one node: the first is kept
+    scores[first, 2] = 0.0
+    scores[target == target[20], 2] = torch.where(torch.arange(e)[target == target[20]] == first, 0.0, -0.0).to(dtype)
+    csr = graph.EdgeCsr(edge_index, None, n)
+    expected = torch.zeros(n, heads, dtype=dtype).scatter_reduce_(0, target.unsqueeze(1).expand(e, heads), scores,
+                                                                  "amax", include_self=False)
+    peak = torch.ops.autoattend.segment_max(scores, csr.rowptr, csr.by_target)
+    assert torch.equal(peak.isnan(), expected.isnan()) and expected.isnan().any()
+    assert torch.equal(peak.nan_to_num(), expected.nan_to_num())
+    assert torch.equal(peak.signbit(), expected.signbit()) and peak[n - 1].eq(0).all()
+    values = scores.nan_to_num(0.0, 0.0, 0.0)
+    summed = graph._SegmentSum.apply(values, csr)
+    assert torch.equal(summed, torch.zeros(n, heads, dtype=dtype).index_add_(0, target, values))
+    assert torch.equal(summed, torch.zeros(n, heads, dtype=dtype).scatter_add_(
+        0, target.unsqueeze(1).expand(e, heads), values))
+    a, b = (torch.randn(n, 8, dtype=dtype, generator=g) for _ in range(2))
+    products = torch.ops.autoattend.edge_products(a, b, target, edge_index[0])
+    assert torch.equal(products, a.index_select(0, target) * b.index_select(0, edge_index[0]))
 
 
 def test_the_attention_made_its_graph_in_inference_mode_and_then_trains():

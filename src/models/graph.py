@@ -234,7 +234,8 @@ class _HeadGatherSum(torch.autograd.Function):
     with weights per edge and head that carry gradients. ``x`` (N, H, C), ``alpha`` (E, H) in
     edge-list order -> (N, H, C). Gradients as autograd computes them through PyG's path, bit for
     bit: ``x``'s by the kernel over the source view, ``alpha``'s as ``(grad[i] * x[j]).sum(-1)``
-    per edge, the product and sum autograd takes."""
+    per edge, the products by the kernel (``edge_products``, without the two (E, H, C) gathers),
+    their sum by torch as autograd takes it."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
@@ -256,10 +257,73 @@ class _HeadGatherSum(torch.autograd.Function):
             weight = alpha[csr.by_source].contiguous()
             grad_x = torch.ops.autoattend.gather_sum(grad.view(n, heads * width), csr.rowptr_t, csr.col_t,
                                                      weight).view(n, heads, width)
-        if ctx.needs_input_grad[1]:
-            grad_alpha = (grad.index_select(0, csr.target) * x.index_select(0, csr.source)).sum(-1, keepdim=True)
-            grad_alpha = grad_alpha.squeeze(-1)
+        if ctx.needs_input_grad[1]:  # autograd's products, made without gathering both sides first; its sum
+            products = torch.ops.autoattend.edge_products(grad.view(n, heads * width), x.reshape(n, heads * width),
+                                                          csr.target, csr.source)
+            grad_alpha = products.view(-1, heads, width).sum(-1, keepdim=True).squeeze(-1)
         return grad_x, grad_alpha, None
+
+
+class _SegmentSum(torch.autograd.Function):
+    """``out[i] = sum over edges e = j -> i of values[e]``: ``values`` (E, H) in edge-list order ->
+    (N, H), PyG's ``scatter(values, index, reduce="sum")`` (``scatter_add_``, which adds in edge
+    order) by the propagate kernel over the target view; its gradient ``grad[index]``, the gather
+    that autograd takes for ``scatter_add_``."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
+        ctx.csr = csr
+        return torch.ops.autoattend.gather_sum(values.contiguous(), csr.rowptr, csr.by_target, None)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.index_select(0, ctx.csr.target), None
+
+
+class _EdgeScores(torch.autograd.Function):
+    """``out[e, h] = sum over c of q[i, h, c] * k[j, h, c]`` for each edge e = j -> i: ``q``, ``k``
+    (N, H, C) -> (E, H) in edge-list order, the attention's ``(q_i * k_j).sum(-1)`` without
+    gathering both sides: the products by the kernel (``edge_products``), their sum by torch. Its
+    gradients are autograd's through that path bit for bit: ``q``'s is the sum over each node's
+    in-edges, in edge order (``index_add_``'s), of ``grad[e, h] * k[j]``, by the propagate kernel over
+    the target view, ``k``'s the same over the source view."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
+        n, heads, width = q.shape
+        q2, k2 = q.reshape(n, heads * width), k.reshape(n, heads * width)
+        ctx.csr = csr
+        ctx.save_for_backward(q2, k2)
+        ctx.heads = heads
+        products = torch.ops.autoattend.edge_products(q2, k2, csr.target, csr.source)
+        return products.view(-1, heads, width).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        csr = ctx.csr
+        q2, k2 = ctx.saved_tensors
+        n, heads = q2.size(0), ctx.heads
+        grad_q = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_q = torch.ops.autoattend.gather_sum(k2, csr.rowptr, csr.col, grad[csr.by_target].contiguous())
+            grad_q = grad_q.view(n, heads, -1)
+        if ctx.needs_input_grad[1]:
+            grad_k = torch.ops.autoattend.gather_sum(q2, csr.rowptr_t, csr.col_t, grad[csr.by_source].contiguous())
+            grad_k = grad_k.view(n, heads, -1)
+        return grad_q, grad_k, None
+
+
+def edge_softmax(score: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
+    """PyG's ``softmax(score, index, num_nodes=N)`` over each node's in-edges, with its reductions
+    on the propagate kernel: ``score`` (E, H) in edge-list order -> (E, H). The per-node maximum
+    (``segment_max``, as ``scatter_reduce_`` finds it, and like it detached) and sum (in edge order,
+    as ``scatter_add_`` adds) come from the CSR view; the shift, ``exp``, division and gathers are
+    PyG's own torch ops on the same tensors, so the same values and gradients bit for bit
+    (``tests/test_graph_models.py``)."""
+    peak = torch.ops.autoattend.segment_max(score.detach(), csr.rowptr, csr.by_target)
+    out = (score - peak.index_select(0, csr.target)).exp()
+    total = _SegmentSum.apply(out, csr) + 1e-16
+    return out / total.index_select(0, csr.target)
 
 
 class KernelGATConv(GATConv):
@@ -269,6 +333,21 @@ class KernelGATConv(GATConv):
     path elsewhere and under ``hardware.kernels=torch``. :class:`GraphOp` builds it without
     GATConv's own self loops, which it adds once per graph instead (GATConv removes and adds them
     on every call, a new edge tensor each time)."""
+
+    def edge_updater(self, edge_index, size=None, **kwargs):
+        """GATConv's attention weights per edge and head (E, H): ``GATConv.edge_update`` step by
+        step, its softmax's reductions on the propagate kernel (:func:`edge_softmax`)."""
+        alpha, edge_attr = kwargs.get("alpha"), kwargs.get("edge_attr")
+        source, target = alpha if isinstance(alpha, tuple) else (alpha, None)
+        if (size is not None or edge_attr is not None or not isinstance(edge_index, torch.Tensor) or source is None
+                or not use_kernel(source) or set(kwargs) != {"alpha", "edge_attr"} or edge_index.size(1) == 0):
+            return super().edge_updater(edge_index, size=size, **kwargs)
+        scores = source.index_select(0, edge_index[0])
+        if target is not None:
+            scores = scores + target.index_select(0, edge_index[1])
+        scores = F.leaky_relu(scores, self.negative_slope)
+        weights = edge_softmax(scores, edge_csr(edge_index, source.size(0)))
+        return F.dropout(weights, p=self.dropout, training=self.training)
 
     def propagate(self, edge_index, size=None, **kwargs):
         x, alpha = kwargs.get("x"), kwargs.get("alpha")
@@ -519,11 +598,13 @@ class EdgeSoftmaxAttention(MessagePassing):
         q, k, v = q.view(n, heads, dh), k.view(n, heads, dh), v.view(n, heads, dh)
         if not use_kernel(v):
             return self.propagate(edge_index, q=q, k=k, v=v, size=(n, n)).reshape(n, d)
-        # PyG's propagate step by step (the same gathers, scores, softmax and dropout), its sum of
-        # alpha * v_j over in-edges by the propagate kernel: the same values bit for bit
-        target = edge_index[1]
-        alpha = self.weights(q.index_select(0, target), k.index_select(0, edge_index[0]), target, n)
-        return _HeadGatherSum.apply(v, alpha, edge_csr(edge_index, n)).reshape(n, d)
+        # PyG's propagate step by step (the same scores, softmax and dropout), its per-edge scores,
+        # softmax reductions and sum of alpha * v_j over in-edges on the propagate kernel: the same
+        # values bit for bit
+        csr = edge_csr(edge_index, n)
+        score = _EdgeScores.apply(q, k, csr) / math.sqrt(dh)
+        alpha = fast_dropout(edge_softmax(score, csr), self.attn_dropout, self.training)
+        return _HeadGatherSum.apply(v, alpha, csr).reshape(n, d)
 
     def weights(self, q_i: torch.Tensor, k_j: torch.Tensor, index: torch.Tensor, size_i: int | None,
                 ptr: torch.Tensor | None = None) -> torch.Tensor:
