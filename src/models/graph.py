@@ -242,7 +242,7 @@ class _HeadGatherSum(torch.autograd.Function):
         ctx.csr = csr
         ctx.save_for_backward(x, alpha)
         n, heads, width = x.shape
-        weight = alpha[csr.by_target].contiguous()
+        weight = alpha.index_select(0, csr.by_target)
         return torch.ops.autoattend.gather_sum(x.reshape(n, heads * width), csr.rowptr, csr.col,
                                                weight).view(n, heads, width)
 
@@ -254,7 +254,7 @@ class _HeadGatherSum(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_alpha = None
         if ctx.needs_input_grad[0]:
-            weight = alpha[csr.by_source].contiguous()
+            weight = alpha.index_select(0, csr.by_source)
             grad_x = torch.ops.autoattend.gather_sum(grad.view(n, heads * width), csr.rowptr_t, csr.col_t,
                                                      weight).view(n, heads, width)
         if ctx.needs_input_grad[1]:  # autograd's products, made without gathering both sides first; its sum
@@ -305,10 +305,10 @@ class _EdgeScores(torch.autograd.Function):
         n, heads = q2.size(0), ctx.heads
         grad_q = grad_k = None
         if ctx.needs_input_grad[0]:
-            grad_q = torch.ops.autoattend.gather_sum(k2, csr.rowptr, csr.col, grad[csr.by_target].contiguous())
+            grad_q = torch.ops.autoattend.gather_sum(k2, csr.rowptr, csr.col, grad.index_select(0, csr.by_target))
             grad_q = grad_q.view(n, heads, -1)
         if ctx.needs_input_grad[1]:
-            grad_k = torch.ops.autoattend.gather_sum(q2, csr.rowptr_t, csr.col_t, grad[csr.by_source].contiguous())
+            grad_k = torch.ops.autoattend.gather_sum(q2, csr.rowptr_t, csr.col_t, grad.index_select(0, csr.by_source))
             grad_k = grad_k.view(n, heads, -1)
         return grad_q, grad_k, None
 
