@@ -38,7 +38,8 @@ the forward pass and for the weight gradient, 3x cheaper than autograd through a
 what the ops derive from a graph (normalisations, edges with self loops, CSR views) is made once
 per graph for all of them (:func:`derived`), every op's message passing runs on the propagate
 kernel (:func:`propagate`, :class:`_HeadGatherSum`: PyG's sums bit for bit; a GCN op's forward
-and backward about 3x faster), and dropout masks come from
+and backward about 3x faster), as do GAT's and the attention's softmax reductions and per-edge
+products (:func:`edge_softmax`, :class:`_EdgeScores`), and dropout masks come from
 :func:`src.models.ops.fast_dropout` (``torch.rand`` or the dropout kernel, not ``bernoulli_``);
 the tests check each against the straightforward path.
 
@@ -327,7 +328,8 @@ def edge_softmax(score: torch.Tensor, csr: EdgeCsr) -> torch.Tensor:
 
 
 class KernelGATConv(GATConv):
-    """PyG's ``GATConv`` whose sum of ``alpha * x_j`` over in-edges runs on the propagate kernel
+    """PyG's ``GATConv`` whose softmax's reductions (:func:`edge_softmax`) and sum of ``alpha * x_j``
+    over in-edges run on the propagate kernel
     (:class:`_HeadGatherSum`; PyG's values bit for bit, ``tests/test_graph_models.py``) for CPU
     float tensors, over a CSR view made once per edge tensor (:func:`edge_csr`); the same parameters, and PyG's own
     path elsewhere and under ``hardware.kernels=torch``. :class:`GraphOp` builds it without
