@@ -209,6 +209,16 @@ class EdgeCsr:
         self.col_t = target[by_source].contiguous()
         self.weight_t = None if weight is None else weight[by_source].contiguous()
 
+    def sum_at_targets(self, x: torch.Tensor, per_edge: torch.Tensor) -> torch.Tensor:
+        """``out[i] = sum over edges e = j -> i, in edge order, of per_edge[e] * x[j]``: ``x`` (N, D),
+        ``per_edge`` (E, H) in edge-list order with H dividing D (head h weighs its D / H channels) -> (N, D)."""
+        return torch.ops.autoattend.gather_sum(x, self.rowptr, self.col, per_edge.index_select(0, self.by_target))
+
+    def sum_at_sources(self, x: torch.Tensor, per_edge: torch.Tensor) -> torch.Tensor:
+        """``out[j] = sum over edges e = j -> i, in edge order, of per_edge[e] * x[i]``, the same over the
+        source view (the gradients of :meth:`sum_at_targets`' products)."""
+        return torch.ops.autoattend.gather_sum(x, self.rowptr_t, self.col_t, per_edge.index_select(0, self.by_source))
+
 
 def _row_pointers(rows: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=num_nodes).cumsum(0)])
@@ -243,9 +253,7 @@ class _HeadGatherSum(torch.autograd.Function):
         ctx.csr = csr
         ctx.save_for_backward(x, alpha)
         n, heads, width = x.shape
-        weight = alpha.index_select(0, csr.by_target)
-        return torch.ops.autoattend.gather_sum(x.reshape(n, heads * width), csr.rowptr, csr.col,
-                                               weight).view(n, heads, width)
+        return csr.sum_at_targets(x.reshape(n, heads * width), alpha).view(n, heads, width)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -255,13 +263,11 @@ class _HeadGatherSum(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_alpha = None
         if ctx.needs_input_grad[0]:
-            weight = alpha.index_select(0, csr.by_source)
-            grad_x = torch.ops.autoattend.gather_sum(grad.view(n, heads * width), csr.rowptr_t, csr.col_t,
-                                                     weight).view(n, heads, width)
+            grad_x = csr.sum_at_sources(grad.view(n, heads * width), alpha).view(n, heads, width)
         if ctx.needs_input_grad[1]:  # autograd's products, made without gathering both sides first; its sum
             products = torch.ops.autoattend.edge_products(grad.view(n, heads * width), x.reshape(n, heads * width),
                                                           csr.target, csr.source)
-            grad_alpha = products.view(-1, heads, width).sum(-1, keepdim=True).squeeze(-1)
+            grad_alpha = products.view(-1, heads, width).sum(-1)
         return grad_x, grad_alpha, None
 
 
@@ -295,7 +301,6 @@ class _EdgeScores(torch.autograd.Function):
         q2, k2 = q.reshape(n, heads * width), k.reshape(n, heads * width)
         ctx.csr = csr
         ctx.save_for_backward(q2, k2)
-        ctx.heads = heads
         products = torch.ops.autoattend.edge_products(q2, k2, csr.target, csr.source)
         return products.view(-1, heads, width).sum(-1)
 
@@ -303,14 +308,9 @@ class _EdgeScores(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         csr = ctx.csr
         q2, k2 = ctx.saved_tensors
-        n, heads = q2.size(0), ctx.heads
-        grad_q = grad_k = None
-        if ctx.needs_input_grad[0]:
-            grad_q = torch.ops.autoattend.gather_sum(k2, csr.rowptr, csr.col, grad.index_select(0, csr.by_target))
-            grad_q = grad_q.view(n, heads, -1)
-        if ctx.needs_input_grad[1]:
-            grad_k = torch.ops.autoattend.gather_sum(q2, csr.rowptr_t, csr.col_t, grad.index_select(0, csr.by_source))
-            grad_k = grad_k.view(n, heads, -1)
+        shape = (q2.size(0), grad.size(1), -1)  # (N, H, C)
+        grad_q = csr.sum_at_targets(k2, grad).view(shape) if ctx.needs_input_grad[0] else None
+        grad_k = csr.sum_at_sources(q2, grad).view(shape) if ctx.needs_input_grad[1] else None
         return grad_q, grad_k, None
 
 
@@ -608,17 +608,13 @@ class EdgeSoftmaxAttention(MessagePassing):
         alpha = fast_dropout(edge_softmax(score, csr), self.attn_dropout, self.training)
         return _HeadGatherSum.apply(v, alpha, csr).reshape(n, d)
 
-    def weights(self, q_i: torch.Tensor, k_j: torch.Tensor, index: torch.Tensor, size_i: int | None,
-                ptr: torch.Tensor | None = None) -> torch.Tensor:
-        """Per edge: q_i, k_j (E, H, d_h) -> the attention weights alpha (E, H), dropout applied."""
-        score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
-        alpha = softmax(score, index, ptr, size_i)
-        return fast_dropout(alpha, self.attn_dropout, self.training)
-
     def message(self, q_i: torch.Tensor, k_j: torch.Tensor, v_j: torch.Tensor, index: torch.Tensor,
                 ptr: torch.Tensor | None, size_i: int | None) -> torch.Tensor:
         """Per edge: q_i, k_j, v_j (E, H, d_h) -> alpha * v_j (E, H, d_h)."""
-        return v_j * self.weights(q_i, k_j, index, size_i, ptr).unsqueeze(-1)
+        score = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))
+        alpha = softmax(score, index, ptr, size_i)
+        alpha = fast_dropout(alpha, self.attn_dropout, self.training)
+        return v_j * alpha.unsqueeze(-1)
 
 
 def layer_widths(num_layers: int, in_dim: int, hidden: int, num_classes: int, readout: str, stem: bool) -> list[int]:
