@@ -281,11 +281,14 @@ def test_each_invocation_records_what_can_move_the_numbers_and_a_change_is_warne
         run._record_invocation(compose_config("search", ["+task=sst2", "hardware.kernels=fused"]), tmp_path)
     assert "unreadable" in caplog.text and "starts again from this one" in caplog.text
     assert len(json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"]) == 1
-    # a graph task uses none of the kernels; a fresh run in the folder starts the record again
+    # a graph task's propagation uses the kernels too (it was recorded as using none); a fresh run in
+    # the folder starts the record again
     check_run_settings(tmp_path, {"entry": "search"})
     assert not (tmp_path / INVOCATIONS_FILE).exists()
-    run._record_invocation(compose_config("search", ["+task=cora"]), tmp_path)
-    assert json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"][0]["kernels"] is None
+    for kernels in ("fused", "torch"):
+        run._record_invocation(compose_config("search", ["+task=cora", f"hardware.kernels={kernels}"]), tmp_path)
+    assert [i["kernels"] for i in json.loads((tmp_path / INVOCATIONS_FILE).read_text())["invocations"]] == [
+        "fused", "torch"]
 
 
 def test_a_run_called_as_a_library_function_releases_its_folder(tmp_path):

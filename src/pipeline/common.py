@@ -759,12 +759,10 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str | None:
-    """``fused`` or ``torch``: what a text run's kernel-backed ops (GRU, attention, dropout masks)
-    compute with on ``device``, building the kernels if ``auto`` needs to know (they are built at
-    the first step anyway); ``None`` for graph tasks, which use none of them."""
-    if task_family(cfg) == "graph":
-        return None
+def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str:
+    """``fused`` or ``torch``: what a run's kernel-backed ops (a text run's GRU, attention and dropout
+    masks; a graph run's propagation, edge softmax and GCN products) compute with on ``device``,
+    building the kernels if ``auto`` needs to know (they are built at the first step anyway)."""
     if not _kernels_wanted(cfg, device):
         return "torch"
     return "fused" if str(cfg.hardware.get("kernels") or "auto") == "fused" or cpu_kernels.kernel_error() is None \
@@ -772,7 +770,7 @@ def kernels_in_use(cfg: DictConfig, device: torch.device | str) -> str | None:
 
 
 def _kernels_wanted(cfg: DictConfig, device: torch.device | str) -> bool:
-    """Whether a text run's settings let its ops use the fused kernels (CPU, float32/64, backend not
+    """Whether a run's settings let its ops use the fused kernels (CPU, float32/64, backend not
     ``torch``): autocast hands the ops mixed dtypes, which the kernels leave to torch."""
     backend = str(cfg.hardware.get("kernels") or "auto")
     precision = str(cfg.hardware.get("precision") or "32-true")
@@ -782,7 +780,7 @@ def _kernels_wanted(cfg: DictConfig, device: torch.device | str) -> bool:
 def kernels_to_build(cfg: DictConfig, device: torch.device | str) -> bool:
     """Whether this run's first use of the kernels will compile them (:func:`cpu_kernels.build_pending`),
     so that the run times the build as a stage of its own."""
-    return task_family(cfg) != "graph" and _kernels_wanted(cfg, device) and cpu_kernels.build_pending()
+    return _kernels_wanted(cfg, device) and cpu_kernels.build_pending()
 
 
 def env_summary(device: torch.device | str = "cpu") -> dict:

@@ -466,7 +466,7 @@ def _search_node_missing(exc: ConfigCompositionException) -> str | None:
 
 
 def _build_kernels(cfg: DictConfig, timer: Timer) -> None:
-    """A text run that is the first on its checkout and CPU kind compiles the fused kernels (30-50 s
+    """A run that is the first on its checkout and CPU kind compiles the fused kernels (30-50 s
     on 2 cores): inside the ``data`` stage once the data are known to be there and the run's (a
     missing file is said before the build, not after it), timed as a stage of its own (``kernels``
     in the summary, :meth:`Timer.aside`) and recorded with ``data``: a run that stage refuses records
