@@ -508,14 +508,15 @@ def _machine_settings(path: Path) -> dict[str, Any]:
     ``machine.<key>``: one value, or the values of its invocations in order where a resume changed
     it (consecutive equal values once). Shown where runs differ in them; runs that differ in them
     are not repeats of each other, but still fold into one configuration's row over seeds. Nothing
-    for a run from before the record (or a damaged one), nor a graph run's kernels (it uses none):
-    a key some runs lack is not a difference."""
-    from src.pipeline.run_settings import MOVES_NUMBERS, read_invocations
+    for a run from before the record (or a damaged one), nor for a key none of its invocations
+    recorded (graph runs recorded no kernels before 2026-12-06): a key some runs lack is not a
+    difference; where some invocations recorded it, the others are ``not recorded``."""
+    from src.pipeline.run_settings import MOVES_NUMBERS, read_invocations, recorded_value
 
     invocations = read_invocations(path) or []
     values = {key: [i.get(key) for i in invocations] for key in MOVES_NUMBERS}
     # consecutive invocations with the same value are one step (1, 1, 2, 1: "1 -> 2 -> 1")
-    return {f"{MACHINE_PREFIX}{key}": " -> ".join(str(value) for value, _ in itertools.groupby(seen))
+    return {f"{MACHINE_PREFIX}{key}": " -> ".join(recorded_value(value) for value, _ in itertools.groupby(seen))
             for key, seen in values.items() if any(value is not None for value in seen)}
 
 

@@ -68,6 +68,22 @@ def test_a_resume_is_compared_with_the_last_invocation_and_a_device_change_is_wa
     assert "this invocation computes with device cpu; the run's last one with device cuda:0" in caplog.text
 
 
+def test_a_graph_run_recorded_without_kernels_is_resumed_with_them_named_not_recorded(tmp_path, caplog):
+    """Graph runs recorded kernels None before their propagation moved onto the kernels; resumed
+    since, the warning said "kernels None"."""
+    from src.pipeline import run
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        (tmp_path / INVOCATIONS_FILE).write_text(json.dumps({"invocations": [_invocation(kernels=None)]}))
+        with caplog.at_level(logging.WARNING, logger="src"):
+            run._record_invocation(compose_config("search", ["+task=cora", "hardware.kernels=fused"]), tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert "this invocation computes with kernels fused; the run's last one with kernels not recorded:" in caplog.text
+
+
 def test_each_invocation_records_its_data_folder(tmp_path, caplog):
     """``src.evaluate`` rebuilds the data from the folder the last invocation read."""
     from src.evaluate import recorded_data_dir
@@ -109,14 +125,19 @@ def test_a_sweep_job_records_its_own_overrides(tmp_path, caplog, monkeypatch):
     assert "job_overrides" not in _record(tmp_path, caplog)[-1]
 
 
-def test_the_report_shows_no_machine_kernels_for_runs_that_use_none(tmp_path):
-    """A graph run records kernels None (it uses none): no ``machine.kernels`` value for it, nor
-    any machine value for a run without a record or with a damaged one."""
+def test_the_report_shows_no_machine_kernels_for_runs_that_recorded_none(tmp_path):
+    """A graph run recorded kernels None before 2026-12-06: no ``machine.kernels`` value for it, nor
+    any machine value for a run without a record or with a damaged one; resumed since, its earlier
+    invocations are ``not recorded`` (they read ``None``)."""
     from src.report import _machine_settings
 
     (tmp_path / INVOCATIONS_FILE).write_text(json.dumps({"invocations": [_invocation(kernels=None),
                                                                          _invocation(kernels=None, threads=2)]}))
     assert _machine_settings(tmp_path) == {"machine.device": "cpu", "machine.threads": "1 -> 2"}
+    (tmp_path / INVOCATIONS_FILE).write_text(json.dumps({"invocations": [_invocation(kernels=None),
+                                                                         _invocation(kernels="fused")]}))
+    assert _machine_settings(tmp_path) == {"machine.device": "cpu", "machine.threads": "1",
+                                           "machine.kernels": "not recorded -> fused"}
     (tmp_path / INVOCATIONS_FILE).write_text("{not json")
     assert _machine_settings(tmp_path) == {}
     (tmp_path / INVOCATIONS_FILE).unlink()

@@ -497,7 +497,7 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from src.pipeline.common import kernels_in_use, source_commit
-    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS, read_invocations
+    from src.pipeline.run_settings import INVOCATIONS_FILE, MOVES_NUMBERS, read_invocations, recorded_value
     from src.utils.device import device_of
 
     device = device_of(cfg)
@@ -514,7 +514,7 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
                     "if anything, is valid but may not equal an uninterrupted run's numbers (another device draws "
                     "other dropout masks; another thread count or kernel backend rounds sums differently)",
                     ", ".join(f"{key} {now[key]}" for key in changed),
-                    ", ".join(f"{key} {last.get(key)}" for key in changed))
+                    ", ".join(f"{key} {recorded_value(last.get(key))}" for key in changed))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     data_dir = str(Path(cfg.paths.data_dir).expanduser().resolve())
     # a CSV task's corpus folder, resolved: a relative task.path is relative to where the run started

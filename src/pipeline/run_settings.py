@@ -66,6 +66,12 @@ RETRAIN_UNREAD = ("space.num_layers", "space.priors", "space.sharing", "graph.sp
 RETRAIN_READS = ("graph.supernet.act_at", "graph.supernet.attn_self_loops")
 
 
+def recorded_value(value: Any) -> str:
+    """One of :data:`MOVES_NUMBERS` as an invocation recorded it, for warnings and reports: ``None``
+    (a graph run's kernels before 2026-12-06, when its propagation moved onto them) is ``not recorded``."""
+    return "not recorded" if value is None else str(value)
+
+
 def within(key: str, nodes: Sequence[str]) -> bool:
     """``key`` is one of ``nodes`` or inside one (``a.b`` is within ``a``; ``nodes`` ending in a dot
     hold only what is inside them)."""
