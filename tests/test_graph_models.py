@@ -347,6 +347,12 @@ def test_sparse_linear_matches_dense_in_values_and_gradients():
     # a different pattern of the same size is not confused with the cached one
     dense2, sparse2 = _sparse_features(40, 25, seed=1)
     assert torch.allclose(sparse_linear(sparse2, w), dense2 @ w.t(), atol=1e-6)
+    # nor one with the same shape and the same number of stored values (the rows permuted): the
+    # cache is keyed by the index storage, a key of shape and count alone would reuse the first's
+    dense3 = dense[torch.randperm(40, generator=torch.Generator().manual_seed(2))]
+    sparse3 = dense3.to_sparse_coo().coalesce()
+    assert sparse3._nnz() == sparse._nnz() and not torch.equal(dense3, dense)
+    assert torch.allclose(sparse_linear(sparse3, w), dense3 @ w.t(), atol=1e-6)
 
 
 @pytest.mark.parametrize("op", ["gcn", "gat4", "linear"])
@@ -1107,3 +1113,154 @@ def test_arma_ops_do_not_share_a_module_across_models():
     assert all(m.training for m in second.modules())
     x, edge_index = torch.rand(4, 4), path_graph(4)
     assert bool((first(x, edge_index) >= 0).all())  # still ReLU-activated
+
+
+# ---- mutation audit (2026-12-06, session 42): the propagate-kernel path
+
+def test_the_sparse_features_csr_cache_stays_bounded():
+    """``sparse_linear`` caches the CSR structure of each sparse feature matrix it sees (keyed by
+    its index storage, which the entry holds alive): it keeps at most 8, the oldest going first,
+    however many matrices (mini-batches of sparse features) pass through, and still computes
+    every product right."""
+    import src.models.graph as graph
+
+    w = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    for seed in range(12):
+        dense, sparse = _sparse_features(10, 6, seed=seed)
+        assert torch.allclose(sparse_linear(sparse, w), dense @ w.t(), atol=1e-6)
+        assert len(graph._CSR_CACHE) <= 8
+
+
+@pytest.mark.parametrize("needs", ["q", "k", "v"])
+def test_attention_gradients_reach_an_input_that_alone_needs_one(needs, monkeypatch):
+    """The kernel path's autograd functions (``_EdgeScores``, ``_HeadGatherSum``) compute only the
+    gradients their inputs need (``ctx.needs_input_grad``). Where a layer's query or key op is
+    ``zero`` only some of q, k, v carry gradients (with q and k constant, the weights alpha carry
+    none): the one that does must get the torch path's gradient bit for bit, not ``None`` (a
+    gradient gated on another input's flag drops it silently)."""
+    from src.models import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")  # whatever an earlier test in this process chose
+    if cpu_kernels.kernel_error() is not None:
+        pytest.skip(f"the fused CPU kernels cannot be built here: {cpu_kernels.kernel_error()}")
+    edge_index = awkward_graph(20, 80, seed=21)
+    g = torch.Generator().manual_seed(22)
+    inputs = [torch.randn(20, 8, dtype=torch.float64, generator=g) for _ in range(3)]
+    upstream = torch.randn(20, 8, dtype=torch.float64, generator=g)
+    grads = {}
+    for kernels in ("auto", "torch"):
+        monkeypatch.setattr(cpu_kernels, "_backend", kernels)
+        leaves = [t.clone().requires_grad_(name == needs) for name, t in zip("qkv", inputs)]
+        EdgeSoftmaxAttention(heads=2)(*leaves, edge_index).backward(upstream)
+        grads[kernels] = dict(zip("qkv", (t.grad for t in leaves)))
+    assert grads["torch"][needs] is not None
+    assert grads["auto"][needs] is not None, f"{needs} lost its gradient on the kernel path"
+    assert torch.equal(grads["auto"][needs], grads["torch"][needs])
+
+
+def test_propagate_keeps_the_gradient_of_edge_weights_that_need_one(monkeypatch):
+    """The propagate kernel reads the edge weights from the CSR view, made once per graph as
+    constants: weights that need a gradient (learned edge weights, any future op) go through
+    PyG's ``propagate`` instead, with the same values and their gradient, not none."""
+    from torch_geometric.nn import GCNConv
+
+    import src.models.graph as graph
+    from src.models import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")
+    edge_index = awkward_graph(12, 40, seed=23)
+    g = torch.Generator().manual_seed(24)
+    x = torch.randn(12, 4, generator=g)
+    weight = torch.rand(edge_index.size(1), generator=g)
+    conv = GCNConv(4, 4)
+    mine, theirs = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    out = graph.propagate(conv, x, edge_index, mine, lambda: graph.EdgeCsr(edge_index, mine.detach(), 12))
+    expected = conv.propagate(edge_index, x=x, edge_weight=theirs)
+    assert torch.equal(out, expected)
+    upstream = torch.randn(out.shape, generator=g)
+    out.backward(upstream)
+    expected.backward(upstream)
+    assert mine.grad is not None and torch.equal(mine.grad, theirs.grad)
+
+
+def test_what_is_derived_from_a_graph_follows_its_node_count_and_dtype(monkeypatch):
+    """The per-graph cache (:func:`derived`) is keyed by the node count and dtype besides the edge
+    tensor: the same ``edge_index`` over 8 nodes after 6 (two more without edges, which need their
+    own self loops and CSR rows), and SAGE's in-degrees in float32 after float64, give what the
+    same modules give on a fresh copy of the edge tensor (nothing cached). A key without ``n``
+    served the 6-node self loops or CSR view; one without the dtype, float64 degrees to float32
+    features (a dtype error in ``lin_l``)."""
+    from src.models import cpu_kernels
+    from src.models.graph import GraphOp
+
+    monkeypatch.setattr(cpu_kernels, "_backend", "auto")
+    torch.manual_seed(0)
+    ops = [GraphOp(name, 4, 4, 0.0, 0.0).eval() for name in ("gat2", "sage", "gcn")]
+    attention = EdgeSoftmaxAttention(heads=2)
+
+    def run(edges: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+        return [op(x, edges) for op in ops] + [attention(x, x.flip(1), 2 * x, edges)]
+
+    edge_index = path_graph(6)
+    g = torch.Generator().manual_seed(25)
+    with torch.no_grad():
+        for n in (6, 8):
+            x = torch.randn(n, 4, generator=g)
+            for got, fresh in zip(run(edge_index, x), run(edge_index.clone(), x)):
+                assert got.shape == fresh.shape and torch.equal(got, fresh), n
+        sage, other = ops[1], path_graph(8)
+        x = torch.randn(8, 4, generator=g)
+        for dtype in (torch.float64, torch.float32):
+            sage.to(dtype)
+            got = sage(x.to(dtype), other)
+            assert got.dtype == dtype and torch.equal(got, sage(x.to(dtype), other.clone()))
+
+
+def test_the_graph_cache_never_serves_a_dead_graphs_values_under_a_reused_id():
+    """:func:`derived` keys its table by ``id(edge_index)``, and an id is reused once a tensor is
+    freed. An entry whose graph is gone (its weak reference dead) is replaced, not read, by a new
+    graph under that id; and a gone graph's clean-up callback, should it run after a new graph
+    took the slot, leaves the new graph's entry in place."""
+    import weakref
+
+    import src.models.graph as graph
+
+    edge_index = path_graph(4)
+    slot = id(edge_index)
+    gone = torch.zeros(1)
+    dead = weakref.ref(gone)
+    del gone
+    assert dead() is None
+    graph._DERIVED[slot] = (dead, {("probe", False): "the gone graph's"})
+    try:
+        assert graph.derived(edge_index, ("probe",), lambda: "this graph's") == "this graph's"
+        ref = graph._DERIVED[slot][0]
+        assert ref() is edge_index
+        ref.__callback__(dead)  # the gone graph's clean-up, late
+        assert graph._DERIVED[slot][0] is ref
+        assert graph.derived(edge_index, ("probe",), lambda: "made again") == "this graph's"
+    finally:
+        graph._DERIVED.pop(slot, None)
+
+
+def test_the_propagate_kernels_refuse_indices_outside_their_tensors():
+    """``gather_sum``, ``segment_max`` and ``edge_products`` are public torch ops fed index
+    tensors (a CSR's columns, a permutation, the edge rows); :class:`EdgeCsr` checks the graph,
+    but each kernel also checks every index it reads and raises instead of reading past (or
+    before) its tensor."""
+    from src.models import cpu_kernels
+
+    if cpu_kernels.kernel_error() is not None:
+        pytest.skip(f"the fused CPU kernels cannot be built here: {cpu_kernels.kernel_error()}")
+    ops = torch.ops.autoattend
+    x = torch.randn(3, 4)
+    rowptr = torch.tensor([0, 1, 2])
+    for bad in (3, -1):
+        with pytest.raises(RuntimeError, match="gather_sum: column .* out of range"):
+            ops.gather_sum(x, rowptr, torch.tensor([0, bad]), None)
+        with pytest.raises(RuntimeError, match="segment_max: edge .* out of range"):
+            ops.segment_max(torch.randn(2, 1), rowptr, torch.tensor([0, 2 if bad > 0 else -1]))
+        with pytest.raises(RuntimeError, match="edge_products: row .* out of range"):
+            ops.edge_products(x, x, torch.tensor([0, bad]), torch.tensor([0, 1]))
+        with pytest.raises(RuntimeError, match="edge_products: row .* out of range"):
+            ops.edge_products(x, x, torch.tensor([0, 1]), torch.tensor([bad, 1]))
