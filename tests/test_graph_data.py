@@ -267,6 +267,33 @@ def test_check_graph_catches_bad_batches():
             check_graph({**base, **change}, "bad", multilabel=not change)
 
 
+def test_check_graph_catches_what_each_array_can_get_wrong():
+    """Each check on every array it covers: a negative id among the targets (not only the sources),
+    an out-of-range source, an ``edge_index`` with two entries but not (2, E) (a flat pair, or a
+    (2, E, 1) stack: indexing rows of those runs, then fails far from the file), a short
+    ``train_mask``, fewer labels than nodes, and multi-label targets that are not (N, C)."""
+    base = {"x": torch.rand(4, 3), "y": torch.zeros(4, dtype=torch.long), "edge_index": torch.tensor([[0, 1], [1, 2]]),
+            **{m: torch.ones(4, dtype=torch.bool) for m in ("train_mask", "val_mask", "test_mask")}}
+    cases = [({"edge_index": torch.tensor([[0, 1], [-2, 2]])}, r"refers to node -2 but there are 4 nodes"),
+             ({"edge_index": torch.tensor([[0, 5], [1, 2]])}, r"refers to node 5 but there are 4 nodes"),
+             ({"edge_index": torch.tensor([0, 1])}, r"edge_index must be \(2, E\), got \(2,\)"),
+             ({"edge_index": torch.zeros(2, 3, 1, dtype=torch.long)}, r"edge_index must be \(2, E\), got \(2, 3, 1\)"),
+             ({"train_mask": torch.ones(3, dtype=torch.bool)}, "train_mask has 3 entries for 4 nodes"),
+             ({"y": torch.zeros(3, dtype=torch.long)}, "feature/label size mismatch: 4 feature rows but 3 labels"),
+             ({"y": torch.zeros(4, 2, 1)}, r"multi-label task needs \(N, C\) 0/1 targets, got shape \(4, 2, 1\)")]
+    for change, message in cases:
+        with pytest.raises(AutoAttendError, match=message):
+            check_graph({**base, **change}, "bad", multilabel="y" in change and change["y"].dim() > 1)
+    check_graph({**base, "y": torch.zeros(4, 2)}, "ok", multilabel=True)
+    # each message calls the array what its caller calls it (a graph file's arrays are quoted)
+    from src.data.planetoid import check_edges
+
+    for edges, message in ((torch.zeros(3, 2, dtype=torch.long), r"f.npz: 'edge_index' must be \(2, E\)"),
+                           (torch.tensor([[0], [9]]), r"f.npz: 'edge_index' refers to node 9 but there are 4 nodes")):
+        with pytest.raises(AutoAttendError, match=message):
+            check_edges(edges, 4, "f.npz", name="'edge_index'")
+
+
 # ---- PPI ------------------------------------------------------------------------------------
 
 def test_ppi_files_through_the_real_reader(tmp_path):

@@ -290,7 +290,7 @@ def test_a_graph_to_classify_needs_only_features_and_edges(tmp_path):
                                                                                            "test_mask")}))
     assert set(some) == {"x", "edge_index", "y", "test_mask"} and torch.equal(some["y"], torch.from_numpy(arrays["y"]))
     bad = {
-        "edges": ({"edge_index": np.array([[0], [NODES]])}, f"edge_index refers to node {NODES} but there are {NODES}"),
+        "edges": ({"edge_index": np.array([[0], [NODES]])}, f"'edge_index' refers to node {NODES} but there are {NODES}"),
         "edge_shape": ({"edge_index": np.zeros((3, 2), np.int64)}, "'edge_index' must be (2, E), got (3, 2)"),
         "y_rows": ({"y": arrays["y"][:-1]}, f"'y' has {NODES - 1} rows for {NODES} nodes"),
         "mask": ({"val_mask": np.full(NODES, 2)}, "'val_mask' must be (N,) booleans or 0/1 integers"),

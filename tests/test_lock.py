@@ -24,6 +24,18 @@ def fake_metadata(packages: dict[str, tuple[str, list[str]]]):
     return metadata
 
 
+def test_installed_metadata_gives_the_published_name_version_and_requirements():
+    """What the lock is built from, whatever this environment's versions are (the closure-of-this-
+    environment test skips where they are not the lock's): the name as published (``PyYAML`` asked
+    as ``pyyaml``), the installed version, and the distribution's own requirements; None where the
+    package is not installed."""
+    assert lock.installed_metadata("pyyaml")[0] == "PyYAML"
+    name, version, requires = lock.installed_metadata("PyTest")
+    assert (name, version) == ("pytest", pytest.__version__)
+    assert "pluggy" in {canonicalize_name(Requirement(r).name) for r in requires}
+    assert lock.installed_metadata("no-such-package-here") is None
+
+
 def test_closure_follows_requirements_extras_and_markers():
     packages = {
         "app": ("1.0", ["Lib_A>=1", "tool; extra == 'dev'", "never; sys_platform == 'nonexistent-os'",
@@ -74,6 +86,13 @@ def test_root_requirements_reads_the_project_line_and_refuses_other_pip_options(
     bad.write_text("torch\n--index-url https://example.org\n")
     with pytest.raises(lock.LockError, match=r"bad.txt:2: pip option"):
         lock.root_requirements(bad)
+    # a short option (another file's requirements, constraints) is refused as one too, not read as a
+    # malformed requirement; '-e.' (no space) is this project as '-e .' is
+    bad.write_text("-r other.txt\n")
+    with pytest.raises(lock.LockError, match=r"bad.txt:1: pip option '-r other.txt'"):
+        lock.root_requirements(bad)
+    good.write_text("-e.[dev]\n")
+    assert [str(r) for r in lock.root_requirements(good)] == ["autoattend[dev]"]
 
 
 def test_read_lock_refuses_ranges_and_packages_named_twice(tmp_path):
@@ -83,6 +102,14 @@ def test_read_lock_refuses_ranges_and_packages_named_twice(tmp_path):
         lock.read_lock(path)
     path.write_text("numpy>=2.0\n")
     with pytest.raises(lock.LockError, match=r"lock.txt:1: expected 'name==version'"):
+        lock.read_lock(path)
+    for line in ("numpy==2.0==2.1", "numpy[extra]==2.0", "==2.0", "numpy=="):
+        path.write_text(f"# header\n{line}\n")
+        with pytest.raises(lock.LockError, match=r"lock.txt:2: expected 'name==version'"):
+            lock.read_lock(path)
+    # one package however its name is spelt (PEP 503: case, '_', '.' and '-' alike), not only by case
+    path.write_text("Foo_Bar==1.0\nfoo.bar==1.0\n")
+    with pytest.raises(lock.LockError, match=r"lock.txt:2: foo.bar is pinned twice"):
         lock.read_lock(path)
 
 
@@ -136,6 +163,66 @@ def test_main_says_which_file_it_cannot_write(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: ") and str(out.parent) in err and "Traceback" not in err
     assert lock.main(["--requirements", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "l.txt")]) == 1
     assert "absent.txt" in capsys.readouterr().err and not (tmp_path / "l.txt").exists()
+
+
+def test_main_writes_the_sorted_lock_of_the_closure_and_counts_its_packages(tmp_path, monkeypatch, capsys):
+    """``make lock``'s success: exit 0, the lock written (a header naming the requirements file it
+    locks, then the closure's pins, the project and local labels left out) and read back as written,
+    and the count it prints is the pins', not the header's lines too. Guards the success path, which
+    no failure test reaches: a wrong exit status fails ``make lock`` after writing, a wrong count misleads."""
+    req = tmp_path / "mine.txt"
+    req.write_text("app\n-e .\n")
+    monkeypatch.setattr(lock, "installed_metadata", fake_metadata({
+        "autoattend": ("0.1.0", ["app"]), "app": ("1.0", ["Lib_B>=2"]), "lib-b": ("2.0+cpu", [])}))
+    out = tmp_path / "lock.txt"
+    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 2 packages\n"
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# Exact versions of everything mine.txt installs")
+    assert [line for line in lines if not line.startswith("#")] == ["app==1.0", "lib-b==2.0"]
+    assert lock.read_lock(out) == {"app": ("app", "1.0"), "lib-b": ("lib-b", "2.0")}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_lock_text_sorts_pins_by_canonical_name_and_ends_with_one_newline(tmp_path):
+    """The pins in canonical-name order whatever order the closure found them in (a lock that
+    reorders with each ``make lock`` is a noisy diff), ``PyYAML`` among the p's rather than before
+    every lower-case name, and the text ends in exactly one newline (a last line without one is
+    glued to whatever is appended to the file)."""
+    packages = {"zope-interface": ("zope.interface", "7.0"), "pyyaml": ("PyYAML", "6.0.2"), "numpy": ("numpy", "2.1.0"),
+                "autoattend": ("autoattend", "0.1.0"), "markupsafe": ("MarkupSafe", "3.0")}
+    text = lock.lock_text(packages, tmp_path / "mine.txt")
+    assert [line for line in text.splitlines() if not line.startswith("#")] == \
+        ["MarkupSafe==3.0", "numpy==2.1.0", "PyYAML==6.0.2", "zope.interface==7.0"]
+    assert text.endswith("zope.interface==7.0\n") and not text.endswith("\n\n")
+
+
+def test_differences_ignore_local_labels_and_an_unreadable_lock_is_no_lock(tmp_path, monkeypatch):
+    """torch ``2.13.0+cpu`` installed where the lock pins ``torch==2.13.0`` is the locked version
+    (every run on the CPU wheel would otherwise report torch as differing); a lock that is there
+    but malformed is "not compared" (None), never an exception in the middle of a run's summary."""
+    installed = {"torch": ("2.13.0+cpu", []), "numpy": ("2.1.0", [])}
+    monkeypatch.setattr(lock, "installed_metadata", fake_metadata(installed))
+    same = tmp_path / "same.txt"
+    same.write_text("torch==2.13.0\nnumpy==2.1.0\n")
+    assert lock.differences(same) == {}
+    older = tmp_path / "older.txt"
+    older.write_text("torch==2.12.0\nnumpy==2.1.0\n")
+    assert lock.differences(older) == {"torch": {"installed": "2.13.0", "locked": "2.12.0"}}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("numpy>=2\n")
+    assert lock.differences(bad) is None
+
+
+def test_describe_differences_sorts_and_counts_only_what_it_leaves_out(tmp_path):
+    """Packages named in sorted order whatever order they were found in, and "and N more" only
+    where some are left out (not "and 0 more" when exactly ``shown`` differ)."""
+    path = tmp_path / "lock.txt"
+    found = {"zlib-ng": {"installed": "2.0", "locked": "1.0"}, "numpy": {"installed": None, "locked": "2.1.0"}}
+    assert lock.describe_differences(found, path, shown=2) == \
+        f"2 differ from {path}: numpy not installed (locked 2.1.0), zlib-ng 2.0 (locked 1.0)"
+    assert lock.describe_differences(found, path, shown=1) == \
+        f"2 differ from {path}: numpy not installed (locked 2.1.0) and 1 more"
 
 
 def test_differences_name_each_locked_package_installed_at_another_version(tmp_path):

@@ -137,7 +137,7 @@ def check_edges(edge_index: torch.Tensor, n: int, source: str, name: str = "edge
         lowest, highest = int(edge_index.min()), int(edge_index.max())
         if lowest < 0 or highest >= n:
             bad = lowest if lowest < 0 else highest
-            raise AutoAttendError(f"{source}: edge_index refers to node {bad} but there are {n} nodes (0..{n - 1})")
+            raise AutoAttendError(f"{source}: {name} refers to node {bad} but there are {n} nodes (0..{n - 1})")
 
 
 def row_normalized(x: torch.Tensor) -> torch.Tensor:
