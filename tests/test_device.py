@@ -344,3 +344,51 @@ def test_fewer_timed_repetitions_than_a_record_takes_are_said(tmp_path, monkeypa
     assert said == ([f"bench.reps={reps}: the text figures are medians of fewer than the 5 timed repetitions the "
                      "benchmark's figures are defined over; fine for a quick look, not for a record"] if warned else [])
     assert json.loads((tmp_path / "out" / "bench.json").read_text())["config"]["reps"] == reps
+
+
+def test_a_config_without_the_kernel_or_precision_setting_reads_as_auto_in_float32(monkeypatch):
+    """A config that lacks ``hardware.kernels`` / ``hardware.precision`` (written before the setting
+    existed; absent keys pass the checks) is ``auto`` in ``32-true``: not recorded as torch, and its
+    first kernel build still timed as a stage of its own (mutation audit 2026-12-06)."""
+    from omegaconf import open_dict
+
+    from src.models import cpu_kernels
+    from src.pipeline.common import kernels_in_use, kernels_to_build
+
+    cfg = compose_config("search", ["+task=sst2", "hardware=cpu"])
+    with open_dict(cfg):
+        del cfg.hardware["kernels"]
+        del cfg.hardware["precision"]
+    monkeypatch.setattr(cpu_kernels, "build_pending", lambda: True)
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: None)
+    assert kernels_in_use(cfg, "cpu") == "fused" and kernels_to_build(cfg, "cpu")
+    monkeypatch.setattr(cpu_kernels, "kernel_error", lambda: "no C++ compiler")
+    assert kernels_in_use(cfg, "cpu") == "torch"  # auto, not fused: torch where they cannot be built
+
+
+def test_a_run_records_every_librarys_version_and_its_differences_from_the_lock(monkeypatch):
+    """``machine.versions`` names Python (its version number, not the build banner) and each library
+    the numbers depend on, ``None`` for one not installed rather than leaving it out; and
+    ``machine.lock_differences`` is :func:`lock.differences` (mutation audit 2026-12-06)."""
+    import importlib.metadata
+    import platform
+
+    from src.pipeline.common import env_summary, library_versions
+    from src.utils import lock
+
+    real = importlib.metadata.version
+
+    def version(package):
+        if package == "datasets":
+            raise importlib.metadata.PackageNotFoundError(package)
+        return real(package)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    versions = library_versions()
+    assert set(versions) == {"python", "torch", "lightning", "torch_geometric", "torchmetrics", "numpy", "datasets",
+                             "hydra-core"}
+    assert versions["python"] == platform.python_version() and versions["datasets"] is None
+    assert versions["numpy"] == real("numpy")
+    differences = {"numpy": {"installed": "2.0", "locked": "1.0"}}
+    monkeypatch.setattr(lock, "differences", lambda: differences)
+    assert env_summary()["lock_differences"] is differences

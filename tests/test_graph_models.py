@@ -1264,3 +1264,20 @@ def test_the_propagate_kernels_refuse_indices_outside_their_tensors():
             ops.edge_products(x, x, torch.tensor([0, bad]), torch.tensor([0, 1]))
         with pytest.raises(RuntimeError, match="edge_products: row .* out of range"):
             ops.edge_products(x, x, torch.tensor([0, 1]), torch.tensor([bad, 1]))
+
+
+def test_a_graph_model_file_says_whether_its_outputs_are_labels_or_classes(tmp_path):
+    """A graph model's file records ``multilabel`` (``src.predict --graph`` reads sigmoid label sets
+    or arg-max classes from it without the run's data) and still loads (mutation audit 2026-12-06)."""
+    from src.models.saved import graph_child_spec, load_child, save_child, weights_of
+
+    arch = Architecture((Layer("attn", 0, "linear", 0, "gcn", 0, "identity"), Layer("add", 1, "sgc", 1, "zero")))
+    model, x, edge_index = child(arch), torch.randn(5, 5), path_graph(5)
+    assert graph_child_spec(arch, 5, 3, hidden=16)["multilabel"] is False
+    for multilabel in (False, True):
+        path = tmp_path / f"{multilabel}.pt"
+        save_child(path, weights_of(model), graph_child_spec(arch, 5, 3, multilabel=multilabel, hidden=16, heads=4,
+                                                              dropout=0.0), {"step": 1})
+        loaded, record = load_child(path)
+        assert record["spec"]["multilabel"] is multilabel
+        torch.testing.assert_close(loaded(x, edge_index), model(x, edge_index), rtol=0, atol=0)

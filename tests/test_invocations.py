@@ -40,7 +40,7 @@ def test_a_run_without_a_record_has_no_invocations_and_its_first_is_not_warned_a
 
 
 @pytest.mark.parametrize("text", ['{"runs": []}', "[1, 2]", '{"invocations": {"a": 1}}', '{"invocations": [1, 2]}',
-                                  '{"invocations": [{"device": "cpu"}, "x"]}'])
+                                  '{"invocations": [{"device": "cpu"}, "x"]}', '{"invocations": {}}'])
 def test_a_record_of_another_shape_is_damaged_and_started_again(text, tmp_path, caplog):
     """A record of the wrong shape (no ``invocations`` key, a list, entries that are not objects) is
     read as damaged: the resume warns and starts the record again rather than failing with a traceback."""
@@ -161,3 +161,16 @@ def test_evaluate_rebuilds_from_the_data_folder_of_the_last_invocation(tmp_path)
     (tmp_path / INVOCATIONS_FILE).write_text(json.dumps({"invocations": [
         {**_invocation(), "data_dir": "/old"}, {**_invocation(), "data_dir": "/new"}]}))
     assert recorded_data_dir(tmp_path) == "/new"
+
+
+def test_a_last_invocation_without_a_data_folder_records_none(tmp_path):
+    """An invocation that recorded no data folder says none: not the string ``None`` (which the
+    missing-data error then gave as "the run read its data from None"), nor an earlier invocation's
+    (mutation audit 2026-12-06)."""
+    from src.evaluate import recorded_data_dir
+
+    for last in ({"data_dir": None}, {"data_dir": ""}, {}):
+        (tmp_path / INVOCATIONS_FILE).write_text(json.dumps({"invocations": [
+            {**_invocation(), "data_dir": "/old"}, {**{k: v for k, v in _invocation().items() if k != "data_dir"},
+                                                     **last}]}))
+        assert recorded_data_dir(tmp_path) is None, last

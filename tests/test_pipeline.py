@@ -1592,3 +1592,83 @@ def test_child_epoch_loss_is_the_batch_weighted_mean_of_its_step_losses(tmp_path
     assert len(steps) == 3
     assert logged == pytest.approx((10 * steps[0] + 10 * steps[1] + 4 * steps[2]) / 24, rel=1e-6)
     assert logged != pytest.approx(sum(steps) / 3, rel=1e-6)
+
+
+def test_evaluate_reads_a_relative_graph_file_where_the_run_read_it(tmp_path, monkeypatch, capsys):
+    """As a CSV corpus, a ``+task=graph_file`` run's relative ``task.path`` is read where the run's
+    last invocation read it, though it is a file, not a folder (only folders were taken from the
+    record), and the note says "the graph file"; a relative ``task.path=...`` given is the user's,
+    not replaced by the recorded one (mutation audit 2026-12-06)."""
+    from omegaconf import OmegaConf
+
+    from src.evaluate import run_config
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    started, before = tmp_path / "started_here", tmp_path / "started_before"
+    for folder in (started, before):
+        (folder / "data").mkdir(parents=True)
+        (folder / "mine.npz").write_bytes(b"")
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    cfg = compose_config("search", ["+task=graph_file", "task.path=mine.npz", "budget=smoke"])
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
+        {"started": "2026-12-06T10:00:00+0000", "argv": [], "data_dir": str(folder / "data"),
+         "task_path": str(folder / "mine.npz")} for folder in (before, started)]}))
+    monkeypatch.chdir(tmp_path)
+    read = run_config(run_dir, [])
+    assert (read.task.path, read.paths.data_dir) == (str(started / "mine.npz"), str(started / "data"))
+    assert f"note: reading the graph file from {started / 'mine.npz'}, where the run read it" in capsys.readouterr().err
+    assert run_config(run_dir, ["task.path=other.npz"]).task.path == "other.npz"
+
+
+def test_the_recorded_data_folder_is_read_only_while_it_is_a_folder(tmp_path, monkeypatch):
+    """``paths.data_dir`` is taken from the record only where it is still a folder (a file there, or
+    an empty entry, which ``Path`` reads as the current folder, is not), and never over
+    ``paths.data_dir=...`` or ``AUTOATTEND_DATA_DIR`` (mutation audit 2026-12-06)."""
+    from src.evaluate import runs_data_dir
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    (tmp_path / "a_file").write_text("")
+    assert runs_data_dir({"data_dir": str(tmp_path)}, set()) == str(tmp_path)
+    for recorded in ({"data_dir": str(tmp_path / "a_file")}, {"data_dir": ""}, {"data_dir": None}, {}):
+        assert runs_data_dir(recorded, set()) is None, recorded
+    assert runs_data_dir({"data_dir": str(tmp_path)}, {"paths.data_dir"}) is None
+    monkeypatch.setenv("AUTOATTEND_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert runs_data_dir({"data_dir": str(tmp_path)}, set()) is None
+
+
+def test_saved_models_are_the_retrain_seeds_first_then_each_baseline_by_seed(tmp_path):
+    """``src.evaluate`` checks the retrained seeds first, then the graph baselines by name, each
+    by seed as a number (seed 10 after seed 2) (mutation audit 2026-12-06)."""
+    from src.evaluate import saved_models
+
+    for folder, seed in (("baselines/gcn", 1), ("retrain", 10), ("baselines/gat", 3), ("retrain", 2),
+                         ("baselines/gat", 0)):
+        (tmp_path / folder / f"seed_{seed}").mkdir(parents=True)
+        (tmp_path / folder / f"seed_{seed}" / "model.pt").write_bytes(b"")
+    assert [(folder, seed) for folder, seed, _ in saved_models(tmp_path)] == [
+        ("retrain", 2), ("retrain", 10), ("baselines/gat", 0), ("baselines/gat", 3), ("baselines/gcn", 1)]
+
+
+def test_evaluate_says_nothing_of_a_data_folder_the_run_gave_from_home(tmp_path, monkeypatch, capsys):
+    """A run whose config gives ``paths.data_dir`` as ``~/data`` read the folder recorded in
+    invocations.json: no note that the data are read from elsewhere (``~`` is expanded before the
+    comparison) (mutation audit 2026-12-06)."""
+    from omegaconf import OmegaConf
+
+    from src.evaluate import run_config
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke"])
+    OmegaConf.update(cfg, "paths.data_dir", "~/data")
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
+        {"started": "2026-12-06T10:00:00+0000", "argv": [], "data_dir": str((tmp_path / "data").resolve())}]}))
+    monkeypatch.chdir(run_dir)
+    assert run_config(run_dir, []).paths.data_dir == str((tmp_path / "data").resolve())
+    assert capsys.readouterr().err == ""
