@@ -1,4 +1,4 @@
-"""Graph figures for ``make bench`` (called by :func:`src.bench.graph_figures_if_available`).
+"""Graph figures for ``make bench`` (called by :func:`src.bench_harness.graph_figures_if_available`).
 
 On Cora (public split), at the default graph supernet (conf/graph/default.yaml: 2 layers, hidden
 64, 8 attention heads, the 13 ops, dropout 0.7, Adam 5e-3 / 5e-4):

@@ -1,4 +1,4 @@
-"""The benchmark harness (``src/bench.py``, ``src/bench_graph.py``, ``src/bench_data.py``): what is
+"""The benchmark harness (``src/bench.py``, ``src/bench_harness.py``, ``src/bench_graph.py``, ``src/bench_data.py``): what is
 timed and how often, which figure goes under which name and unit, the stand-in data's length
 profile, the order of the printed lines (mutation audit 2026-12-06). Timing is never asserted: the
 clocks here are fake ones the test advances, and the figures are checked against those."""
@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 import src.bench as bench
+import src.bench_harness as harness
 import src.bench_data as bench_data
 import src.bench_graph as bench_graph
 from tests.helpers import write_tiny_planetoid, write_tiny_sst
@@ -35,7 +36,7 @@ def _fake_clock(monkeypatch, module) -> list[float]:
 def test_timed_runs_the_warmup_untimed_then_times_each_rep_to_its_sync(monkeypatch, device):
     """``bench.reps`` timed calls after ``bench.warmup`` untimed ones; on a GPU each timed call
     ends at a synchronize (the work, not its launch), and the warm-up's work is finished first."""
-    clock = _fake_clock(monkeypatch, bench)
+    clock = _fake_clock(monkeypatch, harness)
     work, pending, calls = [100.0, 100.0, 1.0, 5.0, 2.0], [], []
 
     def fn():
@@ -50,7 +51,7 @@ def test_timed_runs_the_warmup_untimed_then_times_each_rep_to_its_sync(monkeypat
         pending.clear()
 
     monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
-    times = bench._timed(fn, 3, 2, torch.device(device))
+    times = harness._timed(fn, 3, 2, torch.device(device))
     assert len(calls) == 5 and times == [1.0, 5.0, 2.0]
 
 
@@ -79,13 +80,13 @@ def test_graph_median_time_times_the_items_after_the_warmup_to_their_sync(monkey
 
 
 class _Recorded:
-    """Wrappers around what ``bench.text_figures`` calls, recording what it is given."""
+    """Wrappers around what ``harness.text_figures`` calls, recording what it is given."""
 
     def __init__(self, monkeypatch):
         self.events: dict = {"timed": [], "loaders": [], "backward": [], "score": [], "models": {}}
         rec = self.events
-        timed, make_loader, backward_archs = bench._timed, bench.make_loader, bench.backward_archs
-        estimator_cls, classifier = bench.SupernetEstimator, bench.TextClassifier
+        timed, make_loader, backward_archs = harness._timed, harness.make_loader, harness.backward_archs
+        estimator_cls, classifier = harness.SupernetEstimator, harness.TextClassifier
         fake = iter([[1.23456, 9.0, 0.5], [2.34567, 20.0, 0.5], [3.45678, 30.0, 0.5]])
 
         def recorded_timed(fn, reps, warmup, device):
@@ -123,11 +124,11 @@ class _Recorded:
                 rec["models"]["child"] = (model, num_classes, arch, kw)
                 return model
 
-        monkeypatch.setattr(bench, "_timed", recorded_timed)
-        monkeypatch.setattr(bench, "make_loader", recorded_loader)
-        monkeypatch.setattr(bench, "backward_archs", recorded_backward)
-        monkeypatch.setattr(bench, "SupernetEstimator", Estimator)
-        monkeypatch.setattr(bench, "TextClassifier", Classifier)
+        monkeypatch.setattr(harness, "_timed", recorded_timed)
+        monkeypatch.setattr(harness, "make_loader", recorded_loader)
+        monkeypatch.setattr(harness, "backward_archs", recorded_backward)
+        monkeypatch.setattr(harness, "SupernetEstimator", Estimator)
+        monkeypatch.setattr(harness, "TextClassifier", Classifier)
 
 
 TEXT_KEYS = {"data", "batch_max_len", "supernet_build_s", "supernet_recompute", "supernet_modules", "supernet_params",
@@ -154,7 +155,7 @@ def test_text_figures_are_medians_under_their_names_of_what_each_names(tmp_path,
         cfg.paths.cache_dir = str(tmp_path / "cache")
         cfg.paths.output_dir = str(tmp_path / "out")
     rec = _Recorded(monkeypatch).events
-    figures = bench.text_figures(cfg)
+    figures = harness.text_figures(cfg)
     assert set(figures) == TEXT_KEYS  # no GPU here: no supernet_peak_cuda_mb
     assert rec["timed"] == [(3, 1, 3)] * 3  # supernet, scoring, retrain: 3 timed after 1 warm-up each
     assert (figures["supernet_step_s"], figures["candidate_score_s"], figures["retrain_step_s"]) == (1.235, 2.346,
@@ -181,7 +182,7 @@ def test_text_figures_are_medians_under_their_names_of_what_each_names(tmp_path,
 def test_the_stand_in_data_has_sst5s_sizes_classes_and_length_profile():
     """Without the SST-5 trees the figures come from generated data of SST-5's shape: 5 classes,
     1,101 dev sentences, lengths of mean 19.1 and s.d. 9.3 tokens within 1..56, no padding id."""
-    data = bench._StandIn(0)
+    data = harness._StandIn(0)
     assert (len(data.train_set), len(data.val_set), data.num_classes) == (1024, 1101, 5)
     assert data.embeddings.shape == (20_000, 50) and not data.embeddings[0].any() and data.embeddings[1].any()
     for split in (data.train_set, data.val_set):
@@ -190,16 +191,16 @@ def test_the_stand_in_data_has_sst5s_sizes_classes_and_length_profile():
         assert int(lengths.min()) >= 1 and int(lengths.max()) <= 56 and int(lengths.max()) > 45
         assert {label for _, label in split} == {0, 1, 2, 3, 4}
         assert min(int(tokens.min()) for tokens, _ in split) >= 2 and max(int(t.max()) for t, _ in split) < 20_000
-    assert [len(t) for t, _ in bench._StandIn(0).train_set] == [len(t) for t, _ in data.train_set]
+    assert [len(t) for t, _ in harness._StandIn(0).train_set] == [len(t) for t, _ in data.train_set]
 
 
 def test_the_stand_in_is_used_unless_all_three_trees_are_there(tmp_path):
     cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache")}, "seed": 0})
-    dm, source = bench._data(cfg)
-    assert isinstance(dm, bench._StandIn) and source == "generated stand-in with SST-5's length distribution"
+    dm, source = harness._data(cfg)
+    assert isinstance(dm, harness._StandIn) and source == "generated stand-in with SST-5's length distribution"
     write_tiny_sst(tmp_path, n_train=10, n_dev=5, n_test=5)
     (tmp_path / "sst" / "trees" / "test.txt").unlink()
-    assert isinstance(bench._data(cfg)[0], bench._StandIn)
+    assert isinstance(harness._data(cfg)[0], harness._StandIn)
 
 
 # ------------------------------------------------------------------------------ run_bench
@@ -214,9 +215,9 @@ def test_run_bench_prints_the_machine_then_each_figure_then_the_json_path_last(t
     cfg = compose_config("bench", ["hardware=cpu", "hardware.kernels=torch", "space.sharing=none"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "out")
-    monkeypatch.setattr(bench, "text_figures", lambda cfg: {"data": "x", "supernet_step_s": 1.5,
+    monkeypatch.setattr(harness, "text_figures", lambda cfg: {"data": "x", "supernet_step_s": 1.5,
                                                             "supernet_peak_rss_mb": 12.0})
-    monkeypatch.setattr(bench, "graph_figures_if_available", lambda cfg: {"graph_supernet_step_s": 0.25})
+    monkeypatch.setattr(harness, "graph_figures_if_available", lambda cfg: {"graph_supernet_step_s": 0.25})
     bench.run_bench(cfg)
     lines = capsys.readouterr().out.splitlines()
     path = tmp_path / "out" / "bench.json"
@@ -239,7 +240,7 @@ def test_graph_figures_are_asked_for_with_the_bench_settings(monkeypatch):
     monkeypatch.setattr(bench_graph, "graph_figures", lambda *args, **kwargs: seen.append((args, kwargs)) or {})
     cfg = OmegaConf.create({"hardware": {"accelerator": "cpu"}, "paths": {"data_dir": "d", "cache_dir": "c"},
                             "bench": {"reps": 7, "warmup": 2}, "seed": 3})
-    bench.graph_figures_if_available(cfg)
+    harness.graph_figures_if_available(cfg)
     (args, kwargs), = seen
     assert args == ("d",) and {k: kwargs[k] for k in ("reps", "warmup", "seed", "cache_dir")} == {
         "reps": 7, "warmup": 2, "seed": 3, "cache_dir": "c"}
@@ -250,10 +251,10 @@ def test_graph_figures_are_asked_for_with_the_bench_settings(monkeypatch):
     # the text figures were measured
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch_geometric" else real_find_spec(name, *a))
-    assert bench.graph_figures_if_available(cfg) == not_installed and len(seen) == 1
+    assert harness.graph_figures_if_available(cfg) == not_installed and len(seen) == 1
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
     monkeypatch.setitem(sys.modules, "src.bench_graph", None)  # the graph bench itself not importable
-    assert bench.graph_figures_if_available(cfg) == not_installed and len(seen) == 1
+    assert harness.graph_figures_if_available(cfg) == not_installed and len(seen) == 1
 
 
 # ------------------------------------------------------------------------------ graph figures

@@ -77,7 +77,7 @@ def test_memory_figures_named_mb_are_megabytes_of_a_million_bytes(tmp_path, monk
     import resource
     from types import SimpleNamespace
 
-    import src.bench as bench
+    import src.bench_harness as harness
     import src.bench_data as bench_data
     import src.bench_graph as bench_graph
     from src.utils.memory import MB, MEMORY_UNIT, to_mb
@@ -86,7 +86,7 @@ def test_memory_figures_named_mb_are_megabytes_of_a_million_bytes(tmp_path, monk
     assert to_mb(1_600_000_000) == 1600.0 and to_mb(2**20) == 1.048576
     # Linux's ru_maxrss counts KiB: 1,562,500 KiB = 1.6 x 10^9 bytes = 1,600 MB (1,525.9 MiB)
     monkeypatch.setattr(resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=1_562_500))
-    assert bench._peak_rss_mb() == 1600.0
+    assert harness._peak_rss_mb() == 1600.0
     assert bench_graph._peak_rss_mb(reset=False) == 1600.0
     status = tmp_path / "status"
     status.write_text("VmPeak:\t 9999999 kB\nVmHWM:\t  781250 kB\nVmRSS:\t  1000 kB\n")  # 800 x 10^6 bytes

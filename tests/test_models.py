@@ -828,7 +828,7 @@ def test_bench_text_figures_on_a_tiny_configuration(tmp_path, state_dtype, momen
 
     from conftest import compose_config
     from helpers import write_tiny_sst
-    from src.bench import text_figures
+    from src.bench_harness import text_figures
 
     cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.dim=16", "bench.heads=2",
                                    "bench.archs_per_step=3", "bench.batch_size=8", "bench.retrain_dim=16",
@@ -1199,7 +1199,7 @@ def test_each_timed_bench_step_is_the_whole_step(tmp_path, monkeypatch):
     whole dev set. A timed region that silently dropped one of them would still give figures > 0."""
     from omegaconf import open_dict
 
-    import src.bench as bench
+    import src.bench_harness as harness
     from conftest import compose_config
     from helpers import write_tiny_sst
 
@@ -1211,9 +1211,9 @@ def test_each_timed_bench_step_is_the_whole_step(tmp_path, monkeypatch):
         cfg.paths.cache_dir = str(tmp_path / "cache")
         cfg.paths.output_dir = str(tmp_path / "out")
     events: list = []
-    backward_archs, clip = bench.backward_archs, torch.nn.utils.clip_grad_norm_
-    supernet_adam, adam_step = bench.supernet_adam, torch.optim.Adam.step
-    timed, estimator_cls = bench._timed, bench.SupernetEstimator
+    backward_archs, clip = harness.backward_archs, torch.nn.utils.clip_grad_norm_
+    supernet_adam, adam_step = harness.supernet_adam, torch.optim.Adam.step
+    timed, estimator_cls = harness._timed, harness.SupernetEstimator
 
     def recorded_backward(model, tokens, mask, labels, archs, **kw):
         events.append(("backward", len({repr(a) for a in archs})))
@@ -1236,16 +1236,16 @@ def test_each_timed_bench_step_is_the_whole_step(tmp_path, monkeypatch):
             events.append(("score", repr(arch), self.num_examples))
             return super().__call__(arch)
 
-    monkeypatch.setattr(bench, "backward_archs", recorded_backward)
-    monkeypatch.setattr(bench, "supernet_adam", recorded_supernet_adam)
-    monkeypatch.setattr(bench, "SupernetEstimator", RecordedEstimator)
+    monkeypatch.setattr(harness, "backward_archs", recorded_backward)
+    monkeypatch.setattr(harness, "supernet_adam", recorded_supernet_adam)
+    monkeypatch.setattr(harness, "SupernetEstimator", RecordedEstimator)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: (
         events.append(("clip", max_norm)), clip(params, max_norm, **kw))[1])
     monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **kw: (events.append(("adam",)),
                                                                           adam_step(self, *a, **kw))[1])
-    monkeypatch.setattr(bench, "_timed", lambda fn, reps, warmup, device: timed(
+    monkeypatch.setattr(harness, "_timed", lambda fn, reps, warmup, device: timed(
         lambda: (events.append("["), fn(), events.append("]")), reps, warmup, device))
-    bench.text_figures(cfg)
+    harness.text_figures(cfg)
     calls, current = [], None
     for event in events:
         if event == "[":

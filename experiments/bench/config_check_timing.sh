@@ -6,12 +6,16 @@
 #   nope      python -m src.search +task=nope                               (Hydra: no such config)
 #   recompute python -m src.search +task=sst2 budget=smoke supernet.recompute=1
 #   gpu       python -m src.search +task=sst2 budget=smoke hardware=gpu     (on a machine without a GPU)
+#   benchadd  python -m src.bench +bench.foo=1                              (an added key nothing reads)
+#   benchreps python -m src.bench bench.reps=0
 # Each runs with its run folder in a temporary directory and the data folder AUTOATTEND_DATA_DIR
 # (default ../shared/data). The checks before torch came in 4a99361; hardware=gpu answered after
 # torch alone in f43e30a, so the "before" figures are those commits' parents:
 #   experiments/bench/config_check_timing.sh [COMMIT [CASE ...]]
 #   experiments/bench/config_check_timing.sh 4a99361^ notask nope
 #   experiments/bench/config_check_timing.sh f43e30a^ gpu
+# src.bench checked its settings after importing torch until the entry point was split from the harness
+# (src/bench_harness.py): run the bench cases at HEAD and at the commit before that split.
 cd "$(dirname "$0")/../.."
 repo=$PWD
 data=$(realpath "${AUTOATTEND_DATA_DIR:-../shared/data}")
@@ -22,17 +26,20 @@ reps=${REPS:-5}
 tree=$(mktemp -d /tmp/config_check_XXXX)
 git worktree add -q --detach "$tree" "$commit"
 for case in "${cases[@]}"; do
+  module=src.search
   case $case in
     notask) args=() ;;
     nope) args=(+task=nope) ;;
     recompute) args=(+task=sst2 budget=smoke supernet.recompute=1) ;;
     gpu) args=(+task=sst2 budget=smoke hardware=gpu) ;;
+    benchadd) module=src.bench; args=(+bench.foo=1) ;;
+    benchreps) module=src.bench; args=(bench.reps=0) ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac
   times=()
   for ((i = 0; i < reps; i++)); do
     start=$(date +%s.%N)
-    (cd "$tree" && AUTOATTEND_DATA_DIR="$data" PYTHONPATH="$tree" "$repo/.venv/bin/python" -m src.search \
+    (cd "$tree" && AUTOATTEND_DATA_DIR="$data" PYTHONPATH="$tree" "$repo/.venv/bin/python" -m "$module" \
       "${args[@]}" hydra.run.dir="$tree/run_$case" >"$tree/out_$case" 2>&1)
     status=$?
     end=$(date +%s.%N)

@@ -21,7 +21,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 from gpu_ab import use_gru_path  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from src.bench import _data, _timed  # noqa: E402
+from src.bench_harness import _data, _timed  # noqa: E402
 from src.models import cpu_kernels  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from src.bench import _data, _timed  # noqa: E402
+from src.bench_harness import _data, _timed  # noqa: E402
 from src.estimator import SupernetEstimator  # noqa: E402
 from src.models import ops  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402

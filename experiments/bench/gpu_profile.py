@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from src.bench import _data, _timed  # noqa: E402
+from src.bench_harness import _data, _timed  # noqa: E402
 from src.models.multi_arch import backward_archs  # noqa: E402
 from src.models.optim import materialise_adam_state  # noqa: E402
 from src.models.text import TextClassifier  # noqa: E402

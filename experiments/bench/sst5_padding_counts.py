@@ -1,7 +1,7 @@
 """Counts behind the README's SST-5 figures (no timing):
 
 * the bench's training batch (``make bench``: the first batch of 128 SST-5 training sentences,
-  sentence level, seed 0, as ``src.bench.text_figures`` draws it) and, for comparison, every batch of
+  sentence level, seed 0, as ``src.bench_harness.text_figures`` draws it) and, for comparison, every batch of
   that epoch: the share of real tokens (real / B x T) and of real (query, key) pairs
   (sum of length^2 / B x T^2);
 * scoring (``src.estimator.SupernetEstimator``'s fast path on the 1,101 dev sentences, the bench's

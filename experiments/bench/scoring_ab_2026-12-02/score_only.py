@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path.cwd()))
 import torch
 from hydra import compose, initialize_config_dir
-from src import bench
+from src import bench_harness as bench
 from src.estimator import SupernetEstimator
 try:
     from src.models import cpu_kernels
