@@ -103,7 +103,8 @@ def test_read_lock_refuses_ranges_and_packages_named_twice(tmp_path):
     path.write_text("numpy>=2.0\n")
     with pytest.raises(lock.LockError, match=r"lock.txt:1: expected 'name==version'"):
         lock.read_lock(path)
-    for line in ("numpy==2.0==2.1", "numpy[extra]==2.0", "==2.0", "numpy=="):
+    for line in ("numpy==2.0==2.1", "numpy[extra]==2.0", "==2.0", "numpy==", "numpy===2.1.0", "numpy==2.*",
+                 "numpy==latest"):
         path.write_text(f"# header\n{line}\n")
         with pytest.raises(lock.LockError, match=r"lock.txt:2: expected 'name==version'"):
             lock.read_lock(path)

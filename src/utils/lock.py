@@ -31,6 +31,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from src.utils.io import atomic_write_text
 
@@ -142,20 +143,29 @@ def lock_text(packages: dict[str, tuple[str, str]], requirements: Path = REQUIRE
 
 def read_lock(path: Path = LOCK) -> dict[str, tuple[str, str]]:
     """The lock's pins, canonical name -> (name, version). Refuses anything but ``name==version``
-    lines and comments, and a package named twice, naming the line."""
+    lines (one exact PEP 440 version: not ``===2.1``, read as version ``=2.1``, nor ``2.*``) and
+    comments, and a package named twice, naming the line."""
     pins: dict[str, tuple[str, str]] = {}
     for number, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, version = line.partition("==")
-        if not sep or not name or not version or any(c in line for c in " ;@<>!~[") or "==" in version:
+        if not sep or not name or any(c in line for c in " ;@<>!~[") or not _exact_version(version):
             raise LockError(f"{path}:{number}: expected 'name==version', got {line!r}")
         key = canonicalize_name(name)
         if key in pins:
             raise LockError(f"{path}:{number}: {name} is pinned twice")
         pins[key] = (name, version)
     return pins
+
+
+def _exact_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)
