@@ -116,6 +116,8 @@ def test_runs_that_differ_only_in_the_seed_are_folded(tmp_path):
     # another key to fold over: the sharing modes of seed 1 become one group
     _, by_sharing = report([tmp_path], over=("space.sharing", "seed"))
     assert [r["runs"] for r in rows(by_sharing)] == ["4"]  # the unfinished run is not among them
+    # the folded keys' column is named by them all, each run's values joined: which runs a row holds
+    assert rows(by_sharing)[0]["space.sharing / seed"] == "none,1 full,1 full,2 full,3"
 
 
 def test_an_unfinished_run_says_where_it_stopped(tmp_path):
@@ -179,7 +181,8 @@ def test_an_unfinished_graph_run_names_its_rerank_hpo_and_baselines_stages(tmp_p
     """A graph search stopped in its re-ranking showed "search unfinished", in its HPO "retrain 0/2
     seeds", in its baselines "unfinished": each stage now says how far it got."""
     graph = {**TEXT, "task.name": "cora", "task.family": "graph", "graph.retrain.seeds": 2, "graph.rerank.topk": 3,
-             "graph.hpo.trials": 4, "graph.baselines": ["gcn", "gat"]}
+             "graph.hpo.trials": 4, "graph.baselines": ["gcn", "gat"],
+             "retrain.seeds": 7}  # the text retrain's, which a graph run holds but never reads
     run = write_run(tmp_path / "g", graph)
     (run / "supernet").mkdir()
     (run / "supernet" / "DONE").write_text("")
@@ -370,6 +373,7 @@ def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert [r["run"] for r in rows(report([tmp_path / "a"])[0])] == ["a"] and "| a |" in out and "| b |" not in out
     assert out.strip().splitlines()[-1].startswith(f"- `{damaged}`: {damaged / 'summary.json'}: not valid JSON")
+    assert "\nRun directories left out, their records unreadable (1):\n\n- `" in out
     assert err == ("error: 1 run directory left out of the report (records unreadable; listed after the tables)\n")
     path = write_sweep_report(tmp_path)  # a sweep's report lists it too
     assert f"- `{damaged}`: " in path.read_text()
@@ -388,6 +392,16 @@ def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
     ({"best_val_acc_supernet": "high"}, "best_val_acc_supernet is not a number"),
     ({"baselines": [1]}, "baselines is not an object of results by baseline"),
     ({"ranking": {"all": {"n": 3, "spearman": "x"}}}, "ranking.all is not an object with n and spearman"),
+    # a flag is not a score (shown as "100.00"), nor a count of candidates
+    ({"best_val_acc_supernet": True}, "best_val_acc_supernet is not a number"),
+    ({"ranking": {"all": {"n": "32", "spearman": 0.1}}}, "ranking.all is not an object with n and spearman"),
+    ({"seconds": {"data": "6"}}, "seconds is not an object of stage seconds"),
+    # every field the tables read is there: a KeyError when the row was built
+    ({"retrain": {"test_acc_mean": 0.7, "val_acc_mean": 0.7, "seeds": [0]}}, "retrain.test_acc_std is not a number"),
+    ({"retrain": {"test_acc_mean": 0.7, "test_acc_std": 0.1, "val_acc_mean": 0.7}},
+     "retrain.seeds is not a list of seeds"),
+    # only the retrain block may be null (no retrain seeds); a baseline's is always results
+    ({"baselines": {"gcn": None}}, "baselines.gcn is not an object of results"),
 ])
 def test_a_summary_of_the_wrong_shape_is_one_unreadable_run(edit, reason, tmp_path, capsys):
     """Wrong types in a hand-edited summary.json were tracebacks (``'float' object has no attribute
@@ -441,6 +455,16 @@ def test_the_sweep_report_files(tmp_path, capsys):
     assert [(r["run"], r["seed"], r["test mean"], r["test std"]) for r in table] == [("0_x", "0", "75.00", "1.00"),
                                                                                   ("1_y", "1", "77.00", "1.00")]
     assert "test (mean +- std)" not in table[0]
+    # jobs that failed beside those that ran: listed after the tables, the CSV still written
+    (tmp_path / "report.csv").unlink()
+    path = write_sweep_report(tmp_path, [("seed=2 supernet.dim=15", "supernet.dim=15 is not divisible")])
+    text = path.read_text()
+    assert text.startswith("| run |") and "76.00 +- 1.41 (2)" in text
+    assert text.endswith("\nFailed jobs (1):\n\n- `seed=2 supernet.dim=15`: supernet.dim=15 is not divisible\n")
+    assert (tmp_path / "report.csv").read_text().splitlines()[1].startswith("0_x,search,sst2,")
+    capsys.readouterr()
+    (tmp_path / "report.md").unlink()
+    (tmp_path / "report.csv").unlink()
     # a sweep whose every job failed before writing a run directory: a line, no files, no error
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -492,6 +516,9 @@ def test_main_reports_an_unwritable_output(tmp_path, capsys):
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "a")]) == 2
     assert capsys.readouterr() == ("", f"error: --csv {tmp_path / 'a'}: a folder; give a file name\n")
     assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "r"), "--markdown", str(tmp_path / "." / "r")]) == 2
+    assert capsys.readouterr().err == f"error: --csv and --markdown name the same file, {tmp_path / 'r'}: give two\n"
+    up = tmp_path / "a" / ".." / "r"  # the same file through a folder and back
+    assert main([str(tmp_path / "a"), "--csv", str(tmp_path / "r"), "--markdown", str(up)]) == 2
     assert capsys.readouterr().err == f"error: --csv and --markdown name the same file, {tmp_path / 'r'}: give two\n"
     assert not (tmp_path / "r").exists()
     # a markdown file that cannot be written: no CSV either (it was left written while the command failed)
@@ -638,6 +665,9 @@ def test_runs_of_several_budgets_get_a_budget_column_instead_of_its_settings(tmp
     whole = report([tmp_path]).per_run
     assert [h for h in whole.header if "." in h or h in ("seed", "budget")] == [
         "budget", "seed", "supernet.dim", "retrain.seeds", "strategy.population"]
+    whole_folded = report([tmp_path]).grouped  # --wide's folded table: the same columns, the paper seeds' row
+    assert [h for h in whole_folded.header if "." in h or h == "budget"] == [
+        "budget", "supernet.dim", "retrain.seeds", "strategy.population"] and whole_folded.budget_keys == []
     assert main([str(tmp_path), "--csv", str(tmp_path / "all.csv")]) == 0
     out = capsys.readouterr().out
     assert "Settings that differ only with the budget are left out (3: supernet.dim, retrain.seeds, " in out
@@ -724,6 +754,10 @@ def test_a_setting_that_follows_the_task_protocol_is_not_put_down_to_the_budget(
     ((_, per_run, _),) = report([tmp_path]).sections
     assert per_run.budget_keys == ["strategy.population"]
     assert [r["graph.supernet.steps"] for r in rows(per_run)] == ["1000", "500"]
+    # nothing typed: the paper run's 2000 is still the protocol's (the task could change it), shown
+    shutil.rmtree(tmp_path / "p")
+    budget_run(tmp_path / "p", "paper", **graph, **{"graph.supernet.steps": 2000})
+    assert section_settings(tmp_path) == ["budget", "graph.supernet.steps"]
 
 
 def test_a_group_override_keeps_its_settings_shown(tmp_path):
@@ -755,3 +789,195 @@ def test_runs_of_two_budgets_never_fold_together(tmp_path):
     ((_, _, folded),) = report([tmp_path]).sections
     assert [h for h in folded.header if "." in h or h == "budget"] == ["budget"]
     assert [(r["budget"], r["runs"]) for r in rows(folded)] == [("paper", "2"), ("quick", "2")]
+
+
+def test_an_old_run_with_an_unreadable_summary_is_listed_not_dropped(tmp_path, capsys):
+    """A run from before ``run_settings.json`` is found by its ``.hydra/config.yaml`` and
+    ``summary.json``; a summary that cannot be parsed may still be this project's: it is listed as
+    unreadable, not silently taken for another program's and left out of the report."""
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    old = tmp_path / "old"
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text("seed: 0\ntask:\n  name: sst2\n")
+    (old / "summary.json").write_text('{"task": ')
+    assert find_runs([tmp_path]) == [(tmp_path / "a").resolve(), old.resolve()]
+    assert main([str(tmp_path)]) == 1
+    assert f"- `{old.resolve()}`: {old.resolve() / 'summary.json'}: not valid JSON" in capsys.readouterr().out
+
+
+def test_records_that_are_not_objects_are_named_in_the_listing(tmp_path, capsys):
+    """A ``summary.json`` or ``run_settings.json`` holding a list is one unreadable run, named by
+    its file (a list of settings was a traceback)."""
+    write_run(tmp_path / "a", TEXT, test=0.75)
+    summary = write_run(tmp_path / "b", {**TEXT, "seed": 1}, test=0.77)
+    (summary / "summary.json").write_text("[]")
+    settings = write_run(tmp_path / "c", {**TEXT, "seed": 2}, test=0.77)
+    (settings / "run_settings.json").write_text('[["seed", 2]]')
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"- `{summary}`: {summary / 'summary.json'}: expected a JSON object\n" in out
+    assert f"- `{settings}`: {settings / 'run_settings.json'}: expected a JSON object of settings\n" in out
+
+
+def test_the_hpo_and_rerank_states_need_a_graph_run_with_such_a_stage(tmp_path):
+    """``hpo 0/0 trials`` for a graph run without HPO, or ``hpo 0/4 trials`` for a text run that
+    holds the graph settings it never reads, would name a stage the run never has: each is waiting
+    for its retrain seeds (or its search)."""
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph", "graph.retrain.seeds": 2,
+             "graph.rerank.topk": 0, "graph.hpo.trials": 0}
+    for name, settings, seeds in (("g", graph, 2), ("t", {**TEXT, "graph.hpo.trials": 4, "graph.rerank.topk": 3}, 2)):
+        run = write_run(tmp_path / name, settings)
+        (run / "supernet").mkdir()
+        (run / "supernet" / "DONE").write_text("")
+        (run / "search").mkdir()
+        (run / "search" / "topk.yaml").write_text("[]\n")
+        assert load_run(run).state == "search unfinished"
+        (run / "search" / "best_arch.yaml").write_text("layers: []\n")
+        (run / "retrain").mkdir()
+        assert load_run(run).state == f"retrain 0/{seeds} seeds"
+
+
+def test_overrides_read_from_hydra_yaml_where_overrides_yaml_is_missing(tmp_path):
+    """A run whose ``.hydra/`` has no ``overrides.yaml`` has its typed overrides in ``hydra.yaml``
+    (``hydra.overrides.task``): its budget's settings still fold, and one typed there is still shown."""
+    for name, budget, typed in (("q", "quick", []), ("p0", "paper", []), ("p1", "paper", ["seed=1"])):
+        run = budget_run(tmp_path / name, budget, *typed, **({"seed": 1} if typed else {}))
+        (run / ".hydra" / "overrides.yaml").unlink()
+        (run / ".hydra" / "hydra.yaml").write_text(
+            f"hydra:\n  overrides:\n    task: [+task=sst2, budget={budget}{''.join(', ' + o for o in typed)}]\n"
+            f"  runtime:\n    choices:\n      budget: {budget}\n      task: sst2\n")
+    assert section_settings(tmp_path) == ["budget", "seed"]
+    (tmp_path / "p1" / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  overrides:\n    task: [+task=sst2, budget=paper, seed=1, supernet.dim=64]\n"
+        "  runtime:\n    choices:\n      budget: paper\n      task: sst2\n")
+    assert section_settings(tmp_path) == ["budget", "seed", "supernet.dim"]
+
+
+def test_no_budget_column_unless_two_budgets_are_named(tmp_path):
+    """Runs of one budget, with or without a run whose records name none (or an empty one), have
+    no ``budget`` column, and every setting that differs is shown."""
+    budget_run(tmp_path / "q0", "quick")
+    budget_run(tmp_path / "q1", "quick", "seed=1", seed=1)
+    assert section_settings(tmp_path) == ["seed"]
+    write_run(tmp_path / "x", BUDGETS["paper"], test=0.7)  # no .hydra/: its budget unknown
+    assert section_settings(tmp_path) == ["seed", "supernet.dim", "retrain.seeds", "strategy.population"]
+    shutil.rmtree(tmp_path / "x")
+    empty = budget_run(tmp_path / "x", "paper")
+    (empty / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      budget: ''\n"
+                                                 "      task: sst2\n")
+    assert section_settings(tmp_path) == ["seed", "supernet.dim", "retrain.seeds", "strategy.population"]
+    assert [r["run"] for r in rows(report([tmp_path]).sections[0][1])] == ["q0", "q1", "x"]
+
+
+def test_a_value_other_than_its_budget_gives_is_shown_when_each_budget_agrees(tmp_path):
+    """A quick run recording ``supernet.dim`` 48 (given on the command line, its records rewritten
+    by a refused re-run before ``a18b2db``) beside a paper run: each budget's runs agree, but 48 is
+    not what ``budget=quick`` gives, so it is shown rather than put down to the budget."""
+    budget_run(tmp_path / "q", "quick", **{"supernet.dim": 48})
+    budget_run(tmp_path / "p", "paper")
+    assert section_settings(tmp_path) == ["budget", "supernet.dim"]
+    ((_, per_run, _),) = report([tmp_path]).sections
+    assert per_run.budget_keys == ["retrain.seeds", "strategy.population"]
+
+
+@pytest.mark.parametrize("override, shown", [
+    ("~strategy.population", ["strategy.population"]),  # deleted (and so set by the user): not the budget's
+    ("+preset@strategy=big", ["strategy.population"]),  # a group put in the strategy package sets strategy.*
+    ("+preset@_global_=big", ["supernet.dim", "retrain.seeds", "strategy.population"]),  # may set anything
+    ("+preset@_global_.supernet=big", ["supernet.dim"]),
+])
+def test_every_form_of_a_typed_override_keeps_its_settings_shown(override, shown, tmp_path):
+    """What an override touches, whatever its form (``~key``, ``group@package=...``, a ``_global_``
+    package): its settings stay columns beside the budget even where their values are the budget's."""
+    budget_run(tmp_path / "q", "quick")
+    budget_run(tmp_path / "p0", "paper")
+    budget_run(tmp_path / "p1", "paper", override)
+    assert section_settings(tmp_path) == ["budget"] + shown
+
+
+def test_an_override_of_a_list_element_keeps_the_list_shown(tmp_path):
+    """``graph.baselines.0=gcn`` (Hydra sets one element of the list, here to the value it had) is
+    the user's word on ``graph.baselines``: shown beside the budget, not put down to it."""
+    graph = {"task.name": "cora", "task.family": "graph"}
+    budget_run(tmp_path / "q", "quick", **graph, **{"graph.baselines": []})
+    budget_run(tmp_path / "p0", "paper", **graph, **{"graph.baselines": ["gcn", "gat"]})
+    budget_run(tmp_path / "p1", "paper", "graph.baselines.0=gcn", **graph, **{"graph.baselines": ["gcn", "gat"]})
+    assert section_settings(tmp_path) == ["budget", "graph.baselines"]
+    shutil.rmtree(tmp_path / "p1")  # nothing typed: the budget's
+    assert section_settings(tmp_path) == ["budget"]
+
+
+def test_the_whole_runs_hidden_keys_are_never_settings_columns(tmp_path):
+    """The entry point, the architecture (``arch``, its content, a baseline's ``arch_hparams``) have
+    columns of their own or none: retrains of two architectures show them once, in ``arch``."""
+    graph = {**TEXT, "task.name": "cora", "task.family": "graph", "entry": "retrain"}
+    write_run(tmp_path / "a", {**graph, "arch": "gcn", "arch_hparams": {"hidden": 16}}, test=0.8, supernet=None,
+              arch="gcn")
+    write_run(tmp_path / "b", {**graph, "arch": "gat", "arch_hparams": {"hidden": 8},
+                               "architecture": {"layers": [[1]]}}, test=0.8, supernet=None, arch="gat")
+    write_run(tmp_path / "c", {**TEXT, "architecture": {"layers": [[2]]}}, test=0.8)
+    per_run = report([tmp_path]).per_run
+    assert [h for h in per_run.header if "arch" in h or h == "entry"] == ["entry", "arch"]
+    assert [(r["entry"], r["arch"]) for r in rows(per_run)] == [("retrain", "gcn"), ("retrain", "gat"), ("search", "")]
+
+
+def test_long_values_are_cut_and_pipes_escaped(tmp_path, capsys):
+    """A setting's value is shown up to 40 characters (a longer one cut to 37 and ``...``), and a
+    ``|`` in it does not end the markdown cell."""
+    ops = ["zero", "gru", "conv3", "conv5", "conv7", "attention", "max_pool"]
+    write_run(tmp_path / "a", {**TEXT, "space.ops": ops, "task.path": "/data/a|b.csv"}, test=0.75)
+    write_run(tmp_path / "b", {**TEXT, "space.ops": ops[:4], "task.path": "/data/c.csv"}, test=0.75)
+    got = rows(report([tmp_path]).per_run)
+    assert [r["space.ops"] for r in got] == [json.dumps(ops)[:37] + "...", '["zero", "gru", "conv3", "conv5"]']
+    forty = ["zero", "gru", "conv3", "conv5", "max"]
+    assert len(json.dumps(forty)) == 40
+    shutil.rmtree(tmp_path / "b")
+    write_run(tmp_path / "b", {**TEXT, "space.ops": forty, "task.path": "/data/c.csv"}, test=0.75)
+    assert rows(report([tmp_path]).per_run)[1]["space.ops"] == json.dumps(forty)  # 40: whole
+    assert main([str(tmp_path)]) == 0
+    assert "| /data/a\\|b.csv |" in capsys.readouterr().out
+
+
+def test_a_metric_column_where_a_run_scores_other_than_accuracy(tmp_path):
+    """PPI's scores are micro-F1: runs of it beside accuracy runs get a ``metric`` column (empty for
+    an unfinished run); runs all scored by accuracy get none."""
+    graph = {**TEXT, "task.family": "graph"}
+    write_run(tmp_path / "a", {**graph, "task.name": "cora"}, test=0.8, metric="accuracy")
+    write_run(tmp_path / "b", {**graph, "task.name": "ppi"}, test=0.9, metric="micro_f1")
+    write_run(tmp_path / "c", {**graph, "task.name": "ppi", "seed": 1})
+    table = report([tmp_path]).per_run
+    assert table.header[table.header.index("retrain val") + 1] == "metric"
+    assert [r["metric"] for r in rows(table)] == ["accuracy", "micro_f1", ""]
+    shutil.rmtree(tmp_path / "b")
+    assert "metric" not in report([tmp_path]).per_run.header
+
+
+def test_runs_at_different_depths_are_named_from_their_common_folder(tmp_path):
+    """A sweep's job and a single run given together: each named by its path under the folder
+    that holds them both."""
+    write_run(tmp_path / "a" / "0_x", TEXT, test=0.75)
+    write_run(tmp_path / "b", {**TEXT, "seed": 1}, test=0.75)
+    assert [r["run"] for r in rows(report([tmp_path / "a", tmp_path / "b"]).per_run)] == ["a/0_x", "b"]
+
+
+def test_the_markdown_of_two_families_and_of_folded_keys(tmp_path, capsys):
+    """Each family's heading counts its runs (``1 run``), the note on units is said once, after
+    every table, the folded table names the keys folded over (``--over``, a trailing comma
+    allowed), and settings left out for the budget are named, the first four then ``...``."""
+    write_run(tmp_path / "t0", TEXT, test=0.75)
+    write_run(tmp_path / "t1", {**TEXT, "seed": 1, "space.sharing": "none"}, test=0.77)
+    write_run(tmp_path / "g", {**TEXT, "task.name": "cora", "task.family": "graph"}, test=0.8)
+    assert main([str(tmp_path), "--over", "space.sharing,seed,"]) == 0
+    out = capsys.readouterr().out
+    assert "## Text tasks (2 runs)\n\n" in out and "\n## Graph tasks (1 run)\n\n" in out
+    assert out.count("Scores in % (") == 1 and out.index("Scores in % (") > out.rindex("| cora |")
+    assert "\nRuns whose settings differ at most in space.sharing, seed (their code may differ)" in out
+    # runs as budget=quick and budget=paper compose them: 15 of their settings differ, all the budget's
+    shutil.rmtree(tmp_path)
+    quick, paper = (_budget_settings("search", "sst2", budget) for budget in ("quick", "paper"))
+    budget_run(tmp_path / "q", "quick", **quick)
+    budget_run(tmp_path / "p", "paper", **paper)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("\nSettings that differ only with the budget are left out (15: supernet.dim, retrain.seeds, "
+            "strategy.population, data.train_level, ...); the `budget` column stands for them") in out
