@@ -141,7 +141,8 @@ def _check_summary(summary: dict[str, Any], path: Path) -> None:
     ranking = summary.get("ranking")
     if ranking is not None:
         every = ranking.get("all") if isinstance(ranking, dict) else None
-        if not isinstance(every, dict) or not isinstance(every.get("n"), int) or not (
+        n = every.get("n") if isinstance(every, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool) or not (
                 every.get("spearman") is None or _is_number(every.get("spearman"))):
             raise bad("ranking.all", "an object with n and spearman")
 
@@ -833,10 +834,15 @@ def render(tables: Report, over: tuple[str, ...] = DEFAULT_OVER,
         shown = ", ".join(left_out[:4]) + (", ..." if len(left_out) > 4 else "")
         text += (f"\nSettings that differ only with the budget are left out ({len(left_out)}: {shown}); the `budget` "
                  "column stands for them, `--wide` and the `--csv` file show them.\n")
-    if unreadable:
-        text += f"\nRun directories left out, their records unreadable ({len(unreadable)}):\n\n"
-        text += "".join(f"- `{path}`: {error}\n" for path, error in unreadable)
-    return text
+    return text + _unreadable_listing(unreadable)
+
+
+def _unreadable_listing(unreadable: list[tuple[Path, str]] | None) -> str:
+    """The markdown lines after the tables naming each run directory left out, and why."""
+    if not unreadable:
+        return ""
+    return (f"\nRun directories left out, their records unreadable ({len(unreadable)}):\n\n"
+            + "".join(f"- `{path}`: {error}\n" for path, error in unreadable))
 
 
 def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | None = None) -> Path | None:
@@ -855,7 +861,8 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
             print(f"sweep report: none ({exc})")
             return None
         tables = None
-    text = render(tables, unreadable=unreadable) if tables is not None else ""
+    # with no readable run, the jobs that failed and the run directories left out are the report
+    text = render(tables, unreadable=unreadable) if tables is not None else _unreadable_listing(unreadable).lstrip("\n")
     if failed:
         text += ("\n" if text else "") + f"Failed jobs ({len(failed)}):\n\n"
         text += "".join(f"- `{overrides}`: {error}\n" for overrides, error in failed)

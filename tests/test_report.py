@@ -395,6 +395,7 @@ def test_one_unreadable_run_is_listed_and_the_others_reported(tmp_path, capsys):
     # a flag is not a score (shown as "100.00"), nor a count of candidates
     ({"best_val_acc_supernet": True}, "best_val_acc_supernet is not a number"),
     ({"ranking": {"all": {"n": "32", "spearman": 0.1}}}, "ranking.all is not an object with n and spearman"),
+    ({"ranking": {"all": {"n": True, "spearman": 0.1}}}, "ranking.all is not an object with n and spearman"),
     ({"seconds": {"data": "6"}}, "seconds is not an object of stage seconds"),
     # every field the tables read is there: a KeyError when the row was built
     ({"retrain": {"test_acc_mean": 0.7, "val_acc_mean": 0.7, "seeds": [0]}}, "retrain.test_acc_std is not a number"),
@@ -981,3 +982,18 @@ def test_the_markdown_of_two_families_and_of_folded_keys(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ("\nSettings that differ only with the budget are left out (15: supernet.dim, retrain.seeds, "
             "strategy.population, data.train_level, ...); the `budget` column stands for them") in out
+
+
+def test_a_sweep_with_no_readable_run_and_a_failed_job_still_names_the_unreadable_one(tmp_path, capsys):
+    """A sweep whose one run directory holds a damaged ``summary.json`` and whose other job failed:
+    the report listed the failed job only, and the damaged run was named nowhere (without a failed
+    job it is named in the "sweep report: none (...)" line)."""
+    run = write_run(tmp_path / "0_job", TEXT, test=0.75)
+    (run / "summary.json").write_text('{"task": ')
+    path = write_sweep_report(tmp_path, [("seed=1 supernet.dim=15", "supernet.dim=15 is not divisible")])
+    assert path.read_text() == (
+        "Run directories left out, their records unreadable (1):\n\n"
+        f"- `{run}`: {run / 'summary.json'}: not valid JSON (Expecting value at line 1); was the run directory "
+        "edited by hand?\n\nFailed jobs (1):\n\n- `seed=1 supernet.dim=15`: supernet.dim=15 is not divisible\n")
+    assert capsys.readouterr().out == path.read_text() + f"sweep report: {path}\n"
+    assert not (tmp_path / "report.csv").exists()
