@@ -221,7 +221,7 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
     # the HPO runs before the seeds of an architecture that carries no settings of its own
-    if (done == 0 and _positive(settings, "graph.hpo.trials") and settings.get("arch_hparams") is None
+    if (done == 0 and _positive(settings, "graph.hpo.trials", above=1) and settings.get("arch_hparams") is None
             and (path / "retrain").is_dir()):
         hpo = _record(path / "retrain" / "hpo.json")
         if not hpo.get("chosen"):
@@ -238,10 +238,11 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
-def _positive(settings: dict[str, Any], key: str) -> bool:
-    """A graph run's count setting (``graph.rerank.topk``, ``graph.hpo.trials``) is above 0."""
+def _positive(settings: dict[str, Any], key: str, above: int = 0) -> bool:
+    """A graph run's count setting (``graph.rerank.topk``, ``graph.hpo.trials``) is above ``above``
+    (the HPO runs from 2 trials)."""
     value = settings.get(key)
-    return settings.get("task.family") == "graph" and isinstance(value, int) and value > 0
+    return settings.get("task.family") == "graph" and isinstance(value, int) and value > above
 
 
 def _record(path: Path) -> dict:

@@ -282,6 +282,13 @@ def test_retrain_with_given_settings_trains_the_runs_seeds_and_records_them_and_
     plain = graph_stages.retrain(cfg, arch, dm, tmp_path / "g")
     assert [seed for _, _, seed, _ in calls] == [3, 4] and plain["hpo_trials"] == []
     assert plain["hparams"] == graph_stages._child_settings(cfg, None) and plain["hparams_source"] == "graph.retrain"
+    # one trial would be the retrain settings themselves (trial 0): no search either, as the config says
+    # (it trained that trial once more with seed + 1000 and recorded a "random search" of 1 trial)
+    calls.clear()
+    cfg.graph.hpo.trials = 1
+    one = graph_stages.retrain(cfg, arch, dm, tmp_path / "h")
+    assert [seed for _, _, seed, _ in calls] == [3, 4] and not list((tmp_path / "h").rglob("hpo.json"))
+    assert (one["hparams_source"], one["hpo_trials"], one["hparams"]) == ("graph.retrain", [], plain["hparams"])
 
 
 def test_baselines_retrain_each_named_architecture_with_its_files_settings_in_its_own_folder(tmp_path, monkeypatch):

@@ -821,12 +821,13 @@ def test_records_that_are_not_objects_are_named_in_the_listing(tmp_path, capsys)
 
 
 def test_the_hpo_and_rerank_states_need_a_graph_run_with_such_a_stage(tmp_path):
-    """``hpo 0/0 trials`` for a graph run without HPO, or ``hpo 0/4 trials`` for a text run that
-    holds the graph settings it never reads, would name a stage the run never has: each is waiting
-    for its retrain seeds (or its search)."""
+    """``hpo 0/0 trials`` for a graph run without HPO (``graph.hpo.trials`` 0 or 1), or ``hpo 0/4
+    trials`` for a text run that holds the graph settings it never reads, would name a stage the run
+    never has: each is waiting for its retrain seeds (or its search)."""
     graph = {**TEXT, "task.name": "cora", "task.family": "graph", "graph.retrain.seeds": 2,
              "graph.rerank.topk": 0, "graph.hpo.trials": 0}
-    for name, settings, seeds in (("g", graph, 2), ("t", {**TEXT, "graph.hpo.trials": 4, "graph.rerank.topk": 3}, 2)):
+    for name, settings, seeds in (("g", graph, 2), ("t", {**TEXT, "graph.hpo.trials": 4, "graph.rerank.topk": 3}, 2),
+                                  ("g1", {**graph, "graph.hpo.trials": 1}, 2)):  # one trial: no HPO either
         run = write_run(tmp_path / name, settings)
         (run / "supernet").mkdir()
         (run / "supernet" / "DONE").write_text("")

@@ -297,14 +297,15 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     """Train ``arch`` from scratch for ``graph.retrain.seeds`` seeds; writes ``<folder>/results.json``.
 
     ``hparams`` (a hand-designed architecture's published settings) skip the HPO; otherwise
-    ``graph.hpo.trials`` > 0 picks the settings on the validation split first. ``source`` says
+    ``graph.hpo.trials`` > 1 picks the settings on the validation split first (one trial would
+    be the retrain settings themselves, trained once more for nothing). ``source`` says
     where ``hparams`` came from (default: the architecture file).
     """
     r = cfg.graph.retrain
     out = run_dir / folder
     out.mkdir(parents=True, exist_ok=True)
     trials: list[dict] = []
-    if hparams is None and cfg.graph.hpo.trials > 0:
+    if hparams is None and cfg.graph.hpo.trials > 1:
         hp, trials = hpo(cfg, arch, dm, out)
         source = f"random search over graph.hpo.space ({len(trials)} trials on the validation split)"
     else:
