@@ -107,6 +107,18 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("graph.retrain.hidden=20", "graph.retrain.hidden=20 is not divisible by graph.retrain.heads=8"),
     ("paths.data_dir=", "paths.data_dir: expected a folder (an empty AUTOATTEND_DATA_DIR= gives this: unset it or "
                         "name a folder), got ''"),
+    # the empty value is refused for the cache too, without the data folder's hint
+    ("paths.cache_dir=", "paths.cache_dir: expected a folder, got ''"),
+    # a boolean is no number, nor a batch count (True == 1)
+    ("supernet.lr=true", "supernet.lr: expected a number in (0, inf), got True"),
+    ("supernet.limit_val_batches=true", "supernet.limit_val_batches: expected a fraction in [0.0, 1.0] or a number of "
+                                        "batches >= 0, got True"),
+    ("graph.space.kinds=[]", "graph.space.kinds: expected a non-empty list of distinct values from add, attn, got []"),
+    ("hardware.progress_every_s=0", "hardware.progress_every_s: expected a number in (0.0, inf) or null, got 0"),
+    ("hardware.num_workers=-1", "hardware.num_workers: expected an integer >= 0, got -1"),
+    ("graph.rerank.seeds=0", "graph.rerank.seeds: expected an integer >= 1, got 0"),
+    ("graph.baselines=[gcn,'']", "graph.baselines: expected a list of architecture names or files (e.g. [gcn, gat]) "
+                                 "or [], got ['gcn', '']"),
 ])
 def test_a_bad_value_names_its_key_and_what_was_expected(override, needle):
     cfg = compose_config("search", ["+task=sst2", *override.split()])
@@ -144,6 +156,7 @@ def test_the_config_check_and_the_runtime_agree_on_worker_counts(value):
 
 
 @pytest.mark.parametrize("setting, cause", [("hardware=gpu", "not with hardware.accelerator=gpu (use"),
+                                            ("hardware.accelerator=cuda", "not with hardware.accelerator=cuda (use"),
                                             ("hardware.precision=bf16-mixed", "not with hardware.precision=bf16-mixed (use"),
                                             ("hardware.precision=16-mixed", "not with hardware.precision=16-mixed (use")])
 def test_fused_kernels_are_refused_off_the_cpu_and_below_float32(setting, cause):
@@ -168,6 +181,9 @@ def test_fused_kernels_are_refused_off_the_cpu_and_below_float32(setting, cause)
                                                      "non-empty names (one per class, in label order), got ['bad', 'good']"),
     (["+task=csv", "task.num_classes=2", "task.path=/x", "task.label_names=[no,no]"], "task.label_names: expected "
                                                                                        "null or a list of 2 distinct"),
+    (["+task=sst5", "task.label_names=[a,b,'',d,e]"], "task.label_names: expected null or a list of 5 distinct non-empty "
+                                                      "names (one per class, in label order), got ['a', 'b', '', 'd', 'e']"),
+    (["+task=agnews", "task.val_seed=-1"], "task.val_seed: expected an integer >= 0, got -1"),
 ])
 def test_csv_tasks_are_checked_with_the_config(overrides, needle):
     """The CSV reader's settings fail with the other config values, before torch is imported
@@ -175,6 +191,14 @@ def test_csv_tasks_are_checked_with_the_config(overrides, needle):
     with pytest.raises(AutoAttendError) as err:
         check_config(compose_config("search", overrides), "search")
     assert needle in str(err.value)
+
+
+def test_a_planetoid_tasks_download_switch_is_true_or_false():
+    """``task.datamodule.download`` is read with bool(): "maybe" would count as true."""
+    with pytest.raises(AutoAttendError) as err:
+        check_config(compose_config("search", ["+task=cora", "task.datamodule.download=maybe"]), "search")
+    assert str(err.value) == "task.datamodule.download: expected true or false, got 'maybe'"
+    check_config(compose_config("search", ["+task=cora", "task.datamodule.download=false"]), "search")
 
 
 def test_arch_names_a_file_a_search_run_directory_or_a_built_in(tmp_path):
@@ -761,6 +785,9 @@ def test_a_text_run_recorded_with_the_retired_datamodule_batch_size_resumes(tmp_
     (["graph.space.ops=[gcn,gat4]", "graph.retrain.hidden=42", "graph.retrain.heads=2"],
      "graph.retrain.hidden=42 is not divisible by 4, the heads of op gat4"),
     (["+graph.hpo.space.hidden=[64,48,20]", "graph.hpo.trials=4"], "graph.hpo.space.hidden=20 is not divisible by 16"),
+    # the `last` readout averages the heads of the last layer only: a second layer's width still splits
+    (["graph.space.num_layers=2", "graph.retrain.readout=last", "graph.retrain.hidden=24"],
+     "graph.retrain.hidden=24 is not divisible by 16, the heads of op gat16"),
 ])
 def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refused(overrides, line):
     """``graph.supernet.hidden=24`` passed the checks (24 splits into graph.supernet.heads=8) and
@@ -780,7 +807,9 @@ def test_a_search_whose_hidden_width_does_not_split_into_a_gat_ops_heads_is_refu
                                        # the HPO runs before the retrain's seeds: none, no HPO
                                        ["graph.retrain.seeds=0", "graph.rerank.topk=2", "graph.hpo.trials=4",
                                         "+graph.hpo.space.hidden=[20]"],
-                                       ["graph.retrain.seeds=0", "graph.retrain.hidden=40"]])
+                                       ["graph.retrain.seeds=0", "graph.retrain.hidden=40"],
+                                       # one trial: no HPO (its only trial is the retrain's settings)
+                                       ["graph.hpo.trials=1", "+graph.hpo.space.hidden=[20]"]])
 def test_widths_that_fit_every_gat_op_are_accepted(overrides):
     check_config(compose_config("search", ["+task=cora"] + overrides), "search")
 
@@ -963,3 +992,124 @@ def test_an_architecture_files_task_entries_override_and_are_checked_naming_file
         with pytest.raises(AutoAttendError) as err:
             read_arch(str(path), "cora").hparams
         assert str(err.value).startswith(f"{path}") and needle in str(err.value), (tail, str(err.value))
+
+
+@pytest.mark.parametrize("entry, overrides", [
+    # the bounds themselves: the largest seed (2**31 - 1) and thread count, 0 threads (torch's default)
+    ("search", ["+task=sst2", "seed=2147483647", "hardware.threads=1024"]),
+    ("search", ["+task=sst2", "hardware.threads=0"]),
+    ("search", ["+task=sst2", "data.window=32", "data.stride=32"]),  # windows that meet skip no token
+    ("search", ["+task=sst2", "supernet.limit_val_batches=0", "supernet.monitor_archs=0", "strategy.rounds=0",
+                "strategy.mutation_rate=1", "ranking.candidates=0"]),
+    ("search", ["+task=sst2", "strategy=aging", "strategy.budget=500"]),  # a budget of the population alone
+    ("search", ["+task=agnews", "task.val_seed=0", "task.num_proc=0"]),
+    ("search", ["+task=cora", "graph.retrain.patience=null", "graph.rerank.topk=0", "graph.hpo.trials=0"]),
+    # src.retrain trains the given architecture: the search space's GAT ops do not constrain its width
+    ("retrain", ["+task=cora", "arch=gcn", "graph.retrain.hidden=40"]),
+])
+def test_a_value_at_its_bound_is_accepted(entry, overrides):
+    """The checks' bounds are inclusive where the README and the messages say so ("an integer from 0
+    to 2147483647", ">= strategy.population", "data.stride <= data.window", "(0, 1]"): a value on
+    the bound, or a documented null or 0, is not refused."""
+    check_config(compose_config(entry, overrides), entry)
+
+
+def test_a_baseline_is_checked_against_the_graph_space_and_the_task_family_in_one_exact_line():
+    """``graph.baselines`` are refused before the supernet trains, by the line the retrain of that
+    baseline would give, after ``graph.baselines: <name>:`` (an op the task's space lacks, a text
+    architecture for a graph task, naming both families)."""
+    from src.pipeline.run import _check_baselines
+
+    cases = {
+        ("graph.space.ops=[zero,identity,gat8]", "graph.baselines=[gcn]"):
+            "graph.baselines: gcn: invalid architecture (layer 0, field 'q_op'): unknown op 'gcn'; expected one of "
+            "('zero', 'identity', 'gat8')",
+        ("graph.baselines=[published_sst5]",):
+            "graph.baselines: published_sst5: a text architecture (ops conv1, conv3, maxpool3), while task cora is a "
+            "graph task; its ops: zero, identity, gcn, sage, gat1, gat2, gat4, gat8, gat16, linear, arma, cheb, sgc",
+    }
+    for overrides, line in cases.items():
+        with pytest.raises(AutoAttendError) as err:
+            _check_baselines(compose_config("search", ["+task=cora", *overrides]))
+        assert str(err.value) == line
+    _check_baselines(compose_config("search", ["+task=cora"]))  # gcn and gat
+
+
+def test_a_sweep_experiment_is_refused_only_outside_a_multirun(monkeypatch):
+    """An experiment marked ``experiment.multirun`` run without ``-m`` is refused (Hydra would run
+    one job of the defaults); each job of the ``-m`` sweep goes on to the config checks."""
+    from src.pipeline import run
+
+    def checked(cfg, entry):
+        raise AutoAttendError(f"checked for {entry}")
+
+    monkeypatch.setattr(run, "check_config", checked)
+    monkeypatch.setattr(run, "_hydra_initialized", lambda: True)
+    cfg = compose_config("search", ["+experiment=sst2_ranking_sharing", "budget=smoke"])
+    monkeypatch.setattr(run, "_in_multirun", lambda: False)
+    with pytest.raises(AutoAttendError, match=r"^experiment sst2_ranking_sharing is a sweep \(experiment.multirun\): "
+                                              r"run it with -m"):
+        run._start(cfg, "search")
+    monkeypatch.setattr(run, "_in_multirun", lambda: True)
+    with pytest.raises(AutoAttendError, match="^checked for search$"):
+        run._start(cfg, "search")
+
+
+def test_a_graph_task_reads_the_shared_space_switches_and_refuses_the_other_text_space_settings():
+    """``space.sharing`` and ``space.priors`` are read by graph tasks too (``graph.space`` follows
+    them): given with ``+task=cora`` they pass; another ``space.*`` setting is refused, naming the
+    graph key."""
+    from unittest import mock
+
+    from src.pipeline.run import _refuse_other_family_settings
+
+    cfg = compose_config("search", ["+task=cora", "space.sharing=none", "space.priors=false"])
+    with mock.patch("src.pipeline.run._override_keys", return_value=["space.sharing", "space.priors"]):
+        _refuse_other_family_settings(cfg)
+    with mock.patch("src.pipeline.run._override_keys", return_value=["space.sharing", "space.ops"]):
+        with pytest.raises(AutoAttendError) as err:
+            _refuse_other_family_settings(cfg)
+    assert str(err.value) == "space.ops: a setting of text tasks, which graph task cora does not read; it reads graph.space.ops"
+
+
+def test_a_deleted_search_setting_is_named_without_its_tilde_and_refused_by_src_retrain():
+    """``~graph.baselines`` (Hydra's delete) is an override of ``graph.baselines``: the override
+    keys drop the ``~`` as they drop ``+``, so src.retrain refuses it as the search setting it is."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.pipeline import run
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="retrain", overrides=["+task=cora", "arch=gcn", "~graph.baselines"],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert run._override_keys() == ["task", "arch", "graph.baselines"]
+        with pytest.raises(AutoAttendError, match="^graph.baselines: a setting of the search"):
+            run._refuse_search_settings()
+    finally:
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+
+
+def test_strategy_settings_every_strategy_reads_are_never_refused():
+    """Only the settings that size or steer a strategy (``STRATEGY_SETTINGS``) are refused when the
+    chosen one does not read them; the stage's own ``strategy.topk``, ``eval_batch_size``,
+    ``save_every``, ``score_workers`` and ``val_subset`` are read whatever the strategy."""
+    from unittest import mock
+
+    from src.pipeline.config import search_space, search_strategy
+    from src.pipeline.run import _refuse_unread_strategy_settings
+
+    cfg = compose_config("search", ["+task=sst2", "strategy=random"])
+    strategy = search_strategy(cfg, search_space(cfg))
+    common = ["strategy.topk", "strategy.eval_batch_size", "strategy.save_every", "strategy.score_workers",
+              "strategy.val_subset", "strategy.score_bucket_size"]
+    with mock.patch("src.pipeline.run._override_keys", return_value=common):
+        _refuse_unread_strategy_settings(cfg, strategy)
+    with mock.patch("src.pipeline.run._override_keys", return_value=[*common, "strategy.mutation_rate"]):
+        with pytest.raises(AutoAttendError, match="^strategy.mutation_rate: a setting strategy=random does not read$"):
+            _refuse_unread_strategy_settings(cfg, strategy)

@@ -130,6 +130,33 @@ def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, over
     assert not (tmp_path / "run" / "bench.json").exists()
 
 
+@pytest.mark.parametrize("override, line", [
+    ("bench.retrain_dim=100", "bench.retrain_dim=100 is not divisible by bench.heads=8: each head takes "
+                              "retrain_dim/heads channels"),
+    ("seed=-1", "seed: expected an integer >= 0, got -1"),
+    ("bench.recompute=yes", "bench.recompute: expected true or false, got 'yes'"),
+    ("bench.optimizer_offload=1", "bench.optimizer_offload: expected true or false, got 1"),
+    ("bench.warmup=-1", "bench.warmup: expected an integer >= 0, got -1"),
+    ("bench.reps=0", "bench.reps: expected an integer >= 1, got 0"),
+    ("hardware.threads=0", None),  # torch's default
+    ("bench.warmup=0", None),  # no untimed repetition (the graph figures take one anyway)
+])
+def test_the_bench_config_check_names_the_key_or_accepts_the_bound(override, line):
+    """:func:`~src.pipeline.checks.check_bench_config`, in process (the command line is
+    :func:`test_bench_refuses_a_bad_setting_in_one_line_before_measuring`): the exact line for a
+    bad ``bench.*`` value or seed, and the bounds that pass."""
+    from src.pipeline.checks import check_bench_config
+    from src.utils.errors import AutoAttendError
+
+    cfg = compose_config("bench", [override])
+    if line is None:
+        check_bench_config(cfg)
+        return
+    with pytest.raises(AutoAttendError) as err:
+        check_bench_config(cfg)
+    assert str(err.value) == line
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_bench_says_so_in_one_line_and_writes_nothing(tmp_path, signum):
     """Ctrl-C or SIGTERM while the figures are measured: one ``interrupted:`` line and exit status

@@ -456,6 +456,10 @@ def test_cora_written_to_a_file_searches_as_cora_does(tmp_path):
     ("task.split_seed=-1", "task.split_seed: expected an integer"),
     ("task.row_normalize=1", "task.row_normalize: expected true or false, got 1"),
     ("task.path=3", "task.path: expected the path of a .npz or .pt file, got 3"),
+    # said here, before torch, not first by the DataModule (the command line's line is the same)
+    ("task.sparse_features=sometimes", "task.sparse_features: expected auto, true or false, got 'sometimes'"),
+    ("task.split_seed=2147483648", "task.split_seed: expected an integer from 0 to 2147483647, got 2147483648"),
+    ("task.path=' '", "task graph_file: no data given; add task.path=<the graph's .npz or .pt file>"),
 ])
 def test_graph_file_settings_are_checked_before_torch_loads(override, message):
     from src.pipeline.checks import check_config
