@@ -134,6 +134,9 @@ def test_bench_refuses_a_bad_setting_in_one_line_before_measuring(tmp_path, over
     ("bench.retrain_dim=100", "bench.retrain_dim=100 is not divisible by bench.heads=8: each head takes "
                               "retrain_dim/heads channels"),
     ("seed=-1", "seed: expected an integer >= 0, got -1"),
+    # a traceback from torch's generator after it loaded (exit status 1); src.search's bound
+    ("seed=18446744073709551616", "seed: expected an integer from 0 to 2147483647, got 18446744073709551616"),
+    ("seed=2147483647", None),
     ("bench.recompute=yes", "bench.recompute: expected true or false, got 'yes'"),
     ("bench.optimizer_offload=1", "bench.optimizer_offload: expected true or false, got 1"),
     ("bench.warmup=-1", "bench.warmup: expected an integer >= 0, got -1"),

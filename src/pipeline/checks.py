@@ -262,7 +262,7 @@ def check_bench_config(cfg: DictConfig) -> None:
         raise AutoAttendError(f"{', '.join(unknown)}: not settings of src.bench (added by an override such as "
                               f"+task=... or +budget=...); it measures the paper's supernet configuration, set by "
                               f"{', '.join(BENCH_KEYS)}")
-    check_int(cfg, "seed", 0)
+    check_int(cfg, "seed", 0, high=SEED_MAX)  # as src.search: the bench seeds cfg.seed + 1 too
     check_paths(cfg)
     check_hardware(cfg)
     check_choice(cfg, "space.sharing", SHARING_MODES)
