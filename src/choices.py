@@ -20,3 +20,5 @@ OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam momen
 PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16", "16-mixed", "16")
 FULL_PRECISIONS = ("32-true", "32", "64-true", "64")  # no autocast: what the fused CPU kernels compute in
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")  # hardware.accelerator (src.utils.device.device_of)
+# graph.hpo.trials below this runs no HPO: one trial would be the retrain settings themselves (trial 0)
+HPO_MIN_TRIALS = 2

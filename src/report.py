@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from src.choices import HPO_MIN_TRIALS
 from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, unread_by_retrain
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target, atomic_write_text
@@ -214,15 +215,15 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
         if not (path / "search" / "best_arch.yaml").exists():
             # a graph search re-ranking its top candidates: the evolution's topk.yaml is written
             # (the candidates train in memory: no folder of theirs to look for)
-            if _positive(settings, "graph.rerank.topk") and (path / "search" / "topk.yaml").exists():
+            if _count_at_least(settings, "graph.rerank.topk", 1) and (path / "search" / "topk.yaml").exists():
                 done = len(_record(path / "search" / "rerank.json").get("candidates") or [])
                 return f"rerank {done}/{settings['graph.rerank.topk']} candidates"
             return "search unfinished"
     seeds = _retrain_seeds(settings)
     done = len(list((path / "retrain").glob("seed_*.json")))
     # the HPO runs before the seeds of an architecture that carries no settings of its own
-    if (done == 0 and _positive(settings, "graph.hpo.trials", above=1) and settings.get("arch_hparams") is None
-            and (path / "retrain").is_dir()):
+    if (done == 0 and _count_at_least(settings, "graph.hpo.trials", HPO_MIN_TRIALS)
+            and settings.get("arch_hparams") is None and (path / "retrain").is_dir()):
         hpo = _record(path / "retrain" / "hpo.json")
         if not hpo.get("chosen"):
             return f"hpo {len(hpo.get('trials') or [])}/{settings['graph.hpo.trials']} trials"
@@ -238,11 +239,11 @@ def _state(path: Path, settings: dict[str, Any]) -> str:
     return "unfinished"
 
 
-def _positive(settings: dict[str, Any], key: str, above: int = 0) -> bool:
-    """A graph run's count setting (``graph.rerank.topk``, ``graph.hpo.trials``) is above ``above``
-    (the HPO runs from 2 trials)."""
+def _count_at_least(settings: dict[str, Any], key: str, least: int) -> bool:
+    """A graph run's count setting (``graph.rerank.topk``, ``graph.hpo.trials``) is at least ``least``:
+    the stage it sizes runs."""
     value = settings.get(key)
-    return settings.get("task.family") == "graph" and isinstance(value, int) and value > above
+    return settings.get("task.family") == "graph" and isinstance(value, int) and value >= least
 
 
 def _record(path: Path) -> dict:

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
-                         GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, KERNEL_BACKENDS, OPTIMIZER_STATES, PRECISIONS,
-                         READOUTS)
+                         GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, HPO_MIN_TRIALS, KERNEL_BACKENDS, OPTIMIZER_STATES,
+                         PRECISIONS, READOUTS)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import last_layer_ops_under, priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
@@ -478,9 +478,9 @@ def _check_gat_widths(cfg: DictConfig) -> None:
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
     seeds = _get(cfg, "graph.retrain.seeds")
     children = _search_trains_children(cfg)
-    # the HPO runs in the retrain, before its seeds; 0 or 1 trial: off
+    # the HPO runs in the retrain, before its seeds
     hpo_trials, hpo_hidden = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.hpo.space.hidden")
-    hpo = isinstance(hpo_trials, int) and hpo_trials > 1 and isinstance(seeds, int) and seeds > 0
+    hpo = isinstance(hpo_trials, int) and hpo_trials >= HPO_MIN_TRIALS and isinstance(seeds, int) and seeds > 0
     widths = [("graph.supernet.hidden", _get(cfg, "graph.supernet.hidden"))]
     if child_hidden and children:
         widths.append(("graph.retrain.hidden", _get(cfg, "graph.retrain.hidden")))

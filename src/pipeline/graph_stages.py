@@ -27,6 +27,7 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from src.choices import HPO_MIN_TRIALS
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
@@ -297,15 +298,15 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     """Train ``arch`` from scratch for ``graph.retrain.seeds`` seeds; writes ``<folder>/results.json``.
 
     ``hparams`` (a hand-designed architecture's published settings) skip the HPO; otherwise
-    ``graph.hpo.trials`` > 1 picks the settings on the validation split first (one trial would
-    be the retrain settings themselves, trained once more for nothing). ``source`` says
+    ``graph.hpo.trials`` >= :data:`~src.choices.HPO_MIN_TRIALS` picks the settings on the
+    validation split first. ``source`` says
     where ``hparams`` came from (default: the architecture file).
     """
     r = cfg.graph.retrain
     out = run_dir / folder
     out.mkdir(parents=True, exist_ok=True)
     trials: list[dict] = []
-    if hparams is None and cfg.graph.hpo.trials > 1:
+    if hparams is None and cfg.graph.hpo.trials >= HPO_MIN_TRIALS:
         hp, trials = hpo(cfg, arch, dm, out)
         source = f"random search over graph.hpo.space ({len(trials)} trials on the validation split)"
     else:
