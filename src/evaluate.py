@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, read_invocations
+from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, is_number, read_invocations
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
@@ -303,8 +303,9 @@ def seed_record(seed_file: Path) -> dict:
     error line naming it (a damaged one gave a JSONDecodeError traceback)."""
     try:
         recorded = json.loads(seed_file.read_text())
-        for key in ("step", "val_acc", "test_acc"):
-            float(recorded[key])
+        # numbers as written, not quoted: "0.7" passed float() and then failed the table's format
+        if not all(is_number(recorded[key]) for key in ("step", "val_acc", "test_acc")):
+            raise TypeError
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result: step, val_acc, test_acc); "
                               "restore it, or delete it and re-run the run's command to train that seed "

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from src.choices import HPO_MIN_TRIALS
-from src.pipeline.run_settings import SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, unread_by_retrain
+from src.pipeline.run_settings import (SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, is_number,
+                                       unread_by_retrain)
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_target, atomic_write_text
 
@@ -106,10 +107,6 @@ def _read_json(path: Path) -> Any:
         raise AutoAttendError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_summary(summary: dict[str, Any], path: Path) -> None:
     """The parts of a ``summary.json`` the report reads have the types a run writes: a hand-edited
     or foreign file (another program's ``summary.json`` in the same outputs folder) is one
@@ -123,15 +120,15 @@ def _check_summary(summary: dict[str, Any], path: Path) -> None:
         if not isinstance(value, dict):
             raise bad(key, "an object of results")
         for name in ("test_acc_mean", "test_acc_std") + (("val_acc_mean",) if key == "retrain" else ()):
-            if not _is_number(value.get(name)):
+            if not is_number(value.get(name)):
                 raise bad(f"{key}.{name}", "a number")
         if not isinstance(value.get("seeds", []), list) or (key == "retrain" and "seeds" not in value):
             raise bad(f"{key}.seeds", "a list of seeds")  # a baseline's block names none
 
     seconds = summary.get("seconds")
-    if seconds is not None and not (isinstance(seconds, dict) and all(map(_is_number, seconds.values()))):
+    if seconds is not None and not (isinstance(seconds, dict) and all(map(is_number, seconds.values()))):
         raise bad("seconds", "an object of stage seconds")
-    if summary.get("best_val_acc_supernet") is not None and not _is_number(summary["best_val_acc_supernet"]):
+    if summary.get("best_val_acc_supernet") is not None and not is_number(summary["best_val_acc_supernet"]):
         raise bad("best_val_acc_supernet", "a number")
     block("retrain", summary.get("retrain"))
     baselines = summary.get("baselines") or {}
@@ -144,7 +141,7 @@ def _check_summary(summary: dict[str, Any], path: Path) -> None:
         every = ranking.get("all") if isinstance(ranking, dict) else None
         n = every.get("n") if isinstance(every, dict) else None
         if not isinstance(n, int) or isinstance(n, bool) or not (
-                every.get("spearman") is None or _is_number(every.get("spearman"))):
+                every.get("spearman") is None or is_number(every.get("spearman"))):
             raise bad("ranking.all", "an object with n and spearman")
 
 

@@ -248,19 +248,20 @@ def test_evaluate_refuses_a_file_and_a_model_that_does_not_fit_the_data(stub_run
         "2: the file is from another run")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="seed_record accepts a score written as a string "
-                   "(float('0.7') passes its check), and main formats the record of a seed whose model.pt is gone with "
-                   "100 * '0.7': a ValueError traceback (bug found by the mutation audit 2026-12-07)")
-def test_a_seed_record_with_a_quoted_score_is_one_error_line(stub_run, capsys):
-    """A hand-edited ``seed_<s>.json`` whose score is quoted (``"val_acc": "0.7"``), of a seed whose
-    model is gone: one error line and a non-zero status, not a traceback."""
+@pytest.mark.parametrize("record", [{"val_acc": "0.7"}, {"test_acc": True}, {"step": "30"}])
+def test_a_seed_record_with_a_quoted_or_boolean_value_is_one_error_line(stub_run, capsys, record):
+    """A hand-edited ``seed_<s>.json`` whose score or step is quoted (``"val_acc": "0.7"``, which passes
+    ``float()``) or a boolean, of a seed whose model is gone: one error line naming the file and status 2,
+    not a ValueError traceback from the table's number format."""
     from src.evaluate import main
 
     (stub_run.dir / "retrain" / "seed_0" / "model.pt").unlink()
-    (stub_run.dir / "retrain" / "seed_0.json").write_text(
-        json.dumps({"seed": 0, "step": 30, "val_acc": "0.7", "test_acc": 0.65}))
-    assert main([str(stub_run.dir)]) in (1, 2)
-    assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
+    seed_file = stub_run.dir / "retrain" / "seed_0.json"
+    seed_file.write_text(json.dumps({"seed": 0, "step": 30, "val_acc": 0.7, "test_acc": 0.65, **record}))
+    assert main([str(stub_run.dir)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {seed_file}: unreadable (expected the seed's result: step, val_acc, test_acc); restore it, or "
+        "delete it and re-run the run's command to train that seed again")
 
 
 # ---- src.predict: text ------------------------------------------------------------------------------

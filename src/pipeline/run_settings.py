@@ -233,6 +233,12 @@ _DATA_FACT_TYPES = {"classes": "int", "vocabulary": "int", "vocabulary_sha256": 
                     "edges": "[int]"}
 
 
+def is_number(value: Any) -> bool:
+    """A number as a run's records hold one: an int or a float, not a bool (``true`` is an int to
+    Python) nor a quoted number (``"0.7"`` passes ``float()``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_fact(value: Any, kind: str) -> bool:
     def whole(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
