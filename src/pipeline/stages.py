@@ -241,8 +241,12 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
 
 def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], selection_rule: str) -> dict:
     """The common part of ``retrain/results.json``: mean and sample std of the per-seed selected
-    test / validation scores, the per-seed results without their histories, and the rule."""
+    test / validation scores, the per-seed results without their histories, and the rule.
+    A seed without a test score (NaN) is an error here, before the sample std (which fails on NaN)."""
     tests, vals = [s["test_acc"] for s in per_seed], [s["val_acc"] for s in per_seed]
+    missing = [s["seed"] for s in per_seed if math.isnan(s["test_acc"])]
+    if missing:
+        raise RuntimeError(f"retrain produced no test accuracy (seed {', '.join(map(str, missing))})")
     return {
         "arch": arch.to_dict(),
         "test_acc_mean": statistics.fmean(tests),
@@ -339,7 +343,5 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
                      "val_examples": len(dm.val_set), "test_examples": len(dm.test_set),
                      "lower_precision": lower_precision(cfg)},
     }
-    if math.isnan(results["test_acc_mean"]):
-        raise RuntimeError("retrain produced no test accuracy")
     atomic_write_json(out / "results.json", results)
     return results
