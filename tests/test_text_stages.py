@@ -280,9 +280,9 @@ def test_a_retrain_seed_hands_on_its_settings_and_writes_the_selected_evaluation
     _Child.made = []
     cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "retrain.attn_dropout=0.3",
                                     "retrain.weight_decay=0.01", "retrain.recompute=true", "retrain.train_subset=20",
-                                    "retrain.batch_size=4", "retrain.eval_batch_size=7", "retrain.max_steps=4", "retrain.eval_every=5",
-                                    "retrain.clip=2.5", "retrain.checkpoint_every_min=1", "data.window=16",
-                                    "data.stride=8"])
+                                    "retrain.batch_size=4", "retrain.eval_batch_size=7", "retrain.max_steps=4",
+                                    "retrain.eval_every=5", "retrain.clip=2.5", "retrain.checkpoint_every_min=1",
+                                    "data.window=16", "data.stride=8"])
     arch = Architecture.load(SST5)
     result = stages.train_child(cfg, arch, _dm(), tmp_path, 7, "seed 7")
     assert children == [{"dim": 16, "heads": 2, "dropout": 0.1, "attn_dropout": 0.3, "freeze_embeddings": True,

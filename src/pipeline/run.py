@@ -29,8 +29,8 @@ from omegaconf.errors import OmegaConfBaseException
 from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, settings_task, task_family)
-from src.pipeline.run_settings import (SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data, check_run_settings,
-                                       format_mean_std, run_settings, unread_by_retrain, within)
+from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data,
+                                       check_run_settings, format_mean_std, run_settings, unread_by_retrain, within)
 from src.space import live_layers
 from src.strategies import SearchStrategy
 from src.strategies.evolution import STRATEGY_SETTINGS
@@ -387,10 +387,8 @@ def _check_classes_setting(cfg: DictConfig, dm) -> None:
                               f"{dm.num_classes} classes, which this setting does not change (it only describes them)")
 
 
-# where an override may add a key the config lacks: the groups chosen with +, and the HPO's
-# search space (a mapping of child settings, each checked)
+# where an override may add a key the config lacks: the groups chosen with +, and ADDABLE
 ADDABLE_GROUPS = ("task", "experiment")
-ADDABLE = ("graph.hpo.space.",)
 
 
 def _override_keys() -> list[str]:

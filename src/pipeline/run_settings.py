@@ -65,6 +65,11 @@ RETRAIN_UNREAD = ("space.num_layers", "space.priors", "space.sharing", "graph.sp
                   "graph.space.sharing", "graph.rerank", "graph.baselines", "graph.supernet")
 RETRAIN_READS = ("graph.supernet.act_at", "graph.supernet.attn_self_loops")
 
+# Nodes whose keys the user chooses, so that a command line may add one (`+graph.hpo.space.hidden=[...]`,
+# the HPO's search space: a mapping of child settings, each checked): a key there that a run's record
+# lacks is another setting, not an option added to the code since the run started
+ADDABLE = ("graph.hpo.space.",)
+
 
 def recorded_value(value: Any) -> str:
     """One of :data:`MOVES_NUMBERS` as an invocation recorded it, for warnings and reports: ``None``
@@ -137,8 +142,8 @@ def _show(value: Any) -> str:
 
 
 def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], absent: str) -> str:
-    """``"key: recorded -> now; ..."`` for ``keys``, ``absent`` standing for a key ``now`` lacks."""
-    return "; ".join(f"{k}: {_show(recorded[k])} -> {_show(now.get(k, absent))}" for k in keys)
+    """``"key: recorded -> now; ..."`` for ``keys``, ``absent`` standing for a key either lacks."""
+    return "; ".join(f"{k}: {_show(recorded.get(k, absent))} -> {_show(now.get(k, absent))}" for k in keys)
 
 
 # What a resumed stage would reuse: while none of these exists, a run that stopped early (a bad
@@ -166,7 +171,8 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     paper's protocol spans days): its default must reproduce what the code did before it existed,
     as every new option's must, so the resume goes on with it and the record gains it, keeping
     its value from then on. Returns those keys (empty for a fresh record or none added); a key
-    the settings lack (an option removed since) still stops the re-run.
+    the settings lack (an option removed since), or one added within :data:`ADDABLE` (a setting
+    of the user's), still stops the re-run.
     """
     path = run_dir / SETTINGS_FILE
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
@@ -176,10 +182,10 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
-        added = sorted(set(settings) - set(recorded))
+        added = sorted(k for k in set(settings) - set(recorded) if not within(k, ADDABLE))
         moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
-        differ = [k for k in sorted(recorded)
-                  if (k not in settings or recorded[k] != settings[k]) and k not in moved]
+        differ = [k for k in sorted(set(recorded) | set(settings) - set(added))
+                  if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved]
         if differ:
             shown = _changes(recorded, settings, differ[:6], "(unset)")
             more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
