@@ -22,7 +22,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, is_number, read_invocations
+from src.pipeline.run_settings import (INVOCATIONS_FILE, OWN_DATA_TASKS, is_number, own_data_task,
+                                       read_invocations)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
@@ -68,7 +69,7 @@ def run_config(run_dir: Path, overrides: list[str]):
         last = (read_invocations(run_dir) or [{}])[-1]
         _read_where_the_run_read(cfg, "paths.data_dir", runs_data_dir(last, given), "the data",
                                  f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)")
-        own = OWN_DATA_TASKS.get(cfg.task.get("name"), ("the data", "path"))[0]
+        own = OWN_DATA_TASKS.get(own_data_task(cfg.task), ("the data", "path"))[0]
         _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), own,
                                  f"where the run read it ({INVOCATIONS_FILE}: its task.path={cfg.task.get('path')} is "
                                  "relative to the folder it started in; task.path=... for another)")
@@ -155,7 +156,7 @@ def runs_task_path(invocation: dict, cfg, given: set[str]) -> str | None:
     ``task.path=...`` says otherwise: the path the run's last ``invocation`` read, if it is still
     there. Read from the current folder, it was "CSV files not found" wherever src.evaluate was
     started elsewhere."""
-    if "task.path" in given or cfg.task.get("name") not in OWN_DATA_TASKS:
+    if "task.path" in given or own_data_task(cfg.task) is None:
         return None
     path = cfg.task.get("path")
     if path is None or Path(str(path)).expanduser().is_absolute():

@@ -169,15 +169,15 @@ def check_data_of_run(run_dir: Path, cfg: DictConfig, dm, graph: bool) -> None:
     """For a command that reloads a run's models (``src.evaluate``, ``src.predict``): the data
     rebuilt from ``cfg`` are those the run recorded in ``data.json`` (runs from before that
     record pass), else one error line saying what differs."""
-    from src.pipeline.run_settings import OWN_DATA_TASKS, describe_data_difference, read_data_record
+    from src.pipeline.run_settings import OWN_DATA_TASKS, describe_data_difference, own_data_task, read_data_record
 
     recorded = read_data_record(run_dir)
     differ = "" if recorded is None else describe_data_difference(recorded, data_facts(dm, graph))
     if differ:
         # +task=csv and +task=graph_file read task.path (data of one's own, not under paths.data_dir)
-        own = cfg.task.get("name") in OWN_DATA_TASKS
+        own = own_data_task(cfg.task)
         where = f"task.path={cfg.task.path}" if own else f"paths.data_dir={cfg.paths.data_dir}"
-        kind = OWN_DATA_TASKS[cfg.task.name][1] if own else "folder"
+        kind = OWN_DATA_TASKS[own][1] if own else "folder"
         raise AutoAttendError(f"{run_dir}: the data at {where} are not the run's "
                               f"({differ}); give the run's data {kind} ({where.split('=')[0]}=...)")
 

@@ -52,6 +52,23 @@ DATA_LOCATION = ("task.path", "task.datamodule.path")
 # one's own (+task=csv) and a graph file of one's own (+task=graph_file); for each, what the path
 # names, as messages say it: (the data, the kind of path)
 OWN_DATA_TASKS = {"csv": ("the corpus", "folder"), "graph_file": ("the graph file", "file")}
+OWN_DATA_MODULES = {"src.data.csv_text.CSVTextDataModule": "csv",
+                    "src.data.graph_file.GraphFileDataModule": "graph_file"}
+
+
+def own_data_task(task: Any) -> str | None:
+    """Which of :data:`OWN_DATA_TASKS` a run's ``task`` node is, also under a name of its own
+    (``+task=csv task.name=reviews``; by name, such a run was told to fix ``paths.data_dir``, which it
+    never reads), from its DataModule; ``None`` for the benchmarks, among them csv.yaml's presets
+    (``agnews``, ...), whose data are under ``paths.data_dir``."""
+    from src.pipeline.config import CONF_DIR
+
+    name = task.get("name")
+    if name in OWN_DATA_TASKS:
+        return name
+    module = OWN_DATA_MODULES.get(str((task.get("datamodule") or {}).get("_target_")))
+    presets = {p.stem for p in (CONF_DIR / "task").glob("*.yaml")}
+    return module if module is not None and name not in presets else None
 
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
 # graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
