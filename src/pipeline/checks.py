@@ -406,8 +406,23 @@ def _check_graph_file_task(cfg: DictConfig) -> None:
     check_int(cfg, "task.test_graphs", 1)
 
 
+def _check_protocol(cfg: DictConfig) -> None:
+    """``task.protocol``, where a task has one (``graph_file``, ``ppi``), is a config group's node:
+    ``task.protocol=ppi``, for ``task/protocol=ppi``, made it a string, and the first reader failed
+    with an AttributeError traceback."""
+    from src.pipeline.config import CONF_DIR
+
+    protocol = _get(cfg, "task.protocol")
+    if protocol is _ABSENT or isinstance(protocol, DictConfig):
+        return
+    names = sorted(p.stem for p in (CONF_DIR / "task" / "protocol").glob("*.yaml"))
+    raise AutoAttendError(f"task.protocol={protocol}: a protocol is chosen as a config group, task/protocol=<name> "
+                          f"(one of {', '.join(names)}), not set as a value")
+
+
 def _check_graph(cfg: DictConfig, entry: str) -> None:
     g = "graph"
+    _check_protocol(cfg)
     _check_graph_file_task(cfg)
     precision = _get(cfg, "hardware.precision")
     if _get(cfg, "task.family") == "graph" and precision is not _ABSENT and str(precision) not in ("32-true", "32"):
