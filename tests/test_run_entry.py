@@ -718,11 +718,10 @@ def test_an_exit_with_a_message_is_said_and_ends_with_status_1(monkeypatch, caps
     assert exc.value.args == (2,)
 
 
-@pytest.mark.xfail(strict=True, reason="run_retrain's summary.json records no metric for a graph task (run_search's "
-                                       "does): src.report labels a PPI retrain's micro-F1 scores as accuracy")
 def test_a_graph_retrain_records_its_metric_as_a_graph_search_does(tmp_path, stand_ins, capsys):
     """``src.report`` reads a run's metric from summary.json (``accuracy`` where it has none): a PPI
-    retrain, scored in micro-F1 (its own line says so), must record it as a PPI search does."""
+    retrain, scored in micro-F1 (its own line says so), must record it as a PPI search does, and the
+    settings it trained with (it recorded neither, so the report labelled its micro-F1 accuracy)."""
     from src.pipeline import run
 
     searched = run.run_search(_search_cfg(tmp_path / "s", "ppi", "graph.retrain.seeds=1", "graph.baselines=[]",
@@ -730,4 +729,5 @@ def test_a_graph_retrain_records_its_metric_as_a_graph_search_does(tmp_path, sta
     assert searched["metric"] == "micro_f1"
     retrained = run.run_retrain(_retrain_cfg(tmp_path / "r", "ppi", "gcn", "graph.retrain.seeds=1"))
     assert "test micro-F1 " in capsys.readouterr().out
-    assert retrained.get("metric") == "micro_f1"
+    assert retrained.get("metric") == "micro_f1" and retrained["retrain"]["hparams"] == {"hidden": 16}
+    assert json.loads((tmp_path / "r" / "run" / "summary.json").read_text()) == retrained

@@ -200,6 +200,9 @@ def run_retrain(cfg: DictConfig) -> dict:
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": named,
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg)),
                "lower_precision": lower_precision(cfg)}
+    if graph:  # as the search records them: src.report labelled a PPI retrain's micro-F1 as accuracy
+        summary["metric"] = dm.metric
+        summary["retrain"]["hparams"] = results["hparams"]
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{named}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
