@@ -70,6 +70,7 @@ def own_data_task(task: Any) -> str | None:
     presets = {p.stem for p in (CONF_DIR / "task").glob("*.yaml")}
     return module if module is not None and name not in presets else None
 
+
 # Settings a task family never reads: the text pipeline's groups for graph tasks (which read
 # graph.*, where graph.space.sharing / priors repeat space.sharing / priors) and graph.* for text.
 UNREAD_BY = {"graph": ("supernet.", "retrain.", "data.", "space."), "text": ("graph.",)}
