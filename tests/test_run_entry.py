@@ -425,33 +425,23 @@ def test_a_stopping_signal_is_named_and_ends_with_128_plus_its_number(signum, sa
     assert exc.value.code == status
 
 
-def test_a_user_error_is_one_error_line_logged_and_status_2(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("error, logged_lines", [
+    (AutoAttendError("bad input"), ["error: bad input"]),
+    # the log of a folder in use is the running command's: the refused one writes nothing there
+    (RunDirInUseError("run dir x is in use"), [])])
+def test_a_user_error_is_one_error_line_and_status_2_logged_unless_the_folder_is_in_use(tmp_path, monkeypatch, capsys,
+                                                                                        error, logged_lines):
     from src.pipeline import run
 
     logged = []
     monkeypatch.setattr(run, "log_to_files_only", lambda logger, text, level: logged.append(text))
 
     def fails(cfg):
-        raise AutoAttendError("bad input")
+        raise error
 
     with pytest.raises(SystemExit) as exc:
         run.entry(fails, OmegaConf.create({"paths": {"output_dir": str(tmp_path)}}))
-    assert exc.value.code == 2 and capsys.readouterr().err == "error: bad input\n" and logged == ["error: bad input"]
-
-
-def test_a_folder_in_use_is_said_but_not_written_into_that_runs_log(tmp_path, monkeypatch, capsys):
-    """The log of a folder in use is the running command's: the refused one writes nothing there."""
-    from src.pipeline import run
-
-    logged = []
-    monkeypatch.setattr(run, "log_to_files_only", lambda logger, text, level: logged.append(text))
-
-    def in_use(cfg):
-        raise RunDirInUseError("run dir x is in use")
-
-    with pytest.raises(SystemExit) as exc:
-        run.entry(in_use, OmegaConf.create({"paths": {"output_dir": str(tmp_path)}}))
-    assert exc.value.code == 2 and capsys.readouterr().err == "error: run dir x is in use\n" and logged == []
+    assert exc.value.code == 2 and capsys.readouterr().err == f"error: {error}\n" and logged == logged_lines
 
 
 def test_an_exit_of_the_run_itself_is_not_taken_for_an_interrupt(tmp_path, capsys):
