@@ -79,8 +79,8 @@ def stand_ins(monkeypatch):
         monkeypatch.setattr(module, "train_supernet", note(prefix + "supernet", "a supernet"))
         monkeypatch.setattr(module, "search", note(prefix + "search", (None, 0.8125)))
         monkeypatch.setattr(module, "retrain", note(
-            prefix + "retrain", lambda cfg, arch, dm, run_dir, hparams=None, source=None: _results(
-                2, {"hidden": 16} if module is graph_stages else None)))
+            prefix + "retrain", lambda cfg, arch, dm, run_dir, hparams=None, source=None, graph=module is graph_stages:
+            _results(2, {"hidden": 16} if graph else None)))  # bound now: text results carry no hparams
     monkeypatch.setattr(stages, "check_batch_memory", note("batch memory"))
     monkeypatch.setattr(graph_stages, "baselines", note("baselines", {"gcn": _results(2)}))
     monkeypatch.setattr(ranking, "measure", note("ranking", {"all": {"n": 5, "spearman": 0.5}, "candidates": [1, 2]}))

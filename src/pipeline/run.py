@@ -127,8 +127,6 @@ def run_search(cfg: DictConfig) -> dict:
         line += f" | retrained test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)"
     if graph:
         summary["metric"] = dm.metric
-        if results is not None:
-            summary["retrain"]["hparams"] = results["hparams"]
         if seeds > 0 and cfg.graph.get("baselines"):
             with timer("baselines"):
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
@@ -200,9 +198,8 @@ def run_retrain(cfg: DictConfig) -> dict:
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": named,
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg)),
                "lower_precision": lower_precision(cfg)}
-    if graph:  # as the search records them: src.report labelled a PPI retrain's micro-F1 as accuracy
+    if graph:  # as the search records it: src.report labelled a PPI retrain's micro-F1 as accuracy
         summary["metric"] = dm.metric
-        summary["retrain"]["hparams"] = results["hparams"]
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{named}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
@@ -546,8 +543,10 @@ def _setup_hardware(cfg: DictConfig) -> None:
 
 
 def _retrain_summary(results: dict) -> dict:
-    """The part of ``retrain/results.json`` that ``summary.json`` repeats."""
-    return {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule")}
+    """The part of ``retrain/results.json`` that ``summary.json`` repeats (a graph retrain's ``hparams``,
+    the settings it trained with, included)."""
+    keys = ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule", "hparams")
+    return {k: results[k] for k in keys if k in results}
 
 
 def _metric_name(graph: bool, dm) -> str:

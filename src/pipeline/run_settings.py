@@ -202,7 +202,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
         added = sorted(k for k in set(settings) - set(recorded) if not within(k, ADDABLE))
         moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
-        differ = [k for k in sorted(set(recorded) | set(settings) - set(added))
+        differ = [k for k in sorted(set(recorded) | (set(settings) - set(added)))
                   if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved]
         if differ:
             shown = _changes(recorded, settings, differ[:6], "(unset)")
