@@ -291,6 +291,32 @@ def test_retrain_with_given_settings_trains_the_runs_seeds_and_records_them_and_
     assert (one["hparams_source"], one["hpo_trials"], one["hparams"]) == ("graph.retrain", [], plain["hparams"])
 
 
+def test_a_graph_seed_without_a_test_score_leaves_no_record_and_a_run_again_trains_it(tmp_path, monkeypatch):
+    """A seed whose selected evaluation has no test score (NaN: a broken evaluation split) is refused,
+    naming it, before its ``seed_<s>.json`` is written; the seeds before it keep theirs, and a run again
+    trains only that seed (its record was read back as done, so the run stopped at the guard for ever)."""
+    import math
+
+    from src.pipeline import graph_stages
+
+    trained, broken = [], {4}
+
+    def fake_fit(cfg, arch, dm, hp, seed, out, name, model_file=None):
+        trained.append(seed)
+        return _Child({"val_acc": 0.5, "test_acc": math.nan if seed in broken else 0.4, "step": seed})
+
+    monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
+    cfg = compose_config("search", ["+task=cora", "seed=3", "graph.retrain.seeds=3", "graph.hpo.trials=0",
+                                    "graph.retrain.workers=1"])
+    dm = SimpleNamespace(graph=None, num_features=5, num_classes=3, multilabel=False, metric="accuracy")
+    with pytest.raises(RuntimeError, match=r"^retrain produced no test accuracy \(seed 4\)$"):
+        graph_stages.retrain(cfg, Architecture.load(GCN), dm, tmp_path)
+    assert trained == [3, 4] and sorted(p.name for p in (tmp_path / "retrain").glob("*.json")) == ["seed_3.json"]
+    broken.clear()
+    results = graph_stages.retrain(cfg, Architecture.load(GCN), dm, tmp_path)
+    assert trained == [3, 4, 4, 5] and results["test_acc_mean"] == pytest.approx(0.4)
+
+
 def test_baselines_retrain_each_named_architecture_with_its_files_settings_in_its_own_folder(tmp_path, monkeypatch):
     """Every ``graph.baselines`` entry is read for the run's task (PubMed's GAT: its own model),
     validated against the task's space, retrained with its file's settings (no HPO) in

@@ -307,6 +307,26 @@ def test_a_retrain_seed_hands_on_its_settings_and_writes_the_selected_evaluation
         assert [r.getMessage() for r in caplog.records] == lines
 
 
+def test_a_seed_without_a_test_score_leaves_no_record_and_no_checkpoint_behind(tmp_path, monkeypatch, trainers):
+    """A seed whose selected evaluation has no test score (NaN: a broken evaluation split) is refused
+    before ``seed_<s>.json`` is written, and its last checkpoint (evaluations of that split) is dropped,
+    so that a run again trains the seed anew instead of reading it back as done and stopping again."""
+    class NoTestScore(_Child):
+        def selected(self):
+            return {"step": 3, "val_acc": 0.75, "test_acc": math.nan}
+
+    monkeypatch.setattr(stages, "ChildModule", NoTestScore)
+    cfg = compose_config("search", ["+task=sst2", "budget=smoke", "hardware=cpu", "retrain.max_steps=4"])
+    ckpt = tmp_path / "seed_7" / "last.ckpt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"written by the fit")
+    monkeypatch.setattr(stages, "resume_step", lambda path, what: None)
+    with pytest.raises(RuntimeError, match=r"^retrain produced no test accuracy \(seed 7\)$"):
+        stages.train_child(cfg, Architecture.load(SST5), _dm(), tmp_path, 7, "seed 7")
+    assert not (tmp_path / "seed_7.json").exists() and not ckpt.exists()
+    assert len(trainers) == 1
+
+
 def test_a_kept_model_carries_what_encodes_new_text_and_the_class_names(tmp_path):
     from src.models.saved import read_saved
     from src.models.text import TextClassifier

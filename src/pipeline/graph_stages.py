@@ -36,7 +36,7 @@ from src.pipeline.common import ChildrenProgress, StopAtStep, last_checkpoint, l
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import note_computing, read_arch, retrain_space, settings_task
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
-from src.pipeline.stages import run_strategy, seed_summary
+from src.pipeline.stages import check_test_scores, run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
@@ -326,6 +326,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
             chosen = child["selected"]
             result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
                       "step": chosen["step"], "history": child["history"]}
+            check_test_scores([result])
             atomic_write_json(out / f"seed_{seed}.json", result)
             finished[seed] = result
             log.info("%s: seed %d -> val %.4f test %.4f (step %d)", folder, seed, result["val_acc"],

@@ -239,14 +239,21 @@ def search(cfg: DictConfig, model: TextClassifier, dm, space: FunctionalSpace, r
     return best, score
 
 
+def check_test_scores(per_seed: list[dict]) -> None:
+    """Refuses seed results without a test score (NaN: only from a broken evaluation split), naming the seeds.
+    Called before a seed's record is written too, so that a run again trains such a seed instead of reading
+    the record back as done."""
+    missing = [s["seed"] for s in per_seed if math.isnan(s["test_acc"])]
+    if missing:
+        raise RuntimeError(f"retrain produced no test accuracy (seed {', '.join(map(str, missing))})")
+
+
 def seed_summary(arch: Architecture, seeds: list[int], per_seed: list[dict], selection_rule: str) -> dict:
     """The common part of ``retrain/results.json``: mean and sample std of the per-seed selected
     test / validation scores, the per-seed results without their histories, and the rule.
     A seed without a test score (NaN) is an error here, before the sample std (which fails on NaN)."""
     tests, vals = [s["test_acc"] for s in per_seed], [s["val_acc"] for s in per_seed]
-    missing = [s["seed"] for s in per_seed if math.isnan(s["test_acc"])]
-    if missing:
-        raise RuntimeError(f"retrain produced no test accuracy (seed {', '.join(map(str, missing))})")
+    check_test_scores(per_seed)
     return {
         "arch": arch.to_dict(),
         "test_acc_mean": statistics.fmean(tests),
@@ -303,6 +310,9 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     chosen = module.selected()
     result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"], "step": chosen["step"],
               "history": module.history}
+    if math.isnan(result["test_acc"]):
+        ckpt.unlink(missing_ok=True)  # its evaluations are of the broken split: a run again trains the seed anew
+    check_test_scores([result])
     atomic_write_json(seed_file, result)
     ckpt.unlink(missing_ok=True)  # the seed's result is written; its last weights are not the selected model
     return result
