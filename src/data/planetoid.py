@@ -2,9 +2,11 @@
 
 Every batch is a dict of tensors on one (possibly merged) graph:
 
-* ``x`` (N, F) float features (a sparse COO tensor for Planetoid's bag-of-words features);
+* ``x`` (N, F) float features (a sparse COO tensor for Planetoid's bag-of-words features, and for
+  a graph file's sparse ones, ``sparse_x`` / ``task.sparse_features``);
 * ``edge_index`` (2, E) long, messages flow ``edge_index[0] -> edge_index[1]``;
-* ``y`` (N,) long class ids, or (N, C) float 0/1 targets for a multi-label task;
+* ``y`` (N,) long class ids (a graph file's may hold -1 at unlabelled nodes, which no split
+  holds), or (N, C) float 0/1 targets for a multi-label task;
 * ``train_mask``, ``val_mask``, ``test_mask`` (N,) bool: which nodes each split scores.
 
 Planetoid (Cora, CiteSeer, PubMed) is transductive: one graph, the public split (20 labels per
@@ -141,8 +143,10 @@ def check_edges(edge_index: torch.Tensor, n: int, source: str, name: str = "edge
 
 
 def row_normalized(x: torch.Tensor) -> torch.Tensor:
-    """Planetoid's features row-normalised (PyG's NormalizeFeatures): each node's (N, F) row sums
-    to 1; an all-zero row, as CiteSeer's test nodes missing from its files, stays zero."""
+    """Planetoid's features ``x`` (N, F) row-normalised as PyG's NormalizeFeatures does: each row divided
+    by its sum clamped to at least 1, so a row of 0/1 features (Cora, CiteSeer) sums to 1 and a row
+    summing to less than 1 is left as it is; an all-zero row, as CiteSeer's test nodes missing from
+    its files, stays zero. -> (N, F), ``x``'s dtype."""
     return x / x.sum(-1, keepdim=True).clamp(min=1.0)
 
 

@@ -131,7 +131,7 @@ class EncodedSplit(Dataset):
         return self.offsets[1:] - self.offsets[:-1]
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> "EncodedSplit":
-        """A new split holding rows ``indices`` in that order."""
+        """A new split holding rows ``indices`` ((k,) ints) in that order."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         lengths = self.lengths[idx]
         offsets = torch.zeros(idx.numel() + 1, dtype=torch.long)

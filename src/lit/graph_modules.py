@@ -22,7 +22,8 @@ from src.space import Architecture, FunctionalSpace
 
 
 def node_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, multilabel: bool) -> torch.Tensor:
-    """Loss over the nodes in ``mask``: logits (N, C), y (N,) or (N, C), mask (N,) bool."""
+    """Loss over the nodes in ``mask``: logits (N, C) float, y (N,) long class ids (cross-entropy) or
+    (N, C) float 0/1 targets (``multilabel``: BCE on logits), mask (N,) bool -> a 0-d tensor."""
     if multilabel:
         return F.binary_cross_entropy_with_logits(logits[mask], y[mask])
     return F.cross_entropy(logits[mask], y[mask])
@@ -46,7 +47,8 @@ def node_metric(num_classes: int, multilabel: bool) -> Metric:
 
 
 def graph_score_batch(multilabel: bool):
-    """A :class:`~src.estimator.SupernetEstimator` scorer over a batch's ``val_mask`` nodes.
+    """A :class:`~src.estimator.SupernetEstimator` scorer over a batch's ``val_mask`` nodes (batch
+    dicts as :class:`GraphSupernetModule`'s; the model's logits (N, C)).
 
     Single-label: (correct, count) -> accuracy. Multi-label: (2 TP, 2 TP + FP + FN) summed over
     batches is exactly the pooled micro-F1.
@@ -79,9 +81,9 @@ class GraphSupernetModule(ArchRngCheckpoint, pl.LightningModule):
     Validation logs the mean score of ``monitor_archs`` fixed random architectures.
 
     Batches are dicts (:func:`~src.data.planetoid.data_to_batch`): ``x`` (N, F) float node features
-    (a sparse COO tensor for Planetoid's), ``edge_index`` (2, E) long, ``y`` (N,) long class indices
-    or (N, C) float 0/1 labels (multi-label), ``train_mask`` / ``val_mask`` / ``test_mask`` (N,)
-    bool; the loss and the scores read only the nodes of their mask.
+    (a sparse COO tensor for Planetoid's, and for a graph file's sparse ones), ``edge_index`` (2, E)
+    long, ``y`` (N,) long class indices or (N, C) float 0/1 labels (multi-label), ``train_mask`` /
+    ``val_mask`` / ``test_mask`` (N,) bool; the loss and the scores read only the nodes of their mask.
     """
 
     def __init__(self, model: GraphNet, space: FunctionalSpace, multilabel: bool = False, archs_per_step: int = 1,

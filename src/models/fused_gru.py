@@ -46,7 +46,8 @@ def recurrence(gi: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: t
     """One GRU direction's recurrence over a packed batch (layout in ``gru_kernel.cpp``).
 
     gi: (N, 3D) input projections ``W_ih x`` of the N tokens, step-major, without their bias
-    ``b_ih`` (3D), which the kernel adds; batch_sizes: (steps,) int64 on the CPU. Returns h: (N, D).
+    ``b_ih`` (3D), which the kernel adds; w_hh: (3D, D), b_hh: (3D), of gi's dtype (float32 or
+    float64, CPU); batch_sizes: (steps,) int64 on the CPU. Returns h: (N, D).
     Nothing is saved for backward when no input needs a gradient.
     """
     cpu_kernels.require_loaded()

@@ -216,7 +216,8 @@ class EdgeCsr:
 
     def sum_at_sources(self, x: torch.Tensor, per_edge: torch.Tensor) -> torch.Tensor:
         """``out[j] = sum over edges e = j -> i, in edge order, of per_edge[e] * x[i]``, the same over the
-        source view (the gradients of :meth:`sum_at_targets`' products)."""
+        source view (the gradients of :meth:`sum_at_targets`' products): ``x`` (N, D), ``per_edge`` (E, H)
+        in edge-list order -> (N, D)."""
         return torch.ops.autoattend.gather_sum(x, self.rowptr_t, self.col_t, per_edge.index_select(0, self.by_source))
 
 
@@ -352,6 +353,9 @@ class KernelGATConv(GATConv):
         return F.dropout(weights, p=self.dropout, training=self.training)
 
     def propagate(self, edge_index, size=None, **kwargs):
+        """GATConv's sum of ``alpha * x_j`` over in-edges: ``x`` (N, H, C) per head, ``alpha`` (E, H) from
+        :meth:`edge_updater`, ``edge_index`` (2, E) -> (N, H, C); on the propagate kernel
+        (:class:`_HeadGatherSum`) for CPU float tensors, else PyG's own."""
         x, alpha = kwargs.get("x"), kwargs.get("alpha")
         source = x[0] if isinstance(x, tuple) else x
         if (size is not None or alpha is None or not isinstance(edge_index, torch.Tensor) or source is None
@@ -363,7 +367,8 @@ class KernelGATConv(GATConv):
 def propagate(conv: MessagePassing, x: torch.Tensor, edge_index: torch.Tensor, weight: torch.Tensor,
               csr: Callable[[], EdgeCsr]) -> torch.Tensor:
     """PyG's weighted sum propagation of ``conv`` (GCN's, SGC's, ARMA's and Chebyshev's: message
-    ``weight * x_j``, summed at the target): ``x`` (N, D), or ARMA's (1, N, D), to the same shape.
+    ``weight * x_j``, summed at the target): ``x`` (N, D), or ARMA's (1, N, D), to the same shape;
+    ``edge_index`` (2, E) long, ``weight`` (E,) one per edge, of ``x``'s dtype.
     On CPU float tensors through the propagate kernel over ``csr()`` (made on demand; the caller
     caches it per graph), which computes PyG's values bit for bit, forward and backward
     (``tests/test_graph_models.py``); elsewhere, and under ``hardware.kernels=torch``, through
@@ -423,7 +428,8 @@ def edge_csr(edges: torch.Tensor, n: int) -> EdgeCsr:
 def normalised(edge_index: torch.Tensor, n: int, key: tuple, normalise: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                ) -> tuple[torch.Tensor, torch.Tensor, Callable[[], EdgeCsr]]:
     """A normalisation of the graph (``normalise()``: edges, weights) named by ``key``, once per
-    graph, with its CSR view on demand (made once as well)."""
+    graph, with its CSR view on demand (made once as well): -> (edges (2, E') long, weights (E',),
+    the CSR view's maker), E' the normalised graph's edges (self loops added or removed)."""
     def make() -> tuple[torch.Tensor | None, torch.Tensor]:
         edges, weights = normalise()
         return (None if edges is edge_index else edges), weights  # gcn_norm without self loops keeps the graph's

@@ -150,10 +150,11 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
     does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient;
     ``tests/test_cpu_kernels.py`` that both paths give the same bits for the same mask.
 
-    ``rows``: indices into ``x`` viewed as rows of ``row_size`` elements (default: the last
-    dimension); only those rows draw random numbers, every other row comes out 0. For callers whose
-    other rows are padding, already zero or never read (see :func:`real_rows`), this is the same
-    result at a fraction of the draws, which are the expensive part on CPU.
+    ``x`` any shape, float; returns ``x``'s shape and dtype. ``rows``: (R,) long, strictly increasing
+    (the kernel refuses others) indices into ``x`` viewed as rows of ``row_size`` elements (default:
+    the last dimension); only those rows draw random numbers, every other row comes out 0. For
+    callers whose other rows are padding, already zero or never read (see :func:`real_rows`), this
+    is the same result at a fraction of the draws, which are the expensive part on CPU.
 
     Draws come from the thread's :func:`dropout_generator`, else the global RNG. ``keep``: the
     bool mask of ``rows`` (len(rows), row_size), drawn by the caller (:func:`grouped_attention`);

@@ -113,12 +113,14 @@ class TextClassifier(nn.Module):
         return self.window is None or tokens.shape[1] <= self.window
 
     def stem_base(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The stem output before its dropout (B, T, D): identical for every architecture of a batch."""
+        """tokens (B, T) long, mask (B, T) bool, True at real tokens -> the stem output before its
+        dropout (B, T, D), zero at padded positions: identical for every architecture of a batch."""
         return self.stem.pre_dropout(self.embedding(tokens), mask)
 
     def forward_from_stem(self, base: torch.Tensor, mask: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        """Logits from :meth:`stem_base`'s output: the stem dropout (a fresh draw, in the same order
-        as :meth:`forward` draws it), encoder and head. Same result as ``forward(tokens, mask, arch)``."""
+        """Logits (B, C) from :meth:`stem_base`'s output ``base`` (B, T, D) and ``mask`` (B, T) bool: the
+        stem dropout (a fresh draw, in the same order as :meth:`forward` draws it), encoder and head.
+        Same result as ``forward(tokens, mask, arch)``."""
         return self.head(self.encoder(self.stem.dropout(base, mask=mask), mask, arch), mask)
 
     def head(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
