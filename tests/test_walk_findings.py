@@ -17,24 +17,25 @@ from tests.conftest import compose_config
 from tests.helpers import cli
 
 
-@pytest.mark.xfail(strict=True, reason="graph.hpo.space.readout holding 'last' is neither refused nor leaves identity "
-                                       "out of the searched last layer: the run stops in the HPO stage, after the "
-                                       "supernet and search, with 'identity cannot map node 1 ... to width C'")
 def test_an_hpo_over_the_last_readout_keeps_identity_out_of_the_searched_last_layer():
     """``+graph.hpo.space.readout=[linear,last] graph.hpo.trials=3``: some trials train the winner
-    reading out with its last layer, which an identity op there cannot do. Fixed either way: the
-    config check refuses it before any work, or the search leaves identity out of the last layer as
-    it does for ``graph.retrain.readout=last`` (src/pipeline/checks.py ``_check_last_layer_ops`` and
-    ``last_layer_ops`` read graph.retrain.readout only)."""
+    reading out with its last layer, which an identity op there cannot do, so the search leaves identity
+    out of the last layer as for ``graph.retrain.readout=last`` (the run stopped in the HPO stage, after
+    the supernet and the search); only where the HPO runs; refused where no other op is left."""
     from src.pipeline.config import search_space
 
     cfg = compose_config("search", ["+task=cora", "graph.hpo.trials=3", "+graph.hpo.space.readout=[linear,last]"])
-    try:
-        check_config(cfg, "search")
-    except AutoAttendError as err:  # refused before any work: fixed
-        assert "graph.hpo.space.readout" in str(err)
-        return
-    assert "identity" not in search_space(cfg).last_layer_ops
+    check_config(cfg, "search")
+    assert "identity" in search_space(cfg).ops and "identity" not in search_space(cfg).last_layer_ops
+    for no_hpo in ("graph.hpo.trials=1", "graph.retrain.seeds=0", "+graph.hpo.space.readout=[linear]"):
+        cfg = compose_config("search", ["+task=cora", "graph.hpo.trials=3", "+graph.hpo.space.readout=[linear,last]",
+                                        no_hpo])
+        assert "identity" in search_space(cfg).last_layer_ops, no_hpo
+    alone = compose_config("search", ["+task=cora", "graph.hpo.trials=3", "+graph.hpo.space.readout=[last]",
+                                      "graph.space.ops=[identity]"])
+    with pytest.raises(AutoAttendError, match=r"^graph.hpo.space.readout holding last: .*leave last out of "
+                                              r"graph.hpo.space.readout$"):
+        check_config(alone, "search")
 
 
 @pytest.mark.xfail(strict=True, reason="a CSV task records task.datamodule.progress (${hardware.progress}) among its "

@@ -467,20 +467,35 @@ def _search_trains_children(cfg: DictConfig) -> bool:
                                                       _get(cfg, "ranking.candidates")))
 
 
+def children_readout(cfg: DictConfig) -> str | None:
+    """``last`` where some child a graph search trains may read out with its last layer: under
+    ``graph.retrain.readout=last``, or with ``last`` among ``graph.hpo.space.readout`` where the HPO runs
+    (the retrain trains seeds and ``graph.hpo.trials`` >= HPO_MIN_TRIALS); else ``graph.retrain.readout``."""
+    readout, tried = _get(cfg, "graph.retrain.readout"), _get(cfg, "graph.hpo.space.readout")
+    trials, seeds = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.retrain.seeds")
+    hpo = isinstance(trials, int) and trials >= HPO_MIN_TRIALS and isinstance(seeds, int) and seeds > 0
+    if hpo and isinstance(tried, ListConfig) and "last" in tried:
+        return "last"
+    return readout if isinstance(readout, str) else None
+
+
 def _check_last_layer_ops(cfg: DictConfig) -> None:
-    """Children that read out with their last layer (``graph.retrain.readout=last``) have that
-    layer map to the classes, which an ``identity`` op cannot, so the search leaves identity out of
-    its last layer (:func:`~src.space.space.last_layer_ops_under`); refused where that leaves the
-    last layer no op at all."""
+    """Children that read out with their last layer (``graph.retrain.readout=last``, or ``last`` among
+    the HPO's readouts) have that layer map to the classes, which an ``identity`` op cannot, so the
+    search leaves identity out of its last layer (:func:`~src.space.space.last_layer_ops_under`);
+    refused where that leaves the last layer no op at all."""
     ops, priors = _get(cfg, "graph.space.ops"), _get(cfg, "graph.space.priors")
-    last = last_layer_ops_under(ops, _get(cfg, "graph.retrain.readout")) if isinstance(ops, ListConfig) else None
+    last = last_layer_ops_under(ops, children_readout(cfg)) if isinstance(ops, ListConfig) else None
     if last is None or len(last) == len(ops):
         return
     if not last or priors_leave_no_op(last, priors is True):
-        raise AutoAttendError(f"graph.retrain.readout=last: the searched model's last layer maps to the classes, "
+        setting, other = (("graph.retrain.readout=last", "keep graph.retrain.readout=linear")
+                          if _get(cfg, "graph.retrain.readout") == "last" else
+                          ("graph.hpo.space.readout holding last", "leave last out of graph.hpo.space.readout"))
+        raise AutoAttendError(f"{setting}: the searched model's last layer maps to the classes, "
                               f"which identity cannot (it keeps its input's width), and graph.space.ops={list(ops)} "
                               f"leave that layer no other op{' but zero' if last else ''}; add one (gcn, ...) or "
-                              "keep graph.retrain.readout=linear")
+                              f"{other}")
 
 
 def _check_gat_widths(cfg: DictConfig) -> None:

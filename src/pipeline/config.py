@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.pipeline.checks import CHILD_KEYS, check_arch_hparams
+from src.pipeline.checks import CHILD_KEYS, check_arch_hparams, children_readout
 from src.pipeline.run_settings import TIMING_FILE, flatten, may_change
 from src.space import Architecture, FunctionalSpace
 from src.space.space import last_layer_ops_under
@@ -117,10 +117,10 @@ def _space_node(cfg: DictConfig) -> DictConfig:
 def last_layer_ops(cfg: DictConfig) -> tuple[str, ...] | None:
     """The ops a searched model's last layer may use, ``None`` for all of the space's: see
     :func:`~src.space.space.last_layer_ops_under` (a graph child reading out with its last layer,
-    ``graph.retrain.readout=last``)."""
+    ``graph.retrain.readout=last`` or ``last`` among the HPO's readouts: :func:`children_readout`)."""
     if task_family(cfg) != "graph":
         return None
-    return last_layer_ops_under(cfg.graph.space.ops, cfg.graph.retrain.get("readout"))
+    return last_layer_ops_under(cfg.graph.space.ops, children_readout(cfg))
 
 
 def search_space(cfg: DictConfig) -> FunctionalSpace:
