@@ -38,9 +38,6 @@ def test_an_hpo_over_the_last_readout_keeps_identity_out_of_the_searched_last_la
         check_config(alone, "search")
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV task records task.datamodule.progress (${hardware.progress}) among its "
-                                       "run settings, so a resume with hardware.progress changed is refused, where "
-                                       "the README lists progress among the machine settings a resume may change")
 def test_a_csv_run_resumes_with_hardware_progress_changed(tmp_path):
     base = ["+task=csv", "task.path=/data/corpus", "task.num_classes=3", "budget=smoke"]  # smoke: progress false
     check_run_settings(tmp_path, run_settings(compose_config("search", base), "search"))
@@ -48,6 +45,13 @@ def test_a_csv_run_resumes_with_hardware_progress_changed(tmp_path):
     (tmp_path / "supernet" / "last.ckpt").write_bytes(b"")  # a resume would reuse it
     # as `+task=sst2` accepts: hardware.progress is in MAY_CHANGE
     check_run_settings(tmp_path, run_settings(compose_config("search", base + ["hardware.progress=true"]), "search"))
+    # a record written before (it holds task.datamodule.progress) resumes too, and other settings still stop it
+    record = tmp_path / "run_settings.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "task.datamodule.progress": False}))
+    check_run_settings(tmp_path, run_settings(compose_config("search", base + ["hardware.progress=true"]), "search"))
+    with pytest.raises(AutoAttendError, match="task.num_classes: 3 -> 4"):
+        check_run_settings(tmp_path, run_settings(compose_config("search", base[:2] + ["task.num_classes=4",
+                                                                                        "budget=smoke"]), "search"))
 
 
 @pytest.mark.xfail(strict=True, reason="+task=ppi task/protocol=planetoid ends in an omegaconf InterpolationKeyError "

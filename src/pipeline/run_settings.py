@@ -36,11 +36,12 @@ DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.
 # kernels round differently, so invocations.json records them), and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
 # analysis, which adds its own folder and changes nothing else; the classes' names only label output.
+# (A CSV task's DataModule takes hardware.progress as task.datamodule.progress.)
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
               "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
-              "strategy.save_every", "ranking", "task.label_names")
+              "strategy.save_every", "ranking", "task.label_names", "task.datamodule.progress")
 
 # Where a CSV task's files are (task.path, ``${paths.data_dir}/<name>_csv`` for the presets): like
 # paths.data_dir, a place, which a resume may change (data.json then checks the files are the run's);
@@ -122,10 +123,12 @@ RETIRED = {"text": ("task.datamodule.batch_size",)}
 
 def canonical(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with each :data:`SAME_VALUE` key's equivalent value written one way, and
-    without the :data:`RETIRED` keys of its task family (text unless ``task.family`` says)."""
+    without the :data:`RETIRED` keys of its task family (text unless ``task.family`` says) or keys
+    that a resume may change (recorded before :data:`MAY_CHANGE` named them: a CSV task's
+    ``task.datamodule.progress``, until 2026-12-07)."""
     retired = RETIRED.get(settings.get("task.family") or "text", ())
     return {key: SAME_VALUE[key][1] if key in SAME_VALUE and value == SAME_VALUE[key][0] else value
-            for key, value in settings.items() if key not in retired}
+            for key, value in settings.items() if key not in retired and not may_change(key)}
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
