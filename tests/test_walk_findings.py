@@ -54,18 +54,18 @@ def test_a_csv_run_resumes_with_hardware_progress_changed(tmp_path):
                                                                                         "budget=smoke"]), "search"))
 
 
-@pytest.mark.xfail(strict=True, reason="+task=ppi task/protocol=planetoid ends in an omegaconf InterpolationKeyError "
-                                       "traceback (task.protocol.batch_size), exit status 1, not one error: line")
 def test_ppi_with_planetoids_protocol_is_one_error_line_or_runs(tmp_path):
-    """README's config table: ``task/protocol`` (``planetoid``, ``ppi``) is a graph task's protocol.
-    Given to ``+task=ppi`` as ``planetoid`` it must be refused in one line (exit status 2) before any
-    work (the data folder here holds no PPI files, so an accepted run stops at them in one line).
-    The traceback comes from ``run_settings`` resolving the config (src/pipeline/run.py ``run_search``),
-    after ``check_config`` passed it."""
+    """``+task=ppi task/protocol=planetoid`` is refused in one line (exit status 2) before any work: PPI's
+    DataModule reads the protocol's batch size, which only PPI's protocol has (it ended in an
+    InterpolationKeyError traceback from ``run_settings``, after ``check_config`` had passed it)."""
     proc = cli("src.search", "+task=ppi", "task/protocol=planetoid", "budget=smoke", "hardware=cpu",
                data_dir=tmp_path / "data", tmp=tmp_path, run_dir=tmp_path / "run", timeout=240)
     assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: "), proc.stderr[-1500:]
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: task/protocol: +task=ppi takes PPI's protocol (conf/task/protocol/ppi.yaml); choosing another is "
+        "for +task=graph_file, whose default is planetoid"), proc.stderr[-1500:]
+    check_config(compose_config("search", ["+task=ppi", "task/protocol=ppi"]), "search")
+    check_config(compose_config("search", ["+task=graph_file", "task.path=/x.pt", "task/protocol=planetoid"]), "search")
 
 
 @pytest.mark.xfail(strict=True, reason="a graph file whose x has no feature column (N, 0) passes the reader and the "

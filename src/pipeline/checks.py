@@ -406,16 +406,24 @@ def _check_graph_file_task(cfg: DictConfig) -> None:
     check_int(cfg, "task.test_graphs", 1)
 
 
+PPI_DATAMODULE = "src.data.ppi.PPIDataModule"
+
+
 def _check_protocol(cfg: DictConfig) -> None:
     """``task.protocol``, where a task has one (``graph_file``, ``ppi``), is a config group's node:
     ``task.protocol=ppi``, for ``task/protocol=ppi``, made it a string, and the first reader failed
-    with an AttributeError traceback."""
+    with an AttributeError traceback. PPI takes only its own (``task/protocol=planetoid`` ended in a traceback)."""
     from src.pipeline.config import CONF_DIR
 
     protocol = _get(cfg, "task.protocol")
+    names = sorted(p.stem for p in (CONF_DIR / "task" / "protocol").glob("*.yaml"))
+    if isinstance(protocol, DictConfig) and _get(cfg, "task.datamodule._target_") == PPI_DATAMODULE \
+            and protocol.get("name") != "ppi":
+        # PPI's DataModule reads the protocol's batch size (graphs a step), which only PPI's protocol has
+        raise AutoAttendError("task/protocol: +task=ppi takes PPI's protocol (conf/task/protocol/ppi.yaml); choosing "
+                              "another is for +task=graph_file, whose default is planetoid")
     if protocol is _ABSENT or isinstance(protocol, DictConfig):
         return
-    names = sorted(p.stem for p in (CONF_DIR / "task" / "protocol").glob("*.yaml"))
     raise AutoAttendError(f"task.protocol={protocol}: a protocol is chosen as a config group, task/protocol=<name> "
                           f"(one of {', '.join(names)}), not set as a value")
 
