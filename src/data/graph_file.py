@@ -85,8 +85,9 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
         raise AutoAttendError(f"{where}: no {missing[0]!r} array; expected {', '.join(needed)}{hint} "
                               f"(found: {', '.join(sorted(arrays)) or 'none'})")
     x, edge_index, y = arrays["x"], arrays["edge_index"], arrays.get("y")
-    if x.dim() != 2 or x.is_complex() or x.dtype == torch.bool:
-        raise AutoAttendError(f"{where}: 'x' must be (N, F) real features, got {x.dtype} of shape {tuple(x.shape)}")
+    if x.dim() != 2 or x.size(1) < 1 or x.is_complex() or x.dtype == torch.bool:
+        raise AutoAttendError(f"{where}: 'x' must be (N, F) real features, F >= 1, got {x.dtype} of shape "
+                              f"{tuple(x.shape)}")
     if not torch.isfinite(x.float()).all():
         raise AutoAttendError(f"{where}: 'x' holds NaN or infinite values")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
