@@ -266,6 +266,7 @@ def check_bench_config(cfg: DictConfig) -> None:
     check_paths(cfg)
     check_hardware(cfg)
     check_choice(cfg, "space.sharing", SHARING_MODES)
+    _check_bench_reads(cfg)
     for key in ("num_layers", "dim", "heads", "archs_per_step", "batch_size", "eval_batch_size", "retrain_dim", "reps"):
         check_int(cfg, f"bench.{key}", 1)
     check_int(cfg, "bench.warmup", 0)
@@ -277,6 +278,27 @@ def check_bench_config(cfg: DictConfig) -> None:
         check_bool(cfg, f"bench.{key}")
     for node, width in (("bench", "dim"), ("bench", "retrain_dim")):
         _check_heads(cfg, node, width)
+
+
+def _check_bench_reads(cfg: DictConfig) -> None:
+    """The bench composes the text space and the hardware group but measures the paper's space at
+    ``bench.num_layers`` layers, in float32: another ``space.num_layers`` / ``ops`` / ``kinds`` /
+    ``priors`` or ``hardware.precision`` was accepted and not applied (nor recorded in bench.json)."""
+    from src.pipeline.config import CONF_DIR
+
+    space_file = CONF_DIR / "space" / "text.yaml"
+    paper = OmegaConf.to_container(OmegaConf.load(space_file))
+    for key, value in paper.items():
+        given = _get(cfg, f"space.{key}")
+        given = OmegaConf.to_container(given) if isinstance(given, (DictConfig, ListConfig)) else given
+        if key != "sharing" and given is not _ABSENT and given != value:
+            raise AutoAttendError(f"space.{key}={given}: src.bench measures the paper's space ({space_file}: "
+                                  f"{key} {value}); of the space it takes space.sharing, and bench.num_layers for the "
+                                  "supernet's depth")
+    precision = _get(cfg, "hardware.precision")
+    if precision is not _ABSENT and str(precision) not in ("32-true", "32"):
+        raise AutoAttendError(f"hardware.precision={precision}: src.bench measures in float32 (32-true); of the "
+                              "precision settings it takes hardware.matmul_precision")
 
 
 def _file_in_the_way(path: Path) -> Path | None:
