@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -182,9 +183,18 @@ def differences(path: Path = LOCK) -> dict[str, dict[str, str | None]] | None:
     for name, locked in pins.values():
         meta = installed_metadata(name)
         installed = public_version(meta[1]) if meta else None
-        if installed != locked:
+        if installed is None or not same_version(installed, locked):
             found[name] = {"installed": installed, "locked": locked}
     return found
+
+
+def same_version(installed: str, locked: str) -> bool:
+    """Whether two versions are one under PEP 440, as pip's ``==`` pin reads them (``2.1.0.0`` is
+    ``2.1.0``); compared as text where either is not a PEP 440 version."""
+    try:
+        return Version(installed) == Version(locked)
+    except InvalidVersion:
+        return installed == locked
 
 
 def describe_differences(found: dict[str, dict[str, str | None]] | None, path: Path = LOCK, shown: int = 5) -> str:
