@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         text = lock_text(closure(root_requirements(args.requirements)), args.requirements)
         if not args.out.parent.is_dir():  # atomic_write_text would create it: a mistyped --out is refused
             raise OSError(f"{args.out.parent}: no such folder to write {args.out.name} in")
+        if args.out.is_dir():  # the rename of atomic_write_text's temporary file would be the error
+            raise OSError(f"--out {args.out}: a folder; give the lock file's path (e.g. {args.out / LOCK.name})")
         atomic_write_text(args.out, text)
     except (LockError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
