@@ -32,8 +32,10 @@ TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows 
 EVALUATION_MAY_CHANGE = ("retrain.eval_batch_size",)
 
 
-def run_config(run_dir: Path, overrides: list[str]):
-    """The run's resolved ``.hydra/config.yaml`` with ``key=value`` ``overrides`` merged in."""
+def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
+    """The run's resolved ``.hydra/config.yaml`` with ``key=value`` ``overrides`` merged in; its data
+    paths as the run read them, said in a note where that is not where they lead from here (no note
+    where the caller does not read the run's data: ``reads_data=False``)."""
     import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -68,11 +70,12 @@ def run_config(run_dir: Path, overrides: list[str]):
         given = {o.split("=", 1)[0] for o in overrides}
         last = (read_invocations(run_dir) or [{}])[-1]
         _read_where_the_run_read(cfg, "paths.data_dir", runs_data_dir(last, given), "the data",
-                                 f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)")
+                                 f"where the run read them ({INVOCATIONS_FILE}; paths.data_dir=... for another folder)",
+                                 reads_data)
         own = OWN_DATA_TASKS.get(own_data_task(cfg.task), ("the data", "path"))[0]
         _read_where_the_run_read(cfg, "task.path", runs_task_path(last, cfg, given), own,
                                  f"where the run read it ({INVOCATIONS_FILE}: its task.path={cfg.task.get('path')} is "
-                                 "relative to the folder it started in; task.path=... for another)")
+                                 "relative to the folder it started in; task.path=... for another)", reads_data)
         for override in overrides:  # a value that does not resolve is the override's, not the run's file
             try:
                 OmegaConf.select(cfg, override.split("=", 1)[0], throw_on_resolution_failure=True)
@@ -88,6 +91,16 @@ def run_config(run_dir: Path, overrides: list[str]):
     return cfg
 
 
+def _reads_own_data(config: Path) -> bool:
+    """Whether the run of ``config`` (its ``.hydra/config.yaml``) is a task of :data:`OWN_DATA_TASKS`."""
+    from omegaconf import OmegaConf
+
+    try:
+        return own_data_task(OmegaConf.load(config).get("task")) is not None
+    except Exception:  # a damaged config is said where it is read
+        return False
+
+
 @contextmanager
 def settings_of_the_run(run_dir: Path):
     """Where the run's config is read (its data rebuilt, the machine set up), a setting it lacks is
@@ -101,8 +114,8 @@ def settings_of_the_run(run_dir: Path):
         yield
     except DataNotFoundError as exc:
         recorded = recorded_data_dir(run_dir)
-        if recorded is None or recorded in str(exc):
-            raise
+        if recorded is None or recorded in str(exc) or _reads_own_data(config):
+            raise  # a task of one's own reads task.path, which the error names, never paths.data_dir
         raise DataNotFoundError(f"{exc} (the run read its data from {recorded}, {INVOCATIONS_FILE}: "
                                 f"paths.data_dir={recorded} if it is still there)") from None
     except (ConfigAttributeError, ConfigKeyError) as exc:
@@ -117,14 +130,14 @@ def settings_of_the_run(run_dir: Path):
                               "was edited, restore it from the run's command") from None
 
 
-def _read_where_the_run_read(cfg, key: str, folder: str | None, what: str, why: str) -> None:
+def _read_where_the_run_read(cfg, key: str, folder: str | None, what: str, why: str, say: bool = True) -> None:
     """Set ``key`` to ``folder`` (``None``: leave it), with a note on stderr (``reading <what> from
-    <folder>, <why>``) where that is not where ``key`` already leads from here."""
+    <folder>, <why>``; with ``say``) where that is not where ``key`` already leads from here."""
     from omegaconf import OmegaConf
 
     if folder is None:
         return
-    if Path(str(OmegaConf.select(cfg, key))).expanduser().resolve() != Path(folder):
+    if say and Path(str(OmegaConf.select(cfg, key))).expanduser().resolve() != Path(folder):
         print(f"note: reading {what} from {folder}, {why}", file=sys.stderr)
     OmegaConf.update(cfg, key, folder)
 

@@ -214,7 +214,7 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
     from src.data.graph_file import SPLITS, read_graph_to_classify
     from src.evaluate import run_config, settings_of_the_run
 
-    cfg = run_config(run_dir, list(overrides))
+    cfg = run_config(run_dir, list(overrides), reads_data=False)
     arrays = read_graph_to_classify(graph_file)
     with settings_of_the_run(run_dir):
         dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,

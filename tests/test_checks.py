@@ -397,9 +397,11 @@ def test_the_data_record_is_written_kept_and_checked_only_against_results(tmp_pa
     with pytest.raises(AutoAttendError) as err:
         check_run_data(tmp_path, facts)
     assert str(err.value) == (f"run dir {tmp_path} was started on other data (features: 5 -> 3), and resuming would "
-                              "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data, "
+                              "mix results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
                               "or give a new hydra.run.dir")
     assert json.loads((tmp_path / DATA_FILE).read_text()) == other
+    with pytest.raises(AutoAttendError, match="point task.path at the run's corpus, or give"):  # a corpus of one's own
+        check_run_data(tmp_path, facts, "csv")
     # a record from before a fact existed is not compared on it
     (tmp_path / DATA_FILE).write_text(json.dumps({k: v for k, v in facts.items() if k != "labels_sha256"}))
     check_run_data(tmp_path, relabelled)

@@ -366,7 +366,7 @@ def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith(f"error: run dir {copy} was started on other data (examples: "), last
     assert "vocabulary_sha256: " in last and last.endswith("and resuming would mix results of the two: point "
-                                                           "paths.data_dir (AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data, "
+                                                           "paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
                                                            "or give a new hydra.run.dir")
     for kept in ("data.json", "timing.json", "search/population.jsonl", "retrain/results.json"):
         assert (copy / kept).read_bytes() == (run_dir / kept).read_bytes(), kept

@@ -128,21 +128,20 @@ def test_lock_out_given_a_folder_says_so_without_naming_a_temporary_file(tmp_pat
     assert list(folder.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="src.predict --graph with a missing file says '(task.path: the graph's .npz "
-                                       "or .pt file)', naming a setting the user did not give instead of --graph")
 def test_predict_graph_missing_file_names_the_option_not_task_path(tmp_path):
     from src.data.graph_file import read_graph_to_classify
 
+    """``src.predict --graph`` (or ``predict_nodes(graph=...)``) with a missing file names that option, not
+    ``task.path``, which the user did not give."""
     with pytest.raises(AutoAttendError) as err:
         read_graph_to_classify(tmp_path / "new.npz")
-    assert "task.path" not in str(err.value) and "new.npz" in str(err.value)
+    assert str(err.value) == f"{tmp_path / 'new.npz'}: no such file (the graph to classify, --graph: the graph's " \
+                             ".npz or .pt file)"
 
 
-@pytest.mark.xfail(strict=True, reason="src.evaluate / src.predict on a graph_file (or csv) run whose file has moved "
-                                       "hint 'paths.data_dir=<the run's data folder> if it is still there' "
-                                       "(src/evaluate.py settings_of_the_run), a setting such a task never reads; "
-                                       "task.path=... is the override that helps")
 def test_evaluate_of_a_moved_graph_file_hints_task_path_not_paths_data_dir(tmp_path):
+    """``src.evaluate`` on a ``graph_file`` run whose file has moved names ``task.path`` only (it added
+    "paths.data_dir=<the run's data folder> if it is still there", a setting such a task never reads)."""
     from omegaconf import OmegaConf, open_dict
 
     from src.evaluate import evaluate
@@ -161,14 +160,12 @@ def test_evaluate_of_a_moved_graph_file_hints_task_path_not_paths_data_dir(tmp_p
     (run_dir / "retrain" / "seed_0" / "model.pt").write_bytes(b"")  # never read: the data come first
     with pytest.raises(AutoAttendError) as err:
         evaluate(run_dir)
-    message = str(err.value)
-    assert "no such file" in message and "paths.data_dir" not in message, message
+    assert str(err.value) == f"{gone}: no such file (task.path: the graph's .npz or .pt file)"
 
 
-@pytest.mark.xfail(strict=True, reason="a graph_file run resumed on another file is told to 'point paths.data_dir "
-                                       "(AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data' "
-                                       "(src/pipeline/run_settings.py check_run_data): graph_file reads task.path only")
 def test_a_graph_file_resume_on_other_data_is_told_task_path(tmp_path):
+    """A ``graph_file`` run resumed on another file is told to point ``task.path`` at the run's graph file
+    (it was told ``paths.data_dir``, which such a task never reads)."""
     from src.pipeline.run_settings import DATA_FILE, SETTINGS_FILE
 
     n = 12
@@ -189,16 +186,13 @@ def test_a_graph_file_resume_on_other_data_is_told_task_path(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith(f"error: run dir {run_dir} was started on other data"), \
         proc.stderr[-2000:]
-    # fixed where it points this task at task.path (naming graph_file beside csv, or paths.data_dir not at all)
-    last = last.replace(str(tmp_path), "<tmp>")  # the test's folder name holds "graph_file"
-    assert "task.path" in last and ("paths.data_dir" not in last or "graph_file" in last), last
+    assert last.endswith("resuming would mix results of the two: point task.path at the run's graph file, or give a "
+                         "new hydra.run.dir"), last
 
 
-@pytest.mark.xfail(strict=True, reason="src.predict <run> --graph FILE on a run whose task.path is relative prints "
-                                       "'note: reading the graph file from <the run's file>, where the run read it', "
-                                       "though with --graph the run's data are not read (README); run_config's "
-                                       "note, src/predict.py _new_graph_rows")
 def test_predict_graph_says_nothing_of_reading_the_runs_own_file(tmp_path, capsys):
+    """``--graph FILE`` on a run whose ``task.path`` is relative prints no "note: reading the graph file from
+    <the run's file>": with ``--graph`` the run's data are not read (README)."""
     import torch
 
     from src.models.graph import GraphNet
@@ -229,11 +223,9 @@ def test_predict_graph_says_nothing_of_reading_the_runs_own_file(tmp_path, capsy
     assert "reading the graph file" not in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="a PyG Data saved whole (torch.save(data, path), not data.to_dict()) is "
-                                       "'unreadable (UnpicklingError: Weights only load failed. This file can still "
-                                       "be loaded, to do so you have two options, <ESC>[1mdo those steps ...' : "
-                                       "torch's advice cut mid-way with terminal escapes, and not the README's fix")
 def test_a_pyg_data_saved_whole_is_told_to_save_its_dict(tmp_path):
+    """A PyG ``Data`` saved whole (``torch.save(data, path)``) is told the README's fix, ``data.to_dict()``
+    (it was torch's advice on trusting pickles, cut mid-way, with terminal escape codes)."""
     import torch
     from torch_geometric.data import Data
 
@@ -243,5 +235,5 @@ def test_a_pyg_data_saved_whole_is_told_to_save_its_dict(tmp_path):
     torch.save(Data(x=torch.rand(4, 3), edge_index=torch.tensor([[0, 1], [1, 2]]), y=torch.tensor([0, 1, 0, 1])), path)
     with pytest.raises(AutoAttendError) as err:
         GraphFileDataModule(path=str(path)).setup()
-    message = str(err.value)
-    assert str(path) in message and "to_dict()" in message and "\x1b" not in message, message
+    assert str(err.value) == (f"{path}: holds objects other than tensors, which are not read (a PyG Data saved "
+                              "whole?); save a dict of tensors: torch.save(data.to_dict(), path)")

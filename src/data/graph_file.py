@@ -29,6 +29,7 @@ read with ``torch.load(weights_only=True)``, as ``torch.save(data.to_dict(), pat
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,21 +52,28 @@ UNLABELLED = -1
 SPARSE_BELOW = 0.1
 
 
-def read_arrays(path: Path) -> dict[str, torch.Tensor]:
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch's messages bold some words
+
+
+def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tensor]:
     """The arrays of ``path`` (``.npz``, or a ``.pt`` / ``.pth`` dict of tensors) as tensors, by name;
-    one clear error for a missing, unreadable or unexpected file."""
+    one clear error for a missing, unreadable or unexpected file (a missing one named as ``given_as``)."""
     if path.suffix not in SUFFIXES:
         raise AutoAttendError(f"{path}: expected a .npz file or a .pt / .pth dict of tensors, got a "
                               f"'{path.suffix or 'suffix-less'}' file")
     if not path.is_file():
-        raise DataNotFoundError(f"{path}: no such file (task.path: the graph's .npz or .pt file)")
+        raise DataNotFoundError(f"{path}: no such file ({given_as}: the graph's .npz or .pt file)")
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
                 return {name: torch.from_numpy(np.array(arrays[name])) for name in arrays.files}
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # numpy's, zipfile's or torch's reader, whatever it hit
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        text = _TERMINAL_CODES.sub("", str(exc)).strip()
+        if "Weights only load failed" in text:  # torch's long advice is about trusting pickles, not this format
+            raise AutoAttendError(f"{path}: holds objects other than tensors, which are not read (a PyG Data saved "
+                                  "whole?); save a dict of tensors: torch.save(data.to_dict(), path)") from None
+        reason = text.splitlines()[0][:200] if text else ""
         raise AutoAttendError(f"{path}: unreadable ({type(exc).__name__}: {reason})") from None
     if not isinstance(loaded, dict):
         raise AutoAttendError(f"{path}: expected a dict of tensors (torch.save(data.to_dict(), path)), "
@@ -203,7 +211,7 @@ def read_graph_to_classify(path: Path) -> dict[str, torch.Tensor]:
     --graph``), from a file in the module's format: ``x`` (N, F) and ``edge_index`` (2, E) required
     (no edge is needed), ``y`` and any of the masks optional (the output shows them), ``batch``
     ignored (messages never cross graphs that no edge joins). -> the arrays by name, each checked."""
-    arrays = read_arrays(path)
+    arrays = read_arrays(path, given_as="the graph to classify, --graph")
     _check_arrays(arrays, path, masks=False, labels=False)
     masks = [name for name in SPLITS if name in arrays]
     for name in masks:

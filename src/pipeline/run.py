@@ -30,7 +30,8 @@ from src.pipeline.checks import CHILD_KEYS, check_config, has_key
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, settings_task, task_family)
 from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data,
-                                       check_run_settings, format_mean_std, run_settings, unread_by_retrain, within)
+                                       check_run_settings, format_mean_std, own_data_task, run_settings,
+                                       unread_by_retrain, within)
 from src.space import live_layers
 from src.strategies import SearchStrategy
 from src.strategies.evolution import STRATEGY_SETTINGS
@@ -105,7 +106,7 @@ def run_search(cfg: DictConfig) -> dict:
             retrains = cfg.retrain.seeds > 0 or ranks
             stages.check_batch_memory(cfg, dm, {"supernet": space.num_layers,
                                                 **({"retrain": space.num_layers} if retrains else {})})
-        check_run_data(run_dir, data_facts(dm, graph))
+        check_run_data(run_dir, data_facts(dm, graph), own_data_task(cfg.task))
         _build_kernels(cfg, timer)
         record.write(run_dir)
         _record_invocation(cfg, run_dir)
@@ -185,7 +186,7 @@ def run_retrain(cfg: DictConfig) -> dict:
         _check_classes_setting(cfg, dm)
         if not graph:  # the layers that reach the output: the others are not computed
             stages.check_batch_memory(cfg, dm, {"retrain": sum(live_layers(arch))})
-        check_run_data(run_dir, data_facts(dm, graph))
+        check_run_data(run_dir, data_facts(dm, graph), own_data_task(cfg.task))
         _build_kernels(cfg, timer)
         record.write(run_dir)
         _record_invocation(cfg, run_dir)

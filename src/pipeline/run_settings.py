@@ -231,9 +231,10 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     return []
 
 
-def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
+def check_run_data(run_dir: Path, facts: dict[str, Any], own: str | None = None) -> None:
     """Record the data a run starts on (``facts``: sizes and a digest, see
-    :func:`src.pipeline.common.data_facts`), or check a resume against them.
+    :func:`src.pipeline.common.data_facts`), or check a resume against them. ``own``: which of
+    :data:`OWN_DATA_TASKS` the run is, whose data are at ``task.path`` (:func:`own_data_task`).
 
     The config can be the same while the files behind ``paths.data_dir`` are not (other files, a
     repaired split): a supernet checkpoint of another vocabulary then fails to load, or worse, a
@@ -246,9 +247,10 @@ def check_run_data(run_dir: Path, facts: dict[str, Any]) -> None:
         recorded = read_data_record(run_dir)
         differ = describe_data_difference(recorded, facts)
         if differ:
+            where = (f"task.path at the run's {OWN_DATA_TASKS[own][0].removeprefix('the ')}" if own in OWN_DATA_TASKS
+                     else "paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data")
             raise AutoAttendError(f"run dir {run_dir} was started on other data ({differ}), and resuming would mix "
-                                  "results of the two: point paths.data_dir (AUTOATTEND_DATA_DIR; task.path for +task=csv) at the run's data, "
-                                  "or give a new hydra.run.dir")
+                                  f"results of the two: point {where}, or give a new hydra.run.dir")
         return
     atomic_write_json(path, facts)
 
