@@ -237,3 +237,14 @@ def test_a_pyg_data_saved_whole_is_told_to_save_its_dict(tmp_path):
         GraphFileDataModule(path=str(path)).setup()
     assert str(err.value) == (f"{path}: holds objects other than tensors, which are not read (a PyG Data saved "
                               "whole?); save a dict of tensors: torch.save(data.to_dict(), path)")
+
+
+@pytest.mark.parametrize("name, shown", [("''", "''"), ("my/corpus", "'my/corpus'"), ("..", "'..'"), ("' '", "' '")])
+def test_a_task_name_that_cannot_name_a_folder_is_refused(name, shown):
+    """``task.name`` names the output folder and the data cache: an empty one left the task out of both
+    (``outputs/search/<time>/``), one with ``/`` nested folders. Refused in one line; a plain name is taken."""
+    base = ["+task=csv", "task.path=/data/corpus", "task.num_classes=3"]
+    with pytest.raises(AutoAttendError, match=rf"^task.name: expected a name for the task's folders, not empty and "
+                                              rf"without / \(e.g. task.name=reviews\), got {re.escape(shown)}$"):
+        check_config(compose_config("search", [*base, f"task.name={name}"]), "search")
+    check_config(compose_config("search", [*base, "task.name=reviews-2026_v1"]), "search")

@@ -199,6 +199,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
                               f"tokens (use data.stride <= data.window)")
     check_choice(cfg, "data.train_level", ("phrase", "sentence"))
     check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
+    _check_task_name(cfg)
     _check_csv_task(cfg)
     check_label_names(cfg)
     if entry == "search":
@@ -299,6 +300,15 @@ def _check_bench_reads(cfg: DictConfig) -> None:
     if precision is not _ABSENT and str(precision) not in ("32-true", "32"):
         raise AutoAttendError(f"hardware.precision={precision}: src.bench measures in float32 (32-true); of the "
                               "precision settings it takes hardware.matmul_precision")
+
+
+def _check_task_name(cfg: DictConfig) -> None:
+    """``task.name`` (``task.name=reviews`` for a corpus of one's own) names the run's output folder and
+    the data cache: an empty one left the task out of both, one with ``/`` nested folders."""
+    name = _get(cfg, "task.name")
+    if name is not _ABSENT and (not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name
+                                or name in (".", "..")):
+        _fail("task.name", "a name for the task's folders, not empty and without / (e.g. task.name=reviews)", name)
 
 
 def _file_in_the_way(path: Path) -> Path | None:
