@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,9 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
                               f"'{path.suffix or 'suffix-less'}' file")
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such file ({given_as}: the graph's .npz or .pt file)")
+    if path.suffix == ".npz" and not zipfile.is_zipfile(path):  # numpy's own guess is "pickled (object) data"
+        raise AutoAttendError(f"{path}: not a .npz archive, or one cut short (numpy.savez(path, x=..., "
+                              "edge_index=..., ...) writes one)")
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
