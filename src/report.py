@@ -550,11 +550,15 @@ def reads(run: Run, key: str) -> bool:
     return not key.startswith(UNREAD_BY["graph" if run.graph else "text"])
 
 
+DATAMODULE_PREFIX = "task.datamodule."
+
+
 def varying_keys(runs: list[Run]) -> list[str]:
     """The settings whose values are not the same in every run that has them and reads them, in
     the order of the first run's settings. A run without a key (one of another entry point, or
     from before the option existed) does not make it vary: its column is empty there. A ``task.*``
-    key varies only when runs of the same task differ in it (between tasks it follows from the name)."""
+    key varies only when runs of the same task differ in it (between tasks it follows from the name).
+    ``task.datamodule.<k>`` equal to ``task.<k>`` in every run is that key's copy: not shown twice."""
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.settings))
@@ -575,7 +579,11 @@ def varying_keys(runs: list[Run]) -> list[str]:
                 varying.append(key)
         elif differ(runs, key):
             varying.append(key)
-    return varying
+    # a DataModule's copy of a task key (csv.yaml's task.datamodule.path: ${task.path}) says nothing more
+    copies = {key for key in varying if key.startswith(DATAMODULE_PREFIX)
+              and (task_key := "task." + key.removeprefix(DATAMODULE_PREFIX)) in varying
+              and all(run.settings.get(key) == run.settings.get(task_key) for run in runs)}
+    return [key for key in varying if key not in copies]
 
 
 def _setting(run: Run, key: str) -> str:

@@ -72,6 +72,19 @@ def test_settings_a_task_family_does_not_read_do_not_count(tmp_path):
     assert [r["graph.retrain.seeds"] for r in rows(per_run)] == ["3", "10", ""]  # empty for the text run
 
 
+def test_a_datamodule_copy_of_a_task_setting_is_one_column(tmp_path):
+    """csv.yaml hands ``task.path`` to its DataModule (``task.datamodule.path: ${task.path}``): a sweep over
+    corpora differs in both, shown once; a DataModule value of its own (not the task key's) stays shown."""
+    csv = {**TEXT, "task.name": "csv", "task.num_classes": 3}
+    runs = [load_run(write_run(tmp_path / name, {**csv, "task.path": f"/{name}", "task.datamodule.path": f"/{name}",
+                                                 "task.split": "a", "task.datamodule.split": split}, test=0.7))
+            for name, split in (("a", "a"), ("b", "b"))]
+    assert varying_keys(runs) == ["task.path", "task.datamodule.split"]
+    runs.append(load_run(write_run(tmp_path / "c", {**csv, "task.path": "/c", "task.datamodule.path": "/elsewhere",
+                                                    "task.split": "a", "task.datamodule.split": "a"}, test=0.7)))
+    assert varying_keys(runs) == ["task.path", "task.datamodule.path", "task.datamodule.split"]
+
+
 def test_search_settings_a_retrain_holds_but_never_reads_do_not_count(tmp_path):
     """``src.retrain ... budget=smoke`` records the budget's search settings too (``supernet.dim``,
     ``space.num_layers``, ``strategy.*``), which it never reads: it trains the given architecture
