@@ -228,7 +228,9 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
         if spec["in_dim"] != x.size(1):
             raise AutoAttendError(f"{graph_file}: 'x' has {x.size(1)} features per node; the run's models take "
                                   f"{spec['in_dim']} (the features of its training data)")
-        return bool(spec["multilabel"]) if "multilabel" in spec else _run_was_multilabel(run_dir, dm)
+        multi = bool(spec["multilabel"]) if "multilabel" in spec else _run_was_multilabel(run_dir, dm)
+        _check_labels_shown(arrays.get("y"), multi, int(spec["num_classes"]), graph_file)
+        return multi
 
     return _classified_nodes(paths, [(torch.arange(n), batch)], multilabel)
 
@@ -242,6 +244,23 @@ def _run_was_multilabel(run_dir: Path, dm) -> bool:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return bool(dm.multilabel)
+
+
+def _check_labels_shown(y, multilabel: bool, classes: int, graph_file: Path) -> None:
+    """A ``--graph`` file's ``y`` (shown beside the predictions) is of the run's kind and range: (N,)
+    class ids below ``classes`` (-1: unlabelled), or (N, ``classes``) label sets for a multi-label run.
+    Another was printed as labels without a word (class 7 beside a 3-class run's predictions)."""
+    if y is None:
+        return
+    if multilabel != (y.dim() == 2):
+        given, wanted = (("(N, C) label sets", "class ids, (N,)") if y.dim() == 2 else
+                         ("(N,) class ids", f"label sets, (N, {classes})"))
+        raise AutoAttendError(f"{graph_file}: 'y' holds {given}; the run's models give {wanted}")
+    if y.dim() == 2 and y.size(1) != classes:
+        raise AutoAttendError(f"{graph_file}: 'y' has {y.size(1)} labels per node; the run's models give {classes}")
+    if y.dim() == 1 and y.numel() and int(y.max()) >= classes:
+        raise AutoAttendError(f"{graph_file}: 'y' holds class {int(y.max())}; the run's models have {classes} "
+                              f"classes (0 to {classes - 1}; -1 for an unlabelled node)")
 
 
 def _classified_nodes(paths: list[Path], pieces: list[tuple[Any, dict]], multilabel_of):

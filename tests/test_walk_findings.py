@@ -190,15 +190,12 @@ def test_a_graph_file_resume_on_other_data_is_told_task_path(tmp_path):
                          "new hydra.run.dir"), last
 
 
-def test_predict_graph_says_nothing_of_reading_the_runs_own_file(tmp_path, capsys):
-    """``--graph FILE`` on a run whose ``task.path`` is relative prints no "note: reading the graph file from
-    <the run's file>": with ``--graph`` the run's data are not read (README)."""
-    import torch
-
+def _graph_file_run(tmp_path) -> tuple:
+    """A graph_file run (relative ``task.path``, started in another folder) keeping one GCN of 3 classes
+    over 5 features: -> (its model.pt, a numpy generator)."""
     from src.models.graph import GraphNet
     from src.models.saved import graph_child_spec, save_child, weights_of
     from src.pipeline.config import ARCH_DIR
-    from src.predict import predict_nodes
     from src.space import Architecture
 
     arch = Architecture.load(ARCH_DIR / "gcn.yaml")
@@ -216,11 +213,46 @@ def test_predict_graph_says_nothing_of_reading_the_runs_own_file(tmp_path, capsy
     path = run / "retrain" / "seed_0" / "model.pt"
     save_child(path, weights_of(GraphNet.child(5, 3, arch, hidden=4, heads=1)),
                graph_child_spec(arch, 5, 3, hidden=4, heads=1), {"step": 1, "val_acc": 0.5, "test_acc": 0.5})
+    return path, rng
+
+
+def test_predict_graph_says_nothing_of_reading_the_runs_own_file(tmp_path, capsys):
+    """``--graph FILE`` on a run whose ``task.path`` is relative prints no "note: reading the graph file from
+    <the run's file>": with ``--graph`` the run's data are not read (README)."""
+    import torch
+
+    from src.predict import predict_nodes
+
+    path, rng = _graph_file_run(tmp_path)
     np.savez(tmp_path / "new.npz", x=rng.random((4, 5)).astype(np.float32), edge_index=np.array([[0], [1]]))
     with torch.inference_mode():
         _, rows = predict_nodes(path, graph=tmp_path / "new.npz")
     assert len(rows) == 4
     assert "reading the graph file" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("y, said", [
+    (np.array([0, 2, 7, -1]), "'y' holds class 7; the run's models have 3 classes (0 to 2; -1 for an unlabelled node)"),
+    (np.ones((4, 3), np.float32), "'y' holds (N, C) label sets; the run's models give class ids, (N,)"),
+    (None, None), (np.array([0, 2, -1, 1]), None)])
+def test_predict_graph_refuses_true_labels_of_another_kind_than_the_runs(tmp_path, y, said):
+    """The ``y`` of a ``--graph`` file is shown beside the predictions: class ids beyond the run's classes,
+    or label sets given to a single-label run, were printed without a word; refused naming the file."""
+    import torch
+
+    from src.predict import predict_nodes
+
+    path, rng = _graph_file_run(tmp_path)
+    new = tmp_path / "new.npz"
+    np.savez(new, x=rng.random((4, 5)).astype(np.float32), edge_index=np.array([[0], [1]]),
+             **({} if y is None else {"y": y}))
+    with torch.inference_mode():
+        if said is None:
+            assert len(predict_nodes(path, graph=new)[1]) == 4
+            return
+        with pytest.raises(AutoAttendError) as err:
+            predict_nodes(path, graph=new)
+    assert str(err.value) == f"{new}: {said}"
 
 
 def test_a_pyg_data_saved_whole_is_told_to_save_its_dict(tmp_path):
