@@ -84,14 +84,27 @@ def separator_hint(row: list[str]) -> str:
     return ""
 
 
+def malformed_csv(path: Path, row_no: int, line_num: int, err: csv.Error) -> AutoAttendError:
+    """One line for what :mod:`csv` could not read at record ``row_no`` (physical line ``line_num``)."""
+    if "new-line character seen in unquoted field" in str(err):  # csv's advice (newline='') is for the code
+        return AutoAttendError(f"{path}, row {row_no} (line {line_num}): malformed CSV (lines ended by a carriage "
+                               "return alone, as classic Mac files are); expected LF or CRLF line endings")
+    return AutoAttendError(f"{path}, row {row_no} (line {line_num}): malformed CSV ({err}); "
+                           f"expected quoted fields with doubled inner quotes")
+
+
 def count_fields(path: Path) -> int:
     """Number of fields in the first record of ``path`` (label included)."""
-    for row in csv.reader(_decoded_lines(path), strict=True):
-        if row:  # blank lines are no records
-            if len(row) < 2:
-                raise AutoAttendError(f"{path}, row 1: found {len(row)} field; expected a label and at least "
-                                      f"one text field{separator_hint(row)}")
-            return len(row)
+    reader = csv.reader(_decoded_lines(path), strict=True)
+    try:
+        for row in reader:
+            if row:  # blank lines are no records
+                if len(row) < 2:
+                    raise AutoAttendError(f"{path}, row 1: found {len(row)} field; expected a label and at least "
+                                          f"one text field{separator_hint(row)}")
+                return len(row)
+    except csv.Error as err:  # read_rows says the same of any later record
+        raise malformed_csv(path, 1, reader.line_num, err) from None
     raise AutoAttendError(f"{path}: the file is empty; expected CSV rows \"label\",\"text field\",...")
 
 
@@ -141,7 +154,6 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
                 raise AutoAttendError(f"{where}: label {label} outside {lo}..{hi} (num_classes={num_classes}{base})")
             yield {"label": label - label_base, "text": join_fields(row[1:])}
     except csv.Error as err:
-        raise AutoAttendError(f"{path}, row {row_no + 1} (line {reader.line_num}): malformed CSV ({err}); "
-                              f"expected quoted fields with doubled inner quotes") from None
+        raise malformed_csv(path, row_no + 1, reader.line_num, err) from None
     if row_no - int(header) <= 0:
         raise AutoAttendError(f"{path}: the file is empty (no data rows); expected CSV rows of {expected}")
