@@ -47,22 +47,29 @@ def test_a_malformed_first_record_of_train_csv_is_one_error_line(tmp_path, train
     assert str(err.value) == f"{corpus / 'train.csv'}, {said}"
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "src/pipeline/checks.py check_paths refuses an empty paths.data_dir / cache_dir but exempts output_dir: "
-    "AUTOATTEND_OUTPUT_DIR= (or paths.output_dir=) makes the run folder /<task>/search/<time> at the root of the "
-    "file system (created there when run as root; a permission traceback-free failure only by luck otherwise)"))
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_output_dir_is_refused_like_an_empty_data_dir(value):
+    """An empty output folder (``AUTOATTEND_OUTPUT_DIR=``, ``paths.output_dir=``) put the run under the root
+    (``/<task>/search/<time>``): refused by the config check and, before Hydra makes the folder, by the
+    entry points."""
+    from src.pipeline.run import empty_folder_setting
+
     cfg = compose_config("search", ["+task=sst2", "budget=smoke", f"paths.output_dir={value}"])
-    with pytest.raises(AutoAttendError, match=r"paths\.output_dir"):
+    with pytest.raises(AutoAttendError, match=r"^paths\.output_dir: expected a folder \(an empty "
+                                              r"AUTOATTEND_OUTPUT_DIR= gives this: unset it or name a folder\)"):
         check_config(cfg, "search")
+    assert empty_folder_setting([f"paths.output_dir={value}"], {}) == (
+        "paths.output_dir: expected a folder, got an empty value (an unset shell variable?)")
+    assert empty_folder_setting([], {"AUTOATTEND_OUTPUT_DIR": value}).startswith("AUTOATTEND_OUTPUT_DIR is set but "
+                                                                                  "empty")
+    for fine in (["paths.output_dir=/tmp/x", "hydra.run.dir=out"], ["seed="]):
+        assert empty_folder_setting(fine, {"AUTOATTEND_OUTPUT_DIR": "/tmp/o"}) is None
+    assert empty_folder_setting(["hydra.sweep.dir=''"], {}).startswith("hydra.sweep.dir: expected a folder")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "an empty hydra.run.dir= (e.g. hydra.run.dir=$RUN with RUN unset) is taken by Hydra as the current "
-    "directory: the run writes run_settings.json, search.log, supernet/, search/, retrain/, summary.json ... "
-    "straight into it (the repository root, for make's and the README's commands) instead of being refused"))
 def test_an_empty_run_dir_is_refused_and_writes_nothing_where_the_command_runs(tmp_path):
+    """``hydra.run.dir=`` (``hydra.run.dir=$RUN`` with ``RUN`` unset) is Hydra's current folder: a whole run was
+    written into the folder the command ran in (the checkout, for the README's commands); refused first."""
     cwd = tmp_path / "here"
     cwd.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOATTEND_DATA_DIR": str(tmp_path / "nodata"),
@@ -72,8 +79,9 @@ def test_an_empty_run_dir_is_refused_and_writes_nothing_where_the_command_runs(t
                            "hydra.run.dir="], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     left = sorted(p.name for p in cwd.iterdir())
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra.run.dir"), proc.stderr[-2000:]
-    assert left == [], left  # today: .run.lock, run_settings.json, search.log (then the data error)
+    assert proc.stderr.strip().splitlines()[-1] == ("error: hydra.run.dir: expected a folder, got an empty value (an "
+                                                    "unset shell variable?)"), proc.stderr[-2000:]
+    assert left == [], left  # a whole run was written here: .run.lock, run_settings.json, search.log, ...
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(

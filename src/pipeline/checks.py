@@ -321,13 +321,15 @@ def _file_in_the_way(path: Path) -> Path | None:
 
 def check_paths(cfg: DictConfig) -> None:
     """``paths.*`` are non-empty: an empty ``AUTOATTEND_DATA_DIR=`` would otherwise mean the current
-    directory, not the default ``./data``."""
+    directory, not the default ``./data``, and an empty output folder the root (the entry points refuse
+    that one before Hydra makes the run folder: :func:`src.pipeline.run.empty_folder_setting`)."""
     for key in ("data_dir", "cache_dir", "output_dir"):
         value = _get(cfg, f"paths.{key}")
         if value is _ABSENT:
             continue
-        if key != "output_dir" and (not isinstance(value, str) or not value.strip()):
-            why = " (an empty AUTOATTEND_DATA_DIR= gives this: unset it or name a folder)" if key == "data_dir" else ""
+        if not isinstance(value, str) or not value.strip():
+            variable = {"data_dir": "AUTOATTEND_DATA_DIR", "output_dir": "AUTOATTEND_OUTPUT_DIR"}.get(key)
+            why = f" (an empty {variable}= gives this: unset it or name a folder)" if variable else ""
             _fail(f"paths.{key}", f"a folder{why}", value)
         # a file there (or above it) failed later with a NotADirectoryError traceback
         blocked = _file_in_the_way(Path(str(value)).expanduser())

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable, NoReturn
 
@@ -790,6 +791,25 @@ def config_error_line(exc: BaseException) -> str:
     return line
 
 
+FOLDER_SETTINGS = ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir")
+
+
+def empty_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | None:
+    """The line refusing an empty folder setting among the command's overrides (``hydra.run.dir=$RUN`` with
+    ``RUN`` unset) or an empty ``AUTOATTEND_OUTPUT_DIR=``, else ``None``. Hydra takes an empty run folder for
+    the current one (a whole run was written into the checkout) and an empty output folder for the root
+    (``/<task>/search/<time>``), both made before the config is checked."""
+    for arg in argv:
+        key, equals, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if equals and key in FOLDER_SETTINGS and not value.strip().strip("'\"").strip():
+            return f"{key}: expected a folder, got an empty value (an unset shell variable?)"
+    if "AUTOATTEND_OUTPUT_DIR" in environ and not environ["AUTOATTEND_OUTPUT_DIR"].strip():
+        return ("AUTOATTEND_OUTPUT_DIR is set but empty: unset it (outputs/ is the default) or name a folder; the "
+                "runs would go under /")
+    return None
+
+
 def hydra_entry(main: Callable[[], None]) -> None:
     """Call a ``@hydra.main`` function; Hydra's own config errors (an unknown group option, a key
     not in the config, an override that does not parse) become one ``error:`` line and exit status
@@ -824,6 +844,10 @@ def hydra_entry(main: Callable[[], None]) -> None:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
+    empty = empty_folder_setting(sys.argv[1:], os.environ)
+    if empty is not None:  # Hydra would make the run folder before any check: in the current one, or under /
+        print(f"error: {empty}", file=sys.stderr)
+        sys.exit(2)
     previous = interrupt.install(on_interrupt)
     try:
         main()
