@@ -111,6 +111,27 @@ def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str
     return dm.text_encoder(), None if names is None else list(names)
 
 
+LABEL_NAMES = "task.label_names"
+
+
+def _overridden(overrides: Sequence[str], key: str) -> bool:
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides)
+
+
+def _names_given(path: Path, overrides: Sequence[str]) -> list[str] | None:
+    """The class names ``--override task.label_names=[...]`` gives (checked as the run's config would be:
+    one distinct name a class), which name the classes in place of the model file's; None without it."""
+    if not _overridden(overrides, LABEL_NAMES):
+        return None
+    from src.evaluate import run_config
+    from src.pipeline.checks import check_label_names
+
+    cfg = run_config(_run_dir_of(path, "--override needs (it sets the run's config)"), list(overrides))
+    check_label_names(cfg)
+    names = cfg.task.get("label_names")
+    return None if names is None else list(names)
+
+
 def _describe(path: Path, evaluation: dict[str, Any]) -> str:
     return (f"{path} (step {evaluation['step']}: validation {100 * evaluation['val_acc']:.2f} %, "
             f"test {100 * evaluation['test_acc']:.2f} %)")
@@ -137,6 +158,7 @@ def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]
 
     encoder: TextEncoder | None = None
     names: list[str] | None = None
+    given = _names_given(paths[0], overrides)
     ids: list[list[int]] = []
     probabilities = None
     described = []
@@ -158,6 +180,9 @@ def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]
         probabilities = these if probabilities is None else probabilities + these
     probabilities = probabilities / len(paths)
     num_classes = probabilities.shape[1]
+    if given is not None and len(given) != num_classes:
+        raise AutoAttendError(f"{LABEL_NAMES}: {len(given)} names for the model's {num_classes} classes")
+    names = given or names
     names = names if names is not None and len(names) == num_classes else [f"class {c}" for c in range(num_classes)]
     rows = []
     for text, these_ids, probs, prediction in zip(texts, ids, probabilities.tolist(), probabilities.argmax(-1).tolist()):
@@ -390,8 +415,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.override:  # checked whether or not the model needs its run's config: never silently ignored
                 from src.evaluate import run_config
 
-                run_config(target if target.is_dir() else _run_dir_of(target, "--override needs (it sets the "
-                                                                              "run's config)"), args.override)
+                from src.pipeline.checks import check_label_names
+
+                check_label_names(run_config(target if target.is_dir() else _run_dir_of(
+                    target, "--override needs (it sets the run's config)"), args.override))
             from src.models.saved import GRAPH_FORMAT, read_saved  # torch: after the cheap checks of the input
 
             graph = read_saved(paths[0])["spec"]["format"] == GRAPH_FORMAT

@@ -84,13 +84,10 @@ def test_an_empty_run_dir_is_refused_and_writes_nothing_where_the_command_runs(t
     assert left == [], left  # a whole run was written here: .run.lock, run_settings.json, search.log, ...
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "src/predict.py main checks --override only against the run's config (src.evaluate.run_config, where "
-    "task.label_names may change), then takes the class names from the model file: "
-    "--override task.label_names=[neg,neu,pos] exits 0 and still prints 'class 0', and an invalid value "
-    "(a string, or 2 names for 3 classes) passes unvalidated; the code's own comment says 'never silently ignored'"))
 @pytest.mark.parametrize("value", ["[neg,pos]", "neg", "[a,b,c]"])
 def test_predict_applies_or_refuses_an_override_of_the_class_names(tmp_path, capsys, value):
+    """``--override task.label_names=[...]`` names the classes of a model kept without names (it exited 0 and
+    printed "class 0", and took a string or a wrong count in silence)."""
     from src.data.raw_text import TextEncoder
     from src.data.text import PAD, UNK
     from src.models.saved import save_child, text_child_spec, weights_of
@@ -113,11 +110,18 @@ def test_predict_applies_or_refuses_an_override_of_the_class_names(tmp_path, cap
     (run / "retrain" / "seed_0.json").write_text('{"seed": 0, "step": 3, "val_acc": 0.5, "test_acc": 0.5}')
     code = main([str(run), "a fine film", "--override", f"task.label_names={value}"])
     captured = capsys.readouterr()
-    if value == "[neg,pos]":  # valid: applied, or refused in one line
-        assert (code == 0 and ("| neg |" in captured.out or "| pos |" in captured.out)) or \
-            (code == 2 and captured.err.count("\n") == 1 and "task.label_names" in captured.err), captured
-    else:  # not 2 names: never accepted in silence
-        assert code == 2 and "task.label_names" in captured.err, captured
+    if value == "[neg,pos]":  # valid: the rows name the classes so
+        assert code == 0 and captured.out.splitlines()[2].split(" | ")[1] in ("neg", "pos"), captured
+    else:  # not 2 names: refused in one line
+        shown = repr(value) if value == "neg" else "['a', 'b', 'c']"
+        assert (code, captured.err.splitlines()[-1]) == (
+            2, f"error: task.label_names: expected null or a list of 2 distinct non-empty names (one per class, in "
+               f"label order), got {shown}"), captured
+    if value == "[neg,pos]":  # the Python API takes them too
+        from src.predict import predict
+
+        _, rows = predict(run, ["a fine film"], overrides=[f"task.label_names={value}"])
+        assert set(rows[0]["probabilities"]) == {"neg", "pos"}
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(

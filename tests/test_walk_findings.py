@@ -280,3 +280,4 @@ def test_a_task_name_that_cannot_name_a_folder_is_refused(name, shown):
                                               rf"without / \(e.g. task.name=reviews\), got {re.escape(shown)}$"):
         check_config(compose_config("search", [*base, f"task.name={name}"]), "search")
     check_config(compose_config("search", [*base, "task.name=reviews-2026_v1"]), "search")
+
