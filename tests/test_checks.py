@@ -849,6 +849,20 @@ def test_a_search_reading_out_with_the_last_layer_leaves_identity_out_of_that_la
     assert not (tmp_path / "run" / "supernet").exists()
 
 
+def test_an_hpo_of_the_fewest_trials_that_run_it_counts_its_last_readout():
+    """The HPO runs from ``graph.hpo.trials`` = HPO_MIN_TRIALS on: with ``last`` among its readouts the searched
+    last layer leaves identity out from there, and keeps it one trial below (no HPO, the retrain's readout)."""
+    from src.choices import HPO_MIN_TRIALS
+    from src.pipeline.checks import children_readout
+    from src.pipeline.config import search_space
+
+    base = ["+task=cora", "+graph.hpo.space.readout=[linear,last]"]
+    at = compose_config("search", [*base, f"graph.hpo.trials={HPO_MIN_TRIALS}"])
+    below = compose_config("search", [*base, f"graph.hpo.trials={HPO_MIN_TRIALS - 1}"])
+    assert (children_readout(at), children_readout(below)) == ("last", "linear")
+    assert "identity" not in search_space(at).last_layer_ops and "identity" in search_space(below).last_layer_ops
+
+
 def test_a_text_architecture_file_carrying_hparams_is_refused_and_retrain_reads_act_at(tmp_path):
     """``hparams: {lr: 0.5}`` in a text architecture's file was ignored in silence (only graph
     children read a file's settings). ``graph.supernet.act_at`` is not refused by src.retrain:
@@ -1116,3 +1130,24 @@ def test_strategy_settings_every_strategy_reads_are_never_refused():
     with mock.patch("src.pipeline.run._override_keys", return_value=[*common, "strategy.mutation_rate"]):
         with pytest.raises(AutoAttendError, match="^strategy.mutation_rate: a setting strategy=random does not read$"):
             _refuse_unread_strategy_settings(cfg, strategy)
+
+
+@pytest.mark.parametrize("name", [".", "my\\corpus", 7])
+def test_a_task_name_of_a_dot_a_backslash_or_not_text_is_refused(name):
+    """``task.name`` names folders: ``.`` (the folder above's own), a Windows separator, or a value that is
+    not text (``task.name: 7`` in a file) are refused in one line, as an empty one or one with ``/``."""
+    cfg = compose_config("search", ["+task=csv", "task.path=/data/corpus", "task.num_classes=3"])
+    cfg.task.name = name
+    with pytest.raises(AutoAttendError) as err:
+        check_config(cfg, "search")
+    assert str(err.value) == ("task.name: expected a name for the task's folders, not empty and without / (e.g. "
+                              f"task.name=reviews), got {name!r}")
+
+
+@pytest.mark.xfail(strict=True, reason="real bug: check_config passes a config whose task.name was deleted "
+                                       "(~task.name), and src.search then ends in ConfigAttributeError's traceback "
+                                       "(Key 'name' is not in struct) where it logs the task")
+def test_a_deleted_task_name_is_refused_in_one_line():
+    """``~task.name`` leaves the task without the name its folders and lines use: refused naming the key."""
+    with pytest.raises(AutoAttendError, match=r"^task\.name: "):
+        check_config(compose_config("search", ["+task=cora", "~task.name"]), "search")

@@ -553,3 +553,58 @@ def test_node_rows_as_csv(capsys):
     _print_nodes([{"node": 0, "split": "train", "label": [0, 2], "prediction": [2], "probabilities": [0.1, 0.2, 0.9]},
                   {"node": 1, "split": "", "label": None, "prediction": [], "probabilities": [0.1, 0.2, 0.3]}], False)
     assert capsys.readouterr().out.splitlines() == ["node,split,labels,predictions", "0,train,0;2,2", "1,,,"]
+
+
+@pytest.mark.parametrize("multilabel, y, said", [
+    (False, [0, 1, 2, 3, 1, -1], "'y' holds class 3; the run's models have 3 classes (0 to 2; -1 for an unlabelled node)"),
+    (False, [0, 1, 2, 2, 1, -1], None),
+    (True, [0, 1, 2, 0, 1, 2], "'y' holds (N,) class ids; the run's models give label sets, (N, 3)"),
+    (True, [[0, 1]] * 6, "'y' has 2 labels per node; the run's models give 3"),
+    (True, [[0, 1, 1, 0]] * 6, "'y' has 4 labels per node; the run's models give 3"),
+    (True, [[0, 1, 1]] * 6, None)])
+def test_the_labels_of_a_graph_to_classify_are_of_the_runs_kind_and_range(tmp_path, multilabel, y, said):
+    """``--graph``'s ``y`` is shown beside the predictions: below the run's classes (class 3 of a 3-class run
+    is not), label sets of the run's width for a multi-label run, class ids for a single-label one."""
+    import numpy as np
+
+    from src.predict import predict_nodes
+
+    run_dir = tmp_path / "run"
+    _graph_run(run_dir, seeds=(0,), multilabel=multilabel)
+    new = tmp_path / "new.npz"
+    _graph_file(new, y=np.array(y))
+    if said is None:
+        assert len(predict_nodes(run_dir, graph=new)[1]) == 6
+        return
+    with pytest.raises(AutoAttendError) as err:
+        predict_nodes(run_dir, graph=new)
+    assert str(err.value) == f"{new}: {said}"
+
+
+def test_a_graph_to_classify_without_nodes_gives_no_rows(tmp_path):
+    """A ``--graph`` file of no node (its ``y`` empty) is classified into no row, not a traceback of ``y``'s max."""
+    import numpy as np
+
+    from src.predict import predict_nodes
+
+    run_dir = tmp_path / "run"
+    _graph_run(run_dir, seeds=(0,), multilabel=False)
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 5), np.float32), edge_index=np.zeros((2, 0), np.int64),
+             y=np.zeros(0, np.int64))
+    assert predict_nodes(run_dir, graph=tmp_path / "empty.npz")[1] == []
+
+
+def test_predict_on_another_graph_says_nothing_of_the_runs_data_folder(tmp_path, monkeypatch, capsys):
+    """With ``--graph`` the run's data are not read: no "note: reading the data from <the folder the run
+    read>", though the run's invocation names one other than its config's ``paths.data_dir``."""
+    from src.predict import predict_nodes
+
+    monkeypatch.delenv("AUTOATTEND_DATA_DIR", raising=False)
+    run_dir = tmp_path / "run"
+    _graph_run(run_dir, seeds=(0,), multilabel=False)
+    (tmp_path / "elsewhere").mkdir()
+    (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
+        {"argv": ["+task=graph_file", "task.path=g.npz"], "data_dir": str(tmp_path / "elsewhere")}]}))
+    _graph_file(tmp_path / "new.npz")
+    assert len(predict_nodes(run_dir, graph=tmp_path / "new.npz")[1]) == 6
+    assert "note: reading" not in capsys.readouterr().err

@@ -215,6 +215,16 @@ def test_differences_ignore_local_labels_and_an_unreadable_lock_is_no_lock(tmp_p
     assert lock.differences(bad) is None
 
 
+def test_a_locked_package_not_installed_or_of_an_unreadable_version_differs(tmp_path, monkeypatch):
+    """A pinned package that is not installed differs (installed None), and so does one whose installed
+    version is no PEP 440 version (compared as text, never taken for the pin)."""
+    monkeypatch.setattr(lock, "installed_metadata", fake_metadata({"numpy": ("nightly", [])}))
+    path = tmp_path / "lock.txt"
+    path.write_text("numpy==2.1.0\nscipy==1.14.0\n")
+    assert lock.differences(path) == {"numpy": {"installed": "nightly", "locked": "2.1.0"},
+                                      "scipy": {"installed": None, "locked": "1.14.0"}}
+
+
 def test_describe_differences_sorts_and_counts_only_what_it_leaves_out(tmp_path):
     """Packages named in sorted order whatever order they were found in, and "and N more" only
     where some are left out (not "and 0 more" when exactly ``shown`` differ)."""

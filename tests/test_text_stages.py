@@ -381,3 +381,11 @@ def test_a_retrain_without_a_test_score_is_said_for_any_number_of_seeds(seeds):
     per_seed.append({"seed": seeds - 1, "val_acc": 0.5, "test_acc": math.nan, "step": 1})
     with pytest.raises(RuntimeError, match=rf"^retrain produced no test accuracy \(seed {seeds - 1}\)$"):
         stages.seed_summary(Architecture.load(SST5), list(range(seeds)), per_seed, stages.SELECTION_RULE)
+
+
+def test_the_test_score_guard_names_every_seed_without_one():
+    """Several seeds without a test score are named together, in their order; seeds with one pass."""
+    per_seed = [{"seed": s, "val_acc": 0.5, "test_acc": 0.5 if s == 3 else math.nan, "step": 1} for s in (2, 3, 4)]
+    with pytest.raises(RuntimeError, match=r"^retrain produced no test accuracy \(seed 2, 4\)$"):
+        stages.check_test_scores(per_seed)
+    stages.check_test_scores([per_seed[1]])

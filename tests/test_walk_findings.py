@@ -98,7 +98,8 @@ def test_src_bench_refuses_settings_it_never_reads(override, said):
     (it measured 24 layers with ``space.num_layers=0``); now refused in one line. What it reads is taken."""
     with pytest.raises(AutoAttendError, match=f"^{re.escape(said)}"):
         check_bench_config(compose_config("bench", [override]))
-    for taken in ("space.sharing=none", "hardware.precision=32-true", "hardware.matmul_precision=high", "space=text"):
+    for taken in ("space.sharing=none", "hardware.precision=32-true", "hardware.precision=32",
+                  "hardware.matmul_precision=high", "space=text", "~space.kinds", "~hardware.precision"):
         check_bench_config(compose_config("bench", [taken]))
 
 
@@ -183,6 +184,32 @@ def test_a_graph_file_resume_on_other_data_is_told_task_path(tmp_path):
     (run_dir / DATA_FILE).write_text(json.dumps({"classes": 2, "features": 5, "train_graphs": 0, "nodes": [n, n],
                                                   "edges": [3, 3], "labels_sha256": "0" * 16}))
     proc = cli("src.search", *args, data_dir=tmp_path / "data", tmp=tmp_path, run_dir=run_dir, timeout=240)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith(f"error: run dir {run_dir} was started on other data"), \
+        proc.stderr[-2000:]
+    assert last.endswith("resuming would mix results of the two: point task.path at the run's graph file, or give a "
+                         "new hydra.run.dir"), last
+
+
+def test_a_graph_file_retrain_resumed_on_other_data_is_told_task_path(tmp_path):
+    """As for src.search: ``src.retrain`` of a ``graph_file`` run resumed on another file is told to point
+    ``task.path`` at the run's graph file, not ``paths.data_dir``."""
+    from src.pipeline.run_settings import DATA_FILE
+
+    n = 12
+    masks = {name: np.zeros(n, bool) for name in ("train_mask", "val_mask", "test_mask")}
+    for i, name in enumerate(masks):
+        masks[name][4 * i:4 * (i + 1)] = True
+    graph = tmp_path / "g.npz"
+    np.savez(graph, x=np.random.default_rng(0).random((n, 5), dtype=np.float32),
+             edge_index=np.array([[0, 1, 2], [1, 2, 3]]), y=np.arange(n) % 2, **masks)
+    run_dir = tmp_path / "run"
+    (run_dir / "retrain").mkdir(parents=True)
+    (run_dir / "retrain" / "seed_0.json").write_text("{}")  # a result, no settings record: adopted, data checked
+    (run_dir / DATA_FILE).write_text(json.dumps({"classes": 2, "features": 5, "train_graphs": 0, "nodes": [n, n],
+                                                  "edges": [3, 3], "labels_sha256": "0" * 16}))
+    proc = cli("src.retrain", "+task=graph_file", f"task.path={graph}", "arch=gcn", "budget=smoke", "hardware=cpu",
+               data_dir=tmp_path / "data", tmp=tmp_path, run_dir=run_dir, timeout=240)
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith(f"error: run dir {run_dir} was started on other data"), \
         proc.stderr[-2000:]
