@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
