@@ -75,8 +75,12 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
     except Exception as exc:  # numpy's, zipfile's or torch's reader, whatever it hit
         text = _TERMINAL_CODES.sub("", str(exc)).strip()
         if "Weights only load failed" in text:  # torch's long advice is about trusting pickles, not this format
-            raise AutoAttendError(f"{path}: holds objects other than tensors, which are not read (a PyG Data saved "
-                                  "whole?); save a dict of tensors: torch.save(data.to_dict(), path)") from None
+            if "Unsupported global" in text:  # a class pickled by name: torch_geometric's Data, say
+                raise AutoAttendError(f"{path}: holds objects other than tensors, which are not read (a PyG Data "
+                                      "saved whole?); save a dict of tensors: torch.save(data.to_dict(), path)"
+                                      ) from None
+            raise AutoAttendError(f"{path}: unreadable (torch.load(weights_only=True) cannot read it: not a file "
+                                  "torch.save wrote?)") from None
         reason = text.splitlines()[0][:200] if text else ""
         raise AutoAttendError(f"{path}: unreadable ({type(exc).__name__}: {reason})") from None
     if not isinstance(loaded, dict):
