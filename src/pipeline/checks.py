@@ -305,9 +305,13 @@ def _check_bench_reads(cfg: DictConfig) -> None:
 def _check_task_name(cfg: DictConfig) -> None:
     """``task.name`` (``task.name=reviews`` for a corpus of one's own) names the run's output folder and
     the data cache: an empty one left the task out of both, one with ``/`` nested folders."""
+    if not isinstance(_get(cfg, "task"), DictConfig):  # no task chosen: said where the task is required
+        return
     name = _get(cfg, "task.name")
-    if name is not _ABSENT and (not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name
-                                or name in (".", "..")):
+    if name is _ABSENT:  # ~task.name: a traceback where the run first named its task
+        raise AutoAttendError("task.name: removed (~task.name), but the task's folders and log lines need a name; "
+                              "give one with task.name=<name>")
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
         _fail("task.name", "a name for the task's folders, not empty and without / (e.g. task.name=reviews)", name)
 
 
