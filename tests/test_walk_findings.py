@@ -1,6 +1,6 @@
-"""Newcomer walk at d438ac1 (features since a87a214): each real bug found, as a strict xfail test
-that fails on the current code for the bug's reason and passes once it is fixed. Fast: in-process
-or a command refused before torch loads, on data the tests write in tmp_path."""
+"""The bugs a newcomer walk of the features since a87a214 found (2026-12-06, at d438ac1), and those of the
+mutation round over their mends, each a test that failed on the code before its mend. Fast: in-process or a
+command refused before torch loads, on data the tests write in tmp_path."""
 
 from __future__ import annotations
 

@@ -864,6 +864,10 @@ def hydra_entry(main: Callable[[], None]) -> None:
             line = (f"experiment {wrong.group(1)} chooses a {wrong.group(2)} option, which this entry point does not "
                     f"have: run it with the entry point its experiment.entry names, or `make reproduce "
                     f"EXP={wrong.group(1)}`")
+        elif (option := re.match(r"Could not override '([^']+)'\. No match in the defaults list\.?[;\s]*To append to "
+                                 r"your default list use \+(\S+)", line)) and option.group(1) in SEARCH_ONLY:
+            # strategy=random given to src.retrain: Hydra's +strategy=random would add a group it never reads
+            line = _search_setting_line(option.group(2))
         elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(.+?)(?:; Key '|$)", line):
             # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
             key = added.group(1)
