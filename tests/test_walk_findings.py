@@ -18,6 +18,18 @@ from tests.conftest import compose_config
 from tests.helpers import cli
 
 
+NODES = 12
+
+
+def _small_graph_file(path, x: np.ndarray, edge_index: np.ndarray):
+    """A graph file of :data:`NODES` nodes, two classes, four nodes in each split: ``path``."""
+    masks = {name: np.zeros(NODES, bool) for name in ("train_mask", "val_mask", "test_mask")}
+    for i, name in enumerate(masks):
+        masks[name][4 * i:4 * (i + 1)] = True
+    np.savez(path, x=x, edge_index=edge_index, y=np.arange(NODES) % 2, **masks)
+    return path
+
+
 def test_an_hpo_over_the_last_readout_keeps_identity_out_of_the_searched_last_layer():
     """``+graph.hpo.space.readout=[linear,last] graph.hpo.trials=3``: some trials train the winner
     reading out with its last layer, which an identity op there cannot do, so the search leaves identity
@@ -74,13 +86,7 @@ def test_a_graph_file_with_no_feature_columns_is_refused_naming_x(tmp_path):
     and the run ended in a traceback from the dropout kernel, leaving a ``supernet/`` folder)."""
     from src.data.graph_file import GraphFileDataModule
 
-    n = 12
-    masks = {name: np.zeros(n, bool) for name in ("train_mask", "val_mask", "test_mask")}
-    for i, name in enumerate(masks):
-        masks[name][4 * i:4 * (i + 1)] = True
-    path = tmp_path / "g.npz"
-    np.savez(path, x=np.zeros((n, 0), np.float32), edge_index=np.array([[0, 1], [1, 2]]),
-             y=np.arange(n) % 2, **masks)
+    path = _small_graph_file(tmp_path / "g.npz", np.zeros((NODES, 0), np.float32), np.array([[0, 1], [1, 2]]))
     with pytest.raises(AutoAttendError, match=r"g.npz: 'x' must be \(N, F\) real features, F >= 1, got "
                                               r"torch.float32 of shape \(12, 0\)$"):
         GraphFileDataModule(path=str(path)).setup()
@@ -169,13 +175,9 @@ def test_a_graph_file_resume_on_other_data_is_told_task_path(tmp_path):
     (it was told ``paths.data_dir``, which such a task never reads)."""
     from src.pipeline.run_settings import DATA_FILE, SETTINGS_FILE
 
-    n = 12
-    masks = {name: np.zeros(n, bool) for name in ("train_mask", "val_mask", "test_mask")}
-    for i, name in enumerate(masks):
-        masks[name][4 * i:4 * (i + 1)] = True
-    graph = tmp_path / "g.npz"
-    np.savez(graph, x=np.random.default_rng(0).random((n, 5), dtype=np.float32),
-             edge_index=np.array([[0, 1, 2], [1, 2, 3]]), y=np.arange(n) % 2, **masks)
+    n = NODES
+    graph = _small_graph_file(tmp_path / "g.npz", np.random.default_rng(0).random((n, 5), dtype=np.float32),
+                              np.array([[0, 1, 2], [1, 2, 3]]))
     args = ["+task=graph_file", f"task.path={graph}", "budget=smoke", "hardware=cpu"]
     run_dir = tmp_path / "run"
     (run_dir / "supernet").mkdir(parents=True)
@@ -196,13 +198,9 @@ def test_a_graph_file_retrain_resumed_on_other_data_is_told_task_path(tmp_path):
     ``task.path`` at the run's graph file, not ``paths.data_dir``."""
     from src.pipeline.run_settings import DATA_FILE
 
-    n = 12
-    masks = {name: np.zeros(n, bool) for name in ("train_mask", "val_mask", "test_mask")}
-    for i, name in enumerate(masks):
-        masks[name][4 * i:4 * (i + 1)] = True
-    graph = tmp_path / "g.npz"
-    np.savez(graph, x=np.random.default_rng(0).random((n, 5), dtype=np.float32),
-             edge_index=np.array([[0, 1, 2], [1, 2, 3]]), y=np.arange(n) % 2, **masks)
+    n = NODES
+    graph = _small_graph_file(tmp_path / "g.npz", np.random.default_rng(0).random((n, 5), dtype=np.float32),
+                              np.array([[0, 1, 2], [1, 2, 3]]))
     run_dir = tmp_path / "run"
     (run_dir / "retrain").mkdir(parents=True)
     (run_dir / "retrain" / "seed_0.json").write_text("{}")  # a result, no settings record: adopted, data checked
