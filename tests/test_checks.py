@@ -177,8 +177,10 @@ def test_fused_kernels_are_refused_off_the_cpu_and_below_float32(setting, cause)
     (["+task=yahoo", "task.max_vocab=2"], "task.max_vocab: expected an integer >= 3 or null, got 2"),
     (["+task=dbpedia", "task.text_fields=0"], "task.text_fields: expected an integer >= 1 or null, got 0"),
     (["+task=yelp2", "task.header=maybe"], "task.header: expected true or false, got 'maybe'"),
-    (["+task=sst5", "task.label_names=[bad,good]"], "task.label_names: expected null or a list of 5 distinct "
-                                                     "non-empty names (one per class, in label order), got ['bad', 'good']"),
+    (["+task=sst5", "task.label_names=[bad,good]"], "task.label_names has 2 names and task.num_classes is 5: one "
+                                                     "name per class, in label order (got ['bad', 'good'])"),
+    (["+task=sst2", "task.num_classes=3"], "task.label_names has 2 names and task.num_classes is 3: one name per "
+                                           "class, in label order (got ['negative', 'positive'])"),
     (["+task=csv", "task.num_classes=2", "task.path=/x", "task.label_names=[no,no]"], "task.label_names: expected "
                                                                                        "null or a list of 2 distinct"),
     (["+task=sst5", "task.label_names=[a,b,'',d,e]"], "task.label_names: expected null or a list of 5 distinct non-empty "

@@ -112,10 +112,11 @@ def test_predict_applies_or_refuses_an_override_of_the_class_names(tmp_path, cap
     if value == "[neg,pos]":  # valid: the rows name the classes so
         assert code == 0 and captured.out.splitlines()[2].split(" | ")[1] in ("neg", "pos"), captured
     else:  # not 2 names: refused in one line
-        shown = repr(value) if value == "neg" else "['a', 'b', 'c']"
-        assert (code, captured.err.splitlines()[-1]) == (
-            2, f"error: task.label_names: expected null or a list of 2 distinct non-empty names (one per class, in "
-               f"label order), got {shown}"), captured
+        said = ("task.label_names: expected null or a list of 2 distinct non-empty names (one per class, in label "
+                "order), got 'neg'" if value == "neg" else
+                "task.label_names has 3 names and task.num_classes is 2: one name per class, in label order (got "
+                "['a', 'b', 'c'])")
+        assert (code, captured.err.splitlines()[-1]) == (2, f"error: {said}"), captured
     if value == "[neg,pos]":  # the Python API takes them too
         from src.predict import predict
 

@@ -120,10 +120,12 @@ def check_label_names(cfg: DictConfig) -> None:
         return
     names = list(value) if isinstance(value, ListConfig) else None
     size = f"{num_classes} " if isinstance(num_classes, int) else ""
-    if (not names or any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names)
-            or (isinstance(num_classes, int) and len(names) != num_classes)):
+    if not names or any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
         _fail("task.label_names", f"null or a list of {size}distinct non-empty names (one per class, in label order)",
               OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
+    if isinstance(num_classes, int) and len(names) != num_classes:  # either key may be the one given
+        raise AutoAttendError(f"task.label_names has {len(names)} names and task.num_classes is {num_classes}: one "
+                              f"name per class, in label order (got {names})")
 
 
 def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
