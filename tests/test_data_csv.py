@@ -114,8 +114,12 @@ def test_read_rows_header_and_label_base(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text('"label","title","text"\n"2","a","b"\n"4","c","d"\n', encoding="utf-8")
     assert list(read_rows(path, 3, 4, header=True)) == [{"label": 1, "text": "a b"}, {"label": 3, "text": "c d"}]
-    with pytest.raises(AutoAttendError, match="row 1 .*is not an integer"):
+    with pytest.raises(AutoAttendError) as err:
         list(read_rows(path, 3, 4))
+    # the first row may be a header, or the first of rows labelled by class names: the hint names both
+    assert str(err.value) == (f"{path}, row 1 (line 1): label 'label' is not an integer; expected 1..4 (a header "
+                              "row? set task.header=true; or, if every label is a class name, write each as its "
+                              "number, task.label_names names them)")
     # Past the first row (or with header=true) a word label is a class name, not a header: the
     # hint says so instead of suggesting task.header=true again.
     path.write_text('"label","title","text"\n"pos","a","b"\n', encoding="utf-8")

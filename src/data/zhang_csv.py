@@ -142,7 +142,8 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
                 separated = separator_hint(row)[2:-1]
                 hint = ("an empty label: every row needs its class number" if not row[0].strip() else
                         separated if separated else
-                        "a header row? set task.header=true" if row_no == 1 and not header else
+                        "a header row? set task.header=true; or, if every label is a class name, write each as "
+                        "its number, task.label_names names them" if row_no == 1 and not header else
                         "labels are class numbers; write each class name as its number, "
                         "task.label_names names them")
                 raise AutoAttendError(
