@@ -66,6 +66,9 @@ def load(spec: str) -> tuple[Architecture, Path, dict[str, Any]]:
         return arch, retrained, {k: record[k] for k in RECORDED_KEYS if k in record}
     settings_file = path / "run_settings.json"
     if path.is_dir() and not (path / "search" / "best_arch.yaml").is_file() and _entry(settings_file) == "search":
+        if not (path / "supernet").exists():  # refused or stopped before its first stage: a resume would be too
+            raise AutoAttendError(f"{path}: a `python -m src.search` run that stopped before its first stage "
+                                  "(no supernet/ folder); its log (search.log) says why")
         raise AutoAttendError(f"{path}: a `python -m src.search` run whose search has not finished (no "
                               "search/best_arch.yaml yet); resume it with the same command and hydra.run.dir")
     if path.is_dir() and not (path / "search").is_dir() and settings_file.is_file():

@@ -117,6 +117,11 @@ def test_a_search_run_not_yet_searched_says_so(tmp_path, capsys):
     ``src.show`` said "run_settings.json: holds no architecture (KeyError); ...", as if the file were
     damaged (the branch for a src.retrain run still training)."""
     (tmp_path / "run_settings.json").write_text(json.dumps({"entry": "search", "seed": 0}))
+    # refused at its data stage (a resume with the same command would be refused again): its log says why
+    status, out, err = run(capsys, str(tmp_path))
+    assert (status, out, err) == (2, "", f"error: {tmp_path}: a `python -m src.search` run that stopped before its "
+                                         "first stage (no supernet/ folder); its log (search.log) says why\n")
+    (tmp_path / "supernet").mkdir()
     for partial in (False, True):  # stopped in the supernet; stopped in the search (search/state.json)
         if partial:
             (tmp_path / "search").mkdir()
