@@ -546,6 +546,12 @@ def test_missing_csv_message_names_where_it_looked(tmp_path, monkeypatch):
     message = str(info.value)
     assert f"looked for {folder / 'train.csv'}, {folder / 'test.csv'})" in message
     assert f"AUTOATTEND_DATA_DIR is {tmp_path}" in message
+    # a corpus of one's own, outside the data folder: the data folder has nothing to do with it
+    own = CSVTextDataModule(data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"), path=str(folder),
+                            num_classes=4, embedding_source="random", progress=False, hub_name=None)
+    with pytest.raises(DataNotFoundError) as info:
+        _ready(own)
+    assert str(info.value).endswith("(task.path; the original '<name>_csv' folder of Zhang et al.)"), str(info.value)
 
 
 @pytest.mark.parametrize("hub_name", [None, "fancyzhx/ag_news"])

@@ -341,9 +341,12 @@ class CSVTextDataModule(TextDataModule):
         looked = ", ".join(str(self.files[r]) for r in ("train", "test") if not self.files[r].is_file()) \
             if self.path is not None else "none"
         data_dir = os.environ.get("AUTOATTEND_DATA_DIR")
+        # the data folder is named only where the files were looked for in it (a preset's <name>_csv)
+        in_data_dir = self.path is None or self.path.resolve().is_relative_to(self.data_dir.resolve())
         where = (f"put the CSV files (train.csv, test.csv) in {self.path or '<a folder>'} "
                  f"(task.path; the original '<name>_csv' folder of Zhang et al.)"
-                 + (f"; AUTOATTEND_DATA_DIR is {data_dir}" if data_dir else " or set AUTOATTEND_DATA_DIR"))
+                 + ("" if not in_data_dir else f"; AUTOATTEND_DATA_DIR is {data_dir}" if data_dir
+                    else " or set AUTOATTEND_DATA_DIR"))
         if not self.hub_name:
             raise DataNotFoundError(f"task {self.name}: CSV files not found (looked for {looked}) and no "
                                     f"task.hub_name is set; {where}")
