@@ -1142,8 +1142,9 @@ def test_a_task_name_of_a_dot_a_backslash_or_not_text_is_refused(name):
     cfg.task.name = name
     with pytest.raises(AutoAttendError) as err:
         check_config(cfg, "search")
-    assert str(err.value) == ("task.name: expected a name for the task's folders, not empty and without / (e.g. "
-                              f"task.name=reviews), got {name!r}")
+    assert str(err.value) == ("task.name=7: read as a number; quote it to name the task: task.name='7'" if name == 7
+                              else "task.name: expected a name for the task's folders, not empty and without / (e.g. "
+                                   f"task.name=reviews), got {name!r}")
 
 
 def test_a_deleted_task_name_is_refused_in_one_line():

@@ -51,19 +51,19 @@ def test_an_empty_output_dir_is_refused_like_an_empty_data_dir(value):
     """An empty output folder (``AUTOATTEND_OUTPUT_DIR=``, ``paths.output_dir=``) put the run under the root
     (``/<task>/search/<time>``): refused by the config check and, before Hydra makes the folder, by the
     entry points."""
-    from src.pipeline.run import empty_folder_setting
+    from src.pipeline.run import unfit_folder_setting
 
     cfg = compose_config("search", ["+task=sst2", "budget=smoke", f"paths.output_dir={value}"])
     with pytest.raises(AutoAttendError, match=r"^paths\.output_dir: expected a folder \(an empty "
                                               r"AUTOATTEND_OUTPUT_DIR= gives this: unset it or name a folder\)"):
         check_config(cfg, "search")
-    assert empty_folder_setting([f"paths.output_dir={value}"], {}) == (
+    assert unfit_folder_setting([f"paths.output_dir={value}"], {}) == (
         "paths.output_dir: expected a folder, got an empty value (an unset shell variable?)")
-    assert empty_folder_setting([], {"AUTOATTEND_OUTPUT_DIR": value}).startswith("AUTOATTEND_OUTPUT_DIR is set but "
+    assert unfit_folder_setting([], {"AUTOATTEND_OUTPUT_DIR": value}).startswith("AUTOATTEND_OUTPUT_DIR is set but "
                                                                                   "empty")
     for fine in (["paths.output_dir=/tmp/x", "hydra.run.dir=out"], ["seed="]):
-        assert empty_folder_setting(fine, {"AUTOATTEND_OUTPUT_DIR": "/tmp/o"}) is None
-    assert empty_folder_setting(["hydra.sweep.dir=''"], {}).startswith("hydra.sweep.dir: expected a folder")
+        assert unfit_folder_setting(fine, {"AUTOATTEND_OUTPUT_DIR": "/tmp/o"}) is None
+    assert unfit_folder_setting(["hydra.sweep.dir=''"], {}).startswith("hydra.sweep.dir: expected a folder")
 
 
 def test_an_empty_run_dir_is_refused_and_writes_nothing_where_the_command_runs(tmp_path):

@@ -313,8 +313,21 @@ def _check_task_name(cfg: DictConfig) -> None:
     if name is _ABSENT:  # ~task.name: a traceback where the run first named its task
         raise AutoAttendError("task.name: removed (~task.name), but the task's folders and log lines need a name; "
                               "give one with task.name=<name>")
-    if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
-        _fail("task.name", "a name for the task's folders, not empty and without / (e.g. task.name=reviews)", name)
+    if isinstance(name, (int, float)) and not isinstance(name, bool):  # task.name=2024 reads as a number
+        raise AutoAttendError(f"task.name={name}: read as a number; quote it to name the task: task.name='{name}'")
+    if not isinstance(name, str) or unfit_folder_name(name):
+        raise AutoAttendError(task_name_line(name))
+
+
+def unfit_folder_name(name: str) -> bool:
+    """Whether ``name`` cannot name one folder: empty, ``.`` or ``..``, or holding a path separator."""
+    return not name.strip() or "/" in name or "\\" in name or name.strip() in (".", "..")
+
+
+def task_name_line(name: Any) -> str:
+    """The refusal of a ``task.name`` that cannot name the task's folders."""
+    return f"task.name: expected a name for the task's folders, not empty and without / (e.g. task.name=reviews), " \
+           f"got {name!r}"
 
 
 def _file_in_the_way(path: Path) -> Path | None:
@@ -328,7 +341,7 @@ def _file_in_the_way(path: Path) -> Path | None:
 def check_paths(cfg: DictConfig) -> None:
     """``paths.*`` are non-empty: an empty ``AUTOATTEND_DATA_DIR=`` would otherwise mean the current
     directory, not the default ``./data``, and an empty output folder the root (the entry points refuse
-    that one before Hydra makes the run folder: :func:`src.pipeline.run.empty_folder_setting`)."""
+    that one before Hydra makes the run folder: :func:`src.pipeline.run.unfit_folder_setting`)."""
     for key in ("data_dir", "cache_dir", "output_dir"):
         value = _get(cfg, f"paths.{key}")
         if value is _ABSENT:

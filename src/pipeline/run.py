@@ -27,7 +27,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.pipeline.checks import CHILD_KEYS, check_config, has_key
+from src.pipeline.checks import CHILD_KEYS, check_config, children_readout, has_key, task_name_line, unfit_folder_name
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, settings_task, task_family)
 from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data,
@@ -164,6 +164,8 @@ def run_retrain(cfg: DictConfig) -> dict:
         retrain_space(cfg, len(arch)).validate(arch)
     except AutoAttendError as exc:
         raise AutoAttendError(f"arch={cfg.arch}: {exc}") from None
+    if graph and children_readout(cfg) == "last" and cfg.graph.retrain.readout != "last":
+        _check_last_layer_readout(cfg, arch)
     if not graph and read.carries:  # they were ignored, in silence
         raise AutoAttendError(f"arch={cfg.arch}: carries hparams, the settings of a graph architecture; a text "
                               "architecture is retrained with retrain.* (e.g. retrain.lr=...): remove them from the "
@@ -246,6 +248,19 @@ def _check_baselines(cfg: DictConfig) -> None:
             for named in (f"arch={name}: ", f"{name}: "):
                 message = message.removeprefix(named)
             raise AutoAttendError(f"graph.baselines: {name}: {message}") from None
+
+
+def _check_last_layer_readout(cfg: DictConfig, arch) -> None:
+    """An architecture retrained with ``last`` among the HPO's readouts maps its last layer to the classes in
+    those trials, which an ``identity`` op there cannot (the retrain stopped after its first trials)."""
+    from src.space.space import arch_contexts
+
+    last = len(arch) - 1
+    slot = next((slot for i, slot, ctx in arch_contexts(arch) if i == last and ctx.op == "identity"), None)
+    if slot is not None:
+        raise AutoAttendError(f"arch={cfg.arch}: layer {last} {slot} is identity, which cannot map to the classes "
+                              "under readout 'last' (the last layer maps to them), which graph.hpo.space.readout "
+                              "tries; leave last out of it")
 
 
 def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = None) -> None:
@@ -791,20 +806,26 @@ def config_error_line(exc: BaseException) -> str:
     return line
 
 
-FOLDER_SETTINGS = ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir")
+FOLDER_SETTINGS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "paths.output_dir")
 
 
-def empty_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | None:
-    """The line refusing an empty folder setting among the command's overrides (``hydra.run.dir=$RUN`` with
-    ``RUN`` unset) or an empty ``AUTOATTEND_OUTPUT_DIR=``, else ``None``. Hydra takes an empty run folder for
-    the current one (a whole run was written into the checkout) and an empty output folder for the root
-    (``/<task>/search/<time>``), both made before the config is checked."""
+def unfit_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | None:
+    """The line refusing a folder setting among the command's overrides that Hydra would make a folder of
+    before the config is checked, else ``None``: an empty one (``hydra.run.dir=$RUN`` with ``RUN`` unset: the
+    current folder, where a whole run was written into the checkout; an empty output folder: the root,
+    ``/<task>/search/<time>``), an empty ``AUTOATTEND_OUTPUT_DIR=`` the command does not replace, or a
+    ``task.name`` that cannot name one folder (``a/b`` nested folders, ``..`` one beside the output folder)."""
+    given = {}
     for arg in argv:
         key, equals, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if equals and key in FOLDER_SETTINGS and not value.strip().strip("'\"").strip():
+        if equals:
+            given[key.lstrip("+~")] = value.strip().strip("'\"")
+    for key in FOLDER_SETTINGS:
+        if key in given and not given[key].strip():
             return f"{key}: expected a folder, got an empty value (an unset shell variable?)"
-    if "AUTOATTEND_OUTPUT_DIR" in environ and not environ["AUTOATTEND_OUTPUT_DIR"].strip():
+    if "task.name" in given and unfit_folder_name(given["task.name"]):
+        return task_name_line(given["task.name"])
+    if "paths.output_dir" not in given and not environ.get("AUTOATTEND_OUTPUT_DIR", "x").strip():
         return ("AUTOATTEND_OUTPUT_DIR is set but empty: unset it (outputs/ is the default) or name a folder; the "
                 "runs would go under /")
     return None
@@ -844,7 +865,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
-    empty = empty_folder_setting(sys.argv[1:], os.environ)
+    empty = unfit_folder_setting(sys.argv[1:], os.environ)
     if empty is not None:  # Hydra would make the run folder before any check: in the current one, or under /
         print(f"error: {empty}", file=sys.stderr)
         sys.exit(2)
@@ -867,7 +888,10 @@ def hydra_entry(main: Callable[[], None]) -> None:
         elif (option := re.match(r"Could not override '([^']+)'\. No match in the defaults list\.?[;\s]*To append to "
                                  r"your default list use \+(\S+)", line)) and option.group(1) in SEARCH_ONLY:
             # strategy=random given to src.retrain: Hydra's +strategy=random would add a group it never reads
-            line = _search_setting_line(option.group(2))
+            entry_point = Path(sys.argv[0]).stem
+            line = (_search_setting_line(option.group(2)) if entry_point == "retrain" else
+                    f"{option.group(2)}: a setting of the search (src.search), which src.{entry_point} does not read "
+                    f"(its settings: python -m src.{entry_point} --help)")
         elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(.+?)(?:; Key '|$)", line):
             # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
             key = added.group(1)
