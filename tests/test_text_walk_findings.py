@@ -28,7 +28,9 @@ def _good_rows(n: int) -> str:
      "or CRLF line endings"),
     ('1,"an unclosed quote\n' + _good_rows(30),  # the first record never ends
      "row 1 (line 31): malformed CSV (unexpected end of data); expected quoted fields with doubled inner quotes"),
-], ids=["cr_line_endings", "unclosed_quote_first_record"])
+    ("1,a stray\rreturn\n" + _good_rows(30),  # one carriage return in a field of an LF file: not Mac line ends
+     "row 1 (line 1): malformed CSV (a carriage return inside an unquoted field); expected such a field quoted"),
+], ids=["cr_line_endings", "unclosed_quote_first_record", "stray_carriage_return"])
 def test_a_malformed_first_record_of_train_csv_is_one_error_line(tmp_path, train, said):
     """A malformed first record of train.csv is one line naming the file, as any later record is (it was
     a _csv.Error traceback from count_fields, used when task.text_fields is not given, the default)."""

@@ -87,8 +87,11 @@ def separator_hint(row: list[str]) -> str:
 def malformed_csv(path: Path, row_no: int, line_num: int, err: csv.Error) -> AutoAttendError:
     """One line for what :mod:`csv` could not read at record ``row_no`` (physical line ``line_num``)."""
     if "new-line character seen in unquoted field" in str(err):  # csv's advice (newline='') is for the code
-        return AutoAttendError(f"{path}, row {row_no} (line {line_num}): malformed CSV (lines ended by a carriage "
-                               "return alone, as classic Mac files are); expected LF or CRLF line endings")
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        what = ("lines ended by a carriage return alone, as classic Mac files are); expected LF or CRLF line endings"
+                if b"\n" not in head else "a carriage return inside an unquoted field); expected such a field quoted")
+        return AutoAttendError(f"{path}, row {row_no} (line {line_num}): malformed CSV ({what}")
     return AutoAttendError(f"{path}, row {row_no} (line {line_num}): malformed CSV ({err}); "
                            f"expected quoted fields with doubled inner quotes")
 
