@@ -1041,8 +1041,8 @@ def test_a_baseline_is_checked_against_the_graph_space_and_the_task_family_in_on
     cases = {
         ("graph.space.ops=[zero,identity,gat8]", "graph.baselines=[gcn]"):
             "graph.baselines: gcn: invalid architecture (layer 0, field 'q_op'): unknown op 'gcn'; expected one of "
-            "('zero', 'identity', 'gat8'); baselines are retrained within graph.space.ops: add the ops they use "
-            "there, or train none (graph.baselines=[])",
+            "('zero', 'identity', 'gat8'); baselines are retrained within the task's space (graph.space.ops, "
+            "graph.space.kinds): add what they use there, or train none (graph.baselines=[])",
         ("graph.baselines=[published_sst5]",):
             "graph.baselines: published_sst5: a text architecture (ops conv1, conv3, maxpool3), while task cora is a "
             "graph task; its ops: zero, identity, gcn, sage, gat1, gat2, gat4, gat8, gat16, linear, arma, cheb, sgc",

@@ -240,8 +240,9 @@ def _check_baselines(cfg: DictConfig) -> None:
             try:
                 retrain_space(cfg, len(read.arch)).validate(read.arch)
             except AutoAttendError as exc:  # graph.space.ops=[identity,gcn] refused GCN's file for its zero ops
-                raise AutoAttendError(f"{exc}; baselines are retrained within graph.space.ops: add the ops they use "
-                                      "there, or train none (graph.baselines=[])") from None
+                raise AutoAttendError(f"{exc}; baselines are retrained within the task's space (graph.space.ops, "
+                                      "graph.space.kinds): add what they use there, or train none "
+                                      "(graph.baselines=[])") from None
             read.hparams  # checked as they are read
         except AutoAttendError as exc:
             message = str(exc)
