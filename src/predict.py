@@ -120,7 +120,8 @@ def _overridden(overrides: Sequence[str], key: str) -> bool:
 
 def _names_given(path: Path, overrides: Sequence[str]) -> list[str] | None:
     """The class names ``--override task.label_names=[...]`` gives (checked as the run's config would be:
-    one distinct name a class), which name the classes in place of the model file's; None without it."""
+    one distinct name a class), which name the classes in place of the model file's; ``[]`` for
+    ``task.label_names=null`` (class ids, whatever the file holds); None without the override."""
     if not _overridden(overrides, LABEL_NAMES):
         return None
     from src.evaluate import run_config
@@ -129,7 +130,7 @@ def _names_given(path: Path, overrides: Sequence[str]) -> list[str] | None:
     cfg = run_config(_run_dir_of(path, "--override needs (it sets the run's config)"), list(overrides))
     check_label_names(cfg)
     names = cfg.task.get("label_names")
-    return None if names is None else list(names)
+    return [] if names is None else list(names)
 
 
 def _describe(path: Path, evaluation: dict[str, Any]) -> str:
@@ -180,9 +181,10 @@ def _text_rows(paths: list[Path], texts: Sequence[str], overrides: Sequence[str]
         probabilities = these if probabilities is None else probabilities + these
     probabilities = probabilities / len(paths)
     num_classes = probabilities.shape[1]
-    if given is not None and len(given) != num_classes:
+    if given and len(given) != num_classes:
         raise AutoAttendError(f"{LABEL_NAMES}: {len(given)} names for the model's {num_classes} classes")
-    names = given or names
+    if given is not None:
+        names = given or None
     names = names if names is not None and len(names) == num_classes else [f"class {c}" for c in range(num_classes)]
     rows = []
     for text, these_ids, probs, prediction in zip(texts, ids, probabilities.tolist(), probabilities.argmax(-1).tolist()):

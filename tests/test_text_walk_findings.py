@@ -119,11 +119,19 @@ def test_predict_applies_or_refuses_an_override_of_the_class_names(tmp_path, cap
                 "task.label_names has 3 names and task.num_classes is 2: one name per class, in label order (got "
                 "['a', 'b', 'c'])")
         assert (code, captured.err.splitlines()[-1]) == (2, f"error: {said}"), captured
-    if value == "[neg,pos]":  # the Python API takes them too
+    if value == "[neg,pos]":  # the Python API takes them too, and null stands for class ids
+        from src.models.saved import read_saved
         from src.predict import predict
 
         _, rows = predict(run, ["a fine film"], overrides=[f"task.label_names={value}"])
         assert set(rows[0]["probabilities"]) == {"neg", "pos"}
+        named = read_saved(run / "retrain" / "seed_0" / "model.pt")
+        named["spec"]["label_names"] = ["bad", "good"]  # a model file kept with names of its own
+        torch.save(named, run / "named.pt")  # beside, then in place: the file read is mapped into memory
+        (run / "named.pt").replace(run / "retrain" / "seed_0" / "model.pt")
+        assert set(predict(run, ["a fine film"])[1][0]["probabilities"]) == {"bad", "good"}
+        _, rows = predict(run, ["a fine film"], overrides=["task.label_names=null"])
+        assert set(rows[0]["probabilities"]) == {"class 0", "class 1"}
 
 
 @pytest.mark.parametrize("override", ["strategy=random", "supernet=default"])
