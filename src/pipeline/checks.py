@@ -528,14 +528,18 @@ def _search_trains_children(cfg: DictConfig) -> bool:
                                                       _get(cfg, "ranking.candidates")))
 
 
+def _hpo_runs(cfg: DictConfig) -> bool:
+    """Whether a graph run's retrain runs its HPO: it trains seeds and ``graph.hpo.trials`` >= HPO_MIN_TRIALS."""
+    trials, seeds = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.retrain.seeds")
+    return isinstance(trials, int) and trials >= HPO_MIN_TRIALS and isinstance(seeds, int) and seeds > 0
+
+
 def children_readout(cfg: DictConfig) -> str | None:
     """``last`` where some child a graph search trains may read out with its last layer: under
     ``graph.retrain.readout=last``, or with ``last`` among ``graph.hpo.space.readout`` where the HPO runs
     (the retrain trains seeds and ``graph.hpo.trials`` >= HPO_MIN_TRIALS); else ``graph.retrain.readout``."""
     readout, tried = _get(cfg, "graph.retrain.readout"), _get(cfg, "graph.hpo.space.readout")
-    trials, seeds = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.retrain.seeds")
-    hpo = isinstance(trials, int) and trials >= HPO_MIN_TRIALS and isinstance(seeds, int) and seeds > 0
-    if hpo and isinstance(tried, ListConfig) and "last" in tried:
+    if _hpo_runs(cfg) and isinstance(tried, ListConfig) and "last" in tried:
         return "last"
     return readout if isinstance(readout, str) else None
 
@@ -567,11 +571,9 @@ def _check_gat_widths(cfg: DictConfig) -> None:
     heads = sorted({GAT_HEADS[op] for op in ops if op in GAT_HEADS}) if isinstance(ops, ListConfig) else []
     # a child's width-hidden nodes: all but the last under the `last` readout (it averages its heads)
     child_hidden = _get(cfg, "graph.retrain.readout") != "last" or _get(cfg, "graph.space.num_layers") != 1
-    seeds = _get(cfg, "graph.retrain.seeds")
     children = _search_trains_children(cfg)
     # the HPO runs in the retrain, before its seeds
-    hpo_trials, hpo_hidden = _get(cfg, "graph.hpo.trials"), _get(cfg, "graph.hpo.space.hidden")
-    hpo = isinstance(hpo_trials, int) and hpo_trials >= HPO_MIN_TRIALS and isinstance(seeds, int) and seeds > 0
+    hpo, hpo_hidden = _hpo_runs(cfg), _get(cfg, "graph.hpo.space.hidden")
     widths = [("graph.supernet.hidden", _get(cfg, "graph.supernet.hidden"))]
     if child_hidden and children:
         widths.append(("graph.retrain.hidden", _get(cfg, "graph.retrain.hidden")))
