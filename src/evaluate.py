@@ -84,29 +84,20 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
         OmegaConf.resolve(cfg)
     except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{config}: cannot be read as the run's config ({str(exc).splitlines()[0]})") from None
-    with settings_of_the_run(run_dir):
+    with settings_of_the_run(run_dir, cfg):
         check_paths(cfg)
         check_hardware(cfg)
         check_int(cfg, "retrain.eval_batch_size", 1)
     return cfg
 
 
-def _reads_own_data(config: Path) -> bool:
-    """Whether the run of ``config`` (its ``.hydra/config.yaml``) is a task of :data:`OWN_DATA_TASKS`."""
-    from omegaconf import OmegaConf
-
-    try:
-        return own_data_task(OmegaConf.load(config).get("task")) is not None
-    except Exception:  # a damaged config is said where it is read
-        return False
-
-
 @contextmanager
-def settings_of_the_run(run_dir: Path):
+def settings_of_the_run(run_dir: Path, cfg):
     """Where the run's config is read (its data rebuilt, the machine set up), a setting it lacks is
     one line naming the key and the file (a truncated or hand-edited ``.hydra/config.yaml`` gave
     OmegaConf's traceback from deep inside the data code). A key that is absent may also be a
-    setting added to the project after the run was started; the line says so."""
+    setting added to the project after the run was started; the line says so. ``cfg``: the run's config
+    (:func:`run_config`), whose task says where its data are."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     config = run_dir / ".hydra" / "config.yaml"
@@ -114,7 +105,8 @@ def settings_of_the_run(run_dir: Path):
         yield
     except DataNotFoundError as exc:
         recorded = recorded_data_dir(run_dir)
-        if recorded is None or recorded in str(exc) or _reads_own_data(config):
+        task = cfg.get("task")
+        if recorded is None or recorded in str(exc) or (task is not None and own_data_task(task) is not None):
             raise  # a task of one's own reads task.path, which the error names, never paths.data_dir
         raise DataNotFoundError(f"{exc} (the run read its data from {recorded}, {INVOCATIONS_FILE}: "
                                 f"paths.data_dir={recorded} if it is still there)") from None
@@ -246,7 +238,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     from src.pipeline.common import build_datamodule, check_data_of_run, setup_hardware
     from src.pipeline.config import task_family
 
-    with settings_of_the_run(run_dir):
+    with settings_of_the_run(run_dir, cfg):
         setup_hardware(cfg)
         dm = build_datamodule(cfg)
         graph = task_family(cfg) == "graph"

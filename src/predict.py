@@ -104,7 +104,7 @@ def _encoder_and_names(path: Path, spec: dict[str, Any], overrides: Sequence[str
     cfg = run_config(run_dir, list(overrides))
     print(f"predict: {path} predates stored text settings; rebuilding them from {run_dir / '.hydra/config.yaml'}",
           file=sys.stderr, flush=True)
-    with settings_of_the_run(run_dir):
+    with settings_of_the_run(run_dir, cfg):
         dm = build_datamodule(cfg)
         check_data_of_run(run_dir, cfg, dm, graph=False)
         names = cfg.task.get("label_names")
@@ -225,7 +225,7 @@ def _node_rows(paths: list[Path], run_dir: Path, overrides: Sequence[str]):
     from src.pipeline.common import build_datamodule, check_data_of_run
 
     cfg = run_config(run_dir, list(overrides))
-    with settings_of_the_run(run_dir):
+    with settings_of_the_run(run_dir, cfg):
         dm = build_datamodule(cfg)
         check_data_of_run(run_dir, cfg, dm, graph=True)
     return _classified_nodes(paths, dm.node_batches(), lambda spec: dm.multilabel)
@@ -243,7 +243,7 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
 
     cfg = run_config(run_dir, list(overrides), reads_data=False)
     arrays = read_graph_to_classify(graph_file)
-    with settings_of_the_run(run_dir):
+    with settings_of_the_run(run_dir, cfg):
         dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
                          seed=cfg.seed)
     x, edge_index = dm.prepare_graph(arrays["x"], arrays["edge_index"], str(graph_file))

@@ -61,23 +61,24 @@ def test_settings_of_the_run_name_the_recorded_data_folder_and_a_missing_key(tmp
 
     run_dir = _run_with_config(tmp_path / "run")
     config = run_dir / ".hydra" / "config.yaml"
-    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir):
+    run_cfg = OmegaConf.load(config)
+    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir, run_cfg):
         raise DataNotFoundError("no SST at /elsewhere")
     assert str(caught.value) == "no SST at /elsewhere"  # no invocations.json: nothing to add
     (run_dir / "invocations.json").write_text(json.dumps({"invocations": [
         {"started": "2026-12-07T10:00:00+0000", "argv": [], "data_dir": "/first"},
         {"started": "2026-12-07T11:00:00+0000", "argv": [], "data_dir": "/recorded"}]}))
-    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir):
+    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir, run_cfg):
         raise DataNotFoundError("no SST at /elsewhere")
     assert str(caught.value) == ("no SST at /elsewhere (the run read its data from /recorded, invocations.json: "
                                  "paths.data_dir=/recorded if it is still there)")
-    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir):
+    with pytest.raises(DataNotFoundError) as caught, settings_of_the_run(run_dir, run_cfg):
         raise DataNotFoundError("no SST at /recorded/sst")
     assert str(caught.value) == "no SST at /recorded/sst"
     cfg = OmegaConf.create({"data": {"vocab": 1}})
     OmegaConf.set_struct(cfg, True)
     for read in (lambda: cfg.data.max_len, lambda: cfg.data["max_len"]):
-        with pytest.raises(AutoAttendError) as caught, settings_of_the_run(run_dir):
+        with pytest.raises(AutoAttendError) as caught, settings_of_the_run(run_dir, run_cfg):
             read()
         assert str(caught.value).startswith(f"{config}: data.max_len: missing, a setting this version of autoattend "
                                             "reads"), str(caught.value)

@@ -469,7 +469,6 @@ def _check_protocol(cfg: DictConfig) -> None:
     from src.pipeline.config import CONF_DIR
 
     protocol = _get(cfg, "task.protocol")
-    names = sorted(p.stem for p in (CONF_DIR / "task" / "protocol").glob("*.yaml"))
     if isinstance(protocol, DictConfig) and _get(cfg, "task.datamodule._target_") == PPI_DATAMODULE \
             and protocol.get("name") != "ppi":
         # PPI's DataModule reads the protocol's batch size (graphs a step), which only PPI's protocol has
@@ -477,6 +476,7 @@ def _check_protocol(cfg: DictConfig) -> None:
                               "another is for +task=graph_file, whose default is planetoid")
     if protocol is _ABSENT or isinstance(protocol, DictConfig):
         return
+    names = sorted(p.stem for p in (CONF_DIR / "task" / "protocol").glob("*.yaml"))
     raise AutoAttendError(f"task.protocol={protocol}: a protocol is chosen as a config group, task/protocol=<name> "
                           f"(one of {', '.join(names)}), not set as a value")
 
