@@ -94,9 +94,9 @@ def test_a_graph_file_with_no_feature_columns_is_refused_naming_x(tmp_path):
 
 @pytest.mark.parametrize("override, said", [
     ("space.num_layers=12", "space.num_layers=12: src.bench measures the paper's space"),
-    ("space.ops=[conv1,gru]", "space.ops=['conv1', 'gru']: src.bench measures the paper's space"),
-    ("space.priors=false", "space.priors=False: src.bench measures the paper's space"),
-    ("space.kinds=[add]", "space.kinds=['add']: src.bench measures the paper's space"),
+    ("space.ops=[conv1,gru]", "space.ops=[conv1,gru]: src.bench measures the paper's space"),
+    ("space.priors=false", "space.priors=false: src.bench measures the paper's space"),
+    ("space.kinds=[add]", "space.kinds=[add]: src.bench measures the paper's space"),
     ("hardware.precision=bf16-mixed", "hardware.precision=bf16-mixed: src.bench measures in float32")])
 def test_src_bench_refuses_settings_it_never_reads(override, said):
     """The bench composes the text space and the hardware group, but measures the paper's space at

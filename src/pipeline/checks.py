@@ -283,6 +283,18 @@ def check_bench_config(cfg: DictConfig) -> None:
         _check_heads(cfg, node, width)
 
 
+def as_override(value: Any) -> str:
+    """``value`` as a Hydra override writes it (``false``, ``null``, ``[conv1,gru]``), for lines that quote a
+    setting back to the command line that gave it (Python's ``False`` and ``['conv1', 'gru']`` are not)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(as_override(item) for item in value) + "]"
+    return str(value)
+
+
 def _check_bench_reads(cfg: DictConfig) -> None:
     """The bench composes the text space and the hardware group but measures the paper's space at
     ``bench.num_layers`` layers, in float32: another ``space.num_layers`` / ``ops`` / ``kinds`` /
@@ -295,8 +307,8 @@ def _check_bench_reads(cfg: DictConfig) -> None:
         given = _get(cfg, f"space.{key}")
         given = OmegaConf.to_container(given) if isinstance(given, (DictConfig, ListConfig)) else given
         if key != "sharing" and given is not _ABSENT and given != value:
-            raise AutoAttendError(f"space.{key}={given}: src.bench measures the paper's space ({space_file}: "
-                                  f"{key} {value}); of the space it takes space.sharing, and bench.num_layers for the "
+            raise AutoAttendError(f"space.{key}={as_override(given)}: src.bench measures the paper's space "
+                                  f"({space_file}: {key} {as_override(value)}); of the space it takes space.sharing, and bench.num_layers for the "
                                   "supernet's depth")
     precision = _get(cfg, "hardware.precision")
     if precision is not _ABSENT and str(precision) not in ("32-true", "32"):
