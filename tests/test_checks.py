@@ -101,6 +101,9 @@ def test_the_shipped_configs_pass(name, task, budget):
                                    "16-mixed, 16 (float32, float64 or a mixed precision), got '16-true'"),
     ("hardware.precision=transformer-engine", "hardware.precision: expected one of 32-true"),
     ("data.window=10 data.stride=20", "data.stride=20 is larger than data.window=10: sliding windows would skip tokens"),
+    ("data.window=64", "data.window=64 is not below data.max_len=64: no text is longer than a window once cut to "
+                       "max_len, so no window would slide"),
+    ("data.window=100 data.max_len=40", "data.window=100 is not below data.max_len=40"),
     ("supernet.lr=inf", "supernet.lr: expected a number in (0, inf), got inf"),
     ("graph.retrain.weight_decay=nan", "graph.retrain.weight_decay: expected a number in [0, inf), got nan"),
     ("graph.supernet.heads=3", "graph.supernet.hidden=64 is not divisible by graph.supernet.heads=3"),

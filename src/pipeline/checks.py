@@ -199,6 +199,12 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     if isinstance(window, int) and isinstance(stride, int) and stride > window:
         raise AutoAttendError(f"data.stride={stride} is larger than data.window={window}: sliding windows would skip "
                               f"tokens (use data.stride <= data.window)")
+    max_len = _get(cfg, "data.max_len")
+    if isinstance(window, int) and window >= max_len:  # the model slides windows only over longer inputs
+        raise AutoAttendError(f"data.window={window} is not below data.max_len={max_len}: no text is longer than a "
+                              f"window once cut to max_len, so no window would slide and the run would be plain "
+                              f"truncation recorded as windows (use data.window=null, or a data.max_len above the "
+                              f"window)")
     check_choice(cfg, "data.train_level", ("phrase", "sentence"))
     check_choice(cfg, "data.embedding_source", EMBEDDING_SOURCES)
     _check_task_name(cfg)
