@@ -120,7 +120,7 @@ def test_main_writes_the_whole_file_or_nothing(tmp_path, monkeypatch, capsys):
     out = tmp_path / "lock.txt"
     out.write_text("the old lock\n")
     monkeypatch.setattr(lock, "installed_metadata", fake_metadata({"app": ("1", ["ghost"])}))
-    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 1
+    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 2
     assert "ghost (needed by app) is not installed" in capsys.readouterr().err
     assert out.read_text() == "the old lock\n" and not list(tmp_path.glob("*.partial"))
 
@@ -159,10 +159,10 @@ def test_main_says_which_file_it_cannot_write(tmp_path, monkeypatch, capsys):
     req.write_text("app\n")
     monkeypatch.setattr(lock, "installed_metadata", fake_metadata({"app": ("1", [])}))
     out = tmp_path / "missing" / "lock.txt"
-    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 1
+    assert lock.main(["--requirements", str(req), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(out.parent) in err and "Traceback" not in err
-    assert lock.main(["--requirements", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "l.txt")]) == 1
+    assert lock.main(["--requirements", str(tmp_path / "absent.txt"), "--out", str(tmp_path / "l.txt")]) == 2
     assert "absent.txt" in capsys.readouterr().err and not (tmp_path / "l.txt").exists()
 
 

@@ -129,7 +129,7 @@ def test_lock_out_given_a_folder_says_so_without_naming_a_temporary_file(tmp_pat
     monkeypatch.setattr(lock, "installed_metadata", lambda name: (name, "1.0", []))
     folder = tmp_path / "locks"
     folder.mkdir()
-    assert lock.main(["--requirements", str(req), "--out", str(folder)]) != 0
+    assert lock.main(["--requirements", str(req), "--out", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: --out {folder}: a folder; give the lock file's path (e.g. {folder / 'cpu-lock.txt'})\n"
     assert list(folder.iterdir()) == []

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.out, text)
     except (LockError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # as every entry point says a bad input or an unwritable place (and argparse a bad option)
     print(f"{args.out}: {sum(1 for line in text.splitlines() if not line.startswith('#'))} packages")
     return 0
 
