@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from src.choices import GRAPH_FILE_SPLITS
-from src.data.planetoid import GraphDataModule, check_edges, check_graph, collate_graphs, data_to_batch
+from src.data.planetoid import (GraphDataModule, check_edges, check_graph, collate_graphs, data_to_batch,
+                                row_normalized)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -285,8 +286,8 @@ class GraphFileDataModule(GraphDataModule):
     training graphs merged ``batch_size`` at a time, one batch of validation and one of test
     graphs); format in the module docstring.
 
-    ``row_normalize``: each node's features divided by their sum (PyG's ``NormalizeFeatures``, as
-    for Planetoid); ``to_undirected``: every edge also added reversed (duplicates merged);
+    ``row_normalize``: each node's features divided by their sum clamped at 1 (PyG's ``NormalizeFeatures``,
+    as for Planetoid: a row summing below 1 is left as it is); ``to_undirected``: every edge also added reversed (duplicates merged);
     ``sparse_features``: ``x`` served as a sparse COO tensor (``true``), dense (``false``), or sparse
     when under :data:`SPARSE_BELOW` of its entries are non-zero (``auto``). The same values either
     way; sparse features make the ops that read them faster where most are zero. ``split``:
@@ -319,13 +320,13 @@ class GraphFileDataModule(GraphDataModule):
         self.graph_split_sizes = (val_graphs, test_graphs)
 
     def _features(self, x: torch.Tensor, where: Path | str) -> torch.Tensor:
-        """(N, F) features as float32, divided by their row sums with ``row_normalize``."""
+        """(N, F) features as float32, row-normalised with ``row_normalize`` (:func:`row_normalized`)."""
         x = x.float()
         if self.row_normalize:
             if bool((x < 0).any()):
                 raise AutoAttendError(f"{where}: task.row_normalize=true needs non-negative features (counts or "
                                       "weights); 'x' has negative values")
-            x = x / x.sum(-1, keepdim=True).clamp(min=1e-12)
+            x = row_normalized(x)  # as documented: PyG's NormalizeFeatures (a sum clamped at 1), not sum to 1
         return x
 
     def _sparse(self, x: torch.Tensor) -> bool:
