@@ -83,6 +83,8 @@ class SearchStrategy(ABC):
 
     @property
     def done(self) -> bool:
+        """Whether the search has nothing left to propose. It calls :meth:`ask`, which proposes the next
+        candidates when there are any (they stay pending until told), as a loop over ``ask`` would."""
         return not self.ask()
 
     def ranked(self, k: int | None = None) -> list[tuple[Architecture, float]]:
@@ -91,6 +93,9 @@ class SearchStrategy(ABC):
         return [self.history[i] for i in order[:k]]
 
     def best(self) -> tuple[Architecture, float]:
+        """The best scored candidate and its score (the first scored among equals)."""
+        if not self.history:  # ranked(1)[0] was a bare IndexError
+            raise RuntimeError("best(): no candidate has been scored yet (tell() a score first)")
         return self.ranked(1)[0]
 
     def run(self, score_fn: ScoreFn, on_result: Callable[[Architecture, float], None] | None = None) -> None:

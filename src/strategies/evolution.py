@@ -171,7 +171,9 @@ def build_strategy(name: str, space: FunctionalSpace, seed: int, **kwargs) -> Se
         budget = Evolution(space, seed, **{k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
     if name == "aging":
         population = kwargs.get("population", 500)
-        sample_size = kwargs.get("sample_size") or max(1, round(population / 5))  # AutoGL: 100 of 500
+        sample_size = kwargs.get("sample_size")  # given as 0, refused by AgingEvolution (`or` took a fifth)
+        if sample_size is None:
+            sample_size = max(1, round(population / 5))  # AutoGL: 100 of 500
         return AgingEvolution(space, seed, population=population, sample_size=sample_size, budget=budget,
                               **{k: kwargs[k] for k in ("mutation_rate",) if k in kwargs})
     if name == "random":
