@@ -162,6 +162,9 @@ class SupernetEstimator:
             num, n = self.score_batch(self.model, b, arch)
             total += num
             count += n
+        if count == 0:  # e.g. a graph batch whose validation mask is empty: a bare ZeroDivisionError
+            raise ValueError("the estimator's batches hold no example to score (score_batch counted 0; an empty "
+                             "validation mask?)")
         return total / count
 
     def _fast(self, arch: Architecture) -> float:
@@ -178,5 +181,8 @@ class SupernetEstimator:
             return int((logits.argmax(-1) == b["labels"]).sum())
 
         workers = self.workers if self.device.type == "cpu" else 1
+        examples = sum(len(b["labels"]) for b in self.fast_batches)
+        if examples == 0:
+            raise ValueError("the estimator's batches hold no example to score")
         correct = sum(thread_map(correct_in, range(len(self.fast_batches)), workers))
-        return correct / sum(len(b["labels"]) for b in self.fast_batches)
+        return correct / examples
