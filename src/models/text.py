@@ -134,6 +134,10 @@ class TextClassifier(nn.Module):
         arch = arch if arch is not None else self.arch
         if arch is None:
             raise ValueError("a supernet needs an architecture to run")
+        if tokens.dim() != 2 or mask.dtype != torch.bool or mask.shape != tokens.shape:
+            # a float 0/1 mask failed deep in the torch ops ("~ is only implemented on integer and Boolean")
+            raise ValueError(f"expected tokens (B, T) long and mask (B, T) bool, True at real tokens; got tokens of "
+                             f"shape {tuple(tokens.shape)} and mask {mask.dtype} of shape {tuple(mask.shape)}")
         if self.window is not None and tokens.shape[1] > self.window:
             return self.classifier(self.window_pool(tokens, mask, arch))
         return self.head(self.encoder(self.features(tokens, mask), mask, arch), mask)
