@@ -76,7 +76,8 @@ class EncodedSplit(Dataset):
 
     ``tokens``: LongTensor (N_total,) all sequences concatenated; ``offsets``: LongTensor (n+1,),
     sequence i is ``tokens[offsets[i]:offsets[i+1]]``; ``labels``: LongTensor (n,).
-    Every sequence has length in ``[1, max_len]``.
+    Every sequence :meth:`from_sequences` builds has length in ``[1, max_len]`` (longer ones cut, empty ones
+    dropped); the constructor takes the tensors as given and checks only that ``offsets`` fits ``labels``.
     """
 
     def __init__(self, tokens: torch.Tensor, offsets: torch.Tensor, labels: torch.Tensor, max_len: int):
