@@ -10,7 +10,7 @@ ARGS   ?=
 # system's jemalloc), mimalloc, jemalloc, tcmalloc, system, or a library path (src/utils/allocator.py)
 ALLOCATOR ?= auto
 # mimalloc returns freed memory to the system after this many ms; its default (10) made the retrain
-# step 35-45 % slower than glibc (pages faulted in again every step), 10 s does not (README "Performance")
+# step 35-45 % slower than glibc (pages faulted in again every step), 10 s does not (docs/performance.md)
 export MIMALLOC_PURGE_DELAY ?= 10000
 PRELOAD = lib=$$(AUTOATTEND_ALLOCATOR=$(ALLOCATOR) $(PY) -m src.utils.allocator) && LD_PRELOAD="$$lib$${LD_PRELOAD:+:$$LD_PRELOAD}"
 export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),./data)

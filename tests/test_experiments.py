@@ -198,6 +198,61 @@ def test_the_readmes_section_links_lead_to_headings():
     assert len(links) >= 10 and set(links) <= anchors, sorted(set(links) - anchors)
 
 
+def _outside_code(text: str, spans: bool = True) -> str:
+    """Markdown text less its fenced code blocks (and, with ``spans``, its inline code spans)."""
+    text = re.sub(r"^ *```.*?^ *```[^\n]*$", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`]*`", "", text) if spans else text
+
+
+def _heading_anchors(page: Path) -> set[str]:
+    # GitHub's anchors, as above: lower case, punctuation other than '-' and '_' dropped, spaces as '-'
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", _outside_code(page.read_text(), spans=False), flags=re.M)}
+
+
+def _relative_links(page: Path) -> list[str]:
+    links = re.findall(r"\]\(([^)\s]+)\)", _outside_code(page.read_text()))
+    return [link for link in links if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", link)]  # not http:, mailto:, ...
+
+
+def _broken_links(pages: list[Path]) -> list[str]:
+    """Each relative link of the pages whose file does not exist or whose ``#anchor`` is no heading of that file."""
+    broken = []
+    for page in pages:
+        for link in _relative_links(page):
+            target, _, anchor = link.partition("#")
+            file = (page.parent / target).resolve() if target else page
+            if not file.exists():
+                broken.append(f"{page.name}: {link}: no such file")
+            elif anchor and (file.suffix != ".md" or anchor not in _heading_anchors(file)):
+                broken.append(f"{page.name}: {link}: no such heading in {file.name}")
+    return broken
+
+
+def test_the_readme_and_docs_links_lead_to_files_and_headings():
+    """Every relative link of README.md and docs/*.md leads to a file that exists and, with ``#anchor``, to one of
+    its headings (the README's detail moved to docs/ with links both ways)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) >= 5
+    links = [(page, link) for page in pages for link in _relative_links(page)]
+    assert sum("docs/" in link for page, link in links if page.name == "README.md") >= 10
+    assert all(any(link.startswith("../README.md") for link in _relative_links(page)) for page in pages[1:])
+    assert _broken_links(pages) == []
+
+
+def test_the_link_check_finds_a_missing_file_and_a_missing_heading(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A page\n\n## `make bench`\n\n[back](../README.md#quick-start)\n")
+    (tmp_path / "README.md").write_text(
+        "# Title\n\n## Quick start\n\n```bash\n# a comment, not a heading\n```\n\n"
+        "[ok](docs/a.md#make-bench) [ok](#quick-start) [web](https://example.org/x.md#y) `[code](nothing.md)`\n"
+        "[gone](docs/b.md) [no heading](docs/a.md#a-comment-not-a-heading) [nor here](#a-page)\n")
+    assert _broken_links([tmp_path / "README.md", tmp_path / "docs" / "a.md"]) == [
+        "README.md: docs/b.md: no such file",
+        "README.md: docs/a.md#a-comment-not-a-heading: no such heading in a.md",
+        "README.md: #a-page: no such heading in README.md"]
+
+
 def test_make_retrain_passes_a_sweep_job_folder_to_hydra_quoted(tmp_path):
     """A sweep job's folder (``+task=sst2,budget=smoke``) given as ``ARCH=`` did not parse as a
     Hydra override; quoted, it reaches the project's own check of the architecture."""

@@ -397,7 +397,7 @@ def test_gru_path_is_the_fused_kernel_where_it_runs_and_unpacked_elsewhere():
     from src.models import cpu_kernels
     from src.models.ops import default_gru_path
 
-    # packing loops over time steps and, on a GPU, syncs with the host: a loss (README "Performance")
+    # packing loops over time steps and, on a GPU, syncs with the host: a loss (docs/performance.md)
     assert default_gru_path(torch.empty(2, 3, 8, device="meta")) == "unpacked"
     before = cpu_kernels.get_backend()
     try:

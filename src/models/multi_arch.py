@@ -7,7 +7,7 @@ mini-batch and sums the gradients. :func:`backward_archs` does exactly that, wit
 * on CPU, ``workers > 1`` runs the architectures' forward and backward passes in that many
   threads, each with ``threads // workers`` intra-op threads. A step is thousands of small
   kernels (the GRU recurrence above all) that do not use two cores each, so two architectures
-  at a time use the cores better (profiled: README "Performance").
+  at a time use the cores better (profiled: docs/performance.md).
 
 Results do not depend on ``workers``: each architecture draws its dropout masks from its own
 generator, seeded from torch's global RNG in architecture order, and the per-architecture

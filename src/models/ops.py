@@ -144,7 +144,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, rows: torch.T
 
     The distribution of ``F.dropout``, with the keep mask drawn by :func:`keep_mask` (the
     distribution of ``torch.rand(...) >= p``) instead of ``bernoulli_``, which on CPU costs about
-    twice as much as ``torch.rand`` and was 39 % of a retrain step (profiled, README "Performance").
+    twice as much as ``torch.rand`` and was 39 % of a retrain step (profiled, docs/performance.md).
     With the CPU kernels the mask is applied in one pass and never stored (the backward pass
     regenerates it from its seed); otherwise autograd keeps only the bool mask, as ``F.dropout``
     does. ``tests/test_models.py`` checks the keep rate, the scaling and the gradient;
@@ -558,7 +558,7 @@ def conv_over_time(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     Runs as a 2-d convolution of a (B, D, 1, T) channels-last view of ``x``: oneDNN then reads and
     writes the (B, T, D) layout itself, where ``conv(x.transpose(1, 2)).transpose(1, 2)`` copies
     both ways and leaves a strided output that makes the ReLU after it slow. About 2x faster
-    forward + backward on CPU at the supernet's sizes (README "Performance"); tested against
+    forward + backward on CPU at the supernet's sizes (docs/performance.md); tested against
     ``conv1d``.
     """
     b, t, _ = x.shape

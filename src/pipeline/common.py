@@ -107,7 +107,7 @@ def setup_hardware(cfg: DictConfig) -> None:
     if malloc == "system malloc" and sys.platform.startswith("linux"):
         log.info("allocator: system malloc (the entry points restart with mimalloc unless "
                  "AUTOATTEND_ALLOCATOR=system or LD_PRELOAD is set: about 40 % less peak memory at the "
-                 'paper\'s supernet size; README "Performance")')
+                 'paper\'s supernet size; docs/performance.md)')
     else:
         log.info("allocator: %s", malloc)
     log.info("cpu: %s", describe(cpu_facts()))

@@ -5,7 +5,7 @@ architecture's activations, the GRU recurrence's per-step buffers). glibc's mall
 that pattern, so the process's peak resident memory ends up far above what is live. mimalloc
 reuses freed memory far better: at the paper's supernet configuration it cut the peak RSS of 5
 supernet steps from 4.3-4.4 GB to 2.4-2.6 GB (2 architecture workers) and from 3.0 GB to 2.0 GB
-(1 worker), at the same speed (README "Performance"). Its default purge delay (freed pages go
+(1 worker), at the same speed (docs/performance.md). Its default purge delay (freed pages go
 back to the system after 10 ms) made the retrain step 35-45 % slower than glibc, since the pages
 were faulted in again every step; the Makefile sets ``MIMALLOC_PURGE_DELAY=10000``.
 

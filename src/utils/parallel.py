@@ -2,7 +2,7 @@
 
 A supernet step or a candidate's scoring is thousands of small kernels (the GRU recurrence above
 all) that a second intra-op thread barely speeds up; two independent pieces of work at a time,
-each with one intra-op thread, use two cores far better (README "Performance").
+each with one intra-op thread, use two cores far better (docs/performance.md).
 """
 
 from __future__ import annotations
