@@ -159,7 +159,7 @@ def test_help_says_how_to_run_an_entry_point(entry, usage):
     listed = [line.split(":")[0] for line in groups]
     assert ("strategy" in listed and "supernet" in listed) == (entry == "search"), listed
     assert {"budget", "hardware", "retrain", "space", "task"} <= set(listed)
-    assert "hardware: auto, cpu, gpu" in groups
+    assert "hardware: auto, cpu, gpu" in groups and "logger: csv, tensorboard" in groups
 
 
 @pytest.mark.parametrize("args", [("src.retrain", "--help"), ("src.search", "+task=sst2", "--cfg", "job")])

@@ -165,6 +165,22 @@ def check_hardware(cfg: DictConfig) -> None:
                                   f"with {' and '.join(causes)} (use hardware.kernels=auto)")
 
 
+TENSORBOARD_WRITERS = ("tensorboardX", "tensorboard")  # Lightning's TensorBoardLogger writes with either
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """The ``logger`` group: ``logger.tensorboard`` true or false, and when true a package that writes the
+    event files installed (found without importing it), else the run would fail at its first training stage."""
+    check_bool(cfg, "logger.tensorboard")
+    if _get(cfg, "logger.tensorboard") is True:
+        import importlib.util
+
+        if not any(importlib.util.find_spec(name) for name in TENSORBOARD_WRITERS):
+            raise AutoAttendError("logger=tensorboard: TensorBoard files are written with the tensorboardX or "
+                                  "tensorboard package, and neither is installed (pip install -e .[tensorboard], or "
+                                  "pip install tensorboardX); or leave logger=csv")
+
+
 def _check_nonzero_op(cfg: DictConfig, node: str) -> None:
     """Under the priors Q, K and V take an op other than ``zero``: ``ops=[zero]`` leaves them none."""
     ops, priors = _get(cfg, f"{node}.ops"), _get(cfg, f"{node}.priors")
@@ -184,6 +200,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     check_int(cfg, "seed", 0, high=SEED_MAX)
     check_paths(cfg)
     check_hardware(cfg)
+    check_logger(cfg)
     # switches the code reads with bool(): "maybe" or "flase" would silently count as true
     for key in ("hardware.progress", "space.priors", "data.freeze_embeddings", "task.datamodule.download"):
         check_bool(cfg, key)

@@ -617,10 +617,15 @@ def make_trainer(cfg: DictConfig, run_dir: Path, name: str, keep_metrics_below: 
     every = cfg.hardware.get("progress_every_s", 60)
     lines = [LogProgress(label or name, every, files_only=interactive)] if progress and every is not None else []
     progress_cb = ([LabelledRichProgressBar(label or name)] if interactive else []) + lines
+    loggers = [ResumableCSVLogger(str(run_dir), name=name, version="", keep_below=keep_metrics_below,
+                                  flush_logs_every_n_steps=1)]
+    if cfg.get("logger", {}).get("tensorboard", False):  # beside metrics.csv, which the project reads
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(run_dir), name=name, version="tensorboard", default_hp_metric=False))
     return pl.Trainer(
         default_root_dir=str(run_dir / name),
-        logger=ResumableCSVLogger(str(run_dir), name=name, version="", keep_below=keep_metrics_below,
-                                  flush_logs_every_n_steps=1),
+        logger=loggers,
         accelerator=cfg.hardware.accelerator,
         devices=cfg.hardware.devices,
         precision=cfg.hardware.precision,

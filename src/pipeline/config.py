@@ -55,12 +55,12 @@ def job_folder_name(overrides: str, job_num: int | str = 0) -> str:
 def sweep_excluded_keys(*, _root_: DictConfig) -> list[str]:
     """The override keys left out of a sweep job's folder name (Hydra's ``override_dirname``
     ``exclude_keys``, which it matches exactly): every key of the composed config that a resume may
-    change (:func:`src.pipeline.run_settings.may_change`), and the ``hardware`` group, whose options
-    differ only in such keys. So a sweep re-run with ``hardware.threads=1`` or
+    change (:func:`src.pipeline.run_settings.may_change`), and the ``hardware`` and ``logger`` groups,
+    whose options differ only in such keys. So a sweep re-run with ``hardware.threads=1`` or
     ``ranking.candidates=24`` added finds the folders it already has."""
     tree = OmegaConf.to_container(_root_, resolve=False)
     tree.pop("hydra", None)
-    return ["hardware", *sorted(key for key in flatten(tree) if may_change(key))]
+    return ["hardware", "logger", *sorted(key for key in flatten(tree) if may_change(key))]
 
 
 def config_groups_help(*groups: str) -> str:

@@ -35,13 +35,14 @@ DATA_FILE = "data.json"  # what the run's data looked like (src.pipeline.common.
 # compute the same thing; another device draws other dropout masks, and the thread count and the
 # kernels round differently, so invocations.json records them), and the name and record of an
 # experiment config (`+experiment=cora_default` computes what `+task=cora` does), and the ranking
-# analysis, which adds its own folder and changes nothing else; the classes' names only label output.
+# analysis, which adds its own folder and changes nothing else; the classes' names only label output;
+# the loggers beside metrics.csv (logger=tensorboard) only write what it holds in another format.
 # (A CSV task's DataModule takes hardware.progress as task.datamodule.progress.)
 MAY_CHANGE = ("paths", "experiment", "hardware.threads", "hardware.num_workers", "hardware.progress",
               "hardware.progress_every_s", "hardware.kernels", "hardware.accelerator",
               "graph.threads", "graph.retrain.workers", "supernet.arch_workers", "supernet.checkpoint_every_min",
               "retrain.checkpoint_every_min", "strategy.score_workers", "strategy.score_bucket_size",
-              "strategy.save_every", "ranking", "task.label_names", "task.datamodule.progress")
+              "strategy.save_every", "ranking", "task.label_names", "task.datamodule.progress", "logger")
 
 # Where a CSV task's files are (task.path, ``${paths.data_dir}/<name>_csv`` for the presets): like
 # paths.data_dir, a place, which a resume may change (data.json then checks the files are the run's);
