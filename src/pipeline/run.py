@@ -663,6 +663,11 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     except Exception as exc:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
         if error is None:
+            if _in_multirun():  # a crash: Hydra runs the other jobs, then re-raises it; the report names it
+                from hydra.core.hydra_config import HydraConfig
+
+                _failed_jobs.append((" ".join(HydraConfig.get().overrides.task),
+                                     f"crashed: {type(exc).__name__}: {exc} (its traceback follows the sweep)"))
             raise
         if not isinstance(error, RunDirInUseError):  # that log is the running command's
             log_to_files_only(log, f"error: {error}", logging.ERROR)
@@ -839,7 +844,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     raise them instead of printing several lines; an error inside a run still shows its traceback.
     In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
     status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
-    written to the sweep folder, failed jobs or not.
+    written to the sweep folder, failed jobs or not; a job that crashed (not a user error) is named in it
+    with its exception, and its traceback and exit status 1 follow.
 
     Ctrl-C or SIGTERM outside a job (while Hydra composes the config, between two jobs of a sweep,
     during the sweep's report, while Hydra tears down a finished run; inside a job :func:`entry`
@@ -872,7 +878,12 @@ def hydra_entry(main: Callable[[], None]) -> None:
         sys.exit(2)
     previous = interrupt.install(on_interrupt)
     try:
-        main()
+        try:
+            main()
+        except Exception:
+            if _sweep_dirs:  # a job crashed (Hydra re-raises it after the other jobs): their report first
+                _report_sweeps()
+            raise
         main_returned = True
         _report_sweeps()
         if interrupted:  # raised where something swallowed it: the stop still ends the process as one
