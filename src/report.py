@@ -708,13 +708,31 @@ def runs_table(runs: list[Run], fold: bool = True) -> Table:
     return Table(header, rows, left_out)
 
 
+# the graph space's settings that follow the text space's (conf/graph/default.yaml: ${space.sharing}): a graph
+# run reads the copy, so folding over space.sharing folds over it too
+GRAPH_COPIES = {"space.priors": "graph.space.priors", "space.sharing": "graph.space.sharing"}
+
+
+def _read_key(run: Run, key: str) -> str:
+    """``key``, or the graph copy of it that a graph run reads (:data:`GRAPH_COPIES`)."""
+    copy = GRAPH_COPIES.get(key)
+    return copy if copy is not None and run.graph and copy in run.settings else key
+
+
+def _content(run: Run) -> str:
+    """What a ``src.retrain`` run trained, beyond its ``arch`` name or path: the architecture and its
+    hyper-parameters, as ``run_settings.json`` records them (a file edited between two runs differs)."""
+    return json.dumps([run.settings.get("architecture"), run.settings.get("arch_hparams")], sort_keys=True)
+
+
 def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER, fold: bool = True) -> Table | None:
     """Finished runs whose settings differ only in the keys ``over`` (the seed, by default), one
     row per group of two or more: the mean and sample std over the runs of their retrained test
     score and supernet score, in %. Runs of different budgets are never one group (a ``budget``
     column; ``fold``: as :func:`runs_table`). ``None`` when no group has two finished runs."""
     finished = [r for r in runs if r.summary is not None]
-    varying = [k for k in varying_keys(finished) if k not in over] if finished else []
+    folded = over + tuple(GRAPH_COPIES[k] for k in over if k in GRAPH_COPIES and GRAPH_COPIES[k] not in over)
+    varying = [k for k in varying_keys(finished) if k not in folded] if finished else []
     # what the runs computed with (threads, ...) tells repeats apart but does not split a configuration's group
     machine = [k for k in varying if k.startswith(MACHINE_PREFIX)]
     varying = [k for k in varying if k not in machine]
@@ -724,11 +742,19 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER, fold: bo
     groups: dict[tuple, list[Run]] = {}
     for run in finished:
         key = (run.entry, run.task, str(run.summary.get("arch", "")), (run.budget or "") if any_budget else "",
-               tuple(_setting(run, k) for k in varying))
+               tuple(_setting(run, k) for k in varying), _content(run))
         groups.setdefault(key, []).append(run)
     groups = {k: g for k, g in groups.items() if len(g) >= 2}
     if not groups:
         return None
+    # one arch name or path that trained several contents (a file edited between runs): told apart
+    contents: dict[str, list[str]] = {}
+    for _, _, arch, _, _, content in groups:
+        seen = contents.setdefault(arch, [])
+        if content not in seen:
+            seen.append(content)
+    groups = {(entry, task, arch if len(contents[arch]) == 1 else f"{arch} (content {contents[arch].index(c) + 1})",
+               budget, values): group for (entry, task, arch, budget, values, c), group in groups.items()}
     any_arch = any(arch for _, _, arch, _, _ in groups)
     header = (["entry", "task"] + (["arch"] if any_arch else []) + (["budget"] if any_budget else []) + varying
               + ["runs", " / ".join(over), "supernet val (mean +- std)", "test (mean +- std over runs)"])
@@ -737,7 +763,7 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER, fold: bo
         tests = [r.test() for r in group if r.test() is not None]
         supernet = [float(r.summary["best_val_acc_supernet"]) for r in group
                     if r.summary.get("best_val_acc_supernet") is not None]
-        labels = [",".join(_show_value(r.settings.get(k)) for k in over) for r in group]
+        labels = [",".join(_show_value(r.settings.get(_read_key(r, k))) for k in over) for r in group]
         # a run whose folded settings equal another's (the same command run twice, on the same
         # machine settings) is a repeat, not an independent replicate: said beside the count
         repeats = len(group) - len({(label, tuple(_setting(r, k) for k in machine))
@@ -801,6 +827,9 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
     if not runs:
         raise AutoAttendError(f"no readable run directory under {', '.join(map(str, roots))}: "
                               + "; ".join(error for _, error in (unreadable or [])))
+    if not over:  # --over "" folded over nothing: a column named "" and "differ at most in  (...)"
+        raise AutoAttendError("--over: no setting given; expected comma-separated dotted keys of "
+                              f"{SETTINGS_FILE} (e.g. seed, or seed,space.sharing)")
     # the default (seed) is not the user's word: runs without it are simply not folded
     unknown = [k for k in over if k not in DEFAULT_OVER and not any(k in run.settings for run in runs)]
     if unknown:
@@ -856,7 +885,7 @@ def write_sweep_report(sweep_dir: str | Path, failed: list[tuple[str, str]] | No
     """After a multirun: the report of its jobs printed and written to ``<sweep_dir>/report.md`` and
     ``report.csv``; the markdown file's path, or ``None`` when no job left a run directory and
     none failed. ``failed``: ``(the job's overrides, its error)`` of each job that stopped on a
-    user error, listed after the tables (a job stopped by a bad value leaves no run directory that
+    user error or crashed, listed after the tables (a job stopped by a bad value leaves no run directory that
     reports count: only Hydra's ``.hydra/`` and a log holding its error line)."""
     sweep_dir = Path(sweep_dir)
     failed = list(failed or [])
