@@ -42,13 +42,13 @@ from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behind
-from src.utils.io import file_stamp
+from src.utils.io import BUILD_PREFIX, file_stamp, remove_stale_builds
 
 log = logging.getLogger("src.data")
 
 # Bump when the processing changes, so old caches are not reused.
 CACHE_VERSION = 2
-TMP_PREFIX = ".building-"
+TMP_PREFIX = BUILD_PREFIX
 FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 # Rows per ``map`` batch: large batches amortise the per-call cost of Arrow's vocabulary lookup.
 TOKENIZE_BATCH = 1000
@@ -72,30 +72,12 @@ def _user_errors() -> Iterator[None]:
         raise AutoAttendError(str(user)) from None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_builds(folder: Path) -> None:
-    """Delete temporary build folders whose process is gone (a killed run)."""
-    for tmp in folder.glob(TMP_PREFIX + "*"):
-        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 @contextmanager
 def _building(final: Path) -> Iterator[Path]:
     """A temporary folder next to ``final``, renamed to ``final`` when the block succeeds and
     deleted when it fails: ``final`` exists only complete."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(final.parent)
+    remove_stale_builds(final.parent)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-{final.name}-"))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make a shared cache unreadable to other users
     try:
@@ -103,7 +85,13 @@ def _building(final: Path) -> Iterator[Path]:
         if final.exists():  # another process finished the same build first: keep its copy
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                # the other build's rename landed between the check and this one (ENOTEMPTY): keep its copy
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

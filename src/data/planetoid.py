@@ -21,7 +21,9 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
@@ -34,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.hub import local_files_complete
 from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import file_stamp
+from src.utils.io import BUILD_PREFIX, file_stamp, remove_stale_builds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,6 +93,39 @@ def remove_failed_download(folder: Path) -> None:
     """Remove what a failed download left in the cache (empty folders, partial files), so that no
     half-written dataset stays behind; the next run downloads again. Only ever a cache folder."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def process_privately(folder: Path, make: Callable[[Path], object], nested: bool) -> None:
+    """Have PyG process ``folder``'s raw files (``folder/raw``) into ``folder/processed`` so that the folder
+    appears only complete. PyG writes ``processed/data.pt`` in place: a run killed while writing it left a
+    damaged file that every later run read (and blamed on the raw files), and two runs processing at once
+    read each other's half-written file. ``make(root)`` builds the dataset on a private copy: ``root`` a
+    temporary build folder beside ``folder`` holding ``raw`` (a link to ``folder/raw``) at ``root/<folder
+    name>/raw`` when ``nested`` (Planetoid's layout), else at ``root/raw`` (PPI's). Its ``processed`` folder
+    is then renamed into place, unless another run's complete one got there first. Nothing happens when
+    ``folder/processed`` is complete (PyG writes ``pre_transform.pt`` last); its leftovers from a killed
+    processing are replaced."""
+    processed = folder / "processed"
+    if (processed / "pre_transform.pt").is_file():
+        return
+    remove_stale_builds(folder.parent)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{folder.name}-"))
+    try:
+        work = tmp / folder.name if nested else tmp
+        work.mkdir(exist_ok=True)
+        (work / "raw").symlink_to((folder / "raw").resolve(), target_is_directory=True)
+        make(tmp)
+        if (processed / "pre_transform.pt").is_file():  # another run finished first: its copy stays
+            return
+        if processed.exists():  # a killed processing's files: moved aside in one step, then deleted
+            os.rename(processed, tmp / "stale")
+        try:
+            os.rename(work / "processed", processed)
+        except OSError:
+            if not (processed / "pre_transform.pt").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_with_fresh_processing(load: Callable[[], T], processed: Path, what: str) -> T:
@@ -350,6 +385,10 @@ class PlanetoidDataModule(GraphDataModule):
                 raise AutoAttendError(f"{bad[0]}: {bad[1]}; expected the pickled {self.name} files of the Planetoid "
                                       "release, consistent with each other")
         try:
+            if from_files:  # a download is processed where PyG puts it
+                with pyg_messages_to_log(self.name):
+                    process_privately(root / self.name, lambda tmp: Planetoid(str(tmp), self.name, split="public"),
+                                      nested=True)
             dataset = load_with_fresh_processing(read, root / self.name / "processed", self.name)
         except AutoAttendError:
             raise

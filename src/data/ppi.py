@@ -17,7 +17,8 @@ import torch
 
 from src.data.hub import local_files_complete
 from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files,
-                                load_with_fresh_processing, pyg_messages_to_log, remove_failed_download)
+                                load_with_fresh_processing, process_privately, pyg_messages_to_log,
+                                remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 from src.utils.io import file_stamp
 
@@ -82,6 +83,9 @@ class PPIDataModule(GraphDataModule):
                 return {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
 
         try:
+            if present:  # a download is processed where PyG puts it
+                with pyg_messages_to_log("PPI"):
+                    process_privately(root, lambda tmp: PPI(str(tmp), split="train"), nested=False)
             splits = load_with_fresh_processing(read, root / "processed", "PPI")
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -22,7 +22,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import file_stamp
+from src.utils.io import current_umask, file_stamp
 
 log = logging.getLogger("src.data")
 
@@ -257,6 +257,7 @@ class SSTDataModule(TextDataModule):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 kept other users of a shared cache out
             with os.fdopen(fd, "wb") as handle:
                 torch.save(payload, handle)
                 handle.flush()

@@ -36,7 +36,7 @@ from src.pipeline.config import note_computing, task_family
 from src.utils import allocator, interrupt, lock
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_target
+from src.utils.io import atomic_target, remove_left_temporaries
 from src.utils.logs import log_to_files_only
 
 log = logging.getLogger(__name__)
@@ -721,7 +721,10 @@ def last_checkpoint(out: Path, on_train_epoch_end: bool | None = None, every_s: 
     after every validation. ``every_s``: also rewritten inside an epoch every that many seconds
     (after a batch, or with ``on_train_epoch_end=True`` after a validation; see
     :class:`_LastCheckpoint`). Ctrl-C is held from each save until that step's or epoch's metrics
-    are logged."""
+    are logged. A temporary file that a killed write of ``last.ckpt`` left (SIGKILL: ``last.ckpt`` itself is
+    whole, written through a rename) is removed here, by the stage that resumes in ``out``."""
+    for left in remove_left_temporaries(out / "last.ckpt"):
+        log.info("removed %s, left by a checkpoint write that was killed", left)
     return _LastCheckpoint(dirpath=str(out), filename="last", save_top_k=1, enable_version_counter=False,
                            save_on_train_epoch_end=on_train_epoch_end, every_s=every_s)
 

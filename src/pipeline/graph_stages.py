@@ -14,7 +14,6 @@ the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to bot
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from contextlib import closing
@@ -40,7 +39,7 @@ from src.pipeline.stages import check_test_scores, run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json, atomic_write_text
+from src.utils.io import atomic_write_json, atomic_write_text, read_record
 from src.utils.parallel import process_map, resolve_process_workers
 
 log = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: P
         if len(candidates) == int(r.topk):
             break
     path = out / "rerank.json"
-    done = json.loads(path.read_text())["candidates"] if path.exists() else []
+    done = read_record(path, "the re-ranked candidates so far", "candidates") if path.exists() else []
     # reuse finished candidates while they are the ones ranked here (a changed ranking retrains from there)
     matching = 0
     while matching < min(len(done), len(candidates)) and done[matching]["arch"] == candidates[matching][0].to_dict():
@@ -273,7 +272,7 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     h = cfg.graph.hpo
     base = _child_settings(cfg, None)
     path = out / "hpo.json"
-    done = json.loads(path.read_text())["trials"] if path.exists() else []
+    done = read_record(path, "the HPO trials so far", "trials") if path.exists() else []
     rng = random.Random(cfg.seed)
     grid = OmegaConf.to_container(h.space, resolve=True)
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
@@ -317,7 +316,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
               if cap is not None and int(hp["epochs"]) > int(cap) else "")
     log.info("%s: settings %s (from %s)%s", folder, hp, source, capped)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
-    finished = {s: json.loads((out / f"seed_{s}.json").read_text()) for s in seeds if (out / f"seed_{s}.json").exists()}
+    finished = {s: read_record(out / f"seed_{s}.json", "the seed's result: step, val_acc, test_acc") for s in seeds
+                if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
     jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]
     with closing(fit_children(cfg, dm, jobs, keep_models=True, label=folder, unit="seeds",

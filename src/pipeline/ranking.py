@@ -30,7 +30,7 @@ from src.pipeline import graph_stages, stages
 from src.pipeline.ranking_plan import picked_ranks, ranking_seeds
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json
+from src.utils.io import atomic_write_json, read_record
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def measure(cfg: DictConfig, dm, run_dir: Path, graph: bool) -> dict:
         done = {}
         for rank, _, _ in picked:  # candidates an earlier run of this stage finished, with these seeds
             path = out / f"rank_{rank}" / "result.json"
-            saved = json.loads(path.read_text()) if path.exists() else None
+            saved = read_record(path, "the candidate's from-scratch scores") if path.exists() else None
             if saved is not None and saved["seeds"] == seeds:
                 done[rank] = saved["val_per_seed"]
         jobs = [(arch, hp, seed, out / f"rank_{rank}", f"seed_{seed}") for rank, arch, _ in picked if rank not in done

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from src.strategies.evolution import STRATEGY_SETTINGS
 from src.utils import interrupt
 from src.utils.errors import (AutoAttendError, RunDirInUseError, machine_error, output_reader_gone,
                               quiet_after_reader_gone, user_error_behind)
-from src.utils.io import atomic_write_json
+from src.utils.io import atomic_write_json, read_record
 from src.utils.logs import log_to_files_only
 
 log = logging.getLogger("src")
@@ -142,7 +141,7 @@ def run_search(cfg: DictConfig) -> dict:
         summary.update(_timing(timer))
     elif (run_dir / "ranking" / "results.json").is_file():
         # measured by an earlier invocation (ranking.* may change on resume): a plain re-run keeps it
-        r = json.loads((run_dir / "ranking" / "results.json").read_text())
+        r = read_record(run_dir / "ranking" / "results.json", "the ranking stage's results")
     if r is not None:
         summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"

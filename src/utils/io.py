@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -27,7 +28,7 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where Linux reports it (setting and restoring
     it would briefly affect files other threads create)."""
     try:
@@ -51,6 +52,55 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_record(path: str | Path, what: str, key: str | None = None) -> Any:
+    """A stage's JSON record (``path[key]`` with ``key``), or one error line naming the file: a damaged one
+    (a full disk, a copy cut short) ended a resume in a JSONDecodeError or KeyError traceback. ``what``
+    says what the file holds, for that line."""
+    try:
+        value = json.loads(Path(path).read_text())
+        return value if key is None else value[key]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        from src.utils.errors import AutoAttendError
+
+        raise AutoAttendError(f"{path}: unreadable (expected {what}); restore it, or delete it and re-run the run's "
+                              "command to compute it again") from None
+
+
+def remove_left_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files :func:`atomic_target` left beside ``path`` (``.<name>.<random>``) when a
+    process was killed while writing it (SIGKILL, the OOM killer: no ``except`` runs); a stage calls it
+    where it alone writes ``path`` (its run folder's lock held). For a checkpoint of the paper supernet
+    each is as large as the checkpoint. Returns those removed."""
+    path = Path(path)
+    left = sorted(path.parent.glob(f".{path.name}.*")) if path.parent.is_dir() else []
+    for tmp in left:
+        tmp.unlink(missing_ok=True)
+    return left
+
+
+BUILD_PREFIX = ".building-"  # a cache's temporary build folder: .building-<pid>-<what>-<random>
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_builds(folder: Path) -> None:
+    """Delete the temporary build folders (:data:`BUILD_PREFIX`) in ``folder`` whose process is gone (a
+    killed run); those of running processes are theirs."""
+    for tmp in folder.glob(BUILD_PREFIX + "*"):
+        pid = tmp.name[len(BUILD_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def file_stamp(path: str | Path) -> dict[str, int]:
