@@ -146,6 +146,27 @@ def test_the_sst_cache_file_gets_an_ordinary_files_mode(tmp_path):
     assert stat.S_IMODE(dm.cache_path.stat().st_mode) == 0o666 & ~umask
 
 
+def test_the_sst_cache_write_removes_what_killed_writes_left(tmp_path):
+    """A SIGKILL during the SST cache's write left its temporary file (megabytes) for good. The temporary
+    files are named by their process, and a write removes those whose process is gone; another running
+    process's write in progress (pid 1 here, always alive) is left alone."""
+    from src.data.sst import SSTDataModule
+    from src.utils.io import BUILD_PREFIX
+
+    data = write_tiny_sst(tmp_path / "data")
+    cache = tmp_path / "cache"
+    dm = SSTDataModule(data_dir=str(data), num_classes=2, cache_dir=str(cache), embedding_source="random")
+    folder = dm.cache_path.parent
+    folder.mkdir(parents=True)
+    dead = folder / f"{BUILD_PREFIX}999999999-{dm.cache_path.name}-abc"
+    alive = folder / f"{BUILD_PREFIX}1-{dm.cache_path.name}-def"
+    dead.write_bytes(b"cut short")
+    alive.write_bytes(b"being written")
+    dm.setup()
+    assert dm.cache_path.is_file() and not dead.exists() and alive.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([dm.cache_path.name, alive.name])
+
+
 # ---------------------------------------------------------------- the CSV cache
 
 

@@ -22,7 +22,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import current_umask, file_stamp
+from src.utils.io import BUILD_PREFIX, current_umask, file_stamp, remove_stale_builds
 
 log = logging.getLogger("src.data")
 
@@ -255,7 +255,8 @@ class SSTDataModule(TextDataModule):
         """Atomic write: a crash leaves either the old state or the complete new file."""
         path = self.cache_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        remove_stale_builds(path.parent)  # the temporary files of writes whose process was killed
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{path.name}-")
         try:
             os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 kept other users of a shared cache out
             with os.fdopen(fd, "wb") as handle:

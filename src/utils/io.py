@@ -95,12 +95,15 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_builds(folder: Path) -> None:
-    """Delete the temporary build folders (:data:`BUILD_PREFIX`) in ``folder`` whose process is gone (a
-    killed run); those of running processes are theirs."""
+    """Delete the temporary build folders and files (:data:`BUILD_PREFIX`) in ``folder`` whose process is
+    gone (a killed run); those of running processes are theirs."""
     for tmp in folder.glob(BUILD_PREFIX + "*"):
         pid = tmp.name[len(BUILD_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def file_stamp(path: str | Path) -> dict[str, int]:
