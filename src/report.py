@@ -747,14 +747,20 @@ def groups_table(runs: list[Run], over: tuple[str, ...] = DEFAULT_OVER, fold: bo
     groups = {k: g for k, g in groups.items() if len(g) >= 2}
     if not groups:
         return None
-    # one arch name or path that trained several contents (a file edited between runs): told apart
-    contents: dict[str, list[str]] = {}
-    for _, _, arch, _, _, content in groups:
-        seen = contents.setdefault(arch, [])
+    # one arch name or path that trained several contents for one entry and task (a file edited between runs;
+    # a built-in's task_arch differs between tasks, which the task column tells apart): told apart
+    contents: dict[tuple[str, str, str], list[str]] = {}
+    for entry, task, arch, _, _, content in groups:
+        seen = contents.setdefault((entry, task, arch), [])
         if content not in seen:
             seen.append(content)
-    groups = {(entry, task, arch if len(contents[arch]) == 1 else f"{arch} (content {contents[arch].index(c) + 1})",
-               budget, values): group for (entry, task, arch, budget, values, c), group in groups.items()}
+
+    def label(entry: str, task: str, arch: str, content: str) -> str:
+        seen = contents[(entry, task, arch)]
+        return arch if len(seen) == 1 else f"{arch} (content {seen.index(content) + 1})"
+
+    groups = {(entry, task, label(entry, task, arch, c), budget, values): group
+              for (entry, task, arch, budget, values, c), group in groups.items()}
     any_arch = any(arch for _, _, arch, _, _ in groups)
     header = (["entry", "task"] + (["arch"] if any_arch else []) + (["budget"] if any_budget else []) + varying
               + ["runs", " / ".join(over), "supernet val (mean +- std)", "test (mean +- std over runs)"])
