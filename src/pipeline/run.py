@@ -661,12 +661,15 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         _exit_for_signal(signum)
     except Exception as exc:
         error = user_error_behind(exc)  # Hydra's instantiate wraps a DataModule's errors
-        if error is None:
-            if _in_multirun():  # a crash: Hydra runs the other jobs, then re-raises it; the report names it
+        if error is None:  # a crash (a bug, memory): its traceback in the run's log, beside the console's
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            log_to_files_only(log, f"crashed: {type(exc).__name__}: {first_line}", logging.ERROR,
+                              exc_info=(type(exc), exc, exc.__traceback__))
+            if _in_multirun():  # Hydra runs the other jobs, then re-raises the first crash alone; the report names each
                 from hydra.core.hydra_config import HydraConfig
 
-                _failed_jobs.append((" ".join(HydraConfig.get().overrides.task),
-                                     f"crashed: {type(exc).__name__}: {exc} (its traceback follows the sweep)"))
+                crash = f"crashed: {type(exc).__name__}: {first_line} (its traceback is in the job's log)"
+                _failed_jobs.append((" ".join(HydraConfig.get().overrides.task), crash))
             raise
         if not isinstance(error, RunDirInUseError):  # that log is the running command's
             log_to_files_only(log, f"error: {error}", logging.ERROR)
@@ -844,7 +847,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
     status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
     written to the sweep folder, failed jobs or not; a job that crashed (not a user error) is named in it
-    with its exception, and its traceback and exit status 1 follow.
+    with its exception (each crash's traceback is in its job's log; Hydra then raises the first crash's:
+    its traceback and exit status 1).
 
     Ctrl-C or SIGTERM outside a job (while Hydra composes the config, between two jobs of a sweep,
     during the sweep's report, while Hydra tears down a finished run; inside a job :func:`entry`
