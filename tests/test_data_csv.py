@@ -18,6 +18,7 @@ from src.data.csv_text import CSVTextDataModule
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
 from src.data.zhang_csv import clean_field, count_fields, read_rows, tokenize
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import BUILD_PREFIX
 from tests.helpers import real_data_dir
 
 
@@ -216,7 +217,7 @@ def test_error_in_test_file_names_it_and_cleans_up(tmp_path):
 
 def test_stale_build_folder_of_a_dead_process_is_removed(tmp_path):
     cache = tmp_path / "cache"
-    stale = cache / f"{csv_text.TMP_PREFIX}999999999-x-tok-abc"
+    stale = cache / f"{BUILD_PREFIX}999999999-x-tok-abc"
     stale.mkdir(parents=True)
     (stale / "train.arrow").write_bytes(b"half")
     data = tmp_path / "data"

@@ -82,12 +82,21 @@ def test_the_default_logger_writes_metrics_csv_alone(tmp_path):
     assert not (tmp_path / "supernet" / "tensorboard").exists()
 
 
-def test_tensorboard_without_a_writer_package_is_refused_before_any_work(monkeypatch):
-    import importlib.util
+def test_tensorboard_without_a_writer_package_is_refused_before_any_work(monkeypatch, tmp_path):
+    """Checked by the packages' metadata, as Lightning decides: a folder named ``tensorboard`` in the working
+    directory, which an import-spec check found, does not count."""
+    import importlib.metadata
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("tensorboardX", "tensorboard") else real(name, *a))
+    real = importlib.metadata.distribution
+
+    def without_writers(name):
+        if name in ("tensorboardX", "tensorboard"):
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_writers)
+    (tmp_path / "tensorboard").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
     cfg = compose_config("search", ["+task=sst2", "logger=tensorboard"])
     with pytest.raises(AutoAttendError, match=r"^logger=tensorboard: TensorBoard files are written with the "
                                               r"tensorboardX or tensorboard package, and neither is installed"):

@@ -127,3 +127,37 @@ def test_a_crashed_jobs_entry_in_the_sweep_report_is_one_line(tmp_path):
     report_md = (tmp_path / "sweep" / "report.md").read_text()
     failed = report_md.split("Failed jobs (1):", 1)[1].strip().splitlines()
     assert len(failed) == 1 and failed[0].startswith("- `+seed=1`: crashed: RuntimeError: boom 1"), failed
+
+
+# ---------------------------------------------------------------- the review's suggestions, mended
+
+
+def test_a_seed_record_of_valid_json_without_its_keys_is_one_error_naming_it(tmp_path):
+    """``read_record`` caught JSON that does not parse; a record that parses but lacks the seed's keys (``{}``,
+    ``null``) still ended a resume in a KeyError or TypeError at ``result["val_acc"]``."""
+    from src.utils.errors import AutoAttendError
+    from src.utils.io import read_record
+
+    needs = ("step", "val_acc", "test_acc")
+    for text in ("{}", "null", '{"step": 3, "val_acc": 0.5}', "[1, 2]"):
+        path = tmp_path / "seed_0.json"
+        path.write_text(text)
+        with pytest.raises(AutoAttendError, match=r"seed_0.json: unreadable \(expected the seed's result\)"):
+            read_record(path, "the seed's result", needs=needs)
+    path.write_text('{"step": 3, "val_acc": 0.5, "test_acc": 0.4}')
+    assert read_record(path, "the seed's result", needs=needs)["test_acc"] == 0.4
+
+
+def test_saving_a_model_removes_what_a_killed_write_of_it_left(tmp_path):
+    """A seed's ``model.pt`` is written through a temporary file; a kill during the write left ``.model.pt.<random>``
+    (the model's size) for good. The next save of that file removes it; other files stay."""
+    import torch
+
+    from src.models.saved import save_child
+
+    left = tmp_path / ".model.pt.x1y2z3"
+    left.write_bytes(b"PK" + b"\0" * 100)
+    other = tmp_path / ".other.pt.abc"
+    other.write_bytes(b"x")
+    save_child(tmp_path / "model.pt", {"w": torch.zeros(2)}, {"kind": "test"}, {"step": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc", "model.pt"]

@@ -102,6 +102,8 @@ def test_two_processes_building_the_cora_cache_at_once_both_load_it(tmp_path, mo
     keeps it, loads it, and leaves no build folder behind."""
     import shutil
 
+    import torch
+    from torch_geometric.data.dataset import _repr
     from torch_geometric.datasets import Planetoid
 
     from src.data.planetoid import PlanetoidDataModule
@@ -119,11 +121,15 @@ def test_two_processes_building_the_cora_cache_at_once_both_load_it(tmp_path, mo
         if not finals:  # the other run's rename lands first, with its complete copy
             finals.append(final)
             shutil.copytree(ours, final)
+            for name in ("pre_transform.pt", "pre_filter.pt"):  # PyG writes these after process()
+                torch.save(_repr(None), final / name)
+            (final / "theirs").write_text("the other run's copy")
 
     monkeypatch.setattr(Planetoid, "process", process_while_the_other_run_finishes)
     dm = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False)
     dm.setup()
     assert finals and (dm.num_features, dm.num_classes) == (24, 3)
+    assert (finals[0] / "theirs").is_file()  # kept, not replaced by this run's
     assert not [p for p in cache.rglob(".building-*")]
 
 

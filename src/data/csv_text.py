@@ -48,7 +48,6 @@ log = logging.getLogger("src.data")
 
 # Bump when the processing changes, so old caches are not reused.
 CACHE_VERSION = 2
-TMP_PREFIX = BUILD_PREFIX
 FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 # Rows per ``map`` batch: large batches amortise the per-call cost of Arrow's vocabulary lookup.
 TOKENIZE_BATCH = 1000
@@ -78,7 +77,7 @@ def _building(final: Path) -> Iterator[Path]:
     deleted when it fails: ``final`` exists only complete."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(final.parent)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-{final.name}-"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{final.name}-"))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make a shared cache unreadable to other users
     try:
         yield tmp

@@ -286,8 +286,9 @@ class GraphFileDataModule(GraphDataModule):
     training graphs merged ``batch_size`` at a time, one batch of validation and one of test
     graphs); format in the module docstring.
 
-    ``row_normalize``: each node's features divided by their sum clamped at 1 (PyG's ``NormalizeFeatures``,
-    as for Planetoid: a row summing below 1 is left as it is); ``to_undirected``: every edge also added reversed (duplicates merged);
+    ``row_normalize``: each node's features divided by their sum clamped at 1, as for Planetoid
+    (:func:`~src.data.planetoid.row_normalized`: a row summing below 1 is left as it is); ``to_undirected``:
+    every edge also added reversed (duplicates merged);
     ``sparse_features``: ``x`` served as a sparse COO tensor (``true``), dense (``false``), or sparse
     when under :data:`SPARSE_BELOW` of its entries are non-zero (``auto``). The same values either
     way; sparse features make the ops that read them faster where most are zero. ``split``:

@@ -103,8 +103,8 @@ def process_privately(folder: Path, make: Callable[[Path], object], nested: bool
     temporary build folder beside ``folder`` holding ``raw`` (a link to ``folder/raw``) at ``root/<folder
     name>/raw`` when ``nested`` (Planetoid's layout), else at ``root/raw`` (PPI's). Its ``processed`` folder
     is then renamed into place, unless another run's complete one got there first. Nothing happens when
-    ``folder/processed`` is complete (PyG writes ``pre_transform.pt`` last); its leftovers from a killed
-    processing are replaced."""
+    ``folder/processed`` is complete (PyG writes ``pre_transform.pt`` after the data files); its leftovers
+    from a killed processing are replaced."""
     processed = folder / "processed"
     if (processed / "pre_transform.pt").is_file():
         return
@@ -118,6 +118,8 @@ def process_privately(folder: Path, make: Callable[[Path], object], nested: bool
         if (processed / "pre_transform.pt").is_file():  # another run finished first: its copy stays
             return
         if processed.exists():  # a killed processing's files: moved aside in one step, then deleted
+            if (processed / "pre_transform.pt").is_file():  # completed by another run since the check above
+                return
             os.rename(processed, tmp / "stale")
         try:
             os.rename(work / "processed", processed)
@@ -178,7 +180,8 @@ def check_edges(edge_index: torch.Tensor, n: int, source: str, name: str = "edge
 
 
 def row_normalized(x: torch.Tensor) -> torch.Tensor:
-    """Planetoid's features ``x`` (N, F) row-normalised as PyG's NormalizeFeatures does: each row divided
+    """Planetoid's features ``x`` (N, F) row-normalised as PyG's NormalizeFeatures does on features whose
+    smallest value is 0 (it subtracts the smallest first; Cora's and CiteSeer's 0/1 words): each row divided
     by its sum clamped to at least 1, so a row of 0/1 features (Cora, CiteSeer) sums to 1 and a row
     summing to less than 1 is left as it is; an all-zero row, as CiteSeer's test nodes missing from
     its files, stays zero. -> (N, F), ``x``'s dtype."""

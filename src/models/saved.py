@@ -23,7 +23,7 @@ import torch
 from src.models.text import TextClassifier
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_target
+from src.utils.io import atomic_target, remove_left_temporaries
 
 if TYPE_CHECKING:  # imported where a graph model is built: PyG takes over a second to import
     from src.models.graph import GraphNet
@@ -65,7 +65,9 @@ def weights_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_child(path: Path, weights: dict[str, torch.Tensor], spec: dict[str, Any], evaluation: dict[str, Any]) -> None:
     """Write ``weights`` (:func:`weights_of`), ``spec`` and ``evaluation`` (step, val_acc,
-    test_acc, ...) to ``path`` through a temporary file and a rename."""
+    test_acc, ...) to ``path`` through a temporary file and a rename. Temporary files an earlier write of
+    ``path`` left when killed are removed first (a seed's model is written by that seed's process alone)."""
+    remove_left_temporaries(path)
     with atomic_target(path) as tmp:
         torch.save({"spec": spec, "evaluation": dict(evaluation), "state_dict": weights}, tmp)
 

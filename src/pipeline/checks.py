@@ -168,14 +168,25 @@ def check_hardware(cfg: DictConfig) -> None:
 TENSORBOARD_WRITERS = ("tensorboardX", "tensorboard")  # Lightning's TensorBoardLogger writes with either
 
 
+def installed(distribution: str) -> bool:
+    """Whether the package ``distribution`` is installed, by its metadata, as Lightning decides (a folder of
+    that name in the working directory would pass an import-spec check and fail in Lightning)."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def check_logger(cfg: DictConfig) -> None:
     """The ``logger`` group: ``logger.tensorboard`` true or false, and when true a package that writes the
-    event files installed (found without importing it), else the run would fail at its first training stage."""
+    event files installed (found by its metadata, without importing it), else the run would fail at its first
+    training stage."""
     check_bool(cfg, "logger.tensorboard")
     if _get(cfg, "logger.tensorboard") is True:
-        import importlib.util
-
-        if not any(importlib.util.find_spec(name) for name in TENSORBOARD_WRITERS):
+        if not any(installed(name) for name in TENSORBOARD_WRITERS):
             raise AutoAttendError("logger=tensorboard: TensorBoard files are written with the tensorboardX or "
                                   "tensorboard package, and neither is installed (pip install -e .[tensorboard], or "
                                   "pip install tensorboardX); or leave logger=csv")
@@ -331,8 +342,8 @@ def _check_bench_reads(cfg: DictConfig) -> None:
         given = OmegaConf.to_container(given) if isinstance(given, (DictConfig, ListConfig)) else given
         if key != "sharing" and given is not _ABSENT and given != value:
             raise AutoAttendError(f"space.{key}={as_override(given)}: src.bench measures the paper's space "
-                                  f"({space_file}: {key} {as_override(value)}); of the space it takes space.sharing, and bench.num_layers for the "
-                                  "supernet's depth")
+                                  f"({space_file}: {key} {as_override(value)}); of the space it takes space.sharing, "
+                                  "and bench.num_layers for the supernet's depth")
     precision = _get(cfg, "hardware.precision")
     if precision is not _ABSENT and str(precision) not in ("32-true", "32"):
         raise AutoAttendError(f"hardware.precision={precision}: src.bench measures in float32 (32-true); of the "

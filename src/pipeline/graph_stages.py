@@ -316,8 +316,9 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
               if cap is not None and int(hp["epochs"]) > int(cap) else "")
     log.info("%s: settings %s (from %s)%s", folder, hp, source, capped)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
-    finished = {s: read_record(out / f"seed_{s}.json", "the seed's result: step, val_acc, test_acc") for s in seeds
-                if (out / f"seed_{s}.json").exists()}
+    finished = {s: read_record(out / f"seed_{s}.json", "the seed's result: step, val_acc, test_acc",
+                               needs=("step", "val_acc", "test_acc"))
+                for s in seeds if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
     jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]
     with closing(fit_children(cfg, dm, jobs, keep_models=True, label=folder, unit="seeds",

@@ -281,7 +281,8 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     r = cfg.retrain
     seed_file = out / f"seed_{seed}.json"
     if seed_file.exists():
-        result = read_record(seed_file, "the seed's result: step, val_acc, test_acc")
+        result = read_record(seed_file, "the seed's result: step, val_acc, test_acc",
+                             needs=("step", "val_acc", "test_acc"))
         if say_done:
             log.info("%s already done (val %.4f)", label, result["val_acc"])
         return result

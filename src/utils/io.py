@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from src.utils.errors import AutoAttendError
+
 
 @contextmanager
 def atomic_target(path: str | Path) -> Iterator[Path]:
@@ -54,18 +56,18 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_record(path: str | Path, what: str, key: str | None = None) -> Any:
+def read_record(path: str | Path, what: str, key: str | None = None, needs: tuple[str, ...] = ()) -> Any:
     """A stage's JSON record (``path[key]`` with ``key``), or one error line naming the file: a damaged one
     (a full disk, a copy cut short) ended a resume in a JSONDecodeError or KeyError traceback. ``what``
-    says what the file holds, for that line."""
+    says what the file holds, for that line; ``needs``: keys the record (a JSON object) must hold."""
     try:
         value = json.loads(Path(path).read_text())
+        if needs and not (isinstance(value, dict) and all(k in value for k in needs)):
+            raise KeyError(needs)
         return value if key is None else value[key]
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        from src.utils.errors import AutoAttendError
-
         raise AutoAttendError(f"{path}: unreadable (expected {what}); restore it, or delete it and re-run the run's "
-                              "command to compute it again") from None
+                              "command (with the settings that made it) to compute it again") from None
 
 
 def remove_left_temporaries(path: str | Path) -> list[Path]:
@@ -84,7 +86,8 @@ BUILD_PREFIX = ".building-"  # a cache's temporary build folder: .building-<pid>
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user's counts)."""
+    """Whether a process ``pid`` runs in this PID namespace (one of another user's counts; a cache shared
+    between machines or containers is not told apart, and their builds count as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
