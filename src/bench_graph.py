@@ -82,7 +82,8 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
     from src.estimator import SupernetEstimator
     from src.lit.graph_modules import graph_score_batch, node_loss
     from src.models.graph import GraphNet
-    from src.space import GRAPH_OPS, FunctionalSpace
+    from src.pipeline.config import shipped_space
+    from src.space import FunctionalSpace
 
     reps, warmup = max(5, int(reps)), max(1, int(warmup))
     device = torch.device(device)
@@ -96,7 +97,9 @@ def graph_figures(data_dir: str, reps: int = 5, warmup: int = 1, seed: int = 0, 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)  # as the graph pipeline (graph.threads)
     try:
-        space = FunctionalSpace(num_layers=2, ops=GRAPH_OPS, priors=True, kinds=("add", "attn"))
+        paper = shipped_space("graph")  # its ops and kinds; the priors on, the paper's
+        space = FunctionalSpace(num_layers=int(paper["num_layers"]), ops=tuple(paper["ops"]), priors=True,
+                                kinds=tuple(paper["kinds"]))
         torch.manual_seed(seed)
         model = GraphNet.supernet(dm.num_features, dm.num_classes, space, hidden=64, heads=8, dropout=0.7,
                                   act="tanh", sharing=sharing).to(device)

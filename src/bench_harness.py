@@ -48,7 +48,7 @@ from src.models.optim import check_offload, check_state_dtype, materialise_adam_
 from src.lit.checkpoint_io import StreamingCheckpointIO
 from src.models.text import TextClassifier
 from src.pipeline.common import make_loader, set_float32_precision, warn_oversubscribed
-from src.pipeline.config import resolve_arch, run_dir_of
+from src.pipeline.config import resolve_arch, run_dir_of, shipped_space
 from src.space import FunctionalSpace
 from src.utils import allocator
 from src.utils.cpu import cpu_facts, describe
@@ -124,7 +124,9 @@ def text_figures(cfg: DictConfig) -> dict:
     train_batch = {k: v.to(device) for k, v in train_batch.items()}
     figures: dict = {"data": data_source, "batch_max_len": int(train_batch["tokens"].shape[1])}
 
-    space = FunctionalSpace(b.num_layers)
+    paper = shipped_space("text")  # the space _check_bench_reads compares the command's space.* with
+    space = FunctionalSpace(b.num_layers, ops=tuple(paper["ops"]), priors=bool(paper["priors"]),
+                            kinds=tuple(paper["kinds"]))
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = TextClassifier.supernet(dm.embeddings, dm.num_classes, space, dim=b.dim, heads=b.heads,

@@ -396,3 +396,35 @@ def test_bench_data_child_prints_one_json_line_of_its_figures(tmp_path, capsys):
     assert set(figures) == {"seconds", "peak_rss_mb", "train", "val", "test", "vocab", "tokens"}
     assert figures["train"] + figures["val"] == 40 and figures["test"] == 8 and figures["tokens"] > 48
     assert figures["peak_rss_mb"] > 0 and figures["vocab"] > 2
+
+
+def test_the_bench_measures_the_shipped_space_not_every_op_the_code_knows(tmp_path, monkeypatch):
+    """``src.bench`` checks a command's ``space.*`` against ``conf/space/text.yaml`` (the paper's space) but built
+    its supernet from ``TEXT_OPS``, every op the code knows: an op added there (docs/extending.md) changed what it
+    measured under the paper's name. It builds from the shipped file now; the graph figures likewise."""
+    from conftest import compose_config
+    from src.pipeline.config import shipped_space
+    from src.space import GRAPH_OPS, TEXT_OPS
+
+    assert shipped_space("text") == {"num_layers": 24, "ops": list(TEXT_OPS), "kinds": ["add", "attn"],
+                                     "priors": True, "sharing": "full"}
+    assert shipped_space("graph")["ops"] == list(GRAPH_OPS) and shipped_space("graph")["kinds"] == ["add", "attn"]
+
+    class Built(Exception):
+        pass
+
+    def supernet(embeddings, num_classes, space, **kw):
+        raise Built(space)
+
+    monkeypatch.setattr(harness, "shipped_space",
+                        lambda family: {"ops": ["zero", "identity", "conv1"], "kinds": ["add"], "priors": False})
+    monkeypatch.setattr(harness.TextClassifier, "supernet", staticmethod(supernet))
+    cfg = compose_config("bench", ["hardware=cpu", "bench.num_layers=3", "bench.batch_size=8"])
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(write_tiny_sst(tmp_path / "data", n_train=20, n_dev=12, n_test=5))
+        cfg.paths.cache_dir = str(tmp_path / "cache")
+    with pytest.raises(Built) as built:
+        harness.text_figures(cfg)
+    space = built.value.args[0]
+    assert (space.num_layers, tuple(space.ops), tuple(space.kinds), space.priors) == (
+        3, ("zero", "identity", "conv1"), ("add",), False)

@@ -27,6 +27,17 @@ from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+SHIPPED_SPACES = {"text": ("space/text.yaml", None), "graph": ("graph/default.yaml", "space")}
+
+
+def shipped_space(family: str) -> dict[str, Any]:
+    """The search space the shipped config defines for ``family`` (``text``: ``conf/space/text.yaml``;
+    ``graph``: the ``space`` node of ``conf/graph/default.yaml``), as the file holds it (interpolations left
+    unresolved): the paper's, which ``src.bench`` measures. Not ``TEXT_OPS`` / ``GRAPH_OPS``, every op the code
+    knows, to which an extension adds ops (docs/extending.md) without changing the paper's space."""
+    file, node = SHIPPED_SPACES[family]
+    tree = OmegaConf.to_container(OmegaConf.load(CONF_DIR / file), resolve=False)
+    return tree[node] if node is not None else tree
 ARCH_DIR = Path(__file__).resolve().parents[1] / "space" / "archs"
 JOB_NAME_MAX = 120  # characters of a sweep job's folder name kept as written
 NAME_BYTES_MAX = 255  # bytes of a file name (UTF-8), the limit of Linux's and macOS's file systems
