@@ -73,7 +73,7 @@ from src.utils.errors import AutoAttendError
 T = TypeVar("T")
 
 # ops that multiply the features by a weight before any message passing: they take sparse F-wide input
-LINEAR_FIRST = ("gcn", "gat1", "gat2", "gat4", "gat8", "gat16", "linear")
+LINEAR_FIRST = ("gcn", *GAT_HEADS, "linear")  # every GAT op, as GAT_HEADS names them
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "identity": lambda t: t}  # keys: choices.GRAPH_ACTIVATIONS
 
