@@ -60,7 +60,7 @@ def test_samples_are_valid_and_cover_the_choices(priors):
     (Layer("attn", 1, "conv1", 0, "gru", 0, "zero"), "v_op"),  # prior 3 on V too
     (Layer("attn", 1, "conv1", 2, "gru", 2, "gru"), "k_src"),  # future node
     (Layer("attn", 1, "conv1", -1, "gru", -1, "gru"), "k_src"),  # no node before the stem
-    (Layer("add", 1, "conv5", 0, "gru"), "q_op"),  # unknown op
+    (Layer("add", 1, "conv99", 0, "gru"), "q_op"),  # unknown op (not conv5: docs/extending.md adds that one)
     (Layer("add", 1, "conv1", 0, "gru", 0, "gru"), "v_op"),  # add layers have no V
     (Layer("mix", 1, "conv1", 0, "gru"), "kind"),
 ])
