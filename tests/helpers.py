@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -276,3 +278,66 @@ def fake_graph_fits(monkeypatch, val_acc: dict) -> list:
 
     monkeypatch.setattr(graph_stages, "fit_child", fake_fit)
     return trained
+
+
+# a graph search's settings as run_settings.json holds them: space.* (the text keys, which graph runs
+# record but never read) and graph.space.* (``${space.sharing}`` in conf/graph/default.yaml)
+GRAPH_SEARCH_SETTINGS = {"seed": 0, "space.sharing": "full", "space.priors": True, "graph.space.sharing": "full",
+                         "graph.space.priors": True, "graph.retrain.seeds": 2, "task.name": "cora",
+                         "task.family": "graph", "entry": "search"}
+
+
+def write_finished_run(path: Path, settings: dict, test: float) -> Path:
+    """A finished run's folder as ``src.report`` reads it: ``run_settings.json`` and a ``summary.json`` with the
+    retrained test score ``test`` (a fraction) over seeds 0 and 1."""
+    path.mkdir(parents=True)
+    (path / "run_settings.json").write_text(json.dumps(settings))
+    retrain = {"test_acc_mean": test, "test_acc_std": 0.01, "val_acc_mean": 0.7, "seeds": [0, 1],
+               "selection_rule": "..."}
+    (path / "summary.json").write_text(json.dumps({"task": settings["task.name"], "best_val_acc_supernet": 0.5,
+                                                   "retrain": retrain, "seconds": {"data": 6.0}}))
+    return path
+
+
+# A Hydra app whose jobs write the records src.report reads (text runs, seeds as swept), some crashing with an
+# exception (``crash``: their seeds; the message "boom <seed>" + ``second``) or stopped by a SIGINT (``interrupt``),
+# run through src.pipeline.run.entry as the real entry points are: the sweep paths of hydra_entry without a model.
+TOY_SWEEP_APP = """
+import json, os, signal, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from src.pipeline import run
+
+
+def job(cfg):
+    out = Path(HydraConfig.get().runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run_settings.json").write_text(json.dumps({{"seed": cfg.seed, "task.name": "sst2", "task.family": "text",
+                                                       "entry": "search", "retrain.seeds": 2}}))
+    if cfg.seed in {crash}:
+        raise RuntimeError(f"boom {{cfg.seed}}{second}")
+    if cfg.seed in {interrupt}:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    retrain = {{"test_acc_mean": 0.7, "test_acc_std": 0.01, "val_acc_mean": 0.7, "seeds": [0, 1]}}
+    (out / "summary.json").write_text(json.dumps({{"task": "sst2", "best_val_acc_supernet": 0.8, "retrain": retrain,
+                                                  "seconds": {{"data": 1.0}}}}))
+    return {{}}
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def app(cfg):
+    return run.entry(job, cfg)
+
+if __name__ == "__main__":
+    run.run_and_exit(app)
+"""
+
+
+def run_toy_sweep(tmp_path: Path, crash: tuple, interrupt: tuple = (), second: str = "") -> subprocess.CompletedProcess:
+    """:data:`TOY_SWEEP_APP` over seeds 0-3 into ``tmp_path/sweep``: the finished process."""
+    app = TOY_SWEEP_APP.format(root=str(ROOT), crash=crash, interrupt=interrupt, second=second)
+    (tmp_path / "app.py").write_text(textwrap.dedent(app))
+    return subprocess.run([sys.executable, "app.py", "-m", "+seed=0,1,2,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -12,6 +12,8 @@ import torch
 
 from src.space import GRAPH_OPS, Architecture, FunctionalSpace
 from src.strategies import Evolution, build_strategy
+
+
 def test_graph_file_row_normalize_is_planetoids_normalisation(tmp_path):
     """``task.row_normalize`` is documented as Planetoid's normalisation (PyG's ``NormalizeFeatures``: the row sum
     clamped at 1); it divided by the sum itself, scaling a row of fractional features summing below 1 up to 1."""
@@ -28,12 +30,16 @@ def test_graph_file_row_normalize_is_planetoids_normalisation(tmp_path):
     expected = row_normalized(torch.tensor(x))  # rows 0 and 2 sum to 0.5: left as they are
     assert torch.allclose(expected[0], torch.tensor([0.2, 0.3, 0.0]))
     assert torch.allclose(dm.graph["x"], expected)
+
+
 def test_build_strategy_refuses_an_aging_sample_size_of_zero():
     """``sample_size=0`` was replaced in silence by a fifth of the population (``or``); AgingEvolution refuses it."""
     space = FunctionalSpace(3)
     with pytest.raises(ValueError, match="sample_size"):
         build_strategy("aging", space, 0, population=10, sample_size=0, budget=12)
     assert build_strategy("aging", space, 0, population=10, budget=12).sample_size == 2  # not given: a fifth
+
+
 def test_best_of_a_strategy_with_nothing_scored_is_a_clear_error():
     """``best()`` before any score was a bare ``IndexError: list index out of range``."""
     strategy = Evolution(FunctionalSpace(3), seed=0, population=4, rounds=1, parents=2)
@@ -42,6 +48,8 @@ def test_best_of_a_strategy_with_nothing_scored_is_a_clear_error():
     first = strategy.ask()[0]
     strategy.tell(first, 0.5)
     assert strategy.best() == (first, 0.5)
+
+
 def test_an_estimator_with_nothing_to_score_is_a_clear_error():
     """Batches with no example to score (a graph batch whose validation mask is empty) ended in a bare
     ``ZeroDivisionError``."""
@@ -64,6 +72,8 @@ def test_an_estimator_with_nothing_to_score_is_a_clear_error():
             estimator(space.sample(random.Random(0)))
     finally:
         cpu_kernels.set_backend(before)
+
+
 def test_a_float_mask_is_refused_naming_the_mask_and_bool():
     """A float 0/1 mask (as Hugging Face tokenisers give) failed deep in the torch ops with "~ (operator.invert) is
     only implemented on integer and Boolean-type tensors", naming neither the mask nor bool."""

@@ -19,6 +19,7 @@ from src.space import GRAPH_OPS, Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
 from src.utils.io import pid_alive, read_record, remove_left_temporaries, remove_stale_builds
 from tests.conftest import compose_config
+from tests.helpers import GRAPH_SEARCH_SETTINGS, write_finished_run
 from tests.test_run_entry import _search_cfg, stand_ins  # noqa: F401  (stand_ins: a fixture)
 
 # ---------------------------------------------------------------- checks: as_override, the bench, the logger
@@ -133,19 +134,6 @@ def test_tensorboard_files_of_a_module_with_hyperparameters_hold_no_hp_metric(tm
 
 # ---------------------------------------------------------------- src.report: graph copies and contents
 
-GRAPH = {"seed": 0, "space.sharing": "full", "space.priors": True, "graph.space.sharing": "full",
-         "graph.space.priors": True, "graph.retrain.seeds": 2, "task.name": "cora", "task.family": "graph",
-         "entry": "search"}
-
-
-def _write_run(path: Path, settings: dict, test: float) -> None:
-    path.mkdir(parents=True)
-    (path / "run_settings.json").write_text(json.dumps(settings))
-    retrain = {"test_acc_mean": test, "test_acc_std": 0.01, "val_acc_mean": 0.7, "seeds": [0, 1],
-               "selection_rule": "..."}
-    (path / "summary.json").write_text(json.dumps({"task": settings["task.name"], "best_val_acc_supernet": 0.5,
-                                                   "retrain": retrain, "seconds": {"data": 6.0}}))
-
 
 def _rows(table) -> list[dict]:
     return [dict(zip(table.header, row)) for row in table.rows]
@@ -156,7 +144,7 @@ def test_over_space_priors_folds_the_priors_of_graph_runs(tmp_path):
 
     for priors in (True, False):
         for seed in (0, 1):
-            _write_run(tmp_path / f"{priors}_{seed}", {**GRAPH, "seed": seed, "space.priors": priors,
+            write_finished_run(tmp_path / f"{priors}_{seed}", {**GRAPH_SEARCH_SETTINGS, "seed": seed, "space.priors": priors,
                                                        "graph.space.priors": priors}, 0.8)
     _, folded = report([tmp_path], over=("seed", "space.priors"))
     (row,) = _rows(folded)
@@ -170,7 +158,7 @@ def test_a_graph_runs_folded_label_shows_the_graph_copy_it_read(tmp_path):
 
     for sharing in ("full", "none"):
         for seed in (0, 1):
-            _write_run(tmp_path / f"{sharing}_{seed}", {**GRAPH, "seed": seed, "graph.space.sharing": sharing}, 0.8)
+            write_finished_run(tmp_path / f"{sharing}_{seed}", {**GRAPH_SEARCH_SETTINGS, "seed": seed, "graph.space.sharing": sharing}, 0.8)
     _, folded = report([tmp_path], over=("seed", "space.sharing"))
     (row,) = _rows(folded)
     assert row["runs"] == "4"

@@ -4,16 +4,12 @@ docstring gives."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from src.report import report
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import run_toy_sweep
 
 
 def _rows(table) -> list[dict]:
@@ -22,10 +18,15 @@ def _rows(table) -> list[dict]:
 
 # ---------------------------------------------------------------- src.report: "(content N)"
 
+
 GAT_CORA = {"layers": [{"kind": "add", "q_src": 0, "q_op": "gat8", "k_src": 0, "k_op": "zero"},
                        {"kind": "add", "q_src": 1, "q_op": "gat1", "k_src": 1, "k_op": "zero"}]}
+
+
 GAT_PUBMED = {"layers": [{"kind": "add", "q_src": 0, "q_op": "gat8", "k_src": 0, "k_op": "zero"},
                          {"kind": "add", "q_src": 1, "q_op": "gat8", "k_src": 1, "k_op": "zero"}]}
+
+
 def test_a_builtin_arch_with_per_task_settings_is_not_told_apart_as_contents(tmp_path):
     """``src.retrain -m arch=gat +task=cora,pubmed seed=0,1``: src/space/archs/gat.yaml gives PubMed its own
     ``task_arch`` and ``task_hparams``, so the recorded ``architecture`` / ``arch_hparams`` differ by task. The rows
@@ -50,55 +51,19 @@ def test_a_builtin_arch_with_per_task_settings_is_not_told_apart_as_contents(tmp
 
 # ---------------------------------------------------------------- a sweep's crashed jobs
 
-APP = """
-import json, os, signal, sys, time
-from pathlib import Path
-sys.path.insert(0, {root!r})
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from src.pipeline import run
-
-def job(cfg):
-    out = Path(HydraConfig.get().runtime.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run_settings.json").write_text(json.dumps({{"seed": cfg.seed, "task.name": "sst2", "task.family": "text",
-                                                       "entry": "search", "retrain.seeds": 2}}))
-    if cfg.seed in {crash}:
-        raise RuntimeError(f"boom {{cfg.seed}}{second}")
-    if cfg.seed in {interrupt}:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
-    retrain = {{"test_acc_mean": 0.7, "test_acc_std": 0.01, "val_acc_mean": 0.7, "seeds": [0, 1]}}
-    (out / "summary.json").write_text(json.dumps({{"task": "sst2", "best_val_acc_supernet": 0.8, "retrain": retrain,
-                                                  "seconds": {{"data": 1.0}}}}))
-    return {{}}
-
-@hydra.main(version_base="1.3", config_path=None, config_name=None)
-def app(cfg):
-    return run.entry(job, cfg)
-
-if __name__ == "__main__":
-    run.run_and_exit(app)
-"""
-
-
-def _sweep(tmp_path: Path, crash: tuple, interrupt: tuple = (), second: str = "") -> subprocess.CompletedProcess:
-    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(root=str(ROOT), crash=crash, interrupt=interrupt,
-                                                                second=second)))
-    return subprocess.run([sys.executable, "app.py", "-m", "+seed=0,1,2,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-
 
 def _traceback_kept(tmp_path: Path, stderr: str, seed: int) -> bool:
     """The crashed job's traceback is on stderr, or in the log files of its job folder."""
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / str(seed)).glob("*.log"))
     return f"RuntimeError: boom {seed}" in stderr or ("Traceback" in logs and f"boom {seed}" in logs)
+
+
 def test_every_crashed_job_of_a_sweep_keeps_its_traceback(tmp_path):
     """Jobs 1 and 2 crash: the report lists both as "crashed: ... (its traceback follows the sweep)", but
     BasicSweeper raises the first failed job's exception alone, and entry() logs no crash: the traceback of job 2
     is on no stream and in no file. Expected: each crashed job's traceback on stderr or in its job folder's log,
     and the report not saying it follows the sweep where it does not."""
-    done = _sweep(tmp_path, crash=(1, 2))
+    done = run_toy_sweep(tmp_path, crash=(1, 2))
     assert done.returncode == 1
     report_md = (tmp_path / "sweep" / "report.md").read_text()
     for seed in (1, 2):
@@ -106,23 +71,27 @@ def test_every_crashed_job_of_a_sweep_keeps_its_traceback(tmp_path):
         assert _traceback_kept(tmp_path, done.stderr, seed), f"job {seed}: {entry}"
         if "traceback follows the sweep" in entry:
             assert f"RuntimeError: boom {seed}" in done.stderr, entry
+
+
 def test_a_crashed_jobs_traceback_survives_an_interrupt_later_in_the_sweep(tmp_path):
     """Job 1 crashes, job 2 is stopped by Ctrl-C: entry()'s interrupt path writes the report (job 1 "crashed: ...
     (its traceback follows the sweep)") and exits 130; Hydra never re-raises job 1's exception, so its traceback
     is lost. Expected: it on stderr or in job 1's log, and the report not promising it otherwise."""
-    done = _sweep(tmp_path, crash=(1,), interrupt=(2,))
+    done = run_toy_sweep(tmp_path, crash=(1,), interrupt=(2,))
     assert done.returncode == 130
     report_md = (tmp_path / "sweep" / "report.md").read_text()
     entry = next(line for line in report_md.splitlines() if line.startswith("- `+seed=1`"))
     assert _traceback_kept(tmp_path, done.stderr, 1), entry
     if "traceback follows the sweep" in entry:
         assert "RuntimeError: boom 1" in done.stderr, entry
+
+
 def test_a_crashed_jobs_entry_in_the_sweep_report_is_one_line(tmp_path):
     """``f"crashed: {type(exc).__name__}: {exc} ..."``: many exceptions carry several lines (torch's, a
     ``CalledProcessError``'s output...), which break report.md's list ("- `+seed=1`: crashed: RuntimeError: boom
     1" then a bare "second line (its traceback follows the sweep)"). The user-error entries are one line each.
     Expected: one line per failed job (e.g. the message's first line)."""
-    done = _sweep(tmp_path, crash=(1,), second="\\nsecond line")
+    done = run_toy_sweep(tmp_path, crash=(1,), second="\\nsecond line")
     assert done.returncode == 1
     report_md = (tmp_path / "sweep" / "report.md").read_text()
     failed = report_md.split("Failed jobs (1):", 1)[1].strip().splitlines()

@@ -254,6 +254,8 @@ def _epoch_rows(folder: Path) -> list[str]:
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="a SIGKILL right after an epoch-end checkpoint loses that epoch's metrics.csv rows for good")
+
+
 def test_a_fit_killed_right_after_an_epoch_end_checkpoint_resumes_with_that_epochs_metrics(tmp_path):
     """The epoch-end ``last.ckpt`` is written before Lightning logs the epoch's rows (its mean loss;
     the supernet's ``train/loss_epoch``). Ctrl-C and SIGTERM are held until the rows are written
