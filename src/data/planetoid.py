@@ -118,8 +118,6 @@ def process_privately(folder: Path, make: Callable[[Path], object], nested: bool
         if (processed / "pre_transform.pt").is_file():  # another run finished first: its copy stays
             return
         if processed.exists():  # a killed processing's files: moved aside in one step, then deleted
-            if (processed / "pre_transform.pt").is_file():  # completed by another run since the check above
-                return
             os.rename(processed, tmp / "stale")
         try:
             os.rename(work / "processed", processed)
