@@ -168,25 +168,15 @@ def check_hardware(cfg: DictConfig) -> None:
 TENSORBOARD_WRITERS = ("tensorboardX", "tensorboard")  # Lightning's TensorBoardLogger writes with either
 
 
-def installed(distribution: str) -> bool:
-    """Whether the package ``distribution`` is installed, by its metadata, as Lightning decides (a folder of
-    that name in the working directory would pass an import-spec check and fail in Lightning)."""
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def check_logger(cfg: DictConfig) -> None:
     """The ``logger`` group: ``logger.tensorboard`` true or false, and when true a package that writes the
     event files installed (found by its metadata, without importing it), else the run would fail at its first
     training stage."""
     check_bool(cfg, "logger.tensorboard")
     if _get(cfg, "logger.tensorboard") is True:
-        if not any(installed(name) for name in TENSORBOARD_WRITERS):
+        from src.utils.lock import installed_metadata  # by the packages' metadata, as Lightning decides
+
+        if not any(installed_metadata(name) for name in TENSORBOARD_WRITERS):
             raise AutoAttendError("logger=tensorboard: TensorBoard files are written with the tensorboardX or "
                                   "tensorboard package, and neither is installed (pip install -e .[tensorboard], or "
                                   "pip install tensorboardX); or leave logger=csv")
@@ -333,11 +323,10 @@ def _check_bench_reads(cfg: DictConfig) -> None:
     """The bench composes the text space and the hardware group but measures the paper's space at
     ``bench.num_layers`` layers, in float32: another ``space.num_layers`` / ``ops`` / ``kinds`` /
     ``priors`` or ``hardware.precision`` was accepted and not applied (nor recorded in bench.json)."""
-    from src.pipeline.config import CONF_DIR
+    from src.pipeline.config import CONF_DIR, SHIPPED_SPACES, shipped_space
 
-    space_file = CONF_DIR / "space" / "text.yaml"
-    paper = OmegaConf.to_container(OmegaConf.load(space_file))
-    for key, value in paper.items():
+    space_file = CONF_DIR / SHIPPED_SPACES["text"][0]
+    for key, value in shipped_space("text").items():
         given = _get(cfg, f"space.{key}")
         given = OmegaConf.to_container(given) if isinstance(given, (DictConfig, ListConfig)) else given
         if key != "sharing" and given is not _ABSENT and given != value:
