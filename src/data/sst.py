@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import BUILD_PREFIX, current_umask, file_stamp, remove_stale_builds
+from src.utils.io import BUILD_PREFIX, atomic_target, file_stamp, remove_stale_builds
 
 log = logging.getLogger("src.data")
 
@@ -256,17 +255,12 @@ class SSTDataModule(TextDataModule):
         path = self.cache_path
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_builds(path.parent)  # the temporary files of writes whose process was killed
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{path.name}-")
-        try:
-            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 kept other users of a shared cache out
-            with os.fdopen(fd, "wb") as handle:
+        # named by this process, so that a later write knows a killed one's (a shared cache holds others')
+        with atomic_target(path, prefix=f"{BUILD_PREFIX}{os.getpid()}-{path.name}-") as tmp:
+            with open(tmp, "wb") as handle:
                 torch.save(payload, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         log.info("SST cache written to %s", path)
 
     def _read_cache(self) -> dict | None:

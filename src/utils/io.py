@@ -14,15 +14,16 @@ from src.utils.errors import AutoAttendError
 
 
 @contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
+def atomic_target(path: str | Path, prefix: str | None = None) -> Iterator[Path]:
     """A temporary path in ``path``'s folder to write; renamed to ``path`` when the block ends, removed
-    if it raises. The file gets an ordinary new file's mode (``mkstemp`` would make it private)."""
+    if it raises. The file gets an ordinary new file's mode (``mkstemp`` would make it private).
+    ``prefix``: the temporary's name before its random part (default ``.<name>.``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~current_umask())
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -30,7 +31,7 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def current_umask() -> int:
+def _umask() -> int:
     """The process's umask, read without changing it where Linux reports it (setting and restoring
     it would briefly affect files other threads create)."""
     try:
