@@ -42,12 +42,16 @@ def test_the_bench_refusal_quotes_the_papers_value_as_an_override_too():
 
 @pytest.mark.parametrize("missing", ["tensorboardX", "tensorboard"])
 def test_tensorboard_needs_only_one_of_its_two_writer_packages(monkeypatch, missing):
-    import importlib.util
+    import importlib.metadata
 
-    real = importlib.util.find_spec
-    writers = ("tensorboardX", "tensorboard")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing
-                        else (object() if name in writers else real(name, *a)))
+    real = importlib.metadata.distribution
+
+    def one_missing(name):
+        if name == missing:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real("torch") if name in ("tensorboardX", "tensorboard") else real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", one_missing)
     check_config(compose_config("search", ["+task=sst2", "logger=tensorboard"]), "search")  # no refusal
 
 
