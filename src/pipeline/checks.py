@@ -19,6 +19,7 @@ from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PR
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import last_layer_ops_under, priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
+from src.strategies import STRATEGIES, strategy_settings
 from src.utils.errors import AutoAttendError
 from src.utils.workers import parse_workers
 
@@ -190,6 +191,22 @@ def _check_nonzero_op(cfg: DictConfig, node: str) -> None:
                               "take an op other than zero; add one, or set the priors off")
 
 
+def _check_strategy(cfg: DictConfig) -> None:
+    """``strategy.name`` names a registered strategy, whose own check of its settings passes
+    (:meth:`~src.strategies.base.SearchStrategy.settings_problem`)."""
+    name = _get(cfg, "strategy.name")
+    if name is _ABSENT:
+        return
+    if not isinstance(name, str) or name not in STRATEGIES:
+        _fail("strategy.name", "one of " + ", ".join(STRATEGIES) + " (the strategies registered with "
+              "register_strategy in src/strategies/)", name)
+    settings = {k: v for k in strategy_settings() if (v := _get(cfg, f"strategy.{k}")) is not _ABSENT}
+    problem = STRATEGIES[name].settings_problem(settings)
+    if problem is not None:
+        key, expected = problem
+        _fail(f"strategy.{key}", expected, _get(cfg, f"strategy.{key}"))
+
+
 def check_config(cfg: DictConfig, entry: str) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``search`` or ``retrain`` config."""
     wanted = _get(cfg, "experiment.entry")
@@ -254,21 +271,8 @@ def check_config(cfg: DictConfig, entry: str) -> None:
         check_int(cfg, f"{st}.sample_size", 1, none_ok=True)
         check_int(cfg, f"{st}.score_bucket_size", 1, none_ok=True)
         check_workers(cfg, f"{st}.score_workers")
-        budget, population = _get(cfg, f"{st}.budget"), _get(cfg, f"{st}.population")
-        if _get(cfg, f"{st}.name") == "evolution" and budget is not None:
-            # the evolution's evaluations are its population and rounds: a budget was accepted and ignored
-            _fail(f"{st}.budget", "null for strategy=evolution (it scores strategy.population + strategy.rounds x "
-                  "strategy.parents candidates: set those; strategy=aging and strategy=random take a budget)", budget)
-        if _get(cfg, f"{st}.name") == "aging" and isinstance(budget, int) and budget < population:
-            _fail(f"{st}.budget", f"null or an integer >= strategy.population ({population}) for aging evolution",
-                  budget)
-        sample = _get(cfg, f"{st}.sample_size")
-        if _get(cfg, f"{st}.name") == "aging" and isinstance(sample, int) and isinstance(population, int) \
-                and sample > population:
-            # the tournament drew the whole population, in silence: always the best member, not a tournament
-            _fail(f"{st}.sample_size", f"null or an integer <= strategy.population ({population}): each child's "
-                  "parent is the best of that many members drawn from the population", sample)
         check_float(cfg, f"{st}.mutation_rate", 0, 1, low_open=True)  # 0 could never make a new child
+        _check_strategy(cfg)
     r = "retrain"
     for key in ("dim", "heads", "epochs", "batch_size", "eval_batch_size", "eval_every"):
         check_int(cfg, f"{r}.{key}", 1)

@@ -22,7 +22,7 @@ from src.pipeline.checks import CHILD_KEYS, check_arch_hparams, children_readout
 from src.pipeline.run_settings import TIMING_FILE, flatten, may_change
 from src.space import Architecture, FunctionalSpace
 from src.space.space import last_layer_ops_under
-from src.strategies import SearchStrategy, build_strategy
+from src.strategies import SearchStrategy, build_strategy, strategy_settings
 from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json
 
@@ -146,9 +146,7 @@ def search_strategy(cfg: DictConfig, space: FunctionalSpace) -> SearchStrategy:
     architectures than the space holds (``space.num_layers=1`` with the paper's 1,000 candidates
     trained the supernet, then ended in a traceback from the sampler)."""
     c = cfg.strategy
-    strategy = build_strategy(c.name, space, cfg.seed, population=c.population, rounds=c.rounds,
-                              parents=c.parents, mutation_rate=c.mutation_rate, budget=c.get("budget"),
-                              sample_size=c.get("sample_size"))
+    strategy = build_strategy(c.name, space, cfg.seed, **{k: c[k] for k in strategy_settings() if k in c})
     if strategy.budget > space.size():
         node = "graph.space" if task_family(cfg) == "graph" else "space"
         budget = "strategy.budget" if c.get("budget") and c.name != "evolution" else \

@@ -33,8 +33,7 @@ from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRec
                                        check_run_settings, format_mean_std, own_data_task, run_settings,
                                        unread_by_retrain, within)
 from src.space import live_layers
-from src.strategies import SearchStrategy
-from src.strategies.evolution import STRATEGY_SETTINGS
+from src.strategies import SearchStrategy, strategy_settings
 from src.utils import interrupt
 from src.utils.errors import (AutoAttendError, RunDirInUseError, machine_error, output_reader_gone,
                               quiet_after_reader_gone, user_error_behind)
@@ -462,7 +461,7 @@ def _refuse_unread_strategy_settings(cfg: DictConfig, strategy: SearchStrategy) 
     read = set(strategy.settings()) | (sizing if cfg.strategy.get("budget") is None else set())
     for key in _override_keys():
         setting = key.removeprefix("strategy.")
-        if key.startswith("strategy.") and setting in STRATEGY_SETTINGS and setting not in read:
+        if key.startswith("strategy.") and setting in strategy_settings() and setting not in read:
             sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in sizing else ""
             _refuse_unless_sweep(f"{key}: a setting strategy={cfg.strategy.name} does not read{sized}", "may read it")
 

@@ -1,6 +1,7 @@
-"""Search strategies (pure logic, seeded, resumable)."""
+"""Search strategies (pure logic, seeded, resumable), found by name in :data:`STRATEGIES`."""
 
-from src.strategies.base import SearchStrategy
-from src.strategies.evolution import AgingEvolution, Evolution, RandomSearch, build_strategy
+from src.strategies.base import STRATEGIES, SearchStrategy, build_strategy, register_strategy, strategy_settings
+from src.strategies.evolution import AgingEvolution, Evolution, RandomSearch
 
-__all__ = ["AgingEvolution", "Evolution", "RandomSearch", "SearchStrategy", "build_strategy"]
+__all__ = ["STRATEGIES", "AgingEvolution", "Evolution", "RandomSearch", "SearchStrategy", "build_strategy",
+           "register_strategy", "strategy_settings"]

@@ -5,6 +5,11 @@ A strategy proposes candidates with :meth:`SearchStrategy.ask` and learns their 
 :meth:`state_dict`/:meth:`load_state_dict` capture everything (RNG, history, pending candidates)
 as JSON-serialisable data, so a search stopped after any ``tell`` resumes exactly where it was.
 It never touches torch or Lightning; scoring is the estimator's job.
+
+Strategies are found by name in :data:`STRATEGIES` (``strategy=<name>``, ``conf/strategy/<name>.yaml``):
+a subclass decorated with :func:`register_strategy` is built from the ``strategy`` config node by its
+:meth:`SearchStrategy.from_settings`, and its :meth:`SearchStrategy.settings_problem` is checked with
+the other config values before torch is imported.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from src.space import Architecture, FunctionalSpace
 
@@ -44,6 +49,24 @@ class SearchStrategy(ABC):
     """Base class: bookkeeping of scored candidates, pending batch, RNG and resume."""
 
     name = "base"
+    #: the ``strategy.*`` settings :meth:`from_settings` reads (a setting of the command line that no
+    #: registered strategy reads is not a strategy setting; one that the chosen strategy does not read is refused)
+    SETTINGS: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, space: FunctionalSpace, seed: int, settings: Mapping[str, Any]) -> SearchStrategy:
+        """The strategy the ``strategy`` config node's ``settings`` describe: by default the
+        constructor's keyword arguments named in :attr:`SETTINGS`, a setting that is absent or
+        ``None`` taking the constructor's default."""
+        return cls(space, seed, **{k: settings[k] for k in cls.SETTINGS if settings.get(k) is not None})
+
+    @classmethod
+    def settings_problem(cls, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        """``(setting, what it must be)`` for settings this strategy refuses, ``None`` when they do.
+        Checked with the other config values, before torch is imported, after each of the shared
+        settings (``population``, ``rounds``, ``parents``, ``budget``, ``sample_size``, ``mutation_rate``)
+        has been checked alone; a new setting of a new strategy is checked here alone too."""
+        return None
 
     def __init__(self, space: FunctionalSpace, seed: int = 0):
         self.space = space
@@ -139,3 +162,35 @@ class SearchStrategy(ABC):
         for arch in [a for a, _ in self.history] + self.pending:
             if not self.space.is_valid(arch):  # a state saved by a search over another space
                 raise ValueError(f"state holds an architecture outside this strategy's space {self.space!r}: {arch}")
+
+
+STRATEGIES: dict[str, type[SearchStrategy]] = {}
+"""The strategies by config name (``strategy.name``), filled by :func:`register_strategy`."""
+
+
+def register_strategy(cls: type[SearchStrategy]) -> type[SearchStrategy]:
+    """Class decorator: ``strategy.name=<cls.name>`` builds ``cls`` (through :meth:`SearchStrategy.from_settings`).
+    A second class under a taken name is refused (it would replace the first in silence); the same
+    class again (its module imported anew) replaces it."""
+    taken = STRATEGIES.get(cls.name)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"strategy name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_settings() -> tuple[str, ...]:
+    """Every setting some registered strategy reads (:attr:`SearchStrategy.SETTINGS`), sorted."""
+    return tuple(sorted({key for cls in STRATEGIES.values() for key in cls.SETTINGS}))
+
+
+def build_strategy(name: str, space: FunctionalSpace, seed: int, **settings: Any) -> SearchStrategy:
+    """The registered strategy ``name`` (:data:`STRATEGIES`) over ``space`` with ``settings`` (the
+    ``strategy`` config node's; each strategy reads its own, ``None`` meaning its default)."""
+    unknown = sorted(set(settings) - set(strategy_settings()))
+    if unknown:  # a misspelt setting (populaton=10) ran with the default in silence
+        raise TypeError(f"build_strategy: unknown setting {unknown[0]!r}; expected some of "
+                        f"{', '.join(strategy_settings())}")
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(map(repr, STRATEGIES))}")
+    return STRATEGIES[name].from_settings(space, seed, settings)

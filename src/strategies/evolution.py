@@ -3,8 +3,10 @@ evaluation budget."""
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from src.space import Architecture, FunctionalSpace
-from src.strategies.base import SearchStrategy
+from src.strategies.base import SearchStrategy, register_strategy
 from src.utils.errors import SpaceExhaustedError
 
 
@@ -13,6 +15,22 @@ def _check_mutation_rate(rate: float) -> None:
         raise ValueError(f"mutation_rate must be in (0, 1] (0 can never make a new child), got {rate}")
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _given(settings: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: settings[k] for k in keys if settings.get(k) is not None}
+
+
+def _budget(space: FunctionalSpace, seed: int, settings: Mapping[str, Any]) -> int:
+    """``settings``' budget, else the evolution's with the same population, rounds and parents."""
+    if settings.get("budget") is not None:
+        return settings["budget"]
+    return Evolution(space, seed, **_given(settings, ("population", "rounds", "parents"))).budget
+
+
+@register_strategy
 class Evolution(SearchStrategy):
     """``population`` distinct random candidates, then ``rounds`` rounds in which each of the
     current top ``parents`` (over everything scored so far) yields one mutated child.
@@ -22,6 +40,7 @@ class Evolution(SearchStrategy):
     """
 
     name = "evolution"
+    SETTINGS = ("population", "rounds", "parents", "mutation_rate")
 
     def __init__(self, space: FunctionalSpace, seed: int = 0, population: int = 500, rounds: int = 5,
                  parents: int = 100, mutation_rate: float = 0.05, max_tries: int = 1000):
@@ -32,6 +51,13 @@ class Evolution(SearchStrategy):
         self.population, self.rounds, self.parents = population, rounds, parents
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
+
+    @classmethod
+    def settings_problem(cls, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        if settings.get("budget") is not None:  # its evaluations are its population and rounds: a budget was ignored
+            return ("budget", "null for strategy=evolution (it scores strategy.population + strategy.rounds x "
+                    "strategy.parents candidates: set those; strategy=aging and strategy=random take a budget)")
+        return None
 
     def settings(self) -> dict:
         return {"population": self.population, "rounds": self.rounds, "parents": self.parents,
@@ -70,6 +96,7 @@ class Evolution(SearchStrategy):
         return children
 
 
+@register_strategy
 class AgingEvolution(SearchStrategy):
     """Aging (regularised) evolution (Real et al., AAAI 2019), the search AutoGL runs over the
     graph space: ``population`` distinct random candidates, then one child at a time until
@@ -85,6 +112,8 @@ class AgingEvolution(SearchStrategy):
     """
 
     name = "aging"
+    # rounds and parents size the budget when it is not given
+    SETTINGS = ("population", "sample_size", "budget", "mutation_rate", "rounds", "parents")
 
     def __init__(self, space: FunctionalSpace, seed: int = 0, population: int = 500, sample_size: int = 100,
                  budget: int = 1000, mutation_rate: float = 0.05, max_tries: int = 1000):
@@ -96,6 +125,28 @@ class AgingEvolution(SearchStrategy):
         self.population, self.sample_size, self._budget = population, sample_size, budget
         self.mutation_rate = mutation_rate
         self.max_tries = max_tries
+
+    @classmethod
+    def from_settings(cls, space: FunctionalSpace, seed: int, settings: Mapping[str, Any]) -> AgingEvolution:
+        """The evolution's budget unless ``budget`` is given, and a fifth of the population as the
+        sample unless ``sample_size`` is (given as 0, refused: ``or`` took a fifth)."""
+        population = settings["population"] if settings.get("population") is not None else 500
+        sample_size = settings.get("sample_size")
+        if sample_size is None:
+            sample_size = max(1, round(population / 5))  # AutoGL: 100 of 500
+        return cls(space, seed, population=population, sample_size=sample_size, budget=_budget(space, seed, settings),
+                   **_given(settings, ("mutation_rate",)))
+
+    @classmethod
+    def settings_problem(cls, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        budget, population, sample = settings.get("budget"), settings.get("population"), settings.get("sample_size")
+        if _whole(budget) and _whole(population) and budget < population:
+            return "budget", f"null or an integer >= strategy.population ({population}) for aging evolution"
+        if _whole(sample) and _whole(population) and sample > population:
+            # the tournament drew the whole population, in silence: always the best member, not a tournament
+            return "sample_size", (f"null or an integer <= strategy.population ({population}): each child's parent "
+                                   "is the best of that many members drawn from the population")
+        return None
 
     def settings(self) -> dict:
         return {"population": self.population, "sample_size": self.sample_size, "budget": self._budget,
@@ -127,16 +178,23 @@ class AgingEvolution(SearchStrategy):
                                   "space (num_layers) or fewer candidates")
 
 
+@register_strategy
 class RandomSearch(SearchStrategy):
     """Uniform random search: ``budget`` distinct candidates, proposed in batches of ``batch``."""
 
     name = "random"
+    SETTINGS = ("budget", "batch", "population", "rounds", "parents")  # the last three size a budget not given
 
     def __init__(self, space: FunctionalSpace, seed: int = 0, budget: int = 1000, batch: int = 100):
         super().__init__(space, seed)
         if budget < 1 or batch < 1:
             raise ValueError(f"random search needs budget >= 1 and batch >= 1; got {budget}, {batch}")
         self._budget, self.batch = budget, batch
+
+    @classmethod
+    def from_settings(cls, space: FunctionalSpace, seed: int, settings: Mapping[str, Any]) -> RandomSearch:
+        """The evolution's budget unless ``budget`` is given."""
+        return cls(space, seed, budget=_budget(space, seed, settings), **_given(settings, ("batch",)))
 
     def settings(self) -> dict:
         return {"budget": self._budget, "batch": self.batch}
@@ -150,32 +208,3 @@ class RandomSearch(SearchStrategy):
         if left <= 0:
             return []
         return self.space.sample_distinct(min(self.batch, left), self.rng, exclude=set(self.scores))
-
-
-# what build_strategy takes; each strategy reads its own (random search: budget and batch)
-STRATEGY_SETTINGS = ("population", "rounds", "parents", "mutation_rate", "budget", "sample_size", "batch")
-
-
-def build_strategy(name: str, space: FunctionalSpace, seed: int, **kwargs) -> SearchStrategy:
-    """Strategy by config name (``evolution``, ``aging`` or ``random``); aging evolution and random
-    search get the budget of the evolution with the same settings unless ``budget`` is given, and
-    aging evolution samples a fifth of its population unless ``sample_size`` is given."""
-    unknown = sorted(set(kwargs) - set(STRATEGY_SETTINGS))
-    if unknown:  # a misspelt setting (populaton=10) ran with the default in silence
-        raise TypeError(f"build_strategy: unknown setting {unknown[0]!r}; expected some of {', '.join(STRATEGY_SETTINGS)}")
-    if name == "evolution":
-        keys = ("population", "rounds", "parents", "mutation_rate")
-        return Evolution(space, seed, **{k: kwargs[k] for k in keys if k in kwargs})
-    budget = kwargs.get("budget")
-    if budget is None:
-        budget = Evolution(space, seed, **{k: kwargs[k] for k in ("population", "rounds", "parents") if k in kwargs}).budget
-    if name == "aging":
-        population = kwargs.get("population", 500)
-        sample_size = kwargs.get("sample_size")  # given as 0, refused by AgingEvolution (`or` took a fifth)
-        if sample_size is None:
-            sample_size = max(1, round(population / 5))  # AutoGL: 100 of 500
-        return AgingEvolution(space, seed, population=population, sample_size=sample_size, budget=budget,
-                              **{k: kwargs[k] for k in ("mutation_rate",) if k in kwargs})
-    if name == "random":
-        return RandomSearch(space, seed, budget=budget, batch=kwargs.get("batch", 100))
-    raise ValueError(f"unknown strategy {name!r}; expected 'evolution', 'aging' or 'random'")
