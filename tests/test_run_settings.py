@@ -43,6 +43,21 @@ def test_a_refusal_names_six_differing_keys_in_order_then_counts_the_others(tmp_
     assert "k5: 5 -> new. Re-run" in str(err.value) and "more)" not in str(err.value)
 
 
+def test_two_mappings_are_compared_key_by_key(tmp_path):
+    """A changed key inside a mapping (an architecture file's hparams) is named with its path: the
+    whole mappings, cut to 60 characters, showed the same first characters on both sides
+    (``arch_hparams: {"hidden": 16, "dropout": 0.5, ... -> {"hidden": 16, "dropout": 0.5, ...``)."""
+    hparams = {"hidden": 16, "dropout": 0.5, "attn_dropout": 0.0, "act": "relu", "readout": "last", "lr": 0.01}
+    check_run_settings(tmp_path, {"entry": "retrain", "arch_hparams": hparams})
+    _with_results(tmp_path)
+    with pytest.raises(AutoAttendError, match=r"with these: arch_hparams.lr: 0.01 -> 0.02; arch_hparams.weight_decay_on: "
+                                              r"\(unset\) -> first_layer\. Re-run"):
+        check_run_settings(tmp_path, {"entry": "retrain",
+                                      "arch_hparams": {**hparams, "lr": 0.02, "weight_decay_on": "first_layer"}})
+    with pytest.raises(AutoAttendError, match=r"with these: arch_hparams: \{\"hidden\": 16, .*\.\.\. -> null\. Re-run"):
+        check_run_settings(tmp_path, {"entry": "retrain", "arch_hparams": None})
+
+
 def test_a_removed_option_is_a_difference_even_where_its_recorded_value_was_null(tmp_path):
     check_run_settings(tmp_path, {"entry": "search", "seed": 0, "data.window": None})
     _with_results(tmp_path)

@@ -163,9 +163,19 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], absent: str) -> str:
-    """``"key: recorded -> now; ..."`` for ``keys``, ``absent`` standing for a key either lacks."""
-    return "; ".join(f"{k}: {_show(recorded.get(k, absent))} -> {_show(now.get(k, absent))}" for k in keys)
+def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], absent: str, prefix: str = "") -> str:
+    """``"key: recorded -> now; ..."`` for ``keys``, ``absent`` standing for a key either lacks; two
+    mappings are compared key by key (``arch_hparams.weight_decay_on: (absent) -> first_layer``: the
+    whole mappings, cut to 60 characters, hid what differed)."""
+    parts = []
+    for k in keys:
+        old, new = recorded.get(k, absent), now.get(k, absent)
+        if isinstance(old, dict) and isinstance(new, dict) and old and new:
+            inner = [i for i in sorted({*old, *new}, key=str) if old.get(i, absent) != new.get(i, absent)]
+            parts.append(_changes(old, new, inner, absent, f"{prefix}{k}."))
+        else:
+            parts.append(f"{prefix}{k}: {_show(old)} -> {_show(new)}")
+    return "; ".join(parts)
 
 
 # What a resumed stage would reuse: while none of these exists, a run that stopped early (a bad
