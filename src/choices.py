@@ -7,6 +7,9 @@ that implement the choices import their names from here (ops and sharing modes: 
 
 GRAPH_ACTIVATIONS = ("tanh", "relu", "elu", "identity")  # src.models.graph.ACTIVATIONS
 ACT_POSITIONS = ("layer", "op")  # a graph layer's activation: after its add/attn (default) or on each op (AutoGL)
+# what a graph child's weight decay applies to: every parameter, or those mapping the raw features
+# (GraphNet.first_layer_parameters; GCN's paper regularises its first layer alone)
+WEIGHT_DECAY_ON = ("all", "first_layer")
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors

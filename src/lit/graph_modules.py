@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MultilabelF1Score
 
+from src.choices import WEIGHT_DECAY_ON
 from src.lit.modules import ArchRngCheckpoint
 from src.models.graph import GraphNet
 from src.space import Architecture, FunctionalSpace
@@ -157,9 +158,13 @@ class GraphChildModule(pl.LightningModule):
     """
 
     def __init__(self, model: GraphNet, multilabel: bool = False, lr: float = 5e-3, weight_decay: float = 5e-4,
-                 on_new_best: Callable[[dict], None] | None = None):
+                 on_new_best: Callable[[dict], None] | None = None, weight_decay_on: str = "all"):
         """``on_new_best(evaluation)``, when given, is called after every evaluation that becomes
-        the selected one, while the weights are that evaluation's (the retrain saves them there)."""
+        the selected one, while the weights are that evaluation's (the retrain saves them there).
+        ``weight_decay_on``: ``all`` parameters, or ``first_layer`` alone
+        (:meth:`~src.models.graph.GraphNet.first_layer_parameters`; GCN's paper)."""
+        if weight_decay_on not in WEIGHT_DECAY_ON:
+            raise ValueError(f"weight_decay_on must be one of {', '.join(WEIGHT_DECAY_ON)}, got {weight_decay_on!r}")
         super().__init__()
         self.save_hyperparameters(ignore=["model", "on_new_best"])
         self.model = model
@@ -174,7 +179,14 @@ class GraphChildModule(pl.LightningModule):
             self.on_new_best(evaluation)
 
     def configure_optimizers(self):
-        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = self.hparams.weight_decay
+        if self.hparams.weight_decay_on == "all":
+            return torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=decay)
+        first = {id(p) for p in self.model.first_layer_parameters()}
+        groups = [{"params": [p for p in params if id(p) in first], "weight_decay": decay},
+                  {"params": [p for p in params if id(p) not in first], "weight_decay": 0.0}]
+        return torch.optim.Adam([g for g in groups if g["params"]], lr=self.hparams.lr)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["x"], batch["edge_index"])

@@ -792,6 +792,16 @@ class GraphNet(nn.Module):
                                attn_self_loops=attn_self_loops)
         return cls(in_dim, encoder, num_classes, dropout, readout, arch, stem=use_stem)
 
+    def first_layer_parameters(self) -> list[nn.Parameter]:
+        """A child's parameters that map the raw features: its stem's, when it has one, and those of
+        the ops of its first layer (those writing node 1). GCN's paper regularises only these
+        (``weight_decay_on: first_layer``)."""
+        if self.arch is None:
+            raise ValueError("first_layer_parameters: a supernet has no first layer of its own (a child's method)")
+        first = [key for key, (_, _, target) in graph_child_op_keys(self.arch).items() if target == 1]
+        stem = list(self.stem.parameters()) if self.stem is not None else []
+        return stem + [p for key in first for p in self.encoder.ops[key].parameters()]
+
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
         """``x`` (N, F) float, dense or sparse COO; ``edge_index`` (2, E) long -> logits (N, C).
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
                          GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, HPO_MIN_TRIALS, KERNEL_BACKENDS, OPTIMIZER_STATES,
-                         PRECISIONS, READOUTS)
+                         PRECISIONS, READOUTS, WEIGHT_DECAY_ON)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import last_layer_ops_under, priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
@@ -27,7 +27,7 @@ _ABSENT = object()
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 # a graph child's settings (``graph.retrain``, an architecture file's ``hparams``, ``graph.hpo.space``'s keys)
 CHILD_KEYS = ("hidden", "heads", "dropout", "attn_dropout", "attn_self_loops", "act", "act_at", "readout", "stem",
-              "sgc_k", "lr", "weight_decay", "epochs")
+              "sgc_k", "lr", "weight_decay", "weight_decay_on", "epochs")
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -457,6 +457,7 @@ def check_graph_child(cfg: DictConfig, node: str) -> None:
     check_int(cfg, f"{node}.epochs", 1)
     check_choice(cfg, f"{node}.readout", READOUTS)
     check_choice(cfg, f"{node}.stem", ("auto", "linear", "none"))
+    check_choice(cfg, f"{node}.weight_decay_on", WEIGHT_DECAY_ON)
 
 
 def check_arch_hparams(hparams: Any, source: str) -> None:

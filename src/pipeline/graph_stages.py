@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 SELECTION_RULE = ("test score at the evaluation with the highest validation score (ties: lowest validation "
                   "loss, then earliest); validation and test are evaluated together every "
                   "graph.retrain.eval_every epochs")
-MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "epochs"))  # GraphNet.child's
+MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "weight_decay_on", "epochs"))  # GraphNet.child's
 SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # GraphNet.supernet's, with sharing
 
 
@@ -177,6 +177,8 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
         kept.update(weights=weights_of(model), evaluation=evaluation)
 
     module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"],
+                              # HPO trials recorded before the setting existed decayed every parameter
+                              weight_decay_on=hp.get("weight_decay_on", "all"),
                               on_new_best=keep if model_file is not None else None)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
