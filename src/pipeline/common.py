@@ -85,11 +85,18 @@ def warn_oversubscribed(threads: int, key: str) -> bool:
     return True
 
 
+# torch's thread count when the process started: a job of a sweep that sets none gets this, whatever
+# the jobs before it set (setup_hardware)
+STARTING_THREADS = torch.get_num_threads()
+
+
 def setup_hardware(cfg: DictConfig) -> None:
     """Thread count, float32 precision (:func:`set_float32_precision`) and the fused-kernel backend
     from the ``hardware`` group.
 
-    Graph tasks default to ``graph.threads`` when ``hardware.threads`` is unset.
+    Graph tasks default to ``graph.threads`` when ``hardware.threads`` is unset; with neither, the
+    process's thread count as it started (torch's default), so a text job of a sweep run after a
+    graph job (``-m +task=cora,sst2``) computes as it does alone, not on the graph job's one thread.
     """
     threads = cfg.hardware.get("threads")
     if not threads and task_family(cfg) == "graph":
@@ -97,6 +104,8 @@ def setup_hardware(cfg: DictConfig) -> None:
     if threads:
         torch.set_num_threads(int(threads))
         warn_oversubscribed(int(threads), "hardware.threads" if cfg.hardware.get("threads") else "graph.threads")
+    else:
+        torch.set_num_threads(STARTING_THREADS)
     set_float32_precision(cfg.hardware.get("matmul_precision"))
     lower = lower_precision(cfg)
     if lower is not None:
