@@ -16,6 +16,9 @@ EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_
 GRAPH_FILE_SPLITS = ("file", "random")  # +task=graph_file: the masks of the file, or drawn (src.data.graph_file)
 KERNEL_BACKENDS = ("auto", "fused", "torch")  # hardware.kernels (src.models.cpu_kernels.BACKENDS)
 OPTIMIZER_STATES = ("float32", "bfloat16")  # dtype of the supernet's Adam moments (src.models.optim)
+# the supernet's parameters no sampled architecture used in a step: no gradient, not updated (torch 2's
+# zero_grad), or a zero one, so Adam moves them by their moments (torch 1.x's; src.models.optim.fill_unused_grads)
+UNUSED_GRADS = ("none", "zeros")
 # The `precision` values runs support: Lightning's float32 and float64, and its two mixed precisions
 # (the integers 64/32/16 and "bf16" are Lightning's names for the same). A test keeps them within
 # Lightning's accepted strings (lightning.fabric.connector._PRECISION_INPUT); its "-true" half

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.models.multi_arch import backward_archs
-from src.models.optim import supernet_adam
+from src.choices import UNUSED_GRADS
+from src.models.optim import fill_unused_grads, supernet_adam
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
 from src.utils.errors import AutoAttendError
@@ -92,7 +93,9 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
     Each step (the authors' protocol): sample k distinct architectures uniformly, back-propagate
     each one's cross-entropy on the same batch (gradients summed), clip the global norm once,
     take one Adam step with learning rate ``lr / k``. Parameters no sampled architecture used get
-    no gradient (``None``) and are left untouched by Adam.
+    no gradient (``None``) and are left untouched by Adam; ``unused_grads="zeros"``: those used in an
+    earlier step get a zero gradient, so Adam moves them by their moments, as the authors' script did
+    under torch 1.x (:func:`~src.models.optim.fill_unused_grads`).
 
     ``arch_workers``: threads that back-propagate the architectures of a step in parallel on CPU
     (:func:`~src.models.multi_arch.backward_archs`; the gradients do not depend on it). With more
@@ -120,8 +123,11 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
 
     def __init__(self, model: TextClassifier, space: FunctionalSpace, archs_per_step: int = 16, lr: float = 5e-4,
                  clip: float = 5.0, weight_decay: float = 0.0, seed: int = 0, monitor_archs: int = 4,
-                 arch_workers: int = 1, optimizer_state: str = "float32", optimizer_offload_dir: str | None = None):
+                 arch_workers: int = 1, optimizer_state: str = "float32", optimizer_offload_dir: str | None = None,
+                 unused_grads: str = "none"):
         super().__init__()
+        if unused_grads not in UNUSED_GRADS:
+            raise ValueError(f"unused_grads must be one of {', '.join(UNUSED_GRADS)}, got {unused_grads!r}")
         self.save_hyperparameters(ignore=["model", "space"])
         self.model = model
         self.space = space
@@ -140,11 +146,14 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt = self.optimizers()
-        opt.zero_grad()
+        zeros = self.hparams.unused_grads == "zeros"
+        opt.zero_grad(set_to_none=not zeros)
         archs = self.space.sample_distinct(self.hparams.archs_per_step, self.rng)
         workers = self.hparams.arch_workers if self.device.type == "cpu" else 1
         total = backward_archs(self.model, batch["tokens"], batch["mask"], batch["labels"], archs,
                                self.manual_backward, workers)
+        if zeros:  # the gradients kept as zeros; after a resume, those of the parameters stepped before it
+            fill_unused_grads(opt.optimizer)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
         mean = total / len(archs)

@@ -342,6 +342,26 @@ def supernet_adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float
                                  offload_dir=offload_dir)
 
 
+def fill_unused_grads(optimizer: torch.optim.Optimizer) -> int:
+    """Give every parameter the optimizer has stepped before (its state's ``step`` above 0) that has
+    no gradient now a zero one, so this step updates it from its moments alone; returns how many.
+
+    That is what the authors' supernet script did under the torch 1.x of 2021, whose
+    ``optimizer.zero_grad()`` filled gradients with zeros instead of setting them to ``None``: a
+    parameter, once used, kept being moved by Adam's momentum at every later step. (Keeping the
+    gradients between steps, ``zero_grad(set_to_none=False)``, does the same while a fit runs; this
+    reads the optimizer's state, which a checkpoint holds, so a resumed fit fills the same ones.)"""
+    filled = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is None and p.requires_grad:
+                state = optimizer.state.get(p)
+                if state and float(state.get("step", 0)) > 0:
+                    p.grad = torch.zeros_like(p)
+                    filled += 1
+    return filled
+
+
 def materialise_adam_state(optimizer: torch.optim.Optimizer) -> int:
     """Create the (zero) Adam state of every parameter that has none yet, as it is once training
     has sampled every op module; returns the bytes the moments then hold.

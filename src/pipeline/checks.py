@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.choices import (ACCELERATORS, ACT_POSITIONS, EMBEDDING_SOURCES, FULL_PRECISIONS, GAT_HEADS,
                          GRAPH_ACTIVATIONS, GRAPH_FILE_SPLITS, HPO_MIN_TRIALS, KERNEL_BACKENDS, OPTIMIZER_STATES,
-                         PRECISIONS, READOUTS, WEIGHT_DECAY_ON)
+                         PRECISIONS, READOUTS, UNUSED_GRADS, WEIGHT_DECAY_ON)
 from src.space import GRAPH_OPS, SHARING_MODES, TEXT_OPS
 from src.space.space import last_layer_ops_under, priors_leave_no_op
 from src.space.architecture import LAYER_KINDS
@@ -257,6 +257,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
             _fail(f"{s}.limit_val_batches", "a fraction in [0.0, 1.0] or a number of batches >= 0", limit)
         check_float(cfg, f"{s}.checkpoint_every_min", 0, none_ok=True)
         check_choice(cfg, f"{s}.optimizer_state", OPTIMIZER_STATES)
+        check_choice(cfg, f"{s}.unused_grads", UNUSED_GRADS)
         check_bool(cfg, f"{s}.optimizer_offload")
         check_workers(cfg, f"{s}.arch_workers")
         _check_text_training(cfg, s)
