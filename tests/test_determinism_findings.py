@@ -104,6 +104,15 @@ def test_a_text_job_after_a_graph_job_in_a_sweep_computes_as_the_same_job_alone(
     assert differences(result_files(job), result_files(alone)) == []
 
 
+def _assert_same_kept_models(first: Path, second: Path) -> None:
+    """Both runs kept the same retrained models (seeds 0 and 1), tensor for tensor."""
+    for seed in (0, 1):
+        kept = [torch.load(d / "retrain" / f"seed_{seed}" / "model.pt", weights_only=True)["state_dict"]
+                for d in (first, second)]
+        assert kept[0].keys() == kept[1].keys()
+        assert all(torch.equal(kept[0][k], kept[1][k]) for k in kept[0])
+
+
 # --- confirmed reproducible, not pinned elsewhere -----------------------------------------------------
 
 
@@ -125,12 +134,7 @@ def test_the_same_search_gives_the_same_records_in_another_folder_cwd_hash_seed_
     assert {"retrain/results.json", "search/population.jsonl", "search/best_arch.yaml", "supernet/metrics.csv",
             "summary.json"} <= a.keys()
     assert differences(a, b) == []
-    # the kept models too, tensor for tensor
-    for seed in (0, 1):
-        kept = [torch.load(d / "retrain" / f"seed_{seed}" / "model.pt", weights_only=True)["state_dict"]
-                for d in (first, second)]
-        assert kept[0].keys() == kept[1].keys()
-        assert all(torch.equal(kept[0][k], kept[1][k]) for k in kept[0])
+    _assert_same_kept_models(first, second)  # tensor for tensor
 
 
 def test_the_same_graph_retrain_gives_the_same_records_in_another_folder_cwd_and_hash_seed(tiny_data, tmp_path):
@@ -147,8 +151,4 @@ def test_the_same_graph_retrain_gives_the_same_records_in_another_folder_cwd_and
     a, b = result_files(first), result_files(second)
     assert {"retrain/results.json", "retrain/seed_0.json", "retrain/seed_1.json", "summary.json"} <= a.keys()
     assert differences(a, b) == []
-    for seed in (0, 1):
-        kept = [torch.load(d / "retrain" / f"seed_{seed}" / "model.pt", weights_only=True)["state_dict"]
-                for d in (first, second)]
-        assert kept[0].keys() == kept[1].keys()
-        assert all(torch.equal(kept[0][k], kept[1][k]) for k in kept[0])
+    _assert_same_kept_models(first, second)
