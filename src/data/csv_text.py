@@ -42,7 +42,7 @@ from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behind
-from src.utils.io import BUILD_PREFIX, file_stamp, remove_stale_builds
+from src.utils.io import build_prefix, file_stamp, remove_stale_builds
 
 log = logging.getLogger("src.data")
 
@@ -77,7 +77,7 @@ def _building(final: Path) -> Iterator[Path]:
     deleted when it fails: ``final`` exists only complete."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(final.parent)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{final.name}-"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=build_prefix(final.name)))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make a shared cache unreadable to other users
     try:
         yield tmp

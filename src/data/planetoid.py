@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.hub import local_files_complete
 from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import BUILD_PREFIX, file_stamp, remove_stale_builds
+from src.utils.io import build_prefix, file_stamp, remove_stale_builds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,7 +109,7 @@ def process_privately(folder: Path, make: Callable[[Path], object], nested: bool
     if (processed / "pre_transform.pt").is_file():
         return
     remove_stale_builds(folder.parent)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-{folder.name}-"))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=build_prefix(folder.name)))
     try:
         work = tmp / folder.name if nested else tmp
         work.mkdir(exist_ok=True)

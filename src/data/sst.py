@@ -21,7 +21,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import BUILD_PREFIX, atomic_target, file_stamp, remove_stale_builds
+from src.utils.io import atomic_target, build_prefix, file_stamp, remove_stale_builds
 
 log = logging.getLogger("src.data")
 
@@ -256,7 +256,7 @@ class SSTDataModule(TextDataModule):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_builds(path.parent)  # the temporary files of writes whose process was killed
         # named by this process, so that a later write knows a killed one's (a shared cache holds others')
-        with atomic_target(path, prefix=f"{BUILD_PREFIX}{os.getpid()}-{path.name}-") as tmp:
+        with atomic_target(path, prefix=build_prefix(path.name)) as tmp:
             with open(tmp, "wb") as handle:
                 torch.save(payload, handle)
                 handle.flush()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -83,12 +87,32 @@ def remove_left_temporaries(path: str | Path) -> list[Path]:
     return left
 
 
-BUILD_PREFIX = ".building-"  # a cache's temporary build folder: .building-<pid>-<what>-<random>
+BUILD_PREFIX = ".building-"  # a cache's temporary build folder: .building-<pid>.<machine>-<what>-<random>
+# a build of another machine or PID namespace (a cache shared between them), whose process cannot be
+# looked up from here, is removed once it is this old (a cache build takes seconds to minutes)
+FOREIGN_BUILD_MAX_AGE_S = 24 * 3600
+
+
+@functools.lru_cache(maxsize=1)
+def machine_tag() -> str:
+    """8 hex digits naming this machine and PID namespace (its host name and ``/proc/self/ns/pid``):
+    what tells the build folders of this namespace's processes, which :func:`pid_alive` can look up,
+    from those of another machine or container sharing the cache."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
+
+
+def build_prefix(what: str) -> str:
+    """The name prefix of this process's temporary build of ``what`` (:data:`BUILD_PREFIX`, its PID and
+    :func:`machine_tag`), which :func:`remove_stale_builds` reads back."""
+    return f"{BUILD_PREFIX}{os.getpid()}.{machine_tag()}-{what}-"
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs in this PID namespace (one of another user's counts; a cache shared
-    between machines or containers is not told apart, and their builds count as gone)."""
+    """Whether a process ``pid`` runs in this PID namespace (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,12 +122,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_builds(folder: Path) -> None:
+def remove_stale_builds(folder: Path, now: float | None = None) -> None:
     """Delete the temporary build folders and files (:data:`BUILD_PREFIX`) in ``folder`` whose process is
-    gone (a killed run); those of running processes are theirs."""
+    gone (a killed run); those of running processes are theirs. A build of another machine or PID
+    namespace (another :func:`machine_tag`) is removed only once it is :data:`FOREIGN_BUILD_MAX_AGE_S`
+    old: its PID says nothing here (the build of a run in another container was deleted under it).
+    A name without a tag (written before the tags) counts as this namespace's."""
+    now = time.time() if now is None else now
     for tmp in folder.glob(BUILD_PREFIX + "*"):
-        pid = tmp.name[len(BUILD_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        pid, _, tag = tmp.name[len(BUILD_PREFIX):].split("-", 1)[0].partition(".")
+        if not pid.isdigit():
+            continue
+        if tag and tag != machine_tag():
+            try:
+                stale = now - tmp.lstat().st_mtime > FOREIGN_BUILD_MAX_AGE_S
+            except OSError:
+                continue
+        else:
+            stale = not pid_alive(int(pid))
+        if stale:
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
