@@ -107,6 +107,12 @@ class _CsrPair:
 _CSR_CACHE: dict[tuple, _CsrPair] = {}
 
 
+def forget_sparse_structures() -> None:
+    """Drop the cached CSR structures of sparse features (:func:`_csr_pair`), each holding its features'
+    index tensor: called when a job ends, so the later jobs of a sweep (one process) do not carry them."""
+    _CSR_CACHE.clear()
+
+
 def _csr_pair(x: torch.Tensor) -> _CsrPair:
     """The (cached) CSR structure of a coalesced COO ``x``, keyed by its index storage."""
     idx = x.indices()

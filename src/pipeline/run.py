@@ -64,13 +64,17 @@ def _quiet_lightning() -> None:
 
 def _holding_the_run_dir(run: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
     """``run`` (an entry point's job), with the run folder :func:`_start` holds released when it
-    returns or raises, also where it is called directly (library use, tests), not from :func:`entry`."""
+    returns or raises, also where it is called directly (library use, tests), not from :func:`entry`;
+    and the job's cached sparse-feature structures dropped (a sweep's later jobs run in this process)."""
     @functools.wraps(run)
     def holding(cfg: DictConfig) -> dict:
         try:
             return run(cfg)
         finally:
             _release_run_dirs()
+            graph = sys.modules.get("src.models.graph")  # imported by graph jobs alone (PyG: seconds)
+            if graph is not None:
+                graph.forget_sparse_structures()
 
     return holding
 
