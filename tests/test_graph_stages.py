@@ -411,3 +411,36 @@ def test_a_child_trained_through_the_trainer_validates_every_eval_every_epochs_a
     assert loaders == [{"seed": 5}]
     short = graph_stages.fit_child(cfg, arch, dm, {**hp, "epochs": 2}, 5, tmp_path, "short")
     assert [e["step"] for e in short.history] == [2 * steps]
+
+
+def test_a_child_fit_applies_the_jobs_kernels_and_precision_as_in_a_fresh_worker(monkeypatch):
+    """The graph children's worker processes (``graph.retrain.workers``) start fresh: a job's
+    ``hardware.kernels`` and ``hardware.matmul_precision`` were not applied there, so they trained with
+    backend ``auto`` and precision ``highest`` whatever the job asked (sweep-independence walk)."""
+    from src.models import cpu_kernels
+    from src.pipeline import graph_stages
+    from src.pipeline.common import set_float32_precision
+
+    seen = []
+
+    class Fitted:
+        history: list = []
+
+        def selected(self) -> dict:
+            return {}
+
+    def fit_child(cfg, arch, dm, hp, seed, out, name, model_file=None):
+        seen.append((cpu_kernels.get_backend(), torch.get_float32_matmul_precision()))
+        return Fitted()
+
+    monkeypatch.setattr(graph_stages, "fit_child", fit_child)
+    cfg = compose_config("search", ["+task=cora", "hardware.kernels=torch", "hardware.matmul_precision=medium"])
+    backend = cpu_kernels.get_backend()
+    cpu_kernels.set_backend("auto")  # a fresh process's
+    set_float32_precision(None)
+    try:
+        graph_stages._fit_job((cfg, None, None, {}, 0, None, "seed_0", False))
+    finally:
+        cpu_kernels.set_backend(backend)
+        set_float32_precision(None)
+    assert seen == [("torch", "medium")]
