@@ -14,10 +14,12 @@ doubled, and after each job the run-folder lock, the Ctrl-C hold, the signal han
 count, float32 precision flags, default dtype and deterministic flag, and the kernel backend were
 those of a fresh process (denormals are not flushed once the kernels are loaded).
 
-Left behind, without a change in any record: Lightning's ``PL_GLOBAL_SEED`` / ``PL_SEED_WORKERS``
-(``pl.seed_everything`` in a retrain; a later job's supernet loaders then get Lightning's worker
-seeding, which changes nothing while the workers draw no random numbers: ``hardware.num_workers=2``
-gave the same records), and the finding below (mended: a graph job's sparse-feature structures).
+Found and mended: a graph job's cached sparse-feature structures outlived it; Lightning's
+``PL_GLOBAL_SEED`` / ``PL_SEED_WORKERS`` (``pl.seed_everything`` in a retrain) stayed in the environment,
+and a later job's supernet loaders got Lightning's worker seeding (no change in any record while the
+workers draw no random numbers: ``hardware.num_workers=2`` gave the same records); and, read in the
+code, the graph children's worker processes trained without the job's ``hardware.kernels`` and
+``hardware.matmul_precision`` (``tests/test_graph_stages.py``).
 """
 
 from __future__ import annotations
@@ -127,3 +129,25 @@ def test_each_job_of_a_sweep_with_a_failed_job_logs_to_its_own_file_alone(tmp_pa
     assert len(lines) == len(set(lines)), "a line written twice to the job's log"
     assert proc.stdout.count("summary: ") == 1 and proc.stdout.count(f"run dir: {good}") == 1
     assert os.path.isfile(good / "summary.json") and not (bad / "summary.json").exists()
+
+
+def test_a_job_leaves_lightnings_seed_in_the_environment_as_the_process_started(monkeypatch):
+    """``pl.seed_everything`` (a retrain's seeds) writes ``PL_GLOBAL_SEED`` / ``PL_SEED_WORKERS`` to the
+    environment, and a later job's loaders got Lightning's worker seeding from it; each job now ends with
+    them as the process started (absent here; a value the user set is put back)."""
+    import lightning.pytorch as pl
+
+    from src.pipeline import run
+
+    monkeypatch.setattr(run, "_LIGHTNING_SEED_ENV", {"PL_GLOBAL_SEED": None, "PL_SEED_WORKERS": "0"})
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    monkeypatch.setenv("PL_SEED_WORKERS", "0")
+
+    @run._holding_the_run_dir
+    def job(cfg):
+        pl.seed_everything(7, workers=True, verbose=False)
+        assert os.environ["PL_GLOBAL_SEED"] == "7" and os.environ["PL_SEED_WORKERS"] == "1"
+        return {}
+
+    job(None)
+    assert "PL_GLOBAL_SEED" not in os.environ and os.environ["PL_SEED_WORKERS"] == "0"

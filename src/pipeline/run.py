@@ -62,6 +62,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
+_LIGHTNING_SEED_ENV = {key: os.environ.get(key) for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+
+
 def _holding_the_run_dir(run: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
     """``run`` (an entry point's job), with the run folder :func:`_start` holds released when it
     returns or raises, also where it is called directly (library use, tests), not from :func:`entry`;
@@ -75,6 +78,13 @@ def _holding_the_run_dir(run: Callable[[DictConfig], dict]) -> Callable[[DictCon
             graph = sys.modules.get("src.models.graph")  # imported by graph jobs alone (PyG: seconds)
             if graph is not None:
                 graph.forget_sparse_structures()
+            # Lightning's seed_everything (a retrain's seeds) records its seed in the environment, and
+            # a later job's loaders would get its worker seeding: as the process started, instead
+            for key, value in _LIGHTNING_SEED_ENV.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     return holding
 
