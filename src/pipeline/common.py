@@ -678,22 +678,38 @@ class _LastCheckpoint(ModelCheckpoint):
         self._saved_at = time.monotonic()
         loop = trainer.fit_loop
         progress = loop.epoch_loop.batch_progress
-        # saved after a batch (restarted_on_train_batch_end) or after a validation (restarted_on_last)
-        if not (loop.restarted_mid_epoch and not progress.is_last_batch
-                and (loop.epoch_loop.restarted_on_train_batch_end or loop.epoch_loop.restarted_on_last)):
-            return
         loader = trainer.train_dataloader
         sampler = getattr(loader, "sampler", None)
-        if not isinstance(sampler, EpochShuffleSampler):
-            raise AutoAttendError(f"cannot resume inside an epoch: the training loader's sampler is "
-                                  f"{type(sampler).__name__}, not EpochShuffleSampler")
-        # the checkpoint was written after batch `processed` of the epoch (counted from 1)
-        sampler.resume_within(trainer.current_epoch, progress.current.processed * loader.batch_size)
-        # making the loader's iterator drew its base seed from torch's RNG after the checkpoint's
-        # state was restored; an uninterrupted run drew it at the epoch's start, before that state
-        state = getattr(module, "restored_torch_rng_state", None)
-        if state is not None:
-            torch.set_rng_state(state)
+        # saved after a batch (restarted_on_train_batch_end) or after a validation (restarted_on_last)
+        within = (loop.restarted_mid_epoch and not progress.is_last_batch
+                  and (loop.epoch_loop.restarted_on_train_batch_end or loop.epoch_loop.restarted_on_last))
+        if within:
+            if not isinstance(sampler, EpochShuffleSampler):
+                raise AutoAttendError(f"cannot resume inside an epoch: the training loader's sampler is "
+                                      f"{type(sampler).__name__}, not EpochShuffleSampler")
+            # the checkpoint was written after batch `processed` of the epoch (counted from 1)
+            sampler.resume_within(trainer.current_epoch, progress.current.processed * loader.batch_size)
+        if (isinstance(sampler, EpochShuffleSampler) and getattr(loader, "num_workers", 0) > 0
+                and (within or sampler.epoch != loop.epoch_progress.current.processed)):
+            self._restart_worker_iterator(trainer, sampler)
+        if within:
+            # making the loader's iterator drew its base seed from torch's RNG after the checkpoint's
+            # state was restored; an uninterrupted run drew it at the epoch's start, before that state
+            state = getattr(module, "restored_torch_rng_state", None)
+            if state is not None:
+                torch.set_rng_state(state)
+
+    @staticmethod
+    def _restart_worker_iterator(trainer: pl.Trainer, sampler: EpochShuffleSampler) -> None:
+        """A resumed fit's loader with worker processes: Lightning made its iterator (``setup_data``) before
+        this hook and before it sets the sampler's epoch, and the workers' first batches have already
+        read that iterator's order, of epoch 0 and without the resume's offset. Make it again with the
+        epoch Lightning is about to set, and torch's RNG as the first making left it (making one draws
+        the workers' base seed from it)."""
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+        state = torch.get_rng_state()
+        iter(trainer.fit_loop._data_fetcher)
+        torch.set_rng_state(state)
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         interrupt.release()
