@@ -837,7 +837,8 @@ def report(roots: list[str | Path], over: tuple[str, ...] = DEFAULT_OVER,
         raise AutoAttendError("--over: no setting given; expected comma-separated dotted keys of "
                               f"{SETTINGS_FILE} (e.g. seed, or seed,space.sharing)")
     # the default (seed) is not the user's word: runs without it are simply not folded
-    unknown = [k for k in over if k not in DEFAULT_OVER and not any(k in run.settings for run in runs)]
+    # (a graph run's record holds the graph copy of space.sharing and space.priors alone: GRAPH_COPIES)
+    unknown = [k for k in over if k not in DEFAULT_OVER and not any(_read_key(run, k) in run.settings for run in runs)]
     if unknown:
         raise AutoAttendError(f"--over {','.join(unknown)}: no run has such a setting (dotted keys of "
                               f"{SETTINGS_FILE}, e.g. seed or space.sharing)")

@@ -276,7 +276,9 @@ def test_run_settings_ignore_machine_keys_and_name_the_keys_that_differ(tmp_path
         check_run_settings(tmp_path, run_settings(changed, "search"))
     message = str(err.value)
     assert "seed: 0 -> 3" in message and "space.sharing: full -> none" in message
-    assert "graph.space.sharing: full -> none" in message  # the graph node follows space.sharing
+    # the graph node follows space.sharing, but a text run never reads it: not named (it was, and a changed
+    # default of a graph.* key stopped every text run's resume, the command line refusing to set it back)
+    assert "graph.space.sharing" not in message
     with pytest.raises(AutoAttendError) as err:  # the entry alone is named, not every key it does not share
         check_run_settings(tmp_path, run_settings(base, "retrain"))
     assert str(err.value) == (f"run dir {tmp_path} holds a `python -m src.search` run, which src.retrain cannot "

@@ -182,7 +182,7 @@ def test_retrain_in_a_run_dir_of_another_architecture_is_refused(tiny_data, tmp_
     # the same path with other content is another architecture
     arch_file.write_text("layers:\n  - {kind: add, q_src: 0, q_op: gru, k_src: 0, k_op: zero}\n")
     proc = cli("src.retrain", *args, f"arch={arch_file}", data_dir=tiny_data, tmp=tmp_path, run_dir=out)
-    _assert_clean_failure(proc, out, "was started with other settings", "architecture:", fresh=False)
+    _assert_clean_failure(proc, out, "was started with other settings", "architecture.layers:", fresh=False)
 
 
 def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(tiny_data, tmp_path):
@@ -364,7 +364,7 @@ def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data
     shutil.copytree(run_dir, copy)
     proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", data_dir=other, tmp=tmp_path, run_dir=copy)
     last = proc.stderr.strip().splitlines()[-1]
-    assert proc.returncode == 2 and last.startswith(f"error: run dir {copy} was started on other data (examples: "), last
+    assert proc.returncode == 2 and last.startswith(f"error: run dir {copy} was started on other data (examples.val: "), last
     assert "vocabulary_sha256: " in last and last.endswith("and resuming would mix results of the two: point "
                                                            "paths.data_dir (AUTOATTEND_DATA_DIR) at the run's data, "
                                                            "or give a new hydra.run.dir")
@@ -372,7 +372,7 @@ def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data
         assert (copy / kept).read_bytes() == (run_dir / kept).read_bytes(), kept
     proc = cli("src.evaluate", str(run_dir), data_dir=other, tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
-        f"error: {run_dir}: the data at paths.data_dir={other} are not the run's (examples: "), proc.stderr[-2000:]
+        f"error: {run_dir}: the data at paths.data_dir={other} are not the run's (examples.val: "), proc.stderr[-2000:]
 
 
 def test_predict_on_raw_text_reproduces_the_recorded_validation_accuracy(smoke_run, tiny_data):

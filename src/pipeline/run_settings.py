@@ -122,14 +122,26 @@ SAME_VALUE = {"hardware.matmul_precision": (None, "highest")}
 RETIRED = {"text": ("task.datamodule.batch_size",)}
 
 
+def unread_by_run(key: str, family: str, entry: str) -> bool:
+    """Whether a run of task family ``family`` started by ``src.<entry>`` never reads ``key``: the
+    other family's settings (:data:`UNREAD_BY`), and for ``src.retrain`` the search's
+    (:func:`unread_by_retrain`)."""
+    return within(key, UNREAD_BY.get(family, ())) or (entry == "retrain" and unread_by_retrain(key))
+
+
 def canonical(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with each :data:`SAME_VALUE` key's equivalent value written one way, and
-    without the :data:`RETIRED` keys of its task family (text unless ``task.family`` says) or keys
+    without the :data:`RETIRED` keys of its task family (text unless ``task.family`` says), keys
     that a resume may change (recorded before :data:`MAY_CHANGE` named them: a CSV task's
-    ``task.datamodule.progress``, until 2026-12-07)."""
-    retired = RETIRED.get(settings.get("task.family") or "text", ())
+    ``task.datamodule.progress``, until 2026-12-07), or keys the run never reads
+    (:func:`unread_by_run`; records before 2026-12-07 hold them: a text run recorded
+    ``graph.supernet.lr``, so a changed default of it stopped the resume, and the command line may
+    not set it back)."""
+    family, entry = settings.get("task.family") or "text", settings.get("entry") or "search"
+    retired = RETIRED.get(family, ())
     return {key: SAME_VALUE[key][1] if key in SAME_VALUE and value == SAME_VALUE[key][0] else value
-            for key, value in settings.items() if key not in retired and not may_change(key)}
+            for key, value in settings.items()
+            if key not in retired and not may_change(key) and not unread_by_run(key, family, entry)}
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -151,8 +163,7 @@ def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict
     """The settings that determine a run's results: the resolved config without the keys in
     :data:`MAY_CHANGE`, the entry point's name and ``extra`` (e.g. the architecture's content)."""
     tree = OmegaConf.to_container(cfg, resolve=True)
-    settings = canonical({k: v for k, v in flatten(tree).items() if not may_change(k)})
-    settings["entry"] = entry
+    settings = canonical({**{k: v for k, v in flatten(tree).items() if not may_change(k)}, "entry": entry})
     for key, value in (extra or {}).items():
         settings[key] = value
     return settings
@@ -211,6 +222,9 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     settings = json.loads(json.dumps(settings, default=str))
     if path.exists() and has_results(run_dir):
         recorded = canonical(_read_record(path, "the settings this run directory was started with"))
+        # a record without an entry (older) is read as this entry's: it leaves out what this run never reads
+        family, entry = settings.get("task.family") or "text", settings.get("entry") or "search"
+        recorded = {k: v for k, v in recorded.items() if not unread_by_run(k, family, entry)}
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
