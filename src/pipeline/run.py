@@ -104,7 +104,7 @@ def run_search(cfg: DictConfig) -> dict:
     _refuse_unread_strategy_settings(cfg, search_strategy(cfg, space))
     if graph:
         _check_baselines(cfg)
-    check_run_settings(run_dir, run_settings(cfg, "search"))
+    check_run_settings(run_dir, run_settings(cfg, "search"), given=_override_keys())
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
@@ -195,7 +195,8 @@ def run_retrain(cfg: DictConfig) -> dict:
 
     source, hparams = _command_line_hparams(cfg, hparams)
     # the architecture's content, not only its name or path: an edited file is another run
-    check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}))
+    check_run_settings(run_dir, run_settings(cfg, "retrain", {"architecture": arch.to_dict(), "arch_hparams": hparams}),
+                       given=_override_keys())
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)

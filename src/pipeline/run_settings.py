@@ -203,7 +203,7 @@ def has_results(run_dir: Path) -> bool:
     return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
 
 
-def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
+def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[str] = ()) -> list[str]:
     """Record ``settings`` for a run directory, or check a re-run against the recorded ones.
 
     Raises :class:`AutoAttendError` naming every differing key (first value -> new value) when
@@ -215,7 +215,8 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
     as every new option's must, so the resume goes on with it and the record gains it, keeping
     its value from then on. Returns those keys (empty for a fresh record or none added); a key
     the settings lack (an option removed since), or one added within :data:`ADDABLE` (a setting
-    of the user's), still stops the re-run.
+    of the user's), still stops the re-run, as does an added key among ``given`` (the command line's
+    keys): a value chosen there need not be the default that reproduces the steps run before.
     """
     path = run_dir / SETTINGS_FILE
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
@@ -229,6 +230,12 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any]) -> list[str]:
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
         added = sorted(k for k in set(settings) - set(recorded) if not within(k, ADDABLE))
+        chosen = [k for k in added if k in given]
+        if chosen:
+            raise AutoAttendError(
+                f"run dir {run_dir} was started before the option {chosen[0]} existed, and ran as its default does; "
+                f"{chosen[0]}={_show(settings[chosen[0]])} given on the command line could mix results of another "
+                f"setting with them: re-run without it to resume (the default), or give a new hydra.run.dir")
         moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
         differ = [k for k in sorted(set(recorded) | (set(settings) - set(added)))
                   if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved]
