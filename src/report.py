@@ -513,7 +513,8 @@ def _machine_settings(path: Path) -> dict[str, Any]:
     difference; where some invocations recorded it, the others are ``not recorded``."""
     from src.pipeline.run_settings import MOVES_NUMBERS, read_invocations, recorded_value
 
-    invocations = read_invocations(path) or []
+    # an invocation that found every stage finished computed nothing (src.pipeline.run._machine_of_the_run)
+    invocations = [i for i in read_invocations(path) or [] if i.get("computed", True) is not False]
     values = {key: [i.get(key) for i in invocations] for key in MOVES_NUMBERS}
     # consecutive invocations with the same value are one step (1, 1, 2, 1: "1 -> 2 -> 1")
     return {f"{MACHINE_PREFIX}{key}": " -> ".join(recorded_value(value) for value, _ in itertools.groupby(seen))

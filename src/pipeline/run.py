@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import logging
 import os
 import re
@@ -158,6 +159,7 @@ def run_search(cfg: DictConfig) -> dict:
     if r is not None:
         summary["ranking"] = {key: value for key, value in r.items() if key != "candidates"}
         line += f" | ranking: Spearman {ranking.format_with_interval(r['all'])} over {r['all']['n']} candidates"
+    summary["machine"] = _machine_of_the_run(run_dir, timer, summary["machine"])
     atomic_write_json(run_dir / "summary.json", summary)
     _finish(run_dir, line, timer, summary["lower_precision"])
     return summary
@@ -217,6 +219,7 @@ def run_retrain(cfg: DictConfig) -> dict:
                "lower_precision": lower_precision(cfg)}
     if graph:  # as the search records it: src.report labelled a PPI retrain's micro-F1 as accuracy
         summary["metric"] = dm.metric
+    summary["machine"] = _machine_of_the_run(run_dir, timer, summary["machine"])
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
     _finish(run_dir, f"{named}: test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)",
@@ -587,6 +590,26 @@ def _retrain_summary(results: dict) -> dict:
     the settings it trained with, included)."""
     keys = ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "selection_rule", "hparams")
     return {k: results[k] for k in keys if k in results}
+
+
+def _machine_of_the_run(run_dir: Path, timer: Timer, now: dict) -> dict:
+    """The machine facts ``summary.json`` records: this invocation's (``now``), unless it computed
+    nothing (every stage had finished before): then it is marked so in ``invocations.json``, which
+    ``src.report`` reads, and the summary keeps the facts of the invocations that computed the
+    results (a re-read with ``hardware.threads=1`` recorded the run as computed on one thread)."""
+    from src.pipeline.run_settings import INVOCATIONS_FILE, read_invocations
+
+    if timer.computed:
+        return now
+    invocations = read_invocations(run_dir)
+    if invocations:
+        invocations[-1]["computed"] = False
+        atomic_write_json(run_dir / INVOCATIONS_FILE, {"invocations": invocations})
+    try:
+        earlier = json.loads((run_dir / "summary.json").read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    return earlier if isinstance(earlier, dict) else now
 
 
 def _metric_name(graph: bool, dm) -> str:
