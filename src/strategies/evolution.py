@@ -7,7 +7,6 @@ from typing import Any, Mapping
 
 from src.space import Architecture, FunctionalSpace
 from src.strategies.base import SearchStrategy, register_strategy
-from src.utils.errors import SpaceExhaustedError
 
 
 def _check_mutation_rate(rate: float) -> None:
@@ -21,6 +20,19 @@ def _whole(value: Any) -> bool:
 
 def _given(settings: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: settings[k] for k in keys if settings.get(k) is not None}
+
+
+def _unseen_child(space: FunctionalSpace, parent: Architecture, rng, rate: float, seen: set[Architecture],
+                  max_tries: int) -> Architecture:
+    """A mutation of ``parent`` not in ``seen``; when ``max_tries`` mutations were all seen (a small space
+    nearly exhausted around the parent), a random unseen architecture instead, so the search still
+    scores its whole budget, which the config checks keep within the space's size (it ended in an
+    error after the supernet had trained and most candidates were scored)."""
+    for _ in range(max_tries):
+        child = space.mutate(parent, rng, rate)
+        if child not in seen:
+            return child
+    return space.sample_distinct(1, rng, exclude=seen)[0]
 
 
 def _budget(space: FunctionalSpace, seed: int, settings: Mapping[str, Any]) -> int:
@@ -83,14 +95,7 @@ class Evolution(SearchStrategy):
         seen = self._seen()
         children = []
         for parent, _ in self.ranked(self.parents):
-            for _ in range(self.max_tries):
-                child = self.space.mutate(parent, self.rng, self.mutation_rate)
-                if child not in seen:
-                    break
-            else:
-                raise SpaceExhaustedError(f"no unseen mutation of a parent after {self.max_tries} tries: the "
-                                          f"space ({self.space.size():,} architectures) is nearly exhausted around "
-                                          "it; a larger space (num_layers) or fewer candidates")
+            child = _unseen_child(self.space, parent, self.rng, self.mutation_rate, seen, self.max_tries)
             seen.add(child)
             children.append(child)
         return children
@@ -169,13 +174,7 @@ class AgingEvolution(SearchStrategy):
         drawn = self.rng.sample(range(len(members)), min(self.sample_size, len(members)))
         parent = members[max(drawn, key=lambda i: (members[i][1], i))][0]  # ties: the youngest
         seen = set(self.scores) | set(self.pending)
-        for _ in range(self.max_tries):
-            child = self.space.mutate(parent, self.rng, self.mutation_rate)
-            if child not in seen:
-                return [child]
-        raise SpaceExhaustedError(f"no unseen mutation of a parent after {self.max_tries} tries: the space "
-                                  f"({self.space.size():,} architectures) is nearly exhausted around it; a larger "
-                                  "space (num_layers) or fewer candidates")
+        return [_unseen_child(self.space, parent, self.rng, self.mutation_rate, seen, self.max_tries)]
 
 
 @register_strategy
