@@ -42,3 +42,14 @@ def _hub_offline(monkeypatch):
     """Tests never reach the Hugging Face hub: skip the hub reachability probe
     (:func:`src.data.hub.hub_unreachable`) as offline mode does; tests of the probe undo this."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def quiet_hydra_entry(monkeypatch):
+    """``hydra_entry`` in this process: its sweep report is not written, its signal handlers kept."""
+    from src.pipeline import run
+
+    monkeypatch.setattr(run, "_report_sweeps", lambda: None)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "unset below, restored after the test")
+    monkeypatch.delenv("HYDRA_FULL_ERROR")
+    return run

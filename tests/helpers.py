@@ -213,6 +213,14 @@ def write_tiny_ppi(root: Path, graphs: tuple[int, int, int] = (2, 1, 1), nodes_p
     return Path(root)
 
 
+def write_tiny_sst_and_planetoid(root: Path) -> Path:
+    """A tiny SST (300 / 60 / 60 sentences) and a tiny Cora in one data folder (a sweep may span both
+    task families); returns ``root``."""
+    write_tiny_sst(root, n_train=300, n_dev=60, n_test=60)
+    write_tiny_planetoid(root)
+    return root
+
+
 def cli_command(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None) -> dict:
     """``subprocess`` arguments of ``python -m <module> <args> [hydra.run.dir=<run_dir>]`` from the
     repository root, offline, with data from ``data_dir`` and cache and outputs under ``tmp``."""

@@ -48,17 +48,6 @@ def _composition_error(entry: str, overrides: list[str]) -> ConfigCompositionExc
     return caught.value
 
 
-@pytest.fixture
-def quiet_hydra_entry(monkeypatch):
-    """``hydra_entry`` in this process: its sweep report is not written (as tests/test_run_entry.py)."""
-    from src.pipeline import run
-
-    monkeypatch.setattr(run, "_report_sweeps", lambda: None)
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "unset below, restored after the test")
-    monkeypatch.delenv("HYDRA_FULL_ERROR")
-    return run
-
-
 @pytest.mark.parametrize("budget, override", [
     ("smoke", "strategy.budget=5"),
     ("quick", "strategy.budget=5"),

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import cli_command, write_tiny_planetoid, write_tiny_sst
+from tests.helpers import cli_command, write_tiny_sst_and_planetoid
 
 # what may differ between two runs of one command: times, paths, the command line itself
 VOLATILE = {"started", "run_dir", "seconds", "seconds_this_invocation", "argv", "job_overrides", "data_dir"}
@@ -32,11 +32,7 @@ VOLATILE = {"started", "run_dir", "seconds", "seconds_this_invocation", "argv", 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    """A tiny SST and a tiny Cora in one data folder (a sweep may span both task families)."""
-    root = tmp_path_factory.mktemp("data")
-    write_tiny_sst(root, n_train=300, n_dev=60, n_test=60)
-    write_tiny_planetoid(root)
-    return root
+    return write_tiny_sst_and_planetoid(tmp_path_factory.mktemp("data"))
 
 
 def run(module: str, *args: str, data_dir: Path, tmp: Path, run_dir: Path | None = None, cwd: Path | None = None,

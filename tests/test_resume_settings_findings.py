@@ -41,7 +41,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from tests.helpers import ROOT, cli, cli_interrupted_once, write_tiny_planetoid, write_tiny_sst
+from tests.helpers import ROOT, cli, cli_interrupted_once, write_tiny_sst_and_planetoid
 from tests.test_determinism_findings import result_files
 
 # a text search whose supernet trains 3 epochs of 8 steps (so a Ctrl-C can land inside one)
@@ -54,10 +54,7 @@ NOT_COMPARED = {"timing.json", "invocations.json", "summary.json", "run_settings
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_tiny_sst(root, n_train=300, n_dev=60, n_test=60)
-    write_tiny_planetoid(root)
-    return root
+    return write_tiny_sst_and_planetoid(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")

@@ -570,17 +570,6 @@ def test_an_override_of_a_search_node_src_retrain_lacks_is_named_as_a_search_set
     assert run._search_node_missing(_composition_error("Could not override 'retrain.seedz'. To append", other)) is None
 
 
-@pytest.fixture
-def quiet_hydra_entry(monkeypatch):
-    """``hydra_entry`` in this process: its sweep report is not written, its signal handlers kept."""
-    from src.pipeline import run
-
-    monkeypatch.setattr(run, "_report_sweeps", lambda: None)
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "unset below, restored after the test")
-    monkeypatch.delenv("HYDRA_FULL_ERROR")
-    return run
-
-
 @pytest.mark.parametrize("message, said", [
     ("Could not override 'retrain.seedz'. To append to your config use +retrain.seedz=3",
      "error: retrain.seedz: no such setting (misspelt, or one of a task or option not chosen?); the command with "
