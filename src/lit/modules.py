@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.models.multi_arch import backward_archs
 from src.choices import UNUSED_GRADS
+from src.models.multi_arch import backward_archs
 from src.models.optim import fill_unused_grads, supernet_adam
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace

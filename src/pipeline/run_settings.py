@@ -161,7 +161,8 @@ def may_change(key: str) -> bool:
 
 def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict[str, Any]:
     """The settings that determine a run's results: the resolved config without the keys in
-    :data:`MAY_CHANGE`, the entry point's name and ``extra`` (e.g. the architecture's content)."""
+    :data:`MAY_CHANGE` and those the run never reads (:func:`unread_by_run`), the entry point's name
+    and ``extra`` (e.g. the architecture's content)."""
     tree = OmegaConf.to_container(cfg, resolve=True)
     settings = canonical({**{k: v for k, v in flatten(tree).items() if not may_change(k)}, "entry": entry})
     for key, value in (extra or {}).items():
