@@ -90,6 +90,13 @@ def warn_oversubscribed(threads: int, key: str) -> bool:
 STARTING_THREADS = torch.get_num_threads()
 
 
+def apply_compute_settings(cfg: DictConfig) -> None:
+    """The job's float32 precision (:func:`set_float32_precision`) and fused-kernel backend, in this
+    process: :func:`setup_hardware`'s, and a graph child's worker process's, which starts fresh."""
+    set_float32_precision(cfg.hardware.get("matmul_precision"))
+    cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
+
+
 def setup_hardware(cfg: DictConfig) -> None:
     """Thread count, float32 precision (:func:`set_float32_precision`) and the fused-kernel backend
     from the ``hardware`` group.
@@ -106,12 +113,11 @@ def setup_hardware(cfg: DictConfig) -> None:
         warn_oversubscribed(int(threads), "hardware.threads" if cfg.hardware.get("threads") else "graph.threads")
     else:
         torch.set_num_threads(STARTING_THREADS)
-    set_float32_precision(cfg.hardware.get("matmul_precision"))
+    apply_compute_settings(cfg)
     lower = lower_precision(cfg)
     if lower is not None:
         log.warning("%s: a labelled lower precision, not the paper's float32 protocol (results.json and "
                     "summary.json record it as lower_precision)", lower)
-    cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
     malloc = allocator.active()
     if malloc == "system malloc" and sys.platform.startswith("linux"):
         log.info("allocator: system malloc (the entry points restart with mimalloc unless "

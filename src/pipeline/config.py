@@ -149,7 +149,7 @@ def search_strategy(cfg: DictConfig, space: FunctionalSpace) -> SearchStrategy:
     strategy = build_strategy(c.name, space, cfg.seed, **{k: c[k] for k in strategy_settings() if k in c})
     if strategy.budget > space.size():
         node = "graph.space" if task_family(cfg) == "graph" else "space"
-        budget = "strategy.budget" if c.get("budget") and c.name != "evolution" else \
+        budget = "strategy.budget" if c.get("budget") and "budget" in strategy.SETTINGS else \
             "strategy.population, strategy.rounds, strategy.parents"
         raise AutoAttendError(f"strategy={c.name} would score {strategy.budget:,} distinct architectures but the space "
                               f"holds {space.size():,} ({node}.num_layers={space.num_layers}): raise "

@@ -29,11 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from src.choices import HPO_MIN_TRIALS
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
-from src.models import cpu_kernels
 from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
-from src.pipeline.common import (ChildrenProgress, StopAtStep, last_checkpoint, lower_precision, make_trainer, read_checkpoint,
-                                 resume_step, set_float32_precision)
+from src.pipeline.common import (ChildrenProgress, StopAtStep, apply_compute_settings, last_checkpoint, lower_precision,
+                                 make_trainer, read_checkpoint, resume_step)
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import note_computing, read_arch, retrain_space, settings_task
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
@@ -214,9 +213,7 @@ class _FullGraph:
 
 def _fit_job(job: tuple) -> dict:
     cfg, arch, dm, hp, seed, out, name, keep_model = job
-    # a worker process starts fresh: the job's kernel backend and float32 precision, as in this one
-    cpu_kernels.set_backend(cfg.hardware.get("kernels") or "auto")
-    set_float32_precision(cfg.hardware.get("matmul_precision"))
+    apply_compute_settings(cfg)  # a worker process starts fresh
     module = fit_child(cfg, arch, dm, hp, seed, out, name, model_file=out / name / MODEL_FILE if keep_model else None)
     return {"selected": module.selected(), "history": module.history}
 

@@ -76,18 +76,23 @@ def _holding_the_run_dir(run: Callable[[DictConfig], dict]) -> Callable[[DictCon
             return run(cfg)
         finally:
             _release_run_dirs()
-            graph = sys.modules.get("src.models.graph")  # imported by graph jobs alone (PyG: seconds)
-            if graph is not None:
-                graph.forget_sparse_structures()
-            # Lightning's seed_everything (a retrain's seeds) records its seed in the environment, and
-            # a later job's loaders would get its worker seeding: as the process started, instead
-            for key, value in _LIGHTNING_SEED_ENV.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            _forget_job_state()
 
     return holding
+
+
+def _forget_job_state() -> None:
+    """What a job leaves in the process that a sweep's next job must not inherit: the cached
+    structures of its sparse features, and Lightning's seed in the environment (a retrain's
+    ``seed_everything``; a later job's loaders would get its worker seeding), as the process started."""
+    graph = sys.modules.get("src.models.graph")  # imported by graph jobs alone (PyG: seconds)
+    if graph is not None:
+        graph.forget_sparse_structures()
+    for key, value in _LIGHTNING_SEED_ENV.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @_holding_the_run_dir

@@ -121,17 +121,18 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     model = build_supernet(cfg, dm, space)
     model.encoder.recompute = bool(s.get("recompute", False))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    unused_grads = s.get("unused_grads", "none")
     unused = "; parameters a step does not use move by their Adam moments (supernet.unused_grads=zeros, torch 1.x)"
     log.info("supernet: %d op modules, %.1f M trainable parameters, sharing=%s, Adam state %s%s, recompute %s%s%s",
              len(model.encoder.ops), n_params / 1e6, cfg.space.sharing, optimizer_state,
              f" offloaded to {out}" if offload else "", model.encoder.recompute, windows_said(cfg),
-             unused if s.get("unused_grads", "none") == "zeros" else "")
+             unused if unused_grads == "zeros" else "")
     module = SupernetModule(model, space, archs_per_step=s.archs_per_step, lr=s.lr, clip=s.clip,
                             weight_decay=s.weight_decay, seed=cfg.seed, monitor_archs=s.monitor_archs,
                             arch_workers=resolve_workers(s.get("arch_workers", "auto"), device_of(cfg),
                                                          "supernet.arch_workers"),
                             optimizer_state=optimizer_state, optimizer_offload_dir=str(out) if offload else None,
-                            unused_grads=s.get("unused_grads", "none"))
+                            unused_grads=unused_grads)
     ckpt = out / "last.ckpt"
     if (out / "DONE").exists() and ckpt.exists():
         log.info("supernet already trained in %s: reloading", ckpt)
