@@ -16,15 +16,14 @@ seed reproduces its record, 1 when one does not, 2 on bad input. Writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.pipeline.run_settings import (INVOCATIONS_FILE, OWN_DATA_TASKS, is_number, own_data_task,
-                                       read_invocations)
+from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, own_data_task, read_invocations
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.io import read_seed_record
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
 # what an evaluation may override besides the keys a resume may change (run_settings.MAY_CHANGE):
@@ -251,7 +250,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
         model, record = load_child(path)
         _check_model_of_run(path, record["spec"], dm, graph)
         seed_file = path.parent.parent / f"seed_{seed}.json"
-        recorded = seed_record(seed_file) if seed_file.exists() else None
+        recorded = read_seed_record(seed_file) if seed_file.exists() else None
         saved = record["evaluation"]
         if recorded is not None:
             _check_record_of_model(seed_file, recorded, path, saved)
@@ -265,7 +264,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] | None = None) -> list[di
     kept = {(folder, seed) for folder, seed, _ in models}
     for folder, seed, seed_file in finished_seeds(run_dir):
         if (folder, seed) not in kept:  # finished and recorded, but its model is gone: it cannot be checked
-            recorded = seed_record(seed_file)
+            recorded = read_seed_record(seed_file)
             rows.append({"folder": folder, "seed": seed, "step": recorded["step"], "finished": True,
                          "val_recorded": recorded["val_acc"], "val": None, "test_recorded": recorded["test_acc"],
                          "test": None, "reproduced": False, "missing": True})
@@ -302,21 +301,6 @@ def _check_model_of_run(path: Path, spec: dict, dm, graph: bool) -> None:
         if int(saved) != int(data):
             raise AutoAttendError(f"{path}: a model of {saved} {what}, where the run's data have {data}: the file is "
                                   "from another run")
-
-
-def seed_record(seed_file: Path) -> dict:
-    """A finished seed's ``seed_<s>.json`` (its selected step, validation and test score), or one
-    error line naming it (a damaged one gave a JSONDecodeError traceback)."""
-    try:
-        recorded = json.loads(seed_file.read_text())
-        # numbers as written, not quoted: "0.7" passed float() and then failed the table's format
-        if not all(is_number(recorded[key]) for key in ("step", "val_acc", "test_acc")):
-            raise TypeError
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise AutoAttendError(f"{seed_file}: unreadable (expected the seed's result: step, val_acc, test_acc); "
-                              "restore it, or delete it and re-run the run's command to train that seed "
-                              "again") from None
-    return recorded
 
 
 def finished_seeds(run_dir: Path) -> list[tuple[str, int, Path]]:

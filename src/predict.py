@@ -55,7 +55,8 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
         return [target]
     if not target.is_dir():
         raise AutoAttendError(f"{target}: no such run directory or model file")
-    from src.evaluate import finished_seeds, seed_paths, seed_record
+    from src.evaluate import finished_seeds, seed_paths
+    from src.utils.io import read_seed_record
 
     retrain = target / "retrain"
     kept = {s: path for folder, s, path in seed_paths(target, "seed_*/model.pt") if folder == "retrain"}
@@ -71,7 +72,7 @@ def choose_models(target: Path, seed: int | None = None, ensemble: bool = False)
             raise AutoAttendError(f"{retrain}: no model for seed {seed} (kept: {', '.join(map(str, sorted(kept)))})")
         return [kept[seed]]
     records = {s: path for folder, s, path in finished_seeds(target) if folder == "retrain"}
-    finished = {s: float(seed_record(records[s])["val_acc"]) for s in kept if s in records}
+    finished = {s: float(read_seed_record(records[s])["val_acc"]) for s in kept if s in records}
     if not finished:
         raise AutoAttendError(f"{retrain}: no seed has finished (retrain/seed_<s>.json); choose an unfinished "
                               f"one with --seed ({', '.join(map(str, sorted(kept)))})")

@@ -123,19 +123,20 @@ def test_a_kept_model_must_fit_the_runs_family_and_data():
 
 
 def test_a_seed_record_must_hold_step_and_both_scores_and_match_its_model(tmp_path):
-    """Protects ``seed_record`` (each of step, val_acc, test_acc present and a number; null is not)
+    """Protects ``read_seed_record`` (each of step, val_acc, test_acc present and a number; null is not)
     and ``_check_record_of_model`` (an edited validation score too, not only the test score)."""
-    from src.evaluate import _check_record_of_model, seed_record
+    from src.evaluate import _check_record_of_model
+    from src.utils.io import read_seed_record
 
     seed_file = tmp_path / "seed_0.json"
     good = {"step": 30, "val_acc": 0.7, "test_acc": 0.65}
     seed_file.write_text(json.dumps(good))
-    assert seed_record(seed_file) == good
+    assert read_seed_record(seed_file) == good
     for damaged in ({"val_acc": 0.7, "test_acc": 0.65}, {"step": 30, "test_acc": 0.65}, {"step": 30, "val_acc": 0.7},
                     {"step": 30, "val_acc": None, "test_acc": 0.65}):
         seed_file.write_text(json.dumps(damaged))
         with pytest.raises(AutoAttendError, match=r"seed_0.json: unreadable \(expected the seed's result"):
-            seed_record(seed_file)
+            read_seed_record(seed_file)
     model = tmp_path / "seed_0" / "model.pt"
     _check_record_of_model(seed_file, good, model, {**good, "val_acc": 0.7 + 1e-9})
     with pytest.raises(AutoAttendError, match=r"seed_0.json: records val_acc 0.7, while .*model.pt scored 0.75 at the "

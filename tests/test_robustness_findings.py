@@ -64,6 +64,29 @@ def test_a_damaged_graph_stage_record_on_resume_is_one_error_naming_it(tmp_path,
     assert str(refused.value).startswith(f"{record}: unreadable (expected ")
 
 
+@pytest.mark.parametrize("family", ["text", "graph"])
+def test_a_seed_record_with_a_quoted_score_on_resume_is_one_error_naming_it(tmp_path, family):
+    """A ``seed_<s>.json`` holding ``"val_acc": "0.5"`` (edited by hand, written by another tool) was taken
+    by the resume of a retrain (it only asked for the keys) and failed later, in the summary's mean or
+    the log line's ``%.4f``: a traceback, or a logging error and then one. ``src.evaluate`` refused it in one
+    line; the resume now reads it as ``src.evaluate`` does (``read_seed_record``)."""
+    from src.pipeline import graph_stages, stages
+
+    task = "sst2" if family == "text" else "cora"
+    cfg = compose_config("search", [f"+task={task}", "budget=smoke", "hardware=cpu", "graph.hpo.trials=1"])
+    out = tmp_path / "retrain"
+    out.mkdir()
+    record = out / "seed_0.json"
+    record.write_text(json.dumps({"seed": 0, "val_acc": "0.5", "test_acc": 0.5, "step": 10, "history": []}))
+    with pytest.raises(AutoAttendError) as refused:
+        if family == "text":
+            stages.train_child(cfg, None, None, out, 0, "retrain seed 0", save_model=True)
+        else:
+            graph_stages.retrain(cfg, None, None, tmp_path)
+    assert str(refused.value) == (f"{record}: unreadable (expected the seed's result: step, val_acc, test_acc); "
+                                  "restore it, or delete it and re-run the run's command to train that seed again")
+
+
 # ---------------------------------------------------------------- the Planetoid (Cora) cache
 
 

@@ -40,7 +40,7 @@ from src.pipeline.stages import check_test_scores, run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json, atomic_write_text, read_record
+from src.utils.io import atomic_write_json, atomic_write_text, read_record, read_seed_record
 from src.utils.parallel import process_map, resolve_process_workers
 
 log = logging.getLogger(__name__)
@@ -320,8 +320,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
               if cap is not None and int(hp["epochs"]) > int(cap) else "")
     log.info("%s: settings %s (from %s)%s", folder, hp, source, capped)
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
-    finished = {s: read_record(out / f"seed_{s}.json", "the seed's result: step, val_acc, test_acc",
-                               needs=("step", "val_acc", "test_acc"))
+    finished = {s: read_seed_record(out / f"seed_{s}.json")
                 for s in seeds if (out / f"seed_{s}.json").exists()}
     todo = [s for s in seeds if s not in finished]
     jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]

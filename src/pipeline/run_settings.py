@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json, atomic_write_text
+from src.utils.io import atomic_write_json, atomic_write_text, is_number
 
 log = logging.getLogger(__name__)
 
@@ -293,12 +293,6 @@ def check_run_data(run_dir: Path, facts: dict[str, Any], own: str | None = None)
 _DATA_FACT_TYPES = {"classes": "int", "vocabulary": "int", "vocabulary_sha256": "str", "labels_sha256": "str",
                     "examples": "{str: int}", "features": "int", "train_graphs": "int", "nodes": "[int]",
                     "edges": "[int]"}
-
-
-def is_number(value: Any) -> bool:
-    """A number as a run's records hold one: an int or a float, not a bool (``true`` is an int to
-    Python) nor a quoted number (``"0.7"`` passes ``float()``)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_fact(value: Any, kind: str) -> bool:

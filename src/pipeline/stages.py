@@ -36,7 +36,7 @@ from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json, atomic_write_text, read_record
+from src.utils.io import atomic_write_json, atomic_write_text, read_seed_record
 from src.utils.parallel import resolve_workers
 
 log = logging.getLogger(__name__)
@@ -285,8 +285,7 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     r = cfg.retrain
     seed_file = out / f"seed_{seed}.json"
     if seed_file.exists():
-        result = read_record(seed_file, "the seed's result: step, val_acc, test_acc",
-                             needs=("step", "val_acc", "test_acc"))
+        result = read_seed_record(seed_file)
         if say_done:
             log.info("%s already done (val %.4f)", label, result["val_acc"])
         return result

@@ -61,18 +61,38 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_record(path: str | Path, what: str, key: str | None = None, needs: tuple[str, ...] = ()) -> Any:
+RECOMPUTE = "restore it, or delete it and re-run the run's command (with the settings that made it) to compute it again"
+SEED_RESULT_KEYS = ("step", "val_acc", "test_acc")
+
+
+def is_number(value: Any) -> bool:
+    """A number as a run's records hold one: an int or a float, not a bool (``true`` is an int to
+    Python) nor a quoted number (``"0.7"`` passes ``float()``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_record(path: str | Path, what: str, key: str | None = None, needs: tuple[str, ...] = (),
+                numbers: tuple[str, ...] = (), remedy: str = RECOMPUTE) -> Any:
     """A stage's JSON record (``path[key]`` with ``key``), or one error line naming the file: a damaged one
     (a full disk, a copy cut short) ended a resume in a JSONDecodeError or KeyError traceback. ``what``
-    says what the file holds, for that line; ``needs``: keys the record (a JSON object) must hold."""
+    says what the file holds, for that line; ``needs``: keys the record (a JSON object) must hold;
+    ``numbers``: keys it must hold as numbers (:func:`is_number`); ``remedy``: what the line tells the user to do."""
     try:
         value = json.loads(Path(path).read_text())
-        if needs and not (isinstance(value, dict) and all(k in value for k in needs)):
+        if (needs or numbers) and not (isinstance(value, dict) and all(k in value for k in needs)
+                                       and all(is_number(value.get(k)) for k in numbers)):
             raise KeyError(needs)
         return value if key is None else value[key]
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        raise AutoAttendError(f"{path}: unreadable (expected {what}); restore it, or delete it and re-run the run's "
-                              "command (with the settings that made it) to compute it again") from None
+        raise AutoAttendError(f"{path}: unreadable (expected {what}); {remedy}") from None
+
+
+def read_seed_record(path: str | Path) -> dict:
+    """A finished retrain seed's ``seed_<s>.json`` (its selected step, validation and test score, numbers as
+    written: a quoted ``"0.7"`` failed the summary's mean and the table's format), or one error line naming it.
+    Read so by the retrain stages when they resume and by ``src.evaluate`` / ``src.predict``."""
+    return read_record(path, "the seed's result: " + ", ".join(SEED_RESULT_KEYS), numbers=SEED_RESULT_KEYS,
+                       remedy="restore it, or delete it and re-run the run's command to train that seed again")
 
 
 def remove_left_temporaries(path: str | Path) -> list[Path]:
