@@ -78,7 +78,8 @@ class SupernetEstimator:
 
     ``batches`` (dicts of tensors) are moved to ``device`` once, so scoring 1,000 candidates
     does not re-collate 1,000 times. ``score_batch`` turns one batch into (numerator, count);
-    the score is sum(numerators) / sum(counts) -- accuracy for the default text scorer. Other
+    the score is sum(numerators) / sum(counts) -- accuracy for the default text scorer (a scorer's
+    ``score_of_nothing_counted`` attribute, where it has one, is the score when every count is 0). Other
     tasks (graphs, multi-label) pass their own ``score_batch`` and take the plain path.
 
     With the default scorer and a text model (one with ``features``/``head``), ``fast=True``
@@ -162,7 +163,11 @@ class SupernetEstimator:
             num, n = self.score_batch(self.model, b, arch)
             total += num
             count += n
-        if count == 0:  # e.g. a graph batch whose validation mask is empty: a bare ZeroDivisionError
+        if count == 0:
+            # micro-F1 with nothing to count (no positive label among the validation nodes, none predicted) is
+            # 0.0, as torchmetrics scores it; for accuracy a count of 0 is an empty validation split
+            if getattr(self.score_batch, "score_of_nothing_counted", None) is not None:
+                return self.score_batch.score_of_nothing_counted
             raise ValueError("the estimator's batches hold no example to score (score_batch counted 0; an empty "
                              "validation mask?)")
         return total / count

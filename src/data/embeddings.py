@@ -110,12 +110,18 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
                 continue
             # Only used rows are converted: parsing every float of a multi-GB file would be slow.
             try:
-                vector = np.asarray(parts[1:], dtype=np.float32)
+                vector = np.asarray(parts[1:], dtype=np.float64)
             except ValueError:
                 bad = next(v for v in parts[1:] if not _is_float(v))
                 raise AutoAttendError(
                     f"{path}, line {lineno}: expected a word followed by {dim} floats, found non-float value {bad!r}"
                 ) from None
+            finite = np.abs(vector) <= np.finfo(np.float32).max  # nan, inf, 1e39: NaN logits from the first step
+            if not finite.all():
+                bad = parts[1:][int(np.argmin(finite))]
+                raise AutoAttendError(f"{path}, line {lineno}: expected a word followed by {dim} finite float32 "
+                                      f"values, found {bad!r}")
+            vector = vector.astype(np.float32)
             _assign(matrix, priority, parts[0], vector, exact, lower)
     if matrix is None:
         raise AutoAttendError(f"{path}: no vectors found; expected lines 'word v1 ... vE'")

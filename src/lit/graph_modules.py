@@ -20,6 +20,7 @@ from src.choices import WEIGHT_DECAY_ON
 from src.lit.modules import ArchRngCheckpoint
 from src.models.graph import GraphNet
 from src.space import Architecture, FunctionalSpace
+from src.utils.errors import check_finite_loss
 
 
 def node_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, multilabel: bool) -> torch.Tensor:
@@ -52,7 +53,8 @@ def graph_score_batch(multilabel: bool):
     dicts as :class:`GraphSupernetModule`'s; the model's logits (N, C)).
 
     Single-label: (correct, count) -> accuracy. Multi-label: (2 TP, 2 TP + FP + FN) summed over
-    batches is exactly the pooled micro-F1.
+    batches is exactly the pooled micro-F1, and 0.0 where both sums are 0 (no positive label among the
+    validation nodes and none predicted), as :class:`LogitMultilabelF1` scores it.
     """
 
     def score(model: GraphNet, batch: dict, arch: Architecture) -> tuple[float, int]:
@@ -64,6 +66,7 @@ def graph_score_batch(multilabel: bool):
             return 2 * tp, 2 * tp + (pred & ~y).sum().item() + (~pred & y).sum().item()
         return (logits[m].argmax(-1) == batch["y"][m]).sum().item(), int(m.sum())
 
+    score.score_of_nothing_counted = 0.0 if multilabel else None
     return score
 
 
@@ -125,6 +128,7 @@ class GraphSupernetModule(ArchRngCheckpoint, pl.LightningModule):
             loss = node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel)
             self.manual_backward(loss)
             total += loss.detach()
+        check_finite_loss(float(total), self.global_step + 1)  # before the step: its NaN would reach every weight
         if self.hparams.clip:
             self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
@@ -191,6 +195,7 @@ class GraphChildModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["x"], batch["edge_index"])
         loss = node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel)
+        check_finite_loss(float(loss.detach()), self.global_step + 1)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=1)
         return loss
 
@@ -248,12 +253,17 @@ class GraphChildModule(pl.LightningModule):
         """
         opt = self.configure_optimizers()
         self.model.train()
+        finite = torch.ones((), dtype=torch.bool, device=batch["x"].device)  # read at evaluations: no sync a step
         for step in range(1, int(epochs) + 1):
             opt.zero_grad()
             logits = self.model(batch["x"], batch["edge_index"])
-            node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel).backward()
+            loss = node_loss(logits, batch["y"], batch["train_mask"], self.hparams.multilabel)
+            loss.backward()
             opt.step()
+            finite &= torch.isfinite(loss.detach())
             if step % eval_every == 0 or step == epochs:
+                if not finite:
+                    check_finite_loss(float("nan"), step, by=eval_every > 1)
                 scores = self.evaluate(batch)
                 self._record({"step": step, **{k: scores[k] for k in ("val_loss", "val_acc", "test_acc") if k in scores}})
                 if patience is not None and step - self.selected()["step"] >= patience:

@@ -15,7 +15,7 @@ from src.models.multi_arch import backward_archs
 from src.models.optim import fill_unused_grads, supernet_adam
 from src.models.text import TextClassifier
 from src.space import Architecture, FunctionalSpace
-from src.utils.errors import AutoAttendError
+from src.utils.errors import AutoAttendError, check_finite_loss
 
 
 class TorchRngCheckpoint:
@@ -152,11 +152,12 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
         workers = self.hparams.arch_workers if self.device.type == "cpu" else 1
         total = backward_archs(self.model, batch["tokens"], batch["mask"], batch["labels"], archs,
                                self.manual_backward, workers)
+        mean = total / len(archs)
+        check_finite_loss(float(mean), self.global_step + 1)  # before the step: its NaN would reach every weight
         if zeros:  # the gradients kept as zeros; after a resume, those of the parameters stepped before it
             fill_unused_grads(opt.optimizer)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
-        mean = total / len(archs)
         examples = len(batch["labels"])
         self.record_loss(float(mean), examples)
         self.log("train/loss_step", mean, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
@@ -214,6 +215,7 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"]), batch["labels"])
         examples = len(batch["labels"])
+        check_finite_loss(float(loss.detach()), self.global_step + 1)
         self.record_loss(float(loss.detach()), examples)
         self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return loss

@@ -35,7 +35,7 @@ from src.models import cpu_kernels
 from src.pipeline.config import note_computing, task_family
 from src.utils import allocator, interrupt, lock
 from src.utils.cpu import cpu_facts, describe
-from src.utils.errors import AutoAttendError
+from src.utils.errors import AutoAttendError, TrainingDivergedError
 from src.utils.io import atomic_target, remove_left_temporaries
 from src.utils.logs import log_to_files_only
 
@@ -483,6 +483,18 @@ class LabelledRichProgressBar(RichProgressBar):
             text += f"/{max_epochs}"
         # as Lightning's: padded to the validation bar's description, so the bar does not jump
         return f"{text:{len(self.validation_description)}}"
+
+
+@contextlib.contextmanager
+def diverged_hint(what: str, remedy: str):
+    """A fit inside whose training loss stopped being finite (:class:`TrainingDivergedError`, raised by
+    the modules' training steps) as one line that says which fit (``what``: ``supernet``, ``retrain seed
+    0``) and what to do (``remedy``: ``lower supernet.lr (now 0.05)``): a NaN loss had gone on, its NaN
+    logits scoring every candidate and seed as the class with id 0, and the run ended as if it had worked."""
+    try:
+        yield
+    except TrainingDivergedError as exc:
+        raise TrainingDivergedError(f"{what}: {exc}; {remedy}") from None
 
 
 def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:

@@ -31,8 +31,8 @@ from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
 from src.models.saved import MODEL_FILE, graph_child_spec, save_child, weights_of
-from src.pipeline.common import (ChildrenProgress, StopAtStep, apply_compute_settings, last_checkpoint, lower_precision,
-                                 make_trainer, read_checkpoint, resume_step)
+from src.pipeline.common import (ChildrenProgress, StopAtStep, apply_compute_settings, diverged_hint, last_checkpoint,
+                                 lower_precision, make_trainer, read_checkpoint, resume_step)
 from src.pipeline.checks import CHILD_KEYS
 from src.pipeline.config import note_computing, read_arch, retrain_space, settings_task
 from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
@@ -87,7 +87,8 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
                            callbacks=[last_checkpoint(out), StopAtStep(int(s.steps))],
                            enable_checkpointing=True, limit_val_batches=1.0 if s.monitor_archs else 0,
                            log_every_n_steps=1)
-    trainer.fit(module, train, dm.eval_loader(), ckpt_path=None if start is None else str(ckpt))
+    with diverged_hint("graph supernet", f"lower graph.supernet.lr (now {s.lr})"):
+        trainer.fit(module, train, dm.eval_loader(), ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
     return model
 
@@ -183,17 +184,18 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
                               on_new_best=keep if model_file is not None else None)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
-    if dm.graph is not None:
-        # one full-graph step per epoch: a plain loop (GraphChildModule.fit_full_batch), since the
-        # Trainer's per-step and per-validation bookkeeping costs several times the step on Cora
-        device = device_of(cfg)
-        module.to(device)
-        patience = None if r.get("patience") is None else int(r.patience)
-        module.fit_full_batch({k: v.to(device) for k, v in dm.graph.items()}, epochs, every, patience)
-    else:
-        trainer = make_trainer(cfg, out, name, enable_checkpointing=False, log_every_n_steps=1, max_epochs=epochs,
-                               check_val_every_n_epoch=every)
-        trainer.fit(module, dm.train_loader(seed=seed), dm.eval_loader())
+    with diverged_hint(f"{out.name}/{name}", f"lower the learning rate it trained with (lr {hp['lr']})"):
+        if dm.graph is not None:
+            # one full-graph step per epoch: a plain loop (GraphChildModule.fit_full_batch), since the
+            # Trainer's per-step and per-validation bookkeeping costs several times the step on Cora
+            device = device_of(cfg)
+            module.to(device)
+            patience = None if r.get("patience") is None else int(r.patience)
+            module.fit_full_batch({k: v.to(device) for k, v in dm.graph.items()}, epochs, every, patience)
+        else:
+            trainer = make_trainer(cfg, out, name, enable_checkpointing=False, log_every_n_steps=1,
+                                   max_epochs=epochs, check_val_every_n_epoch=every)
+            trainer.fit(module, dm.train_loader(seed=seed), dm.eval_loader())
     if model_file is not None:
         spec = graph_child_spec(arch, dm.num_features, dm.num_classes, dm.multilabel, **settings)
         save_child(model_file, kept["weights"], spec, kept["evaluation"])

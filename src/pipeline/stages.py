@@ -29,8 +29,8 @@ from src.lit.modules import ChildModule, SupernetModule
 from src.models.optim import check_offload, check_state_dtype
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
-from src.pipeline.common import (StopAtStep, console_logs_above, last_checkpoint, lower_precision, make_loader,
-                                  make_trainer, read_checkpoint, resume_step, shows_bars)
+from src.pipeline.common import (StopAtStep, console_logs_above, diverged_hint, last_checkpoint, lower_precision,
+                                  make_loader, make_trainer, read_checkpoint, resume_step, shows_bars)
 from src.pipeline.config import note_computing, search_strategy
 from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
@@ -150,7 +150,8 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     trainer = make_trainer(cfg, run_dir, "supernet", keep_metrics_below=start, max_epochs=s.epochs,
                            callbacks=[last_checkpoint(out, every_s=checkpoint_every_s(s)), StopAtStep(s.max_steps)],
                            enable_checkpointing=True, limit_val_batches=s.limit_val_batches)
-    trainer.fit(module, train, val, ckpt_path=None if start is None else str(ckpt))
+    with diverged_hint("supernet", f"lower supernet.lr (now {s.lr})"):
+        trainer.fit(module, train, val, ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
     return model
 
@@ -310,7 +311,8 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
                                       StopAtStep(r.max_steps)],
                            gradient_clip_val=r.clip, val_check_interval=max(1, min(r.eval_every, total_steps)),
                            check_val_every_n_epoch=None, enable_checkpointing=True)
-    trainer.fit(module, train, evals, ckpt_path=None if start is None else str(ckpt))
+    with diverged_hint(label, f"lower retrain.lr (now {r.lr})"):
+        trainer.fit(module, train, evals, ckpt_path=None if start is None else str(ckpt))
     chosen = module.selected()
     result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"], "step": chosen["step"],
               "history": module.history}

@@ -39,6 +39,21 @@ class SpaceExhaustedError(AutoAttendError):
     still holds: a space too small for the strategy's budget."""
 
 
+class TrainingDivergedError(AutoAttendError):
+    """A training loss that is no longer finite (nan, inf): the weights it updates are lost, and every
+    score of them would be that of NaN logits (the class with id 0 everywhere). The stage that ran the
+    fit adds which fit and which setting (:func:`src.pipeline.common.diverged_hint`)."""
+
+
+def check_finite_loss(value: float, step: int, by: bool = False) -> None:
+    """Raise :class:`TrainingDivergedError` when ``value`` (a step's training loss) is nan or infinite;
+    ``step``: the step it was (``by``: a loss at or before ``step`` was, which one is not known)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        what = f"was not finite by step {step}" if by else f"became {value} at step {step}"
+        raise TrainingDivergedError(f"the training loss {what} (the training diverged: a learning rate too high "
+                                    "for the data, or non-finite inputs)")
+
+
 class RunDirInUseError(AutoAttendError):
     """The run folder is held by another command still running: the refusal is not written into
     that run's log (opened at its first line, it is not even opened for this command)."""

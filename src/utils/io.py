@@ -58,7 +58,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """``data`` as JSON (:func:`atomic_write_text`); a NaN or infinity in it is a ValueError, not a bare ``NaN``
+    token that strict JSON readers refuse (a record of NaN is a bug upstream: see ``check_finite_loss``)."""
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 RECOMPUTE = "restore it, or delete it and re-run the run's command (with the settings that made it) to compute it again"
