@@ -153,13 +153,14 @@ class SupernetModule(EpochLossCheckpoint, ArchRngCheckpoint, pl.LightningModule)
         total = backward_archs(self.model, batch["tokens"], batch["mask"], batch["labels"], archs,
                                self.manual_backward, workers)
         mean = total / len(archs)
-        check_finite_loss(float(mean), self.global_step + 1)  # before the step: its NaN would reach every weight
+        value = float(mean)
+        check_finite_loss(value, self.global_step + 1)  # before the step: its NaN would reach every weight
         if zeros:  # the gradients kept as zeros; after a resume, those of the parameters stepped before it
             fill_unused_grads(opt.optimizer)
         self.clip_gradients(opt, gradient_clip_val=self.hparams.clip, gradient_clip_algorithm="norm")
         opt.step()
         examples = len(batch["labels"])
-        self.record_loss(float(mean), examples)
+        self.record_loss(value, examples)
         self.log("train/loss_step", mean, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return mean
 
@@ -215,8 +216,9 @@ class ChildModule(EpochLossCheckpoint, TorchRngCheckpoint, pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.model(batch["tokens"], batch["mask"]), batch["labels"])
         examples = len(batch["labels"])
-        check_finite_loss(float(loss.detach()), self.global_step + 1)
-        self.record_loss(float(loss.detach()), examples)
+        value = float(loss.detach())
+        check_finite_loss(value, self.global_step + 1)
+        self.record_loss(value, examples)
         self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples)
         return loss
 
