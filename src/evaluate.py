@@ -359,5 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     from src.utils.errors import exit_status_of
+    from src.utils.restart import entry_point_utf8
 
+    entry_point_utf8()
     sys.exit(exit_status_of(main))

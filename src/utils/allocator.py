@@ -96,8 +96,8 @@ def active(maps: str | None = None) -> str:
     """The allocator this process runs on: a name of :data:`KNOWN` when one of them is mapped
     (``maps``: the text of ``/proc/self/maps``, read when None), else ``"system malloc"``."""
     if maps is None:
-        try:
-            maps = Path("/proc/self/maps").read_text()
+        try:  # a library's path may be any bytes (a venv in ~/Thèse/), whatever the locale
+            maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="surrogateescape")
         except OSError:
             return "system malloc"
     libs = {Path(line.split()[-1]).name for line in maps.splitlines() if "/" in line}
@@ -112,26 +112,26 @@ REEXEC_MARK = "AUTOATTEND_ALLOCATOR_REEXEC"
 
 def reexec_with_preload() -> None:
     """Restart this process (same interpreter, same command line) with the allocator of
-    :func:`preload` in ``LD_PRELOAD`` and ``MIMALLOC_PURGE_DELAY=10000`` unless set; returns without
-    restarting where there is nothing to do: not Linux, nothing to preload (``system``, or ``auto``
-    finding nothing), ``LD_PRELOAD`` already set (the make targets, or a user's own choice), or a
-    restart already done (``AUTOATTEND_ALLOCATOR_REEXEC``, so a library the loader refuses cannot
-    loop). Called by the entry points before their heavy imports, so a restart costs well under a
-    second. Raises :class:`AllocatorError` for a named allocator that is missing."""
-    if not sys.platform.startswith("linux") or os.environ.get(REEXEC_MARK) or os.environ.get("LD_PRELOAD"):
-        return
-    lib = preload()
-    if not lib:
-        return
-    env = {**os.environ, REEXEC_MARK: "1", "LD_PRELOAD": lib}
-    env.setdefault("MIMALLOC_PURGE_DELAY", "10000")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
-    except OSError as exc:  # a sandbox that forbids exec, say: run on, with the system's malloc
-        print(f"note: could not restart with {lib} preloaded ({exc.strerror}); running with the system malloc",
-              file=sys.stderr)
+    :func:`preload` in ``LD_PRELOAD`` and ``MIMALLOC_PURGE_DELAY=10000`` unless set, and in Python's
+    UTF-8 mode where the locale's encoding is not UTF-8 (:func:`src.utils.restart.utf8_mode_changes`);
+    returns without restarting where there is nothing to do: UTF-8 already, and not Linux, nothing to
+    preload (``system``, or ``auto`` finding nothing), ``LD_PRELOAD`` already set (the make targets, or
+    a user's own choice), or a restart already done (``AUTOATTEND_ALLOCATOR_REEXEC``, so a library the
+    loader refuses cannot loop). Called by the entry points before their heavy imports, so a restart
+    costs well under a second. Raises :class:`AllocatorError` for a named allocator that is missing."""
+    from src.utils.restart import UTF8_REFUSED, restart_with, utf8_mode_changes
+
+    changes = utf8_mode_changes()
+    lib = None
+    if sys.platform.startswith("linux") and not os.environ.get(REEXEC_MARK) and not os.environ.get("LD_PRELOAD"):
+        lib = preload()
+    if lib:
+        changes.update({REEXEC_MARK: "1", "LD_PRELOAD": lib})
+        if "MIMALLOC_PURGE_DELAY" not in os.environ:
+            changes["MIMALLOC_PURGE_DELAY"] = "10000"
+        restart_with(changes, f"could not restart with {lib} preloaded", "running with the system malloc")
+    elif changes:
+        restart_with(changes, *UTF8_REFUSED)
 
 
 def entry_point_preload() -> None:

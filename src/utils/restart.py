@@ -1,0 +1,60 @@
+"""Restarting an entry point's process once, before its heavy imports, with a changed environment.
+
+Two reasons, each done at most once (the changed environment is what tells a restarted process):
+
+- the allocator to preload (:func:`src.utils.allocator.reexec_with_preload`: ``src.search``, ``src.retrain``,
+  ``src.bench``);
+- Python's UTF-8 mode (:func:`utf8_mode_changes`: every entry point), where the locale's encoding is not
+  UTF-8 (``LANG=C`` with ``PYTHONUTF8=0``, a Latin-1 locale): Python then decodes the command line and
+  standard input in that encoding and writes standard output and ``open()``'s files in it, so that
+  ``src.predict "café"`` classified ``caf\\udcc3\\udca9`` (pieces of unknown words), printing a class name
+  or a text of ``--file`` outside ASCII was a UnicodeEncodeError traceback, the run's log dropped every line
+  naming a non-ASCII folder, and a run in such a folder could not be read or resumed (torch encodes paths as
+  UTF-8). The project's files are UTF-8 whatever the locale; in UTF-8 mode the command line and the output
+  are too.
+"""
+
+from __future__ import annotations
+
+import codecs
+import locale
+import os
+import sys
+
+
+def utf8_mode_changes() -> dict[str, str]:
+    """``{"PYTHONUTF8": "1"}`` where Python runs outside its UTF-8 mode under a locale whose encoding is
+    not UTF-8, else ``{}``."""
+    if sys.flags.utf8_mode:
+        return {}
+    try:
+        encoding = codecs.lookup(locale.getpreferredencoding(False)).name
+    except LookupError:
+        encoding = "unknown"
+    return {} if encoding == "utf-8" else {"PYTHONUTF8": "1"}
+
+
+UTF8_REFUSED = ("could not restart in Python's UTF-8 mode", "running on in the locale's encoding")
+
+
+def restart_with(changes: dict[str, str], refused: str, then: str) -> None:
+    """Replace this process by the same command (same interpreter, options and arguments) with ``changes``
+    in its environment; returns only where the system refuses the ``exec`` (a sandbox, say), after printing
+    ``note: <refused> (<why>); <then>``, and the command runs on as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None: the descriptor was closed (`>&-`)
+            stream.flush()
+    try:
+        # the arguments are given back as they came: str decoded with surrogateescape encodes to the same bytes
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **changes})
+    except OSError as exc:
+        if sys.stderr is not None:
+            print(f"note: {refused} ({exc.strerror}); {then}", file=sys.stderr)
+
+
+def entry_point_utf8() -> None:
+    """For an entry point that preloads nothing (``src.predict``, ``src.evaluate``, ``src.show``,
+    ``src.report``): restart once in Python's UTF-8 mode where :func:`utf8_mode_changes` says so."""
+    changes = utf8_mode_changes()
+    if changes:
+        restart_with(changes, *UTF8_REFUSED)
