@@ -237,16 +237,14 @@ def _new_graph_rows(paths: list[Path], run_dir: Path, graph_file: Path, override
     its task's preprocessing (Planetoid's row normalisation, a graph_file's settings); the run's
     own data are not read."""
     import torch
-    from hydra.utils import instantiate
-
     from src.data.graph_file import SPLITS, read_graph_to_classify
     from src.evaluate import run_config, settings_of_the_run
+    from src.pipeline.common import instantiate_datamodule
 
     cfg = run_config(run_dir, list(overrides), reads_data=False)
     arrays = read_graph_to_classify(graph_file)
     with settings_of_the_run(run_dir, cfg):
-        dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
-                         seed=cfg.seed)
+        dm = instantiate_datamodule(cfg)
     x, edge_index = dm.prepare_graph(arrays["x"], arrays["edge_index"], str(graph_file))
     n = x.size(0)
     batch = {"x": x, "edge_index": edge_index, "y": arrays.get("y"),
@@ -348,6 +346,8 @@ def read_texts(path: str) -> list[str]:
     ``\n``, ``\r\n`` or ``\r`` only: ``str.splitlines`` also broke a text at
     U+2028, U+0085 or a form feed, so the rows no longer matched the file's lines. A UTF-8
     byte-order mark (Notepad's, Excel's "UTF-8 with BOM") is not part of the first text."""
+    if path == "-" and sys.stdin is None:  # `<&-`: Python's sys.stdin is None
+        raise AutoAttendError("--file -: standard input is closed; give the texts there, or a file with --file F")
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,12 +1,12 @@
-"""Findings of an environment walk (2026-12-07): the entry points under a researcher's machine's
+"""Findings of an environment walk (2026-12-07, session 48): the entry points under a researcher's machine's
 environment rather than the test suite's: an ASCII locale (``LANG=C`` / ``LC_ALL=C`` with Python's
 UTF-8 mode off, as a legacy non-UTF-8 locale also gives), paths holding non-ASCII characters, ``${``,
 a leading ``~`` or over-long names, a cache folder linked to a missing folder, a full disk, standard
 output or input closed or read by a reader that goes away, ``HYDRA_FULL_ERROR=0``, read-only data
 and run folders.
 
-Each bug is a strict xfail (it fails now and passes once fixed); the plain tests guard behaviour
-that was checked and works. Every run is a ``budget=smoke`` one on tiny data with
+Each finding was a strict xfail and is mended (its docstring says "Was: ... Now: ..."); the others guard
+behaviour that was checked and works. Every run is a ``budget=smoke`` one on tiny data with
 ``hardware.kernels=torch`` (no kernel build), as subprocesses through the command line."""
 
 from __future__ import annotations
@@ -249,12 +249,12 @@ def test_a_search_under_an_ascii_locale_on_non_ascii_data_matches_a_utf8_one(sst
 
 # ---- paths -------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="build_datamodule passes paths.data_dir to hydra.utils.instantiate, which "
-                                       "resolves the config again: a folder named with '${' (escaped as Hydra asks, "
-                                       "\\${) is an InterpolationKeyError traceback, status 1, after the run folder "
-                                       "was started")
 @pytest.mark.parametrize("task", ["sst2", "cora"])
 def test_a_data_folder_whose_name_holds_dollar_brace_works_or_is_one_line(data_folder, tmp_path, task):
+    """Was: build_datamodule passes paths.data_dir to hydra.utils.instantiate, which resolves the config again: a
+    folder named with '${' (escaped as Hydra asks, \${) is an InterpolationKeyError traceback, status 1, after the
+    run folder was started. Now: the DataModule gets the run's folders as they are (instantiate_datamodule: Hydra's
+    instantiate makes the partial, the values go to the class)."""
     folder = tmp_path / "data ${x}"
     shutil.copytree(data_folder, folder)
     escaped = str(folder).replace("${", "\\${")
@@ -265,11 +265,11 @@ def test_a_data_folder_whose_name_holds_dollar_brace_works_or_is_one_line(data_f
         _one_error_line(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="ENAMETOOLONG is not among the machine's refusals (src/utils/errors.py "
-                                       "_MACHINE_ERRORS), and checks._file_in_the_way's Path.exists() raises it: "
-                                       "an OSError traceback, status 1")
 @pytest.mark.parametrize("key", ["hydra.run.dir", "paths.data_dir", "paths.cache_dir"])
 def test_a_folder_name_longer_than_the_file_system_allows_is_one_line(data_folder, tmp_path, key):
+    """Was: ENAMETOOLONG is not among the machine's refusals (src/utils/errors.py _MACHINE_ERRORS), and
+    checks._file_in_the_way's Path.exists() raises it: an OSError traceback, status 1. Now: ENAMETOOLONG is a
+    machine refusal, and checks.unfit_folder says it for paths.*."""
     long = tmp_path / ("x" * 300)
     settings = {"hydra.run.dir": tmp_path / "run", "paths.data_dir": data_folder,
                 "paths.cache_dir": tmp_path / "cache", key: long}
@@ -279,13 +279,13 @@ def test_a_folder_name_longer_than_the_file_system_allows_is_one_line(data_folde
     assert "x" * 300 in line or key in line
 
 
-@pytest.mark.xfail(strict=True, reason="checks._file_in_the_way follows links, so a cache folder that is a link to "
-                                       "a missing folder (a scratch disk not mounted) passes the checks; its mkdir's "
-                                       "FileExistsError is then reported by run.hydra_entry as 'a file stands where "
-                                       "the run's folder goes: see hydra.run.dir', after Hydra's 'Error executing "
-                                       "job' line, with the run folder already started")
 @pytest.mark.parametrize("task", ["sst2", "cora"])
 def test_a_cache_folder_linked_to_a_missing_folder_is_one_line_naming_it(data_folder, tmp_path, task):
+    """Was: checks._file_in_the_way follows links, so a cache folder that is a link to a missing folder (a scratch disk
+    not mounted) passes the checks; its mkdir's FileExistsError is then reported by run.hydra_entry as 'a file
+    stands where the run's folder goes: see hydra.run.dir', after Hydra's 'Error executing job' line, with the run
+    folder already started. Now: checks.unfit_folder refuses a link to what is not there, naming it, before any
+    work."""
     link = tmp_path / "cache"
     link.symlink_to(tmp_path / "unmounted" / "cache")
     proc = _run("src.search", f"+task={task}", *SMOKE, f"paths.cache_dir={link}", f"hydra.run.dir={tmp_path / 'run'}",
@@ -296,12 +296,12 @@ def test_a_cache_folder_linked_to_a_missing_folder_is_one_line_naming_it(data_fo
     assert not (tmp_path / "run" / "run_settings.json").exists()  # refused before any work, as a file there is
 
 
-@pytest.mark.xfail(strict=True, reason="paths.data_dir and paths.cache_dir expand a leading ~ to $HOME, but "
-                                       "paths.output_dir and hydra.run.dir (AUTOATTEND_OUTPUT_DIR too, as a .env file "
-                                       "or a systemd unit gives it) make a folder literally named '~' in the current "
-                                       "folder: the run is not where the user looks, and `rm -r ~` removes their home")
 @pytest.mark.parametrize("setting", ["paths.output_dir", "hydra.run.dir", "AUTOATTEND_OUTPUT_DIR"])
 def test_a_leading_tilde_in_the_output_folder_means_home_or_is_refused(data_folder, tmp_path, setting):
+    """Was: paths.data_dir and paths.cache_dir expand a leading ~ to $HOME, but paths.output_dir and hydra.run.dir
+    (AUTOATTEND_OUTPUT_DIR too, as a .env file or a systemd unit gives it) make a folder literally named '~' in the
+    current folder: the run is not where the user looks, and `rm -r ~` removes their home. Now: a leading ~ in a
+    folder setting (and AUTOATTEND_OUTPUT_DIR) is refused before Hydra makes the folder (run.unfit_folder_setting)."""
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
     cwd.mkdir()
@@ -391,13 +391,12 @@ def test_a_read_only_run_folder_is_evaluated_predicted_and_reported(sst_run, dat
 
 # ---- standard streams --------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="with file descriptor 1 closed sys.stdout is None: "
-                                       "allocator.reexec_with_preload's sys.stdout.flush() (and "
-                                       "run.exit_after_the_run's) raise AttributeError, a traceback and status 1 in "
-                                       "every entry point")
 @pytest.mark.parametrize("module, args", [("src.show", ["published_sst5"]),
                                           ("src.search", ["+task=cora", *SMOKE])], ids=["show", "search"])
 def test_an_entry_point_with_standard_output_closed_does_not_crash(data_folder, tmp_path, module, args):
+    """Was: with file descriptor 1 closed sys.stdout is None: allocator.reexec_with_preload's sys.stdout.flush() (and
+    run.exit_after_the_run's) raise AttributeError, a traceback and status 1 in every entry point. Now: the entry
+    points point a closed standard output at /dev/null first (restart.mend_closed_output)."""
     command = [sys.executable, "-m", module, *args, *([f"hydra.run.dir={tmp_path / 'run'}"]
                                                         if module == "src.search" else [])]
     proc = subprocess.run(["bash", "-c", 'exec >&-; exec "$@"', "bash", *command], cwd=ROOT,
@@ -407,9 +406,9 @@ def test_an_entry_point_with_standard_output_closed_does_not_crash(data_folder, 
     assert proc.returncode in (0, 141), proc.stderr[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason="src.predict --file - reads sys.stdin, None when standard input is closed: "
-                                       "AttributeError traceback instead of one error line")
 def test_predict_from_a_closed_standard_input_is_one_line(sst_run, data_folder, tmp_path):
+    """Was: src.predict --file - reads sys.stdin, None when standard input is closed: AttributeError traceback instead
+    of one error line. Now: src.predict says standard input is closed in one line."""
     _, run_dir = sst_run
     command = [sys.executable, "-m", "src.predict", str(run_dir), "--file", "-"]
     proc = subprocess.run(["bash", "-c", 'exec <&-; exec "$@"', "bash", *command], cwd=ROOT,
@@ -418,11 +417,12 @@ def test_predict_from_a_closed_standard_input_is_one_line(sst_run, data_folder, 
     assert "standard input" in line
 
 
-@pytest.mark.xfail(strict=True, reason="when the reader of a search's output goes away (`| head -1`) every log "
-                                       "line after is a '--- Logging error ---' traceback on stderr (the console "
-                                       "handler writes to stdout), and the final print of the summary raises "
-                                       "BrokenPipeError inside the job: the run's log ends 'crashed: BrokenPipeError'")
 def test_a_search_whose_output_reader_goes_away_finishes_quietly(data_folder, tmp_path):
+    """Was: when the reader of a search's output goes away (`| head -1`) every log line after is a '--- Logging error
+    ---' traceback on stderr (the console handler writes to stdout), and the final print of the summary raises
+    BrokenPipeError inside the job: the run's log ends 'crashed: BrokenPipeError'. Now: the console handler
+    (src.utils.logs.ConsoleHandler) and the summary's print point standard output at /dev/null once its reader has
+    gone, and the run goes on."""
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "src.search", "+task=sst2", *SMOKE, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(["bash", "-c", '"$@" | head -c 0; exit "${PIPESTATUS[0]}"', "bash", *command], cwd=ROOT,
@@ -437,12 +437,11 @@ def test_a_search_whose_output_reader_goes_away_finishes_quietly(data_folder, tm
 
 # ---- other environment variables ---------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="run.hydra_entry sets HYDRA_FULL_ERROR=1 only when unset "
-                                       "(os.environ.setdefault): a user's HYDRA_FULL_ERROR=0 makes Hydra print its "
-                                       "own 20-line config error and exit 1, bypassing the one error: line and "
-                                       "status 2")
 @pytest.mark.parametrize("override", ["+task=nope", "supernet.dimm=3"])
 def test_a_config_error_is_one_line_with_hydra_full_error_turned_off(data_folder, tmp_path, override):
+    """Was: run.hydra_entry sets HYDRA_FULL_ERROR=1 only when unset (os.environ.setdefault): a user's
+    HYDRA_FULL_ERROR=0 makes Hydra print its own 20-line config error and exit 1, bypassing the one error: line and
+    status 2. Now: hydra_entry sets HYDRA_FULL_ERROR=1 whatever the user set."""
     extra = [] if override.startswith("+task") else ["+task=sst2"]
     proc = _run("src.search", *extra, override, env=_env(tmp_path, data_folder, HYDRA_FULL_ERROR="0"))
     _one_error_line(proc)
@@ -462,12 +461,13 @@ def _on_a_full_disk(tmp_path: Path, size: str, command: list[str], env: dict) ->
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason="a full disk while the supernet checkpoint is written: torch.save raises "
-                                       "RuntimeError ('unexpected pos' / 'iostream error'), not an OSError, so it is "
-                                       "no machine error (src/utils/errors.py machine_error); then Timer._record's "
-                                       "write fails with an ENOSPC OSError without a file name: a traceback, status 1")
 @pytest.mark.parametrize("task", ["sst2", "cora"])
 def test_a_run_folder_on_a_full_disk_is_one_line(data_folder, tmp_path, task):
+    """Was: a full disk while the supernet checkpoint is written: torch.save raises RuntimeError ('unexpected pos' /
+    'iostream error'), not an OSError, so it is no machine error (src/utils/errors.py machine_error); then
+    Timer._record's write fails with an ENOSPC OSError without a file name: a traceback, status 1. Now:
+    atomic_target turns a write's OSError without a file name, and torch.save's RuntimeError on a nearly full disk,
+    into an OSError naming the file, which machine_error says in one line."""
     run_dir = tmp_path / "small" / "run"
     proc = _on_a_full_disk(tmp_path, "200k", [sys.executable, "-m", "src.search", f"+task={task}", *SMOKE,
                                               f"hydra.run.dir={run_dir}"], _env(tmp_path, data_folder))
@@ -477,11 +477,11 @@ def test_a_run_folder_on_a_full_disk_is_one_line(data_folder, tmp_path, task):
     assert "full" in line
 
 
-@pytest.mark.xfail(strict=True, reason="Planetoid processing into a full cache disk is reported as the data's "
-                                       "fault: '<data>/planetoid/Cora/raw: not readable as Planetoid data (...): "
-                                       "OSError: [Errno 28] No space left on device', naming neither the cache "
-                                       "folder nor the full disk's advice (src/data/planetoid.py)")
 def test_a_full_cache_disk_is_not_blamed_on_the_graph_data(data_folder, tmp_path):
+    """Was: Planetoid processing into a full cache disk is reported as the data's fault: '<data>/planetoid/Cora/raw:
+    not readable as Planetoid data (...): OSError: [Errno 28] No space left on device', naming neither the cache
+    folder nor the full disk's advice (src/data/planetoid.py). Now: the Planetoid reader says a machine refusal as
+    such, naming the cache folder (machine_error with where=)."""
     proc = _on_a_full_disk(tmp_path, "100k", [sys.executable, "-m", "src.search", "+task=cora", *SMOKE,
                                               f"paths.cache_dir={tmp_path / 'small' / 'cache'}",
                                               f"hydra.run.dir={tmp_path / 'run'}"], _env(tmp_path, data_folder))

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.hub import local_files_complete
 from src.data.sampling import EpochShuffleSampler
-from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.errors import AutoAttendError, DataNotFoundError, machine_error
 from src.utils.io import build_prefix, file_stamp, remove_stale_builds
 
 log = logging.getLogger(__name__)
@@ -394,6 +394,9 @@ class PlanetoidDataModule(GraphDataModule):
         except AutoAttendError:
             raise
         except Exception as exc:  # PyG raises whatever its reader or downloader hit
+            refused = machine_error(exc, str(root))  # the cache's disk full, say: not the data's fault
+            if refused is not None:
+                raise refused from None
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if from_files:
                 bad = self._bad_raw_file(root, check_sizes=False)

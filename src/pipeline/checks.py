@@ -8,6 +8,7 @@ with the key and what was expected, not as a traceback after the data has loaded
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -370,11 +371,18 @@ def task_name_line(name: Any) -> str:
            f"got {name!r}"
 
 
-def _file_in_the_way(path: Path) -> Path | None:
-    """The file at ``path`` or at one of its parents, where a folder is needed; None if none."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return folder if not folder.is_dir() else None
+def unfit_folder(path: Path) -> str | None:
+    """Why no folder can be at ``path``, else None: a file at it or at one of its parents, a link (there or
+    above) to what is not there (a disk not mounted: the checks passed, and the stage's ``mkdir`` then failed
+    with a message blaming the run folder), or a name the file system refuses (too long)."""
+    try:
+        for folder in (path, *path.parents):
+            if folder.is_symlink() and not folder.exists():
+                return f"{folder} is a link to {os.readlink(folder)}, which is not there (a disk not mounted?)"
+            if folder.exists():
+                return f"{folder} is a file, where a folder is needed" if not folder.is_dir() else None
+    except OSError as exc:  # ENAMETOOLONG: Path.exists() raises it
+        return f"{exc.strerror or exc}"
     return None
 
 
@@ -391,9 +399,9 @@ def check_paths(cfg: DictConfig) -> None:
             why = f" (an empty {variable}= gives this: unset it or name a folder)" if variable else ""
             _fail(f"paths.{key}", f"a folder{why}", value)
         # a file there (or above it) failed later with a NotADirectoryError traceback
-        blocked = _file_in_the_way(Path(str(value)).expanduser())
-        if blocked is not None:
-            raise AutoAttendError(f"paths.{key}={value}: {blocked} is a file, where a folder is needed")
+        unfit = unfit_folder(Path(str(value)).expanduser())
+        if unfit is not None:
+            raise AutoAttendError(f"paths.{key}={value}: {unfit}")
 
 
 def _check_csv_task(cfg: DictConfig) -> None:

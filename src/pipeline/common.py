@@ -129,16 +129,24 @@ def setup_hardware(cfg: DictConfig) -> None:
     log.info("libraries: %s", lock.describe_differences(lock.differences()))
 
 
+def instantiate_datamodule(cfg: DictConfig, **settings) -> pl.LightningDataModule:
+    """The task's DataModule (``task.datamodule``) with the run's folders and seed and ``settings``, not set up.
+    The values are given to the class as they are, not through Hydra's ``instantiate``, which merges them into
+    a config and resolves them again: a folder named with ``${`` (escaped on the command line as Hydra asks,
+    ``\\${``) was an InterpolationKeyError traceback."""
+    make = instantiate(cfg.task.datamodule, _partial_=True)
+    return make(data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir, seed=cfg.seed, **settings)
+
+
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     """The task's DataModule with the run's data settings; ``setup()`` already called."""
     if task_family(cfg) == "graph":
-        dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir, seed=cfg.seed)
+        dm = instantiate_datamodule(cfg)
         dm.setup("fit")
         return dm
-    dm = instantiate(cfg.task.datamodule, data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
-                     train_level=cfg.data.train_level, max_len=cfg.data.max_len,
-                     glove_path=cfg.data.glove_path, embedding_source=cfg.data.embedding_source,
-                     num_workers=cfg.hardware.num_workers, seed=cfg.seed)
+    dm = instantiate_datamodule(cfg, train_level=cfg.data.train_level, max_len=cfg.data.max_len,
+                                glove_path=cfg.data.glove_path, embedding_source=cfg.data.embedding_source,
+                                num_workers=cfg.hardware.num_workers)
     dm.prepare_data()
     dm.setup("fit")
     return dm

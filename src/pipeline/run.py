@@ -39,7 +39,7 @@ from src.utils import interrupt
 from src.utils.errors import (AutoAttendError, RunDirInUseError, machine_error, output_reader_gone,
                               quiet_after_reader_gone, user_error_behind)
 from src.utils.io import atomic_write_json, read_record
-from src.utils.logs import log_to_files_only
+from src.utils.logs import log_to_files_only, print_to_console
 
 log = logging.getLogger("src")
 
@@ -633,7 +633,7 @@ def _finish(run_dir, line: str, timer: Timer, lower: str | None) -> None:
         line += ("; " if timer.invocations > 1 else f" | this one {timer.wall_seconds:.0f} s; ") + \
             "every stage had finished before this invocation, which re-read them"
     for text in (f"run dir: {run_dir}", f"summary: {line}"):
-        print(text)
+        print_to_console(text)
         log_to_files_only(log, text, logging.INFO)  # the log file ends with the run's result too
 
 
@@ -878,19 +878,31 @@ def unfit_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | N
     for key in FOLDER_SETTINGS:
         if key in given and not given[key].strip():
             return f"{key}: expected a folder, got an empty value (an unset shell variable?)"
+        if key in given and given[key].startswith("~"):
+            return _tilde_line(key, given[key])
     if "task.name" in given and unfit_folder_name(given["task.name"]):
         return task_name_line(given["task.name"])
     if "paths.output_dir" not in given and not environ.get("AUTOATTEND_OUTPUT_DIR", "x").strip():
         return ("AUTOATTEND_OUTPUT_DIR is set but empty: unset it (outputs/ is the default) or name a folder; the "
                 "runs would go under /")
+    if "paths.output_dir" not in given and environ.get("AUTOATTEND_OUTPUT_DIR", "").startswith("~"):
+        return _tilde_line("AUTOATTEND_OUTPUT_DIR", environ["AUTOATTEND_OUTPUT_DIR"])
     return None
+
+
+def _tilde_line(key: str, value: str) -> str:
+    """The refusal of a folder setting starting with ``~``: Hydra makes the run folder from it as it stands, a
+    folder named ``~`` in the current folder (which ``rm -r ~`` would then mistake for the home folder)."""
+    return (f"{key}={value}: a leading ~ is not expanded in this setting (Hydra would make a folder named '~' in the "
+            f"current folder); give the folder in full, or as $HOME/{value[1:].lstrip('/')} for the shell to expand")
 
 
 def hydra_entry(main: Callable[[], None]) -> None:
     """Call a ``@hydra.main`` function; Hydra's own config errors (an unknown group option, a key
     not in the config, an override that does not parse) become one ``error:`` line and exit status
-    2, as the project's errors. ``HYDRA_FULL_ERROR=1`` (set unless the user set it) makes Hydra
-    raise them instead of printing several lines; an error inside a run still shows its traceback.
+    2, as the project's errors. ``HYDRA_FULL_ERROR=1`` (set whatever the user set: with 0, Hydra printed its
+    own 20-line message and exit status 1) makes Hydra raise them instead of printing several lines; an error
+    inside a run still shows its traceback.
     In a multirun (``-m``) a job's user error is reported and the other jobs still run; the exit
     status is then 2. A multirun ends with the report of its jobs (``src/report.py``), printed and
     written to the sweep folder, failed jobs or not; a job that crashed (not a user error) is named in it
@@ -902,7 +914,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
     handles them) ends with one ``interrupted:`` line saying which of those it was and exit status
     130 / 143 too: a sweep's report of the jobs so far and how to resume it. Before, SIGTERM there
     killed the process without a word."""
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # also over a user's 0: the errors below are caught from Hydra's raise
     # run from outside the repository root the experiments' search path (relative) finds nothing:
     # Hydra's two-line warning said so on every run; +experiment=... is refused in one line instead
     # (config.require_task), and a run without one does not need them

@@ -135,8 +135,12 @@ def reexec_with_preload() -> None:
 
 
 def entry_point_preload() -> None:
-    """:func:`reexec_with_preload` for a command-line entry point: a missing allocator is one error
-    line and exit status 2, as for the Makefile's preload."""
+    """:func:`reexec_with_preload` for a command-line entry point (after
+    :func:`src.utils.restart.mend_closed_output`): a missing allocator is one error line and exit status 2,
+    as for the Makefile's preload."""
+    from src.utils.restart import mend_closed_output
+
+    mend_closed_output()
     try:
         reexec_with_preload()
     except AllocatorError as err:

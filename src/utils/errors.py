@@ -68,15 +68,18 @@ _MACHINE_ERRORS = {
     errno.EROFS: "a read-only file system: point paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere",
     errno.ENOSPC: "the disk is full: free some space, or point paths.cache_dir / paths.output_dir elsewhere",
     errno.EDQUOT: "the disk quota is used up: free some space, or point the paths elsewhere",
+    errno.ENAMETOOLONG: "a name longer than the file system allows (most allow 255 bytes a name): choose a shorter one",
 }
 
 
-def machine_error(err: BaseException) -> AutoAttendError | None:
-    """A permission, read-only or full-disk ``OSError`` about a named file as one line naming it,
+def machine_error(err: BaseException, where: str | None = None) -> AutoAttendError | None:
+    """A permission, read-only or full-disk ``OSError`` about a named file as one line naming it (``where``,
+    when given, names the folder written to for one without a file name: a library's write into a cache),
     else ``None`` (one without a file name is not the user's to mend: its traceback stays)."""
-    if not isinstance(err, OSError) or err.errno not in _MACHINE_ERRORS or err.filename is None:
+    name = getattr(err, "filename", None) or where
+    if not isinstance(err, OSError) or err.errno not in _MACHINE_ERRORS or name is None:
         return None
-    return AutoAttendError(f"{err.filename}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
+    return AutoAttendError(f"{name}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
 
 
 def user_error_behind(err: BaseException | None) -> AutoAttendError | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -30,9 +31,25 @@ def atomic_target(path: str | Path, prefix: str | None = None) -> Iterator[Path]
         os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, RuntimeError) and _nearly_full(path.parent)  # before the temporary's space is freed
         Path(tmp).unlink(missing_ok=True)
+        # a full disk as an OSError naming the file (src.utils.errors.machine_error says it in one line): a write's
+        # flush at close raises one without a file name, and torch.save a RuntimeError ("unexpected pos ...")
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has under 1 MiB left for this user."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 2 ** 20
 
 
 def _umask() -> int:

@@ -42,7 +42,7 @@ def restart_with(changes: dict[str, str], refused: str, then: str) -> None:
     in its environment; returns only where the system refuses the ``exec`` (a sandbox, say), after printing
     ``note: <refused> (<why>); <then>``, and the command runs on as it is."""
     for stream in (sys.stdout, sys.stderr):
-        if stream is not None:  # None: the descriptor was closed (`>&-`)
+        if stream is not None:  # None: the descriptor was closed (`2>&-`)
             stream.flush()
     try:
         # the arguments are given back as they came: str decoded with surrogateescape encodes to the same bytes
@@ -52,9 +52,19 @@ def restart_with(changes: dict[str, str], refused: str, then: str) -> None:
             print(f"note: {refused} ({exc.strerror}); {then}", file=sys.stderr)
 
 
+def mend_closed_output() -> None:
+    """Standard output closed (``>&-``, a daemon's start): Python's ``sys.stdout`` is then None, and the
+    entry points' flushes were AttributeError tracebacks, after a search's whole work too. Its output goes to
+    ``/dev/null`` instead (the descriptor taken is 1, the lowest free one, so child processes get it too)."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+
+
 def entry_point_utf8() -> None:
     """For an entry point that preloads nothing (``src.predict``, ``src.evaluate``, ``src.show``,
-    ``src.report``): restart once in Python's UTF-8 mode where :func:`utf8_mode_changes` says so."""
+    ``src.report``): :func:`mend_closed_output`, then restart once in Python's UTF-8 mode where
+    :func:`utf8_mode_changes` says so."""
+    mend_closed_output()
     changes = utf8_mode_changes()
     if changes:
         restart_with(changes, *UTF8_REFUSED)
