@@ -349,7 +349,10 @@ def read_texts(path: str) -> list[str]:
     if path == "-" and sys.stdin is None:  # `<&-`: Python's sys.stdin is None
         raise AutoAttendError("--file -: standard input is closed; give the texts there, or a file with --file F")
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        # standard input as strictly UTF-8 as a file (its text stream lets other bytes through as unknown words)
+        stdin = getattr(sys.stdin, "buffer", None)
+        text = (Path(path).read_text(encoding="utf-8") if path != "-" else
+                stdin.read().decode("utf-8") if stdin is not None else sys.stdin.read())
     except (OSError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{path}: cannot read ({type(exc).__name__}: {exc}); expected a UTF-8 text file, "
                               "one text per line") from None
@@ -407,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.file is not None and args.texts:
             raise AutoAttendError("give texts as arguments or --file, not both")
         texts, file_error = args.texts, None
+        for number, text in enumerate(texts, 1):  # bytes that are not UTF-8 (Latin-1) reach argv as surrogates
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise AutoAttendError(f"text {number}: not UTF-8 ({exc.reason} at character {exc.start}); give "
+                                      "texts in UTF-8") from None
         if args.file is not None and args.file != "-":  # standard input: read once the run takes text
             try:
                 texts = read_texts(args.file)

@@ -488,3 +488,24 @@ def test_a_full_cache_disk_is_not_blamed_on_the_graph_data(data_folder, tmp_path
     line = _one_error_line(proc)
     assert "not readable as Planetoid data" not in line
     assert str(tmp_path / "small") in line and "full" in line
+
+
+@pytest.mark.parametrize("source", ["argv", "stdin"])
+def test_predict_refuses_text_that_is_not_utf8_as_it_refuses_such_a_file(sst_run, data_folder, tmp_path, source):
+    """Latin-1 bytes (``caf\\xe9``) under a UTF-8 locale: ``--file F`` refused them, while the same text on
+    standard input or the command line reached the tokenizer as surrogates and was classified as unknown
+    words. Now each is one error line, as the file is."""
+    _, run_dir = sst_run
+    latin1 = "café film".encode("latin-1")
+    command = [sys.executable, "-m", "src.predict", str(run_dir)]
+    env = {k: os.fsencode(v) for k, v in _env(tmp_path, data_folder).items()}
+    if source == "argv":
+        proc = subprocess.run([*map(os.fsencode, command), latin1], cwd=ROOT, env=env, capture_output=True,
+                              timeout=120)
+        expected = "error: text 1: not UTF-8 (surrogates not allowed at character 3); give texts in UTF-8"
+    else:
+        proc = subprocess.run([*command, "--file", "-"], cwd=ROOT, env=env, input=latin1 + b"\n",
+                              capture_output=True, timeout=120)
+        expected = "error: -: cannot read (UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9"
+    lines = proc.stderr.decode("utf-8", "backslashreplace").strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected), lines
