@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -1069,3 +1070,26 @@ def test_mask_derived_plans_are_kept_per_thread():
     assert len(builds) == 2 and builds[0] != builds[1]
     assert theirs[0] is theirs[1] and theirs[0] is not mine
     assert per_mask("test_per_thread", mask, build) is mine and len(builds) == 2
+
+
+def test_a_build_shared_read_only_is_loaded_not_given_up(kernel, tmp_path):
+    """A current build in a folder this process cannot write (an image's, another user's, a read-only mount):
+    torch's ``load()`` creates its ``lock`` file in the build folder first, which failed, and the run went on
+    with the torch paths and a warning. Now the library is loaded as it is (nothing is to be built). The
+    folder is made read-only by a bind mount in a private mount namespace (root ignores file modes)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -m (root) to mount the build folder read-only")
+    name = cpu_kernels._extension_name()
+    built = cpu_kernels._build_directory(name)
+    root = tmp_path / "extensions"
+    shared = root / built.parent.name / name
+    shutil.copytree(built, shared)  # copy2: the library's mtime (newer than the sources) is kept
+    (shared / "lock").unlink(missing_ok=True)
+    probe = "from src.models import cpu_kernels; print(cpu_kernels.kernel_error()); print(cpu_kernels.status())"
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(shared), sys.executable, "-c", probe],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TORCH_EXTENSIONS_DIR": str(root), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == "None", proc.stdout + proc.stderr[-2000:]
+    assert "unavailable" not in proc.stderr and not (shared / "lock").exists()

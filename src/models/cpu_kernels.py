@@ -204,8 +204,15 @@ def kernel_error() -> str | None:
             _put_ninja_on_path()
             name = _extension_name()
             build_dir = _build_directory(name)
+            library = build_dir / f"{name}.so"
+            if not os.access(build_dir, os.W_OK) and _library_state(library) == "current":
+                # a build shared read-only (an image's, another user's): torch's load() would create its lock
+                # file there first and fail, and the run fell back to the torch paths; nothing is to be built
+                torch.ops.load_library(str(library))
+                _loaded = True
+                return None
             with _build_owner(build_dir):
-                state = _library_state(build_dir / f"{name}.so")
+                state = _library_state(library)
                 if state == "missing":
                     log.info("building the fused CPU kernels in %s (once per checkout and CPU kind, 30-50 s on 2 cores)", build_dir)
                 elif state == "stale":
