@@ -44,6 +44,18 @@ def _hub_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def one_intra_op_thread():
+    """One intra-op thread for a module's tests on tiny tensors (a second one only adds contention on shared
+    cores); the count before is restored after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def quiet_hydra_entry(monkeypatch):
     """``hydra_entry`` in this process: its sweep report is not written, its signal handlers kept."""

@@ -22,13 +22,7 @@ WEIGHTED = [o for o in GRAPH_OPS if o not in ("zero", "identity")]
 HOPS = {"sgc": 2}  # receptive field of one op (SGC propagates K=2 times; Chebyshev K=2 is 1 hop)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one intra-op thread (a second one only adds contention on shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")  # tiny graphs
 
 
 def path_graph(n: int, components: int = 1) -> torch.Tensor:

@@ -24,13 +24,7 @@ from src.space.space import TEXT_OPS
 from tests.helpers import cli, write_tiny_planetoid, write_tiny_sst
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")  # tiny tensors
 
 
 @pytest.fixture(params=["auto", "torch"])
@@ -54,31 +48,26 @@ def _failed_in_one_line(proc, start: str, end: str) -> bool:
 # learning rate to lower, status 2 (check_finite_loss in the modules' steps, diverged_hint in the stages).
 
 
-def test_a_text_supernet_whose_loss_becomes_nan_is_an_error(tmp_path):
-    """``supernet.lr=1e30``: ``train/loss_epoch`` is nan from the second step on (supernet/metrics.csv), every
-    candidate then scores the same (the share of the class with id 0), the evolution picks the first of the
-    tie, and the winner is retrained and reported (``summary: best supernet val acc 50.00 %``), exit 0.
-    ``SupernetModule.training_step`` (src/lit/modules.py) did not check the loss it back-propagates."""
+@pytest.mark.parametrize("stage", ["supernet", "retrain"])
+def test_a_text_fit_whose_loss_becomes_nan_is_an_error(tmp_path, stage):
+    """``supernet.lr=1e30``: ``train/loss_epoch`` was nan from the second step on (supernet/metrics.csv), every
+    candidate then scored the same (the share of the class with id 0), the evolution picked the first of the
+    tie, and the winner was retrained and reported (``summary: best supernet val acc 50.00 %``), exit 0.
+    ``retrain.lr=1e30``: the same in retrain/seed_0/metrics.csv; the evaluations of the NaN model (always
+    class 0) stayed selectable, the seed was written as done and ``results.json`` reported mean +- std over
+    such seeds. ``SupernetModule.training_step`` and ``ChildModule.training_step`` (src/lit/modules.py) did not
+    check their loss."""
     data = write_tiny_sst(tmp_path / "data")
     run_dir = tmp_path / "run"
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "supernet.lr=1e30", "supernet.epochs=3",
-               "retrain.max_steps=2", "retrain.seeds=1", data_dir=data, tmp=tmp_path, run_dir=run_dir)
-    assert _failed_in_one_line(proc, "error: supernet: the training loss became nan at step ",
-                               "; lower supernet.lr (now 1e+30)"), (proc.returncode, proc.stderr[-1500:])
-    assert not (run_dir / "search" / "best_arch.yaml").exists()
-
-
-def test_a_text_retrain_whose_loss_becomes_nan_is_an_error(tmp_path):
-    """``retrain.lr=1e30``: ``train/loss_epoch`` is nan from the second step on (retrain/seed_0/metrics.csv);
-    the evaluations of the NaN model (val/test accuracy of always predicting class 0) stay selectable, the
-    seed is written as done and ``results.json`` reports mean +- std over such seeds, exit 0.
-    ``ChildModule.training_step`` (src/lit/modules.py) did not check its loss."""
-    data = write_tiny_sst(tmp_path / "data")
-    run_dir = tmp_path / "run"
-    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "retrain.lr=1e30", "retrain.epochs=4",
-               "retrain.eval_every=1", "retrain.seeds=1", data_dir=data, tmp=tmp_path, run_dir=run_dir)
-    assert _failed_in_one_line(proc, "error: retrain seed 0: the training loss became nan at step ",
-                               "; lower retrain.lr (now 1e+30)"), (proc.returncode, proc.stderr[-1500:])
+    diverging = (["supernet.lr=1e30", "supernet.epochs=3", "retrain.max_steps=2"] if stage == "supernet" else
+                 ["retrain.lr=1e30", "retrain.epochs=4", "retrain.eval_every=1"])
+    proc = cli("src.search", "+task=sst2", "budget=smoke", "hardware=cpu", "retrain.seeds=1", *diverging,
+               data_dir=data, tmp=tmp_path, run_dir=run_dir)
+    fit = "supernet" if stage == "supernet" else "retrain seed 0"
+    assert _failed_in_one_line(proc, f"error: {fit}: the training loss became nan at step ",
+                               f"; lower {stage}.lr (now 1e+30)"), (proc.returncode, proc.stderr[-1500:])
+    if stage == "supernet":
+        assert not (run_dir / "search" / "best_arch.yaml").exists()
     assert not (run_dir / "retrain" / "results.json").exists()
     assert not (run_dir / "retrain" / "seed_0.json").exists()
 
