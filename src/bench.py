@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.pipeline.checks import check_bench_config
-from src.pipeline.run import refuse_added_settings, run_and_exit
+from src.pipeline.run import note_job_started, refuse_added_settings, refuse_deleted_settings, run_and_exit
 from src.utils import interrupt
 from src.utils.errors import user_error_behind
 from src.utils.logs import log_to_files_only
@@ -35,6 +35,7 @@ RECORD_REPS = 5  # timed repetitions behind each recorded figure (issue 5: the m
 def main(cfg: DictConfig) -> None:
     """The figures, or one ``interrupted:`` line (exit status 130, SIGTERM 143) when stopped: the
     benchmark has nothing to resume and writes ``bench.json`` only once every figure is measured."""
+    note_job_started()
     stopped: list[int] = []
 
     def on_interrupt(signum, frame):
@@ -69,6 +70,7 @@ def main(cfg: DictConfig) -> None:
 def run_bench(cfg: DictConfig) -> None:
     """Check the settings, then import the harness: it prints the machine facts, measures every
     figure and writes ``bench.json``."""
+    refuse_deleted_settings()  # ~seed: a ConfigAttributeError traceback
     refuse_added_settings()  # +bench.foo=1 ran the whole bench with nothing reading it
     check_bench_config(cfg)
     if int(cfg.bench.reps) < RECORD_REPS:  # allowed for a quick look; the graph figures take RECORD_REPS anyway

@@ -301,6 +301,7 @@ def _check_arch_family(cfg: DictConfig, arch, graph: bool, named: str | None = N
 def _start(cfg: DictConfig, entry_point: str) -> tuple[Path, Timer, HydraRecord]:
     """Check the task and the config values for ``entry_point`` (no torch yet); the run dir, a
     fresh timer and the run's ``.hydra/`` record, written once the run's settings and data pass."""
+    refuse_deleted_settings()
     require_task(cfg)
     refuse_added_settings()
     if entry_point == "retrain":
@@ -450,6 +451,29 @@ def _refuse_search_settings() -> None:
     for key in _override_keys():
         if unread_by_retrain(key):
             raise AutoAttendError(_search_setting_line(key))
+
+
+# what a `~key` override may delete: settings every reader takes as optional (Hydra's own are Hydra's to check)
+DELETABLE = ("task.label_names", "ranking")
+
+
+def refuse_deleted_settings() -> None:
+    """A ``~key`` override deleting a setting the run reads (``~seed``, ``~supernet.dim``,
+    ``~graph.retrain.seeds``) was a ConfigAttributeError traceback wherever the key was first read: in
+    the checks, or after the supernet and the search had run. Refuse it, but for :data:`DELETABLE` and
+    Hydra's own settings."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    for override in HydraConfig.get().overrides.task:
+        if not override.startswith("~"):
+            continue
+        key = override[1:].split("=", 1)[0]
+        if within(key, DELETABLE) or key.startswith("hydra.") or key.startswith("hydra/"):
+            continue
+        raise AutoAttendError(f"{override}: deletes {key}, a setting the run reads; give it a value instead "
+                              f"({key}=...; only {', '.join(DELETABLE)} may be deleted)")
 
 
 def refuse_added_settings() -> None:
@@ -735,7 +759,13 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
 
 
 _job_started: list[float] = []  # time.perf_counter() at the start of the job entry() runs (see _start)
-_entered: list[bool] = []  # one item per job entry() has started in this process
+_entered: list[bool] = []  # one item per job entry() (or src.bench's main) has started in this process
+
+
+def note_job_started() -> None:
+    """For an entry point whose jobs do not run through :func:`entry` (``src.bench``): its job has started, so
+    that :func:`hydra_entry` reports what it raises as a crash, not as one of Hydra's flag errors."""
+    _entered.append(True)
 _failed_jobs: list[tuple[str, str]] = []  # (overrides, user error) of a multirun's failed jobs, in order
 _folder_setting_warned: list[bool] = []  # whether this invocation said a folder setting is ignored
 _sweep_dirs: dict[str, None] = {}  # the sweep folder of a multirun's jobs (one, in practice), for its report
@@ -866,7 +896,8 @@ FOLDER_SETTINGS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "pa
 
 def unfit_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | None:
     """The line refusing a folder setting among the command's overrides that Hydra would make a folder of
-    before the config is checked, else ``None``: an empty one (``hydra.run.dir=$RUN`` with ``RUN`` unset: the
+    before the config is checked, or a Hydra setting the runs do not follow (``hydra.job.chdir``,
+    ``hydra.output_subdir``), else ``None``: an empty one (``hydra.run.dir=$RUN`` with ``RUN`` unset: the
     current folder, where a whole run was written into the checkout; an empty output folder: the root,
     ``/<task>/search/<time>``), an empty ``AUTOATTEND_OUTPUT_DIR=`` the command does not replace, or a
     ``task.name`` that cannot name one folder (``a/b`` nested folders, ``..`` one beside the output folder)."""
@@ -880,6 +911,15 @@ def unfit_folder_setting(argv: list[str], environ: Mapping[str, str]) -> str | N
             return f"{key}: expected a folder, got an empty value (an unset shell variable?)"
         if key in given and given[key].startswith("~"):
             return _tilde_line(key, given[key])
+    if given.get("hydra.job.chdir", "false").lower() not in ("false", "null", "none"):
+        # the run's relative paths (./data, ./.cache, arch=file.yaml, task.path=) are the starting folder's
+        return ("hydra.job.chdir: the run stays in the folder it was started in (its relative paths, the default "
+                "./data and ./.cache, arch= and task.path=, are read from there); the run's outputs go to "
+                "hydra.run.dir either way: leave hydra.job.chdir out")
+    if given.get("hydra.output_subdir", "null").lower() not in ("null", "none"):
+        # Hydra writes it before the checks: a refused re-run replaced a finished run's record
+        return ("hydra.output_subdir: the run writes its .hydra/ record itself, once its settings are checked (so "
+                "that a refused re-run leaves a finished run's record alone); leave hydra.output_subdir out")
     if "task.name" in given and unfit_folder_name(given["task.name"]):
         return task_name_line(given["task.name"])
     if "paths.output_dir" not in given and not environ.get("AUTOATTEND_OUTPUT_DIR", "x").strip():
@@ -939,6 +979,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
         print(f"error: {empty}", file=sys.stderr)
         sys.exit(2)
     previous = interrupt.install(on_interrupt)
+    jobs_before = len(_entered)
     try:
         try:
             main()
@@ -969,7 +1010,7 @@ def hydra_entry(main: Callable[[], None]) -> None:
         elif added := re.match(r"Could not override '([^']+)'\. To append to your config use \+(.+?)(?:; Key '|$)", line):
             # Hydra's advice would add a key nothing reads (refused since, see refuse_added_settings)
             key = added.group(1)
-            if within(key, ADDABLE):
+            if within(key, ADDABLE) or key.startswith("hydra."):  # Hydra's own: hydra.job.env_set.X adds a variable
                 line = f"{key}: not in the config yet; add it with +{added.group(2)}"
             else:
                 line = (f"{key}: no such setting (misspelt, or one of a task or option not chosen?); the command "
@@ -991,6 +1032,14 @@ def hydra_entry(main: Callable[[], None]) -> None:
         if refused is None:
             raise
         print(f"error: {refused}", file=sys.stderr)
+        sys.exit(2)
+    except (ValueError, OmegaConfBaseException) as exc:
+        if len(_entered) > jobs_before:  # raised in a job: a crash, its traceback as Python gives it
+            raise
+        # Hydra's own flags before any job (`--cfg hydra --resolve`, whose hydra.run.dir names job settings;
+        # `-m` with `--cfg`; `--shell-completion` without its subcommand): their message, not a traceback
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"error: {first_line} ({type(exc).__name__} from Hydra, before any run started)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         _stopped_outside_a_job(interrupted[0] if interrupted else signal.SIGINT, main_returned)
