@@ -613,6 +613,8 @@ def _seconds(summary: dict | None) -> str:
 
 
 _MEAN_STD = re.compile(r"(-?[\d.]+) \+- ([\d.]+)")
+RANKING_COLUMN = "ranking Spearman (n)"
+_RHO_N = re.compile(r"([+-][\d.]+|n/a) \((\d+)\)")  # "+0.77 (4)", "n/a (2)": rho (none below 3) and candidates
 
 
 @dataclass
@@ -630,20 +632,26 @@ class Table:
 
     def csv(self) -> str:
         """The table as CSV with numbers in cells of their own: a column of ``mean +- std`` cells
-        becomes two, ``<name> mean`` and ``<name> std``."""
+        becomes two, ``<name> mean`` and ``<name> std``; the ranking's ``+0.77 (4)`` two, ``ranking
+        Spearman`` (empty where there is no correlation) and ``ranking n``."""
         # the mean of one seed stands alone ("55.68"): its std cell is then empty
         split = [name.endswith("(mean +- std)") or any(_MEAN_STD.fullmatch(row[i]) for row in self.rows)
                  for i, name in enumerate(self.header)]
         header: list[str] = []
         for name, two in zip(self.header, split):
             base = name.removesuffix(" (mean +- std)")
-            header += [f"{base} mean", f"{base} std"] if two else [name]
+            header += (["ranking Spearman", "ranking n"] if name == RANKING_COLUMN else
+                       [f"{base} mean", f"{base} std"] if two else [name])
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
         for row in self.rows:
             cells: list[str] = []
-            for cell, two in zip(row, split):
+            for name, cell, two in zip(self.header, row, split):
+                if name == RANKING_COLUMN:
+                    match = _RHO_N.fullmatch(cell)
+                    cells += [match[1].replace("n/a", ""), match[2]] if match else ["", ""]
+                    continue
                 match = _MEAN_STD.fullmatch(cell)
                 cells += ([match[1], match[2]] if match else [cell, ""]) if two else [cell]
             writer.writerow(cells)
@@ -681,7 +689,7 @@ def runs_table(runs: list[Run], fold: bool = True) -> Table:
     header = (["run", "entry", "task"] + (["arch"] if any_arch else []) + (["budget"] if any_budget else []) + varying
               + ["state", "supernet val", "test (mean +- std)", "seeds", "retrain val"]
               + (["metric"] if metrics - {"accuracy"} else [])
-              + [f"{name} test" for name in baselines] + (["ranking Spearman (n)"] if any_ranking else [])
+              + [f"{name} test" for name in baselines] + ([RANKING_COLUMN] if any_ranking else [])
               + ["minutes"])
     rows = []
     for run in runs:

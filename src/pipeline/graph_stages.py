@@ -248,7 +248,8 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
     note_computing()
     progress = ChildrenProgress(cfg, label, done_before + len(jobs), unit, done_before,
                                 bar=getattr(dm, "graph", None) is not None)
-    return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance))
+    return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance,
+                                                  setting="graph.retrain.workers"))
 
 
 def _showing(progress: ChildrenProgress, start) -> Iterator[dict]:

@@ -36,8 +36,8 @@ from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRec
 from src.space import live_layers
 from src.strategies import SearchStrategy, strategy_settings
 from src.utils import interrupt
-from src.utils.errors import (AutoAttendError, RunDirInUseError, machine_error, output_reader_gone,
-                              quiet_after_reader_gone, user_error_behind)
+from src.utils.errors import (AutoAttendError, RunDirInUseError, WorkersFailedError, machine_error,
+                              output_reader_gone, quiet_after_reader_gone, user_error_behind)
 from src.utils.io import atomic_write_json, read_record
 from src.utils.logs import log_to_files_only, print_to_console
 
@@ -742,6 +742,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
                 crash = f"crashed: {type(exc).__name__}: {first_line} (its traceback is in the job's log)"
                 _failed_jobs.append((" ".join(HydraConfig.get().overrides.task), crash))
             raise
+        if isinstance(error, WorkersFailedError):  # the system's doing: the run resumes from its folder
+            error = WorkersFailedError(f"{error} (hydra.run.dir={run_dir_of(cfg)})")
         if not isinstance(error, RunDirInUseError):  # that log is the running command's
             log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)

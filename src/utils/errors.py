@@ -54,6 +54,11 @@ def check_finite_loss(value: float, step: int, by: bool = False) -> None:
                                     "for the data, or non-finite inputs)")
 
 
+class WorkersFailedError(AutoAttendError):
+    """Worker processes died (the OOM killer) or could not start: the system's doing, said in one line with
+    what to change (:func:`src.utils.parallel.process_map`, and a data loader's worker killed)."""
+
+
 class RunDirInUseError(AutoAttendError):
     """The run folder is held by another command still running: the refusal is not written into
     that run's log (opened at its first line, it is not even opened for this command)."""
@@ -82,15 +87,27 @@ def machine_error(err: BaseException, where: str | None = None) -> AutoAttendErr
     return AutoAttendError(f"{name}: {err.strerror or err}; {_MACHINE_ERRORS[err.errno]}")
 
 
+def loader_worker_died(err: BaseException) -> WorkersFailedError | None:
+    """torch's RuntimeError for a data loader worker process that died (``DataLoader worker (pid(s) ...) exited
+    unexpectedly``, ``... is killed by signal: Killed``: the OOM killer, mostly) as one line saying so, else None."""
+    text = str(err)
+    if not (isinstance(err, RuntimeError) and text.startswith("DataLoader worker")):
+        return None
+    return WorkersFailedError(f"a data loader worker process died ({text.splitlines()[0].rstrip('. ')}: most likely "
+                              "out of memory); what finished is kept: run the same command to resume, with "
+                              "hardware.num_workers lower (0: none) if memory is short")
+
+
 def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
     """The :class:`AutoAttendError` that ``err`` is or was raised from (libraries wrap what user
     code raises: Hydra's ``instantiate``, ``datasets`` generators), or the machine's refusal
-    (:func:`machine_error`: an unreadable data folder, an unwritable cache) behind it, else ``None``."""
+    (:func:`machine_error`: an unreadable data folder, an unwritable cache; :func:`loader_worker_died`)
+    behind it, else ``None``."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, AutoAttendError):
             return err
-        refused = machine_error(err)
+        refused = machine_error(err) or loader_worker_died(err)
         if refused is not None:
             return refused
         seen.add(id(err))

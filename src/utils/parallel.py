@@ -7,16 +7,23 @@ each with one intra-op thread, use two cores far better (docs/performance.md).
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import multiprocessing
 import os
 import signal
+import sys
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
+from src.utils.errors import WorkersFailedError
 from src.utils.workers import parse_workers
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 # ``"auto"`` workers: this many threads at most (the GIL-bound Python part of each piece of work
 # stops paying beyond a few).
@@ -82,7 +89,22 @@ def resolve_process_workers(workers: int | str | None, device: torch.device | st
     return resolve_workers(workers, device, name)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies, also by SIGKILL (the OOM killer), when no
+    ``finally`` of the parent's stops it: a worker otherwise ran its fit to the end, holding its memory."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the parent's own stopping of the workers stays
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _init_process(threads: int) -> None:
+    _die_with_parent()
     # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the workers),
     # instead of every worker printing a KeyboardInterrupt traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -92,7 +114,7 @@ def _init_process(threads: int) -> None:
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
-                on_done: Callable[[], None] | None = None) -> Iterator[R]:
+                on_done: Callable[[], None] | None = None, setting: str = "the number of workers") -> Iterator[R]:
     """``fn`` over ``items`` in ``workers`` fresh processes (spawned, each with this process's
     intra-op thread count); results are yielded in item order.
 
@@ -102,7 +124,9 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     or the consumer closing the iterator cancels the items not yet started and stops those running
     (the workers ignore SIGINT: this process handles it). ``workers <= 1`` runs everything in this process.
     ``on_done``: called as each item finishes without error, in the order they finish (from a
-    thread of the pool's when in processes), for a progress display.
+    thread of the pool's when in processes), for a progress display. A worker killed (the OOM killer) or
+    processes that cannot start are a :class:`WorkersFailedError` naming ``setting`` (the config key of
+    ``workers``), not a BrokenProcessPool or BlockingIOError traceback.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
@@ -117,10 +141,17 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                                initargs=(torch.get_num_threads(),))
     try:
         yield from _in_order(pool, fn, items, on_done)
-    except BaseException:
+    except BaseException as exc:
         # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
+        if isinstance(exc, BrokenProcessPool):
+            raise WorkersFailedError(f"a worker process died (killed by the system: most likely out of memory); "
+                                     f"what finished is kept: run the same command to resume, with {setting} "
+                                     "lower if memory is short") from exc
+        if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM):
+            raise WorkersFailedError(f"cannot start worker processes ({exc.strerror}: a limit on processes, or "
+                                     f"memory); run the same command with {setting}=1 (no worker processes)") from exc
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
