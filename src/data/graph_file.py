@@ -108,8 +108,9 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
     if not torch.isfinite(x).all():
         raise AutoAttendError(f"{where}: 'x' holds NaN or infinite values")
     if not torch.isfinite(x.float()).all():  # float64 values past float32's range: the features are float32
-        raise AutoAttendError(f"{where}: 'x' holds values beyond float32's range (+-{torch.finfo(torch.float32).max:.4g}),"
-                              " which the features are served as; scale them")
+        largest = torch.finfo(torch.float32).max
+        raise AutoAttendError(f"{where}: 'x' holds values beyond float32's range (+-{largest:.4g}), which the "
+                              "features are served as; scale them")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'edge_index' must hold integer node ids, got {edge_index.dtype}")
     if y is not None and y.dim() == 2:

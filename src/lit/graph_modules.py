@@ -262,8 +262,9 @@ class GraphChildModule(pl.LightningModule):
             opt.step()
             finite &= torch.isfinite(loss.detach())
             if step % eval_every == 0 or step == epochs:
-                if not finite:
-                    check_finite_loss(float("nan"), step, by=eval_every > 1)
+                if not finite:  # with an evaluation every step, this step's loss is the one that is not finite
+                    check_finite_loss(float(loss.detach()) if eval_every == 1 else float("nan"), step,
+                                      by=eval_every > 1)
                 scores = self.evaluate(batch)
                 self._record({"step": step, **{k: scores[k] for k in ("val_loss", "val_acc", "test_acc") if k in scores}})
                 if patience is not None and step - self.selected()["step"] >= patience:
