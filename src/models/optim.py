@@ -289,6 +289,23 @@ class OffloadedMoments:
         finally:
             os.close(source)
         self._snapshots = [path]
+        # the resumed invocation's other snapshots (one per resume, each as large as the moments: 907 MiB for
+        # the paper supernet) and a copy a kill cut short: no checkpoint of this run reads them any more
+        remove_other_snapshots(self.directory, keep=name)
+
+
+def remove_other_snapshots(directory: str | Path, keep: str | None = None) -> list[Path]:
+    """Remove the ``adam_moments.<n>.bin`` snapshots in ``directory`` but ``keep`` (default: the newest, the one
+    the last checkpoint names) and every ``.partial`` copy a killed snapshot left; returns those removed."""
+    directory = Path(directory)
+    snapshots = sorted((p for p in directory.glob("adam_moments.*.bin") if OffloadedMoments.SNAPSHOT.fullmatch(p.name)),
+                       key=lambda p: int(OffloadedMoments.SNAPSHOT.fullmatch(p.name)[1]))
+    if keep is None and snapshots:
+        keep = snapshots[-1].name
+    removed = [p for p in snapshots if p.name != keep] + sorted(directory.glob("adam_moments.*.bin.partial"))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _copy_range(source: int, target: int, nbytes: int) -> None:

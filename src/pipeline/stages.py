@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from src.estimator import SupernetEstimator
 from src.lit.modules import ChildModule, SupernetModule
-from src.models.optim import check_offload, check_state_dtype
+from src.models.optim import check_offload, check_state_dtype, remove_other_snapshots
 from src.models.saved import MODEL_FILE, save_child, text_child_spec, weights_of
 from src.models.text import TextClassifier
 from src.pipeline.common import (StopAtStep, console_logs_above, diverged_hint, last_checkpoint, lower_precision,
@@ -36,7 +36,7 @@ from src.space import Architecture, FunctionalSpace
 from src.strategies import SearchStrategy
 from src.utils.device import device_of
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_write_json, atomic_write_text, read_seed_record
+from src.utils.io import atomic_write_json, atomic_write_text, read_seed_record, remove_left_temporaries
 from src.utils.parallel import resolve_workers
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
     with diverged_hint("supernet", f"lower supernet.lr (now {s.lr})"):
         trainer.fit(module, train, val, ckpt_path=None if start is None else str(ckpt))
     atomic_write_text(out / "DONE", f"{trainer.global_step}\n")
+    remove_other_snapshots(out)  # optimizer_offload: no later checkpoint reads the one before last.ckpt's
     return model
 
 
@@ -285,8 +286,12 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     one (same batches, dropout masks and evaluations)."""
     r = cfg.retrain
     seed_file = out / f"seed_{seed}.json"
+    ckpt = out / f"seed_{seed}" / "last.ckpt"
     if seed_file.exists():
         result = read_seed_record(seed_file)
+        # a stop between the seed's record and the removal of its checkpoint left it: the seed is done
+        ckpt.unlink(missing_ok=True)
+        remove_left_temporaries(ckpt)
         if say_done:
             log.info("%s already done (val %.4f)", label, result["val_acc"])
         return result
@@ -302,7 +307,6 @@ def train_child(cfg: DictConfig, arch: Architecture, dm, out: Path, seed: int, l
     evals = [make_loader(split, r.eval_batch_size, False, seed, None, cfg.hardware.num_workers)
              for split in (dm.val_set, dm.test_set)]
     total_steps = len(train) * r.epochs if r.max_steps in (None, -1) else min(r.max_steps, len(train) * r.epochs)
-    ckpt = out / f"seed_{seed}" / "last.ckpt"
     start = resume_step(ckpt, f"{label} checkpoint")
     if start is not None:
         log.info("%s: resuming from %s at step %d", label, ckpt, start)

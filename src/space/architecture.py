@@ -15,6 +15,7 @@ Under the design priors (the paper's regularised space) ``q_src == i`` and ``k_s
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +56,15 @@ class Layer:
     k_op: str
     v_src: int | None = None
     v_op: str | None = None
+
+    def __post_init__(self) -> None:
+        # one string object per name, however the layer was made (sampled from the space's tuples, read from
+        # YAML): pickle lays out shared and separate strings differently, and a seed's model.pt written in a
+        # later invocation than the search (its architecture read back from best_arch.yaml) had other bytes
+        for name in ("kind", "q_op", "k_op", "v_op"):
+            value = getattr(self, name)
+            if type(value) is str:
+                object.__setattr__(self, name, sys.intern(value))
 
     @property
     def prev(self) -> int:

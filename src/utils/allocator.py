@@ -136,9 +136,9 @@ def reexec_with_preload() -> None:
 
 def entry_point_preload() -> None:
     """:func:`reexec_with_preload` for a command-line entry point (after
-    :func:`src.utils.restart.mend_closed_output`): a missing allocator is one error line and exit status 2,
-    as for the Makefile's preload."""
-    from src.utils.restart import mend_closed_output
+    :func:`src.utils.restart.mend_closed_output`; then :func:`src.utils.restart.use_private_tempdir`): a missing
+    allocator is one error line and exit status 2, as for the Makefile's preload."""
+    from src.utils.restart import mend_closed_output, use_private_tempdir
 
     mend_closed_output()
     try:
@@ -146,6 +146,7 @@ def entry_point_preload() -> None:
     except AllocatorError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    use_private_tempdir()
 
 
 def main() -> int:

@@ -16,10 +16,14 @@ Two reasons, each done at most once (the changed environment is what tells a res
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import locale
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 
 def utf8_mode_changes() -> dict[str, str]:
@@ -60,11 +64,34 @@ def mend_closed_output() -> None:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")
 
 
+def use_private_tempdir() -> Path | None:
+    """Give this process, and the processes it starts, a temporary folder of its own under the system's
+    (``$TMPDIR``), removed when it exits; one a killed process left is removed by the next command's call
+    (:func:`src.utils.io.remove_stale_builds`). PyG writes each MessagePassing class's generated ``propagate``
+    module there (``torch_geometric.template``, ``delete=False``) in every process, workers included, and
+    never removes it: 40-odd files a graph search, 10,886 files (99 MiB) in /tmp after two days of runs.
+    Called after any restart (:func:`restart_with` replaces the process, which would leave it behind).
+    Returns the folder, or None where the system's temporary folder cannot be written."""
+    from src.utils.io import build_prefix, remove_stale_builds
+
+    base = Path(tempfile.gettempdir())
+    try:
+        remove_stale_builds(base)
+        private = tempfile.mkdtemp(prefix=build_prefix("tmp"), dir=base)
+    except OSError:  # an unwritable or missing TMPDIR: each library says so, as before
+        return None
+    os.environ["TMPDIR"] = private  # the processes this one starts (graph workers, compilers) inherit it
+    tempfile.tempdir = private
+    atexit.register(shutil.rmtree, private, ignore_errors=True)
+    return Path(private)
+
+
 def entry_point_utf8() -> None:
     """For an entry point that preloads nothing (``src.predict``, ``src.evaluate``, ``src.show``,
     ``src.report``): :func:`mend_closed_output`, then restart once in Python's UTF-8 mode where
-    :func:`utf8_mode_changes` says so."""
+    :func:`utf8_mode_changes` says so, then :func:`use_private_tempdir`."""
     mend_closed_output()
     changes = utf8_mode_changes()
     if changes:
         restart_with(changes, *UTF8_REFUSED)
+    use_private_tempdir()

@@ -1,0 +1,216 @@
+"""Disk accumulation walk (2026-12-07, session 48): what piles up on disk over weeks of use (caches shared by many
+runs, runs interrupted and resumed, offloaded optimizer snapshots, temporary files), and which of it is a leak.
+
+The leaks were strict xfails; the mended ones say "Was: ... Now: ...", the two left (cache entries of source files
+changed since stay in paths.cache_dir; docs/usage.md says so and how to reclaim them) are still strict xfails. The
+plain tests protect verified behaviours that no other test covered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cli, cli_command, cli_interrupted_once, write_tiny_planetoid, write_tiny_sst
+
+# an offloaded supernet with a checkpoint after every batch: 400 training sentences, 256 trained, 8 steps an epoch
+OFFLOAD = ("+task=sst2", "budget=smoke", "hardware.kernels=torch", "supernet.optimizer_offload=true",
+           "supernet.checkpoint_every_min=0", "supernet.epochs=4", "supernet.max_steps=-1", "supernet.train_subset=256",
+           "retrain.seeds=1")
+
+
+@pytest.fixture
+def sst400(tmp_path):
+    return write_tiny_sst(tmp_path / "data", n_train=400, n_dev=40, n_test=40)
+
+
+def _snapshots(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("adam_moments.*"))
+
+
+def _named_snapshot(supernet_dir: Path) -> str:
+    import torch
+
+    ckpt = torch.load(supernet_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    return ckpt["optimizer_states"][0]["offloaded_moments"]["file"]
+
+
+def test_a_resumed_offloaded_supernet_keeps_at_most_the_newest_two_snapshots(sst400, tmp_path):
+    """Was: OffloadedMoments.restore sets _snapshots = [restored file] and forgets the interrupted invocation's other
+    snapshot (adam_moments.<n-1>.bin), so every resume of an offloaded supernet leaves one snapshot as large as
+    Adam's moments (907 MiB for the paper supernet) that nothing reads or removes; fix: on restore, remove (or
+    rotate out) the folder's other snapshots. Now: OffloadedMoments.restore removes the folder's other snapshots
+    (optim.remove_other_snapshots)."""
+    run_dir = tmp_path / "run"
+    supernet_dir = run_dir / "supernet"
+    proc = cli_interrupted_once(supernet_dir / "adam_moments.5.bin", "src.search", *OFFLOAD, data_dir=sst400,
+                                tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert len(_snapshots(supernet_dir)) == 2  # the interrupted invocation's newest two
+    proc = cli("src.search", *OFFLOAD, data_dir=sst400, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (supernet_dir / "DONE").exists()
+    left = _snapshots(supernet_dir)
+    assert _named_snapshot(supernet_dir) in left
+    assert len(left) <= 2, left  # now: ['adam_moments.31.bin', 'adam_moments.32.bin', 'adam_moments.4.bin'] or so
+
+
+def test_a_finished_offloaded_supernet_keeps_only_the_snapshot_its_checkpoint_names(sst400, tmp_path):
+    """Was: a finished offloaded supernet keeps two snapshots (OffloadedMoments.snapshot keeps the newest two), but
+    last.ckpt names only the newest and nothing writes another checkpoint after DONE: the older one (907 MiB float32
+    for the paper supernet) is dead weight, and docs/usage.md's run directory lists no adam_moments file at all;
+    fix: keep only the named snapshot once the supernet is DONE (and list it in 'What a run directory holds'). Now:
+    train_supernet keeps only the newest snapshot once DONE is written; docs/usage.md says what stays."""
+    run_dir = tmp_path / "run"
+    proc = cli("src.search", *OFFLOAD, data_dir=sst400, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    supernet_dir = run_dir / "supernet"
+    assert (supernet_dir / "DONE").exists()
+    assert _snapshots(supernet_dir) == [_named_snapshot(supernet_dir)]
+
+
+def test_a_killed_snapshot_copy_is_removed_when_the_supernet_resumes(sst400, tmp_path):
+    """Was: OffloadedMoments.snapshot copies into adam_moments.<n>.bin.partial before the rename; a process killed
+    during that copy (SIGKILL, the OOM killer) leaves the partial file (up to the moments' size) and nothing removes
+    it unless a later checkpoint falls on the same step (intra-epoch checkpoints are time-based); fix: remove
+    adam_moments.*.bin.partial when the stage resumes in the folder, as last_checkpoint does with
+    remove_left_temporaries for last.ckpt. Now: the resume's restore removes every adam_moments.*.bin.partial
+    (optim.remove_other_snapshots)."""
+    run_dir = tmp_path / "run"
+    supernet_dir = run_dir / "supernet"
+    args = (*OFFLOAD[:4], "supernet.checkpoint_every_min=null", *OFFLOAD[5:])  # epoch ends: steps 8, 16, 24, 32
+    proc = cli_interrupted_once(supernet_dir / "adam_moments.8.bin", "src.search", *args, data_dir=sst400,
+                                tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    # what a SIGKILL inside snapshot(13) leaves (an intra-epoch checkpoint of the killed invocation)
+    partial = supernet_dir / "adam_moments.13.bin.partial"
+    partial.write_bytes(b"\0" * 4096)
+    proc = cli("src.search", *args, data_dir=sst400, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not partial.exists()
+
+
+def test_a_graph_run_leaves_no_generated_modules_in_tmpdir(tmp_path):
+    """Was: PyG's torch_geometric.template.module_from_template writes each MessagePassing class's generated propagate
+    module to tempfile.NamedTemporaryFile(delete=False) in $TMPDIR, once per class per process (every worker process
+    too), and never removes it: 40+ files (~10 KB each) per graph search, 10,886 files (99 MiB) in /tmp after two
+    days of this project's runs; fix: a private temporary folder per process removed at exit, or unlink the file
+    once the module is loaded (src/models/graph.py or src/utils). Now: every entry point gives itself a temporary
+    folder under TMPDIR, removed at its end (restart.use_private_tempdir)."""
+    data = write_tiny_planetoid(tmp_path / "data")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    command = cli_command("src.retrain", "+task=cora", "arch=gcn", "budget=smoke", "hardware.kernels=torch",
+                          data_dir=data, tmp=tmp_path, run_dir=tmp_path / "run")
+    command["env"]["TMPDIR"] = str(tmpdir)
+    proc = subprocess.run(**command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmpdir.glob("*_propagate_*.py")) == []
+
+
+@pytest.mark.xfail(strict=True, reason="the SST cache (sst<n>-<digest>.pt) is keyed by the tree files' size, mtime "
+                   "and ctime; once a file changes (ctime only moves forward) the old entry can never be read again, "
+                   "yet it stays in paths.cache_dir for good (a full copy of the data and word vectors each time), and "
+                   "the docs neither say so nor how to clear it beyond `make clean` (./.cache only, not "
+                   "$AUTOATTEND_CACHE_DIR); fix: remove superseded entries of the same source paths when writing")
+def test_the_sst_cache_drops_an_entry_its_changed_source_can_never_match_again(tmp_path):
+    from src.data.sst import SSTDataModule
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_tiny_sst(data)
+    SSTDataModule(str(data), 2, train_level="sentence", cache_dir=str(cache)).prepare_data()
+    write_tiny_sst(data, seed=1)  # the trees replaced (a fixed release, a new copy)
+    SSTDataModule(str(data), 2, train_level="sentence", cache_dir=str(cache)).prepare_data()
+    assert len(list(cache.glob("sst2-*.pt"))) == 1, sorted(p.name for p in cache.iterdir())
+
+
+@pytest.mark.xfail(strict=True, reason="Planetoid's cache folder planetoid/<stamp>/ is keyed by the raw files' "
+                   "stamps; a changed raw file makes a new folder (raw copies + processed data) and the old one, "
+                   "which no setting can read again, stays for good; fix: remove superseded stamps of the same set")
+def test_the_planetoid_cache_drops_a_folder_its_changed_source_can_never_match_again(tmp_path):
+    from src.data.planetoid import PlanetoidDataModule
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_tiny_planetoid(data)
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    write_tiny_planetoid(data, seed=1)  # the raw files replaced
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    assert len([p for p in (cache / "planetoid").iterdir() if not p.name.startswith(".")]) == 1
+
+
+# ---- verified behaviours -------------------------------------------------------------------------------------------
+
+def test_a_finished_retrain_seed_interrupted_and_resumed_holds_no_checkpoint(sst400, tmp_path):
+    """A retrain seed stopped inside its training (its last.ckpt on disk) and resumed ends with seed_<s>.json and
+    seed_<s>/{model.pt, metrics.csv, hparams.yaml}: the checkpoint and any temporary file are gone."""
+    run_dir = tmp_path / "run"
+    args = ("+task=sst2", "budget=smoke", "hardware.kernels=torch", "retrain.checkpoint_every_min=0",
+            "retrain.epochs=4", "retrain.max_steps=-1", "retrain.train_subset=256", "retrain.eval_every=2",
+            "retrain.seeds=1")
+    proc = cli_interrupted_once(run_dir / "retrain" / "seed_0" / "last.ckpt", "src.search", *args, data_dir=sst400,
+                                tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    proc = cli("src.search", *args, data_dir=sst400, tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    retrain = run_dir / "retrain"
+    assert sorted(str(p.relative_to(retrain)) for p in retrain.rglob("*")) == [
+        "results.json", "seed_0", "seed_0.json", "seed_0/hparams.yaml", "seed_0/metrics.csv", "seed_0/model.pt"]
+
+
+def test_a_killed_sst_cache_build_is_removed_by_the_next_build(tmp_path):
+    """The temporary file of an SST cache write whose process died (``.building-<pid>.<machine>-...``) is removed
+    when the cache is next written in that folder."""
+    from src.data.sst import SSTDataModule
+    from src.utils.io import build_prefix
+
+    data, cache = write_tiny_sst(tmp_path / "data"), tmp_path / "cache"
+    cache.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    left = cache / (build_prefix("sst2-0123456789abcdef.pt").replace(f"-{os.getpid()}.", f"-{pid}.") + "abc")
+    left.write_bytes(b"\0" * 1024)
+    SSTDataModule(str(data), 2, train_level="sentence", cache_dir=str(cache)).prepare_data()
+    assert not left.exists()
+    assert [p.name.split("-")[0] for p in cache.iterdir()] == ["sst2"]
+
+
+def test_evaluate_and_predict_write_nothing_into_a_graph_run_or_its_cache(tmp_path):
+    """``src.evaluate`` and ``src.predict`` (the run's graph and ``--graph FILE``) read a finished run: its folder
+    and the data cache are byte for byte as they were."""
+    import numpy as np
+
+    data = write_tiny_planetoid(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    proc = cli("src.retrain", "+task=cora", "arch=gcn", "budget=smoke", "hardware.kernels=torch", data_dir=data,
+               tmp=tmp_path, run_dir=run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def listing() -> dict:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for folder in (run_dir, tmp_path / "cache")
+                for p in sorted(folder.rglob("*"))}
+
+    before = listing()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "new.npz", x=(rng.random((30, 24)) > 0.7).astype(np.float32),
+             edge_index=rng.integers(0, 30, (2, 60)))
+    for args in (("src.evaluate", str(run_dir)), ("src.predict", str(run_dir)),
+                 ("src.predict", str(run_dir), "--graph", str(tmp_path / "new.npz"))):
+        proc = cli(*args, data_dir=data, tmp=tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+    assert listing() == before
+
+
+def test_an_interrupted_offloaded_supernet_leaves_no_unlinked_moments_file(sst400, tmp_path):
+    """The mapped moments file (``.adam_moments.<pid>.<id>.bin``) is unlinked as soon as it is mapped, so neither
+    a SIGTERM nor a SIGKILL leaves it in the run's supernet folder."""
+    run_dir = tmp_path / "run"
+    supernet_dir = run_dir / "supernet"
+    for signum, status, step in ((signal.SIGTERM, 143, 3), (signal.SIGKILL, -9, 9)):
+        proc = cli_interrupted_once(supernet_dir / f"adam_moments.{step}.bin", "src.search", *OFFLOAD, data_dir=sst400,
+                                    tmp=tmp_path, run_dir=run_dir, signum=signum)
+        assert proc.returncode == status, proc.stderr[-3000:]
+        assert list(supernet_dir.glob(".adam_moments.*")) == []
