@@ -195,6 +195,8 @@ def test_a_restart_the_system_refuses_runs_on_with_the_system_malloc(monkeypatch
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "execve", refused)
+    # an entry point's own temporary folder would be this test process's, under every later test's TMPDIR
+    monkeypatch.setattr("src.utils.restart.use_private_tempdir", lambda: None)
     allocator.entry_point_preload()  # returns: the command goes on
     assert capsys.readouterr().err == (f"note: could not restart with {lib} preloaded (Operation not permitted); "
                                        "running with the system malloc\n")

@@ -8,6 +8,7 @@ plain tests protect verified behaviours that no other test covered."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,3 +215,27 @@ def test_an_interrupted_offloaded_supernet_leaves_no_unlinked_moments_file(sst40
                                     tmp=tmp_path, run_dir=run_dir, signum=signum)
         assert proc.returncode == status, proc.stderr[-3000:]
         assert list(supernet_dir.glob(".adam_moments.*")) == []
+
+
+def test_the_private_temporary_folder_is_made_once_and_not_under_a_long_tmpdir(tmp_path, monkeypatch):
+    """``use_private_tempdir`` in a process that has one returns it (no folder inside the folder), and a TMPDIR so
+    long that multiprocessing's sockets under a private folder would pass AF_UNIX's 107 bytes is left as it is
+    (a graph run's workers failed with "AF_UNIX path too long" under a test's nested temporary folder)."""
+    import tempfile
+
+    from src.utils import restart
+
+    monkeypatch.setattr(restart.atexit, "register", lambda *args, **kwargs: None)
+    short = Path(tempfile.mkdtemp(dir="/tmp"))  # the test's own tmp_path is too long for the AF_UNIX limit
+    try:
+        monkeypatch.setenv("TMPDIR", str(short))
+        monkeypatch.setattr(tempfile, "tempdir", str(short))
+        private = restart.use_private_tempdir()
+        assert private is not None and private.parent == short and tempfile.gettempdir() == str(private)
+        assert restart.use_private_tempdir() == private
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    long = tmp_path / ("x" * 60)
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    assert restart.use_private_tempdir() is None and tempfile.gettempdir() == str(long)

@@ -64,6 +64,10 @@ def mend_closed_output() -> None:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")
 
 
+AF_UNIX_PATH_MAX = 107  # bytes of a socket's path (Linux's sun_path, less its terminating zero)
+AF_UNIX_TAIL = len("/pymp-12345678/listener-12345678")  # where multiprocessing puts its listener's socket
+
+
 def use_private_tempdir() -> Path | None:
     """Give this process, and the processes it starts, a temporary folder of its own under the system's
     (``$TMPDIR``), removed when it exits; one a killed process left is removed by the next command's call
@@ -71,10 +75,16 @@ def use_private_tempdir() -> Path | None:
     module there (``torch_geometric.template``, ``delete=False``) in every process, workers included, and
     never removes it: 40-odd files a graph search, 10,886 files (99 MiB) in /tmp after two days of runs.
     Called after any restart (:func:`restart_with` replaces the process, which would leave it behind).
-    Returns the folder, or None where the system's temporary folder cannot be written."""
+    Returns the folder, or None where the system's temporary folder cannot be written or its path is so long that
+    multiprocessing's socket paths under the new folder would pass their limit (the folder is then left as it is)."""
     from src.utils.io import build_prefix, remove_stale_builds
 
     base = Path(tempfile.gettempdir())
+    if base.name.startswith(build_prefix("tmp")):  # called again in this process: the folder it has
+        return base
+    # multiprocessing puts its sockets (AF_UNIX: 107 bytes a path) two folders deeper: leave a long TMPDIR as it is
+    if len(os.fsencode(base)) + len(build_prefix("tmp")) + 9 + AF_UNIX_TAIL > AF_UNIX_PATH_MAX:
+        return None
     try:
         remove_stale_builds(base)
         private = tempfile.mkdtemp(prefix=build_prefix("tmp"), dir=base)
