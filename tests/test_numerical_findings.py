@@ -167,21 +167,26 @@ def test_multilabel_scoring_with_no_positive_label_and_none_predicted_is_zero_no
 # ---------------------------------------------------------------- verified: graph ops on awkward graphs
 
 
-def _awkward_graphs():
-    """(name, number of nodes, edge_index): isolated nodes, a self loop and a duplicate edge; one node; no edge."""
-    return [("isolated_selfloop_duplicate", 5, torch.tensor([[0, 1, 1, 2, 0], [0, 2, 2, 1, 1]])),
-            ("one_node", 1, torch.zeros(2, 0, dtype=torch.long)),
-            ("one_node_self_loop", 1, torch.tensor([[0], [0]])),
-            ("no_edges", 4, torch.zeros(2, 0, dtype=torch.long))]
+# name -> (number of nodes, edges as (sources, targets)): isolated nodes, a self loop and a duplicate edge; one node;
+# no edge. The edge tensors are made in each test: made at collection, they lived (and the graph caches keyed by
+# them, src.models.graph._DERIVED) for the whole session, which a sweep-independence test then found
+AWKWARD_GRAPHS = {"isolated_selfloop_duplicate": (5, ([0, 1, 1, 2, 0], [0, 2, 2, 1, 1])), "one_node": (1, ([], [])),
+                  "one_node_self_loop": (1, ([0], [0])), "no_edges": (4, ([], []))}
 
 
-@pytest.mark.parametrize("graph", _awkward_graphs(), ids=lambda g: g[0])
+def _awkward_graphs(names=tuple(AWKWARD_GRAPHS)):
+    """``(name, number of nodes, edge_index (2, E) long)`` of each named graph of :data:`AWKWARD_GRAPHS`."""
+    return [(name, AWKWARD_GRAPHS[name][0], torch.tensor(AWKWARD_GRAPHS[name][1], dtype=torch.long).view(2, -1))
+            for name in names]
+
+
+@pytest.mark.parametrize("name", list(AWKWARD_GRAPHS))
 @pytest.mark.parametrize("self_loops", [True, False], ids=["attn_self_loops", "no_attn_self_loops"])
-def test_every_graph_op_is_finite_on_awkward_graphs_and_zero_feature_rows(backend, graph, self_loops):
+def test_every_graph_op_is_finite_on_awkward_graphs_and_zero_feature_rows(backend, name, self_loops):
     """Edge softmax over an empty set of in-edges, GCN/ARMA/Cheb normalisation of degree-0 nodes (1/sqrt(0)),
     SAGE's mean over no neighbour and all-zero feature rows: finite logits and finite gradients for every op,
     in an ``add`` layer and as K and V of an attention layer, with and without attention self loops."""
-    _, n, edge_index = graph
+    ((_, n, edge_index),) = _awkward_graphs((name,))
     torch.manual_seed(0)
     x = torch.rand(n, 6)
     x[-1] = 0.0  # an all-zero feature row (CiteSeer's missing test nodes)
@@ -197,11 +202,11 @@ def test_every_graph_op_is_finite_on_awkward_graphs_and_zero_feature_rows(backen
                 assert p.grad is None or torch.isfinite(p.grad).all(), (op, name)
 
 
-@pytest.mark.parametrize("graph", _awkward_graphs()[:2], ids=lambda g: g[0])
-def test_a_graph_supernet_scores_awkward_graphs_finitely(backend, graph):
+@pytest.mark.parametrize("name", list(AWKWARD_GRAPHS)[:2])
+def test_a_graph_supernet_scores_awkward_graphs_finitely(backend, name):
     """The supernet (stem, every module) on isolated nodes and on a one-node graph: finite logits for 20 drawn
     architectures of the whole op list."""
-    _, n, edge_index = graph
+    ((_, n, edge_index),) = _awkward_graphs((name,))
     space = FunctionalSpace(2, ops=GRAPH_OPS)
     torch.manual_seed(0)
     model = GraphNet.supernet(6, 3, space, hidden=16, heads=4, dropout=0.0).eval()
