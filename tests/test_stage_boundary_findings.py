@@ -133,20 +133,22 @@ def _differences(straight: Path, resumed: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def straight_graph(walk):
-    run_dir = walk[0] / "straight_graph"
-    proc = _run(walk, "src.search", GRAPH, run_dir)
+def _straight(walk, name: str, args) -> Path:
+    """The run folder of the uninterrupted search the stopped ones are compared with."""
+    run_dir = walk[0] / name
+    proc = _run(walk, "src.search", args, run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def straight_graph(walk):
+    return _straight(walk, "straight_graph", GRAPH)
 
 
 @pytest.fixture(scope="module")
 def straight_text(walk):
-    run_dir = walk[0] / "straight_text"
-    proc = _run(walk, "src.search", TEXT, run_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
+    return _straight(walk, "straight_text", TEXT)
 
 
 # ---------------------------------------------------------------- findings
