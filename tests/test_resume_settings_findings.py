@@ -57,21 +57,24 @@ def tiny_data(tmp_path_factory) -> Path:
     return write_tiny_sst_and_planetoid(tmp_path_factory.mktemp("data"))
 
 
+def _finished(tiny_data: Path, tmp_path_factory, family: str, args) -> Path:
+    """The run folder of an uninterrupted search with ``args``."""
+    tmp = tmp_path_factory.mktemp(family)
+    proc = cli("src.search", *args, data_dir=tiny_data, tmp=tmp, run_dir=tmp / "straight")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "straight"
+
+
 @pytest.fixture(scope="module")
 def finished_text(tiny_data, tmp_path_factory) -> Path:
     """An uninterrupted text search with :data:`TEXT`."""
-    tmp = tmp_path_factory.mktemp("text")
-    proc = cli("src.search", *TEXT, data_dir=tiny_data, tmp=tmp, run_dir=tmp / "straight")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp / "straight"
+    return _finished(tiny_data, tmp_path_factory, "text", TEXT)
 
 
 @pytest.fixture(scope="module")
 def finished_graph(tiny_data, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("graph")
-    proc = cli("src.search", *GRAPH, data_dir=tiny_data, tmp=tmp, run_dir=tmp / "straight")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp / "straight"
+    """An uninterrupted graph search with :data:`GRAPH`."""
+    return _finished(tiny_data, tmp_path_factory, "graph", GRAPH)
 
 
 def _copy(run: Path, tmp: Path) -> Path:
