@@ -39,7 +39,6 @@ import os
 import re
 import statistics
 import sys
-import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,10 +431,7 @@ def _budget_settings(entry: str, task_file: str | None, budget: str) -> dict[str
     outer = get_gh_backup()  # inside a Hydra app (a multirun's report): its state is put back after
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"), warnings.catch_warnings():
-            # the entry configs' search path (experiments/conf, relative) is missing outside the repository root;
-            # no experiment config is composed here
-            warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=experiments/conf")
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return canonical(run_settings(compose(entry, [f"+task={task_file}", f"budget={budget}"]), entry))
     except (HydraException, OmegaConfBaseException, AutoAttendError, ValueError, KeyError):
         return None

@@ -123,21 +123,38 @@ def test_experiment_run_dir_is_named_after_the_experiment():
             assert cfg.hydra.run.dir.startswith(f"{cfg.paths.output_dir}/cora/{entry}/")
 
 
-@pytest.mark.parametrize("args", [("+experiment=cora_default",), ("+task=cora", "+experiment=cora_rerank10")])
-def test_an_experiment_outside_the_repository_root_is_one_error_line(tmp_path, args):
-    """From another working directory the experiments' search path finds nothing and Hydra took
-    ``+experiment=<name>`` for a plain value: "no task selected", or with a task an AttributeError
-    traceback (``cfg.experiment.get``)."""
+def test_an_experiment_composes_from_another_working_directory(tmp_path):
+    """The experiment configs are on the search path through the plugin in hydra_plugins/ (absolute): from another
+    working directory ``+experiment=<name>`` composes the experiment's task and settings. (Before, the search path
+    was ``file://experiments/conf`` in conf/search.yaml, relative: found from the repository root only.)"""
     import os
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOATTEND_DATA_DIR": str(tmp_path / "nowhere")}
-    proc = subprocess.run([sys.executable, "-m", "src.search", *args, f"hydra.run.dir={tmp_path / 'r'}"],
+    proc = subprocess.run([sys.executable, "-m", "src.search", "+experiment=cora_rerank10", "--cfg", "job"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    composed = OmegaConf.create(proc.stdout)
+    assert composed.task.name == "cora" and composed.experiment.name == "cora_rerank10"
+
+
+@pytest.mark.parametrize("args", [("+experiment=cora_default",), ("+task=cora", "+experiment=cora_rerank10")])
+def test_an_experiment_without_the_search_path_plugin_is_one_error_line(tmp_path, args):
+    """Without the plugin (an install from before it, run outside the repository root) Hydra took
+    ``+experiment=<name>`` for a plain value: "no task selected", or with a task an AttributeError traceback
+    (``cfg.experiment.get``); now one line saying where the configs are and what provides them."""
+    import os
+
+    hide_plugins = ("import runpy, sys, types; empty = types.ModuleType('hydra_plugins'); empty.__path__ = []; "
+                    "sys.modules['hydra_plugins'] = empty; sys.argv[0] = 'src.search'; "
+                    "runpy.run_module('src.search', run_name='__main__', alter_sys=True)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOATTEND_DATA_DIR": str(tmp_path / "nowhere")}
+    proc = subprocess.run([sys.executable, "-c", hide_plugins, *args, f"hydra.run.dir={tmp_path / 'r'}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     name = args[-1].split("=", 1)[1]
     assert proc.returncode == 2 and proc.stderr.startswith(
-        f"error: +experiment={name}: no experiment configs found from {tmp_path}: they are read from "
-        f"experiments/conf/experiment/ relative to the working directory; run from the repository root, {ROOT}"), \
-        proc.stderr[-3000:]
+        f"error: +experiment={name}: no experiment configs found: they are read from "
+        f"{ROOT / 'experiments' / 'conf' / 'experiment'} through the Hydra plugin hydra_plugins/autoattend_experiments"
+        ), proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
 
 
@@ -263,3 +280,21 @@ def test_make_retrain_passes_a_sweep_job_folder_to_hydra_quoted(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[0] == (
         f"error: arch={folder}: no such file and no built-in architecture of that name (built-ins: gat, gcn, "
         "published_sst5)"), proc.stderr[-2000:]
+
+
+def test_the_search_path_plugin_adds_the_experiments_to_autoattend_configs_only(tmp_path):
+    """The plugin (hydra_plugins/autoattend_experiments) appends ``<repository>/experiments/conf`` once, after
+    autoattend's ``conf/`` however Hydra names it (a plain path for ``@hydra.main``'s folder, ``file://`` for
+    ``initialize_config_dir``), and leaves another Hydra application's search path as it was."""
+    from hydra._internal.utils import create_config_search_path
+
+    def entries(primary):
+        return [(entry.provider, entry.path) for entry in create_config_search_path(primary).get_path()]
+
+    experiments = ("autoattend-experiments", f"file://{ROOT / 'experiments' / 'conf'}")
+    for primary in (str(ROOT / "conf"), f"file://{ROOT / 'conf'}", str(ROOT / "src" / ".." / "conf")):
+        found = entries(primary)
+        assert found.count(experiments) == 1 and found.index(experiments) == found.index(("main", primary)) + 1
+    (tmp_path / "conf").mkdir()
+    for primary in (str(tmp_path / "conf"), "pkg://hydra.conf", None):
+        assert all(provider != "autoattend-experiments" for provider, _ in entries(primary))

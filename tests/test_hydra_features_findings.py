@@ -1,9 +1,9 @@
 """A walk through Hydra's standard command-line features (flags, hydra.* settings, the override grammar) with
 src.search, src.retrain and src.bench (2026-12-07, session 48). The project's rule: a Hydra feature works as Hydra
 documents it, or is refused with one ``error:`` line and exit status 2; never a traceback, a half-written run or a
-setting silently ignored. The findings were strict xfails; those mended say "Was: ... Now: ...", the one left (a
-primary config of one's own extending conf/search.yaml) is still one. The plain tests pin behaviours the walk found
-right that nothing tested yet."""
+setting silently ignored. The findings were strict xfails and are mended (their docstrings say "Was: ... Now: ...";
+the last, a primary config of one's own extending conf/search.yaml, in session 49). The plain tests pin behaviours
+the walk found right that nothing tested yet."""
 
 from __future__ import annotations
 
@@ -151,11 +151,13 @@ def test_hydra_flag_errors_are_not_tracebacks(module, args, data, tmp_path):
         _refused_in_one_line(proc)
 
 
-@pytest.mark.xfail(strict=True, reason="a user's primary config extending conf/search.yaml (-cd DIR -cn mine, "
-                   "defaults: [search, _self_]; Hydra's documented way to keep one's own settings) is refused: "
-                   "\"In 'search': Overriding hydra.searchpath is only supported from the primary config\", since "
-                   "conf/search.yaml sets hydra.searchpath (experiments/conf)")
 def test_a_user_primary_config_can_extend_search(data, tmp_path):
+    """Was: a user's primary config extending conf/search.yaml (-cd DIR -cn mine, defaults: [search, _self_]; Hydra's
+    documented way to keep one's own settings) is refused: "In 'search': Overriding hydra.searchpath is only
+    supported from the primary config", since conf/search.yaml sets hydra.searchpath (experiments/conf). Now:
+    conf/search.yaml and conf/retrain.yaml set no hydra.searchpath; the experiment configs are added by a Hydra
+    search-path plugin (hydra_plugins/autoattend_experiments), so a primary config of one's own extending search
+    composes."""
     own = tmp_path / "myconf"
     own.mkdir()
     (own / "mine.yaml").write_text("defaults:\n  - search\n  - override budget: smoke\n  - _self_\nseed: 5\n")
@@ -163,6 +165,10 @@ def test_a_user_primary_config_can_extend_search(data, tmp_path):
                tmp=tmp_path, timeout=30)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert "seed: 5" in proc.stdout
+    proc = cli("src.search", "-cd", str(own), "-cn", "mine", "+experiment=cora_rerank10", "--cfg", "job",
+               data_dir=data, tmp=tmp_path, timeout=30)  # the experiment configs are still found
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "seed: 5" in proc.stdout and "name: cora_rerank10" in proc.stdout
 
 
 def test_env_set_without_plus_is_told_to_add_it(data, tmp_path):

@@ -95,13 +95,14 @@ if not OmegaConf.has_resolver("sweep_excluded_keys"):
 
 def require_task(cfg: DictConfig) -> None:
     """Fail with the list of tasks when no ``+task=...`` was given, and when ``+experiment=<name>``
-    found no experiment configs: they are on a search path relative to the working directory, and
-    from elsewhere Hydra took the name for a plain value (no task then, or a traceback with one)."""
+    found no experiment configs: the search-path plugin that adds them (hydra_plugins/autoattend_experiments)
+    was not found, and Hydra took the name for a plain value (no task then, or a traceback with one)."""
     experiment = cfg.get("experiment")
     if experiment is not None and not isinstance(experiment, DictConfig):
-        raise AutoAttendError(f"+experiment={experiment}: no experiment configs found from {Path.cwd()}: they are read "
-                              f"from experiments/conf/experiment/ relative to the working directory; run from the "
-                              f"repository root, {CONF_DIR.parent}")
+        raise AutoAttendError(f"+experiment={experiment}: no experiment configs found: they are read from "
+                              f"{CONF_DIR.parent / 'experiments' / 'conf' / 'experiment'} through the Hydra plugin "
+                              f"hydra_plugins/autoattend_experiments, which the project's install provides "
+                              f"(`make install`, or `pip install -e .` in {CONF_DIR.parent})")
     if "task" not in cfg or cfg.task is None:
         tasks = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
         raise AutoAttendError(f"no task selected: add +task=<name> to the command (available: {', '.join(tasks)})")

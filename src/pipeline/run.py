@@ -957,11 +957,6 @@ def hydra_entry(main: Callable[[], None]) -> None:
     130 / 143 too: a sweep's report of the jobs so far and how to resume it. Before, SIGTERM there
     killed the process without a word."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # also over a user's 0: the errors below are caught from Hydra's raise
-    # run from outside the repository root the experiments' search path (relative) finds nothing:
-    # Hydra's two-line warning said so on every run; +experiment=... is refused in one line instead
-    # (config.require_task), and a run without one does not need them
-    warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=experiments/conf is not "
-                                              r"available")
     _failed_jobs.clear()  # this invocation's sweep only (a caller may run several in one process)
     _sweep_dirs.clear()
     _folder_setting_warned.clear()
