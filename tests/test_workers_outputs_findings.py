@@ -1,9 +1,9 @@
 """Findings of a walk through worker failures (graph children trained in worker processes, text data-loader
 workers) and through a run's outputs read as data (2026-12-07, session 48).
 
-The findings were strict xfails; the mended ones say "Was: ... Now: ...", the one left (children that finished
-beside a failing one are not recorded, since the graph stages record in job order) is still one. The plain tests
-pin behaviours checked on the way that no other test covered.
+The findings were strict xfails and are mended (their docstrings say "Was: ... Now: ..."; the last, children that
+finished beside a failing one not recorded, in session 49). The plain tests pin behaviours checked on the way that
+no other test covered.
 """
 
 from __future__ import annotations
@@ -105,15 +105,46 @@ def test_a_user_error_in_a_graph_worker_is_one_error_line(tmp_path):
     assert json.loads((run_dir / "retrain" / "seed_0.json").read_text())["seed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="graph children are recorded in job order: when one fails, the children that "
-                                       "finished after it in the other worker (their model.pt written) are never "
-                                       "recorded and a resume trains them again; what finished is not kept")
 def test_children_finished_beside_a_failing_one_are_kept(tmp_path):
+    """Was: graph children are recorded in job order: when one fails, the children that finished after it in the other
+    worker (their model.pt written) are never recorded and a resume trains them again; what finished is not kept.
+    Now: the graph retrain takes its seeds as they finish (process_map ordered=False), and those finished
+    beside a failing one are recorded before its error is raised."""
     run_dir, proc = _graph_run_with_failing_worker(tmp_path, "seed_0", "late_user")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert (run_dir / "retrain" / "seed_1" / "model.pt").exists()  # seed 1 finished while seed 0 still ran
     assert (run_dir / "retrain" / "seed_1.json").exists()
 
+
+
+def _fails_once_the_other_finished(job: tuple[str, str]) -> str:
+    """``("fail", path)`` waits for ``path`` to exist, then fails (a child that fails late); ``("finish", path)``
+    writes ``path`` and returns ``"finished"``."""
+    role, path = job
+    if role == "finish":
+        Path(path).write_text("done")
+        return "finished"
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise ValueError("failed after the other finished")
+
+
+def test_process_map_as_finished_gives_what_finished_beside_a_failure(tmp_path):
+    """``ordered=False``: ``(index, result)`` pairs as items finish; the item that finished while the first was still
+    running, which then failed, is given before the error (in item order it never is)."""
+    from src.utils.parallel import process_map
+
+    for ordered, expected in ((False, [(1, "finished")]), (True, [])):
+        sentinel = str(tmp_path / f"finished_{ordered}")
+        given = []
+        with pytest.raises(ValueError, match="failed after the other finished"):
+            for result in process_map(_fails_once_the_other_finished, [("fail", sentinel), ("finish", sentinel)], 2,
+                                      ordered=ordered):
+                given.append(result)
+        assert given == expected
+    assert list(process_map(abs, [-3, 1], 1, ordered=False)) == [(0, 3), (1, 1)]  # in this process: item order
+    assert sorted(process_map(abs, [-3, 1, -2], 2, ordered=False)) == [(0, 3), (1, 1), (2, 2)]
 
 def _marked_processes(marker: str) -> list[int]:
     """The processes whose environment holds ``marker``."""

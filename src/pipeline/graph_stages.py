@@ -222,10 +222,12 @@ def _fit_job(job: tuple) -> dict:
 
 def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, Path, str]],
                  keep_models: bool = False, label: str = "children", unit: str = "fits",
-                 done_before: int = 0) -> Iterator[dict]:
+                 done_before: int = 0, in_order: bool = True) -> Iterator:
     """:func:`fit_child` for each ``(arch, hparams, seed, out, name)`` job, in order: yields
     ``{"selected": module.selected(), "history": module.history}``. ``keep_models``: each job's
-    selected weights are kept in ``out/name/model.pt``.
+    selected weights are kept in ``out/name/model.pt``. ``in_order=False``: ``(job index, result)``
+    as the jobs finish, those finished beside a failing one given before its error (for a caller
+    that records each job on its own: what finished is kept for a resume).
 
     While they train, the stage's progress over them (:class:`~src.pipeline.common.ChildrenProgress`:
     ``<label>: N / M <unit> finished``, ``done_before`` of them finished by an earlier invocation)
@@ -249,7 +251,7 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
     progress = ChildrenProgress(cfg, label, done_before + len(jobs), unit, done_before,
                                 bar=getattr(dm, "graph", None) is not None)
     return _showing(progress, lambda: process_map(_fit_job, items, workers, on_done=progress.advance,
-                                                  setting="graph.retrain.workers"))
+                                                  setting="graph.retrain.workers", ordered=in_order))
 
 
 def _showing(progress: ChildrenProgress, start) -> Iterator[dict]:
@@ -328,8 +330,9 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     todo = [s for s in seeds if s not in finished]
     jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]
     with closing(fit_children(cfg, dm, jobs, keep_models=True, label=folder, unit="seeds",
-                              done_before=len(finished))) as fitted:
-        for seed, child in zip(todo, fitted):
+                              done_before=len(finished), in_order=False)) as fitted:
+        for index, child in fitted:
+            seed = todo[index]
             chosen = child["selected"]
             result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
                       "step": chosen["step"], "history": child["history"]}

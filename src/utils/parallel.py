@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import warnings
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -114,9 +114,13 @@ def _init_process(threads: int) -> None:
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
-                on_done: Callable[[], None] | None = None, setting: str = "the number of workers") -> Iterator[R]:
+                on_done: Callable[[], None] | None = None, setting: str = "the number of workers",
+                ordered: bool = True) -> Iterator:
     """``fn`` over ``items`` in ``workers`` fresh processes (spawned, each with this process's
-    intra-op thread count); results are yielded in item order.
+    intra-op thread count); results are yielded in item order. ``ordered=False``: ``(index, result)``
+    pairs are yielded as the items finish, and when one fails, those that finished beside it are
+    yielded before its error is raised (for callers that record each item on its own, so what
+    finished is kept).
 
     For work that depends on torch's global RNG (``seed_everything`` and everything after it): each
     process has its own, so ``fn`` returns what it would in this process. ``fn`` and the items must
@@ -130,17 +134,17 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
-        for item in items:
+        for index, item in enumerate(items):
             result = fn(item)
             if on_done is not None:
                 on_done()
-            yield result
+            yield result if ordered else (index, result)
         return
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
                                initargs=(torch.get_num_threads(),))
     try:
-        yield from _in_order(pool, fn, items, on_done)
+        yield from (_in_order if ordered else _as_finished)(pool, fn, items, on_done)
     except BaseException as exc:
         # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
         for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -157,18 +161,48 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _submitted(pool: Executor, fn: Callable[[T], R], items: list[T],
+               on_done: Callable[[], None] | None) -> list[Future]:
+    """Every item submitted to ``pool``; ``on_done`` called as each finishes without error."""
+    futures = [pool.submit(fn, item) for item in items]
+    if on_done is not None:
+        for future in futures:
+            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None else on_done())
+    return futures
+
+
 def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T],
               on_done: Callable[[], None] | None = None) -> Iterator[R]:
     """Submit every item to ``pool`` and yield the results in item order; on any exit (done, an
     error, the consumer closing) the items not yet started are cancelled. ``on_done``: called as
     each item finishes without error, whatever the order."""
-    futures = [pool.submit(fn, item) for item in items]
-    if on_done is not None:
-        for future in futures:
-            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None else on_done())
+    futures = _submitted(pool, fn, items, on_done)
     try:
         for future in futures:
             yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _as_finished(pool: Executor, fn: Callable[[T], R], items: list[T],
+                 on_done: Callable[[], None] | None = None) -> Iterator[tuple[int, R]]:
+    """As :func:`_in_order`, but ``(index, result)`` in the order the items finish; the first
+    failure raises after the items already finished without error are yielded."""
+    futures = _submitted(pool, fn, items, on_done)
+    index_of = {future: index for index, future in enumerate(futures)}
+    given: set[int] = set()
+    try:
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                for other in futures:
+                    if (index_of[other] not in given and other.done() and not other.cancelled()
+                            and other.exception() is None):
+                        given.add(index_of[other])
+                        yield index_of[other], other.result()
+                future.result()  # raises its error, traceback and all
+            given.add(index_of[future])
+            yield index_of[future], future.result()
     finally:
         for future in futures:
             future.cancel()
