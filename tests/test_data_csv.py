@@ -785,3 +785,19 @@ def test_random_word_vectors_follow_the_run_seed_through_the_cache(corpus, tmp_p
     other = _ready(_dm(corpus, tmp_path / "cache", seed=1))
     assert torch.equal(first.embeddings, again.embeddings)
     assert len(first.vocab) == len(other.vocab) and not torch.equal(first.embeddings[1:], other.embeddings[1:])
+
+
+def test_a_document_run_records_document_training_whatever_data_train_level_says(corpus, tmp_path):
+    """``data.train_level`` (default ``phrase``: SST's) is ignored by document tasks; the retrain's recorded protocol
+    says what the examples were, ``document``, not the ignored setting (it said ``phrase`` for AG News)."""
+    import json
+
+    from tests.helpers import cli
+
+    proc = cli("src.search", "+task=csv", f"task.path={corpus}", "task.num_classes=4", "budget=smoke",
+               "hardware.kernels=torch", "data.train_level=phrase", data_dir=corpus, tmp=tmp_path,
+               run_dir=tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "retrain" / "results.json").read_text())
+    assert results["protocol"]["train_level"] == "document"
+    assert _dm(corpus, tmp_path / "cache", train_level="sentence").train_level == "document"

@@ -156,7 +156,8 @@ class CSVTextDataModule(TextDataModule):
     After ``prepare_data(); setup()``: ``vocab``, ``embeddings`` FloatTensor (V, E), ``num_classes``,
     ``train_set`` / ``val_set`` / ``test_set`` (``TokenIdSplit``: items ``(LongTensor (len,), int)``,
     1 <= len <= ``max_len``), ``stats``. Batches are ``pad_collate`` dicts.
-    ``train_level`` is accepted for interface compatibility and ignored (documents have no phrases).
+    ``train_level`` is accepted for interface compatibility and ignored (documents have no phrases):
+    the attribute ``train_level`` is ``"document"``, what the run's records say.
     """
 
     raw_tokenizer = "zhang_csv"
@@ -218,6 +219,7 @@ class CSVTextDataModule(TextDataModule):
             )
         self.data_dir = Path(data_dir).expanduser()
         self.cache_dir = Path(cache_dir).expanduser()
+        self.train_level = "document"
         self.name = str(name)
         self.path = Path(path).expanduser().resolve() if path is not None else None
         if self.path is not None and self.path.is_file():  # looked for <file>/train.csv

@@ -23,6 +23,8 @@ class TextDataModule(pl.LightningDataModule):
     test_set: Dataset | None = None
     vocab = None
     embeddings: torch.Tensor | None = None
+    # what a training example is ("phrase", "sentence" or "document"), recorded with the retrain results
+    train_level: str = "sentence"
 
     # How raw text becomes this task's tokens (a tokenizer of src.data.raw_text.TOKENIZERS).
     raw_tokenizer = "ptb"

@@ -358,7 +358,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
     results = {
         **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
-                     "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": cfg.data.train_level,
+                     "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": dm.train_level,
                      "train_examples": len(dm.train_set) if r.train_subset is None else min(r.train_subset, len(dm.train_set)),
                      "val_examples": len(dm.val_set), "test_examples": len(dm.test_set),
                      "lower_precision": lower_precision(cfg)},
