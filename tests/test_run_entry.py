@@ -64,7 +64,7 @@ def stand_ins(monkeypatch):
             multilabel = cfg.task.name == "ppi"
             return SimpleNamespace(num_classes=classes, metric="micro_f1" if multilabel else "accuracy",
                                    multilabel=multilabel)
-        return SimpleNamespace(num_classes=classes)  # a text DataModule has no multilabel
+        return SimpleNamespace(num_classes=classes, metric="accuracy")  # a text DataModule has no multilabel
 
     monkeypatch.setattr(common, "build_datamodule", datamodule)
     monkeypatch.setattr(common, "data_facts", lambda dm, graph: {"classes": int(dm.num_classes)})
@@ -117,7 +117,8 @@ def test_a_text_search_hands_each_stage_its_part_and_records_the_retrain_in_its_
                                   "selection_rule": "best validation"}
     assert summary["machine"] == {"machine": "stand-in"} and summary["lower_precision"] is None
     assert set(summary["seconds_this_invocation"]) == {"data", "supernet", "search", "retrain"}
-    assert "ranking" not in summary and "metric" not in summary and "baselines" not in summary
+    assert "ranking" not in summary and "baselines" not in summary
+    assert summary["metric"] == "accuracy"  # as a graph run's: what the scores named acc are
     layers = cfg.space.num_layers
     assert [args[2] for args, _ in stand_ins["batch memory"]] == [{"supernet": layers, "retrain": layers}]
     assert len(stand_ins["supernet"]) == len(stand_ins["search"]) == len(stand_ins["retrain"]) == 1

@@ -25,6 +25,8 @@ class TextDataModule(pl.LightningDataModule):
     embeddings: torch.Tensor | None = None
     # what a training example is ("phrase", "sentence" or "document"), recorded with the retrain results
     train_level: str = "sentence"
+    # the score named acc in the records: single-label classification's accuracy (summary.json's metric)
+    metric: str = "accuracy"
 
     # How raw text becomes this task's tokens (a tokenizer of src.data.raw_text.TOKENIZERS).
     raw_tokenizer = "ptb"

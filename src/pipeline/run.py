@@ -145,8 +145,8 @@ def run_search(cfg: DictConfig) -> dict:
     line = f"best supernet val {metric} {100 * best_score:.2f} %"
     if results is not None:
         line += f" | retrained test {metric} {format_mean_std(results)} % over {len(results['seeds'])} seed(s)"
+    summary["metric"] = dm.metric
     if graph:
-        summary["metric"] = dm.metric
         if seeds > 0 and cfg.graph.get("baselines"):
             with timer("baselines"):
                 summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
@@ -222,8 +222,7 @@ def run_retrain(cfg: DictConfig) -> dict:
     summary = {"task": cfg.task.name, "run_dir": str(run_dir), "arch": named,
                "retrain": _retrain_summary(results), **_timing(timer), "machine": env_summary(device_of(cfg)),
                "lower_precision": lower_precision(cfg)}
-    if graph:  # as the search records it: src.report labelled a PPI retrain's micro-F1 as accuracy
-        summary["metric"] = dm.metric
+    summary["metric"] = dm.metric  # as the search records it: src.report labelled a PPI retrain's micro-F1 as accuracy
     summary["machine"] = _machine_of_the_run(run_dir, timer, summary["machine"])
     atomic_write_json(run_dir / "summary.json", summary)
     metric = _metric_name(graph, dm)
