@@ -1159,3 +1159,35 @@ def test_a_deleted_task_name_is_refused_in_one_line():
         check_config(compose_config("search", ["+task=cora", "~task.name"]), "search")
     assert str(err.value) == ("task.name: removed (~task.name), but the task's folders and log lines need a name; "
                               "give one with task.name=<name>")
+
+
+@pytest.mark.parametrize("module, args", [
+    ("src.search", ("+task=sst2", "supernet.dim=15")),  # refused by the config checks
+    ("src.search", ()),  # no task
+    ("src.retrain", ("+task=cora", "arch=gcn", "graph.retrain.seeds=0")),
+])
+def test_a_refused_command_leaves_no_run_folder(module, args, tmp_path):
+    """Was: Hydra makes the run folder before the job starts, and the refusal's log line (conf/hydra/job_logging:
+    the file opened at its first line) kept it: every mistyped command left ``outputs/<task>/search/<time>/`` holding
+    one search.log. Now: a folder made for this command that holds only its log is removed with the refusal."""
+    proc = cli(module, *args, data_dir=tmp_path / "nowhere", tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr[-2000:]
+    left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*") if not p.is_dir())
+    assert left == [], left
+
+
+def test_a_refused_command_keeps_a_run_folder_it_did_not_make(tmp_path):
+    """A folder that was there before the command (made by the user, empty) is kept, with the refusal's log;
+    so is a folder holding anything besides that log."""
+    import os
+    import time
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    past = time.time() - 60
+    os.utime(mine, (past, past))
+    time.sleep(0.2)  # its change time before the command's start (utime sets it to now)
+    proc = cli("src.search", "+task=sst2", "supernet.dim=15", data_dir=tmp_path, tmp=tmp_path, run_dir=mine)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert [p.name for p in mine.iterdir()] == ["search.log"]
+    assert "error: supernet.dim=15" in (mine / "search.log").read_text()

@@ -702,6 +702,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         from hydra.core.hydra_config import HydraConfig
 
         _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
+    made_for_this_run = not _in_multirun() and _made_by_this_process(run_dir_of(cfg))
     try:
         if _in_multirun():
             _claim_job_folder(run_dir_of(cfg))
@@ -746,6 +747,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         if not isinstance(error, RunDirInUseError):  # that log is the running command's
             log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)
+        if made_for_this_run:
+            _remove_if_only_its_log(run_dir_of(cfg))
         if _in_multirun():
             from hydra.core.hydra_config import HydraConfig
 
@@ -759,6 +762,28 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         _job_started.clear()
 
 
+def _made_by_this_process(folder: Path) -> bool:
+    """Whether ``folder`` is empty and was made after this process started (by Hydra, for this command's run),
+    not a folder of the user's."""
+    try:
+        return folder.is_dir() and not any(folder.iterdir()) and folder.stat().st_ctime >= _PROCESS_STARTED
+    except OSError:
+        return False
+
+
+def _remove_if_only_its_log(run_dir: Path) -> None:
+    """Remove the run folder Hydra made for a command refused before it wrote anything: all it holds is the log of
+    the refusal, said on the console too (before, every mistyped command left such a folder under outputs/)."""
+    try:
+        entries = list(run_dir.iterdir())
+        if len(entries) == 1 and entries[0].suffix == ".log" and entries[0].is_file() and not entries[0].is_symlink():
+            entries[0].unlink()
+            run_dir.rmdir()
+    except OSError:  # a file written there meanwhile, a folder not ours to remove: kept
+        pass
+
+
+_PROCESS_STARTED = time.time() - 0.1  # before Hydra makes the run folder (st_ctime: a coarser clock, hence the slack)
 _job_started: list[float] = []  # time.perf_counter() at the start of the job entry() runs (see _start)
 _entered: list[bool] = []  # one item per job entry() (or src.bench's main) has started in this process
 
