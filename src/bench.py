@@ -17,12 +17,15 @@ if __name__ == "__main__":
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.pipeline.checks import check_bench_config
-from src.pipeline.run import note_job_started, refuse_added_settings, refuse_deleted_settings, run_and_exit
+from src.pipeline.run import (made_by_this_process, note_job_started, refuse_added_settings, refuse_deleted_settings,
+                              remove_if_only_its_log, run_and_exit)
 from src.utils import interrupt
 from src.utils.errors import user_error_behind
 from src.utils.logs import log_to_files_only
@@ -36,6 +39,9 @@ def main(cfg: DictConfig) -> None:
     """The figures, or one ``interrupted:`` line (exit status 130, SIGTERM 143) when stopped: the
     benchmark has nothing to resume and writes ``bench.json`` only once every figure is measured."""
     note_job_started()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    made_for_this_run = made_by_this_process(run_dir, hydra_record=True)
+    checked: list[bool] = []  # the settings passed: a later error's log stays (it follows the machine facts)
     stopped: list[int] = []
 
     def on_interrupt(signum, frame):
@@ -44,7 +50,7 @@ def main(cfg: DictConfig) -> None:
 
     previous = interrupt.install(on_interrupt)
     try:
-        run_bench(cfg)
+        run_bench(cfg, checked)
     except Exception as exc:
         # a bad setting, hardware=gpu without a GPU, unreadable data, an unwritable run or cache
         # folder, a full disk: one line and status 2, as the other entry points (src.pipeline.run.entry)
@@ -55,6 +61,8 @@ def main(cfg: DictConfig) -> None:
             raise
         log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)
+        if made_for_this_run and not checked:  # refused: the folder Hydra made holds nothing of the bench's
+            remove_if_only_its_log(run_dir)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         interrupt.install(signal.SIG_IGN)
@@ -67,12 +75,14 @@ def main(cfg: DictConfig) -> None:
         interrupt.restore(previous)
 
 
-def run_bench(cfg: DictConfig) -> None:
-    """Check the settings, then import the harness: it prints the machine facts, measures every
-    figure and writes ``bench.json``."""
+def run_bench(cfg: DictConfig, checked: list[bool] | None = None) -> None:
+    """Check the settings (then append ``True`` to ``checked``), then import the harness: it prints
+    the machine facts, measures every figure and writes ``bench.json``."""
     refuse_deleted_settings()  # ~seed: a ConfigAttributeError traceback
     refuse_added_settings()  # +bench.foo=1 ran the whole bench with nothing reading it
     check_bench_config(cfg)
+    if checked is not None:
+        checked.append(True)
     if int(cfg.bench.reps) < RECORD_REPS:  # allowed for a quick look; the graph figures take RECORD_REPS anyway
         log.warning("bench.reps=%d: the text figures are medians of fewer than the %d timed repetitions the "
                     "benchmark's figures are defined over; fine for a quick look, not for a record",

@@ -1165,11 +1165,13 @@ def test_a_deleted_task_name_is_refused_in_one_line():
     ("src.search", ("+task=sst2", "supernet.dim=15")),  # refused by the config checks
     ("src.search", ()),  # no task
     ("src.retrain", ("+task=cora", "arch=gcn", "graph.retrain.seeds=0")),
+    ("src.bench", ("bench.reps=0",)),  # Hydra writes its .hydra/ record and an empty bench.log first
 ])
 def test_a_refused_command_leaves_no_run_folder(module, args, tmp_path):
     """Was: Hydra makes the run folder before the job starts, and the refusal's log line (conf/hydra/job_logging:
     the file opened at its first line) kept it: every mistyped command left ``outputs/<task>/search/<time>/`` holding
-    one search.log. Now: a folder made for this command that holds only its log is removed with the refusal."""
+    one search.log (src.bench's ``outputs/bench/<time>/`` also ``.hydra/``). Now: a folder made for this command
+    that holds only that is removed with the refusal."""
     proc = cli(module, *args, data_dir=tmp_path / "nowhere", tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr[-2000:]
     left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*") if not p.is_dir())

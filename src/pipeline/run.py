@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -702,7 +703,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         from hydra.core.hydra_config import HydraConfig
 
         _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
-    made_for_this_run = not _in_multirun() and _made_by_this_process(run_dir_of(cfg))
+    made_for_this_run = not _in_multirun() and made_by_this_process(run_dir_of(cfg))
     try:
         if _in_multirun():
             _claim_job_folder(run_dir_of(cfg))
@@ -748,7 +749,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)
         if made_for_this_run:
-            _remove_if_only_its_log(run_dir_of(cfg))
+            remove_if_only_its_log(run_dir_of(cfg))
         if _in_multirun():
             from hydra.core.hydra_config import HydraConfig
 
@@ -762,22 +763,33 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         _job_started.clear()
 
 
-def _made_by_this_process(folder: Path) -> bool:
-    """Whether ``folder`` is empty and was made after this process started (by Hydra, for this command's run),
-    not a folder of the user's."""
+def made_by_this_process(folder: Path, hydra_record: bool = False) -> bool:
+    """Whether ``folder`` was made after this process started (by Hydra, for this command's run), not a folder of
+    the user's, and holds nothing yet (``hydra_record``: nothing but what Hydra writes as src.bench's job starts,
+    ``.hydra/`` and an empty log file; a folder of the user's that was empty cannot be told from one Hydra made
+    then, as Hydra's writing changed its time)."""
     try:
-        return folder.is_dir() and not any(folder.iterdir()) and folder.stat().st_ctime >= _PROCESS_STARTED
+        entries = list(folder.iterdir())
+        if hydra_record:
+            entries = [entry for entry in entries if entry.name != ".hydra"
+                       and not (entry.suffix == ".log" and entry.is_file() and entry.stat().st_size == 0)]
+        return not entries and folder.stat().st_ctime >= _PROCESS_STARTED
     except OSError:
         return False
 
 
-def _remove_if_only_its_log(run_dir: Path) -> None:
+def remove_if_only_its_log(run_dir: Path) -> None:
     """Remove the run folder Hydra made for a command refused before it wrote anything: all it holds is the log of
-    the refusal, said on the console too (before, every mistyped command left such a folder under outputs/)."""
+    the refusal, said on the console too, and Hydra's ``.hydra/`` record of the command where Hydra wrote one
+    (before, every mistyped command left such a folder under outputs/)."""
     try:
         entries = list(run_dir.iterdir())
-        if len(entries) == 1 and entries[0].suffix == ".log" and entries[0].is_file() and not entries[0].is_symlink():
-            entries[0].unlink()
+        logs = [entry for entry in entries if entry.suffix == ".log" and entry.is_file() and not entry.is_symlink()]
+        record = [entry for entry in entries if entry.name == ".hydra" and entry.is_dir() and not entry.is_symlink()]
+        if len(logs) == 1 and len(entries) == 1 + len(record):
+            logs[0].unlink()
+            if record:
+                shutil.rmtree(record[0])
             run_dir.rmdir()
     except OSError:  # a file written there meanwhile, a folder not ours to remove: kept
         pass
