@@ -11,7 +11,7 @@ import torch
 from tests.helpers import real_data_dir, write_tiny_sst
 from src.data import sst as sst_module
 from src.data.embeddings import load_word_vectors
-from src.data.ptb import parse_tree, read_tree_file, tree_phrases, tree_spans
+from src.data.ptb import parse_tree, read_tree_file, tree_spans
 from src.data.sst import SSTDataModule, sst2_label
 from src.data.text import PAD, UNK, EncodedSplit, Vocabulary, pad_collate
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -43,8 +43,9 @@ def test_parse_tree_labels_tokens_and_phrases():
     tree = parse_tree(HAND_TREE)
     assert tree.label == 3 and tree.word is None and len(tree.children) == 2
     assert tree.leaves() == ["It", "'s", "-LRB-", "very", "good"]
-    assert tree.children[0].word == "It" and tree.children[0].is_leaf
-    phrases = tree_phrases(tree)
+    assert tree.children[0].word == "It" and not tree.children[0].children
+    words = tree.leaves()
+    phrases = [(words[start:end], label) for start, end, label in tree_spans(tree)]
     # 5 leaves + 4 internal nodes, root first and once.
     assert len(phrases) == 9
     assert phrases[0] == (["It", "'s", "-LRB-", "very", "good"], 3)
@@ -135,7 +136,6 @@ def test_vocabulary_ids_ordering_and_unk():
     assert len(vocab) == 6
     assert vocab.encode(["a", "d", "zzz", "A"]) == [2, 5, 1, 1]
     assert Vocabulary.build([["b", "a", "a"]], min_freq=2).to_list() == [PAD, UNK, "a"]
-    assert len(Vocabulary.build([["b", "a", "c", "a"]], max_size=3)) == 3
     # Ties are alphabetical whatever order the words were first seen in.
     assert Vocabulary.build([["zeta", "beta", "mid", "alpha", "mid"]]).to_list() == [PAD, UNK, "mid", "alpha", "beta",
                                                                                      "zeta"]

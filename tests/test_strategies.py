@@ -149,7 +149,7 @@ def test_batches_and_stages():
         sizes.append(len(batch))
         for a in batch:
             evo.tell(a, 0.0)
-    assert evo.done and evo.done  # asking again after the end proposes nothing and counts no stage
+    assert evo.ask() == [] and evo.ask() == []  # asking again after the end proposes nothing and counts no stage
     assert sizes == [5, 3, 3] and evo.stage == 3
 
 

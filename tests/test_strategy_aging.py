@@ -94,7 +94,7 @@ def test_budget_validity_and_no_duplicates():
     assert len(archs) == len(set(archs)) == 100
     for arch in archs:
         space.validate(arch)
-    assert aging.ask() == [] and aging.done
+    assert aging.ask() == [] and aging.ask() == []
 
 
 def test_aging_evolution_improves_on_its_random_start():

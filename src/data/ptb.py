@@ -26,10 +26,6 @@ class Tree:
     word: str | None = None
     children: list["Tree"] = field(default_factory=list)
 
-    @property
-    def is_leaf(self) -> bool:
-        return self.word is not None
-
     def leaves(self) -> list[str]:
         """Tokens of the subtree, left to right."""
         return [node.word for node in self.nodes() if node.word is not None]
@@ -116,12 +112,6 @@ def tree_spans(tree: Tree) -> list[tuple[int, int, int]]:
         stack.append((node, len(spans) - 1))
         stack.extend((child, -1) for child in reversed(node.children))
     return spans
-
-
-def tree_phrases(tree: Tree) -> list[tuple[list[str], int]]:
-    """Every labelled node as ``(leaf tokens, label)``, pre-order, the root sentence first and once."""
-    words = tree.leaves()
-    return [(words[start:end], label) for start, end, label in tree_spans(tree)]
 
 
 def read_tree_file(path: str | Path, num_labels: int | None = None) -> list[Tree]:

@@ -29,19 +29,15 @@ class Vocabulary:
         self._stoi = {word: idx for idx, word in enumerate(words)}
 
     @classmethod
-    def build(
-        cls, token_lists: Iterable[Iterable[str]], min_freq: int = 1, max_size: int | None = None
-    ) -> "Vocabulary":
+    def build(cls, token_lists: Iterable[Iterable[str]], min_freq: int = 1) -> "Vocabulary":
         """Count tokens; keep those seen at least ``min_freq`` times, most frequent first, ties
-        alphabetical. ``max_size`` caps the total size, the two special tokens included."""
+        alphabetical."""
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
         for special in (PAD, UNK):
             counts.pop(special, None)
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
-        if max_size is not None:
-            words = words[: max(0, max_size - 2)]
         return cls([PAD, UNK, *words])
 
     def encode(self, tokens: Iterable[str]) -> list[int]:

@@ -1,4 +1,4 @@
-"""What the text DataModules (SST, CSV / hub tasks) share: their data loaders and sizes."""
+"""What the text DataModules (SST, CSV / hub tasks) share: their data loaders and text encoder."""
 
 from __future__ import annotations
 
@@ -43,14 +43,6 @@ class TextDataModule(pl.LightningDataModule):
         if self.vocab is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for its text encoder")
         return TextEncoder(self.raw_tokenizer, self.raw_lowercase(), tuple(self.vocab.to_list()), int(self.max_len))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab) if self.vocab is not None else 0
-
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.embeddings.shape[1]) if self.embeddings is not None else 0
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:

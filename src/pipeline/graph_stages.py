@@ -39,7 +39,6 @@ from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import check_test_scores, run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
-from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text, read_record, read_seed_record
 from src.utils.parallel import process_map, resolve_process_workers
 

@@ -104,12 +104,6 @@ class SearchStrategy(ABC):
         self.history.append((arch, value))
         self.scores[arch] = value
 
-    @property
-    def done(self) -> bool:
-        """Whether the search has nothing left to propose. It calls :meth:`ask`, which proposes the next
-        candidates when there are any (they stay pending until told), as a loop over ``ask`` would."""
-        return not self.ask()
-
     def ranked(self, k: int | None = None) -> list[tuple[Architecture, float]]:
         """Scored candidates, best first; ties keep evaluation order."""
         order = sorted(range(len(self.history)), key=lambda i: (-self.history[i][1], i))

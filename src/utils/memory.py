@@ -20,7 +20,6 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 KIB = 1024  # what Linux's "kB" in /proc and ru_maxrss count
-MIB = 2**20
 MB = 10**6  # the unit of every ``*_mb`` figure
 MEMORY_UNIT = "MB = 10^6 bytes"  # written into bench.json next to its ``*_mb`` figures
 
