@@ -144,7 +144,6 @@ def test_process_map_as_finished_gives_what_finished_beside_a_failure(tmp_path):
                 given.append(result)
         assert given == expected
     assert list(process_map(abs, [-3, 1], 1, ordered=False)) == [(0, 3), (1, 1)]  # in this process: item order
-    assert sorted(process_map(abs, [-3, 1, -2], 2, ordered=False)) == [(0, 3), (1, 1), (2, 2)]
 
 def _marked_processes(marker: str) -> list[int]:
     """The processes whose environment holds ``marker``."""
