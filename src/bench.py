@@ -45,6 +45,8 @@ def main(cfg: DictConfig) -> None:
     stopped: list[int] = []
 
     def on_interrupt(signum, frame):
+        if interrupt.repeats(signum, stopped):
+            return
         stopped.append(signum)
         raise KeyboardInterrupt
 
@@ -67,7 +69,7 @@ def main(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         interrupt.install(signal.SIG_IGN)
         signum = stopped[0] if stopped else signal.SIGINT
-        by = " (SIGTERM)" if signum == signal.SIGTERM else ""
+        by = interrupt.signal_name(signum)
         print(f"interrupted{by}: the benchmark stopped before its last figure; no bench.json was written",
               file=sys.stderr)
         sys.exit(128 + int(signum))

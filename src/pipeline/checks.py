@@ -139,10 +139,37 @@ def _check_heads(cfg: DictConfig, node: str, width: str) -> None:
 
 
 
+def check_open_files_for_workers(workers: int) -> None:
+    """Data-loader workers pass each batch to the run through a file descriptor (torch's sharing strategy): under a
+    low open-files limit their sends failed with EMFILE in background threads, which printed a traceback each and
+    went on while the run waited for batches that never came (a hang writing gigabytes to stderr; a traceback a
+    little higher). The soft limit is raised towards the hard one; below what the workers need, one line."""
+    import resource
+
+    need = 64 + 32 * workers  # 2 workers held about 34 descriptors at once on a tiny run
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    raised = need if hard == resource.RLIM_INFINITY else min(hard, need)
+    if raised > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft < need:
+        raise AutoAttendError(f"hardware.num_workers={workers}: the data-loader workers pass each batch through a "
+                              f"file descriptor, and the open-files limit (ulimit -n) is {soft}, below the {need} "
+                              f"they need: raise it (ulimit -n 1024) or set hardware.num_workers=0")
+
+
 def check_hardware(cfg: DictConfig) -> None:
     """Raise :class:`AutoAttendError` on the first bad value of the ``hardware`` group."""
     check_int(cfg, "hardware.threads", 1, none_ok=True, also=(0,), high=THREADS_MAX)
     check_int(cfg, "hardware.num_workers", 0)
+    workers = _get(cfg, "hardware.num_workers")
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0:
+        check_open_files_for_workers(workers)
     devices = _get(cfg, "hardware.devices")
     if devices is not _ABSENT and (isinstance(devices, bool) or not isinstance(devices, int) or devices != 1):
         # estimator and scoring run on one device (src.utils.device.device_of); a GPU is picked

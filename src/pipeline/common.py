@@ -38,6 +38,7 @@ from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError, TrainingDivergedError
 from src.utils.io import atomic_target, remove_left_temporaries
 from src.utils.logs import log_to_files_only
+from src.utils.parallel import check_shared_memory
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, subset: int 
         g = torch.Generator().manual_seed(seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[:subset].tolist())
     sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+    if num_workers > 0:
+        check_shared_memory("hardware.num_workers=0")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=pad_collate,
                       num_workers=num_workers)
 

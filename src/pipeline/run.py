@@ -672,7 +672,7 @@ def _exit_for_signal(signum: int) -> None:
 
 def _named_signal(signum: int) -> str:
     """What an ``interrupted:`` line adds after "interrupted" for the stopping signal (Ctrl-C: nothing)."""
-    return " (SIGTERM)" if signum == signal.SIGTERM else ""
+    return interrupt.signal_name(signum)
 
 
 def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
@@ -687,6 +687,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
     interrupted = []
 
     def on_interrupt(signum, frame):
+        if interrupt.repeats(signum, interrupted):
+            return
         # Lightning turns a KeyboardInterrupt inside fit into a silent sys.exit(1): remember it
         interrupted.append(signum)
         if interrupt.defer():  # a checkpoint is ahead of its metrics: raised once they are written
@@ -737,6 +739,8 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             first_line = (str(exc).strip().splitlines() or [""])[0]
             log_to_files_only(log, f"crashed: {type(exc).__name__}: {first_line}", logging.ERROR,
                               exc_info=(type(exc), exc, exc.__traceback__))
+            error = address_space_error(exc)
+        if error is None:
             if _in_multirun():  # Hydra runs the other jobs, then re-raises the first crash alone; the report names each
                 from hydra.core.hydra_config import HydraConfig
 
@@ -832,10 +836,29 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
         # the reader of the output went away (`--help | head`, `--cfg job | head`): stop quietly with
         # the status a shell gives a process SIGPIPE ended, as the table commands do (exit_status_of)
         exit_after_the_run(quiet_after_reader_gone())
-    except BaseException:  # a crash: its traceback, and status 1, as Python gives them
-        traceback.print_exc()
-        exit_after_the_run(1)
+    except BaseException as exc:  # a crash: its traceback, and status 1, as Python gives them
+        error = address_space_error(exc) if isinstance(exc, Exception) else None
+        if error is None:
+            traceback.print_exc()
+            exit_after_the_run(1)
+        print(f"error: {error}", file=sys.stderr)
+        exit_after_the_run(2)
     exit_after_the_run(0)
+
+
+def address_space_error(exc: BaseException) -> AutoAttendError | None:
+    """A crash under an address-space limit (``ulimit -v``) as one line saying so, else None: there a run fails
+    wherever an allocation or a library's mapping is refused (a MemoryError, an ImportError "failed to map
+    segment", oneDNN's "could not create a primitive"), each a traceback whose last line said nothing of memory."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    return AutoAttendError(f"the run failed under an address-space limit of {limit / 2**30:.1f} GiB (ulimit -v), "
+                           f"most likely out of memory there ({type(exc).__name__}: {first_line}; a traceback in the "
+                           f"run's log): raise it (ulimit -v unlimited) and run the same command to resume")
 
 
 def exit_after_the_run(status: int = 0) -> NoReturn:
@@ -852,7 +875,7 @@ def exit_after_the_run(status: int = 0) -> NoReturn:
         if status == 0:
             ended = "finished" + (f": its results are in {_finished_runs[-1]}" if _finished_runs else "")
         else:
-            ended = "was stopped" if status in (128 + signal.SIGINT, 128 + signal.SIGTERM) else "failed"
+            ended = "was stopped" if status - 128 in interrupt.STOP_SIGNALS else "failed"
         sys.stdout.flush()
         print(f"interrupted{_named_signal(signum)} while the process exited after the run {ended}",
               file=sys.stderr, flush=True)
@@ -1004,6 +1027,8 @@ def hydra_entry(main: Callable[[], None]) -> None:
     main_returned = False
 
     def on_interrupt(signum, frame):
+        if interrupt.repeats(signum, interrupted):
+            return
         interrupted.append(signum)
         raise KeyboardInterrupt
 

@@ -74,6 +74,8 @@ _MACHINE_ERRORS = {
     errno.ENOSPC: "the disk is full: free some space, or point paths.cache_dir / paths.output_dir elsewhere",
     errno.EDQUOT: "the disk quota is used up: free some space, or point the paths elsewhere",
     errno.ENAMETOOLONG: "a name longer than the file system allows (most allow 255 bytes a name): choose a shorter one",
+    errno.EFBIG: "the file would pass the process's file-size limit (ulimit -f, a batch system's): raise it "
+                 "(ulimit -f unlimited) and run the same command to resume",
 }
 
 
@@ -98,16 +100,31 @@ def loader_worker_died(err: BaseException) -> WorkersFailedError | None:
                               "hardware.num_workers lower (0: none) if memory is short")
 
 
+def workers_refused(err: BaseException) -> WorkersFailedError | None:
+    """A thread or process the system refused to start (Python's RuntimeError ``can't start new thread``, a fork's
+    EAGAIN): a limit on processes and threads (``ulimit -u``, a container's pids limit) or memory, as one line
+    saying so, else None. The clean-up after the refusal raised a second error that ended the traceback (``cannot
+    join thread before it is started``, Lightning's ``Please call iter(combined_loader) first``)."""
+    thread = isinstance(err, RuntimeError) and str(err).startswith("can't start new thread")
+    fork = isinstance(err, OSError) and err.errno == errno.EAGAIN and getattr(err, "filename", None) is None
+    if not (thread or fork):
+        return None
+    return WorkersFailedError("cannot start a thread or process (a limit on processes and threads: ulimit -u, a "
+                              "container's pids limit; or memory): run the same command with hardware.num_workers=0 "
+                              "and graph.retrain.workers=1 (no worker processes), or raise the limit")
+
+
 def user_error_behind(err: BaseException | None) -> AutoAttendError | None:
     """The :class:`AutoAttendError` that ``err`` is or was raised from (libraries wrap what user
     code raises: Hydra's ``instantiate``, ``datasets`` generators), or the machine's refusal
-    (:func:`machine_error`: an unreadable data folder, an unwritable cache; :func:`loader_worker_died`)
+    (:func:`machine_error`: an unreadable data folder, an unwritable cache; :func:`loader_worker_died`,
+    :func:`workers_refused`)
     behind it, else ``None``."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, AutoAttendError):
             return err
-        refused = machine_error(err) or loader_worker_died(err)
+        refused = machine_error(err) or loader_worker_died(err) or workers_refused(err)
         if refused is not None:
             return refused
         seen.add(id(err))

@@ -1,4 +1,4 @@
-"""Ctrl-C (or SIGTERM) held back while a checkpoint and the metrics of its step are written.
+"""Ctrl-C (or SIGTERM, SIGXCPU) held back while a checkpoint and the metrics of its step are written.
 
 An epoch-end checkpoint is written before Lightning logs that epoch's last metrics rows (the
 epoch's mean loss, the validation row). A Ctrl-C in between left a checkpoint whose resume could
@@ -19,13 +19,31 @@ from __future__ import annotations
 import signal
 from typing import Callable
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGXCPU: the soft CPU-time limit (ulimit -t, a batch system's) reached; its default action ended
+# the process with no word, where SIGTERM got the line saying how to resume. The kernel sends it
+# again every CPU second until the hard limit's SIGKILL: a repeat is the same stop (see repeats).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGXCPU)
 
 
 def install(handler: Callable) -> dict:
-    """Make ``handler`` the handler of SIGINT and SIGTERM; returns the previous ones for
+    """Make ``handler`` the handler of SIGINT, SIGTERM and SIGXCPU; returns the previous ones for
     :func:`restore`."""
     return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+
+
+def repeats(signum: int, seen: list[int]) -> bool:
+    """Whether ``signum`` is the kernel's repeat of a CPU-time limit's SIGXCPU already in ``seen``
+    (the signals a handler recorded): not a second stop, which would cut a held checkpoint short."""
+    return signum == signal.SIGXCPU and signum in seen
+
+
+def signal_name(signum: int) -> str:
+    """What an ``interrupted:`` line adds after "interrupted" for the stopping signal (Ctrl-C: nothing)."""
+    if signum == signal.SIGTERM:
+        return " (SIGTERM)"
+    if signum == signal.SIGXCPU:
+        return " (SIGXCPU: the CPU-time limit, ulimit -t, was reached)"
+    return ""
 
 
 def restore(previous: dict) -> None:

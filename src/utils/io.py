@@ -32,15 +32,30 @@ def atomic_target(path: str | Path, prefix: str | None = None) -> Iterator[Path]
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
-        full = isinstance(exc, RuntimeError) and _nearly_full(path.parent)  # before the temporary's space is freed
+        # before the temporary's space is freed
+        full = isinstance(exc, RuntimeError) and _nearly_full(path.parent)
+        too_large = isinstance(exc, RuntimeError) and _at_file_size_limit(Path(tmp))
         Path(tmp).unlink(missing_ok=True)
         # a full disk as an OSError naming the file (src.utils.errors.machine_error says it in one line): a write's
-        # flush at close raises one without a file name, and torch.save a RuntimeError ("unexpected pos ...")
+        # flush at close raises one without a file name, and torch.save a RuntimeError ("unexpected pos ..."), also
+        # for a write past the file-size limit (EFBIG)
         if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        if full:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        if full or too_large:
+            code = errno.ENOSPC if full else errno.EFBIG
+            raise OSError(code, os.strerror(code), str(path)) from exc
         raise
+
+
+def _at_file_size_limit(path: Path) -> bool:
+    """Whether the file at ``path`` has reached the process's file-size limit (``ulimit -f``; within a page)."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    try:
+        return limit != resource.RLIM_INFINITY and path.stat().st_size >= limit - 4096
+    except OSError:
+        return False
 
 
 def _nearly_full(folder: Path) -> bool:

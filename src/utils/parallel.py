@@ -16,11 +16,12 @@ import sys
 import warnings
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
-from src.utils.errors import WorkersFailedError
+from src.utils.errors import WorkersFailedError, workers_refused
 from src.utils.workers import parse_workers
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -140,15 +141,22 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 on_done()
             yield result if ordered else (index, result)
         return
+    check_shared_memory(f"{setting}=1")
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_init_process,
                                initargs=(torch.get_num_threads(),))
+    failing = False
     try:
         yield from (_in_order if ordered else _as_finished)(pool, fn, items, on_done)
     except BaseException as exc:
+        failing = True
         # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
+        if isinstance(exc, RuntimeError) and workers_refused(exc) is not None:
+            raise WorkersFailedError(f"cannot start the worker processes' threads (a limit on processes and "
+                                     f"threads: ulimit -u, a container's pids limit); run the same command with "
+                                     f"{setting}=1 (no worker processes)") from exc
         if isinstance(exc, BrokenProcessPool):
             raise WorkersFailedError(f"a worker process died (killed by the system: most likely out of memory); "
                                      f"what finished is kept: run the same command to resume, with {setting} "
@@ -158,7 +166,37 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                                      f"memory); run the same command with {setting}=1 (no worker processes)") from exc
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except RuntimeError:  # "cannot join thread before it is started", after a thread was refused
+            if not failing:
+                raise
+
+
+SHARED_MEMORY = Path("/dev/shm")
+SHARED_MEMORY_NEEDED = 8 * 2**20  # a text loader's prefetched batches take about 1 MiB, a graph worker's a few
+
+
+def check_shared_memory(without: str, folder: Path = SHARED_MEMORY) -> None:
+    """Worker processes pass tensors, and their locks, through ``/dev/shm``, which a container may make small
+    (Docker's default, 64 MiB) or read-only: there the data-loader workers printed tracebacks while the run waited
+    for ever, and the graph workers ended in a traceback naming no file. One line instead, before they start,
+    saying how to run without them (``without``: the setting, e.g. ``hardware.num_workers=0``). Nothing is checked
+    where the folder does not exist (not Linux)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return
+    free = stats.f_bavail * stats.f_frsize
+    if stats.f_flag & os.ST_RDONLY:
+        problem = "is read-only"
+    elif free < SHARED_MEMORY_NEEDED:
+        problem = f"has {free / 2**20:.2f} MiB free (worker processes need {SHARED_MEMORY_NEEDED // 2**20} MiB)"
+    else:
+        return
+    raise WorkersFailedError(f"worker processes pass their tensors through {folder}, which {problem}: run the same "
+                             f"command with {without} (no worker processes), or give the container more shared "
+                             f"memory (docker run --shm-size=1g)")
 
 
 def _submitted(pool: Executor, fn: Callable[[T], R], items: list[T],
