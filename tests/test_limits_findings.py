@@ -1,15 +1,15 @@
-"""Findings of a resource-limits walk (2026-12-07, session 49): the entry points under the limits a shared cluster or
-a container sets: a low open-files limit (``ulimit -n``), a process/thread limit (``ulimit -u``, a container's pids
+"""Findings of a resource-limits walk (2026-12-07, session 49): the entry points under the limits a shared cluster or a
+container sets: a low open-files limit (``ulimit -n``), a process/thread limit (``ulimit -u``, a container's pids
 limit), an address-space limit (``ulimit -v``), a CPU-time limit (``ulimit -t``: SIGXCPU), a file-size limit
 (``ulimit -f``: EFBIG), a tiny or read-only ``/dev/shm`` (Docker's default is 64 MiB), an unusable HOME or TMPDIR.
 
-The findings were strict xfails asserting the project's rule (one ``error:`` line naming what went wrong and what to
-do, status 2, or 128 + the signal's number for a signal; never a traceback, never a hang) and are mended (their
-docstrings say "Was: ... Now: ..."); the other tests pin what was found right and nothing tested yet: the default
-runs pass under low limits, and a run stopped by a limit resumes to complete records. Every run is a ``budget=smoke`` one on tiny data with ``hardware.kernels=torch``, as a
-subprocess through the command line, its limits set with ``resource.setrlimit`` in the child (a skip where they
-cannot be set, or where binding them needs root's tools: ``unshare -m`` for ``/dev/shm``, another user for
-RLIMIT_NPROC, which binds no process of root's)."""
+The findings were strict xfails asserting the project's rule (one ``error:`` line naming what went wrong and what to do,
+status 2, or 128 + the signal's number for a signal; never a traceback, never a hang) and are mended (their docstrings
+say "Was: ... Now: ..."); the other tests pin what was found right and nothing tested yet: the default runs pass under
+low limits, and a run stopped by a limit resumes to complete records. Every run is a ``budget=smoke`` one on tiny data
+with ``hardware.kernels=torch``, as a subprocess through the command line, its limits set with ``resource.setrlimit`` in
+the child (a skip where they cannot be set, or where binding them needs root's tools: ``unshare -m`` for ``/dev/shm``,
+another user for RLIMIT_NPROC, which binds no process of root's)."""
 
 from __future__ import annotations
 
