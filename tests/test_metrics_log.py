@@ -167,18 +167,23 @@ def test_an_interrupt_is_held_once_and_raised_on_release(clean_hold):
     assert not interrupt.defer()
 
 
-def test_install_and_restore_cover_sigint_and_sigterm():
+def test_install_and_restore_cover_sigint_sigterm_and_sigxcpu():
+    """SIGXCPU (the CPU-time limit, ``ulimit -t``) is a stop as SIGTERM is; its repeats are one stop."""
     def handler(signum, frame):
         pass
 
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGXCPU)
+    before = {s: signal.getsignal(s) for s in stops}
     previous = interrupt.install(handler)
     try:
         assert previous == before
-        assert signal.getsignal(signal.SIGINT) is handler and signal.getsignal(signal.SIGTERM) is handler
+        assert all(signal.getsignal(s) is handler for s in stops)
     finally:
         interrupt.restore(previous)
-    assert {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} == before
+    assert {s: signal.getsignal(s) for s in stops} == before
+    assert interrupt.repeats(signal.SIGXCPU, [signal.SIGXCPU]) and not interrupt.repeats(signal.SIGXCPU, [])
+    assert not interrupt.repeats(signal.SIGINT, [signal.SIGINT])  # a second Ctrl-C is a second stop
+    assert "CPU-time limit" in interrupt.signal_name(signal.SIGXCPU) and interrupt.signal_name(signal.SIGINT) == ""
 
 
 def test_the_checkpoint_callback_does_not_raise_a_held_interrupt_over_an_exception(tmp_path, clean_hold):

@@ -80,8 +80,8 @@ def test_an_experiment_name_taken_for_a_plain_value_is_refused_saying_how_to_ins
 
 class _HandMadePool:
     """An executor whose futures are made by hand from the items: ``("ok", value)`` finished with ``value``,
-    ``("fail", message)`` failed with ``ValueError(message)``, ``("running", None)`` not finished (a timer finishes
-    it a second later unless it was cancelled), ``("cancelled", None)`` cancelled."""
+    ``("fail", message)`` failed with ``ValueError(message)``, ``("running", None)`` running (a timer finishes it
+    with ``"late"`` a second later), ``("pending", None)`` not started, ``("cancelled", None)`` cancelled."""
 
     def __init__(self):
         self.futures: list[Future] = []
@@ -96,35 +96,33 @@ class _HandMadePool:
             future.set_exception(ValueError(value))
         elif kind == "cancelled":
             future.cancel()
+        elif kind == "pending":
+            pass
         else:
-            def finish_late(future=future):
-                if future.set_running_or_notify_cancel():
-                    future.set_result("late")
-            self.timers.append(threading.Timer(1.0, finish_late))
+            future.set_running_or_notify_cancel()
+            self.timers.append(threading.Timer(1.0, future.set_result, args=("late",)))
             self.timers[-1].start()
         self.futures.append(future)
         return future
 
 
-def test_as_finished_gives_the_items_finished_beside_a_failure_only_then_raises_it(monkeypatch):
-    """When the failure comes first out of ``as_completed`` (the items that finished while the consumer recorded the
-    previous one come in one batch), the items already finished without error are given before its error is raised;
-    one still running is not waited for and is cancelled, a cancelled one is skipped. Kills: the loop over the other
-    futures dropped; its ``other.exception() is None`` test dropped (the failure itself raised before the rest); its
-    ``other.done()`` test dropped (the running item waited for); its ``not other.cancelled()`` test dropped (a
-    CancelledError instead of the item's error); the ``finally`` cancelling the futures dropped."""
+def test_as_finished_gives_what_finishes_beside_a_failure_then_raises_it():
+    """At a failure, the items already finished and those still running are given (the running one waited for, as
+    the items before a failure are in item order), the items not started are cancelled, a cancelled one is skipped,
+    and then the failure is raised. Kills: the running item not waited for (its work lost: a graph seed trained
+    again on resume); the items not started left to run; a cancelled future read (CancelledError); the failure
+    raised before the others are given, or not at all."""
     from src.utils import parallel
 
     pool = _HandMadePool()
-    monkeypatch.setattr(parallel, "as_completed", lambda futures: iter([futures[1]]))  # the failure first
-    items = [("ok", "a"), ("fail", "boom"), ("running", None), ("cancelled", None), ("ok", "b")]
+    items = [("ok", "a"), ("fail", "boom"), ("running", None), ("pending", None), ("cancelled", None), ("ok", "b")]
     given = []
     try:
         with pytest.raises(ValueError, match="^boom$"):
             for pair in parallel._as_finished(pool, None, items):
                 given.append(pair)
-        assert given == [(0, "a"), (4, "b")]
-        assert pool.futures[2].cancelled()
+        assert sorted(given) == [(0, "a"), (2, "late"), (5, "b")]
+        assert pool.futures[3].cancelled()
     finally:
         for timer in pool.timers:
             timer.cancel()

@@ -225,8 +225,8 @@ def fit_children(cfg: DictConfig, dm, jobs: list[tuple[Architecture, dict, int, 
     """:func:`fit_child` for each ``(arch, hparams, seed, out, name)`` job, in order: yields
     ``{"selected": module.selected(), "history": module.history}``. ``keep_models``: each job's
     selected weights are kept in ``out/name/model.pt``. ``in_order=False``: ``(job index, result)``
-    as the jobs finish, those finished beside a failing one given before its error (for a caller
-    that records each job on its own: what finished is kept for a resume).
+    as the jobs finish, those finished or running beside a failing one given before its error (for
+    a caller that records each job on its own: what finished is kept for a resume).
 
     While they train, the stage's progress over them (:class:`~src.pipeline.common.ChildrenProgress`:
     ``<label>: N / M <unit> finished``, ``done_before`` of them finished by an earlier invocation)

@@ -355,10 +355,12 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path) -> dict:
         # one line a seed, also for one an earlier invocation trained (it had two, one after the other)
         log.info("retrain: seed %d -> val %.4f test %.4f (step %d%s)", seed, result["val_acc"], result["test_acc"],
                  result["step"], "; done before this invocation" if earlier else "")
+    # what the examples were (a document task ignores data.train_level); a DataModule of one's own may not say
+    level = getattr(dm, "train_level", cfg.data.train_level)
     results = {
         **seed_summary(arch, seeds, per_seed, SELECTION_RULE),
         "protocol": {"dim": r.dim, "heads": r.heads, "epochs": r.epochs, "lr": r.lr, "clip": r.clip,
-                     "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": dm.train_level,
+                     "batch_size": r.batch_size, "eval_every": r.eval_every, "train_level": level,
                      "train_examples": len(dm.train_set) if r.train_subset is None else min(r.train_subset, len(dm.train_set)),
                      "val_examples": len(dm.val_set), "test_examples": len(dm.test_set),
                      "lower_precision": lower_precision(cfg)},

@@ -119,9 +119,9 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 ordered: bool = True) -> Iterator:
     """``fn`` over ``items`` in ``workers`` fresh processes (spawned, each with this process's
     intra-op thread count); results are yielded in item order. ``ordered=False``: ``(index, result)``
-    pairs are yielded as the items finish, and when one fails, those that finished beside it are
-    yielded before its error is raised (for callers that record each item on its own, so what
-    finished is kept).
+    pairs are yielded as the items finish, and when one fails, those that finished or were running
+    beside it are yielded before its error is raised (for callers that record each item on its own,
+    so what finished is kept).
 
     For work that depends on torch's global RNG (``seed_everything`` and everything after it): each
     process has its own, so ``fn`` returns what it would in this process. ``fn`` and the items must
@@ -225,22 +225,32 @@ def _in_order(pool: Executor, fn: Callable[[T], R], items: list[T],
 
 def _as_finished(pool: Executor, fn: Callable[[T], R], items: list[T],
                  on_done: Callable[[], None] | None = None) -> Iterator[tuple[int, R]]:
-    """As :func:`_in_order`, but ``(index, result)`` in the order the items finish; the first
-    failure raises after the items already finished without error are yielded."""
+    """As :func:`_in_order`, but ``(index, result)`` in the order the items finish. At the first
+    failure the items not yet started are cancelled and those running are waited for (what they
+    finish is given, as the items before a failure are in item order); then the failure is raised."""
     futures = _submitted(pool, fn, items, on_done)
     index_of = {future: index for index, future in enumerate(futures)}
     given: set[int] = set()
+    failed: Future | None = None
     try:
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             if future.exception() is not None:
-                for other in futures:
-                    if (index_of[other] not in given and other.done() and not other.cancelled()
-                            and other.exception() is None):
-                        given.add(index_of[other])
-                        yield index_of[other], other.result()
-                future.result()  # raises its error, traceback and all
+                failed = future
+                break
             given.add(index_of[future])
             yield index_of[future], future.result()
+        if failed is None:
+            return
+        for other in futures:
+            other.cancel()  # those not started; a running one finishes
+        # a cancelled future need not wake as_completed (only an executor's hand-over does): not waited on
+        rest = [f for f in futures if index_of[f] not in given and f is not failed and not f.cancelled()]
+        for other in as_completed(rest):
+            if not other.cancelled() and other.exception() is None:
+                yield index_of[other], other.result()
+        failed.result()  # raises its error, traceback and all
     finally:
         for future in futures:
             future.cancel()
