@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import sys
@@ -837,7 +838,10 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
         # the status a shell gives a process SIGPIPE ended, as the table commands do (exit_status_of)
         exit_after_the_run(quiet_after_reader_gone())
     except BaseException as exc:  # a crash: its traceback, and status 1, as Python gives them
-        error = address_space_error(exc) if isinstance(exc, Exception) else None
+        try:
+            error = address_space_error(exc) if isinstance(exc, Exception) else None
+        except Exception:  # short of memory even for that: Python's traceback, as before
+            error = None
         if error is None:
             traceback.print_exc()
             exit_after_the_run(1)
@@ -849,9 +853,8 @@ def run_and_exit(main: Callable[[], None]) -> NoReturn:
 def address_space_error(exc: BaseException) -> AutoAttendError | None:
     """A crash under an address-space limit (``ulimit -v``) as one line saying so, else None: there a run fails
     wherever an allocation or a library's mapping is refused (a MemoryError, an ImportError "failed to map
-    segment", oneDNN's "could not create a primitive"), each a traceback whose last line said nothing of memory."""
-    import resource
-
+    segment", oneDNN's "could not create a primitive"), each a traceback whose last line said nothing of memory.
+    ``resource`` is imported with the module: imported here, under the limit, it failed to map itself."""
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if limit == resource.RLIM_INFINITY:
         return None

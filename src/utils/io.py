@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import shutil
 import socket
 import tempfile
@@ -49,8 +50,6 @@ def atomic_target(path: str | Path, prefix: str | None = None) -> Iterator[Path]
 
 def _at_file_size_limit(path: Path) -> bool:
     """Whether the file at ``path`` has reached the process's file-size limit (``ulimit -f``; within a page)."""
-    import resource
-
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     try:
         return limit != resource.RLIM_INFINITY and path.stat().st_size >= limit - 4096
