@@ -153,16 +153,14 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
         # an error, Ctrl-C or the consumer closing: stop the items still running rather than wait
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
-        if isinstance(exc, RuntimeError) and workers_refused(exc) is not None:
-            raise WorkersFailedError(f"cannot start the worker processes' threads (a limit on processes and "
-                                     f"threads: ulimit -u, a container's pids limit); run the same command with "
-                                     f"{setting}=1 (no worker processes)") from exc
         if isinstance(exc, BrokenProcessPool):
             raise WorkersFailedError(f"a worker process died (killed by the system: most likely out of memory); "
                                      f"what finished is kept: run the same command to resume, with {setting} "
                                      "lower if memory is short") from exc
-        if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM):
-            raise WorkersFailedError(f"cannot start worker processes ({exc.strerror}: a limit on processes, or "
+        # a fork's EAGAIN or ENOMEM, or a thread refused (can't start new thread): named with the setting
+        if (isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM)) or workers_refused(exc):
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise WorkersFailedError(f"cannot start worker processes ({reason}: a limit on processes, or "
                                      f"memory); run the same command with {setting}=1 (no worker processes)") from exc
         raise
     finally:
