@@ -13,6 +13,23 @@ import src.pipeline.config  # noqa: F401  (registers the resolver conf/ uses, as
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
+# what this session collected before ``-m "not slow"`` deselected anything (the fixture collected_suite gives it:
+# tests/test_docs_claims_2_findings.py checks the count of slow tests the docs give)
+COLLECTED_SLOW = pytest.StashKey[list]()
+COLLECTED_FILES = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    config.stash[COLLECTED_SLOW] = [item.nodeid for item in items if item.get_closest_marker("slow")]
+    config.stash[COLLECTED_FILES] = {item.path.name for item in items}
+
+
+@pytest.fixture
+def collected_suite(request) -> tuple[list, set]:
+    """(node ids of the tests marked slow, names of the test files) this session collected."""
+    return request.config.stash[COLLECTED_SLOW], request.config.stash[COLLECTED_FILES]
+
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<name>.yaml`` with ``overrides`` exactly as the command line would."""

@@ -81,6 +81,7 @@ def differences(a: dict, b: dict) -> list[str]:
 # --- findings ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the thread count a job starts with: tests/test_mutation_47.py, in the fast suite
 def test_a_text_job_after_a_graph_job_in_a_sweep_computes_as_the_same_job_alone(tiny_data, tmp_path):
     """setup_hardware set torch's thread count to graph.threads (1) for a graph job and never restored it:
     in ``-m +task=cora,sst2`` the SST-2 job ran on 1 thread (arch and score workers ``auto`` -> 1, other

@@ -40,6 +40,7 @@ def _named_snapshot(supernet_dir: Path) -> str:
     return ckpt["optimizer_states"][0]["offloaded_moments"]["file"]
 
 
+@pytest.mark.slow  # the snapshots a finished or killed offloaded supernet keeps: the two tests below
 def test_a_resumed_offloaded_supernet_keeps_at_most_the_newest_two_snapshots(sst400, tmp_path):
     """Was: OffloadedMoments.restore sets _snapshots = [restored file] and forgets the interrupted invocation's other
     snapshot (adam_moments.<n-1>.bin), so every resume of an offloaded supernet leaves one snapshot as large as
@@ -185,6 +186,7 @@ def test_a_killed_sst_cache_build_is_removed_by_the_next_build(tmp_path):
     assert [p.name.split("-")[0] for p in cache.iterdir()] == ["sst2"]
 
 
+@pytest.mark.slow  # the reads are those of tests/test_graph_pipeline.py's evaluate and predict tests
 def test_evaluate_and_predict_write_nothing_into_a_graph_run_or_its_cache(tmp_path):
     """``src.evaluate`` and ``src.predict`` (the run's graph and ``--graph FILE``) read a finished run: its folder
     and the data cache are byte for byte as they were."""

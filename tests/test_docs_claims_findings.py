@@ -202,6 +202,7 @@ def test_the_documented_defaults_are_the_composed_ones():
     assert compose_config("search", ["+task=graph_file", "task.path=x.npz"]).graph == g
 
 
+@pytest.mark.slow  # the page's example run, then src.predict
 def test_the_karate_club_example_of_graph_md_runs_and_draws_the_split_it_says(data, tmp_path):
     """docs/graph.md:92-97: the two commands, as written (budget=smoke; the fused kernels left out), and "2 of each of
     its 4 classes, 10 and the other 16 nodes" as src.predict's split column shows them."""

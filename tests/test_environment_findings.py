@@ -85,7 +85,7 @@ def sst_run(tmp_path_factory, data_folder) -> tuple[Path, Path]:
 
 # ---- an ASCII locale ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("jsonl", [False, True], ids=["table", "jsonl"])
+@pytest.mark.parametrize("jsonl", [pytest.param(False, marks=pytest.mark.slow), True], ids=["table", "jsonl"])
 def test_predict_prints_non_ascii_texts_of_a_file_under_an_ascii_locale(sst_run, data_folder, tmp_path, jsonl):
     """Was: src.predict prints the texts of --file (read as UTF-8) to a stdout whose encoding is the locale's (ASCII):
     UnicodeEncodeError traceback, status 1. Now: every entry point restarts once in Python's UTF-8 mode where the
@@ -100,7 +100,7 @@ def test_predict_prints_non_ascii_texts_of_a_file_under_an_ascii_locale(sst_run,
     assert len([line for line in proc.stdout.splitlines() if "café" in line or "caf\\xe9" in line]) == 1
 
 
-@pytest.mark.parametrize("jsonl", [False, True], ids=["table", "jsonl"])
+@pytest.mark.parametrize("jsonl", [pytest.param(False, marks=pytest.mark.slow), True], ids=["table", "jsonl"])
 def test_predict_prints_non_ascii_label_names_under_an_ascii_locale(tmp_path_factory, data_folder, tmp_path, jsonl):
     """Was: src.predict prints a run's task.label_names (here French ones) to a stdout whose encoding is the locale's
     (ASCII): every prediction of such a run is a UnicodeEncodeError traceback, status 1, whatever the text. Now:
@@ -134,7 +134,7 @@ def _csv_run_with_label_names(tmp_path_factory) -> Path:
     return tmp / "run"
 
 
-@pytest.mark.parametrize("source", ["argv", "stdin"])
+@pytest.mark.parametrize("source", ["argv", pytest.param("stdin", marks=pytest.mark.slow)])
 def test_predict_reads_non_ascii_text_alike_under_an_ascii_locale(sst_run, data_folder, tmp_path, source):
     """Was: under an ASCII locale Python decodes argv and stdin with surrogateescape: 'café' reaches the tokenizer as
     'caf\\udcc3\\udca9', split into pieces that are all unknown words, so the prediction silently differs from a UTF-8
@@ -173,7 +173,7 @@ def test_the_log_keeps_lines_naming_a_non_ascii_run_folder_under_an_ascii_locale
     assert "summary: " in log and "run dir" in log
 
 
-@pytest.mark.parametrize("module", ["src.predict", "src.evaluate"])
+@pytest.mark.parametrize("module", ["src.predict", pytest.param("src.evaluate", marks=pytest.mark.slow)])
 def test_a_run_in_a_non_ascii_folder_is_read_under_an_ascii_locale(sst_run, data_folder, tmp_path, module):
     """Was: torch.load(str path, mmap=True) in src/models/saved.py encodes the path as strict UTF-8: under an ASCII
     locale a run folder with a non-ASCII name (a surrogate-escaped str) is 'not a saved model (UnicodeEncodeError
@@ -189,6 +189,7 @@ def test_a_run_in_a_non_ascii_folder_is_read_under_an_ascii_locale(sst_run, data
     assert "not a saved model" not in proc.stderr
 
 
+@pytest.mark.slow  # the same torch.load of a non-ASCII path as the read of a run folder above, in the fast suite
 def test_a_run_in_a_non_ascii_folder_resumes_under_an_ascii_locale(data_folder, tmp_path):
     """Was: the supernet checkpoint is read with torch.load(str path, mmap=True) (src/pipeline/common.py): under an
     ASCII locale a run folder with a non-ASCII name cannot be resumed, and the error line calls the intact
@@ -249,7 +250,7 @@ def test_a_search_under_an_ascii_locale_on_non_ascii_data_matches_a_utf8_one(sst
 
 # ---- paths -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+@pytest.mark.parametrize("task", ["sst2", pytest.param("cora", marks=pytest.mark.slow)])
 def test_a_data_folder_whose_name_holds_dollar_brace_works_or_is_one_line(data_folder, tmp_path, task):
     """Was: build_datamodule passes paths.data_dir to hydra.utils.instantiate, which resolves the config again: a
     folder named with '${' (escaped as Hydra asks, \${) is an InterpolationKeyError traceback, status 1, after the
@@ -461,7 +462,7 @@ def _on_a_full_disk(tmp_path: Path, size: str, command: list[str], env: dict) ->
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+@pytest.mark.parametrize("task", ["sst2", pytest.param("cora", marks=pytest.mark.slow)])
 def test_a_run_folder_on_a_full_disk_is_one_line(data_folder, tmp_path, task):
     """Was: a full disk while the supernet checkpoint is written: torch.save raises RuntimeError ('unexpected pos' /
     'iostream error'), not an OSError, so it is no machine error (src/utils/errors.py machine_error); then

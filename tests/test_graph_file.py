@@ -355,6 +355,7 @@ def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
     assert proc.stderr.strip().endswith("give the run's data file (task.path=...)")
 
 
+@pytest.mark.slow  # multi-label: test_a_multi_label_graph_is_served_as_ppi_is; PPI's smoke search
 def test_a_multi_label_graph_file_through_the_command_line(tmp_path):
     """Search, retrain and baseline in micro-F1 (PPI's metric, under the ``*_acc`` keys), models
     that src.evaluate reproduces; src.predict's label sets give the recorded test micro-F1."""

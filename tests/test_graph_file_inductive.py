@@ -111,6 +111,7 @@ def test_sparse_features_with_several_graphs(tmp_path):
     assert step["x"].is_sparse and step["x"].size(0) == sum(g.num_nodes for g in dense.train_graphs)
 
 
+@pytest.mark.slow  # several graphs from one file: the tests above and test_several_graphs_through_the_command_line
 def test_ppi_written_to_one_file_serves_and_searches_as_ppi(tmp_path):
     """PPI's graphs (the tiny PPI-format fixture through PyG's reader) written to one .pt file with
     graph ids (the training graphs one id each; the validation batch one id, as is the test batch:

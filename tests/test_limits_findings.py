@@ -138,7 +138,7 @@ def _assert_complete(run_dir: Path) -> None:
 
 # ---- open files (ulimit -n) ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+@pytest.mark.parametrize("task", ["sst2", pytest.param("cora", marks=pytest.mark.slow)])
 def test_a_run_without_worker_processes_passes_under_a_low_open_files_limit(data_folder, tmp_path, task):
     """``ulimit -n 16`` (a tenth of the lowest limit a cluster sets): the default run opens few files at once
     (it passes down to 8; at 6 it is an EMFILE traceback)."""
@@ -178,8 +178,10 @@ def _with_dev_shm(options: str) -> list[str]:
     return ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o {options} tmpfs /dev/shm && exec "$@"', "sh"]
 
 
-@pytest.mark.parametrize("shm", ["size=64k", "ro,size=1m"], ids=["tiny", "read-only"])
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+@pytest.mark.parametrize("task, shm", [  # each kind of worker and of /dev/shm in the fast suite
+    ("sst2", "size=64k"), pytest.param("sst2", "ro,size=1m", marks=pytest.mark.slow),
+    pytest.param("cora", "size=64k", marks=pytest.mark.slow), ("cora", "ro,size=1m"),
+], ids=["sst2-tiny", "sst2-read-only", "cora-tiny", "cora-read-only"])
 def test_workers_with_a_tiny_or_read_only_dev_shm_are_one_line(data_folder, tmp_path, shm, task):
     """Worker processes pass tensors (and their semaphores) through /dev/shm, which a container makes small (Docker: 64
     MiB) or leaves out. A 64 KiB one: the text run's loader workers print 'unable to allocate shared memory(shm) ...
@@ -202,7 +204,7 @@ def test_workers_with_a_tiny_or_read_only_dev_shm_are_one_line(data_folder, tmp_
 
 # ---- address space (ulimit -v) ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("gib", [1.0, 1.5])
+@pytest.mark.parametrize("gib", [1.0, pytest.param(1.5, marks=pytest.mark.slow)])
 def test_an_address_space_limit_is_one_line_saying_memory(data_folder, tmp_path, gib):
     """``ulimit -v`` (clusters' login nodes and some schedulers set one): under 2 GiB the run fails where the limit
     happens to bite, each time a traceback, status 1, whose last line does not say memory: 1 GiB 'RuntimeError:
@@ -269,7 +271,8 @@ def test_the_file_size_limit_is_one_line_naming_the_file(data_folder, tmp_path, 
 
 # ---- a run stopped by a limit resumes ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("limit", ["cpu", "file size", "address space"])
+@pytest.mark.parametrize("limit", ["cpu", pytest.param("file size", marks=pytest.mark.slow),
+                                   pytest.param("address space", marks=pytest.mark.slow)])
 def test_a_run_stopped_by_a_limit_resumes_to_complete_records(data_folder, tmp_path, limit):
     """Whatever the limit stopped (a SIGXCPU mid-checkpoint leaves the temporary .last.ckpt.* behind; EFBIG; a
     failed allocation in the supernet's first step), the same command without it finishes, its records complete
@@ -352,7 +355,7 @@ def test_workers_under_a_low_process_limit_are_one_line(data_folder, shared_tmp,
 
 # ---- HOME and TMPDIR -----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kernels", ["torch", "auto"])
+@pytest.mark.parametrize("kernels", [pytest.param("torch", marks=pytest.mark.slow), "auto"])
 def test_a_run_passes_with_home_unusable(data_folder, tmp_path, kernels):
     """HOME a file (a service account's, or one pointing at an unmounted home): nothing the run needs is under it;
     kernels=auto cannot make its build folder there (~/.cache/torch_extensions) and runs the torch ops, saying so."""
@@ -364,7 +367,8 @@ def test_a_run_passes_with_home_unusable(data_folder, tmp_path, kernels):
     _assert_complete(tmp_path / "run")
 
 
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+# graph workers under a limit in the fast suite: the /dev/shm test's cora case
+@pytest.mark.parametrize("task", ["sst2", pytest.param("cora", marks=pytest.mark.slow)])
 def test_worker_processes_run_with_tmpdir_unusable(data_folder, tmp_path, task):
     """TMPDIR a missing folder: the workers (loader, graph) and the caches do without it."""
     workers = LOADER_WORKERS if task == "sst2" else GRAPH_WORKERS

@@ -251,7 +251,7 @@ def test_a_supernet_interrupted_inside_an_epoch_resumes_there(tiny_data, tmp_pat
     assert [row["epoch"] for row in epoch_rows] == ["0", "1", "2", "3"]
 
 
-@pytest.mark.parametrize("every_min", ["null", "0"])
+@pytest.mark.parametrize("every_min", [pytest.param("null", marks=pytest.mark.slow), "0"])
 def test_an_interrupted_retrain_seed_resumes_to_the_results_of_an_uninterrupted_one(tiny_data, tmp_path, every_min):
     """Ctrl-C during a retrain seed once its checkpoint exists: after the first epoch
     (``retrain.checkpoint_every_min=null``) or, with ``0``, after the first evaluation, inside the

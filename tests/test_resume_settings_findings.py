@@ -161,6 +161,7 @@ def test_a_setting_that_must_not_change_is_refused_in_one_line_leaving_the_run_a
 # findings
 
 
+@pytest.mark.slow  # the fit's side in the fast suite: test_a_fit_resumed_at_an_epoch_end_with_loader_workers_...
 def test_a_supernet_resumed_inside_an_epoch_with_loader_workers_ends_as_an_uninterrupted_run(finished_text, tiny_data,
                                                                                             tmp_path):
     """The documents: the worker counts do not change results, and a supernet (or retrain seed) resumed inside an

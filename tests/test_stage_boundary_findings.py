@@ -155,9 +155,10 @@ def straight_text(walk):
 
 
 @pytest.mark.parametrize("module, args, folder, sig", [
-    ("src.retrain", RETRAIN, "retrain", "TERM"),
+    pytest.param("src.retrain", RETRAIN, "retrain", "TERM", marks=pytest.mark.slow),
     ("src.retrain", RETRAIN, "retrain", "KILL"),
-    ("src.search", (*TEXT, "retrain.seeds=1", "ranking.candidates=3"), "ranking/rank_1", "INT"),
+    pytest.param("src.search", (*TEXT, "retrain.seeds=1", "ranking.candidates=3"), "ranking/rank_1", "INT",
+                 marks=pytest.mark.slow),
 ], ids=["retrain-sigterm", "retrain-sigkill", "ranking-sigint"])
 def test_a_text_seed_stopped_right_after_its_record_leaves_no_checkpoint_behind(walk, module, args, folder, sig):
     """The uninterrupted run removes ``<folder>/seed_<s>/last.ckpt`` (the seed's last weights and Adam state, several
@@ -199,12 +200,17 @@ def test_the_kept_models_are_byte_for_byte_an_uninterrupted_runs_after_a_stop_be
 
 
 @pytest.mark.parametrize("at, sig, when, nth", [
-    ("retrain/hpo.json", "INT", "after", 2),  # every HPO trial recorded, hpo.json's "chosen" not yet
-    ("search/rerank.json", "TERM", "after", 1),  # between the two re-ranked candidates
-    ("retrain/results.json", "INT", "after", 1),  # between the searched model's seeds and the baselines
+    # every HPO trial recorded, hpo.json's "chosen" not yet
+    pytest.param("retrain/hpo.json", "INT", "after", 2, marks=pytest.mark.slow),
+    # between the two re-ranked candidates
+    pytest.param("search/rerank.json", "TERM", "after", 1, marks=pytest.mark.slow),
+    # between the searched model's seeds and the baselines
+    pytest.param("retrain/results.json", "INT", "after", 1, marks=pytest.mark.slow),
     ("baselines/gcn/results.json", "KILL", "after", 1),  # between the baselines
-    ("/result.json", "TERM", "after", 2),  # between the ranking stage's candidates
-    ("summary.json", "INT", "before", 1),  # every stage done, the summary not written
+    # between the ranking stage's candidates
+    pytest.param("/result.json", "TERM", "after", 2, marks=pytest.mark.slow),
+    # every stage done, the summary not written
+    pytest.param("summary.json", "INT", "before", 1, marks=pytest.mark.slow),
 ], ids=["hpo-chosen", "rerank", "seeds-baselines", "baselines", "ranking", "summary"])
 def test_a_graph_run_stopped_between_two_records_resumes_to_an_uninterrupted_runs_records(walk, straight_graph, at,
                                                                                          sig, when, nth):
@@ -213,6 +219,7 @@ def test_a_graph_run_stopped_between_two_records_resumes_to_an_uninterrupted_run
     assert _differences(straight_graph, run_dir) == []
 
 
+@pytest.mark.slow  # the stop between search and retrain above is this kind of boundary in the fast suite
 @pytest.mark.parametrize("at, sig, when", [
     ("supernet/DONE", "INT", "after"),  # the supernet finished, the search not started
     ("search/topk.yaml", "TERM", "before"),  # every candidate scored, topk.yaml and best_arch.yaml not written

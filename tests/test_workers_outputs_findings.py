@@ -81,6 +81,7 @@ def _graph_run_with_failing_worker(tmp_path: Path, job: str, mode: str) -> tuple
     return run_dir, subprocess.run(**command, capture_output=True, text=True, timeout=150)
 
 
+@pytest.mark.slow  # process_map's side in the fast suite: test_process_map_reports_a_killed_worker_as_a_user_error
 def test_a_killed_graph_worker_is_one_error_line_saying_how_to_resume(tmp_path):
     """Was: a graph child's worker killed by SIGKILL (the OOM killer) ends the run in a BrokenProcessPool traceback,
     status 1, instead of one error: line saying a worker died (likely out of memory) and how to resume. Now:
@@ -105,6 +106,7 @@ def test_a_user_error_in_a_graph_worker_is_one_error_line(tmp_path):
     assert json.loads((run_dir / "retrain" / "seed_0.json").read_text())["seed"] == 0
 
 
+@pytest.mark.slow  # process_map's side in the fast suite: test_process_map_as_finished_gives_what_finished_beside_...
 def test_children_finished_beside_a_failing_one_are_kept(tmp_path):
     """Was: graph children are recorded in job order: when one fails, the children that finished after it in the other
     worker (their model.pt written) are never recorded and a resume trains them again; what finished is not kept.
