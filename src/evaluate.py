@@ -323,7 +323,8 @@ def seed_paths(run_dir: Path, pattern: str) -> list[tuple[str, int, Path]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="a run's directory (src.search or src.retrain)")
+    parser.add_argument("run_dir", type=os.path.expanduser,  # ~: home, as for a run's paths
+                        help="a run's directory (src.search or src.retrain)")
     parser.add_argument("overrides", nargs="*", default=[], help="key=value settings of the run's config to override")
     args = parser.parse_args(argv)
     try:

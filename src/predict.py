@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -394,15 +395,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0],
                                      epilog="Texts come from the arguments, or --file (one per line); a graph run's "
                                             "nodes are printed as CSV.")
-    parser.add_argument("target", help="a run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
+    # a leading ~ is the home folder, as for the paths of a run's config (zsh passes DIR=~/... unexpanded to make)
+    parser.add_argument("target", type=os.path.expanduser,
+                        help="a run's directory, or a kept model file (retrain/seed_<s>/model.pt)")
     parser.add_argument("texts", nargs="*", default=[], help="texts to classify (none for a graph run: its nodes)")
-    parser.add_argument("--file", help="read the texts from this file, one per line ('-': standard input)")
+    parser.add_argument("--file", type=os.path.expanduser,
+                        help="read the texts from this file, one per line ('-': standard input)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--seed", type=int, help="use this retrain seed's model (default: best validation score)")
     choice.add_argument("--ensemble", action="store_true", help="average the probabilities of every finished seed")
     parser.add_argument("--jsonl", action="store_true", help="one JSON object per text, every class's probability")
-    parser.add_argument("--graph", metavar="FILE", help="a graph run: classify the nodes of this graph file (.npz / "
-                                                        ".pt: x, edge_index; y and masks optional) instead of its own")
+    parser.add_argument("--graph", metavar="FILE", type=os.path.expanduser,
+                        help="a graph run: classify the nodes of this graph file (.npz / .pt: x, edge_index; y and "
+                             "masks optional) instead of its own")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the run's config, for model files kept without their text settings")
     args = parser.parse_intermixed_args(argv)  # options may come between the target and the texts

@@ -949,7 +949,8 @@ def _write_outputs(outputs: dict[str, tuple[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", nargs="+", help="run directories, or folders (sweeps) holding them")
+    parser.add_argument("dirs", nargs="+", type=os.path.expanduser,  # ~: home, as for a run's paths
+                        help="run directories, or folders (sweeps) holding them")
     parser.add_argument("--csv", help="also write the per-run table as CSV to this file")
     parser.add_argument("--markdown", help="also write the report (markdown) to this file")
     parser.add_argument("--wide", action="store_true",

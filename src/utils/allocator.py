@@ -74,6 +74,9 @@ def preload(choice: str | None = None) -> str:
     if choice in SYSTEM:
         return ""
     if "/" in choice:
+        if any(c.isspace() or c == ":" for c in choice):  # ld.so splits LD_PRELOAD at them
+            raise AllocatorError(f"{ENV}={choice}: LD_PRELOAD cannot hold a path with a space or ':'; link or copy "
+                                 "the library to a path without")
         if not Path(choice).is_file():
             raise AllocatorError(f"{ENV}={choice}: no such file (expected a malloc shared library)")
         return choice
