@@ -51,26 +51,30 @@ help:
 	@echo "make clean       delete outputs/ (every run in it), multirun/ and .cache/ (the data caches)"
 	@echo "  (VENV=<dir>: the virtualenv to create and use, default .venv)"
 
-$(PY): requirements/cpu.txt pyproject.toml
+# The exact versions the test suite last passed with (requirements/cpu-lock.txt, src/utils/lock.py):
+# install-locked builds a new virtualenv from them alone (pip --no-deps, so nothing unpinned comes
+# in; pip check then verifies that nothing is missing) and marks it, so that it is brought up to date
+# from the lock, never from requirements/cpu.txt; lock rewrites the file from $(VENV).
+LOCK = requirements/cpu-lock.txt
+LOCKED_MARK = $(VENV)/autoattend-locked
+INSTALL_LOCKED = $(PY) -m pip install --quiet --no-deps -r $(LOCK) && \
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . && $(PY) -m pip check
+
+$(PY): requirements/cpu.txt pyproject.toml $(if $(wildcard $(LOCKED_MARK)),$(LOCK))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements/cpu.txt
+	if test -e $(LOCKED_MARK); then $(INSTALL_LOCKED); else $(PY) -m pip install --quiet -r requirements/cpu.txt; fi
 	touch $(PY)
 
 install: $(PY)
 
-# The exact versions the test suite last passed with (requirements/cpu-lock.txt, src/utils/lock.py):
-# install-locked builds a new virtualenv from them alone (pip --no-deps, so nothing unpinned comes
-# in; pip check then verifies that nothing is missing); lock rewrites the file from $(VENV).
-LOCK = requirements/cpu-lock.txt
 install-locked:
 	@test -n "$(VENV)" || { echo "error: make install-locked needs VENV=<new dir> (the virtualenv to create)" >&2; exit 2; }
 	@test ! -e $(VENV) || { echo "error: $(VENV) exists; make install-locked builds a new virtualenv: remove it or give VENV=<new dir>" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -m pip check
+	$(INSTALL_LOCKED)
+	echo "installed from $(LOCK) by make install-locked: brought up to date from it" > $(LOCKED_MARK)
 	touch $(PY)
 
 lock: $(PY)

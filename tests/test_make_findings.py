@@ -175,6 +175,48 @@ def test_make_install_locked_refuses_an_existing_folder_and_gives_a_new_one_to_v
     assert proc.returncode == 2 and _calls(log) == [["-m", "venv", str(tmp_path / "new")]]
 
 
+def _stand_in_venv_maker(tmp: Path) -> tuple[Path, Path]:
+    """A ``PYTHON=`` whose ``-m venv DIR`` makes ``DIR/bin/python``, a stand-in that appends its arguments to a log
+    and succeeds: every pip call make would run, recorded, nothing installed."""
+    log = tmp / "pip-calls.jsonl"
+    venv_python = (f"#!{PY}\nimport json, sys\nwith open({str(log)!r}, 'a') as f:\n"
+                   "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    maker = tmp / "python-making-venvs"
+    maker.write_text(f"#!{PY}\nimport os, sys\nbin = os.path.join(sys.argv[3], 'bin')\nos.makedirs(bin)\n"
+                     f"path = os.path.join(bin, 'python')\nopen(path, 'w').write({venv_python!r})\n"
+                     "os.chmod(path, 0o755)\n")
+    maker.chmod(maker.stat().st_mode | stat.S_IXUSR)
+    return maker, log
+
+
+def test_a_locked_virtualenv_is_brought_up_to_date_from_the_lock_not_from_cpu_txt(tmp_path):
+    """Was: ``make install-locked VENV=.venv-locked`` built it from the lock, but once requirements/cpu.txt or
+    pyproject.toml was newer than its python (a pull), any target run with ``VENV=.venv-locked`` (docs/install.md:
+    "make VENV=.venv-locked test tests it") ran ``pip install -r requirements/cpu.txt`` into it: newer releases in
+    the locked virtualenv, said nowhere. Now: install-locked marks the virtualenv, and make brings a marked one up to
+    date from the lock alone (also when the lock changes); an unmarked one from requirements/cpu.txt, as before."""
+    maker, log = _stand_in_venv_maker(tmp_path)
+    locked, plain = tmp_path / "locked", tmp_path / "plain"
+    proc = _make("install-locked", f"VENV={locked}", f"PYTHON={maker}", tmp=tmp_path, interpreter=False)
+    assert proc.returncode == 0 and (locked / "autoattend-locked").is_file(), proc.stderr
+    from_lock = [["-m", "pip", "install", "--quiet", "--no-deps", "-r", "requirements/cpu-lock.txt"],
+                 ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", "."],
+                 ["-m", "pip", "check"]]
+    assert _calls(log)[1:] == from_lock
+    for newer in ("requirements/cpu.txt", "pyproject.toml", "requirements/cpu-lock.txt"):
+        log.unlink()
+        proc = _make("-W", newer, "install", f"VENV={locked}", tmp=tmp_path, interpreter=False)
+        assert proc.returncode == 0 and _calls(log) == [["-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+                                                        *from_lock], (newer, proc.stderr)
+    assert _make("install", f"VENV={plain}", f"PYTHON={maker}", tmp=tmp_path, interpreter=False).returncode == 0
+    log.unlink()
+    assert _make("-W", "requirements/cpu-lock.txt", "install", f"VENV={plain}", tmp=tmp_path,
+                 interpreter=False).returncode == 0 and not log.exists()  # the lock is no concern of a plain one
+    proc = _make("-W", "pyproject.toml", "install", f"VENV={plain}", tmp=tmp_path, interpreter=False)
+    assert proc.returncode == 0 and _calls(log)[1:] == [["-m", "pip", "install", "--quiet", "-r",
+                                                         "requirements/cpu.txt"]], proc.stderr
+
+
 def test_make_lock_writes_the_file_named_by_lock(tmp_path):
     out = tmp_path / "lock.txt"
     proc = _make("lock", f"LOCK={out}", tmp=tmp_path)
