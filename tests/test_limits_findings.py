@@ -292,11 +292,17 @@ def test_a_run_stopped_by_a_limit_resumes_to_complete_records(data_folder, tmp_p
 
 @pytest.fixture
 def shared_tmp() -> Path:
-    """A folder another user may write (tmp_path lies in root's private pytest folder)."""
-    folder = Path(tempfile.mkdtemp(prefix="limits-run-"))
-    folder.chmod(0o777)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    """A folder another user may write (tmp_path lies in root's private pytest folder), held by one test at a time
+    across the parallel test processes: ``ulimit -u`` counts every process and thread of the user, so two runs as
+    uid 65534 at once (one in each test process) would count each other's."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "autoattend-tests-uid-65534.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = Path(tempfile.mkdtemp(prefix="limits-run-"))
+        folder.chmod(0o777)
+        yield folder
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _as_another_user(stage: Path) -> list[str]:
