@@ -46,7 +46,7 @@ help:
 	@echo "make install-locked [VENV=.venv-locked]   (a new virtualenv with the exact versions of requirements/cpu-lock.txt)"
 	@echo "make lock        rewrite requirements/cpu-lock.txt from the packages installed in .venv"
 	@echo "make install     create the virtualenv (.venv/, or VENV=<dir>) with requirements/cpu.txt"
-	@echo "make test        fast tests, in parallel processes (about 6-11 min on 2 cores; TEST_WORKERS=0: one process; ARGS: pytest's options)"
+	@echo "make test        fast tests, in parallel processes (about 6-10 min on 2 cores; TEST_WORKERS=0: one process; ARGS: pytest's options)"
 	@echo "make test-full   every test, also those marked slow (docs/testing.md)"
 	@echo "make clean       delete outputs/ (every run in it), multirun/ and .cache/ (the data caches)"
 	@echo "  (VENV=<dir>: the virtualenv to create and use, default .venv)"
