@@ -14,7 +14,7 @@ import torch
 from src.bench_data import write_zhang_csv
 from src.data import csv_text
 from src.data.arrow_split import TokenIdSplit
-from src.data.csv_text import CSVTextDataModule
+from src.data.csv_text import CSVTextDataModule, _read_meta
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary, pad_collate
 from src.data.zhang_csv import clean_field, count_fields, read_rows, tokenize
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -401,6 +401,30 @@ def test_cache_is_reused_and_stage_one_survives_a_new_max_len(corpus, tmp_path, 
     with pytest.raises(AssertionError, match="rebuilt"):
         _ready(_dm(corpus, cache, max_len=16))
 
+
+
+def test_a_changed_csv_file_or_word_vector_file_takes_its_old_caches_away_and_leaves_the_others(corpus, tmp_path):
+    """The token and id caches (of any settings) built from a CSV file that has changed since, and an embedding
+    cache of a GloVe file changed since, are deleted when their replacements are written: none could be read
+    again. The caches of another task's files, unchanged, stay and are read without a rebuild."""
+    cache, other, glove = tmp_path / "cache", tmp_path / "other", tmp_path / "glove.txt"
+    write_zhang_csv(other / "train.csv", 60, num_classes=4, text_fields=2, seed=3)
+    write_zhang_csv(other / "test.csv", 20, num_classes=4, text_fields=2, seed=4)
+    kept = _ready(_dm(other, cache, name="other_task", max_len=16))
+    glove.write_text("the " + " ".join(["0.5"] * 300) + "\n")
+    _ready(_dm(corpus, cache, max_len=16, glove_path=str(glove)))
+    _ready(_dm(corpus, cache, max_len=32))
+    kept_entries = {p.name for p in cache.iterdir() if p.name.startswith("other_task-")}
+    assert len(kept_entries) == 2
+    write_zhang_csv(corpus / "train.csv", 100, num_classes=4, text_fields=2, seed=9)
+    renewed = _ready(_dm(corpus, cache, max_len=16, glove_path=str(glove)))
+    entries = {p.name for p in cache.iterdir()}
+    assert entries == kept_entries | {Path(renewed.stats["cache_path"]).name, renewed.tok_dir.name}, entries
+    assert len(list(renewed.ids_dir.glob("embeddings-*.pt"))) == 1
+    glove.write_text("the " + " ".join(["0.25"] * 300) + "\n")  # the word vectors replaced
+    _ready(_dm(corpus, cache, max_len=16, glove_path=str(glove)))
+    assert len(list(renewed.ids_dir.glob("embeddings-*.pt"))) == 1
+    assert _read_meta(kept.ids_dir, kept._ids_key()) is not None
 
 def test_a_damaged_id_cache_is_rebuilt(corpus, tmp_path, caplog):
     """An id cache file cut short after its build (a full disk) was a pyarrow traceback, run after run."""

@@ -1,9 +1,9 @@
 """Disk accumulation walk (2026-12-07, session 48): what piles up on disk over weeks of use (caches shared by many
 runs, runs interrupted and resumed, offloaded optimizer snapshots, temporary files), and which of it is a leak.
 
-The leaks were strict xfails; the mended ones say "Was: ... Now: ...", the two left (cache entries of source files
-changed since stay in paths.cache_dir; docs/usage.md says so and how to reclaim them) are still strict xfails. The
-plain tests protect verified behaviours that no other test covered."""
+The leaks were strict xfails and are mended (their docstrings say "Was: ... Now: ..."; the last two, cache entries of
+source files changed since kept in paths.cache_dir for good, in session 51). The plain tests protect verified
+behaviours that no other test covered."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli, cli_command, cli_interrupted_once, write_tiny_planetoid, write_tiny_sst
+from tests.helpers import (cli, cli_command, cli_interrupted_once, write_tiny_planetoid, write_tiny_ppi,
+                           write_tiny_sst)
 
 # an offloaded supernet with a checkpoint after every batch: 400 training sentences, 256 trained, 8 steps an epoch
 OFFLOAD = ("+task=sst2", "budget=smoke", "hardware.kernels=torch", "supernet.optimizer_offload=true",
@@ -120,12 +121,13 @@ def test_a_graph_run_leaves_no_generated_modules_in_tmpdir(tmp_path):
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="the SST cache (sst<n>-<digest>.pt) is keyed by the tree files' size, mtime "
-                   "and ctime; once a file changes (ctime only moves forward) the old entry can never be read again, "
-                   "yet it stays in paths.cache_dir for good (a full copy of the data and word vectors each time), and "
-                   "the docs neither say so nor how to clear it beyond `make clean` (./.cache only, not "
-                   "$AUTOATTEND_CACHE_DIR); fix: remove superseded entries of the same source paths when writing")
 def test_the_sst_cache_drops_an_entry_its_changed_source_can_never_match_again(tmp_path):
+    """Was: the SST cache (sst<n>-<digest>.pt) is keyed by the tree files' size, mtime and ctime; once a file changes
+    (ctime only moves forward) the old entry can never be read again, yet it stays in paths.cache_dir for good (a
+    full copy of the data and word vectors each time), and the docs neither say so nor how to clear it beyond `make
+    clean` (./.cache only, not $AUTOATTEND_CACHE_DIR); fix: remove superseded entries of the same source paths when
+    writing. Now: writing an entry deletes the entries (of any settings) whose key names a tree or word-vector file
+    that now has another stamp; docs/usage.md says so."""
     from src.data.sst import SSTDataModule
 
     data, cache = tmp_path / "data", tmp_path / "cache"
@@ -136,10 +138,41 @@ def test_the_sst_cache_drops_an_entry_its_changed_source_can_never_match_again(t
     assert len(list(cache.glob("sst2-*.pt"))) == 1, sorted(p.name for p in cache.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="Planetoid's cache folder planetoid/<stamp>/ is keyed by the raw files' "
-                   "stamps; a changed raw file makes a new folder (raw copies + processed data) and the old one, "
-                   "which no setting can read again, stays for good; fix: remove superseded stamps of the same set")
+def test_the_sst_cache_keeps_the_entries_whose_files_are_as_they_were_and_drops_those_of_changed_word_vectors(
+        tmp_path):
+    """Only entries built from a file that has changed since go: entries of other settings (SST-5, another
+    max_len) and of another data folder built from unchanged files stay and are read again without a rebuild; an
+    entry whose GloVe file changed goes when the next entry of that file is written."""
+    from src.data.sst import SSTDataModule
+
+    data, other, cache, glove = tmp_path / "data", tmp_path / "other", tmp_path / "cache", tmp_path / "glove.txt"
+    write_tiny_sst(data)
+    write_tiny_sst(other, seed=2)
+    glove.write_text("the " + " ".join(["0.5"] * 300) + "\n")
+
+    def module(folder: Path, **settings) -> SSTDataModule:
+        return SSTDataModule(str(folder), settings.pop("num_classes", 2), train_level="sentence",
+                             cache_dir=str(cache), **settings)
+
+    kept = [module(data, num_classes=5), module(data, max_len=16), module(other)]
+    for m in kept:
+        m.prepare_data()
+    with_glove = module(data, glove_path=str(glove))
+    with_glove.prepare_data()
+    assert len(list(cache.glob("sst*.pt"))) == 4
+    glove.write_text("the " + " ".join(["0.25"] * 300) + "\n")  # the word vectors replaced
+    renewed = module(data, glove_path=str(glove))
+    renewed.prepare_data()
+    assert sorted(cache.glob("sst*.pt")) == sorted([m.cache_path for m in kept] + [renewed.cache_path])
+    for m in kept:
+        assert m._read_cache() is not None  # still this module's entry, read as it is
+
+
 def test_the_planetoid_cache_drops_a_folder_its_changed_source_can_never_match_again(tmp_path):
+    """Was: Planetoid's cache folder planetoid/<stamp>/ is keyed by the raw files' stamps; a changed raw file makes a
+    new folder (raw copies + processed data) and the old one, which no setting can read again, stays for good; fix:
+    remove superseded stamps of the same set. Now: each folder records its raw files in sources.json, and a run
+    deletes the sibling folders whose recorded files have changed since (Planetoid and PPI)."""
     from src.data.planetoid import PlanetoidDataModule
 
     data, cache = tmp_path / "data", tmp_path / "cache"
@@ -149,6 +182,61 @@ def test_the_planetoid_cache_drops_a_folder_its_changed_source_can_never_match_a
     PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
     assert len([p for p in (cache / "planetoid").iterdir() if not p.name.startswith(".")]) == 1
 
+
+
+def test_graph_caches_keep_the_folders_of_unchanged_files_and_drop_those_of_changed_ones(tmp_path):
+    """Planetoid's folder of another data folder (files as they were) and a folder written before the source
+    record (no sources.json, nothing to tell) stay; PPI's folder of changed raw files goes as Planetoid's does."""
+    from src.data.planetoid import PlanetoidDataModule
+    from src.data.ppi import PPIDataModule
+
+    data, other, cache = tmp_path / "data", tmp_path / "other", tmp_path / "cache"
+    write_tiny_planetoid(data)
+    write_tiny_planetoid(other, seed=2)
+    PlanetoidDataModule("cora", data_dir=str(other), cache_dir=str(cache), download=False).setup()
+    legacy = cache / "planetoid" / "0123456789ab"
+    (legacy / "Cora" / "raw").mkdir(parents=True)
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    before = {p.name for p in (cache / "planetoid").iterdir()}
+    write_tiny_planetoid(data, seed=1)
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    after = {p.name for p in (cache / "planetoid").iterdir()}
+    assert len(before) == 3 and len(after) == 3 and len(before & after) == 2 and legacy.name in after, (before, after)
+
+    write_tiny_ppi(data)
+    PPIDataModule(data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    first = {p.name for p in (cache / "ppi").iterdir()}
+    write_tiny_ppi(data, seed=1)
+    PPIDataModule(data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    second = {p.name for p in (cache / "ppi").iterdir()}
+    assert len(first) == len(second) == 1 and first != second, (first, second)
+
+
+def test_a_graph_cache_folder_without_its_source_record_on_a_read_only_disk_is_read_as_it_is(tmp_path, monkeypatch):
+    """A Planetoid folder an older autoattend wrote (no sources.json) gets its record on the next run; where the
+    cache cannot be written (a shared read-only one) it is read as it is, not refused."""
+    import errno
+
+    import src.utils.io
+    from src.data.planetoid import PlanetoidDataModule
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    write_tiny_planetoid(data)
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    (record,) = (cache / "planetoid").glob("*/sources.json")
+    written = record.read_text()
+    record.unlink()
+    PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False).setup()
+    assert record.read_text() == written
+    record.unlink()
+
+    def refused(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(src.utils.io, "atomic_write_json", refused)
+    again = PlanetoidDataModule("cora", data_dir=str(data), cache_dir=str(cache), download=False)
+    again.setup()
+    assert not record.exists() and again.num_classes == 3 and again.graph["x"].shape[0] > 0
 
 # ---- verified behaviours -------------------------------------------------------------------------------------------
 

@@ -42,7 +42,8 @@ from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError, user_error_behind
-from src.utils.io import build_prefix, file_stamp, remove_stale_builds
+from src.utils.io import (build_prefix, file_stamp, remove_stale_builds, remove_superseded_files,
+                          remove_superseded_folders)
 
 log = logging.getLogger("src.data")
 
@@ -483,8 +484,10 @@ class CSVTextDataModule(TextDataModule):
                     desc=f"{self.name}: token ids {split}")
                 files[split] = [Path(f["filename"]).name for f in out.cache_files]
             _write_json(tmp / "vocab.json", {"words": vocab})
+            # the files' stamps, which the key holds only through the tokens' digest: for _remove_superseded
             _write_json(tmp / "meta.json", {"key": self._ids_key(), "origin": tok_meta["origin"], "files": files,
-                                            "val_split": val_split, "lengths": tok_meta["lengths"]})
+                                            "val_split": val_split, "lengths": tok_meta["lengths"],
+                                            "source": tok_meta["key"]["source"]})
 
     # ----------------------------------------------------------------------------- embeddings
 
@@ -507,6 +510,8 @@ class CSVTextDataModule(TextDataModule):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        for entry in remove_superseded_files(path.parent, "embeddings-*.pt", keep=path):
+            log.info("%s: removed the cache %s: its word-vector file has changed since", self.name, entry)
         return embeddings, stats
 
     # ----------------------------------------------------------------------------- Lightning
@@ -551,6 +556,14 @@ class CSVTextDataModule(TextDataModule):
             if ids_dir.exists():
                 shutil.rmtree(ids_dir)
             self._build_ids(tok_dir, tok_meta, ids_dir)
+            self._remove_superseded()
+
+    def _remove_superseded(self) -> None:
+        """Delete the token and id caches (of any task and settings) built from a CSV file changed since: none
+        can be read again (their records hold each file's stamp; the change time only moves forward)."""
+        for pattern, keep in (("*-tok-*", self.tok_dir), ("*-ids-*", self.ids_dir)):
+            for folder in remove_superseded_folders(self.cache_dir, keep, pattern, record="meta.json"):
+                log.info("%s: removed the cache %s: a file it was built from has changed since", self.name, folder)
 
     def _warn_unseen_classes(self, origin: str) -> None:
         """A warning naming the classes (as the files write them, from ``label_base``) that no

@@ -89,6 +89,21 @@ def copy_raw_files(files: list[Path], folder: Path) -> None:
             shutil.copyfile(f, tmp)
 
 
+def keep_one_version(root: Path, files: list[Path]) -> None:
+    """Record in the cache folder ``root`` (keyed by the stamps of the user's raw ``files``) which files those
+    are, and delete its siblings whose files changed since: a changed raw file makes a new folder, and the old
+    one (raw copies and processed data) could never be read again."""
+    from src.utils.io import SOURCES_FILE, atomic_write_json, remove_superseded_folders, source_record
+
+    if not (root / SOURCES_FILE).is_file():  # a folder of an older autoattend gets its record
+        try:
+            atomic_write_json(root / SOURCES_FILE, source_record(files))
+        except OSError:  # a cache one may read but not write (a shared, read-only one) is used as it is
+            return
+    for folder in remove_superseded_folders(root.parent, keep=root):
+        log.info("removed the cache %s: its raw files have changed since", folder)
+
+
 def remove_failed_download(folder: Path) -> None:
     """Remove what a failed download left in the cache (empty folders, partial files), so that no
     half-written dataset stays behind; the next run downloads again. Only ever a cache folder."""
@@ -333,6 +348,7 @@ class PlanetoidDataModule(GraphDataModule):
         raw = root / self.name / "raw"
         if not all((raw / f.name).is_file() for f in files):
             copy_raw_files(files, raw)
+        keep_one_version(root, files)
         return root
 
     def _bad_raw_file(self, root: Path, check_sizes: bool = True) -> tuple[Path, str] | None:

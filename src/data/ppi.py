@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from src.data.hub import local_files_complete
-from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files,
+from src.data.planetoid import (GraphDataModule, check_graph, collate_graphs, copy_raw_files, keep_one_version,
                                 load_with_fresh_processing, process_privately, pyg_messages_to_log,
                                 remove_failed_download)
 from src.utils.errors import AutoAttendError, DataNotFoundError
@@ -73,6 +73,7 @@ class PPIDataModule(GraphDataModule):
             root = self.cache_dir / "ppi" / stamp
             if not all((root / "raw" / f).is_file() for f in PPI_FILES):
                 copy_raw_files([src / f for f in PPI_FILES], root / "raw")
+            keep_one_version(root, [src / f for f in PPI_FILES])
         elif not self.download:
             raise DataNotFoundError(f"PPI: no files in {src} and downloading is off (task.datamodule.download=false)")
         else:

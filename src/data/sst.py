@@ -21,7 +21,7 @@ from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import atomic_target, build_prefix, file_stamp, remove_stale_builds
+from src.utils.io import atomic_target, build_prefix, file_stamp, remove_stale_builds, remove_superseded_files
 
 log = logging.getLogger("src.data")
 
@@ -262,6 +262,14 @@ class SSTDataModule(TextDataModule):
                 handle.flush()
                 os.fsync(handle.fileno())
         log.info("SST cache written to %s", path)
+        self._remove_superseded_entries()
+
+    def _remove_superseded_entries(self) -> None:
+        """Delete the cache entries (of any settings) built from a tree or word-vector file changed since: none
+        can be read again (the key holds each file's stamp; the change time only moves forward), and each is a
+        full copy of the data and word vectors."""
+        for entry in remove_superseded_files(self.cache_dir, "sst*-*.pt", keep=self.cache_path):
+            log.info("removed the SST cache %s: a file it was built from has changed since", entry)
 
     def _read_cache(self) -> dict | None:
         path = self.cache_path

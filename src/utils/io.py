@@ -207,3 +207,84 @@ def file_stamp(path: str | Path) -> dict[str, int]:
     change time can only move forward."""
     status = Path(path).stat()
     return {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "ctime_ns": status.st_ctime_ns}
+
+
+def _stamped_files(record: Any) -> Iterator[dict]:
+    """The file identities (``{"path": ..., **file_stamp}``) anywhere in a cache key or source record."""
+    if isinstance(record, dict):
+        if isinstance(record.get("path"), str) and "ctime_ns" in record:
+            yield record
+        for value in record.values():
+            yield from _stamped_files(value)
+    elif isinstance(record, (list, tuple)):
+        for value in record:
+            yield from _stamped_files(value)
+
+
+def sources_changed(record: Any) -> bool:
+    """Whether a file a cache entry was built from (its key or source ``record`` names it with its
+    :func:`file_stamp`) now exists with another stamp. Such an entry can never be read again: the change
+    time only moves forward. A file that cannot be read now (gone, a disk not mounted) decides nothing,
+    since it may come back as it was."""
+    for identity in _stamped_files(record):
+        try:
+            now = file_stamp(identity["path"])
+        except OSError:
+            continue
+        if any(identity.get(field) != value for field, value in now.items()):
+            return True
+    return False
+
+
+def source_record(files: list[Path]) -> dict:
+    """The identity of the files a cache folder is built from, for :func:`sources_changed` (paths resolved)."""
+    return {"files": [{"path": str(Path(f).resolve()), **file_stamp(f)} for f in files]}
+
+
+SOURCES_FILE = "sources.json"  # in a cache folder keyed by its source files' stamps: which files, which stamps
+
+
+def remove_superseded_folders(parent: Path, keep: Path, pattern: str = "*", record: str = SOURCES_FILE) -> list[Path]:
+    """Delete the cache folders in ``parent`` matching ``pattern`` (but ``keep``) whose JSON ``record`` file
+    names a source file changed since (:func:`sources_changed`): each was a full copy of data no setting can
+    read again. A folder whose record names no file (a download, a hub dataset) or that has none (written
+    before the record existed) is kept. Each goes in one step (renamed to this process's build name, then
+    deleted), so no run finds it half-deleted. Returns those deleted."""
+    removed = []
+    for folder in sorted(parent.glob(pattern)) if parent.is_dir() else ():
+        if folder == keep or folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            sources = json.loads((folder / record).read_text())
+        except (OSError, ValueError):
+            continue
+        if not sources_changed(sources):
+            continue
+        doomed = parent / (build_prefix(folder.name) + "superseded")
+        try:
+            os.rename(folder, doomed)
+        except OSError:  # another run removed it first
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def remove_superseded_files(folder: Path, pattern: str, keep: Path) -> list[Path]:
+    """Delete the cache files in ``folder`` matching ``pattern`` (but ``keep``): ``torch.save``'d dicts whose
+    ``key`` names a source file changed since (:func:`sources_changed`). An unreadable file, or one of another
+    layout, is kept (a rebuild of its settings replaces it). Returns those deleted."""
+    import torch
+
+    removed = []
+    for entry in sorted(folder.glob(pattern)):
+        if entry == keep or entry.name.startswith("."):
+            continue
+        try:  # the key alone: the tensors are mapped, not read
+            key = torch.load(entry, weights_only=True, mmap=True).get("key")
+        except Exception:
+            continue
+        if sources_changed(key):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
