@@ -31,6 +31,9 @@ export AUTOATTEND_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../share
 # `make experiments` lists them.
 EXP    ?=
 EXP_CFG = $(call shell_word,experiments/conf/experiment/$(EXP).yaml)
+# read when reproduce's command is expanded (after its argument check), so `make -n` shows the command itself
+EXP_ENTRY = $(shell sed -n 's/^  entry: *//p' $(EXP_CFG) 2>/dev/null)
+EXP_MULTIRUN = $(shell grep -q '^  multirun: true' $(EXP_CFG) 2>/dev/null && echo -m)
 
 .PHONY: help install install-locked lock search retrain retrain-args reproduce reproduce-args experiments report evaluate evaluate-args predict predict-args bench test test-full clean
 
@@ -90,7 +93,7 @@ retrain-args:
 	@test -n $(call shell_word,$(ARCH)) || { echo "error: make retrain needs ARCH=<built-in name (published_sst5, gcn, gat), architecture file or search run directory>" >&2; exit 2; }
 
 reproduce: reproduce-args $(PY)
-	$(PRELOAD) $(PY) -m src.$$(sed -n 's/^  entry: *//p' $(EXP_CFG)) $$(grep -q '^  multirun: true' $(EXP_CFG) && echo -m) $(call shell_word,+experiment=$(EXP)) $(ARGS)
+	$(PRELOAD) $(PY) -m src.$(EXP_ENTRY) $(EXP_MULTIRUN) $(call shell_word,+experiment=$(EXP)) $(ARGS)
 
 reproduce-args:
 	@test -n $(call shell_word,$(EXP)) || { echo "error: make reproduce needs EXP=<name>; make experiments lists them" >&2; exit 2; }

@@ -143,6 +143,19 @@ def test_make_dry_run_shows_the_command_as_the_shell_gets_it_and_runs_nothing(tm
         f"{fake} -m src.retrain +task=sst5 'arch=\"published_sst5\"' budget=quick 'hydra.run.dir=/x y' seed=1")
 
 
+
+@pytest.mark.parametrize("name, command", [
+    ("cora_default", "-m src.search '+experiment=cora_default'"),
+    ("cora_ranking_sharing", "-m src.search -m '+experiment=cora_ranking_sharing'"),
+])
+def test_make_dry_run_of_reproduce_shows_the_entry_point_and_multirun_flag_it_runs(name, command, tmp_path):
+    """Was: ``make -n reproduce`` showed ``-m src.$(sed -n 's/^  entry: *//p' ...) $(grep -q ...)``, the shell
+    code that finds the entry point, not the command. Now: make reads the experiment's entry and multirun flag
+    when it expands the command, which ``make -n`` shows as it will run."""
+    proc = _make("-n", "reproduce", f"EXP={name}", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert " ".join(proc.stdout.splitlines()[-1].split()).endswith(command), proc.stdout
+
 def test_make_test_and_test_full_pass_the_workers_and_the_slow_mark(tmp_path):
     def command(*args):
         return " ".join(_make("-n", *args, tmp=tmp_path).stdout.split())
