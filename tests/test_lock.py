@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -257,3 +258,13 @@ def test_differences_name_each_locked_package_installed_at_another_version(tmp_p
     assert "cannot be read" in lock.describe_differences(None, tmp_path / "absent.txt")
     # a lock in the checkout is named from its root
     assert lock.describe_differences({}) == "the versions requirements/cpu-lock.txt pins"
+
+
+@pytest.mark.parametrize("prefix, shown", [(lock.ROOT / ".venv-locked", ".venv-locked"), (Path("/opt/env"), "/opt/env")])
+def test_the_lock_header_names_the_environment_it_was_written_from(prefix, shown, monkeypatch, tmp_path):
+    """Was: the header always said "from the packages installed in .venv", also for a lock written from
+    ``make lock VENV=.venv-locked`` or another environment. Now: it names the interpreter's environment, relative
+    to the checkout when inside it."""
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    text = lock.lock_text({"numpy": ("numpy", "2.1.0")}, tmp_path / "cpu.txt")
+    assert f"from the packages installed in {shown}) on " in text.replace("\n# ", " ")

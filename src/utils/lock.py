@@ -126,12 +126,19 @@ def public_version(version: str) -> str:
     return version.split("+", 1)[0]
 
 
+def environment_name() -> str:
+    """The environment this interpreter runs in (``sys.prefix``), relative to the checkout when inside it
+    (``.venv``, ``.venv-locked``), else its absolute path."""
+    prefix = Path(sys.prefix).resolve()
+    return str(prefix.relative_to(ROOT)) if prefix.is_relative_to(ROOT) else str(prefix)
+
+
 def lock_text(packages: dict[str, tuple[str, str]], requirements: Path = REQUIREMENTS) -> str:
     """The lock file's text: a header saying what it is and where it was written, then one
     ``name==version`` line per package (this project left out), sorted by canonical name."""
     lines = [
         f"# Exact versions of everything {requirements.name} installs, with what it needs in turn: written by",
-        "# `make lock` (python -m src.utils.lock, from the packages installed in .venv) on "
+        f"# `make lock` (python -m src.utils.lock, from the packages installed in {environment_name()}) on "
         f"{datetime.date.today().isoformat()},",
         f"# Python {platform.python_version()}, {sys.platform} {platform.machine()}. Install with `make install-locked`"
         " (pip --no-deps, then pip check).",
