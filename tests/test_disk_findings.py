@@ -7,6 +7,7 @@ behaviours that no other test covered."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -133,9 +134,11 @@ def test_the_sst_cache_drops_an_entry_its_changed_source_can_never_match_again(t
     data, cache = tmp_path / "data", tmp_path / "cache"
     write_tiny_sst(data)
     SSTDataModule(str(data), 2, train_level="sentence", cache_dir=str(cache)).prepare_data()
+    SSTDataModule(str(data), 5, train_level="sentence", cache_dir=str(cache)).prepare_data()
     write_tiny_sst(data, seed=1)  # the trees replaced (a fixed release, a new copy)
     SSTDataModule(str(data), 2, train_level="sentence", cache_dir=str(cache)).prepare_data()
     assert len(list(cache.glob("sst2-*.pt"))) == 1, sorted(p.name for p in cache.iterdir())
+    assert not list(cache.glob("sst5-*.pt"))  # SST-5's entry of the old trees too
 
 
 def test_the_sst_cache_keeps_the_entries_whose_files_are_as_they_were_and_drops_those_of_changed_word_vectors(
@@ -167,6 +170,48 @@ def test_the_sst_cache_keeps_the_entries_whose_files_are_as_they_were_and_drops_
     for m in kept:
         assert m._read_cache() is not None  # still this module's entry, read as it is
 
+
+
+def test_a_source_counts_as_changed_when_its_size_or_either_time_differs_and_not_when_unreadable(tmp_path):
+    """sources_changed: a file recorded with its stamp (size, mtime, ctime) has changed when any of the three
+    differs now (``cp -p`` over it keeps size and mtime, not ctime); a file that cannot be
+    read now (gone, a disk not mounted) decides nothing, nor does a path recorded without a stamp (a GloVe file
+    named but missing when the entry was built). Lists and nested dicts are searched."""
+    from src.utils.io import file_stamp, source_record, sources_changed
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one")
+    b.write_text("two")
+    record = source_record([a, Path(os.path.relpath(b))])
+    assert [f["path"] for f in record["files"]] == [str(a.resolve()), str(b.resolve())]
+    assert not sources_changed(record) and not sources_changed({"nested": [record]})
+    stamp = file_stamp(b)
+    for field, moved in (("size", 1), ("mtime_ns", 1), ("ctime_ns", 1)):
+        assert sources_changed({"x": [{"path": str(b), **{**stamp, field: stamp[field] - moved}}]}), field
+    assert not sources_changed({"files": [{"path": str(tmp_path / "gone"), **stamp}]})
+    assert not sources_changed({"glove": {"path": str(b)}})
+
+
+def test_the_superseded_sweeps_leave_the_entry_being_written_and_other_processes_builds(tmp_path):
+    """remove_superseded_folders / _files never delete ``keep`` (the entry just written) nor a dot-named entry (a
+    build in progress, :data:`BUILD_PREFIX`), whatever their records say; other entries of changed files go."""
+    import torch
+
+    from src.utils.io import SOURCES_FILE, remove_superseded_files, remove_superseded_folders
+
+    source = tmp_path / "source.txt"
+    source.write_text("v1")
+    stale = {"files": [{"path": str(source), "size": 2, "mtime_ns": 1, "ctime_ns": 1}]}
+    parent = tmp_path / "cache"
+    for name in ("kept", ".building-1.x-kept-abc", "old"):
+        (parent / name).mkdir(parents=True)
+        (parent / name / SOURCES_FILE).write_text(json.dumps(stale))
+    assert remove_superseded_folders(parent, keep=parent / "kept") == [parent / "old"]
+    assert sorted(p.name for p in parent.iterdir()) == [".building-1.x-kept-abc", "kept"]
+    for name in ("keep.pt", ".keep.pt.tmp.pt", "old.pt"):
+        torch.save({"key": stale}, parent / name)
+    assert remove_superseded_files(parent, "*.pt", keep=parent / "keep.pt") == [parent / "old.pt"]
+    assert sorted(p.name for p in parent.glob("*.pt")) == [".keep.pt.tmp.pt", "keep.pt"]
 
 def test_the_planetoid_cache_drops_a_folder_its_changed_source_can_never_match_again(tmp_path):
     """Was: Planetoid's cache folder planetoid/<stamp>/ is keyed by the raw files' stamps; a changed raw file makes a
