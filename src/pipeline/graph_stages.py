@@ -49,6 +49,8 @@ SELECTION_RULE = ("test score at the evaluation with the highest validation scor
                   "graph.retrain.eval_every epochs")
 MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "weight_decay_on", "epochs"))  # GraphNet.child's
 SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # GraphNet.supernet's, with sharing
+# what a child trained with before each of these settings existed (2026-12-04): an HPO trial recorded then lacks them
+SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay_on": "all", "attn_self_loops": True, "act_at": "layer"}
 
 
 def _score_name(dm) -> str:
@@ -178,8 +180,7 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
         kept.update(weights=weights_of(model), evaluation=evaluation)
 
     module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"],
-                              # HPO trials recorded before the setting existed decayed every parameter
-                              weight_decay_on=hp.get("weight_decay_on", "all"),
+                              weight_decay_on=hp["weight_decay_on"],
                               on_new_best=keep if model_file is not None else None)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
@@ -281,6 +282,9 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     base = _child_settings(cfg, None)
     path = out / "hpo.json"
     done = read_record(path, "the HPO trials so far", "trials") if path.exists() else []
+    for trial in done:  # trials an older autoattend recorded: the settings they trained with
+        if isinstance(trial, dict) and isinstance(trial.get("hparams"), dict):
+            trial["hparams"] = {**SETTINGS_BEFORE_THEY_EXISTED, **trial["hparams"]}
     rng = random.Random(cfg.seed)
     grid = OmegaConf.to_container(h.space, resolve=True)
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
