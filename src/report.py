@@ -315,6 +315,11 @@ def load_run(path: Path) -> Run:
         raise AutoAttendError(f"{summary_file}: expected a JSON object")
     if summary is not None:
         _check_summary(summary, summary_file)
+        if "metric" not in summary:  # a graph retrain's before 2026-12-06 22:01: its seeds' record names it
+            results = path / "retrain" / "results.json"
+            recorded = _read_json(results).get("metric") if results.is_file() else None
+            if isinstance(recorded, str):
+                summary["metric"] = recorded
     if (path / SETTINGS_FILE).exists():
         settings = _read_json(path / SETTINGS_FILE)
         if not isinstance(settings, dict):

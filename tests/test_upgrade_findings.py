@@ -307,13 +307,14 @@ def test_an_old_run_with_a_setting_its_strategy_ignored_can_be_resumed(walk, nam
     assert proc.returncode == 0 or "Re-run with the recorded settings" not in errors[0], errors
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a graph src.retrain's summary.json has named its metric only since ebed40d (2026-12-06 22:01); src.report reads "
-    "the metric from summary.json alone and labels an older PPI retrain (46be2db) 'accuracy' beside a new one's "
-    "'micro_f1', though its retrain/results.json says micro_f1; fix: fall back to retrain/results.json's metric "
-    "(or the task's) when summary.json has none"))
 def test_the_report_names_an_old_ppi_retrains_metric(walk):
-    """src.report over an old PPI retrain (no ``metric`` in summary.json) and a new one: both rows say micro_f1."""
+    """src.report over an old PPI retrain (no ``metric`` in summary.json) and a new one: both rows say micro_f1.
+
+    Was: a graph src.retrain's summary.json has named its metric only since ebed40d (2026-12-06 22:01); src.report
+    reads the metric from summary.json alone and labels an older PPI retrain (46be2db) 'accuracy' beside a new one's
+    'micro_f1', though its retrain/results.json says micro_f1; fix: fall back to retrain/results.json's metric (or
+    the task's) when summary.json has none. Now: load_run reads the metric from retrain/results.json when
+    summary.json names none."""
     base = _base(walk, "ppi_retrain", "src.retrain", ("+task=ppi", "arch=gcn", *MACHINE))
     folder = walk[0] / "ppi_report"
     shutil.rmtree(folder, ignore_errors=True)
