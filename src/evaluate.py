@@ -83,11 +83,53 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
         OmegaConf.resolve(cfg)
     except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AutoAttendError(f"{config}: cannot be read as the run's config ({str(exc).splitlines()[0]})") from None
+    check_targets(OmegaConf.to_container(cfg), config)
     with settings_of_the_run(run_dir, cfg):
         check_paths(cfg)
         check_hardware(cfg)
         check_int(cfg, "retrain.eval_batch_size", 1)
     return cfg
+
+
+def task_targets() -> set[str]:
+    """The DataModule classes this checkout's task configs name (``conf/task/*.yaml``'s ``datamodule._target_``)."""
+    import yaml
+
+    from src.pipeline.config import CONF_DIR
+
+    named = set()
+    for path in (CONF_DIR / "task").glob("*.yaml"):
+        try:
+            target = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("datamodule") or {}).get("_target_")
+        except (OSError, ValueError, AttributeError, yaml.YAMLError):
+            continue
+        if isinstance(target, str):
+            named.add(target)
+    return named
+
+
+def check_targets(config: dict, where: Path) -> None:
+    """Refuse a run's config whose ``_target_`` (what Hydra would import and call) is anything but one of
+    :func:`task_targets` at ``task.datamodule``: a run folder may come from someone else, and its config would
+    otherwise run any callable it names (``torch.load`` of bytes it holds, say) when its data are rebuilt."""
+    allowed = task_targets()
+
+    def walk(node, key: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                path = f"{key}.{name}" if key else str(name)
+                if name == "_target_" and not (path == "task.datamodule._target_" and value in allowed):
+                    raise AutoAttendError(
+                        f"{where}: {path}: {str(value)[:100]!r} is not what a run's config may name (only "
+                        f"task.datamodule._target_, one of the DataModules of this checkout's conf/task/*.yaml: "
+                        f"{', '.join(sorted(allowed))}): a run folder's config names code that reading it would run; "
+                        "restore the file, or add a task config naming your own DataModule under conf/task/")
+                walk(value, path)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{key}[{index}]")
+
+    walk(config, "")
 
 
 @contextmanager
