@@ -163,17 +163,19 @@ def test_evaluating_a_received_run_runs_no_code_from_its_hydra_config(sst_run, d
     _refused_in_one_line(proc, "_target_")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "pipeline/common.py read_checkpoint loads supernet/last.ckpt and retrain/seed_<s>/last.ckpt with "
-    "torch.load(weights_only=False) when a run resumes (resume_step) or reloads its finished supernet: a received "
-    "run's checkpoint runs its pickle before anything checks it (Lightning's own load right after, weights_only=None, "
-    "refuses it: a traceback); the project's checkpoints load with weights_only=True as they are (checked: a text, "
-    "a graph and an offloaded bfloat16-Adam smoke supernet's last.ckpt); mend: weights_only=True (add_safe_globals "
-    "for anything else a checkpoint may hold), the refusal one line naming the file, and docs saying what a "
-    "checkpoint from elsewhere is"))
 def test_resuming_a_received_run_does_not_unpickle_its_checkpoint(sst_run, data, tmp_path):
     """Resuming a received run whose supernet had not finished (no ``supernet/DONE``) and whose ``last.ckpt`` holds a
-    pickle payload: the payload does not run, and the checkpoint is refused in one line naming it."""
+    pickle payload: the payload does not run, and the checkpoint is refused in one line naming it.
+
+    Was: pipeline/common.py read_checkpoint loads supernet/last.ckpt and retrain/seed_<s>/last.ckpt with
+    torch.load(weights_only=False) when a run resumes (resume_step) or reloads its finished supernet: a received
+    run's checkpoint runs its pickle before anything checks it (Lightning's own load right after, weights_only=None,
+    refuses it: a traceback); the project's checkpoints load with weights_only=True as they are (checked: a text, a
+    graph and an offloaded bfloat16-Adam smoke supernet's last.ckpt); mend: weights_only=True (add_safe_globals for
+    anything else a checkpoint may hold), the refusal one line naming the file, and docs saying what a checkpoint
+    from elsewhere is. Now: read_checkpoint loads with weights_only=True (the project's checkpoints hold tensors and
+    plain values; Lightning's own load is weights-only too), and a checkpoint holding other objects is one line
+    saying so."""
     import torch
 
     run = _copy_run(sst_run[0], tmp_path / "received")

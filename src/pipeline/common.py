@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import sys
 import threading
 import time
@@ -510,13 +511,19 @@ def diverged_hint(what: str, remedy: str):
 
 def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
     """``torch.load`` of a Lightning checkpoint (tensors memory-mapped, not read) or one clear error
-    naming the file."""
+    naming the file. Weights only: the project's checkpoints hold tensors and plain values, and a run folder
+    may come from someone else (a pickle's objects run code as they are rebuilt)."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError("no state_dict in it")
         return checkpoint
     except Exception as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            raise AutoAttendError(f"{path}: holds objects other than tensors and plain values, which this project's "
+                                  f"{what}s never do (not one of its checkpoints, or changed since); it is not "
+                                  "loaded, as rebuilding such objects can run code: delete it to start that stage "
+                                  "again, or use a new hydra.run.dir") from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise AutoAttendError(f"{path} is unreadable ({type(exc).__name__}: {first}): the {what} is damaged "
                               f"(e.g. the run was killed while writing it); delete it to start that stage again, "
