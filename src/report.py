@@ -48,7 +48,7 @@ from src.choices import HPO_MIN_TRIALS
 from src.pipeline.run_settings import (SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, is_number,
                                        unread_by_retrain)
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_target, atomic_write_text
+from src.utils.io import atomic_target, atomic_write_text, check_yaml_size, safe_yaml
 
 # Never shown as settings columns: the entry point and the task get their own columns, and a
 # retrain's architecture is named by the `arch` column rather than by its content. The task's other
@@ -270,7 +270,7 @@ def _ranking_progress(path: Path) -> tuple[int, int] | None:
     from src.pipeline.ranking_plan import picked_ranks, ranking_seeds
 
     try:
-        config = yaml.safe_load((path / ".hydra" / "config.yaml").read_text())
+        config = safe_yaml((path / ".hydra" / "config.yaml").read_text())
         k = config["ranking"]
         wanted, seeds = int(k["candidates"]), ranking_seeds(config["seed"], k["seeds"])
         with open(path / "search" / "population.jsonl") as f:
@@ -300,6 +300,7 @@ def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]
 
     config = path / ".hydra" / "config.yaml"
     try:
+        check_yaml_size(config.read_text(encoding="utf-8"))
         composed = OmegaConf.load(config)
         if not isinstance(composed, DictConfig) or "task" not in composed:
             raise ValueError("not a mapping with the task's settings")
@@ -350,7 +351,7 @@ def _read_yaml(path: Path) -> Any:
     import yaml
 
     try:  # the C loader where there is one: a hydra.yaml is some 170 lines
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return safe_yaml(path.read_text(encoding="utf-8"), fast=True)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
         return None
 
@@ -533,7 +534,7 @@ def _partial(path: Path) -> dict[str, Any]:
 
     partial: dict[str, Any] = {}
     try:
-        best = yaml.safe_load((path / "search" / "best_arch.yaml").read_text())
+        best = safe_yaml((path / "search" / "best_arch.yaml").read_text())
         partial["best_val_acc_supernet"] = float(best["val_acc_supernet"])
     except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
         pass

@@ -294,16 +294,18 @@ def test_evaluate_writes_no_cache_where_the_received_config_says(sst_run, data, 
 
 # ---- (c) a tiny file that exhausts the machine ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Architecture.from_dict quotes a bad value with !r (expected one of ('add', 'attn'), got {kind!r}): an arch "
-    "file of some 570 bytes whose kind is a YAML alias bomb (9^9 strings once expanded) makes src.show and "
-    "src.retrain arch=FILE build the repr of all of them (measured: 9^8 strings from 512 bytes, 5.5 s and 941 MB "
-    "resident; 9^10 from 620 bytes, a MemoryError traceback after 16 s under a 1.5 GB limit, some 25 GB of text "
-    "without one); mend: refuse anchors/aliases in architecture files (a SafeLoader subclass whose compose_node "
-    "rejects an AliasEvent) and cut quoted values (reprlib) in messages"))
 def test_an_architecture_file_with_a_yaml_alias_bomb_is_refused_quickly(data, tmp_path):
     """``src.show FILE`` on an architecture file of under 1 KB whose layer ``kind`` is a YAML alias bomb: one short
-    error line in seconds, under a 1 GiB address-space limit."""
+    error line in seconds, under a 1 GiB address-space limit.
+
+    Was: Architecture.from_dict quotes a bad value with !r (expected one of ('add', 'attn'), got {kind!r}): an arch
+    file of some 570 bytes whose kind is a YAML alias bomb (9^9 strings once expanded) makes src.show and
+    src.retrain arch=FILE build the repr of all of them (measured: 9^8 strings from 512 bytes, 5.5 s and 941 MB
+    resident; 9^10 from 620 bytes, a MemoryError traceback after 16 s under a 1.5 GB limit, some 25 GB of text
+    without one); mend: refuse anchors/aliases in architecture files (a SafeLoader subclass whose compose_node
+    rejects an AliasEvent) and cut quoted values (reprlib) in messages. Now: YAML of architecture files and run
+    records is read through src.utils.io.safe_yaml / check_yaml_size, which count the values its aliases expand to
+    on the composed nodes (each alias one shared node) and refuse over 100,000 before any loader expands them."""
     path = tmp_path / "arch.yaml"
     path.write_text(_alias_bomb(8) + "layers:\n- kind: *a8\n  q_src: 0\n  q_op: conv1\n  k_src: 0\n  k_op: conv1\n")
     assert path.stat().st_size < 1000
@@ -313,15 +315,17 @@ def test_an_architecture_file_with_a_yaml_alias_bomb_is_refused_quickly(data, tm
     assert len(line) < 1000 and time.monotonic() - start < 10, (len(line), time.monotonic() - start)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "src.evaluate reads the received .hydra/config.yaml with OmegaConf.load, which expands YAML aliases into a node "
-    "per value: a config with an alias bomb of 10 anchors (some 600 bytes more, 9^10 strings expanded) was still "
-    "loading after 60 s at 600 MB and growing (killed); src.predict of a graph run, and src.report on a finished run "
-    "without run_settings.json, read it so too; mend: read run records with a loader refusing anchors/aliases "
-    "(Hydra writes none) before OmegaConf sees them"))
 def test_a_received_run_config_with_a_yaml_alias_bomb_is_refused_quickly(sst_run, data, tmp_path):
     """``src.evaluate`` of a received run whose ``.hydra/config.yaml`` starts with a YAML alias bomb: one error line
-    naming the file within 10 s, under a 2 GiB address-space limit."""
+    naming the file within 10 s, under a 2 GiB address-space limit.
+
+    Was: src.evaluate reads the received .hydra/config.yaml with OmegaConf.load, which expands YAML aliases into a
+    node per value: a config with an alias bomb of 10 anchors (some 600 bytes more, 9^10 strings expanded) was still
+    loading after 60 s at 600 MB and growing (killed); src.predict of a graph run, and src.report on a finished run
+    without run_settings.json, read it so too; mend: read run records with a loader refusing anchors/aliases (Hydra
+    writes none) before OmegaConf sees them. Now: YAML of architecture files and run records is read through
+    src.utils.io.safe_yaml / check_yaml_size, which count the values its aliases expand to on the composed nodes
+    (each alias one shared node) and refuse over 100,000 before any loader expands them."""
     run = _copy_run(sst_run[0], tmp_path / "received")
     config = run / ".hydra" / "config.yaml"
     config.write_text(_alias_bomb(9) + config.read_text())

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import yaml
 
 from src.utils.errors import AutoAttendError, InvalidArchitectureError
+from src.utils.io import safe_yaml
 
 LAYER_KINDS = ("add", "attn")
 ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
@@ -32,7 +33,7 @@ ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
 def _parse_yaml(text: str, source: str | None) -> Any:
     """The YAML (or JSON) document ``text``; one line naming where it is not valid."""
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

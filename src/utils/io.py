@@ -288,3 +288,43 @@ def remove_superseded_files(folder: Path, pattern: str, keep: Path) -> list[Path
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+MAX_YAML_VALUES = 100_000  # a run's config has some 500, an architecture file under 100
+
+
+def check_yaml_size(text: str) -> None:
+    """Refuse YAML whose aliases expand past :data:`MAX_YAML_VALUES` values (an "alias bomb": a few hundred
+    bytes naming billions of strings, which a loader builds one by one) before a loader expands them: counted on
+    the composed nodes, where each alias is one shared node. YAML that does not parse is left to the loader."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a recursive alias counts once
+            if isinstance(node, yaml.SequenceNode):
+                sizes[id(node)] = 1 + sum(size(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                sizes[id(node)] = 1 + sum(size(k) + size(v) for k, v in node.value)
+            else:
+                sizes[id(node)] = 1
+        return sizes[id(node)]
+
+    if root is not None and size(root) > MAX_YAML_VALUES:
+        raise yaml.YAMLError(f"its aliases (*name) expand to over {MAX_YAML_VALUES:,} values, where this project's "
+                             "files hold a few hundred (a crafted file?)")
+
+
+def safe_yaml(text: str, fast: bool = False) -> Any:
+    """``yaml.safe_load`` of ``text`` after :func:`check_yaml_size`; ``fast``: with the C loader where there is
+    one (its errors name other lines than the Python loader's, which users' files are read with)."""
+    import yaml
+
+    check_yaml_size(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader)
