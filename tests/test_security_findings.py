@@ -342,15 +342,17 @@ def _graph_arrays(n: int = 12) -> dict:
             "y": np.array([0, 1] * (n // 2)), **masks}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "graph_file._check_split takes the class count as int(y.max()) + 1: a 1 KB graph file with one node of class "
-    "10^9 is logged as '1000000001 classes' and the supernet's output layers are allocated for them (class 10^7: "
-    "2.6 GB resident before failing under a 3.8 GiB limit; class 10^12: a 64 TB allocation), so the run ends on the "
-    "memory limit, or without one takes what the machine has; mend: refuse class ids that leave classes without a "
-    "labelled node (or a class count above the labelled nodes) in one line naming 'y', before any model is built"))
 def test_a_graph_file_with_a_huge_class_id_is_refused_before_any_model_is_built(data, tmp_path):
-    """``src.search +task=graph_file`` on a 12-node graph one of whose labels is 10^9: one error line naming ``y``
-    (not an out-of-memory error), under a 4 GiB address-space limit."""
+    """``src.search +task=graph_file`` on a 12-node graph one of whose labels is 10^9: one error line naming ``y`` (not
+    an out-of-memory error), under a 4 GiB address-space limit.
+
+    Was: graph_file._check_split takes the class count as int(y.max()) + 1: a 1 KB graph file with one node of class
+    10^9 is logged as '1000000001 classes' and the supernet's output layers are allocated for them (class 10^7: 2.6
+    GB resident before failing under a 3.8 GiB limit; class 10^12: a 64 TB allocation), so the run ends on the
+    memory limit, or without one takes what the machine has; mend: refuse class ids that leave classes without a
+    labelled node (or a class count above the labelled nodes) in one line naming 'y', before any model is built.
+    Now: reading a graph file refuses a class id that makes more classes than labelled nodes, in one line naming
+    'y', before any split or model."""
     arrays = _graph_arrays()
     arrays["y"][0] = 10 ** 9
     path = tmp_path / "graph.npz"

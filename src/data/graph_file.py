@@ -141,10 +141,15 @@ def _check_mask(mask: torch.Tensor, split: str, where: Path) -> None:
 
 
 def _check_label_range(y: torch.Tensor, where: Path) -> None:
-    """Single-label ``y`` (N,): class ids from 0, or ``UNLABELLED``."""
+    """Single-label ``y`` (N,): class ids from 0, or ``UNLABELLED``; no more classes than labelled nodes (the
+    class count is the largest id + 1, and a model gets an output per class: an id of 10^9 asked for gigabytes)."""
     if bool((y < UNLABELLED).any()):
         raise AutoAttendError(f"{where}: 'y' holds {int(y.min())}; labels are class ids from 0, or {UNLABELLED} for "
                               "an unlabelled node")
+    labelled = int((y >= 0).sum())
+    if labelled and int(y.max()) + 1 > labelled:
+        raise AutoAttendError(f"{where}: 'y' holds class id {int(y.max())}, which makes more classes than the "
+                              f"{labelled} labelled nodes; labels are class ids 0 .. C-1 (numbered without gaps)")
 
 
 def _check_split(batch: dict, where: Path) -> int:
