@@ -40,6 +40,7 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
     from omegaconf.errors import OmegaConfBaseException
 
     from src.pipeline.checks import check_hardware, check_int, check_paths, has_key
+    from src.pipeline.config import CONF_DIR
     from src.pipeline.run_settings import DATA_LOCATION, may_change, within
 
     config = run_dir / ".hydra" / "config.yaml"
@@ -66,6 +67,10 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
                 raise AutoAttendError(f"{key}: a setting the run's results depend on, which is kept as the run had "
                                       "it; override only where things are and how the machine runs (paths.*, "
                                       f"task.path, hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
+        # caches go where this machine's settings say (as the run's own config, which names AUTOATTEND_CACHE_DIR,
+        # would have them), not to a folder a received config names
+        if isinstance(recorded.get("paths"), DictConfig):
+            recorded.paths.cache_dir = OmegaConf.load(CONF_DIR / "paths" / "default.yaml").cache_dir
         cfg = OmegaConf.merge(recorded, OmegaConf.from_dotlist(overrides))
         given = {o.split("=", 1)[0] for o in overrides}
         last = (read_invocations(run_dir) or [{}])[-1]

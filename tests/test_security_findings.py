@@ -275,15 +275,17 @@ def test_a_received_runs_symlinked_hydra_folder_is_not_written_through(sst_run, 
     assert sorted(p.name for p in outside.iterdir()) == ["config.yaml"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "src.evaluate (and src.predict: their docstrings say 'Writes nothing') rebuild the data with the received "
-    "config's paths.cache_dir, so a config naming a folder there (not the ${oc.env:AUTOATTEND_CACHE_DIR,...} "
-    "default) gets the SST cache written into it (and pruned there: remove_superseded_files), even with "
-    "AUTOATTEND_CACHE_DIR set; mend: take paths.cache_dir from the current environment / conf (as data_dir is taken "
-    "from the command or invocations.json), and say that the commands write the data cache"))
 def test_evaluate_writes_no_cache_where_the_received_config_says(sst_run, data, tmp_path):
     """``src.evaluate`` of a received run whose config sets ``paths.cache_dir`` to a folder of the sender's choosing,
-    with ``AUTOATTEND_CACHE_DIR`` set: nothing is written in that folder."""
+    with ``AUTOATTEND_CACHE_DIR`` set: nothing is written in that folder.
+
+    Was: src.evaluate (and src.predict: their docstrings say 'Writes nothing') rebuild the data with the received
+    config's paths.cache_dir, so a config naming a folder there (not the ${oc.env:AUTOATTEND_CACHE_DIR,...} default)
+    gets the SST cache written into it (and pruned there: remove_superseded_files), even with AUTOATTEND_CACHE_DIR
+    set; mend: take paths.cache_dir from the current environment / conf (as data_dir is taken from the command or
+    invocations.json), and say that the commands write the data cache. Now: run_config takes paths.cache_dir from
+    this checkout's conf/paths/default.yaml (AUTOATTEND_CACHE_DIR, else ./.cache/autoattend), as a run's own config
+    names it, unless the command overrides it."""
     run = _copy_run(sst_run[0], tmp_path / "received")
     elsewhere = tmp_path / "elsewhere"
     _edit_config(run, lambda config: config["paths"].update(cache_dir=str(elsewhere)))
