@@ -187,15 +187,18 @@ def test_resuming_a_received_run_does_not_unpickle_its_checkpoint(sst_run, data,
     _refused_in_one_line(proc, "last.ckpt")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "The Planetoid raw files (ind.<name>.x, .graph, ...) are pickles: PlanetoidDataModule._bad_raw_file calls PyG's "
-    "read_file, which is pickle.load(f, encoding='latin1'), so a data folder from the web or a colleague runs its "
-    "code before the project says 'unreadable (TypeError)'; mend: unpickle them first with a restricted Unpickler "
-    "(numpy arrays and dtypes, scipy.sparse matrices, collections.defaultdict, builtins) and refuse the rest in one "
-    "line; say in the docs that these files are pickles"))
 def test_planetoid_raw_files_holding_code_are_refused_without_running_it(data, tmp_path):
     """``src.search +task=cora`` on a data folder whose ``ind.cora.x`` is a pickle of a call: the call does not run,
-    and the file is refused in one line naming it."""
+    and the file is refused in one line naming it.
+
+    Was: The Planetoid raw files (ind.<name>.x, .graph, ...) are pickles: PlanetoidDataModule._bad_raw_file calls
+    PyG's read_file, which is pickle.load(f, encoding='latin1'), so a data folder from the web or a colleague runs
+    its code before the project says 'unreadable (TypeError)'; mend: unpickle them first with a restricted Unpickler
+    (numpy arrays and dtypes, scipy.sparse matrices, collections.defaultdict, builtins) and refuse the rest in one
+    line; say in the docs that these files are pickles. Now: each pickled raw file is first read by
+    planetoid._PlanetoidUnpickler, which rebuilds only what the release's files name (numpy arrays, scipy CSR
+    matrices, a defaultdict of lists) and refuses anything else in one line before PyG's pickle.load; docs/usage.md
+    says what stays a pickle."""
     received = tmp_path / "data"
     shutil.copytree(data / "planetoid", received / "planetoid")
     marker = tmp_path / "pwned"

@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -87,6 +88,43 @@ def copy_raw_files(files: list[Path], folder: Path) -> None:
     for f in files:
         with atomic_target(folder / f.name) as tmp:
             shutil.copyfile(f, tmp)
+
+
+# what the Planetoid release's pickles name (Python 2 pickles of scipy CSR matrices, numpy arrays and an
+# adjacency defaultdict(list); _codecs.encode rebuilds their bytes): nothing else is rebuilt from them
+PLANETOID_PICKLE_GLOBALS = frozenset({
+    ("__builtin__", "list"), ("builtins", "list"), ("collections", "defaultdict"), ("_codecs", "encode"),
+    ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"),
+})
+
+
+class _ForeignObject(pickle.UnpicklingError):
+    """A pickle names an object outside :data:`PLANETOID_PICKLE_GLOBALS`."""
+
+
+class _PlanetoidUnpickler(pickle.Unpickler):
+    """Unpickles only :data:`PLANETOID_PICKLE_GLOBALS`: a pickle naming anything else (a function to call, as a
+    crafted file does) is refused before anything in it runs."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in PLANETOID_PICKLE_GLOBALS:
+            raise _ForeignObject(f"it names {module}.{name}, which a Planetoid file never does")
+        return super().find_class(module, name)
+
+
+def check_planetoid_pickle(path: Path) -> str | None:
+    """Why the pickled Planetoid file ``path`` is not one (it names other objects than the release's, or is not a
+    pickle), or ``None``: read with :class:`_PlanetoidUnpickler` before PyG reads it with ``pickle.load``."""
+    try:
+        with open(path, "rb") as handle:
+            _PlanetoidUnpickler(handle, encoding="latin1").load()
+    except _ForeignObject as exc:
+        return f"not loaded ({exc}; unpickling it could run code)"
+    except Exception as exc:
+        return f"unreadable ({type(exc).__name__})"
+    return None
 
 
 def keep_one_version(root: Path, files: list[Path]) -> None:
@@ -362,6 +400,10 @@ class PlanetoidDataModule(GraphDataModule):
         path = {suffix: raw / f"{stem}.{suffix}" for suffix in PLANETOID_FILES}
         read = {}
         for suffix in PLANETOID_FILES:
+            if suffix != "test.index":  # the pickles: checked before PyG unpickles them
+                refused = check_planetoid_pickle(root / self.name / "raw" / f"{stem}.{suffix}")
+                if refused is not None:
+                    return path[suffix], refused
             try:
                 read[suffix] = read_file(str(root / self.name / "raw"), self.name.lower(), suffix)
             except Exception as exc:
