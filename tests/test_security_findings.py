@@ -208,18 +208,21 @@ def test_planetoid_raw_files_holding_code_are_refused_without_running_it(data, t
     _refused_in_one_line(proc, "ind.cora.x")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "PyG's Dataset._process reads processed/pre_transform.pt and pre_filter.pt with torch.load(weights_only=False) "
-    "(and its torch_load falls back to weights_only=False for processed/data.pt when torch's refusal names "
-    "add_safe_globals): whoever can write in a shared paths.cache_dir (docs/usage.md: caches shared by runs, "
-    "machines and containers; the Planetoid folder's name is a hash of the raw files' stat, which any reader of a "
-    "shared data folder can compute; planetoid/download/ has a fixed name) runs code in every run that reads Cora; "
-    "the run then succeeds with no word of it; mend: before PyG, torch.load(weights_only=True) the processed files "
-    "(pre_transform.pt / pre_filter.pt hold a repr string; data.pt a tuple of dicts of tensors) and delete and rebuild "
-    "a folder that fails; say in the docs that a cache folder must be trusted as code"))
 def test_a_planted_pyg_processed_file_in_the_cache_runs_no_code(cora_run, data, tmp_path):
     """``src.evaluate`` of a Cora run with a cache folder whose PyG ``processed/pre_transform.pt`` was replaced by a
-    pickle payload (planted in a shared cache, or a cache folder copied between machines): no code runs."""
+    pickle payload (planted in a shared cache, or a cache folder copied between machines): no code runs.
+
+    Was: PyG's Dataset._process reads processed/pre_transform.pt and pre_filter.pt with
+    torch.load(weights_only=False) (and its torch_load falls back to weights_only=False for processed/data.pt when
+    torch's refusal names add_safe_globals): whoever can write in a shared paths.cache_dir (docs/usage.md: caches
+    shared by runs, machines and containers; the Planetoid folder's name is a hash of the raw files' stat, which any
+    reader of a shared data folder can compute; planetoid/download/ has a fixed name) runs code in every run that
+    reads Cora; the run then succeeds with no word of it; mend: before PyG, torch.load(weights_only=True) the
+    processed files (pre_transform.pt / pre_filter.pt hold a repr string; data.pt a tuple of dicts of tensors) and
+    delete and rebuild a folder that fails; say in the docs that a cache folder must be trusted as code. Now: before
+    PyG reads a processed folder, planetoid.drop_unsafe_processing loads each of its files weights-only
+    (memory-mapped); one holding other objects is not loaded and the folder is processed again from the raw files
+    (Planetoid and PPI)."""
     run_dir, cache = cora_run
     shutil.copytree(cache, tmp_path / "cache")
     [planted] = (tmp_path / "cache" / "planetoid").glob("*/Cora/processed/pre_transform.pt")

@@ -181,6 +181,27 @@ def process_privately(folder: Path, make: Callable[[Path], object], nested: bool
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def drop_unsafe_processing(processed: Path, what: str) -> None:
+    """Delete PyG's ``processed`` folder (so that the raw files are processed again) when one of its files does not
+    load with ``torch.load(weights_only=True)``: PyG reads some of them as full pickles, whose objects run code as
+    they are rebuilt, and a cache folder may be shared or copied; PyG's own files hold tensors, dicts and its
+    registered classes only."""
+    import torch_geometric  # noqa: F401  (registers its classes as safe to load)
+
+    for path in sorted(processed.glob("*.pt")) if processed.is_dir() else ():
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:
+            if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+                log.warning("%s: %s holds objects PyG's processing never writes; not loaded (rebuilding them could "
+                            "run code), processing the raw files again", what, path)
+            else:
+                log.warning("%s: the processed cache %s is unreadable (%s); processing the raw files again", what,
+                            processed, type(exc).__name__)
+            shutil.rmtree(processed, ignore_errors=True)
+            return
+
+
 def load_with_fresh_processing(load: Callable[[], T], processed: Path, what: str) -> T:
     """``load()`` (a PyG dataset); when it fails while PyG's processed files of a finished
     processing exist (in the cache, from an earlier run: a disk filled up, a file damaged), they
@@ -188,6 +209,7 @@ def load_with_fresh_processing(load: Callable[[], T], processed: Path, what: str
     rather than reported as the user's data. A second failure is the raw files' own."""
     # PyG writes pre_transform.pt once processing has finished: without it there was nothing
     # complete to read, and a failure is the processing's own
+    drop_unsafe_processing(processed, what)
     completed = (processed / "pre_transform.pt").is_file()
     try:
         return load()
