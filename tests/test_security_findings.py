@@ -237,17 +237,19 @@ def test_a_planted_pyg_processed_file_in_the_cache_runs_no_code(cora_run, data, 
 
 # ---- (b) writes outside the run folder -----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Resuming a received run opens its search.log (Hydra's FileHandler, mode 'a') through a symlink the tar "
-    "carried: log lines are appended to the file it points at (~/.bashrc, say), and the settings refusal writes the "
-    "run_settings.json value it quotes unescaped, so a value holding a newline puts a shell command of the sender's "
-    "on a line of its own there (verified: 'touch .../pwned #' alone on a line); mend: before the first write, "
-    "refuse a run folder whose entries (search.log, retrain.log, .hydra, .run.lock, supernet/, retrain/, search/, "
-    "...) are symlinks or resolve outside it, in one error line; quote record values in messages (repr)"))
 def test_a_received_runs_symlinked_log_is_not_written_through(sst_run, data, tmp_path):
     """A received run whose ``search.log`` is a symlink to a file outside it (standing for ``~/.bashrc``), and whose
-    ``run_settings.json`` seed holds ``"0\\ntouch pwned #"``: re-running its command (refused: other settings) leaves
-    that file as it was."""
+    ``run_settings.json`` seed holds ``"0\ntouch pwned #"``: re-running its command (refused: other settings) leaves
+    that file as it was.
+
+    Was: Resuming a received run opens its search.log (Hydra's FileHandler, mode 'a') through a symlink the tar
+    carried: log lines are appended to the file it points at (~/.bashrc, say), and the settings refusal writes the
+    run_settings.json value it quotes unescaped, so a value holding a newline puts a shell command of the sender's
+    on a line of its own there (verified: 'touch .../pwned #' alone on a line); mend: before the first write, refuse
+    a run folder whose entries (search.log, retrain.log, .hydra, .run.lock, supernet/, retrain/, search/, ...) are
+    symlinks or resolve outside it, in one error line; quote record values in messages (repr). Now:
+    src.pipeline.run.entry refuses a run folder holding a symbolic link, in one line naming it, before anything is
+    logged or written in it (the refusal is not written to the log)."""
     run = _copy_run(sst_run[0], tmp_path / "received")
     outside = tmp_path / "bashrc"
     outside.write_text("export PATH=$PATH\n")
@@ -259,26 +261,29 @@ def test_a_received_runs_symlinked_log_is_not_written_through(sst_run, data, tmp
     proc = _run("src.search", "+task=sst2", *SMOKE, data_dir=data, tmp=tmp_path, run_dir=run)
     assert proc is not None and proc.returncode != 0, proc and proc.stderr[-2000:]
     assert outside.read_text() == "export PATH=$PATH\n", "the run's log lines were appended to the file outside"
+    _refused_in_one_line(proc, "search.log is a symbolic link")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "A resume rewrites .hydra/config.yaml, hydra.yaml and overrides.yaml (run_settings.RunRecord, through a "
-    "temporary file renamed into place) in whatever folder .hydra leads to: a received run whose .hydra is a "
-    "symlink to another folder overwrites that folder's config.yaml (an application's config, say) and adds the "
-    "other two; mend: refuse symlinked entries of a run folder, or entries resolving outside it, in one error line "
-    "before any write (as for search.log)"))
 def test_a_received_runs_symlinked_hydra_folder_is_not_written_through(sst_run, data, tmp_path):
     """A received finished run whose ``.hydra`` is a symlink to a folder outside it holding a ``config.yaml`` of its
-    own: re-running the run's command leaves that folder as it was."""
+    own: re-running the run's command leaves that folder as it was.
+
+    Was: A resume rewrites .hydra/config.yaml, hydra.yaml and overrides.yaml (run_settings.RunRecord, through a
+    temporary file renamed into place) in whatever folder .hydra leads to: a received run whose .hydra is a symlink
+    to another folder overwrites that folder's config.yaml (an application's config, say) and adds the other two;
+    mend: refuse symlinked entries of a run folder, or entries resolving outside it, in one error line before any
+    write (as for search.log). Now: src.pipeline.run.entry refuses a run folder holding a symbolic link, in one line
+    naming it, before anything is logged or written in it (the refusal is not written to the log)."""
     run = _copy_run(sst_run[0], tmp_path / "received")
     outside = tmp_path / "app_config"
     outside.mkdir()
     (outside / "config.yaml").write_text("theme: dark\n")
     shutil.rmtree(run / ".hydra")
     (run / ".hydra").symlink_to(outside, target_is_directory=True)
-    _run("src.search", "+task=sst2", *SMOKE, data_dir=data, tmp=tmp_path, run_dir=run)
+    proc = _run("src.search", "+task=sst2", *SMOKE, data_dir=data, tmp=tmp_path, run_dir=run)
     assert (outside / "config.yaml").read_text() == "theme: dark\n", "the resume overwrote a file outside the run"
     assert sorted(p.name for p in outside.iterdir()) == ["config.yaml"]
+    _refused_in_one_line(proc, ".hydra is a symbolic link")
 
 
 def test_evaluate_writes_no_cache_where_the_received_config_says(sst_run, data, tmp_path):
@@ -481,3 +486,19 @@ def test_a_npz_header_claiming_1e12_rows_is_refused_in_one_line(data, tmp_path):
     proc = _run("src.search", "+task=graph_file", f"task.path={path}", *SMOKE, data_dir=data, tmp=tmp_path,
                 run_dir=tmp_path / "run", memory_gib=4, timeout=60)
     _refused_in_one_line(proc, str(path), "unreadable")
+
+
+def test_a_run_folder_that_is_a_link_or_lies_under_one_is_used_and_a_link_deep_inside_it_is_refused(tmp_path):
+    """``_refuse_links`` looks inside the run folder only: the folder may itself be a link (``outputs`` on a scratch
+    disk), while a link in any of its subfolders (``retrain/seed_0/metrics.csv``) is refused, naming it."""
+    from src.pipeline.run import _refuse_links
+    from src.utils.errors import RunDirLinkError
+
+    real = tmp_path / "scratch" / "run"
+    (real / "retrain" / "seed_0").mkdir(parents=True)
+    (real / "search.log").write_text("")
+    (tmp_path / "outputs").symlink_to(tmp_path / "scratch", target_is_directory=True)
+    _refuse_links(tmp_path / "outputs" / "run")
+    (real / "retrain" / "seed_0" / "metrics.csv").symlink_to(tmp_path / "elsewhere.csv")
+    with pytest.raises(RunDirLinkError, match=r"seed_0/metrics.csv is a symbolic link"):
+        _refuse_links(tmp_path / "outputs" / "run")

@@ -38,7 +38,7 @@ from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRec
 from src.space import live_layers
 from src.strategies import SearchStrategy, strategy_settings
 from src.utils import interrupt
-from src.utils.errors import (AutoAttendError, RunDirInUseError, WorkersFailedError, machine_error,
+from src.utils.errors import (AutoAttendError, RunDirInUseError, RunDirLinkError, WorkersFailedError, machine_error,
                               output_reader_gone, quiet_after_reader_gone, user_error_behind)
 from src.utils.io import atomic_write_json, read_record
 from src.utils.logs import log_to_files_only, print_to_console
@@ -354,6 +354,23 @@ def _warn_unused_folder_setting(run_dir: Path) -> None:
 
 RUN_LOCK_FILE = ".run.lock"
 _held_run_dirs: list = []  # the open lock files of the run folders this process works in
+
+
+def _refuse_links(run_dir: Path) -> None:
+    """Refuse a run folder holding a symbolic link, before anything is logged or written in it: a run writes its
+    files where they are (its log, ``.hydra/``, checkpoints, records), and through a link they would be written
+    wherever it leads (a run folder from someone else, whose ``search.log`` leads to ``~/.bashrc``). The folder
+    itself may be a link, or lie under one."""
+    if not run_dir.is_dir():
+        return
+    for folder, names, files in os.walk(run_dir):  # links to folders are listed in names, and not followed
+        for name in sorted(names + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise RunDirLinkError(f"{path} is a symbolic link (to {os.readlink(path)!r}): a run writes its files "
+                                      "where they are, and through a link would write where it leads (a run folder "
+                                      "from someone else?); replace the link by a copy of what it leads to, or give "
+                                      "a new hydra.run.dir")
 
 
 def _hold_run_dir(run_dir: Path) -> None:
@@ -708,6 +725,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
         _sweep_dirs.setdefault(str(HydraConfig.get().sweep.dir))
     made_for_this_run = not _in_multirun() and made_by_this_process(run_dir_of(cfg))
     try:
+        _refuse_links(run_dir_of(cfg))
         if _in_multirun():
             _claim_job_folder(run_dir_of(cfg))
         result = fn(cfg)
@@ -750,7 +768,7 @@ def entry(fn: Callable[[DictConfig], dict], cfg: DictConfig) -> dict:
             raise
         if isinstance(error, WorkersFailedError):  # the system's doing: the run resumes from its folder
             error = WorkersFailedError(f"{error} (hydra.run.dir={run_dir_of(cfg)})")
-        if not isinstance(error, RunDirInUseError):  # that log is the running command's
+        if not isinstance(error, (RunDirInUseError, RunDirLinkError)):  # that log is the running command's
             log_to_files_only(log, f"error: {error}", logging.ERROR)
         print(f"error: {error}", file=sys.stderr)
         if made_for_this_run:

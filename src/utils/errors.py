@@ -64,6 +64,10 @@ class RunDirInUseError(AutoAttendError):
     that run's log (opened at its first line, it is not even opened for this command)."""
 
 
+class RunDirLinkError(AutoAttendError):
+    """The run folder holds a symbolic link: the refusal is not written into its log either, which may be one."""
+
+
 # What the machine refuses rather than what the code gets wrong: said in one line, as a user error
 _PERMISSIONS = ("check its permissions for the user running this, or (a run's data, cache or output) point "
                 "paths.data_dir / paths.cache_dir / paths.output_dir (hydra.run.dir) elsewhere")
