@@ -10,9 +10,9 @@ outside the run folder the user named (symlinks in a received run, folders named
 machine from a tiny crafted file (YAML aliases, a class id or a shape claiming 10^9 or more), and at whether the docs
 say what is safe to load.
 
-Each finding is a strict xfail asserting the correct behaviour (no code run: a payload that would create the file
+Each finding was a strict xfail asserting the correct behaviour (no code run: a payload that would create the file
 ``pwned`` in the test's folder must not create it; nothing written outside; a one-line ``error:`` refusal, exit status
-non-zero, no traceback), its reason saying what happens, how, and the suggested mend. The plain tests protect the
+non-zero, no traceback), and is mended (its docstring says "Was: ... Now: ...", session 51). The plain tests protect the
 reads verified safe (weights-only ``torch.load``, ``np.load(allow_pickle=False)``, ``yaml.safe_load`` and OmegaConf's
 safe loader) that no other test covered with an executable payload.
 
@@ -378,15 +378,16 @@ def test_a_graph_file_with_a_huge_class_id_is_refused_before_any_model_is_built(
 
 # ---- the docs ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "README.md, docs/usage.md and docs/install.md say nothing of trust: nowhere that a run folder's checkpoints "
-    "(*.ckpt) and .hydra/config.yaml (Hydra _target_s) are code to be trusted like a pickle, that Planetoid's raw "
-    "files and PyG's processed cache are pickles, or which reads are safe (model.pt, graph files, architecture "
-    "files, records); only docs/graph.md says a graph file is read without pickle; mend: a 'What is safe to load' "
-    "paragraph in docs/usage.md (linked from the README) naming each"))
 def test_the_docs_say_which_received_files_are_read_as_code():
     """Some paragraph of README.md, docs/usage.md or docs/install.md speaks of trust and names the files that run code
-    when read: the checkpoints, the run's ``.hydra/config.yaml`` and the Planetoid files."""
+    when read: the checkpoints, the run's ``.hydra/config.yaml`` and the Planetoid files.
+
+    Was: README.md, docs/usage.md and docs/install.md say nothing of trust: nowhere that a run folder's checkpoints
+    (*.ckpt) and .hydra/config.yaml (Hydra _target_s) are code to be trusted like a pickle, that Planetoid's raw
+    files and PyG's processed cache are pickles, or which reads are safe (model.pt, graph files, architecture files,
+    records); only docs/graph.md says a graph file is read without pickle; mend: a 'What is safe to load' paragraph
+    in docs/usage.md (linked from the README) naming each. Now: docs/usage.md's 'Files from someone else' (linked
+    from the README) says what is read as data, what is checked first and what stays trusted as code."""
     paragraphs = [p for name in ("README.md", "docs/usage.md", "docs/install.md")
                   for p in re.split(r"\n\s*\n", (ROOT / name).read_text())]
     about_trust = [p for p in paragraphs if re.search(r"\btrust", p, re.IGNORECASE)]
