@@ -409,7 +409,8 @@ def test_a_kept_model_holding_a_pickle_payload_is_refused_without_running_it(sst
     torch.save({"spec": Payload(marker), "weights": {}}, run / "retrain" / "seed_0" / "model.pt")
     proc = _run("src.evaluate", str(run), data_dir=data, tmp=tmp_path)
     assert not marker.exists()
-    _refused_in_one_line(proc, "seed_0/model.pt", "not a saved model")
+    line = _refused_in_one_line(proc, "seed_0/model.pt", "not a saved model", "could run code")
+    assert "\x1b" not in line  # torch's refusal, in terminal colours, advised trusting the file
 
 
 def test_graph_files_holding_pickles_are_refused_without_running_them(tmp_path):

@@ -84,6 +84,10 @@ def read_saved(path: str | Path) -> dict[str, Any]:
         # mapped, not read: a caller that wants only the spec does not pay for the weights
         record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
+        if "Weights only load failed" in str(exc):  # torch's advice (in terminal colours) is to trust the file
+            raise AutoAttendError(f"{path}: not a saved model (it holds objects other than tensors and plain values, "
+                                  "which this project's models never do; not loaded, as rebuilding them could run "
+                                  "code)") from None
         raise AutoAttendError(f"{path}: not a saved model ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if not isinstance(record, dict) or record.get("spec", {}).get("format") not in (TEXT_FORMAT, GRAPH_FORMAT):
         raise AutoAttendError(f"{path}: not a saved model of this project (expected format {TEXT_FORMAT} or "
