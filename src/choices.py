@@ -10,6 +10,9 @@ ACT_POSITIONS = ("layer", "op")  # a graph layer's activation: after its add/att
 # what a graph child's weight decay applies to: every parameter, or those mapping the raw features
 # (GraphNet.first_layer_parameters; GCN's paper regularises its first layer alone)
 WEIGHT_DECAY_ON = ("all", "first_layer")
+# what a graph child trained with before each of these settings existed (attn_self_loops and act_at: 2026-12-04,
+# weight_decay_on: 2026-12-07 04:30): records of then (an HPO trial's hparams, an architecture's, a run's) lack them
+CHILD_SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay_on": "all", "attn_self_loops": True, "act_at": "layer"}
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors

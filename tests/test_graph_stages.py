@@ -273,7 +273,7 @@ def test_retrain_with_given_settings_trains_the_runs_seeds_and_records_them_and_
                                    "num_features": 5, "num_classes": 3, "lower_precision": lower_precision(cfg)}
     assert json.loads((out / "seed_4.json").read_text()) == {
         "seed": 4, "val_acc": 0.54, "test_acc": 0.44, "step": 4,
-        "history": [{"step": 4, "val_acc": 0.1}, {"step": 8, "val_acc": 0.2}]}
+        "history": [{"step": 4, "val_acc": 0.1}, {"step": 8, "val_acc": 0.2}], "hparams": expected}
     assert json.loads((out / "results.json").read_text()) == results
     assert graph_stages.retrain(cfg, arch, dm, tmp_path / "f", hparams={})["hparams_source"] == \
         "the architecture file's hparams"

@@ -14,19 +14,20 @@ the shared ``strategy`` node and ``space.sharing``/``space.priors`` apply to bot
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import lightning.pytorch as pl
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src.choices import HPO_MIN_TRIALS
+from src.choices import CHILD_SETTINGS_BEFORE_THEY_EXISTED, HPO_MIN_TRIALS
 from src.estimator import SupernetEstimator
 from src.lit.graph_modules import GraphChildModule, GraphSupernetModule, graph_score_batch
 from src.models.graph import GraphNet
@@ -39,6 +40,7 @@ from src.pipeline.ranking_plan import HPO_SEED_OFFSET, RERANK_SEED_OFFSET
 from src.pipeline.stages import check_test_scores, run_strategy, seed_summary
 from src.space import Architecture, FunctionalSpace
 from src.utils.device import device_of
+from src.utils.errors import AutoAttendError
 from src.utils.io import atomic_write_json, atomic_write_text, read_record, read_seed_record
 from src.utils.parallel import process_map, resolve_process_workers
 
@@ -49,8 +51,6 @@ SELECTION_RULE = ("test score at the evaluation with the highest validation scor
                   "graph.retrain.eval_every epochs")
 MODEL_KEYS = tuple(k for k in CHILD_KEYS if k not in ("lr", "weight_decay", "weight_decay_on", "epochs"))  # GraphNet.child's
 SUPERNET_KEYS = tuple(k for k in MODEL_KEYS if k not in ("readout", "stem"))  # GraphNet.supernet's, with sharing
-# what a child trained with before each of these settings existed (2026-12-04): an HPO trial recorded then lacks them
-SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay_on": "all", "attn_self_loops": True, "act_at": "layer"}
 
 
 def _score_name(dm) -> str:
@@ -284,7 +284,7 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     done = read_record(path, "the HPO trials so far", "trials") if path.exists() else []
     for trial in done:  # trials an older autoattend recorded: the settings they trained with
         if isinstance(trial, dict) and isinstance(trial.get("hparams"), dict):
-            trial["hparams"] = {**SETTINGS_BEFORE_THEY_EXISTED, **trial["hparams"]}
+            trial["hparams"] = {**CHILD_SETTINGS_BEFORE_THEY_EXISTED, **trial["hparams"]}
     rng = random.Random(cfg.seed)
     grid = OmegaConf.to_container(h.space, resolve=True)
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]
@@ -304,14 +304,38 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     return chosen["hparams"], trials
 
 
+def _as_the_seeds_trained(out: Path, hp: dict, finished: dict[int, dict], started_before: Sequence[str]) -> dict:
+    """The settings a folder's finished seeds trained with, which its other seeds take too (one setting in its
+    mean), saying so where they are not ``hp``: each seed record's ``hparams`` (recorded since 2026-12-07), else
+    ``hp`` with the values children trained with before the settings ``started_before`` (those the run's record
+    lacked) existed; a built-in architecture's file may have changed since (GCN's ``weight_decay_on``)."""
+    before = {k: v for k, v in CHILD_SETTINGS_BEFORE_THEY_EXISTED.items() if k in started_before}
+    now = json.loads(json.dumps(hp))
+    trained = [json.loads(json.dumps(record.get("hparams") or {**hp, **before})) for record in finished.values()]
+    if all(t == now for t in trained):
+        return hp
+    if any(t != trained[0] for t in trained):
+        raise AutoAttendError(f"{out}: its seeds trained with different settings (seed_<s>.json's hparams); give a "
+                              "new hydra.run.dir")
+    changed = "; ".join(f"{k}: {trained[0].get(k)} (its seeds) / {now.get(k)} (now)"
+                        for k in sorted({*trained[0], *now}) if trained[0].get(k) != now.get(k))
+    log.warning("%s: its finished seeds trained with other settings than those of now (%s: an older autoattend's, "
+                "or an architecture file changed since); its other seeds train as they did, so that its mean is of "
+                "one setting: give a new hydra.run.dir to train it as set now", out.relative_to(out.parent.parent),
+                changed)
+    return trained[0]
+
+
 def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dict | None = None,
-            folder: str = "retrain", source: str | None = None) -> dict:
+            folder: str = "retrain", source: str | None = None, started_before: Sequence[str] = ()) -> dict:
     """Train ``arch`` from scratch for ``graph.retrain.seeds`` seeds; writes ``<folder>/results.json``.
 
     ``hparams`` (a hand-designed architecture's published settings) skip the HPO; otherwise
     ``graph.hpo.trials`` >= :data:`~src.choices.HPO_MIN_TRIALS` picks the settings on the
     validation split first. ``source`` says
-    where ``hparams`` came from (default: the architecture file).
+    where ``hparams`` came from (default: the architecture file). Seeds already finished keep the
+    settings they trained with (:func:`_as_the_seeds_trained`; ``started_before``: the child settings the
+    run's record lacked).
     """
     r = cfg.graph.retrain
     out = run_dir / folder
@@ -330,6 +354,8 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     seeds = [cfg.seed + i for i in range(int(r.seeds))]
     finished = {s: read_seed_record(out / f"seed_{s}.json")
                 for s in seeds if (out / f"seed_{s}.json").exists()}
+    if finished:
+        hp = _as_the_seeds_trained(out, hp, finished, started_before)
     todo = [s for s in seeds if s not in finished]
     jobs = [(arch, hp, s, out, f"seed_{s}") for s in todo]
     with closing(fit_children(cfg, dm, jobs, keep_models=True, label=folder, unit="seeds",
@@ -338,7 +364,7 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
             seed = todo[index]
             chosen = child["selected"]
             result = {"seed": seed, "val_acc": chosen["val_acc"], "test_acc": chosen["test_acc"],
-                      "step": chosen["step"], "history": child["history"]}
+                      "step": chosen["step"], "history": child["history"], "hparams": hp}
             check_test_scores([result])
             atomic_write_json(out / f"seed_{seed}.json", result)
             finished[seed] = result
@@ -359,12 +385,14 @@ def retrain(cfg: DictConfig, arch: Architecture, dm, run_dir: Path, hparams: dic
     return results
 
 
-def baselines(cfg: DictConfig, dm, run_dir: Path) -> dict:
-    """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds."""
+def baselines(cfg: DictConfig, dm, run_dir: Path, started_before: Sequence[str] = ()) -> dict:
+    """Retrain every ``graph.baselines`` architecture (with its own hparams) in this run, same seeds
+    (``started_before``: :func:`retrain`'s)."""
     out = {}
     for name in cfg.graph.get("baselines") or []:
         read = read_arch(name, settings_task(cfg))
         retrain_space(cfg, len(read.arch)).validate(read.arch)
-        res = retrain(cfg, read.arch, dm, run_dir, hparams=read.hparams, folder=f"baselines/{name}")
+        res = retrain(cfg, read.arch, dm, run_dir, hparams=read.hparams, folder=f"baselines/{name}",
+                      started_before=started_before)
         out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}
     return out

@@ -112,7 +112,7 @@ def run_search(cfg: DictConfig) -> dict:
     _refuse_unread_strategy_settings(cfg, search_strategy(cfg, space))
     if graph:
         _check_baselines(cfg)
-    check_run_settings(run_dir, run_settings(cfg, "search"), given=_override_keys())
+    added = check_run_settings(run_dir, run_settings(cfg, "search"), given=_override_keys())
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
@@ -151,7 +151,8 @@ def run_search(cfg: DictConfig) -> dict:
     if graph:
         if seeds > 0 and cfg.graph.get("baselines"):
             with timer("baselines"):
-                summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir)
+                started_before = [k.split(".", 2)[2] for k in added if k.startswith("graph.retrain.")]
+                summary["baselines"] = graph_stages.baselines(cfg, dm, run_dir, started_before)
             summary.update(_timing(timer))
             line += "".join(f" | {name} test {metric} {format_mean_std(b)} %"
                             for name, b in summary["baselines"].items())

@@ -199,6 +199,20 @@ RESUMABLE = ("supernet/last.ckpt", "search/state.json", "retrain/seed_*.json", "
              "ranking/rank_*/seed_*.json", "ranking/rank_*/seed_*/last.ckpt")
 
 
+def _fill_settings_before_they_existed(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """Give a recorded graph architecture's ``arch_hparams`` the values children trained with before those settings
+    existed (:data:`src.choices.CHILD_SETTINGS_BEFORE_THEY_EXISTED`) where it lacks them and ``settings`` has them;
+    returns the keys filled in."""
+    from src.choices import CHILD_SETTINGS_BEFORE_THEY_EXISTED
+
+    then, now = recorded.get("arch_hparams"), settings.get("arch_hparams")
+    if not isinstance(then, dict) or not isinstance(now, dict):
+        return []
+    filled = [k for k in CHILD_SETTINGS_BEFORE_THEY_EXISTED if k not in then and k in now]
+    recorded["arch_hparams"] = {**then, **{k: CHILD_SETTINGS_BEFORE_THEY_EXISTED[k] for k in filled}}
+    return filled
+
+
 def has_results(run_dir: Path) -> bool:
     """Whether a stage left anything in ``run_dir`` that a re-run would resume from."""
     return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
@@ -227,6 +241,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
         # a record without an entry (older) is read as this entry's: it leaves out what this run never reads
         family, entry = settings.get("task.family") or "text", settings.get("entry") or "search"
         recorded = {k: v for k, v in recorded.items() if not unread_by_run(k, family, entry)}
+        before = _fill_settings_before_they_existed(recorded, settings)
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
@@ -240,6 +255,15 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
         moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
         differ = [k for k in sorted(set(recorded) | (set(settings) - set(added)))
                   if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved]
+        changed_file = [k for k in before if recorded["arch_hparams"][k] != settings["arch_hparams"][k]]
+        if differ == ["arch_hparams"] and changed_file and all(
+                k in changed_file for k in set(recorded["arch_hparams"]) | set(settings["arch_hparams"])
+                if recorded["arch_hparams"].get(k) != settings["arch_hparams"].get(k)):
+            raise AutoAttendError(
+                f"run dir {run_dir} was started before the architecture {settings.get('arch')}'s file set "
+                f"{', '.join(changed_file)}, and its seeds trained as children did then "
+                f"({_changes(recorded, settings, ['arch_hparams'], '(unset)')}); resuming would mix the two in one "
+                "mean: give a new hydra.run.dir to retrain it as the file says now")
         if differ:
             shown = _changes(recorded, settings, differ[:6], "(unset)")
             more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
