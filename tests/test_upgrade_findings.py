@@ -203,16 +203,17 @@ def _git_head() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a run started by an older autoattend and resumed by this one goes on without a word that the code changed: "
-    "invocations.json records each invocation's commit and a resume warns when the device, threads or kernels "
-    "change, not the commit; a supernet stopped by 214e12e after epoch 0 and resumed here logged epoch-1 losses "
-    "0.6801/0.6935, neither 214e12e's (0.6746/0.6906) nor this code's (0.6797/0.6934) uninterrupted run; fix: warn "
-    "when the run's last invocation recorded another commit (or none: an autoattend older than invocations.json), "
-    "naming both"))
 def test_a_resume_by_another_version_of_the_code_says_so(walk):
     """A run whose last invocation ran another commit (here 46be2db) and still has work to do (retrain seed 1) is
-    resumed with a warning naming the commit it ran before."""
+    resumed with a warning naming the commit it ran before.
+
+    Was: a run started by an older autoattend and resumed by this one goes on without a word that the code changed:
+    invocations.json records each invocation's commit and a resume warns when the device, threads or kernels change,
+    not the commit; a supernet stopped by 214e12e after epoch 0 and resumed here logged epoch-1 losses
+    0.6801/0.6935, neither 214e12e's (0.6746/0.6906) nor this code's (0.6797/0.6934) uninterrupted run; fix: warn
+    when the run's last invocation recorded another commit (or none: an autoattend older than invocations.json),
+    naming both. Now: a resume whose last invocation recorded another commit is warned about, naming both commits
+    (_record_invocation)."""
     head = _git_head()
     if head is None or head.startswith(OLD_COMMIT[:7]):
         pytest.skip("the code is not a git checkout (no commit recorded to compare)")

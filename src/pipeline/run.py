@@ -604,6 +604,12 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
                     "other dropout masks; another thread count or kernel backend rounds sums differently)",
                     ", ".join(f"{key} {now[key]}" for key in changed),
                     ", ".join(f"{key} {recorded_value(last.get(key))}" for key in changed))
+    commit = source_commit()
+    if last is not None and last.get("commit") and commit and last["commit"] != commit:
+        log.warning("this invocation runs autoattend at commit %s; the run's last one ran %s: what it computes from "
+                    "here on comes from other code (its settings are the run's; its numbers may differ from an "
+                    "uninterrupted run's of either): give a new hydra.run.dir for a run of one version",
+                    *(c[:12] + ("+changes" if c.endswith("+changes") else "") for c in (commit, str(last["commit"]))))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     data_dir = str(Path(cfg.paths.data_dir).expanduser().resolve())
     # a CSV task's corpus folder, resolved: a relative task.path is relative to where the run started
@@ -615,7 +621,7 @@ def _record_invocation(cfg: DictConfig, run_dir: Path) -> None:
     atomic_write_json(path, {"invocations": [*earlier, {"started": started, "argv": sys.argv[1:],
                                                         **({"job_overrides": job} if job is not None else {}),
                                                         **now, "data_dir": data_dir, **where,
-                                                        "commit": source_commit()}]})
+                                                        "commit": commit}]})
 
 
 def _setup_hardware(cfg: DictConfig) -> None:
