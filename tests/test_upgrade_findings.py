@@ -298,14 +298,6 @@ def test_a_run_from_before_run_settings_is_not_resumed_under_another_seed(walk):
     assert _said(proc, "seed"), (proc.stdout + proc.stderr)[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a setting an older autoattend accepted and ignored (strategy.budget with evolution until 5057157, 2026-12-04 "
-    "20:44; strategy.mutation_rate with strategy=random until ccee1f7, 2026-12-05 02:39) leaves a run no command "
-    "resumes: the same command is refused ('strategy.budget: expected null for strategy=evolution ...'), and without "
-    "the setting 'run dir ... was started with other settings ... strategy.budget: 20 -> null. Re-run with the "
-    "recorded settings', the command just refused (b97f37e's run, stopped after retrain seed 0); fix: compare such "
-    "a record without the settings its strategy never read (they changed nothing), or say it was written by an older "
-    "autoattend and to give a new hydra.run.dir"))
 @pytest.mark.parametrize("name, strategy, ignored", [
     ("sst", (), ("strategy.budget", 20)),
     ("sst_random", ("strategy=random",), ("strategy.mutation_rate", 0.9)),
@@ -313,7 +305,17 @@ def test_a_run_from_before_run_settings_is_not_resumed_under_another_seed(walk):
 def test_an_old_run_with_a_setting_its_strategy_ignored_can_be_resumed(walk, name, strategy, ignored):
     """An old run recorded with a strategy setting its strategy never read (now refused on the command line): typed
     without that setting, as the refusal says, the run resumes, or the refusal does not send the user back to the
-    recorded settings (refused themselves)."""
+    recorded settings (refused themselves).
+
+    Was: a setting an older autoattend accepted and ignored (strategy.budget with evolution until 5057157,
+    2026-12-04 20:44; strategy.mutation_rate with strategy=random until ccee1f7, 2026-12-05 02:39) leaves a run no
+    command resumes: the same command is refused ('strategy.budget: expected null for strategy=evolution ...'), and
+    without the setting 'run dir ... was started with other settings ... strategy.budget: 20 -> null. Re-run with
+    the recorded settings', the command just refused (b97f37e's run, stopped after retrain seed 0); fix: compare
+    such a record without the settings its strategy never read (they changed nothing), or say it was written by an
+    older autoattend and to give a new hydra.run.dir. Now: check_run_settings leaves out of its comparison the
+    strategy settings the run's strategy never reads (run._unread_strategy_settings, the list the command-line
+    refusal uses), so the run resumes."""
     args = (*TEXT, *strategy)
     key, value = ignored
     run_dir = _copy(walk, _base(walk, name, "src.search", args), f"old_ignored_{key}")

@@ -109,10 +109,13 @@ def run_search(cfg: DictConfig) -> dict:
     ranks = bool(cfg.get("ranking")) and int(cfg.ranking.candidates) > 0  # the optional ranking stage
     space = search_space(cfg)
     # refused now, not after the supernet: a space too small for the strategy, a setting it does not read
-    _refuse_unread_strategy_settings(cfg, search_strategy(cfg, space))
+    strategy = search_strategy(cfg, space)
+    _refuse_unread_strategy_settings(cfg, strategy)
     if graph:
         _check_baselines(cfg)
-    added = check_run_settings(run_dir, run_settings(cfg, "search"), given=_override_keys())
+    # a strategy setting recorded by an older autoattend, which accepted it and ignored it, changed nothing
+    added = check_run_settings(run_dir, run_settings(cfg, "search"), given=_override_keys(),
+                               unread=_unread_strategy_settings(cfg, strategy))
     _setup_hardware(cfg)
     from src.pipeline import graph_stages, ranking, stages
     from src.pipeline.common import build_datamodule, data_facts, env_summary, lower_precision
@@ -523,13 +526,22 @@ def _refuse_unread_strategy_settings(cfg: DictConfig, strategy: SearchStrategy) 
     settings that otherwise size the budget) ran with no effect: refuse it. What it reads is its
     :meth:`~src.strategies.base.SearchStrategy.settings`, and the evolution settings while they
     size its budget."""
-    sizing = {"population", "rounds", "parents"}
-    read = set(strategy.settings()) | (sizing if cfg.strategy.get("budget") is None else set())
+    unread = _unread_strategy_settings(cfg, strategy)
     for key in _override_keys():
-        setting = key.removeprefix("strategy.")
-        if key.startswith("strategy.") and setting in strategy_settings() and setting not in read:
-            sized = " (with strategy.budget set, it no longer sizes the budget)" if setting in sizing else ""
+        if key in unread:
+            sized = (" (with strategy.budget set, it no longer sizes the budget)"
+                     if key.removeprefix("strategy.") in STRATEGY_SIZING else "")
             _refuse_unless_sweep(f"{key}: a setting strategy={cfg.strategy.name} does not read{sized}", "may read it")
+
+
+STRATEGY_SIZING = ("population", "rounds", "parents")  # the evolution settings that size its budget when none is set
+
+
+def _unread_strategy_settings(cfg: DictConfig, strategy: SearchStrategy) -> set[str]:
+    """The ``strategy.<key>`` settings the chosen strategy never reads: what it reads is its
+    :meth:`~src.strategies.base.SearchStrategy.settings`, and the evolution settings while they size its budget."""
+    read = set(strategy.settings()) | (set(STRATEGY_SIZING) if cfg.strategy.get("budget") is None else set())
+    return {f"strategy.{setting}" for setting in strategy_settings() if setting not in read}
 
 
 def _search_setting_line(key: str) -> str:

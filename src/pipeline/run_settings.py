@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -218,7 +218,8 @@ def has_results(run_dir: Path) -> bool:
     return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
 
 
-def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[str] = ()) -> list[str]:
+def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[str] = (),
+                       unread: Collection[str] = ()) -> list[str]:
     """Record ``settings`` for a run directory, or check a re-run against the recorded ones.
 
     Raises :class:`AutoAttendError` naming every differing key (first value -> new value) when
@@ -231,7 +232,8 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
     its value from then on. Returns those keys (empty for a fresh record or none added); a key
     the settings lack (an option removed since), or one added within :data:`ADDABLE` (a setting
     of the user's), still stops the re-run, as does an added key among ``given`` (the command line's
-    keys): a value chosen there need not be the default that reproduces the steps run before.
+    keys): a value chosen there need not be the default that reproduces the steps run before. Keys in
+    ``unread`` (settings the run never reads, as its strategy's) are not compared.
     """
     path = run_dir / SETTINGS_FILE
     # JSON round trip: the record holds JSON values (tuples become lists, keys strings)
@@ -254,7 +256,8 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
                 f"setting with them: re-run without it to resume (the default), or give a new hydra.run.dir")
         moved = [k for k in DATA_LOCATION if k in recorded and k in settings and recorded[k] != settings[k]]
         differ = [k for k in sorted(set(recorded) | (set(settings) - set(added)))
-                  if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved]
+                  if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved
+                  and k not in unread]
         changed_file = [k for k in before if recorded["arch_hparams"][k] != settings["arch_hparams"][k]]
         if differ == ["arch_hparams"] and changed_file and all(
                 k in changed_file for k in set(recorded["arch_hparams"]) | set(settings["arch_hparams"])
