@@ -279,15 +279,17 @@ def test_an_old_hpo_record_without_the_newer_child_settings_is_resumed(walk):
     assert (hparams["attn_self_loops"], hparams["act_at"], hparams["weight_decay_on"]) == (True, "layer", "all")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a run folder of an autoattend from before run_settings.json (6974ce5, 2026-12-02; 8d8d3e3 added the record) "
-    "is 'adopted as it is': the same folder given with seed=5 retrain.seeds=3 reloads the seed-0 supernet and "
-    "search of the old code, trains seeds 5-7 on its winner and reports it all as a seed-5 run, the old "
-    ".hydra/config.yaml (which said seed 0) overwritten; fix: compare such a run with its .hydra/config.yaml (its "
-    "overrides) before adopting it, or refuse"))
 def test_a_run_from_before_run_settings_is_not_resumed_under_another_seed(walk):
-    """An old run folder without ``run_settings.json`` given another seed: refused (or warned about) naming the
-    seed it was started with, not silently reported as a run of the new seed."""
+    """An old run folder without ``run_settings.json`` given another seed: refused (or warned about) naming the seed it
+    was started with, not silently reported as a run of the new seed.
+
+    Was: a run folder of an autoattend from before run_settings.json (6974ce5, 2026-12-02; 8d8d3e3 added the record)
+    is 'adopted as it is': the same folder given with seed=5 retrain.seeds=3 reloads the seed-0 supernet and search
+    of the old code, trains seeds 5-7 on its winner and reports it all as a seed-5 run, the old .hydra/config.yaml
+    (which said seed 0) overwritten; fix: compare such a run with its .hydra/config.yaml (its overrides) before
+    adopting it, or refuse. Now: a run folder with results but no run_settings.json is compared with its
+    .hydra/config.yaml (still the earlier invocation's when the check runs), and a re-run differing from it is
+    refused in one line naming each key."""
     run_dir = _copy(walk, _base(walk, "sst", "src.search", TEXT), "old_no_settings")
     # the form 6974ce5 (2026-12-02) left: no run_settings.json, data.json, invocations.json, timing.json or models
     _remove(run_dir, "run_settings.json", "data.json", "invocations.json", "timing.json", "retrain/seed_*/model.pt")

@@ -213,6 +213,19 @@ def _fill_settings_before_they_existed(recorded: dict[str, Any], settings: dict[
     return filled
 
 
+def _settings_in_its_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's ``.hydra/config.yaml`` as :func:`run_settings` flattens a config (before the run's checks
+    pass, the file is still the earlier invocation's); ``None`` where it cannot be read or resolved."""
+    from src.utils.io import check_yaml_size
+
+    try:
+        config = run_dir / ".hydra" / "config.yaml"
+        check_yaml_size(config.read_text(encoding="utf-8"))
+        return canonical(flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=True)))
+    except Exception:  # an unreadable or unresolvable config: the run is adopted as it is, as before
+        return None
+
+
 def has_results(run_dir: Path) -> bool:
     """Whether a stage left anything in ``run_dir`` that a re-run would resume from."""
     return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
@@ -284,6 +297,16 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
                         "; ".join(f"{k}={_show(settings[k])}" for k in added))
             atomic_write_json(path, {**recorded, **{k: settings[k] for k in added}})
         return added
+    if has_results(run_dir):  # results of an autoattend older than the record: its config says what it ran with
+        ran = _settings_in_its_config(run_dir)
+        differ = sorted(k for k in settings if ran is not None and k in ran and ran[k] != settings[k]
+                        and k not in unread and not within(k, DATA_LOCATION))
+        if differ:
+            raise AutoAttendError(
+                f"run dir {run_dir} holds results of other settings (its .hydra/config.yaml; it has no {SETTINGS_FILE}, "
+                f"which autoattend writes since 2026-12-02), and resuming would mix them with these: "
+                f"{_changes(ran, settings, differ[:6], '(unset)')}. Re-run with the settings of that config to resume, "
+                "or give a new hydra.run.dir")
     # a fresh record: what an earlier invocation left (it stopped before any result) is not this run's
     (run_dir / TIMING_FILE).unlink(missing_ok=True)
     (run_dir / INVOCATIONS_FILE).unlink(missing_ok=True)
