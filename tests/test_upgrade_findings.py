@@ -8,8 +8,9 @@ The walk ran the older commits themselves (``b97f37e`` 2026-12-03, ``214e12e`` 2
 ``314edda`` 2026-12-06, ``54c2167`` and ``4650a36`` 2026-12-07, ``6974ce5`` 2026-12-02) on tiny data and handed their
 run folders to this code. The tests below do not check out old commits: each builds the old form of a record from a
 run this code writes (removing or renaming what the old version did not write), a comment naming the commit that
-wrote that form. Findings are strict xfails asserting the correct behaviour; the plain tests protect old-record
-cases the walk found working and no other test covers."""
+wrote that form. The findings were strict xfails asserting the correct behaviour and are mended (their docstrings
+say "Was: ... Now: ...", session 51); the plain tests protect old-record cases the walk found working and no other
+test covers."""
 
 from __future__ import annotations
 
@@ -227,15 +228,17 @@ def test_a_resume_by_another_version_of_the_code_says_so(walk):
     assert _said(proc, OLD_COMMIT[:7]), (proc.stdout + proc.stderr)[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sweep job folders were named '<n>_<every override>' (Hydra's job number, machine settings included) until "
-    "6bd18bd and 37e152b (2026-12-04 19:37 and 20:38); the same -m command typed again (same hydra.sweep.dir) by "
-    "this code looks only for '<overrides less machine settings>', runs every job again from scratch beside the old "
-    "folders without a word, and its report counts each job twice ('4 (2 repeats)' for a 2-job sweep of b97f37e); "
-    "fix: find a job's folder under its old name too (or refuse naming it)"))
 def test_an_old_sweeps_job_folder_is_found_again_by_the_same_command(walk):
     """A sweep of an older version, its job folder named as that version named it, typed again: the job is found
-    (resumed, nothing trained again) or the old folder is named, not silently run a second time."""
+    (resumed, nothing trained again) or the old folder is named, not silently run a second time.
+
+    Was: sweep job folders were named '<n>_<every override>' (Hydra's job number, machine settings included) until
+    6bd18bd and 37e152b (2026-12-04 19:37 and 20:38); the same -m command typed again (same hydra.sweep.dir) by this
+    code looks only for '<overrides less machine settings>', runs every job again from scratch beside the old
+    folders without a word, and its report counts each job twice ('4 (2 repeats)' for a 2-job sweep of b97f37e);
+    fix: find a job's folder under its old name too (or refuse naming it). Now: a job starting afresh warns of a
+    folder in its sweep folder named as an autoattend before 2026-12-04 named this job (its number, every override),
+    saying it is not resumed and how to resume it (mv)."""
     tmp = walk[0]
     sweep = tmp / "old_sweep"
     shutil.rmtree(sweep, ignore_errors=True)
@@ -259,7 +262,7 @@ def test_an_old_hpo_record_without_the_newer_child_settings_is_resumed(walk):
     (2026-12-03) stopped after its HPO left retrain/hpo.json trials whose hparams lack them, and the resume dies in
     fit_child: KeyError: 'attn_self_loops' (a traceback, after the supernet and search were re-read); fix: read the
     trial's hparams over the defaults those keys had (true, layer), as fit_child already does for weight_decay_on.
-    Now: hpo() reads each recorded trial's hparams over graph_stages.SETTINGS_BEFORE_THEY_EXISTED (what a child
+    Now: hpo() reads each recorded trial's hparams over src.choices.CHILD_SETTINGS_BEFORE_THEY_EXISTED (what a child
     trained with before those settings existed), so the resume retrains the chosen settings as that trial ran them."""
     run_dir = _copy(walk, _base(walk, "cora", "src.search", GRAPH), "old_hpo_stopped")
     added = ("attn_self_loops", "act_at", "weight_decay_on")

@@ -33,7 +33,7 @@ from src.pipeline.checks import CHILD_KEYS, check_config, children_readout, has_
 from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
                                  search_strategy, settings_task, task_family)
 from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data,
-                                       check_run_settings, format_mean_std, own_data_task, run_settings,
+                                       check_run_settings, format_mean_std, has_results, own_data_task, run_settings,
                                        unread_by_retrain, within)
 from src.space import live_layers
 from src.strategies import SearchStrategy, strategy_settings
@@ -949,6 +949,29 @@ def _claim_job_folder(run_dir: Path) -> None:
                               f"{run_dir}: they differ only in settings left out of job folder names, which a resume "
                               "may change (src/pipeline/run_settings.py MAY_CHANGE, and the hardware group); "
                               "sweep those in separate multiruns, each with its own hydra.sweep.dir")
+    if not has_results(run_dir):
+        _warn_of_an_old_job_folder(run_dir)
+
+
+def _warn_of_an_old_job_folder(run_dir: Path) -> None:
+    """Name the folder an autoattend before 2026-12-04 20:38 gave this job in the same sweep folder
+    (``<job number>_<every override>``, the hardware and resumable settings included), which this job
+    does not resume: it starts afresh in ``run_dir``, and the old folder stays beside it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.pipeline.config import job_folder_name
+
+    excluded = set(HydraConfig.get().job.config.override_dirname.exclude_keys)
+    for folder in sorted(run_dir.parent.iterdir()):
+        numbered = re.fullmatch(r"\d+_(.+)", folder.name)
+        if folder == run_dir or numbered is None or not folder.is_dir():
+            continue
+        kept = [o for o in numbered.group(1).split(",")
+                if o.split("=", 1)[0] not in excluded and not o.startswith(("hardware.", "logger."))]
+        if job_folder_name(",".join(kept)) == run_dir.name:
+            log.warning("%s is this job's folder as an autoattend before 2026-12-04 named it: this job does not "
+                        "resume it and runs afresh in %s; stop it and move that folder there (mv) to resume it",
+                        folder, run_dir)
 
 
 def _hydra_initialized() -> bool:
