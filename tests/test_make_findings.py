@@ -33,7 +33,10 @@ from tests.helpers import ROOT, write_finished_run, write_tiny_sst
 PY = sys.executable
 SMOKE_ARGS = "hardware=cpu hardware.kernels=torch"
 # what a make run started by `make test` inherits and a user's shell does not
-UNSET = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "LD_PRELOAD", allocator.ENV, allocator.REEXEC_MARK)
+# make's own variables and the Makefile's settings (``?=``): a ``make test ARGS=...`` exports its ARGS to the tests'
+# environment, where every make the tests run took it
+MAKEFILE_SETTINGS = tuple(re.findall(r"^([A-Z_]+) *\?=", (ROOT / "Makefile").read_text(), re.MULTILINE))
+UNSET = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "LD_PRELOAD", allocator.ENV, allocator.REEXEC_MARK, *MAKEFILE_SETTINGS)
 
 
 def _env(tmp: Path, data: Path | None = None, **extra: str) -> dict:
@@ -460,3 +463,14 @@ def test_make_help_names_every_target_a_user_runs():
                            env=_env(Path("/nonexistent")), check=True).stdout
     named = set(re.findall(r"make ([\w-]+)", shown))
     assert sorted(t for t in phony if t != "help" and not t.endswith("-args") and t not in named) == []
+
+
+def test_the_make_tests_do_not_take_the_settings_of_the_make_that_runs_them(tmp_path, monkeypatch):
+    """Was: ``make test ARGS=--durations=25`` exports ARGS (a command-line variable) to the tests' environment, and
+    every make a test ran passed it on: 17 tests failed ('unrecognized arguments: --durations=25'). Now: the tests'
+    environment leaves out the Makefile's settings (its ``?=`` variables)."""
+    monkeypatch.setenv("ARGS", "--durations=25")
+    monkeypatch.setenv("TASK", "cora")
+    proc = _make("-n", "search", tmp=tmp_path)
+    assert proc.returncode == 0 and "+task=sst2" in proc.stdout and "--durations" not in proc.stdout, proc.stdout
+    assert {"ARGS", "TASK", "BUDGET", "DIR", "TEST_WORKERS"} <= set(MAKEFILE_SETTINGS)

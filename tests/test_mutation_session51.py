@@ -43,11 +43,11 @@ def test_mapping_keys_count_toward_the_yaml_size_limit():
 
 def test_a_class_id_making_one_class_more_than_the_labelled_nodes_is_refused():
     """Four labelled nodes hold at most four classes: ids 0, 1, 2, 4 (five classes) are refused; 0, 1, 2, 3 pass."""
-    from src.data.graph_file import _check_label_range
+    from src.data.graph_file import _check_class_count
 
     with pytest.raises(AutoAttendError, match="'y' holds class id 4, which makes more classes than the 4 labelled"):
-        _check_label_range(torch.tensor([0, 1, 2, 4, -1]), Path("g.npz"))
-    _check_label_range(torch.tensor([0, 1, 2, 3, -1]), Path("g.npz"))
+        _check_class_count(torch.tensor([0, 1, 2, 4, -1]), Path("g.npz"))
+    _check_class_count(torch.tensor([0, 1, 2, 3, -1]), Path("g.npz"))
 
 
 def test_seeds_recorded_with_different_settings_are_refused(tmp_path):

@@ -702,7 +702,8 @@ def test_offloaded_adam_state_through_the_command_line_and_a_resume(tiny_data, t
     (supernet_dir / "DONE").unlink()
     for later in ("search", "retrain"):
         shutil.rmtree(run_dir / later)
-    (run_dir / "run_settings.json").unlink()
+    record = json.loads((run_dir / "run_settings.json").read_text())
+    (run_dir / "run_settings.json").write_text(json.dumps({**record, "supernet.epochs": 2}))
     proc = cli("src.search", *args, "supernet.epochs=2", data_dir=tiny_data, tmp=tmp_path, run_dir=run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(supernet_dir / "last.ckpt", map_location="cpu", weights_only=False)

@@ -141,11 +141,16 @@ def _check_mask(mask: torch.Tensor, split: str, where: Path) -> None:
 
 
 def _check_label_range(y: torch.Tensor, where: Path) -> None:
-    """Single-label ``y`` (N,): class ids from 0, or ``UNLABELLED``; no more classes than labelled nodes (the
-    class count is the largest id + 1, and a model gets an output per class: an id of 10^9 asked for gigabytes)."""
+    """Single-label ``y`` (N,): class ids from 0, or ``UNLABELLED``."""
     if bool((y < UNLABELLED).any()):
         raise AutoAttendError(f"{where}: 'y' holds {int(y.min())}; labels are class ids from 0, or {UNLABELLED} for "
                               "an unlabelled node")
+
+
+def _check_class_count(y: torch.Tensor, where: Path) -> None:
+    """No more classes than labelled nodes in a graph to train on (the class count is the largest id + 1, and a
+    model gets an output per class: an id of 10^9 asked for gigabytes). Not for a graph to predict, whose ids the
+    run's models check."""
     labelled = int((y >= 0).sum())
     if labelled and int(y.max()) + 1 > labelled:
         raise AutoAttendError(f"{where}: 'y' holds class id {int(y.max())}, which makes more classes than the "
@@ -174,6 +179,7 @@ def _check_split(batch: dict, where: Path) -> int:
         raise AutoAttendError(f"{where}: node {node} is in a split but has label {int(y[node])}; labels are class ids "
                               f"from 0 ({UNLABELLED}: unlabelled, outside every split)")
     _check_label_range(y, where)
+    _check_class_count(y, where)
     classes = int(y.max()) + 1
     if classes < 2:
         raise AutoAttendError(f"{where}: every labelled node has class 0; node classification needs at least two")
@@ -186,6 +192,7 @@ def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size
     random order drawn with ``seed``, the first ``train_per_class`` nodes of each class train, the
     next ``val_size`` of the rest validate and the ``test_size`` after them (``None``: all the
     rest) test. -> the three (N,) bool masks by name."""
+    _check_class_count(y, where)
     n = y.numel()
     order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
     order = order[y[order] >= 0]

@@ -180,7 +180,8 @@ def fit_child(cfg: DictConfig, arch: Architecture, dm, hp: dict, seed: int, out:
         kept.update(weights=weights_of(model), evaluation=evaluation)
 
     module = GraphChildModule(model, dm.multilabel, lr=hp["lr"], weight_decay=hp["weight_decay"],
-                              weight_decay_on=hp["weight_decay_on"],
+                              weight_decay_on=hp.get("weight_decay_on",
+                                                     CHILD_SETTINGS_BEFORE_THEY_EXISTED["weight_decay_on"]),
                               on_new_best=keep if model_file is not None else None)
     epochs = int(hp["epochs"]) if r.epoch_cap is None else min(int(hp["epochs"]), int(r.epoch_cap))
     every = max(1, min(int(r.eval_every), epochs))
@@ -284,7 +285,8 @@ def hpo(cfg: DictConfig, arch: Architecture, dm, out: Path) -> tuple[dict, list[
     done = read_record(path, "the HPO trials so far", "trials") if path.exists() else []
     for trial in done:  # trials an older autoattend recorded: the settings they trained with
         if isinstance(trial, dict) and isinstance(trial.get("hparams"), dict):
-            trial["hparams"] = {**CHILD_SETTINGS_BEFORE_THEY_EXISTED, **trial["hparams"]}
+            missing = {k: v for k, v in CHILD_SETTINGS_BEFORE_THEY_EXISTED.items() if k not in trial["hparams"]}
+            trial["hparams"] = {**trial["hparams"], **missing}  # a trial of today's unchanged, its keys' order too
     rng = random.Random(cfg.seed)
     grid = OmegaConf.to_container(h.space, resolve=True)
     settings = [base] + [{**base, **{k: rng.choice(v) for k, v in sorted(grid.items())}} for _ in range(h.trials - 1)]

@@ -961,6 +961,8 @@ def _warn_of_an_old_job_folder(run_dir: Path) -> None:
 
     from src.pipeline.config import job_folder_name
 
+    if not run_dir.parent.is_dir():
+        return
     excluded = set(HydraConfig.get().job.config.override_dirname.exclude_keys)
     for folder in sorted(run_dir.parent.iterdir()):
         numbered = re.fullmatch(r"\d+_(.+)", folder.name)
