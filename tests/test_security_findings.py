@@ -115,22 +115,24 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def sst_run(data, tmp_path_factory) -> tuple[Path, Path]:
-    """A finished ``budget=smoke`` SST-2 search, as a colleague would send it; (its folder, its cache folder)."""
-    tmp = tmp_path_factory.mktemp("security_sst")
-    proc = _run("src.search", "+task=sst2", *SMOKE, data_dir=data, tmp=tmp, run_dir=tmp / "run")
+def _finished_search(task: str, data: Path, tmp: Path) -> tuple[Path, Path]:
+    """A finished ``budget=smoke`` search of ``task`` in ``tmp``, as a colleague would send it; (its folder, its
+    cache folder)."""
+    proc = _run("src.search", f"+task={task}", *SMOKE, data_dir=data, tmp=tmp, run_dir=tmp / "run")
     assert proc is not None and proc.returncode == 0, proc and proc.stderr[-3000:]
     return tmp / "run", tmp / "cache"
+
+
+@pytest.fixture(scope="module")
+def sst_run(data, tmp_path_factory) -> tuple[Path, Path]:
+    """A finished SST-2 search (:func:`_finished_search`)."""
+    return _finished_search("sst2", data, tmp_path_factory.mktemp("security_sst"))
 
 
 @pytest.fixture(scope="module")
 def cora_run(data, tmp_path_factory) -> tuple[Path, Path]:
-    """A finished ``budget=smoke`` Cora search; (its folder, its cache folder: PyG's processed Planetoid)."""
-    tmp = tmp_path_factory.mktemp("security_cora")
-    proc = _run("src.search", "+task=cora", *SMOKE, data_dir=data, tmp=tmp, run_dir=tmp / "run")
-    assert proc is not None and proc.returncode == 0, proc and proc.stderr[-3000:]
-    return tmp / "run", tmp / "cache"
+    """A finished Cora search (:func:`_finished_search`; its cache holds PyG's processed Planetoid)."""
+    return _finished_search("cora", data, tmp_path_factory.mktemp("security_cora"))
 
 
 # ---- (a) code executed by reading a file ---------------------------------------------------------------------------
