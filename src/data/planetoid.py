@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.hub import local_files_complete
 from src.data.sampling import EpochShuffleSampler
 from src.utils.errors import AutoAttendError, DataNotFoundError, machine_error
-from src.utils.io import build_prefix, file_stamp, remove_stale_builds
+from src.utils.io import build_prefix, file_stamp, refused_by_weights_only, remove_stale_builds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -192,7 +192,7 @@ def drop_unsafe_processing(processed: Path, what: str) -> None:
         try:
             torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:
-            if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            if refused_by_weights_only(exc):
                 log.warning("%s: %s holds objects PyG's processing never writes; not loaded (rebuilding them could "
                             "run code), processing the raw files again", what, path)
             else:

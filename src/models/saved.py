@@ -23,7 +23,7 @@ import torch
 from src.models.text import TextClassifier
 from src.space import Architecture
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_target, remove_left_temporaries
+from src.utils.io import atomic_target, refused_by_weights_only, remove_left_temporaries
 
 if TYPE_CHECKING:  # imported where a graph model is built: PyG takes over a second to import
     from src.models.graph import GraphNet
@@ -84,7 +84,7 @@ def read_saved(path: str | Path) -> dict[str, Any]:
         # mapped, not read: a caller that wants only the spec does not pay for the weights
         record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        if "Weights only load failed" in str(exc):  # torch's advice (in terminal colours) is to trust the file
+        if refused_by_weights_only(exc):  # torch's advice (in terminal colours) is to trust the file
             raise AutoAttendError(f"{path}: not a saved model (it holds objects other than tensors and plain values, "
                                   "which this project's models never do; not loaded, as rebuilding them could run "
                                   "code)") from None

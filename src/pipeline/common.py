@@ -10,7 +10,6 @@ import hashlib
 import io
 import logging
 import os
-import pickle
 import sys
 import threading
 import time
@@ -37,7 +36,7 @@ from src.pipeline.config import note_computing, task_family
 from src.utils import allocator, interrupt, lock
 from src.utils.cpu import cpu_facts, describe
 from src.utils.errors import AutoAttendError, TrainingDivergedError
-from src.utils.io import atomic_target, remove_left_temporaries
+from src.utils.io import atomic_target, refused_by_weights_only, remove_left_temporaries
 from src.utils.logs import log_to_files_only
 from src.utils.parallel import check_shared_memory
 
@@ -519,7 +518,7 @@ def read_checkpoint(path: Path, what: str = "checkpoint") -> dict:
             raise ValueError("no state_dict in it")
         return checkpoint
     except Exception as exc:
-        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        if refused_by_weights_only(exc):
             raise AutoAttendError(f"{path}: holds objects other than tensors and plain values, which this project's "
                                   f"{what}s never do (not one of its checkpoints, or changed since); it is not "
                                   "loaded, as rebuilding such objects can run code: delete it to start that stage "

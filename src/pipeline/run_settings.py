@@ -271,13 +271,12 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
         differ = [k for k in sorted(set(recorded) | (set(settings) - set(added)))
                   if (k not in settings or k not in recorded or recorded[k] != settings[k]) and k not in moved
                   and k not in unread]
-        changed_file = [k for k in before if recorded["arch_hparams"][k] != settings["arch_hparams"][k]]
-        if differ == ["arch_hparams"] and changed_file and all(
-                k in changed_file for k in set(recorded["arch_hparams"]) | set(settings["arch_hparams"])
-                if recorded["arch_hparams"].get(k) != settings["arch_hparams"].get(k)):
+        then, now = recorded.get("arch_hparams") or {}, settings.get("arch_hparams") or {}
+        changed = sorted(k for k in {*then, *now} if then.get(k) != now.get(k)) if differ == ["arch_hparams"] else []
+        if changed and set(changed) <= set(before):  # only settings its file gained since the run started
             raise AutoAttendError(
                 f"run dir {run_dir} was started before the architecture {settings.get('arch')}'s file set "
-                f"{', '.join(changed_file)}, and its seeds trained as children did then "
+                f"{', '.join(changed)}, and its seeds trained as children did then "
                 f"({_changes(recorded, settings, ['arch_hparams'], '(unset)')}); resuming would mix the two in one "
                 "mean: give a new hydra.run.dir to retrain it as the file says now")
         if differ:

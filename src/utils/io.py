@@ -200,6 +200,14 @@ def remove_stale_builds(folder: Path, now: float | None = None) -> None:
                 tmp.unlink(missing_ok=True)
 
 
+def refused_by_weights_only(exc: BaseException) -> bool:
+    """Whether ``torch.load(weights_only=True)`` raised ``exc`` for a file holding objects other than tensors and
+    plain values (a pickle whose rebuilding could run code), rather than for a damaged file."""
+    import pickle
+
+    return isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc)
+
+
 def file_stamp(path: str | Path) -> dict[str, int]:
     """What keys a cache built from the file at ``path``: its size and its modification and change
     times. The change time too, because ``cp -p``, ``rsync -a``, ``tar x`` and ``touch -r`` carry a
