@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import subprocess
 from pathlib import Path
 
@@ -206,6 +207,30 @@ def test_a_random_split_is_planetoids_kind_drawn_from_its_own_seed(tmp_path):
         load(path, split="random", train_per_class=3, val_size=20, test_size=20)
     with pytest.raises(AutoAttendError, match="task.split: expected one of file, random, got 'drawn'"):
         GraphFileDataModule(path=str(path), split="drawn")
+
+
+def test_classes_without_a_training_node_are_named_in_a_warning(tmp_path, caplog):
+    """A class id no training node has (a gap in the numbering, or a class only validation or test nodes hold) is
+    named in one warning as the file is read, a gap marked as such; a graph whose training nodes hold every class
+    reads without one."""
+    caplog.set_level(logging.WARNING, logger="src.data.graph_file")
+    load(write_npz(tmp_path / "whole.npz", graph_arrays()))
+    assert not caplog.records
+    gap = graph_arrays()
+    gap["y"][gap["y"] == 1] = CLASSES  # ids 0, 2, 3: nothing of class 1
+    load(write_npz(tmp_path / "gap.npz", gap))
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "1 of the 4 classes have no training node: 1 (no labelled node); their nodes cannot be learnt (labels are "
+        "class ids 0 .. C-1, numbered without gaps)"]
+    caplog.clear()
+    held_out = graph_arrays()
+    train_of_2 = held_out["train_mask"] & (held_out["y"] == 2)
+    held_out["y"][train_of_2] = 0
+    assert (held_out["y"][~held_out["train_mask"]] == 2).any()
+    load(write_npz(tmp_path / "held_out.npz", held_out))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'held_out.npz'}: 1 of the 3 classes have no training node: 2; their nodes cannot be learnt "
+        "(labels are class ids 0 .. C-1, numbered without gaps)"]
 
 
 def _bad(arrays: dict, change) -> dict:

@@ -183,7 +183,22 @@ def _check_split(batch: dict, where: Path) -> int:
     classes = int(y.max()) + 1
     if classes < 2:
         raise AutoAttendError(f"{where}: every labelled node has class 0; node classification needs at least two")
+    _warn_of_untrained_classes(y, batch["train_mask"], classes, where)
     return classes
+
+
+def _warn_of_untrained_classes(y: torch.Tensor, train_mask: torch.Tensor, classes: int, where: Path) -> None:
+    """A warning naming the class ids 0 .. ``classes``-1 no training node has (``y`` (N,), ``train_mask`` (N,) bool):
+    a gap in the numbering, or a class only validation or test nodes hold. The model keeps an output for each, which
+    training never rewards, so every node of such a class is misclassified; a gap usually means ids not renumbered."""
+    missing = sorted(set(range(classes)) - set(y[train_mask].tolist()))
+    if not missing:
+        return
+    unused = set(range(classes)) - set(y[y >= 0].tolist())
+    shown = ", ".join(f"{c} (no labelled node)" if c in unused else str(c) for c in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    log.warning("%s: %d of the %d classes have no training node: %s%s; their nodes cannot be learnt (labels are "
+                "class ids 0 .. C-1, numbered without gaps)", where, len(missing), classes, shown, more)
 
 
 def random_split(y: torch.Tensor, train_per_class: int, val_size: int, test_size: int | None, seed: int,
