@@ -318,6 +318,30 @@ def test_reading_and_exporting_errors_are_one_clear_line():
     assert str(err.value) == "invalid architecture (layer 0, field 'q_src'): missing"
 
 
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: Architecture.from_dict({"layers": [{"kind": LONG}]}),
+    lambda: Architecture.from_dict({"layers": [[LONG]]}),
+    lambda: Architecture.from_dict({"layers": [{"kind": "add", "q_src": LONG, "q_op": "c", "k_src": 0, "k_op": "c"}]}),
+    lambda: Architecture.from_dict({"layers": [{"kind": "add", "q_src": 0, "q_op": list(range(10 ** 5)), "k_src": 0,
+                                                "k_op": "c"}]}),
+    lambda: from_authors([[0, 0, 0, 0, LONG]]),
+    lambda: FunctionalSpace(num_layers=1).validate(Architecture((Layer(LONG, 0, "conv1", 0, "zero"),))),
+    lambda: FunctionalSpace(num_layers=1).validate(Architecture((Layer("add", 10 ** 5000, "conv1", 0, "zero"),))),
+    lambda: FunctionalSpace(num_layers=1).validate(Architecture((Layer("add", 0, LONG, 0, "zero"),))),
+    lambda: arch_contexts(Architecture((Layer("add", -10 ** 5000, "conv1", 0, "zero"),))),
+])
+def test_a_bad_value_is_quoted_cut_short(bad):
+    """An error quotes a bad value of an architecture (a layer, a kind, a source, an op) to some 60 characters or 8
+    items: a 100,000-character string, a 5,000-digit number or a 100,000-item list in a file made a line as long."""
+    with pytest.raises(InvalidArchitectureError) as err:
+        bad()
+    assert len(str(err.value)) < 350, len(str(err.value))
+    assert any(cut in str(err.value) for cut in ("...", "an integer of some 5000 digits")), str(err.value)
+
+
 @pytest.mark.parametrize("content, rest", [
     ("layers:\n  - {kind: atn, q_src: 0, q_op: conv1, k_src: 0, k_op: zero}\n",
      "invalid architecture (layer 0, field 'kind'): expected one of ('add', 'attn'), got 'atn'"),

@@ -15,6 +15,7 @@ Under the design priors (the paper's regularised space) ``q_src == i`` and ``k_s
 from __future__ import annotations
 
 import json
+import reprlib
 import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -28,6 +29,18 @@ from src.utils.io import safe_yaml
 
 LAYER_KINDS = ("add", "attn")
 ROLES = {"add": ("addend", "addend", None), "attn": ("q", "k", "v")}
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 60
+_QUOTE.maxlist = _QUOTE.maxdict = 8
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)`` cut to some 60 characters a string or number, 8 items a list or mapping, for error lines: a
+    bad value in a file (a long string, a large mapping) would otherwise be quoted whole."""
+    if isinstance(value, int) and value.bit_length() > 200:  # repr refuses past 4,300 digits
+        return f"an integer of some {round(value.bit_length() * 0.30103)} digits"
+    return _QUOTE.repr(value)
 
 
 def _parse_yaml(text: str, source: str | None) -> Any:
@@ -136,7 +149,7 @@ class Architecture:
                 hint = (" (a list of [o1, prev, o2, o3, kind] rows is the authors' format: give it as the top-level "
                         "list or under arch:, not under layers:)" if isinstance(raw, list) else "")
                 raise InvalidArchitectureError("expected a mapping with kind, q_src, q_op, k_src, k_op "
-                                               f"(attn: also v_src, v_op), got {raw!r}{hint}", layer=i, source=source)
+                                               f"(attn: also v_src, v_op), got {quoted(raw)}{hint}", layer=i, source=source)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
                 raise InvalidArchitectureError("unknown key; a layer's keys are kind, q_src, q_op, k_src, k_op "
@@ -144,18 +157,18 @@ class Architecture:
                                                source=source)
             kind = raw.get("kind")
             if kind not in LAYER_KINDS:
-                raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {kind!r}", i, "kind", source=source)
+                raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {quoted(kind)}", i, "kind", source=source)
             required = ["q_src", "q_op", "k_src", "k_op"] + (["v_src", "v_op"] if kind == "attn" else [])
             for key in required:
                 if key not in raw:
                     raise InvalidArchitectureError("missing", layer=i, field=key, source=source)
             for key in ("q_src", "k_src", "v_src"):
                 if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)):
-                    raise InvalidArchitectureError(f"expected an integer node index, got {raw[key]!r}", i,
+                    raise InvalidArchitectureError(f"expected an integer node index, got {quoted(raw[key])}", i,
                                                    key, source=source)
             for key in ("q_op", "k_op", "v_op"):
                 if key in raw and not isinstance(raw[key], str):
-                    raise InvalidArchitectureError(f"expected an op name, got {raw[key]!r}", i, key, source=source)
+                    raise InvalidArchitectureError(f"expected an op name, got {quoted(raw[key])}", i, key, source=source)
             if kind == "add" and (raw.get("v_src") is not None or raw.get("v_op") is not None):
                 raise InvalidArchitectureError("an 'add' layer has no V", layer=i, field="v_op", source=source)
             layers.append(Layer(kind=kind, q_src=raw["q_src"], q_op=raw["q_op"], k_src=raw["k_src"],
@@ -260,7 +273,7 @@ def from_authors(rows: Iterable[Any]) -> Architecture:
     layers = []
     for i, row in enumerate(rows):
         if not isinstance(row, (list, tuple)) or len(row) != 5 or not all(isinstance(v, int) for v in row):
-            raise InvalidArchitectureError(f"expected [o1, prev, o2, o3, kind] integers, got {row!r}", layer=i)
+            raise InvalidArchitectureError(f"expected [o1, prev, o2, o3, kind] integers, got {quoted(row)}", layer=i)
         o1, prev, o2, o3, kind = row
         if kind not in (0, 1):
             raise InvalidArchitectureError(f"kind must be 0 (add) or 1 (attn), got {kind}", i, "kind")

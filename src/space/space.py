@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from src.space.architecture import LAYER_KINDS, Architecture, Layer
+from src.space.architecture import LAYER_KINDS, Architecture, Layer, quoted
 from src.utils.errors import InvalidArchitectureError, SpaceExhaustedError
 
 TEXT_OPS = ("zero", "identity", "conv1", "conv3", "maxpool3", "gru")
@@ -125,7 +125,7 @@ class FunctionalSpace:
             raise InvalidArchitectureError(f"expected {self.num_layers} layers, got {len(arch)}", field="layers")
         for i, layer in enumerate(arch):
             if layer.kind not in self.kinds:
-                raise InvalidArchitectureError(f"kind {layer.kind!r} not in {self.kinds}", i, "kind")
+                raise InvalidArchitectureError(f"kind {quoted(layer.kind)} not in {self.kinds}", i, "kind")
             slots = [("q", layer.q_src, layer.q_op), ("k", layer.k_src, layer.k_op)]
             if layer.kind == "attn":
                 slots.append(("v", layer.v_src, layer.v_op))
@@ -134,11 +134,11 @@ class FunctionalSpace:
             for slot, src, op in slots:
                 # False and 0.0 compared as node 0, then broke the YAML round trip and the models
                 if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= i:
-                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {src!r}", i, f"{slot}_src")
+                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {quoted(src)}", i, f"{slot}_src")
                 if op not in self.ops:
-                    raise InvalidArchitectureError(f"unknown op {op!r}; expected one of {self.ops}", i, f"{slot}_op")
+                    raise InvalidArchitectureError(f"unknown op {quoted(op)}; expected one of {self.ops}", i, f"{slot}_op")
                 if i == self.num_layers - 1 and op not in self.last_layer_ops:
-                    raise InvalidArchitectureError(f"op {op!r} is not allowed in the last layer; expected one of "
+                    raise InvalidArchitectureError(f"op {quoted(op)} is not allowed in the last layer; expected one of "
                                                    f"{self.last_layer_ops}", i, f"{slot}_op")
             if self.priors:
                 if layer.q_src != i:
@@ -276,7 +276,7 @@ def arch_contexts(arch: Architecture) -> list[tuple[int, str, Context]]:
         for slot, src, op, role in layer.edges():
             if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= i:
                 # a negative index read another node through Python's indexing, in silence
-                raise InvalidArchitectureError(f"source {src!r} is not a node before the layer (0..{i})", layer=i,
+                raise InvalidArchitectureError(f"source {quoted(src)} is not a node before the layer (0..{i})", layer=i,
                                                field=f"{slot}_src")
             out.append((i, slot, Context(src, i, op, arch.node_kind(src), role)))
     return out
