@@ -233,6 +233,27 @@ def test_classes_without_a_training_node_are_named_in_a_warning(tmp_path, caplog
         "(labels are class ids 0 .. C-1, numbered without gaps)"]
 
 
+def test_a_npz_whose_arrays_outgrow_the_memory_decompressed_is_refused_before_reading(tmp_path, monkeypatch):
+    """A ``numpy.savez_compressed`` graph whose arrays, decompressed, take more than the machine's memory is refused
+    in one line naming the file and both sizes, before numpy allocates any array; under the memory it is read."""
+    import src.data.graph_file as graph_file
+
+    arrays = graph_arrays()
+    arrays["x"] = np.zeros((NODES, 50_000), np.float32)  # 8 MB of zeros, some 8 KB compressed
+    path = tmp_path / "g.npz"
+    np.savez_compressed(path, **arrays)
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(graph_file, "machine_memory_bytes", lambda: 2 ** 30 // 256)  # 4 MiB
+    allocated, load = [], np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: allocated.append(a) or load(*a, **k))
+    with pytest.raises(AutoAttendError) as err:
+        graph_file.read_arrays(path)
+    assert str(err.value) == f"{path}: its arrays take 7.6 MiB decompressed, more than this machine's 4.0 MiB of memory"
+    assert not allocated
+    monkeypatch.setattr(graph_file, "machine_memory_bytes", lambda: 2 ** 30 // 64)  # 16 MiB
+    assert graph_file.read_arrays(path)["x"].shape == (NODES, 50_000) and allocated
+
+
 def _bad(arrays: dict, change) -> dict:
     arrays = dict(arrays)
     change(arrays)

@@ -40,6 +40,7 @@ from src.choices import GRAPH_FILE_SPLITS
 from src.data.planetoid import (GraphDataModule, check_edges, check_graph, collate_graphs, data_to_batch,
                                 row_normalized)
 from src.utils.errors import AutoAttendError, DataNotFoundError
+from src.utils.memory import machine_memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
     if path.suffix == ".npz" and not zipfile.is_zipfile(path):  # numpy's own guess is "pickled (object) data"
         raise AutoAttendError(f"{path}: not a .npz archive, or one cut short (numpy.savez(path, x=..., "
                               "edge_index=..., ...) writes one)")
+    if path.suffix == ".npz":
+        _check_unpacked_size(path)
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
@@ -88,6 +91,25 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
         raise AutoAttendError(f"{path}: expected a dict of tensors (torch.save(data.to_dict(), path)), "
                               f"got {type(loaded).__name__}")
     return {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a ``.npz`` whose members, decompressed, take more than this machine's memory (a
+    ``numpy.savez_compressed`` file can be a thousand times smaller than its arrays), before any is
+    read. The sizes are those the archive states, which its reader does not read past."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # numpy's reader names what is wrong with the file
+    memory = machine_memory_bytes()
+    if memory and unpacked > memory:
+        raise AutoAttendError(f"{path}: its arrays take {_size(unpacked)} decompressed, more than this machine's "
+                              f"{_size(memory)} of memory")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
 
 
 def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = True, labels: bool = True) -> None:
