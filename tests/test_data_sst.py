@@ -145,6 +145,16 @@ def test_vocabulary_ids_ordering_and_unk():
         Vocabulary.from_list(["a", "b"])
 
 
+def test_the_test_sentences_words_follow_and_move_no_other_words_id():
+    """``then`` (the test sentences): its words not kept already follow, ranked by their own counts; the first lists'
+    ids are those without it, however often ``then`` repeats their words."""
+    first = [["b", "a", "c", "a"], ["c", "b"]]
+    alone = Vocabulary.build(first).to_list()
+    both = Vocabulary.build(first, then=[["z", "c", "c", "c", "y", "z", "c"], ["x"]]).to_list()
+    assert both == alone + ["z", "x", "y"] == [PAD, UNK, "a", "b", "c", "z", "x", "y"]
+    assert Vocabulary.build(first, min_freq=2, then=[["d", "d", "e"], ["c"]]).to_list() == [PAD, UNK, "a", "b", "c", "d"]
+
+
 def test_encoded_split_truncates_drops_empty_and_roundtrips(tmp_path):
     split = EncodedSplit.from_sequences([[5, 6, 7, 8], [], [9], [2, 3]], [1, 4, 0, 2], max_len=3)
     assert len(split) == 3

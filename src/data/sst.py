@@ -26,7 +26,7 @@ from src.utils.io import atomic_target, build_prefix, file_stamp, remove_stale_b
 log = logging.getLogger("src.data")
 
 # Bump when the processing below changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SPLIT_FILES = {"train": "train.txt", "val": "dev.txt", "test": "test.txt"}
 HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
@@ -233,8 +233,9 @@ class SSTDataModule(TextDataModule):
                          else f"hub dataset '{self.hub_name}' split '{HUB_SPLITS[split]}'")
                 dropped = "" if self.num_classes == 5 else " with an SST-2 label (0-1 or 3-4; neutral 2 is dropped)"
                 raise AutoAttendError(f"{where}: no sentence{dropped}; every split needs at least one")
-        # Vocabulary over all three splits (the authors' choice; the embeddings are frozen).
-        vocab = Vocabulary.build(s for split in ("train", "val", "test") for s in sentences[split])
+        # Vocabulary over all three splits (the authors' choice; the embeddings are frozen), the test
+        # sentences' own words last, so that they move no training or validation word's id (or random vector)
+        vocab = Vocabulary.build((s for split in ("train", "val") for s in sentences[split]), then=sentences["test"])
         embeddings, emb_stats = load_word_vectors(
             vocab.to_list(), self.glove_path, source=self.embedding_source, seed=self.seed
         )

@@ -29,15 +29,20 @@ class Vocabulary:
         self._stoi = {word: idx for idx, word in enumerate(words)}
 
     @classmethod
-    def build(cls, token_lists: Iterable[Iterable[str]], min_freq: int = 1) -> "Vocabulary":
+    def build(cls, token_lists: Iterable[Iterable[str]], min_freq: int = 1,
+              then: Iterable[Iterable[str]] = ()) -> "Vocabulary":
         """Count tokens; keep those seen at least ``min_freq`` times, most frequent first, ties
-        alphabetical."""
-        counts: Counter[str] = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
-        for special in (PAD, UNK):
-            counts.pop(special, None)
-        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        alphabetical. The words of ``then`` (the test sentences) not kept already follow, ranked
+        by their own counts: the ids, and so the random vectors, of the first lists' words do not
+        depend on them."""
+        words: list[str] = []
+        for lists in (token_lists, then):
+            counts: Counter[str] = Counter()
+            for tokens in lists:
+                counts.update(tokens)
+            for special in (PAD, UNK, *words):
+                counts.pop(special, None)
+            words += sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
         return cls([PAD, UNK, *words])
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
