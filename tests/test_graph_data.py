@@ -193,6 +193,32 @@ def test_planetoid_with_one_class_is_refused(tmp_path):
         dm.setup()
 
 
+def test_planetoid_test_labels_add_no_class(tmp_path):
+    """A Planetoid release whose labels have a fourth column that only one test node holds is refused in one line
+    naming the node (the models' class count is the training and validation nodes'); with that column empty the
+    class count stays 3."""
+    import pickle
+
+    import numpy as np
+
+    for holder in (None, 0):
+        root = write_tiny_planetoid(tmp_path / f"d{holder}")
+        for name in ("y", "ty", "ally"):
+            labels = pickle.loads(_files(root)[name].read_bytes())
+            labels = np.concatenate([labels, np.zeros((len(labels), 1), labels.dtype)], axis=1)
+            if name == "ty" and holder is not None:
+                labels[holder] = [0, 0, 0, 1]
+            _files(root)[name].write_bytes(pickle.dumps(labels))
+        dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / f"cache{holder}"), download=False)
+        if holder is None:
+            dm.setup()
+            assert dm.num_classes == 3
+        else:
+            with pytest.raises(AutoAttendError, match=r"test node \d+ has class 3, which no training or validation "
+                                                      r"node holds \(theirs are 0 .. 2\)"):
+                dm.setup()
+
+
 def test_planetoid_feature_label_mismatch(tmp_path):
     root = write_tiny_planetoid(tmp_path / "d", extra_label_rows=3)
     dm = PlanetoidDataModule("cora", data_dir=str(root), cache_dir=str(tmp_path / "cache"), download=False)

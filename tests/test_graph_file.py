@@ -284,7 +284,7 @@ BAD_ARRAYS = {
     "empty_split": (lambda a: a.update(val_mask=np.zeros(NODES, bool)), "'val_mask' selects no node"),
     "unlabelled_in_split": (lambda a: a["y"].__setitem__(13, -1), "node 13 is in a split but has label -1"),
     "label_below": (lambda a: a["y"].__setitem__(NODES - 1, -2), "'y' holds -2"),
-    "one_class": (lambda a: a.update(y=np.where(a["y"] >= 0, 0, -1)), "every labelled node has class 0"),
+    "one_class": (lambda a: a.update(y=np.where(a["y"] >= 0, 0, -1)), "every training and validation node has class 0"),
     "no_edges": (lambda a: a.update(edge_index=np.zeros((2, 0), np.int64)), "the graph has no edges"),
     "edge_range": (lambda a: a["edge_index"].__setitem__((1, 7), NODES),
                    "edge_index refers to node 40 but there are 40"),

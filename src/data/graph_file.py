@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from src.choices import GRAPH_FILE_SPLITS
-from src.data.planetoid import (GraphDataModule, check_edges, check_graph, collate_graphs, data_to_batch,
-                                row_normalized)
+from src.data.planetoid import (GraphDataModule, check_edges, check_graph, class_count, collate_graphs,
+                                data_to_batch, row_normalized)
 from src.utils.errors import AutoAttendError, DataNotFoundError
 from src.utils.memory import machine_memory_bytes
 
@@ -202,9 +202,10 @@ def _check_split(batch: dict, where: Path) -> int:
                               f"from 0 ({UNLABELLED}: unlabelled, outside every split)")
     _check_label_range(y, where)
     _check_class_count(y, where)
-    classes = int(y.max()) + 1
+    classes = class_count(y, batch["train_mask"], batch["val_mask"], batch["test_mask"], str(where))
     if classes < 2:
-        raise AutoAttendError(f"{where}: every labelled node has class 0; node classification needs at least two")
+        raise AutoAttendError(f"{where}: every training and validation node has class 0; node classification needs "
+                              "at least two")
     _warn_of_untrained_classes(y, batch["train_mask"], classes, where)
     return classes
 

@@ -240,6 +240,23 @@ def check_graph(batch: dict, source: str, multilabel: bool) -> None:
         raise AutoAttendError(f"{source}: a multi-label task needs (N, C) 0/1 targets, got shape {tuple(y.shape)}")
 
 
+def class_count(y: torch.Tensor, train_mask: torch.Tensor, val_mask: torch.Tensor, test_mask: torch.Tensor,
+                source: str) -> int:
+    """The class count of single-label ``y`` (N,) (masks (N,) bool): the largest class id a training or validation
+    node holds, + 1. The test split's labels must not set the models' width (one output more changes every
+    softmax and the classifier's initial draw, so training and every choice after it): a test node of a larger
+    class id is refused."""
+    chosen = train_mask | val_mask
+    classes = int(y[chosen].max()) + 1 if chosen.any() else 0
+    beyond = test_mask & (y >= classes)
+    if beyond.any():
+        node = int(beyond.nonzero()[0])
+        raise AutoAttendError(f"{source}: test node {node} has class {int(y[node])}, which no training or validation "
+                              f"node holds (theirs are 0 .. {classes - 1}); the test labels may not add a class to "
+                              "the models: give the class training nodes, or leave its nodes out of the test split")
+    return classes
+
+
 def check_edges(edge_index: torch.Tensor, n: int, source: str, name: str = "edge_index") -> None:
     """``edge_index`` is (2, E) and names nodes 0..n-1 only (E may be 0); one line otherwise, calling
     the array ``name``."""
@@ -498,7 +515,7 @@ class PlanetoidDataModule(GraphDataModule):
                                   f"{stem}.ty rows)")
         data.x = row_normalized(data.x)
         self.num_features = data.x.size(1)
-        self.num_classes = int(data.y.max()) + 1
+        self.num_classes = class_count(data.y, data.train_mask, data.val_mask, data.test_mask, str(where))
         if self.num_classes < 2:
             raise AutoAttendError(f"{where}: every node has label 0 (ind.{self.name.lower()}.y / .ally / .ty hold "
                                   "one class); node classification needs at least two")
