@@ -344,7 +344,8 @@ class GraphFileDataModule(GraphDataModule):
     (:func:`~src.data.planetoid.row_normalized`: a row summing below 1 is left as it is); ``to_undirected``:
     every edge also added reversed (duplicates merged);
     ``sparse_features``: ``x`` served as a sparse COO tensor (``true``), dense (``false``), or sparse
-    when under :data:`SPARSE_BELOW` of its entries are non-zero (``auto``). The same values either
+    when under :data:`SPARSE_BELOW` of its entries (of several graphs: the training graphs') are
+    non-zero (``auto``). The same values either
     way; sparse features make the ops that read them faster where most are zero. ``split``:
     ``file`` (the file's masks) or ``random`` (:func:`random_split` with ``train_per_class``,
     ``val_size``, ``test_size`` and ``split_seed``, which is the data's, not the run's seed).
@@ -430,7 +431,8 @@ class GraphFileDataModule(GraphDataModule):
                      self.split_seed, self.split_sizes[0], int(masks["val_mask"].sum()), int(masks["test_mask"].sum()),
                      "; the file's masks are not used" if any(k in arrays for k in SPLITS) else "")
         data = Data(x=x, edge_index=edge_index, y=y, **masks)
-        sparse = self._sparse(x)
+        # several graphs: the training graphs' density alone, so that the test graphs decide nothing
+        sparse = self._sparse(x[masks["train_mask"]] if several else x)
         batch = data_to_batch(data, sparse_x=sparse and not several)
         check_graph(batch, str(self.path), multilabel=multilabel)
         if self.to_undirected:
