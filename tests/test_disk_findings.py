@@ -285,6 +285,7 @@ def test_a_graph_cache_folder_without_its_source_record_on_a_read_only_disk_is_r
 
 # ---- verified behaviours -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # tests/test_stage_boundary_findings.py: a text seed stopped after its record keeps no checkpoint
 def test_a_finished_retrain_seed_interrupted_and_resumed_holds_no_checkpoint(sst400, tmp_path):
     """A retrain seed stopped inside its training (its last.ckpt on disk) and resumed ends with seed_<s>.json and
     seed_<s>/{model.pt, metrics.csv, hparams.yaml}: the checkpoint and any temporary file are gone."""

@@ -316,6 +316,7 @@ def test_the_hill_strategy_resumes_exactly_and_checks_its_settings(hill):
         "budget", "null or an integer >= strategy.population (6) for strategy=hill")
 
 
+@pytest.mark.slow  # three command-line runs of the page's examples; the strategy itself: the test above
 def test_the_hill_strategy_runs_from_the_command_line_as_the_page_says(scratch, data, tmp_path):
     """extending.md:189-193: `strategy=hill strategy.neighbours=3 strategy.budget=15` logs `search: hill over 15
     candidates` and exits 0; neighbours=0 and budget=3 exit 2 with the page's lines."""
@@ -403,6 +404,7 @@ def test_the_ranking_correlations_results_md_quotes_are_the_recorded_ones():
     assert round(min(seeds), 2) == 0.35 and round(max(seeds), 2) == 0.58
 
 
+@pytest.mark.slow  # the recorded script run again on every record it reads
 def test_ranking_intervals_reproduces_its_record_but_the_two_sst2_top6_intervals():
     """experiments/README.md, "The ranking runs' correlations with 95 % intervals": a re-run prints the recorded
     file, except the two SST-2 top-6 lines, now without an interval."""

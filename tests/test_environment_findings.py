@@ -100,7 +100,8 @@ def test_predict_prints_non_ascii_texts_of_a_file_under_an_ascii_locale(sst_run,
     assert len([line for line in proc.stdout.splitlines() if "café" in line or "caf\\xe9" in line]) == 1
 
 
-@pytest.mark.parametrize("jsonl", [pytest.param(False, marks=pytest.mark.slow), True], ids=["table", "jsonl"])
+@pytest.mark.slow  # printing non-ASCII under an ASCII locale: test_predict_prints_non_ascii_texts_of_a_file_...
+@pytest.mark.parametrize("jsonl", [False, True], ids=["table", "jsonl"])
 def test_predict_prints_non_ascii_label_names_under_an_ascii_locale(tmp_path_factory, data_folder, tmp_path, jsonl):
     """Was: src.predict prints a run's task.label_names (here French ones) to a stdout whose encoding is the locale's
     (ASCII): every prediction of such a run is a UnicodeEncodeError traceback, status 1, whatever the text. Now:

@@ -359,6 +359,8 @@ def test_a_graph_to_classify_needs_only_features_and_edges(tmp_path):
         assert str(err.value).startswith(f"{path}: ") and message in str(err.value), (name, str(err.value))
 
 
+@pytest.mark.slow  # a graph file searched: tests/test_test_isolation_findings.py; predict and evaluate of a graph run:
+# tests/test_graph_pipeline.py
 def test_search_predict_and_evaluate_on_a_graph_file(tmp_path):
     """The whole pipeline on a file given relative to the folder the run started in; src.predict
     classifies every node (the unlabelled ones too, label -1) and its predictions give the recorded

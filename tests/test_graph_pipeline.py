@@ -526,6 +526,7 @@ def test_process_map_workers_take_this_processs_intra_op_thread_count():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # the preprocessing: tests/test_graph_file.py::test_another_graph_is_prepared_as_the_file_was
 def test_predict_on_another_graph_file_applies_the_tasks_preprocessing(smoke_run, fixture_data, tmp_path):
     """``src.predict --graph FILE``: the Cora fixture's raw features (PyG's reader, no
     normalisation) and edges written to a file, without labels or masks, are classified as the run's

@@ -185,6 +185,8 @@ def test_retrain_in_a_run_dir_of_another_architecture_is_refused(tiny_data, tmp_
     _assert_clean_failure(proc, out, "was started with other settings", "architecture.layers:", fresh=False)
 
 
+@pytest.mark.slow  # a supernet resumed: test_a_supernet_interrupted_inside_an_epoch_resumes_there and
+# tests/test_resume_settings_findings.py
 def test_an_interrupted_supernet_resumes_to_the_results_of_an_uninterrupted_run(tiny_data, tmp_path):
     """Ctrl-C during supernet training: one line saying how to resume, exit 130; the re-run
     continues from the last finished epoch and ends with the same steps, metrics history and

@@ -275,10 +275,9 @@ def _epoch_rows(folder: Path) -> list[str]:
         return [row["step"] for row in csv.DictReader(file) if row.get("loss_epoch")]
 
 
+@pytest.mark.slow  # a known limit, not a guarded behaviour: make test-full still checks it stays so
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="a SIGKILL right after an epoch-end checkpoint loses that epoch's metrics.csv rows for good")
-
-
 def test_a_fit_killed_right_after_an_epoch_end_checkpoint_resumes_with_that_epochs_metrics(tmp_path):
     """The epoch-end ``last.ckpt`` is written before Lightning logs the epoch's rows (its mean loss;
     the supernet's ``train/loss_epoch``). Ctrl-C and SIGTERM are held until the rows are written

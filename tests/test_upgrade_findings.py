@@ -305,7 +305,7 @@ def test_a_run_from_before_run_settings_is_not_resumed_under_another_seed(walk):
 
 @pytest.mark.parametrize("name, strategy, ignored", [
     ("sst", (), ("strategy.budget", 20)),
-    ("sst_random", ("strategy=random",), ("strategy.mutation_rate", 0.9)),
+    pytest.param("sst_random", ("strategy=random",), ("strategy.mutation_rate", 0.9), marks=pytest.mark.slow),
 ], ids=["evolution-budget", "random-mutation-rate"])
 def test_an_old_run_with_a_setting_its_strategy_ignored_can_be_resumed(walk, name, strategy, ignored):
     """An old run recorded with a strategy setting its strategy never read (now refused on the command line): typed
