@@ -811,6 +811,14 @@ def test_random_word_vectors_follow_the_run_seed_through_the_cache(corpus, tmp_p
     assert len(first.vocab) == len(other.vocab) and not torch.equal(first.embeddings[1:], other.embeddings[1:])
 
 
+def test_a_document_task_trains_documents_whatever_data_train_level_says(corpus, tmp_path):
+    """``data.train_level`` (SST's phrase or sentence) is ignored by a document task: its DataModule says its examples
+    are documents, which the retrain's protocol records (tests/test_mutation_session50.py)."""
+    for level in ("phrase", "sentence"):
+        assert _dm(corpus, tmp_path / "cache", train_level=level).train_level == "document"
+
+
+@pytest.mark.slow  # the level a CSV corpus says: the test above; the protocol records it: test_mutation_session50.py
 def test_a_document_run_records_document_training_whatever_data_train_level_says(corpus, tmp_path):
     """``data.train_level`` (default ``phrase``: SST's) is ignored by document tasks; the retrain's recorded protocol
     says what the examples were, ``document``, not the ignored setting (it said ``phrase`` for AG News)."""

@@ -160,7 +160,8 @@ def test_the_bench_config_check_names_the_key_or_accepts_the_bound(override, lin
     assert str(err.value) == line
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+# SIGINT's case in the fast suite; a SIGTERM stop said as such: tests/test_pipeline.py's stop tests
+@pytest.mark.parametrize("signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_a_stopped_bench_says_so_in_one_line_and_writes_nothing(tmp_path, signum):
     """Ctrl-C or SIGTERM while the figures are measured: one ``interrupted:`` line and exit status
     128 + the signal (was a KeyboardInterrupt traceback, or no word at all for SIGTERM); no bench.json."""

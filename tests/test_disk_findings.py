@@ -347,6 +347,7 @@ def test_evaluate_and_predict_write_nothing_into_a_graph_run_or_its_cache(tmp_pa
     assert listing() == before
 
 
+@pytest.mark.slow  # the file unlinked once mapped: tests/test_optim.py::test_offloaded_float32_state_is_exactly_...
 def test_an_interrupted_offloaded_supernet_leaves_no_unlinked_moments_file(sst400, tmp_path):
     """The mapped moments file (``.adam_moments.<pid>.<id>.bin``) is unlinked as soon as it is mapped, so neither
     a SIGTERM nor a SIGKILL leaves it in the run's supernet folder."""

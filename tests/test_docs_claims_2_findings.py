@@ -182,6 +182,7 @@ def test_the_direct_check_of_conv5_holds(scratch, tmp_path):
     assert f"{FunctionalSpace(24).size():.3g}" == "2.29e+76"
 
 
+@pytest.mark.slow  # the page's example run (test_space.py on a copy with conv5); the lines it names: the test below
 def test_conv5_in_text_ops_fails_the_two_test_space_cases_the_page_names(scratch, tmp_path):
     """extending.md:55-59: with conv5 in TEXT_OPS, test_size_matches_design_note and
     test_all_ops_in_the_last_layer_is_the_plain_space_draw_for_draw fail; the rest of tests/test_space.py passes."""

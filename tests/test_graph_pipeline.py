@@ -242,6 +242,8 @@ def test_ppi_smoke_search_inductive_multilabel(tmp_path):
 
 # ---- bad input ------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a failed download's line: tests/test_graph_data.py; missing data through the command line:
+# tests/test_pipeline.py::test_missing_data
 def test_missing_dataset_without_network(tmp_path):
     """No files and no reachable download site (these machines): one line, exit 2, nothing written."""
     run_dir = tmp_path / "r"
@@ -325,6 +327,8 @@ def test_nothing_left_to_fit_is_an_empty_iterator_a_caller_may_read_and_close():
     assert next(unread, None) is None
 
 
+@pytest.mark.slow  # the re-ranked choice written: tests/test_graph_stages.py; re-ranking through the command line:
+# test_a_search_reading_out_with_the_last_layer_searches_identity_in_the_other_layers
 def test_smoke_search_with_rerank_retrains_the_chosen_candidate(fixture_data, tmp_path):
     run_dir = tmp_path / "run"
     proc = cli("src.search", "+task=cora", "budget=smoke", "hardware=cpu", "graph.rerank.topk=3",

@@ -116,6 +116,8 @@ def test_job_chdir_finds_a_relative_arch_file(data, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+@pytest.mark.slow  # the refusal: the test below; one refused before anything is written, through the command line:
+# test_job_chdir_reads_the_default_data_folder_where_the_user_started
 def test_output_subdir_does_not_let_a_refused_rerun_replace_the_record(data, tmp_path):
     """Was: hydra.output_subdir=.hydra (the project sets null so that a refused re-run keeps a finished run's record)
     is accepted: Hydra then writes .hydra/ before the checks, and a re-run refused for another seed replaces the
@@ -131,6 +133,16 @@ def test_output_subdir_does_not_let_a_refused_rerun_replace_the_record(data, tmp
     _refused_in_one_line(again)
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == recorded
     assert (run_dir / ".hydra" / "config.yaml").read_text() == config
+
+
+def test_output_subdir_other_than_null_is_refused_before_hydra_writes_anything():
+    """The refusal the test above sees through the command line (run.unfit_folder_setting, before Hydra writes
+    .hydra/): a value other than null, the project's, names the setting."""
+    from src.pipeline.run import unfit_folder_setting
+
+    for value in (".hydra", "'my record'"):
+        said = unfit_folder_setting(["+task=sst2", f"hydra.output_subdir={value}"], {})
+        assert said is not None and said.startswith("hydra.output_subdir: the run writes its .hydra/ record itself")
 
 
 @pytest.mark.parametrize("module,args", [
@@ -184,7 +196,10 @@ def test_env_set_without_plus_is_told_to_add_it(data, tmp_path):
 
 # ---- behaviours verified right ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("module", ["src.search", "src.retrain"])
+@pytest.mark.parametrize("module", [
+    "src.search",
+    pytest.param("src.retrain", marks=pytest.mark.slow),  # each flag with src.search; its --help: tests/test_config.py
+])
 @pytest.mark.parametrize("flag", [("--hydra-help",), ("--info", "defaults-tree"), ("--info", "searchpath"),
                                   ("--info", "plugins"), ("--cfg", "job", "--package", "task"),
                                   ("--cfg", "all", "--resolve")])
@@ -207,6 +222,8 @@ def test_env_set_added_with_plus_reaches_the_run(data, tmp_path):
     assert (tmp_path / "run" / "summary.json").exists()
 
 
+@pytest.mark.slow  # -cd's folder beside the project's configs: test_a_user_primary_config_can_extend_search; a missing
+# option in one line: tests/test_pipeline.py::test_hydra_config_errors_are_one_line
 def test_config_dir_adds_an_option_and_a_resume_without_it_is_one_line(data, tmp_path):
     """``-cd DIR budget=mine`` (an option of the user's own under DIR/budget/) runs; the same run folder without
     ``-cd`` is refused in one line naming the missing option."""

@@ -251,7 +251,9 @@ def test_the_cpu_time_limit_is_said_as_a_stop_with_how_to_resume(data_folder, tm
 
 # ---- file size (ulimit -f) -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kib, file", [(10, "data cache"), (100, "supernet checkpoint")])
+# torch.save's error at the limit: tests/test_mutation_session50.py::test_a_runtime_error_in_an_atomic_write_...
+@pytest.mark.parametrize("kib, file", [(10, "data cache"), pytest.param(100, "supernet checkpoint",
+                                                                        marks=pytest.mark.slow)])
 def test_the_file_size_limit_is_one_line_naming_the_file(data_folder, tmp_path, kib, file):
     """``ulimit -f`` (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG): the data cache's write (12
     KiB) is an 'OSError: [Errno 27] File too large: <cache>/sst2-<hash>.pt' traceback, the supernet checkpoint's
@@ -338,7 +340,8 @@ def test_a_run_without_worker_processes_passes_under_a_low_process_limit(data_fo
     _assert_complete(shared_tmp / "run")
 
 
-@pytest.mark.parametrize("task", ["sst2", "cora"])
+# process_map's refused thread: tests/test_mutation_session50.py::test_a_refused_thread_is_one_line_naming_...
+@pytest.mark.parametrize("task", ["sst2", pytest.param("cora", marks=pytest.mark.slow)])
 def test_workers_under_a_low_process_limit_are_one_line(data_folder, shared_tmp, task):
     """``ulimit -u 4``: starting the workers' threads fails with 'RuntimeError: can't start new thread', and the
     clean-up then raises a second error that ends the traceback, status 1: graph.retrain.workers=2 'RuntimeError:

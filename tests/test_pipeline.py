@@ -353,6 +353,8 @@ def test_the_retrained_models_are_kept_and_reproduce_their_records(smoke_run, ti
         "the models it kept so far)")
 
 
+@pytest.mark.slow  # data.json's facts and check: tests/test_common_config.py, tests/test_checks.py; refused through
+# the command line: tests/test_walk_findings.py (a resume), tests/test_graph_pipeline.py (src.evaluate)
 def test_a_run_resumed_or_reloaded_on_other_data_is_refused(smoke_run, tiny_data, tmp_path):
     """``data.json`` records the data a run started on. Re-running its command with other files
     behind ``paths.data_dir`` failed loading the supernet checkpoint (a size-mismatch traceback), or
@@ -501,7 +503,10 @@ def test_evaluate_bad_input_is_one_clear_line(smoke_run, tiny_data):
         "error: hardware.threads: expected an integer >= 1 or 0 or null, got -2"), proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("arch_path", ["search/best_arch.yaml", "."])
+@pytest.mark.parametrize("arch_path", [
+    "search/best_arch.yaml",
+    pytest.param(".", marks=pytest.mark.slow),  # a run folder as arch=: tests/test_checks.py, make retrain ARCH=
+])
 def test_retrain_cli_on_the_searched_architecture(smoke_run, tiny_data, arch_path):
     """``arch=`` the search's ``best_arch.yaml`` or the search's run directory itself."""
     tmp, run_dir, _ = smoke_run
@@ -535,6 +540,7 @@ def test_a_lower_precision_run_is_labelled_where_its_figures_are(smoke_run, tiny
     assert json.loads((out / "retrain" / "results.json").read_text())["protocol"]["lower_precision"] == label
 
 
+@pytest.mark.slow  # the same gradients: tests/test_models.py; retrain.recompute reaching the child: test_text_stages.py
 def test_retrain_with_recomputed_layers_gives_the_same_results(smoke_run, tiny_data):
     """``retrain.recompute=true`` changes memory, not results: every evaluation of the seed equal."""
     tmp, run_dir, _ = smoke_run
@@ -553,6 +559,8 @@ def test_retrain_with_recomputed_layers_gives_the_same_results(smoke_run, tiny_d
     assert metrics == metrics_recomputed and "train/loss" in metrics  # the training loss to the last bit
 
 
+@pytest.mark.slow  # the published child built and trained: tests/test_models.py; a built-in arch= retrained:
+# tests/test_graph_pipeline.py::test_retrain_cli_gat_baseline
 def test_retrain_published_architecture_builds(tiny_data, tmp_path):
     proc = cli("src.retrain", "+task=sst5", "arch=published_sst5", "budget=smoke", "hardware=cpu",
                "retrain.seeds=1", "retrain.max_steps=2", "retrain.eval_every=2", data_dir=tiny_data, tmp=tmp_path,
@@ -679,6 +687,8 @@ def test_smoke_search_with_the_memory_options(tiny_data, tmp_path):
     assert json.loads((run_dir / "retrain" / "results.json").read_text())["per_seed"]
 
 
+@pytest.mark.slow  # snapshot, resume, missing snapshot: tests/test_optim.py; offloaded through the command line and
+# resumed: tests/test_disk_findings.py
 def test_offloaded_adam_state_through_the_command_line_and_a_resume(tiny_data, tmp_path):
     """``supernet.optimizer_offload=true``: the checkpoint names a snapshot of the moments next to
     it (and holds no moments); a run stopped after its first epoch resumes from that snapshot; a

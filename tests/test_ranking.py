@@ -120,6 +120,8 @@ def test_graph_ranking_trains_the_picked_candidates_and_resumes(tmp_path, monkey
     assert [a for a, _ in trained[::2]] == [archs[i] for i in (1, 3, 5, 7)]
 
 
+@pytest.mark.slow  # measured and resumed: the test above, tests/test_run_entry.py; through the command line:
+# tests/test_docs_claims_findings.py's graph run
 def test_ranking_through_the_command_line_added_to_a_finished_run(tmp_path):
     data = write_tiny_planetoid(tmp_path / "data")
     run_dir = tmp_path / "run"

@@ -262,6 +262,8 @@ def test_smoke_search_on_generated_yahoo_csv_with_windows(tmp_path):
     assert lengths["train"]["p50"] > 64 and lengths["test"]["p50"] > 64
 
 
+@pytest.mark.slow  # the reader's line: tests/test_data_csv.py::test_bad_csv_one_line_error_and_no_cache_left; a data
+# file's error through the command line: tests/test_pipeline.py::test_wrong_embedding_file_format
 def test_bad_csv_through_the_command_line(tmp_path):
     corpus = tmp_path / "corpus"
     write_zhang_csv(corpus / "test.csv", 10, num_classes=3, text_fields=1)
