@@ -149,7 +149,8 @@ class Architecture:
                 hint = (" (a list of [o1, prev, o2, o3, kind] rows is the authors' format: give it as the top-level "
                         "list or under arch:, not under layers:)" if isinstance(raw, list) else "")
                 raise InvalidArchitectureError("expected a mapping with kind, q_src, q_op, k_src, k_op "
-                                               f"(attn: also v_src, v_op), got {quoted(raw)}{hint}", layer=i, source=source)
+                                               f"(attn: also v_src, v_op), got {quoted(raw)}{hint}", layer=i,
+                                               source=source)
             unknown = set(raw) - {"kind", "q_src", "q_op", "k_src", "k_op", "v_src", "v_op"}
             if unknown:
                 raise InvalidArchitectureError("unknown key; a layer's keys are kind, q_src, q_op, k_src, k_op "
@@ -157,7 +158,8 @@ class Architecture:
                                                source=source)
             kind = raw.get("kind")
             if kind not in LAYER_KINDS:
-                raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {quoted(kind)}", i, "kind", source=source)
+                raise InvalidArchitectureError(f"expected one of {LAYER_KINDS}, got {quoted(kind)}", i, "kind",
+                                               source=source)
             required = ["q_src", "q_op", "k_src", "k_op"] + (["v_src", "v_op"] if kind == "attn" else [])
             for key in required:
                 if key not in raw:
@@ -168,7 +170,8 @@ class Architecture:
                                                    key, source=source)
             for key in ("q_op", "k_op", "v_op"):
                 if key in raw and not isinstance(raw[key], str):
-                    raise InvalidArchitectureError(f"expected an op name, got {quoted(raw[key])}", i, key, source=source)
+                    raise InvalidArchitectureError(f"expected an op name, got {quoted(raw[key])}", i, key,
+                                                   source=source)
             if kind == "add" and (raw.get("v_src") is not None or raw.get("v_op") is not None):
                 raise InvalidArchitectureError("an 'add' layer has no V", layer=i, field="v_op", source=source)
             layers.append(Layer(kind=kind, q_src=raw["q_src"], q_op=raw["q_op"], k_src=raw["k_src"],

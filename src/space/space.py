@@ -134,11 +134,13 @@ class FunctionalSpace:
             for slot, src, op in slots:
                 # False and 0.0 compared as node 0, then broke the YAML round trip and the models
                 if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= i:
-                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {quoted(src)}", i, f"{slot}_src")
+                    raise InvalidArchitectureError(f"source must be a node in 0..{i}, got {quoted(src)}", i,
+                                                   f"{slot}_src")
                 if op not in self.ops:
-                    raise InvalidArchitectureError(f"unknown op {quoted(op)}; expected one of {self.ops}", i, f"{slot}_op")
+                    raise InvalidArchitectureError(f"unknown op {quoted(op)}; expected one of {self.ops}", i,
+                                                   f"{slot}_op")
                 if i == self.num_layers - 1 and op not in self.last_layer_ops:
-                    raise InvalidArchitectureError(f"op {quoted(op)} is not allowed in the last layer; expected one of "
+                    raise InvalidArchitectureError(f"op {op!r} is not allowed in the last layer; expected one of "
                                                    f"{self.last_layer_ops}", i, f"{slot}_op")
             if self.priors:
                 if layer.q_src != i:
