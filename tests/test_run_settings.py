@@ -43,6 +43,21 @@ def test_a_refusal_names_six_differing_keys_in_order_then_counts_the_others(tmp_
     assert "k5: 5 -> new. Re-run" in str(err.value) and "more)" not in str(err.value)
 
 
+def test_a_refusal_shows_a_records_control_characters_escaped(tmp_path):
+    """A run folder's record from elsewhere whose key and value hold a terminal's escape sequence and a line break:
+    the refusal is one line without them, the characters written as JSON escapes."""
+    check_run_settings(tmp_path, {"entry": "search", "seed": 0})
+    _with_results(tmp_path)
+    record = json.loads((tmp_path / SETTINGS_FILE).read_text())
+    record.update({"seed": "\x1b[2J\nrm", "k\x1b]0;title\x07": 1})
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps(record))
+    with pytest.raises(AutoAttendError) as err:
+        check_run_settings(tmp_path, {"entry": "search", "seed": 0})
+    assert str(err.value).isprintable(), repr(str(err.value))
+    assert "k\\u001b]0;title\\u0007: 1 -> (unset); seed: \\u001b[2J\\nrm -> 0." in str(err.value)
+    assert _show("caf\u00e9 \u4e2d") == "caf\u00e9 \u4e2d"  # printable text stays as it is
+
+
 def test_two_mappings_are_compared_key_by_key(tmp_path):
     """A changed key inside a mapping (an architecture file's hparams) is named with its path: the
     whole mappings, cut to 60 characters, showed the same first characters on both sides

@@ -171,8 +171,14 @@ def run_settings(cfg: DictConfig, entry: str, extra: dict | None = None) -> dict
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
+    text = _printable(value) if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _printable(text: str) -> str:
+    """``text``, with JSON's escapes where it holds a character a terminal would act on (a record from
+    elsewhere may hold escape sequences or line breaks in a value or a key)."""
+    return text if text.isprintable() else json.dumps(text)[1:-1]
 
 
 def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], absent: str, prefix: str = "") -> str:
@@ -186,7 +192,7 @@ def _changes(recorded: dict[str, Any], now: dict[str, Any], keys: list[str], abs
             inner = [i for i in sorted({*old, *new}, key=str) if old.get(i, absent) != new.get(i, absent)]
             parts.append(_changes(old, new, inner, absent, f"{prefix}{k}."))
         else:
-            parts.append(f"{prefix}{k}: {_show(old)} -> {_show(new)}")
+            parts.append(f"{prefix}{_printable(str(k))}: {_show(old)} -> {_show(new)}")
     return "; ".join(parts)
 
 
