@@ -13,6 +13,9 @@ WEIGHT_DECAY_ON = ("all", "first_layer")
 # what a graph child trained with before each of these settings existed (attn_self_loops and act_at: 2026-12-04,
 # weight_decay_on: 2026-12-07 04:30): records of then (an HPO trial's hparams, an architecture's, a run's) lack them
 CHILD_SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay_on": "all", "attn_self_loops": True, "act_at": "layer"}
+# A DataModule's settings that changed what it builds, with the value that builds what it did before they existed
+# (a run's records without them read so: src.evaluate / src.predict rebuild its data, a resume is told the value)
+DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED = {"src.data.sst.SSTDataModule": {"test_words_last": False}}
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors

@@ -67,6 +67,7 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
                 raise AutoAttendError(f"{key}: a setting the run's results depend on, which is kept as the run had "
                                       "it; override only where things are and how the machine runs (paths.*, "
                                       f"task.path, hardware.threads, hardware.accelerator, {', '.join(EVALUATION_MAY_CHANGE)}, ...)")
+        _fill_datamodule_settings_before_they_existed(recorded)
         # caches go where this machine's settings say (as the run's own config, which names AUTOATTEND_CACHE_DIR,
         # would have them), not to a folder a received config names
         if isinstance(recorded.get("paths"), DictConfig):
@@ -95,6 +96,20 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
         check_hardware(cfg)
         check_int(cfg, "retrain.eval_batch_size", 1)
     return cfg
+
+
+def _fill_datamodule_settings_before_they_existed(recorded) -> None:
+    """A run's config without a DataModule setting added since it ran gets the value that builds the data it read
+    (:data:`src.choices.DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED`), not today's default."""
+    from omegaconf import DictConfig
+
+    from src.choices import DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED
+
+    datamodule = recorded.task.get("datamodule")
+    if isinstance(datamodule, DictConfig):
+        for name, old in DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED.get(datamodule.get("_target_"), {}).items():
+            if name not in datamodule:
+                datamodule[name] = old
 
 
 def task_targets() -> set[str]:

@@ -423,3 +423,48 @@ def test_an_old_hpo_record_without_weight_decay_on_resumes_decaying_every_parame
     assert "retrain: seed 0 ->" in out and "retrain: seed 1 ->" in out
     results = json.loads((run_dir / "retrain" / "results.json").read_text())
     assert results["hparams"].get("weight_decay_on", "all") == "all"
+
+
+def _as_before_test_words_last(run_dir: Path) -> None:
+    """A text search folder as every commit before b55765a (2026-12-07) wrote it, from a run of this code with
+    ``task.datamodule.test_words_last=false`` (the vocabulary those commits built): no such key in its records."""
+    import yaml
+
+    _edit(run_dir / "run_settings.json", lambda r: _drop(r, "task.datamodule.test_words_last"))
+    for name in ("config.yaml", "overrides.yaml"):
+        path = run_dir / ".hydra" / name
+        record = yaml.safe_load(path.read_text())
+        if name == "config.yaml":
+            del record["task"]["datamodule"]["test_words_last"]
+        else:
+            record = [o for o in record if not o.startswith("task.datamodule.test_words_last")]
+        path.write_text(yaml.safe_dump(record))
+    _edit(run_dir / "invocations.json", lambda r: [i.update(argv=[a for a in i["argv"] if "test_words_last" not in a])
+                                                   for i in r["invocations"]])
+
+
+def test_an_sst_run_from_before_the_test_words_went_last_is_evaluated_and_resumed_with_its_vocabulary(walk):
+    """A finished SST search of before b55765a (its vocabulary ranked the test sentences' words with the others;
+    session 52): src.evaluate and src.predict rebuild that vocabulary and reproduce its models; the same command
+    again is refused in one line naming task.datamodule.test_words_last (false for the run, true by default now), and
+    with that setting given it re-reads every stage. The two vocabularies differ on this data (data.json's digests)."""
+    legacy = _base(walk, "sst_test_words_ranked", "src.search", (*TEXT, "task.datamodule.test_words_last=false"))
+    now = _base(walk, "sst", "src.search", TEXT)
+    digests = [json.loads((run / "data.json").read_text())["vocabulary_sha256"] for run in (legacy, now)]
+    assert digests[0] != digests[1]
+    run_dir = _copy(walk, legacy, "old_sst_vocabulary")
+    _as_before_test_words_last(run_dir)
+    proc = _cli(walk, "src.evaluate", str(run_dir))
+    _ok(proc)
+    assert "all 2 model(s) reproduce" in proc.stdout + proc.stderr
+    proc = _cli(walk, "src.predict", str(run_dir), "a gripping , funny film")
+    _ok(proc)
+    proc = _cli(walk, "src.search", *TEXT, run_dir=run_dir)
+    assert proc.returncode == 2 and _error_lines(proc) == [
+        f"error: run dir {run_dir} was started with other settings, and resuming would mix their results with these: "
+        "task.datamodule.test_words_last: false -> true. Re-run with the recorded settings "
+        f"({run_dir / 'run_settings.json'}) to resume, or give a new hydra.run.dir"], proc.stderr[-3000:]
+    proc = _cli(walk, "src.search", *TEXT, "task.datamodule.test_words_last=false", run_dir=run_dir)
+    _ok(proc)
+    assert "every stage had finished before this invocation" in proc.stdout + proc.stderr
+    assert json.loads((run_dir / "data.json").read_text())["vocabulary_sha256"] == digests[0]

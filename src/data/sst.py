@@ -26,7 +26,7 @@ from src.utils.io import atomic_target, build_prefix, file_stamp, remove_stale_b
 log = logging.getLogger("src.data")
 
 # Bump when the processing below changes, so old caches are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 1
 SPLIT_FILES = {"train": "train.txt", "val": "dev.txt", "test": "test.txt"}
 HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
@@ -65,6 +65,7 @@ class SSTDataModule(TextDataModule):
         seed: int = 0,
         train_subset: int | None = None,
         val_subset: int | None = None,
+        test_words_last: bool = True,
     ):
         super().__init__()
         if num_classes not in (2, 5):
@@ -94,6 +95,9 @@ class SSTDataModule(TextDataModule):
         self.seed = int(seed)
         self.train_subset = None if train_subset is None else int(train_subset)
         self.val_subset = None if val_subset is None else int(val_subset)
+        # the vocabulary's order: the test sentences' own words after the others' (False: all ranked together,
+        # as runs before 2026-12-07 were; src.choices.DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED)
+        self.test_words_last = bool(test_words_last)
 
         self.vocab: Vocabulary | None = None
         self.embeddings: torch.Tensor | None = None
@@ -136,6 +140,7 @@ class SSTDataModule(TextDataModule):
             "max_len": self.max_len,
             **word_vectors_key(self.glove_path, self.embedding_source),
             "seed": self.seed,
+            **({"test_words_last": True} if self.test_words_last else {}),  # the entries before it: False
         }
 
     @property
@@ -235,7 +240,11 @@ class SSTDataModule(TextDataModule):
                 raise AutoAttendError(f"{where}: no sentence{dropped}; every split needs at least one")
         # Vocabulary over all three splits (the authors' choice; the embeddings are frozen), the test
         # sentences' own words last, so that they move no training or validation word's id (or random vector)
-        vocab = Vocabulary.build((s for split in ("train", "val") for s in sentences[split]), then=sentences["test"])
+        if self.test_words_last:
+            vocab = Vocabulary.build((s for split in ("train", "val") for s in sentences[split]),
+                                     then=sentences["test"])
+        else:
+            vocab = Vocabulary.build(s for split in ("train", "val", "test") for s in sentences[split])
         embeddings, emb_stats = load_word_vectors(
             vocab.to_list(), self.glove_path, source=self.embedding_source, seed=self.seed
         )

@@ -219,6 +219,18 @@ def _fill_settings_before_they_existed(recorded: dict[str, Any], settings: dict[
     return filled
 
 
+def _fill_datamodule_settings_before_they_existed(recorded: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Give a record (flat keys) the DataModule settings added since its run started, at the value that builds what
+    it built then (:data:`src.choices.DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED`), where ``settings`` has them: a
+    resume under today's default is then told the value it needs, not resumed on other data."""
+    from src.choices import DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED
+
+    for name, old in DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED.get(recorded.get("task.datamodule._target_"), {}).items():
+        key = f"task.datamodule.{name}"
+        if key in settings and key not in recorded:
+            recorded[key] = old
+
+
 def _settings_in_its_config(run_dir: Path) -> dict[str, Any] | None:
     """A run folder's ``.hydra/config.yaml`` as :func:`run_settings` flattens a config (before the run's checks
     pass, the file is still the earlier invocation's); ``None`` where it cannot be read or resolved."""
@@ -263,6 +275,7 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
         family, entry = settings.get("task.family") or "text", settings.get("entry") or "search"
         recorded = {k: v for k, v in recorded.items() if not unread_by_run(k, family, entry)}
         before = _fill_settings_before_they_existed(recorded, settings)
+        _fill_datamodule_settings_before_they_existed(recorded, settings)
         if recorded.get("entry") not in (None, settings.get("entry")):
             raise AutoAttendError(f"run dir {run_dir} holds a `python -m src.{recorded['entry']}` run, which "
                                   f"src.{settings.get('entry')} cannot resume or add to: give a new hydra.run.dir")
@@ -304,6 +317,8 @@ def check_run_settings(run_dir: Path, settings: dict[str, Any], given: Sequence[
         return added
     if has_results(run_dir):  # results of an autoattend older than the record: its config says what it ran with
         ran = _settings_in_its_config(run_dir)
+        if ran is not None:
+            _fill_datamodule_settings_before_they_existed(ran, settings)
         differ = sorted(k for k in settings if ran is not None and k in ran and ran[k] != settings[k]
                         and k not in unread and not within(k, DATA_LOCATION))
         if differ:
