@@ -74,7 +74,10 @@ class TextClassifier(nn.Module):
             raise ValueError(f"sliding windows need 1 <= stride <= window; got window={window}, stride={stride}")
         self.window = None if window is None else int(window)
         self.stride = int(stride)
-        self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=freeze_embeddings, padding_idx=0)
+        # trained vectors get their own copy: .float() of float32 vectors is the caller's tensor itself, which the
+        # optimizer would update in place, and every later model (the next seed) would start from them
+        vectors = embeddings.float() if freeze_embeddings else embeddings.float().clone()
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze_embeddings, padding_idx=0)
         self.stem = Stem(embeddings.shape[1], encoder.dim, dropout)
         self.encoder = encoder
         self.classifier = nn.Linear(encoder.dim, num_classes)
