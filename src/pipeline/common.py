@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.file_proxy import FileProxy
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader, Subset
@@ -131,12 +131,15 @@ def setup_hardware(cfg: DictConfig) -> None:
 
 
 def instantiate_datamodule(cfg: DictConfig, **settings) -> pl.LightningDataModule:
-    """The task's DataModule (``task.datamodule``) with the run's folders and seed and ``settings``, not set up.
+    """The task's DataModule (``task.datamodule``) with the run's folders and seed (``data.seed``, else the run's)
+    and ``settings``, not set up.
     The values are given to the class as they are, not through Hydra's ``instantiate``, which merges them into
     a config and resolves them again: a folder named with ``${`` (escaped on the command line as Hydra asks,
     ``\\${``) was an InterpolationKeyError traceback."""
     make = instantiate(cfg.task.datamodule, _partial_=True)
-    return make(data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir, seed=cfg.seed, **settings)
+    data_seed = OmegaConf.select(cfg, "data.seed")
+    return make(data_dir=cfg.paths.data_dir, cache_dir=cfg.paths.cache_dir,
+                seed=cfg.seed if data_seed is None else data_seed, **settings)
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
