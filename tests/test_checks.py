@@ -120,6 +120,8 @@ def test_the_shipped_configs_pass(name, task, budget):
     ("hardware.progress_every_s=0", "hardware.progress_every_s: expected a number in (0.0, inf) or null, got 0"),
     ("hardware.num_workers=-1", "hardware.num_workers: expected an integer >= 0, got -1"),
     ("graph.rerank.seeds=0", "graph.rerank.seeds: expected an integer >= 1, got 0"),
+    ("data.seed=-1", "data.seed: expected an integer >= 0 or null, got -1"),
+    ("data.seed=4294967296", "data.seed: expected an integer from 0 to 2147483647 or null, got 4294967296"),
     ("graph.baselines=[gcn,'']", "graph.baselines: expected a list of architecture names or files (e.g. [gcn, gat]) "
                                  "or [], got ['gcn', '']"),
 ])
