@@ -452,6 +452,9 @@ def test_an_sst_run_from_before_the_test_words_went_last_is_evaluated_and_resume
     now = _base(walk, "sst", "src.search", TEXT)
     digests = [json.loads((run / "data.json").read_text())["vocabulary_sha256"] for run in (legacy, now)]
     assert digests[0] != digests[1]
+    proc = _cli(walk, "src.evaluate", str(now))  # a run that records the setting is read with it
+    _ok(proc)
+    assert "all 2 model(s) reproduce" in proc.stdout + proc.stderr
     run_dir = _copy(walk, legacy, "old_sst_vocabulary")
     _as_before_test_words_last(run_dir)
     proc = _cli(walk, "src.evaluate", str(run_dir))
@@ -468,3 +471,10 @@ def test_an_sst_run_from_before_the_test_words_went_last_is_evaluated_and_resume
     _ok(proc)
     assert "every stage had finished before this invocation" in proc.stdout + proc.stderr
     assert json.loads((run_dir / "data.json").read_text())["vocabulary_sha256"] == digests[0]
+    # as a run from before run_settings.json and data.json (2026-12-02): its .hydra/config.yaml is compared
+    older = _copy(walk, legacy, "older_sst_vocabulary")
+    _as_before_test_words_last(older)
+    _remove(older, "run_settings.json", "data.json")
+    proc = _cli(walk, "src.search", *TEXT, run_dir=older)
+    assert proc.returncode == 2 and "task.datamodule.test_words_last: false -> true" in _error_lines(proc)[0], (
+        proc.stderr[-3000:])
