@@ -196,15 +196,16 @@ def test_conv5_in_text_ops_fails_the_two_test_space_cases_the_page_names(scratch
 
 def test_the_test_lines_the_page_names_hold_the_op_tuples_and_the_op_list():
     """extending.md:53-54 (tests/test_models.py:88 and :733 spell out the op tuples of the two named tests) and
-    :109 (the case at tests/test_checks.py:1051 spells the whole graph op list in its expected error line)."""
+    :110 (a case of tests/test_checks.py's baseline test spells the whole graph op list in its expected error line)."""
     models = (ROOT / "tests" / "test_models.py").read_text().splitlines()
     assert '"maxpool3", "gru")' in models[87]
     assert "def test_logits_ignore_padded_tokens_and_padding_length" in models[89]
     assert '"maxpool3", "gru")' in models[732]
     assert "def test_training_dropout_draws_only_for_real_tokens" in models[733]
-    checks = (ROOT / "tests" / "test_checks.py").read_text().splitlines()
-    case = "".join(checks[1050:1053])  # the case that starts at line 1051; its expected line ends at 1053
-    assert case.startswith('        ("graph.baselines=[published_sst5]",)')
+    checks = (ROOT / "tests" / "test_checks.py").read_text()
+    name = "test_a_baseline_is_checked_against_the_graph_space_and_the_task_family_in_one_exact_line"
+    assert f"`tests/test_checks.py::{name}`" in (ROOT / "docs" / "extending.md").read_text()
+    case = checks[checks.index(f"def {name}():"):].split('("graph.baselines=[published_sst5]",):', 1)[1].split("}")[0]
     assert "its ops: zero, identity, gcn, sage, gat1, gat2, gat4, gat8, gat16, linear, arma, cheb, sgc" in case
 
 
