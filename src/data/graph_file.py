@@ -40,7 +40,7 @@ from src.choices import GRAPH_FILE_SPLITS
 from src.data.planetoid import (GraphDataModule, check_edges, check_graph, class_count, collate_graphs,
                                 data_to_batch, row_normalized)
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.memory import machine_memory_bytes
+from src.utils.memory import binary_size, machine_memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,8 @@ def _check_unpacked_size(path: Path) -> None:
         return  # numpy's reader names what is wrong with the file
     memory = machine_memory_bytes()
     if memory and unpacked > memory:
-        raise AutoAttendError(f"{path}: its arrays take {_size(unpacked)} decompressed, more than this machine's "
-                              f"{_size(memory)} of memory")
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+        raise AutoAttendError(f"{path}: its arrays take {binary_size(unpacked)} decompressed, more than this "
+                              f"machine's {binary_size(memory)} of memory")
 
 
 def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = True, labels: bool = True) -> None:

@@ -29,6 +29,11 @@ def to_mb(n_bytes: float) -> float:
     return n_bytes / MB
 
 
+def binary_size(n_bytes: float) -> str:
+    """Bytes for a message, in GiB (2^30 bytes) from 1 GiB up, else in MiB (2^20 bytes), with the unit."""
+    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.1f} MiB"
+
+
 def kib_to_bytes(kib: float) -> float:
     """A Linux ``kB`` figure (``ru_maxrss``, ``VmRSS``, ``VmHWM``: units of 1,024 bytes) in bytes."""
     return kib * KIB
