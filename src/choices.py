@@ -16,6 +16,14 @@ CHILD_SETTINGS_BEFORE_THEY_EXISTED = {"weight_decay_on": "all", "attn_self_loops
 # A DataModule's settings that changed what it builds, with the value that builds what it did before they existed
 # (a run's records without them read so: src.evaluate / src.predict rebuild its data, a resume is told the value)
 DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED = {"src.data.sst.SSTDataModule": {"test_words_last": False}}
+
+
+def datamodule_settings_then(target, lacks) -> dict:
+    """The settings of :data:`DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED` for the DataModule ``target`` that a record
+    ``lacks`` (a predicate on the setting's name), at the value that builds what that DataModule built then."""
+    return {name: old for name, old in DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED.get(target, {}).items() if lacks(name)}
+
+
 READOUTS = ("linear", "last")  # a graph child's output layer (src.models.graph.layer_widths)
 GAT_HEADS = {"gat1": 1, "gat2": 2, "gat4": 4, "gat8": 8, "gat16": 16}  # heads of each GAT op (src.models.graph)
 EMBEDDING_SOURCES = ("auto", "kumo", "random")  # src.data.embeddings.load_word_vectors

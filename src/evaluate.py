@@ -100,16 +100,15 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
 
 def _fill_datamodule_settings_before_they_existed(recorded) -> None:
     """A run's config without a DataModule setting added since it ran gets the value that builds the data it read
-    (:data:`src.choices.DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED`), not today's default."""
+    (:func:`src.choices.datamodule_settings_then`), not today's default."""
     from omegaconf import DictConfig
 
-    from src.choices import DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED
+    from src.choices import datamodule_settings_then
 
     datamodule = recorded.task.get("datamodule")
     if isinstance(datamodule, DictConfig):
-        for name, old in DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED.get(datamodule.get("_target_"), {}).items():
-            if name not in datamodule:
-                datamodule[name] = old
+        for name, old in datamodule_settings_then(datamodule.get("_target_"), lambda n: n not in datamodule).items():
+            datamodule[name] = old
 
 
 def task_targets() -> set[str]:

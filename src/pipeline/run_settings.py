@@ -221,14 +221,15 @@ def _fill_settings_before_they_existed(recorded: dict[str, Any], settings: dict[
 
 def _fill_datamodule_settings_before_they_existed(recorded: dict[str, Any], settings: dict[str, Any]) -> None:
     """Give a record (flat keys) the DataModule settings added since its run started, at the value that builds what
-    it built then (:data:`src.choices.DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED`), where ``settings`` has them: a
+    it built then (:func:`src.choices.datamodule_settings_then`), where ``settings`` has them: a
     resume under today's default is then told the value it needs, not resumed on other data."""
-    from src.choices import DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED
+    from src.choices import datamodule_settings_then
 
-    for name, old in DATAMODULE_SETTINGS_BEFORE_THEY_EXISTED.get(recorded.get("task.datamodule._target_"), {}).items():
-        key = f"task.datamodule.{name}"
-        if key in settings and key not in recorded:
-            recorded[key] = old
+    def lacks(name: str) -> bool:
+        return f"task.datamodule.{name}" in settings and f"task.datamodule.{name}" not in recorded
+
+    for name, old in datamodule_settings_then(recorded.get("task.datamodule._target_"), lacks).items():
+        recorded[f"task.datamodule.{name}"] = old
 
 
 def _settings_in_its_config(run_dir: Path) -> dict[str, Any] | None:
