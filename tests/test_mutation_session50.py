@@ -236,6 +236,15 @@ def test_the_address_space_line_names_the_soft_limit_in_gib_and_the_errors_first
     assert address_space_error(MemoryError()) is None
 
 
+def test_an_address_space_limit_under_a_gib_is_named_in_mib(monkeypatch):
+    """A soft limit of 600 MiB (where imports themselves begin to fail) is named "600.0 MiB", not rounded to a GiB
+    figure ("0.6 GiB"; 40 MiB read "0.0 GiB")."""
+    from src.pipeline.run import address_space_error
+
+    _limit_of(monkeypatch, resource.RLIMIT_AS, 600 * 2**20, resource.RLIM_INFINITY)
+    assert "an address-space limit of 600.0 MiB (ulimit -v)" in str(address_space_error(MemoryError()))
+
+
 def test_a_crash_in_a_job_under_an_address_space_limit_is_one_error_line_and_status_2(tmp_path, monkeypatch, capsys):
     """``entry``: a crash (oneDNN's RuntimeError) under ``ulimit -v`` is the one ``error:`` line saying so, status 2.
     Kills: ``error = address_space_error(exc)`` dropped from ``entry``."""

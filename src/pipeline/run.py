@@ -42,6 +42,7 @@ from src.utils.errors import (AutoAttendError, RunDirInUseError, RunDirLinkError
                               output_reader_gone, quiet_after_reader_gone, user_error_behind)
 from src.utils.io import atomic_write_json, read_record
 from src.utils.logs import log_to_files_only, print_to_console
+from src.utils.memory import binary_size
 
 log = logging.getLogger("src")
 
@@ -896,7 +897,7 @@ def address_space_error(exc: BaseException) -> AutoAttendError | None:
     if limit == resource.RLIM_INFINITY:
         return None
     first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-    return AutoAttendError(f"the run failed under an address-space limit of {limit / 2**30:.1f} GiB (ulimit -v), "
+    return AutoAttendError(f"the run failed under an address-space limit of {binary_size(limit)} (ulimit -v), "
                            f"most likely out of memory there ({type(exc).__name__}: {first_line}; a traceback in the "
                            f"run's log): raise it (ulimit -v unlimited) and run the same command to resume")
 

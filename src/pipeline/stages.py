@@ -75,7 +75,7 @@ def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, int]) -> None:
     architecture's activations; ``data.max_len=100000`` with windows was killed by the kernel at 24 GB,
     after minutes and without a word. On a GPU the host's memory is not what bounds a batch."""
     from src.models.text import worst_batch_positions
-    from src.utils.memory import machine_memory_bytes
+    from src.utils.memory import binary_size, machine_memory_bytes
 
     if device_of(cfg).type != "cpu":
         return
@@ -94,9 +94,9 @@ def check_batch_memory(cfg: DictConfig, dm, trains: dict[str, int]) -> None:
             lower = f"data.max_len or {node}.batch_size" + ("" if recompute else f" (or set {node}.recompute=true)")
             raise AutoAttendError(
                 f"{node}.batch_size={batch_size}: a training batch of the longest documents (data.max_len="
-                f"{cfg.data.max_len}, {cut}{positions:,} token positions) needs at least {need / 2**30:,.1f} GiB "
+                f"{cfg.data.max_len}, {cut}{positions:,} token positions) needs at least {binary_size(need)} "
                 f"for one architecture's activations ({layers} layers x {channels} channels), more than this "
-                f"machine's {total / 2**30:,.1f} GiB: lower {lower}")
+                f"machine's {binary_size(total)}: lower {lower}")
 
 
 def subset_or_task_default(value: int | None, cfg: DictConfig, task_key: str) -> int | None:
