@@ -23,7 +23,7 @@ from pathlib import Path
 
 from src.pipeline.run_settings import INVOCATIONS_FILE, OWN_DATA_TASKS, own_data_task, read_invocations
 from src.utils.errors import AutoAttendError, DataNotFoundError
-from src.utils.io import check_yaml_size, read_seed_record
+from src.utils.io import load_config, read_seed_record
 
 TOLERANCE = 1e-6  # the accuracies are fractions of whole examples; this allows float rounding only
 # what an evaluation may override besides the keys a resume may change (run_settings.MAY_CHANGE):
@@ -51,8 +51,7 @@ def run_config(run_dir: Path, overrides: list[str], reads_data: bool = True):
         raise AutoAttendError(f"{bad[0]}: expected key=value, without Hydra's + or ~ (a setting of the run's config "
                               "to override)")
     try:
-        check_yaml_size(config.read_text(encoding="utf-8"))
-        recorded = OmegaConf.load(config)
+        recorded = load_config(config)
         if not isinstance(recorded, DictConfig) or not isinstance(recorded.get("task"), DictConfig):
             raise AutoAttendError(f"{config}: not a run's config (expected a mapping with the task's settings under "
                                   "task:); restore it from the run's command, or re-run that command")

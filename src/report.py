@@ -48,7 +48,7 @@ from src.choices import HPO_MIN_TRIALS
 from src.pipeline.run_settings import (SETTINGS_FILE, UNREAD_BY, canonical, format_mean_std, is_number,
                                        unread_by_retrain)
 from src.utils.errors import AutoAttendError
-from src.utils.io import atomic_target, atomic_write_text, check_yaml_size, safe_yaml
+from src.utils.io import atomic_target, atomic_write_text, load_config, safe_yaml
 
 # Never shown as settings columns: the entry point and the task get their own columns, and a
 # retrain's architecture is named by the `arch` column rather than by its content. The task's other
@@ -293,15 +293,14 @@ def _settings_from_config(path: Path, summary: dict[str, Any]) -> dict[str, Any]
     (keys added to the code since then are absent, and not counted as differences); the entry
     point from its ``summary`` (a retrain's names its ``arch``)."""
     import yaml
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
     from omegaconf.errors import OmegaConfBaseException
 
     from src.pipeline.run_settings import run_settings
 
     config = path / ".hydra" / "config.yaml"
     try:
-        check_yaml_size(config.read_text(encoding="utf-8"))
-        composed = OmegaConf.load(config)
+        composed = load_config(config)
         if not isinstance(composed, DictConfig) or "task" not in composed:
             raise ValueError("not a mapping with the task's settings")
         return run_settings(composed, "retrain" if "arch" in summary else "search")

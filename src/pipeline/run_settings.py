@@ -235,12 +235,11 @@ def _fill_datamodule_settings_before_they_existed(recorded: dict[str, Any], sett
 def _settings_in_its_config(run_dir: Path) -> dict[str, Any] | None:
     """A run folder's ``.hydra/config.yaml`` as :func:`run_settings` flattens a config (before the run's checks
     pass, the file is still the earlier invocation's); ``None`` where it cannot be read or resolved."""
-    from src.utils.io import check_yaml_size
+    from src.utils.io import load_config
 
     try:
         config = run_dir / ".hydra" / "config.yaml"
-        check_yaml_size(config.read_text(encoding="utf-8"))
-        return canonical(flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=True)))
+        return canonical(flatten(OmegaConf.to_container(load_config(config), resolve=True)))
     except Exception:  # an unreadable or unresolvable config: the run is adopted as it is, as before
         return None
 

@@ -329,6 +329,16 @@ def check_yaml_size(text: str) -> None:
                              "files hold a few hundred (a crafted file?)")
 
 
+def load_config(path: Path):
+    """``OmegaConf.load`` of the YAML file ``path`` after :func:`check_yaml_size`, from one read of it (a file
+    replaced between a check and a second read was loaded unchecked). Raises what they raise."""
+    from omegaconf import OmegaConf
+
+    text = Path(path).read_text(encoding="utf-8")
+    check_yaml_size(text)
+    return OmegaConf.create(text)
+
+
 def safe_yaml(text: str, fast: bool = False) -> Any:
     """``yaml.safe_load`` of ``text`` after :func:`check_yaml_size`; ``fast``: with the C loader where there is
     one (its errors name other lines than the Python loader's, which users' files are read with)."""
