@@ -344,7 +344,7 @@ def test_baselines_retrain_each_named_architecture_with_its_files_settings_in_it
     assert list(summary) == ["gcn", "gat"]
     for name in ("gcn", "gat"):
         results = json.loads((tmp_path / "baselines" / name / "results.json").read_text())
-        assert summary[name] == {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}
+        assert summary[name] == {k: results[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "hparams")}
         assert results["test_acc_mean"] == pytest.approx(0.3)
     assert not (tmp_path / "retrain").exists()
     cfg.graph.space.ops = ["zero", "identity", "gcn"]  # no gat8: the GAT baseline lies outside the space

@@ -396,5 +396,5 @@ def baselines(cfg: DictConfig, dm, run_dir: Path, started_before: Sequence[str] 
         retrain_space(cfg, len(read.arch)).validate(read.arch)
         res = retrain(cfg, read.arch, dm, run_dir, hparams=read.hparams, folder=f"baselines/{name}",
                       started_before=started_before)
-        out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "hparams")}
+        out[name] = {k: res[k] for k in ("test_acc_mean", "test_acc_std", "val_acc_mean", "seeds", "hparams")}
     return out
