@@ -524,8 +524,8 @@ def _machine_settings(path: Path) -> dict[str, Any]:
 
 def _partial(path: Path) -> dict[str, Any]:
     """What an unfinished run has measured so far: ``best_val_acc_supernet`` once its search has
-    chosen (``search/best_arch.yaml``) and ``seconds`` of its stages (``timing.json``); records
-    that cannot be read are left out (the run is unfinished: they may be mid-write)."""
+    chosen (``search/best_arch.yaml``; re-ranked: ``search/rerank.json``'s rank 1) and ``seconds`` of its stages
+    (``timing.json``); records that cannot be read are left out (the run is unfinished: they may be mid-write)."""
     import yaml
 
     from src.pipeline.config import read_timing
@@ -534,8 +534,10 @@ def _partial(path: Path) -> dict[str, Any]:
     partial: dict[str, Any] = {}
     try:
         best = safe_yaml((path / "search" / "best_arch.yaml").read_text())
+        if "rerank_rank" in best:  # the file holds re-ranking's choice; its rank 1 is the search's best
+            best = json.loads((path / "search" / "rerank.json").read_text())["candidates"][0]
         partial["best_val_acc_supernet"] = float(best["val_acc_supernet"])
-    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, IndexError):
         pass
     timing = read_timing(path / TIMING_FILE)
     if timing is not None:

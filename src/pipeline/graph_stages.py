@@ -96,21 +96,23 @@ def train_supernet(cfg: DictConfig, dm, space: FunctionalSpace, run_dir: Path) -
 
 # ---- search ----------------------------------------------------------------------------------
 def search(cfg: DictConfig, model: GraphNet, dm, space: FunctionalSpace, run_dir: Path) -> tuple[Architecture, float]:
-    """Score candidates on the validation nodes with the shared weights; writes search/; returns the best."""
+    """Score candidates on the validation nodes with the shared weights; writes search/. Returns the architecture
+    to retrain (the best, or re-ranking's choice: ``search/best_arch.yaml`` holds its own supernet score) and the
+    best supernet validation score the search saw (a re-ranked choice's may be lower)."""
     out = run_dir / "search"
     out.mkdir(parents=True, exist_ok=True)
     model.to(device_of(cfg))
     estimator = SupernetEstimator(model, dm.split_batches("val"), device_of(cfg),
                                   score_batch=graph_score_batch(dm.multilabel))
     strategy = run_strategy(cfg, space, estimator, out, f"its {_score_name(dm)} on the validation nodes")
-    best, score = strategy.best()
-    log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), score, best)
-    extra = {}
+    best, best_score = strategy.best()
+    log.info("search: best supernet validation %s %.4f: %s", _score_name(dm), best_score, best)
+    score, extra = best_score, {}
     if int(cfg.graph.rerank.topk) > 0:
         best, score, extra = rerank(cfg, strategy.ranked(), dm, out)
     atomic_write_text(out / "best_arch.yaml", yaml.safe_dump({"val_acc_supernet": score, **extra, **best.to_dict()},
                                                              sort_keys=False))
-    return best, score
+    return best, best_score
 
 
 def rerank(cfg: DictConfig, ranked: list[tuple[Architecture, float]], dm, out: Path) -> tuple[Architecture, float, dict]:
