@@ -21,12 +21,13 @@ refused through ``src.search``'s command line as one ``error:`` line with nothin
 
 Findings (strict xfails, each the correct behaviour):
 
-1. A word-vector file with a UTF-8 byte-order mark (Notepad's "UTF-8 with BOM", which every other text loader of the
+1. (Mended: read as ``utf-8-sig``.) A word-vector file with a UTF-8 byte-order mark (Notepad's "UTF-8 with BOM", which every other text loader of the
    project strips) loses its first word: the mark is read as part of it, so that word gets a random vector; with a
    word2vec header ``N E`` after the mark, the header is read as the word "\\ufeffN" with a 1-d vector, every line
    after it as a 1-d vector of a word holding spaces, and the whole file gives 1-d vectors, none found
    (``src/data/embeddings.py`` ``_read_glove_text`` opens the file as ``utf-8``, not ``utf-8-sig``).
-2. A word-vector line with more values than the first line's dimension is read as a word holding spaces
+2. (Mended: the dimension is the header's E or the first line's trailing floats; a word ending in a value is
+   refused as more values.) A word-vector line with more values than the first line's dimension is read as a word holding spaces
    (``"bad 4"``) and dropped in silence, while one with fewer values is refused naming its line; and a file whose
    first line is such a word (``". . . 1 2 3"``, as glove.840B has) takes the word's pieces for values, so every
    later line is refused as too short (``_read_glove_text``: the dimension is the first line's piece count; the words
@@ -366,9 +367,6 @@ def test_a_tab_separated_vector_file_is_refused_naming_line_1(tmp_path):
                         "got 'good\\t1\\t2\\t3'")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 1: _read_glove_text opens the file as utf-8, not utf-8-sig: the byte-order mark "
-                          "is part of the first word (or of the word2vec header)")
 @pytest.mark.parametrize("header", [b"", b"2 3\n"], ids=["no_header", "word2vec_header"])
 def test_a_vector_file_with_a_byte_order_mark_is_read_whole(tmp_path, header):
     matrix, stats = _vectors(tmp_path, b"\xef\xbb\xbf" + header + b"good 1 2 3\nbad 4 5 6\n")
@@ -376,19 +374,22 @@ def test_a_vector_file_with_a_byte_order_mark_is_read_whole(tmp_path, header):
     assert matrix[2].tolist() == [1.0, 2.0, 3.0] and matrix[3].tolist() == [4.0, 5.0, 6.0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 2: a line with more values than the first line's is read as a word holding spaces "
-                          "('bad 4') and dropped in silence")
 def test_a_vector_line_with_more_values_than_the_dimension_is_refused_naming_it(tmp_path):
     err = _raised(lambda: _vectors(tmp_path, b"good 1 2 3\nbad 4 5 6 7\n"))
     assert isinstance(err, AutoAttendError), "read in silence: 'bad' got a random vector"
     assert str(err) == f"{tmp_path / 'vectors.txt'}, line 2: expected a word followed by 3 floats, got 4 values"
 
 
-@pytest.mark.xfail(strict=True, raises=AutoAttendError,
-                   reason="finding 2: the dimension is the first line's piece count, so a first word holding spaces "
-                          "makes every later line 'too short'")
 def test_a_vector_file_whose_first_word_holds_spaces_is_read(tmp_path):
     matrix, stats = _vectors(tmp_path, b". . . 1 2 3\ngood 4 5 6\n", vocab=(". . .", "good"))
     assert (stats["dim"], stats["found"]) == (3, 2)
     assert matrix[2].tolist() == [1.0, 2.0, 3.0] and matrix[3].tolist() == [4.0, 5.0, 6.0]
+
+
+def test_a_number_as_the_first_word_and_a_header_that_disagrees_with_the_lines(tmp_path):
+    """The first line's word may be a number (``2008``: every piece reads as a float, the first is still the word);
+    a word2vec header's E is the dimension every line is held to, the first one too."""
+    matrix, stats = _vectors(tmp_path, b"2008 1 2 3\ngood 4 5 6\n", vocab=("2008", "good"))
+    assert (stats["dim"], stats["found"]) == (3, 2) and matrix[2].tolist() == [1.0, 2.0, 3.0]
+    err = _raised(lambda: _vectors(tmp_path, b"2 3\ngood 1 2 3 4\nbad 4 5 6\n"))
+    assert str(err) == f"{tmp_path / 'vectors.txt'}, line 2: expected a word followed by 3 floats, got 4 values"

@@ -82,9 +82,11 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
     """Stream a GloVe text file; returns the filled matrix (V, E) and per-row match priority."""
     opener = gzip.open if path.suffix == ".gz" else open
     dim: int | None = None
+    header_dim = 0
     matrix: torch.Tensor | None = None
     priority: list[int] = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+    # utf-8-sig: an editor's byte-order mark was read as part of the first word (or of the header)
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
         for lineno, line in enumerate(handle, start=1):
             line = line.rstrip()
             if not line:
@@ -93,8 +95,10 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
                 parts = line.split(" ")
                 # word2vec-style header "N E".
                 if lineno == 1 and len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                    header_dim = int(parts[1])
                     continue
-                dim = len(parts) - 1
+                # else the floats ending the first line (its word may hold spaces: glove.840B's ". . .")
+                dim = header_dim or _trailing_floats(parts)
                 if dim < 1:
                     raise AutoAttendError(
                         f"{path}, line {lineno}: expected a word followed by space-separated floats, "
@@ -106,6 +110,10 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
             if len(parts) != dim + 1 or not parts[0]:
                 got = "no word before them" if len(parts) == dim + 1 else f"got {len(parts) - 1} values"
                 raise AutoAttendError(f"{path}, line {lineno}: expected a word followed by {dim} floats, {got}")
+            word_pieces = parts[0].split(" ")
+            if _trailing_floats(word_pieces):  # a "word" ending in a value: the line has more values than dim
+                raise AutoAttendError(f"{path}, line {lineno}: expected a word followed by {dim} floats, "
+                                      f"got {dim + _trailing_floats(word_pieces)} values")
             if not _assign(matrix, priority, parts[0], None, exact, lower):
                 continue
             # Only used rows are converted: parsing every float of a multi-GB file would be slow.
@@ -126,6 +134,15 @@ def _read_glove_text(path: Path, matrix_init, exact, lower) -> tuple[torch.Tenso
     if matrix is None:
         raise AutoAttendError(f"{path}: no vectors found; expected lines 'word v1 ... vE'")
     return matrix, priority
+
+
+def _trailing_floats(pieces: list[str]) -> int:
+    """How many of ``pieces`` (a line split at spaces), counted from the end, read as floats; the first piece is the
+    word, never counted (a number is a word too: "2008 0.1 0.2" has 2)."""
+    count = 0
+    while count < len(pieces) - 1 and _is_float(pieces[-1 - count]):
+        count += 1
+    return count
 
 
 def _is_float(text: str) -> bool:
