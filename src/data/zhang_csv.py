@@ -96,12 +96,18 @@ def malformed_csv(path: Path, row_no: int, line_num: int, err: csv.Error) -> Aut
                            f"expected quoted fields with doubled inner quotes")
 
 
+def _blank(row: list[str]) -> bool:
+    """A line with nothing but whitespace (an editor's spaces or tab), which the tree reader and ``src.predict
+    --file`` skip too: no record."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
 def count_fields(path: Path) -> int:
     """Number of fields in the first record of ``path`` (label included)."""
     reader = csv.reader(_decoded_lines(path), strict=True)
     try:
         for row in reader:
-            if row:  # blank lines are no records
+            if not _blank(row):  # blank lines are no records
                 if len(row) < 2:
                     raise AutoAttendError(f"{path}, row 1: found {len(row)} field; expected a label and at least "
                                           f"one text field{separator_hint(row)}")
@@ -124,7 +130,7 @@ def read_rows(path: Path, num_fields: int, num_classes: int, label_base: int = 1
     row_no = 0
     try:
         for row in reader:
-            if not row:  # a blank line (one at the end of a file is common) is no record
+            if _blank(row):  # a blank line (one at the end of a file is common) is no record
                 continue
             row_no += 1
             if header and row_no == 1:
