@@ -36,7 +36,7 @@ Findings (strict xfails, each the correct behaviour):
    field (a tab-only line with the hint "its fields look separated by tabs (TSV)"), where a blank line is skipped,
    as the tree reader and ``src.predict --file`` skip both (``src/data/zhang_csv.py`` ``read_rows`` /
    ``count_fields`` skip only ``not row``).
-4. A tree file with classic-Mac line ends (CR alone, which ``read_tree_file`` reads as line ends) names line 1 for a
+4. (Mended: the line ends counted as the lines are split.) A tree file with classic-Mac line ends (CR alone, which ``read_tree_file`` reads as line ends) names line 1 for a
    non-UTF-8 byte on any line, where its parse errors name the right line (``src/data/ptb.py`` ``read_tree_file``
    counts only ``\\n`` bytes before the bad byte).
 5. A hub copy whose label column holds strings (``"positive"``) or a missing label (None) fails with a bare
@@ -152,9 +152,6 @@ def test_a_tree_file_defect_is_one_line_naming_the_file_and_line(tmp_path, conte
     assert isinstance(err, AutoAttendError) and str(err) == f"{path}, {said}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 4: read_tree_file counts only \\n bytes before a non-UTF-8 byte, so a file with CR "
-                          "line ends names line 1")
 def test_a_non_utf8_byte_in_a_tree_file_with_cr_line_ends_names_its_line(tmp_path):
     path = tmp_path / "train.txt"
     path.write_bytes(b"(2 a)\r(2 (2 b) (2 c))\r(3 caf\xe9)\r")

@@ -128,7 +128,8 @@ def read_tree_file(path: str | Path, num_labels: int | None = None) -> list[Tree
         # utf-8-sig: a byte-order mark (as editors on Windows write) was read as a token outside any bracket
         lines = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     except UnicodeDecodeError as err:
-        line_of = err.object[:err.start].count(b"\n") + 1  # err.object: without a byte-order mark
+        # err.object: without a byte-order mark; its line ends counted as the lines above are split
+        line_of = err.object[:err.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
         raise AutoAttendError(f"{path}, line {line_of}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); the SST "
                               "trees are UTF-8") from None
     for lineno, line in enumerate(lines, start=1):
