@@ -39,11 +39,12 @@ Findings (strict xfails, each the correct behaviour):
 4. (Mended: the line ends counted as the lines are split.) A tree file with classic-Mac line ends (CR alone, which ``read_tree_file`` reads as line ends) names line 1 for a
    non-UTF-8 byte on any line, where its parse errors name the right line (``src/data/ptb.py`` ``read_tree_file``
    counts only ``\\n`` bytes before the bad byte).
-5. A hub copy whose label column holds strings (``"positive"``) or a missing label (None) fails with a bare
+5. (Mended: ``src.data.hub.hub_class_number``: integers and whole floats, else the one-line refusal.) A hub copy
+   whose label column holds strings (``"positive"``) or a missing label (None) fails with a bare
    ``ValueError`` / ``TypeError`` traceback (CSV tasks' ``_hub_batch`` and SST's ``_from_hub`` call ``int(raw)``
    unguarded), and one holding non-integral floats (``stanfordnlp/sst``'s default config: a sentiment score in
    [0, 1]) is truncated to class 0 in silence (``int(0.75) == 0``).
-6. A hub SST copy with a missing sentence (None) trains on the word "None" (``_from_hub``: ``str(text).split()``),
+6. (Mended: read as no words.) A hub SST copy with a missing sentence (None) trains on the word "None" (``_from_hub``: ``str(text).split()``),
    where the CSV tasks' hub path reads None as an empty text.
 
 Not covered: ``classes.txt`` of the Zhang folders is read by no loader (``task.num_classes`` and
@@ -299,9 +300,6 @@ def _hub_sst_dm(tmp_path: Path) -> SSTDataModule:
                          hub_name="x/reviews", train_level="sentence", embedding_source="random")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 5: int(raw) on a hub label column of strings, None or non-integral floats: a "
-                          "ValueError / TypeError traceback, or 0.75 truncated to class 0")
 @pytest.mark.parametrize("task", ["csv", "sst"])
 @pytest.mark.parametrize(("labels", "row", "shown"), [(["positive", "negative"] * 3, 0, "positive"),
                                                       ([1, None, 0, 1, 0, 1], 1, "None"),
@@ -327,8 +325,6 @@ def test_a_hub_label_column_of_integral_floats_is_read_as_its_classes(tmp_path, 
     assert dm.train_set.labels.tolist() == [1, 0, 1, 0, 1, 0] and dm.val_set.labels.tolist() == [1, 0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 6: SSTDataModule._from_hub reads a None sentence as the word 'None'")
 def test_a_missing_hub_sentence_is_no_word_none(tmp_path, monkeypatch):
     _fake_hub(monkeypatch, [1, 0, 1], texts=[None, "a bad film", "fine"])
     dm = _hub_sst_dm(tmp_path)

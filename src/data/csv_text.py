@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from src.data.arrow_split import TokenIdSplit, read_arrow_table
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
-from src.data.hub import load_hub_dataset, local_files_complete
+from src.data.hub import hub_class_number, load_hub_dataset, local_files_complete
 from src.data.text import PAD, UNK, UNK_ID, Vocabulary
 from src.data.zhang_csv import count_fields, join_fields, read_rows, tokenize
 from src.data.text_module import TextDataModule
@@ -127,11 +127,12 @@ def _hub_batch(batch: dict, indices: list[int], label_column: str, text_columns:
     """A hub batch -> ``label`` (0-based, checked) and ``text`` (the text columns joined)."""
     labels = []
     for idx, raw in zip(indices, batch[label_column]):
-        label = int(raw) - label_base
+        number = hub_class_number(raw)
+        label = -1 if number is None else number - label_base
         if not 0 <= label < num_classes:
             raise AutoAttendError(
-                f"{where}, row {idx}: column '{label_column}' has value {raw}; expected "
-                f"{label_base}..{label_base + num_classes - 1} (num_classes={num_classes})"
+                f"{where}, row {idx}: column '{label_column}' has value {raw if number is not None else repr(raw)}; "
+                f"expected {label_base}..{label_base + num_classes - 1} (num_classes={num_classes})"
             )
         labels.append(label)
     columns = [batch[c] for c in text_columns]

@@ -31,6 +31,19 @@ def hub_unreachable() -> str | None:
     return None
 
 
+def hub_class_number(raw) -> int | None:
+    """A hub label column's value as a class number: an integer, or a float holding a whole number (a column of
+    integers with a missing value is stored as floats); None for anything else (a class name, a missing label, a
+    score such as 0.75, which ``int`` truncated to class 0)."""
+    import numbers
+
+    if isinstance(raw, numbers.Integral):
+        return int(raw)
+    if isinstance(raw, numbers.Real) and float(raw).is_integer():
+        return int(raw)
+    return None
+
+
 def load_hub_dataset(name: str, config: str | None = None):
     """``datasets.load_dataset(name, config)``; raises ``RuntimeError`` with the reason when the
     hub is unreachable (callers turn any failure into a message naming the local files)."""

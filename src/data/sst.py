@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from src.data.embeddings import EMBEDDING_SOURCES, load_word_vectors, word_vectors_key
-from src.data.hub import load_hub_dataset, local_files_complete
+from src.data.hub import hub_class_number, load_hub_dataset, local_files_complete
 from src.data.ptb import Tree, read_tree_file, tree_spans
 from src.data.text import EncodedSplit, Vocabulary
 from src.data.text_module import TextDataModule
@@ -212,14 +212,17 @@ class SSTDataModule(TextDataModule):
                         f"hub dataset '{self.hub_name}' split '{hub_split}' has no column '{column}'; "
                         f"expected columns text, label"
                     )
-            split_labels = [int(y) for y in table["label"]]
-            bad = [y for y in split_labels if not 0 <= y < self.num_classes]
+            split_labels = [hub_class_number(y) for y in table["label"]]
+            bad = [(y, raw) for y, raw in zip(split_labels, table["label"])
+                   if y is None or not 0 <= y < self.num_classes]
             if bad:
                 raise AutoAttendError(
-                    f"hub dataset '{self.hub_name}' split '{hub_split}' column 'label' has value {bad[0]}; "
-                    f"expected 0..{self.num_classes - 1} for num_classes={self.num_classes}"
+                    f"hub dataset '{self.hub_name}' split '{hub_split}' column 'label' has value "
+                    f"{bad[0][1] if bad[0][0] is not None else repr(bad[0][1])}; expected "
+                    f"0..{self.num_classes - 1} for num_classes={self.num_classes}"
                 )
-            sentences[split] = [str(text).split() for text in table["text"]]
+            # a missing sentence (None) is no words, not the word "None"
+            sentences[split] = [("" if text is None else str(text)).split() for text in table["text"]]
             labels[split] = split_labels
         return sentences, sentences, labels, "sentence"
 
