@@ -44,8 +44,8 @@ Findings (strict xfails, each the correct behaviour):
    ``ValueError`` / ``TypeError`` traceback (CSV tasks' ``_hub_batch`` and SST's ``_from_hub`` call ``int(raw)``
    unguarded), and one holding non-integral floats (``stanfordnlp/sst``'s default config: a sentiment score in
    [0, 1]) is truncated to class 0 in silence (``int(0.75) == 0``).
-6. (Mended: read as no words.) A hub SST copy with a missing sentence (None) trains on the word "None" (``_from_hub``: ``str(text).split()``),
-   where the CSV tasks' hub path reads None as an empty text.
+6. (Mended: read as no words.) A hub SST copy with a missing sentence (None) trains on the word "None"
+   (``_from_hub``: ``str(text).split()``), where the CSV tasks' hub path reads None as an empty text.
 
 Not covered: ``classes.txt`` of the Zhang folders is read by no loader (``task.num_classes`` and
 ``task.label_names`` are given in the config), so a count differing from the labels is not checked; nothing asserts
