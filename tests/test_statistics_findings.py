@@ -30,23 +30,23 @@ tests' generated Cora data, ``budget=smoke``, ``hardware.kernels=torch``, one th
 - a PPI retrain end to end: its kept model's hand-counted micro-F1 on the validation and test graphs is the selected
   evaluation's recorded score, labelled micro-F1 in the summary line, ``results.json`` and ``src.report``.
 
-Findings (``xfail(strict=True)`` tests of the correct behaviour):
+Findings (first ``xfail(strict=True)`` tests of the correct behaviour; both mended since, session 53):
 
-1. (Mended: the blocks carry ``seeds``.) A graph baseline retrained over ONE seed is shown as ``mean +- 0.00`` (summary line, ``src.report``'s ``gcn test``
-   column, and a ``0.00`` in the CSV's ``gcn test std``), while the searched model's one seed is shown as the mean
-   alone, as documented ("over one seed the mean alone, as in the run's summary line": a sample std needs two).
-   ``graph_stages.baselines`` copies ``test_acc_mean``, ``test_acc_std``, ``val_acc_mean``, ``hparams`` into
-   ``summary.json`` but not ``seeds``, and ``format_mean_std`` (``src/pipeline/run_settings.py``) decides "one seed"
-   from ``len(block.get("seeds") or ())``, 0 there. Fix: copy ``seeds`` into the baselines' blocks (and have
-   ``format_mean_std`` not print a std where it cannot tell the count).
+1. (Mended: the blocks carry ``seeds``.) A graph baseline retrained over ONE seed is shown as ``mean +- 0.00`` (summary
+   line, ``src.report``'s ``gcn test`` column, and a ``0.00`` in the CSV's ``gcn test std``), while the searched model's
+   one seed is shown as the mean alone, as documented ("over one seed the mean alone, as in the run's summary line": a
+   sample std needs two). ``graph_stages.baselines`` copies ``test_acc_mean``, ``test_acc_std``, ``val_acc_mean``,
+   ``hparams`` into ``summary.json`` but not ``seeds``, and ``format_mean_std`` (``src/pipeline/run_settings.py``)
+   decides "one seed" from ``len(block.get("seeds") or ())``, 0 there. Fix: copy ``seeds`` into the baselines' blocks
+   (and have ``format_mean_std`` not print a std where it cannot tell the count).
 2. (Mended: ``graph_stages.search`` returns the best score seen; an unfinished run's partial reads ``rerank.json``'s
-   rank 1.) With re-ranking (``graph.rerank.topk``), ``summary.json``'s ``best_val_acc_supernet``, the summary line's "best
-   supernet val" and ``src.report``'s "supernet val" column (documented as "the supernet's best validation score")
-   hold the supernet score of the re-ranked *choice*, not the best the search saw: ``graph_stages.search`` returns
-   the chosen candidate's score and ``run_search`` records it under that name. Recorded: ``cora_rerank100_2026-12-06``
-   says "best supernet val acc 77.60 %" while its log says "search: best supernet validation accuracy 0.7840"
-   (3 of the 7 recorded re-ranking runs differ so). Fix: record the search's best as ``best_val_acc_supernet`` and the
-   choice's supernet score (and ``rerank_val_acc``) under their own names, or label the number as the choice's.
+   rank 1.) With re-ranking (``graph.rerank.topk``), ``summary.json``'s ``best_val_acc_supernet``, the summary line's
+   "best supernet val" and ``src.report``'s "supernet val" column (documented as "the supernet's best validation score")
+   hold the supernet score of the re-ranked *choice*, not the best the search saw: ``graph_stages.search`` returns the
+   chosen candidate's score and ``run_search`` records it under that name. Recorded: ``cora_rerank100_2026-12-06`` says
+   "best supernet val acc 77.60 %" while its log says "search: best supernet validation accuracy 0.7840" (3 of the 7
+   recorded re-ranking runs differ so). Fix: record the search's best as ``best_val_acc_supernet`` and the choice's
+   supernet score (and ``rerank_val_acc``) under their own names, or label the number as the choice's.
 
 Also checked: the ranking stage's Spearman (average ranks on ties) and Kendall tau-b against a hand computation.
 Not covered: the ranking stage's bootstrap interval, ``src.predict``'s default seed (read in the code: best recorded
@@ -439,9 +439,10 @@ def test_a_one_seed_baseline_is_shown_as_its_mean_alone_as_the_searched_model(co
 
 # ---- re-ranking: the supernet score recorded as "best" -------------------------------------------
 def test_with_reranking_the_best_supernet_score_is_still_the_best_seen(tmp_path, monkeypatch):
-    """Finding 2. Was: the re-ranked choice's supernet score recorded and printed as the best. Now: re-ranking the top 6 with stand-in fits whose validation score grows with each fit, so that the 6th by
-    supernet score is chosen: ``best_val_acc_supernet`` (and the summary line's "best supernet val") must still be the
-    best score of ``population.jsonl``, which the search's own log line reports."""
+    """Finding 2. Was: the re-ranked choice's supernet score recorded and printed as the best. Now: re-ranking the
+    top 6 with stand-in fits whose validation score grows with each fit, so that the 6th by supernet score is chosen:
+    ``best_val_acc_supernet`` (and the summary line's "best supernet val") must still be the best score of
+    ``population.jsonl``, which the search's own log line reports."""
     import contextlib
 
     from src.pipeline import graph_stages

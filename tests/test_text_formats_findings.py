@@ -19,33 +19,33 @@ blank-only valid.csv, a test.csv with a header row or another field count refuse
 refused through ``src.search``'s command line as one ``error:`` line with nothing cached; a fastText ``.vec`` file
 (header, trailing spaces, CRLF, no final newline) read; a tab-separated vector file refused naming line 1.
 
-Findings (strict xfails, each the correct behaviour):
+Findings (first strict xfails, each the correct behaviour; all six mended since, session 53):
 
-1. (Mended: read as ``utf-8-sig``.) A word-vector file with a UTF-8 byte-order mark (Notepad's "UTF-8 with BOM", which every other text loader of the
-   project strips) loses its first word: the mark is read as part of it, so that word gets a random vector; with a
-   word2vec header ``N E`` after the mark, the header is read as the word "\\ufeffN" with a 1-d vector, every line
-   after it as a 1-d vector of a word holding spaces, and the whole file gives 1-d vectors, none found
-   (``src/data/embeddings.py`` ``_read_glove_text`` opens the file as ``utf-8``, not ``utf-8-sig``).
-2. (Mended: the dimension is the header's E or the first line's trailing floats; a word ending in a value is
-   refused as more values.) A word-vector line with more values than the first line's dimension is read as a word holding spaces
-   (``"bad 4"``) and dropped in silence, while one with fewer values is refused naming its line; and a file whose
-   first line is such a word (``". . . 1 2 3"``, as glove.840B has) takes the word's pieces for values, so every
-   later line is refused as too short (``_read_glove_text``: the dimension is the first line's piece count; the words
-   with spaces are split from the right whatever the last piece of the word is).
-3. (Mended: skipped as a blank line.) A whitespace-only line in a CSV file (a line of spaces, or a tab, left by an editor) is refused as a record of one
-   field (a tab-only line with the hint "its fields look separated by tabs (TSV)"), where a blank line is skipped,
-   as the tree reader and ``src.predict --file`` skip both (``src/data/zhang_csv.py`` ``read_rows`` /
-   ``count_fields`` skip only ``not row``).
-4. (Mended: the line ends counted as the lines are split.) A tree file with classic-Mac line ends (CR alone, which ``read_tree_file`` reads as line ends) names line 1 for a
-   non-UTF-8 byte on any line, where its parse errors name the right line (``src/data/ptb.py`` ``read_tree_file``
-   counts only ``\\n`` bytes before the bad byte).
-5. (Mended: ``src.data.hub.hub_class_number``: integers and whole floats, else the one-line refusal.) A hub copy
-   whose label column holds strings (``"positive"``) or a missing label (None) fails with a bare
-   ``ValueError`` / ``TypeError`` traceback (CSV tasks' ``_hub_batch`` and SST's ``_from_hub`` call ``int(raw)``
-   unguarded), and one holding non-integral floats (``stanfordnlp/sst``'s default config: a sentiment score in
-   [0, 1]) is truncated to class 0 in silence (``int(0.75) == 0``).
-6. (Mended: read as no words.) A hub SST copy with a missing sentence (None) trains on the word "None"
-   (``_from_hub``: ``str(text).split()``), where the CSV tasks' hub path reads None as an empty text.
+1. (Mended: read as ``utf-8-sig``.) A word-vector file with a UTF-8 byte-order mark (Notepad's "UTF-8 with BOM", which
+   every other text loader of the project strips) loses its first word: the mark is read as part of it, so that word
+   gets a random vector; with a word2vec header ``N E`` after the mark, the header is read as the word "\\ufeffN" with a
+   1-d vector, every line after it as a 1-d vector of a word holding spaces, and the whole file gives 1-d vectors, none
+   found (``src/data/embeddings.py`` ``_read_glove_text`` opens the file as ``utf-8``, not ``utf-8-sig``).
+2. (Mended: the dimension is the header's E or the first line's trailing floats; a word ending in a value is refused as
+   more values.) A word-vector line with more values than the first line's dimension is read as a word holding spaces
+   (``"bad 4"``) and dropped in silence, while one with fewer values is refused naming its line; and a file whose first
+   line is such a word (``". . . 1 2 3"``, as glove.840B has) takes the word's pieces for values, so every later line is
+   refused as too short (``_read_glove_text``: the dimension is the first line's piece count; the words with spaces are
+   split from the right whatever the last piece of the word is).
+3. (Mended: skipped as a blank line.) A whitespace-only line in a CSV file (a line of spaces, or a tab, left by an
+   editor) is refused as a record of one field (a tab-only line with the hint "its fields look separated by tabs
+   (TSV)"), where a blank line is skipped, as the tree reader and ``src.predict --file`` skip both
+   (``src/data/zhang_csv.py`` ``read_rows`` / ``count_fields`` skip only ``not row``).
+4. (Mended: the line ends counted as the lines are split.) A tree file with classic-Mac line ends (CR alone, which
+   ``read_tree_file`` reads as line ends) names line 1 for a non-UTF-8 byte on any line, where its parse errors name the
+   right line (``src/data/ptb.py`` ``read_tree_file`` counts only ``\\n`` bytes before the bad byte).
+5. (Mended: ``src.data.hub.hub_class_number``: integers and whole floats, else the one-line refusal.) A hub copy whose
+   label column holds strings (``"positive"``) or a missing label (None) fails with a bare ``ValueError`` /
+   ``TypeError`` traceback (CSV tasks' ``_hub_batch`` and SST's ``_from_hub`` call ``int(raw)`` unguarded), and one
+   holding non-integral floats (``stanfordnlp/sst``'s default config: a sentiment score in [0, 1]) is truncated to class
+   0 in silence (``int(0.75) == 0``).
+6. (Mended: read as no words.) A hub SST copy with a missing sentence (None) trains on the word "None" (``_from_hub``:
+   ``str(text).split()``), where the CSV tasks' hub path reads None as an empty text.
 
 Not covered: ``classes.txt`` of the Zhang folders is read by no loader (``task.num_classes`` and
 ``task.label_names`` are given in the config), so a count differing from the labels is not checked; nothing asserts
