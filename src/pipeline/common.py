@@ -299,7 +299,7 @@ class StopAtStep(Callback):
     Used instead of ``Trainer(max_steps=...)``: with ``max_steps`` set, Lightning 2.6 resumes a
     checkpoint written at an epoch end as if that epoch were unfinished, and runs one epoch (its
     steps) fewer than an uninterrupted fit. Stopping here lets the epoch end as usual (its
-    validation and checkpoint run)."""
+    validation and checkpoint run). The fit's last step is logged whichever limit ends it."""
 
     def __init__(self, max_steps: int | None):
         self.max_steps = max_steps
@@ -313,6 +313,14 @@ class StopAtStep(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         self._check(trainer)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch, batch_idx: int) -> None:
+        # Lightning logs a step every log_every_n_steps or once should_stop is set (a stop at max_steps): a fit
+        # whose epochs run out never sets it, and one of under 50 steps logged no train/loss_step at all
+        epochs = trainer.max_epochs
+        last_epoch = epochs is not None and 0 < epochs <= trainer.current_epoch + 1
+        if last_epoch and batch_idx + 1 >= trainer.num_training_batches:
+            trainer.log_every_n_steps = 1
 
 
 def _duration(seconds: float) -> str:
