@@ -315,6 +315,7 @@ def test_a_hub_label_that_is_no_class_number_is_one_error_naming_split_and_value
     message = str(err)
     assert "\n" not in message and "x/reviews" in message and "split 'train'" in message
     assert shown in message and "column 'label'" in message
+    assert labels[0] != "positive" or "value 'positive';" in message  # a class name quoted: a string, not a number
     assert task == "sst" or f"row {row}:" in message
 
 
