@@ -384,7 +384,7 @@ def test_failed_ppi_download_leaves_no_partial_cache(tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match="PPI: no files in .* the download failed: OSError") as err:
         PPIDataModule(data_dir=str(tmp_path / "none"), cache_dir=str(cache)).setup()
     assert str(err.value).endswith("or set AUTOATTEND_DATA_DIR / paths.data_dir to a folder holding ppi/raw/")
-    assert not (cache / "ppi" / "download").exists()
+    assert (cache / "ppi").is_dir() and list((cache / "ppi").iterdir()) == []
 
 
 @pytest.mark.parametrize("name, damage, why", [

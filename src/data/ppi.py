@@ -56,6 +56,54 @@ def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
     return None
 
 
+# what the cache's processed graphs were built by: 2 numbers each graph's nodes from its first row (numbered
+# from its smallest node with an edge by PyG, which shifted every edge of a graph whose first node has none)
+PPI_PROCESSING = 2
+
+
+def numbered_ppi():
+    """PyG's ``PPI`` dataset class with its ``process`` numbering each graph's edges by the graph's own rows.
+
+    PyG's numbers them ``edge_index - edge_index.min()``: right while a graph's first node has an edge, every edge
+    one node off (no error) where it has none. Here a node's number is its row among its graph's rows (the release
+    numbers a split's nodes by row, each graph's rows in a block), the edges in PyG's order, so a graph PyG reads
+    right gives the same tensors."""
+    import json
+
+    import numpy as np
+    from torch_geometric.data import Data
+    from torch_geometric.datasets import PPI
+    from torch_geometric.utils import remove_self_loops
+
+    class NumberedPPI(PPI):
+        def process(self) -> None:
+            import networkx as nx
+            from networkx.readwrite import json_graph
+
+            for s, split in enumerate(("train", "valid", "test")):
+                raw = Path(self.raw_dir)
+                graph = nx.DiGraph(json_graph.node_link_graph(json.loads((raw / f"{split}_graph.json").read_text()),
+                                                              edges="links"))
+                x = torch.from_numpy(np.load(raw / f"{split}_feats.npy")).to(torch.float)
+                y = torch.from_numpy(np.load(raw / f"{split}_labels.npy")).to(torch.float)
+                graph_id = torch.from_numpy(np.load(raw / f"{split}_graph_id.npy")).to(torch.long)
+                graph_id = graph_id - graph_id.min()
+                data_list = []
+                for i in range(int(graph_id.max()) + 1):
+                    mask = graph_id == i
+                    rows = mask.nonzero(as_tuple=False).view(-1)
+                    edges = list(graph.subgraph(rows.tolist()).edges)
+                    if not edges:  # PyG's reader failed there too; node classification needs edges
+                        raise ValueError(f"{split} graph {i} (rows {rows[0]}..{rows[-1]}) has no edges")
+                    position = torch.full((x.size(0),), -1, dtype=torch.long)
+                    position[rows] = torch.arange(rows.numel())
+                    edge_index, _ = remove_self_loops(position[torch.tensor(edges).t()].contiguous())
+                    data_list.append(Data(edge_index=edge_index, x=x[mask], y=y[mask]))
+                self.save(data_list, self.processed_paths[s])
+
+    return NumberedPPI
+
+
 class PPIDataModule(GraphDataModule):
     """PPI: training graphs merged ``batch_size`` at a time; validation and test graphs merged per split."""
 
@@ -63,13 +111,13 @@ class PPIDataModule(GraphDataModule):
     metric = "micro_f1"
 
     def load(self) -> None:
-        from torch_geometric.datasets import PPI
+        PPI = numbered_ppi()
 
         src = self.data_dir / "ppi" / "raw"
         present = local_files_complete({f: src / f for f in PPI_FILES}, PPI_FILES, f"PPI ({src})", "a file")
         if present:
-            stamp = hashlib.sha1("".join(f"{f}:{sorted(file_stamp(src / f).items())}"
-                                         for f in PPI_FILES).encode()).hexdigest()[:12]
+            stamp = hashlib.sha1((f"processing {PPI_PROCESSING};" + "".join(
+                f"{f}:{sorted(file_stamp(src / f).items())}" for f in PPI_FILES)).encode()).hexdigest()[:12]
             root = self.cache_dir / "ppi" / stamp
             if not all((root / "raw" / f).is_file() for f in PPI_FILES):
                 copy_raw_files([src / f for f in PPI_FILES], root / "raw")
@@ -77,7 +125,7 @@ class PPIDataModule(GraphDataModule):
         elif not self.download:
             raise DataNotFoundError(f"PPI: no files in {src} and downloading is off (task.datamodule.download=false)")
         else:
-            root = self.cache_dir / "ppi" / "download"
+            root = self.cache_dir / "ppi" / f"download-v{PPI_PROCESSING}"
 
         def read() -> dict:
             with pyg_messages_to_log("PPI"):
