@@ -64,7 +64,7 @@ Findings (``xfail(strict=True)`` tests of the correct behaviour):
     from its smallest node id with an edge: ``edge_index - edge_index.min()``); the real PPI has isolated nodes. Fix:
     after loading, compare each graph's edges with the JSON's (or read the release without PyG's ``process``),
     numbering from the graph's first row.
-12. PPI: a graph id missing from ``<split>_graph_id.npy`` (ids 1, 3: 2 missing) fails in PyG ("RuntimeError:
+12. (Mended: ``first_bad_ppi_file`` checks them before PyG reads the files.) PPI: a graph id missing from ``<split>_graph_id.npy`` (ids 1, 3: 2 missing) fails in PyG ("RuntimeError:
     min(): Expected reduction dim ...") reported against the whole raw folder; ``<split>_labels.npy`` of another width
     than the training split's is read, and the run fails in validation with torchmetrics' shape error and its
     traceback; 1-D labels fail with an IndexError and its traceback in ``PPIDataModule.load`` (``y.size(1)``); labels
@@ -557,25 +557,21 @@ def _halve(raw: Path) -> None:
 
 
 PPI_CASES = {
-    "graph_id_missing": (_renumber_last_graph, "train_graph_id.npy", AssertionError),
-    "valid_labels_narrower": (_narrow("valid"), "valid_labels.npy", AssertionError),
-    "test_labels_narrower": (_narrow("test"), "test_labels.npy", AssertionError),
-    "labels_not_0_or_1": (_halve, "train_labels.npy", AssertionError),
+    "graph_id_missing": (_renumber_last_graph, "train_graph_id.npy"),
+    "valid_labels_narrower": (_narrow("valid"), "valid_labels.npy"),
+    "test_labels_narrower": (_narrow("test"), "test_labels.npy"),
+    "labels_not_0_or_1": (_halve, "train_labels.npy"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(PPI_CASES))
-def test_bad_ppi_files_are_one_line_naming_the_file(tmp_path, case, request):
-    damage, name, raised = PPI_CASES[case]
-    request.applymarker(pytest.mark.xfail(strict=True, raises=raised,
-                                          reason=f"finding 12: {case} read silently or blamed on the folder"))
+def test_bad_ppi_files_are_one_line_naming_the_file(tmp_path, case):
+    damage, name = PPI_CASES[case]
     dm, raw = _ppi(tmp_path, damage)
     text = refusal(dm.setup)
     assert text.startswith(f"{raw / name}: "), text
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="finding 12: 1-D PPI labels: IndexError in PPIDataModule.load (y.size(1))")
 def test_one_dimensional_ppi_labels_are_one_line_naming_the_file(tmp_path):
     def flatten(raw: Path) -> None:
         for split in ("train", "valid", "test"):

@@ -30,12 +30,14 @@ PPI_FILES = tuple(f"{s}_{f}" for s, f in product(("train", "valid", "test"),
 
 def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
     """The first raw PPI file in ``src`` that cannot be what PyG's reader expects, with why: a
-    graph file that is not node-link JSON or has no edges, an array file NumPy cannot read, or a
-    split whose arrays do not have one row per node of its graph file."""
+    graph file that is not node-link JSON or has no edges, an array file NumPy cannot read, a
+    split whose arrays do not have one row per node of its graph file, graph ids with a gap, or
+    labels that are not rows of 0/1 as wide as the training split's."""
     import json
 
     import numpy as np
 
+    label_width = None
     for split in ("train", "valid", "test"):
         graph_file = src / f"{split}_graph.json"
         try:
@@ -53,6 +55,22 @@ def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
                 return path, f"not readable as a NumPy array file: {type(exc).__name__}: {exc}"
             if rows != len(nodes):
                 return path, f"{rows} rows, while {graph_file.name} has {len(nodes)} nodes (one row per node)"
+        graph_id = np.load(src / f"{split}_graph_id.npy", allow_pickle=False)
+        missing = sorted(set(range(int(graph_id.min()), int(graph_id.max()) + 1)) - set(np.unique(graph_id).tolist()))
+        if missing:
+            return src / f"{split}_graph_id.npy", (f"graph id(s) {', '.join(map(str, missing[:5]))} missing between "
+                                                   f"{graph_id.min()} and {graph_id.max()}; a split's graph ids are "
+                                                   "consecutive (every graph has nodes)")
+        labels_file = src / f"{split}_labels.npy"
+        labels = np.load(labels_file, allow_pickle=False)
+        if labels.ndim != 2:
+            return labels_file, (f"labels of shape {labels.shape}; expected one row of 0/1 per node, one column per "
+                                 "label (nodes x labels)")
+        if not np.isin(labels, (0, 1)).all():
+            return labels_file, f"a label of {labels[~np.isin(labels, (0, 1))][0]}; expected 0 or 1 (multi-label)"
+        label_width = labels.shape[1] if label_width is None else label_width
+        if labels.shape[1] != label_width:
+            return labels_file, f"{labels.shape[1]} labels per node, while train_labels.npy has {label_width}"
     return None
 
 
@@ -131,6 +149,10 @@ class PPIDataModule(GraphDataModule):
             with pyg_messages_to_log("PPI"):
                 return {s: PPI(str(root), split=s) for s in ("train", "val", "test")}
 
+        if present and not (root / "processed" / "pre_transform.pt").is_file():
+            bad = first_bad_ppi_file(src)  # before PyG's reader, which took some of these in silence
+            if bad is not None:
+                raise AutoAttendError(f"{bad[0]}: {bad[1]}")
         try:
             if present:  # a download is processed where PyG puts it
                 with pyg_messages_to_log("PPI"):
