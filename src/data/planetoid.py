@@ -26,11 +26,13 @@ import pickle
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections import Counter
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -397,6 +399,16 @@ class GraphDataModule(pl.LightningDataModule, ABC):
         return list(zip(ids.split(sizes), batches))
 
 
+def _first_label_row_not_one_hot(labels: torch.Tensor, path: Path) -> tuple[Path, str] | None:
+    """A training label row that is not one 1 among 0s (PyG's argmax read an empty row as class 0 and a row of two
+    classes as the first)."""
+    bad = ((labels != 0) & (labels != 1)).any(1) | (labels.sum(1) != 1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0])
+        return path, f"label row {row} is {labels[row].tolist()}; expected one 1 (its class) among 0s"
+    return None
+
+
 class PlanetoidDataModule(GraphDataModule):
     """Cora / CiteSeer / PubMed, public split, row-normalised features (transductive, one graph)."""
 
@@ -460,6 +472,42 @@ class PlanetoidDataModule(GraphDataModule):
                 mismatch = "" if suffix == "test.index" else "feature/label size mismatch: "
                 return path[suffix], (f"{mismatch}{rows[suffix]} {what} {rows[other]} feature rows in {stem}.{other} "
                                       "(one of them cut short or from another release?)")
+        return (self._bad_test_ids(read["test.index"], rows["allx"], rows["tx"], path["test.index"])
+                or self._bad_neighbours(read["graph"], read["test.index"], rows["allx"], rows["tx"], path["graph"])
+                or _first_label_row_not_one_hot(read["y"], path["y"]))
+
+    def _bad_test_ids(self, ids: torch.Tensor, allx_rows: int, tx_rows: int, path: Path) -> tuple[Path, str] | None:
+        """PyG places ``tx``'s rows at the ``test.index`` ids after ``allx``'s: a repeated id, one among ``allx``'s
+        nodes (then in the training and the test split both) or a gap (but CiteSeer's, which PyG fills with empty
+        nodes) was read in silence or failed deep in PyG."""
+        ids = ids.flatten().tolist()
+        repeated = next((i for i, n in Counter(ids).items() if n > 1), None)
+        if repeated is not None:
+            return path, f"test node id {repeated} appears {Counter(ids)[repeated]} times; each test node once"
+        low = [i for i in ids if i < allx_rows]
+        if low:
+            return path, (f"test node id {low[0]} is among the first {allx_rows} nodes (allx's rows: training, "
+                          "validation and unlabelled nodes); test ids follow them")
+        if self.name.lower() != "citeseer" and sorted(ids) != list(range(allx_rows, allx_rows + tx_rows)):
+            gap = next(i for i in range(allx_rows, allx_rows + tx_rows) if i not in set(ids))
+            return path, (f"test node ids skip {gap}: expected {allx_rows}..{allx_rows + tx_rows - 1}, one per row of "
+                          "tx (only CiteSeer's release has gaps)")
+        return None
+
+    @staticmethod
+    def _bad_neighbours(graph: dict, ids: torch.Tensor, allx_rows: int, tx_rows: int,
+                        path: Path) -> tuple[Path, str] | None:
+        """A node or neighbour id outside the graph's nodes (a -1 was dropped in silence by PyG's ``coalesce``)."""
+        nodes = max(allx_rows + tx_rows, int(ids.max()) + 1 if ids.numel() else 0)
+        def outside(n) -> bool:
+            return not isinstance(n, (int, np.integer)) or not 0 <= n < nodes
+
+        for node, neighbours in graph.items():
+            if outside(node):
+                return path, f"node id {node!r}; expected node ids 0..{nodes - 1}"
+            for n in neighbours:
+                if outside(n):
+                    return path, f"node {node} lists neighbour {n!r}; expected node ids 0..{nodes - 1}"
         return None
 
     def prepare_graph(self, x: torch.Tensor, edge_index: torch.Tensor, where: str) -> tuple[torch.Tensor, torch.Tensor]:
