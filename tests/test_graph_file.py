@@ -328,7 +328,7 @@ def test_bad_files_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(AutoAttendError, match=r"list\.pt: expected a dict of tensors .* got list"):
         load(tmp_path / "list.pt")
     np.savez(tmp_path / "objects.npz", **{**arrays, "x": np.array([{"a": 1}], dtype=object)})
-    with pytest.raises(AutoAttendError, match=r"objects\.npz: unreadable \(ValueError"):
+    with pytest.raises(AutoAttendError, match=r"objects\.npz: 'x' is an array of Python objects; expected numbers"):
         load(tmp_path / "objects.npz")  # never unpickled
     negative = {**arrays, "x": arrays["x"] - 2.0}
     with pytest.raises(AutoAttendError, match="row_normalize=true needs non-negative features"):

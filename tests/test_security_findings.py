@@ -434,8 +434,17 @@ def test_graph_files_holding_pickles_are_refused_without_running_them(tmp_path):
         member = io.BytesIO()
         np.save(member, np.array([Payload(marker)], dtype=object), allow_pickle=True)
         archive.writestr("x.npy", member.getvalue())
-    with pytest.raises(AutoAttendError, match="Object arrays cannot be loaded when allow_pickle=False"):
+    with pytest.raises(AutoAttendError, match="'x' is an array of Python objects; expected numbers"):
         read_arrays(npz)
+    with zipfile.ZipFile(npz, "w") as archive:  # a member the graph does not need: left out, never unpickled
+        for name, value in (("x", np.ones((3, 2))), ("edge_index", np.array([[0], [1]])), ("notes", member)):
+            if isinstance(value, np.ndarray):
+                stored = io.BytesIO()
+                np.save(stored, value)
+                value = stored
+            archive.writestr(f"{name}.npy", value.getvalue())
+    read = read_arrays(npz)
+    assert sorted(read) == ["edge_index", "x"] and read.others == ("notes",)
     assert not marker.exists()
 
 

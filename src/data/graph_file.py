@@ -58,14 +58,47 @@ SPARSE_BELOW = 0.1
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch's messages bold some words
 
 
-def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tensor]:
+class GraphArrays(dict):
+    """A graph file's tensors by name; ``others``: the names of its entries that are no arrays of numbers (node
+    names, notes), which are not read, listed where a needed array is missing."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], others: tuple[str, ...] = ()):
+        super().__init__(tensors)
+        self.others = others
+
+
+def _as_tensor(value, name: str, path: Path) -> torch.Tensor | None:
+    """An entry as a dense tensor of numbers in native byte order; None for one that is no such array (an
+    array the graph needs that is not: one line naming it)."""
+    needed = name in (*ARRAYS, GRAPH_IDS)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            if needed:
+                raise AutoAttendError(f"{path}: {name!r} holds {value.dtype} values; expected numbers")
+            return None
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")))
+    if isinstance(value, torch.Tensor):
+        # a sparse x (as Planetoid's features are served): read densely, served as task.sparse_features says
+        return value.to_dense() if value.layout != torch.strided else value
+    if needed:
+        raise AutoAttendError(f"{path}: {name!r} is a {type(value).__name__}, not a tensor; save tensors "
+                              f"(torch.as_tensor({name}))")
+    return None
+
+
+def read_arrays(path: Path, given_as: str = "task.path") -> GraphArrays:
     """The arrays of ``path`` (``.npz``, or a ``.pt`` / ``.pth`` dict of tensors) as tensors, by name;
-    one clear error for a missing, unreadable or unexpected file (a missing one named as ``given_as``)."""
+    one clear error for a missing, unreadable or unexpected file (a missing one named as ``given_as``).
+    Entries the graph does not need and that are no arrays of numbers are left out (``others``)."""
+    if path.is_dir():
+        raise AutoAttendError(f"{path}: this path is a folder; expected the graph's .npz or .pt file ({given_as})")
     if path.suffix not in SUFFIXES:
         raise AutoAttendError(f"{path}: expected a .npz file or a .pt / .pth dict of tensors, got a "
                               f"'{path.suffix or 'suffix-less'}' file")
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such file ({given_as}: the graph's .npz or .pt file)")
+    if path.stat().st_size == 0:
+        raise AutoAttendError(f"{path}: an empty file (0 bytes); expected the graph's arrays")
     if path.suffix == ".npz" and not zipfile.is_zipfile(path):  # numpy's own guess is "pickled (object) data"
         raise AutoAttendError(f"{path}: not a .npz archive, or one cut short (numpy.savez(path, x=..., "
                               "edge_index=..., ...) writes one)")
@@ -73,12 +106,26 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
         _check_unpacked_size(path)
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as arrays:
-                return {name: torch.from_numpy(np.array(arrays[name])) for name in arrays.files}
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+            with np.load(path, allow_pickle=False) as archive:
+                loaded = {}
+                for name in archive.files:
+                    try:
+                        loaded[name] = archive[name]
+                    except ValueError as exc:  # an object array, which would need pickle
+                        if name in (*ARRAYS, GRAPH_IDS):
+                            raise AutoAttendError(f"{path}: {name!r} is an array of Python objects; expected "
+                                                  "numbers") from exc
+                        loaded[name] = None
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except AutoAttendError:
+        raise
     except Exception as exc:  # numpy's, zipfile's or torch's reader, whatever it hit
         text = _TERMINAL_CODES.sub("", str(exc)).strip()
         if "Weights only load failed" in text:  # torch's long advice is about trusting pickles, not this format
+            if "Unsupported global" in text and "numpy" in text:  # NumPy arrays saved by torch.save
+                raise AutoAttendError(f"{path}: holds NumPy arrays, which are not read; save tensors: "
+                                      "torch.save({name: torch.as_tensor(array), ...}, path)") from None
             if "Unsupported global" in text:  # a class pickled by name: torch_geometric's Data, say
                 raise AutoAttendError(f"{path}: holds objects other than tensors, which are not read (a PyG Data "
                                       "saved whole?); save a dict of tensors: torch.save(data.to_dict(), path)"
@@ -90,7 +137,9 @@ def read_arrays(path: Path, given_as: str = "task.path") -> dict[str, torch.Tens
     if not isinstance(loaded, dict):
         raise AutoAttendError(f"{path}: expected a dict of tensors (torch.save(data.to_dict(), path)), "
                               f"got {type(loaded).__name__}")
-    return {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    tensors = {str(k): _as_tensor(v, str(k), path) for k, v in loaded.items()}
+    return GraphArrays({k: v for k, v in tensors.items() if v is not None},
+                       tuple(k for k, v in tensors.items() if v is None))
 
 
 def _check_unpacked_size(path: Path) -> None:
@@ -117,8 +166,9 @@ def _check_arrays(arrays: dict[str, torch.Tensor], where: Path, masks: bool = Tr
     missing = [name for name in needed if name not in arrays]
     if missing:
         hint = " (or task.split=random to draw the split)" if missing[0] in SPLITS else ""
+        found = sorted({*arrays, *getattr(arrays, "others", ())})
         raise AutoAttendError(f"{where}: no {missing[0]!r} array; expected {', '.join(needed)}{hint} "
-                              f"(found: {', '.join(sorted(arrays)) or 'none'})")
+                              f"(found: {', '.join(found) or 'none'})")
     x, edge_index, y = arrays["x"], arrays["edge_index"], arrays.get("y")
     if x.dim() != 2 or x.size(1) < 1 or x.is_complex() or x.dtype == torch.bool:
         raise AutoAttendError(f"{where}: 'x' must be (N, F) real features, F >= 1, got {x.dtype} of shape "
@@ -407,6 +457,10 @@ class GraphFileDataModule(GraphDataModule):
         edge_index = arrays["edge_index"].long()
         multilabel = arrays["y"].dim() == 2
         y = arrays["y"].float() if multilabel else arrays["y"].long()
+        if multilabel and y.size(1) > 1 and bool((y.sum(1) <= 1).all()):
+            log.warning("%s: its 2-D 'y' gives no node two labels, as one-hot class labels would: it is read as "
+                        "multi-label targets (binary cross-entropy, micro-F1); for single-label classes (cross-"
+                        "entropy, accuracy) save class ids, y.argmax(1) with -1 for unlabelled nodes", self.path)
         several = GRAPH_IDS in arrays
         if multilabel and not from_file and not several:
             raise AutoAttendError(f"{self.path}: task.split=random draws a per-class split of single-label nodes; "
