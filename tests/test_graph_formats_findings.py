@@ -563,3 +563,85 @@ def test_one_dimensional_ppi_labels_are_one_line_naming_the_file(tmp_path):
     dm, raw = _ppi(tmp_path, flatten)
     text = refusal(dm.setup)
     assert text.startswith(f"{raw / 'train_labels.npy'}: "), text
+
+
+def test_a_needed_array_of_strings_is_named_with_its_type(tmp_path):
+    """``y`` saved as class names (strings) is refused naming ``'y'`` and its dtype, not "no 'y' array"."""
+    arrays = graph_arrays()
+    names = np.array(["class_a", "class_b", "class_c"])[np.clip(arrays["y"], 0, 2)]
+    path = write_npz(tmp_path / "names.npz", {**arrays, "y": names})
+    text = refusal(lambda: load(path))
+    assert text == f"{path}: 'y' holds {names.dtype} values; expected numbers", text
+
+
+def test_a_repeated_test_index_id_is_named_as_repeated(tmp_path):
+    """Not only refused (a gap follows from it too) but said: the id and how often it appears."""
+    def repeat_first(raw: Path, stem: str) -> None:
+        _test_ids(raw, stem, lambda ids: ids.__setitem__(1, ids[0]))
+
+    dm, raw = _planetoid(tmp_path, damage=repeat_first)
+    text = refusal(dm.setup)
+    assert text.startswith(f"{raw / 'ind.cora.test.index'}: test node id ") and "appears 2 times" in text, text
+
+
+@pytest.mark.parametrize("case, said", [
+    ("a_training_node", "test node id 2 is among the first 540 nodes"),
+    ("a_node_key_outside", "node id 600; expected node ids 0..599"),
+    ("a_float_neighbour", "node 3 lists neighbour 4.0; expected node ids 0..599"),
+    ("a_half_label", "label row 2 is [0.5, 0.5, 0.0]; expected one 1"),
+])
+def test_each_planetoid_raw_file_check_says_what_it_found(tmp_path, case, said):
+    """Each check's own words (a repeated or misplaced test id also leaves a gap, which another check names)."""
+    def damage(raw: Path, stem: str) -> None:
+        if case == "a_training_node":
+            _test_ids(raw, stem, lambda ids: ids.__setitem__(0, 2))
+        elif case == "a_half_label":
+            labels = _unpickle(raw / f"{stem}.y").astype(np.float64)
+            labels[2] = 0
+            labels[2, :2] = 0.5
+            _repickle(raw / f"{stem}.y", labels)
+        else:
+            graph = _unpickle(raw / f"{stem}.graph")
+            if case == "a_node_key_outside":
+                graph[600] = [1]
+            else:
+                graph[3].append(4.0)
+            _repickle(raw / f"{stem}.graph", graph)
+
+    dm, raw = _planetoid(tmp_path, damage=damage)
+    assert said in refusal(dm.setup)
+
+
+def test_one_dimensional_ppi_labels_are_named_by_their_shape(tmp_path):
+    def binary(raw: Path) -> None:
+        for split in ("train", "valid", "test"):
+            np.save(raw / f"{split}_labels.npy", np.load(raw / f"{split}_labels.npy")[:, 0])
+
+    dm, raw = _ppi(tmp_path, binary)
+    assert refusal(dm.setup) == (f"{raw / 'train_labels.npy'}: labels of shape (60,); expected one row of 0/1 per "
+                                 "node, one column per label (nodes x labels)")
+
+
+def test_a_ppi_graph_without_edges_among_others_is_refused_naming_it(tmp_path):
+    def isolate_graph_1(raw: Path) -> None:
+        path = raw / "train_graph.json"
+        graph = json.loads(path.read_text())
+        graph["links"] = [link for link in graph["links"] if link["source"] < 30 and link["target"] < 30]
+        path.write_text(json.dumps(graph))
+
+    dm, raw = _ppi(tmp_path, isolate_graph_1)
+    assert "train graph 1 (rows 30..59) has no edges" in refusal(dm.setup)
+
+
+def test_ppi_caches_of_another_processing_are_not_read(tmp_path, monkeypatch):
+    """The processed graphs' cache folder names the processing (``PPI_PROCESSING``): the graphs an older autoattend
+    processed from the same files (PyG's numbering) are not read by this one."""
+    import src.data.ppi
+
+    dm, _ = _ppi(tmp_path)
+    dm.setup()
+    before = {p.name for p in (tmp_path / "cache" / "ppi").iterdir()}
+    monkeypatch.setattr(src.data.ppi, "PPI_PROCESSING", src.data.ppi.PPI_PROCESSING + 1)
+    PPIDataModule(data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"), download=False).setup()
+    after = {p.name for p in (tmp_path / "cache" / "ppi").iterdir()}
+    assert len(before) == 1 and len(after - before) == 1  # a folder of its own, not the other processing's
