@@ -27,34 +27,38 @@ command lines (tiny SST written by the tests; tiny Cora by ``write_tiny_planetoi
   none / source / target / full on a two-op parameter-free one-layer text space and graph kinds ``add`` or ``attn``
   alone all ran (by hand, not repeated here: the supernets had 0 to 3 op modules).
 
-Findings (``xfail(strict=True)`` tests of the correct behaviour):
+Findings (first ``xfail(strict=True)`` tests of the correct behaviour; all six mended since, session 53):
 
-1. ``supernet.archs_per_step`` (the distinct architectures each batch trains; smoke: 2) or ``supernet.monitor_archs``
-   larger than the space (``graph.supernet.*`` for graphs) passes every check, loads the data, builds the supernet
-   and then stops with ``error: could not draw 2 new distinct architectures from FunctionalSpace(...)``, naming no
-   setting (``SupernetModule`` / ``GraphSupernetModule`` call ``space.sample_distinct``). The strategy's budget is
-   refused up front (``src/pipeline/config.py: search_strategy``); these two are not.
-2. ``FunctionalSpace.mutate`` of the only architecture of a space (``ops=[identity] kinds=[add]``, one layer) spins
-   10,000 draws and raises ``RuntimeError: mutation produced no new architecture in 10000 tries (rate=0.05)``,
-   which points at the rate or luck, not at the space; an evolution or aging search over such a space ends with it
-   (a space of two gives ``SpaceExhaustedError``, an ``AutoAttendError``).
-3. (Met on the way, a large space rather than a small one.) ``space.num_layers=100`` (about 1e377 architectures
-   under the priors; any space past 1e308) passes every check, then the run's first log line, ``float(space.size())``
-   in ``src/pipeline/run.py: run_search``, raises ``OverflowError``: a traceback, exit status 1.
-4. A graph search with ``graph.retrain.readout=last`` and ``graph.space.priors=false`` over ops that leave the
-   last layer only ``zero`` (``graph.space.ops=[zero,identity]`` or ``[zero]``) passes the checks, which refuse it
-   only under the priors (``src/pipeline/checks.py: _check_last_layer_ops``, ``priors_leave_no_op``), though
-   docs/usage.md lists it among the errors before any work: the supernet trains, the search scores, and the retrain
-   ends in ``RuntimeError: element 0 of tensors does not require grad`` (a traceback, exit status 1).
-5. The same without a config to blame: ``src.retrain`` of a graph architecture whose last layer applies only
-   ``zero``, with ``graph.retrain.readout=last``, ends in that traceback; without the priors such architectures lie
-   in any space holding zero, so a search can choose (or re-rank, or rank) one.
-6. ``FunctionalSpace.sample_distinct`` gives up after ``max_tries`` draws a candidate while the space still holds
-   unseen architectures, when per-decision sampling draws them rarely (1 in 122,880 in a five-layer two-op space).
-   The evolutions' fall-back (``src/strategies/evolution.py: _unseen_child``) relies on it; by hand: an
-   ``Evolution(population=29000, rounds=1, parents=160)`` over that space, a budget of exactly its 29,160
-   architectures (as ``search_strategy`` accepts), scored 29,000 and raised ``SpaceExhaustedError`` (a random
-   search of the whole space finished: its batches of 100 share 1,000,000 tries).
+1. (Mended: ``check_supernet_draws``.) ``supernet.archs_per_step`` (the distinct architectures each batch trains; smoke:
+   2) or ``supernet.monitor_archs`` larger than the space (``graph.supernet.*`` for graphs) passes every check, loads
+   the data, builds the supernet and then stops with ``error: could not draw 2 new distinct architectures from
+   FunctionalSpace(...)``, naming no setting (``SupernetModule`` / ``GraphSupernetModule`` call
+   ``space.sample_distinct``). The strategy's budget is refused up front (``src/pipeline/config.py: search_strategy``);
+   these two are not.
+2. (Mended: ``SpaceExhaustedError`` saying the space holds 1.) ``FunctionalSpace.mutate`` of the only architecture of a
+   space (``ops=[identity] kinds=[add]``, one layer) spins 10,000 draws and raises ``RuntimeError: mutation produced no
+   new architecture in 10000 tries (rate=0.05)``, which points at the rate or luck, not at the space; an evolution or
+   aging search over such a space ends with it (a space of two gives ``SpaceExhaustedError``, an ``AutoAttendError``).
+3. (Mended: ``FunctionalSpace.size_text``.) (Met on the way, a large space rather than a small one.)
+   ``space.num_layers=100`` (about 1e377 architectures under the priors; any space past 1e308) passes every check, then
+   the run's first log line, ``float(space.size())`` in ``src/pipeline/run.py: run_search``, raises ``OverflowError``: a
+   traceback, exit status 1.
+4. (Mended: refused whatever the priors.) A graph search with ``graph.retrain.readout=last`` and
+   ``graph.space.priors=false`` over ops that leave the last layer only ``zero`` (``graph.space.ops=[zero,identity]`` or
+   ``[zero]``) passes the checks, which refuse it only under the priors (``src/pipeline/checks.py:
+   _check_last_layer_ops``, ``priors_leave_no_op``), though docs/usage.md lists it among the errors before any work: the
+   supernet trains, the search scores, and the retrain ends in ``RuntimeError: element 0 of tensors does not require
+   grad`` (a traceback, exit status 1).
+5. (Mended: ``GraphNet.child`` refuses it in one line.) The same without a config to blame: ``src.retrain`` of a graph
+   architecture whose last layer applies only ``zero``, with ``graph.retrain.readout=last``, ends in that traceback;
+   without the priors such architectures lie in any space holding zero, so a search can choose (or re-rank, or rank)
+   one.
+6. (Mended: a space of at most 200,000 is listed once draws fail.) ``FunctionalSpace.sample_distinct`` gives up after
+   ``max_tries`` draws a candidate while the space still holds unseen architectures, when per-decision sampling draws
+   them rarely (1 in 122,880 in a five-layer two-op space). The evolutions' fall-back (``src/strategies/evolution.py:
+   _unseen_child``) relies on it; by hand: an ``Evolution(population=29000, rounds=1, parents=160)`` over that space, a
+   budget of exactly its 29,160 architectures (as ``search_strategy`` accepts), scored 29,000 and raised
+   ``SpaceExhaustedError`` (a random search of the whole space finished: its batches of 100 share 1,000,000 tries).
 
 Not covered: ``ranking.candidates`` and ``graph.rerank.topk`` above the distinct candidates (read only: both take what
 there is); the supernets' op-module counts per sharing mode on tiny spaces (only that they train).
@@ -196,9 +200,6 @@ def test_mutating_the_only_architecture_of_a_space_ends_in_an_error():
     assert time.monotonic() - start < 5
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="finding 2: mutate of a space's only architecture raises RuntimeError 'mutation produced no "
-                          "new architecture in 10000 tries (rate=0.05)', naming tries and rate, not the space")
 @pytest.mark.parametrize("name", ["evolution", "aging"])
 def test_mutating_the_only_architecture_says_the_space_holds_one(name):
     """The correct outcome: ``SpaceExhaustedError`` (as a space of two gives) saying the space holds one
@@ -395,9 +396,6 @@ def test_a_config_that_leaves_the_space_empty_is_one_error_line_before_any_work(
     assert not (run_dir / "data.json").exists() and not (run_dir / "supernet").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 1: supernet.archs_per_step / monitor_archs above the space's size pass the checks; "
-                          "the supernet stage then fails with a SpaceExhaustedError naming no setting")
 @pytest.mark.filterwarnings("ignore:Checkpoint directory")
 @pytest.mark.parametrize("task, overrides, key", [
     ("sst2", ONE_TEXT_ARCH, "supernet.archs_per_step"),  # smoke: 2 a step
@@ -441,9 +439,6 @@ def test_a_search_of_the_papers_space_gets_past_its_start_up_to_the_data(smoke_c
         run_search(smoke_cfg("sst2", extra=["hardware.kernels=torch", "space.num_layers=24"]))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="finding 3: run_search logs float(space.size()), an OverflowError past 1e308 architectures "
-                          "(space.num_layers=100), a traceback with exit status 1")
 def test_a_space_of_more_architectures_than_a_float_holds_starts_its_search(smoke_cfg, monkeypatch):
     """``space.num_layers=100`` (about 1e377 text architectures under the priors) passes the checks; the run's
     first log line (``src/pipeline/run.py``: ``size %.3g`` of ``float(space.size())``) must not end it."""
@@ -483,10 +478,6 @@ def test_a_graph_last_layer_left_only_identity_or_zero_under_the_priors_is_refus
     assert _refusal([*base, "graph.space.ops=[zero,identity,gcn]", "graph.space.priors=false"]) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 4: with graph.space.priors=false, ops leaving a readout=last child's last layer "
-                          "only zero pass the checks (src/pipeline/checks.py: _check_last_layer_ops); the retrain "
-                          "then fails with a RuntimeError traceback (no grad)")
 @pytest.mark.parametrize("ops", ["[zero,identity]", "[zero]"])
 def test_a_graph_last_layer_left_only_zero_without_the_priors_is_refused(ops):
     """docs/usage.md: a graph search whose children read out with their last layer over ops that leave that layer
@@ -500,9 +491,6 @@ def test_a_graph_last_layer_left_only_zero_without_the_priors_is_refused(ops):
     assert line is not None and line.startswith("graph.retrain.readout=last: the searched model's last layer maps")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding 5: a graph child whose last layer applies only zero, read out with that layer, "
-                          "ends its training in a RuntimeError traceback (no grad), exit status 1")
 def test_retraining_a_graph_architecture_whose_last_layer_is_zero_alone_is_one_error_line(tmp_path):
     """Without the priors such architectures lie in the search space too (``add(zero, zero)`` as the last layer,
     ops with gcn beside zero), so a search with ``graph.retrain.readout=last`` could choose one, or re-rank or rank
@@ -541,9 +529,6 @@ def test_the_last_unseen_architecture_is_found_when_it_is_a_likely_one():
     assert space.sample_distinct(1, random.Random(0), exclude=set(every) - {last}) == [last]
 
 
-@pytest.mark.xfail(strict=True, raises=SpaceExhaustedError,
-                   reason="finding 6: sample_distinct gives up after max_tries draws a candidate although the space "
-                          "still holds an unseen architecture, one that per-decision sampling draws rarely (1/122,880)")
 def test_the_last_unseen_architecture_is_found_however_rarely_sampling_draws_it():
     """``sample_distinct`` draws per decision, not per architecture: an all-``add`` architecture with addend 2 zero
     (a kind of two, a source of i + 1, an op of two, each layer) comes once in 122,880 draws, past the 10,000 tries a

@@ -795,6 +795,11 @@ class GraphNet(nn.Module):
                        "'linear' takes identity there)" if readout == "last" and i == len(arch) - 1 else "")
                 raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
                                       f"{widths[ctx.src]}) to width {widths[i + 1]}{why}")
+        last = arch[len(arch) - 1]
+        if readout == "last" and (last.v_op if last.kind == "attn" else {last.q_op, last.k_op}) in ("zero", {"zero"}):
+            raise AutoAttendError(f"layer {len(arch) - 1}: its output is zero whatever the input ({last.kind} of "
+                                  f"{'a zero V' if last.kind == 'attn' else 'two zero addends'}), and under readout "
+                                  "'last' it is the model's output: use another op there, or the readout 'linear'")
         encoder = GraphEncoder(widths, heads, dropout, attn_dropout, act, CHILD, graph_child_op_keys(arch), sgc_k,
                                final_act=readout == "linear", stem=use_stem, act_at=act_at,
                                attn_self_loops=attn_self_loops)

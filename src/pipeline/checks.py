@@ -628,16 +628,19 @@ def _check_last_layer_ops(cfg: DictConfig) -> None:
     refused where that leaves the last layer no op at all."""
     ops, priors = _get(cfg, "graph.space.ops"), _get(cfg, "graph.space.priors")
     last = last_layer_ops_under(ops, children_readout(cfg)) if isinstance(ops, ListConfig) else None
-    if last is None or len(last) == len(ops):
+    if last is None:
         return
-    if not last or priors_leave_no_op(last, priors is True):
+    # without the priors zero is an op like the others: a last layer of zero alone outputs a constant
+    only_zero = bool(last) and set(last) == {"zero"}
+    if only_zero or (len(last) < len(ops) and (not last or priors_leave_no_op(last, priors is True))):
         setting, other = (("graph.retrain.readout=last", "keep graph.retrain.readout=linear")
                           if _get(cfg, "graph.retrain.readout") == "last" else
                           ("graph.hpo.space.readout holding last", "leave last out of graph.hpo.space.readout"))
-        raise AutoAttendError(f"{setting}: the searched model's last layer maps to the classes, "
-                              f"which identity cannot (it keeps its input's width), and graph.space.ops={list(ops)} "
-                              f"leave that layer no other op{' but zero' if last else ''}; add one (gcn, ...) or "
-                              f"{other}")
+        cannot = ("identity cannot (it keeps its input's width)" if "identity" in ops else
+                  "zero cannot (its output is a constant)")
+        raise AutoAttendError(f"{setting}: the searched model's last layer maps to the classes, which {cannot}, "
+                              f"and graph.space.ops={list(ops)} leave that layer no other op"
+                              f"{' but zero' if last and 'identity' in ops else ''}; add one (gcn, ...) or {other}")
 
 
 def _check_gat_widths(cfg: DictConfig) -> None:

@@ -158,6 +158,19 @@ def search_strategy(cfg: DictConfig, space: FunctionalSpace) -> SearchStrategy:
     return strategy
 
 
+def check_supernet_draws(cfg: DictConfig, space: FunctionalSpace) -> None:
+    """Refuse a supernet that would draw more distinct architectures at once (each step's, the monitored ones)
+    than ``space`` holds: the supernet stage ended in the sampler's error, naming no setting, after the data."""
+    node = "graph.supernet" if task_family(cfg) == "graph" else "supernet"
+    space_node = "graph.space" if task_family(cfg) == "graph" else "space"
+    for key in ("archs_per_step", "monitor_archs"):
+        value = OmegaConf.select(cfg, f"{node}.{key}")
+        if value is not None and int(value) > space.size():
+            raise AutoAttendError(f"{node}.{key}={value}: more distinct architectures than the space holds "
+                                  f"({space.size():,}, {space_node}.num_layers={space.num_layers}); lower it or "
+                                  f"raise {space_node}.num_layers")
+
+
 def retrain_space(cfg: DictConfig, num_layers: int) -> FunctionalSpace:
     """What a retrained architecture must lie in: the task's ops and kinds, any sources (the priors
     only shape the search)."""

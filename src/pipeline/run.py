@@ -30,8 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.pipeline.checks import CHILD_KEYS, check_config, children_readout, has_key, task_name_line, unfit_folder_name
-from src.pipeline.config import (Timer, read_arch, require_task, retrain_space, run_dir_of, search_space,
-                                 search_strategy, settings_task, task_family)
+from src.pipeline.config import (Timer, check_supernet_draws, read_arch, require_task, retrain_space, run_dir_of,
+                                 search_space, search_strategy, settings_task, task_family)
 from src.pipeline.run_settings import (ADDABLE, SEARCH_ONLY, UNREAD_BY, HydraRecord, check_run_data,
                                        check_run_settings, format_mean_std, has_results, own_data_task, run_settings,
                                        unread_by_retrain, within)
@@ -111,6 +111,7 @@ def run_search(cfg: DictConfig) -> dict:
     space = search_space(cfg)
     # refused now, not after the supernet: a space too small for the strategy, a setting it does not read
     strategy = search_strategy(cfg, space)
+    check_supernet_draws(cfg, space)
     _refuse_unread_strategy_settings(cfg, strategy)
     if graph:
         _check_baselines(cfg)
@@ -123,7 +124,7 @@ def run_search(cfg: DictConfig) -> dict:
     from src.utils.device import device_of
 
     st = graph_stages if graph else stages
-    log.info("task %s | %r | size %.3g | run dir %s", cfg.task.name, space, float(space.size()), run_dir)
+    log.info("task %s | %r | size %s | run dir %s", cfg.task.name, space, space.size_text(), run_dir)
     with timer("data", refusable=True):
         dm = build_datamodule(cfg)
         _check_classes_setting(cfg, dm)

@@ -6,6 +6,7 @@ serves any op set (text ops here; graph ops reuse it with another ``ops`` tuple)
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ GRAPH_OPS = ("zero", "identity", "gcn", "sage", "gat1", "gat2", "gat4", "gat8", 
              "cheb", "sgc")
 # context-aware parameter sharing: what of a Context keys an op's module (src.models.encoder.sharing_key)
 SHARING_MODES = ("full", "source", "target", "none")
+# sample_distinct lists a space of at most this many architectures once random draws stop finding unseen ones
+ENUMERATED_AT_MOST = 200_000
 OP_FAMILIES = {"text": TEXT_OPS, "graph": GRAPH_OPS}
 
 
@@ -181,7 +184,8 @@ class FunctionalSpace:
 
     def sample_distinct(self, n: int, rng: random.Random, exclude: set[Architecture] | None = None,
                         max_tries: int = 10_000) -> list[Architecture]:
-        """``n`` distinct samples not in ``exclude``."""
+        """``n`` distinct samples not in ``exclude``; a space of at most :data:`ENUMERATED_AT_MOST` whose unseen
+        architectures random draws keep missing (some are drawn once in 10^5) is listed, and they are drawn from."""
         seen = set(exclude or ())
         out: list[Architecture] = []
         tries = 0
@@ -190,6 +194,10 @@ class FunctionalSpace:
             left = self.size() - sum(self.is_valid(a) for a in seen)
         while len(out) < n:
             tries += 1
+            if n <= left and tries > max_tries * max(n, 1) and self.size() <= ENUMERATED_AT_MOST:
+                # the unseen ones are rarely drawn (sampling is uniform per decision, not per architecture)
+                unseen = [a for a in self.architectures() if a not in seen]
+                return out + rng.sample(unseen, n - len(out))
             if n > left or tries > max_tries * max(n, 1):
                 raise SpaceExhaustedError(f"could not draw {n} new distinct architectures from {self!r}, which "
                                           f"holds {self.size():,} ({len(seen) - len(out):,} excluded): a larger space "
@@ -211,6 +219,9 @@ class FunctionalSpace:
         self.validate(arch)
         if not 0 < rate <= 1:  # 0 spun max_tries draws before failing
             raise ValueError(f"rate must be in (0, 1], got {rate}")
+        if self.size() == 1:  # spun max_tries draws, then blamed the rate
+            raise SpaceExhaustedError(f"cannot mutate the only architecture of {self!r}, which holds 1: a larger "
+                                      "space (num_layers, ops, kinds)")
         for _ in range(max_tries):
             layers = []
             for i, layer in enumerate(arch):
@@ -237,6 +248,26 @@ class FunctionalSpace:
         raise RuntimeError(f"mutation produced no new architecture in {max_tries} tries (rate={rate})")
 
     # ---- size -----------------------------------------------------------------------------
+    def layer_settings(self, i: int) -> Iterator[Layer]:
+        """Every distinct setting of layer ``i`` (:meth:`layer_choices` of them), in a fixed order."""
+        for kind in self.kinds:
+            for q_src in self._q_sources(i):
+                for k_src in range(i + 1):
+                    v_sources = (None,) if kind == "add" else (k_src,) if self.priors else range(i + 1)
+                    for v_src in v_sources:
+                        for q_op in self._op_choices(kind, "q", i):
+                            for k_op in self._op_choices(kind, "k", i):
+                                if kind == "add":
+                                    yield Layer("add", q_src, q_op, k_src, k_op)
+                                    continue
+                                for v_op in self._op_choices(kind, "v", i):
+                                    yield Layer("attn", q_src, q_op, k_src, k_op, v_src, v_op)
+
+    def architectures(self) -> Iterator[Architecture]:
+        """Every architecture of the space, in a fixed order (:meth:`size` of them: for small spaces)."""
+        for layers in itertools.product(*(tuple(self.layer_settings(i)) for i in range(self.num_layers))):
+            yield Architecture(layers)
+
     def layer_choices(self, i: int) -> int:
         """Number of distinct settings of layer ``i``."""
         n = 0
@@ -251,6 +282,13 @@ class FunctionalSpace:
     def size(self) -> int:
         """Exact number of architectures (a Python int; ~2e76 for the paper's 24 layers)."""
         return math.prod(self.layer_choices(i) for i in range(self.num_layers))
+
+    def size_text(self) -> str:
+        """:meth:`size` in three significant digits (``2.03e+76``), also past a float's range (1e308)."""
+        from decimal import Decimal
+
+        size = self.size()
+        return f"{float(size):.3g}" if size < 10 ** 300 else f"{Decimal(size):.3g}"
 
     # ---- contexts (what the supernet must hold) -------------------------------------------
     def source_kinds(self, src: int) -> tuple[str | None, ...]:
