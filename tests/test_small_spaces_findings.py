@@ -541,3 +541,39 @@ def test_the_last_unseen_architecture_is_found_however_rarely_sampling_draws_it(
     space, every = _two_op_space_and_its_architectures()
     rare = Architecture(tuple(Layer("add", i, "identity", 0, "zero") for i in range(5)))
     assert space.sample_distinct(1, random.Random(0), exclude=set(every) - {rare}) == [rare]
+
+
+def test_the_listed_fallback_draws_among_the_unseen_at_random():
+    """Once draws fail (``max_tries=1``), the unseen architectures are drawn from at random, not in the listing's
+    order: two rare unseen ones each come first under some seed."""
+    space, every = _two_op_space_and_its_architectures()
+    rare = [Architecture(tuple(Layer("add", i, "identity", k, "zero") for i in range(5))) for k in (0, 0)]
+    rare[1] = Architecture((*rare[0][:4], Layer("add", 4, "identity", 4, "zero")))
+    firsts = {space.sample_distinct(1, random.Random(seed), exclude=set(every) - set(rare), max_tries=1)[0]
+              for seed in range(12)}
+    assert firsts == set(rare)
+
+
+@pytest.mark.parametrize("space", [
+    FunctionalSpace(2, ops=("zero", "identity", "gcn"), priors=False, kinds=("add", "attn")),
+    FunctionalSpace(2, ops=("identity", "gcn"), priors=False, kinds=("attn",)),
+    FunctionalSpace(3, ops=("zero", "identity"), priors=True, kinds=("add", "attn")),
+    FunctionalSpace(2, ops=("zero", "identity", "gcn"), priors=True, last_layer_ops=("zero", "gcn")),
+], ids=["no_priors", "attn_no_priors", "priors", "last_layer_ops"])
+def test_a_spaces_listing_is_its_architectures_each_once(space):
+    listed = list(space.architectures())
+    assert len(listed) == len(set(listed)) == space.size() and all(space.is_valid(a) for a in listed)
+
+
+def test_a_graph_child_whose_last_layer_keeps_a_non_zero_op_is_built_under_the_last_readout():
+    """Only a last layer whose output is zero whatever its input is refused: ``add`` of one zero addend and a gcn,
+    or ``attn`` with zero Q and K (uniform attention over V), map to the classes; ``attn`` with a zero V does not."""
+    from src.models.graph import GraphNet
+
+    first = Layer("add", 0, "gcn", 0, "identity")
+    for last in (Layer("add", 1, "zero", 1, "gcn"), Layer("add", 1, "gcn", 0, "zero"),
+                 Layer("attn", 1, "zero", 1, "zero", 1, "gcn")):
+        GraphNet.child(5, 3, Architecture((first, last)), hidden=8, readout="last")
+    with pytest.raises(AutoAttendError, match="layer 1: its output is zero whatever the input"):
+        GraphNet.child(5, 3, Architecture((first, Layer("attn", 1, "gcn", 1, "gcn", 1, "zero"))), hidden=8,
+                       readout="last")
