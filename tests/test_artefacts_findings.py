@@ -227,7 +227,8 @@ def test_a_short_text_fit_logs_its_loss_at_its_last_step(text_run):
         rows = _csv(run_dir / rel)
         assert "train/loss_step" in rows[0], (rel, list(rows[0]))
         last = max(int(row["step"]) for row in rows)
-        assert any(row["train/loss_step"] and int(row["step"]) == last for row in rows), rel
+        # at its last step alone (docs/usage.md): not at every step of its last epoch
+        assert [int(row["step"]) for row in rows if row["train/loss_step"]] == [last], rel
 
 
 def test_metrics_csv_gives_an_evaluation_the_step_index_one_below_the_seed_records_steps_done(text_retrain_run):
@@ -245,6 +246,9 @@ def test_metrics_csv_gives_an_evaluation_the_step_index_one_below_the_seed_recor
     evaluation = torch.load(run_dir / "retrain" / "seed_0" / "model.pt", weights_only=True)["evaluation"]
     assert evaluation["step"] == record["step"]
     assert rows == [(step - 1, val, test) for step, val, test in history]
+    # its two epochs end the fit (under 50 steps): the loss at its last step alone, not at the first epoch's end
+    logged = [int(r["step"]) for r in _csv(run_dir / "retrain" / "seed_0" / "metrics.csv") if r.get("train/loss_step")]
+    assert logged == [history[-1][0] - 1]
     assert "one less than the steps done" in (ROOT / "docs" / "usage.md").read_text()
 
 
