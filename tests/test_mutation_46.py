@@ -345,10 +345,10 @@ def test_process_privately_raises_when_the_processing_left_nothing_to_rename(tmp
 
 
 def test_ppi_files_are_processed_in_a_private_build_folder(tmp_path, monkeypatch):
-    from torch_geometric.datasets import PPI
-
-    from src.data.ppi import PPIDataModule
+    from src.data.ppi import PPIDataModule, numbered_ppi
     from tests.helpers import write_tiny_ppi
+
+    PPI = numbered_ppi()  # PyG's PPI with its own processing (one class for the process)
 
     process, processed_in = PPI.process, []
 

@@ -8,6 +8,7 @@ to the writable cache -- and downloaded by PyG into the cache otherwise.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from itertools import product
@@ -79,6 +80,7 @@ def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
 PPI_PROCESSING = 2
 
 
+@functools.cache
 def numbered_ppi():
     """PyG's ``PPI`` dataset class with its ``process`` numbering each graph's edges by the graph's own rows.
 
