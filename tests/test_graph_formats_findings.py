@@ -22,7 +22,7 @@ edge and class counts, features, labels, masks) or refusing it in one line namin
 Findings (first ``xfail(strict=True)`` tests of the correct behaviour; all twelve mended since, session 53):
 
 1. (Mended: read densely, served as ``task.sparse_features`` says.) A ``.pt`` dict whose ``x`` is a sparse tensor
-   (``x.to_sparse()``, as Planetoid's features are served) fails with torch's NotImplementedError (``aten::ne.Scalar``
+   (``x.to_sparse()``, as Planetoid's features are served) fails with torch's not-implemented error (``aten::ne.Scalar``
    on SparseCPU) and its traceback, in ``_check_arrays``'s ``torch.isfinite(x)`` (``src/data/graph_file.py``); through
    the command line status 1 and a page of dispatcher keys. Fix: densify a sparse ``x`` in ``read_arrays`` (``load``
    serves it sparse again by ``task.sparse_features``), or refuse it in one line naming ``'x'``.

@@ -481,15 +481,16 @@ class PlanetoidDataModule(GraphDataModule):
         nodes (then in the training and the test split both) or a gap (but CiteSeer's, which PyG fills with empty
         nodes) was read in silence or failed deep in PyG."""
         ids = ids.flatten().tolist()
-        repeated = next((i for i, n in Counter(ids).items() if n > 1), None)
+        counts = Counter(ids)
+        repeated = next((i for i, n in counts.items() if n > 1), None)
         if repeated is not None:
-            return path, f"test node id {repeated} appears {Counter(ids)[repeated]} times; each test node once"
+            return path, f"test node id {repeated} appears {counts[repeated]} times; each test node once"
         low = [i for i in ids if i < allx_rows]
         if low:
             return path, (f"test node id {low[0]} is among the first {allx_rows} nodes (allx's rows: training, "
                           "validation and unlabelled nodes); test ids follow them")
         if self.name.lower() != "citeseer" and sorted(ids) != list(range(allx_rows, allx_rows + tx_rows)):
-            gap = next(i for i in range(allx_rows, allx_rows + tx_rows) if i not in set(ids))
+            gap = next(i for i in range(allx_rows, allx_rows + tx_rows) if i not in counts)
             return path, (f"test node ids skip {gap}: expected {allx_rows}..{allx_rows + tx_rows - 1}, one per row of "
                           "tx (only CiteSeer's release has gaps)")
         return None

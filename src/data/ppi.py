@@ -48,22 +48,24 @@ def first_bad_ppi_file(src: Path) -> tuple[Path, str] | None:
             return graph_file, f"not a node-link graph in JSON (keys 'nodes' and 'links'): {type(exc).__name__}: {exc}"
         if not links:
             return graph_file, "the graph has no edges ('links' is empty); node classification needs edges"
+        loaded = {}
         for kind in ("feats", "labels", "graph_id"):
             path = src / f"{split}_{kind}.npy"
             try:
-                rows = np.load(path, allow_pickle=False).shape[0]
+                loaded[kind] = np.load(path, allow_pickle=False)
+                rows = loaded[kind].shape[0]
             except Exception as exc:  # NumPy raises ValueError, EOFError, OSError... on a damaged file
                 return path, f"not readable as a NumPy array file: {type(exc).__name__}: {exc}"
             if rows != len(nodes):
                 return path, f"{rows} rows, while {graph_file.name} has {len(nodes)} nodes (one row per node)"
-        graph_id = np.load(src / f"{split}_graph_id.npy", allow_pickle=False)
+        graph_id = loaded["graph_id"]
         missing = sorted(set(range(int(graph_id.min()), int(graph_id.max()) + 1)) - set(np.unique(graph_id).tolist()))
         if missing:
             return src / f"{split}_graph_id.npy", (f"graph id(s) {', '.join(map(str, missing[:5]))} missing between "
                                                    f"{graph_id.min()} and {graph_id.max()}; a split's graph ids are "
                                                    "consecutive (every graph has nodes)")
         labels_file = src / f"{split}_labels.npy"
-        labels = np.load(labels_file, allow_pickle=False)
+        labels = loaded["labels"]
         if labels.ndim != 2:
             return labels_file, (f"labels of shape {labels.shape}; expected one row of 0/1 per node, one column per "
                                  "label (nodes x labels)")
@@ -109,13 +111,13 @@ def numbered_ppi():
                 graph_id = torch.from_numpy(np.load(raw / f"{split}_graph_id.npy")).to(torch.long)
                 graph_id = graph_id - graph_id.min()
                 data_list = []
+                position = torch.full((x.size(0),), -1, dtype=torch.long)  # a node's row in its graph
                 for i in range(int(graph_id.max()) + 1):
                     mask = graph_id == i
                     rows = mask.nonzero(as_tuple=False).view(-1)
                     edges = list(graph.subgraph(rows.tolist()).edges)
                     if not edges:  # PyG's reader failed there too; node classification needs edges
                         raise ValueError(f"{split} graph {i} (rows {rows[0]}..{rows[-1]}) has no edges")
-                    position = torch.full((x.size(0),), -1, dtype=torch.long)
                     position[rows] = torch.arange(rows.numel())
                     edge_index, _ = remove_self_loops(position[torch.tensor(edges).t()].contiguous())
                     data_list.append(Data(edge_index=edge_index, x=x[mask], y=y[mask]))

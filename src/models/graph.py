@@ -796,7 +796,8 @@ class GraphNet(nn.Module):
                 raise AutoAttendError(f"layer {i} {slot}: identity cannot map node {ctx.src} (width "
                                       f"{widths[ctx.src]}) to width {widths[i + 1]}{why}")
         last = arch[len(arch) - 1]
-        if readout == "last" and (last.v_op if last.kind == "attn" else {last.q_op, last.k_op}) in ("zero", {"zero"}):
+        outputs_zero = last.v_op == "zero" if last.kind == "attn" else last.q_op == last.k_op == "zero"
+        if readout == "last" and outputs_zero:
             raise AutoAttendError(f"layer {len(arch) - 1}: its output is zero whatever the input ({last.kind} of "
                                   f"{'a zero V' if last.kind == 'attn' else 'two zero addends'}), and under readout "
                                   "'last' it is the model's output: use another op there, or the readout 'linear'")
